@@ -1,0 +1,176 @@
+// swift-tools-version:6.1
+// The package of the Teleport-class access platform: one daemon (`teleport`), the user client (`tsh`)
+// and the admin tool (`tctl`). Module layering is documented in docs/architecture.md; imports only
+// point down the layers, and scripts/check_layering.py fails CI when `tsh` or `tctl` would link the
+// auth server, a backend or the web framework.
+
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+let x509 = Target.Dependency.product(name: "X509", package: "swift-certificates")
+let asn1 = Target.Dependency.product(name: "SwiftASN1", package: "swift-asn1")
+let yams = Target.Dependency.product(name: "Yams", package: "Yams")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
+let package = Package(
+    name: "teleport-swift",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "teleport", targets: ["teleport"]),
+        .executable(name: "tsh", targets: ["tsh"]),
+        .executable(name: "tctl", targets: ["tctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-ssh.git", from: "0.15.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    ],
+    targets: [
+        // Layer 0: types and crypto, no I/O.
+        .target(name: "TeleportAPI", dependencies: [yams], swiftSettings: swiftSettings),
+        .target(
+            name: "TeleportCrypto",
+            dependencies: ["TeleportAPI", crypto, x509, asn1],
+            swiftSettings: swiftSettings
+        ),
+        // Layer 1: storage contract and audit.
+        .target(name: "TeleportBackend", dependencies: ["TeleportAPI", logging], swiftSettings: swiftSettings),
+        .target(name: "TeleportEvents", dependencies: ["TeleportAPI", logging], swiftSettings: swiftSettings),
+        // Layer 2: real backends, typed stores, the auth API client.
+        .target(
+            name: "TeleportBackendSQLite",
+            dependencies: [
+                "TeleportBackend", "TeleportAPI", logging, nioCore, nioPosix,
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TeleportServices",
+            dependencies: ["TeleportBackend", "TeleportAPI", "TeleportCrypto", logging],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TeleportAuthClient",
+            dependencies: [
+                "TeleportAPI", "TeleportCrypto", logging, nioCore, nioPosix, nioSSL, x509, crypto,
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Layer 4: the services. They never import each other.
+        .target(
+            name: "TeleportAuthServer",
+            dependencies: [
+                "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportServices", "TeleportEvents",
+                logging, nioCore, nioSSL, x509, crypto,
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TeleportProxy",
+            dependencies: [
+                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", logging, nioCore, nioSSL, x509, crypto,
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TeleportNode",
+            dependencies: [
+                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", logging,
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Layer 5: the daemon's wiring, the admin and user client libraries.
+        .target(
+            name: "TeleportDaemon",
+            dependencies: [
+                "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportBackendSQLite", "TeleportServices",
+                "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient",
+                yams, logging, nioCore, nioPosix,
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TeleportAdmin",
+            dependencies: ["TeleportAPI", "TeleportCrypto", "TeleportAuthClient", yams, logging],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TeleportClient",
+            dependencies: ["TeleportAPI", "TeleportCrypto", "TeleportAuthClient", logging],
+            swiftSettings: swiftSettings
+        ),
+        // Layer 6: thin executables.
+        .executableTarget(
+            name: "teleport",
+            dependencies: ["TeleportDaemon", "TeleportAPI", argumentParser],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "tctl",
+            dependencies: ["TeleportAdmin", "TeleportAPI", argumentParser],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "tsh",
+            dependencies: ["TeleportClient", "TeleportAPI", argumentParser],
+            swiftSettings: swiftSettings
+        ),
+        // Tests.
+        .testTarget(name: "TeleportAPITests", dependencies: ["TeleportAPI"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TeleportCryptoTests",
+            dependencies: ["TeleportCrypto", "TeleportAPI", crypto, x509],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TeleportBackendTests",
+            dependencies: ["TeleportBackend", "TeleportBackendSQLite", "TeleportAPI", "TeleportServices"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TeleportDaemonTests",
+            dependencies: ["TeleportDaemon", "TeleportAPI"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TeleportIntegrationTests",
+            dependencies: ["TeleportAPI", "TeleportCrypto", crypto],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)
