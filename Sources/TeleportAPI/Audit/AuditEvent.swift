@@ -1,0 +1,72 @@
+public import Foundation
+
+/// One audit event: the seed's common fields (`event`, `code`, `uid`, `time`) plus event fields.
+///
+/// Encoded as one flat JSON object per line, as the seed's audit log shows.
+public struct AuditEvent: Sendable, Equatable {
+    /// The event type, e.g. `session.start`.
+    public var event: String
+    /// The stable code, e.g. `T2000I`.
+    public var code: String
+    /// A unique id (UUID), for de-duplication.
+    public var uid: String
+    /// When it happened (UTC).
+    public var time: Date
+    /// The other fields, e.g. `user`, `login`, `addr.remote`.
+    public var fields: [String: JSONValue]
+
+    /// Creates an event.
+    public init(event: String, code: String, time: Date, uid: String = UUID().uuidString.lowercased(), fields: [String: JSONValue] = [:]) {
+        self.event = event
+        self.code = code
+        self.uid = uid
+        self.time = time
+        self.fields = fields
+    }
+
+    /// The event as one JSON object (keys sorted).
+    public func jsonLine() throws -> Data {
+        var object = fields
+        object["event"] = .string(event)
+        object["code"] = .string(code)
+        object["uid"] = .string(uid)
+        object["time"] = .string(RFC3339.format(time))
+        return try ResourceCodec.jsonEncoder().encode(object)
+    }
+
+    /// Reads an event from one JSON line.
+    public init(jsonLine: Data) throws {
+        let object = try ResourceCodec.jsonDecoder().decode([String: JSONValue].self, from: jsonLine)
+        guard case .string(let event)? = object["event"], case .string(let code)? = object["code"],
+            case .string(let uid)? = object["uid"], case .string(let timeText)? = object["time"],
+            let time = RFC3339.parse(timeText)
+        else {
+            throw TeleportError.badParameter("an audit event needs event, code, uid and time")
+        }
+        var fields = object
+        for key in ["event", "code", "uid", "time"] { fields[key] = nil }
+        self.init(event: event, code: code, time: time, uid: uid, fields: fields)
+    }
+}
+
+/// Event types and codes (Teleport's convention: `T<group><n><I|W|E>`).
+public enum AuditEventType {
+    /// `user.create`.
+    public static let userCreate = ("user.create", "T1002I")
+    /// `user.update`.
+    public static let userUpdate = ("user.update", "T1003I")
+    /// `user.delete`.
+    public static let userDelete = ("user.delete", "T1004I")
+    /// `role.created`.
+    public static let roleCreated = ("role.created", "T9000I")
+    /// `role.deleted`.
+    public static let roleDeleted = ("role.deleted", "T9001I")
+    /// `join_token.create`.
+    public static let joinTokenCreate = ("join_token.create", "T9003I")
+    /// `resource.create` for other kinds.
+    public static let resourceCreate = ("resource.create", "T9100I")
+    /// `resource.delete` for other kinds.
+    public static let resourceDelete = ("resource.delete", "T9101I")
+    /// `cert_authority.create`: a CA was created at first start.
+    public static let certAuthorityCreate = ("cert_authority.create", "T9102I")
+}

@@ -1,0 +1,127 @@
+public import Foundation
+
+/// The request and response bodies of the auth API (HTTPS + JSON over mutual TLS, `/v1/...`).
+public enum AuthAPI {
+    /// The DNS name every auth server's certificate carries and every client verifies (not a real
+    /// DNS name: clients dial by address and check this name, so only the auth service's own
+    /// certificate — not a node's or a proxy's — is accepted as the auth server).
+    public static let serverName = "teleport.cluster.local"
+
+    /// `GET /v1/ping`.
+    public struct PingResponse: Codable, Sendable, Equatable {
+        /// The cluster name.
+        public var clusterName: String
+        /// The server's version.
+        public var serverVersion: String
+        /// Who the caller is, as the server sees it.
+        public var identity: String
+        /// The caller's roles.
+        public var roles: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case clusterName = "cluster_name"
+            case serverVersion = "server_version"
+            case identity, roles
+        }
+
+        /// Creates a response.
+        public init(clusterName: String, serverVersion: String, identity: String, roles: [String]) {
+            self.clusterName = clusterName
+            self.serverVersion = serverVersion
+            self.identity = identity
+            self.roles = roles
+        }
+    }
+
+    /// One CA in `GET /v1/status`.
+    public struct CAStatus: Codable, Sendable, Equatable {
+        /// `user` or `host`.
+        public var type: String
+        /// SHA-256 fingerprints of the SSH signing keys (`SHA256:...`).
+        public var sshFingerprints: [String]
+        /// The X.509 CA certificates, PEM.
+        public var tlsCertificates: [String]
+        /// `never updated` or the last rotation time.
+        public var lastRotated: Date?
+        /// The rotation state.
+        public var rotationState: String
+
+        enum CodingKeys: String, CodingKey {
+            case type
+            case sshFingerprints = "ssh_fingerprints"
+            case tlsCertificates = "tls_certificates"
+            case lastRotated = "last_rotated"
+            case rotationState = "rotation_state"
+        }
+
+        /// Creates a status.
+        public init(type: String, sshFingerprints: [String], tlsCertificates: [String], lastRotated: Date?, rotationState: String) {
+            self.type = type
+            self.sshFingerprints = sshFingerprints
+            self.tlsCertificates = tlsCertificates
+            self.lastRotated = lastRotated
+            self.rotationState = rotationState
+        }
+    }
+
+    /// `GET /v1/status`.
+    public struct StatusResponse: Codable, Sendable, Equatable {
+        /// The cluster name.
+        public var clusterName: String
+        /// The server's version.
+        public var serverVersion: String
+        /// The user and host CAs.
+        public var certAuthorities: [CAStatus]
+        /// The pin of the host CA, `sha256:<hex>`.
+        public var caPin: String
+
+        enum CodingKeys: String, CodingKey {
+            case clusterName = "cluster_name"
+            case serverVersion = "server_version"
+            case certAuthorities = "cert_authorities"
+            case caPin = "ca_pin"
+        }
+
+        /// Creates a response.
+        public init(clusterName: String, serverVersion: String, certAuthorities: [CAStatus], caPin: String) {
+            self.clusterName = clusterName
+            self.serverVersion = serverVersion
+            self.certAuthorities = certAuthorities
+            self.caPin = caPin
+        }
+    }
+
+    /// The body of every error reply.
+    public struct ErrorResponse: Codable, Sendable, Equatable {
+        /// The error.
+        public var error: Body
+
+        /// Code and message.
+        public struct Body: Codable, Sendable, Equatable {
+            /// A ``TeleportError/Code`` raw value.
+            public var code: String
+            /// The message.
+            public var message: String
+        }
+
+        /// Creates an error body.
+        public init(code: String, message: String) {
+            error = Body(code: code, message: message)
+        }
+    }
+}
+
+extension TeleportError.Code {
+    /// The HTTP status the auth API answers with for this code.
+    public var httpStatus: Int {
+        switch self {
+        case .notFound: 404
+        case .alreadyExists, .compareFailed: 409
+        case .badParameter: 400
+        case .accessDenied: 403
+        case .limitExceeded: 429
+        case .connectionProblem: 502
+        default: 500
+        }
+    }
+}

@@ -1,0 +1,213 @@
+public import Foundation
+import Yams
+
+/// Reads and writes resources as YAML and JSON, strictly: an unknown kind, an unknown field or a
+/// wrong type is an error that names the document and the field.
+public enum ResourceCodec {
+    /// The largest document accepted, in bytes.
+    public static let maxDocumentBytes = 1 << 20
+
+    /// A JSON encoder with stable output (sorted keys, RFC 3339 dates).
+    public static func jsonEncoder(pretty: Bool = false) -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(RFC3339.format(date))
+        }
+        return encoder
+    }
+
+    /// A JSON decoder matching ``jsonEncoder(pretty:)``.
+    public static func jsonDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = RFC3339.parse(text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an RFC 3339 time: \(text)")
+            }
+            return date
+        }
+        return decoder
+    }
+
+    /// Encodes one resource as JSON.
+    public static func json<R: Encodable>(_ value: R, pretty: Bool = false) throws -> Data {
+        try jsonEncoder(pretty: pretty).encode(value)
+    }
+
+    /// Encodes one resource as a YAML document (no `---`).
+    public static func yaml(_ resource: any Resource) throws -> String {
+        // Going through JSON keeps one set of coding rules (dates as RFC 3339 strings).
+        let json = try json(resource)
+        let tree = try JSONSerialization.jsonObject(with: json)
+        return try Yams.dump(object: tree, indent: 2, width: -1, allowUnicode: true, sortKeys: true)
+    }
+
+    /// Encodes several resources as YAML documents separated by `---`.
+    public static func yaml(_ resources: [any Resource]) throws -> String {
+        try resources.map { try yaml($0) }.joined(separator: "---\n")
+    }
+
+    /// Decodes every document of a YAML (or JSON) text. `source` names the input in errors.
+    public static func decodeDocuments(_ text: String, source: String) throws -> [AnyResource] {
+        guard text.utf8.count <= maxDocumentBytes else {
+            throw TeleportError.limitExceeded("\(source): the document is larger than \(maxDocumentBytes) bytes")
+        }
+        var trees: [Any] = []
+        do {
+            for document in try Yams.load_all(yaml: text) where !(document is NSNull) {
+                trees.append(document)
+            }
+        } catch let error as YamlError {
+            throw TeleportError.badParameter("\(source): not valid YAML: \(YAMLErrorText.describe(error))")
+        }
+        guard !trees.isEmpty else { throw TeleportError.badParameter("\(source): no resource found in the document") }
+        return try trees.enumerated().map { index, tree in
+            let where_ = trees.count > 1 ? "\(source) (document \(index + 1))" : source
+            return try decode(tree: tree, source: where_)
+        }
+    }
+
+    /// Decodes one resource from a parsed tree (dictionaries, arrays, scalars).
+    public static func decode(tree: Any, source: String) throws -> AnyResource {
+        guard let map = tree as? [String: Any] else {
+            throw TeleportError.badParameter("\(source): a resource must be a mapping with kind, version, metadata and spec")
+        }
+        guard let kindValue = map["kind"] as? String else {
+            throw TeleportError.badParameter("\(source): the field \"kind\" is missing")
+        }
+        guard let kind = AnyResource.canonicalKind(kindValue), kind == kindValue || kindValue.lowercased() == kind else {
+            throw TeleportError.badParameter(
+                "\(source): unknown resource kind \"\(kindValue)\" (known: \(AnyResource.kinds.joined(separator: ", ")))")
+        }
+        var normalized = map
+        normalized["kind"] = kind
+        if normalized["version"] == nil { normalized["version"] = currentVersion(of: kind) }
+        let data: Data
+        do {
+            data = try JSONSerialization.data(withJSONObject: jsonSafe(normalized))
+        } catch {
+            throw TeleportError.badParameter("\(source): the document holds values that are not plain data")
+        }
+        let resource: any Resource
+        do {
+            switch kind {
+            case User.kind: resource = try jsonDecoder().decode(User.self, from: data)
+            case Role.kind: resource = try jsonDecoder().decode(Role.self, from: data)
+            case ProvisionToken.kind: resource = try jsonDecoder().decode(ProvisionToken.self, from: data)
+            case ServerNode.kind: resource = try jsonDecoder().decode(ServerNode.self, from: data)
+            case CertAuthority.kind: resource = try jsonDecoder().decode(CertAuthority.self, from: data)
+            default: resource = try jsonDecoder().decode(ClusterNameResource.self, from: data)
+            }
+        } catch let error as DecodingError {
+            throw TeleportError.badParameter("\(source): \(kind): \(DecodingErrorText.describe(error))")
+        } catch let error as TeleportError {
+            throw TeleportError.badParameter("\(source): \(kind): \(error.message)")
+        }
+        let encoded = try JSONSerialization.jsonObject(with: json(resource))
+        if let unknown = firstUnknownField(original: normalized, encoded: encoded, path: "") {
+            throw TeleportError.badParameter("\(source): \(kind): unknown field \"\(unknown)\"")
+        }
+        do {
+            try resource.validate()
+        } catch let error as TeleportError {
+            throw TeleportError.badParameter("\(source): \(error.message)")
+        }
+        return try AnyResource(resource)
+    }
+
+    static func currentVersion(of kind: String) -> String {
+        switch kind {
+        case User.kind: User.currentVersion
+        case Role.kind: Role.currentVersion
+        case ProvisionToken.kind: ProvisionToken.currentVersion
+        case ServerNode.kind: ServerNode.currentVersion
+        case CertAuthority.kind: CertAuthority.currentVersion
+        default: ClusterNameResource.currentVersion
+        }
+    }
+
+    /// YAML trees may hold dates and other non-JSON scalars; make them JSON-safe.
+    static func jsonSafe(_ value: Any) -> Any {
+        switch value {
+        case let map as [String: Any]: return map.mapValues(jsonSafe)
+        case let list as [Any]: return list.map(jsonSafe)
+        case let date as Date: return RFC3339.format(date)
+        case is String, is Int, is Double, is Bool, is NSNull: return value
+        case let number as NSNumber: return number
+        default: return String(describing: value)
+        }
+    }
+
+    /// The first key present in `original` but not in `encoded` (a field the type does not have).
+    static func firstUnknownField(original: Any, encoded: Any, path: String) -> String? {
+        if let originalMap = original as? [String: Any] {
+            guard let encodedMap = encoded as? [String: Any] else { return nil }
+            for key in originalMap.keys.sorted() {
+                let child = path.isEmpty ? key : "\(path).\(key)"
+                guard let encodedValue = encodedMap[key] else {
+                    if originalMap[key] is NSNull { continue }
+                    if let list = originalMap[key] as? [Any], list.isEmpty { continue }
+                    if let map = originalMap[key] as? [String: Any], map.isEmpty { continue }
+                    return child
+                }
+                if let found = firstUnknownField(original: originalMap[key] as Any, encoded: encodedValue, path: child) {
+                    return found
+                }
+            }
+        } else if let originalList = original as? [Any], let encodedList = encoded as? [Any] {
+            for (index, pair) in zip(originalList, encodedList).enumerated() {
+                if let found = firstUnknownField(original: pair.0, encoded: pair.1, path: "\(path)[\(index)]") {
+                    return found
+                }
+            }
+        }
+        return nil
+    }
+}
+
+/// One-line descriptions of Yams errors.
+enum YAMLErrorText {
+    static func describe(_ error: YamlError) -> String {
+        let text = String(describing: error)
+        return text.split(separator: "\n").first.map(String.init) ?? text
+    }
+}
+
+/// One-line descriptions of `DecodingError`s with the field path.
+public enum DecodingErrorText {
+    /// "spec.roles: expected a list, found a string" style text.
+    public static func describe(_ error: DecodingError) -> String {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            let text = codingPath.map { key in key.intValue.map { "[\($0)]" } ?? key.stringValue }
+                .joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+            return text.isEmpty ? "the document" : text
+        }
+        switch error {
+        case .typeMismatch(let type, let context):
+            return "\(path(context.codingPath)): expected \(typeName(type))"
+        case .valueNotFound(let type, let context):
+            return "\(path(context.codingPath)): expected \(typeName(type)), found nothing"
+        case .keyNotFound(let key, let context):
+            return "\(path(context.codingPath + [key])): required field is missing"
+        case .dataCorrupted(let context):
+            return "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default:
+            return String(describing: error)
+        }
+    }
+
+    static func typeName(_ type: Any.Type) -> String {
+        let name = String(describing: type)
+        if name.hasPrefix("Array") { return "a list" }
+        if name.hasPrefix("Dictionary") || name.contains("Spec") || name.contains("Metadata") { return "a mapping" }
+        switch name {
+        case "String": return "a string"
+        case "Int", "Int64", "UInt64", "Double": return "a number"
+        case "Bool": return "true or false"
+        default: return "a \(name)"
+        }
+    }
+}

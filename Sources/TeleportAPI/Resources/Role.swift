@@ -1,0 +1,134 @@
+/// A role (`kind: role`): what its holders may do. The engine that evaluates it is `TeleportAccess`.
+public struct Role: Resource {
+    public static let kind = "role"
+    public static let currentVersion = "v7"
+    public var kind: String
+    public var version: String
+    public var metadata: Metadata
+    public var spec: Spec
+
+    /// Options, allow and deny.
+    public struct Spec: Codable, Sendable, Equatable {
+        /// Session options.
+        public var options: Options?
+        /// What the role grants.
+        public var allow: Conditions?
+        /// What the role takes away; deny always wins.
+        public var deny: Conditions?
+
+        /// Creates a spec.
+        public init(options: Options? = nil, allow: Conditions? = nil, deny: Conditions? = nil) {
+            self.options = options
+            self.allow = allow
+            self.deny = deny
+        }
+    }
+
+    /// Session options of a role.
+    public struct Options: Codable, Sendable, Equatable {
+        /// The longest certificate TTL, as a duration string (`30h`, `8h0m0s`).
+        public var maxSessionTTL: String?
+        /// Whether agent forwarding is allowed.
+        public var forwardAgent: Bool?
+        /// Whether port forwarding is allowed.
+        public var portForwarding: Bool?
+        /// Whether scp/sftp is allowed.
+        public var sshFileCopy: Bool?
+        /// Idle timeout, as a duration string.
+        public var clientIdleTimeout: String?
+        /// Whether sessions end when the certificate expires.
+        public var disconnectExpiredCert: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case maxSessionTTL = "max_session_ttl"
+            case forwardAgent = "forward_agent"
+            case portForwarding = "port_forwarding"
+            case sshFileCopy = "ssh_file_copy"
+            case clientIdleTimeout = "client_idle_timeout"
+            case disconnectExpiredCert = "disconnect_expired_cert"
+        }
+
+        /// Creates options.
+        public init(maxSessionTTL: String? = nil, forwardAgent: Bool? = nil, portForwarding: Bool? = nil) {
+            self.maxSessionTTL = maxSessionTTL
+            self.forwardAgent = forwardAgent
+            self.portForwarding = portForwarding
+        }
+    }
+
+    /// The conditions of an allow or deny block.
+    public struct Conditions: Codable, Sendable, Equatable {
+        /// OS logins, with trait templates such as `{{internal.logins}}`.
+        public var logins: [String]?
+        /// Node label selectors: key → one value or a list; `*` and `^regex$` allowed.
+        public var nodeLabels: [String: LabelValues]?
+        /// API access rules.
+        public var rules: [Rule]?
+
+        enum CodingKeys: String, CodingKey {
+            case logins
+            case nodeLabels = "node_labels"
+            case rules
+        }
+
+        /// Creates conditions.
+        public init(logins: [String]? = nil, nodeLabels: [String: LabelValues]? = nil, rules: [Rule]? = nil) {
+            self.logins = logins
+            self.nodeLabels = nodeLabels
+            self.rules = rules
+        }
+    }
+
+    /// One API rule: these verbs on these resources.
+    public struct Rule: Codable, Sendable, Equatable {
+        /// Resource kinds, or `*`.
+        public var resources: [String]
+        /// Verbs (`list`, `read`, `create`, `update`, `delete`), or `*`.
+        public var verbs: [String]
+
+        /// Creates a rule.
+        public init(resources: [String], verbs: [String]) {
+            self.resources = resources
+            self.verbs = verbs
+        }
+    }
+
+    /// Creates a role.
+    public init(name: String, spec: Spec) {
+        self.kind = Self.kind
+        self.version = Self.currentVersion
+        self.metadata = Metadata(name: name)
+        self.spec = spec
+    }
+
+    public func validate() throws {
+        try validateEnvelope()
+    }
+}
+
+/// A label selector's values: YAML accepts one string or a list of strings.
+public struct LabelValues: Codable, Sendable, Equatable {
+    /// The accepted values.
+    public var values: [String]
+
+    /// Creates values.
+    public init(_ values: [String]) { self.values = values }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let one = try? container.decode(String.self) {
+            values = [one]
+        } else {
+            values = try container.decode([String].self)
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if values.count == 1 {
+            try container.encode(values[0])
+        } else {
+            try container.encode(values)
+        }
+    }
+}

@@ -1,0 +1,76 @@
+/// A registered SSH node (`kind: node`), kept alive by heartbeats.
+public struct ServerNode: Resource {
+    public static let kind = "node"
+    public static let currentVersion = "v2"
+    public var kind: String
+    public var version: String
+    /// `metadata.name` is the host UUID; `metadata.labels` the static labels.
+    public var metadata: Metadata
+    public var spec: Spec
+
+    /// Where and what the node is.
+    public struct Spec: Codable, Sendable, Equatable {
+        /// The address clients reach the node's SSH server at, `host:port`.
+        public var addr: String
+        /// The node's name (`nodename`, by default the host name).
+        public var hostname: String
+        /// Dynamic labels from commands: name → last result.
+        public var cmdLabels: [String: CommandLabelResult]?
+        /// The software version.
+        public var version: String?
+        /// The SHA-256 fingerprint of the node's SSH host key.
+        public var hostKeyFingerprint: String?
+
+        enum CodingKeys: String, CodingKey {
+            case addr, hostname, version
+            case cmdLabels = "cmd_labels"
+            case hostKeyFingerprint = "host_key_fingerprint"
+        }
+
+        /// Creates a spec.
+        public init(addr: String, hostname: String, cmdLabels: [String: CommandLabelResult]? = nil, version: String? = nil) {
+            self.addr = addr
+            self.hostname = hostname
+            self.cmdLabels = cmdLabels
+            self.version = version
+        }
+    }
+
+    /// The last result of a dynamic label's command.
+    public struct CommandLabelResult: Codable, Sendable, Equatable {
+        /// How often the command runs, e.g. `1m0s`.
+        public var period: String
+        /// The command's argv.
+        public var command: [String]
+        /// The trimmed output, or an error value.
+        public var result: String
+
+        /// Creates a result.
+        public init(period: String, command: [String], result: String) {
+            self.period = period
+            self.command = command
+            self.result = result
+        }
+    }
+
+    /// Creates a node.
+    public init(uuid: String, hostname: String, addr: String, labels: [String: String] = [:]) {
+        self.kind = Self.kind
+        self.version = Self.currentVersion
+        self.metadata = Metadata(name: uuid, labels: labels, namespace: "default")
+        self.spec = Spec(addr: addr, hostname: hostname)
+    }
+
+    /// Static and dynamic labels together.
+    public var allLabels: [String: String] {
+        var labels = metadata.labels ?? [:]
+        for (key, value) in spec.cmdLabels ?? [:] { labels[key] = value.result }
+        return labels
+    }
+
+    public func validate() throws {
+        try validateEnvelope()
+        guard !spec.hostname.isEmpty else { throw TeleportError.badParameter("node \(name): spec.hostname is missing") }
+        guard !spec.addr.isEmpty else { throw TeleportError.badParameter("node \(name): spec.addr is missing") }
+    }
+}

@@ -1,0 +1,139 @@
+public import Foundation
+public import TeleportAPI
+import TeleportAuthClient
+import TeleportCrypto
+
+/// The work behind each `tctl` command; returns the text to print.
+public enum AdminCommands {
+    /// `tctl status`.
+    public static func status(_ options: AdminConnection.Options) async throws -> String {
+        let status = try await AdminConnection.client(options).status()
+        var rows: [[String]] = [["Cluster", status.clusterName], ["Version", status.serverVersion]]
+        for ca in status.certAuthorities.sorted(by: { $0.type < $1.type }) {
+            let updated = ca.lastRotated.map { "last rotated \(RFC3339.format($0))" } ?? "never updated"
+            let fingerprints = ca.sshFingerprints.joined(separator: ",")
+            rows.append(["\(ca.type.capitalized) CA", "\(updated), rotation \(ca.rotationState), \(fingerprints)"])
+        }
+        rows.append(["CA pin", status.caPin])
+        return TextTable.plain(rows)
+    }
+
+    /// The forms of `tctl auth export --type`.
+    public enum ExportType: String, CaseIterable, Sendable {
+        case user, host, tls, tlsHost = "tls-host", tlsUser = "tls-user"
+    }
+
+    /// `tctl auth export [--type]`.
+    public static func export(_ options: AdminConnection.Options, type: ExportType?) async throws -> String {
+        let client = try AdminConnection.client(options)
+        let clusterName = try await client.ping().clusterName
+        func ca(_ type: CertAuthority.CAType) async throws -> CertAuthority {
+            guard case .certAuthority(let ca) = try await client.resource(kind: CertAuthority.kind, name: type.rawValue) else {
+                throw TeleportError.internalError("the auth service sent another kind for cert_authority/\(type.rawValue)")
+            }
+            return ca
+        }
+        func sshKeys(_ ca: CertAuthority) throws -> [SSHPublicKey] {
+            try ca.spec.activeKeys.ssh.map { try SSHPublicKey(authorizedKeyLine: $0.publicKey) }
+        }
+        func userLines(prefix: String) async throws -> [String] {
+            try sshKeys(try await ca(.user)).map {
+                prefix + $0.authorizedKeyLine(comment: "clustername=\(clusterName)&type=user")
+            }
+        }
+        func hostLines() async throws -> [String] {
+            try sshKeys(try await ca(.host)).map {
+                "@cert-authority *.\(clusterName),\(clusterName) " + $0.authorizedKeyLine(comment: "type=host")
+            }
+        }
+        switch type {
+        case .none:
+            return (try await hostLines() + (try await userLines(prefix: "cert-authority "))).joined(separator: "\n") + "\n"
+        case .user?:
+            return try await userLines(prefix: "").joined(separator: "\n") + "\n"
+        case .host?:
+            return try await hostLines().joined(separator: "\n") + "\n"
+        case .tls?, .tlsHost?:
+            return try await ca(.host).spec.activeKeys.tls.map(\.cert).joined()
+        case .tlsUser?:
+            return try await ca(.user).spec.activeKeys.tls.map(\.cert).joined()
+        }
+    }
+
+    /// Output formats of `tctl get`.
+    public enum Format: String, CaseIterable, Sendable {
+        case yaml, json, text
+    }
+
+    /// `tctl get KIND[/NAME]` and `tctl get all`.
+    public static func get(_ options: AdminConnection.Options, reference: String, format: Format, withSecrets: Bool) async throws -> String {
+        let client = try AdminConnection.client(options)
+        var resources: [AnyResource] = []
+        if reference == "all" {
+            for kind in AnyResource.kinds where kind != ServerNode.kind {
+                // `get all` is a backup: it carries CA keys so that `--bootstrap` can restore them.
+                resources += try await client.resources(kind: kind, withSecrets: kind == CertAuthority.kind || withSecrets)
+            }
+        } else {
+            let (kind, name) = try parseReference(reference)
+            if let name {
+                resources = [try await client.resource(kind: kind, name: name, withSecrets: withSecrets)]
+            } else {
+                resources = try await client.resources(kind: kind, withSecrets: withSecrets)
+            }
+        }
+        switch format {
+        case .yaml: return try ResourceCodec.yaml(resources.map(\.value))
+        case .json:
+            let trees = try resources.map { try JSONSerialization.jsonObject(with: ResourceCodec.json($0.value)) }
+            let data = try JSONSerialization.data(withJSONObject: trees, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            return String(decoding: data, as: UTF8.self) + "\n"
+        case .text: return ResourceTables.render(resources)
+        }
+    }
+
+    /// Splits `kind[/name]`, accepting plural and alias kind names.
+    public static func parseReference(_ reference: String) throws -> (kind: String, name: String?) {
+        let parts = reference.split(separator: "/", maxSplits: 1).map(String.init)
+        guard let first = parts.first, let kind = AnyResource.canonicalKind(first) else {
+            throw TeleportError.badParameter(
+                "unknown resource kind \"\(parts.first ?? reference)\" (known: \(AnyResource.kinds.joined(separator: ", ")), all)")
+        }
+        if parts.count == 2 {
+            guard !parts[1].isEmpty else { throw TeleportError.badParameter("\"\(reference)\": the name after / is empty") }
+            return (kind, parts[1])
+        }
+        return (kind, nil)
+    }
+
+    /// `tctl create [-f] FILE`: every document is checked before any is sent.
+    public static func create(_ options: AdminConnection.Options, path: String, force: Bool) async throws -> String {
+        let text: String
+        if path == "-" {
+            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        } else {
+            guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw TeleportError.notFound("cannot read \(path)")
+            }
+            text = contents
+        }
+        let resources = try ResourceCodec.decodeDocuments(text, source: path == "-" ? "standard input" : path)
+        let client = try AdminConnection.client(options)
+        var lines: [String] = []
+        for resource in resources {
+            try await client.create(resource, upsert: force)
+            lines.append("\(resource.kind) \"\(resource.name)\" has been \(force ? "created or updated" : "created")")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `tctl rm KIND/NAME`.
+    public static func remove(_ options: AdminConnection.Options, reference: String) async throws -> String {
+        let (kind, name) = try parseReference(reference)
+        guard let name else {
+            throw TeleportError.badParameter("tctl rm needs KIND/NAME, e.g. tctl rm user/joe")
+        }
+        try await AdminConnection.client(options).delete(kind: kind, name: name)
+        return "\(kind) \"\(name)\" has been deleted\n"
+    }
+}

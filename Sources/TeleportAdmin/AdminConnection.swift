@@ -1,0 +1,137 @@
+public import Foundation
+public import TeleportAPI
+public import TeleportAuthClient
+import Yams
+
+/// How `tctl` finds the auth service and its identity: `--auth-server` + `-i` from anywhere, or on
+/// the auth host the admin identity in `data_dir/keys` found through `-c/--config`.
+public struct AdminConnection: Sendable {
+    /// The global options of `tctl`.
+    public struct Options: Sendable {
+        public var configPath: String?
+        public var authServer: String?
+        public var identityFile: String?
+        /// Creates options.
+        public init(configPath: String? = nil, authServer: String? = nil, identityFile: String? = nil) {
+            self.configPath = configPath
+            self.authServer = authServer
+            self.identityFile = identityFile
+        }
+    }
+
+    /// Builds a client from the options.
+    public static func client(_ options: Options) throws -> AuthClient {
+        if let identityFile = options.identityFile {
+            guard let authServer = options.authServer else {
+                throw TeleportError.badParameter("-i/--identity needs --auth-server=HOST:3025 too")
+            }
+            return try AuthClient(address: authServer, identity: try IdentityFile.load(path: identityFile))
+        }
+        let local = try LocalSettings.read(configPath: options.configPath)
+        let keys = URL(fileURLWithPath: local.dataDir).appendingPathComponent("keys")
+        let identity: ClientIdentity
+        do {
+            identity = try ClientIdentity.load(directory: keys, name: "admin")
+        } catch let error as TeleportError {
+            if error.code == .notFound {
+                throw TeleportError.accessDenied(
+                    "no admin identity in \(keys.path): run tctl on the auth server as the user that runs teleport "
+                        + "(with -c pointing to its teleport.yaml), or use --auth-server with -i IDENTITY")
+            }
+            throw error
+        }
+        return try AuthClient(address: options.authServer ?? local.authAddress, identity: identity)
+    }
+}
+
+/// The bits of `teleport.yaml` that `tctl` needs: the data dir and the auth listen address.
+struct LocalSettings {
+    var dataDir: String
+    var authAddress: String
+
+    static func read(configPath: String?) throws -> LocalSettings {
+        let path = configPath ?? (FileManager.default.fileExists(atPath: "/etc/teleport.yaml") ? "/etc/teleport.yaml" : nil)
+        var dataDir = defaultDataDir()
+        var listen = "127.0.0.1:3025"
+        if let path {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw TeleportError.notFound("cannot read the configuration file \(path)")
+            }
+            let tree: Any?
+            do {
+                tree = try Yams.load(yaml: text)
+            } catch {
+                throw TeleportError.badParameter("\(path): not valid YAML")
+            }
+            let root = tree as? [String: Any] ?? [:]
+            if let teleport = root["teleport"] as? [String: Any], let dir = teleport["data_dir"] as? String {
+                dataDir = dir
+            }
+            if let auth = root["auth_service"] as? [String: Any], let address = auth["listen_addr"] as? String {
+                listen = address
+            }
+        }
+        if listen.hasPrefix("0.0.0.0:") { listen = "127.0.0.1:" + listen.dropFirst("0.0.0.0:".count) }
+        if listen.hasPrefix("[::]:") { listen = "[::1]:" + listen.dropFirst("[::]:".count) }
+        return LocalSettings(dataDir: dataDir, authAddress: listen)
+    }
+
+    static func defaultDataDir() -> String {
+        if geteuid() == 0 { return "/var/lib/teleport" }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/share/teleport").path
+    }
+}
+
+/// Identity files (`tctl auth sign`, `tsh -i`): PEM blocks in one file — the private key, the
+/// certificate, then the CA certificates to trust.
+public enum IdentityFile {
+    /// Reads an identity file.
+    public static func load(path: String) throws -> ClientIdentity {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw TeleportError.notFound("cannot read the identity file \(path)")
+        }
+        let blocks = PEMBlocks.split(text)
+        guard let key = blocks.first(where: { $0.label.hasSuffix("PRIVATE KEY") && $0.label != "OPENSSH PRIVATE KEY" }) else {
+            throw TeleportError.badParameter("the identity file \(path) holds no private key")
+        }
+        let certificates = blocks.filter { $0.label == "CERTIFICATE" }
+        guard let leaf = certificates.first, certificates.count >= 2 else {
+            throw TeleportError.badParameter("the identity file \(path) needs a certificate and the cluster's CA certificates")
+        }
+        return ClientIdentity(keyPEM: key.text, certificatePEM: leaf.text, trustedCAPEMs: certificates.dropFirst().map(\.text))
+    }
+}
+
+/// Splits text into PEM blocks.
+enum PEMBlocks {
+    struct Block {
+        var label: String
+        var text: String
+    }
+
+    static func split(_ text: String) -> [Block] {
+        var blocks: [Block] = []
+        var current: [String] = []
+        var label: String?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("-----BEGIN "), trimmed.hasSuffix("-----") {
+                label = String(trimmed.dropFirst("-----BEGIN ".count).dropLast(5))
+                current = [trimmed]
+            } else if trimmed.hasPrefix("-----END "), let open = label {
+                current.append(trimmed)
+                blocks.append(Block(label: open, text: current.joined(separator: "\n") + "\n"))
+                label = nil
+            } else if label != nil {
+                current.append(trimmed)
+            }
+        }
+        return blocks
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,50 @@
+import Foundation
+import TeleportAPI
+import TeleportCrypto
+
+/// `--format=text` tables of each kind.
+enum ResourceTables {
+    static func render(_ resources: [AnyResource]) -> String {
+        var users: [[String]] = []
+        var roles: [[String]] = []
+        var tokens: [[String]] = []
+        var nodes: [[String]] = []
+        var cas: [[String]] = []
+        var names: [[String]] = []
+        for resource in resources {
+            switch resource {
+            case .user(let user): users.append([user.name, user.logins.joined(separator: ","), user.spec.roles.joined(separator: ",")])
+            case .role(let role):
+                let logins = role.spec.allow?.logins?.joined(separator: ",") ?? ""
+                let labels = (role.spec.allow?.nodeLabels ?? [:]).sorted { $0.key < $1.key }
+                    .map { "\($0.key)=\($0.value.values.joined(separator: "|"))" }.joined(separator: ",")
+                let rules = (role.spec.allow?.rules ?? []).map {
+                    "\($0.resources.joined(separator: ",")):\($0.verbs.joined(separator: ","))"
+                }.joined(separator: " ")
+                roles.append([role.name, logins, labels, rules])
+            case .token(let token):
+                tokens.append([
+                    token.name, token.spec.roles.map(\.rawValue).joined(separator: ","),
+                    token.metadata.expires.map(RFC3339.format) ?? "never",
+                ])
+            case .node(let node):
+                let labels = node.allLabels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+                nodes.append([node.spec.hostname, node.name, node.spec.addr, labels])
+            case .certAuthority(let ca):
+                let fingerprints = ca.spec.activeKeys.ssh.compactMap { try? SSHPublicKey(authorizedKeyLine: $0.publicKey).fingerprintSHA256 }
+                cas.append([ca.spec.clusterName, ca.spec.type.rawValue, fingerprints.joined(separator: ",")])
+            case .clusterName(let name): names.append([name.spec.clusterName, name.spec.clusterID])
+            }
+        }
+        var out: [String] = []
+        if !names.isEmpty { out.append(TextTable.render(headers: ["Cluster Name", "Cluster ID"], rows: names)) }
+        if !cas.isEmpty { out.append(TextTable.render(headers: ["Cluster Name", "CA Type", "Fingerprint"], rows: cas)) }
+        if !roles.isEmpty {
+            out.append(TextTable.render(headers: ["Role", "Allowed to login as", "Node Labels", "Access to resources"], rows: roles))
+        }
+        if !users.isEmpty { out.append(TextTable.render(headers: ["User", "Allowed Logins", "Roles"], rows: users)) }
+        if !tokens.isEmpty { out.append(TextTable.render(headers: ["Token", "Type", "Expiry Time"], rows: tokens)) }
+        if !nodes.isEmpty { out.append(TextTable.render(headers: ["Node Name", "Node ID", "Address", "Labels"], rows: nodes)) }
+        return out.joined(separator: "\n")
+    }
+}

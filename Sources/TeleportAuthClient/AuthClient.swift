@@ -1,0 +1,88 @@
+public import Foundation
+public import TeleportAPI
+import NIOCore
+import NIOHTTP1
+
+/// The typed client of the auth API (`/v1`), used alike by `tctl`, proxies and nodes.
+public struct AuthClient: Sendable {
+    let transport: HTTPSTransport
+    /// The address dialled, `host:port`.
+    public let address: String
+
+    /// Creates a client for the auth service at `address` (`host:port`) presenting `identity`.
+    public init(address: String, identity: ClientIdentity, timeout: Duration = .seconds(30)) throws {
+        let (host, port) = try HostPort.parse(address, defaultPort: 3025, key: "--auth-server")
+        let nanoseconds = Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+        transport = try HTTPSTransport(
+            host: host, port: port, identity: identity, trustedCAPEMs: identity.trustedCAPEMs, serverName: AuthAPI.serverName,
+            timeout: .nanoseconds(nanoseconds))
+        self.address = address
+    }
+
+    func call(_ method: HTTPMethod, _ path: String, body: Data? = nil) async throws -> Data {
+        let reply = try await transport.request(method: method, path: "/\(TeleportVersion.apiVersion)/\(path)", body: body)
+        guard (200..<300).contains(reply.status) else {
+            if let error = try? ResourceCodec.jsonDecoder().decode(AuthAPI.ErrorResponse.self, from: reply.body) {
+                throw TeleportError(TeleportError.Code.fromWire(error.error.code), error.error.message)
+            }
+            throw TeleportError.connectionProblem("the auth service answered HTTP \(reply.status) to \(path)")
+        }
+        return reply.body
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T {
+        do {
+            return try ResourceCodec.jsonDecoder().decode(type, from: data)
+        } catch {
+            throw TeleportError.connectionProblem("the auth service sent a reply we cannot read: \(error)")
+        }
+    }
+
+    /// Who the server thinks we are, and the cluster name.
+    public func ping() async throws -> AuthAPI.PingResponse {
+        try decode(AuthAPI.PingResponse.self, try await call(.GET, "ping"))
+    }
+
+    /// The cluster status (administrator only).
+    public func status() async throws -> AuthAPI.StatusResponse {
+        try decode(AuthAPI.StatusResponse.self, try await call(.GET, "status"))
+    }
+
+    /// Every resource of `kind`.
+    public func resources(kind: String, withSecrets: Bool = false) async throws -> [AnyResource] {
+        let data = try await call(.GET, "resources/\(try pathComponent(kind))" + (withSecrets ? "?with_secrets=true" : ""))
+        guard let trees = try? JSONSerialization.jsonObject(with: data) as? [Any] else {
+            throw TeleportError.connectionProblem("the auth service sent a list we cannot read")
+        }
+        return try trees.map { try ResourceCodec.decode(tree: $0, source: "auth service reply") }
+    }
+
+    /// The resource `kind/name`.
+    public func resource(kind: String, name: String, withSecrets: Bool = false) async throws -> AnyResource {
+        let data = try await call(
+            .GET, "resources/\(try pathComponent(kind))/\(try pathComponent(name))" + (withSecrets ? "?with_secrets=true" : ""))
+        return try ResourceCodec.decode(tree: try JSONSerialization.jsonObject(with: data), source: "auth service reply")
+    }
+
+    /// Creates a resource, or with `upsert` creates or replaces it.
+    public func create(_ resource: AnyResource, upsert: Bool) async throws {
+        _ = try await call(.POST, "resources?upsert=\(upsert)", body: try ResourceCodec.json(resource.value))
+    }
+
+    /// Deletes `kind/name`.
+    public func delete(kind: String, name: String) async throws {
+        _ = try await call(.DELETE, "resources/\(try pathComponent(kind))/\(try pathComponent(name))")
+    }
+
+    /// Sends a node's heartbeat (the caller must be that node).
+    public func heartbeat(_ node: ServerNode) async throws {
+        _ = try await call(.POST, "presence/nodes", body: try ResourceCodec.json(node))
+    }
+
+    func pathComponent(_ text: String) throws -> String {
+        guard !text.isEmpty, text.allSatisfy({ $0.isLetter || $0.isNumber || "-_.@:+".contains($0) }), text != ".", text != ".." else {
+            throw TeleportError.badParameter("\"\(text)\" is not a valid resource kind or name")
+        }
+        return text
+    }
+}

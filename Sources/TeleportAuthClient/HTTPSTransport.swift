@@ -1,0 +1,133 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import TeleportAPI
+
+/// A minimal HTTPS/1.1 client with mutual TLS: one connection per request, the server's certificate
+/// checked against the cluster's CA certificates and the fixed name ``AuthAPI/serverName``.
+struct HTTPSTransport: Sendable {
+    let host: String
+    let port: Int
+    let sslContext: NIOSSLContext
+    let serverName: String
+    let timeout: TimeAmount
+
+    struct Reply: Sendable {
+        var status: Int
+        var body: Data
+    }
+
+    init(host: String, port: Int, identity: ClientIdentity?, trustedCAPEMs: [String], serverName: String, timeout: TimeAmount) throws {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        do {
+            let roots = try trustedCAPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) }
+            tls.trustRoots = .certificates(roots)
+            if let identity {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(identity.certificatePEM.utf8)).map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(identity.keyPEM.utf8), format: .pem))
+            }
+            sslContext = try NIOSSLContext(configuration: tls)
+        } catch {
+            throw TeleportError.badParameter("the client identity cannot be loaded: \(error)")
+        }
+        self.host = host
+        self.port = port
+        self.serverName = serverName
+        self.timeout = timeout
+    }
+
+    func request(method: HTTPMethod, path: String, body: Data?) async throws -> Reply {
+        let address = "\(host):\(port)"
+        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        do {
+            let sslContext = self.sslContext
+            let serverName = self.serverName
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.seconds(5))
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: serverName)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw TeleportError.connectionProblem(
+                "cannot reach the auth service at \(address): \(Self.describe(error)); is teleport running there? "
+                    + "(check --auth-server / auth_servers)", cause: error)
+        }
+        do {
+            return try await withThrowingTaskGroup(of: Reply.self) { group in
+                group.addTask {
+                    try await channel.executeThenClose { inbound, outbound in
+                        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+                        head.headers.add(name: "Host", value: serverName)
+                        head.headers.add(name: "Content-Type", value: "application/json")
+                        head.headers.add(name: "Content-Length", value: "\(body?.count ?? 0)")
+                        head.headers.add(name: "Connection", value: "close")
+                        try await outbound.write(.head(head))
+                        if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                        try await outbound.write(.end(nil))
+                        var status = 0
+                        var data = Data()
+                        for try await part in inbound {
+                            switch part {
+                            case .head(let response): status = Int(response.status.code)
+                            case .body(let buffer): data.append(contentsOf: buffer.readableBytesView)
+                            case .end: return Reply(status: status, body: data)
+                            }
+                        }
+                        throw TeleportError.connectionProblem("the auth service at \(address) closed the connection mid-reply")
+                    }
+                }
+                let limit = timeout
+                group.addTask {
+                    try await Task.sleep(nanoseconds: UInt64(limit.nanoseconds))
+                    throw TeleportError.connectionProblem("the auth service at \(address) did not answer in time")
+                }
+                guard let reply = try await group.next() else {
+                    throw TeleportError.connectionProblem("no reply from \(address)")
+                }
+                group.cancelAll()
+                return reply
+            }
+        } catch let error as TeleportError {
+            throw error
+        } catch {
+            throw TeleportError.connectionProblem(
+                "the TLS connection to the auth service at \(address) failed: \(Self.describe(error))", cause: error)
+        }
+    }
+
+    var serverNameForErrors: String { serverName }
+
+    static func describe(_ error: any Error) -> String {
+        if let ssl = error as? NIOSSLError {
+            switch ssl {
+            case .handshakeFailed(let reason):
+                let text = "\(reason)"
+                if text.contains("CERTIFICATE_VERIFY_FAILED") {
+                    return "the server's certificate is not signed by this cluster's CA (wrong cluster or an impostor)"
+                }
+                if text.contains("CERTIFICATE_REQUIRED") || text.contains("ALERT") {
+                    return "the server refused our certificate (\(text)); is it from this cluster?"
+                }
+                return "TLS handshake failed: \(text)"
+            default: return "\(ssl)"
+            }
+        }
+        if let connect = error as? NIOConnectionError, let first = connect.connectionErrors.first {
+            return describe(first.error)
+        }
+        if let io = error as? IOError {
+            if io.errnoCode == ECONNREFUSED { return "connection refused" }
+            return "\(io)"
+        }
+        if error is ChannelError { return "connection failed (\(error))" }
+        return "\(error)"
+    }
+}

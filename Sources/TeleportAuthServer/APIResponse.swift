@@ -1,0 +1,40 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import TeleportAPI
+
+/// JSON replies of the auth API.
+enum APIResponse {
+    static func json(_ data: Data, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> Response {
+        json(try ResourceCodec.json(value))
+    }
+
+    static func error(_ error: TeleportError) -> Response {
+        let body = AuthAPI.ErrorResponse(code: error.code.rawValue, message: error.message)
+        let data = (try? ResourceCodec.json(body)) ?? Data()
+        return json(data, status: HTTPResponse.Status(code: error.code.httpStatus))
+    }
+
+    /// Runs `body`, turning a ``TeleportError`` into its JSON reply and anything else into a 500
+    /// whose message hides internals.
+    static func handling(_ context: AuthRequestContext, _ body: () async throws -> Response) async -> Response {
+        do {
+            return try await body()
+        } catch let error as TeleportError {
+            if error.code == .internalError {
+                context.logger.error("request failed", metadata: ["tp.error": "\(error.message)"])
+            }
+            return Self.error(error)
+        } catch {
+            context.logger.error("request failed", metadata: ["tp.error": "\(error)"])
+            return Self.error(TeleportError.internalError("internal error; see the auth service's log"))
+        }
+    }
+}

@@ -1,0 +1,186 @@
+public import Foundation
+import Hummingbird
+import NIOCore
+import TeleportAPI
+import TeleportServices
+import TeleportCrypto
+
+/// The `/v1` routes of the auth API and their authorization.
+struct AuthAPIRoutes {
+    let auth: AuthServer
+
+    func register(on router: Router<AuthRequestContext>) {
+        router.add(middleware: AuthenticationMiddleware(auth: auth))
+        let v1 = router.group("v1")
+        v1.get("ping") { _, context in await APIResponse.handling(context) { try ping(context) } }
+        v1.get("status") { _, context in
+            await APIResponse.handling(context) {
+                try requireAdmin(context)
+                return try APIResponse.json(try await auth.status())
+            }
+        }
+        v1.get("resources/:kind") { request, context in
+            await APIResponse.handling(context) { try await list(request, context) }
+        }
+        v1.get("resources/:kind/:name") { request, context in
+            await APIResponse.handling(context) { try await get(request, context) }
+        }
+        v1.post("resources") { request, context in
+            await APIResponse.handling(context) { try await create(request, context) }
+        }
+        v1.delete("resources/:kind/:name") { _, context in
+            await APIResponse.handling(context) { try await delete(context) }
+        }
+        v1.post("presence/nodes") { request, context in
+            await APIResponse.handling(context) { try await heartbeat(request, context) }
+        }
+    }
+
+    func caller(_ context: AuthRequestContext) throws -> Caller {
+        guard let caller = context.caller else { throw TeleportError.accessDenied("not authenticated") }
+        return caller
+    }
+
+    func requireAdmin(_ context: AuthRequestContext) throws {
+        guard try caller(context).isAdmin else {
+            throw TeleportError.accessDenied("this call needs the cluster administrator's identity")
+        }
+    }
+
+    func kind(_ context: AuthRequestContext) throws -> String {
+        let typed = context.parameters.get("kind") ?? ""
+        guard let kind = AnyResource.canonicalKind(typed) else {
+            throw TeleportError.badParameter(
+                "unknown resource kind \"\(typed)\" (known: \(AnyResource.kinds.joined(separator: ", ")))")
+        }
+        return kind
+    }
+
+    /// Cluster members may read what they need to work: CAs' public halves, and (proxies) nodes.
+    func authorizeRead(kind: String, caller: Caller) throws {
+        switch caller.kind {
+        case .system(.admin), .system(.auth): return
+        case .system(.proxy) where kind == ServerNode.kind || kind == CertAuthority.kind || kind == ClusterNameResource.kind:
+            return
+        case .system(.node) where kind == CertAuthority.kind || kind == ClusterNameResource.kind: return
+        default:
+            throw TeleportError.accessDenied("\(caller.identity.username) may not read \(kind) resources")
+        }
+    }
+
+    func withSecrets(_ request: Request, _ caller: Caller) throws -> Bool {
+        guard request.uri.queryParameters.get("with_secrets") == "true" else { return false }
+        guard caller.isAdmin else { throw TeleportError.accessDenied("only the administrator may read CA private keys") }
+        return true
+    }
+
+    func redact(_ resource: any Resource, withSecrets: Bool) -> any Resource {
+        if !withSecrets, let ca = resource as? CertAuthority { return ca.withoutSecrets }
+        return resource
+    }
+
+    func ping(_ context: AuthRequestContext) throws -> Response {
+        let caller = try caller(context)
+        return try APIResponse.json(
+            AuthAPI.PingResponse(
+                clusterName: auth.clusterName, serverVersion: TeleportVersion.version, identity: caller.identity.username,
+                roles: caller.roleNames))
+    }
+
+    func list(_ request: Request, _ context: AuthRequestContext) async throws -> Response {
+        let caller = try caller(context)
+        let kind = try kind(context)
+        try authorizeRead(kind: kind, caller: caller)
+        let secrets = try withSecrets(request, caller)
+        let resources = try await auth.stores.list(kind: kind).map { redact($0, withSecrets: secrets) }
+        let trees = try resources.map { try JSONSerialization.jsonObject(with: ResourceCodec.json($0)) }
+        return APIResponse.json(try JSONSerialization.data(withJSONObject: trees, options: [.sortedKeys]))
+    }
+
+    func get(_ request: Request, _ context: AuthRequestContext) async throws -> Response {
+        let caller = try caller(context)
+        let kind = try kind(context)
+        try authorizeRead(kind: kind, caller: caller)
+        let name = context.parameters.get("name") ?? ""
+        let resource = try await auth.stores.get(kind: kind, name: name)
+        return APIResponse.json(try ResourceCodec.json(redact(resource, withSecrets: try withSecrets(request, caller))))
+    }
+
+    func create(_ request: Request, _ context: AuthRequestContext) async throws -> Response {
+        try requireAdmin(context)
+        let upsert = request.uri.queryParameters.get("upsert") == "true"
+        let body = try await request.body.collect(upTo: ResourceCodec.maxDocumentBytes)
+        let tree: Any
+        do {
+            tree = try JSONSerialization.jsonObject(with: Data(body.readableBytesView))
+        } catch {
+            throw TeleportError.badParameter("the request body is not JSON")
+        }
+        let resource = try ResourceCodec.decode(tree: tree, source: "request")
+        let stored = try await auth.stores.put(resource, upsert: upsert)
+        try await auditWrite(resource: resource, deleted: false, caller: try caller(context))
+        return APIResponse.json(try ResourceCodec.json(redact(stored, withSecrets: false)))
+    }
+
+    func delete(_ context: AuthRequestContext) async throws -> Response {
+        try requireAdmin(context)
+        let kind = try kind(context)
+        let name = context.parameters.get("name") ?? ""
+        if kind == ClusterNameResource.kind || kind == CertAuthority.kind {
+            throw TeleportError.badParameter("\(kind) cannot be deleted on a running cluster")
+        }
+        let existing = try await auth.stores.get(kind: kind, name: name)
+        try await auth.stores.delete(kind: kind, name: name)
+        try await auditWrite(resource: try AnyResource(existing), deleted: true, caller: try caller(context))
+        return try APIResponse.json(["status": "deleted"])
+    }
+
+    func auditWrite(resource: AnyResource, deleted: Bool, caller: Caller) async throws {
+        let type: (String, String)
+        switch (resource, deleted) {
+        case (.user, false): type = AuditEventType.userCreate
+        case (.user, true): type = AuditEventType.userDelete
+        case (.role, false): type = AuditEventType.roleCreated
+        case (.role, true): type = AuditEventType.roleDeleted
+        case (.token, false): type = AuditEventType.joinTokenCreate
+        case (_, false): type = AuditEventType.resourceCreate
+        case (_, true): type = AuditEventType.resourceDelete
+        }
+        var fields: [String: JSONValue] = ["user": .string(caller.identity.username), "kind": .string(resource.kind)]
+        if case .token = resource {
+            fields["name"] = "********"
+        } else {
+            fields["name"] = .string(resource.name)
+        }
+        try await auth.emit(type, fields: fields)
+    }
+
+    func heartbeat(_ request: Request, _ context: AuthRequestContext) async throws -> Response {
+        let caller = try caller(context)
+        guard caller.kind == .system(.node) || caller.isAdmin else {
+            throw TeleportError.accessDenied("only nodes send heartbeats")
+        }
+        let body = try await request.body.collect(upTo: ResourceCodec.maxDocumentBytes)
+        var node: ServerNode
+        do {
+            node = try ResourceCodec.jsonDecoder().decode(ServerNode.self, from: Data(body.readableBytesView))
+        } catch {
+            throw TeleportError.badParameter("the heartbeat is not a node resource")
+        }
+        let hostUUID = caller.identity.username.split(separator: ".").first.map(String.init) ?? ""
+        guard caller.isAdmin || node.metadata.name == hostUUID else {
+            throw TeleportError.accessDenied("a node may only heartbeat its own record (\(hostUUID))")
+        }
+        node.metadata.expires = auth.clock.now().addingTimeInterval(Presence.nodeTTL)
+        try await auth.stores.nodes.upsert(node)
+        return try APIResponse.json(["status": "ok"])
+    }
+}
+
+/// Presence timing.
+public enum Presence {
+    /// How long a node record lives without a heartbeat.
+    public static let nodeTTL: TimeInterval = 30
+    /// How often nodes heartbeat.
+    public static let heartbeatInterval: TimeInterval = 10
+}

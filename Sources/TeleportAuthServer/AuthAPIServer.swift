@@ -1,0 +1,67 @@
+public import Crypto
+public import Foundation
+public import Logging
+import Hummingbird
+import HummingbirdTLS
+import NIOCore
+import NIOSSL
+public import ServiceLifecycle
+public import TeleportAPI
+import TeleportCrypto
+import X509
+
+/// The auth API: HTTPS with mutual TLS on `auth_service.listen_addr` (3025). Clients must present a
+/// certificate of this cluster's user or host CA.
+public struct AuthAPIServer: Service {
+    let auth: AuthServer
+    let host: String
+    let port: Int
+    let tlsConfiguration: TLSConfiguration
+    let logger: Logger
+    let onListening: @Sendable () async -> Void
+
+    /// Prepares the server: issues the auth service's own TLS certificate (valid for
+    /// ``AuthAPI/serverName``, `localhost` and the given addresses) from the host CA.
+    public static func make(
+        auth: AuthServer, host: String, port: Int, hostID: String, extraNames: [String], logger: Logger,
+        onListening: @escaping @Sendable () async -> Void = {}
+    ) async throws -> AuthAPIServer {
+        let key = P256.Signing.PrivateKey()
+        var dns = [AuthAPI.serverName, "localhost"]
+        var ips = ["127.0.0.1", "::1"]
+        for name in extraNames where !name.isEmpty {
+            if IPAddressBytes.parse(name) != nil { ips.append(name) } else { dns.append(name) }
+        }
+        let issued = try await auth.issueSystemIdentity(
+            role: .auth, hostID: "\(hostID).\(auth.clusterName)", publicKey: key.publicKey,
+            serverNames: .init(dnsNames: dns, ipAddresses: ips))
+        let roots = try await auth.trustedTLSCertificates().map {
+            try NIOSSLCertificate(bytes: try $0.derBytes(), format: .der)
+        }
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: [.certificate(try NIOSSLCertificate(bytes: Array(issued.certificatePEM.utf8), format: .pem))],
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(key.pemRepresentation.utf8), format: .pem)))
+        tls.trustRoots = .certificates(roots)
+        tls.certificateVerification = .noHostnameVerification
+        tls.minimumTLSVersion = .tlsv12
+        return AuthAPIServer(
+            auth: auth, host: host, port: port, tlsConfiguration: tls, logger: logger, onListening: onListening)
+    }
+
+    public func run() async throws {
+        let router = Router(context: AuthRequestContext.self)
+        AuthAPIRoutes(auth: auth).register(on: router)
+        let onListening = self.onListening
+        let app = Application(
+            router: router,
+            server: try .tls(.http1(), tlsConfiguration: tlsConfiguration),
+            configuration: .init(address: .hostname(host, port: port), serverName: "teleport-auth"),
+            onServerRunning: { _ in await onListening() },
+            logger: logger)
+        do {
+            try await app.run()
+        } catch let error as IOError {
+            throw ListenError.describe(error, address: "\(host):\(port)", key: "auth_service.listen_addr")
+        }
+    }
+}

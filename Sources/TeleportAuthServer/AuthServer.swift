@@ -1,0 +1,173 @@
+public import Crypto
+public import Foundation
+public import Logging
+public import TeleportAPI
+public import TeleportBackend
+public import TeleportCrypto
+public import TeleportEvents
+public import TeleportServices
+public import X509
+
+/// The auth service's logic: the cluster's name and CAs, the identities it issues, and the resources
+/// it stores. Transports (the HTTPS API) call into it; it knows nothing of HTTP.
+public final class AuthServer: Sendable {
+    /// The typed stores.
+    public let stores: ClusterStores
+    /// The audit log.
+    public let audit: any AuditEmitter
+    /// The clock for certificate validity and events.
+    public let clock: any WallClock
+    /// The cluster name.
+    public let clusterName: String
+    let logger: Logger
+
+    init(stores: ClusterStores, audit: any AuditEmitter, clock: any WallClock, clusterName: String, logger: Logger) {
+        self.stores = stores
+        self.audit = audit
+        self.clock = clock
+        self.clusterName = clusterName
+        self.logger = logger
+    }
+
+    /// Opens the auth service over `backend`: on first start creates the cluster name (from
+    /// `configuredName`, else a generated UUID) and the user and host CAs, after importing
+    /// `bootstrap` resources if the backend is empty. On later starts the stored name wins and a
+    /// different configured name is an error (renaming a cluster invalidates every certificate).
+    public static func open(
+        backend: any Backend, audit: any AuditEmitter, clock: any WallClock, configuredName: String?,
+        bootstrap: [AnyResource] = [], logger: Logger
+    ) async throws -> AuthServer {
+        let stores = ClusterStores(backend: backend)
+        let existing = try? await stores.clusterName.get("cluster-name")
+        if existing == nil, !bootstrap.isEmpty {
+            try await importBootstrap(bootstrap, stores: stores, logger: logger)
+        }
+        let name: String
+        if let stored = try? await stores.clusterName.get("cluster-name") {
+            name = stored.spec.clusterName
+            if let configuredName, configuredName != name {
+                throw TeleportError.badParameter(
+                    "auth_service.cluster_name is \"\(configuredName)\" but this data_dir belongs to cluster \"\(name)\"; "
+                        + "a cluster cannot be renamed (use another data_dir for a new cluster)")
+            }
+        } else {
+            name = configuredName ?? UUID().uuidString.lowercased()
+            try ResourceName.validate(name, kind: "auth_service.cluster_name")
+            do {
+                try await stores.clusterName.create(
+                    ClusterNameResource(clusterName: name, clusterID: UUID().uuidString.lowercased()))
+                logger.info("created the cluster", metadata: [LogKeys.cluster: "\(name)"])
+            } catch let error as TeleportError where error.code == .alreadyExists {
+                // Another auth server won the race; use its name.
+            }
+        }
+        let server = AuthServer(stores: stores, audit: audit, clock: clock, clusterName: name, logger: logger)
+        for type in CertAuthority.CAType.allCases {
+            try await server.ensureCA(type)
+        }
+        return server
+    }
+
+    static func importBootstrap(_ resources: [AnyResource], stores: ClusterStores, logger: Logger) async throws {
+        for resource in resources {
+            try await stores.put(resource, upsert: true)
+        }
+        logger.info("imported bootstrap resources", metadata: ["tp.count": "\(resources.count)"])
+    }
+
+    func ensureCA(_ type: CertAuthority.CAType) async throws {
+        if (try? await stores.certAuthorities.get(type.rawValue)) != nil { return }
+        let ssh = Curve25519.Signing.PrivateKey()
+        let sshPublic = SSHPublicKey.ed25519(ssh.publicKey).authorizedKeyLine(comment: "")
+        let sshPrivate = OpenSSHPrivateKey(.ed25519(ssh), comment: "\(clusterName) \(type.rawValue) CA").pemRepresentation()
+        let tls = try TLSAuthority.generate(clusterName: clusterName, type: type.rawValue, clock: clock)
+        let ca = CertAuthority(
+            type: type, clusterName: clusterName,
+            activeKeys: .init(
+                ssh: [.init(publicKey: sshPublic, privateKey: sshPrivate)],
+                tls: [.init(cert: try tls.certificatePEM, key: tls.keyPEM)]))
+        do {
+            try await stores.certAuthorities.create(ca)
+        } catch let error as TeleportError where error.code == .alreadyExists {
+            return
+        }
+        logger.info("created a certificate authority", metadata: [LogKeys.caType: "\(type.rawValue)"])
+        try await audit.emit(
+            AuditEvent(
+                event: AuditEventType.certAuthorityCreate.0, code: AuditEventType.certAuthorityCreate.1, time: clock.now(),
+                fields: ["cert_type": .string(type.rawValue), "cluster_name": .string(clusterName)]))
+    }
+
+    /// The CA of `type`, with its private keys.
+    public func certAuthority(_ type: CertAuthority.CAType) async throws -> CertAuthority {
+        try await stores.certAuthorities.get(type.rawValue)
+    }
+
+    /// The X.509 signer of the CA of `type`.
+    public func tlsAuthority(_ type: CertAuthority.CAType) async throws -> TLSAuthority {
+        let ca = try await certAuthority(type)
+        guard let pair = ca.spec.activeKeys.tls.first, let key = pair.key else {
+            throw TeleportError.internalError("the \(type.rawValue) CA has no X.509 private key")
+        }
+        return try TLSAuthority(certificatePEM: pair.cert, keyPEM: key)
+    }
+
+    /// The X.509 CA certificates of both CAs (what a server trusts for client certificates).
+    public func trustedTLSCertificates() async throws -> [Certificate] {
+        var certificates: [Certificate] = []
+        for type in CertAuthority.CAType.allCases {
+            for pair in try await certAuthority(type).spec.activeKeys.tls {
+                certificates.append(try Certificate.fromPEM(pair.cert))
+            }
+        }
+        return certificates
+    }
+
+    /// Issues an X.509 identity of a cluster member (`Admin`, `Auth`, `Node`, `Proxy`) from the host
+    /// CA. `hostID` becomes the common name (`<uuid>.<cluster>` for hosts).
+    public func issueSystemIdentity(
+        role: SystemRole, hostID: String, publicKey: P256.Signing.PublicKey, serverNames: TLSAuthority.ServerNames? = nil,
+        validity: TimeInterval = 365 * 86400
+    ) async throws -> IssuedIdentity {
+        let authority = try await tlsAuthority(.host)
+        let identity = X509Identity(username: hostID, roles: [role.rawValue], clusterName: clusterName)
+        let certificate = try authority.issue(
+            publicKey: publicKey, identity: identity, serverNames: serverNames, validity: validity, clock: clock)
+        return IssuedIdentity(certificatePEM: try certificate.pemText(), caPEMs: try await caPEMs())
+    }
+
+    func caPEMs() async throws -> [String] {
+        try await trustedTLSCertificates().map { try $0.pemText() }
+    }
+
+    /// The status `tctl status` prints.
+    public func status() async throws -> AuthAPI.StatusResponse {
+        var cas: [AuthAPI.CAStatus] = []
+        var pin = ""
+        for type in CertAuthority.CAType.allCases {
+            let ca = try await certAuthority(type)
+            let fingerprints = try ca.spec.activeKeys.ssh.map { try SSHPublicKey(authorizedKeyLine: $0.publicKey).fingerprintSHA256 }
+            cas.append(
+                .init(
+                    type: type.rawValue, sshFingerprints: fingerprints, tlsCertificates: ca.spec.activeKeys.tls.map(\.cert),
+                    lastRotated: ca.spec.rotation?.lastRotated, rotationState: ca.spec.rotation?.state ?? "standby"))
+            if type == .host, let first = ca.spec.activeKeys.tls.first {
+                pin = try CAPin.pin(of: try Certificate.fromPEM(first.cert))
+            }
+        }
+        return .init(clusterName: clusterName, serverVersion: TeleportVersion.version, certAuthorities: cas, caPin: pin)
+    }
+
+    /// Records an audit event; failures are logged and returned to the caller.
+    public func emit(_ type: (String, String), fields: [String: JSONValue]) async throws {
+        try await audit.emit(AuditEvent(event: type.0, code: type.1, time: clock.now(), fields: fields))
+    }
+}
+
+/// A certificate issued by the auth service, with the CA certificates to trust.
+public struct IssuedIdentity: Sendable {
+    /// The leaf certificate, PEM.
+    public var certificatePEM: String
+    /// The CA certificates (user and host), PEM.
+    public var caPEMs: [String]
+}

@@ -1,0 +1,52 @@
+import Hummingbird
+import Logging
+import NIOSSL
+import TeleportAPI
+import TeleportCrypto
+import X509
+
+/// Turns the TLS client certificate (already verified against the cluster CAs by the TLS layer)
+/// into a ``Caller``: the CA that signed it decides between user and cluster member. Nothing in
+/// the request (headers, body) can change who the caller is.
+struct AuthenticationMiddleware: RouterMiddleware {
+    typealias Context = AuthRequestContext
+    let auth: AuthServer
+
+    func handle(
+        _ request: Request, context: AuthRequestContext, next: (Request, AuthRequestContext) async throws -> Response
+    ) async throws -> Response {
+        var context = context
+        do {
+            context.caller = try await caller(of: context)
+        } catch let error as TeleportError {
+            return APIResponse.error(error)
+        }
+        return try await next(request, context)
+    }
+
+    func caller(of context: AuthRequestContext) async throws -> Caller {
+        guard let peer = try await context.channel.nioSSL_peerCertificate().get() else {
+            throw TeleportError.accessDenied("a client certificate is required")
+        }
+        let leaf: Certificate
+        do {
+            leaf = try Certificate.fromDER(try peer.toDERBytes())
+        } catch {
+            throw TeleportError.accessDenied("the client certificate cannot be read")
+        }
+        let identity = try X509Identity(certificate: leaf)
+        guard identity.clusterName == auth.clusterName else {
+            throw TeleportError.accessDenied("the client certificate belongs to another cluster (\(identity.clusterName))")
+        }
+        if try await auth.tlsAuthority(.host).signed(leaf) {
+            guard let role = identity.systemRole else {
+                throw TeleportError.accessDenied("a host certificate must carry exactly one system role")
+            }
+            return Caller(kind: .system(role), identity: identity)
+        }
+        if try await auth.tlsAuthority(.user).signed(leaf) {
+            return Caller(kind: .user, identity: identity)
+        }
+        throw TeleportError.accessDenied("the client certificate is not signed by this cluster's CAs")
+    }
+}

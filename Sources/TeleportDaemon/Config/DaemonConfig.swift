@@ -1,0 +1,176 @@
+public import Foundation
+public import TeleportAPI
+
+/// The configuration the daemon runs with: `teleport.yaml` (if any), then flags, then defaults.
+public struct DaemonConfig: Sendable {
+    /// The file settings (defaults when there is no file).
+    public var file: FileConfig
+    /// Where the file came from, for messages.
+    public var configPath: String?
+    /// The data directory.
+    public var dataDir: URL
+    /// This host's name.
+    public var nodeName: String
+    /// Services to run.
+    public var runAuth: Bool
+    public var runProxy: Bool
+    public var runNode: Bool
+    /// Debug logging.
+    public var debug: Bool
+    public var diagAddr: String?
+    public var pidFile: String?
+    public var bootstrapPath: String?
+    public var authServers: [String]
+    public var token: String?
+    public var caPins: [String]
+    public var advertiseIP: String?
+
+    /// The default data directory: `/var/lib/teleport` for root, else `~/.local/share/teleport`.
+    public static func defaultDataDir() -> URL {
+        if geteuid() == 0 { return URL(fileURLWithPath: "/var/lib/teleport") }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/share/teleport")
+    }
+
+    /// The default config path, used only when it exists.
+    public static let defaultConfigPath = "/etc/teleport.yaml"
+
+    /// Resolves the configuration for `teleport start`.
+    public static func resolve(flags: StartFlags) throws -> DaemonConfig {
+        var file = FileConfig()
+        var configPath: String?
+        if let path = flags.configPath {
+            file = try FileConfig.load(path: path)
+            configPath = path
+        } else if FileManager.default.fileExists(atPath: defaultConfigPath) {
+            file = try FileConfig.load(path: defaultConfigPath)
+            configPath = defaultConfigPath
+        }
+        var runAuth = file.auth.enabled
+        var runProxy = file.proxy.enabled
+        var runNode = file.ssh.enabled
+        if let roles = flags.roles {
+            let names = roles.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            for name in names where !["auth", "proxy", "node"].contains(name) {
+                throw TeleportError.badParameter("--roles: unknown role \"\(name)\" (expected a list of auth, node, proxy)")
+            }
+            guard !names.isEmpty else { throw TeleportError.badParameter("--roles: the list is empty") }
+            runAuth = names.contains("auth")
+            runProxy = names.contains("proxy")
+            runNode = names.contains("node")
+        }
+        guard runAuth || runProxy || runNode else {
+            throw TeleportError.badParameter("no service is enabled: enable auth_service, proxy_service or ssh_service (or pass --roles)")
+        }
+        if let listenIP = flags.listenIP {
+            guard !listenIP.isEmpty, !listenIP.contains(where: { $0 == "/" || $0.isWhitespace }) else {
+                throw TeleportError.badParameter("--listen-ip: \"\(listenIP)\" is not an IP address")
+            }
+            func rebind(_ address: String) -> String {
+                let port = address.split(separator: ":").last.map(String.init) ?? ""
+                return listenIP.contains(":") ? "[\(listenIP)]:\(port)" : "\(listenIP):\(port)"
+            }
+            file.auth.listenAddr = rebind(file.auth.listenAddr)
+            file.ssh.listenAddr = rebind(file.ssh.listenAddr)
+            file.proxy.listenAddr = rebind(file.proxy.listenAddr)
+            file.proxy.webListenAddr = rebind(file.proxy.webListenAddr)
+            file.proxy.tunnelListenAddr = rebind(file.proxy.tunnelListenAddr)
+        }
+        if let labels = flags.labels {
+            let parsed = try LabelFlag.parse(labels)
+            file.ssh.labels.merge(parsed.static) { _, new in new }
+            file.ssh.commands += parsed.commands
+        }
+        var dataDir: URL
+        if let flagDir = flags.dataDir {
+            dataDir = URL(fileURLWithPath: flagDir)
+        } else if let fileDir = file.teleport.dataDir {
+            // A relative data_dir is relative to the working directory, as in the seed's `data_dir: fresh`.
+            dataDir = URL(fileURLWithPath: fileDir)
+        } else {
+            dataDir = defaultDataDir()
+        }
+        dataDir = dataDir.standardizedFileURL
+        let hostName = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "localhost"
+        var authServers = file.teleport.authServers
+        if let server = flags.authServer {
+            authServers = try server.split(separator: ",").map {
+                let parsed = try HostPort.parse(String($0), defaultPort: 3025, key: "--auth-server")
+                return "\(parsed.host):\(parsed.port)"
+            }
+        }
+        if let diag = flags.diagAddr {
+            let parsed = try HostPort.parse(diag, defaultPort: 3000, key: "--diag-addr")
+            file.teleport.diagAddr = "\(parsed.host):\(parsed.port)"
+        }
+        return DaemonConfig(
+            file: file, configPath: configPath, dataDir: dataDir, nodeName: flags.nodeName ?? file.teleport.nodeName ?? hostName,
+            runAuth: runAuth, runProxy: runProxy, runNode: runNode, debug: flags.debug,
+            diagAddr: file.teleport.diagAddr, pidFile: flags.pidFile ?? file.teleport.pidFile, bootstrapPath: flags.bootstrap,
+            authServers: authServers, token: flags.token ?? file.teleport.authToken,
+            caPins: flags.caPin.map { [$0] } ?? file.teleport.caPins, advertiseIP: flags.advertiseIP ?? file.teleport.advertiseIP)
+    }
+
+    /// The roles as the log and `teleport status` print them.
+    public var roleNames: [String] {
+        (runAuth ? ["auth"] : []) + (runProxy ? ["proxy"] : []) + (runNode ? ["node"] : [])
+    }
+}
+
+/// The `--labels` flag: `k=v,k2=v2` and dynamic `name=[1m:"uptime -p"]`.
+public enum LabelFlag {
+    /// Parses the flag into static labels and commands.
+    public static func parse(_ text: String) throws -> (static: [String: String], commands: [FileConfig.LabelCommand]) {
+        var labels: [String: String] = [:]
+        var commands: [FileConfig.LabelCommand] = []
+        for part in splitTopLevel(text) where !part.isEmpty {
+            guard let equals = part.firstIndex(of: "=") else {
+                throw TeleportError.badParameter("--labels: \"\(part)\" is not key=value")
+            }
+            let key = String(part[..<equals]).trimmingCharacters(in: .whitespaces)
+            let value = String(part[part.index(after: equals)...]).trimmingCharacters(in: .whitespaces)
+            guard !key.isEmpty else { throw TeleportError.badParameter("--labels: \"\(part)\" has an empty key") }
+            if value.hasPrefix("[") {
+                guard value.hasSuffix("]"), let colon = value.firstIndex(of: ":") else {
+                    throw TeleportError.badParameter("--labels: \(key): expected [period:\"command\"], e.g. [1m:\"uptime -p\"]")
+                }
+                let periodText = String(value[value.index(after: value.startIndex)..<colon])
+                guard let period = GoDuration.parse(periodText) else {
+                    throw TeleportError.badParameter("--labels: \(key): \"\(periodText)\" is not a duration such as 1m or 1h")
+                }
+                var command = String(value[value.index(after: colon)..<value.index(before: value.endIndex)])
+                command = command.trimmingCharacters(in: CharacterSet(charactersIn: "\"' "))
+                let argv = command.split(separator: " ").map(String.init)
+                guard !argv.isEmpty else { throw TeleportError.badParameter("--labels: \(key): the command is empty") }
+                commands.append(.init(name: key, command: argv, period: period))
+            } else {
+                labels[key] = value
+            }
+        }
+        return (labels, commands)
+    }
+
+    /// Splits on commas that are not inside `[...]`.
+    static func splitTopLevel(_ text: String) -> [String] {
+        var parts: [String] = []
+        var current = ""
+        var depth = 0
+        for character in text {
+            if character == "[" { depth += 1 }
+            if character == "]" { depth -= 1 }
+            if character == ",", depth == 0 {
+                parts.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        parts.append(current)
+        return parts
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

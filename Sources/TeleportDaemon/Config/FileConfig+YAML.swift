@@ -1,0 +1,245 @@
+public import Foundation
+public import TeleportAPI
+import Yams
+
+extension FileConfig {
+    /// Reads and checks `teleport.yaml` at `path`.
+    public static func load(path: String) throws -> FileConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if FileManager.default.fileExists(atPath: path) {
+                throw TeleportError.accessDenied("cannot read the configuration file \(path): permission denied")
+            }
+            throw TeleportError.notFound("the configuration file \(path) does not exist (create one with `teleport configure -o \(path)`)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw TeleportError.badParameter("\(path): not UTF-8 text")
+        }
+        return try parse(text, file: path)
+    }
+
+    /// Parses `teleport.yaml` text; `file` names it in errors.
+    public static func parse(_ text: String, file: String) throws -> FileConfig {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            let first = String(describing: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            throw TeleportError.badParameter("\(file): not valid YAML: \(first)")
+        }
+        var config = FileConfig()
+        guard let root else { return config }
+        for (key, value) in try ConfigNode(node: root, path: "", file: file).mapping() {
+            switch key {
+            case "teleport": try config.parseGlobal(value)
+            case "auth_service": try config.parseAuth(value)
+            case "ssh_service": try config.parseSSH(value)
+            case "proxy_service": try config.parseProxy(value)
+            case "version":
+                _ = try value.string()
+            case "kubernetes_service", "app_service", "db_service", "windows_desktop_service", "discovery_service":
+                try config.ignoreDisabledOrWarn(value, key)
+            default: throw unknown(value, file: file)
+            }
+        }
+        return config
+    }
+
+    static func unknown(_ node: ConfigNode, file: String) -> TeleportError {
+        TeleportError.badParameter("\(file): \(node.path): unknown key (check the spelling against `teleport configure`)")
+    }
+
+    mutating func warn(_ node: ConfigNode, _ why: String) {
+        warnings.append("\(node.file): \(node.path) is accepted but \(why)")
+    }
+
+    mutating func ignoreDisabledOrWarn(_ node: ConfigNode, _ key: String) throws {
+        for (child, value) in try node.mapping() where child == "enabled" {
+            if try !value.bool() { return }
+        }
+        warn(node, "not supported yet; the service is not started")
+    }
+
+    mutating func parseGlobal(_ node: ConfigNode) throws {
+        for (key, value) in try node.mapping() {
+            switch key {
+            case "nodename": teleport.nodeName = try value.string()
+            case "data_dir": teleport.dataDir = try value.string()
+            case "pid_file": teleport.pidFile = try value.string()
+            case "auth_token": teleport.authToken = try value.string()
+            case "ca_pin": teleport.caPins = try value.stringList()
+            case "auth_servers": teleport.authServers = try value.list().map { try $0.address(defaultPort: 3025) }
+            case "auth_server", "proxy_server": teleport.authServers = [try value.address(defaultPort: 3025)]
+            case "advertise_ip": teleport.advertiseIP = try value.string()
+            case "diag_addr": teleport.diagAddr = try value.address(defaultPort: 3000)
+            case "log": try parseLog(value)
+            case "storage": try parseStorage(value)
+            case "connection_limits":
+                for (limit, limitValue) in try value.mapping() {
+                    switch limit {
+                    case "max_connections": teleport.connectionLimits.maxConnections = try limitValue.int()
+                    case "max_users": teleport.connectionLimits.maxUsers = try limitValue.int()
+                    case "rates": warn(limitValue, "rate limits are not enforced yet")
+                    default: throw Self.unknown(limitValue, file: value.file)
+                    }
+                }
+            case "cache": warn(value, "the cache settings have no effect (the cache is always in memory)")
+            case "cipher_suites", "ciphers", "kex_algorithms", "mac_algorithms", "ca_signature_algo":
+                warn(value, "the cryptographic suites are fixed (AES-GCM, curve25519, Ed25519)")
+            default: throw Self.unknown(value, file: node.file)
+            }
+        }
+    }
+
+    mutating func parseLog(_ node: ConfigNode) throws {
+        for (key, value) in try node.mapping() {
+            switch key {
+            case "output": teleport.log.output = try value.string()
+            case "severity":
+                let severity = try value.string().uppercased()
+                guard ["DEBUG", "INFO", "WARN", "WARNING", "ERROR", "TRACE"].contains(severity) else {
+                    throw value.fail("one of DEBUG, INFO, WARN, ERROR")
+                }
+                teleport.log.severity = severity
+            case "format": warn(value, "logs are always text")
+            default: throw Self.unknown(value, file: node.file)
+            }
+        }
+    }
+
+    mutating func parseStorage(_ node: ConfigNode) throws {
+        for (key, value) in try node.mapping() {
+            switch key {
+            case "type":
+                let type = try value.string().lowercased()
+                switch type {
+                case "sqlite", "dir": teleport.storage.type = .sqlite
+                case "bolt":
+                    teleport.storage.type = .sqlite
+                    warn(value, "bolt is an older embedded backend; SQLite in data_dir is used instead")
+                case "postgres", "postgresql": teleport.storage.type = .postgres
+                case "etcd", "dynamodb", "firestore":
+                    throw TeleportError.badParameter(
+                        "\(node.file): \(value.path): the \(type) backend is not supported (use sqlite, or postgres for several auth servers)")
+                default: throw value.fail("sqlite or postgres")
+                }
+            case "path": teleport.storage.path = try value.string()
+            case "conn_string": teleport.storage.connString = try value.string()
+            case "audit_events_uri": teleport.storage.auditEventsURIs = try value.stringList()
+            case "audit_sessions_uri": teleport.storage.auditSessionsURI = try value.string()
+            case "region", "table_name", "peers", "prefix", "tls_cert_file", "tls_key_file", "tls_ca_file", "username",
+                "password_file", "insecure", "etcd_max_client_msg_size_bytes", "project_id", "collection_name",
+                "credentials_path", "poll_stream_period":
+                warn(value, "it belongs to a backend that is not supported")
+            default: throw Self.unknown(value, file: node.file)
+            }
+        }
+    }
+
+    mutating func parseAuth(_ node: ConfigNode) throws {
+        for (key, value) in try node.mapping() {
+            switch key {
+            case "enabled": auth.enabled = try value.bool()
+            case "cluster_name": auth.clusterName = try value.string()
+            case "listen_addr": auth.listenAddr = try value.address(defaultPort: 3025)
+            case "public_addr": auth.publicAddrs = try value.stringList()
+            case "tokens": auth.tokens = try value.stringList()
+            case "authentication":
+                for (option, optionValue) in try value.mapping() {
+                    switch option {
+                    case "type":
+                        let type = try optionValue.string()
+                        guard ["local", "github", "oidc", "saml", "false"].contains(type) else {
+                            throw optionValue.fail("local, github, oidc or saml")
+                        }
+                        auth.authenticationType = type
+                    case "second_factor":
+                        let factor = try optionValue.string().lowercased()
+                        guard ["off", "otp", "u2f", "webauthn", "on", "optional"].contains(factor) else {
+                            throw optionValue.fail("off, otp, u2f or webauthn")
+                        }
+                        auth.secondFactor = factor
+                    case "u2f", "webauthn", "connector_name", "local_auth", "device_trust":
+                        warn(optionValue, "hardware keys and SSO connectors are not supported yet")
+                    default: throw Self.unknown(optionValue, file: node.file)
+                    }
+                }
+            case "license_file": warn(value, "there is no license to load")
+            case "dynamic_config": warn(value, "dynamic configuration is always on")
+            case "session_recording", "proxy_checks_host_keys", "client_idle_timeout", "disconnect_expired_cert",
+                "keep_alive_interval", "keep_alive_count_max", "message_of_the_day", "trusted_clusters", "oidc_connectors",
+                "routing_strategy", "tunnel_strategy":
+                warn(value, "the setting is not supported yet")
+            default: throw Self.unknown(value, file: node.file)
+            }
+        }
+    }
+
+    mutating func parseSSH(_ node: ConfigNode) throws {
+        for (key, value) in try node.mapping() {
+            switch key {
+            case "enabled": ssh.enabled = try value.bool()
+            case "listen_addr": ssh.listenAddr = try value.address(defaultPort: 3022)
+            case "public_addr": ssh.publicAddrs = try value.stringList()
+            case "labels":
+                for (label, labelValue) in try value.mapping() { ssh.labels[label] = try labelValue.string() }
+            case "commands":
+                ssh.commands = try value.list().map { item in
+                    var name: String?
+                    var command: [String] = []
+                    var period = 60.0
+                    for (field, fieldValue) in try item.mapping() {
+                        switch field {
+                        case "name": name = try fieldValue.string()
+                        case "command": command = try fieldValue.stringList()
+                        case "period": period = try fieldValue.duration()
+                        default: throw Self.unknown(fieldValue, file: node.file)
+                        }
+                    }
+                    guard let name, !name.isEmpty else { throw item.fail("a command with a name") }
+                    guard !command.isEmpty else { throw item.fail("a command with a non-empty command list") }
+                    return LabelCommand(name: name, command: command, period: period)
+                }
+            case "pam", "enhanced_recording", "permit_user_env", "x11", "bpf", "restricted_session", "ciphers",
+                "kex_algorithms", "mac_algorithms", "disable_create_host_user":
+                warn(value, "the setting is not supported yet")
+            default: throw Self.unknown(value, file: node.file)
+            }
+        }
+    }
+
+    mutating func parseProxy(_ node: ConfigNode) throws {
+        var keyFile: String?
+        var certFile: String?
+        for (key, value) in try node.mapping() {
+            switch key {
+            case "enabled": proxy.enabled = try value.bool()
+            case "listen_addr": proxy.listenAddr = try value.address(defaultPort: 3023)
+            case "web_listen_addr": proxy.webListenAddr = try value.address(defaultPort: 3080)
+            case "tunnel_listen_addr": proxy.tunnelListenAddr = try value.address(defaultPort: 3024)
+            case "public_addr": proxy.publicAddrs = try value.stringList()
+            case "ssh_public_addr", "tunnel_public_addr", "kube_listen_addr", "kube_public_addr", "postgres_listen_addr",
+                "mysql_listen_addr", "acme", "trust_x_forwarded_for":
+                warn(value, "the setting is not supported yet")
+            case "kubernetes": warn(value, "Kubernetes access is not supported yet")
+            case "https_keypairs":
+                proxy.httpsKeyPairs = try value.list().map { item in
+                    var pairKey: String?
+                    var pairCert: String?
+                    for (field, fieldValue) in try item.mapping() {
+                        switch field {
+                        case "key_file": pairKey = try fieldValue.string()
+                        case "cert_file": pairCert = try fieldValue.string()
+                        default: throw Self.unknown(fieldValue, file: node.file)
+                        }
+                    }
+                    guard let pairKey, let pairCert else { throw item.fail("key_file and cert_file") }
+                    return KeyPair(keyFile: pairKey, certFile: pairCert)
+                }
+            case "https_key_file": keyFile = try value.string()
+            case "https_cert_file": certFile = try value.string()
+            default: throw Self.unknown(value, file: node.file)
+            }
+        }
+        if let keyFile, let certFile { proxy.httpsKeyPairs.append(KeyPair(keyFile: keyFile, certFile: certFile)) }
+    }
+}

@@ -1,0 +1,112 @@
+public import Foundation
+
+/// The settings of `teleport.yaml`, typed. Parsing lives in `FileConfig+YAML.swift`.
+public struct FileConfig: Sendable, Equatable {
+    /// The `teleport:` section.
+    public var teleport = Global()
+    /// `auth_service:`.
+    public var auth = AuthService()
+    /// `ssh_service:`.
+    public var ssh = SSHService()
+    /// `proxy_service:`.
+    public var proxy = ProxyService()
+    /// Documented keys we accept but do not act on, one line each for the log.
+    public var warnings: [String] = []
+
+    /// Creates the defaults (every service on, default ports).
+    public init() {}
+
+    /// The `teleport:` section.
+    public struct Global: Sendable, Equatable {
+        public var nodeName: String?
+        public var dataDir: String?
+        public var pidFile: String?
+        public var authToken: String?
+        public var caPins: [String] = []
+        public var authServers: [String] = []
+        public var advertiseIP: String?
+        public var diagAddr: String?
+        public var log = Log()
+        public var storage = Storage()
+        public var connectionLimits = ConnectionLimits()
+    }
+
+    /// `teleport.log`.
+    public struct Log: Sendable, Equatable {
+        /// `stderr`, `stdout`, `syslog` (treated as stderr) or a file path.
+        public var output = "stderr"
+        /// `DEBUG`, `INFO`, `WARN` or `ERROR`.
+        public var severity = "INFO"
+    }
+
+    /// The state backend kind.
+    public enum StorageType: String, Sendable, Equatable {
+        /// Embedded SQLite in `data_dir` (the default).
+        case sqlite
+        /// PostgreSQL, for several auth servers.
+        case postgres
+    }
+
+    /// `teleport.storage`.
+    public struct Storage: Sendable, Equatable {
+        public var type = StorageType.sqlite
+        /// The SQLite file (default `data_dir/backend/sqlite.db`).
+        public var path: String?
+        /// PostgreSQL connection string.
+        public var connString: String?
+        /// Where audit events go (`file://DIR`, `stdout://`).
+        public var auditEventsURIs: [String] = []
+        /// Where session recordings go.
+        public var auditSessionsURI: String?
+    }
+
+    /// `teleport.connection_limits`.
+    public struct ConnectionLimits: Sendable, Equatable {
+        public var maxConnections = 15000
+        public var maxUsers = 250
+    }
+
+    /// `auth_service:`.
+    public struct AuthService: Sendable, Equatable {
+        public var enabled = true
+        public var clusterName: String?
+        public var listenAddr = "0.0.0.0:3025"
+        public var publicAddrs: [String] = []
+        /// Static tokens, `"roles:value"`.
+        public var tokens: [String] = []
+        public var authenticationType = "local"
+        public var secondFactor = "otp"
+    }
+
+    /// One dynamic label command.
+    public struct LabelCommand: Sendable, Equatable {
+        public var name: String
+        public var command: [String]
+        public var period: Double
+    }
+
+    /// `ssh_service:`.
+    public struct SSHService: Sendable, Equatable {
+        public var enabled = true
+        public var listenAddr = "0.0.0.0:3022"
+        public var publicAddrs: [String] = []
+        public var labels: [String: String] = [:]
+        public var commands: [LabelCommand] = []
+    }
+
+    /// A certificate and key for the proxy's HTTPS listener.
+    public struct KeyPair: Sendable, Equatable {
+        public var keyFile: String
+        public var certFile: String
+    }
+
+    /// `proxy_service:`.
+    public struct ProxyService: Sendable, Equatable {
+        public var enabled = true
+        public var listenAddr = "0.0.0.0:3023"
+        public var webListenAddr = "0.0.0.0:3080"
+        public var tunnelListenAddr = "0.0.0.0:3024"
+        public var publicAddrs: [String] = []
+        public var httpsKeyPairs: [KeyPair] = []
+    }
+}

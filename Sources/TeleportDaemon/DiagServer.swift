@@ -1,0 +1,49 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+import TeleportAPI
+
+/// The diagnostics listener (`--diag-addr`): `/healthz`, `/readyz` and `/metrics` (Prometheus text).
+struct DiagServer: Service {
+    let host: String
+    let port: Int
+    let readiness: Readiness
+    let registry: PrometheusCollectorRegistry
+    let logger: Logger
+
+    func run() async throws {
+        let router = Router()
+        router.get("healthz") { _, _ in Self.json(.ok, ["status": "ok"]) }
+        let readiness = self.readiness
+        router.get("readyz") { _, _ in
+            let pending = readiness.pending
+            if pending.isEmpty { return Self.json(.ok, ["status": "ok"]) }
+            return Self.json(.serviceUnavailable, ["status": "starting", "waiting_for": pending.joined(separator: ",")])
+        }
+        let registry = self.registry
+        router.get("metrics") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "teleport-diag"),
+            logger: logger)
+        do {
+            try await app.run()
+        } catch let error as IOError {
+            throw TeleportError.connectionProblem("cannot listen on \(host):\(port): \(error) (change --diag-addr)", cause: error)
+        }
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ body: [String: String]) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,105 @@
+import Crypto
+import Foundation
+import TeleportAPI
+import TeleportAuthClient
+import TeleportAuthServer
+import TeleportCrypto
+import TeleportEvents
+
+/// The identities of services that run in the auth service's process (and of the local admin for
+/// `tctl`): issued directly by the auth service at start and written to `data_dir/keys` (0600).
+/// Proxy and node still talk to auth through the API with them, as they would from another host.
+enum LocalIdentities {
+    static func fileName(_ role: SystemRole) -> String { role.rawValue.lowercased() }
+
+    static func write(auth: AuthServer, hostUUID: String, keys: URL, roles: [SystemRole]) async throws {
+        for role in roles {
+            let key = P256.Signing.PrivateKey()
+            let id = role == .admin ? "admin" : "\(hostUUID).\(auth.clusterName)"
+            let issued = try await auth.issueSystemIdentity(role: role, hostID: id, publicKey: key.publicKey)
+            let identity = ClientIdentity(keyPEM: key.pemRepresentation, certificatePEM: issued.certificatePEM, trustedCAPEMs: issued.caPEMs)
+            try identity.save(directory: keys, name: fileName(role))
+        }
+    }
+
+    static func load(keys: URL, role: SystemRole) throws -> ClientIdentity {
+        do {
+            return try ClientIdentity.load(directory: keys, name: fileName(role))
+        } catch let error as TeleportError where error.code == .notFound {
+            throw TeleportError.notFound(
+                "this host has no \(role.rawValue.lowercased()) identity in \(keys.path): join the cluster with --token and --auth-server")
+        }
+    }
+}
+
+/// The proxy's HTTPS key pair: `https_keypairs` when configured, else a self-signed one kept in
+/// `data_dir/keys/webproxy_{cert,key}.pem`.
+enum ProxyCertificate {
+    static func load(config: DaemonConfig, keys: URL, clock: any WallClock) throws -> (certificatePEM: String, keyPEM: String) {
+        if let pair = config.file.proxy.httpsKeyPairs.first {
+            guard let cert = try? String(contentsOfFile: pair.certFile, encoding: .utf8),
+                let key = try? String(contentsOfFile: pair.keyFile, encoding: .utf8)
+            else {
+                throw TeleportError.notFound(
+                    "proxy_service.https_keypairs: cannot read \(pair.certFile) or \(pair.keyFile)")
+            }
+            return (cert, key)
+        }
+        let certURL = keys.appendingPathComponent("webproxy_cert.pem")
+        let keyURL = keys.appendingPathComponent("webproxy_key.pem")
+        if let cert = try? String(contentsOf: certURL, encoding: .utf8), let key = try? String(contentsOf: keyURL, encoding: .utf8) {
+            return (cert, key)
+        }
+        var dns = ["localhost", config.nodeName]
+        var ips = ["127.0.0.1", "::1"]
+        for address in config.file.proxy.publicAddrs {
+            if let host = try? HostPort.parse(address, defaultPort: 3080, key: "public_addr").host {
+                if IPAddressBytes.parse(host) != nil { ips.append(host) } else { dns.append(host) }
+            }
+        }
+        if let advertise = config.advertiseIP { ips.append(advertise) }
+        let generated = try TLSAuthority.selfSignedServer(
+            commonName: config.nodeName, names: .init(dnsNames: dns, ipAddresses: ips), clock: clock)
+        try SecureFile.write(Data(generated.keyPEM.utf8), to: keyURL)
+        try SecureFile.write(Data(generated.certificatePEM.utf8), to: certURL, mode: 0o644)
+        return generated
+    }
+}
+
+/// The audit sinks named by `audit_events_uri` (default: `file://data_dir/log`).
+enum AuditLogs {
+    static func open(uris: [String], dataDir: DataDirectory) throws -> any AuditEmitter {
+        if uris.isEmpty { return try FileAuditLog(directory: dataDir.logDirectory) }
+        var emitters: [any AuditEmitter] = []
+        for uri in uris {
+            if uri.hasPrefix("file://") {
+                emitters.append(try FileAuditLog(directory: URL(fileURLWithPath: String(uri.dropFirst("file://".count)))))
+            } else if uri == "stdout://" || uri.hasPrefix("stdout:") {
+                emitters.append(StdoutAuditLog())
+            } else {
+                throw TeleportError.badParameter(
+                    "teleport.storage.audit_events_uri: \"\(uri)\" is not supported (use file:///path or stdout://)")
+            }
+        }
+        return MultiEmitter(emitters)
+    }
+}
+
+/// The `--pid-file`: written at start, removed at exit.
+final class PIDFile: Sendable {
+    let path: String
+
+    init?(path: String?) throws {
+        guard let path else { return nil }
+        self.path = path
+        do {
+            try Data("\(ProcessInfo.processInfo.processIdentifier)\n".utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw TeleportError.accessDenied("cannot write the pid file \(path): \(error.localizedDescription)")
+        }
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}

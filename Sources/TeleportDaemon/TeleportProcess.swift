@@ -1,0 +1,202 @@
+public import Foundation
+public import Logging
+import Crypto
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+public import TeleportAPI
+import TeleportAuthClient
+import TeleportAuthServer
+import TeleportBackend
+import TeleportBackendSQLite
+import TeleportCrypto
+import TeleportEvents
+import TeleportNode
+import TeleportProxy
+import TeleportServices
+
+/// `teleport start`: opens the data directory, starts the enabled services in dependency order
+/// (backend, audit, auth, proxy, node, diagnostics) as one `ServiceGroup`, and stops them
+/// gracefully on SIGTERM or SIGINT.
+public enum TeleportProcess {
+    /// Runs the daemon until a signal stops it.
+    public static func run(config: DaemonConfig, logger: Logger) async throws {
+        for warning in config.file.warnings { logger.warning("\(warning)") }
+        let dataDir = try DataDirectory(url: config.dataDir)
+        let pidFile = try PIDFile(path: config.pidFile)
+        defer { pidFile?.remove() }
+
+        let clock = SystemClock()
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        registry.makeGauge(name: "teleport_build_info", labels: [("version", TeleportVersion.version)]).set(Int64(1))
+
+        var components = Set<String>()
+        if config.runAuth { components.insert("auth") }
+        if config.runProxy { components.insert("proxy") }
+        if config.runNode { components.insert("node") }
+        let readiness = Readiness(expected: components)
+        var services: [any Service] = []
+        let hostUUID = try dataDir.hostUUID()
+
+        var backendToClose: (any Backend)?
+        do {
+            try await assemble(
+                config: config, dataDir: dataDir, clock: clock, readiness: readiness, registry: registry, hostUUID: hostUUID,
+                logger: logger, services: &services, backend: &backendToClose)
+        } catch {
+            try? await backendToClose?.close()
+            throw error
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                cancellationSignals: [], logger: logger))
+        do {
+            try await group.run()
+        } catch let error as ServiceGroupError {
+            try? await backendToClose?.close()
+            throw TeleportError.internalError("teleport stopped: \(error)")
+        } catch {
+            try? await backendToClose?.close()
+            throw error
+        }
+        try? await backendToClose?.close()
+        logger.info("teleport stopped")
+    }
+
+    /// Creates the services of the enabled roles, in dependency order.
+    static func assemble(
+        config: DaemonConfig, dataDir: DataDirectory, clock: SystemClock, readiness: Readiness,
+        registry: PrometheusCollectorRegistry, hostUUID: String, logger: Logger, services: inout [any Service],
+        backend backendToClose: inout (any Backend)?
+    ) async throws {
+        let keys = dataDir.keysDirectory
+        if config.runAuth {
+            let (backend, auth) = try await openAuth(config: config, dataDir: dataDir, clock: clock, logger: logger)
+            backendToClose = backend
+            if let sqlite = backend as? SQLiteBackend { services.append(SweeperService(backend: sqlite)) }
+            let authAddress = try HostPort.parse(config.file.auth.listenAddr, defaultPort: 3025, key: "auth_service.listen_addr")
+            let apiServer = try await AuthAPIServer.make(
+                auth: auth, host: authAddress.host, port: authAddress.port, hostID: hostUUID,
+                extraNames: config.file.auth.publicAddrs.map { (try? HostPort.parse($0, defaultPort: 3025, key: "public_addr").host) ?? $0 }
+                    + [config.nodeName, config.advertiseIP ?? ""],
+                logger: logger.with("auth"), onListening: { readiness.markReady("auth") })
+            services.append(apiServer)
+            try await LocalIdentities.write(auth: auth, hostUUID: hostUUID, keys: keys, roles: [.admin, .proxy, .node])
+            logger.info("auth service is starting", metadata: ["tp.listen": "\(config.file.auth.listenAddr)", "tp.cluster": "\(auth.clusterName)"])
+        }
+        let authAddress = config.runAuth ? localAuthAddress(config.file.auth.listenAddr) : config.authServers.first
+        if config.runProxy {
+            guard let authAddress else { throw missingAuthServer("proxy") }
+            let identity = try LocalIdentities.load(keys: keys, role: .proxy)
+            let client = try AuthClient(address: authAddress, identity: identity)
+            let web = try HostPort.parse(config.file.proxy.webListenAddr, defaultPort: 3080, key: "proxy_service.web_listen_addr")
+            let pair = try ProxyCertificate.load(config: config, keys: keys, clock: clock)
+            let publicAddr = config.file.proxy.publicAddrs.first ?? "\(config.nodeName):\(web.port)"
+            services.append(
+                ProxyWebServer(
+                    auth: client, host: web.host, port: web.port, certificatePEM: pair.certificatePEM, keyPEM: pair.keyPEM,
+                    settings: .init(
+                        authType: config.file.auth.authenticationType, secondFactor: config.file.auth.secondFactor,
+                        publicAddr: publicAddr, sshListenAddr: config.file.proxy.listenAddr),
+                    logger: logger.with("proxy"), onListening: { readiness.markReady("proxy") }))
+        }
+        if config.runNode {
+            guard let authAddress else { throw missingAuthServer("node") }
+            let identity = try LocalIdentities.load(keys: keys, role: .node)
+            let client = try AuthClient(address: authAddress, identity: identity)
+            let sshAddress = try HostPort.parse(config.file.ssh.listenAddr, defaultPort: 3022, key: "ssh_service.listen_addr")
+            let advertised = config.advertiseIP ?? (sshAddress.host == "0.0.0.0" ? "127.0.0.1" : sshAddress.host)
+            let node = ServerNode(
+                uuid: hostUUID, hostname: config.nodeName, addr: "\(advertised):\(sshAddress.port)", labels: config.file.ssh.labels)
+            services.append(
+                NodeHeartbeat(auth: client, node: node, logger: logger.with("node"), onFirstHeartbeat: { readiness.markReady("node") }))
+        }
+        if let diag = config.diagAddr {
+            let address = try HostPort.parse(diag, defaultPort: 3000, key: "--diag-addr")
+            services.append(
+                DiagServer(host: address.host, port: address.port, readiness: readiness, registry: registry, logger: logger.with("diag")))
+        }
+        services.append(ReadinessLogger(readiness: readiness, logger: logger, roles: config.roleNames, dataDir: config.dataDir.path))
+
+    }
+
+    static func missingAuthServer(_ service: String) -> TeleportError {
+        TeleportError.badParameter(
+            "the \(service) service needs an auth server: pass --auth-server=HOST:3025 or set teleport.auth_servers")
+    }
+
+    /// The address the local proxy and node dial for the auth service in the same process.
+    static func localAuthAddress(_ listen: String) -> String {
+        if listen.hasPrefix("0.0.0.0:") { return "127.0.0.1:" + listen.dropFirst("0.0.0.0:".count) }
+        if listen.hasPrefix("[::]:") { return "[::1]:" + listen.dropFirst("[::]:".count) }
+        return listen
+    }
+
+    static func openAuth(config: DaemonConfig, dataDir: DataDirectory, clock: SystemClock, logger: Logger) async throws -> (any Backend, AuthServer) {
+        let storage = config.file.teleport.storage
+        guard storage.type == .sqlite else {
+            throw TeleportError.badParameter("teleport.storage.type postgres is not available yet; use sqlite")
+        }
+        let path = storage.path.map { URL(fileURLWithPath: $0, relativeTo: dataDir.url).standardizedFileURL } ?? dataDir.backendPath
+        try FileManager.default.createDirectory(
+            at: path.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let backend = try await SQLiteBackend.open(path: path.path, clock: clock, logger: logger.with("backend"))
+        let audit = try AuditLogs.open(uris: storage.auditEventsURIs, dataDir: dataDir)
+        var bootstrap: [AnyResource] = []
+        if let bootstrapPath = config.bootstrapPath {
+            guard let text = try? String(contentsOfFile: bootstrapPath, encoding: .utf8) else {
+                throw TeleportError.notFound("--bootstrap: cannot read \(bootstrapPath)")
+            }
+            bootstrap = try ResourceCodec.decodeDocuments(text, source: bootstrapPath)
+        }
+        do {
+            let auth = try await AuthServer.open(
+                backend: backend, audit: audit, clock: clock, configuredName: config.file.auth.clusterName, bootstrap: bootstrap,
+                logger: logger.with("auth"))
+            return (backend, auth)
+        } catch {
+            try? await backend.close()
+            throw error
+        }
+    }
+}
+
+extension Logger {
+    /// A copy labelled with a component (`auth`, `proxy`, ...).
+    func with(_ component: String) -> Logger {
+        var copy = self
+        copy[metadataKey: "tp.component"] = "\(component)"
+        return copy
+    }
+}
+
+/// Runs the SQLite sweeper as a service.
+struct SweeperService: Service {
+    let backend: SQLiteBackend
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await backend.runSweeper(every: .seconds(10))
+        }
+    }
+}
+
+/// Logs once when every enabled service is up, then waits for shutdown.
+struct ReadinessLogger: Service {
+    let readiness: Readiness
+    let logger: Logger
+    let roles: [String]
+    let dataDir: String
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !readiness.pending.isEmpty {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            logger.info("teleport is ready", metadata: ["tp.roles": "\(roles.joined(separator: ","))", "tp.data_dir": "\(dataDir)"])
+            try await gracefulShutdown()
+        }
+    }
+}

@@ -1,0 +1,123 @@
+public import Foundation
+public import Logging
+import Hummingbird
+import HummingbirdTLS
+import NIOCore
+import NIOSSL
+public import ServiceLifecycle
+public import TeleportAPI
+public import TeleportAuthClient
+
+/// The proxy's HTTPS listener (`proxy_service.web_listen_addr`, 3080): the entry point for `tsh`
+/// and browsers. Serves `/webapi/ping` now; login and the web UI come with later parts.
+public struct ProxyWebServer: Service {
+    /// What `/webapi/ping` reports.
+    public struct Settings: Sendable {
+        public var authType: String
+        public var secondFactor: String
+        public var publicAddr: String
+        public var sshListenAddr: String
+        /// Creates settings.
+        public init(authType: String, secondFactor: String, publicAddr: String, sshListenAddr: String) {
+            self.authType = authType
+            self.secondFactor = secondFactor
+            self.publicAddr = publicAddr
+            self.sshListenAddr = sshListenAddr
+        }
+    }
+
+    let auth: AuthClient
+    let host: String
+    let port: Int
+    let certificatePEM: String
+    let keyPEM: String
+    let settings: Settings
+    let logger: Logger
+    let onListening: @Sendable () async -> Void
+
+    /// Creates the server with its HTTPS certificate chain and key (PEM).
+    public init(
+        auth: AuthClient, host: String, port: Int, certificatePEM: String, keyPEM: String, settings: Settings,
+        logger: Logger, onListening: @escaping @Sendable () async -> Void
+    ) {
+        self.auth = auth
+        self.host = host
+        self.port = port
+        self.certificatePEM = certificatePEM
+        self.keyPEM = keyPEM
+        self.settings = settings
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        guard let clusterName = try await waitForAuth() else { return }
+        let router = Router()
+        let settings = self.settings
+        router.get("webapi/ping") { _, _ -> Response in
+            let body: [String: JSONValue] = [
+                "cluster_name": .string(clusterName),
+                "server_version": .string(TeleportVersion.version),
+                "auth": .object(["type": .string(settings.authType), "second_factor": .string(settings.secondFactor)]),
+                "proxy": .object([
+                    "ssh": .object(["listen_addr": .string(settings.sshListenAddr), "public_addr": .string(settings.publicAddr)])
+                ]),
+            ]
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            let data = (try? ResourceCodec.json(body)) ?? Data()
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        router.get("/") { _, _ -> Response in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/html; charset=utf-8"
+            let html = "<!doctype html><title>Teleport</title><h1>Teleport proxy for \(HTMLText.escape(clusterName))</h1>"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
+        }
+        let tls: TLSConfiguration
+        do {
+            tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem)))
+        } catch {
+            throw TeleportError.badParameter("the proxy's HTTPS key pair cannot be loaded: \(error) (check proxy_service.https_keypairs)")
+        }
+        let onListening = self.onListening
+        let app = Application(
+            router: router, server: try .tls(.http1(), tlsConfiguration: tls),
+            configuration: .init(address: .hostname(host, port: port), serverName: "teleport-proxy"),
+            onServerRunning: { _ in await onListening() }, logger: logger)
+        do {
+            try await app.run()
+        } catch let error as IOError {
+            throw TeleportError.connectionProblem(
+                "cannot listen on \(host):\(port): \(error) (change proxy_service.web_listen_addr)", cause: error)
+        }
+    }
+}
+
+extension ProxyWebServer {
+    /// Asks the auth service for the cluster name, retrying with backoff until it answers; `nil`
+    /// when shutdown came first.
+    func waitForAuth() async throws -> String? {
+        var delay = Duration.milliseconds(200)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                return try await auth.ping().clusterName
+            } catch let error as TeleportError where error.code == .connectionProblem {
+                logger.debug("waiting for the auth service", metadata: ["tp.error": "\(error.message)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+        return nil
+    }
+}
+
+/// Escaping for text placed in HTML.
+enum HTMLText {
+    static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+}

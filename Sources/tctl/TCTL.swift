@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import TeleportAPI
+import TeleportAdmin
+
+@main
+struct TCTLMain {
+    /// ArgumentParser reads options after the subcommand only; the seed writes global options first
+    /// (`tctl --config fresh.yaml get all`), so they are moved behind the subcommand here.
+    static func main() async {
+        await TCTL.main(GlobalArguments.reorder(Array(CommandLine.arguments.dropFirst())))
+    }
+}
+
+/// Moves leading global options behind the subcommand words.
+enum GlobalArguments {
+    static let withValue: Set<String> = ["-c", "--config", "--auth-server", "-i", "--identity"]
+    static let flags: Set<String> = ["-d", "--debug"]
+
+    static func reorder(_ arguments: [String]) -> [String] {
+        var globals: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            let name = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
+            if withValue.contains(name) {
+                globals.append(argument)
+                if !argument.contains("="), index + 1 < arguments.count {
+                    globals.append(arguments[index + 1])
+                    index += 1
+                }
+            } else if flags.contains(argument) {
+                globals.append(argument)
+            } else {
+                break
+            }
+            index += 1
+        }
+        let rest = Array(arguments[index...])
+        if let terminator = rest.firstIndex(of: "--") {
+            return Array(rest[..<terminator]) + globals + Array(rest[terminator...])
+        }
+        return rest + globals
+    }
+}
+
+struct TCTL: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tctl",
+        abstract: "Admin tool for the Teleport cluster.",
+        subcommands: [Status.self, Auth.self, Get.self, Create.self, Remove.self, Version.self])
+}
+
+/// The options every `tctl` command takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: [.short, .customLong("config")], help: "Path to the teleport.yaml of the auth server [/etc/teleport.yaml].")
+    var config: String?
+    @Option(name: .customLong("auth-server"), help: "Address of the auth server, HOST:3025.")
+    var authServer: String?
+    @Option(name: [.short, .customLong("identity")], help: "Path to an identity file (from tctl auth sign).")
+    var identity: String?
+    @Flag(name: [.short, .customLong("debug")], help: "Verbose output.")
+    var debug = false
+
+    var connection: AdminConnection.Options {
+        .init(configPath: config, authServer: authServer, identityFile: identity)
+    }
+}
+
+/// Runs a command's work, printing its output, or one error line and exit code 1.
+func perform(_ work: () async throws -> String) async throws {
+    do {
+        let output = try await work()
+        FileHandle.standardOutput.write(Data(output.utf8))
+    } catch {
+        let message = (error as? TeleportError)?.message ?? "\(error)"
+        FileHandle.standardError.write(Data("ERROR: \(message)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Report cluster status.")
+    @OptionGroup var global: GlobalOptions
+    func run() async throws { try await perform { try await AdminCommands.status(global.connection) } }
+}
+
+struct Auth: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Operations with the cluster's certificate authorities.", subcommands: [Export.self])
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Export the public keys of the CAs (for OpenSSH and TLS).")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("type"), help: "user, host, tls (the host CA's certificate), tls-host or tls-user.")
+        var type: String?
+        func run() async throws {
+            try await perform {
+                var exportType: AdminCommands.ExportType?
+                if let type {
+                    guard let parsed = AdminCommands.ExportType(rawValue: type) else {
+                        throw TeleportError.badParameter(
+                            "--type=\(type) is not known (expected \(AdminCommands.ExportType.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    }
+                    exportType = parsed
+                }
+                return try await AdminCommands.export(global.connection, type: exportType)
+            }
+        }
+    }
+}
+
+struct Get: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print resources: tctl get users, tctl get user/joe, tctl get all.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "KIND, KIND/NAME or all.") var reference: String
+    @Option(name: .customLong("format"), help: "yaml, json or text.") var format = "yaml"
+    @Flag(name: .customLong("with-secrets"), help: "Include CA private keys.") var withSecrets = false
+    func run() async throws {
+        try await perform {
+            guard let parsed = AdminCommands.Format(rawValue: format) else {
+                throw TeleportError.badParameter("--format=\(format) is not known (expected yaml, json or text)")
+            }
+            return try await AdminCommands.get(global.connection, reference: reference, format: parsed, withSecrets: withSecrets)
+        }
+    }
+}
+
+struct Create: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create resources from a YAML file (- for standard input).")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The YAML file.") var file: String
+    @Flag(name: [.short, .customLong("force")], help: "Overwrite resources that exist.") var force = false
+    func run() async throws { try await perform { try await AdminCommands.create(global.connection, path: file, force: force) } }
+}
+
+struct Remove: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete a resource: tctl rm user/joe.", aliases: ["del"])
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "KIND/NAME.") var reference: String
+    func run() async throws { try await perform { try await AdminCommands.remove(global.connection, reference: reference) } }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version.")
+    func run() { print("Teleport v\(TeleportVersion.version) swift") }
+}

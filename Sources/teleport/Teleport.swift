@@ -1,0 +1,132 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TeleportAPI
+import TeleportDaemon
+
+@main
+struct Teleport: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "teleport",
+        abstract: "The Teleport daemon: auth, proxy and node services.",
+        subcommands: [Start.self, Configure.self, Version.self, Status.self])
+}
+
+/// Prints an error the way every command does: one line on stderr, then a non-zero exit.
+func fail(_ error: any Error) -> ExitCode {
+    let message = (error as? TeleportError)?.message ?? "\(error)"
+    FileHandle.standardError.write(Data("ERROR: \(message)\n".utf8))
+    return ExitCode(1)
+}
+
+struct Start: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Starts the Teleport daemon.")
+
+    @Option(name: [.short, .customLong("config")], help: "Path to a configuration file [/etc/teleport.yaml].")
+    var config: String?
+    @Flag(name: [.short, .customLong("debug")], help: "Enable verbose logging to stderr.")
+    var debug = false
+    @Option(name: [.short, .customLong("roles")], help: "Comma-separated list of roles to start with [proxy,node,auth].")
+    var roles: String?
+    @Option(name: .customLong("nodename"), help: "Name of this node, defaults to hostname.")
+    var nodename: String?
+    @Option(name: .customLong("auth-server"), help: "Address of the auth server.")
+    var authServer: String?
+    @Option(name: .customLong("token"), help: "Invitation token to register with an auth server.")
+    var token: String?
+    @Option(name: .customLong("ca-pin"), help: "CA pin to validate the auth server (sha256:...).")
+    var caPin: String?
+    @Option(name: .customLong("labels"), help: "List of labels for this node, e.g. env=prod,uptime=[1m:\"uptime -p\"].")
+    var labels: String?
+    @Option(name: [.short, .customLong("listen-ip")], help: "IP address to bind to.")
+    var listenIP: String?
+    @Option(name: .customLong("advertise-ip"), help: "IP to advertise to clients if running behind NAT.")
+    var advertiseIP: String?
+    @Option(name: .customLong("diag-addr"), help: "Start the diagnostics endpoint (/healthz, /readyz, /metrics) on this address.")
+    var diagAddr: String?
+    @Option(name: .customLong("pid-file"), help: "Write the process id to this file.")
+    var pidFile: String?
+    @Option(name: .customLong("bootstrap"), help: "Resources (tctl get all output) to load into an empty backend.")
+    var bootstrap: String?
+    @Option(name: .customLong("data-dir"), help: "Data directory (overrides teleport.data_dir).")
+    var dataDir: String?
+
+    func run() async throws {
+        var flags = StartFlags()
+        flags.configPath = config
+        flags.debug = debug
+        flags.roles = roles
+        flags.nodeName = nodename
+        flags.authServer = authServer
+        flags.token = token
+        flags.caPin = caPin
+        flags.labels = labels
+        flags.listenIP = listenIP
+        flags.advertiseIP = advertiseIP
+        flags.diagAddr = diagAddr
+        flags.pidFile = pidFile
+        flags.bootstrap = bootstrap
+        flags.dataDir = dataDir
+        do {
+            let resolved = try DaemonConfig.resolve(flags: flags)
+            let logger = DaemonLogging.bootstrap(config: resolved)
+            try await TeleportProcess.run(config: resolved, logger: logger)
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct Configure: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Prints a sample configuration file (YAML).")
+
+    @Option(name: [.short, .customLong("output")], help: "Write to this file instead of standard output.")
+    var output: String?
+    @Option(name: .customLong("cluster-name"), help: "The cluster name to put in the sample.")
+    var clusterName: String?
+    @Option(name: .customLong("data-dir"), help: "The data directory to put in the sample.")
+    var dataDir: String?
+
+    func run() throws {
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "localhost"
+        let text = SampleConfig.text(
+            nodeName: host, dataDir: dataDir ?? DaemonConfig.defaultDataDir().path, clusterName: clusterName ?? host)
+        guard let output else {
+            print(text, terminator: "")
+            return
+        }
+        if FileManager.default.fileExists(atPath: output) {
+            throw fail(TeleportError.alreadyExists("\(output) already exists; remove it first or choose another path"))
+        }
+        do {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .withoutOverwriting)
+        } catch {
+            throw fail(TeleportError.accessDenied("cannot write \(output): \(error.localizedDescription)"))
+        }
+        print("Wrote a sample configuration to \(output)")
+    }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Prints the version.")
+    func run() {
+        print("Teleport v\(TeleportVersion.version) swift")
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Shows the status of the current Teleport SSH session (only inside one).")
+    func run() throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard let session = environment["TELEPORT_SESSION"] else {
+            throw fail(TeleportError.badParameter(
+                "teleport status only works inside a Teleport SSH session (TELEPORT_SESSION is not set)"))
+        }
+        print("Cluster Name: \(environment["TELEPORT_CLUSTER_NAME"] ?? "-")")
+        print("Host UUID   : \(environment["TELEPORT_HOST_UUID"] ?? "-")")
+        print("Session ID  : \(session)")
+        print("User        : \(environment["TELEPORT_USER"] ?? "-")")
+        print("Login       : \(environment["TELEPORT_LOGIN"] ?? environment["USER"] ?? "-")")
+    }
+}

@@ -1,0 +1,226 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The outcome of a finished child process.
+struct CommandResult: Sendable, CustomStringConvertible {
+    var exitCode: Int32
+    var stdout: String
+    var stderr: String
+
+    var description: String { "exit \(exitCode)\nstdout: \(stdout)\nstderr: \(stderr)" }
+}
+
+/// Process, port and temp-directory helpers for the tests that drive real OpenSSH tools.
+enum SSHTestSupport {
+    static let sshKeygen = "/usr/bin/ssh-keygen"
+    static let ssh = "/usr/bin/ssh"
+    static let sshd = "/usr/sbin/sshd"
+
+    /// True when the OpenSSH client tools are installed.
+    static var hasOpenSSHClient: Bool {
+        FileManager.default.isExecutableFile(atPath: sshKeygen) && FileManager.default.isExecutableFile(atPath: ssh)
+    }
+
+    /// Runs `executable` to completion with stdin from /dev/null, output captured through files (so
+    /// a chatty child never blocks on a full pipe), and kills it after `timeout`.
+    static func run(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String]? = nil,
+        timeout: Duration = .seconds(60)
+    ) async throws -> CommandResult {
+        let directory = try makeTemporaryDirectory(prefix: "run")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let outURL = directory.appendingPathComponent("stdout")
+        let errURL = directory.appendingPathComponent("stderr")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let outHandle = try FileHandle(forWritingTo: outURL)
+        let errHandle = try FileHandle(forWritingTo: errURL)
+        defer {
+            try? outHandle.close()
+            try? errHandle.close()
+        }
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = outHandle
+        process.standardError = errHandle
+
+        let exitCode: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { finished in
+                continuation.resume(returning: finished.terminationStatus)
+            }
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: error)
+                return
+            }
+            let pid = process.processIdentifier
+            Task {
+                try? await Task.sleep(for: timeout)
+                if process.isRunning, process.processIdentifier == pid {
+                    kill(pid, SIGKILL)
+                }
+            }
+        }
+        let stdout = String(decoding: try Data(contentsOf: outURL), as: UTF8.self)
+        let stderr = String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
+        return CommandResult(exitCode: exitCode, stdout: stdout, stderr: stderr)
+    }
+
+    /// Starts a long-running daemon with `posix_spawn` (stdin from /dev/null, stdout and stderr
+    /// appended to `logPath`, default signal mask and dispositions) and returns its PID; stop it
+    /// with ``stopDaemon(_:)``.
+    ///
+    /// Foundation's `Process` is not used for daemons: it learns of a child's exit when the child's
+    /// end of a private socket pair closes, then calls a *blocking* `waitpid` on its one manager
+    /// thread. `sshd` closes every inherited descriptor at startup, so Foundation would block in
+    /// `waitpid(sshd)` and stop reaping every other child (our `ssh` runs) until sshd exits.
+    static func spawnDaemon(_ executable: String, _ arguments: [String], logPath: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        try #require(result == 0, "posix_spawn \(executable) failed: \(result)")
+        return pid
+    }
+
+    /// Sends SIGTERM to a daemon from ``spawnDaemon(_:_:logPath:)`` (by its PID), reaps it without
+    /// blocking a thread, and SIGKILLs it if it has not exited after five seconds.
+    ///
+    /// - Returns: true when the daemon exited on SIGTERM, false when it had to be killed.
+    @discardableResult
+    static func stopDaemon(_ pid: pid_t) async -> Bool {
+        kill(pid, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(5)
+        var status: Int32 = 0
+        while ContinuousClock.now < deadline {
+            if waitpid(pid, &status, WNOHANG) != 0 { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        kill(pid, SIGKILL)
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
+    /// Runs `executable` and requires exit status 0, returning its output.
+    @discardableResult
+    static func runChecked(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String]? = nil
+    ) async throws -> CommandResult {
+        let result = try await run(executable, arguments, environment: environment)
+        try #require(result.exitCode == 0, "\(executable) \(arguments.joined(separator: " ")) failed: \(result)")
+        return result
+    }
+
+    /// Creates a fresh private (0700) directory under the system temp directory.
+    static func makeTemporaryDirectory(prefix: String) throws -> URL {
+        let url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("teleport-ssh-\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(
+            at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]
+        )
+        return url
+    }
+
+    /// Writes `contents` to `url` with the given permissions (ssh and sshd refuse private keys that
+    /// others can read).
+    static func write(_ contents: String, to url: URL, permissions: Int = 0o600) throws {
+        try Data(contents.utf8).write(to: url)
+        try FileManager.default.setAttributes([.posixPermissions: permissions], ofItemAtPath: url.path)
+    }
+
+    /// Reads a text file.
+    static func read(_ url: URL) throws -> String {
+        String(decoding: try Data(contentsOf: url), as: UTF8.self)
+    }
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+    static func freeLoopbackPort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0, "socket() failed: errno \(errno)")
+        defer { close(fd) }
+        var address = loopbackAddress(port: 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        try #require(bound == 0, "bind() failed: errno \(errno)")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        try #require(named == 0, "getsockname() failed: errno \(errno)")
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    /// Polls until something accepts TCP connections on 127.0.0.1:`port`; false after `timeout`.
+    static func waitForPort(_ port: UInt16, timeout: Duration = .seconds(15)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if canConnect(port: port) { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    private static func canConnect(port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = loopbackAddress(port: port)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        return result == 0
+    }
+
+    private static func loopbackAddress(port: UInt16) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        return address
+    }
+}
