@@ -151,11 +151,12 @@ let package = Package(
             dependencies: ["TeleportClient", "TeleportAPI", argumentParser],
             swiftSettings: swiftSettings
         ),
-        // Tests.
+        // Tests. TeleportTestSupport holds process, port and cluster helpers shared by test targets.
+        .target(name: "TeleportTestSupport", path: "Tests/TeleportTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "TeleportAPITests", dependencies: ["TeleportAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TeleportCryptoTests",
-            dependencies: ["TeleportCrypto", "TeleportAPI", crypto, x509],
+            dependencies: ["TeleportCrypto", "TeleportAPI", "TeleportTestSupport", crypto, x509],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -165,12 +166,12 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportDaemonTests",
-            dependencies: ["TeleportDaemon", "TeleportAPI"],
+            dependencies: ["TeleportDaemon", "TeleportAPI", "TeleportTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TeleportIntegrationTests",
-            dependencies: ["TeleportAPI", "TeleportCrypto", crypto],
+            dependencies: ["TeleportAPI", "TeleportCrypto", "TeleportTestSupport", crypto],
             swiftSettings: swiftSettings
         ),
     ]

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import TeleportAPI
 import TeleportCrypto
+import TeleportTestSupport
 import Testing
 
 @Suite("OpenSSH certificates")
@@ -153,9 +154,9 @@ struct SSHCertificateTests {
 
     // MARK: ssh-keygen interop
 
-    @Test(.enabled(if: SSHTestSupport.hasOpenSSHClient), arguments: [SSHCertificate.CertType.user, .host])
+    @Test(.enabled(if: TestSupport.hasOpenSSHClient), arguments: [SSHCertificate.CertType.user, .host])
     func sshKeygenAcceptsOurCertificate(type: SSHCertificate.CertType) async throws {
-        let directory = try SSHTestSupport.makeTemporaryDirectory(prefix: "certL")
+        let directory = try TestSupport.makeTemporaryDirectory(prefix: "certL")
         defer { try? FileManager.default.removeItem(at: directory) }
         let ca = Curve25519.Signing.PrivateKey()
         let options = type == .user ? ["force-command": "/bin/true", "source-address": "10.1.0.0/16,::1"] : [:]
@@ -163,9 +164,9 @@ struct SSHCertificateTests {
             ca: ca, type: type, principals: ["root", "alice", "node.example"], criticalOptions: options
         )
         let file = directory.appendingPathComponent("id-cert.pub")
-        try SSHTestSupport.write(cert.authorizedKeyLine(comment: "c") + "\n", to: file)
-        let result = try await SSHTestSupport.runChecked(
-            SSHTestSupport.sshKeygen, ["-L", "-f", file.path], environment: ["TZ": "UTC"]
+        try TestSupport.write(cert.authorizedKeyLine(comment: "c") + "\n", to: file)
+        let result = try await TestSupport.runChecked(
+            TestSupport.sshKeygen, ["-L", "-f", file.path], environment: ["TZ": "UTC"]
         )
         let lines = result.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
         #expect(lines.contains("Type: ssh-ed25519-cert-v01@openssh.com \(type) certificate"), "\(result)")
@@ -189,9 +190,9 @@ struct SSHCertificateTests {
         }
     }
 
-    @Test(.enabled(if: SSHTestSupport.hasOpenSSHClient))
+    @Test(.enabled(if: TestSupport.hasOpenSSHClient))
     func sshKeygenPrintsForeverValidity() async throws {
-        let directory = try SSHTestSupport.makeTemporaryDirectory(prefix: "certF")
+        let directory = try TestSupport.makeTemporaryDirectory(prefix: "certF")
         defer { try? FileManager.default.removeItem(at: directory) }
         let cert = try SSHCertificate.sign(
             publicKey: .ecdsaP256(P256.Signing.PrivateKey().publicKey), type: .user, keyID: "forever",
@@ -199,31 +200,31 @@ struct SSHCertificateTests {
             caKey: Curve25519.Signing.PrivateKey()
         )
         let file = directory.appendingPathComponent("id-cert.pub")
-        try SSHTestSupport.write(cert.authorizedKeyLine() + "\n", to: file)
-        let result = try await SSHTestSupport.runChecked(SSHTestSupport.sshKeygen, ["-L", "-f", file.path])
+        try TestSupport.write(cert.authorizedKeyLine() + "\n", to: file)
+        let result = try await TestSupport.runChecked(TestSupport.sshKeygen, ["-L", "-f", file.path])
         #expect(result.stdout.contains("Type: ecdsa-sha2-nistp256-cert-v01@openssh.com user certificate"), "\(result)")
         #expect(result.stdout.contains("Valid: forever"), "\(result)")
     }
 
     @Test(
-        .enabled(if: SSHTestSupport.hasOpenSSHClient),
+        .enabled(if: TestSupport.hasOpenSSHClient),
         arguments: [("ed25519", "ed25519"), ("ecdsa", "ecdsa"), ("ed25519", "ecdsa"), ("ecdsa", "ed25519")]
     )
     func certificateFromSSHKeygenParsesAndVerifies(caType: String, subjectType: String) async throws {
-        let directory = try SSHTestSupport.makeTemporaryDirectory(prefix: "certS")
+        let directory = try TestSupport.makeTemporaryDirectory(prefix: "certS")
         defer { try? FileManager.default.removeItem(at: directory) }
         let caFile = directory.appendingPathComponent("ca").path
         let userFile = directory.appendingPathComponent("user").path
-        try await SSHTestSupport.runChecked(
-            SSHTestSupport.sshKeygen, ["-q", "-t", caType, "-b", "256", "-N", "", "-f", caFile])
-        try await SSHTestSupport.runChecked(
-            SSHTestSupport.sshKeygen, ["-q", "-t", subjectType, "-b", "256", "-N", "", "-f", userFile]
+        try await TestSupport.runChecked(
+            TestSupport.sshKeygen, ["-q", "-t", caType, "-b", "256", "-N", "", "-f", caFile])
+        try await TestSupport.runChecked(
+            TestSupport.sshKeygen, ["-q", "-t", subjectType, "-b", "256", "-N", "", "-f", userFile]
         )
-        try await SSHTestSupport.runChecked(
-            SSHTestSupport.sshKeygen, ["-q", "-s", caFile, "-I", "id", "-n", "a,b", userFile + ".pub"])
+        try await TestSupport.runChecked(
+            TestSupport.sshKeygen, ["-q", "-s", caFile, "-I", "id", "-n", "a,b", userFile + ".pub"])
 
         let cert = try SSHCertificate(
-            authorizedKeyLine: try SSHTestSupport.read(URL(fileURLWithPath: userFile + "-cert.pub")))
+            authorizedKeyLine: try TestSupport.read(URL(fileURLWithPath: userFile + "-cert.pub")))
         #expect(cert.keyID == "id")
         #expect(cert.validPrincipals == ["a", "b"])
         #expect(cert.type == .user)
@@ -237,24 +238,24 @@ struct SSHCertificateTests {
         #expect(
             cert.publicKey
                 == (try SSHPublicKey(
-                    authorizedKeyLine: try SSHTestSupport.read(URL(fileURLWithPath: userFile + ".pub")))))
+                    authorizedKeyLine: try TestSupport.read(URL(fileURLWithPath: userFile + ".pub")))))
         #expect(
             cert.signatureKey
-                == (try SSHPublicKey(authorizedKeyLine: try SSHTestSupport.read(URL(fileURLWithPath: caFile + ".pub"))))
+                == (try SSHPublicKey(authorizedKeyLine: try TestSupport.read(URL(fileURLWithPath: caFile + ".pub"))))
         )
     }
 
-    @Test(.enabled(if: SSHTestSupport.hasOpenSSHClient))
+    @Test(.enabled(if: TestSupport.hasOpenSSHClient))
     func sshKeygenHostCertificateWithOptionsParses() async throws {
-        let directory = try SSHTestSupport.makeTemporaryDirectory(prefix: "certH")
+        let directory = try TestSupport.makeTemporaryDirectory(prefix: "certH")
         defer { try? FileManager.default.removeItem(at: directory) }
         let caFile = directory.appendingPathComponent("ca").path
         let userFile = directory.appendingPathComponent("user").path
-        try await SSHTestSupport.runChecked(SSHTestSupport.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-f", caFile])
-        try await SSHTestSupport.runChecked(
-            SSHTestSupport.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-f", userFile])
-        try await SSHTestSupport.runChecked(
-            SSHTestSupport.sshKeygen,
+        try await TestSupport.runChecked(TestSupport.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-f", caFile])
+        try await TestSupport.runChecked(
+            TestSupport.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-f", userFile])
+        try await TestSupport.runChecked(
+            TestSupport.sshKeygen,
             [
                 "-q", "-s", caFile, "-I", "opts", "-n", "root", "-z", "99", "-V", "20270101000000:20270102000000",
                 "-O", "clear", "-O", "force-command=uptime", "-O", "source-address=192.168.0.0/24", "-O", "permit-pty",
@@ -263,7 +264,7 @@ struct SSHCertificateTests {
             environment: ["TZ": "UTC"]
         )
         let cert = try SSHCertificate(
-            authorizedKeyLine: try SSHTestSupport.read(URL(fileURLWithPath: userFile + "-cert.pub")))
+            authorizedKeyLine: try TestSupport.read(URL(fileURLWithPath: userFile + "-cert.pub")))
         #expect(cert.serial == 99)
         #expect(cert.criticalOptions == ["force-command": "uptime", "source-address": "192.168.0.0/24"])
         #expect(cert.extensions == ["permit-pty": ""])

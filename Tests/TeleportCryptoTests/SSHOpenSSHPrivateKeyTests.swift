@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import TeleportAPI
 import TeleportCrypto
+import TeleportTestSupport
 import Testing
 
 @Suite("OpenSSH private key files")
@@ -25,28 +26,28 @@ struct SSHOpenSSHPrivateKeyTests {
         #expect(decoded.pemRepresentation(checkInt: 7) == key.pemRepresentation(checkInt: 7))
     }
 
-    @Test(.enabled(if: SSHTestSupport.hasOpenSSHClient), arguments: keys)
+    @Test(.enabled(if: TestSupport.hasOpenSSHClient), arguments: keys)
     func sshKeygenReadsOurKey(key: OpenSSHPrivateKey) async throws {
-        let directory = try SSHTestSupport.makeTemporaryDirectory(prefix: "priv")
+        let directory = try TestSupport.makeTemporaryDirectory(prefix: "priv")
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("id")
-        try SSHTestSupport.write(key.pemRepresentation(), to: file)
-        let result = try await SSHTestSupport.runChecked(SSHTestSupport.sshKeygen, ["-y", "-f", file.path])
+        try TestSupport.write(key.pemRepresentation(), to: file)
+        let result = try await TestSupport.runChecked(TestSupport.sshKeygen, ["-y", "-f", file.path])
         let printed = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(printed == key.publicKey.authorizedKeyLine(comment: key.comment))
     }
 
-    @Test(.enabled(if: SSHTestSupport.hasOpenSSHClient), arguments: ["ed25519", "ecdsa"])
+    @Test(.enabled(if: TestSupport.hasOpenSSHClient), arguments: ["ed25519", "ecdsa"])
     func keyFromSSHKeygenDecodesAndReencodesIdentically(type: String) async throws {
-        let directory = try SSHTestSupport.makeTemporaryDirectory(prefix: "keygen")
+        let directory = try TestSupport.makeTemporaryDirectory(prefix: "keygen")
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("id")
-        try await SSHTestSupport.runChecked(
-            SSHTestSupport.sshKeygen, ["-q", "-t", type, "-b", "256", "-N", "", "-C", "bob@host", "-f", file.path]
+        try await TestSupport.runChecked(
+            TestSupport.sshKeygen, ["-q", "-t", type, "-b", "256", "-N", "", "-C", "bob@host", "-f", file.path]
         )
-        let pem = try SSHTestSupport.read(file)
+        let pem = try TestSupport.read(file)
         let key = try OpenSSHPrivateKey(pemRepresentation: pem)
-        let publicLine = try SSHTestSupport.read(directory.appendingPathComponent("id.pub"))
+        let publicLine = try TestSupport.read(directory.appendingPathComponent("id.pub"))
         #expect(key.publicKey == (try SSHPublicKey(authorizedKeyLine: publicLine)))
         #expect(key.comment == "bob@host")
 
@@ -54,16 +55,16 @@ struct SSHOpenSSHPrivateKeyTests {
         #expect(key.pemRepresentation(checkInt: try Self.checkInt(ofPEM: pem)) == pem)
     }
 
-    @Test(.enabled(if: SSHTestSupport.hasOpenSSHClient))
+    @Test(.enabled(if: TestSupport.hasOpenSSHClient))
     func encryptedKeyIsRejectedClearly() async throws {
-        let directory = try SSHTestSupport.makeTemporaryDirectory(prefix: "enc")
+        let directory = try TestSupport.makeTemporaryDirectory(prefix: "enc")
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("id")
-        try await SSHTestSupport.runChecked(
-            SSHTestSupport.sshKeygen, ["-q", "-t", "ed25519", "-N", "secret passphrase", "-a", "2", "-f", file.path]
+        try await TestSupport.runChecked(
+            TestSupport.sshKeygen, ["-q", "-t", "ed25519", "-N", "secret passphrase", "-a", "2", "-f", file.path]
         )
         let error = try #require(throws: TeleportError.self) {
-            try OpenSSHPrivateKey(pemRepresentation: try SSHTestSupport.read(file))
+            try OpenSSHPrivateKey(pemRepresentation: try TestSupport.read(file))
         }
         #expect(error.code == .badParameter)
         #expect(error.message.contains("encrypted"))

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import TeleportAPI
 import TeleportCrypto
+import TeleportTestSupport
 import Testing
 
 @Suite("SSH public keys")
@@ -52,13 +53,13 @@ struct SSHPublicKeyTests {
         #expect(throws: TeleportError.badParameter("")) { try SSHPublicKey(wireBytes: blob + [0]) }
     }
 
-    @Test(.enabled(if: SSHTestSupport.hasOpenSSHClient), arguments: keys)
+    @Test(.enabled(if: TestSupport.hasOpenSSHClient), arguments: keys)
     func fingerprintMatchesSSHKeygen(key: SSHPublicKey) async throws {
-        let directory = try SSHTestSupport.makeTemporaryDirectory(prefix: "fp")
+        let directory = try TestSupport.makeTemporaryDirectory(prefix: "fp")
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("key.pub")
-        try SSHTestSupport.write(key.authorizedKeyLine(comment: "fp-test") + "\n", to: file)
-        let result = try await SSHTestSupport.runChecked(SSHTestSupport.sshKeygen, ["-l", "-f", file.path])
+        try TestSupport.write(key.authorizedKeyLine(comment: "fp-test") + "\n", to: file)
+        let result = try await TestSupport.runChecked(TestSupport.sshKeygen, ["-l", "-f", file.path])
         // "256 SHA256:... fp-test (ED25519)"
         let fields = result.stdout.split(separator: " ")
         try #require(fields.count >= 2, "\(result)")
@@ -66,17 +67,17 @@ struct SSHPublicKeyTests {
         #expect(!key.fingerprintSHA256.hasSuffix("="))
     }
 
-    @Test(.enabled(if: SSHTestSupport.hasOpenSSHClient), arguments: ["ed25519", "ecdsa"])
+    @Test(.enabled(if: TestSupport.hasOpenSSHClient), arguments: ["ed25519", "ecdsa"])
     func keyFromSSHKeygenParsesWithSameFingerprint(type: String) async throws {
-        let directory = try SSHTestSupport.makeTemporaryDirectory(prefix: "fp2")
+        let directory = try TestSupport.makeTemporaryDirectory(prefix: "fp2")
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("id")
-        try await SSHTestSupport.runChecked(
-            SSHTestSupport.sshKeygen, ["-q", "-t", type, "-b", "256", "-N", "", "-C", "c", "-f", file.path]
+        try await TestSupport.runChecked(
+            TestSupport.sshKeygen, ["-q", "-t", type, "-b", "256", "-N", "", "-C", "c", "-f", file.path]
         )
-        let line = try SSHTestSupport.read(directory.appendingPathComponent("id.pub"))
+        let line = try TestSupport.read(directory.appendingPathComponent("id.pub"))
         let key = try SSHPublicKey(authorizedKeyLine: line)
-        let result = try await SSHTestSupport.runChecked(SSHTestSupport.sshKeygen, ["-l", "-f", file.path + ".pub"])
+        let result = try await TestSupport.runChecked(TestSupport.sshKeygen, ["-l", "-f", file.path + ".pub"])
         #expect(result.stdout.split(separator: " ").dropFirst().first.map(String.init) == key.fingerprintSHA256)
         #expect(key.authorizedKeyLine(comment: "c") == line.trimmingCharacters(in: .whitespacesAndNewlines))
     }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import TeleportCrypto
+import TeleportTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -11,17 +12,17 @@ import Testing
 @Suite("OpenSSH sshd interop", .serialized)
 struct SSHServerInteropTests {
     static var canRunSSHD: Bool {
-        SSHTestSupport.hasOpenSSHClient && FileManager.default.isExecutableFile(atPath: SSHTestSupport.sshd)
+        TestSupport.hasOpenSSHClient && FileManager.default.isExecutableFile(atPath: TestSupport.sshd)
             && getuid() == 0
     }
 
     @Test(.enabled(if: canRunSSHD, "needs openssh-server, openssh-client and root"), .timeLimit(.minutes(2)))
     func sshdAcceptsOurCertificatesAndRefusesBadOnes() async throws {
-        let directory = try SSHTestSupport.makeTemporaryDirectory(prefix: "sshd")
+        let directory = try TestSupport.makeTemporaryDirectory(prefix: "sshd")
         defer { try? FileManager.default.removeItem(at: directory) }
         func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
         func write(_ text: String, _ name: String) throws {
-            try SSHTestSupport.write(text, to: URL(fileURLWithPath: path(name)))
+            try TestSupport.write(text, to: URL(fileURLWithPath: path(name)))
         }
 
         // sshd needs its privilege separation directory; a container often lacks it.
@@ -38,10 +39,10 @@ struct SSHServerInteropTests {
         try write(userKey.pemRepresentation(), "user")
         try write(
             SSHPublicKey.ed25519(userCA.publicKey).authorizedKeyLine(comment: "test-user-ca") + "\n", "user_ca.pub")
-        try await SSHTestSupport.runChecked(
-            SSHTestSupport.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-f", path("host")])
+        try await TestSupport.runChecked(
+            TestSupport.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-f", path("host")])
         let hostKey = try SSHPublicKey(
-            authorizedKeyLine: try SSHTestSupport.read(URL(fileURLWithPath: path("host.pub"))))
+            authorizedKeyLine: try TestSupport.read(URL(fileURLWithPath: path("host.pub"))))
         let now = Date()
         let hostCert = try SSHCertificate.sign(
             publicKey: hostKey, type: .host, serial: 2, keyID: "host", validPrincipals: ["127.0.0.1", "localhost"],
@@ -52,7 +53,7 @@ struct SSHServerInteropTests {
         try write(
             "@cert-authority * \(SSHPublicKey.ed25519(otherCA.publicKey).authorizedKeyLine())\n", "other_known_hosts")
 
-        let port = try SSHTestSupport.freeLoopbackPort()
+        let port = try TestSupport.freeLoopbackPort()
         try write(
             """
             Port \(port)
@@ -75,12 +76,12 @@ struct SSHServerInteropTests {
             "sshd_config"
         )
         let logURL = directory.appendingPathComponent("sshd.log")
-        let sshd = try SSHTestSupport.spawnDaemon(
-            SSHTestSupport.sshd, ["-D", "-e", "-f", path("sshd_config")], logPath: logURL.path
+        let sshd = try TestSupport.spawnDaemon(
+            TestSupport.sshd, ["-D", "-e", "-f", path("sshd_config")], logPath: logURL.path
         )
         do {
-            let listening = await SSHTestSupport.waitForPort(port)
-            try #require(listening, "sshd did not start: \((try? SSHTestSupport.read(logURL)) ?? "")")
+            let listening = await TestSupport.waitForPort(port)
+            try #require(listening, "sshd did not start: \((try? TestSupport.read(logURL)) ?? "")")
 
             func sign(
                 principals: [String] = ["root"], after: TimeInterval = -60, before: TimeInterval = 3600,
@@ -103,8 +104,8 @@ struct SSHServerInteropTests {
                     } else {
                         ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
                     }
-                return try await SSHTestSupport.run(
-                    SSHTestSupport.ssh,
+                return try await TestSupport.run(
+                    TestSupport.ssh,
                     ["-F", "/dev/null"] + hostChecking + [
                         "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
                         "-o", "LogLevel=ERROR", "-i", path("user"), "-o", "CertificateFile=\(path("\(name)-cert.pub"))",
@@ -112,7 +113,7 @@ struct SSHServerInteropTests {
                     ]
                 )
             }
-            func sshdLog() -> String { (try? SSHTestSupport.read(logURL)) ?? "" }
+            func sshdLog() -> String { (try? TestSupport.read(logURL)) ?? "" }
 
             let good = try await ssh(with: try sign(), name: "good")
             #expect(good.exitCode == 0, "\(good)\nsshd log:\n\(sshdLog())")
@@ -152,9 +153,9 @@ struct SSHServerInteropTests {
             #expect(log.contains("expired"), "\(log)")
             #expect(log.contains("not a listed principal") || log.contains("name is not a listed principal"), "\(log)")
         } catch {
-            await SSHTestSupport.stopDaemon(sshd)
+            await TestSupport.stopDaemon(sshd)
             throw error
         }
-        #expect(await SSHTestSupport.stopDaemon(sshd), "sshd ignored SIGTERM")
+        #expect(await TestSupport.stopDaemon(sshd), "sshd ignored SIGTERM")
     }
 }

@@ -57,10 +57,13 @@ public enum ResourceCodec {
         }
         var trees: [Any] = []
         do {
-            for document in try Yams.load_all(yaml: text) where !(document is NSNull) {
-                trees.append(document)
+            // Parse document by document so that a syntax error anywhere is reported, not skipped.
+            let parser = try Parser(yaml: text)
+            while let node = try parser.nextRoot() {
+                let document = Constructor.default.any(from: node)
+                if !(document is NSNull) { trees.append(document) }
             }
-        } catch let error as YamlError {
+        } catch {
             throw TeleportError.badParameter("\(source): not valid YAML: \(YAMLErrorText.describe(error))")
         }
         guard !trees.isEmpty else { throw TeleportError.badParameter("\(source): no resource found in the document") }
@@ -170,7 +173,7 @@ public enum ResourceCodec {
 
 /// One-line descriptions of Yams errors.
 enum YAMLErrorText {
-    static func describe(_ error: YamlError) -> String {
+    static func describe(_ error: any Error) -> String {
         let text = String(describing: error)
         return text.split(separator: "\n").first.map(String.init) ?? text
     }

@@ -1,37 +1,37 @@
-import Foundation
+public import Foundation
 import Testing
 
 #if canImport(Glibc)
-    import Glibc
+    public import Glibc
 #elseif canImport(Musl)
-    import Musl
+    public import Musl
 #elseif canImport(Darwin)
-    import Darwin
+    public import Darwin
 #endif
 
 /// The outcome of a finished child process.
-struct CommandResult: Sendable, CustomStringConvertible {
-    var exitCode: Int32
-    var stdout: String
-    var stderr: String
+public struct CommandResult: Sendable, CustomStringConvertible {
+    public var exitCode: Int32
+    public var stdout: String
+    public var stderr: String
 
-    var description: String { "exit \(exitCode)\nstdout: \(stdout)\nstderr: \(stderr)" }
+    public var description: String { "exit \(exitCode)\nstdout: \(stdout)\nstderr: \(stderr)" }
 }
 
-/// Process, port and temp-directory helpers for the tests that drive real OpenSSH tools.
-enum SSHTestSupport {
-    static let sshKeygen = "/usr/bin/ssh-keygen"
-    static let ssh = "/usr/bin/ssh"
-    static let sshd = "/usr/sbin/sshd"
+/// Process, port and temp-directory helpers for tests that drive real programs (OpenSSH, our binaries).
+public enum TestSupport {
+    public static let sshKeygen = "/usr/bin/ssh-keygen"
+    public static let ssh = "/usr/bin/ssh"
+    public static let sshd = "/usr/sbin/sshd"
 
     /// True when the OpenSSH client tools are installed.
-    static var hasOpenSSHClient: Bool {
+    public static var hasOpenSSHClient: Bool {
         FileManager.default.isExecutableFile(atPath: sshKeygen) && FileManager.default.isExecutableFile(atPath: ssh)
     }
 
     /// Runs `executable` to completion with stdin from /dev/null, output captured through files (so
     /// a chatty child never blocks on a full pipe), and kills it after `timeout`.
-    static func run(
+    public static func run(
         _ executable: String,
         _ arguments: [String],
         environment: [String: String]? = nil,
@@ -92,7 +92,7 @@ enum SSHTestSupport {
     /// end of a private socket pair closes, then calls a *blocking* `waitpid` on its one manager
     /// thread. `sshd` closes every inherited descriptor at startup, so Foundation would block in
     /// `waitpid(sshd)` and stop reaping every other child (our `ssh` runs) until sshd exits.
-    static func spawnDaemon(_ executable: String, _ arguments: [String], logPath: String) throws -> pid_t {
+    public static func spawnDaemon(_ executable: String, _ arguments: [String], logPath: String) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -124,7 +124,7 @@ enum SSHTestSupport {
     ///
     /// - Returns: true when the daemon exited on SIGTERM, false when it had to be killed.
     @discardableResult
-    static func stopDaemon(_ pid: pid_t) async -> Bool {
+    public static func stopDaemon(_ pid: pid_t) async -> Bool {
         kill(pid, SIGTERM)
         let deadline = ContinuousClock.now + .seconds(5)
         var status: Int32 = 0
@@ -141,7 +141,7 @@ enum SSHTestSupport {
 
     /// Runs `executable` and requires exit status 0, returning its output.
     @discardableResult
-    static func runChecked(
+    public static func runChecked(
         _ executable: String,
         _ arguments: [String],
         environment: [String: String]? = nil
@@ -152,9 +152,9 @@ enum SSHTestSupport {
     }
 
     /// Creates a fresh private (0700) directory under the system temp directory.
-    static func makeTemporaryDirectory(prefix: String) throws -> URL {
+    public static func makeTemporaryDirectory(prefix: String) throws -> URL {
         let url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("teleport-ssh-\(prefix)-\(UUID().uuidString)")
+            .appendingPathComponent("teleport-test-\(prefix)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(
             at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]
         )
@@ -163,18 +163,18 @@ enum SSHTestSupport {
 
     /// Writes `contents` to `url` with the given permissions (ssh and sshd refuse private keys that
     /// others can read).
-    static func write(_ contents: String, to url: URL, permissions: Int = 0o600) throws {
+    public static func write(_ contents: String, to url: URL, permissions: Int = 0o600) throws {
         try Data(contents.utf8).write(to: url)
         try FileManager.default.setAttributes([.posixPermissions: permissions], ofItemAtPath: url.path)
     }
 
     /// Reads a text file.
-    static func read(_ url: URL) throws -> String {
+    public static func read(_ url: URL) throws -> String {
         String(decoding: try Data(contentsOf: url), as: UTF8.self)
     }
 
     /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
-    static func freeLoopbackPort() throws -> UInt16 {
+    public static func freeLoopbackPort() throws -> UInt16 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         try #require(fd >= 0, "socket() failed: errno \(errno)")
         defer { close(fd) }
@@ -194,7 +194,7 @@ enum SSHTestSupport {
     }
 
     /// Polls until something accepts TCP connections on 127.0.0.1:`port`; false after `timeout`.
-    static func waitForPort(_ port: UInt16, timeout: Duration = .seconds(15)) async -> Bool {
+    public static func waitForPort(_ port: UInt16, timeout: Duration = .seconds(15)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if canConnect(port: port) { return true }
