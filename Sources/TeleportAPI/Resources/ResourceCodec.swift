@@ -42,7 +42,7 @@ public enum ResourceCodec {
         // Going through JSON keeps one set of coding rules (dates as RFC 3339 strings).
         let json = try json(resource)
         let tree = try JSONSerialization.jsonObject(with: json)
-        return try Yams.dump(object: tree, indent: 2, width: -1, allowUnicode: true, sortKeys: true)
+        return try Yams.serialize(node: try YAMLTree.node(tree), indent: 2, width: -1, allowUnicode: true, sortKeys: true)
     }
 
     /// Encodes several resources as YAML documents separated by `---`.
@@ -211,6 +211,36 @@ public enum DecodingErrorText {
         case "Int", "Int64", "UInt64", "Double": return "a number"
         case "Bool": return "true or false"
         default: return "a \(name)"
+        }
+    }
+}
+
+/// Turns a JSON tree into a YAML node: keys sorted, multi-line strings (PEM keys and certificates)
+/// as literal blocks so that they stay readable and copy-pasteable.
+enum YAMLTree {
+    static func node(_ value: Any) throws -> Node {
+        switch value {
+        case let map as [String: Any]:
+            var pairs: [(Node, Node)] = []
+            for key in map.keys.sorted() {
+                pairs.append((try Node(key), try node(map[key] as Any)))
+            }
+            return Node(pairs)
+        case let list as [Any]:
+            return Node(try list.map(node))
+        case let string as String:
+            if string.contains("\n") { return Node(string, Tag(.str), .literal) }
+            // Quote strings that would read back as something else ("2", "yes", "a: b", "").
+            let readBack = (try? Yams.load(yaml: string)) as? String
+            return Node(string, Tag(.str), readBack == string ? .any : .singleQuoted)
+        case let number as NSNumber:
+            switch String(cString: number.objCType) {
+            case "c", "B": return try Node(number.boolValue)
+            case "d", "f": return try Node(number.doubleValue)
+            default: return try Node(number.int64Value)
+            }
+        default:
+            return Node("null", Tag(.null))
         }
     }
 }

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Fails when `tsh` or `tctl` would link the auth server, a backend or the web framework, or when
+a module imports one that sits above it in docs/architecture.md's layers.
+
+Reads `swift package dump-package` (the declared dependencies) and the `import` lines of Sources/.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+FORBIDDEN_FOR_CLIENTS = {
+    "TeleportAuthServer", "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendPostgres",
+    "TeleportDaemon", "TeleportProxy", "TeleportNode", "Hummingbird", "HummingbirdTLS", "HummingbirdCore",
+    "SQLiteNIO", "PostgresNIO",
+}
+LAYERS = {
+    "TeleportAPI": 0, "TeleportCrypto": 0,
+    "TeleportAccess": 1, "TeleportBackend": 1, "TeleportEvents": 1,
+    "TeleportBackendSQLite": 2, "TeleportBackendPostgres": 2, "TeleportServices": 2, "TeleportSSH": 2,
+    "TeleportAuthClient": 2,
+    "TeleportReverseTunnel": 3,
+    "TeleportAuthServer": 4, "TeleportProxy": 4, "TeleportNode": 4,
+    "TeleportDaemon": 5, "TeleportClient": 5, "TeleportAdmin": 5,
+    "teleport": 6, "tsh": 6, "tctl": 6,
+}
+SERVICES = {"TeleportAuthServer", "TeleportProxy", "TeleportNode"}
+
+
+def main() -> int:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    dump = json.loads(subprocess.check_output(["swift", "package", "dump-package"], cwd=root))
+    deps = {}
+    for target in dump["targets"]:
+        names = []
+        for dep in target.get("dependencies", []):
+            for kind in ("byName", "target", "product"):
+                if kind in dep:
+                    names.append(dep[kind][0])
+        deps[target["name"]] = names
+
+    def closure(name, seen=None):
+        seen = seen if seen is not None else set()
+        for dep in deps.get(name, []):
+            if dep not in seen:
+                seen.add(dep)
+                closure(dep, seen)
+        return seen
+
+    errors = []
+    for client in ("tsh", "tctl"):
+        bad = sorted(closure(client) & FORBIDDEN_FOR_CLIENTS)
+        if bad:
+            errors.append(f"{client} depends on {', '.join(bad)} (clients must not link servers, backends or the web framework)")
+
+    import_re = re.compile(r"^\s*(?:@\w+\s+)*(?:public\s+|package\s+|internal\s+)?import\s+(\w+)", re.M)
+    for target, layer in LAYERS.items():
+        directory = os.path.join(root, "Sources", target)
+        if not os.path.isdir(directory):
+            continue
+        for dirpath, _, files in os.walk(directory):
+            for file in files:
+                if not file.endswith(".swift"):
+                    continue
+                path = os.path.join(dirpath, file)
+                for module in import_re.findall(open(path, encoding="utf-8").read()):
+                    if module in LAYERS and LAYERS[module] > layer:
+                        errors.append(f"{os.path.relpath(path, root)}: {target} (layer {layer}) imports {module} (layer {LAYERS[module]})")
+                    if target in SERVICES and module in SERVICES and module != target:
+                        errors.append(f"{os.path.relpath(path, root)}: service {target} imports service {module}")
+    for error in errors:
+        print(f"layering: {error}", file=sys.stderr)
+    if errors:
+        return 1
+    print("layering: ok (tsh and tctl link no server, backend or web framework; imports point down)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
