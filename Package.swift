@@ -165,6 +165,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "TeleportEventsTests",
+            dependencies: ["TeleportEvents", "TeleportAPI", "TeleportTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "TeleportDaemonTests",
             dependencies: ["TeleportDaemon", "TeleportAPI", "TeleportTestSupport"],
             swiftSettings: swiftSettings
