@@ -161,7 +161,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportBackendTests",
-            dependencies: ["TeleportBackend", "TeleportBackendSQLite", "TeleportAPI", "TeleportServices"],
+            dependencies: ["TeleportBackend", "TeleportBackendSQLite", "TeleportAPI", "TeleportServices", logging],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -86,3 +86,23 @@ public struct AuthClient: Sendable {
         return text
     }
 }
+
+extension AuthClient {
+    /// Creates a join token (administrator only); the reply carries the token's value, once.
+    public func createToken(_ request: AuthAPI.CreateTokenRequest) async throws -> AuthAPI.TokenInfo {
+        try decode(AuthAPI.TokenInfo.self, try await call(.POST, "tokens", body: try ResourceCodec.json(request)))
+    }
+
+    /// Lists join tokens (masked).
+    public func tokens() async throws -> [AuthAPI.TokenInfo] {
+        try decode([AuthAPI.TokenInfo].self, try await call(.GET, "tokens"))
+    }
+
+    /// Revokes a join token by value or by the hash prefix `tokens()` shows.
+    public func deleteToken(_ token: String) async throws {
+        guard token.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }), !token.isEmpty else {
+            throw TeleportError.badParameter("\"\(token)\" is not a token")
+        }
+        _ = try await call(.DELETE, "tokens/\(token)")
+    }
+}

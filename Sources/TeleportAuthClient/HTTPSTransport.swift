@@ -19,9 +19,14 @@ struct HTTPSTransport: Sendable {
         var body: Data
     }
 
-    init(host: String, port: Int, identity: ClientIdentity?, trustedCAPEMs: [String], serverName: String, timeout: TimeAmount) throws {
+    /// `verifyServer: false` is only for fetching public CA certificates before a pin check.
+    init(
+        host: String, port: Int, identity: ClientIdentity?, trustedCAPEMs: [String], serverName: String, timeout: TimeAmount,
+        verifyServer: Bool = true
+    ) throws {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
+        if !verifyServer { tls.certificateVerification = .none }
         do {
             let roots = try trustedCAPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) }
             tls.trustRoots = .certificates(roots)

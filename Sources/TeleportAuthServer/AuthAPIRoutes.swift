@@ -10,8 +10,31 @@ struct AuthAPIRoutes {
     let auth: AuthServer
 
     func register(on router: Router<AuthRequestContext>) {
-        router.add(middleware: AuthenticationMiddleware(auth: auth))
-        let v1 = router.group("v1")
+        // Joining is the one thing a host does before it has a certificate.
+        router.get("v1/join/ca") { _, context in
+            await APIResponse.handling(context) { try APIResponse.json(AuthAPI.JoinCAResponse(hostCAPEMs: try await auth.hostCAPEMs())) }
+        }
+        router.post("v1/join") { request, context in
+            await APIResponse.handling(context) { try await join(request, context) }
+        }
+        let v1 = router.group("v1").add(middleware: AuthenticationMiddleware(auth: auth))
+        v1.get("tokens") { _, context in
+            await APIResponse.handling(context) {
+                try requireAdmin(context)
+                return try APIResponse.json(try await auth.tokens.list())
+            }
+        }
+        v1.post("tokens") { request, context in
+            await APIResponse.handling(context) { try await createToken(request, context) }
+        }
+        v1.delete("tokens/:token") { _, context in
+            await APIResponse.handling(context) {
+                try requireAdmin(context)
+                try await auth.tokens.delete(context.parameters.get("token") ?? "")
+                try await auth.emit(AuditEventType.joinTokenDelete, fields: ["user": .string(try caller(context).identity.username)])
+                return try APIResponse.json(["status": "deleted"])
+            }
+        }
         v1.get("ping") { _, context in await APIResponse.handling(context) { try ping(context) } }
         v1.get("status") { _, context in
             await APIResponse.handling(context) {
@@ -117,6 +140,12 @@ struct AuthAPIRoutes {
             throw TeleportError.badParameter("the request body is not JSON")
         }
         let resource = try ResourceCodec.decode(tree: tree, source: "request")
+        if case .token(let token) = resource {
+            // Token values are stored only as hashes.
+            try await auth.tokens.put(token, upsert: upsert)
+            try await auditWrite(resource: resource, deleted: false, caller: try caller(context))
+            return try APIResponse.json(["status": "created"])
+        }
         let stored = try await auth.stores.put(resource, upsert: upsert)
         try await auditWrite(resource: resource, deleted: false, caller: try caller(context))
         return APIResponse.json(try ResourceCodec.json(redact(stored, withSecrets: false)))
@@ -153,6 +182,37 @@ struct AuthAPIRoutes {
             fields["name"] = .string(resource.name)
         }
         try await auth.emit(type, fields: fields)
+    }
+
+    func createToken(_ request: Request, _ context: AuthRequestContext) async throws -> Response {
+        try requireAdmin(context)
+        let body = try await request.body.collect(upTo: 64 * 1024)
+        let create: AuthAPI.CreateTokenRequest
+        do {
+            create = try ResourceCodec.jsonDecoder().decode(AuthAPI.CreateTokenRequest.self, from: Data(body.readableBytesView))
+        } catch {
+            throw TeleportError.badParameter("the token request is not valid JSON: \(error)")
+        }
+        let token = try await auth.tokens.create(value: create.token, roles: create.roles, ttlSeconds: create.ttlSeconds)
+        try await auth.emit(
+            AuditEventType.joinTokenCreate,
+            fields: [
+                "user": .string(try caller(context).identity.username), "roles": .string(create.roles.map(\.rawValue).joined(separator: ",")),
+                "expires": .string(token.expires.map(RFC3339.format) ?? ""),
+            ])
+        return try APIResponse.json(token)
+    }
+
+    func join(_ request: Request, _ context: AuthRequestContext) async throws -> Response {
+        let body = try await request.body.collect(upTo: 64 * 1024)
+        let join: AuthAPI.JoinRequest
+        do {
+            join = try ResourceCodec.jsonDecoder().decode(AuthAPI.JoinRequest.self, from: Data(body.readableBytesView))
+        } catch {
+            throw TeleportError.badParameter("the join request is not valid JSON")
+        }
+        let remote = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
+        return try APIResponse.json(try await auth.join(join, remoteAddress: remote))
     }
 
     func heartbeat(_ request: Request, _ context: AuthRequestContext) async throws -> Response {

@@ -42,7 +42,8 @@ public struct AuthAPIServer: Service {
             certificateChain: [.certificate(try NIOSSLCertificate(bytes: Array(issued.certificatePEM.utf8), format: .pem))],
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(key.pemRepresentation.utf8), format: .pem)))
         tls.trustRoots = .certificates(roots)
-        tls.certificateVerification = .noHostnameVerification
+        // Verified when presented; only /v1/join works without one (AuthenticationMiddleware).
+        tls.certificateVerification = .optionalVerification
         tls.minimumTLSVersion = .tlsv12
         return AuthAPIServer(
             auth: auth, host: host, port: port, tlsConfiguration: tls, logger: logger, onListening: onListening)

@@ -19,10 +19,16 @@ public final class AuthServer: Sendable {
     public let clock: any WallClock
     /// The cluster name.
     public let clusterName: String
+    /// Join tokens.
+    public let tokens: TokenService
     let logger: Logger
 
-    init(stores: ClusterStores, audit: any AuditEmitter, clock: any WallClock, clusterName: String, logger: Logger) {
+    init(
+        stores: ClusterStores, audit: any AuditEmitter, clock: any WallClock, clusterName: String,
+        staticTokens: [TokenService.StaticToken], logger: Logger
+    ) {
         self.stores = stores
+        self.tokens = TokenService(stores: stores, staticTokens: staticTokens, clock: clock)
         self.audit = audit
         self.clock = clock
         self.clusterName = clusterName
@@ -35,9 +41,10 @@ public final class AuthServer: Sendable {
     /// different configured name is an error (renaming a cluster invalidates every certificate).
     public static func open(
         backend: any Backend, audit: any AuditEmitter, clock: any WallClock, configuredName: String?,
-        bootstrap: [AnyResource] = [], logger: Logger
+        staticTokens: [String] = [], bootstrap: [AnyResource] = [], logger: Logger
     ) async throws -> AuthServer {
         let stores = ClusterStores(backend: backend)
+        let parsedTokens = try TokenService.parseStatic(staticTokens)
         let existing = try? await stores.clusterName.get("cluster-name")
         if existing == nil, !bootstrap.isEmpty {
             try await importBootstrap(bootstrap, stores: stores, logger: logger)
@@ -61,7 +68,8 @@ public final class AuthServer: Sendable {
                 // Another auth server won the race; use its name.
             }
         }
-        let server = AuthServer(stores: stores, audit: audit, clock: clock, clusterName: name, logger: logger)
+        let server = AuthServer(
+            stores: stores, audit: audit, clock: clock, clusterName: name, staticTokens: parsedTokens, logger: logger)
         for type in CertAuthority.CAType.allCases {
             try await server.ensureCA(type)
         }

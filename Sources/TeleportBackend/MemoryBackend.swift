@@ -145,6 +145,13 @@ public final class MemoryBackend: Backend {
     }
 
     public func close() async throws {
-        state.withLock { $0.watchers.finishAll() }
+        // Finish the streams outside the lock: their termination handlers take it again.
+        let watchers = state.withLock { state in
+            let taken = state.watchers
+            state.watchers = WatcherSet()
+            return taken
+        }
+        var finishing = watchers
+        finishing.finishAll()
     }
 }

@@ -180,6 +180,7 @@ public final class SQLiteBackend: Backend {
 
     // MARK: Reads
 
+    /// The live item at `key`, or `notFound` (also when it has expired but is not swept yet).
     public func get(_ key: String) async throws -> Item {
         try await read {
             let rows = try await query(
@@ -193,6 +194,7 @@ public final class SQLiteBackend: Backend {
         }
     }
 
+    /// Live items with `startKey <= key < endKey` in byte order of the key, at most `limit` (0: no limit).
     public func getRange(startKey: String, endKey: String, limit: Int) async throws -> [Item] {
         try await read {
             var sql = "SELECT \(Self.itemColumns) FROM items WHERE key >= ? AND key < ? AND \(Self.live) ORDER BY key"
@@ -205,6 +207,8 @@ public final class SQLiteBackend: Backend {
         }
     }
 
+    /// A stream of the committed changes to keys that start with `prefix`, from this call on, in commit
+    /// order. Ends when the backend is closed or the caller stops iterating.
     public func watch(prefix: String) async throws -> AsyncStream<BackendEvent> {
         let (stream, continuation) = AsyncStream<BackendEvent>.makeStream(bufferingPolicy: .bufferingNewest(4096))
         // Registered under the lock, so the stream sees exactly the writes that commit after this call.
@@ -219,6 +223,7 @@ public final class SQLiteBackend: Backend {
 
     // MARK: Writes
 
+    /// Writes `item` whether or not its key exists; returns it with its new revision.
     @discardableResult public func put(_ item: Item) async throws -> Item {
         try await write {
             let stored = try await store(item)
@@ -226,6 +231,7 @@ public final class SQLiteBackend: Backend {
         }
     }
 
+    /// Writes `item` only if no live item has its key (an expired one is replaced); else `alreadyExists`.
     @discardableResult public func create(_ item: Item) async throws -> Item {
         try await write {
             if try await liveValue(item.key) != nil {
@@ -236,6 +242,7 @@ public final class SQLiteBackend: Backend {
         }
     }
 
+    /// Writes `item` only if a live item has its key; else `notFound`.
     @discardableResult public func update(_ item: Item) async throws -> Item {
         try await write {
             guard try await liveValue(item.key) != nil else {
@@ -246,6 +253,8 @@ public final class SQLiteBackend: Backend {
         }
     }
 
+    /// Replaces the item only if its stored value equals `expected.value`; else `compareFailed`, or
+    /// `notFound` when there is no live item. Both items must have the same key (else `badParameter`).
     @discardableResult public func compareAndSwap(expected: Item, replacement: Item) async throws -> Item {
         guard expected.key == replacement.key else {
             throw TeleportError.badParameter("compare-and-swap needs the same key on both sides")
@@ -262,6 +271,7 @@ public final class SQLiteBackend: Backend {
         }
     }
 
+    /// Deletes the live item at `key`; `notFound` when there is none.
     public func delete(_ key: String) async throws {
         try await write {
             let rows = try await query(
@@ -275,6 +285,7 @@ public final class SQLiteBackend: Backend {
         }
     }
 
+    /// Deletes every item with `startKey <= key < endKey`, expired or not, and tells watchers about each.
     public func deleteRange(startKey: String, endKey: String) async throws {
         try await write {
             let keys = try await query(
@@ -285,6 +296,8 @@ public final class SQLiteBackend: Backend {
         }
     }
 
+    /// Moves the expiry of the live item at `key` to `expires`, keeping its value; the revision changes and
+    /// watchers see a put. `notFound` when there is no live item.
     public func keepAlive(_ key: String, expires: Date) async throws {
         try await write {
             guard let value = try await liveValue(key) else {
@@ -295,6 +308,8 @@ public final class SQLiteBackend: Backend {
         }
     }
 
+    /// Deletes every item whose expiry has passed by the injected clock, tells watchers (in key order) and
+    /// returns how many went.
     @discardableResult public func sweepExpired() async throws -> Int {
         try await write {
             let keys = try await query(
@@ -386,7 +401,7 @@ public final class SQLiteBackend: Backend {
                     throw error
                 }
                 watchers.withLock { watchers in
-                    _ = events
+                    for event in events { watchers.publish(event) }
                 }
                 return result
             }

@@ -61,3 +61,17 @@ public enum ConstantTime {
         equal(Array(lhs.utf8), Array(rhs.utf8))
     }
 }
+
+/// Hashes of secrets kept at rest (join tokens): SHA-256, hex.
+public enum SecretHash {
+    /// The hex SHA-256 of `secret`.
+    public static func hex(_ secret: String) -> String {
+        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// A new random secret of `bytes` bytes, hex (32 hex characters for 16 bytes).
+    public static func randomHex(bytes: Int = 16) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+}

@@ -67,6 +67,12 @@ public enum AuditEventType {
     public static let resourceCreate = ("resource.create", "T9100I")
     /// `resource.delete` for other kinds.
     public static let resourceDelete = ("resource.delete", "T9101I")
+    /// `node.join`: a host joined the cluster.
+    public static let nodeJoin = ("node.join", "T9200I")
+    /// `node.join` that failed (bad token, wrong role).
+    public static let nodeJoinFailure = ("node.join", "T9200W")
+    /// `join_token.delete`.
+    public static let joinTokenDelete = ("join_token.delete", "T9004I")
     /// `cert_authority.create`: a CA was created at first start.
     public static let certAuthorityCreate = ("cert_authority.create", "T9102I")
 }

@@ -1,0 +1,64 @@
+public import Crypto
+public import Foundation
+public import TeleportAPI
+import Logging
+import TeleportBackend
+import TeleportCrypto
+import TeleportServices
+
+extension AuthServer {
+    /// The host CA certificates, for joiners to check against their CA pin.
+    public func hostCAPEMs() async throws -> [String] {
+        try await certAuthority(.host).spec.activeKeys.tls.map(\.cert)
+    }
+
+    /// Admits a new host: checks the token for the requested role and issues the host's
+    /// certificate from the host CA. Every attempt is audited (`node.join`), without the token.
+    public func join(_ request: AuthAPI.JoinRequest, remoteAddress: String) async throws -> AuthAPI.JoinResponse {
+        var fields: [String: JSONValue] = [
+            "addr.remote": .string(remoteAddress), "host_id": .string(request.hostUUID), "node_name": .string(request.nodeName),
+            "role": .string(request.role.rawValue),
+        ]
+        do {
+            guard request.role == .node || request.role == .proxy else {
+                throw TeleportError.badParameter("only node and proxy hosts can join (asked for \(request.role.rawValue))")
+            }
+            guard UUID(uuidString: request.hostUUID) != nil else {
+                throw TeleportError.badParameter("host_uuid \"\(request.hostUUID)\" is not a UUID")
+            }
+            try ResourceName.validate(request.nodeName, kind: "node_name")
+            _ = try await tokens.validate(request.token, for: request.role)
+            let publicKey: P256.Signing.PublicKey
+            do {
+                publicKey = try P256.Signing.PublicKey(pemRepresentation: request.tlsPublicKeyPEM)
+            } catch {
+                throw TeleportError.badParameter("tls_public_key is not an ECDSA P-256 public key in PEM form")
+            }
+            if let hostKey = request.sshHostPublicKey {
+                _ = try SSHPublicKey(authorizedKeyLine: hostKey)
+                let record: [String: String] = [
+                    "host_id": request.hostUUID, "node_name": request.nodeName, "ssh_host_public_key": hostKey,
+                ]
+                try await stores.backend.put(
+                    Item(key: Keys.key("hostkeys", request.hostUUID), value: try ResourceCodec.json(record)))
+            }
+            var dns = [request.nodeName, "localhost"]
+            var ips = ["127.0.0.1", "::1"]
+            for address in request.addresses where !address.isEmpty {
+                if IPAddressBytes.parse(address) != nil { ips.append(address) } else { dns.append(address) }
+            }
+            let issued = try await issueSystemIdentity(
+                role: request.role, hostID: "\(request.hostUUID).\(clusterName)", publicKey: publicKey,
+                serverNames: .init(dnsNames: dns, ipAddresses: ips))
+            fields["success"] = true
+            try await emit(AuditEventType.nodeJoin, fields: fields)
+            return AuthAPI.JoinResponse(clusterName: clusterName, certificatePEM: issued.certificatePEM, caPEMs: issued.caPEMs)
+        } catch let error as TeleportError {
+            fields["success"] = false
+            fields["error"] = .string(error.message)
+            try? await emit(AuditEventType.nodeJoinFailure, fields: fields)
+            logger.warning("a host failed to join", metadata: ["tp.remote": "\(remoteAddress)", "tp.error": "\(error.message)"])
+            throw error
+        }
+    }
+}
