@@ -137,3 +137,106 @@ public enum AdminCommands {
         return "\(kind) \"\(name)\" has been deleted\n"
     }
 }
+
+/// `tctl nodes` and `tctl tokens`.
+public enum NodeCommands {
+    /// `tctl nodes add`: creates a token and prints the command that joins a new host.
+    public static func add(
+        _ options: AdminConnection.Options, roles: String, ttl: String, token: String?
+    ) async throws -> String {
+        let parsedRoles = try parseRoles(roles)
+        guard let seconds = GoDuration.parse(ttl) else {
+            throw TeleportError.badParameter("--ttl=\(ttl) is not a duration such as 30m or 1h")
+        }
+        let client = try AdminConnection.client(options)
+        let created = try await client.createToken(.init(token: token, roles: parsedRoles, ttlSeconds: seconds))
+        let pin = try await client.status().caPin
+        let roleList = parsedRoles.map { $0.rawValue.lowercased() }.joined(separator: ",")
+        let lifetime = GoDuration.format(seconds: seconds)
+        return """
+            The invite token: \(created.token)
+            This token will expire in \(lifetime).
+
+            Run this on the new node to join the cluster:
+
+            > teleport start \\
+               --roles=\(roleList) \\
+               --token=\(created.token) \\
+               --ca-pin=\(pin) \\
+               --auth-server=\(client.address)
+
+            Please note:
+
+              - This invitation token will expire in \(lifetime)
+              - \(client.address) must be reachable from the new node
+
+            """
+    }
+
+    /// `tctl tokens add --type=...`.
+    public static func addToken(_ options: AdminConnection.Options, type: String, ttl: String, value: String?) async throws -> String {
+        let roles = try parseRoles(type)
+        guard let seconds = GoDuration.parse(ttl) else {
+            throw TeleportError.badParameter("--ttl=\(ttl) is not a duration such as 30m or 1h")
+        }
+        let created = try await AdminConnection.client(options).createToken(.init(token: value, roles: roles, ttlSeconds: seconds))
+        return "The \(roles.map { $0.rawValue.lowercased() }.joined(separator: ",")) token: \(created.token)\n"
+            + "This token will expire in \(GoDuration.format(seconds: seconds)).\n"
+    }
+
+    /// `tctl tokens ls`.
+    public static func listTokens(_ options: AdminConnection.Options) async throws -> String {
+        let tokens = try await AdminConnection.client(options).tokens()
+        let rows = tokens.map { token in
+            [token.token, token.roles.map(\.rawValue).joined(separator: ","), token.expires.map(RFC3339.format) ?? "never"]
+        }
+        return TextTable.render(headers: ["Token", "Type", "Expiry Time"], rows: rows)
+    }
+
+    /// `tctl tokens rm TOKEN`.
+    public static func removeToken(_ options: AdminConnection.Options, token: String) async throws -> String {
+        try await AdminConnection.client(options).deleteToken(token)
+        return "Token \(TokenText.mask(token)) has been deleted\n"
+    }
+
+    /// `tctl nodes ls`.
+    public static func list(_ options: AdminConnection.Options, format: AdminCommands.Format, verbose: Bool) async throws -> String {
+        let nodes = try await AdminConnection.client(options).resources(kind: ServerNode.kind)
+        switch format {
+        case .yaml, .json: return try render(nodes, format: format)
+        case .text:
+            let rows: [[String]] = nodes.compactMap { resource in
+                guard case .node(let node) = resource else { return nil }
+                let labels = node.allLabels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+                return [node.spec.hostname, node.name, node.spec.addr, verbose ? labels : String(labels.prefix(60))]
+            }.sorted { $0[0] < $1[0] }
+            return TextTable.render(headers: ["Node Name", "Node ID", "Address", "Labels"], rows: rows)
+        }
+    }
+
+    static func render(_ resources: [AnyResource], format: AdminCommands.Format) throws -> String {
+        if format == .yaml { return try ResourceCodec.yaml(resources.map(\.value)) }
+        let trees = try resources.map { try JSONSerialization.jsonObject(with: ResourceCodec.json($0.value)) }
+        let data = try JSONSerialization.data(withJSONObject: trees, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
+    static func parseRoles(_ text: String) throws -> [SystemRole] {
+        let roles = try text.split(separator: ",").map { name -> SystemRole in
+            guard let role = SystemRole(caseInsensitive: name.trimmingCharacters(in: .whitespaces)), role == .node || role == .proxy
+            else {
+                throw TeleportError.badParameter("\"\(name)\" is not a role a host can join as (expected node, proxy)")
+            }
+            return role
+        }
+        guard !roles.isEmpty else { throw TeleportError.badParameter("no role given (expected node, proxy)") }
+        return roles
+    }
+}
+
+/// Masking of secrets in output.
+enum TokenText {
+    static func mask(_ value: String) -> String {
+        value.count <= 8 ? "****" : String(value.prefix(4)) + String(repeating: "*", count: 8)
+    }
+}

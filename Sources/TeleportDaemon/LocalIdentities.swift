@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Logging
 import TeleportAPI
 import TeleportAuthClient
 import TeleportAuthServer
@@ -20,6 +21,25 @@ enum LocalIdentities {
             let identity = ClientIdentity(keyPEM: key.pemRepresentation, certificatePEM: issued.certificatePEM, trustedCAPEMs: issued.caPEMs)
             try identity.save(directory: keys, name: fileName(role))
         }
+    }
+
+    /// The identity of `role` on this host: from `data_dir/keys`, or — on a host without the auth
+    /// service — obtained by joining with the token (then saved, so later starts need no token).
+    static func loadOrJoin(
+        keys: URL, role: SystemRole, config: DaemonConfig, authServer: String, hostUUID: String, logger: Logger
+    ) async throws -> ClientIdentity {
+        if let existing = try? ClientIdentity.load(directory: keys, name: fileName(role)) { return existing }
+        guard let token = config.token, !token.isEmpty else {
+            throw TeleportError.badParameter(
+                "this host has not joined the cluster yet: pass --token (from `tctl nodes add` on the auth server) "
+                    + "and --auth-server, or set teleport.auth_token")
+        }
+        let (identity, clusterName) = try await JoinClient.join(
+            authServer: authServer, token: token, caPins: config.caPins, role: role, hostUUID: hostUUID, nodeName: config.nodeName,
+            addresses: [config.advertiseIP].compactMap { $0 }, sshHostPublicKey: nil, logger: logger)
+        try identity.save(directory: keys, name: fileName(role))
+        logger.info("joined the cluster", metadata: ["tp.cluster": "\(clusterName)", "tp.role": "\(role.rawValue)"])
+        return identity
     }
 
     static func load(keys: URL, role: SystemRole) throws -> ClientIdentity {

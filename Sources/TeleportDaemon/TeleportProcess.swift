@@ -90,7 +90,10 @@ public enum TeleportProcess {
         let authAddress = config.runAuth ? localAuthAddress(config.file.auth.listenAddr) : config.authServers.first
         if config.runProxy {
             guard let authAddress else { throw missingAuthServer("proxy") }
-            let identity = try LocalIdentities.load(keys: keys, role: .proxy)
+            let identity = config.runAuth
+                ? try LocalIdentities.load(keys: keys, role: .proxy)
+                : try await LocalIdentities.loadOrJoin(
+                    keys: keys, role: .proxy, config: config, authServer: authAddress, hostUUID: hostUUID, logger: logger)
             let client = try AuthClient(address: authAddress, identity: identity)
             let web = try HostPort.parse(config.file.proxy.webListenAddr, defaultPort: 3080, key: "proxy_service.web_listen_addr")
             let pair = try ProxyCertificate.load(config: config, keys: keys, clock: clock)
@@ -105,7 +108,10 @@ public enum TeleportProcess {
         }
         if config.runNode {
             guard let authAddress else { throw missingAuthServer("node") }
-            let identity = try LocalIdentities.load(keys: keys, role: .node)
+            let identity = config.runAuth
+                ? try LocalIdentities.load(keys: keys, role: .node)
+                : try await LocalIdentities.loadOrJoin(
+                    keys: keys, role: .node, config: config, authServer: authAddress, hostUUID: hostUUID, logger: logger)
             let client = try AuthClient(address: authAddress, identity: identity)
             let sshAddress = try HostPort.parse(config.file.ssh.listenAddr, defaultPort: 3022, key: "ssh_service.listen_addr")
             let advertised = config.advertiseIP ?? (sshAddress.host == "0.0.0.0" ? "127.0.0.1" : sshAddress.host)
@@ -154,7 +160,8 @@ public enum TeleportProcess {
         }
         do {
             let auth = try await AuthServer.open(
-                backend: backend, audit: audit, clock: clock, configuredName: config.file.auth.clusterName, bootstrap: bootstrap,
+                backend: backend, audit: audit, clock: clock, configuredName: config.file.auth.clusterName,
+                staticTokens: config.file.auth.tokens, bootstrap: bootstrap,
                 logger: logger.with("auth"))
             return (backend, auth)
         } catch {

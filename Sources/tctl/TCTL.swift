@@ -48,7 +48,7 @@ struct TCTL: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tctl",
         abstract: "Admin tool for the Teleport cluster.",
-        subcommands: [Status.self, Auth.self, Get.self, Create.self, Remove.self, Version.self])
+        subcommands: [Status.self, Auth.self, Get.self, Create.self, Remove.self, Nodes.self, Tokens.self, Version.self])
 }
 
 /// The options every `tctl` command takes.
@@ -143,4 +143,58 @@ struct Remove: AsyncParsableCommand {
 struct Version: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the version.")
     func run() { print("Teleport v\(TeleportVersion.version) swift") }
+}
+
+struct Nodes: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage nodes: invite and list.", subcommands: [Add.self, List.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Generate a token and print the command that joins a new node.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("roles"), help: "node, proxy or node,proxy.") var roles = "node"
+        @Option(name: .customLong("ttl"), help: "How long the token is valid, e.g. 30m (at most 48h).") var ttl = "30m"
+        @Option(name: .customLong("token"), help: "Use this token value instead of a random one.") var token: String?
+        func run() async throws { try await perform { try await NodeCommands.add(global.connection, roles: roles, ttl: ttl, token: token) } }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the registered nodes.")
+        @OptionGroup var global: GlobalOptions
+        @Flag(name: [.short, .customLong("verbose")], help: "Show every label in full.") var verbose = false
+        @Option(name: .customLong("format"), help: "text, json or yaml.") var format = "text"
+        func run() async throws {
+            try await perform {
+                guard let parsed = AdminCommands.Format(rawValue: format) else {
+                    throw TeleportError.badParameter("--format=\(format) is not known (expected text, json or yaml)")
+                }
+                return try await NodeCommands.list(global.connection, format: parsed, verbose: verbose)
+            }
+        }
+    }
+}
+
+struct Tokens: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage join tokens.", subcommands: [Add.self, List.self, Remove.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a join token.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("type"), help: "node, proxy or node,proxy.") var type: String
+        @Option(name: .customLong("ttl"), help: "How long the token is valid, e.g. 30m (at most 48h).") var ttl = "30m"
+        @Option(name: .customLong("value"), help: "Use this token value instead of a random one.") var value: String?
+        func run() async throws { try await perform { try await NodeCommands.addToken(global.connection, type: type, ttl: ttl, value: value) } }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List join tokens (values are stored hashed: the hash prefix is shown).")
+        @OptionGroup var global: GlobalOptions
+        func run() async throws { try await perform { try await NodeCommands.listTokens(global.connection) } }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Revoke a join token.", aliases: ["del"])
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The token, or the hash prefix tokens ls shows.") var token: String
+        func run() async throws { try await perform { try await NodeCommands.removeToken(global.connection, token: token) } }
+    }
 }
