@@ -165,6 +165,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "TeleportNodeTests",
+            dependencies: ["TeleportNode", "TeleportAPI", logging],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "TeleportEventsTests",
             dependencies: ["TeleportEvents", "TeleportAPI", "TeleportTestSupport"],
             swiftSettings: swiftSettings

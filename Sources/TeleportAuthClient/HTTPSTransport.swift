@@ -7,12 +7,14 @@ import TeleportAPI
 
 /// A minimal HTTPS/1.1 client with mutual TLS: one connection per request, the server's certificate
 /// checked against the cluster's CA certificates and the fixed name ``AuthAPI/serverName``.
-struct HTTPSTransport: Sendable {
+struct HTTPSTransport: Sendable, CustomStringConvertible {
     let host: String
     let port: Int
     let sslContext: NIOSSLContext
     let serverName: String
     let timeout: TimeAmount
+
+    var description: String { "HTTPSTransport(\(host):\(port))" }
 
     struct Reply: Sendable {
         var status: Int

@@ -12,7 +12,7 @@ import X509
 
 /// The auth API: HTTPS with mutual TLS on `auth_service.listen_addr` (3025). Clients must present a
 /// certificate of this cluster's user or host CA.
-public struct AuthAPIServer: Service {
+public struct AuthAPIServer: Service, CustomStringConvertible {
     let auth: AuthServer
     let host: String
     let port: Int
@@ -48,6 +48,9 @@ public struct AuthAPIServer: Service {
         return AuthAPIServer(
             auth: auth, host: host, port: port, tlsConfiguration: tls, logger: logger, onListening: onListening)
     }
+
+    /// Names the service without its fields: the TLS configuration holds the private key.
+    public var description: String { "AuthAPIServer(\(host):\(port))" }
 
     public func run() async throws {
         let router = Router(context: AuthRequestContext.self)

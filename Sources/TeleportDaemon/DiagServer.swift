@@ -7,12 +7,14 @@ import ServiceLifecycle
 import TeleportAPI
 
 /// The diagnostics listener (`--diag-addr`): `/healthz`, `/readyz` and `/metrics` (Prometheus text).
-struct DiagServer: Service {
+struct DiagServer: Service, CustomStringConvertible {
     let host: String
     let port: Int
     let readiness: Readiness
     let registry: PrometheusCollectorRegistry
     let logger: Logger
+
+    var description: String { "DiagServer(\(host):\(port))" }
 
     func run() async throws {
         let router = Router()

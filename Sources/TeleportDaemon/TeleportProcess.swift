@@ -118,7 +118,12 @@ public enum TeleportProcess {
             let node = ServerNode(
                 uuid: hostUUID, hostname: config.nodeName, addr: "\(advertised):\(sshAddress.port)", labels: config.file.ssh.labels)
             services.append(
-                NodeHeartbeat(auth: client, node: node, logger: logger.with("node"), onFirstHeartbeat: { readiness.markReady("node") }))
+                NodeHeartbeat(
+                    auth: client, node: node,
+                    labels: CommandLabels(
+                        commands: config.file.ssh.commands.map { .init(name: $0.name, argv: $0.command, period: $0.period) },
+                        logger: logger.with("labels")),
+                    logger: logger.with("node"), onFirstHeartbeat: { readiness.markReady("node") }))
         }
         if let diag = config.diagAddr {
             let address = try HostPort.parse(diag, defaultPort: 3000, key: "--diag-addr")
@@ -181,8 +186,9 @@ extension Logger {
 }
 
 /// Runs the SQLite sweeper as a service.
-struct SweeperService: Service {
+struct SweeperService: Service, CustomStringConvertible {
     let backend: SQLiteBackend
+    var description: String { "SweeperService" }
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await backend.runSweeper(every: .seconds(10))
@@ -191,8 +197,9 @@ struct SweeperService: Service {
 }
 
 /// Logs once when every enabled service is up, then waits for shutdown.
-struct ReadinessLogger: Service {
+struct ReadinessLogger: Service, CustomStringConvertible {
     let readiness: Readiness
+    var description: String { "ReadinessLogger" }
     let logger: Logger
     let roles: [String]
     let dataDir: String

@@ -6,27 +6,39 @@ public import TeleportAuthClient
 
 /// Keeps this node's `node` resource alive in the cluster: a heartbeat right away, then every
 /// `interval`, with backoff (capped) while the auth service cannot be reached.
-public struct NodeHeartbeat: Service {
+public struct NodeHeartbeat: Service, CustomStringConvertible {
     let auth: AuthClient
     let node: ServerNode
     let interval: Duration
     let logger: Logger
     let onFirstHeartbeat: @Sendable () async -> Void
+    let labels: CommandLabels
 
-    /// Creates the heartbeat loop.
+    /// Names the service without its fields (service logs print descriptions; no key may leak).
+    public var description: String { "NodeHeartbeat(\(node.spec.hostname))" }
+
+    /// Creates the heartbeat loop; `labels` adds the dynamic labels' latest values to each beat.
     public init(
-        auth: AuthClient, node: ServerNode, interval: Duration = .seconds(10), logger: Logger,
+        auth: AuthClient, node: ServerNode, labels: CommandLabels, interval: Duration = .seconds(10), logger: Logger,
         onFirstHeartbeat: @escaping @Sendable () async -> Void
     ) {
         self.auth = auth
         self.node = node
+        self.labels = labels
         self.interval = interval
         self.logger = logger
         self.onFirstHeartbeat = onFirstHeartbeat
     }
 
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown { await loop() }
+        try? await cancelWhenGracefulShutdown {
+            await labels.runOnce()
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await labels.run(startNow: false) }
+                await loop()
+                group.cancelAll()
+            }
+        }
     }
 
     func loop() async {
@@ -35,7 +47,10 @@ public struct NodeHeartbeat: Service {
         var backoff = Duration.seconds(1)
         while !Task.isCancelled {
             do {
-                try await auth.heartbeat(node)
+                var beat = node
+                let dynamic = labels.current
+                beat.spec.cmdLabels = dynamic.isEmpty ? nil : dynamic
+                try await auth.heartbeat(beat)
                 if !announced {
                     announced = true
                     logger.info("node registered with the cluster", metadata: ["tp.node": "\(node.spec.hostname)"])

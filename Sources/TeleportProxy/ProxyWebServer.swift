@@ -10,7 +10,7 @@ public import TeleportAuthClient
 
 /// The proxy's HTTPS listener (`proxy_service.web_listen_addr`, 3080): the entry point for `tsh`
 /// and browsers. Serves `/webapi/ping` now; login and the web UI come with later parts.
-public struct ProxyWebServer: Service {
+public struct ProxyWebServer: Service, CustomStringConvertible {
     /// What `/webapi/ping` reports.
     public struct Settings: Sendable {
         public var authType: String
@@ -34,6 +34,9 @@ public struct ProxyWebServer: Service {
     let settings: Settings
     let logger: Logger
     let onListening: @Sendable () async -> Void
+
+    /// Names the service without its fields: they hold the HTTPS private key.
+    public var description: String { "ProxyWebServer(\(host):\(port))" }
 
     /// Creates the server with its HTTPS certificate chain and key (PEM).
     public init(

@@ -87,6 +87,9 @@ struct ClusterStartTests {
             }
 
             #expect(await cluster.stop(), "teleport did not stop gracefully on SIGTERM:\n\(cluster.log)")
+            // The fixture logs at DEBUG, where service descriptions are printed: no key may appear.
+            #expect(cluster.log.contains("Starting service"), "debug logging is on")
+            #expect(!cluster.log.contains("PRIVATE KEY"), "a private key reached the log")
             #expect(!FileManager.default.fileExists(atPath: cluster.pidFileURL.path))
         }
     }

@@ -19,7 +19,7 @@ struct NodeJoinTests {
         func arguments(cluster: ClusterFixture, token: String?, pin: String?, name: String) throws -> [String] {
             var arguments = [
                 "start", "--roles=node", "--auth-server=127.0.0.1:\(cluster.authPort)", "--data-dir", directory.appendingPathComponent("data").path,
-                "--nodename", name, "--labels", "env=dev", "--listen-ip", "127.0.0.1",
+                "--nodename", name, "--labels", "env=dev,kernel=[1m:\"uname -s\"]", "--listen-ip", "127.0.0.1",
             ]
             if let token { arguments.append("--token=\(token)") }
             if let pin { arguments.append("--ca-pin=\(pin)") }
@@ -65,6 +65,7 @@ struct NodeJoinTests {
             #expect(joined, "node did not join:\n\(node.log)")
             let listed = try await cluster.tctl(["nodes", "ls"])
             #expect(listed.stdout.contains("env=dev"))
+            #expect(listed.stdout.contains("kernel=Linux"), "dynamic label: \(listed)")
             #expect(!node.log.contains("without a CA pin"))
             let identityMode = try FileManager.default.attributesOfItem(
                 atPath: node.directory.appendingPathComponent("data/keys/node.key").path)[.posixPermissions] as? Int

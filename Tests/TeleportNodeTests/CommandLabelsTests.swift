@@ -1,0 +1,48 @@
+import Foundation
+import Logging
+import TeleportAPI
+import TeleportNode
+import Testing
+
+@Suite("dynamic labels")
+struct CommandLabelsTests {
+    @Test("a command's trimmed output is the value; its argv is not run through a shell")
+    func output() async {
+        #expect(await CommandLabels.execute(["echo", "  hello  "], timeout: .seconds(5)) == "hello")
+        #expect(await CommandLabels.execute(["/bin/echo", "a;", "rm", "-rf", "$HOME"], timeout: .seconds(5)) == "a; rm -rf $HOME")
+        #expect(await CommandLabels.execute(["printf", "one\\ntwo\\n"], timeout: .seconds(5)) == "one two")
+    }
+
+    @Test("failures are values, not crashes")
+    func failures() async {
+        #expect(await CommandLabels.execute(["false"], timeout: .seconds(5)) == "error: exit status 1")
+        #expect(await CommandLabels.execute(["no-such-command-xyz"], timeout: .seconds(5)) == "error: no-such-command-xyz not found in PATH")
+        #expect(await CommandLabels.execute([], timeout: .seconds(5)) == "error: empty command")
+        let started = ContinuousClock.now
+        #expect(await CommandLabels.execute(["sleep", "30"], timeout: .milliseconds(300)) == "error: timed out")
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
+    @Test("output is capped")
+    func cap() async {
+        let value = await CommandLabels.execute(["head", "-c", "5000", "/dev/zero"], timeout: .seconds(5))
+        #expect(value.utf8.count <= CommandLabels.maxOutputBytes)
+    }
+
+    @Test("periods below a minute are raised to a minute; the first run happens at once")
+    func schedule() async throws {
+        let command = CommandLabels.Command(name: "greeting", argv: ["echo", "hi"], period: 5)
+        #expect(command.period == 60)
+        let labels = CommandLabels(commands: [command], logger: Logger(label: "test"))
+        let task = Task { await labels.run() }
+        var value: String?
+        for _ in 0..<50 where value == nil {
+            value = labels.current["greeting"]?.result
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        task.cancel()
+        #expect(value == "hi")
+        #expect(labels.current["greeting"]?.period == "1m0s")
+        #expect(labels.current["greeting"]?.command == ["echo", "hi"])
+    }
+}
