@@ -1,0 +1,41 @@
+public import Foundation
+public import TeleportAPI
+import NIOHTTP1
+
+extension AuthClient {
+    /// Creates a user and its signup token (Admin).
+    public func createUser(_ request: AuthAPI.CreateUserRequest) async throws -> AuthAPI.UserTokenInfo {
+        try decode(AuthAPI.UserTokenInfo.self, try await call(.POST, "users", body: try ResourceCodec.json(request)))
+    }
+
+    /// Creates a reset token for `user` (Admin): the user sets a new password and TOTP; it unlocks the account.
+    public func resetUser(_ user: String, ttlSeconds: Double) async throws -> AuthAPI.UserTokenInfo {
+        let body = try ResourceCodec.json(["ttl_seconds": ttlSeconds])
+        return try decode(AuthAPI.UserTokenInfo.self, try await call(.POST, "users/\(try pathComponent(user))/reset", body: body))
+    }
+
+    /// Looks a signup or reset token up (Proxy): who it is for, and the TOTP secret to enrol.
+    public func userToken(_ token: String) async throws -> AuthAPI.UserTokenInfo {
+        try decode(AuthAPI.UserTokenInfo.self, try await call(.GET, "usertokens/\(try pathComponent(token))"))
+    }
+
+    /// Completes a signup or reset (Proxy): sets the password and TOTP, consumes the token.
+    public func completeUserToken(_ request: AuthAPI.CompleteUserTokenRequest) async throws {
+        _ = try await call(.POST, "usertokens/complete", body: try ResourceCodec.json(request))
+    }
+
+    /// Checks a user's password and TOTP and issues certificates (Proxy, on behalf of the client).
+    public func login(_ request: AuthAPI.LoginRequest) async throws -> AuthAPI.LoginResponse {
+        try decode(AuthAPI.LoginResponse.self, try await call(.POST, "login", body: try ResourceCodec.json(request)))
+    }
+
+    /// Issues certificates for a user without a password (Admin; `tctl auth sign --user`).
+    public func signUser(_ request: AuthAPI.SignUserRequest) async throws -> AuthAPI.LoginResponse {
+        try decode(AuthAPI.LoginResponse.self, try await call(.POST, "certs/user", body: try ResourceCodec.json(request)))
+    }
+
+    /// Issues an SSH host certificate for an OpenSSH sshd (Admin; `tctl auth sign --host`).
+    public func signHost(_ request: AuthAPI.SignHostRequest) async throws -> AuthAPI.SignHostResponse {
+        try decode(AuthAPI.SignHostResponse.self, try await call(.POST, "certs/host", body: try ResourceCodec.json(request)))
+    }
+}
