@@ -44,6 +44,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
@@ -88,6 +89,7 @@ let package = Package(
                 logging, nioCore, nioSSL, x509, crypto,
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -132,7 +134,10 @@ let package = Package(
         ),
         .target(
             name: "TeleportClient",
-            dependencies: ["TeleportAPI", "TeleportCrypto", "TeleportAuthClient", logging],
+            dependencies: [
+                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", logging, nioCore, nioPosix, nioSSL, crypto, x509,
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Layer 6: thin executables.
@@ -177,6 +182,7 @@ let package = Package(
         .testTarget(
             name: "TeleportDaemonTests",
             dependencies: ["TeleportDaemon", "TeleportAPI", "TeleportTestSupport"],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

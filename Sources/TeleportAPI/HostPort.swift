@@ -1,5 +1,10 @@
 /// `host:port` addresses as the configuration and flags write them.
 public enum HostPort {
+    /// `host:port`, with brackets around an IPv6 host.
+    public static func join(_ host: String, _ port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
     /// Splits `host:port`, `[v6]:port` or a bare host (then `defaultPort`). `key` names the setting in errors.
     public static func parse(_ text: String, defaultPort: Int, key: String) throws -> (host: String, port: Int) {
         var value = text.trimmingCharacters(in: .whitespaces)

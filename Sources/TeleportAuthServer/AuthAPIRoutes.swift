@@ -18,6 +18,7 @@ struct AuthAPIRoutes {
             await APIResponse.handling(context) { try await join(request, context) }
         }
         let v1 = router.group("v1").add(middleware: AuthenticationMiddleware(auth: auth))
+        registerUserRoutes(on: v1)
         v1.get("tokens") { _, context in
             await APIResponse.handling(context) {
                 try requireAdmin(context)
@@ -160,6 +161,7 @@ struct AuthAPIRoutes {
         }
         let existing = try await auth.stores.get(kind: kind, name: name)
         try await auth.stores.delete(kind: kind, name: name)
+        if kind == User.kind { try await auth.secrets.deleteAll(name) }
         try await auditWrite(resource: try AnyResource(existing), deleted: true, caller: try caller(context))
         return try APIResponse.json(["status": "deleted"])
     }

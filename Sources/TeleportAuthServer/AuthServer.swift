@@ -21,13 +21,19 @@ public final class AuthServer: Sendable {
     public let clusterName: String
     /// Join tokens.
     public let tokens: TokenService
+    /// Local users' passwords, TOTP and tokens.
+    public let secrets: UserSecretsStore
+    /// Authentication settings.
+    public let settings: AuthSettings
     let logger: Logger
 
     init(
         stores: ClusterStores, audit: any AuditEmitter, clock: any WallClock, clusterName: String,
-        staticTokens: [TokenService.StaticToken], logger: Logger
+        staticTokens: [TokenService.StaticToken], settings: AuthSettings, logger: Logger
     ) {
         self.stores = stores
+        self.secrets = UserSecretsStore(backend: stores.backend)
+        self.settings = settings
         self.tokens = TokenService(stores: stores, staticTokens: staticTokens, clock: clock)
         self.audit = audit
         self.clock = clock
@@ -41,7 +47,7 @@ public final class AuthServer: Sendable {
     /// different configured name is an error (renaming a cluster invalidates every certificate).
     public static func open(
         backend: any Backend, audit: any AuditEmitter, clock: any WallClock, configuredName: String?,
-        staticTokens: [String] = [], bootstrap: [AnyResource] = [], logger: Logger
+        staticTokens: [String] = [], settings: AuthSettings = AuthSettings(), bootstrap: [AnyResource] = [], logger: Logger
     ) async throws -> AuthServer {
         let stores = ClusterStores(backend: backend)
         let parsedTokens = try TokenService.parseStatic(staticTokens)
@@ -69,10 +75,12 @@ public final class AuthServer: Sendable {
             }
         }
         let server = AuthServer(
-            stores: stores, audit: audit, clock: clock, clusterName: name, staticTokens: parsedTokens, logger: logger)
+            stores: stores, audit: audit, clock: clock, clusterName: name, staticTokens: parsedTokens, settings: settings,
+            logger: logger)
         for type in CertAuthority.CAType.allCases {
             try await server.ensureCA(type)
         }
+        try await server.ensurePresetRoles()
         return server
     }
 
@@ -170,6 +178,29 @@ public final class AuthServer: Sendable {
     public func emit(_ type: (String, String), fields: [String: JSONValue]) async throws {
         try await audit.emit(AuditEvent(event: type.0, code: type.1, time: clock.now(), fields: fields))
     }
+}
+
+/// How users authenticate, from `auth_service.authentication` and the proxy's address.
+public struct AuthSettings: Sendable {
+    /// `otp` (the default) or `off`.
+    public var secondFactor: String
+    /// The proxy's public address, for signup links (`https://ADDR/web/newuser/TOKEN`).
+    public var proxyPublicAddr: String?
+    /// The longest certificate a login gets (the seed's 12 hours).
+    public var maxSessionTTL: TimeInterval
+    /// bcrypt's cost factor.
+    public var bcryptCost: UInt8
+
+    /// Creates settings.
+    public init(secondFactor: String = "otp", proxyPublicAddr: String? = nil, maxSessionTTL: TimeInterval = 12 * 3600, bcryptCost: UInt8 = 12) {
+        self.secondFactor = secondFactor
+        self.proxyPublicAddr = proxyPublicAddr
+        self.maxSessionTTL = maxSessionTTL
+        self.bcryptCost = bcryptCost
+    }
+
+    /// True when logins need a TOTP code.
+    public var requiresOTP: Bool { secondFactor != "off" }
 }
 
 /// A certificate issued by the auth service, with the CA certificates to trust.

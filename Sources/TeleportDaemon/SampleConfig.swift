@@ -3,7 +3,11 @@
 public enum SampleConfig {
     /// The sample, for a single-node cluster (auth, proxy and node on one host).
     public static func text(nodeName: String, dataDir: String, clusterName: String) -> String {
-        """
+        let nodeName = quoted(nodeName)
+        let clusterName = quoted(clusterName)
+        let logURI = quoted("file://\(dataDir)/log")
+        let dataDir = quoted(dataDir)
+        return """
         #
         # A sample Teleport configuration file, made by `teleport configure`.
         # It creates a single-node cluster: auth, proxy and node on this host.
@@ -28,7 +32,7 @@ public enum SampleConfig {
           storage:
             type: sqlite
             # Where audit events go; several places at once are allowed.
-            audit_events_uri: ['file://\(dataDir)/log']
+            audit_events_uri: [\(logURI)]
 
           # Only for hosts that join an existing cluster:
           # auth_token: xxxx-token-xxxx
@@ -43,7 +47,7 @@ public enum SampleConfig {
         auth_service:
           enabled: "yes"
           # The cluster name is part of every certificate; changing it later invalidates them all.
-          cluster_name: "\(clusterName)"
+          cluster_name: \(clusterName)
           # The auth API: other hosts of the cluster connect here.
           listen_addr: 0.0.0.0:3025
           # Static join tokens, "roles:token". Prefer short-lived ones from `tctl nodes add`.
@@ -81,4 +85,21 @@ public enum SampleConfig {
 
         """
     }
+
+    /// A YAML double-quoted string.
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default:
+                if scalar.value < 0x20 { out += String(format: "\\x%02X", scalar.value) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
+    }
 }
+
+import Foundation

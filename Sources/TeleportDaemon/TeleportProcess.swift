@@ -134,6 +134,18 @@ public enum TeleportProcess {
 
     }
 
+    /// Authentication settings from `auth_service.authentication` and the proxy's public address.
+    static func authSettings(_ config: DaemonConfig) -> AuthSettings {
+        var proxyAddress = config.file.proxy.publicAddrs.first
+        if proxyAddress == nil, config.runProxy,
+            let web = try? HostPort.parse(config.file.proxy.webListenAddr, defaultPort: 3080, key: "web_listen_addr")
+        {
+            let host = web.host == "0.0.0.0" || web.host == "::" ? config.nodeName : web.host
+            proxyAddress = HostPort.join(host, web.port)
+        }
+        return AuthSettings(secondFactor: config.file.auth.secondFactor, proxyPublicAddr: proxyAddress)
+    }
+
     static func missingAuthServer(_ service: String) -> TeleportError {
         TeleportError.badParameter(
             "the \(service) service needs an auth server: pass --auth-server=HOST:3025 or set teleport.auth_servers")
@@ -166,7 +178,7 @@ public enum TeleportProcess {
         do {
             let auth = try await AuthServer.open(
                 backend: backend, audit: audit, clock: clock, configuredName: config.file.auth.clusterName,
-                staticTokens: config.file.auth.tokens, bootstrap: bootstrap,
+                staticTokens: config.file.auth.tokens, settings: authSettings(config), bootstrap: bootstrap,
                 logger: logger.with("auth"))
             return (backend, auth)
         } catch {

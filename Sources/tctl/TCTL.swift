@@ -48,7 +48,7 @@ struct TCTL: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tctl",
         abstract: "Admin tool for the Teleport cluster.",
-        subcommands: [Status.self, Auth.self, Get.self, Create.self, Remove.self, Nodes.self, Tokens.self, Version.self])
+        subcommands: [Status.self, Users.self, Auth.self, Get.self, Create.self, Remove.self, Nodes.self, Tokens.self, Version.self])
 }
 
 /// The options every `tctl` command takes.
@@ -86,7 +86,33 @@ struct Status: AsyncParsableCommand {
 }
 
 struct Auth: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Operations with the cluster's certificate authorities.", subcommands: [Export.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Operations with the cluster's certificate authorities.", subcommands: [Export.self, Sign.self])
+
+    struct Sign: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Sign certificates for a user (automation) or a host (OpenSSH sshd).")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("user"), help: "Sign a user's certificates.") var user: String?
+        @Option(name: .customLong("host"), help: "Sign an SSH host certificate for these comma-separated names.") var host: String?
+        @Option(name: [.short, .customLong("out")], help: "Where to write the credentials.") var out: String
+        @Option(name: .customLong("ttl"), help: "Certificate lifetime, e.g. 1h.") var ttl: String?
+        @Option(name: .customLong("format"), help: "file (identity file) or openssh.") var format = "file"
+        func run() async throws {
+            try await perform {
+                guard let parsed = SignCommands.Format(rawValue: format) else {
+                    throw TeleportError.badParameter("--format=\(format) is not known (expected file or openssh)")
+                }
+                switch (user, host) {
+                case (let user?, nil):
+                    return try await SignCommands.signUser(global.connection, user: user, out: out, ttl: ttl ?? "12h", format: parsed)
+                case (nil, let host?):
+                    return try await SignCommands.signHost(global.connection, hosts: host, out: out, ttl: ttl ?? "8760h", format: parsed)
+                default:
+                    throw TeleportError.badParameter("pass exactly one of --user or --host")
+                }
+            }
+        }
+    }
 
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Export the public keys of the CAs (for OpenSSH and TLS).")
@@ -196,5 +222,55 @@ struct Tokens: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The token, or the hash prefix tokens ls shows.") var token: String
         func run() async throws { try await perform { try await NodeCommands.removeToken(global.connection, token: token) } }
+    }
+}
+
+struct Users: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage local users.", subcommands: [Add.self, List.self, Remove.self, Reset.self, Update.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a user and print its signup link: tctl users add joe joe,root.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The user name.") var name: String
+        @Argument(help: "Allowed OS logins, comma-separated (default: the user name).") var logins: String?
+        @Option(name: .customLong("logins"), help: "Allowed OS logins, comma-separated.") var loginsOption: String?
+        @Option(name: .customLong("roles"), help: "Roles, comma-separated (default: access).") var roles: String?
+        @Option(name: .customLong("ttl"), help: "How long the signup link is valid (at most 48h).") var ttl = "1h"
+        func run() async throws {
+            try await perform {
+                try await UserCommands.add(global.connection, name: name, positionalLogins: logins, logins: loginsOption, roles: roles, ttl: ttl)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List users.")
+        @OptionGroup var global: GlobalOptions
+        func run() async throws { try await perform { try await UserCommands.list(global.connection) } }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete a user.", aliases: ["del"])
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The user name.") var name: String
+        func run() async throws { try await perform { try await UserCommands.remove(global.connection, name: name) } }
+    }
+
+    struct Reset: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a link for the user to set a new password and TOTP (unlocks the account).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The user name.") var name: String
+        @Option(name: .customLong("ttl"), help: "How long the link is valid (at most 48h).") var ttl = "8h"
+        func run() async throws { try await perform { try await UserCommands.reset(global.connection, name: name, ttl: ttl) } }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change a user's roles or logins.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The user name.") var name: String
+        @Option(name: .customLong("set-roles"), help: "New roles, comma-separated.") var roles: String?
+        @Option(name: .customLong("set-logins"), help: "New logins, comma-separated.") var logins: String?
+        func run() async throws { try await perform { try await UserCommands.update(global.connection, name: name, roles: roles, logins: logins) } }
     }
 }

@@ -51,6 +51,16 @@ public struct AuditEvent: Sendable, Equatable {
 
 /// Event types and codes (Teleport's convention: `T<group><n><I|W|E>`).
 public enum AuditEventType {
+    /// `user.login` success.
+    public static let userLogin = ("user.login", "T1000I")
+    /// `user.login` failure.
+    public static let userLoginFailure = ("user.login", "T1000W")
+    /// `user.password_change`: a signup or reset form set a password.
+    public static let passwordChange = ("user.password_change", "T1005I")
+    /// `user.locked`: too many failed logins.
+    public static let userLocked = ("user.locked", "T1006W")
+    /// `cert.create`: certificates issued by an administrator (`tctl auth sign`).
+    public static let certCreate = ("cert.create", "TC000I")
     /// `user.create`.
     public static let userCreate = ("user.create", "T1002I")
     /// `user.update`.

@@ -43,15 +43,20 @@ extension AuthAPI {
         public var totpSecret: String?
         /// The cluster name (for the otpauth:// label).
         public var clusterName: String?
+        /// The page to open, `https://<proxy public address>/web/newuser/<token>` (in the reply that creates it).
+        public var url: String?
 
         enum CodingKeys: String, CodingKey {
-            case token, user, kind, expires
+            case token, user, kind, expires, url
             case totpSecret = "totp_secret"
             case clusterName = "cluster_name"
         }
 
         /// Creates token info.
-        public init(token: String, user: String, kind: UserTokenKind, expires: Date, totpSecret: String?, clusterName: String?) {
+        public init(
+            token: String, user: String, kind: UserTokenKind, expires: Date, totpSecret: String?, clusterName: String?, url: String? = nil
+        ) {
+            self.url = url
             self.token = token
             self.user = user
             self.kind = kind

@@ -60,9 +60,11 @@ public enum ResourceCodec {
             // Parse document by document so that a syntax error anywhere is reported, not skipped.
             let parser = try Parser(yaml: text)
             while let node = try parser.nextRoot() {
-                let document = Constructor.default.any(from: node)
+                let document = try YAMLTree.plain(node, path: "")
                 if !(document is NSNull) { trees.append(document) }
             }
+        } catch let error as TeleportError {
+            throw TeleportError.badParameter("\(source): \(error.message)")
         } catch {
             throw TeleportError.badParameter("\(source): not valid YAML: \(YAMLErrorText.describe(error))")
         }
@@ -151,9 +153,8 @@ public enum ResourceCodec {
             for key in originalMap.keys.sorted() {
                 let child = path.isEmpty ? key : "\(path).\(key)"
                 guard let encodedValue = encodedMap[key] else {
+                    // An explicit null is "not set"; anything else the type did not keep is unknown.
                     if originalMap[key] is NSNull { continue }
-                    if let list = originalMap[key] as? [Any], list.isEmpty { continue }
-                    if let map = originalMap[key] as? [String: Any], map.isEmpty { continue }
                     return child
                 }
                 if let found = firstUnknownField(original: originalMap[key] as Any, encoded: encodedValue, path: child) {
@@ -171,11 +172,13 @@ public enum ResourceCodec {
     }
 }
 
-/// One-line descriptions of Yams errors.
-enum YAMLErrorText {
-    static func describe(_ error: any Error) -> String {
-        let text = String(describing: error)
-        return text.split(separator: "\n").first.map(String.init) ?? text
+/// One-line descriptions of Yams errors (Yams puts the context and the problem on separate lines).
+public enum YAMLErrorText {
+    /// The error's lines joined into one, without the source excerpt Yams appends.
+    public static func describe(_ error: any Error) -> String {
+        let lines = String(describing: error).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let meaningful = lines.filter { !$0.isEmpty && !$0.hasPrefix("^") && !$0.allSatisfy { $0 == "^" || $0 == " " } }
+        return meaningful.prefix(2).joined(separator: ": ")
     }
 }
 
@@ -218,6 +221,35 @@ public enum DecodingErrorText {
 /// Turns a JSON tree into a YAML node: keys sorted, multi-line strings (PEM keys and certificates)
 /// as literal blocks so that they stay readable and copy-pasteable.
 enum YAMLTree {
+    /// A YAML node as plain data (dictionaries with string keys, arrays, strings, numbers, booleans,
+    /// null). Unlike Yams' constructor this never traps: a non-scalar key is an error, and dates
+    /// stay the strings they were written as.
+    static func plain(_ node: Node, path: String) throws -> Any {
+        switch node {
+        case .scalar(let scalar):
+            if scalar.style != .plain && scalar.style != .any { return scalar.string }
+            if node.null != nil { return NSNull() }
+            if let value = node.bool { return value }
+            if let value = node.int { return value }
+            if let value = node.float, scalar.string.rangeOfCharacter(from: .letters) == nil { return value }
+            return scalar.string
+        case .mapping(let mapping):
+            var result: [String: Any] = [:]
+            for (key, value) in mapping {
+                guard case .scalar(let keyScalar) = key else {
+                    throw TeleportError.badParameter("\(path.isEmpty ? "the document" : path): keys must be plain strings (quote values such as '{{internal.logins}}')")
+                }
+                let child = path.isEmpty ? keyScalar.string : "\(path).\(keyScalar.string)"
+                result[keyScalar.string] = try plain(value, path: child)
+            }
+            return result
+        case .sequence(let sequence):
+            return try sequence.enumerated().map { index, item in try plain(item, path: "\(path)[\(index)]") }
+        case .alias:
+            throw TeleportError.badParameter("\(path.isEmpty ? "the document" : path): YAML aliases are not accepted")
+        }
+    }
+
     static func node(_ value: Any) throws -> Node {
         switch value {
         case let map as [String: Any]:
@@ -230,8 +262,8 @@ enum YAMLTree {
             return Node(try list.map(node))
         case let string as String:
             if string.contains("\n") { return Node(string, Tag(.str), .literal) }
-            // Quote strings that would read back as something else ("2", "yes", "a: b", "").
-            let readBack = (try? Yams.load(yaml: string)) as? String
+            // Quote strings that would read back as something else ("2", "yes", "a: b", "{{x}}", "").
+            let readBack = (try? Yams.compose(yaml: string)).flatMap { $0 }.flatMap { try? plain($0, path: "") } as? String
             return Node(string, Tag(.str), readBack == string ? .any : .singleQuoted)
         case let number as NSNumber:
             switch String(cString: number.objCType) {

@@ -45,7 +45,7 @@ struct ConfigNode {
     }
 
     func string() throws -> String {
-        guard case .scalar(let scalar) = node else { throw fail("a string") }
+        guard case .scalar(let scalar) = node, !isNull else { throw fail("a string") }
         return scalar.string
     }
 
@@ -60,6 +60,13 @@ struct ConfigNode {
 
     func int() throws -> Int {
         guard case .scalar(let scalar) = node, let value = Int(scalar.string) else { throw fail("a whole number") }
+        return value
+    }
+
+    /// A whole number of at least zero.
+    func count() throws -> Int {
+        let value = try int()
+        guard value >= 0 else { throw fail("a whole number of at least 0") }
         return value
     }
 

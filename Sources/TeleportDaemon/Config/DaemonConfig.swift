@@ -95,12 +95,12 @@ public struct DaemonConfig: Sendable {
         if let server = flags.authServer {
             authServers = try server.split(separator: ",").map {
                 let parsed = try HostPort.parse(String($0), defaultPort: 3025, key: "--auth-server")
-                return "\(parsed.host):\(parsed.port)"
+                return HostPort.join(parsed.host, parsed.port)
             }
         }
         if let diag = flags.diagAddr {
             let parsed = try HostPort.parse(diag, defaultPort: 3000, key: "--diag-addr")
-            file.teleport.diagAddr = "\(parsed.host):\(parsed.port)"
+            file.teleport.diagAddr = HostPort.join(parsed.host, parsed.port)
         }
         return DaemonConfig(
             file: file, configPath: configPath, dataDir: dataDir, nodeName: flags.nodeName ?? file.teleport.nodeName ?? hostName,

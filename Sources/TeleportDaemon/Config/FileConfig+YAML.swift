@@ -23,8 +23,12 @@ extension FileConfig {
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            let first = String(describing: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-            throw TeleportError.badParameter("\(file): not valid YAML: \(first)")
+            let reason = YAMLErrorText.describe(error)
+            if reason.contains("duplicated key(s)") {
+                let where_ = duplicatedKeyPath(in: text) ?? "a key"
+                throw TeleportError.badParameter("\(file): \(where_): the key appears twice; keep one")
+            }
+            throw TeleportError.badParameter("\(file): not valid YAML: \(reason)")
         }
         var config = FileConfig()
         guard let root else { return config }
@@ -42,6 +46,26 @@ extension FileConfig {
             }
         }
         return config
+    }
+
+    /// The dotted path of the first key that appears twice in block-style YAML (Yams refuses
+    /// duplicates before we see the tree, and names only the bare key).
+    static func duplicatedKeyPath(in text: String) -> String? {
+        var stack: [(indent: Int, key: String)] = []
+        var seen = Set<String>()
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let trimmed = line.drop { $0 == " " }
+            guard !trimmed.isEmpty, !trimmed.hasPrefix("#"), !trimmed.hasPrefix("-"), let colon = trimmed.firstIndex(of: ":")
+            else { continue }
+            let key = String(trimmed[..<colon]).trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+            guard !key.isEmpty, !key.contains(" ") else { continue }
+            let indent = line.count - trimmed.count
+            while let last = stack.last, last.indent >= indent { stack.removeLast() }
+            let path = (stack.map(\.key) + [key]).joined(separator: ".")
+            if !seen.insert(path).inserted { return path }
+            stack.append((indent, key))
+        }
+        return nil
     }
 
     static func unknown(_ node: ConfigNode, file: String) -> TeleportError {
@@ -76,8 +100,8 @@ extension FileConfig {
             case "connection_limits":
                 for (limit, limitValue) in try value.mapping() {
                     switch limit {
-                    case "max_connections": teleport.connectionLimits.maxConnections = try limitValue.int()
-                    case "max_users": teleport.connectionLimits.maxUsers = try limitValue.int()
+                    case "max_connections": teleport.connectionLimits.maxConnections = try limitValue.count()
+                    case "max_users": teleport.connectionLimits.maxUsers = try limitValue.count()
                     case "rates": warn(limitValue, "rate limits are not enforced yet")
                     default: throw Self.unknown(limitValue, file: value.file)
                     }

@@ -1,0 +1,91 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import TeleportAPI
+import TeleportCrypto
+import TeleportServices
+
+extension AuthAPIRoutes {
+    func registerUserRoutes(on v1: RouterGroup<AuthRequestContext>) {
+        v1.post("users") { request, context in
+            await APIResponse.handling(context) {
+                try requireAdmin(context)
+                let create = try await body(AuthAPI.CreateUserRequest.self, request)
+                return try APIResponse.json(try await auth.createUser(create, by: try caller(context).identity.username))
+            }
+        }
+        v1.post("users/:name/reset") { request, context in
+            await APIResponse.handling(context) {
+                try requireAdmin(context)
+                let ttl = try await body([String: Double].self, request)["ttl_seconds"] ?? 8 * 3600
+                let name = context.parameters.get("name") ?? ""
+                return try APIResponse.json(try await auth.resetUser(name, ttl: ttl, by: try caller(context).identity.username))
+            }
+        }
+        v1.get("usertokens/:token") { _, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context)
+                return try APIResponse.json(try await auth.userToken(context.parameters.get("token") ?? ""))
+            }
+        }
+        v1.post("usertokens/complete") { request, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context)
+                try await auth.completeUserToken(try await body(AuthAPI.CompleteUserTokenRequest.self, request))
+                return try APIResponse.json(["status": "ok"])
+            }
+        }
+        v1.post("login") { request, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context)
+                return try APIResponse.json(try await auth.login(try await body(AuthAPI.LoginRequest.self, request)))
+            }
+        }
+        v1.post("certs/user") { request, context in
+            await APIResponse.handling(context) {
+                try requireAdmin(context)
+                let sign = try await body(AuthAPI.SignUserRequest.self, request)
+                guard sign.ttlSeconds > 0, sign.ttlSeconds <= 366 * 86400 else {
+                    throw TeleportError.badParameter("--ttl must be positive and at most a year")
+                }
+                let user = try await auth.stores.users.get(sign.user)
+                let issued = try await auth.issueUserCertificates(
+                    user: user, sshPublicKey: sign.sshPublicKey, tlsPublicKeyPEM: sign.tlsPublicKeyPEM, ttl: sign.ttlSeconds)
+                try await auth.emit(
+                    AuditEventType.certCreate,
+                    fields: ["user": .string(try caller(context).identity.username), "identity": .string(sign.user), "cert_type": "user"])
+                return try APIResponse.json(issued)
+            }
+        }
+        v1.post("certs/host") { request, context in
+            await APIResponse.handling(context) {
+                try requireAdmin(context)
+                let sign = try await body(AuthAPI.SignHostRequest.self, request)
+                let issued = try await auth.signHost(sign)
+                try await auth.emit(
+                    AuditEventType.certCreate,
+                    fields: [
+                        "user": .string(try caller(context).identity.username), "identity": .string(sign.principals.joined(separator: ",")),
+                        "cert_type": "host",
+                    ])
+                return try APIResponse.json(issued)
+            }
+        }
+    }
+
+    func requireProxy(_ context: AuthRequestContext) throws {
+        let caller = try caller(context)
+        guard caller.kind == .system(.proxy) || caller.isAdmin else {
+            throw TeleportError.accessDenied("only the proxy may make this call")
+        }
+    }
+
+    func body<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
+        let buffer = try await request.body.collect(upTo: 64 * 1024)
+        do {
+            return try ResourceCodec.jsonDecoder().decode(type, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw TeleportError.badParameter("the request body is not valid: \(DecodingErrorText.describe(error))")
+        }
+    }
+}

@@ -1,0 +1,246 @@
+public import Foundation
+public import TeleportAPI
+import Crypto
+import HummingbirdBcrypt
+import Logging
+import TeleportCrypto
+import TeleportServices
+import X509
+
+extension AuthServer {
+    /// Password rules.
+    static let minimumPasswordLength = 12
+    /// bcrypt reads at most 72 bytes; longer passwords are refused rather than silently cut.
+    static let maximumPasswordBytes = 72
+    /// Failed logins allowed within ``lockoutWindow`` before the account locks.
+    static let maxFailures = 5
+    /// The window for counting failures, and how long a lock lasts.
+    static let lockoutWindow: TimeInterval = 30 * 60
+    /// A bcrypt hash to verify against for unknown users, so that they take as long as known ones.
+    static let decoyHash = Bcrypt.hash("decoy password for timing", cost: 12)
+
+    /// The role every new user gets until roles are managed (`access`: SSH as the user's logins).
+    static let presetAccessRole = Role(
+        name: "access",
+        spec: .init(
+            options: .init(maxSessionTTL: "12h0m0s", forwardAgent: true, portForwarding: true),
+            allow: .init(logins: ["{{internal.logins}}"], nodeLabels: ["*": LabelValues(["*"])])))
+
+    func ensurePresetRoles() async throws {
+        if (try? await stores.roles.get("access")) == nil {
+            try? await stores.roles.create(Self.presetAccessRole)
+        }
+    }
+
+    // MARK: Users and their tokens
+
+    /// Creates a user and a signup token (1 hour by default, at most 48 hours).
+    public func createUser(_ request: AuthAPI.CreateUserRequest, by admin: String) async throws -> AuthAPI.UserTokenInfo {
+        var user = request.user
+        if user.spec.roles.isEmpty { user.spec.roles = ["access"] }
+        if user.logins.isEmpty { user.spec.traits["logins"] = [user.name] }
+        user.spec.createdBy = .init(time: clock.now(), user: admin)
+        user.spec.status = User.Status()
+        try user.validate()
+        try await stores.users.create(user)
+        let token = try await createUserToken(user: user.name, kind: .signup, ttl: request.ttlSeconds)
+        try await emit(AuditEventType.userCreate, fields: ["user": .string(admin), "name": .string(user.name), "roles": .string(user.spec.roles.joined(separator: ","))])
+        return token
+    }
+
+    /// Creates a reset token (8 hours by default): the user sets a new password and TOTP; the
+    /// account is unlocked when it is used.
+    public func resetUser(_ name: String, ttl: TimeInterval, by admin: String) async throws -> AuthAPI.UserTokenInfo {
+        _ = try await stores.users.get(name)
+        let token = try await createUserToken(user: name, kind: .reset, ttl: ttl)
+        try await emit(AuditEventType.userUpdate, fields: ["user": .string(admin), "name": .string(name), "action": "reset"])
+        return token
+    }
+
+    func createUserToken(user: String, kind: AuthAPI.UserTokenKind, ttl: TimeInterval) async throws -> AuthAPI.UserTokenInfo {
+        guard ttl > 0, ttl <= 48 * 3600 else { throw TeleportError.badParameter("--ttl must be between 1s and 48h") }
+        let value = SecretHash.randomHex()
+        let expires = clock.now().addingTimeInterval(ttl)
+        let totpSecret = settings.requiresOTP ? TOTP.generateSecret() : nil
+        try await secrets.createToken(value: value, .init(user: user, kind: kind, expires: expires, totpSecret: totpSecret))
+        let page = kind == .signup ? "newuser" : "reset"
+        let proxy = settings.proxyPublicAddr ?? "<proxyhost>:3080"
+        return AuthAPI.UserTokenInfo(
+            token: value, user: user, kind: kind, expires: expires, totpSecret: nil, clusterName: clusterName,
+            url: "https://\(proxy)/web/\(page)/\(value)")
+    }
+
+    /// What the signup/reset page shows: the user and the TOTP secret to enrol.
+    public func userToken(_ value: String) async throws -> AuthAPI.UserTokenInfo {
+        guard let token = try await secrets.token(value: value), token.expires > clock.now() else {
+            throw TeleportError.notFound("this invitation is invalid or has expired; ask your administrator for a new one")
+        }
+        return AuthAPI.UserTokenInfo(
+            token: "", user: token.user, kind: token.kind, expires: token.expires, totpSecret: token.totpSecret,
+            clusterName: clusterName)
+    }
+
+    /// Sets the password (and TOTP) from a signup or reset form, once.
+    public func completeUserToken(_ request: AuthAPI.CompleteUserTokenRequest) async throws {
+        guard let token = try await secrets.token(value: request.token), token.expires > clock.now() else {
+            throw TeleportError.notFound("this invitation is invalid or has expired; ask your administrator for a new one")
+        }
+        try Self.checkPasswordPolicy(request.password)
+        var totpState: UserSecretsStore.TOTPState?
+        if let secret = token.totpSecret {
+            guard let code = request.otpCode, let step = TOTP.matchingStep(code: code, secretBase32: secret, at: clock.now(), after: nil)
+            else {
+                throw TeleportError.badParameter("the one-time code is not valid: enter the current 6-digit code from your authenticator app")
+            }
+            totpState = .init(secret: secret, lastStep: step)
+        }
+        guard try await secrets.consumeToken(value: request.token) else {
+            throw TeleportError.notFound("this invitation has already been used")
+        }
+        var user = try await stores.users.get(token.user)
+        try await secrets.setPasswordHash(user.name, Bcrypt.hash(request.password, cost: settings.bcryptCost))
+        if let totpState { try await secrets.setTOTP(user.name, totpState) }
+        try await secrets.setFailures(user.name, [], expires: clock.now())
+        if user.spec.status?.isLocked == true {
+            user.spec.status = User.Status()
+            try await stores.users.upsert(user)
+        }
+        try await emit(
+            AuditEventType.passwordChange,
+            fields: ["user": .string(user.name), "kind": .string(token.kind.rawValue), "addr.remote": .string(request.clientAddress ?? "")])
+    }
+
+    static func checkPasswordPolicy(_ password: String) throws {
+        guard password.count >= minimumPasswordLength else {
+            throw TeleportError.badParameter("the password is too short: use at least \(minimumPasswordLength) characters")
+        }
+        guard password.utf8.count <= maximumPasswordBytes else {
+            throw TeleportError.badParameter("the password is too long: use at most \(maximumPasswordBytes) bytes")
+        }
+    }
+
+    // MARK: Login
+
+    /// Checks a password and TOTP code and issues certificates. Unknown users, wrong passwords and
+    /// wrong codes get the same message; five failures in 30 minutes lock the account for 30
+    /// minutes. Every attempt emits `user.login` (never with the password).
+    public func login(_ request: AuthAPI.LoginRequest) async throws -> AuthAPI.LoginResponse {
+        let now = clock.now()
+        var fields: [String: JSONValue] = [
+            "user": .string(request.user), "method": "local", "addr.remote": .string(request.clientAddress ?? ""),
+        ]
+        let denied = TeleportError.accessDenied("invalid user name, password or one-time code")
+        func fail(_ reason: String, _ error: TeleportError) async throws -> Never {
+            fields["success"] = false
+            fields["error"] = .string(reason)
+            try await emit(AuditEventType.userLoginFailure, fields: fields)
+            throw error
+        }
+        guard var user = try? await stores.users.get(request.user), let hash = try await secrets.passwordHash(request.user) else {
+            _ = Bcrypt.verify(request.password, hash: Self.decoyHash)
+            try await fail("unknown user or no password set", denied)
+        }
+        if let status = user.spec.status, status.isLocked, let until = status.lockExpires, until > now {
+            try await fail("account locked", TeleportError.accessDenied(
+                "the account is locked until \(RFC3339.format(until)) after too many failed logins; ask an administrator for a reset (tctl users reset \(user.name))"))
+        }
+        let passwordOK = request.password.utf8.count <= Self.maximumPasswordBytes && Bcrypt.verify(request.password, hash: hash)
+        var totpState = try await secrets.totp(user.name)
+        var step: Int64?
+        if settings.requiresOTP {
+            if let state = totpState, let code = request.otpCode {
+                step = TOTP.matchingStep(code: code, secretBase32: state.secret, at: now, after: state.lastStep)
+            }
+        }
+        guard passwordOK, !settings.requiresOTP || step != nil else {
+            var failures = try await secrets.failures(user.name).filter { $0 > now.addingTimeInterval(-Self.lockoutWindow) }
+            failures.append(now)
+            try await secrets.setFailures(user.name, failures, expires: now.addingTimeInterval(Self.lockoutWindow))
+            if failures.count >= Self.maxFailures {
+                user.spec.status = User.Status(isLocked: true, lockedTime: now, lockExpires: now.addingTimeInterval(Self.lockoutWindow))
+                try await stores.users.upsert(user)
+                try await emit(AuditEventType.userLocked, fields: ["user": .string(user.name), "addr.remote": .string(request.clientAddress ?? "")])
+            }
+            try await fail(passwordOK ? "invalid one-time code" : "invalid password", denied)
+        }
+        if let step, var state = totpState {
+            state.lastStep = step
+            try await secrets.setTOTP(user.name, state)
+            totpState = state
+        }
+        try await secrets.setFailures(user.name, [], expires: now)
+        if user.spec.status?.isLocked == true {
+            user.spec.status = User.Status()
+            try await stores.users.upsert(user)
+        }
+        let response = try await issueUserCertificates(
+            user: user, sshPublicKey: request.sshPublicKey, tlsPublicKeyPEM: request.tlsPublicKeyPEM,
+            ttl: min(request.ttlSeconds > 0 ? request.ttlSeconds : settings.maxSessionTTL, settings.maxSessionTTL))
+        fields["success"] = true
+        try await emit(AuditEventType.userLogin, fields: fields)
+        return response
+    }
+
+    /// Issues a user's SSH and X.509 certificates for the given public keys.
+    public func issueUserCertificates(user: User, sshPublicKey: String, tlsPublicKeyPEM: String, ttl: TimeInterval) async throws
+        -> AuthAPI.LoginResponse
+    {
+        let now = clock.now()
+        let validBefore = now.addingTimeInterval(ttl)
+        let subjectKey: SSHPublicKey
+        do {
+            subjectKey = try SSHPublicKey(authorizedKeyLine: sshPublicKey)
+        } catch {
+            throw TeleportError.badParameter("ssh_public_key is not an SSH public key line")
+        }
+        let tlsKey: P256.Signing.PublicKey
+        do {
+            tlsKey = try P256.Signing.PublicKey(pemRepresentation: tlsPublicKeyPEM)
+        } catch {
+            throw TeleportError.badParameter("tls_public_key is not an ECDSA P-256 public key in PEM form")
+        }
+        let logins = user.logins
+        guard !logins.isEmpty else { throw TeleportError.badParameter("user \(user.name) has no logins") }
+        let userCA = try await certAuthority(.user)
+        guard let caPEM = userCA.spec.activeKeys.ssh.first?.privateKey,
+            case .ed25519(let caKey) = try OpenSSHPrivateKey(pemRepresentation: caPEM).key
+        else { throw TeleportError.internalError("the user CA has no Ed25519 signing key") }
+        var extensions = SSHCertificate.standardUserExtensions
+        extensions["teleport-roles"] = String(decoding: try ResourceCodec.json(["version": "v1", "roles": user.spec.roles.joined(separator: ",")]), as: UTF8.self)
+        extensions["teleport-route-to-cluster"] = clusterName
+        let sshCertificate = try SSHCertificate.sign(
+            publicKey: subjectKey, type: .user, serial: UInt64.random(in: 1...UInt64.max), keyID: user.name, validPrincipals: logins,
+            validAfter: now.addingTimeInterval(-60), validBefore: validBefore, extensions: extensions, caKey: caKey)
+        let identity = X509Identity(username: user.name, roles: user.spec.roles, logins: logins, clusterName: clusterName)
+        let tlsCertificate = try await tlsAuthority(.user).issue(publicKey: tlsKey, identity: identity, validity: ttl, clock: clock)
+        let hostCA = try await certAuthority(.host)
+        let knownHosts = try hostCA.spec.activeKeys.ssh.map {
+            "@cert-authority *.\(clusterName),\(clusterName) " + (try SSHPublicKey(authorizedKeyLine: $0.publicKey)).authorizedKeyLine(comment: "type=host")
+        }
+        return AuthAPI.LoginResponse(
+            username: user.name, clusterName: clusterName, sshCertificate: sshCertificate.authorizedKeyLine(comment: user.name),
+            tlsCertificatePEM: try tlsCertificate.pemText(), tlsCAPEMs: try await caPEMs(), knownHosts: knownHosts,
+            userCAKeys: userCA.spec.activeKeys.ssh.map(\.publicKey), logins: logins, roles: user.spec.roles, validBefore: validBefore)
+    }
+
+    /// `tctl auth sign --host`: an SSH host certificate from the host CA.
+    public func signHost(_ request: AuthAPI.SignHostRequest) async throws -> AuthAPI.SignHostResponse {
+        guard !request.principals.isEmpty, request.principals.allSatisfy({ !$0.isEmpty }) else {
+            throw TeleportError.badParameter("--host needs at least one host name")
+        }
+        guard request.ttlSeconds > 0, request.ttlSeconds <= 10 * 365 * 86400 else {
+            throw TeleportError.badParameter("--ttl must be positive and at most 10 years")
+        }
+        let subject = try SSHPublicKey(authorizedKeyLine: request.sshPublicKey)
+        let hostCA = try await certAuthority(.host)
+        guard let caPEM = hostCA.spec.activeKeys.ssh.first?.privateKey,
+            case .ed25519(let caKey) = try OpenSSHPrivateKey(pemRepresentation: caPEM).key
+        else { throw TeleportError.internalError("the host CA has no Ed25519 signing key") }
+        let now = clock.now()
+        let certificate = try SSHCertificate.sign(
+            publicKey: subject, type: .host, serial: UInt64.random(in: 1...UInt64.max), keyID: request.principals[0],
+            validPrincipals: request.principals, validAfter: now.addingTimeInterval(-60),
+            validBefore: now.addingTimeInterval(request.ttlSeconds), caKey: caKey)
+        return AuthAPI.SignHostResponse(sshCertificate: certificate.authorizedKeyLine(comment: request.principals[0]))
+    }
+}

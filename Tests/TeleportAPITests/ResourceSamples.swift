@@ -1,0 +1,101 @@
+import Foundation
+import TeleportAPI
+
+/// One fully populated value of each resource kind, for round trips.
+enum ResourceSamples {
+    static let created = Date(timeIntervalSince1970: 1_486_104_845)
+
+    static let sshPrivateKey = """
+        -----BEGIN OPENSSH PRIVATE KEY-----
+        b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+        QyNTUxOQAAACBnZXJhbGRpbmUtZXhhbXBsZS1rZXktbm90LXJlYWwtMDEyMzQ1Njc4OQAA
+        -----END OPENSSH PRIVATE KEY-----
+
+        """
+
+    static let certificatePEM = """
+        -----BEGIN CERTIFICATE-----
+        MIIBnTCCAUOgAwIBAgIUZXhhbXBsZS1jZXJ0aWZpY2F0ZS1ub3QtcmVhbDAKBggqhkjO
+        PQQDAjAlMSMwIQYDVQQDDBp0ZWxlcG9ydC1hd3MtdXMtZWFzdC0xIENBMB4XDTE3MDIw
+        -----END CERTIFICATE-----
+
+        """
+
+    static let pkcs8PEM = """
+        -----BEGIN PRIVATE KEY-----
+        MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgZXhhbXBsZS1wcml2YXRl
+        LWtleS1ub3QtcmVhbC0wMTIzNDU2Nzg5YWJjZGVmZ2hpams=
+        -----END PRIVATE KEY-----
+
+        """
+
+    static var user: User {
+        var user = User(name: "joe", roles: ["admin", "dev"], logins: ["joe", "root"])
+        user.metadata.description = "Joe, the on-call engineer"
+        user.metadata.labels = ["team": "ops", "env": "prod"]
+        user.metadata.expires = Date(timeIntervalSince1970: 1_900_000_000)
+        user.spec.traits["kubernetes_groups"] = ["system:masters"]
+        user.spec.status = User.Status(isLocked: true, lockedTime: created, lockExpires: Date(timeIntervalSince1970: 1_486_108_445))
+        user.spec.createdBy = User.CreatedBy(time: created, user: "builtin-Admin")
+        return user
+    }
+
+    static var role: Role {
+        var options = Role.Options(maxSessionTTL: "30h", forwardAgent: true, portForwarding: false)
+        options.sshFileCopy = true
+        options.clientIdleTimeout = "15m0s"
+        options.disconnectExpiredCert = false
+        var role = Role(
+            name: "dev",
+            spec: Role.Spec(
+                options: options,
+                allow: Role.Conditions(
+                    logins: ["ubuntu", "ec2-user"],
+                    nodeLabels: ["env": LabelValues(["staging", "dev"]), "*": LabelValues(["*"]), "region": LabelValues(["^us-.*$"])],
+                    rules: [Role.Rule(resources: ["node", "role"], verbs: ["list", "read"])]),
+                deny: Role.Conditions(logins: ["root"], nodeLabels: ["env": LabelValues(["prod"])])))
+        role.metadata.description = "developers"
+        return role
+    }
+
+    static var token: ProvisionToken {
+        ProvisionToken(
+            name: "a8f3b2c1d4e5", roles: [.node, .proxy],
+            metadata: Metadata(name: "ignored", expires: Date(timeIntervalSince1970: 1_486_106_645)))
+    }
+
+    static var node: ServerNode {
+        var node = ServerNode(
+            uuid: "f84f7386-5e22-45ff-8f7d-b8079742e63f", hostname: "graviton", addr: "10.5.1.15:3022",
+            labels: ["datacenter": "us-east-1", "role": "master"])
+        node.spec.cmdLabels = [
+            "arch": ServerNode.CommandLabelResult(period: "1h0m0s", command: ["/usr/bin/uname", "-p"], result: "x86_64"),
+            "hostname": ServerNode.CommandLabelResult(period: "1m0s", command: ["/usr/bin/hostname"], result: "graviton"),
+        ]
+        node.spec.version = "0.1.0"
+        node.spec.hostKeyFingerprint = "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8"
+        return node
+    }
+
+    static var certAuthority: CertAuthority {
+        var ca = CertAuthority(
+            type: .host, clusterName: "teleport-aws-us-east-1",
+            activeKeys: CertAuthority.KeySet(
+                ssh: [
+                    CertAuthority.SSHKeyPair(
+                        publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGeraldine host-ca", privateKey: sshPrivateKey)
+                ],
+                tls: [CertAuthority.TLSKeyPair(cert: certificatePEM, key: pkcs8PEM)]))
+        ca.spec.rotation = CertAuthority.Rotation(state: "standby", phase: "standby", lastRotated: created)
+        return ca
+    }
+
+    static var clusterName: ClusterNameResource {
+        ClusterNameResource(clusterName: "teleport-aws-us-east-1", clusterID: "8d3895b6-e9dd-11e6-94de-40167e68e931")
+    }
+
+    /// Every kind, as `tctl get all` would list them.
+    static var all: [AnyResource] {
+        [.clusterName(clusterName), .certAuthority(certAuthority), .role(role), .user(user), .token(token), .node(node)]
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import TeleportAPI
+import TeleportDaemon
+import Testing
+
+/// What `FileConfig.parse` accepts and how it normalizes it.
+@Suite("teleport.yaml parsing")
+struct FileConfigParseTests {
+    @Test(arguments: ["", "# only a comment\n", "---\n"])
+    func emptyFileGivesTheDefaults(_ text: String) throws {
+        let config = try FileConfig.parse(text, file: "empty.yaml")
+        #expect(config == FileConfig())
+        #expect(config.auth.enabled && config.ssh.enabled && config.proxy.enabled)
+        #expect(config.auth.listenAddr == "0.0.0.0:3025")
+        #expect(config.ssh.listenAddr == "0.0.0.0:3022")
+        #expect(config.proxy.listenAddr == "0.0.0.0:3023")
+        #expect(config.proxy.tunnelListenAddr == "0.0.0.0:3024")
+        #expect(config.proxy.webListenAddr == "0.0.0.0:3080")
+        #expect(config.teleport.storage.type == .sqlite)
+        #expect(config.teleport.connectionLimits.maxConnections == 15000)
+        #expect(config.teleport.connectionLimits.maxUsers == 250)
+    }
+
+    @Test func emptySectionsKeepTheDefaults() throws {
+        let config = try FileConfig.parse("teleport:\nauth_service:\nssh_service: ~\nproxy_service: {}\n", file: "f")
+        #expect(config == FileConfig())
+    }
+
+    @Test(arguments: [
+        ("yes", true), ("no", false), ("\"yes\"", true), ("'no'", false), ("true", true), ("false", false),
+        ("on", true), ("off", false), ("YES", true), ("False", false),
+    ])
+    func enabledAcceptsYAMLBooleans(text: String, expected: Bool) throws {
+        let config = try FileConfig.parse("ssh_service:\n  enabled: \(text)\n", file: "f")
+        #expect(config.ssh.enabled == expected)
+    }
+
+    @Test(arguments: [
+        ("0.0.0.0:3025", "0.0.0.0:3025"),
+        ("127.0.0.1", "127.0.0.1:3025"),
+        ("auth.example.com", "auth.example.com:3025"),
+        (":4025", "0.0.0.0:4025"),
+        ("\"[::1]:4025\"", "[::1]:4025"),
+        ("\"[::]\"", "[::]:3025"),
+    ])
+    func addressesAreNormalizedToHostPort(text: String, expected: String) throws {
+        let config = try FileConfig.parse("auth_service:\n  listen_addr: \(text)\n", file: "f")
+        #expect(config.auth.listenAddr == expected)
+    }
+
+    @Test func defaultPortsDependOnTheSetting() throws {
+        let yaml = """
+            teleport:
+              auth_servers: [auth.example.com]
+              diag_addr: 127.0.0.1
+            ssh_service:
+              listen_addr: 10.0.0.1
+            proxy_service:
+              listen_addr: 10.0.0.2
+              web_listen_addr: 10.0.0.3
+              tunnel_listen_addr: 10.0.0.4
+            """
+        let config = try FileConfig.parse(yaml, file: "f")
+        #expect(config.teleport.authServers == ["auth.example.com:3025"])
+        #expect(config.teleport.diagAddr == "127.0.0.1:3000")
+        #expect(config.ssh.listenAddr == "10.0.0.1:3022")
+        #expect(config.proxy.listenAddr == "10.0.0.2:3023")
+        #expect(config.proxy.webListenAddr == "10.0.0.3:3080")
+        #expect(config.proxy.tunnelListenAddr == "10.0.0.4:3024")
+    }
+
+    @Test func singularAuthServerAndProxyServerAreAccepted() throws {
+        #expect(try FileConfig.parse("teleport:\n  auth_server: 10.1.0.5\n", file: "f").teleport.authServers == ["10.1.0.5:3025"])
+        #expect(
+            try FileConfig.parse("teleport:\n  proxy_server: proxy.example.com:3080\n", file: "f").teleport.authServers
+                == ["proxy.example.com:3080"])
+    }
+
+    @Test func aSingleStringIsAOneElementList() throws {
+        let config = try FileConfig.parse(
+            "teleport:\n  ca_pin: sha256:abc\n  storage:\n    audit_events_uri: file:///var/log/t\nauth_service:\n  tokens: node:xyz\n  public_addr: auth.example.com:3025\n",
+            file: "f")
+        #expect(config.teleport.caPins == ["sha256:abc"])
+        #expect(config.teleport.storage.auditEventsURIs == ["file:///var/log/t"])
+        #expect(config.auth.tokens == ["node:xyz"])
+        #expect(config.auth.publicAddrs == ["auth.example.com:3025"])
+    }
+
+    @Test func disabledServicesAreOff() throws {
+        let config = try FileConfig.parse("auth_service:\n  enabled: no\nproxy_service:\n  enabled: no\n", file: "f")
+        #expect(!config.auth.enabled)
+        #expect(!config.proxy.enabled)
+        #expect(config.ssh.enabled)
+    }
+
+    @Test func postgresStorage() throws {
+        let config = try FileConfig.parse(
+            "teleport:\n  storage:\n    type: postgresql\n    conn_string: postgres://u@db/teleport\n    audit_sessions_uri: file:///rec\n",
+            file: "f")
+        #expect(config.teleport.storage.type == .postgres)
+        #expect(config.teleport.storage.connString == "postgres://u@db/teleport")
+        #expect(config.teleport.storage.auditSessionsURI == "file:///rec")
+    }
+
+    @Test(arguments: [("debug", "DEBUG"), ("Warn", "WARN"), ("ERROR", "ERROR")])
+    func severityIsUppercased(text: String, expected: String) throws {
+        #expect(try FileConfig.parse("teleport:\n  log:\n    severity: \(text)\n", file: "f").teleport.log.severity == expected)
+    }
+
+    @Test func commandPeriodDefaultsToOneMinute() throws {
+        let config = try FileConfig.parse("ssh_service:\n  commands:\n  - name: up\n    command: uptime\n", file: "f")
+        #expect(config.ssh.commands.count == 1)
+        #expect(config.ssh.commands.first?.period == 60)
+        #expect(config.ssh.commands.first?.command == ["uptime"])
+    }
+
+    @Test(arguments: [("30s", 30.0), ("5m", 300.0), ("1h30m", 5400.0), ("1m0s", 60.0)])
+    func commandPeriodIsADuration(text: String, seconds: Double) throws {
+        let config = try FileConfig.parse(
+            "ssh_service:\n  commands:\n  - name: up\n    command: [uptime, -p]\n    period: \(text)\n", file: "f")
+        #expect(config.ssh.commands.first?.period == seconds)
+    }
+
+    @Test func labelValuesAreStrings() throws {
+        let config = try FileConfig.parse("ssh_service:\n  labels:\n    version: 1.0\n    prod: yes\n", file: "f")
+        #expect(config.ssh.labels == ["version": "1.0", "prod": "yes"])
+    }
+
+    @Test func httpsKeyPairsAndLegacyKeyFilesCombine() throws {
+        let config = try FileConfig.parse(
+            """
+            proxy_service:
+              https_keypairs:
+              - key_file: /a.key
+                cert_file: /a.crt
+              https_key_file: /b.key
+              https_cert_file: /b.crt
+            """, file: "f")
+        #expect(config.proxy.httpsKeyPairs.map(\.keyFile) == ["/a.key", "/b.key"])
+        #expect(config.proxy.httpsKeyPairs.map(\.certFile) == ["/a.crt", "/b.crt"])
+    }
+
+    @Test func unsupportedServicesWarnOnlyWhenEnabled() throws {
+        let off = try FileConfig.parse("kubernetes_service:\n  enabled: no\napp_service:\n  enabled: false\n", file: "f")
+        #expect(off.warnings == [])
+        let on = try FileConfig.parse("db_service:\n  enabled: yes\n", file: "/x/teleport.yaml")
+        #expect(on.warnings.count == 1)
+        #expect(on.warnings.first?.hasPrefix("/x/teleport.yaml: db_service ") == true, "\(on.warnings)")
+    }
+
+    @Test(arguments: [
+        ("teleport:\n  cache:\n    enabled: yes\n", "teleport.cache"),
+        ("teleport:\n  log:\n    format: json\n", "teleport.log.format"),
+        ("teleport:\n  connection_limits:\n    rates:\n    - period: 1m\n      average: 10\n", "teleport.connection_limits.rates"),
+        ("teleport:\n  storage:\n    region: us-east-1\n", "teleport.storage.region"),
+        ("auth_service:\n  license_file: /l.pem\n", "auth_service.license_file"),
+        ("auth_service:\n  session_recording: node\n", "auth_service.session_recording"),
+        ("ssh_service:\n  pam:\n    enabled: no\n", "ssh_service.pam"),
+        ("proxy_service:\n  kube_listen_addr: 0.0.0.0:3026\n", "proxy_service.kube_listen_addr"),
+        ("proxy_service:\n  kubernetes:\n    enabled: yes\n", "proxy_service.kubernetes"),
+    ])
+    func documentedButUnsupportedKeysWarn(yaml: String, key: String) throws {
+        let config = try FileConfig.parse(yaml, file: "t.yaml")
+        #expect(config.warnings.count == 1)
+        #expect(config.warnings.first?.hasPrefix("t.yaml: \(key) is accepted but") == true, "\(config.warnings)")
+    }
+
+    @Test func versionKeyIsAccepted() throws {
+        #expect(try FileConfig.parse("version: v3\nteleport:\n  nodename: x\n", file: "f").teleport.nodeName == "x")
+    }
+
+    /// Connection limits are counts: a negative one makes no sense.
+    @Test
+    func negativeConnectionLimitIsRefused() throws {
+        let error = try DaemonTestSupport.parseError("teleport:\n  connection_limits:\n    max_connections: -1\n")
+        #expect(error.message.contains("teleport.connection_limits.max_connections"))
+    }
+}
+
+/// A key written without a value (`data_dir:`), as left behind when a value is commented out.
+@Suite("teleport.yaml keys without a value")
+struct FileConfigNullValueTests {
+    @Test(
+        arguments: ["teleport:\n  data_dir:\n", "teleport:\n  data_dir: ~\n", "teleport:\n  data_dir: null\n"])
+    func aNullDataDirIsNotTheEmptyString(yaml: String) throws {
+        // Either the key is treated as absent (the default is used) or it is refused; never "".
+        if let config = try? FileConfig.parse(yaml, file: "f") {
+            #expect(config.teleport.dataDir == nil)
+        } else {
+            let error = try DaemonTestSupport.parseError(yaml, file: "f")
+            #expect(error.message.contains("teleport.data_dir"))
+        }
+    }
+
+    @Test
+    func aNullDataDirDoesNotResolveToTheWorkingDirectory() throws {
+        let flags = try DaemonTestSupport.flags(config: "teleport:\n  data_dir:\n")
+        guard let config = try? DaemonConfig.resolve(flags: flags) else { return }  // refusing it is fine too
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).standardizedFileURL
+        #expect(config.dataDir.standardizedFileURL != cwd)
+    }
+}
