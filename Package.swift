@@ -49,6 +49,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
+        // Layer 0: a C shim for what Glibc's Swift module does not expose (pseudo-terminals, window size).
+        .target(name: "CTeleportShims"),
         // Layer 0: types and crypto, no I/O.
         .target(name: "TeleportAPI", dependencies: [yams], swiftSettings: swiftSettings),
         .target(
@@ -187,7 +189,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportIntegrationTests",
-            dependencies: ["TeleportAPI", "TeleportCrypto", "TeleportTestSupport", crypto],
+            dependencies: ["TeleportAPI", "TeleportCrypto", "TeleportTestSupport", "CTeleportShims", crypto],
             swiftSettings: swiftSettings
         ),
     ]

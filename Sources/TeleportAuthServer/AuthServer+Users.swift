@@ -206,7 +206,8 @@ extension AuthServer {
             case .ed25519(let caKey) = try OpenSSHPrivateKey(pemRepresentation: caPEM).key
         else { throw TeleportError.internalError("the user CA has no Ed25519 signing key") }
         var extensions = SSHCertificate.standardUserExtensions
-        extensions["teleport-roles"] = String(decoding: try ResourceCodec.json(["version": "v1", "roles": user.spec.roles.joined(separator: ",")]), as: UTF8.self)
+        let roles: [String: JSONValue] = ["version": "v1", "roles": .array(user.spec.roles.map { .string($0) })]
+        extensions["teleport-roles"] = String(decoding: try ResourceCodec.json(roles), as: UTF8.self)
         extensions["teleport-route-to-cluster"] = clusterName
         let sshCertificate = try SSHCertificate.sign(
             publicKey: subjectKey, type: .user, serial: UInt64.random(in: 1...UInt64.max), keyID: user.name, validPrincipals: logins,
