@@ -74,6 +74,11 @@ public struct AuthClient: Sendable {
         _ = try await call(.DELETE, "resources/\(try pathComponent(kind))/\(try pathComponent(name))")
     }
 
+    /// The SSH host keys the cluster vouches for.
+    public func hostKeys() async throws -> [AuthAPI.HostKey] {
+        try decode([AuthAPI.HostKey].self, try await call(.GET, "hostkeys"))
+    }
+
     /// Sends a node's heartbeat (the caller must be that node).
     public func heartbeat(_ node: ServerNode) async throws {
         _ = try await call(.POST, "presence/nodes", body: try ResourceCodec.json(node))

@@ -19,6 +19,13 @@ struct AuthAPIRoutes {
         }
         let v1 = router.group("v1").add(middleware: AuthenticationMiddleware(auth: auth))
         registerUserRoutes(on: v1)
+        v1.get("hostkeys") { _, context in
+            // Every authenticated caller may read them: clients build known_hosts from them.
+            await APIResponse.handling(context) {
+                _ = try caller(context)
+                return try APIResponse.json(try await auth.hostKeys())
+            }
+        }
         v1.get("tokens") { _, context in
             await APIResponse.handling(context) {
                 try requireAdmin(context)

@@ -12,6 +12,20 @@ extension AuthServer {
         try await certAuthority(.host).spec.activeKeys.tls.map(\.cert)
     }
 
+    /// Records a node's SSH host public key: the cluster vouches for exactly this key.
+    public func recordHostKey(hostID: String, nodeName: String, publicKey: String) async throws {
+        let key = try SSHPublicKey(authorizedKeyLine: publicKey)
+        let record = AuthAPI.HostKey(hostID: hostID, nodeName: nodeName, publicKey: key.authorizedKeyLine(), fingerprint: key.fingerprintSHA256)
+        try await stores.backend.put(Item(key: Keys.key("hostkeys", hostID), value: try ResourceCodec.json(record)))
+    }
+
+    /// Every registered host key.
+    public func hostKeys() async throws -> [AuthAPI.HostKey] {
+        try await stores.backend.getRange(prefix: Keys.key("hostkeys") + "/").map {
+            try ResourceCodec.jsonDecoder().decode(AuthAPI.HostKey.self, from: $0.value)
+        }
+    }
+
     /// Admits a new host: checks the token for the requested role and issues the host's
     /// certificate from the host CA. Every attempt is audited (`node.join`), without the token.
     public func join(_ request: AuthAPI.JoinRequest, remoteAddress: String) async throws -> AuthAPI.JoinResponse {
@@ -35,12 +49,7 @@ extension AuthServer {
                 throw TeleportError.badParameter("tls_public_key is not an ECDSA P-256 public key in PEM form")
             }
             if let hostKey = request.sshHostPublicKey {
-                _ = try SSHPublicKey(authorizedKeyLine: hostKey)
-                let record: [String: String] = [
-                    "host_id": request.hostUUID, "node_name": request.nodeName, "ssh_host_public_key": hostKey,
-                ]
-                try await stores.backend.put(
-                    Item(key: Keys.key("hostkeys", request.hostUUID), value: try ResourceCodec.json(record)))
+                try await recordHostKey(hostID: request.hostUUID, nodeName: request.nodeName, publicKey: hostKey)
             }
             var dns = [request.nodeName, "localhost"]
             var ips = ["127.0.0.1", "::1"]

@@ -36,7 +36,9 @@ enum LocalIdentities {
         }
         let (identity, clusterName) = try await JoinClient.join(
             authServer: authServer, token: token, caPins: config.caPins, role: role, hostUUID: hostUUID, nodeName: config.nodeName,
-            addresses: [config.advertiseIP].compactMap { $0 }, sshHostPublicKey: nil, logger: logger)
+            addresses: [config.advertiseIP].compactMap { $0 },
+            sshHostPublicKey: role == .node ? try SSHHostKey.loadOrCreate(keys: keys).publicKey.authorizedKeyLine() : nil,
+            logger: logger)
         try identity.save(directory: keys, name: fileName(role))
         logger.info("joined the cluster", metadata: ["tp.cluster": "\(clusterName)", "tp.role": "\(role.rawValue)"])
         return identity
@@ -49,6 +51,22 @@ enum LocalIdentities {
             throw TeleportError.notFound(
                 "this host has no \(role.rawValue.lowercased()) identity in \(keys.path): join the cluster with --token and --auth-server")
         }
+    }
+}
+
+/// The node's SSH host key (Ed25519, OpenSSH format, `data_dir/keys/ssh_host_ed25519_key`, 0600),
+/// created on first use. Its public half is registered with the cluster at join, so clients trust
+/// exactly the key the cluster vouches for.
+enum SSHHostKey {
+    static func loadOrCreate(keys: URL) throws -> OpenSSHPrivateKey {
+        let url = keys.appendingPathComponent("ssh_host_ed25519_key")
+        if let text = try? String(contentsOf: url, encoding: .utf8) {
+            return try OpenSSHPrivateKey(pemRepresentation: text)
+        }
+        try FileManager.default.createDirectory(at: keys, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let key = OpenSSHPrivateKey(.ed25519(Curve25519.Signing.PrivateKey()), comment: "teleport node host key")
+        try SecureFile.write(Data(key.pemRepresentation().utf8), to: url)
+        return key
     }
 }
 

@@ -85,6 +85,10 @@ public enum TeleportProcess {
                 logger: logger.with("auth"), onListening: { readiness.markReady("auth") })
             services.append(apiServer)
             try await LocalIdentities.write(auth: auth, hostUUID: hostUUID, keys: keys, roles: [.admin, .proxy, .node])
+            if config.runNode {
+                let hostKey = try SSHHostKey.loadOrCreate(keys: keys)
+                try await auth.recordHostKey(hostID: hostUUID, nodeName: config.nodeName, publicKey: hostKey.publicKey.authorizedKeyLine())
+            }
             logger.info("auth service is starting", metadata: ["tp.listen": "\(config.file.auth.listenAddr)", "tp.cluster": "\(auth.clusterName)"])
         }
         let authAddress = config.runAuth ? localAuthAddress(config.file.auth.listenAddr) : config.authServers.first
@@ -115,8 +119,10 @@ public enum TeleportProcess {
             let client = try AuthClient(address: authAddress, identity: identity)
             let sshAddress = try HostPort.parse(config.file.ssh.listenAddr, defaultPort: 3022, key: "ssh_service.listen_addr")
             let advertised = config.advertiseIP ?? (sshAddress.host == "0.0.0.0" ? "127.0.0.1" : sshAddress.host)
-            let node = ServerNode(
+            var node = ServerNode(
                 uuid: hostUUID, hostname: config.nodeName, addr: "\(advertised):\(sshAddress.port)", labels: config.file.ssh.labels)
+            node.spec.version = TeleportVersion.version
+            node.spec.hostKeyFingerprint = try SSHHostKey.loadOrCreate(keys: keys).publicKey.fingerprintSHA256
             services.append(
                 NodeHeartbeat(
                     auth: client, node: node,

@@ -67,6 +67,12 @@ struct NodeJoinTests {
             #expect(listed.stdout.contains("env=dev"))
             #expect(listed.stdout.contains("kernel=Linux"), "dynamic label: \(listed)")
             #expect(!node.log.contains("without a CA pin"))
+            // The node's SSH host key was registered: its fingerprint is what ssh-keygen computes.
+            let hostKeyPath = node.directory.appendingPathComponent("data/keys/ssh_host_ed25519_key").path
+            let fingerprint = try await TestSupport.run(TestSupport.sshKeygen, ["-l", "-f", hostKeyPath])
+            let expected = try #require(fingerprint.stdout.split(separator: " ").dropFirst().first.map(String.init))
+            let json = try await cluster.tctl(["get", "nodes", "--format", "json"])
+            #expect(json.stdout.contains("\"host_key_fingerprint\" : \"\(expected)\""), "\(json.stdout)")
             let identityMode = try FileManager.default.attributesOfItem(
                 atPath: node.directory.appendingPathComponent("data/keys/node.key").path)[.posixPermissions] as? Int
             #expect(identityMode == 0o600)

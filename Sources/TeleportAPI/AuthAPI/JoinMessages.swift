@@ -65,6 +65,33 @@ extension AuthAPI {
         }
     }
 
+    /// A node's SSH host key as the cluster records it (`GET /v1/hostkeys`).
+    public struct HostKey: Codable, Sendable, Equatable {
+        /// The node's UUID.
+        public var hostID: String
+        /// The node's name.
+        public var nodeName: String
+        /// The public key, an authorized_keys line.
+        public var publicKey: String
+        /// Its SHA-256 fingerprint.
+        public var fingerprint: String
+
+        enum CodingKeys: String, CodingKey {
+            case hostID = "host_id"
+            case nodeName = "node_name"
+            case publicKey = "public_key"
+            case fingerprint
+        }
+
+        /// Creates a record.
+        public init(hostID: String, nodeName: String, publicKey: String, fingerprint: String) {
+            self.hostID = hostID
+            self.nodeName = nodeName
+            self.publicKey = publicKey
+            self.fingerprint = fingerprint
+        }
+    }
+
     /// `GET /v1/join/ca`: the host CA certificates, public, for the joiner to check against its pin.
     public struct JoinCAResponse: Codable, Sendable, Equatable {
         /// The host CA certificates, PEM.
