@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Presence at scale: N simulated nodes heartbeat against one auth service on SQLite.
+
+Starts `teleport start --roles=auth` on a fresh data dir, then sends one heartbeat per node every
+INTERVAL seconds (the daemon's own interval is 10 s) over a few keep-alive TLS connections with the
+admin identity (which may heartbeat any node record), for DURATION seconds. Prints the auth
+process's CPU use (from /proc, in cores) and the latency of listing all nodes (`tctl nodes ls`,
+what `tsh ls` will call) once they are registered.
+
+    bench/heartbeats.py [--nodes 1000 10000] [--duration 30] [--interval 10]
+
+Needs a built tree (`swift build -c release` for meaningful figures; `--bin .build/release`).
+"""
+import argparse
+import http.client
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def run(bin_dir, nodes, duration, interval, connections):
+    work = tempfile.mkdtemp(prefix="bench-heartbeats-")
+    port = free_port()
+    config = os.path.join(work, "teleport.yaml")
+    with open(config, "w") as f:
+        f.write(f"teleport:\n  data_dir: {work}/data\n  log:\n    severity: ERROR\n"
+                f"auth_service:\n  cluster_name: bench\n  listen_addr: 127.0.0.1:{port}\n"
+                "proxy_service:\n  enabled: no\nssh_service:\n  enabled: no\n")
+    log = open(os.path.join(work, "teleport.log"), "w")
+    daemon = subprocess.Popen([os.path.join(bin_dir, "teleport"), "start", "-c", config], stdout=log, stderr=log)
+    try:
+        keys = os.path.join(work, "data", "keys")
+        for _ in range(200):
+            if os.path.exists(os.path.join(keys, "admin.crt")):
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        context = ssl.create_default_context(cafile=os.path.join(keys, "ca.crt"))
+        context.load_cert_chain(os.path.join(keys, "admin.crt"), os.path.join(keys, "admin.key"))
+
+        def connect():
+            raw = socket.create_connection(("127.0.0.1", port))
+            conn = http.client.HTTPSConnection("teleport.cluster.local", port, context=context)
+            conn.sock = context.wrap_socket(raw, server_hostname="teleport.cluster.local")
+            return conn
+
+        ids = [str(uuid.uuid4()) for _ in range(nodes)]
+        bodies = [json.dumps({"kind": "node", "version": "v2",
+                              "metadata": {"name": i, "namespace": "default", "labels": {"env": "bench", "n": str(n % 100)}},
+                              "spec": {"addr": f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}:3022",
+                                       "hostname": f"node-{n}"}}).encode() for n, i in enumerate(ids)]
+        errors = [0]
+        sent = [0]
+        lock = threading.Lock()
+        stop = time.monotonic() + duration
+
+        def worker(slice_start):
+            conn = connect()
+            mine = list(range(slice_start, nodes, connections))
+            per_node = interval
+            next_round = time.monotonic()
+            while time.monotonic() < stop:
+                for index in mine:
+                    try:
+                        conn.request("POST", "/v1/presence/nodes", body=bodies[index], headers={"Content-Type": "application/json"})
+                        response = conn.getresponse()
+                        response.read()
+                        ok = response.status == 200
+                    except Exception:
+                        ok = False
+                        conn = connect()
+                    with lock:
+                        sent[0] += 1
+                        errors[0] += 0 if ok else 1
+                next_round += per_node
+                time.sleep(max(0, next_round - time.monotonic()))
+
+        # First round registers every node; measure CPU over the steady state after it.
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(connections)]
+        for t in threads:
+            t.start()
+        time.sleep(min(interval, duration / 2))
+        cpu_start, wall_start, sent_start = cpu_seconds(daemon.pid), time.monotonic(), sent[0]
+        for t in threads:
+            t.join()
+        cpu = (cpu_seconds(daemon.pid) - cpu_start) / (time.monotonic() - wall_start)
+        rate = (sent[0] - sent_start) / (time.monotonic() - wall_start)
+
+        tctl = [os.path.join(bin_dir, "tctl"), "-c", config, "nodes", "ls", "--format", "json"]
+        timings = []
+        for _ in range(5):
+            start = time.monotonic()
+            out = subprocess.run(tctl, capture_output=True, text=True)
+            timings.append(time.monotonic() - start)
+            listed = len(json.loads(out.stdout)) if out.returncode == 0 else -1
+        timings.sort()
+        print(f"nodes={nodes:6d} heartbeats/s={rate:7.0f} errors={errors[0]} auth_cpu_cores={cpu:5.2f} "
+              f"list_all_p50_ms={timings[2] * 1000:7.0f} listed={listed}")
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+        subprocess.run(["rm", "-rf", work])
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--nodes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--duration", type=float, default=30)
+    parser.add_argument("--interval", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--bin", default=os.path.join(ROOT, ".build", "debug"))
+    args = parser.parse_args()
+    for n in args.nodes:
+        run(args.bin, n, args.duration, args.interval, args.connections)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
