@@ -101,7 +101,7 @@ public enum TeleportProcess {
             let client = try AuthClient(address: authAddress, identity: identity)
             let web = try HostPort.parse(config.file.proxy.webListenAddr, defaultPort: 3080, key: "proxy_service.web_listen_addr")
             let pair = try ProxyCertificate.load(config: config, keys: keys, clock: clock)
-            let publicAddr = config.file.proxy.publicAddrs.first ?? "\(config.nodeName):\(web.port)"
+            let publicAddr = proxyPublicAddress(config)
             services.append(
                 ProxyWebServer(
                     auth: client, host: web.host, port: web.port, certificatePEM: pair.certificatePEM, keyPEM: pair.keyPEM,
@@ -142,14 +142,19 @@ public enum TeleportProcess {
 
     /// Authentication settings from `auth_service.authentication` and the proxy's public address.
     static func authSettings(_ config: DaemonConfig) -> AuthSettings {
-        var proxyAddress = config.file.proxy.publicAddrs.first
-        if proxyAddress == nil, config.runProxy,
-            let web = try? HostPort.parse(config.file.proxy.webListenAddr, defaultPort: 3080, key: "web_listen_addr")
-        {
-            let host = web.host == "0.0.0.0" || web.host == "::" ? config.nodeName : web.host
-            proxyAddress = HostPort.join(host, web.port)
+        AuthSettings(secondFactor: config.file.auth.secondFactor, proxyPublicAddr: config.runProxy ? proxyPublicAddress(config) : nil)
+    }
+
+    /// The address users reach the proxy's HTTPS at: `proxy_service.public_addr`, else the web
+    /// listen address (the node name when it listens on every interface). Signup links and the
+    /// `tsh login --proxy=` hints use it alike.
+    static func proxyPublicAddress(_ config: DaemonConfig) -> String {
+        if let configured = config.file.proxy.publicAddrs.first { return configured }
+        guard let web = try? HostPort.parse(config.file.proxy.webListenAddr, defaultPort: 3080, key: "web_listen_addr") else {
+            return "\(config.nodeName):3080"
         }
-        return AuthSettings(secondFactor: config.file.auth.secondFactor, proxyPublicAddr: proxyAddress)
+        let host = web.host == "0.0.0.0" || web.host == "::" ? config.nodeName : web.host
+        return HostPort.join(host, web.port)
     }
 
     static func missingAuthServer(_ service: String) -> TeleportError {

@@ -1,15 +1,16 @@
-public import Foundation
+import Foundation
 public import Logging
 import Hummingbird
 import HummingbirdTLS
 import NIOCore
 import NIOSSL
 public import ServiceLifecycle
-public import TeleportAPI
+import TeleportAPI
 public import TeleportAuthClient
 
 /// The proxy's HTTPS listener (`proxy_service.web_listen_addr`, 3080): the entry point for `tsh`
-/// and browsers. Serves `/webapi/ping` now; login and the web UI come with later parts.
+/// and browsers. Serves `/webapi/ping`, `tsh login`'s `POST /webapi/ssh/certs`, and the signup and
+/// reset pages (`/web/newuser/:token`, `/web/reset/:token`); the web UI comes later.
 public struct ProxyWebServer: Service, CustomStringConvertible {
     /// What `/webapi/ping` reports.
     public struct Settings: Sendable {
@@ -55,28 +56,7 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
 
     public func run() async throws {
         guard let clusterName = try await waitForAuth() else { return }
-        let router = Router()
-        let settings = self.settings
-        router.get("webapi/ping") { _, _ -> Response in
-            let body: [String: JSONValue] = [
-                "cluster_name": .string(clusterName),
-                "server_version": .string(TeleportVersion.version),
-                "auth": .object(["type": .string(settings.authType), "second_factor": .string(settings.secondFactor)]),
-                "proxy": .object([
-                    "ssh": .object(["listen_addr": .string(settings.sshListenAddr), "public_addr": .string(settings.publicAddr)])
-                ]),
-            ]
-            var headers = HTTPFields()
-            headers[.contentType] = "application/json"
-            let data = (try? ResourceCodec.json(body)) ?? Data()
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
-        }
-        router.get("/") { _, _ -> Response in
-            var headers = HTTPFields()
-            headers[.contentType] = "text/html; charset=utf-8"
-            let html = "<!doctype html><title>Teleport</title><h1>Teleport proxy for \(HTMLText.escape(clusterName))</h1>"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
-        }
+        let router = makeRouter(clusterName: clusterName)
         let tls: TLSConfiguration
         do {
             tls = TLSConfiguration.makeServerConfiguration(
@@ -117,10 +97,28 @@ extension ProxyWebServer {
     }
 }
 
-/// Escaping for text placed in HTML.
-enum HTMLText {
-    static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+extension ProxyWebServer {
+    /// The routes: ping, the landing page, login, and the signup and reset pages.
+    func makeRouter(clusterName: String) -> Router<ProxyRequestContext> {
+        let router = Router(context: ProxyRequestContext.self)
+        let settings = self.settings
+        router.get("webapi/ping") { _, _ -> Response in
+            let body: [String: JSONValue] = [
+                "cluster_name": .string(clusterName),
+                "server_version": .string(TeleportVersion.version),
+                "auth": .object(["type": .string(settings.authType), "second_factor": .string(settings.secondFactor)]),
+                "proxy": .object([
+                    "ssh": .object(["listen_addr": .string(settings.sshListenAddr), "public_addr": .string(settings.publicAddr)])
+                ]),
+            ]
+            return WebResponse.json((try? ResourceCodec.json(body)) ?? Data())
+        }
+        router.get("/") { _, _ -> Response in
+            let html = "<!doctype html><title>Teleport</title><h1>Teleport proxy for \(HTMLText.escape(clusterName))</h1>"
+            return WebResponse.html(html, status: .ok)
+        }
+        LoginRoute(auth: auth, logger: logger).register(on: router)
+        UserTokenRoutes(auth: auth, publicAddr: settings.publicAddr, logger: logger).register(on: router)
+        return router
     }
 }

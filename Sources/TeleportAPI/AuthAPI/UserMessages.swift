@@ -275,6 +275,12 @@ public enum WebAPI {
                 case type
                 case secondFactor = "second_factor"
             }
+
+            /// Creates the block.
+            public init(type: String, secondFactor: String) {
+                self.type = type
+                self.secondFactor = secondFactor
+            }
         }
 
         /// `proxy` block.
@@ -293,7 +299,24 @@ public enum WebAPI {
                     case listenAddr = "listen_addr"
                     case publicAddr = "public_addr"
                 }
+
+                /// Creates the block.
+                public init(listenAddr: String, publicAddr: String) {
+                    self.listenAddr = listenAddr
+                    self.publicAddr = publicAddr
+                }
             }
+
+            /// Creates the block.
+            public init(ssh: SSH) { self.ssh = ssh }
+        }
+
+        /// Creates a response.
+        public init(clusterName: String, serverVersion: String, auth: Auth, proxy: Proxy) {
+            self.clusterName = clusterName
+            self.serverVersion = serverVersion
+            self.auth = auth
+            self.proxy = proxy
         }
 
         enum CodingKeys: String, CodingKey {
