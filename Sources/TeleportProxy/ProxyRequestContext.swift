@@ -10,10 +10,13 @@ struct ProxyRequestContext: RequestContext, RemoteAddressRequestContext {
     var coreContext: CoreRequestContextStorage
     /// The connected client's address.
     let remoteAddress: SocketAddress?
+    /// The connection, for the TLS client certificate of `tsh` calls.
+    let channel: any Channel
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        channel = source.channel
     }
 
     var maxUploadSize: Int { Self.maxBodyBytes }

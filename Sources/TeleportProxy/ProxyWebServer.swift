@@ -57,11 +57,18 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
     public func run() async throws {
         guard let clusterName = try await waitForAuth() else { return }
         let router = makeRouter(clusterName: clusterName)
-        let tls: TLSConfiguration
+        var tls: TLSConfiguration
         do {
             tls = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map { .certificate($0) },
                 privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem)))
+            // tsh presents its user certificate for the calls that need a logged-in user
+            // (/webapi/nodes); browsers and tsh login present none. Only the user CA is trusted.
+            let userCAs = try await userCATLSCertificates()
+            tls.trustRoots = .certificates(try userCAs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
+            tls.certificateVerification = .optionalVerification
+        } catch let error as TeleportError {
+            throw error
         } catch {
             throw TeleportError.badParameter("the proxy's HTTPS key pair cannot be loaded: \(error) (check proxy_service.https_keypairs)")
         }
@@ -80,6 +87,13 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
 }
 
 extension ProxyWebServer {
+    /// The user CA's X.509 certificates, PEM, from the auth service.
+    func userCATLSCertificates() async throws -> [String] {
+        guard case .certAuthority(let ca) = try await auth.resource(kind: CertAuthority.kind, name: CertAuthority.CAType.user.rawValue)
+        else { throw TeleportError.internalError("the auth service sent another kind for cert_authority/user") }
+        return ca.spec.activeKeys.tls.map(\.cert)
+    }
+
     /// Asks the auth service for the cluster name, retrying with backoff until it answers; `nil`
     /// when shutdown came first.
     func waitForAuth() async throws -> String? {
@@ -118,6 +132,9 @@ extension ProxyWebServer {
             return WebResponse.html(html, status: .ok)
         }
         LoginRoute(auth: auth, logger: logger).register(on: router)
+        let nodes = NodesRoute(auth: auth, clusterName: clusterName)
+        nodes.register(on: router)
+        nodes.registerHostKeys(on: router)
         UserTokenRoutes(auth: auth, publicAddr: settings.publicAddr, logger: logger).register(on: router)
         return router
     }

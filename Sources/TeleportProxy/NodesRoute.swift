@@ -1,0 +1,88 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOSSL
+import TeleportAPI
+import TeleportAuthClient
+import TeleportCrypto
+import X509
+
+/// `GET /webapi/nodes` for `tsh ls`: the nodes a logged-in user may see, filtered by labels,
+/// a page at a time. The user is the one in the TLS client certificate (verified against the user
+/// CA by the listener); role-based narrowing comes with the RBAC issue (today: every node).
+struct NodesRoute {
+    /// The largest page.
+    static let maxPage = 5000
+
+    let auth: AuthClient
+    let clusterName: String
+
+    func register(on router: Router<ProxyRequestContext>) {
+        router.get("webapi/nodes") { request, context -> Response in
+            do {
+                _ = try await user(context)
+                let query = request.uri.queryParameters
+                let selector = try LabelSelector.parse(query.get("labels") ?? "")
+                let limit = min(max(Int(query.get("limit") ?? "") ?? 1000, 1), Self.maxPage)
+                let start = query.get("start") ?? ""
+                let nodes = try await auth.resources(kind: ServerNode.kind).compactMap { resource -> ServerNode? in
+                    guard case .node(let node) = resource, selector.matches(node.allLabels) else { return nil }
+                    return node
+                }.sorted { ($0.spec.hostname, $0.name) < ($1.spec.hostname, $1.name) }
+                let remaining = start.isEmpty ? nodes[...] : nodes.drop { Self.pageKey($0) <= start }
+                let page = Array(remaining.prefix(limit))
+                var body: [String: Any] = ["items": try page.map { try JSONSerialization.jsonObject(with: ResourceCodec.json($0)) }]
+                if remaining.count > limit, let last = page.last { body["next_key"] = Self.pageKey(last) }
+                return WebResponse.json(try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]))
+            } catch let error as TeleportError {
+                return WebResponse.jsonError(error)
+            }
+        }
+    }
+
+    /// `GET /webapi/hostkeys`: the SSH host keys the cluster vouches for, with the host CA lines,
+    /// for `tsh`'s known_hosts (no key is ever trusted on first use).
+    func registerHostKeys(on router: Router<ProxyRequestContext>) {
+        router.get("webapi/hostkeys") { _, context -> Response in
+            do {
+                _ = try await user(context)
+                return WebResponse.json(try ResourceCodec.json(try await auth.hostKeys()))
+            } catch let error as TeleportError {
+                return WebResponse.jsonError(error)
+            }
+        }
+    }
+
+    static func pageKey(_ node: ServerNode) -> String { node.spec.hostname + "/" + node.name }
+
+    func user(_ context: ProxyRequestContext) async throws -> X509Identity {
+        guard let peer = try await context.channel.nioSSL_peerCertificate().get() else {
+            throw TeleportError.accessDenied("log in first: tsh login --proxy=<this proxy>")
+        }
+        let identity = try X509Identity(certificate: try Certificate.fromDER(try peer.toDERBytes()))
+        guard identity.clusterName == clusterName else {
+            throw TeleportError.accessDenied("the certificate belongs to another cluster (\(identity.clusterName))")
+        }
+        return identity
+    }
+}
+
+/// `env=prod,role=db`: every key must match (the `tsh ls` filter).
+struct LabelSelector {
+    var required: [String: String]
+
+    static func parse(_ text: String) throws -> LabelSelector {
+        var required: [String: String] = [:]
+        for part in text.split(separator: ",") where !part.isEmpty {
+            guard let equals = part.firstIndex(of: "=") else {
+                throw TeleportError.badParameter("\"\(part)\" is not a label filter key=value")
+            }
+            required[String(part[..<equals])] = String(part[part.index(after: equals)...])
+        }
+        return LabelSelector(required: required)
+    }
+
+    func matches(_ labels: [String: String]) -> Bool {
+        required.allSatisfy { labels[$0.key] == $0.value }
+    }
+}
