@@ -172,6 +172,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "TeleportClientTests",
+            dependencies: ["TeleportClient", "TeleportAPI", "TeleportAuthClient", "TeleportCrypto", "TeleportTestSupport", crypto, x509],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "TeleportNodeTests",
             dependencies: ["TeleportNode", "TeleportAPI", logging],
             swiftSettings: swiftSettings

@@ -1,12 +1,137 @@
 import ArgumentParser
+import Foundation
+import TeleportAPI
 import TeleportClient
 
 @main
-struct TSH: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "tsh", abstract: "The Teleport client.", subcommands: [Version.self])
+struct TSHMain {
+    /// ArgumentParser reads a command's options after its name; Teleport's manuals also write the
+    /// global ones first (`tsh --proxy=work --user=joe login`, `tsh -i FILE status`), so those are
+    /// moved behind the subcommand here.
+    static func main() async {
+        await TSH.main(GlobalArguments.reorder(Array(CommandLine.arguments.dropFirst())))
+    }
+}
 
-    struct Version: ParsableCommand {
+/// Moves leading global options behind the subcommand words.
+enum GlobalArguments {
+    static let withValue: Set<String> = ["--proxy", "--user", "-i", "--identity"]
+    static let flags: Set<String> = ["--insecure", "-d", "--debug"]
+
+    static func reorder(_ arguments: [String]) -> [String] {
+        var globals: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            let name = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
+            if withValue.contains(name) {
+                globals.append(argument)
+                if !argument.contains("="), index + 1 < arguments.count {
+                    globals.append(arguments[index + 1])
+                    index += 1
+                }
+            } else if flags.contains(argument) {
+                globals.append(argument)
+            } else {
+                break
+            }
+            index += 1
+        }
+        let rest = Array(arguments[index...])
+        if let terminator = rest.firstIndex(of: "--") {
+            return Array(rest[..<terminator]) + globals + Array(rest[terminator...])
+        }
+        return rest + globals
+    }
+}
+
+struct TSH: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tsh", abstract: "The Teleport client.",
+        subcommands: [Login.self, Status.self, Logout.self, Version.self])
+}
+
+/// The options every `tsh` command takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .customLong("proxy"), help: "The proxy's web address, HOST[:PORT] (default port 3080) [$TELEPORT_PROXY].")
+    var proxy: String?
+    @Option(name: .customLong("user"), help: "The Teleport user [$TELEPORT_USER, else the local user].")
+    var user: String?
+    @Option(name: [.short, .customLong("identity")], help: "Use this identity file instead of a profile.")
+    var identity: String?
+    @Flag(name: .customLong("insecure"), help: "Do not verify the proxy's HTTPS certificate (test clusters only).")
+    var insecure = false
+    @Flag(name: [.short, .customLong("debug")], help: "Verbose output.")
+    var debug = false
+
+    var client: ClientOptions {
+        ClientOptions(proxy: proxy, user: user, identityFile: identity, insecure: insecure)
+    }
+}
+
+/// Runs a command's work, printing its output, or one error line and exit code 1.
+func perform(_ work: () async throws -> TSHCommands.Outcome) async throws {
+    do {
+        let outcome = try await work()
+        FileHandle.standardOutput.write(Data(outcome.output.utf8))
+        if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        let message = (error as? TeleportError)?.message ?? "\(error)"
+        FileHandle.standardError.write(Data("ERROR: \(message)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+extension TSH {
+    struct Login: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Log in to a cluster and store short-lived certificates in ~/.tsh.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Certificate lifetime, e.g. 8h or 90m (a bare number is minutes) [12h].")
+        var ttl: String?
+        @Option(
+            name: [.customShort("k"), .customLong("add-keys-to-agent")],
+            help: "Load the key into the SSH agent: auto (when SSH_AUTH_SOCK is set), yes, no.")
+        var addKeysToAgent = "auto"
+        @Option(name: [.short, .customLong("out")], help: "Write an identity file here instead of a profile.")
+        var out: String?
+
+        func validate() throws {
+            guard LoginOptions.AgentMode(rawValue: addKeysToAgent) != nil else {
+                throw ValidationError("--add-keys-to-agent must be auto, yes or no, not \"\(addKeysToAgent)\"")
+            }
+        }
+
+        func run() async throws {
+            let mode = LoginOptions.AgentMode(rawValue: addKeysToAgent) ?? .auto
+            try await perform {
+                try await TSHCommands.login(global.client, LoginOptions(ttl: ttl, addKeysToAgent: mode, out: out), context: .live())
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the current profile: user, cluster, roles, logins, expiry.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await perform { try TSHCommands.status(global.client, context: .live()) }
+        }
+    }
+
+    struct Logout: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove the current profile's keys (or --proxy's, or --proxy and --user's) and their SSH agent entry.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await perform { try TSHCommands.logout(global.client, context: .live()) }
+        }
+    }
+
+    struct Version: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the version.")
         func run() { print(ClientVersion.line) }
     }

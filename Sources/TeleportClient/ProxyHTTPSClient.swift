@@ -1,0 +1,204 @@
+public import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import TeleportAPI
+import TeleportCrypto
+
+/// One HTTP reply: status and body.
+public struct HTTPReply: Sendable {
+    /// The HTTP status code.
+    public var status: Int
+    /// The body.
+    public var body: Data
+
+    /// Creates a reply.
+    public init(status: Int, body: Data) {
+        self.status = status
+        self.body = body
+    }
+}
+
+/// How `tsh` talks to the proxy's public HTTPS API; tests substitute a fake.
+public protocol ProxyTransport: Sendable {
+    /// `GET path`.
+    func get(_ path: String) async throws -> HTTPReply
+    /// `POST path` with a JSON body.
+    func post(_ path: String, body: Data) async throws -> HTTPReply
+}
+
+/// A small HTTPS/1.1 client for the proxy's public API: one connection per request, the server's
+/// certificate verified with the system trust store and the host name (or IP address) dialled,
+/// unless `insecure`.
+///
+/// Unlike the auth API client (mutual TLS, cluster CA, fixed server name), the proxy is reached
+/// like any web site: users type its public name, and the proxy may present a certificate from a
+/// public CA or, in a test cluster, a self-signed one (then only `--insecure` gets through).
+public struct ProxyHTTPSClient: ProxyTransport, CustomStringConvertible {
+    /// The proxy's address.
+    public let address: ProxyAddress
+    /// True when the server's certificate is not verified at all (`--insecure`).
+    public let insecure: Bool
+    let sslContext: NIOSSLContext
+    let timeout: Duration
+
+    public var description: String { "ProxyHTTPSClient(\(address))" }
+
+    /// Creates a client.
+    ///
+    /// - Parameters:
+    ///   - address: The proxy's web address.
+    ///   - insecure: Skip certificate verification (`--insecure`).
+    ///   - extraTrustedPEMs: CA certificates trusted in addition to the system store (tests).
+    ///   - timeout: The limit for one request, connection included.
+    public init(address: ProxyAddress, insecure: Bool, extraTrustedPEMs: [String] = [], timeout: Duration = .seconds(30)) throws {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        if insecure {
+            tls.certificateVerification = .none
+        } else if !extraTrustedPEMs.isEmpty {
+            do {
+                let extra = try extraTrustedPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) }
+                tls.additionalTrustRoots = [.certificates(extra)]
+            } catch {
+                throw TeleportError.badParameter("the extra trusted CA certificates cannot be loaded: \(error)")
+            }
+        }
+        do {
+            sslContext = try NIOSSLContext(configuration: tls)
+        } catch {
+            throw TeleportError.internalError("cannot set up TLS: \(error)")
+        }
+        self.address = address
+        self.insecure = insecure
+        self.timeout = timeout
+    }
+
+    public func get(_ path: String) async throws -> HTTPReply {
+        try await request(method: .GET, path: path, body: nil)
+    }
+
+    public func post(_ path: String, body: Data) async throws -> HTTPReply {
+        try await request(method: .POST, path: path, body: body)
+    }
+
+    /// The SNI / verification name: nil for IP literals (NIOSSL then checks the certificate's IP
+    /// addresses against the peer's address).
+    var serverHostname: String? {
+        IPAddressBytes.parse(address.host) == nil ? address.host : nil
+    }
+
+    func request(method: HTTPMethod, path: String, body: Data?) async throws -> HTTPReply {
+        let sslContext = self.sslContext
+        let serverHostname = self.serverHostname
+        let hostHeader = address.hostPort
+        let address = self.address
+        let limit = timeout
+        return try await withThrowingTaskGroup(of: HTTPReply.self) { group in
+            group.addTask {
+                let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+                do {
+                    channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                        .connectTimeout(.seconds(10))
+                        .connect(host: address.host, port: address.port) { channel in
+                            channel.eventLoop.makeCompletedFuture {
+                                let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
+                                try channel.pipeline.syncOperations.addHandler(handler)
+                                try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                                return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                                    wrappingChannelSynchronously: channel)
+                            }
+                        }
+                } catch {
+                    throw Self.convert(error, address: address)
+                }
+                do {
+                    return try await channel.executeThenClose { inbound, outbound in
+                        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+                        head.headers.add(name: "Host", value: hostHeader)
+                        head.headers.add(name: "Accept", value: "application/json")
+                        head.headers.add(name: "User-Agent", value: "tsh/\(TeleportVersion.version)")
+                        if let body {
+                            head.headers.add(name: "Content-Type", value: "application/json")
+                            head.headers.add(name: "Content-Length", value: "\(body.count)")
+                        }
+                        head.headers.add(name: "Connection", value: "close")
+                        try await outbound.write(.head(head))
+                        if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                        try await outbound.write(.end(nil))
+                        var status = 0
+                        var data = Data()
+                        for try await part in inbound {
+                            switch part {
+                            case .head(let response): status = Int(response.status.code)
+                            case .body(let buffer):
+                                data.append(contentsOf: buffer.readableBytesView)
+                                guard data.count <= ResourceCodec.maxDocumentBytes * 4 else {
+                                    throw TeleportError.limitExceeded("the proxy at \(address) sent an oversized reply")
+                                }
+                            case .end: return HTTPReply(status: status, body: data)
+                            }
+                        }
+                        throw TeleportError.connectionProblem("the proxy at \(address) closed the connection mid-reply")
+                    }
+                } catch {
+                    throw Self.convert(error, address: address)
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                throw TeleportError.connectionProblem("the proxy at \(address) did not answer within \(limit)")
+            }
+            guard let reply = try await group.next() else {
+                throw TeleportError.connectionProblem("no reply from the proxy at \(address)")
+            }
+            group.cancelAll()
+            return reply
+        }
+    }
+
+    /// Turns NIO and TLS errors into one clear ``TeleportError`` line.
+    static func convert(_ error: any Error, address: ProxyAddress) -> TeleportError {
+        if let teleport = error as? TeleportError { return teleport }
+        if let ssl = error as? NIOSSLError, case .handshakeFailed(let reason) = ssl {
+            let text = "\(reason)"
+            if text.contains("CERTIFICATE_VERIFY_FAILED") {
+                return TeleportError(
+                    .accessDenied, "the proxy's certificate is not trusted (self-signed?); use --insecure only if you know why",
+                    cause: error)
+            }
+            return TeleportError(.connectionProblem, "the TLS handshake with the proxy at \(address) failed: \(text)", cause: error)
+        }
+        if let extra = error as? NIOSSLExtraError, extra == .failedToValidateHostname {
+            return TeleportError(
+                .accessDenied,
+                "the proxy's certificate is not valid for \(address.host) (it names another host); use the name it was issued for",
+                cause: error)
+        }
+        if let connect = error as? NIOConnectionError, let first = connect.connectionErrors.first {
+            return convert(first.error, address: address)
+        }
+        if let connect = error as? NIOConnectionError, connect.dnsAAAAError != nil || connect.dnsAError != nil {
+            return TeleportError(.connectionProblem, "cannot resolve the proxy host \(address.host)", cause: error)
+        }
+        if let io = error as? IOError, io.errnoCode == ECONNREFUSED {
+            return TeleportError(
+                .connectionProblem, "cannot reach the proxy at \(address): connection refused (is the address and port right?)",
+                cause: error)
+        }
+        if error is ChannelError {
+            return TeleportError(.connectionProblem, "cannot reach the proxy at \(address): \(error)", cause: error)
+        }
+        if error is NIOSSLError || error is NIOSSLExtraError {
+            return TeleportError(.connectionProblem, "the TLS connection to the proxy at \(address) failed: \(error)", cause: error)
+        }
+        return TeleportError(.connectionProblem, "the request to the proxy at \(address) failed: \(error)", cause: error)
+    }
+}
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif

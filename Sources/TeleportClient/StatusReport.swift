@@ -1,0 +1,50 @@
+public import Foundation
+import TeleportAPI
+
+/// What `tsh status` (and `tsh login` on success) prints, laid out as Teleport's `tsh` does:
+///
+/// ```
+/// > Profile URL:        https://proxy.example.com:3080
+///   Logged in as:       joe
+///   Cluster:            example.com
+///   Roles:              access, editor
+///   Logins:             joe, root
+///   Valid until:        2024-05-01T18:00:00Z [valid for 11h59m0s]
+/// ```
+public struct StatusReport: Sendable, Equatable {
+    /// The profile's URL (or where the identity came from).
+    public var profileURL: String
+    /// The facts from the certificates.
+    public var facts: CertificateFacts
+
+    /// Creates a report.
+    public init(profileURL: String, facts: CertificateFacts) {
+        self.profileURL = profileURL
+        self.facts = facts
+    }
+
+    /// The lines, for `now`.
+    public func text(now: Date) -> String {
+        let validity: String
+        if facts.isExpired(at: now) {
+            validity = "[EXPIRED]"
+        } else {
+            let remaining = (facts.validBefore.timeIntervalSince(now) / 60).rounded() * 60
+            validity = "[valid for \(GoDuration.format(seconds: remaining))]"
+        }
+        let rows: [(String, String)] = [
+            ("Logged in as:", facts.username),
+            ("Cluster:", facts.clusterName),
+            ("Roles:", facts.roles.isEmpty ? "-" : facts.roles.joined(separator: ", ")),
+            ("Logins:", facts.logins.isEmpty ? "-" : facts.logins.joined(separator: ", ")),
+            ("Valid until:", "\(RFC3339.format(facts.validBefore)) \(validity)"),
+        ]
+        var lines = ["> " + Self.pad("Profile URL:") + profileURL]
+        lines += rows.map { "  " + Self.pad($0.0) + $0.1 }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func pad(_ label: String) -> String {
+        label.count >= 20 ? label + " " : label + String(repeating: " ", count: 20 - label.count)
+    }
+}
