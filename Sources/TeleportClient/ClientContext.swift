@@ -18,6 +18,8 @@ public struct ClientContext: Sendable {
     public var prompter: any Prompter
     /// Makes the transport to a proxy (`insecure` is `--insecure`).
     public var transport: @Sendable (_ address: ProxyAddress, _ insecure: Bool) throws -> any ProxyTransport
+    /// Makes the transport to a proxy that presents the user's certificate.
+    public var userTransport: @Sendable (_ address: ProxyAddress, _ insecure: Bool, _ key: ClientKey) throws -> any ProxyTransport
     /// The SSH agent, when one is running.
     public var agent: SSHAgentClient?
     /// The clock.
@@ -31,8 +33,12 @@ public struct ClientContext: Sendable {
     public init(
         environment: [String: String], store: ProfileStore, prompter: any Prompter,
         transport: @escaping @Sendable (ProxyAddress, Bool) throws -> any ProxyTransport, agent: SSHAgentClient?,
-        clock: any WallClock, warn: @escaping @Sendable (String) -> Void, localUser: String?
+        clock: any WallClock, warn: @escaping @Sendable (String) -> Void, localUser: String?,
+        userTransport: @escaping @Sendable (ProxyAddress, Bool, ClientKey) throws -> any ProxyTransport = { address, insecure, key in
+            try ProxyHTTPSClient(address: address, insecure: insecure, clientKey: key)
+        }
     ) {
+        self.userTransport = userTransport
         self.environment = environment
         self.store = store
         self.prompter = prompter

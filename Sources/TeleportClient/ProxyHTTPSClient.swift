@@ -52,9 +52,22 @@ public struct ProxyHTTPSClient: ProxyTransport, CustomStringConvertible {
     ///   - insecure: Skip certificate verification (`--insecure`).
     ///   - extraTrustedPEMs: CA certificates trusted in addition to the system store (tests).
     ///   - timeout: The limit for one request, connection included.
-    public init(address: ProxyAddress, insecure: Bool, extraTrustedPEMs: [String] = [], timeout: Duration = .seconds(30)) throws {
+    ///   - clientKey: The user's key and certificate, presented for calls that need a logged-in
+    ///     user (`/webapi/nodes`).
+    public init(
+        address: ProxyAddress, insecure: Bool, extraTrustedPEMs: [String] = [], timeout: Duration = .seconds(30),
+        clientKey: ClientKey? = nil
+    ) throws {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
+        if let clientKey {
+            do {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(clientKey.tlsCertificatePEM.utf8)).map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(clientKey.tlsKeyPEM.utf8), format: .pem))
+            } catch {
+                throw TeleportError.badParameter("the stored certificate cannot be loaded: \(error); run tsh login again")
+            }
+        }
         if insecure {
             tls.certificateVerification = .none
         } else if !extraTrustedPEMs.isEmpty {

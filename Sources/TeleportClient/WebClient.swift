@@ -25,6 +25,42 @@ public struct WebClient: Sendable {
         return try decode(AuthAPI.LoginResponse.self, try await transport.post(WebAPI.loginPath, body: body), what: "login")
     }
 
+    /// One page of `GET /webapi/nodes`.
+    public struct NodePage: Decodable, Sendable {
+        /// The nodes.
+        public var items: [ServerNode]
+        /// Where the next page starts; `nil` on the last page.
+        public var nextKey: String?
+
+        enum CodingKeys: String, CodingKey {
+            case items
+            case nextKey = "next_key"
+        }
+    }
+
+    /// Every node the user may see whose labels match `labels` (`env=prod,role=db`), page by page.
+    public func nodes(labels: String, pageSize: Int = 1000) async throws -> [ServerNode] {
+        var all: [ServerNode] = []
+        var start: String?
+        repeat {
+            var query = "labels=\(Self.escape(labels))&limit=\(pageSize)"
+            if let start { query += "&start=\(Self.escape(start))" }
+            let page = try decode(NodePage.self, try await transport.get("/webapi/nodes?\(query)"), what: "node list")
+            all += page.items
+            start = page.nextKey
+        } while start != nil
+        return all
+    }
+
+    /// The SSH host keys the cluster vouches for.
+    public func hostKeys() async throws -> [AuthAPI.HostKey] {
+        try decode([AuthAPI.HostKey].self, try await transport.get("/webapi/hostkeys"), what: "host keys")
+    }
+
+    static func escape(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? text
+    }
+
     /// Decodes a 2xx reply as `T`, or turns an error reply into the server's ``TeleportError``.
     func decode<T: Decodable>(_ type: T.Type, _ reply: HTTPReply, what: String) throws -> T {
         guard (200..<300).contains(reply.status) else {

@@ -48,7 +48,7 @@ enum GlobalArguments {
 struct TSH: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tsh", abstract: "The Teleport client.",
-        subcommands: [Login.self, Status.self, Logout.self, Version.self])
+        subcommands: [Login.self, Status.self, Logout.self, List.self, KnownHosts.self, Version.self])
 }
 
 /// The options every `tsh` command takes.
@@ -109,6 +109,36 @@ extension TSH {
             try await perform {
                 try await TSHCommands.login(global.client, LoginOptions(ttl: ttl, addKeysToAgent: mode, out: out), context: .live())
             }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ls", abstract: "List the nodes you can reach; filter by labels: tsh ls env=prod,role=db.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Label filter key=value[,key=value...].") var labels: String?
+        @Option(name: .customLong("format"), help: "text, json, yaml or names.") var format = "text"
+        @Flag(name: [.short, .customLong("verbose")], help: "Show node IDs too.") var verbose = false
+
+        func run() async throws {
+            try await perform {
+                guard let parsed = TSHCommands.ListFormat(rawValue: format) else {
+                    throw TeleportError.badParameter("--format=\(format) is not known (expected text, json, yaml or names)")
+                }
+                return try await TSHCommands.list(global.client, labels: labels ?? "", format: parsed, verbose: verbose, context: .live())
+            }
+        }
+    }
+
+    struct KnownHosts: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "known-hosts",
+            abstract: "Print known_hosts lines for the cluster's nodes (for OpenSSH's KnownHostsCommand: tsh known-hosts %H).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Only this host's lines.") var host: String?
+
+        func run() async throws {
+            try await perform { try await TSHCommands.knownHosts(global.client, host: host, context: .live()) }
         }
     }
 

@@ -1,0 +1,100 @@
+import Foundation
+public import TeleportAPI
+import TeleportCrypto
+import Yams
+
+extension TSHCommands {
+    /// Output formats of `tsh ls`.
+    public enum ListFormat: String, CaseIterable, Sendable {
+        case text, json, yaml, names
+    }
+
+    /// The logged-in key and the proxy to use: from `-i` (with `--proxy`) or the current profile.
+    static func session(_ options: ClientOptions, context: ClientContext) throws -> (key: ClientKey, address: ProxyAddress, insecure: Bool, cluster: String) {
+        if let path = options.identityFile {
+            guard let proxy = options.proxyText(context.environment) else {
+                throw TeleportError.badParameter("-i needs --proxy=HOST[:PORT] too")
+            }
+            let key = try IdentityFile.load(path: path).clientKey
+            let facts = try CertificateFacts(key: key) { part in "the identity file \(path) (\(part))" }
+            return (key, try ProxyAddress(parsing: proxy), options.insecure, facts.clusterName)
+        }
+        guard let name = try context.store.currentProfileName() else {
+            throw TeleportError.accessDenied("not logged in: run tsh login --proxy=HOST first")
+        }
+        let profile = try context.store.loadProfile(name)
+        let loaded = try context.store.loadFacts(profile)
+        if loaded.facts.validBefore <= context.clock.now() {
+            throw TeleportError.accessDenied("your certificate expired at \(RFC3339.format(loaded.facts.validBefore)): run tsh login again")
+        }
+        return (loaded.key, profile.webProxyAddress, profile.insecure || options.insecure, profile.cluster)
+    }
+
+    /// `tsh ls [k=v,...] [--format] [-v]`: the nodes you may reach.
+    public static func list(
+        _ options: ClientOptions, labels: String, format: ListFormat, verbose: Bool, context: ClientContext
+    ) async throws -> Outcome {
+        let session = try session(options, context: context)
+        let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
+        let nodes = try await web.nodes(labels: labels)
+        switch format {
+        case .names:
+            return Outcome(output: nodes.map { $0.spec.hostname + "\n" }.joined())
+        case .json:
+            let trees = try nodes.map { try JSONSerialization.jsonObject(with: ResourceCodec.json($0)) }
+            let data = try JSONSerialization.data(withJSONObject: trees, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            return Outcome(output: String(decoding: data, as: UTF8.self) + "\n")
+        case .yaml:
+            return Outcome(output: nodes.isEmpty ? "[]\n" : try ResourceCodec.yaml(nodes))
+        case .text:
+            func labelText(_ node: ServerNode) -> String {
+                node.allLabels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            }
+            let headers = verbose ? ["Node Name", "Node ID", "Address", "Labels"] : ["Node Name", "Address", "Labels"]
+            let rows = nodes.map { node in
+                verbose ? [node.spec.hostname, node.name, node.spec.addr, labelText(node)] : [node.spec.hostname, node.spec.addr, labelText(node)]
+            }
+            return Outcome(output: Table.render(headers: headers, rows: rows))
+        }
+    }
+
+    /// `tsh known-hosts [HOST]`: known_hosts lines for the cluster's nodes (host keys the cluster
+    /// vouches for) and its host CA, for OpenSSH's `KnownHostsCommand` or a known_hosts file. With
+    /// HOST, only the lines for that node.
+    public static func knownHosts(_ options: ClientOptions, host: String?, context: ClientContext) async throws -> Outcome {
+        let session = try session(options, context: context)
+        let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
+        let keys = try await web.hostKeys()
+        let nodes = try await web.nodes(labels: "")
+        var lines: [String] = []
+        for record in keys {
+            let node = nodes.first { $0.name == record.hostID }
+            var names = [record.nodeName, "\(record.nodeName).\(session.cluster)", record.hostID, "\(record.hostID).\(session.cluster)"]
+            if let address = node?.spec.addr {
+                let parts = address.split(separator: ":")
+                if parts.count == 2 { names.append(parts[1] == "22" ? String(parts[0]) : "[\(parts[0])]:\(parts[1])") }
+            }
+            if let host, !names.contains(host), !names.contains(where: { $0.hasPrefix("[\(host)]:") }) { continue }
+            let key = try SSHPublicKey(authorizedKeyLine: record.publicKey)
+            lines.append(names.joined(separator: ",") + " " + key.authorizedKeyLine())
+        }
+        if host == nil { lines += session.key.knownHosts }
+        return Outcome(output: lines.map { $0 + "\n" }.joined())
+    }
+}
+
+/// Plain text tables: headers, a dashed rule, padded columns.
+enum Table {
+    static func render(headers: [String], rows: [[String]]) -> String {
+        let all = [headers, headers.map { String(repeating: "-", count: $0.count) }] + rows
+        var widths = [Int](repeating: 0, count: headers.count)
+        for row in all {
+            for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
+        }
+        return all.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: " ")
+        }.joined(separator: "\n") + "\n"
+    }
+}
