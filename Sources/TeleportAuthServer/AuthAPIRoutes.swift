@@ -155,6 +155,7 @@ struct AuthAPIRoutes {
             return try APIResponse.json(["status": "created"])
         }
         let stored = try await auth.stores.put(resource, upsert: upsert)
+        if case .certAuthority = resource { auth.forgetCachedAuthorities() }
         try await auditWrite(resource: resource, deleted: false, caller: try caller(context))
         return APIResponse.json(try ResourceCodec.json(redact(stored, withSecrets: false)))
     }

@@ -7,6 +7,7 @@ public import TeleportCrypto
 public import TeleportEvents
 public import TeleportServices
 public import X509
+import Synchronization
 
 /// The auth service's logic: the cluster's name and CAs, the identities it issues, and the resources
 /// it stores. Transports (the HTTPS API) call into it; it knows nothing of HTTP.
@@ -26,6 +27,11 @@ public final class AuthServer: Sendable {
     /// Authentication settings.
     public let settings: AuthSettings
     let logger: Logger
+    /// Parsed X.509 CAs, kept a few seconds: every API request checks its client certificate
+    /// against them, and reading and parsing them from the backend each time costs more than the
+    /// rest of a heartbeat. Writes to a CA clear it (``forgetCachedAuthorities()``).
+    let authorityCache = Mutex<[CertAuthority.CAType: (loaded: Date, authority: TLSAuthority)]>([:])
+    static let authorityCacheLifetime: TimeInterval = 5
 
     init(
         stores: ClusterStores, audit: any AuditEmitter, clock: any WallClock, clusterName: String,
@@ -121,11 +127,22 @@ public final class AuthServer: Sendable {
 
     /// The X.509 signer of the CA of `type`.
     public func tlsAuthority(_ type: CertAuthority.CAType) async throws -> TLSAuthority {
+        let now = clock.now()
+        if let cached = authorityCache.withLock({ $0[type] }), now.timeIntervalSince(cached.loaded) < Self.authorityCacheLifetime {
+            return cached.authority
+        }
         let ca = try await certAuthority(type)
         guard let pair = ca.spec.activeKeys.tls.first, let key = pair.key else {
             throw TeleportError.internalError("the \(type.rawValue) CA has no X.509 private key")
         }
-        return try TLSAuthority(certificatePEM: pair.cert, keyPEM: key)
+        let authority = try TLSAuthority(certificatePEM: pair.cert, keyPEM: key)
+        authorityCache.withLock { $0[type] = (now, authority) }
+        return authority
+    }
+
+    /// Drops the parsed CAs (after a CA was written).
+    public func forgetCachedAuthorities() {
+        authorityCache.withLock { $0.removeAll() }
     }
 
     /// The X.509 CA certificates of both CAs (what a server trusts for client certificates).
