@@ -42,12 +42,13 @@ def cpu_seconds(pid):
 
 def run(bin_dir, nodes, duration, interval, connections):
     work = tempfile.mkdtemp(prefix="bench-heartbeats-")
-    port = free_port()
+    port, web = free_port(), free_port()
     config = os.path.join(work, "teleport.yaml")
     with open(config, "w") as f:
         f.write(f"teleport:\n  data_dir: {work}/data\n  log:\n    severity: ERROR\n"
                 f"auth_service:\n  cluster_name: bench\n  listen_addr: 127.0.0.1:{port}\n"
-                "proxy_service:\n  enabled: no\nssh_service:\n  enabled: no\n")
+                f"proxy_service:\n  web_listen_addr: 127.0.0.1:{web}\n  listen_addr: 127.0.0.1:{free_port()}\n"
+                f"  tunnel_listen_addr: 127.0.0.1:{free_port()}\nssh_service:\n  enabled: no\n")
     log = open(os.path.join(work, "teleport.log"), "w")
     daemon = subprocess.Popen([os.path.join(bin_dir, "teleport"), "start", "-c", config], stdout=log, stderr=log)
     try:
@@ -108,16 +109,27 @@ def run(bin_dir, nodes, duration, interval, connections):
         cpu = (cpu_seconds(daemon.pid) - cpu_start) / (time.monotonic() - wall_start)
         rate = (sent[0] - sent_start) / (time.monotonic() - wall_start)
 
-        tctl = [os.path.join(bin_dir, "tctl"), "-c", config, "nodes", "ls", "--format", "json"]
-        timings = []
-        for _ in range(5):
-            start = time.monotonic()
-            out = subprocess.run(tctl, capture_output=True, text=True)
-            timings.append(time.monotonic() - start)
-            listed = len(json.loads(out.stdout)) if out.returncode == 0 else -1
-        timings.sort()
+        time.sleep(0.5)  # let the last batch of heartbeats land
+        tctl = [os.path.join(bin_dir, "tctl"), "-c", config]
+        identity = os.path.join(work, "bench.id")
+        subprocess.run(tctl + ["users", "add", "bench", "bench"], capture_output=True, check=True)
+        subprocess.run(tctl + ["auth", "sign", "--user=bench", f"--out={identity}"], capture_output=True, check=True)
+        tsh = [os.path.join(bin_dir, "tsh"), "-i", identity, f"--proxy=127.0.0.1:{web}", "--insecure", "ls", "--format", "names"]
+
+        def p50(command, count):
+            timings, listed = [], -1
+            for _ in range(7):
+                start = time.monotonic()
+                out = subprocess.run(command, capture_output=True, text=True)
+                timings.append(time.monotonic() - start)
+                listed = count(out) if out.returncode == 0 else -1
+            timings.sort()
+            return timings[3] * 1000, listed
+
+        tctl_ms, tctl_listed = p50(tctl + ["nodes", "ls", "--format", "json"], lambda out: len(json.loads(out.stdout)))
+        tsh_ms, tsh_listed = p50(tsh, lambda out: len(out.stdout.split()))
         print(f"nodes={nodes:6d} heartbeats/s={rate:7.0f} errors={errors[0]} auth_cpu_cores={cpu:5.2f} "
-              f"list_all_p50_ms={timings[2] * 1000:7.0f} listed={listed}")
+              f"tsh_ls_p50_ms={tsh_ms:6.0f} (listed {tsh_listed}) tctl_nodes_ls_p50_ms={tctl_ms:6.0f} (listed {tctl_listed})")
     finally:
         daemon.terminate()
         daemon.wait(timeout=10)

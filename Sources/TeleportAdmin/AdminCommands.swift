@@ -201,7 +201,7 @@ public enum NodeCommands {
 
     /// `tctl nodes ls`.
     public static func list(_ options: AdminConnection.Options, format: AdminCommands.Format, verbose: Bool) async throws -> String {
-        let nodes = try await AdminConnection.client(options).resources(kind: ServerNode.kind)
+        let nodes = try await AdminConnection.client(options).nodes().map { AnyResource.node($0) }
         switch format {
         case .yaml, .json: return try render(nodes, format: format)
         case .text:

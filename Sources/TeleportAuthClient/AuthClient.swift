@@ -74,6 +74,11 @@ public struct AuthClient: Sendable {
         _ = try await call(.DELETE, "resources/\(try pathComponent(kind))/\(try pathComponent(name))")
     }
 
+    /// Every registered node, decoded directly (a trusted reply; no per-item strict checks).
+    public func nodes() async throws -> [ServerNode] {
+        try decode([ServerNode].self, try await call(.GET, "resources/node"))
+    }
+
     /// The SSH host keys the cluster vouches for.
     public func hostKeys() async throws -> [AuthAPI.HostKey] {
         try decode([AuthAPI.HostKey].self, try await call(.GET, "hostkeys"))

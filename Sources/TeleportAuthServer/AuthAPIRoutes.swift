@@ -3,6 +3,7 @@ import Hummingbird
 import NIOCore
 import TeleportAPI
 import TeleportServices
+import TeleportBackend
 import TeleportCrypto
 
 /// The `/v1` routes of the auth API and their authorization.
@@ -123,6 +124,17 @@ struct AuthAPIRoutes {
         let kind = try kind(context)
         try authorizeRead(kind: kind, caller: caller)
         let secrets = try withSecrets(request, caller)
+        if kind == ServerNode.kind {
+            // Node records are stored as their JSON: send them as they are (tens of thousands of
+            // them are listed often; decoding and re-encoding each would dominate).
+            var body = Data("[".utf8)
+            for (index, item) in try await auth.stores.backend.getRange(prefix: auth.stores.nodes.prefix).enumerated() {
+                if index > 0 { body.append(UInt8(ascii: ",")) }
+                body.append(item.value)
+            }
+            body.append(UInt8(ascii: "]"))
+            return APIResponse.json(body)
+        }
         let resources = try await auth.stores.list(kind: kind).map { redact($0, withSecrets: secrets) }
         let trees = try resources.map { try JSONSerialization.jsonObject(with: ResourceCodec.json($0)) }
         return APIResponse.json(try JSONSerialization.data(withJSONObject: trees, options: [.sortedKeys]))
@@ -242,7 +254,9 @@ struct AuthAPIRoutes {
             throw TeleportError.accessDenied("a node may only heartbeat its own record (\(hostUUID))")
         }
         node.metadata.expires = auth.clock.now().addingTimeInterval(Presence.nodeTTL)
-        try await auth.stores.nodes.upsert(node)
+        try node.validate()
+        node.metadata.revision = nil
+        try await auth.presence.record(Item(key: auth.stores.nodes.prefix + node.name, value: try ResourceCodec.json(node), expires: node.metadata.expires))
         return try APIResponse.json(["status": "ok"])
     }
 }

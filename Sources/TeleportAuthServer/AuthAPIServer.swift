@@ -62,8 +62,18 @@ public struct AuthAPIServer: Service, CustomStringConvertible {
             configuration: .init(address: .hostname(host, port: port), serverName: "teleport-auth"),
             onServerRunning: { _ in await onListening() },
             logger: logger)
+        let auth = self.auth
+        let logger = self.logger
         do {
-            try await app.run()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    await auth.presence.run { error in
+                        logger.error("cannot write node heartbeats", metadata: ["tp.error": "\(error)"])
+                    }
+                }
+                try await app.run()
+                group.cancelAll()
+            }
         } catch let error as IOError {
             throw ListenError.describe(error, address: "\(host):\(port)", key: "auth_service.listen_addr")
         }

@@ -27,6 +27,8 @@ public final class AuthServer: Sendable {
     /// Authentication settings.
     public let settings: AuthSettings
     let logger: Logger
+    /// Batches node heartbeats into few transactions; run by ``AuthAPIServer``.
+    let presence: PresenceWriter
     /// Parsed X.509 CAs, kept a few seconds: every API request checks its client certificate
     /// against them, and reading and parsing them from the backend each time costs more than the
     /// rest of a heartbeat. Writes to a CA clear it (``forgetCachedAuthorities()``).
@@ -39,6 +41,7 @@ public final class AuthServer: Sendable {
     ) {
         self.stores = stores
         self.secrets = UserSecretsStore(backend: stores.backend)
+        self.presence = PresenceWriter(backend: stores.backend)
         self.settings = settings
         self.tokens = TokenService(stores: stores, staticTokens: staticTokens, clock: clock)
         self.audit = audit

@@ -39,6 +39,8 @@ public protocol Backend: Sendable {
     func get(_ key: String) async throws -> Item
     /// Writes `item` whether or not the key exists; returns the stored item with its new revision.
     @discardableResult func put(_ item: Item) async throws -> Item
+    /// Writes every item, as ``put(_:)`` would, all or none (one transaction where the backend has them).
+    func putBatch(_ items: [Item]) async throws
     /// Writes `item` only if the key does not exist (or has expired); else `alreadyExists`.
     @discardableResult func create(_ item: Item) async throws -> Item
     /// Writes `item` only if the key exists; else `notFound`.
@@ -63,6 +65,11 @@ public protocol Backend: Sendable {
 }
 
 extension Backend {
+    /// Default: one `put` after another (backends with transactions do better).
+    public func putBatch(_ items: [Item]) async throws {
+        for item in items { try await put(item) }
+    }
+
     /// Every item under `prefix` (keys that start with it), in key order.
     public func getRange(prefix: String, limit: Int = 0) async throws -> [Item] {
         try await getRange(startKey: prefix, endKey: Keys.rangeEnd(prefix), limit: limit)

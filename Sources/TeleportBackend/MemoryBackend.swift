@@ -46,6 +46,12 @@ public final class MemoryBackend: Backend {
         state.withLock { Self.stamp(item, &$0) }
     }
 
+    public func putBatch(_ items: [Item]) async throws {
+        state.withLock { state in
+            for item in items { _ = Self.stamp(item, &state) }
+        }
+    }
+
     @discardableResult public func create(_ item: Item) async throws -> Item {
         let now = clock.now()
         return try state.withLock { state in

@@ -231,6 +231,16 @@ public final class SQLiteBackend: Backend {
         }
     }
 
+    /// Writes every item in one transaction: one commit (and one fsync) for the lot.
+    public func putBatch(_ items: [Item]) async throws {
+        guard !items.isEmpty else { return }
+        try await write {
+            var events: [BackendEvent] = []
+            for item in items { events.append(.put(try await store(item))) }
+            return ((), events)
+        }
+    }
+
     /// Writes `item` only if no live item has its key (an expired one is replaced); else `alreadyExists`.
     @discardableResult public func create(_ item: Item) async throws -> Item {
         try await write {

@@ -6,6 +6,7 @@ import TeleportAPI
 import TeleportAuthClient
 import TeleportCrypto
 import X509
+import Synchronization
 
 /// `GET /webapi/nodes` for `tsh ls`: the nodes a logged-in user may see, filtered by labels,
 /// a page at a time. The user is the one in the TLS client certificate (verified against the user
@@ -16,6 +17,7 @@ struct NodesRoute {
 
     let auth: AuthClient
     let clusterName: String
+    let cache = NodeListCache()
 
     func register(on router: Router<ProxyRequestContext>) {
         router.get("webapi/nodes") { request, context -> Response in
@@ -25,10 +27,7 @@ struct NodesRoute {
                 let selector = try LabelSelector.parse(query.get("labels") ?? "")
                 let limit = min(max(Int(query.get("limit") ?? "") ?? 1000, 1), Self.maxPage)
                 let start = query.get("start") ?? ""
-                let nodes = try await auth.resources(kind: ServerNode.kind).compactMap { resource -> ServerNode? in
-                    guard case .node(let node) = resource, selector.matches(node.allLabels) else { return nil }
-                    return node
-                }.sorted { ($0.spec.hostname, $0.name) < ($1.spec.hostname, $1.name) }
+                let nodes = try await cache.sortedNodes(auth: auth).filter { selector.matches($0.allLabels) }
                 let remaining = start.isEmpty ? nodes[...] : nodes.drop { Self.pageKey($0) <= start }
                 let page = Array(remaining.prefix(limit))
                 var body: [String: Any] = ["items": try page.map { try JSONSerialization.jsonObject(with: ResourceCodec.json($0)) }]
@@ -84,5 +83,21 @@ struct LabelSelector {
 
     func matches(_ labels: [String: String]) -> Bool {
         required.allSatisfy { labels[$0.key] == $0.value }
+    }
+}
+
+/// The node list, sorted, kept for a second: `tsh ls` over tens of thousands of nodes pages through
+/// it, and each page should not fetch the whole list from the auth service again.
+final class NodeListCache: Sendable {
+    static let lifetime: TimeInterval = 1
+    private let state = Mutex<(loaded: Date, nodes: [ServerNode])?>(nil)
+
+    func sortedNodes(auth: AuthClient) async throws -> [ServerNode] {
+        if let cached = state.withLock({ $0 }), Date().timeIntervalSince(cached.loaded) < Self.lifetime {
+            return cached.nodes
+        }
+        let nodes = try await auth.nodes().sorted { ($0.spec.hostname, $0.name) < ($1.spec.hostname, $1.name) }
+        state.withLock { $0 = (Date(), nodes) }
+        return nodes
     }
 }

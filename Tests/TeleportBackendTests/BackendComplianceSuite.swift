@@ -481,3 +481,25 @@ struct BackendComplianceSuite {
         }
     }
 }
+
+@Suite("backend compliance: batches")
+struct BackendBatchCompliance {
+    @Test(arguments: BackendKind.allCases)
+    func putBatchWritesEveryItemAndNotifiesWatchers(kind: BackendKind) async throws {
+        try await kind.withBackend { backend, _ in
+            let stream = try await backend.watch(prefix: "/batch/")
+            let items = (0..<50).map { Item(key: "/batch/\(String(format: "%03d", $0))", value: Data("v\($0)".utf8)) }
+            try await backend.putBatch(items)
+            let stored = try await backend.getRange(prefix: "/batch/")
+            #expect(stored.map(\.key) == items.map(\.key))
+            #expect(stored.map(\.value) == items.map(\.value))
+            #expect(Set(stored.map(\.revision)).count == 50, "every item gets its own revision")
+            var seen = 0
+            for await event in stream {
+                if case .put = event { seen += 1 }
+                if seen == 50 { break }
+            }
+            #expect(seen == 50)
+        }
+    }
+}
