@@ -1,0 +1,97 @@
+import Foundation
+import TeleportTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Presence and token lifetime: expired and revoked tokens, a killed node leaving the list within
+/// the TTL, and two hosts claiming one name both listed by their IDs.
+@Suite("node presence and tokens", .serialized)
+struct NodePresenceTests {
+    func token(_ cluster: ClusterFixture, ttl: String) async throws -> String {
+        let added = try await cluster.tctl(["nodes", "add", "--ttl=\(ttl)"])
+        #expect(added.exitCode == 0, "\(added)")
+        let line = try #require(added.stdout.split(separator: "\n").first { $0.hasPrefix("The invite token: ") })
+        return String(try #require(line.split(separator: " ").last))
+    }
+
+    func startNode(_ cluster: ClusterFixture, token: String?, name: String, directory: URL) throws -> pid_t {
+        var arguments = [
+            "start", "--roles=node", "--auth-server=127.0.0.1:\(cluster.authPort)", "--data-dir",
+            directory.appendingPathComponent("data").path, "--nodename", name, "--listen-ip", "127.0.0.1",
+        ]
+        if let token { arguments.append("--token=\(token)") }
+        return try TestSupport.spawnDaemon(try ClusterFixture.binary("teleport"), arguments, logPath: directory.appendingPathComponent("log").path)
+    }
+
+    @Test("an expired token and a revoked token are refused with the documented message")
+    func expiredAndRevokedTokens() async throws {
+        try await withCluster(try ClusterFixture(clusterName: "tokens.example")) { cluster in
+            try await cluster.start()
+            let teleport = try ClusterFixture.binary("teleport")
+            let directory = try TestSupport.makeTemporaryDirectory(prefix: "tok")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            func join(_ token: String) async throws -> CommandResult {
+                try await TestSupport.run(
+                    teleport,
+                    ["start", "--roles=node", "--auth-server=127.0.0.1:\(cluster.authPort)", "--token=\(token)",
+                     "--data-dir", directory.appendingPathComponent("data-\(UUID().uuidString)").path, "--nodename", "late"],
+                    timeout: .seconds(30))
+            }
+            let shortLived = try await token(cluster, ttl: "1s")
+            try await Task.sleep(for: .seconds(2))
+            let expired = try await join(shortLived)
+            #expect(expired.exitCode != 0)
+            #expect(expired.stderr.contains("the join token is not valid (unknown, expired or revoked)"), "\(expired)")
+
+            let revoked = try await token(cluster, ttl: "10m")
+            let removed = try await cluster.tctl(["tokens", "rm", revoked])
+            #expect(removed.exitCode == 0, "\(removed)")
+            let refused = try await join(revoked)
+            #expect(refused.exitCode != 0)
+            #expect(refused.stderr.contains("the join token is not valid"), "\(refused)")
+            await cluster.stop()
+        }
+    }
+
+    @Test("a killed node leaves the list within the TTL; two hosts with one name are both listed by ID", .timeLimit(.minutes(3)))
+    func presence() async throws {
+        try await withCluster(try ClusterFixture(clusterName: "presence.example")) { cluster in
+            try await cluster.start()
+            let value = try await token(cluster, ttl: "10m")
+            let first = try TestSupport.makeTemporaryDirectory(prefix: "dup1")
+            let second = try TestSupport.makeTemporaryDirectory(prefix: "dup2")
+            defer {
+                try? FileManager.default.removeItem(at: first)
+                try? FileManager.default.removeItem(at: second)
+            }
+            let one = try startNode(cluster, token: value, name: "twin", directory: first)
+            let two = try startNode(cluster, token: value, name: "twin", directory: second)
+            var rows: [Substring] = []
+            for _ in 0..<100 {
+                rows = try await cluster.tctl(["nodes", "ls"]).stdout.split(separator: "\n").filter { $0.hasPrefix("twin ") }
+                if rows.count == 2 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(rows.count == 2, "both hosts named twin are listed: \(rows)")
+            #expect(Set(rows.map { $0.split(separator: " ", omittingEmptySubsequences: true)[1] }).count == 2, "with different IDs")
+
+            // SIGKILL: no goodbye; the record expires with its TTL (30 s).
+            kill(one, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(one, &status, 0)
+            let killedAt = ContinuousClock.now
+            var remaining = rows.count
+            while remaining > 1, ContinuousClock.now - killedAt < .seconds(50) {
+                try await Task.sleep(for: .seconds(1))
+                remaining = try await cluster.tctl(["nodes", "ls"]).stdout.split(separator: "\n").filter { $0.hasPrefix("twin ") }.count
+            }
+            await TestSupport.stopDaemon(two)
+            #expect(remaining == 1, "the killed node left the list within the TTL")
+            #expect(ContinuousClock.now - killedAt < .seconds(45))
+            await cluster.stop()
+        }
+    }
+}
