@@ -8,41 +8,11 @@ struct TCTLMain {
     /// ArgumentParser reads options after the subcommand only; the seed writes global options first
     /// (`tctl --config fresh.yaml get all`), so they are moved behind the subcommand here.
     static func main() async {
-        await TCTL.main(GlobalArguments.reorder(Array(CommandLine.arguments.dropFirst())))
+        await TCTL.main(GlobalArguments.reorder(
+            Array(CommandLine.arguments.dropFirst()), withValue: ["-c", "--config", "--auth-server", "-i", "--identity"], flags: ["-d", "--debug"]))
     }
 }
 
-/// Moves leading global options behind the subcommand words.
-enum GlobalArguments {
-    static let withValue: Set<String> = ["-c", "--config", "--auth-server", "-i", "--identity"]
-    static let flags: Set<String> = ["-d", "--debug"]
-
-    static func reorder(_ arguments: [String]) -> [String] {
-        var globals: [String] = []
-        var index = 0
-        while index < arguments.count {
-            let argument = arguments[index]
-            let name = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
-            if withValue.contains(name) {
-                globals.append(argument)
-                if !argument.contains("="), index + 1 < arguments.count {
-                    globals.append(arguments[index + 1])
-                    index += 1
-                }
-            } else if flags.contains(argument) {
-                globals.append(argument)
-            } else {
-                break
-            }
-            index += 1
-        }
-        let rest = Array(arguments[index...])
-        if let terminator = rest.firstIndex(of: "--") {
-            return Array(rest[..<terminator]) + globals + Array(rest[terminator...])
-        }
-        return rest + globals
-    }
-}
 
 struct TCTL: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

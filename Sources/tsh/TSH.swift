@@ -9,41 +9,11 @@ struct TSHMain {
     /// global ones first (`tsh --proxy=work --user=joe login`, `tsh -i FILE status`), so those are
     /// moved behind the subcommand here.
     static func main() async {
-        await TSH.main(GlobalArguments.reorder(Array(CommandLine.arguments.dropFirst())))
+        await TSH.main(GlobalArguments.reorder(
+            Array(CommandLine.arguments.dropFirst()), withValue: ["--proxy", "--user", "-i", "--identity"], flags: ["--insecure", "-d", "--debug"]))
     }
 }
 
-/// Moves leading global options behind the subcommand words.
-enum GlobalArguments {
-    static let withValue: Set<String> = ["--proxy", "--user", "-i", "--identity"]
-    static let flags: Set<String> = ["--insecure", "-d", "--debug"]
-
-    static func reorder(_ arguments: [String]) -> [String] {
-        var globals: [String] = []
-        var index = 0
-        while index < arguments.count {
-            let argument = arguments[index]
-            let name = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
-            if withValue.contains(name) {
-                globals.append(argument)
-                if !argument.contains("="), index + 1 < arguments.count {
-                    globals.append(arguments[index + 1])
-                    index += 1
-                }
-            } else if flags.contains(argument) {
-                globals.append(argument)
-            } else {
-                break
-            }
-            index += 1
-        }
-        let rest = Array(arguments[index...])
-        if let terminator = rest.firstIndex(of: "--") {
-            return Array(rest[..<terminator]) + globals + Array(rest[terminator...])
-        }
-        return rest + globals
-    }
-}
 
 struct TSH: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
