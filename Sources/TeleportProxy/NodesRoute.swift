@@ -30,9 +30,8 @@ struct NodesRoute {
                 let nodes = try await cache.sortedNodes(auth: auth).filter { selector.matches($0.allLabels) }
                 let remaining = start.isEmpty ? nodes[...] : nodes.drop { Self.pageKey($0) <= start }
                 let page = Array(remaining.prefix(limit))
-                var body: [String: Any] = ["items": try page.map { try JSONSerialization.jsonObject(with: ResourceCodec.json($0)) }]
-                if remaining.count > limit, let last = page.last { body["next_key"] = Self.pageKey(last) }
-                return WebResponse.json(try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]))
+                let next = remaining.count > limit ? page.last.map(Self.pageKey) : nil
+                return WebResponse.json(try ResourceCodec.json(NodePage(items: page, nextKey: next)))
             } catch let error as TeleportError {
                 return WebResponse.jsonError(error)
             }
@@ -63,6 +62,17 @@ struct NodesRoute {
             throw TeleportError.accessDenied("the certificate belongs to another cluster (\(identity.clusterName))")
         }
         return identity
+    }
+}
+
+/// One page of `/webapi/nodes`, encoded in one pass.
+struct NodePage: Encodable {
+    var items: [ServerNode]
+    var nextKey: String?
+
+    enum CodingKeys: String, CodingKey {
+        case items
+        case nextKey = "next_key"
     }
 }
 
