@@ -159,7 +159,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Tests. TeleportTestSupport holds process, port and cluster helpers shared by test targets.
-        .target(name: "TeleportTestSupport", path: "Tests/TeleportTestSupport", swiftSettings: swiftSettings),
+        .target(
+            name: "TeleportTestSupport", dependencies: ["CTeleportShims"], path: "Tests/TeleportTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "TeleportAPITests", dependencies: ["TeleportAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TeleportCryptoTests",

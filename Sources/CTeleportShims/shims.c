@@ -35,3 +35,7 @@ int teleport_get_window_size(int fd, unsigned short *rows, unsigned short *colum
     *columns = size.ws_col;
     return 0;
 }
+
+int teleport_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+}

@@ -49,6 +49,7 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
     func request(method: HTTPMethod, path: String, body: Data?) async throws -> Reply {
         let address = "\(host):\(port)"
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        let recorder = FirstErrorRecorder()
         do {
             let sslContext = self.sslContext
             let serverName = self.serverName
@@ -58,6 +59,7 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
                     channel.eventLoop.makeCompletedFuture {
                         let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: serverName)
                         try channel.pipeline.syncOperations.addHandler(handler)
+                        try channel.pipeline.syncOperations.addHandler(recorder)
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                     }
@@ -105,8 +107,9 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
         } catch let error as TeleportError {
             throw error
         } catch {
+            let cause = recorder.error ?? error
             throw TeleportError.connectionProblem(
-                "the TLS connection to the auth service at \(address) failed: \(Self.describe(error))", cause: error)
+                "the TLS connection to the auth service at \(address) failed: \(Self.describe(cause))", cause: cause)
         }
     }
 

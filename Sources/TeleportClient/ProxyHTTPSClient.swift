@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import TeleportAPI
+import TeleportAuthClient
 import TeleportCrypto
 
 /// One HTTP reply: status and body.
@@ -111,6 +112,7 @@ public struct ProxyHTTPSClient: ProxyTransport, CustomStringConvertible {
         return try await withThrowingTaskGroup(of: HTTPReply.self) { group in
             group.addTask {
                 let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+                let recorder = FirstErrorRecorder()
                 do {
                     channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                         .connectTimeout(.seconds(10))
@@ -118,6 +120,7 @@ public struct ProxyHTTPSClient: ProxyTransport, CustomStringConvertible {
                             channel.eventLoop.makeCompletedFuture {
                                 let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
                                 try channel.pipeline.syncOperations.addHandler(handler)
+                                try channel.pipeline.syncOperations.addHandler(recorder)
                                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                                 return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
                                     wrappingChannelSynchronously: channel)
@@ -156,7 +159,7 @@ public struct ProxyHTTPSClient: ProxyTransport, CustomStringConvertible {
                         throw TeleportError.connectionProblem("the proxy at \(address) closed the connection mid-reply")
                     }
                 } catch {
-                    throw Self.convert(error, address: address)
+                    throw Self.convert(recorder.error ?? error, address: address)
                 }
             }
             group.addTask {

@@ -6,18 +6,20 @@ import Testing
 
 @Suite("dynamic labels")
 struct CommandLabelsTests {
+    // Generous limits: the whole suite runs in parallel and starts many processes at once; only
+    // the timeout test below depends on a short limit.
     @Test("a command's trimmed output is the value; its argv is not run through a shell")
     func output() async {
-        #expect(await CommandLabels.execute(["echo", "  hello  "], timeout: .seconds(5)) == "hello")
-        #expect(await CommandLabels.execute(["/bin/echo", "a;", "rm", "-rf", "$HOME"], timeout: .seconds(5)) == "a; rm -rf $HOME")
-        #expect(await CommandLabels.execute(["printf", "one\\ntwo\\n"], timeout: .seconds(5)) == "one two")
+        #expect(await CommandLabels.execute(["echo", "  hello  "], timeout: .seconds(60)) == "hello")
+        #expect(await CommandLabels.execute(["/bin/echo", "a;", "rm", "-rf", "$HOME"], timeout: .seconds(60)) == "a; rm -rf $HOME")
+        #expect(await CommandLabels.execute(["printf", "one\\ntwo\\n"], timeout: .seconds(60)) == "one two")
     }
 
     @Test("failures are values, not crashes")
     func failures() async {
-        #expect(await CommandLabels.execute(["false"], timeout: .seconds(5)) == "error: exit status 1")
-        #expect(await CommandLabels.execute(["no-such-command-xyz"], timeout: .seconds(5)) == "error: no-such-command-xyz not found in PATH")
-        #expect(await CommandLabels.execute([], timeout: .seconds(5)) == "error: empty command")
+        #expect(await CommandLabels.execute(["false"], timeout: .seconds(60)) == "error: exit status 1")
+        #expect(await CommandLabels.execute(["no-such-command-xyz"], timeout: .seconds(60)) == "error: no-such-command-xyz not found in PATH")
+        #expect(await CommandLabels.execute([], timeout: .seconds(60)) == "error: empty command")
         let started = ContinuousClock.now
         #expect(await CommandLabels.execute(["sleep", "30"], timeout: .milliseconds(300)) == "error: timed out")
         #expect(ContinuousClock.now - started < .seconds(5))
@@ -25,7 +27,7 @@ struct CommandLabelsTests {
 
     @Test("output is capped")
     func cap() async {
-        let value = await CommandLabels.execute(["head", "-c", "5000", "/dev/zero"], timeout: .seconds(5))
+        let value = await CommandLabels.execute(["head", "-c", "5000", "/dev/zero"], timeout: .seconds(60))
         #expect(value.utf8.count <= CommandLabels.maxOutputBytes)
     }
 

@@ -1,4 +1,5 @@
 public import Foundation
+import CTeleportShims
 import Testing
 
 #if canImport(Glibc)
@@ -92,13 +93,16 @@ public enum TestSupport {
     /// end of a private socket pair closes, then calls a *blocking* `waitpid` on its one manager
     /// thread. `sshd` closes every inherited descriptor at startup, so Foundation would block in
     /// `waitpid(sshd)` and stop reaping every other child (our `ssh` runs) until sshd exits.
-    public static func spawnDaemon(_ executable: String, _ arguments: [String], logPath: String) throws -> pid_t {
+    public static func spawnDaemon(_ executable: String, _ arguments: [String], logPath: String) throws -> Glibc.pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else is inherited: a daemon holding this process's other descriptors (Foundation's
+        // child-exit sockets among them) would delay every other child's reaping.
+        teleport_spawn_close_from(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -124,7 +128,7 @@ public enum TestSupport {
     ///
     /// - Returns: true when the daemon exited on SIGTERM, false when it had to be killed.
     @discardableResult
-    public static func stopDaemon(_ pid: pid_t) async -> Bool {
+    public static func stopDaemon(_ pid: Glibc.pid_t) async -> Bool {
         kill(pid, SIGTERM)
         let deadline = ContinuousClock.now + .seconds(5)
         var status: Int32 = 0
