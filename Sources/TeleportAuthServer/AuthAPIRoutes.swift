@@ -242,10 +242,16 @@ struct AuthAPIRoutes {
         guard caller.kind == .system(.node) || caller.isAdmin else {
             throw TeleportError.accessDenied("only nodes send heartbeats")
         }
-        let body = try await request.body.collect(upTo: ResourceCodec.maxDocumentBytes)
+        let body = Data(try await request.body.collect(upTo: ResourceCodec.maxDocumentBytes).readableBytesView)
+        let expires = auth.clock.now().addingTimeInterval(Presence.nodeTTL)
+        // Most heartbeats repeat the previous one byte for byte: reuse its checked, encoded record.
+        if let known = auth.presence.checkedRecord(caller: caller.identity.username, body: body) {
+            try await auth.presence.record(Item(key: known.key, value: known.value, expires: expires))
+            return try APIResponse.json(["status": "ok"])
+        }
         var node: ServerNode
         do {
-            node = try ResourceCodec.jsonDecoder().decode(ServerNode.self, from: Data(body.readableBytesView))
+            node = try ResourceCodec.jsonDecoder().decode(ServerNode.self, from: body)
         } catch {
             throw TeleportError.badParameter("the heartbeat is not a node resource")
         }
@@ -253,10 +259,14 @@ struct AuthAPIRoutes {
         guard caller.isAdmin || node.metadata.name == hostUUID else {
             throw TeleportError.accessDenied("a node may only heartbeat its own record (\(hostUUID))")
         }
-        node.metadata.expires = auth.clock.now().addingTimeInterval(Presence.nodeTTL)
         try node.validate()
+        // The expiry lives on the backend item (readers get it from there), not in the JSON.
+        node.metadata.expires = nil
         node.metadata.revision = nil
-        try await auth.presence.record(Item(key: auth.stores.nodes.prefix + node.name, value: try ResourceCodec.json(node), expires: node.metadata.expires))
+        let key = auth.stores.nodes.prefix + node.name
+        let value = try ResourceCodec.json(node)
+        auth.presence.rememberChecked(caller: caller.identity.username, body: body, key: key, value: value)
+        try await auth.presence.record(Item(key: key, value: value, expires: expires))
         return try APIResponse.json(["status": "ok"])
     }
 }

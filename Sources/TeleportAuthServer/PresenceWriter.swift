@@ -17,6 +17,29 @@ final class PresenceWriter: Sendable {
     /// it is listed as soon as the node is told it registered.
     private let known = Mutex<Set<String>>([])
 
+    /// Heartbeat bodies already decoded and checked, by caller and bytes: the record to store.
+    private let checked = Mutex<[CheckedKey: (key: String, value: Data)]>([:])
+    /// Bounds ``checked`` (it is cleared when full; entries are cheap to rebuild).
+    static let maxChecked = 100_000
+
+    struct CheckedKey: Hashable {
+        var caller: String
+        var body: Data
+    }
+
+    /// The record for a heartbeat body this caller sent before, if any.
+    func checkedRecord(caller: String, body: Data) -> (key: String, value: Data)? {
+        checked.withLock { $0[CheckedKey(caller: caller, body: body)] }
+    }
+
+    /// Remembers that `caller` may store `value` at `key` when it sends `body`.
+    func rememberChecked(caller: String, body: Data, key: String, value: Data) {
+        checked.withLock { entries in
+            if entries.count >= Self.maxChecked { entries.removeAll() }
+            entries[CheckedKey(caller: caller, body: body)] = (key, value)
+        }
+    }
+
     init(backend: any Backend) {
         self.backend = backend
     }

@@ -39,7 +39,7 @@ public struct WebClient: Sendable {
     }
 
     /// Every node the user may see whose labels match `labels` (`env=prod,role=db`), page by page.
-    public func nodes(labels: String, pageSize: Int = 5000) async throws -> [ServerNode] {
+    public func nodes(labels: String, pageSize: Int = 10_000) async throws -> [ServerNode] {
         var all: [ServerNode] = []
         var start: String?
         repeat {

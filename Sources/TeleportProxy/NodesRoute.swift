@@ -13,7 +13,7 @@ import Synchronization
 /// CA by the listener); role-based narrowing comes with the RBAC issue (today: every node).
 struct NodesRoute {
     /// The largest page.
-    static let maxPage = 5000
+    static let maxPage = 10_000
 
     let auth: AuthClient
     let clusterName: String

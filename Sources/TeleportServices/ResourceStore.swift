@@ -27,6 +27,7 @@ public struct ResourceStore<R: Resource>: Sendable {
         do {
             var resource = try ResourceCodec.jsonDecoder().decode(R.self, from: item.value)
             resource.metadata.revision = item.revision
+            if resource.metadata.expires == nil { resource.metadata.expires = item.expires }
             return resource
         } catch {
             throw TeleportError.internalError("stored \(R.kind) at \(item.key) cannot be read: \(error)")
