@@ -182,6 +182,7 @@ struct AuthAPIRoutes {
         let existing = try await auth.stores.get(kind: kind, name: name)
         try await auth.stores.delete(kind: kind, name: name)
         if kind == User.kind { try await auth.secrets.deleteAll(name) }
+        if kind == ServerNode.kind { try await auth.removeHostIdentities(hostID: name) }
         try await auditWrite(resource: try AnyResource(existing), deleted: true, caller: try caller(context))
         return try APIResponse.json(["status": "deleted"])
     }

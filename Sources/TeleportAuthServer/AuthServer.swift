@@ -169,7 +169,30 @@ public final class AuthServer: Sendable {
         let identity = X509Identity(username: hostID, roles: [role.rawValue], clusterName: clusterName)
         let certificate = try authority.issue(
             publicKey: publicKey, identity: identity, serverNames: serverNames, validity: validity, clock: clock)
+        if role == .node || role == .proxy {
+            // The host's current certificate: older ones (and all of them once the host is removed
+            // with `tctl rm node/UUID`) are refused, so a removed host must join again.
+            try await stores.backend.put(
+                Item(key: Self.hostIdentityKey(hostID, role), value: Data(String(describing: certificate.serialNumber).utf8)))
+        }
         return IssuedIdentity(certificatePEM: try certificate.pemText(), caPEMs: try await caPEMs())
+    }
+
+    static func hostIdentityKey(_ hostID: String, _ role: SystemRole) -> String {
+        let uuid = hostID.split(separator: ".").first.map(String.init) ?? hostID
+        return Keys.key("hostidentities", uuid, role.rawValue.lowercased())
+    }
+
+    /// True when `certificate` is the current identity of a Node or Proxy host.
+    func isCurrentHostIdentity(_ certificate: Certificate, hostID: String, role: SystemRole) async throws -> Bool {
+        guard let item = try? await stores.backend.get(Self.hostIdentityKey(hostID, role)) else { return false }
+        return ConstantTime.equal(Array(item.value), Array(String(describing: certificate.serialNumber).utf8))
+    }
+
+    /// Forgets a host's identities: its certificates stop working and it must join again.
+    public func removeHostIdentities(hostID: String) async throws {
+        try await stores.backend.deleteRange(prefix: Keys.key("hostidentities", hostID) + "/")
+        try? await stores.backend.delete(Keys.key("hostkeys", hostID))
     }
 
     func caPEMs() async throws -> [String] {

@@ -53,6 +53,12 @@ struct AuthenticationMiddleware: RouterMiddleware {
             guard let role = identity.systemRole else {
                 throw TeleportError.accessDenied("a host certificate must carry exactly one system role")
             }
+            if role == .node || role == .proxy,
+                try await !auth.isCurrentHostIdentity(leaf, hostID: identity.username, role: role)
+            {
+                throw TeleportError.accessDenied(
+                    "this host's identity was removed from the cluster: join again with a new token (tctl nodes add)")
+            }
             return Caller(kind: .system(role), identity: identity)
         }
         if try await auth.tlsAuthority(.user).signed(leaf) {

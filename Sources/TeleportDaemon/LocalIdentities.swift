@@ -44,6 +44,13 @@ enum LocalIdentities {
         return identity
     }
 
+    /// Deletes a role's stored identity (the cluster removed this host).
+    static func remove(keys: URL, role: SystemRole) {
+        for suffix in ["key", "crt"] {
+            try? FileManager.default.removeItem(at: keys.appendingPathComponent("\(fileName(role)).\(suffix)"))
+        }
+    }
+
     static func load(keys: URL, role: SystemRole) throws -> ClientIdentity {
         do {
             return try ClientIdentity.load(directory: keys, name: fileName(role))

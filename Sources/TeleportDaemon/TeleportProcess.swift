@@ -55,6 +55,9 @@ public enum TeleportProcess {
                 cancellationSignals: [], logger: logger))
         do {
             try await group.run()
+        } catch let error as TeleportError {
+            try? await backendToClose?.close()
+            throw error
         } catch let error as ServiceGroupError {
             try? await backendToClose?.close()
             throw TeleportError.internalError("teleport stopped: \(error)")
@@ -129,7 +132,8 @@ public enum TeleportProcess {
                     labels: CommandLabels(
                         commands: config.file.ssh.commands.map { .init(name: $0.name, argv: $0.command, period: $0.period) },
                         logger: logger.with("labels")),
-                    logger: logger.with("node"), onFirstHeartbeat: { readiness.markReady("node") }))
+                    logger: logger.with("node"), onFirstHeartbeat: { readiness.markReady("node") }
+                ).onIdentityRemoved { LocalIdentities.remove(keys: keys, role: .node) })
         }
         if let diag = config.diagAddr {
             let address = try HostPort.parse(diag, defaultPort: 3000, key: "--diag-addr")

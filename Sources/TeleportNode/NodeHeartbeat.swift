@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 public import Logging
 public import ServiceLifecycle
 public import TeleportAPI
@@ -13,6 +14,9 @@ public struct NodeHeartbeat: Service, CustomStringConvertible {
     let logger: Logger
     let onFirstHeartbeat: @Sendable () async -> Void
     let labels: CommandLabels
+    /// Called when the cluster refuses this host's identity (the host was removed): the daemon
+    /// deletes the stored identity so that the next start must join with a token.
+    var onIdentityRemoved: @Sendable () -> Void = {}
 
     /// Names the service without its fields (service logs print descriptions; no key may leak).
     public var description: String { "NodeHeartbeat(\(node.spec.hostname))" }
@@ -30,18 +34,31 @@ public struct NodeHeartbeat: Service, CustomStringConvertible {
         self.onFirstHeartbeat = onFirstHeartbeat
     }
 
+    /// A copy that calls `action` when the cluster refuses this host's identity.
+    public func onIdentityRemoved(_ action: @escaping @Sendable () -> Void) -> NodeHeartbeat {
+        var copy = self
+        copy.onIdentityRemoved = action
+        return copy
+    }
+
     public func run() async throws {
+        let removed = Mutex(false)
         try? await cancelWhenGracefulShutdown {
             await labels.runOnce()
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await labels.run(startNow: false) }
-                await loop()
+                if await loop() { removed.withLock { $0 = true } }
                 group.cancelAll()
             }
         }
+        if removed.withLock({ $0 }) {
+            throw TeleportError.accessDenied(
+                "this host was removed from the cluster: start it again with --token from `tctl nodes add` to join again")
+        }
     }
 
-    func loop() async {
+    /// Heartbeats until cancelled; true when it stopped because the host's identity was removed.
+    func loop() async -> Bool {
         // The first failures are expected while an auth service in the same process starts.
         var announced = false
         var backoff = Duration.seconds(1)
@@ -59,7 +76,11 @@ public struct NodeHeartbeat: Service, CustomStringConvertible {
                 backoff = .seconds(1)
                 try await Task.sleep(for: interval)
             } catch is CancellationError {
-                return
+                return false
+            } catch let error as TeleportError where error.code == .accessDenied && error.message.contains("identity was removed") {
+                logger.error("\(error.message)")
+                onIdentityRemoved()
+                return true
             } catch {
                 let level: Logger.Level = announced ? .warning : .debug
                 logger.log(level: level, "heartbeat failed; retrying", metadata: ["tp.error": "\(error)"])
@@ -67,5 +88,6 @@ public struct NodeHeartbeat: Service, CustomStringConvertible {
                 backoff = min(backoff * 2, interval)
             }
         }
+        return false
     }
 }

@@ -94,4 +94,46 @@ struct NodePresenceTests {
             await cluster.stop()
         }
     }
+
+    @Test("a node removed with tctl rm loses its identity and must join again", .timeLimit(.minutes(2)))
+    func removedNodeMustRejoin() async throws {
+        try await withCluster(try ClusterFixture(clusterName: "remove.example")) { cluster in
+            try await cluster.start()
+            let value = try await token(cluster, ttl: "10m")
+            let directory = try TestSupport.makeTemporaryDirectory(prefix: "removed")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let pid = try startNode(cluster, token: value, name: "gone", directory: directory)
+            var id: String?
+            for _ in 0..<100 where id == nil {
+                id = try await cluster.tctl(["nodes", "ls"]).stdout.split(separator: "\n").first { $0.hasPrefix("gone ") }
+                    .map { String($0.split(separator: " ", omittingEmptySubsequences: true)[1]) }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let nodeID = try #require(id)
+            #expect(try await cluster.tctl(["rm", "node/\(nodeID)"]).exitCode == 0)
+
+            // Its next heartbeat (within 10 s) is refused; the daemon stops and forgets its identity.
+            var status: Int32 = 0
+            var exited = false
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !exited, ContinuousClock.now < deadline {
+                exited = waitpid(pid, &status, WNOHANG) == pid
+                if !exited { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            if !exited { await TestSupport.stopDaemon(pid) }
+            #expect(exited, "the removed node stops")
+            let log = (try? String(contentsOf: directory.appendingPathComponent("log"), encoding: .utf8)) ?? ""
+            #expect(log.contains("removed from the cluster"), "\(log)")
+            #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("data/keys/node.crt").path))
+
+            let again = try await TestSupport.run(
+                try ClusterFixture.binary("teleport"),
+                ["start", "--roles=node", "--auth-server=127.0.0.1:\(cluster.authPort)", "--data-dir",
+                 directory.appendingPathComponent("data").path, "--nodename", "gone"], timeout: .seconds(30))
+            #expect(again.exitCode != 0)
+            #expect(again.stderr.contains("has not joined the cluster yet"), "\(again)")
+            #expect(!(try await cluster.tctl(["nodes", "ls"]).stdout.contains("gone ")))
+            await cluster.stop()
+        }
+    }
 }
