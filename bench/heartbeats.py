@@ -15,6 +15,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -128,8 +129,17 @@ def run(bin_dir, nodes, duration, interval, connections):
 
         tctl_ms, tctl_listed = p50(tctl + ["nodes", "ls", "--format", "json"], lambda out: len(json.loads(out.stdout)))
         tsh_ms, tsh_listed = p50(tsh, lambda out: len(out.stdout.split()))
+        # The proxy's share: the same call with curl (the identity file's TLS key and certificate).
+        text = open(identity).read()
+        blocks = re.findall(r"(-----BEGIN ([A-Z ]+)-----.*?-----END \2-----\n)", text, re.S)
+        key_file, cert_file = os.path.join(work, "bench.key"), os.path.join(work, "bench.crt")
+        open(key_file, "w").write(next(b for b, label in blocks if label == "PRIVATE KEY"))
+        open(cert_file, "w").write(next(b for b, label in blocks if label == "CERTIFICATE"))
+        curl = ["curl", "-sk", "--cert", cert_file, "--key", key_file, f"https://127.0.0.1:{web}/webapi/nodes?limit=10000"]
+        proxy_ms, _ = p50(curl, lambda out: len(json.loads(out.stdout)["items"]))
         print(f"nodes={nodes:6d} heartbeats/s={rate:7.0f} errors={errors[0]} auth_cpu_cores={cpu:5.2f} "
-              f"tsh_ls_p50_ms={tsh_ms:6.0f} (listed {tsh_listed}) tctl_nodes_ls_p50_ms={tctl_ms:6.0f} (listed {tctl_listed})")
+              f"tsh_ls_p50_ms={tsh_ms:6.0f} (listed {tsh_listed}) proxy_nodes_p50_ms={proxy_ms:6.0f} "
+              f"tctl_nodes_ls_p50_ms={tctl_ms:6.0f} (listed {tctl_listed})")
     finally:
         daemon.terminate()
         daemon.wait(timeout=10)

@@ -34,11 +34,24 @@ enum LocalIdentities {
                 "this host has not joined the cluster yet: pass --token (from `tctl nodes add` on the auth server) "
                     + "and --auth-server, or set teleport.auth_token")
         }
-        let (identity, clusterName) = try await JoinClient.join(
-            authServer: authServer, token: token, caPins: config.caPins, role: role, hostUUID: hostUUID, nodeName: config.nodeName,
-            addresses: [config.advertiseIP].compactMap { $0 },
-            sshHostPublicKey: role == .node ? try SSHHostKey.loadOrCreate(keys: keys).publicKey.authorizedKeyLine() : nil,
-            logger: logger)
+        let hostKey = role == .node ? try SSHHostKey.loadOrCreate(keys: keys).publicKey.authorizedKeyLine() : nil
+        // An unreachable auth server is retried with backoff (a clear line each time, never a
+        // tight loop); a refusal (bad token, wrong pin) ends the start at once.
+        var delay = Duration.seconds(1)
+        var joined: (identity: ClientIdentity, clusterName: String)?
+        while joined == nil {
+            do {
+                joined = try await JoinClient.join(
+                    authServer: authServer, token: token, caPins: config.caPins, role: role, hostUUID: hostUUID,
+                    nodeName: config.nodeName, addresses: [config.advertiseIP].compactMap { $0 }, sshHostPublicKey: hostKey,
+                    logger: logger)
+            } catch let error as TeleportError where error.code == .connectionProblem {
+                logger.warning("cannot join yet; retrying in \(delay)", metadata: ["tp.error": "\(error.message)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+        guard let (identity, clusterName) = joined else { throw CancellationError() }
         try identity.save(directory: keys, name: fileName(role))
         logger.info("joined the cluster", metadata: ["tp.cluster": "\(clusterName)", "tp.role": "\(role.rawValue)"])
         return identity

@@ -136,4 +136,25 @@ struct NodePresenceTests {
             await cluster.stop()
         }
     }
+
+    @Test("an unreachable auth server is retried with backoff and a clear line, never a tight loop", .timeLimit(.minutes(1)))
+    func unreachableAuthIsRetried() async throws {
+        let directory = try TestSupport.makeTemporaryDirectory(prefix: "unreachable")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let closedPort = try TestSupport.freeLoopbackPort()
+        let pid = try TestSupport.spawnDaemon(
+            try ClusterFixture.binary("teleport"),
+            ["start", "--roles=node", "--auth-server=127.0.0.1:\(closedPort)", "--token=0123456789abcdef0123456789abcdef",
+             "--data-dir", directory.appendingPathComponent("data").path, "--nodename", "lonely"],
+            logPath: directory.appendingPathComponent("log").path)
+        try await Task.sleep(for: .seconds(4))
+        var status: Int32 = 0
+        let stillRunning = waitpid(pid, &status, WNOHANG) == 0
+        await TestSupport.stopDaemon(pid)
+        #expect(stillRunning, "the node keeps trying")
+        let log = (try? String(contentsOf: directory.appendingPathComponent("log"), encoding: .utf8)) ?? ""
+        let retries = log.split(separator: "\n").filter { $0.contains("cannot join yet; retrying in") }
+        #expect((2...4).contains(retries.count), "backoff 1 s, 2 s, ...: \(retries.count) lines in 4 s\n\(log)")
+        #expect(log.contains("cannot reach the auth service at 127.0.0.1:\(closedPort)"))
+    }
 }

@@ -116,6 +116,27 @@ public struct DaemonConfig: Sendable {
     }
 }
 
+/// What label keys and values may hold: keys of letters, digits and `-_./:*` (at most 63
+/// characters, as Kubernetes-style names), values of printable characters (at most 256).
+public enum LabelRules {
+    /// Checks a key; `source` names the flag or setting in the error.
+    public static func check(key: String, source: String) throws {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:*")
+        guard !key.isEmpty, key.count <= 63, key.allSatisfy({ allowed.contains($0) }) else {
+            throw TeleportError.badParameter(
+                "\(source): label key \"\(key)\" is not valid (use up to 63 letters, digits and - _ . / :)")
+        }
+    }
+
+    /// Checks a value.
+    public static func check(value: String, key: String, source: String) throws {
+        guard value.count <= 256, !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw TeleportError.badParameter(
+                "\(source): the value of label \"\(key)\" is not valid (at most 256 printable characters)")
+        }
+    }
+}
+
 /// The `--labels` flag: `k=v,k2=v2` and dynamic `name=[1m:"uptime -p"]`.
 public enum LabelFlag {
     /// Parses the flag into static labels and commands.
@@ -129,6 +150,7 @@ public enum LabelFlag {
             let key = String(part[..<equals]).trimmingCharacters(in: .whitespaces)
             let value = String(part[part.index(after: equals)...]).trimmingCharacters(in: .whitespaces)
             guard !key.isEmpty else { throw TeleportError.badParameter("--labels: \"\(part)\" has an empty key") }
+            try LabelRules.check(key: key, source: "--labels")
             if value.hasPrefix("[") {
                 guard value.hasSuffix("]"), let colon = value.firstIndex(of: ":") else {
                     throw TeleportError.badParameter("--labels: \(key): expected [period:\"command\"], e.g. [1m:\"uptime -p\"]")
@@ -143,6 +165,7 @@ public enum LabelFlag {
                 guard !argv.isEmpty else { throw TeleportError.badParameter("--labels: \(key): the command is empty") }
                 commands.append(.init(name: key, command: argv, period: period))
             } else {
+                try LabelRules.check(value: value, key: key, source: "--labels")
                 labels[key] = value
             }
         }

@@ -205,7 +205,12 @@ extension FileConfig {
             case "listen_addr": ssh.listenAddr = try value.address(defaultPort: 3022)
             case "public_addr": ssh.publicAddrs = try value.stringList()
             case "labels":
-                for (label, labelValue) in try value.mapping() { ssh.labels[label] = try labelValue.string() }
+                for (label, labelValue) in try value.mapping() {
+                    let text = try labelValue.string()
+                    try LabelRules.check(key: label, source: "\(node.file): \(labelValue.path)")
+                    try LabelRules.check(value: text, key: label, source: "\(node.file): \(labelValue.path)")
+                    ssh.labels[label] = text
+                }
             case "commands":
                 ssh.commands = try value.list().map { item in
                     var name: String?
@@ -220,6 +225,7 @@ extension FileConfig {
                         }
                     }
                     guard let name, !name.isEmpty else { throw item.fail("a command with a name") }
+                    try LabelRules.check(key: name, source: "\(node.file): \(item.path).name")
                     guard !command.isEmpty else { throw item.fail("a command with a non-empty command list") }
                     return LabelCommand(name: name, command: command, period: period)
                 }
