@@ -131,7 +131,7 @@ let package = Package(
         ),
         .target(
             name: "TeleportAdmin",
-            dependencies: ["TeleportAPI", "TeleportCrypto", "TeleportAuthClient", yams, logging],
+            dependencies: ["TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportClient", yams, logging],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -1,6 +1,7 @@
 public import Foundation
 public import TeleportAPI
 public import TeleportAuthClient
+import TeleportClient
 import Yams
 
 /// How `tctl` finds the auth service and its identity: `--auth-server` + `-i` from anywhere, or on
@@ -25,7 +26,7 @@ public struct AdminConnection: Sendable {
             guard let authServer = options.authServer else {
                 throw TeleportError.badParameter("-i/--identity needs --auth-server=HOST:3025 too")
             }
-            return try AuthClient(address: authServer, identity: try IdentityFile.load(path: identityFile))
+            return try AuthClient(address: authServer, identity: try IdentityFile.load(path: identityFile).clientIdentity)
         }
         let local = try LocalSettings.read(configPath: options.configPath)
         let keys = URL(fileURLWithPath: local.dataDir).appendingPathComponent("keys")
@@ -79,54 +80,6 @@ struct LocalSettings {
     static func defaultDataDir() -> String {
         if geteuid() == 0 { return "/var/lib/teleport" }
         return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/share/teleport").path
-    }
-}
-
-/// Identity files (`tctl auth sign`, `tsh -i`): PEM blocks in one file — the private key, the
-/// certificate, then the CA certificates to trust.
-public enum IdentityFile {
-    /// Reads an identity file.
-    public static func load(path: String) throws -> ClientIdentity {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw TeleportError.notFound("cannot read the identity file \(path)")
-        }
-        let blocks = PEMBlocks.split(text)
-        guard let key = blocks.first(where: { $0.label.hasSuffix("PRIVATE KEY") && $0.label != "OPENSSH PRIVATE KEY" }) else {
-            throw TeleportError.badParameter("the identity file \(path) holds no private key")
-        }
-        let certificates = blocks.filter { $0.label == "CERTIFICATE" }
-        guard let leaf = certificates.first, certificates.count >= 2 else {
-            throw TeleportError.badParameter("the identity file \(path) needs a certificate and the cluster's CA certificates")
-        }
-        return ClientIdentity(keyPEM: key.text, certificatePEM: leaf.text, trustedCAPEMs: certificates.dropFirst().map(\.text))
-    }
-}
-
-/// Splits text into PEM blocks.
-enum PEMBlocks {
-    struct Block {
-        var label: String
-        var text: String
-    }
-
-    static func split(_ text: String) -> [Block] {
-        var blocks: [Block] = []
-        var current: [String] = []
-        var label: String?
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.hasPrefix("-----BEGIN "), trimmed.hasSuffix("-----") {
-                label = String(trimmed.dropFirst("-----BEGIN ".count).dropLast(5))
-                current = [trimmed]
-            } else if trimmed.hasPrefix("-----END "), let open = label {
-                current.append(trimmed)
-                blocks.append(Block(label: open, text: current.joined(separator: "\n") + "\n"))
-                label = nil
-            } else if label != nil {
-                current.append(trimmed)
-            }
-        }
-        return blocks
     }
 }
 

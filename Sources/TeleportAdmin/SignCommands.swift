@@ -2,6 +2,7 @@ public import Foundation
 public import TeleportAPI
 import Crypto
 import TeleportAuthClient
+import TeleportClient
 import TeleportCrypto
 
 /// `tctl auth sign`: certificates for automation (a user) or for an OpenSSH sshd (a host).
@@ -27,10 +28,10 @@ public enum SignCommands {
                 tlsPublicKeyPEM: tlsKey.publicKey.pemRepresentation, ttlSeconds: seconds))
         switch format {
         case .file:
-            let text = IdentityFileText.make(
+            try IdentityFile(
                 sshKeyPEM: sshKey.pemRepresentation(), tlsKeyPEM: tlsKey.pemRepresentation, sshCertificate: issued.sshCertificate,
-                tlsCertificatePEM: issued.tlsCertificatePEM, caPEMs: issued.tlsCAPEMs, knownHosts: issued.knownHosts)
-            try write(text, to: out)
+                tlsCertificatePEM: issued.tlsCertificatePEM, caPEMs: issued.tlsCAPEMs, knownHosts: issued.knownHosts
+            ).write(path: out)
             return "The credentials have been written to \(out)\n"
         case .openssh:
             try write(sshKey.pemRepresentation(), to: out)
@@ -62,18 +63,5 @@ public enum SignCommands {
             try? FileManager.default.removeItem(atPath: path)
         }
         try SecureFile.write(Data(text.utf8), to: URL(fileURLWithPath: path), mode: mode)
-    }
-}
-
-/// The identity file's text: the SSH key, the TLS key, the SSH certificate, the X.509 certificate,
-/// the CA certificates and the known_hosts lines, in that order.
-public enum IdentityFileText {
-    /// Builds the text.
-    public static func make(
-        sshKeyPEM: String, tlsKeyPEM: String, sshCertificate: String, tlsCertificatePEM: String, caPEMs: [String], knownHosts: [String]
-    ) -> String {
-        func line(_ text: String) -> String { text.hasSuffix("\n") ? text : text + "\n" }
-        return line(sshKeyPEM) + line(tlsKeyPEM) + line(sshCertificate) + line(tlsCertificatePEM) + caPEMs.map(line).joined()
-            + knownHosts.map(line).joined()
     }
 }
