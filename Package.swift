@@ -76,6 +76,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "TeleportSSH",
+            dependencies: [
+                "TeleportAPI", "TeleportCrypto", "CTeleportShims", logging, nioCore, nioPosix,
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TeleportAuthClient",
             dependencies: [
                 "TeleportAPI", "TeleportCrypto", logging, nioCore, nioPosix, nioSSL, x509, crypto,
@@ -99,7 +107,8 @@ let package = Package(
         .target(
             name: "TeleportProxy",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", logging, nioCore, nioSSL, x509, crypto,
+                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", logging, nioCore, nioPosix, nioSSL, x509, crypto,
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -109,7 +118,8 @@ let package = Package(
         .target(
             name: "TeleportNode",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", logging,
+                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", logging, nioCore, nioPosix,
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -119,8 +129,8 @@ let package = Package(
             name: "TeleportDaemon",
             dependencies: [
                 "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportBackendSQLite", "TeleportServices",
-                "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient",
-                yams, logging, nioCore, nioPosix,
+                "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient", "TeleportSSH",
+                yams, logging, nioCore, nioPosix, x509,
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

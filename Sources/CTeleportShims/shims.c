@@ -7,6 +7,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 int teleport_open_pty(char *name, size_t size) {
     int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -38,4 +41,84 @@ int teleport_get_window_size(int fd, unsigned short *rows, unsigned short *colum
 
 int teleport_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
     return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+}
+
+/// Reports `step`'s errno through the pipe and exits; only async-signal-safe calls.
+static void spawn_fail(int pipe_fd, int step) {
+    int report[2] = {step, errno};
+    ssize_t ignored = write(pipe_fd, report, sizeof(report));
+    (void)ignored;
+    _exit(127);
+}
+
+pid_t teleport_spawn_session(const char *path, char *const argv[], char *const envp[],
+                             const struct teleport_session_spawn *spec) {
+    int status_pipe[2];
+    if (pipe2(status_pipe, O_CLOEXEC) != 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int saved = errno;
+        close(status_pipe[0]);
+        close(status_pipe[1]);
+        errno = saved;
+        return -1;
+    }
+    if (pid == 0) {
+        int report = status_pipe[1];
+        close(status_pipe[0]);
+        sigset_t empty;
+        sigemptyset(&empty);
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof(dfl));
+        dfl.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL);
+        if (setsid() < 0) spawn_fail(report, 1);
+        // Move the three descriptors out of the way of 0-2 first, so dup2 cannot clobber one with another.
+        int in = fcntl(spec->stdin_fd, F_DUPFD_CLOEXEC, 3);
+        int out = fcntl(spec->stdout_fd, F_DUPFD_CLOEXEC, 3);
+        int err = fcntl(spec->stderr_fd, F_DUPFD_CLOEXEC, 3);
+        if (in < 0 || out < 0 || err < 0) spawn_fail(report, 2);
+        if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) spawn_fail(report, 2);
+        if (spec->controlling_tty && ioctl(0, TIOCSCTTY, 0) != 0) spawn_fail(report, 3);
+        if (spec->change_user) {
+            if (setgroups((size_t)spec->group_count, spec->groups) != 0) spawn_fail(report, 4);
+            if (setgid(spec->gid) != 0) spawn_fail(report, 5);
+            if (setuid(spec->uid) != 0) spawn_fail(report, 6);
+            // Dropping privileges must be irreversible.
+            if (spec->uid != 0 && setuid(0) == 0) spawn_fail(report, 6);
+        }
+        if (spec->directory == NULL || chdir(spec->directory) != 0) {
+            if (chdir("/") != 0) spawn_fail(report, 7);
+        }
+        // Close every inherited descriptor except the report pipe (close-on-exec: a successful
+        // exec closes it, which is how the parent learns of success).
+        if (report > 3) close_range(3, (unsigned int)report - 1, 0);
+        close_range((unsigned int)report + 1, ~0U, 0);
+        execve(path, argv, envp);
+        spawn_fail(report, 8);
+    }
+    close(status_pipe[1]);
+    int report[2] = {0, 0};
+    ssize_t got;
+    do {
+        got = read(status_pipe[0], report, sizeof(report));
+    } while (got < 0 && errno == EINTR);
+    close(status_pipe[0]);
+    if (got == (ssize_t)sizeof(report)) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        errno = report[1];
+        return -1;
+    }
+    return pid;
+}
+
+int teleport_signal_session(pid_t pid, int signal) {
+    if (kill(-pid, signal) == 0) return 0;
+    return kill(pid, signal);
+}
+
+int teleport_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
 }

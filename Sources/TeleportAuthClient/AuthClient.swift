@@ -116,3 +116,22 @@ extension AuthClient {
         _ = try await call(.DELETE, "tokens/\(token)")
     }
 }
+
+extension AuthClient {
+    /// The user-certificate change feed after `cursor` (nil: a snapshot), waiting up to `wait` seconds.
+    public func userCertificateChanges(after cursor: String?, wait: Int) async throws -> AuthAPI.UserCertChanges {
+        var path = "usercerts?wait=\(wait)"
+        if let cursor {
+            guard cursor.allSatisfy({ $0.isLetter || $0.isNumber || $0 == ":" || $0 == "-" }) else {
+                throw TeleportError.badParameter("malformed certificate feed cursor")
+            }
+            path += "&after=\(cursor)"
+        }
+        return try decode(AuthAPI.UserCertChanges.self, try await call(.GET, path))
+    }
+
+    /// The current certificate of the key with SHA-256 `fingerprintHex`.
+    public func userCertificate(fingerprintHex: String) async throws -> AuthAPI.UserCertLookup {
+        try decode(AuthAPI.UserCertLookup.self, try await call(.GET, "usercerts/\(try pathComponent(fingerprintHex))"))
+    }
+}

@@ -27,6 +27,21 @@ struct AuthAPIRoutes {
                 return try APIResponse.json(try await auth.hostKeys())
             }
         }
+        v1.get("usercerts") { request, context in
+            await APIResponse.handling(context) {
+                try requireHost(context)
+                let wait = min(max(Int(request.uri.queryParameters.get("wait") ?? "0") ?? 0, 0), 60)
+                return try APIResponse.json(
+                    try await auth.userCertificateChanges(
+                        after: request.uri.queryParameters.get("after").map { String($0) }, wait: .seconds(wait)))
+            }
+        }
+        v1.get("usercerts/:fingerprint") { _, context in
+            await APIResponse.handling(context) {
+                try requireHost(context)
+                return try APIResponse.json(try await auth.userCertificate(fingerprintHex: context.parameters.get("fingerprint") ?? ""))
+            }
+        }
         v1.get("tokens") { _, context in
             await APIResponse.handling(context) {
                 try requireAdmin(context)
@@ -71,6 +86,14 @@ struct AuthAPIRoutes {
     func caller(_ context: AuthRequestContext) throws -> Caller {
         guard let caller = context.caller else { throw TeleportError.accessDenied("not authenticated") }
         return caller
+    }
+
+    /// Proxies, nodes and the administrator: the cluster's own members.
+    func requireHost(_ context: AuthRequestContext) throws {
+        switch try caller(context).kind {
+        case .system(.node), .system(.proxy), .system(.admin): return
+        default: throw TeleportError.accessDenied("only the cluster's proxies and nodes may read issued certificates")
+        }
     }
 
     func requireAdmin(_ context: AuthRequestContext) throws {

@@ -212,6 +212,7 @@ extension AuthServer {
         let sshCertificate = try SSHCertificate.sign(
             publicKey: subjectKey, type: .user, serial: UInt64.random(in: 1...UInt64.max), keyID: user.name, validPrincipals: logins,
             validAfter: now.addingTimeInterval(-60), validBefore: validBefore, extensions: extensions, caKey: caKey)
+        try await recordUserCertificate(sshCertificate)
         let identity = X509Identity(username: user.name, roles: user.spec.roles, logins: logins, clusterName: clusterName)
         let tlsCertificate = try await tlsAuthority(.user).issue(publicKey: tlsKey, identity: identity, validity: ttl, clock: clock)
         let hostCA = try await certAuthority(.host)

@@ -29,6 +29,8 @@ public final class AuthServer: Sendable {
     let logger: Logger
     /// Batches node heartbeats into few transactions; run by ``AuthAPIServer``.
     let presence: PresenceWriter
+    /// The change feed of issued user certificates (certificate-bound keys).
+    let userCertificates: UserCertificateFeed
     /// Parsed X.509 CAs, kept a few seconds: every API request checks its client certificate
     /// against them, and reading and parsing them from the backend each time costs more than the
     /// rest of a heartbeat. Writes to a CA clear it (``forgetCachedAuthorities()``).
@@ -42,6 +44,7 @@ public final class AuthServer: Sendable {
         self.stores = stores
         self.secrets = UserSecretsStore(backend: stores.backend)
         self.presence = PresenceWriter(backend: stores.backend)
+        self.userCertificates = UserCertificateFeed(backend: stores.backend, logger: logger)
         self.settings = settings
         self.tokens = TokenService(stores: stores, staticTokens: staticTokens, clock: clock)
         self.audit = audit
@@ -90,6 +93,7 @@ public final class AuthServer: Sendable {
             try await server.ensureCA(type)
         }
         try await server.ensurePresetRoles()
+        try await server.userCertificates.start()
         return server
     }
 

@@ -34,7 +34,7 @@ enum LocalIdentities {
                 "this host has not joined the cluster yet: pass --token (from `tctl nodes add` on the auth server) "
                     + "and --auth-server, or set teleport.auth_token")
         }
-        let hostKey = role == .node ? try SSHHostKey.loadOrCreate(keys: keys).publicKey.authorizedKeyLine() : nil
+        let hostKey = role == .node || role == .proxy ? try SSHHostKey.loadOrCreate(keys: keys).publicKey.authorizedKeyLine() : nil
         // An unreachable auth server is retried with backoff (a clear line each time, never a
         // tight loop); a refusal (bad token, wrong pin) ends the start at once.
         var delay = Duration.seconds(1)
@@ -84,7 +84,7 @@ enum SSHHostKey {
             return try OpenSSHPrivateKey(pemRepresentation: text)
         }
         try FileManager.default.createDirectory(at: keys, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let key = OpenSSHPrivateKey(.ed25519(Curve25519.Signing.PrivateKey()), comment: "teleport node host key")
+        let key = OpenSSHPrivateKey(.ed25519(Curve25519.Signing.PrivateKey()), comment: "teleport host key")
         try SecureFile.write(Data(key.pemRepresentation().utf8), to: url)
         return key
     }

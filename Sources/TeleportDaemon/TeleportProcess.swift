@@ -1,6 +1,7 @@
 public import Foundation
 public import Logging
 import Crypto
+import X509
 import Metrics
 import Prometheus
 import ServiceLifecycle
@@ -15,6 +16,7 @@ import TeleportEvents
 import TeleportNode
 import TeleportProxy
 import TeleportServices
+import TeleportSSH
 
 /// `teleport start`: opens the data directory, starts the enabled services in dependency order
 /// (backend, audit, auth, proxy, node, diagnostics) as one `ServiceGroup`, and stops them
@@ -88,7 +90,7 @@ public enum TeleportProcess {
                 logger: logger.with("auth"), onListening: { readiness.markReady("auth") })
             services.append(apiServer)
             try await LocalIdentities.write(auth: auth, hostUUID: hostUUID, keys: keys, roles: [.admin, .proxy, .node])
-            if config.runNode {
+            if config.runNode || config.runProxy {
                 let hostKey = try SSHHostKey.loadOrCreate(keys: keys)
                 try await auth.recordHostKey(hostID: hostUUID, nodeName: config.nodeName, publicKey: hostKey.publicKey.authorizedKeyLine())
             }
@@ -112,6 +114,13 @@ public enum TeleportProcess {
                         authType: config.file.auth.authenticationType, secondFactor: config.file.auth.secondFactor,
                         publicAddr: publicAddr, sshListenAddr: config.file.proxy.listenAddr),
                     logger: logger.with("proxy"), onListening: { readiness.markReady("proxy") }))
+            let sshAddress = try HostPort.parse(config.file.proxy.listenAddr, defaultPort: 3023, key: "proxy_service.listen_addr")
+            let clusterName = try clusterName(of: identity)
+            services.append(
+                ProxySSHService(
+                    host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys),
+                    cache: userCertificateCache(client, dataDir: dataDir, role: "proxy", clock: clock, logger: logger),
+                    auth: client, clusterName: clusterName, logger: logger.with("proxy:ssh")))
         }
         if config.runNode {
             guard let authAddress else { throw missingAuthServer("node") }
@@ -126,6 +135,12 @@ public enum TeleportProcess {
                 uuid: hostUUID, hostname: config.nodeName, addr: "\(advertised):\(sshAddress.port)", labels: config.file.ssh.labels)
             node.spec.version = TeleportVersion.version
             node.spec.hostKeyFingerprint = try SSHHostKey.loadOrCreate(keys: keys).publicKey.fingerprintSHA256
+            let clusterName = try clusterName(of: identity)
+            services.append(
+                NodeSSHService(
+                    host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys),
+                    cache: userCertificateCache(client, dataDir: dataDir, role: "node", clock: clock, logger: logger),
+                    settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID), logger: logger.with("node:ssh")))
             services.append(
                 NodeHeartbeat(
                     auth: client, node: node,
@@ -142,6 +157,22 @@ public enum TeleportProcess {
         }
         services.append(ReadinessLogger(readiness: readiness, logger: logger, roles: config.roleNames, dataDir: config.dataDir.path))
 
+    }
+
+    /// The cluster name in a host identity's certificate (known before the auth service answers).
+    static func clusterName(of identity: ClientIdentity) throws -> String {
+        try X509Identity(certificate: try Certificate.fromPEM(identity.certificatePEM)).clusterName
+    }
+
+    /// The certificate-bound key cache of a proxy or node, kept in `data_dir/cache/`.
+    static func userCertificateCache(
+        _ client: AuthClient, dataDir: DataDirectory, role: String, clock: any WallClock, logger: Logger
+    ) -> UserCertificateCache {
+        UserCertificateCache(
+            file: dataDir.url.appendingPathComponent("cache").appendingPathComponent("usercerts-\(role).json"), clock: clock,
+            fetchChanges: { cursor, wait in try await client.userCertificateChanges(after: cursor, wait: wait) },
+            fetchOne: { fingerprint in try await client.userCertificate(fingerprintHex: fingerprint) },
+            logger: logger.with("\(role):certs"))
     }
 
     /// Authentication settings from `auth_service.authentication` and the proxy's public address.

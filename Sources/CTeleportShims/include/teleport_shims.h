@@ -18,4 +18,34 @@ int teleport_get_window_size(int fd, unsigned short *rows, unsigned short *colum
 /// posix_spawn_file_actions_addclosefrom_np), so a child inherits only stdin, stdout and stderr.
 int teleport_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 
+/// How `teleport_spawn_session` starts a login session's process.
+struct teleport_session_spawn {
+    /// Descriptors that become the child's 0, 1 and 2 (a pseudo-terminal slave three times, or pipes).
+    int stdin_fd, stdout_fd, stderr_fd;
+    /// Non-zero: after setsid(), make descriptor 0 (a terminal) the controlling terminal.
+    int controlling_tty;
+    /// Non-zero: setgroups(groups), setgid(gid), setuid(uid) before exec; each must succeed.
+    int change_user;
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    int group_count;
+    /// The working directory; "/" is used when it cannot be entered.
+    const char *directory;
+};
+
+/// Starts `path` with `argv`/`envp` in a new session, as described by `spec`: fork, then in the
+/// child only async-signal-safe calls (setsid, TIOCSCTTY, dup2, setgroups/setgid/setuid, chdir,
+/// default signal dispositions and an empty signal mask, closefrom(3), execve). A failure in the
+/// child before exec is reported back through a close-on-exec pipe, so the caller gets -1 and the
+/// child's errno, never a half-started session. Returns the child's pid.
+pid_t teleport_spawn_session(const char *path, char *const argv[], char *const envp[],
+                             const struct teleport_session_spawn *spec);
+
+/// pipe2(fds, O_CLOEXEC), which Glibc's Swift module does not expose.
+int teleport_pipe_cloexec(int fds[2]);
+
+/// Sends `signal` to the process group `pid` leads (falling back to the process alone).
+int teleport_signal_session(pid_t pid, int signal);
+
 #endif

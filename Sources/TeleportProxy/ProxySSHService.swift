@@ -1,0 +1,274 @@
+public import Foundation
+public import Logging
+import NIOCore
+import NIOPosix
+import NIOSSH
+public import ServiceLifecycle
+public import TeleportAPI
+public import TeleportAuthClient
+public import TeleportCrypto
+public import TeleportSSH
+
+/// The proxy's SSH listener (`proxy_service.listen_addr`, 3023). Users authenticate as on a node;
+/// then a `proxy:HOST:PORT[@CLUSTER]` subsystem (the seed's OpenSSH `ProxyCommand`) or a
+/// `direct-tcpip` channel (`ssh -J`, `tsh ssh`) is connected to a *registered* node. The proxy pipes
+/// the bytes: the user's SSH session is end to end with the node, which does its own checks.
+public struct ProxySSHService: Service, CustomStringConvertible {
+    let host: String
+    let port: Int
+    let hostKey: OpenSSHPrivateKey
+    let cache: UserCertificateCache
+    let resolver: NodeResolver
+    let logger: Logger
+    let onListening: @Sendable (Int) async -> Void
+
+    public var description: String { "ProxySSHService(\(host):\(port))" }
+
+    /// Creates the service.
+    public init(
+        host: String, port: Int, hostKey: OpenSSHPrivateKey, cache: UserCertificateCache, auth: AuthClient, clusterName: String,
+        logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) {
+        self.host = host
+        self.port = port
+        self.hostKey = hostKey
+        self.cache = cache
+        self.resolver = NodeResolver(auth: auth, clusterName: clusterName)
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        let server: SSHServer
+        do {
+            server = try await SSHServer.start(
+                host: host, port: port, configuration: configuration(), group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        } catch {
+            throw TeleportError.connectionProblem("cannot listen for SSH on \(HostPort.join(host, port)): \(error)")
+        }
+        logger.info("proxy SSH service is listening", metadata: ["tp.listen": "\(HostPort.join(host, server.port))"])
+        await onListening(server.port)
+        let cache = self.cache
+        // The feed's long poll is not awaited at shutdown: it ends with the process.
+        let feed = Task { await cache.run() }
+        try? await gracefulShutdown()
+        feed.cancel()
+        await server.close()
+    }
+
+    func configuration() -> SSHServer.Configuration {
+        let logger = self.logger
+        let resolver = self.resolver
+        return SSHServer.Configuration(
+            hostKey: hostKey, authorizer: cache,
+            onAuthRefused: { connection, login, key, error in
+                logger.warning(
+                    "SSH login to the proxy refused: \((error as? TeleportError)?.message ?? "\(error)")",
+                    metadata: [
+                        "tp.login": "\(login.debugDescription)", "tp.remote": "\(connection.remoteAddress.map { "\($0)" } ?? "-")",
+                        "tp.key": "\(key?.fingerprintSHA256 ?? "-")",
+                    ])
+            },
+            channelInitializer: { channel, type, connection in
+                guard let user = connection.user else {
+                    return channel.eventLoop.makeFailedFuture(TeleportError.accessDenied("not authenticated"))
+                }
+                switch type {
+                case .session:
+                    return channel.eventLoop.submit {
+                        try channel.pipeline.syncOperations.addHandler(
+                            ProxySubsystemHandler(resolver: resolver, user: user, logger: logger))
+                    }
+                case .directTCPIP(let target):
+                    let promise = channel.eventLoop.makePromise(of: Void.self)
+                    promise.completeWithTask {
+                        let node = try await resolver.resolve(host: target.targetHost, port: target.targetPort)
+                        logger.info("forwarding to node", metadata: ["tp.user": "\(user.username)", "tp.node": "\(node.name)"])
+                        let address = try HostPort.parse(node.spec.addr, defaultPort: 3022, key: "node addr")
+                        try await ChannelBridge.connect(channel, toHost: address.host, port: address.port).get()
+                    }
+                    return promise.futureResult.flatMapErrorThrowing { error in
+                        logger.info("refused a proxy request: \((error as? TeleportError)?.message ?? "\(error)")", metadata: ["tp.user": "\(user.username)"])
+                        throw error
+                    }
+                case .forwardedTCPIP:
+                    return channel.eventLoop.makeFailedFuture(TeleportError.accessDenied("unexpected channel type"))
+                }
+            })
+    }
+}
+
+/// Finds the registered node a client names, by host name, UUID, `NAME.CLUSTER`, or address.
+/// Only registered nodes are ever dialed: a name that matches nothing is an error, never a DNS
+/// lookup or a connection to an arbitrary address (no SSRF to the auth port, loopback services or
+/// cloud metadata).
+public struct NodeResolver: Sendable {
+    let auth: AuthClient
+    let clusterName: String
+    let cache = NodeListCache()
+
+    /// Creates a resolver over the cluster's node list.
+    public init(auth: AuthClient, clusterName: String) {
+        self.auth = auth
+        self.clusterName = clusterName
+    }
+
+    /// The node `host` (with `port`, when the client gave an address) names.
+    public func resolve(host requested: String, port: Int?) async throws -> ServerNode {
+        let nodes = try await cache.sortedNodes(auth: auth)
+        return try Self.pick(requested, port: port, from: nodes, clusterName: clusterName)
+    }
+
+    /// The matching rules, separate for tests.
+    public static func pick(_ requested: String, port: Int?, from nodes: [ServerNode], clusterName: String) throws -> ServerNode {
+        var name = requested.lowercased()
+        if name.hasSuffix("." + clusterName.lowercased()) { name = String(name.dropLast(clusterName.count + 1)) }
+        let byName = nodes.filter { $0.spec.hostname.lowercased() == name || $0.name.lowercased() == name }
+        let matches: [ServerNode]
+        if !byName.isEmpty {
+            matches = byName
+        } else {
+            matches = nodes.filter { node in
+                guard let address = try? HostPort.parse(node.spec.addr, defaultPort: 3022, key: "addr") else { return false }
+                return address.host.lowercased() == name && (port == nil || port == 0 || address.port == port)
+            }
+        }
+        switch matches.count {
+        case 1:
+            return matches[0]
+        case 0:
+            throw TeleportError.notFound(
+                "no registered node is named or addressed \(requested.debugDescription) in cluster \(clusterName); tsh ls lists the nodes")
+        default:
+            let list = matches.map { "\($0.spec.hostname) (\($0.name), \($0.spec.addr))" }.joined(separator: ", ")
+            throw TeleportError.badParameter(
+                "\(requested.debugDescription) matches \(matches.count) nodes: \(list); use the node's UUID instead")
+        }
+    }
+}
+
+/// A proxy `session` channel: waits for the `proxy:HOST:PORT[@CLUSTER]` subsystem request, then
+/// connects the channel to that node. Data the client sends meanwhile is held (up to 1 MiB).
+final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
+    typealias InboundIn = SSHChannelData
+    typealias InboundOut = SSHChannelData
+    typealias OutboundIn = SSHChannelData
+    typealias OutboundOut = SSHChannelData
+
+    let resolver: NodeResolver
+    let user: SSHAuthenticatedUser
+    let logger: Logger
+    private var held: [SSHChannelData] = []
+    private var heldEOF = false
+    private var heldBytes = 0
+    private var state = State.waiting
+
+    enum State { case waiting, connecting, connected }
+
+    init(resolver: NodeResolver, user: SSHAuthenticatedUser, logger: Logger) {
+        self.resolver = resolver
+        self.user = user
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard state != .connected else { return context.fireChannelRead(data) }
+        let message = unwrapInboundIn(data)
+        heldBytes += message.data.readableBytes
+        guard heldBytes <= 1 << 20 else {
+            context.close(promise: nil)
+            return
+        }
+        held.append(message)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard state == .waiting, let request = event as? SSHChannelRequestEvent.SubsystemRequest else {
+            if state == .connected { context.fireUserInboundEventTriggered(event) }
+            if let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed, state != .connected {
+                heldEOF = true
+            }
+            return
+        }
+        let target: (host: String, port: Int?)
+        do {
+            target = try Self.parseSubsystem(request.subsystem)
+        } catch {
+            return refuse(context, request.wantReply, error)
+        }
+        state = .connecting
+        let resolver = self.resolver
+        let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let promise = context.eventLoop.makePromise(of: ServerNode.self)
+        promise.completeWithTask { try await resolver.resolve(host: target.host, port: target.port) }
+        let loop = context.eventLoop
+        promise.futureResult.flatMap { node -> EventLoopFuture<any Channel> in
+            self.logger.info("proxying to node", metadata: ["tp.user": "\(self.user.username)", "tp.node": "\(node.name)"])
+            let address: (host: String, port: Int)
+            do {
+                address = try HostPort.parse(node.spec.addr, defaultPort: 3022, key: "node addr")
+            } catch {
+                return loop.makeFailedFuture(error)
+            }
+            return ClientBootstrap(group: loop)
+                .connectTimeout(.seconds(10))
+                .channelOption(.allowRemoteHalfClosure, value: true)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .connect(host: address.host, port: address.port)
+        }.whenComplete { result in
+            let context = loopContext.value
+            switch result {
+            case .failure(let error):
+                self.refuse(context, request.wantReply, error)
+            case .success(let tcp):
+                self.connected(context, tcp: tcp, wantReply: request.wantReply)
+            }
+        }
+    }
+
+    private func connected(_ context: ChannelHandlerContext, tcp: any Channel, wantReply: Bool) {
+        state = .connected
+        if wantReply { context.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil) }
+        let (sshSide, tcpSide) = GlueHandler.matchedPair()
+        do {
+            _ = context.channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            try context.pipeline.syncOperations.addHandlers([SSHChannelDataCodec(), sshSide], position: .after(self))
+        } catch {
+            tcp.close(promise: nil)
+            context.close(promise: nil)
+            return
+        }
+        tcp.pipeline.addHandler(tcpSide).whenComplete { _ in
+            let pending = self.held
+            self.held.removeAll()
+            for item in pending { context.fireChannelRead(self.wrapInboundOut(item)) }
+            context.fireChannelReadComplete()
+            if self.heldEOF { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+            context.read()
+            tcp.read()
+        }
+    }
+
+    private func refuse(_ context: ChannelHandlerContext, _ wantReply: Bool, _ error: any Error) {
+        let text = (error as? TeleportError)?.message ?? "\(error)"
+        logger.info("refused a proxy request: \(text)", metadata: ["tp.user": "\(user.username)"])
+        let bytes = context.channel.allocator.buffer(string: "\(text)\r\n")
+        context.writeAndFlush(wrapOutboundOut(SSHChannelData(type: .stdErr, data: .byteBuffer(bytes))), promise: nil)
+        if wantReply { context.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil) }
+        context.close(promise: nil)
+    }
+
+    /// `proxy:HOST:PORT[@CLUSTER]` (the port may be omitted; IPv6 in brackets).
+    static func parseSubsystem(_ subsystem: String) throws -> (host: String, port: Int?) {
+        guard subsystem.hasPrefix("proxy:") else {
+            throw TeleportError.badParameter("unknown subsystem \(subsystem.debugDescription); the proxy serves proxy:HOST:PORT")
+        }
+        var rest = String(subsystem.dropFirst("proxy:".count))
+        if let at = rest.lastIndex(of: "@") { rest = String(rest[..<at]) }
+        guard !rest.isEmpty else { throw TeleportError.badParameter("proxy subsystem without a host") }
+        if let parsed = try? HostPort.parse(rest, defaultPort: 0, key: "proxy subsystem") {
+            return (parsed.host, parsed.port == 0 ? nil : parsed.port)
+        }
+        return (rest, nil)
+    }
+}

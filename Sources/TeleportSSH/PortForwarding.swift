@@ -1,0 +1,115 @@
+public import NIOCore
+import NIOPosix
+public import NIOSSH
+public import Logging
+import TeleportCrypto
+import TeleportAPI
+
+/// Connects an SSH channel to a TCP connection and pipes bytes both ways.
+public enum ChannelBridge {
+    /// Dials `host:port` and glues it to `sshChannel` (a `direct-tcpip` or `proxy:` channel).
+    /// The SSH channel is not read until the TCP connection is up.
+    public static func connect(_ sshChannel: any Channel, toHost host: String, port: Int) -> EventLoopFuture<Void> {
+        let loop = sshChannel.eventLoop
+        return ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(10))
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .connect(host: host, port: port)
+            .flatMap { tcp in
+                glue(sshChannel, tcp)
+            }
+    }
+
+    /// Glues an SSH channel to another byte channel (already connected).
+    public static func glue(_ sshChannel: any Channel, _ other: any Channel) -> EventLoopFuture<Void> {
+        let loop = sshChannel.eventLoop
+        return loop.flatSubmit {
+            let (sshSide, otherSide) = GlueHandler.matchedPair()
+            do {
+                _ = sshChannel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+                try sshChannel.pipeline.syncOperations.addHandlers([SSHChannelDataCodec(), sshSide])
+            } catch {
+                other.close(promise: nil)
+                return loop.makeFailedFuture(error)
+            }
+            return other.eventLoop.submit {
+                try other.pipeline.syncOperations.addHandler(otherSide)
+            }.map {
+                sshChannel.read()
+                other.read()
+            }
+        }
+    }
+}
+
+/// `tcpip-forward` (`ssh -R`): listens on the requested address on behalf of the client and opens a
+/// `forwarded-tcpip` channel to it for each connection. Allowed only when `permitted` says so.
+public final class RemoteForwardingDelegate: GlobalRequestDelegate, @unchecked Sendable {
+    let connection: SSHConnectionInfo
+    let logger: Logger
+    private var listeners: [String: any Channel] = [:]
+
+    /// Creates the delegate of one connection.
+    public init(connection: SSHConnectionInfo, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+    }
+
+    public func tcpForwardingRequest(
+        _ request: GlobalRequest.TCPForwardingRequest, handler: NIOSSHHandler,
+        promise: EventLoopPromise<GlobalRequest.TCPForwardingResponse>
+    ) {
+        guard let user = connection.user, user.permits(SSHCertificate.permitPortForwarding) else {
+            logger.info("refused remote port forwarding: the certificate does not permit port forwarding")
+            promise.fail(TeleportError.accessDenied("port forwarding is not permitted"))
+            return
+        }
+        let loop = promise.futureResult.eventLoop
+        switch request {
+        case .listen(let host, let port):
+            let bindHost = host.isEmpty || host == "localhost" ? "127.0.0.1" : host
+            let handlerBox = NIOLoopBound(handler, eventLoop: loop)
+            ServerBootstrap(group: loop)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.autoRead, value: false)
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                .childChannelInitializer { inbound in
+                    loop.execute {
+                        let origin = inbound.remoteAddress ?? (try! SocketAddress(ipAddress: "127.0.0.1", port: 0))
+                        let boundPort = inbound.localAddress?.port ?? port
+                        handlerBox.value.createChannel(
+                            nil,
+                            channelType: .forwardedTCPIP(.init(listeningHost: host, listeningPort: boundPort, originatorAddress: origin))
+                        ) { sshChannel, _ in
+                            ChannelBridge.glue(sshChannel, inbound)
+                        }
+                    }
+                    return inbound.eventLoop.makeSucceededVoidFuture()
+                }
+                .bind(host: bindHost, port: port)
+                .whenComplete { result in
+                    switch result {
+                    case .success(let listener):
+                        let bound = listener.localAddress?.port ?? port
+                        self.listeners["\(host):\(bound)"] = listener
+                        if port == 0 { self.listeners["\(host):0"] = listener }
+                        promise.succeed(.init(boundPort: port == 0 ? bound : nil))
+                    case .failure(let error):
+                        promise.fail(error)
+                    }
+                }
+        case .cancel(let host, let port):
+            if let listener = listeners.removeValue(forKey: "\(host):\(port)") {
+                listener.close(promise: nil)
+            }
+            promise.succeed(.init(boundPort: nil))
+        }
+    }
+
+    /// Stops every listener (the connection ended).
+    public func closeAll() {
+        for listener in listeners.values { listener.close(promise: nil) }
+        listeners.removeAll()
+    }
+}

@@ -1,0 +1,170 @@
+public import Logging
+public import NIOCore
+public import NIOPosix
+public import NIOSSH
+public import TeleportCrypto
+import Foundation
+import TeleportAPI
+
+/// A listening SSH server built on swift-nio-ssh: public-key authentication through an
+/// ``SSHUserAuthorizer``, a bound on the time and number of connections that have not yet
+/// authenticated, and a per-connection handler for the channels the client opens.
+///
+/// The proxy (3023) and the node (3022) both use it; they differ in what their channel handlers do.
+public final class SSHServer: Sendable {
+    /// What the server needs to know.
+    public struct Configuration: Sendable {
+        /// The host key the server presents.
+        public var hostKey: OpenSSHPrivateKey
+        /// Who may log in.
+        public var authorizer: any SSHUserAuthorizer
+        /// How long a connection may take to authenticate (OpenSSH's `LoginGraceTime`).
+        public var loginGraceTime: TimeAmount = .seconds(30)
+        /// How many connections may be unauthenticated at once; more are closed at once.
+        public var maxUnauthenticated: Int = 1000
+        /// Called for every refused authentication (audit).
+        public var onAuthRefused: @Sendable (_ connection: SSHConnectionInfo, _ login: String, _ key: SSHPublicKey?, _ error: any Error) -> Void
+        /// Initializes each channel the client opens; fails the future to refuse the channel.
+        public var channelInitializer: @Sendable (_ channel: any Channel, _ type: SSHChannelType, _ connection: SSHConnectionInfo) -> EventLoopFuture<Void>
+        /// Handles global requests (`tcpip-forward`) for one connection.
+        public var globalRequests: @Sendable (_ connection: SSHConnectionInfo) -> any GlobalRequestDelegate
+
+        /// Creates a configuration.
+        public init(
+            hostKey: OpenSSHPrivateKey, authorizer: any SSHUserAuthorizer,
+            onAuthRefused: @escaping @Sendable (SSHConnectionInfo, String, SSHPublicKey?, any Error) -> Void,
+            channelInitializer: @escaping @Sendable (any Channel, SSHChannelType, SSHConnectionInfo) -> EventLoopFuture<Void>,
+            globalRequests: @escaping @Sendable (SSHConnectionInfo) -> any GlobalRequestDelegate = { _ in RefuseGlobalRequests() }
+        ) {
+            self.hostKey = hostKey
+            self.authorizer = authorizer
+            self.onAuthRefused = onAuthRefused
+            self.channelInitializer = channelInitializer
+            self.globalRequests = globalRequests
+        }
+    }
+
+    /// The listening channel.
+    public let channel: any Channel
+    /// The bound port (useful when asked for port 0).
+    public var port: Int { channel.localAddress?.port ?? 0 }
+
+    private init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    /// Binds `host:port` and starts accepting connections.
+    public static func start(
+        host: String, port: Int, configuration: Configuration, group: any EventLoopGroup, logger: Logger
+    ) async throws -> SSHServer {
+        let hostKey = SSHKeyBridge.nioPrivateKey(configuration.hostKey)
+        let pending = UnauthenticatedCounter(limit: configuration.maxUnauthenticated)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 512)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                guard pending.enter() else {
+                    logger.warning("too many unauthenticated SSH connections; refusing one", metadata: ["tp.remote": "\(channel.remoteAddress.map { "\($0)" } ?? "-")"])
+                    return channel.close()
+                }
+                let connection = SSHConnectionInfo(remoteAddress: channel.remoteAddress, localAddress: channel.localAddress)
+                let grace = channel.eventLoop.scheduleTask(in: configuration.loginGraceTime) {
+                    logger.debug("SSH client did not authenticate in time", metadata: ["tp.remote": "\(connection.remoteAddress.map { "\($0)" } ?? "-")"])
+                    channel.close(promise: nil)
+                }
+                let slot = pending.slot()
+                connection.onAuthenticated = {
+                    grace.cancel()
+                    slot.release()
+                }
+                channel.closeFuture.whenComplete { _ in
+                    grace.cancel()
+                    slot.release()
+                }
+                let delegate = CertificateBoundKeyDelegate(
+                    authorizer: configuration.authorizer, connection: connection,
+                    onRefused: { login, key, error in configuration.onAuthRefused(connection, login, key, error) })
+                var serverConfig = SSHServerConfiguration(
+                    hostKeys: [hostKey], userAuthDelegate: delegate, globalRequestDelegate: configuration.globalRequests(connection))
+                serverConfig.maxAuthAttempts = 6
+                let ssh = NIOSSHHandler(
+                    role: .server(serverConfig), allocator: channel.allocator,
+                    inboundChildChannelInitializer: { child, type in
+                        guard connection.user != nil else {
+                            return child.eventLoop.makeFailedFuture(TeleportError.accessDenied("not authenticated"))
+                        }
+                        return configuration.channelInitializer(child, type, connection)
+                    })
+                do {
+                    try channel.pipeline.syncOperations.addHandlers([ssh, ConnectionErrorHandler(logger: logger)])
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+        let channel = try await bootstrap.bind(host: host, port: port).get()
+        return SSHServer(channel: channel)
+    }
+
+    /// Stops listening (established connections continue until they end).
+    public func close() async {
+        try? await channel.close()
+    }
+}
+
+/// Refuses every global request (the default for servers without port forwarding).
+public struct RefuseGlobalRequests: GlobalRequestDelegate {
+    public init() {}
+}
+
+/// Counts connections that have not authenticated, up to a limit.
+final class UnauthenticatedCounter: @unchecked Sendable {
+    fileprivate let lock = NSLock()
+    fileprivate var count = 0
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func enter() -> Bool {
+        lock.withLock {
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    /// The place a connection that entered holds until it authenticates or closes.
+    func slot() -> Slot { Slot(counter: self) }
+
+    final class Slot: @unchecked Sendable {
+        let counter: UnauthenticatedCounter
+        private let lock = NSLock()
+        private var released = false
+
+        init(counter: UnauthenticatedCounter) { self.counter = counter }
+
+        func release() {
+            let first = lock.withLock {
+                defer { released = true }
+                return !released
+            }
+            if first { counter.lock.withLock { counter.count -= 1 } }
+        }
+    }
+}
+
+/// Closes a connection on an error, logging it at debug level (peers disconnect all the time).
+final class ConnectionErrorHandler: ChannelInboundHandler {
+    typealias InboundIn = Any
+    let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("SSH connection error: \(error)", metadata: ["tp.remote": "\(context.remoteAddress.map { "\($0)" } ?? "-")"])
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,439 @@
+import Foundation
+import Glibc
+public import Logging
+public import NIOCore
+import NIOPosix
+public import NIOSSH
+import TeleportAPI
+import TeleportCrypto
+
+/// What a node's session channels need to know beyond the channel itself.
+public struct SessionSettings: Sendable {
+    /// The cluster's name (`TELEPORT_CLUSTER_NAME`).
+    public var clusterName: String
+    /// The node's host UUID (`SSH_TELEPORT_HOST_UUID`).
+    public var hostUUID: String
+    /// The `sftp-server` program, or nil when the host has none.
+    public var sftpServerPath: String?
+    /// Called when a session's process started (audit), with a session ID and what runs.
+    public var onStart: @Sendable (_ event: SessionEvent) -> Void = { _ in }
+    /// Called when a session ended.
+    public var onEnd: @Sendable (_ event: SessionEvent, _ exit: ProcessExit) -> Void = { _, _ in }
+
+    /// Creates settings.
+    public init(clusterName: String, hostUUID: String, sftpServerPath: String? = SessionSettings.findSFTPServer()) {
+        self.clusterName = clusterName
+        self.hostUUID = hostUUID
+        self.sftpServerPath = sftpServerPath
+    }
+
+    /// The system's `sftp-server`, where Debian, Red Hat and others install it.
+    public static func findSFTPServer() -> String? {
+        ["/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server", "/usr/lib/ssh/sftp-server", "/usr/libexec/sftp-server"]
+            .first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+}
+
+/// A session that started, for audit events.
+public struct SessionEvent: Sendable {
+    public let sessionID: String
+    public let user: SSHAuthenticatedUser
+    public let kind: Kind
+    public let remoteAddress: SocketAddress?
+    public let localAddress: SocketAddress?
+    public let terminal: Bool
+
+    /// What the session runs.
+    public enum Kind: Sendable, Equatable {
+        case shell
+        case exec(String)
+        case subsystem(String)
+    }
+}
+
+/// The environment variables a client may set with `env` requests: locale and terminal settings.
+/// Anything that changes how programs load or run (`LD_*`, `BASH_ENV`, `PATH`, ...) is refused.
+public enum SessionEnvironment {
+    static let allowedNames: Set<String> = ["LANG", "LANGUAGE", "TERM", "COLORTERM", "TZ", "COLUMNS", "LINES"]
+
+    /// Whether a client may set `name`.
+    public static func isAllowed(_ name: String) -> Bool {
+        if allowedNames.contains(name) { return true }
+        return name.hasPrefix("LC_") && name.count > 3 && name.dropFirst(3).allSatisfy { $0.isUppercase || $0 == "_" }
+    }
+}
+
+/// Handles one `session` channel on a node: terminal, environment, shell/exec/sftp, window size,
+/// signals, and the exit status. The process runs as the login user; its output is forwarded with
+/// backpressure (the process is not read while the client's window is full).
+/// Confined to its channel's event loop (the process channels share that loop).
+public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Sendable {
+    public typealias InboundIn = SSHChannelData
+    public typealias OutboundIn = SSHChannelData
+    public typealias OutboundOut = SSHChannelData
+
+    let settings: SessionSettings
+    let connection: SSHConnectionInfo
+    let user: SSHAuthenticatedUser
+    let logger: Logger
+    let sessionID = UUID().uuidString.lowercased()
+
+    private var context: ChannelHandlerContext?
+    private var environment: [String: String] = [:]
+    private var terminal: SSHChannelRequestEvent.PseudoTerminalRequest?
+    private var process: SessionProcess?
+    private var event: SessionEvent?
+    private var ioChannel: (any Channel)?
+    private var errorChannel: (any Channel)?
+    private var pendingInput: [ByteBuffer] = []
+    private var inputClosed = false
+    private var outputsOpen = 0
+    private var exit: ProcessExit?
+    private var lastWrite: EventLoopFuture<Void>?
+    private var finished = false
+    private var pendingSSHRead = false
+
+    /// Creates the handler for a channel of an authenticated connection.
+    public init(settings: SessionSettings, connection: SSHConnectionInfo, user: SSHAuthenticatedUser, logger: Logger) {
+        self.settings = settings
+        self.connection = connection
+        self.user = user
+        self.logger = logger
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        _ = context.channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        // The client went away: end the process group and release the descriptors.
+        if let process, exit == nil { process.signal(SIGHUP) }
+        ioChannel?.close(promise: nil)
+        errorChannel?.close(promise: nil)
+        context.fireChannelInactive()
+    }
+
+    // MARK: Requests
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let request as SSHChannelRequestEvent.PseudoTerminalRequest:
+            guard process == nil, user.permits(SSHCertificate.permitPTY) else {
+                return reply(context, request.wantReply, ok: false)
+            }
+            terminal = request
+            environment["TERM"] = request.term
+            reply(context, request.wantReply, ok: true)
+        case let request as SSHChannelRequestEvent.EnvironmentRequest:
+            let allowed = process == nil && SessionEnvironment.isAllowed(request.name) && !request.value.contains("\0")
+            if allowed {
+                environment[request.name] = request.value
+            } else {
+                logger.info("refused an environment variable", metadata: ["tp.name": "\(request.name.debugDescription)", "tp.user": "\(user.username)"])
+            }
+            reply(context, request.wantReply, ok: allowed)
+        case let request as SSHChannelRequestEvent.ShellRequest:
+            start(context, kind: .shell, wantReply: request.wantReply)
+        case let request as SSHChannelRequestEvent.ExecRequest:
+            start(context, kind: .exec(request.command), wantReply: request.wantReply)
+        case let request as SSHChannelRequestEvent.SubsystemRequest:
+            start(context, kind: .subsystem(request.subsystem), wantReply: request.wantReply)
+        case let request as SSHChannelRequestEvent.WindowChangeRequest:
+            process?.resize(rows: request.terminalRowHeight, columns: request.terminalCharacterWidth)
+        case let request as SSHChannelRequestEvent.SignalRequest:
+            if let number = Signals.number(of: request.signal) { process?.signal(number) }
+        case let channelEvent as ChannelEvent where channelEvent == .inputClosed:
+            inputClosed = true
+            if let process, !process.hasTerminal, pendingInput.isEmpty {
+                ioChannel?.close(mode: .output, promise: nil)
+            }
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    private func reply(_ context: ChannelHandlerContext, _ wantReply: Bool, ok: Bool) {
+        guard wantReply else { return }
+        context.triggerUserOutboundEvent(ok ? ChannelSuccessEvent() as Any : ChannelFailureEvent() as Any, promise: nil)
+    }
+
+    private func start(_ context: ChannelHandlerContext, kind requested: SessionEvent.Kind, wantReply: Bool) {
+        guard process == nil else { return reply(context, wantReply, ok: false) }
+        var kind = requested
+        var original: String?
+        if let forced = user.checked.forceCommand {
+            if case .exec(let command) = requested { original = command }
+            kind = .exec(forced)
+        }
+        let account: LoginUser
+        let changeUser = getuid() == 0
+        do {
+            account = try LoginUser.lookup(user.login)
+            if !changeUser, account.uid != getuid() {
+                throw TeleportError.accessDenied(
+                    "this node runs as \((try? LoginUser.current().name) ?? "uid \(getuid())"), not as root, so it can only start sessions as that user, not \(user.login.debugDescription)")
+            }
+        } catch {
+            logger.warning("cannot start a session: \(error)", metadata: ["tp.user": "\(user.username)", "tp.login": "\(user.login)"])
+            writeStderr(context, "\(Self.message(error))\r\n")
+            return reply(context, wantReply, ok: false)
+        }
+        var argv: [String]
+        var arg0: String?
+        switch kind {
+        case .shell:
+            argv = [account.shell]
+            arg0 = "-" + (account.shell.split(separator: "/").last.map(String.init) ?? "sh")
+        case .exec(let command):
+            argv = [account.shell, "-c", command]
+        case .subsystem(let name):
+            guard name == "sftp", let sftp = settings.sftpServerPath else {
+                logger.info("refused an unknown subsystem", metadata: ["tp.subsystem": "\(name.debugDescription)"])
+                return reply(context, wantReply, ok: false)
+            }
+            argv = [sftp]
+        }
+        var env = environment
+        env["HOME"] = account.home
+        env["USER"] = account.name
+        env["LOGNAME"] = account.name
+        env["SHELL"] = account.shell
+        env["PATH"] = account.defaultPath
+        if let original { env["SSH_ORIGINAL_COMMAND"] = original }
+        if let remote = connection.remoteAddress, let local = connection.localAddress {
+            let remoteIP = remote.ipAddress ?? "", localIP = local.ipAddress ?? ""
+            env["SSH_CLIENT"] = "\(remoteIP) \(remote.port ?? 0) \(local.port ?? 0)"
+            env["SSH_CONNECTION"] = "\(remoteIP) \(remote.port ?? 0) \(localIP) \(local.port ?? 0)"
+        }
+        env["SSH_SESSION_ID"] = sessionID
+        env["SSH_TELEPORT_USER"] = user.username
+        env["SSH_TELEPORT_HOST_UUID"] = settings.hostUUID
+        env["SSH_TELEPORT_CLUSTER_NAME"] = settings.clusterName
+        env["TELEPORT_USERNAME"] = user.username
+        env["TELEPORT_LOGIN"] = user.login
+        env["TELEPORT_CLUSTER_NAME"] = settings.clusterName
+        env["TELEPORT_ROLES"] = user.roles.joined(separator: " ")
+        let size = terminal.map { (rows: max($0.terminalRowHeight, 1), columns: max($0.terminalCharacterWidth, 1)) }
+        if terminal != nil { env["SSH_TTY"] = "/dev/pts" }
+        let process: SessionProcess
+        do {
+            process = try SessionProcess.spawn(
+                argv: argv, arg0: arg0, environment: env, user: account, changeUser: changeUser, terminal: size)
+        } catch {
+            logger.warning("cannot start a session: \(error)", metadata: ["tp.user": "\(user.username)"])
+            writeStderr(context, "\(Self.message(error))\r\n")
+            return reply(context, wantReply, ok: false)
+        }
+        self.process = process
+        let event = SessionEvent(
+            sessionID: sessionID, user: user, kind: kind, remoteAddress: connection.remoteAddress,
+            localAddress: connection.localAddress, terminal: terminal != nil)
+        self.event = event
+        settings.onStart(event)
+        reply(context, wantReply, ok: true)
+        attach(context, process)
+    }
+
+    static func message(_ error: any Error) -> String {
+        (error as? TeleportError)?.message ?? "\(error)"
+    }
+
+    private func writeStderr(_ context: ChannelHandlerContext, _ text: String) {
+        let bytes = context.channel.allocator.buffer(string: text)
+        context.writeAndFlush(wrapOutboundOut(SSHChannelData(type: .stdErr, data: .byteBuffer(bytes))), promise: nil)
+    }
+
+    // MARK: Process I/O
+
+    private func attach(_ context: ChannelHandlerContext, _ process: SessionProcess) {
+        let loop = context.eventLoop
+        outputsOpen = process.hasTerminal ? 1 : 2
+        let bootstrap = NIOPipeBootstrap(group: loop)
+            .channelOption(.autoRead, value: true)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+        let main: EventLoopFuture<any Channel> =
+            process.hasTerminal
+            ? bootstrap.channelInitializer { $0.pipeline.addHandler(ProcessOutputHandler(session: self, type: .channel)) }
+                .takingOwnershipOfDescriptor(inputOutput: process.inputFD)
+            : bootstrap.channelInitializer { $0.pipeline.addHandler(ProcessOutputHandler(session: self, type: .channel)) }
+                .takingOwnershipOfDescriptors(input: process.outputFD, output: process.inputFD)
+        main.whenComplete { result in
+            switch result {
+            case .success(let channel):
+                self.ioChannel = channel
+                self.flushPendingInput()
+            case .failure(let error):
+                self.logger.warning("cannot attach to the session's process: \(error)")
+                process.signal(SIGKILL)
+            }
+        }
+        if let errorFD = process.errorFD {
+            NIOPipeBootstrap(group: loop)
+                .channelInitializer { $0.pipeline.addHandler(ProcessOutputHandler(session: self, type: .stdErr)) }
+                .takingOwnershipOfDescriptor(input: errorFD)
+                .whenComplete { result in
+                    if case .success(let channel) = result { self.errorChannel = channel } else { self.outputEnded() }
+                }
+        }
+        process.waitForExit(on: loop).whenSuccess { exit in
+            self.exit = exit
+            if process.hasTerminal {
+                // Background jobs may hold the terminal open; give the output a moment, then end.
+                loop.scheduleTask(in: .milliseconds(300)) {
+                    if !self.finished { self.ioChannel?.close(promise: nil) }
+                }
+            }
+            self.finishIfDone()
+        }
+    }
+
+    /// Output from the process, to the client.
+    fileprivate func forward(_ bytes: ByteBuffer, type: SSHChannelData.DataType) {
+        guard let context else { return }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.write(wrapOutboundOut(SSHChannelData(type: type, data: .byteBuffer(bytes))), promise: promise)
+        lastWrite = promise.futureResult
+    }
+
+    fileprivate func flushOutput() {
+        context?.flush()
+    }
+
+    fileprivate var clientWritable: Bool { context?.channel.isWritable ?? false }
+
+    fileprivate func outputEnded() {
+        outputsOpen -= 1
+        finishIfDone()
+    }
+
+    private func finishIfDone() {
+        guard !finished, let exit, outputsOpen <= 0, let context else { return }
+        finished = true
+        context.flush()
+        let done = lastWrite ?? context.eventLoop.makeSucceededVoidFuture()
+        done.whenComplete { _ in
+            guard let context = self.context else { return }
+            switch exit {
+            case .status(let code):
+                context.triggerUserOutboundEvent(SSHChannelRequestEvent.ExitStatus(exitStatus: code), promise: nil)
+            case .signal(let name, let core):
+                context.triggerUserOutboundEvent(
+                    SSHChannelRequestEvent.ExitSignal(signalName: name, errorMessage: "", language: "", dumpedCore: core),
+                    promise: nil)
+            }
+            context.close(promise: nil)
+            if let event = self.event { self.settings.onEnd(event, exit) }
+        }
+    }
+
+    // MARK: Client input
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let message = unwrapInboundIn(data)
+        guard message.type == .channel, case .byteBuffer(let bytes) = message.data else { return }
+        if let ioChannel, pendingInput.isEmpty {
+            ioChannel.write(bytes, promise: nil)
+        } else {
+            pendingInput.append(bytes)
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        ioChannel?.flush()
+        context.fireChannelReadComplete()
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if let ioChannel, !ioChannel.isWritable {
+            pendingSSHRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    fileprivate func processInputWritable() {
+        if pendingSSHRead {
+            pendingSSHRead = false
+            context?.read()
+        }
+    }
+
+    private func flushPendingInput() {
+        guard let ioChannel else { return }
+        for bytes in pendingInput { ioChannel.write(bytes, promise: nil) }
+        pendingInput.removeAll()
+        ioChannel.flush()
+        if inputClosed, let process, !process.hasTerminal { ioChannel.close(mode: .output, promise: nil) }
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            ioChannel?.read()
+            errorChannel?.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("session channel error: \(error)")
+        context.close(promise: nil)
+    }
+}
+
+/// Reads a session process's output (a terminal master or a stdout/stderr pipe) into its session.
+final class ProcessOutputHandler: ChannelDuplexHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let session: SessionChannelHandler
+    let type: SSHChannelData.DataType
+    private var ended = false
+
+    init(session: SessionChannelHandler, type: SSHChannelData.DataType) {
+        self.session = session
+        self.type = type
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        session.forward(unwrapInboundIn(data), type: type)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        session.flushOutput()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        // Stop reading the process while the client cannot take more; the session asks again.
+        if session.clientWritable { context.read() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { session.processInputWritable() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { end(context) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        end(context)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A terminal master reports EIO once the last slave descriptor is closed: that is the end.
+        end(context)
+        context.close(promise: nil)
+    }
+
+    private func end(_ context: ChannelHandlerContext) {
+        guard !ended else { return }
+        ended = true
+        session.outputEnded()
+    }
+}

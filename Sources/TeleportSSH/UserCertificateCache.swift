@@ -1,0 +1,139 @@
+public import Foundation
+import Glibc
+public import Logging
+public import NIOCore
+public import TeleportAPI
+public import TeleportCrypto
+
+/// A proxy's or node's copy of the cluster's issued user certificates, keyed by subject key: the
+/// certificate-bound key registry of docs/architecture.md. It follows the auth service's change
+/// feed, keeps a copy on disk (so logins with already-issued certificates keep working while the
+/// auth service is down or after a restart), and asks the auth service directly on a miss (a
+/// certificate issued a moment ago may not have arrived through the feed yet).
+///
+/// As an ``SSHUserAuthorizer`` it checks the certificate it finds exactly as if the client had
+/// presented it: trusted user CA, user type, principals, validity (injected clock), critical options.
+public actor UserCertificateCache: SSHUserAuthorizer {
+    /// Reads the feed after a cursor, waiting up to some seconds.
+    public typealias FetchChanges = @Sendable (_ cursor: String?, _ wait: Int) async throws -> AuthAPI.UserCertChanges
+    /// Looks one certificate up by key fingerprint (hex).
+    public typealias FetchOne = @Sendable (_ fingerprintHex: String) async throws -> AuthAPI.UserCertLookup
+
+    private let file: URL
+    private let checker: SSHCertificateChecker
+    private let clock: any WallClock
+    private let fetchChanges: FetchChanges
+    private let fetchOne: FetchOne
+    private let logger: Logger
+    private var certificates: [String: SSHCertificate] = [:]
+    private var userCAs: [SSHPublicKey] = []
+    private var cursor: String?
+    private var dirty = false
+
+    /// Creates the cache, loading `file` if it exists.
+    public init(file: URL, clock: any WallClock, fetchChanges: @escaping FetchChanges, fetchOne: @escaping FetchOne, logger: Logger) {
+        self.file = file
+        self.clock = clock
+        self.checker = SSHCertificateChecker(clock: clock)
+        self.fetchChanges = fetchChanges
+        self.fetchOne = fetchOne
+        self.logger = logger
+        if let data = try? Data(contentsOf: file), let stored = try? JSONDecoder().decode(Stored.self, from: data) {
+            let now = clock.now()
+            for line in stored.certificates {
+                if let cert = try? SSHCertificate(authorizedKeyLine: line), cert.validBefore > now {
+                    certificates[cert.publicKey.fingerprintHex] = cert
+                }
+            }
+            userCAs = stored.userCAKeys.compactMap { try? SSHPublicKey(authorizedKeyLine: $0) }
+        }
+    }
+
+    /// How many certificates are held.
+    public var count: Int { certificates.count }
+
+    /// Follows the feed until the task is cancelled.
+    public func run() async {
+        var delay: Duration = .milliseconds(250)
+        while !Task.isCancelled {
+            do {
+                let changes = try await fetchChanges(cursor, cursor == nil ? 0 : 25)
+                apply(changes)
+                persistIfNeeded()
+                delay = .milliseconds(250)
+            } catch {
+                if Task.isCancelled { return }
+                logger.debug("user certificate feed: \(error); retrying")
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+
+    private func apply(_ changes: AuthAPI.UserCertChanges) {
+        let now = clock.now()
+        if changes.reset { certificates = certificates.filter { _ in false } }
+        for line in changes.certificates {
+            guard let cert = try? SSHCertificate(authorizedKeyLine: line), cert.validBefore > now else { continue }
+            certificates[cert.publicKey.fingerprintHex] = cert
+        }
+        certificates = certificates.filter { $0.value.validBefore > now }
+        let cas = changes.userCAKeys.compactMap { try? SSHPublicKey(authorizedKeyLine: $0) }
+        if !cas.isEmpty { userCAs = cas }
+        cursor = changes.cursor
+        dirty = true
+    }
+
+    private func persistIfNeeded() {
+        guard dirty else { return }
+        dirty = false
+        let stored = Stored(
+            certificates: certificates.values.map { $0.authorizedKeyLine() }.sorted(),
+            userCAKeys: userCAs.map { $0.authorizedKeyLine() })
+        do {
+            try FileManager.default.createDirectory(
+                at: file.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let temporary = file.appendingPathExtension("tmp")
+            try JSONEncoder().encode(stored).write(to: temporary)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: temporary.path)
+            guard rename(temporary.path, file.path) == 0 else {
+                throw TeleportError.internalError("cannot rename \(temporary.path): errno \(errno)")
+            }
+        } catch {
+            logger.warning("cannot save the user certificate cache: \(error)")
+        }
+    }
+
+    /// Finds the certificate of `key` and checks it for `login` from `clientAddress`.
+    public func authorize(key: SSHPublicKey, login: String, clientAddress: SocketAddress?) async throws -> SSHAuthenticatedUser {
+        let fingerprint = key.fingerprintHex
+        var certificate = certificates[fingerprint]
+        if certificate == nil {
+            do {
+                let found = try await fetchOne(fingerprint)
+                let cert = try SSHCertificate(authorizedKeyLine: found.certificate)
+                let cas = found.userCAKeys.compactMap { try? SSHPublicKey(authorizedKeyLine: $0) }
+                if !cas.isEmpty { userCAs = cas }
+                certificates[fingerprint] = cert
+                dirty = true
+                persistIfNeeded()
+                certificate = cert
+            } catch let error as TeleportError where error.code == .notFound {
+                throw TeleportError.accessDenied(
+                    "key \(key.fingerprintSHA256) is not certified by this cluster: log in with tsh login to get a certificate")
+            }
+        }
+        guard let certificate else { throw TeleportError.accessDenied("no certificate") }
+        guard certificate.publicKey == key else {
+            throw TeleportError.accessDenied("the certificate found for key \(key.fingerprintSHA256) certifies another key")
+        }
+        let checked = try checker.check(
+            certificate, trustedCAs: userCAs, expectedType: .user, login: login, clientAddress: clientAddress?.ipAddress)
+        return SSHAuthenticatedUser(username: certificate.keyID, login: login, publicKey: key, certificate: certificate, checked: checked)
+    }
+
+    struct Stored: Codable {
+        var certificates: [String]
+        var userCAKeys: [String]
+    }
+}
