@@ -147,7 +147,8 @@ let package = Package(
         .target(
             name: "TeleportClient",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", logging, nioCore, nioPosix, nioSSL, crypto, x509,
+                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "CTeleportShims", logging, nioCore, nioPosix, nioSSL, crypto, x509,
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

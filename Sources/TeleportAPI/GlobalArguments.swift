@@ -4,7 +4,12 @@
 public enum GlobalArguments {
     /// `arguments` with the leading options named in `withValue` (and their values) and in `flags`
     /// moved after the rest, before a `--` terminator if there is one.
-    public static func reorder(_ arguments: [String], withValue: Set<String>, flags: Set<String>) -> [String] {
+    ///
+    /// For the subcommands in `passthrough` (`tsh ssh`, whose trailing words are the remote command)
+    /// the options go right after the subcommand's name instead, so they never join the command.
+    public static func reorder(
+        _ arguments: [String], withValue: Set<String>, flags: Set<String>, passthrough: Set<String> = []
+    ) -> [String] {
         var globals: [String] = []
         var index = 0
         while index < arguments.count {
@@ -24,6 +29,9 @@ public enum GlobalArguments {
             index += 1
         }
         let rest = Array(arguments[index...])
+        if let first = rest.first, passthrough.contains(first) {
+            return [first] + globals + Array(rest.dropFirst())
+        }
         if let terminator = rest.firstIndex(of: "--") {
             return Array(rest[..<terminator]) + globals + Array(rest[terminator...])
         }

@@ -71,6 +71,12 @@ public struct AuthAPIServer: Service, CustomStringConvertible {
                         logger.error("cannot write node heartbeats", metadata: ["tp.error": "\(error)"])
                     }
                 }
+                group.addTask {
+                    // Long polls of the certificate feed answer at once when the server stops,
+                    // so its graceful shutdown does not wait for them.
+                    try? await gracefulShutdown()
+                    await auth.userCertificates.stop()
+                }
                 try await app.run()
                 group.cancelAll()
             }

@@ -20,6 +20,7 @@ actor UserCertificateFeed {
     private var recent: [(sequence: Int, certificate: String)] = []
     private var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     private var watching: Task<Void, Never>?
+    private var stopped = false
 
     init(backend: any Backend, logger: Logger) {
         self.backend = backend
@@ -52,13 +53,21 @@ actor UserCertificateFeed {
     /// The changes after `cursor`, waiting up to `wait` for some when there are none yet.
     func changes(after cursor: String?, wait: Duration) async throws -> (cursor: String, reset: Bool, certificates: [String]) {
         if let cursor, let since = parse(cursor), since <= sequence, since >= (recent.first?.sequence ?? sequence + 1) - 1 {
-            if since == sequence, wait > .zero { await waitForChange(upTo: wait) }
+            if since == sequence, wait > .zero, !stopped { await waitForChange(upTo: wait) }
             let fresh = recent.filter { $0.sequence > since }.map(\.certificate)
             return ("\(generation):\(sequence)", false, fresh)
         }
         let at = sequence
         let items = try await backend.getRange(prefix: Self.prefix)
         return ("\(generation):\(at)", true, items.compactMap { try? Self.decode($0.value) })
+    }
+
+    /// Answers every waiting long poll now and makes later ones answer without waiting.
+    func stop() {
+        stopped = true
+        let woken = waiters
+        waiters.removeAll()
+        for (_, waiter) in woken { waiter.resume() }
     }
 
     private func parse(_ cursor: String) -> Int? {

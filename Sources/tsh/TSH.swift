@@ -10,7 +10,8 @@ struct TSHMain {
     /// moved behind the subcommand here.
     static func main() async {
         await TSH.main(GlobalArguments.reorder(
-            Array(CommandLine.arguments.dropFirst()), withValue: ["--proxy", "--user", "-i", "--identity"], flags: ["--insecure", "-d", "--debug"]))
+            Array(CommandLine.arguments.dropFirst()), withValue: ["--proxy", "--user", "-i", "--identity"], flags: ["--insecure", "-d", "--debug"],
+            passthrough: ["ssh"]))
     }
 }
 
@@ -18,7 +19,7 @@ struct TSHMain {
 struct TSH: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tsh", abstract: "The Teleport client.",
-        subcommands: [Login.self, Status.self, Logout.self, List.self, KnownHosts.self, Version.self])
+        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, KnownHosts.self, Version.self])
 }
 
 /// The options every `tsh` command takes.
@@ -134,5 +135,43 @@ extension TSH {
     struct Version: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the version.")
         func run() { print(ClientVersion.line) }
+    }
+}
+
+extension TSH {
+    struct SSH: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ssh", abstract: "Run a shell or a command on a node: tsh ssh [LOGIN@]HOST [COMMAND...].")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .short, help: "The remote login.") var l: String?
+        @Option(name: .short, help: "The node's SSH port (nodes are reached by name through the proxy).") var p: Int?
+        @Flag(name: .customShort("t"), help: "Allocate a terminal.") var tty = false
+        @Flag(name: .customShort("T"), help: "Do not allocate a terminal.") var noTTY = false
+        @Option(name: .customShort("L"), help: "Forward a local port: [BIND:]PORT:HOST:HOSTPORT.") var local: [String] = []
+        @Option(name: .customShort("R"), help: "Forward a remote port: [BIND:]PORT:HOST:HOSTPORT.") var remote: [String] = []
+        @Flag(name: .customShort("N"), help: "Do not run a command (port forwarding only).") var noCommand = false
+        @Flag(name: .customShort("A"), help: "Forward the SSH agent.") var forwardAgent = false
+        @Option(name: .customLong("cluster"), help: "The cluster the node is in.") var cluster: String?
+        @Argument(help: "[LOGIN@]HOST, or [LOGIN@]label=value to run on every matching node.") var target: String
+        @Argument(parsing: .captureForPassthrough, help: "The command to run.") var command: [String] = []
+
+        func run() async throws {
+            let context = ClientContext.live()
+            if forwardAgent {
+                context.warn("agent forwarding (-A) is not available: the SSH library we build on cannot open agent channels")
+            }
+            let options = SSHCommandOptions(
+                login: l, target: target, command: command, port: p, tty: tty ? true : (noTTY ? false : nil), localForwards: local,
+                remoteForwards: remote, noCommand: noCommand, cluster: cluster)
+            let code: Int32
+            do {
+                code = try await TSHCommands.ssh(global.client, options, context: context)
+            } catch {
+                let message = (error as? TeleportError)?.message ?? "\(error)"
+                FileHandle.standardError.write(Data("ERROR: \(message)\n".utf8))
+                throw ExitCode(255)
+            }
+            if code != 0 { throw ExitCode(code) }
+        }
     }
 }
