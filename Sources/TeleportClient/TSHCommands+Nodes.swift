@@ -72,7 +72,11 @@ extension TSHCommands {
             var names = [record.nodeName, "\(record.nodeName).\(session.cluster)", record.hostID, "\(record.hostID).\(session.cluster)"]
             if let address = node?.spec.addr {
                 let parts = address.split(separator: ":")
-                if parts.count == 2 { names.append(parts[1] == "22" ? String(parts[0]) : "[\(parts[0])]:\(parts[1])") }
+                if parts.count == 2 {
+                    // OpenSSH looks a host up as [NAME]:PORT when the port is not 22.
+                    if parts[1] != "22" { names += names.map { "[\($0)]:\(parts[1])" } }
+                    names.append(parts[1] == "22" ? String(parts[0]) : "[\(parts[0])]:\(parts[1])")
+                }
             }
             if let host, !names.contains(host), !names.contains(where: { $0.hasPrefix("[\(host)]:") }) { continue }
             let key = try SSHPublicKey(authorizedKeyLine: record.publicKey)

@@ -19,7 +19,7 @@ struct TSHMain {
 struct TSH: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tsh", abstract: "The Teleport client.",
-        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, KnownHosts.self, Version.self])
+        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, Proxy.self, Config.self, KnownHosts.self, Version.self])
 }
 
 /// The options every `tsh` command takes.
@@ -172,6 +172,43 @@ extension TSH {
                 throw ExitCode(255)
             }
             if code != 0 { throw ExitCode(code) }
+        }
+    }
+}
+
+extension TSH {
+    struct Proxy: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Proxies for other clients.", subcommands: [ProxySSH.self])
+    }
+
+    struct ProxySSH: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ssh", abstract: "Connect standard input and output to a node's SSH port (for OpenSSH's ProxyCommand).")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("cluster"), help: "The cluster the node is in.") var cluster: String?
+        @Argument(help: "[USER@]HOST[:PORT]") var target: String
+
+        func run() async throws {
+            do {
+                let code = try await TSHCommands.proxySSH(global.client, target: target, cluster: cluster, context: .live())
+                if code != 0 { throw ExitCode(code) }
+            } catch let exit as ExitCode {
+                throw exit
+            } catch {
+                let message = (error as? TeleportError)?.message ?? "\(error)"
+                FileHandle.standardError.write(Data("ERROR: \(message)\n".utf8))
+                throw ExitCode(255)
+            }
+        }
+    }
+
+    struct Config: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print an ssh_config block for OpenSSH ssh, scp and sftp.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            let path = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+            try await perform { try TSHCommands.config(global.client, tshPath: path, context: .live()) }
         }
     }
 }

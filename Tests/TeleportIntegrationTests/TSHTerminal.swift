@@ -1,3 +1,4 @@
+import CTeleportShims
 import Foundation
 import TeleportTestSupport
 import Testing
@@ -98,6 +99,11 @@ final class TSHTerminal {
         guard let range = start.range(of: text) else { return false }
         searchOffset += start.utf8.distance(from: start.startIndex, to: range.upperBound)
         return true
+    }
+
+    /// Changes the terminal's size (the kernel sends SIGWINCH to the program).
+    func resize(rows: UInt16, columns: UInt16) {
+        _ = teleport_set_window_size(master, rows, columns)
     }
 
     /// Types `line` and Enter.

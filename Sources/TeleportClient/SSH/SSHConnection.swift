@@ -246,6 +246,11 @@ final class SubsystemSetupHandler: ChannelInboundHandler, RemovableChannelHandle
         self.result = promise.futureResult
     }
 
+    deinit {
+        // Never opened (the connection failed first): the waiter gets an error, not a leak.
+        if !done { promise?.fail(TeleportError.connectionProblem("the channel for \(subsystem) was not opened")) }
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { send(context) }
     }

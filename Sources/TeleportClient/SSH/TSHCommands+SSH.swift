@@ -60,19 +60,13 @@ struct NodeAccess: Sendable {
         if let cluster, cluster != session.cluster {
             throw TeleportError.notFound("cluster \(cluster.debugDescription) is not known; this profile is for \(session.cluster)")
         }
-        var sshAddress: String?
-        if options.identityFile == nil, let name = try context.store.currentProfileName() {
-            sshAddress = try context.store.loadProfile(name).sshProxyAddress
-        }
-        var host = session.address.host
-        var port = 3023
-        if let sshAddress, let parsed = try? HostPort.parse(sshAddress, defaultPort: 3023, key: "ssh proxy address") {
-            port = parsed.port
-            if !["0.0.0.0", "::", ""].contains(parsed.host) { host = parsed.host }
-        }
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
         async let keys = web.hostKeys()
+        async let ping = web.ping()
         let nodes = needNodes ? try await web.nodes(labels: "") : []
+        // The proxy's SSH port from its own announcement; the host is the one we reach it at.
+        let host = session.address.host
+        let port = (try? HostPort.parse(try await ping.proxy.ssh.listenAddr, defaultPort: 3023, key: "proxy ssh listen_addr").port) ?? 3023
         return NodeAccess(
             proxyHost: host, proxyPort: port, cluster: session.cluster, key: session.key, hostKeys: try await keys, nodes: nodes, web: web)
     }

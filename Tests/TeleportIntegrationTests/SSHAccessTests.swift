@@ -1,0 +1,289 @@
+import Foundation
+import TeleportTestSupport
+import Testing
+
+/// SSH access end to end with real clients: a cluster (auth, proxy, node `testnode`) plus a joined
+/// node `db1`, a user certificate from `tctl auth sign`, then `tsh ssh` and OpenSSH `ssh`, `scp` and
+/// `sftp` through the proxy, and the refusals the product promises.
+@Suite("SSH access through the proxy", .serialized)
+struct SSHAccessTests {
+    /// A running cluster with a second node and joe's credentials in both formats.
+    struct Setup {
+        let cluster: ClusterFixture
+        let nodePID: pid_t
+        let nodeDir: URL
+        let nodePort: UInt16
+        let identity: String
+        let keyPath: String
+        let sshConfig: String
+
+        func tsh(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> CommandResult {
+            try await TestSupport.run(
+                try ClusterFixture.binary("tsh"), ["-i", identity, "--proxy=127.0.0.1:\(cluster.webPort)", "--insecure"] + arguments,
+                timeout: timeout)
+        }
+
+        /// OpenSSH `ssh` with joe's key and certificate and no host-key prompts (the interop tests
+        /// exercise the paths; host-key trust through the cluster is tested with tsh).
+        func ssh(_ arguments: [String], program: String = TestSupport.ssh) async throws -> CommandResult {
+            try await TestSupport.run(program, ["-F", sshConfig] + arguments)
+        }
+
+        var proxyCommand: String {
+            "ProxyCommand=\(TestSupport.ssh) -F \(sshConfig) -p \(cluster.proxyPort) 127.0.0.1 -s proxy:%h:%p@\(cluster.clusterName)"
+        }
+    }
+
+    static func withSetup(_ body: (Setup) async throws -> Void) async throws {
+        try await withCluster(try ClusterFixture(clusterName: "ssh.example")) { cluster in
+            try await cluster.start()
+            #expect(try await cluster.tctl(["users", "add", "joe", "root"]).exitCode == 0)
+            let identity = cluster.directory.appendingPathComponent("joe.id").path
+            #expect(try await cluster.tctl(["auth", "sign", "--user=joe", "--out=\(identity)"]).exitCode == 0)
+            let keyPath = cluster.directory.appendingPathComponent("joe").path
+            #expect(try await cluster.tctl(["auth", "sign", "--user=joe", "--format=openssh", "--out=\(keyPath)"]).exitCode == 0)
+            let sshConfig = cluster.directory.appendingPathComponent("ssh_config").path
+            try TestSupport.write(
+                """
+                Host *
+                  IdentityFile \(keyPath)
+                  CertificateFile \(keyPath)-cert.pub
+                  IdentitiesOnly yes
+                  StrictHostKeyChecking no
+                  UserKnownHostsFile /dev/null
+                  LogLevel ERROR
+                  BatchMode yes
+
+                """, to: URL(fileURLWithPath: sshConfig))
+
+            let added = try await cluster.tctl(["nodes", "add", "--ttl=5m"])
+            let token = try #require(added.stdout.split(separator: "\n").first { $0.hasPrefix("The invite token: ") }?.split(separator: " ").last)
+            let nodeDir = try TestSupport.makeTemporaryDirectory(prefix: "sshnode")
+            defer { try? FileManager.default.removeItem(at: nodeDir) }
+            let nodePort = try TestSupport.freeLoopbackPort()
+            let nodeConfig = nodeDir.appendingPathComponent("teleport.yaml")
+            try TestSupport.write(
+                """
+                teleport:
+                  nodename: db1
+                  data_dir: \(nodeDir.appendingPathComponent("data").path)
+                  auth_token: \(token)
+                  auth_servers: ["127.0.0.1:\(cluster.authPort)"]
+                auth_service:
+                  enabled: false
+                proxy_service:
+                  enabled: false
+                ssh_service:
+                  enabled: true
+                  listen_addr: 127.0.0.1:\(nodePort)
+                  labels:
+                    env: test
+                    role: db
+
+                """, to: nodeConfig)
+            let node = try TestSupport.spawnDaemon(
+                try ClusterFixture.binary("teleport"), ["start", "-c", nodeConfig.path],
+                logPath: nodeDir.appendingPathComponent("node.log").path)
+            let setup = Setup(
+                cluster: cluster, nodePID: node, nodeDir: nodeDir, nodePort: nodePort, identity: identity, keyPath: keyPath,
+                sshConfig: sshConfig)
+            do {
+                #expect(await TestSupport.waitForPort(cluster.sshPort))
+                #expect(await TestSupport.waitForPort(cluster.proxyPort))
+                #expect(await TestSupport.waitForPort(nodePort), "\((try? TestSupport.read(nodeDir.appendingPathComponent("node.log"))) ?? "")")
+                var listed = try await setup.tsh(["ls", "--format", "names"])
+                for _ in 0..<100 where !listed.stdout.contains("db1") {
+                    try await Task.sleep(for: .milliseconds(100))
+                    listed = try await setup.tsh(["ls", "--format", "names"])
+                }
+                try #require(listed.stdout.contains("db1"), "\(listed)")
+                try await body(setup)
+            } catch {
+                await TestSupport.stopDaemon(node)
+                Issue.record("node log:\n\((try? TestSupport.read(nodeDir.appendingPathComponent("node.log"))) ?? "")")
+                throw error
+            }
+            await TestSupport.stopDaemon(node)
+            await cluster.stop()
+        }
+    }
+
+    @Test("tsh ssh: commands, exit codes, stderr, label fan-out, interactive shell, -L")
+    func tshSSH() async throws {
+        try await Self.withSetup { setup in
+            let echo = try await setup.tsh(["ssh", "root@testnode", "echo", "out;", "echo", "err", ">&2;", "exit", "3"])
+            #expect(echo.exitCode == 3, "\(echo)")
+            #expect(echo.stdout == "out\n" && echo.stderr.contains("err"), "\(echo)")
+            let env = try await setup.tsh(["ssh", "root@db1", "echo $TELEPORT_USERNAME $USER $HOME $SSH_TELEPORT_CLUSTER_NAME"])
+            #expect(env.stdout == "joe root /root ssh.example\n", "\(env)")
+            let killed = try await setup.tsh(["ssh", "root@db1", "kill -TERM $$"])
+            #expect(killed.exitCode == 128 + 15, "\(killed)")
+
+            let fanOut = try await setup.tsh(["ssh", "root@env=test", "echo hello; exit 2"])
+            #expect(fanOut.exitCode == 2, "\(fanOut)")
+            let lines = fanOut.stdout.split(separator: "\n").sorted()
+            #expect(lines == ["[db1] hello", "[testnode] hello"], "\(fanOut)")
+
+            let unknown = try await setup.tsh(["ssh", "root@nosuchnode", "true"])
+            #expect(unknown.exitCode == 255 && unknown.stderr.contains("no registered node"), "\(unknown)")
+            let badLogin = try await setup.tsh(["ssh", "nobody@db1", "true"])
+            #expect(badLogin.exitCode == 255, "\(badLogin)")
+
+            // Interactive: a shell on a terminal, a resize, the exit code.
+            let terminal = try TSHTerminal(
+                try ClusterFixture.binary("tsh"),
+                ["-i", setup.identity, "--proxy=127.0.0.1:\(setup.cluster.webPort)", "--insecure", "ssh", "-t", "root@db1"],
+                environment: ProcessInfo.processInfo.environment.merging(["TERM": "xterm"]) { $1 })
+            terminal.sendLine("echo sum=$((6*7))")
+            try await terminal.expect("sum=42")
+            terminal.resize(rows: 33, columns: 101)
+            try await Task.sleep(for: .milliseconds(300))
+            terminal.sendLine("stty size; tty")
+            try await terminal.expect("33 101")
+            try await terminal.expect("/dev/pts/")
+            terminal.sendLine("exit 5")
+            #expect(try await terminal.wait() == 5)
+
+            // -L: a local port forwarded to an HTTP server next to the node.
+            let site = try TestSupport.makeTemporaryDirectory(prefix: "site")
+            defer { try? FileManager.default.removeItem(at: site) }
+            try TestSupport.write("forwarded page\n", to: site.appendingPathComponent("index.html"), permissions: 0o644)
+            let httpPort = try TestSupport.freeLoopbackPort()
+            let http = try TestSupport.spawnDaemon(
+                "/usr/bin/python3", ["-m", "http.server", "--bind", "127.0.0.1", "--directory", site.path, "\(httpPort)"],
+                logPath: site.appendingPathComponent("http.log").path)
+            defer { Task { await TestSupport.stopDaemon(http) } }
+            #expect(await TestSupport.waitForPort(httpPort))
+            let localPort = try TestSupport.freeLoopbackPort()
+            let forward = try TestSupport.spawnDaemon(
+                try ClusterFixture.binary("tsh"),
+                [
+                    "-i", setup.identity, "--proxy=127.0.0.1:\(setup.cluster.webPort)", "--insecure", "ssh", "-N", "-L",
+                    "\(localPort):127.0.0.1:\(httpPort)", "root@db1",
+                ], logPath: site.appendingPathComponent("tsh.log").path)
+            #expect(await TestSupport.waitForPort(localPort))
+            let page = try await TestSupport.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(localPort)/index.html"])
+            await TestSupport.stopDaemon(forward)
+            #expect(page.stdout == "forwarded page\n", "\(page) \((try? TestSupport.read(site.appendingPathComponent("tsh.log"))) ?? "")")
+        }
+    }
+
+    @Test("OpenSSH ssh, scp and sftp through the proxy: ProxyCommand subsystem, -J, tsh proxy ssh")
+    func openSSHClients() async throws {
+        try await Self.withSetup { setup in
+            let viaSubsystem = try await setup.ssh(["-o", setup.proxyCommand, "-p", "\(setup.nodePort)", "root@db1", "echo via-subsystem; exit 4"])
+            #expect(viaSubsystem.exitCode == 4 && viaSubsystem.stdout == "via-subsystem\n", "\(viaSubsystem)")
+            let viaJump = try await setup.ssh(["-J", "root@127.0.0.1:\(setup.cluster.proxyPort)", "-p", "\(setup.nodePort)", "root@db1", "hostname -s >/dev/null; echo via-jump"])
+            #expect(viaJump.stdout == "via-jump\n", "\(viaJump)")
+            let tsh = try ClusterFixture.binary("tsh")
+            let tshProxy = "ProxyCommand=\(tsh) -i \(setup.identity) --proxy=127.0.0.1:\(setup.cluster.webPort) --insecure proxy ssh %r@%h:%p"
+            let viaTSH = try await setup.ssh(["-o", tshProxy, "-p", "\(setup.nodePort)", "root@db1.ssh.example", "echo via-tsh"])
+            #expect(viaTSH.stdout == "via-tsh\n", "\(viaTSH)")
+
+            // scp and sftp of 8 MB both ways, checksums compared.
+            let work = try TestSupport.makeTemporaryDirectory(prefix: "scp")
+            defer { try? FileManager.default.removeItem(at: work) }
+            let source = work.appendingPathComponent("source.bin")
+            try Data((0..<(8 << 20)).map { _ in UInt8.random(in: 0...255) }).write(to: source)
+            let remote = work.appendingPathComponent("remote.bin").path
+            let up = try await TestSupport.run("/usr/bin/scp", ["-F", setup.sshConfig, "-o", tshProxy, "-P", "\(setup.nodePort)", source.path, "root@db1:\(remote)"])
+            #expect(up.exitCode == 0, "\(up)")
+            let back = work.appendingPathComponent("back.bin").path
+            let down = try await TestSupport.run("/usr/bin/scp", ["-F", setup.sshConfig, "-o", tshProxy, "-P", "\(setup.nodePort)", "root@db1:\(remote)", back])
+            #expect(down.exitCode == 0, "\(down)")
+            #expect(FileManager.default.contentsEqual(atPath: source.path, andPath: back), "scp round trip differs")
+            let batch = work.appendingPathComponent("batch")
+            try TestSupport.write("get \(remote) \(work.path)/sftp.bin\n", to: batch)
+            let sftp = try await TestSupport.run("/usr/bin/sftp", ["-F", setup.sshConfig, "-o", tshProxy, "-P", "\(setup.nodePort)", "-b", batch.path, "root@db1"])
+            #expect(sftp.exitCode == 0, "\(sftp)")
+            #expect(FileManager.default.contentsEqual(atPath: source.path, andPath: work.appendingPathComponent("sftp.bin").path))
+        }
+    }
+
+    @Test("refusals: unknown keys, wrong logins, expired certificates, LD_PRELOAD, SSRF targets, banner and pre-auth floods")
+    func refusals() async throws {
+        try await Self.withSetup { setup in
+            let work = try TestSupport.makeTemporaryDirectory(prefix: "refuse")
+            defer { try? FileManager.default.removeItem(at: work) }
+            let direct = ["-p", "\(setup.cluster.sshPort)", "127.0.0.1"]
+
+            // A plain key with no certificate, and a certificate from a CA of our own making.
+            let stranger = work.appendingPathComponent("stranger").path
+            _ = try await TestSupport.run(TestSupport.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-f", stranger])
+            let bare = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes"]
+            let plain = try await TestSupport.run(TestSupport.ssh, bare + ["-i", stranger] + direct + ["-l", "root", "true"])
+            #expect(plain.exitCode == 255 && plain.stderr.contains("Permission denied"), "\(plain)")
+            let otherCA = work.appendingPathComponent("other_ca").path
+            _ = try await TestSupport.run(TestSupport.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-f", otherCA])
+            _ = try await TestSupport.run(TestSupport.sshKeygen, ["-q", "-s", otherCA, "-I", "joe", "-n", "root", "-V", "+1h", "\(stranger).pub"])
+            let foreign = try await TestSupport.run(
+                TestSupport.ssh, ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-i", stranger] + direct + ["-l", "root", "true"])
+            #expect(foreign.exitCode == 255 && foreign.stderr.contains("Permission denied"), "\(foreign)")
+            // joe's certificate does not list the login "nobody".
+            let wrongLogin = try await setup.ssh(direct + ["-l", "nobody", "true"])
+            #expect(wrongLogin.exitCode == 255 && wrongLogin.stderr.contains("Permission denied"), "\(wrongLogin)")
+            #expect(setup.cluster.log.contains("is not valid for principal \\\"nobody\\\"") || setup.cluster.log.contains("is not valid for principal"), "log")
+
+            // An expired certificate (a 1-second TTL).
+            let shortKey = work.appendingPathComponent("short").path
+            let signed = try await setup.cluster.tctl(["auth", "sign", "--user=joe", "--format=openssh", "--ttl=1s", "--out=\(shortKey)"])
+            if signed.exitCode == 0 {
+                try await Task.sleep(for: .seconds(2))
+                let expired = try await setup.ssh(["-o", "IdentityFile=\(shortKey)", "-o", "CertificateFile=\(shortKey)-cert.pub", "-i", shortKey] + direct + ["-l", "root", "true"])
+                // The profile's identity is still offered by IdentityFile in ssh_config, so use only the short key.
+                let onlyShort = try await TestSupport.run(
+                    TestSupport.ssh, ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-i", shortKey] + direct + ["-l", "root", "true"])
+                #expect(onlyShort.exitCode == 255, "\(onlyShort) \(expired)")
+                #expect(setup.cluster.log.contains("has expired"), "the node logs the reason")
+            }
+
+            // The environment allow-list: LANG passes, LD_PRELOAD does not.
+            let env = try await setup.ssh(["-o", "SetEnv=LD_PRELOAD=/tmp/evil.so LANG=C.UTF-8"] + direct + ["-l", "root", "echo ${LD_PRELOAD:-unset} $LANG"])
+            #expect(env.stdout == "unset C.UTF-8\n", "\(env)")
+
+            // The proxy dials registered nodes only.
+            for target in ["nosuchhost:22", "127.0.0.1:\(setup.cluster.authPort)", "169.254.169.254:80", "localhost:\(setup.cluster.webPort)"] {
+                let refused = try await setup.ssh(["-p", "\(setup.cluster.proxyPort)", "-l", "root", "127.0.0.1", "-s", "proxy:\(target)"])
+                #expect(refused.exitCode != 0, "\(target): \(refused)")
+                let host = String(target.split(separator: ":")[0])
+                var logged = false
+                for _ in 0..<50 where !logged {
+                    logged = setup.cluster.log.contains("no registered node is named or addressed \"\(host)\"")
+                    if !logged { try await Task.sleep(for: .milliseconds(100)) }
+                }
+                #expect(logged, "\(target) refusal is logged")
+                let jump = try await setup.ssh(["-p", "\(setup.cluster.proxyPort)", "-l", "root", "-W", target, "127.0.0.1"])
+                #expect(jump.exitCode != 0, "\(target): \(jump)")
+            }
+
+            // A 1 MB version banner is cut off; 200 half-open connections do not stop a real login.
+            let banner = try await TestSupport.run(
+                "/usr/bin/python3",
+                ["-c", """
+                import socket
+                s = socket.create_connection(("127.0.0.1", \(setup.cluster.sshPort)))
+                try:
+                    s.sendall(b"SSH-2.0-" + b"A" * (1 << 20) + b"\\r\\n")
+                except OSError:
+                    pass
+                s.settimeout(10)
+                try:
+                    while s.recv(65536):
+                        pass
+                    print("closed")
+                except OSError:
+                    print("closed")
+                """])
+            #expect(banner.stdout.contains("closed"), "\(banner)")
+            let flood = try await TestSupport.run(
+                "/usr/bin/python3",
+                ["-c", """
+                import socket, subprocess, sys
+                held = [socket.create_connection(("127.0.0.1", \(setup.cluster.sshPort))) for _ in range(200)]
+                result = subprocess.run(["\(TestSupport.ssh)", "-F", "\(setup.sshConfig)", "-p", "\(setup.cluster.sshPort)", "-l", "root", "127.0.0.1", "echo still-works"], capture_output=True, text=True, timeout=60)
+                print(result.stdout.strip(), result.returncode)
+                """])
+            #expect(flood.stdout.contains("still-works 0"), "\(flood)")
+        }
+    }
+}
