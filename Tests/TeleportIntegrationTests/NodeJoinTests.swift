@@ -21,6 +21,7 @@ struct NodeJoinTests {
                 "start", "--roles=node", "--auth-server=127.0.0.1:\(cluster.authPort)", "--data-dir", directory.appendingPathComponent("data").path,
                 "--nodename", name, "--labels", "env=dev,kernel=[1m:\"uname -s\"]", "--listen-ip", "127.0.0.1",
             ]
+            arguments.insert(contentsOf: try TestSupport.nodeListenConfig(), at: 1)
             if let token { arguments.append("--token=\(token)") }
             if let pin { arguments.append("--ca-pin=\(pin)") }
             return arguments

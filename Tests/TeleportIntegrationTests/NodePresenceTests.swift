@@ -22,6 +22,7 @@ struct NodePresenceTests {
             "start", "--roles=node", "--auth-server=127.0.0.1:\(cluster.authPort)", "--data-dir",
             directory.appendingPathComponent("data").path, "--nodename", name, "--listen-ip", "127.0.0.1",
         ]
+        arguments.insert(contentsOf: try TestSupport.nodeListenConfig(), at: 1)
         if let token { arguments.append("--token=\(token)") }
         return try TestSupport.spawnDaemon(try ClusterFixture.binary("teleport"), arguments, logPath: directory.appendingPathComponent("log").path)
     }
@@ -36,7 +37,7 @@ struct NodePresenceTests {
             func join(_ token: String) async throws -> CommandResult {
                 try await TestSupport.run(
                     teleport,
-                    ["start", "--roles=node", "--auth-server=127.0.0.1:\(cluster.authPort)", "--token=\(token)",
+                    ["start"] + (try TestSupport.nodeListenConfig()) + ["--roles=node", "--auth-server=127.0.0.1:\(cluster.authPort)", "--token=\(token)",
                      "--data-dir", directory.appendingPathComponent("data-\(UUID().uuidString)").path, "--nodename", "late"],
                     timeout: .seconds(30))
             }
@@ -128,7 +129,7 @@ struct NodePresenceTests {
 
             let again = try await TestSupport.run(
                 try ClusterFixture.binary("teleport"),
-                ["start", "--roles=node", "--auth-server=127.0.0.1:\(cluster.authPort)", "--data-dir",
+                ["start"] + (try TestSupport.nodeListenConfig()) + ["--roles=node", "--auth-server=127.0.0.1:\(cluster.authPort)", "--data-dir",
                  directory.appendingPathComponent("data").path, "--nodename", "gone"], timeout: .seconds(30))
             #expect(again.exitCode != 0)
             #expect(again.stderr.contains("has not joined the cluster yet"), "\(again)")
@@ -144,7 +145,7 @@ struct NodePresenceTests {
         let closedPort = try TestSupport.freeLoopbackPort()
         let pid = try TestSupport.spawnDaemon(
             try ClusterFixture.binary("teleport"),
-            ["start", "--roles=node", "--auth-server=127.0.0.1:\(closedPort)", "--token=0123456789abcdef0123456789abcdef",
+            ["start"] + (try TestSupport.nodeListenConfig()) + ["--roles=node", "--auth-server=127.0.0.1:\(closedPort)", "--token=0123456789abcdef0123456789abcdef",
              "--data-dir", directory.appendingPathComponent("data").path, "--nodename", "lonely"],
             logPath: directory.appendingPathComponent("log").path)
         try await Task.sleep(for: .seconds(4))

@@ -21,8 +21,8 @@ struct TSHListTests {
             defer { try? FileManager.default.removeItem(at: nodeDir) }
             let node = try TestSupport.spawnDaemon(
                 try ClusterFixture.binary("teleport"),
-                [
-                    "start", "--roles=node", "--auth-server=127.0.0.1:\(cluster.authPort)", "--token=\(token)",
+                ["start"] + (try TestSupport.nodeListenConfig()) + [
+                    "--roles=node", "--auth-server=127.0.0.1:\(cluster.authPort)", "--token=\(token)",
                     "--data-dir", nodeDir.appendingPathComponent("data").path, "--nodename", "db1", "--labels", "env=prod,role=db",
                     "--listen-ip", "127.0.0.1",
                 ], logPath: nodeDir.appendingPathComponent("node.log").path)

@@ -178,6 +178,15 @@ public enum TestSupport {
     }
 
     /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+    /// `-c CONFIG` arguments for a second `teleport start` in a test: a config that only moves the
+    /// node's SSH listener to a free loopback port (flags give the rest), so parallel tests never
+    /// fight over 3022.
+    public static func nodeListenConfig() throws -> [String] {
+        let url = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("teleport-node-\(UUID().uuidString).yaml")
+        try write("ssh_service:\n  listen_addr: 127.0.0.1:\(try freeLoopbackPort())\n", to: url)
+        return ["-c", url.path]
+    }
+
     public static func freeLoopbackPort() throws -> UInt16 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         try #require(fd >= 0, "socket() failed: errno \(errno)")
