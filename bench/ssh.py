@@ -92,7 +92,7 @@ MaxSessions 200
                     f"  Ciphers aes128-gcm@openssh.com\n  IdentityFile {work}/user_key\n")
         clients = {
             "ssh direct": ["ssh"] + opts + ["-p", str(ports["sshd"]), "root@127.0.0.1"],
-            "ssh -J": ["ssh", "-F", jump_config, "-J", f"root@127.0.0.1:{ports['sshd']}", "-p", str(ports["sshd"]), "root@127.0.0.1"],
+            "ssh -J": ["ssh", "-F", jump_config, "-J", f"root@localhost:{ports['sshd']}", "-p", str(ports["sshd"]), "root@127.0.0.1"],
             "tsh ssh": [f"{bindir}/tsh", "-i", identity, f"--proxy=127.0.0.1:{ports['web']}", "--insecure", "ssh", "root@benchnode"],
         }
         for name, command in clients.items():
