@@ -36,21 +36,9 @@ public struct NodeSSHService: Service, CustomStringConvertible {
     }
 
     public func run() async throws {
-        let server: SSHServer
-        do {
-            server = try await SSHServer.start(
-                host: host, port: port, configuration: configuration(), group: MultiThreadedEventLoopGroup.singleton, logger: logger)
-        } catch {
-            throw TeleportError.connectionProblem("cannot listen for SSH on \(HostPort.join(host, port)): \(error)")
-        }
-        logger.info("SSH service is listening", metadata: ["tp.listen": "\(HostPort.join(host, server.port))"])
-        await onListening(server.port)
-        let cache = self.cache
-        // The feed's long poll is not awaited at shutdown: it ends with the process.
-        let feed = Task { await cache.run() }
-        try? await gracefulShutdown()
-        feed.cancel()
-        await server.close()
+        try await SSHServer.serve(
+            host: host, port: port, configuration: configuration(), cache: cache, logger: logger, what: "SSH service",
+            onListening: onListening, shutdown: { try? await gracefulShutdown() })
     }
 
     func configuration() -> SSHServer.Configuration {
@@ -58,14 +46,7 @@ public struct NodeSSHService: Service, CustomStringConvertible {
         let logger = self.logger
         return SSHServer.Configuration(
             hostKey: hostKey, authorizer: cache,
-            onAuthRefused: { connection, login, key, error in
-                logger.warning(
-                    "SSH login refused: \((error as? TeleportError)?.message ?? "\(error)")",
-                    metadata: [
-                        "tp.login": "\(login.debugDescription)", "tp.remote": "\(connection.remoteAddress.map { "\($0)" } ?? "-")",
-                        "tp.key": "\(key?.fingerprintSHA256 ?? "-")",
-                    ])
-            },
+            onAuthRefused: SSHServer.logRefusal(logger, "SSH login"),
             channelInitializer: { channel, type, connection in
                 guard let user = connection.user else {
                     return channel.eventLoop.makeFailedFuture(TeleportError.accessDenied("not authenticated"))

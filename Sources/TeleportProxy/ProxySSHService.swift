@@ -39,21 +39,9 @@ public struct ProxySSHService: Service, CustomStringConvertible {
     }
 
     public func run() async throws {
-        let server: SSHServer
-        do {
-            server = try await SSHServer.start(
-                host: host, port: port, configuration: configuration(), group: MultiThreadedEventLoopGroup.singleton, logger: logger)
-        } catch {
-            throw TeleportError.connectionProblem("cannot listen for SSH on \(HostPort.join(host, port)): \(error)")
-        }
-        logger.info("proxy SSH service is listening", metadata: ["tp.listen": "\(HostPort.join(host, server.port))"])
-        await onListening(server.port)
-        let cache = self.cache
-        // The feed's long poll is not awaited at shutdown: it ends with the process.
-        let feed = Task { await cache.run() }
-        try? await gracefulShutdown()
-        feed.cancel()
-        await server.close()
+        try await SSHServer.serve(
+            host: host, port: port, configuration: configuration(), cache: cache, logger: logger, what: "proxy SSH service",
+            onListening: onListening, shutdown: { try? await gracefulShutdown() })
     }
 
     func configuration() -> SSHServer.Configuration {
@@ -61,14 +49,7 @@ public struct ProxySSHService: Service, CustomStringConvertible {
         let resolver = self.resolver
         return SSHServer.Configuration(
             hostKey: hostKey, authorizer: cache,
-            onAuthRefused: { connection, login, key, error in
-                logger.warning(
-                    "SSH login to the proxy refused: \((error as? TeleportError)?.message ?? "\(error)")",
-                    metadata: [
-                        "tp.login": "\(login.debugDescription)", "tp.remote": "\(connection.remoteAddress.map { "\($0)" } ?? "-")",
-                        "tp.key": "\(key?.fingerprintSHA256 ?? "-")",
-                    ])
-            },
+            onAuthRefused: SSHServer.logRefusal(logger, "SSH login to the proxy"),
             channelInitializer: { channel, type, connection in
                 guard let user = connection.user else {
                     return channel.eventLoop.makeFailedFuture(TeleportError.accessDenied("not authenticated"))

@@ -168,3 +168,38 @@ final class ConnectionErrorHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 }
+
+extension SSHServer {
+    /// Starts a server, runs the certificate cache's feed, waits for `shutdown`, and closes: the
+    /// common life of the proxy's and the node's SSH services.
+    public static func serve(
+        host: String, port: Int, configuration: Configuration, cache: UserCertificateCache, logger: Logger, what: String,
+        onListening: @Sendable (Int) async -> Void, shutdown: () async -> Void
+    ) async throws {
+        let server: SSHServer
+        do {
+            server = try await start(host: host, port: port, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        } catch {
+            throw TeleportError.connectionProblem("cannot listen for SSH on \(HostPort.join(host, port)): \(error)")
+        }
+        logger.info("\(what) is listening", metadata: ["tp.listen": "\(HostPort.join(host, server.port))"])
+        await onListening(server.port)
+        // The feed's long poll is not awaited at shutdown: it ends with the process.
+        let feed = Task { await cache.run() }
+        await shutdown()
+        feed.cancel()
+        await server.close()
+    }
+
+    /// Logs a refused login (audit events come with the audit issue).
+    public static func logRefusal(_ logger: Logger, _ what: String) -> @Sendable (SSHConnectionInfo, String, SSHPublicKey?, any Error) -> Void {
+        { connection, login, key, error in
+            logger.warning(
+                "\(what) refused: \((error as? TeleportError)?.message ?? "\(error)")",
+                metadata: [
+                    "tp.login": "\(login.debugDescription)", "tp.remote": "\(connection.remoteAddress.map { "\($0)" } ?? "-")",
+                    "tp.key": "\(key?.fingerprintSHA256 ?? "-")",
+                ])
+        }
+    }
+}
