@@ -243,6 +243,11 @@ extension AuthServer {
             publicKey: subject, type: .host, serial: UInt64.random(in: 1...UInt64.max), keyID: request.principals[0],
             validPrincipals: request.principals, validAfter: now.addingTimeInterval(-60),
             validBefore: now.addingTimeInterval(request.ttlSeconds), caKey: caKey)
+        // Signing vouches for this key under these names: record it with the cluster's host keys so
+        // that clients (which check host keys against the cluster, not certificates) accept it for
+        // an OpenSSH node registered under the first name. A new key for the name replaces the old.
+        let safeName = String(request.principals[0].map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" })
+        try await recordHostKey(hostID: "openssh-\(safeName)", nodeName: request.principals[0], publicKey: request.sshPublicKey)
         return AuthAPI.SignHostResponse(sshCertificate: certificate.authorizedKeyLine(comment: request.principals[0]))
     }
 }

@@ -66,9 +66,15 @@ extension TSHCommands {
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
         let keys = try await web.hostKeys()
         let nodes = try await web.nodes(labels: "")
+        // OpenSSH's KnownHostsCommand passes the name it looks up, `[NAME]:PORT` when the port is
+        // not 22 (the port it dialled, which through a ProxyCommand need not be the node's own).
+        var wanted = host
+        if let host, host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+            wanted = String(host[host.index(after: host.startIndex)..<close])
+        }
         var lines: [String] = []
         for record in keys {
-            let node = nodes.first { $0.name == record.hostID }
+            let node = nodes.first { $0.name == record.hostID } ?? nodes.first { $0.spec.hostname == record.nodeName }
             var names = [record.nodeName, "\(record.nodeName).\(session.cluster)", record.hostID, "\(record.hostID).\(session.cluster)"]
             if let address = node?.spec.addr {
                 let parts = address.split(separator: ":")
@@ -78,7 +84,10 @@ extension TSHCommands {
                     names.append(parts[1] == "22" ? String(parts[0]) : "[\(parts[0])]:\(parts[1])")
                 }
             }
-            if let host, !names.contains(host), !names.contains(where: { $0.hasPrefix("[\(host)]:") }) { continue }
+            if let host, let wanted {
+                guard names.contains(host) || names.contains(wanted) else { continue }
+                if !names.contains(host) { names.append(host) }
+            }
             let key = try SSHPublicKey(authorizedKeyLine: record.publicKey)
             lines.append(names.joined(separator: ",") + " " + key.authorizedKeyLine())
         }

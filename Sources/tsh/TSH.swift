@@ -19,7 +19,7 @@ struct TSHMain {
 struct TSH: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tsh", abstract: "The Teleport client.",
-        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, Proxy.self, Config.self, KnownHosts.self, Version.self])
+        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, SCP.self, Proxy.self, Config.self, KnownHosts.self, Version.self])
 }
 
 /// The options every `tsh` command takes.
@@ -172,6 +172,29 @@ extension TSH {
                 throw ExitCode(255)
             }
             if code != 0 { throw ExitCode(code) }
+        }
+    }
+}
+
+extension TSH {
+    struct SCP: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "scp", abstract: "Copy files to or from a node over SFTP: tsh scp [-r] SOURCE... DESTINATION, a remote side as [LOGIN@]HOST:PATH.")
+        @OptionGroup var global: GlobalOptions
+        @Flag(name: .short, help: "Copy directories recursively.") var r = false
+        @Flag(name: .customShort("p"), help: "Keep modification times and modes.") var preserve = false
+        @Option(name: .customShort("P"), help: "The node's SSH port.") var port: Int?
+        @Flag(name: .short, help: "Quiet (no progress is printed either way).") var q = false
+        @Option(name: .customLong("cluster"), help: "The cluster the node is in.") var cluster: String?
+        @Argument(help: "Sources, then the destination: local paths or [LOGIN@]HOST:PATH.") var paths: [String] = []
+
+        func run() async throws {
+            try await perform {
+                try await TSHCommands.scp(
+                    global.client, SCPCommandOptions(paths: paths, recursive: r, port: port, preserve: preserve, cluster: cluster),
+                    context: .live())
+                return TSHCommands.Outcome(output: "", exitCode: 0)
+            }
         }
     }
 }

@@ -59,8 +59,8 @@ struct TSHRunner {
     }
 
     /// `tsh ARGS` with standard input from /dev/null.
-    func run(_ arguments: [String]) async throws -> CommandResult {
-        try await TestSupport.run(try ClusterFixture.binary("tsh"), arguments, environment: environment)
+    func run(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> CommandResult {
+        try await TestSupport.run(try ClusterFixture.binary("tsh"), arguments, environment: environment, timeout: timeout)
     }
 
     /// `tsh ARGS` on a pseudo-terminal.

@@ -19,12 +19,21 @@ public final class SSHDFixture: @unchecked Sendable {
     }
 
     /// Starts sshd and waits until it listens.
-    public init(trustedUserCAKeys: String) async throws {
+    ///
+    /// With `hostKey`, sshd uses that key and presents `HOSTKEY-cert.pub` as its host certificate
+    /// (as `tctl auth sign --host --format=openssh` writes them); otherwise it makes a key of its own.
+    public init(trustedUserCAKeys: String, hostKey givenHostKey: String? = nil) async throws {
         directory = try TestSupport.makeTemporaryDirectory(prefix: "sshd")
         port = try TestSupport.freeLoopbackPort()
         try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        let hostKey = directory.appendingPathComponent("host").path
-        try await TestSupport.runChecked(TestSupport.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-f", hostKey])
+        var hostKey = directory.appendingPathComponent("host").path
+        var hostCertificate = ""
+        if let givenHostKey {
+            hostKey = givenHostKey
+            hostCertificate = "HostCertificate \(givenHostKey)-cert.pub"
+        } else {
+            try await TestSupport.runChecked(TestSupport.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-f", hostKey])
+        }
         let caFile = directory.appendingPathComponent("user_ca.pub")
         try TestSupport.write(trustedUserCAKeys, to: caFile)
         let config = directory.appendingPathComponent("sshd_config")
@@ -33,6 +42,8 @@ public final class SSHDFixture: @unchecked Sendable {
             Port \(port)
             ListenAddress 127.0.0.1
             HostKey \(hostKey)
+            \(hostCertificate)
+            Subsystem sftp /usr/lib/openssh/sftp-server
             TrustedUserCAKeys \(caFile.path)
             AuthorizedKeysFile none
             PasswordAuthentication no

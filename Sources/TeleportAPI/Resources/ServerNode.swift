@@ -2,7 +2,11 @@
 public struct ServerNode: Resource {
     public static let kind = "node"
     public static let currentVersion = "v2"
+    public static let openSSHSubKind = "openssh"
     public var kind: String
+    /// `openssh` for an OpenSSH `sshd` registered by an administrator (no heartbeats); nil for
+    /// Teleport nodes.
+    public var subKind: String?
     public var version: String
     /// `metadata.name` is the host UUID; `metadata.labels` the static labels.
     public var metadata: Metadata
@@ -51,6 +55,11 @@ public struct ServerNode: Resource {
             self.command = command
             self.result = result
         }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case kind, version, metadata, spec
+        case subKind = "sub_kind"
     }
 
     /// Creates a node.

@@ -98,6 +98,10 @@ public final class RemoteSessionHandler: ChannelDuplexHandler, @unchecked Sendab
     private var exit: RemoteExit = .unknown
     private var started = false
     private var awaitingStart = false
+    /// The start request was answered.
+    private var startAnswered = false
+    /// The channel closed (both promises are complete).
+    private var ended = false
 
     /// Completes with how the command ended, when the channel closes.
     public var exitFuture: EventLoopFuture<RemoteExit> { exitPromise.futureResult }
@@ -109,6 +113,12 @@ public final class RemoteSessionHandler: ChannelDuplexHandler, @unchecked Sendab
         self.output = output
         self.exitPromise = eventLoop.makePromise()
         self.startPromise = eventLoop.makePromise()
+    }
+
+    deinit {
+        // Never added to an open channel (the connection failed first): waiters get an answer.
+        if !startAnswered { startPromise.fail(TeleportError.connectionProblem("the session channel was not opened")) }
+        if !ended { exitPromise.succeed(.unknown) }
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
@@ -156,9 +166,11 @@ public final class RemoteSessionHandler: ChannelDuplexHandler, @unchecked Sendab
             exit = .signal(signal.signalName)
         case is ChannelSuccessEvent where awaitingStart:
             awaitingStart = false
+            startAnswered = true
             startPromise.succeed(())
         case is ChannelFailureEvent where awaitingStart:
             awaitingStart = false
+            startAnswered = true  // answered (with a refusal)
             startPromise.fail(TeleportError.accessDenied("the server refused to start \(request.command == nil ? "a shell" : "the command")"))
         case let channelEvent as ChannelEvent where channelEvent == .inputClosed:
             break
@@ -168,10 +180,12 @@ public final class RemoteSessionHandler: ChannelDuplexHandler, @unchecked Sendab
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        if awaitingStart {
+        if !startAnswered {
+            startAnswered = true
             awaitingStart = false
             startPromise.fail(TeleportError.connectionProblem("the session closed before it started"))
         }
+        ended = true
         exitPromise.succeed(exit)
         context.fireChannelInactive()
     }

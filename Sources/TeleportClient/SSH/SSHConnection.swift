@@ -202,7 +202,13 @@ public final class SSHConnection: Sendable {
     ///
     /// `handlers` adds what reads the stream; bytes that arrive before it is added are kept for it.
     public func proxyChannel(to target: String, handlers: @escaping @Sendable (any Channel) throws -> Void) async throws -> any Channel {
-        let setup = SubsystemSetupHandler(subsystem: "proxy:\(target)")
+        try await subsystemChannel("proxy:\(target)", handlers: handlers)
+    }
+
+    /// A session channel running `subsystem` (such as `sftp`) once this returns; the server's
+    /// refusal text becomes the error. Bytes that arrive before `handlers` is added are kept for it.
+    public func subsystemChannel(_ subsystem: String, handlers: @escaping @Sendable (any Channel) throws -> Void) async throws -> any Channel {
+        let setup = SubsystemSetupHandler(subsystem: subsystem)
         let result = setup.result
         let channel = try await openSession { child in
             _ = child.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
@@ -235,6 +241,7 @@ final class SubsystemSetupHandler: ChannelInboundHandler, RemovableChannelHandle
     private var pendingPromise: EventLoopPromise<Void>?
     private var stderr = ""
     private var done = false
+    private var refused = false
     private var held: [NIOAny] = []
     let result: EventLoopFuture<Void>
 
@@ -290,11 +297,31 @@ final class SubsystemSetupHandler: ChannelInboundHandler, RemovableChannelHandle
             done = true
             promise?.succeed(())
         } else if event is ChannelFailureEvent, !done {
-            done = true
-            fail()
+            // The refusal's explanation (stderr data) may be delivered after this event: wait for
+            // it, for the close that follows, or for a moment at most.
+            refused = true
+            if !stderr.isEmpty {
+                done = true
+                fail()
+            } else {
+                context.eventLoop.scheduleTask(in: .seconds(2)) { [self] in
+                    if !done {
+                        done = true
+                        fail()
+                    }
+                }
+            }
         } else {
             context.fireUserInboundEventTriggered(event)
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if refused, !done, !stderr.isEmpty {
+            done = true
+            fail()
+        }
+        context.fireChannelReadComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -307,7 +334,7 @@ final class SubsystemSetupHandler: ChannelInboundHandler, RemovableChannelHandle
 
     private func fail() {
         let text = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
-        promise?.fail(TeleportError.connectionProblem(text.isEmpty ? "the proxy refused \(subsystem)" : text))
+        promise?.fail(TeleportError.connectionProblem(text.isEmpty ? "the server refused the \(subsystem) subsystem" : text))
     }
 }
 

@@ -80,19 +80,21 @@ struct NodeAccess: Sendable {
         HostKeyCheck(accepted: hostKeys.compactMap { try? SSHPublicKey(authorizedKeyLine: $0.publicKey) }, what: "the proxy \(proxyHost)")
     }
 
-    /// The keys of the node `host` names (by name, UUID or address).
+    /// The keys of the node `host` names (by name, UUID or address): those registered for the
+    /// node's UUID (Teleport nodes, at join) or for its host name (OpenSSH nodes, when the host CA
+    /// signed their certificate).
     func nodeCheck(_ host: String) -> HostKeyCheck {
-        var name = host
-        if name.hasSuffix(".\(cluster)") { name = String(name.dropLast(cluster.count + 1)) }
-        var ids = Set(hostKeys.filter { $0.nodeName == name || $0.hostID == name }.map(\.hostID))
-        if ids.isEmpty {
-            for node in nodes {
-                if let address = try? HostPort.parse(node.spec.addr, defaultPort: 3022, key: "addr"), address.host == name {
-                    ids.insert(node.name)
-                }
-            }
+        var name = host.lowercased()
+        if name.hasSuffix(".\(cluster.lowercased())") { name = String(name.dropLast(cluster.count + 1)) }
+        let matched = nodes.filter { node in
+            if node.spec.hostname.lowercased() == name || node.name.lowercased() == name { return true }
+            guard let address = try? HostPort.parse(node.spec.addr, defaultPort: 3022, key: "addr") else { return false }
+            return address.host.lowercased() == name
         }
-        let keys = hostKeys.filter { ids.contains($0.hostID) }.compactMap { try? SSHPublicKey(authorizedKeyLine: $0.publicKey) }
+        let ids = Set(matched.map(\.name))
+        let names = Set(matched.map { $0.spec.hostname.lowercased() } + [name])
+        let keys = hostKeys.filter { ids.contains($0.hostID) || $0.hostID.lowercased() == name || names.contains($0.nodeName.lowercased()) }
+            .compactMap { try? SSHPublicKey(authorizedKeyLine: $0.publicKey) }
         return HostKeyCheck(accepted: keys, what: "node \(host)")
     }
 
