@@ -206,7 +206,9 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportIntegrationTests",
-            dependencies: ["TeleportAPI", "TeleportCrypto", "TeleportTestSupport", "CTeleportShims", crypto],
+            dependencies: [
+                "TeleportAPI", "TeleportCrypto", "TeleportTestSupport", "CTeleportShims", "TeleportBackend", "TeleportBackendSQLite", crypto, logging,
+            ],
             swiftSettings: swiftSettings
         ),
     ]

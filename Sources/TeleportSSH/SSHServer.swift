@@ -76,13 +76,26 @@ public final class SSHServer: Sendable {
                     channel.close(promise: nil)
                 }
                 let slot = pending.slot()
+                let expiry = NIOLoopBoundBox<Scheduled<Void>?>(nil, eventLoop: channel.eventLoop)
                 connection.onAuthenticated = {
                     grace.cancel()
                     slot.release()
+                    // A connection lives no longer than the certificate that let it in (as
+                    // Teleport's disconnect_expired_cert): every session on it ends then.
+                    if let user = connection.user, user.checked.validBefore != SSHCertificate.forever {
+                        let remaining = max(0, user.checked.validBefore.timeIntervalSinceNow)
+                        expiry.value = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(remaining * 1000))) {
+                            logger.info(
+                                "closing an SSH connection: the user's certificate expired",
+                                metadata: ["tp.user": "\(user.username)", "tp.login": "\(user.login)"])
+                            channel.close(promise: nil)
+                        }
+                    }
                 }
                 channel.closeFuture.whenComplete { _ in
                     grace.cancel()
                     slot.release()
+                    expiry.value?.cancel()
                 }
                 let delegate = CertificateBoundKeyDelegate(
                     authorizer: configuration.authorizer, connection: connection,
