@@ -188,6 +188,19 @@ public enum TestSupport {
     }
 
     public static func freeLoopbackPort() throws -> UInt16 {
+        // The kernel may hand the same free port out twice in a row once it is released; a port
+        // given to one caller in this process is never given to another.
+        for _ in 0..<100 {
+            let port = try anyFreeLoopbackPort()
+            let fresh = handedOutPorts.withLock { $0.insert(port).inserted }
+            if fresh { return port }
+        }
+        throw TestSupportError("no fresh loopback port after 100 tries")
+    }
+
+    private static let handedOutPorts = LockedValue<Set<UInt16>>([])
+
+    private static func anyFreeLoopbackPort() throws -> UInt16 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         try #require(fd >= 0, "socket() failed: errno \(errno)")
         defer { close(fd) }
@@ -235,5 +248,19 @@ public enum TestSupport {
         address.sin_port = port.bigEndian
         address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
         return address
+    }
+}
+
+/// A value behind a lock.
+final class LockedValue<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
     }
 }
