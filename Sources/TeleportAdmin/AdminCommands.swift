@@ -127,6 +127,23 @@ public enum AdminCommands {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// `tctl lock --user=NAME|--login=LOGIN|--node=NODE [--message=TEXT] [--ttl=DURATION]`.
+    public static func lock(
+        _ options: AdminConnection.Options, target: Lock.Target, message: String?, ttl: String?, clock: any WallClock = SystemClock()
+    ) async throws -> String {
+        var expires: Date?
+        if let ttl {
+            guard let seconds = GoDuration.parse(ttl), seconds > 0 else {
+                throw TeleportError.badParameter("--ttl=\(ttl) is not a duration such as 10h")
+            }
+            expires = clock.now().addingTimeInterval(seconds)
+        }
+        let lock = Lock(name: UUID().uuidString.lowercased(), target: target, message: message, expires: expires)
+        try lock.validate()
+        try await AdminConnection.client(options).create(.lock(lock), upsert: false)
+        return "Created a lock with name \"\(lock.name)\".\n"
+    }
+
     /// `tctl rm KIND/NAME`.
     public static func remove(_ options: AdminConnection.Options, reference: String) async throws -> String {
         let (kind, name) = try parseReference(reference)

@@ -11,6 +11,7 @@ enum ResourceTables {
         var nodes: [[String]] = []
         var cas: [[String]] = []
         var names: [[String]] = []
+        var locks: [[String]] = []
         for resource in resources {
             switch resource {
             case .user(let user): users.append([user.name, user.logins.joined(separator: ","), user.spec.roles.joined(separator: ",")])
@@ -34,6 +35,8 @@ enum ResourceTables {
                 let fingerprints = ca.spec.activeKeys.ssh.compactMap { try? SSHPublicKey(authorizedKeyLine: $0.publicKey).fingerprintSHA256 }
                 cas.append([ca.spec.clusterName, ca.spec.type.rawValue, fingerprints.joined(separator: ",")])
             case .clusterName(let name): names.append([name.spec.clusterName, name.spec.clusterID])
+            case .lock(let lock):
+                locks.append([lock.name, lock.spec.target.description, lock.spec.message ?? "", lock.metadata.expires.map(RFC3339.format) ?? "never"])
             }
         }
         var out: [String] = []
@@ -45,6 +48,7 @@ enum ResourceTables {
         if !users.isEmpty { out.append(TextTable.render(headers: ["User", "Allowed Logins", "Roles"], rows: users)) }
         if !tokens.isEmpty { out.append(TextTable.render(headers: ["Token", "Type", "Expiry Time"], rows: tokens)) }
         if !nodes.isEmpty { out.append(TextTable.render(headers: ["Node Name", "Node ID", "Address", "Labels"], rows: nodes)) }
+        if !locks.isEmpty { out.append(TextTable.render(headers: ["ID", "Target", "Message", "Expires"], rows: locks)) }
         return out.joined(separator: "\n")
     }
 }

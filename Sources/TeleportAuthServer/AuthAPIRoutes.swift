@@ -218,6 +218,8 @@ struct AuthAPIRoutes {
         case (.role, false): type = AuditEventType.roleCreated
         case (.role, true): type = AuditEventType.roleDeleted
         case (.token, false): type = AuditEventType.joinTokenCreate
+        case (.lock, false): type = AuditEventType.lockCreated
+        case (.lock, true): type = AuditEventType.lockDeleted
         case (_, false): type = AuditEventType.resourceCreate
         case (_, true): type = AuditEventType.resourceDelete
         }

@@ -20,11 +20,18 @@ extension AuthServer {
         try await certAuthority(.user).spec.activeKeys.ssh.map(\.publicKey)
     }
 
-    /// The change feed for hosts' caches.
+    /// The locks in force (expired ones are left out even before the backend sweeps them).
+    public func locks() async throws -> [Lock] {
+        let now = clock.now()
+        return try await stores.locks.list().filter { $0.metadata.expires.map { $0 > now } ?? true }
+    }
+
+    /// The change feed for hosts' caches (a new or removed lock is a change too).
     public func userCertificateChanges(after cursor: String?, wait: Duration) async throws -> AuthAPI.UserCertChanges {
         let changes = try await userCertificates.changes(after: cursor, wait: wait)
         return AuthAPI.UserCertChanges(
-            cursor: changes.cursor, reset: changes.reset, certificates: changes.certificates, userCAKeys: try await userCAKeyLines())
+            cursor: changes.cursor, reset: changes.reset, certificates: changes.certificates, userCAKeys: try await userCAKeyLines(),
+            locks: try await locks())
     }
 
     /// One current certificate by its subject key's SHA-256 (hex); `notFound` when none.
@@ -33,6 +40,7 @@ extension AuthServer {
             throw TeleportError.badParameter("a key fingerprint is 64 lowercase hex digits")
         }
         let item = try await stores.backend.get(UserCertificateFeed.key(fingerprintHex: fingerprintHex))
-        return AuthAPI.UserCertLookup(certificate: try UserCertificateFeed.decode(item.value), userCAKeys: try await userCAKeyLines())
+        return AuthAPI.UserCertLookup(
+            certificate: try UserCertificateFeed.decode(item.value), userCAKeys: try await userCAKeyLines(), locks: try await locks())
     }
 }

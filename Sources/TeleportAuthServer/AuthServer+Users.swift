@@ -186,6 +186,9 @@ extension AuthServer {
         -> AuthAPI.LoginResponse
     {
         let now = clock.now()
+        if let lock = try await locks().first(where: { $0.applies(user: user.name, login: nil, node: [], at: now) }) {
+            throw TeleportError.accessDenied(lock.refusal)
+        }
         let validBefore = now.addingTimeInterval(ttl)
         let subjectKey: SSHPublicKey
         do {

@@ -11,13 +11,14 @@ import TeleportCrypto
 /// from another process (or from before a restart) gets a full snapshot.
 actor UserCertificateFeed {
     static let prefix = Keys.key("usercerts") + "/"
+    static let locksPrefix = Keys.key("locks") + "/"
     static let capacity = 10_000
 
     private let backend: any Backend
     private let logger: Logger
     private let generation = UUID().uuidString.prefix(8).lowercased()
     private var sequence = 0
-    private var recent: [(sequence: Int, certificate: String)] = []
+    private var recent: [(sequence: Int, certificate: String?)] = []
     private var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     private var watching: Task<Void, Never>?
     private var stopped = false
@@ -33,15 +34,24 @@ actor UserCertificateFeed {
     func start() async throws {
         guard watching == nil else { return }
         let stream = try await backend.watch(prefix: Self.prefix)
+        let locks = try await backend.watch(prefix: Self.locksPrefix)
         watching = Task { [weak self] in
-            for await event in stream {
-                guard case .put(let item) = event, let record = try? Self.decode(item.value) else { continue }
-                await self?.append(record)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await event in stream {
+                        guard case .put(let item) = event, let record = try? Self.decode(item.value) else { continue }
+                        await self?.append(record)
+                    }
+                }
+                group.addTask {
+                    // The reply carries the current locks; a change only has to wake the waiters.
+                    for await _ in locks { await self?.append(nil) }
+                }
             }
         }
     }
 
-    private func append(_ certificate: String) {
+    private func append(_ certificate: String?) {
         sequence += 1
         recent.append((sequence, certificate))
         if recent.count > Self.capacity { recent.removeFirst(recent.count - Self.capacity) }
@@ -54,7 +64,7 @@ actor UserCertificateFeed {
     func changes(after cursor: String?, wait: Duration) async throws -> (cursor: String, reset: Bool, certificates: [String]) {
         if let cursor, let since = parse(cursor), since <= sequence, since >= (recent.first?.sequence ?? sequence + 1) - 1 {
             if since == sequence, wait > .zero, !stopped { await waitForChange(upTo: wait) }
-            let fresh = recent.filter { $0.sequence > since }.map(\.certificate)
+            let fresh = recent.filter { $0.sequence > since }.compactMap(\.certificate)
             return ("\(generation):\(sequence)", false, fresh)
         }
         let at = sequence

@@ -139,7 +139,8 @@ public enum TeleportProcess {
             services.append(
                 NodeSSHService(
                     host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys),
-                    cache: userCertificateCache(client, dataDir: dataDir, role: "node", clock: clock, logger: logger),
+                    cache: userCertificateCache(
+                        client, dataDir: dataDir, role: "node", clock: clock, hostNames: [hostUUID, config.nodeName], logger: logger),
                     settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID), logger: logger.with("node:ssh")))
             services.append(
                 NodeHeartbeat(
@@ -166,10 +167,11 @@ public enum TeleportProcess {
 
     /// The certificate-bound key cache of a proxy or node, kept in `data_dir/cache/`.
     static func userCertificateCache(
-        _ client: AuthClient, dataDir: DataDirectory, role: String, clock: any WallClock, logger: Logger
+        _ client: AuthClient, dataDir: DataDirectory, role: String, clock: any WallClock, hostNames: [String] = [], logger: Logger
     ) -> UserCertificateCache {
         UserCertificateCache(
             file: dataDir.url.appendingPathComponent("cache").appendingPathComponent("usercerts-\(role).json"), clock: clock,
+            hostNames: hostNames,
             fetchChanges: { cursor, wait in try await client.userCertificateChanges(after: cursor, wait: wait) },
             fetchOne: { fingerprint in try await client.userCertificate(fingerprintHex: fingerprint) },
             logger: logger.with("\(role):certs"))

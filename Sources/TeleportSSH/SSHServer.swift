@@ -49,8 +49,12 @@ public final class SSHServer: Sendable {
     /// The bound port (useful when asked for port 0).
     public var port: Int { channel.localAddress?.port ?? 0 }
 
-    private init(channel: any Channel) {
+    /// The authenticated connections (to close those a new lock stops).
+    let active: AuthenticatedConnections
+
+    private init(channel: any Channel, active: AuthenticatedConnections) {
         self.channel = channel
+        self.active = active
     }
 
     /// Binds `host:port` and starts accepting connections.
@@ -59,6 +63,7 @@ public final class SSHServer: Sendable {
     ) async throws -> SSHServer {
         let hostKey = SSHKeyBridge.nioPrivateKey(configuration.hostKey)
         let pending = UnauthenticatedCounter(limit: configuration.maxUnauthenticated)
+        let active = AuthenticatedConnections()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -76,10 +81,12 @@ public final class SSHServer: Sendable {
                     channel.close(promise: nil)
                 }
                 let slot = pending.slot()
+                let id = ObjectIdentifier(channel)
                 let expiry = NIOLoopBoundBox<Scheduled<Void>?>(nil, eventLoop: channel.eventLoop)
                 connection.onAuthenticated = {
                     grace.cancel()
                     slot.release()
+                    if let user = connection.user { active.add(id, user: user, channel: channel) }
                     // A connection lives no longer than the certificate that let it in (as
                     // Teleport's disconnect_expired_cert): every session on it ends then.
                     if let user = connection.user, user.checked.validBefore != SSHCertificate.forever {
@@ -96,6 +103,7 @@ public final class SSHServer: Sendable {
                     grace.cancel()
                     slot.release()
                     expiry.value?.cancel()
+                    active.remove(id)
                 }
                 let delegate = CertificateBoundKeyDelegate(
                     authorizer: configuration.authorizer, connection: connection,
@@ -119,7 +127,7 @@ public final class SSHServer: Sendable {
                 }
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()
-        return SSHServer(channel: channel)
+        return SSHServer(channel: channel, active: active)
     }
 
     /// Stops listening (established connections continue until they end).
@@ -197,6 +205,18 @@ extension SSHServer {
         }
         logger.info("\(what) is listening", metadata: ["tp.listen": "\(HostPort.join(host, server.port))"])
         await onListening(server.port)
+        // A new lock ends the connections it stops at once.
+        let active = server.active
+        await cache.setLocksHandler { [cache] _ in
+            Task {
+                for (user, channel) in active.all() {
+                    guard let lock = await cache.lock(user: user.username, login: user.login) else { continue }
+                    logger.info(
+                        "closing an SSH connection: \(lock.refusal)", metadata: ["tp.user": "\(user.username)", "tp.login": "\(user.login)"])
+                    channel.close(promise: nil)
+                }
+            }
+        }
         // The feed's long poll is not awaited at shutdown: it ends with the process.
         let feed = Task { await cache.run() }
         await shutdown()
@@ -214,5 +234,23 @@ extension SSHServer {
                     "tp.key": "\(key?.fingerprintSHA256 ?? "-")",
                 ])
         }
+    }
+}
+
+/// The authenticated connections of a server, with their users.
+final class AuthenticatedConnections: @unchecked Sendable {
+    private let lock = NSLock()
+    private var connections: [ObjectIdentifier: (user: SSHAuthenticatedUser, channel: any Channel)] = [:]
+
+    func add(_ id: ObjectIdentifier, user: SSHAuthenticatedUser, channel: any Channel) {
+        lock.withLock { connections[id] = (user, channel) }
+    }
+
+    func remove(_ id: ObjectIdentifier) {
+        lock.withLock { _ = connections.removeValue(forKey: id) }
+    }
+
+    func all() -> [(user: SSHAuthenticatedUser, channel: any Channel)] {
+        lock.withLock { Array(connections.values) }
     }
 }

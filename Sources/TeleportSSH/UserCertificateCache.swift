@@ -29,10 +29,19 @@ public actor UserCertificateCache: SSHUserAuthorizer {
     private var userCAs: [SSHPublicKey] = []
     private var cursor: String?
     private var dirty = false
+    /// The cluster's locks in force, as of the last reply from the auth service.
+    private var locks: [Lock] = []
+    /// This host's names (UUID, node name), for locks that target a node.
+    private let hostNames: [String]
+    private var onLocksChanged: (@Sendable ([Lock]) -> Void)?
 
     /// Creates the cache, loading `file` if it exists.
-    public init(file: URL, clock: any WallClock, fetchChanges: @escaping FetchChanges, fetchOne: @escaping FetchOne, logger: Logger) {
+    public init(
+        file: URL, clock: any WallClock, hostNames: [String] = [], fetchChanges: @escaping FetchChanges, fetchOne: @escaping FetchOne,
+        logger: Logger
+    ) {
         self.file = file
+        self.hostNames = hostNames
         self.clock = clock
         self.checker = SSHCertificateChecker(clock: clock)
         self.fetchChanges = fetchChanges
@@ -46,7 +55,26 @@ public actor UserCertificateCache: SSHUserAuthorizer {
                 }
             }
             userCAs = stored.userCAKeys.compactMap { try? SSHPublicKey(authorizedKeyLine: $0) }
+            locks = stored.locks ?? []
         }
+    }
+
+    /// Calls `handler` with the locks whenever they change (to end the sessions they stop).
+    public func setLocksHandler(_ handler: @escaping @Sendable ([Lock]) -> Void) {
+        onLocksChanged = handler
+    }
+
+    /// The lock that stops `user` logging in as `login` here now, if any.
+    public func lock(user: String, login: String) -> Lock? {
+        let now = clock.now()
+        return locks.first { $0.applies(user: user, login: login, node: hostNames, at: now) }
+    }
+
+    private func updateLocks(_ new: [Lock]?) {
+        guard let new, new != locks else { return }
+        locks = new
+        dirty = true
+        onLocksChanged?(new)
     }
 
     /// How many certificates are held.
@@ -82,6 +110,7 @@ public actor UserCertificateCache: SSHUserAuthorizer {
         if !cas.isEmpty { userCAs = cas }
         cursor = changes.cursor
         dirty = true
+        updateLocks(changes.locks)
     }
 
     private func persistIfNeeded() {
@@ -89,7 +118,7 @@ public actor UserCertificateCache: SSHUserAuthorizer {
         dirty = false
         let stored = Stored(
             certificates: certificates.values.map { $0.authorizedKeyLine() }.sorted(),
-            userCAKeys: userCAs.map { $0.authorizedKeyLine() })
+            userCAKeys: userCAs.map { $0.authorizedKeyLine() }, locks: locks)
         do {
             try FileManager.default.createDirectory(
                 at: file.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -114,6 +143,7 @@ public actor UserCertificateCache: SSHUserAuthorizer {
                 let cert = try SSHCertificate(authorizedKeyLine: found.certificate)
                 let cas = found.userCAKeys.compactMap { try? SSHPublicKey(authorizedKeyLine: $0) }
                 if !cas.isEmpty { userCAs = cas }
+                updateLocks(found.locks)
                 certificates[fingerprint] = cert
                 dirty = true
                 persistIfNeeded()
@@ -129,11 +159,13 @@ public actor UserCertificateCache: SSHUserAuthorizer {
         }
         let checked = try checker.check(
             certificate, trustedCAs: userCAs, expectedType: .user, login: login, clientAddress: clientAddress?.ipAddress)
+        if let lock = lock(user: certificate.keyID, login: login) { throw TeleportError.accessDenied(lock.refusal) }
         return SSHAuthenticatedUser(username: certificate.keyID, login: login, publicKey: key, certificate: certificate, checked: checked)
     }
 
     struct Stored: Codable {
         var certificates: [String]
         var userCAKeys: [String]
+        var locks: [Lock]?
     }
 }

@@ -17,6 +17,8 @@ public struct ClusterStores: Sendable {
     public let certAuthorities: ResourceStore<CertAuthority>
     /// The cluster name (one item).
     public let clusterName: ResourceStore<ClusterNameResource>
+    /// Locks.
+    public let locks: ResourceStore<Lock>
 
     /// Creates the stores.
     public init(backend: any Backend) {
@@ -27,6 +29,7 @@ public struct ClusterStores: Sendable {
         nodes = ResourceStore(backend: backend, prefix: "/nodes/default/")
         certAuthorities = ResourceStore(backend: backend, prefix: "/authorities/")
         clusterName = ResourceStore(backend: backend, prefix: "/cluster_configuration/")
+        locks = ResourceStore(backend: backend, prefix: "/locks/")
     }
 
     /// Every resource of `kind` (canonical kind name).
@@ -38,6 +41,7 @@ public struct ClusterStores: Sendable {
         case ServerNode.kind: return try await nodes.list()
         case CertAuthority.kind: return try await certAuthorities.list()
         case ClusterNameResource.kind: return try await clusterName.list()
+        case Lock.kind: return try await locks.list()
         default: throw TeleportError.badParameter("unknown resource kind \"\(kind)\"")
         }
     }
@@ -51,6 +55,7 @@ public struct ClusterStores: Sendable {
         case ServerNode.kind: return try await nodes.get(name)
         case CertAuthority.kind: return try await certAuthorities.get(name)
         case ClusterNameResource.kind: return try await clusterName.get(name)
+        case Lock.kind: return try await locks.get(name)
         default: throw TeleportError.badParameter("unknown resource kind \"\(kind)\"")
         }
     }
@@ -66,6 +71,7 @@ public struct ClusterStores: Sendable {
             return upsert ? try await certAuthorities.upsert(value) : try await certAuthorities.create(value)
         case .clusterName(let value):
             return upsert ? try await clusterName.upsert(value) : try await clusterName.create(value)
+        case .lock(let value): return upsert ? try await locks.upsert(value) : try await locks.create(value)
         }
     }
 
@@ -78,6 +84,7 @@ public struct ClusterStores: Sendable {
         case ServerNode.kind: try await nodes.delete(name)
         case CertAuthority.kind: try await certAuthorities.delete(name)
         case ClusterNameResource.kind: try await clusterName.delete(name)
+        case Lock.kind: try await locks.delete(name)
         default: throw TeleportError.badParameter("unknown resource kind \"\(kind)\"")
         }
     }

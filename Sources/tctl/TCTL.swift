@@ -18,7 +18,7 @@ struct TCTL: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tctl",
         abstract: "Admin tool for the Teleport cluster.",
-        subcommands: [Status.self, Users.self, Auth.self, Get.self, Create.self, Remove.self, Nodes.self, Tokens.self, Version.self])
+        subcommands: [Status.self, Users.self, Auth.self, Get.self, Create.self, Remove.self, LockCommand.self, Nodes.self, Tokens.self, Version.self])
 }
 
 /// The options every `tctl` command takes.
@@ -134,6 +134,26 @@ struct Remove: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "KIND/NAME.") var reference: String
     func run() async throws { try await perform { try await AdminCommands.remove(global.connection, reference: reference) } }
+}
+
+struct LockCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lock", abstract: "Lock a user, a login or a node: no new sessions, and the open ones end.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .customLong("user"), help: "The Teleport user to lock.") var user: String?
+    @Option(name: .customLong("login"), help: "The OS login to lock on every node.") var login: String?
+    @Option(name: .customLong("node"), help: "The node (UUID or name) to lock.") var node: String?
+    @Option(name: .customLong("message"), help: "Shown to whoever is refused.") var message: String?
+    @Option(name: .customLong("ttl"), help: "Remove the lock after this long (e.g. 10h); default: until tctl rm lock/NAME.") var ttl: String?
+    func run() async throws {
+        try await perform {
+            guard user != nil || login != nil || node != nil else {
+                throw TeleportError.badParameter("say what to lock: --user, --login or --node")
+            }
+            return try await AdminCommands.lock(
+                global.connection, target: Lock.Target(user: user, login: login, node: node), message: message, ttl: ttl)
+        }
+    }
 }
 
 struct Version: ParsableCommand {

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+    import Glibc
+#endif
 import TeleportTestSupport
 import Testing
 
@@ -165,6 +168,63 @@ struct SSHAccessTests {
             let page = try await TestSupport.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(localPort)/index.html"])
             await TestSupport.stopDaemon(forward)
             #expect(page.stdout == "forwarded page\n", "\(page) \((try? TestSupport.read(site.appendingPathComponent("tsh.log"))) ?? "")")
+        }
+    }
+
+    @Test("tctl lock: open sessions of the user end, new ones and new certificates are refused; tctl rm lock restores access")
+    func locks() async throws {
+        try await Self.withSetup { setup in
+            let work = try TestSupport.makeTemporaryDirectory(prefix: "lock")
+            defer { try? FileManager.default.removeItem(at: work) }
+            let sessionLog = work.appendingPathComponent("session.log")
+            let session = try TestSupport.spawnDaemon(
+                try ClusterFixture.binary("tsh"),
+                ["-i", setup.identity, "--proxy=127.0.0.1:\(setup.cluster.webPort)", "--insecure", "ssh", "root@db1", "echo started; sleep 60; echo survived"],
+                logPath: sessionLog.path)
+            var started = false
+            for _ in 0..<100 where !started {
+                started = ((try? TestSupport.read(sessionLog)) ?? "").contains("started")
+                if !started { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(started, "\((try? TestSupport.read(sessionLog)) ?? "")")
+
+            let locked = try await setup.cluster.tctl(["lock", "--user=joe", "--message=incident 42", "--ttl=1h"])
+            #expect(locked.exitCode == 0 && locked.stdout.hasPrefix("Created a lock with name"), "\(locked)")
+            let name = try #require(locked.stdout.split(separator: "\"").dropFirst().first.map(String.init))
+            // The open session ends within seconds, on the node and the proxy.
+            var status: Int32 = 0
+            var ended = false
+            for _ in 0..<100 where !ended {
+                ended = waitpid(session, &status, WNOHANG) == session
+                if !ended { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            if !ended { await TestSupport.stopDaemon(session) }
+            #expect(ended, "the locked user's session did not end")
+            #expect(!((try? TestSupport.read(sessionLog)) ?? "").contains("survived"))
+            #expect(setup.cluster.log.contains("closing an SSH connection: user=joe is locked: incident 42"), "proxy log")
+            let nodeLog = (try? TestSupport.read(setup.nodeDir.appendingPathComponent("node.log"))) ?? ""
+            #expect(nodeLog.contains("closing an SSH connection: user=joe is locked"), "node log")
+
+            let refused = try await setup.tsh(["ssh", "root@db1", "echo should-not-run"])
+            #expect(refused.exitCode == 255 && !refused.stdout.contains("should-not-run"), "\(refused)")
+            #expect(setup.cluster.log.contains("is locked: incident 42 (lock \(name))"), "the refusal names the lock")
+            let openSSH = try await setup.ssh(["-p", "\(setup.cluster.sshPort)", "-l", "root", "127.0.0.1", "echo should-not-run"])
+            #expect(openSSH.exitCode == 255, "\(openSSH)")
+            let signed = try await setup.cluster.tctl(["auth", "sign", "--user=joe", "--out=\(work.path)/joe2.id"])
+            #expect(signed.exitCode != 0 && signed.stderr.contains("user=joe is locked: incident 42"), "\(signed)")
+            let listed = try await setup.cluster.tctl(["get", "locks", "--format", "text"])
+            #expect(listed.stdout.contains(name) && listed.stdout.contains("user=joe"), "\(listed)")
+            let events = (try? FileManager.default.contentsOfDirectory(atPath: setup.cluster.dataDir.appendingPathComponent("log").path)) ?? []
+            let audit = events.compactMap { try? TestSupport.read(setup.cluster.dataDir.appendingPathComponent("log/\($0)")) }.joined()
+            #expect(audit.contains("\"lock.created\""), "audit")
+
+            #expect(try await setup.cluster.tctl(["rm", "lock/\(name)"]).exitCode == 0)
+            var back = try await setup.tsh(["ssh", "root@db1", "echo back"])
+            for _ in 0..<50 where back.stdout != "back\n" {
+                try await Task.sleep(for: .milliseconds(100))
+                back = try await setup.tsh(["ssh", "root@db1", "echo back"])
+            }
+            #expect(back.stdout == "back\n", "\(back)")
         }
     }
 

@@ -71,6 +71,10 @@ public enum AuditEventType {
     public static let roleCreated = ("role.created", "T9000I")
     /// `role.deleted`.
     public static let roleDeleted = ("role.deleted", "T9001I")
+    /// `lock.created`.
+    public static let lockCreated = ("lock.created", "T9006I")
+    /// `lock.deleted`.
+    public static let lockDeleted = ("lock.deleted", "T9007I")
     /// `join_token.create`.
     public static let joinTokenCreate = ("join_token.create", "T9003I")
     /// `resource.create` for other kinds.

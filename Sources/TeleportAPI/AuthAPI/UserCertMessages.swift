@@ -16,18 +16,21 @@ extension AuthAPI {
         public var certificates: [String]
         /// The user CA's SSH public keys (authorized_keys lines) that certificates must be signed by.
         public var userCAKeys: [String]
+        /// Every lock in force.
+        public var locks: [Lock]?
 
         enum CodingKeys: String, CodingKey {
-            case cursor, reset, certificates
+            case cursor, reset, certificates, locks
             case userCAKeys = "user_ca_keys"
         }
 
         /// Creates a reply.
-        public init(cursor: String, reset: Bool, certificates: [String], userCAKeys: [String]) {
+        public init(cursor: String, reset: Bool, certificates: [String], userCAKeys: [String], locks: [Lock]? = nil) {
             self.cursor = cursor
             self.reset = reset
             self.certificates = certificates
             self.userCAKeys = userCAKeys
+            self.locks = locks
         }
     }
 
@@ -37,16 +40,19 @@ extension AuthAPI {
         public var certificate: String
         /// The user CA's SSH public keys.
         public var userCAKeys: [String]
+        /// Every lock in force.
+        public var locks: [Lock]?
 
         enum CodingKeys: String, CodingKey {
-            case certificate
+            case certificate, locks
             case userCAKeys = "user_ca_keys"
         }
 
         /// Creates a reply.
-        public init(certificate: String, userCAKeys: [String]) {
+        public init(certificate: String, userCAKeys: [String], locks: [Lock]? = nil) {
             self.certificate = certificate
             self.userCAKeys = userCAKeys
+            self.locks = locks
         }
     }
 }

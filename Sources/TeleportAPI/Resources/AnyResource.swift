@@ -6,10 +6,11 @@ public enum AnyResource: Sendable, Equatable {
     case node(ServerNode)
     case certAuthority(CertAuthority)
     case clusterName(ClusterNameResource)
+    case lock(Lock)
 
     /// The kinds `tctl` and the API know, in the order `tctl get all` prints them.
     public static let kinds: [String] = [
-        ClusterNameResource.kind, CertAuthority.kind, Role.kind, User.kind, ProvisionToken.kind, ServerNode.kind,
+        ClusterNameResource.kind, CertAuthority.kind, Role.kind, User.kind, ProvisionToken.kind, ServerNode.kind, Lock.kind,
     ]
 
     /// The canonical kind for what a person may type: `users`, `user`, `cert_authorities`, `ca`, ...
@@ -22,6 +23,7 @@ public enum AnyResource: Sendable, Equatable {
         case "node", "nodes": return ServerNode.kind
         case "cert_authority", "cert_authorities", "cert_authoritys", "ca", "cas": return CertAuthority.kind
         case "cluster_name", "cluster_names": return ClusterNameResource.kind
+        case "lock", "locks": return Lock.kind
         default: return nil
         }
     }
@@ -35,6 +37,7 @@ public enum AnyResource: Sendable, Equatable {
         case .node(let value): value
         case .certAuthority(let value): value
         case .clusterName(let value): value
+        case .lock(let value): value
         }
     }
 
@@ -53,6 +56,7 @@ public enum AnyResource: Sendable, Equatable {
         case let value as ServerNode: self = .node(value)
         case let value as CertAuthority: self = .certAuthority(value)
         case let value as ClusterNameResource: self = .clusterName(value)
+        case let value as Lock: self = .lock(value)
         default: throw TeleportError.badParameter("unsupported resource kind \(resource.kind)")
         }
     }

@@ -104,6 +104,7 @@ public enum ResourceCodec {
             case ProvisionToken.kind: resource = try jsonDecoder().decode(ProvisionToken.self, from: data)
             case ServerNode.kind: resource = try jsonDecoder().decode(ServerNode.self, from: data)
             case CertAuthority.kind: resource = try jsonDecoder().decode(CertAuthority.self, from: data)
+            case Lock.kind: resource = try jsonDecoder().decode(Lock.self, from: data)
             default: resource = try jsonDecoder().decode(ClusterNameResource.self, from: data)
             }
         } catch let error as DecodingError {
@@ -130,6 +131,7 @@ public enum ResourceCodec {
         case ProvisionToken.kind: ProvisionToken.currentVersion
         case ServerNode.kind: ServerNode.currentVersion
         case CertAuthority.kind: CertAuthority.currentVersion
+        case Lock.kind: Lock.currentVersion
         default: ClusterNameResource.currentVersion
         }
     }
