@@ -109,7 +109,9 @@ let package = Package(
             dependencies: [
                 "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", logging, nioCore, nioPosix, nioSSL, x509, crypto,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

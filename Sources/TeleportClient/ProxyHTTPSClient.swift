@@ -42,6 +42,8 @@ public struct ProxyHTTPSClient: ProxyTransport, CustomStringConvertible {
     /// True when the server's certificate is not verified at all (`--insecure`).
     public let insecure: Bool
     let sslContext: NIOSSLContext
+    /// The same settings asking for the tunnel's ALPN protocol (`tsh proxy ssh`).
+    let tunnelContext: NIOSSLContext
     let timeout: Duration
 
     public var description: String { "ProxyHTTPSClient(\(address))" }
@@ -81,6 +83,9 @@ public struct ProxyHTTPSClient: ProxyTransport, CustomStringConvertible {
         }
         do {
             sslContext = try NIOSSLContext(configuration: tls)
+            var tunnel = tls
+            tunnel.applicationProtocols = [ProxyTunnelClient.alpnProtocol]
+            tunnelContext = try NIOSSLContext(configuration: tunnel)
         } catch {
             throw TeleportError.internalError("cannot set up TLS: \(error)")
         }

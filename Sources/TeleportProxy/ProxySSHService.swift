@@ -183,6 +183,9 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
         let promise = context.eventLoop.makePromise(of: ServerNode.self)
         promise.completeWithTask { try await resolver.resolve(host: target.host, port: target.port) }
         let loop = context.eventLoop
+        let (sshSide, tcpSide) = GlueHandler.matchedPair()
+        let sshBound = NIOLoopBound(sshSide, eventLoop: loop)
+        let tcpBound = NIOLoopBound(tcpSide, eventLoop: loop)
         promise.futureResult.flatMap { node -> EventLoopFuture<any Channel> in
             self.logger.info("proxying to node", metadata: ["tp.user": "\(self.user.username)", "tp.node": "\(node.name)"])
             let address: (host: String, port: Int)
@@ -191,26 +194,21 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
             } catch {
                 return loop.makeFailedFuture(error)
             }
-            return ClientBootstrap(group: loop)
-                .connectTimeout(.seconds(10))
-                .channelOption(.allowRemoteHalfClosure, value: true)
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .connect(host: address.host, port: address.port)
+            return GlueHandler.connect(host: address.host, port: address.port, on: loop, with: tcpBound.value)
         }.whenComplete { result in
             let context = loopContext.value
             switch result {
             case .failure(let error):
                 self.refuse(context, request.wantReply, error)
             case .success(let tcp):
-                self.connected(context, tcp: tcp, wantReply: request.wantReply)
+                self.connected(context, tcp: tcp, sshSide: sshBound.value, wantReply: request.wantReply)
             }
         }
     }
 
-    private func connected(_ context: ChannelHandlerContext, tcp: any Channel, wantReply: Bool) {
+    private func connected(_ context: ChannelHandlerContext, tcp: any Channel, sshSide: GlueHandler, wantReply: Bool) {
         state = .connected
         if wantReply { context.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil) }
-        let (sshSide, tcpSide) = GlueHandler.matchedPair()
         do {
             _ = context.channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             try context.pipeline.syncOperations.addHandlers([SSHChannelDataCodec(), sshSide], position: .after(self))
@@ -219,15 +217,12 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
             context.close(promise: nil)
             return
         }
-        tcp.pipeline.addHandler(tcpSide).whenComplete { _ in
-            let pending = self.held
-            self.held.removeAll()
-            for item in pending { context.fireChannelRead(self.wrapInboundOut(item)) }
-            context.fireChannelReadComplete()
-            if self.heldEOF { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
-            context.read()
-            tcp.read()
-        }
+        let pending = held
+        held.removeAll()
+        for item in pending { context.fireChannelRead(wrapInboundOut(item)) }
+        context.fireChannelReadComplete()
+        if heldEOF { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+        context.read()
     }
 
     private func refuse(_ context: ChannelHandlerContext, _ wantReply: Bool, _ error: any Error) {

@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import NIOCore
 import NIOSSL
@@ -67,14 +68,21 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
             let userCAs = try await userCATLSCertificates()
             tls.trustRoots = .certificates(try userCAs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
             tls.certificateVerification = .optionalVerification
+            // `tsh proxy ssh` asks for the tunnel protocol (see ProxyTunnel); browsers for HTTP/1.1.
+            tls.applicationProtocols = ["http/1.1", ProxyTunnel.alpnProtocol]
         } catch let error as TeleportError {
             throw error
         } catch {
             throw TeleportError.badParameter("the proxy's HTTPS key pair cannot be loaded: \(error) (check proxy_service.https_keypairs)")
         }
         let onListening = self.onListening
+        let opener = TunnelOpener(resolver: NodeResolver(auth: auth, clusterName: clusterName), clusterName: clusterName)
+        let tlsConfiguration = tls
+        let server = HTTPServerBuilder { responder in
+            try TLSChannel(TunnelingChildChannel(base: HTTP1Channel(responder: responder), opener: opener), tlsConfiguration: tlsConfiguration)
+        }
         let app = Application(
-            router: router, server: try .tls(.http1(), tlsConfiguration: tls),
+            router: router, server: server,
             configuration: .init(address: .hostname(host, port: port), serverName: "teleport-proxy"),
             onServerRunning: { _ in await onListening() }, logger: logger)
         do {

@@ -1,5 +1,6 @@
 public import NIOCore
 public import NIOSSH
+import NIOPosix
 
 /// Turns an SSH child channel into a byte stream: inbound ``SSHChannelData`` of the main data
 /// type becomes `ByteBuffer` (extended data such as stderr is dropped: a byte stream has none),
@@ -52,6 +53,22 @@ public final class GlueHandler: ChannelDuplexHandler {
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // The partner may have held back a read while this side was not there yet.
+        if context.channel.isWritable { partner?.partnerBecameWritable() }
+    }
+
+    /// Connects to `host:port` on `loop` with `handler` in the new channel's pipeline from the
+    /// start, so that nothing the peer sends first (an SSH banner) is read before it is there.
+    public static func connect(host: String, port: Int, on loop: any EventLoop, with handler: GlueHandler) -> EventLoopFuture<any Channel> {
+        let bound = NIOLoopBound(handler, eventLoop: loop)
+        return ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(10))
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(bound.value) }
+            }
+            .connect(host: host, port: port)
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {

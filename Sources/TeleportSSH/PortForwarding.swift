@@ -11,14 +11,21 @@ public enum ChannelBridge {
     /// The SSH channel is not read until the TCP connection is up.
     public static func connect(_ sshChannel: any Channel, toHost host: String, port: Int) -> EventLoopFuture<Void> {
         let loop = sshChannel.eventLoop
-        return ClientBootstrap(group: loop)
-            .connectTimeout(.seconds(10))
-            .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port)
-            .flatMap { tcp in
-                glue(sshChannel, tcp)
+        return loop.flatSubmit {
+            let (sshSide, tcpSide) = GlueHandler.matchedPair()
+            let sshBound = NIOLoopBound(sshSide, eventLoop: loop)
+            // The TCP side's handler is there from the start (what the peer sends first is kept).
+            return GlueHandler.connect(host: host, port: port, on: loop, with: tcpSide).flatMapThrowing { tcp in
+                do {
+                    _ = sshChannel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+                    try sshChannel.pipeline.syncOperations.addHandlers([SSHChannelDataCodec(), sshBound.value])
+                } catch {
+                    tcp.close(promise: nil)
+                    throw error
+                }
+                sshChannel.read()
             }
+        }
     }
 
     /// Glues an SSH channel to another byte channel (already connected).
@@ -37,6 +44,8 @@ public enum ChannelBridge {
                 try other.pipeline.syncOperations.addHandler(otherSide)
             }.map {
                 sshChannel.read()
+                // Accepted connections wait with autoRead off until they are glued.
+                _ = other.setOption(ChannelOptions.autoRead, value: true)
                 other.read()
             }
         }

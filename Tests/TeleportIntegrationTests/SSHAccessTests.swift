@@ -316,6 +316,17 @@ struct SSHAccessTests {
                 #expect(jump.exitCode != 0, "\(target): \(jump)")
             }
 
+            // The TLS tunnel of tsh proxy ssh on the web port needs a user certificate.
+            let anonymous = try await TestSupport.run(
+                "/bin/sh",
+                [
+                    "-c",
+                    "printf 'db1:0@\(setup.cluster.clusterName)\\n' | timeout 10 openssl s_client -quiet -alpn teleport-proxy-ssh -connect 127.0.0.1:\(setup.cluster.webPort) 2>/dev/null",
+                ])
+            #expect(anonymous.stdout.hasPrefix("ERR a user certificate is required"), "\(anonymous)")
+            let plainHTTPS = try await TestSupport.run("/usr/bin/curl", ["-sk", "https://127.0.0.1:\(setup.cluster.webPort)/webapi/ping"])
+            #expect(plainHTTPS.stdout.contains("proxy"), "HTTPS without the tunnel protocol is served as before: \(plainHTTPS)")
+
             // A 1 MB version banner is cut off; 200 half-open connections do not stop a real login.
             let banner = try await TestSupport.run(
                 "/usr/bin/python3",

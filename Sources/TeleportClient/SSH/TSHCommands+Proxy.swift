@@ -8,28 +8,30 @@ import TeleportCrypto
 extension TSHCommands {
     /// `tsh proxy ssh [USER@]HOST[:PORT]`: connects standard input and output to a node's SSH port
     /// through the proxy, for OpenSSH's `ProxyCommand` (the SSH session itself is OpenSSH's, end to
-    /// end with the node).
+    /// end with the node). It goes over TLS to the proxy's web port, authenticated with the user's
+    /// X.509 certificate (the tunnel of `ProxyTunnel`), so only the web port needs to be reachable.
     public static func proxySSH(_ options: ClientOptions, target: String, cluster: String?, context: ClientContext) async throws -> Int32 {
         var rest = target
-        var login = context.localUser
-        if let at = rest.lastIndex(of: "@") {
-            login = String(rest[..<at])
-            rest = String(rest[rest.index(after: at)...])
-        }
+        if let at = rest.lastIndex(of: "@") { rest = String(rest[rest.index(after: at)...]) }
         let parsed = try HostPort.parse(rest, defaultPort: 3022, key: "tsh proxy ssh")
-        let access = try await NodeAccess.open(options, cluster: cluster, context: context, needNodes: false)
+        let session = try TSHCommands.session(options, context: context)
+        if let cluster, cluster != session.cluster {
+            throw TeleportError.notFound("cluster \(cluster.debugDescription) is not known; this profile is for \(session.cluster)")
+        }
+        guard let client = try context.userTransport(session.address, session.insecure, session.key) as? ProxyHTTPSClient else {
+            throw TeleportError.internalError("tsh proxy ssh needs an HTTPS connection to the proxy")
+        }
         var host = parsed.host
-        if host.hasSuffix(".\(access.cluster)") { host = String(host.dropLast(access.cluster.count + 1)) }
-        guard let login, !login.isEmpty else { throw TeleportError.badParameter("no login: tsh proxy ssh LOGIN@HOST:PORT") }
-        let proxy = try await SSHConnection.connect(
-            host: access.proxyHost, port: access.proxyPort, credentials: try access.credentials(login: login), hostKey: access.proxyCheck)
-        defer { proxy.close() }
-        let channel = try await proxy.proxyChannel(to: "\(host):\(parsed.port)@\(access.cluster)") { channel in
-            try channel.pipeline.syncOperations.addHandler(StdoutWriter())
+        if host.hasSuffix(".\(session.cluster)") { host = String(host.dropLast(session.cluster.count + 1)) }
+        let channel = try await client.openTunnel(to: "\(HostPort.join(host, parsed.port))@\(session.cluster)") { channel in
+            try channel.pipeline.syncOperations.addHandler(ByteStdoutWriter())
         }
         StandardInputPump.start(
-            into: channel, escape: false, wrap: { SSHChannelData(type: .channel, data: .byteBuffer($0)) },
-            onEOF: { channel.close(mode: CloseMode.output, promise: Optional<EventLoopPromise<Void>>.none) })
+            into: channel, escape: false, wrap: { $0 },
+            onEOF: {
+                // TLS cannot half-close everywhere: then the whole connection ends with our input.
+                channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
+            })
         try await channel.closeFuture.get()
         return 0
     }
@@ -62,6 +64,20 @@ extension TSHCommands {
 
             """
         return Outcome(output: text)
+    }
+}
+
+/// Writes a byte stream of `ByteBuffer`s to standard output (blocking writes).
+final class ByteStdoutWriter: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        FileDescriptorWriter.writeAll(1, unwrapInboundIn(data))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { close(1) }
+        context.fireUserInboundEventTriggered(event)
     }
 }
 

@@ -1,0 +1,170 @@
+import Foundation
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import TeleportAPI
+import TeleportCrypto
+import TeleportSSH
+import X509
+
+/// `tsh proxy ssh` over TLS on the web port: a client that negotiates the ALPN protocol
+/// ``alpnProtocol`` and presents its user certificate sends one line, `HOST:PORT[@CLUSTER]\n`; the
+/// proxy answers `OK\n` and pipes the connection to that registered node (the same resolution and
+/// refusals as the `proxy:` SSH subsystem), or `ERR reason\n` and closes. Other connections are
+/// HTTPS as usual.
+enum ProxyTunnel {
+    static let alpnProtocol = "teleport-proxy-ssh"
+    /// The longest request line.
+    static let maxLine = 1024
+}
+
+/// Wraps the HTTP child channel: its handler, right after TLS, takes the connection over when the
+/// client negotiated ``ProxyTunnel/alpnProtocol`` (the HTTP handlers behind it then see nothing).
+struct TunnelingChildChannel<Base: ServerChildChannel>: ServerChildChannel {
+    typealias Value = Base.Value
+    let base: Base
+    let opener: TunnelOpener
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(TunnelSwitchHandler(opener: opener, logger: logger))
+        }.flatMap {
+            base.setup(channel: channel, logger: logger)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await base.handle(value: value, logger: logger)
+    }
+}
+
+/// Checks the caller and connects to the node.
+struct TunnelOpener: Sendable {
+    let resolver: NodeResolver
+    let clusterName: String
+
+    /// The address of the node `line` names, for the user of `certificate`.
+    func resolve(line: String, certificate: NIOSSLCertificate?, logger: Logger) async throws -> (host: String, port: Int) {
+        guard let certificate else {
+            throw TeleportError.accessDenied("a user certificate is required: run tsh login")
+        }
+        let identity = try X509Identity(certificate: try Certificate.fromDER(try certificate.toDERBytes()))
+        guard identity.clusterName == clusterName, identity.systemRole == nil else {
+            throw TeleportError.accessDenied("the certificate is not a user certificate of cluster \(clusterName)")
+        }
+        let target = try ProxySubsystemHandler.parseSubsystem("proxy:" + line)
+        let node = try await resolver.resolve(host: target.host, port: target.port)
+        let address = try HostPort.parse(node.spec.addr, defaultPort: 3022, key: "node addr")
+        logger.info("proxying to node over TLS", metadata: ["tp.user": "\(identity.username)", "tp.node": "\(node.name)"])
+        return address
+    }
+}
+
+/// Passes everything through until the TLS handshake completes with the tunnel's ALPN protocol;
+/// then reads the request line, connects, answers, and glues the two connections.
+final class TunnelSwitchHandler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    enum State {
+        case undecided, line, connecting, connected
+    }
+
+    let opener: TunnelOpener
+    let logger: Logger
+    private var state = State.undecided
+    private var line = ByteBuffer()
+    private var held: [ByteBuffer] = []
+
+    init(opener: TunnelOpener, logger: Logger) {
+        self.opener = opener
+        self.logger = logger
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted(let negotiated) = event as? TLSUserEvent, negotiated == ProxyTunnel.alpnProtocol {
+            state = .line
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch state {
+        case .undecided, .connected:
+            context.fireChannelRead(data)
+        case .connecting:
+            held.append(unwrapInboundIn(data))
+        case .line:
+            var bytes = unwrapInboundIn(data)
+            line.writeBuffer(&bytes)
+            guard let newline = line.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else {
+                if line.readableBytes > ProxyTunnel.maxLine { refuse(context, "the request line is too long") }
+                return
+            }
+            let length = newline - line.readerIndex
+            let request = String(decoding: line.readSlice(length: length)!.readableBytesView, as: UTF8.self)
+            line.moveReaderIndex(forwardBy: 1)
+            if line.readableBytes > 0 { held.append(line.readSlice(length: line.readableBytes)!) }
+            connect(context, request.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+    }
+
+    private func connect(_ context: ChannelHandlerContext, _ request: String) {
+        state = .connecting
+        let opener = self.opener
+        let logger = self.logger
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(context, eventLoop: loop)
+        let promise = loop.makePromise(of: (host: String, port: Int).self)
+        context.channel.nioSSL_peerCertificate().whenComplete { certificate in
+            promise.completeWithTask {
+                try await opener.resolve(line: request, certificate: (try? certificate.get()) ?? nil, logger: logger)
+            }
+        }
+        let (tlsSide, tcpSide) = GlueHandler.matchedPair()
+        let tcpBound = NIOLoopBound(tcpSide, eventLoop: loop)
+        promise.futureResult.flatMap { address in
+            GlueHandler.connect(host: address.host, port: address.port, on: loop, with: tcpBound.value)
+        }.whenComplete { result in
+            let context = bound.value
+            switch result {
+            case .failure(let error):
+                let text = (error as? TeleportError)?.message ?? "\(error)"
+                logger.info("refused a TLS proxy request: \(text)")
+                self.refuse(context, text)
+            case .success(let tcp):
+                self.connected(context, tcp: tcp, glue: tlsSide)
+            }
+        }
+    }
+
+    private func connected(_ context: ChannelHandlerContext, tcp: any Channel, glue: GlueHandler) {
+        state = .connected
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: "OK\n")), promise: nil)
+        do {
+            try context.pipeline.syncOperations.addHandler(glue, position: .after(self))
+        } catch {
+            tcp.close(promise: nil)
+            context.close(promise: nil)
+            return
+        }
+        let pending = held
+        held.removeAll()
+        for bytes in pending { context.fireChannelRead(wrapInboundOut(bytes)) }
+        if !pending.isEmpty { context.fireChannelReadComplete() }
+        context.read()
+    }
+
+    private func refuse(_ context: ChannelHandlerContext, _ reason: String) {
+        let text = "ERR " + reason.replacingOccurrences(of: "\n", with: " ") + "\n"
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: text))).whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}
