@@ -22,7 +22,7 @@ struct AnyResourceTests {
     }
 
     @Test func everyKnownKindIsItsOwnCanonicalName() {
-        #expect(AnyResource.kinds == ["cluster_name", "cert_authority", "role", "user", "token", "node"])
+        #expect(AnyResource.kinds == ["cluster_name", "cert_authority", "role", "user", "token", "node", "lock"])
         for kind in AnyResource.kinds { #expect(AnyResource.canonicalKind(kind) == kind) }
     }
 

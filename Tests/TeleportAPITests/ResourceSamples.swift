@@ -94,8 +94,12 @@ enum ResourceSamples {
         ClusterNameResource(clusterName: "teleport-aws-us-east-1", clusterID: "8d3895b6-e9dd-11e6-94de-40167e68e931")
     }
 
+    static var lock: Lock {
+        Lock(name: "c6f2a1d0-5b1e-4f5e-9d4e-1a2b3c4d5e6f", target: .init(user: "joe"), message: "incident 42", expires: created.addingTimeInterval(3600))
+    }
+
     /// Every kind, as `tctl get all` would list them.
     static var all: [AnyResource] {
-        [.clusterName(clusterName), .certAuthority(certAuthority), .role(role), .user(user), .token(token), .node(node)]
+        [.clusterName(clusterName), .certAuthority(certAuthority), .role(role), .user(user), .token(token), .node(node), .lock(lock)]
     }
 }

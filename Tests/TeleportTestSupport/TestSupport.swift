@@ -219,6 +219,17 @@ public enum TestSupport {
         return UInt16(bigEndian: address.sin_port)
     }
 
+    /// Polls `condition` (a log line written by another process may reach its file a moment
+    /// later) until it holds or `timeout` passes.
+    public static func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !condition() {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return true
+    }
+
     /// Polls until something accepts TCP connections on 127.0.0.1:`port`; false after `timeout`.
     public static func waitForPort(_ port: UInt16, timeout: Duration = .seconds(15)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
