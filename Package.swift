@@ -78,7 +78,7 @@ let package = Package(
         .target(
             name: "TeleportSSH",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "CTeleportShims", logging, nioCore, nioPosix,
+                "TeleportAPI", "TeleportCrypto", "TeleportEvents", "CTeleportShims", logging, nioCore, nioPosix,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
             ],
             swiftSettings: swiftSettings
@@ -107,7 +107,8 @@ let package = Package(
         .target(
             name: "TeleportProxy",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", logging, nioCore, nioPosix, nioSSL, x509, crypto,
+                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", logging, nioCore, nioPosix, nioSSL, x509,
+                crypto,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -120,7 +121,7 @@ let package = Package(
         .target(
             name: "TeleportNode",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", logging, nioCore, nioPosix,
+                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", logging, nioCore, nioPosix,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -135,3 +135,28 @@ extension AuthClient {
         try decode(AuthAPI.UserCertLookup.self, try await call(.GET, "usercerts/\(try pathComponent(fingerprintHex))"))
     }
 }
+
+extension AuthClient {
+    /// Sends audit events for the auth service to store (nodes and proxies).
+    public func emitEvents(_ events: [AuditEvent]) async throws {
+        var body = Data("[".utf8)
+        for (index, event) in events.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            body.append(try event.jsonLine())
+        }
+        body.append(UInt8(ascii: "]"))
+        _ = try await call(.POST, "events", body: body)
+    }
+
+    /// One page of stored events (administrators).
+    public func searchEvents(from: Date, to: Date, types: [String], limit: Int, startKey: String?) async throws -> AuthAPI.EventsPage {
+        var query = "from=\(Self.escape(RFC3339.format(from)))&to=\(Self.escape(RFC3339.format(to)))&limit=\(limit)"
+        if !types.isEmpty { query += "&type=\(Self.escape(types.joined(separator: ",")))" }
+        if let startKey { query += "&start_key=\(Self.escape(startKey))" }
+        return try ResourceCodec.jsonDecoder().decode(AuthAPI.EventsPage.self, from: try await call(.GET, "events?\(query)"))
+    }
+
+    static func escape(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
+    }
+}

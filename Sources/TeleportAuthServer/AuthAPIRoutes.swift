@@ -78,6 +78,50 @@ struct AuthAPIRoutes {
         v1.delete("resources/:kind/:name") { _, context in
             await APIResponse.handling(context) { try await delete(context) }
         }
+        v1.post("events") { request, context in
+            await APIResponse.handling(context) {
+                let caller = try caller(context)
+                let hostID: String?
+                switch caller.kind {
+                case .system(.node), .system(.proxy): hostID = String(caller.identity.username.split(separator: ".").first ?? "")
+                case .system(.admin), .system(.auth): hostID = nil
+                default: throw TeleportError.accessDenied("only the cluster's proxies and nodes may send audit events")
+                }
+                let body = try await request.body.collect(upTo: 8 * 1024 * 1024)
+                let lines: [[String: JSONValue]]
+                do {
+                    lines = try ResourceCodec.jsonDecoder().decode([[String: JSONValue]].self, from: Data(body.readableBytesView))
+                } catch {
+                    throw TeleportError.badParameter("the body is not a JSON list of audit events")
+                }
+                let events = try lines.map { try AuditEvent(jsonLine: try ResourceCodec.jsonEncoder().encode($0)) }
+                try await auth.receiveEvents(events, fromHost: hostID)
+                return try APIResponse.json(["status": "ok"])
+            }
+        }
+        v1.get("events") { request, context in
+            await APIResponse.handling(context) {
+                try requireAdmin(context)
+                let query = request.uri.queryParameters
+                let now = auth.clock.now()
+                let from = try query.get("from").map { text in
+                    guard let date = RFC3339.parse(String(text)) else { throw TeleportError.badParameter("from=\(text) is not an RFC 3339 time") }
+                    return date
+                } ?? now.addingTimeInterval(-86_400)
+                let to = try query.get("to").map { text in
+                    guard let date = RFC3339.parse(String(text)) else { throw TeleportError.badParameter("to=\(text) is not an RFC 3339 time") }
+                    return date
+                } ?? now.addingTimeInterval(60)
+                guard from <= to, to.timeIntervalSince(from) <= 366 * 86_400 else {
+                    throw TeleportError.badParameter("the time range must run forward and span at most a year")
+                }
+                let typeList = query.get("type").map { String($0) } ?? ""
+                let types = Set(typeList.split(separator: ",").map { String($0) })
+                let limit = min(Int(query.get("limit").map { String($0) } ?? "") ?? 500, 10_000)
+                let start = Int(query.get("start_key").map { String($0) } ?? "") ?? 0
+                return try APIResponse.json(try await auth.searchEvents(from: from, to: to, types: types, limit: limit, startKey: start))
+            }
+        }
         v1.post("presence/nodes") { request, context in
             await APIResponse.handling(context) { try await heartbeat(request, context) }
         }

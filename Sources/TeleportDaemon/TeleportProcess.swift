@@ -116,11 +116,15 @@ public enum TeleportProcess {
                     logger: logger.with("proxy"), onListening: { readiness.markReady("proxy") }))
             let sshAddress = try HostPort.parse(config.file.proxy.listenAddr, defaultPort: 3023, key: "proxy_service.listen_addr")
             let clusterName = try clusterName(of: identity)
+            let queue = AuditQueue(logger: logger.with("proxy:audit"))
+            services.append(AuditForwarder(queue: queue, client: client))
             services.append(
                 ProxySSHService(
                     host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys),
                     cache: userCertificateCache(client, dataDir: dataDir, role: "proxy", clock: clock, logger: logger),
-                    auth: client, clusterName: clusterName, logger: logger.with("proxy:ssh")))
+                    auth: client, clusterName: clusterName,
+                    audit: SSHAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, labels: [:], clock: clock),
+                    logger: logger.with("proxy:ssh")))
         }
         if config.runNode {
             guard let authAddress else { throw missingAuthServer("node") }
@@ -136,12 +140,16 @@ public enum TeleportProcess {
             node.spec.version = TeleportVersion.version
             node.spec.hostKeyFingerprint = try SSHHostKey.loadOrCreate(keys: keys).publicKey.fingerprintSHA256
             let clusterName = try clusterName(of: identity)
+            let queue = AuditQueue(logger: logger.with("node:audit"))
+            services.append(AuditForwarder(queue: queue, client: client))
             services.append(
                 NodeSSHService(
                     host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys),
                     cache: userCertificateCache(
                         client, dataDir: dataDir, role: "node", clock: clock, hostNames: [hostUUID, config.nodeName], logger: logger),
-                    settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID), logger: logger.with("node:ssh")))
+                    settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID),
+                    audit: SSHAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, labels: config.file.ssh.labels, clock: clock),
+                    logger: logger.with("node:ssh")))
             services.append(
                 NodeHeartbeat(
                     auth: client, node: node,

@@ -1,3 +1,4 @@
+public import Foundation
 public import TeleportAPI
 
 /// Where audit events go. Implementations must not lose an event silently: they either store it or throw.
@@ -6,8 +7,14 @@ public protocol AuditEmitter: Sendable {
     func emit(_ event: AuditEvent) async throws
 }
 
+/// A log that can be searched (the `file://` log; `stdout://` cannot).
+public protocol AuditReader: Sendable {
+    /// The events stored for the UTC days from `from` to `to` (whole days), in order.
+    func events(from: Date, to: Date) async throws -> [AuditEvent]
+}
+
 /// Sends every event to several emitters (the seed's `audit_events_uri` list).
-public struct MultiEmitter: AuditEmitter {
+public struct MultiEmitter: AuditEmitter, AuditReader {
     /// The emitters, in order.
     public let emitters: [any AuditEmitter]
 
@@ -20,5 +27,11 @@ public struct MultiEmitter: AuditEmitter {
             do { try await emitter.emit(event) } catch { firstError = firstError ?? error }
         }
         if let firstError { throw firstError }
+    }
+
+    /// Searches the first emitter that can be searched.
+    public func events(from: Date, to: Date) async throws -> [AuditEvent] {
+        for case let reader as any AuditReader in emitters { return try await reader.events(from: from, to: to) }
+        throw TeleportError.badParameter("no audit_events_uri of this cluster can be searched: add a file:// one")
     }
 }

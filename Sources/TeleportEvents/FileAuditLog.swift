@@ -3,7 +3,7 @@ public import TeleportAPI
 
 /// The `file://` audit log: one JSON-lines file per UTC day in a directory, named as the seed shows
 /// (`2017-02-03.00:00:00.log`), created with mode 0640.
-public actor FileAuditLog: AuditEmitter {
+public actor FileAuditLog: AuditEmitter, AuditReader {
     /// The directory holding the day files.
     public let directory: URL
     private var handle: FileHandle?
@@ -55,6 +55,18 @@ public actor FileAuditLog: AuditEmitter {
             handle = nil
             throw TeleportError.connectionProblem("cannot write the audit log in \(directory.path): \(error.localizedDescription)")
         }
+    }
+
+    public func events(from: Date, to: Date) throws -> [AuditEvent] {
+        var day = from
+        var result: [AuditEvent] = []
+        var seen = Set<String>()
+        while day <= to.addingTimeInterval(86_400) {
+            let name = Self.fileName(for: day)
+            if seen.insert(name).inserted { result += try events(on: day) }
+            day = day.addingTimeInterval(86_400)
+        }
+        return result.filter { $0.time >= from && $0.time <= to }
     }
 
     /// Every event stored for the UTC day of `date`, in order.

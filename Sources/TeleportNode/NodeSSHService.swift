@@ -7,6 +7,7 @@ public import ServiceLifecycle
 public import TeleportAPI
 public import TeleportCrypto
 public import TeleportSSH
+import TeleportEvents
 
 /// The node's SSH server (`ssh_service`, port 3022): certificate-bound key authentication, login
 /// sessions (terminal, shell, exec, sftp), and port forwarding when the certificate permits it.
@@ -16,6 +17,7 @@ public struct NodeSSHService: Service, CustomStringConvertible {
     let hostKey: OpenSSHPrivateKey
     let cache: UserCertificateCache
     let settings: SessionSettings
+    let audit: SSHAudit?
     let logger: Logger
     let onListening: @Sendable (Int) async -> Void
 
@@ -23,13 +25,24 @@ public struct NodeSSHService: Service, CustomStringConvertible {
 
     /// Creates the service.
     public init(
-        host: String, port: Int, hostKey: OpenSSHPrivateKey, cache: UserCertificateCache, settings: SessionSettings, logger: Logger,
-        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        host: String, port: Int, hostKey: OpenSSHPrivateKey, cache: UserCertificateCache, settings: SessionSettings, audit: SSHAudit? = nil,
+        logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
         self.host = host
         self.port = port
         self.hostKey = hostKey
         self.cache = cache
+        self.audit = audit
+        var settings = settings
+        if let audit {
+            // Every session is audited; none starts while the audit log cannot take its events.
+            settings.onStart = { event in audit.started(event) }
+            settings.onEnd = { event, exit, started in audit.ended(event, exit: exit, started: started) }
+            settings.onResize = { event, columns, rows in audit.resized(event, columns: columns, rows: rows) }
+            settings.refusal = {
+                audit.queue.admits ? nil : "this node cannot reach its audit log, so it starts no sessions now (fail closed); try again later"
+            }
+        }
         self.settings = settings
         self.logger = logger
         self.onListening = onListening
@@ -44,7 +57,8 @@ public struct NodeSSHService: Service, CustomStringConvertible {
     func configuration() -> SSHServer.Configuration {
         let settings = self.settings
         let logger = self.logger
-        return SSHServer.Configuration(
+        let audit = self.audit
+        var configuration = SSHServer.Configuration(
             hostKey: hostKey, authorizer: cache,
             onAuthRefused: SSHServer.logRefusal(logger, "SSH login"),
             channelInitializer: { channel, type, connection in
@@ -58,15 +72,28 @@ public struct NodeSSHService: Service, CustomStringConvertible {
                             SessionChannelHandler(settings: settings, connection: connection, user: user, logger: logger))
                     }
                 case .directTCPIP(let target):
+                    let address = HostPort.join(target.targetHost, target.targetPort)
                     guard user.permits(SSHCertificate.permitPortForwarding) else {
                         logger.info("refused port forwarding: the certificate does not permit it", metadata: ["tp.user": "\(user.username)"])
-                        return channel.eventLoop.makeFailedFuture(TeleportError.accessDenied("port forwarding is not permitted"))
+                        let error = TeleportError.accessDenied("port forwarding is not permitted")
+                        audit?.portForward(connection, user: user, target: address, error: error)
+                        return channel.eventLoop.makeFailedFuture(error)
                     }
-                    return ChannelBridge.connect(channel, toHost: target.targetHost, port: target.targetPort)
+                    let connected = ChannelBridge.connect(channel, toHost: target.targetHost, port: target.targetPort)
+                    connected.whenComplete { result in
+                        if case .failure(let error) = result {
+                            audit?.portForward(connection, user: user, target: address, error: error)
+                        } else {
+                            audit?.portForward(connection, user: user, target: address, error: nil)
+                        }
+                    }
+                    return connected
                 case .forwardedTCPIP:
                     return channel.eventLoop.makeFailedFuture(TeleportError.accessDenied("unexpected channel type"))
                 }
             },
             globalRequests: { connection in RemoteForwardingDelegate(connection: connection, logger: logger) })
+        configuration.audit = audit
+        return configuration
     }
 }

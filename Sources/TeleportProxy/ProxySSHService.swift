@@ -19,6 +19,7 @@ public struct ProxySSHService: Service, CustomStringConvertible {
     let hostKey: OpenSSHPrivateKey
     let cache: UserCertificateCache
     let resolver: NodeResolver
+    let audit: SSHAudit?
     let logger: Logger
     let onListening: @Sendable (Int) async -> Void
 
@@ -27,8 +28,9 @@ public struct ProxySSHService: Service, CustomStringConvertible {
     /// Creates the service.
     public init(
         host: String, port: Int, hostKey: OpenSSHPrivateKey, cache: UserCertificateCache, auth: AuthClient, clusterName: String,
-        logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        audit: SSHAudit? = nil, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
+        self.audit = audit
         self.host = host
         self.port = port
         self.hostKey = hostKey
@@ -47,7 +49,7 @@ public struct ProxySSHService: Service, CustomStringConvertible {
     func configuration() -> SSHServer.Configuration {
         let logger = self.logger
         let resolver = self.resolver
-        return SSHServer.Configuration(
+        var configuration = SSHServer.Configuration(
             hostKey: hostKey, authorizer: cache,
             onAuthRefused: SSHServer.logRefusal(logger, "SSH login to the proxy"),
             channelInitializer: { channel, type, connection in
@@ -76,6 +78,8 @@ public struct ProxySSHService: Service, CustomStringConvertible {
                     return channel.eventLoop.makeFailedFuture(TeleportError.accessDenied("unexpected channel type"))
                 }
             })
+        configuration.audit = audit
+        return configuration
     }
 }
 

@@ -28,6 +28,8 @@ public final class SSHServer: Sendable {
         public var channelInitializer: @Sendable (_ channel: any Channel, _ type: SSHChannelType, _ connection: SSHConnectionInfo) -> EventLoopFuture<Void>
         /// Handles global requests (`tcpip-forward`) for one connection.
         public var globalRequests: @Sendable (_ connection: SSHConnectionInfo) -> any GlobalRequestDelegate
+        /// Where `auth` events go (every login, accepted or refused).
+        public var audit: SSHAudit?
 
         /// Creates a configuration.
         public init(
@@ -86,7 +88,10 @@ public final class SSHServer: Sendable {
                 connection.onAuthenticated = {
                     grace.cancel()
                     slot.release()
-                    if let user = connection.user { active.add(id, user: user, channel: channel) }
+                    if let user = connection.user {
+                        active.add(id, user: user, channel: channel)
+                        configuration.audit?.accepted(connection, user)
+                    }
                     // A connection lives no longer than the certificate that let it in (as
                     // Teleport's disconnect_expired_cert): every session on it ends then.
                     if let user = connection.user, user.checked.validBefore != SSHCertificate.forever {
@@ -107,7 +112,10 @@ public final class SSHServer: Sendable {
                 }
                 let delegate = CertificateBoundKeyDelegate(
                     authorizer: configuration.authorizer, connection: connection,
-                    onRefused: { login, key, error in configuration.onAuthRefused(connection, login, key, error) })
+                    onRefused: { login, key, error in
+                        configuration.onAuthRefused(connection, login, key, error)
+                        configuration.audit?.refused(connection, login: login, key: key, error: error)
+                    })
                 var serverConfig = SSHServerConfiguration(
                     hostKeys: [hostKey], userAuthDelegate: delegate, globalRequestDelegate: configuration.globalRequests(connection))
                 serverConfig.maxAuthAttempts = 6

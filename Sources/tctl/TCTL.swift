@@ -18,7 +18,7 @@ struct TCTL: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tctl",
         abstract: "Admin tool for the Teleport cluster.",
-        subcommands: [Status.self, Users.self, Auth.self, Get.self, Create.self, Remove.self, LockCommand.self, Nodes.self, Tokens.self, Version.self])
+        subcommands: [Status.self, Users.self, Auth.self, Get.self, Create.self, Remove.self, LockCommand.self, Events.self, Nodes.self, Tokens.self, Version.self])
 }
 
 /// The options every `tctl` command takes.
@@ -184,6 +184,30 @@ struct Nodes: AsyncParsableCommand {
                     throw TeleportError.badParameter("--format=\(format) is not known (expected text, json or yaml)")
                 }
                 return try await NodeCommands.list(global.connection, format: parsed, verbose: verbose)
+            }
+        }
+    }
+}
+
+struct Events: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Read the audit log.", subcommands: [List.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ls", abstract: "List audit events: tctl events ls --from=2026-11-21 --type=session.start,exec.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("from"), help: "Start: a day, an RFC 3339 time, or a duration back (2h). Default: 24h ago.") var from: String?
+        @Option(name: .customLong("to"), help: "End, in the same forms. Default: now.") var to: String?
+        @Option(name: .customLong("type"), help: "Event types, comma-separated (default: all).") var type: String?
+        @Option(name: .customLong("limit"), help: "The most events to print.") var limit = 1000
+        @Option(name: .customLong("format"), help: "text or json.") var format = "text"
+        func run() async throws {
+            try await perform {
+                guard let parsed = AdminCommands.Format(rawValue: format), parsed != .yaml else {
+                    throw TeleportError.badParameter("--format=\(format) is not known (expected text or json)")
+                }
+                let types = (type ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                return try await EventCommands.list(global.connection, from: from, to: to, types: types, limit: max(limit, 1), format: parsed)
             }
         }
     }

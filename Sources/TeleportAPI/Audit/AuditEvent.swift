@@ -87,6 +87,40 @@ public enum AuditEventType {
     public static let nodeJoinFailure = ("node.join", "T9200W")
     /// `join_token.delete`.
     public static let joinTokenDelete = ("join_token.delete", "T9004I")
+    /// `auth`: an SSH login to a node or proxy succeeded.
+    public static let sshAuth = ("auth", "T3007I")
+    /// `auth`: an SSH login was refused (the `error` field says why).
+    public static let sshAuthFailure = ("auth", "T3007W")
+    /// `session.start`: a shell, command or subsystem started on a node.
+    public static let sessionStart = ("session.start", "T2000I")
+    /// `session.join`.
+    public static let sessionJoin = ("session.join", "T2001I")
+    /// `resize`: the terminal of a session changed size.
+    public static let resize = ("resize", "T2002I")
+    /// `session.leave`.
+    public static let sessionLeave = ("session.leave", "T2003I")
+    /// `session.end`.
+    public static let sessionEnd = ("session.end", "T2004I")
+    /// `session.upload`: a recording reached the auth service.
+    public static let sessionUpload = ("session.upload", "T2005I")
+    /// `session.recording.access`: someone read a recording.
+    public static let sessionRecordingAccess = ("session.recording.access", "T2012I")
+    /// `exec`: a command ran (`exitCode` 0).
+    public static let exec = ("exec", "T3002I")
+    /// `exec` that failed (non-zero `exitCode`, or a signal in `exitError`).
+    public static let execFailure = ("exec", "T3002E")
+    /// `port`: a port forward started.
+    public static let port = ("port", "T3003I")
+    /// `port`: a port forward was refused.
+    public static let portFailure = ("port", "T3003E")
+    /// `scp` from the node (`action` download).
+    public static let scpDownload = ("scp", "T3004I")
+    /// `scp` to the node (`action` upload).
+    public static let scpUpload = ("scp", "T3005I")
+    /// `sftp`: an SFTP session (the system sftp-server serves it; `path` is not known).
+    public static let sftp = ("sftp", "T3008I")
+    /// `audit.checkpoint`: the auth service signed the hash chain so far.
+    public static let auditCheckpoint = ("audit.checkpoint", "T9300I")
     /// `cert_authority.create`: a CA was created at first start.
     public static let certAuthorityCreate = ("cert_authority.create", "T9102I")
 }

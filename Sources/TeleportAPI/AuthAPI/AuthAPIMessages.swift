@@ -125,3 +125,23 @@ extension TeleportError.Code {
         }
     }
 }
+
+extension AuthAPI {
+    /// A page of `GET /v1/events?from=&to=&type=&limit=&start_key=`.
+    public struct EventsPage: Codable, Sendable, Equatable {
+        /// The events, as stored (flat objects with `event`, `code`, `uid`, `time`, ...).
+        public var events: [[String: JSONValue]]
+        /// Pass as `start_key` for the next page; nil on the last.
+        public var nextKey: String?
+
+        enum CodingKeys: String, CodingKey {
+            case events
+            case nextKey = "next_key"
+        }
+
+        public init(events: [[String: JSONValue]], nextKey: String?) {
+            self.events = events
+            self.nextKey = nextKey
+        }
+    }
+}

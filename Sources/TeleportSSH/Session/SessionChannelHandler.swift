@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Glibc
 public import Logging
 public import NIOCore
@@ -17,8 +17,12 @@ public struct SessionSettings: Sendable {
     public var sftpServerPath: String?
     /// Called when a session's process started (audit), with a session ID and what runs.
     public var onStart: @Sendable (_ event: SessionEvent) -> Void = { _ in }
-    /// Called when a session ended.
-    public var onEnd: @Sendable (_ event: SessionEvent, _ exit: ProcessExit) -> Void = { _, _ in }
+    /// Called when a session ended, with when it started.
+    public var onEnd: @Sendable (_ event: SessionEvent, _ exit: ProcessExit, _ started: Date) -> Void = { _, _, _ in }
+    /// Called when the terminal of a session changed size.
+    public var onResize: @Sendable (_ event: SessionEvent, _ columns: Int, _ rows: Int) -> Void = { _, _, _ in }
+    /// Says why no session may start now (the audit log is unavailable under fail-closed), or nil.
+    public var refusal: @Sendable () -> String? = { nil }
 
     /// Creates settings.
     public init(clusterName: String, hostUUID: String, sftpServerPath: String? = SessionSettings.findSFTPServer()) {
@@ -42,6 +46,8 @@ public struct SessionEvent: Sendable {
     public let remoteAddress: SocketAddress?
     public let localAddress: SocketAddress?
     public let terminal: Bool
+    /// `COLUMNS:ROWS` of the terminal at the start, as the seed's `size` field.
+    public let terminalSize: String?
 
     /// What the session runs.
     public enum Kind: Sendable, Equatable {
@@ -92,6 +98,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
     private var lastWrite: EventLoopFuture<Void>?
     private var finished = false
     private var pendingSSHRead = false
+    private var startedAt = Date()
 
     /// Creates the handler for a channel of an authenticated connection.
     public init(settings: SessionSettings, connection: SSHConnectionInfo, user: SSHAuthenticatedUser, logger: Logger) {
@@ -145,6 +152,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
             start(context, kind: .subsystem(request.subsystem), wantReply: request.wantReply)
         case let request as SSHChannelRequestEvent.WindowChangeRequest:
             process?.resize(rows: request.terminalRowHeight, columns: request.terminalCharacterWidth)
+            if let event = self.event { settings.onResize(event, request.terminalCharacterWidth, request.terminalRowHeight) }
         case let request as SSHChannelRequestEvent.SignalRequest:
             if let number = Signals.number(of: request.signal) { process?.signal(number) }
         case let channelEvent as ChannelEvent where channelEvent == .inputClosed:
@@ -164,6 +172,11 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
 
     private func start(_ context: ChannelHandlerContext, kind requested: SessionEvent.Kind, wantReply: Bool) {
         guard process == nil else { return reply(context, wantReply, ok: false) }
+        if let refusal = settings.refusal() {
+            logger.error("refused a session: \(refusal)", metadata: ["tp.user": "\(user.username)"])
+            writeStderr(context, "\(refusal)\r\n")
+            return reply(context, wantReply, ok: false)
+        }
         var kind = requested
         var original: String?
         if let forced = user.checked.forceCommand {
@@ -232,8 +245,10 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         self.process = process
         let event = SessionEvent(
             sessionID: sessionID, user: user, kind: kind, remoteAddress: connection.remoteAddress,
-            localAddress: connection.localAddress, terminal: terminal != nil)
+            localAddress: connection.localAddress, terminal: terminal != nil,
+            terminalSize: terminal.map { "\($0.terminalCharacterWidth):\($0.terminalRowHeight)" })
         self.event = event
+        startedAt = Date()
         settings.onStart(event)
         reply(context, wantReply, ok: true)
         attach(context, process)
@@ -327,7 +342,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
                     promise: nil)
             }
             context.close(promise: nil)
-            if let event = self.event { self.settings.onEnd(event, exit) }
+            if let event = self.event { self.settings.onEnd(event, exit, self.startedAt) }
         }
     }
 

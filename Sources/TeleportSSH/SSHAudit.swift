@@ -1,0 +1,151 @@
+public import Foundation
+public import NIOCore
+public import TeleportAPI
+public import TeleportCrypto
+public import TeleportEvents
+
+/// Builds the audit events of an SSH server (node or proxy) with the seed's fields and adds them
+/// to the host's ``AuditQueue``, which delivers them to the auth service.
+public struct SSHAudit: Sendable {
+    /// The host's outbox.
+    public let queue: AuditQueue
+    /// `server_id`: the host UUID.
+    public let serverID: String
+    /// The host's name.
+    public let hostname: String
+    /// `server_labels`.
+    public let labels: [String: String]
+    let clock: any WallClock
+
+    /// Creates the builder.
+    public init(queue: AuditQueue, serverID: String, hostname: String, labels: [String: String], clock: any WallClock = SystemClock()) {
+        self.queue = queue
+        self.serverID = serverID
+        self.hostname = hostname
+        self.labels = labels
+        self.clock = clock
+    }
+
+    /// Adds an event; a full queue under fail-closed is logged by the caller's refusal path.
+    func add(_ type: (String, String), _ fields: [String: JSONValue]) {
+        var all = fields
+        all["namespace"] = "default"
+        all["server_id"] = .string(serverID)
+        all["server_hostname"] = .string(hostname)
+        if !labels.isEmpty { all["server_labels"] = .object(labels.mapValues { .string($0) }) }
+        try? queue.add(AuditEvent(event: type.0, code: type.1, time: clock.now(), fields: all))
+    }
+
+    static func address(_ address: SocketAddress?) -> JSONValue {
+        guard let address, let ip = address.ipAddress else { return "" }
+        return .string(HostPort.join(ip, address.port ?? 0))
+    }
+
+    // MARK: Authentication
+
+    /// `auth` success.
+    public func accepted(_ connection: SSHConnectionInfo, _ user: SSHAuthenticatedUser) {
+        add(
+            AuditEventType.sshAuth,
+            [
+                "user": .string(user.username), "login": .string(user.login), "success": true,
+                "addr.remote": Self.address(connection.remoteAddress), "addr.local": Self.address(connection.localAddress),
+            ])
+    }
+
+    /// `auth` failure with the reason.
+    public func refused(_ connection: SSHConnectionInfo, login: String, key: SSHPublicKey?, error: any Error) {
+        var fields: [String: JSONValue] = [
+            "login": .string(login), "success": false, "error": .string((error as? TeleportError)?.message ?? "\(error)"),
+            "addr.remote": Self.address(connection.remoteAddress), "addr.local": Self.address(connection.localAddress),
+        ]
+        if let key { fields["key_fingerprint"] = .string(key.fingerprintSHA256) }
+        add(AuditEventType.sshAuthFailure, fields)
+    }
+
+    // MARK: Sessions
+
+    func sessionFields(_ event: SessionEvent) -> [String: JSONValue] {
+        [
+            "sid": .string(event.sessionID), "user": .string(event.user.username), "login": .string(event.user.login),
+            "addr.remote": Self.address(event.remoteAddress), "addr.local": Self.address(event.localAddress),
+            "interactive": .bool(event.terminal),
+        ]
+    }
+
+    /// `session.start` (and `sftp` for the sftp subsystem).
+    public func started(_ event: SessionEvent) {
+        var fields = sessionFields(event)
+        if let size = event.terminalSize { fields["size"] = .string(size) }
+        add(AuditEventType.sessionStart, fields)
+        if case .subsystem("sftp") = event.kind {
+            add(AuditEventType.sftp, sessionFields(event).merging(["action": "open"]) { $1 })
+        }
+    }
+
+    /// `resize`.
+    public func resized(_ event: SessionEvent, columns: Int, rows: Int) {
+        add(AuditEventType.resize, sessionFields(event).merging(["size": .string("\(columns):\(rows)")]) { $1 })
+    }
+
+    /// `exec` (and `scp` for scp's server side), then `session.end`.
+    public func ended(_ event: SessionEvent, exit: ProcessExit, started: Date) {
+        let now = clock.now()
+        if case .exec(let command) = event.kind {
+            var fields = sessionFields(event)
+            fields["command"] = .string(command)
+            switch exit {
+            case .status(let code):
+                fields["exitCode"] = .int(code)
+                fields["exitError"] = .string(code == 0 ? "" : "exit status \(code)")
+            case .signal(let name, _):
+                fields["exitCode"] = .int(-1)
+                fields["exitError"] = .string("signal \(name)")
+            }
+            add(exit == .status(0) ? AuditEventType.exec : AuditEventType.execFailure, fields)
+            if let scp = Self.scpTransfer(command) {
+                var scpFields = sessionFields(event)
+                scpFields["path"] = .string(scp.path)
+                scpFields["action"] = .string(scp.upload ? "upload" : "download")
+                scpFields["command"] = .string(command)
+                add(scp.upload ? AuditEventType.scpUpload : AuditEventType.scpDownload, scpFields)
+            }
+        }
+        var fields = sessionFields(event)
+        fields["participants"] = .array([.string(event.user.username)])
+        fields["session_start"] = .string(RFC3339.format(started))
+        fields["session_stop"] = .string(RFC3339.format(now))
+        fields["duration_ms"] = .int(Int((now.timeIntervalSince(started) * 1000).rounded()))
+        add(AuditEventType.sessionEnd, fields)
+    }
+
+    /// The path and direction of scp's server side (`scp -t PATH` receives, `scp -f PATH` sends).
+    static func scpTransfer(_ command: String) -> (path: String, upload: Bool)? {
+        let words = command.split(separator: " ").map(String.init)
+        guard let first = words.first, first == "scp" || first.hasSuffix("/scp") else { return nil }
+        var upload: Bool?
+        var path: String?
+        for word in words.dropFirst() {
+            if word.hasPrefix("-") {
+                if word.contains("t") { upload = true }
+                if word.contains("f") { upload = false }
+            } else {
+                path = word
+            }
+        }
+        guard let upload, let path else { return nil }
+        return (path, upload)
+    }
+
+    // MARK: Port forwarding
+
+    /// `port`: a forward to `target` started, or was refused.
+    public func portForward(_ connection: SSHConnectionInfo, user: SSHAuthenticatedUser?, target: String, error: (any Error)?) {
+        var fields: [String: JSONValue] = [
+            "user": .string(user?.username ?? ""), "login": .string(user?.login ?? ""), "addr": .string(target),
+            "addr.remote": Self.address(connection.remoteAddress), "addr.local": Self.address(connection.localAddress),
+        ]
+        if let error { fields["error"] = .string((error as? TeleportError)?.message ?? "\(error)") }
+        add(error == nil ? AuditEventType.port : AuditEventType.portFailure, fields)
+    }
+}
