@@ -54,3 +54,19 @@ public enum EventCommands {
         }
     }
 }
+
+extension EventCommands {
+    /// `tctl audit verify [--from DAY] [--to DAY]`: the hash chain and the signed checkpoints.
+    public static func verify(_ options: AdminConnection.Options, from: String?, to: String?, clock: any WallClock = SystemClock()) async throws
+        -> (output: String, ok: Bool)
+    {
+        let now = clock.now()
+        let start = try from.map { try parseTime($0, flag: "--from", now: now) }
+        let end = try to.map { try parseTime($0, flag: "--to", now: now) }
+        let report = try await AdminConnection.client(options).verifyAudit(from: start, to: end)
+        if report.ok {
+            return ("OK: \(report.events) events in \(report.files) files, \(report.checkpoints) signed checkpoints match\n", true)
+        }
+        return ("FAILED: \(report.problem ?? "the audit log does not verify") (checked \(report.events) events before it)\n", false)
+    }
+}

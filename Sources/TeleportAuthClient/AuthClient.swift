@@ -160,3 +160,23 @@ extension AuthClient {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
     }
 }
+
+extension AuthClient {
+    /// Checks the audit log's hash chain and checkpoints (administrators).
+    public func verifyAudit(from: Date?, to: Date?) async throws -> AuditChainReport {
+        var query: [String] = []
+        if let from { query.append("from=\(Self.escape(RFC3339.format(from)))") }
+        if let to { query.append("to=\(Self.escape(RFC3339.format(to)))") }
+        let path = "audit/verify" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+        return try ResourceCodec.jsonDecoder().decode(AuditChainReport.self, from: try await call(.GET, path))
+    }
+}
+
+/// The reply of `GET /v1/audit/verify` (the auth service's `AuditChain.Report`).
+public struct AuditChainReport: Codable, Sendable, Equatable {
+    public var ok: Bool
+    public var files: Int
+    public var events: Int
+    public var checkpoints: Int
+    public var problem: String?
+}

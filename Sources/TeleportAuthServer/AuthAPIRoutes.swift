@@ -122,6 +122,19 @@ struct AuthAPIRoutes {
                 return try APIResponse.json(try await auth.searchEvents(from: from, to: to, types: types, limit: limit, startKey: start))
             }
         }
+        v1.get("audit/verify") { request, context in
+            await APIResponse.handling(context) {
+                try requireAdmin(context)
+                let query = request.uri.queryParameters
+                func day(_ name: String) throws -> Date? {
+                    guard let text = query.get(name).map({ String($0) }) else { return nil }
+                    guard let date = RFC3339.parse(text) else { throw TeleportError.badParameter("\(name)=\(text) is not an RFC 3339 time") }
+                    return date
+                }
+                try await auth.signAuditCheckpoint()
+                return try APIResponse.json(try await auth.verifyAudit(from: try day("from"), to: try day("to")))
+            }
+        }
         v1.post("presence/nodes") { request, context in
             await APIResponse.handling(context) { try await heartbeat(request, context) }
         }

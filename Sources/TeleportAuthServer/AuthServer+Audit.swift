@@ -1,6 +1,10 @@
+import Crypto
 public import Foundation
 public import TeleportAPI
-import TeleportEvents
+import TeleportBackend
+import TeleportCrypto
+public import TeleportEvents
+import TeleportServices
 
 extension AuthServer {
     /// The largest event stored whole; larger ones have their long strings cut and `truncated` set.
@@ -50,5 +54,53 @@ extension AuthServer {
         let end = min(start + max(limit, 1), all.count)
         let page = try all[start..<end].map { try ResourceCodec.jsonDecoder().decode([String: JSONValue].self, from: $0.jsonLine()) }
         return AuthAPI.EventsPage(events: page, nextKey: end < all.count ? String(end) : nil)
+    }
+}
+
+extension AuthServer {
+    static let checkpointPrefix = Keys.key("audit", "checkpoints") + "/"
+
+    /// Signs the audit log's chain head with the host CA when it moved since the last checkpoint,
+    /// and stores the checkpoint (one per day file, the newest wins) in the backend.
+    public func signAuditCheckpoint() async throws {
+        guard let log = AuditChain.fileLog(of: audit), let head = await log.head() else { return }
+        let key = Self.checkpointPrefix + head.file
+        if let stored = try? await stores.backend.get(key),
+            let previous = try? ResourceCodec.jsonDecoder().decode(AuditChain.Checkpoint.self, from: stored.value), previous.head == head
+        {
+            return
+        }
+        let hostCA = try await certAuthority(.host)
+        guard let pem = hostCA.spec.activeKeys.ssh.first?.privateKey, case .ed25519(let caKey) = try OpenSSHPrivateKey(pemRepresentation: pem).key
+        else { throw TeleportError.internalError("the host CA has no Ed25519 signing key") }
+        var checkpoint = AuditChain.Checkpoint(head: head, time: clock.now(), signature: "")
+        checkpoint.signature = try caKey.signature(for: checkpoint.message).base64EncodedString()
+        try await stores.backend.put(Item(key: key, value: try ResourceCodec.json(checkpoint)))
+    }
+
+    /// Checks the audit log's hash chain and its signed checkpoints between two days (all when nil).
+    public func verifyAudit(from: Date?, to: Date?) async throws -> AuditChain.Report {
+        guard let log = AuditChain.fileLog(of: audit) else {
+            throw TeleportError.badParameter("this cluster has no file:// audit log to verify")
+        }
+        let hostCA = try await certAuthority(.host)
+        let caKeys = hostCA.spec.activeKeys.ssh.compactMap { try? SSHPublicKey(authorizedKeyLine: $0.publicKey) }
+        var checkpoints: [AuditChain.Checkpoint] = []
+        for item in try await stores.backend.getRange(prefix: Self.checkpointPrefix) {
+            guard let checkpoint = try? ResourceCodec.jsonDecoder().decode(AuditChain.Checkpoint.self, from: item.value),
+                let signature = Data(base64Encoded: checkpoint.signature),
+                caKeys.contains(where: { key in
+                    if case .ed25519(let publicKey) = key { return publicKey.isValidSignature(signature, for: checkpoint.message) }
+                    return false
+                })
+            else {
+                return AuditChain.Report(
+                    ok: false, files: 0, events: 0, checkpoints: 0, problem: "the checkpoint \(item.key) is not signed by this cluster's host CA")
+            }
+            checkpoints.append(checkpoint)
+        }
+        let fromFile = from.map { FileAuditLog.fileName(for: $0) } ?? "0000"
+        let toFile = to.map { FileAuditLog.fileName(for: $0) } ?? "9999"
+        return AuditChain.verify(directory: log.directory, fromFile: fromFile, toFile: toFile, checkpoints: checkpoints)
     }
 }

@@ -89,6 +89,7 @@ public enum TeleportProcess {
                     + [config.nodeName, config.advertiseIP ?? ""],
                 logger: logger.with("auth"), onListening: { readiness.markReady("auth") })
             services.append(apiServer)
+            services.append(AuditCheckpointService(auth: auth, logger: logger.with("audit")))
             try await LocalIdentities.write(auth: auth, hostUUID: hostUUID, keys: keys, roles: [.admin, .proxy, .node])
             if config.runNode || config.runProxy {
                 let hostKey = try SSHHostKey.loadOrCreate(keys: keys)

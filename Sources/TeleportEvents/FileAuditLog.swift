@@ -3,13 +3,22 @@ public import TeleportAPI
 
 /// The `file://` audit log: one JSON-lines file per UTC day in a directory, named as the seed shows
 /// (`2017-02-03.00:00:00.log`), created with mode 0640.
+///
+/// The lines form a hash chain across files: each carries `prev_hash` (the `hash` of the line before
+/// it) and ends with `"hash":"<hex>"`, the SHA-256 of the line's bytes up to that field. An edited,
+/// removed or reordered line breaks the chain (see ``AuditChain``); the auth service signs
+/// checkpoints of the chain's head so that removing the last lines is found too.
 public actor FileAuditLog: AuditEmitter, AuditReader {
     /// The directory holding the day files.
-    public let directory: URL
+    public nonisolated let directory: URL
     private var handle: FileHandle?
     private var currentDay: String?
+    /// The `hash` of the last line written (empty before the first).
+    private var lastHash: String
+    /// The number of lines in the current day's file.
+    private var linesInDay = 0
 
-    /// Opens (creating if needed, mode 0750) the log directory.
+    /// Opens (creating if needed, mode 0750) the log directory and finds the chain's head.
     public init(directory: URL) throws {
         self.directory = directory
         do {
@@ -18,6 +27,14 @@ public actor FileAuditLog: AuditEmitter, AuditReader {
         } catch {
             throw TeleportError.connectionProblem(
                 "cannot create the audit log directory \(directory.path): \(error.localizedDescription)")
+        }
+        lastHash = ""
+        if let newest = AuditChain.dayFiles(in: directory).last,
+            let data = FileManager.default.contents(atPath: directory.appendingPathComponent(newest).path)
+        {
+            let lines = data.split(separator: 0x0A)
+            if let last = lines.last, let hash = AuditChain.storedHash(Data(last)) { lastHash = hash }
+            currentDay = nil
         }
     }
 
@@ -30,8 +47,10 @@ public actor FileAuditLog: AuditEmitter, AuditReader {
     }
 
     public func emit(_ event: AuditEvent) async throws {
-        var line = try event.jsonLine()
-        line.append(0x0A)
+        var chained = event
+        chained.fields["prev_hash"] = .string(lastHash)
+        chained.fields["hash"] = nil
+        let (line, hash) = try AuditChain.seal(chained.jsonLine())
         let day = Self.fileName(for: event.time)
         do {
             if day != currentDay || handle == nil {
@@ -47,14 +66,23 @@ public actor FileAuditLog: AuditEmitter, AuditReader {
                 try opened.seekToEnd()
                 handle = opened
                 currentDay = day
+                linesInDay = (FileManager.default.contents(atPath: url.path) ?? Data()).split(separator: 0x0A).count
             }
-            try handle?.write(contentsOf: line)
+            try handle?.write(contentsOf: line + Data([0x0A]))
+            lastHash = hash
+            linesInDay += 1
         } catch let error as TeleportError {
             throw error
         } catch {
             handle = nil
             throw TeleportError.connectionProblem("cannot write the audit log in \(directory.path): \(error.localizedDescription)")
         }
+    }
+
+    /// The chain's head: the current file, how many lines it has, and the last line's hash.
+    public func head() -> AuditChain.Head? {
+        guard let currentDay, !lastHash.isEmpty else { return nil }
+        return AuditChain.Head(file: currentDay, lines: linesInDay, hash: lastHash)
     }
 
     public func events(from: Date, to: Date) throws -> [AuditEvent] {
@@ -73,7 +101,13 @@ public actor FileAuditLog: AuditEmitter, AuditReader {
     public func events(on date: Date) throws -> [AuditEvent] {
         let url = directory.appendingPathComponent(Self.fileName(for: date))
         guard let data = FileManager.default.contents(atPath: url.path) else { return [] }
-        return try data.split(separator: 0x0A).map { try AuditEvent(jsonLine: Data($0)) }
+        // The chain's fields are the log's business, not the events'.
+        return try data.split(separator: 0x0A).map {
+            var event = try AuditEvent(jsonLine: Data($0))
+            event.fields["hash"] = nil
+            event.fields["prev_hash"] = nil
+            return event
+        }
     }
 }
 

@@ -18,7 +18,7 @@ struct TCTL: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tctl",
         abstract: "Admin tool for the Teleport cluster.",
-        subcommands: [Status.self, Users.self, Auth.self, Get.self, Create.self, Remove.self, LockCommand.self, Events.self, Nodes.self, Tokens.self, Version.self])
+        subcommands: [Status.self, Users.self, Auth.self, Get.self, Create.self, Remove.self, LockCommand.self, Events.self, Audit.self, Nodes.self, Tokens.self, Version.self])
 }
 
 /// The options every `tctl` command takes.
@@ -209,6 +209,27 @@ struct Events: AsyncParsableCommand {
                 let types = (type ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
                 return try await EventCommands.list(global.connection, from: from, to: to, types: types, limit: max(limit, 1), format: parsed)
             }
+        }
+    }
+}
+
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check the audit log.", subcommands: [Verify.self])
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the audit log's hash chain and signed checkpoints: OK, or the first edited, removed or reordered event.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("from"), help: "The first day to check (default: all).") var from: String?
+        @Option(name: .customLong("to"), help: "The last day to check (default: all).") var to: String?
+        func run() async throws {
+            var ok = true
+            try await perform {
+                let result = try await EventCommands.verify(global.connection, from: from, to: to)
+                ok = result.ok
+                return result.output
+            }
+            if !ok { throw ExitCode(1) }
         }
     }
 }

@@ -110,4 +110,52 @@ struct AuditEventsTests {
             #expect(file.contains("\"sid\":\"\(sid)\""), "day file \(day)")
         }
     }
+
+    @Test("tctl audit verify: OK on an untouched log; an edited line, a removed line and a truncated file are reported")
+    func verifyChain() async throws {
+        try await withCluster(try ClusterFixture(clusterName: "chain.example")) { cluster in
+            try await cluster.start()
+            for name in ["alice", "bob", "carol"] {
+                #expect(try await cluster.tctl(["users", "add", name, "root"]).exitCode == 0)
+            }
+            let good = try await cluster.tctl(["audit", "verify"])
+            #expect(good.exitCode == 0 && good.stdout.hasPrefix("OK: ") && good.stdout.contains("1 signed checkpoints"), "\(good)")
+
+            let logDir = cluster.dataDir.appendingPathComponent("log")
+            let day = try #require(try FileManager.default.contentsOfDirectory(atPath: logDir.path).filter { $0.hasSuffix(".log") }.sorted().last)
+            let path = logDir.appendingPathComponent(day).path
+            let original = try String(contentsOfFile: path, encoding: .utf8)
+            var lines = original.split(separator: "\n").map(String.init)
+            let target = try #require(lines.firstIndex { $0.contains("\"bob\"") })
+            // Rewritten in place (the daemon keeps its descriptor), as an intruder with an editor would.
+            func put(_ text: String) throws {
+                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+                try handle.truncate(atOffset: 0)
+                try handle.write(contentsOf: Data(text.utf8))
+                try handle.close()
+            }
+
+            lines[target] = lines[target].replacingOccurrences(of: "\"bob\"", with: "\"eve\"")
+            try put(lines.joined(separator: "\n") + "\n")
+            let edited = try await cluster.tctl(["audit", "verify"])
+            #expect(edited.exitCode == 1 && edited.stdout.contains("FAILED: \(day) line \(target + 1) was edited"), "\(edited)")
+
+            lines = original.split(separator: "\n").map(String.init)
+            lines.remove(at: target)
+            try put(lines.joined(separator: "\n") + "\n")
+            let removed = try await cluster.tctl(["audit", "verify"])
+            #expect(removed.exitCode == 1 && removed.stdout.contains("an event before it was removed"), "\(removed)")
+
+            lines = original.split(separator: "\n").map(String.init)
+            lines.removeLast()
+            try put(lines.joined(separator: "\n") + "\n")
+            let truncated = try await cluster.tctl(["audit", "verify"])
+            #expect(truncated.exitCode == 1 && truncated.stdout.contains("is truncated"), "\(truncated)")
+
+            try put(original)
+            let restored = try await cluster.tctl(["audit", "verify"])
+            #expect(restored.exitCode == 0, "\(restored)")
+            await cluster.stop()
+        }
+    }
 }
