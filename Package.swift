@@ -50,7 +50,7 @@ let package = Package(
     ],
     targets: [
         // Layer 0: a C shim for what Glibc's Swift module does not expose (pseudo-terminals, window size).
-        .target(name: "CTeleportShims"),
+        .target(name: "CTeleportShims", linkerSettings: [.linkedLibrary("z")]),
         // Layer 0: types and crypto, no I/O.
         .target(name: "TeleportAPI", dependencies: [yams], swiftSettings: swiftSettings),
         .target(
@@ -60,7 +60,7 @@ let package = Package(
         ),
         // Layer 1: storage contract and audit.
         .target(name: "TeleportBackend", dependencies: ["TeleportAPI", logging], swiftSettings: swiftSettings),
-        .target(name: "TeleportEvents", dependencies: ["TeleportAPI", logging, crypto], swiftSettings: swiftSettings),
+        .target(name: "TeleportEvents", dependencies: ["TeleportAPI", "CTeleportShims", logging, crypto], swiftSettings: swiftSettings),
         // Layer 2: real backends, typed stores, the auth API client.
         .target(
             name: "TeleportBackendSQLite",
@@ -150,7 +150,7 @@ let package = Package(
         .target(
             name: "TeleportClient",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "CTeleportShims", logging, nioCore, nioPosix, nioSSL, crypto, x509,
+                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "CTeleportShims", logging, nioCore, nioPosix, nioSSL, crypto, x509,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],

@@ -2,7 +2,7 @@
 # Installs the Debian packages the tests drive for real: OpenSSH client, server and sftp-server, openssl, curl, python3.
 # Needs root (or sudo). Safe to run again.
 set -euo pipefail
-packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3)
+packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

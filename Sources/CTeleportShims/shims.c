@@ -122,3 +122,62 @@ int teleport_signal_session(pid_t pid, int signal) {
 int teleport_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
 }
+
+
+#include <zlib.h>
+#include <stdlib.h>
+
+int teleport_gzip(const unsigned char *input, size_t length, unsigned char **output, size_t *output_length) {
+    z_stream stream = {0};
+    if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -1;
+    uLong bound = deflateBound(&stream, (uLong)length) + 32;
+    unsigned char *buffer = malloc(bound);
+    if (buffer == NULL) { deflateEnd(&stream); return -1; }
+    stream.next_in = (Bytef *)input;
+    stream.avail_in = (uInt)length;
+    stream.next_out = buffer;
+    stream.avail_out = (uInt)bound;
+    int result = deflate(&stream, Z_FINISH);
+    if (result != Z_STREAM_END) { deflateEnd(&stream); free(buffer); return -1; }
+    *output = buffer;
+    *output_length = stream.total_out;
+    deflateEnd(&stream);
+    return 0;
+}
+
+int teleport_gunzip(const unsigned char *input, size_t length, size_t limit, unsigned char **output, size_t *output_length) {
+    z_stream stream = {0};
+    if (inflateInit2(&stream, 15 + 16) != Z_OK) return -1;
+    size_t capacity = length * 4 + 1024;
+    if (capacity > limit + 1) capacity = limit + 1;
+    unsigned char *buffer = malloc(capacity);
+    if (buffer == NULL) { inflateEnd(&stream); return -1; }
+    stream.next_in = (Bytef *)input;
+    stream.avail_in = (uInt)length;
+    size_t produced = 0;
+    for (;;) {
+        if (produced == capacity) {
+            if (capacity > limit) { inflateEnd(&stream); free(buffer); return -2; }
+            size_t grown = capacity * 2;
+            if (grown > limit + 1) grown = limit + 1;
+            unsigned char *bigger = realloc(buffer, grown);
+            if (bigger == NULL) { inflateEnd(&stream); free(buffer); return -1; }
+            buffer = bigger;
+            capacity = grown;
+        }
+        stream.next_out = buffer + produced;
+        stream.avail_out = (uInt)(capacity - produced);
+        int result = inflate(&stream, Z_NO_FLUSH);
+        produced = capacity - stream.avail_out;
+        if (result == Z_STREAM_END) {
+            if (stream.avail_in != 0 || produced > limit) { inflateEnd(&stream); free(buffer); return produced > limit ? -2 : -1; }
+            break;
+        }
+        if (result != Z_OK) { inflateEnd(&stream); free(buffer); return -1; }
+        if (stream.avail_in == 0 && stream.avail_out != 0) { inflateEnd(&stream); free(buffer); return -1; }
+    }
+    *output = buffer;
+    *output_length = produced;
+    inflateEnd(&stream);
+    return 0;
+}

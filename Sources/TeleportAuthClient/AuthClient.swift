@@ -180,3 +180,24 @@ public struct AuditChainReport: Codable, Sendable, Equatable {
     public var checkpoints: Int
     public var problem: String?
 }
+
+extension AuthClient {
+    /// Sends a finished (or interrupted) session recording, gzip-compressed (nodes).
+    public func uploadRecording(sessionID: String, gzip: Data) async throws {
+        _ = try await call(.POST, "sessions/\(try pathComponent(sessionID))/recording", body: gzip)
+    }
+
+    /// The recordings `user` (with `roles`) may read; everything for the administrator.
+    public func recordings(forUser user: String?, roles: [String]) async throws -> [AuthAPI.RecordingInfo] {
+        var path = "sessions"
+        if let user { path += "?user=\(Self.escape(user))&roles=\(Self.escape(roles.joined(separator: ",")))" }
+        return try ResourceCodec.jsonDecoder().decode([AuthAPI.RecordingInfo].self, from: try await call(.GET, path))
+    }
+
+    /// A recording's JSON lines, for `user` (audited as `session.recording.access`).
+    public func recording(sessionID: String, forUser user: String?, roles: [String]) async throws -> Data {
+        var path = "sessions/\(try pathComponent(sessionID))/recording"
+        if let user { path += "?user=\(Self.escape(user))&roles=\(Self.escape(roles.joined(separator: ",")))" }
+        return try await call(.GET, path)
+    }
+}

@@ -12,6 +12,12 @@ enum APIResponse {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    static func raw(_ data: Data, contentType: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = contentType
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
     static func json<T: Encodable>(_ value: T) throws -> Response {
         json(try ResourceCodec.json(value))
     }

@@ -122,6 +122,34 @@ struct AuthAPIRoutes {
                 return try APIResponse.json(try await auth.searchEvents(from: from, to: to, types: types, limit: limit, startKey: start))
             }
         }
+        v1.post("sessions/:sid/recording") { request, context in
+            await APIResponse.handling(context) {
+                let caller = try caller(context)
+                let hostID: String?
+                switch caller.kind {
+                case .system(.node): hostID = String(caller.identity.username.split(separator: ".").first ?? "")
+                case .system(.admin): hostID = nil
+                default: throw TeleportError.accessDenied("only nodes upload session recordings")
+                }
+                let body = try await request.body.collect(upTo: AuthServer.maxRecordingUpload)
+                try await auth.storeRecording(
+                    sessionID: context.parameters.get("sid") ?? "", gzip: Data(body.readableBytesView), fromHost: hostID)
+                return try APIResponse.json(["status": "stored"])
+            }
+        }
+        v1.get("sessions") { request, context in
+            await APIResponse.handling(context) {
+                let reader = try recordingReader(request, context)
+                return try APIResponse.json(try await auth.recordings(forUser: reader.user, roles: reader.roles))
+            }
+        }
+        v1.get("sessions/:sid/recording") { request, context in
+            await APIResponse.handling(context) {
+                let reader = try recordingReader(request, context)
+                let lines = try await auth.recording(sessionID: context.parameters.get("sid") ?? "", forUser: reader.user, roles: reader.roles)
+                return APIResponse.raw(lines, contentType: "application/x-ndjson")
+            }
+        }
         v1.get("audit/verify") { request, context in
             await APIResponse.handling(context) {
                 try requireAdmin(context)
@@ -150,6 +178,22 @@ struct AuthAPIRoutes {
         switch try caller(context).kind {
         case .system(.node), .system(.proxy), .system(.admin): return
         default: throw TeleportError.accessDenied("only the cluster's proxies and nodes may read issued certificates")
+        }
+    }
+
+    /// Who reads recordings: the administrator (everything), or a user on whose behalf the proxy
+    /// asks (`user` and `roles` from the user's certificate, which the proxy verified).
+    func recordingReader(_ request: Request, _ context: AuthRequestContext) throws -> (user: String?, roles: [String]) {
+        let query = request.uri.queryParameters
+        switch try caller(context).kind {
+        case .system(.admin): return (query.get("user").map { String($0) }, [])
+        case .system(.proxy):
+            guard let user = query.get("user").map({ String($0) }), !user.isEmpty else {
+                throw TeleportError.badParameter("the proxy must say which user asks")
+            }
+            let roles = (query.get("roles").map { String($0) } ?? "").split(separator: ",").map { String($0) }
+            return (user, roles)
+        default: throw TeleportError.accessDenied("recordings are read through the proxy or by the administrator")
         }
     }
 

@@ -237,6 +237,8 @@ public struct AuthSettings: Sendable {
     public var maxSessionTTL: TimeInterval
     /// bcrypt's cost factor.
     public var bcryptCost: UInt8
+    /// Where session recordings are stored (`audit_sessions_uri`; default `data_dir/log/sessions/default`).
+    public var sessionsDirectory: URL?
 
     /// Creates settings.
     public init(secondFactor: String = "otp", proxyPublicAddr: String? = nil, maxSessionTTL: TimeInterval = 12 * 3600, bcryptCost: UInt8 = 12) {

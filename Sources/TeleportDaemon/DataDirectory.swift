@@ -60,6 +60,11 @@ public final class DataDirectory: Sendable {
     public var keysDirectory: URL { url.appendingPathComponent("keys") }
 
     /// The SQLite state file's default place.
+    /// Session recordings waiting for upload on a node (0700).
+    public var recordingUploads: URL {
+        url.appendingPathComponent("log").appendingPathComponent("upload").appendingPathComponent("sessions").appendingPathComponent("default")
+    }
+
     public var backendPath: URL { url.appendingPathComponent("backend").appendingPathComponent("sqlite.db") }
 
     /// The default audit log directory.

@@ -150,7 +150,8 @@ public enum TeleportProcess {
                         client, dataDir: dataDir, role: "node", clock: clock, hostNames: [hostUUID, config.nodeName], logger: logger),
                     settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID),
                     audit: SSHAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, labels: config.file.ssh.labels, clock: clock),
-                    logger: logger.with("node:ssh")))
+                    recordings: dataDir.recordingUploads, logger: logger.with("node:ssh")))
+            services.append(SessionUploader(directory: dataDir.recordingUploads, auth: client, logger: logger.with("node:upload")))
             services.append(
                 NodeHeartbeat(
                     auth: client, node: node,
@@ -188,7 +189,13 @@ public enum TeleportProcess {
 
     /// Authentication settings from `auth_service.authentication` and the proxy's public address.
     static func authSettings(_ config: DaemonConfig) -> AuthSettings {
-        AuthSettings(secondFactor: config.file.auth.secondFactor, proxyPublicAddr: config.runProxy ? proxyPublicAddress(config) : nil)
+        var settings = AuthSettings(secondFactor: config.file.auth.secondFactor, proxyPublicAddr: config.runProxy ? proxyPublicAddress(config) : nil)
+        if let uri = config.file.teleport.storage.auditSessionsURI, uri.hasPrefix("file://") {
+            settings.sessionsDirectory = URL(fileURLWithPath: String(uri.dropFirst("file://".count)))
+        } else {
+            settings.sessionsDirectory = config.dataDir.appendingPathComponent("log").appendingPathComponent("sessions").appendingPathComponent("default")
+        }
+        return settings
     }
 
     /// The address users reach the proxy's HTTPS at: `proxy_service.public_addr`, else the web

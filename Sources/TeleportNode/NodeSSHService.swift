@@ -26,7 +26,7 @@ public struct NodeSSHService: Service, CustomStringConvertible {
     /// Creates the service.
     public init(
         host: String, port: Int, hostKey: OpenSSHPrivateKey, cache: UserCertificateCache, settings: SessionSettings, audit: SSHAudit? = nil,
-        logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        recordings: URL? = nil, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
         self.host = host
         self.port = port
@@ -39,6 +39,20 @@ public struct NodeSSHService: Service, CustomStringConvertible {
             settings.onStart = { event in audit.started(event) }
             settings.onEnd = { event, exit, started in audit.ended(event, exit: exit, started: started) }
             settings.onResize = { event, columns, rows in audit.resized(event, columns: columns, rows: rows) }
+            if let recordings {
+                settings.makeRecorder = { event in
+                    do {
+                        return try SessionRecorder(
+                            directory: recordings,
+                            header: .init(
+                                sid: event.sessionID, user: event.user.username, login: event.user.login, serverID: audit.serverID,
+                                serverHostname: audit.hostname, start: Date(), size: event.terminalSize ?? "80:24"))
+                    } catch {
+                        logger.error("cannot record a session: \(error)", metadata: ["tp.sid": "\(event.sessionID)"])
+                        return nil
+                    }
+                }
+            }
             settings.refusal = {
                 audit.queue.admits ? nil : "this node cannot reach its audit log, so it starts no sessions now (fail closed); try again later"
             }

@@ -38,6 +38,29 @@ struct NodesRoute {
         }
     }
 
+    /// `GET /webapi/sessions/recordings` and `GET /webapi/sessions/:sid/recording`: recordings the
+    /// logged-in user may read (the auth service decides and audits, on the user's behalf).
+    func registerRecordings(on router: Router<ProxyRequestContext>) {
+        router.get("webapi/sessions/recordings") { _, context -> Response in
+            do {
+                let identity = try await user(context)
+                return WebResponse.json(try ResourceCodec.json(try await auth.recordings(forUser: identity.username, roles: identity.roles)))
+            } catch let error as TeleportError {
+                return WebResponse.jsonError(error)
+            }
+        }
+        router.get("webapi/sessions/:sid/recording") { _, context -> Response in
+            do {
+                let identity = try await user(context)
+                let lines = try await auth.recording(
+                    sessionID: context.parameters.get("sid") ?? "", forUser: identity.username, roles: identity.roles)
+                return WebResponse.json(lines)
+            } catch let error as TeleportError {
+                return WebResponse.jsonError(error)
+            }
+        }
+    }
+
     /// `GET /webapi/hostkeys`: the SSH host keys the cluster vouches for, with the host CA lines,
     /// for `tsh`'s known_hosts (no key is ever trusted on first use).
     func registerHostKeys(on router: Router<ProxyRequestContext>) {

@@ -143,6 +143,7 @@ extension ProxyWebServer {
         let nodes = NodesRoute(auth: auth, clusterName: clusterName)
         nodes.register(on: router)
         nodes.registerHostKeys(on: router)
+        nodes.registerRecordings(on: router)
         UserTokenRoutes(auth: auth, publicAddr: settings.publicAddr, logger: logger).register(on: router)
         return router
     }

@@ -19,7 +19,7 @@ struct TSHMain {
 struct TSH: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tsh", abstract: "The Teleport client.",
-        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, SCP.self, Proxy.self, Config.self, KnownHosts.self, Version.self])
+        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, SCP.self, Play.self, Recordings.self, Proxy.self, Config.self, KnownHosts.self, Version.self])
 }
 
 /// The options every `tsh` command takes.
@@ -195,6 +195,41 @@ extension TSH {
                     context: .live())
                 return TSHCommands.Outcome(output: "", exitCode: 0)
             }
+        }
+    }
+}
+
+extension TSH {
+    struct Play: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Replay a recorded session: tsh play SESSION_ID.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("format"), help: "pty (replay with timing), text (the output at once) or json (the frames).") var format = "pty"
+        @Option(name: .customLong("speed"), help: "Play this many times faster.") var speed = 1.0
+        @Option(name: .customLong("skip-idle"), help: "Shorten pauses to at most this many seconds.") var skipIdle: Double?
+        @Argument(help: "The session ID (tsh recordings ls).") var sessionID: String
+
+        func run() async throws {
+            try await perform {
+                guard let parsed = PlayFormat(rawValue: format) else {
+                    throw TeleportError.badParameter("--format=\(format) is not known (expected pty, text or json)")
+                }
+                try await TSHCommands.play(global.client, sessionID: sessionID, format: parsed, speed: speed, maxIdle: skipIdle, context: .live())
+                return TSHCommands.Outcome(output: "", exitCode: 0)
+            }
+        }
+    }
+
+    struct Recordings: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Recorded sessions.", subcommands: [RecordingsList.self])
+    }
+
+    struct RecordingsList: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the recorded sessions you may replay.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("format"), help: "text or json.") var format = "text"
+
+        func run() async throws {
+            try await perform { try await TSHCommands.recordings(global.client, json: format == "json", context: .live()) }
         }
     }
 }

@@ -48,4 +48,12 @@ int teleport_pipe_cloexec(int fds[2]);
 /// Sends `signal` to the process group `pid` leads (falling back to the process alone).
 int teleport_signal_session(pid_t pid, int signal);
 
+/// gzip (RFC 1952) of `length` bytes at `input` into a malloc'ed buffer (*output, *output_length;
+/// the caller frees it). Returns 0, or -1 when zlib fails.
+int teleport_gzip(const unsigned char *input, size_t length, unsigned char **output, size_t *output_length);
+
+/// Inflates gzip data into a malloc'ed buffer, refusing more than `limit` bytes of output.
+/// Returns 0; -1 for data that is not whole, valid gzip; -2 when the output would exceed `limit`.
+int teleport_gunzip(const unsigned char *input, size_t length, size_t limit, unsigned char **output, size_t *output_length);
+
 #endif

@@ -103,8 +103,12 @@ public enum AuditEventType {
     public static let sessionEnd = ("session.end", "T2004I")
     /// `session.upload`: a recording reached the auth service.
     public static let sessionUpload = ("session.upload", "T2005I")
+    /// `session.upload` that failed: a corrupt or truncated recording was kept aside.
+    public static let sessionUploadFailure = ("session.upload", "T2005E")
     /// `session.recording.access`: someone read a recording.
     public static let sessionRecordingAccess = ("session.recording.access", "T2012I")
+    /// `session.recording.access` refused.
+    public static let sessionRecordingAccessFailure = ("session.recording.access", "T2012W")
     /// `exec`: a command ran (`exitCode` 0).
     public static let exec = ("exec", "T3002I")
     /// `exec` that failed (non-zero `exitCode`, or a signal in `exitError`).

@@ -145,3 +145,36 @@ extension AuthAPI {
         }
     }
 }
+
+extension AuthAPI {
+    /// A stored session recording, as listed by `GET /v1/sessions`.
+    public struct RecordingInfo: Codable, Sendable, Equatable {
+        public var sid: String
+        public var user: String
+        public var login: String
+        public var serverID: String
+        public var serverHostname: String
+        public var start: Date
+        public var durationMs: Int
+        /// False when the node stopped before the session ended.
+        public var complete: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case sid, user, login, start, complete
+            case serverID = "server_id"
+            case serverHostname = "server_hostname"
+            case durationMs = "duration_ms"
+        }
+
+        public init(sid: String, user: String, login: String, serverID: String, serverHostname: String, start: Date, durationMs: Int, complete: Bool) {
+            self.sid = sid
+            self.user = user
+            self.login = login
+            self.serverID = serverID
+            self.serverHostname = serverHostname
+            self.start = start
+            self.durationMs = durationMs
+            self.complete = complete
+        }
+    }
+}

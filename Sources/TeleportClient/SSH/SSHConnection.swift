@@ -192,7 +192,7 @@ public final class SSHConnection: Sendable {
             let handler = NIOSSHHandler(
                 role: .client(Self.clientConfiguration(credentials, hostKey, failure)), allocator: channel.allocator,
                 inboundChildChannelInitializer: inbound)
-            try channel.pipeline.syncOperations.addHandlers([SSHChannelDataCodec(), handler, ErrorRecorder(failure: failure)])
+            try channel.pipeline.syncOperations.addHandlers([CloseOnEndOfInput(), SSHChannelDataCodec(), handler, ErrorRecorder(failure: failure)])
         }
         return SSHConnection(channel: channel, failure: failure)
     }
@@ -335,6 +335,25 @@ final class SubsystemSetupHandler: ChannelInboundHandler, RemovableChannelHandle
     private func fail() {
         let text = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
         promise?.fail(TeleportError.connectionProblem(text.isEmpty ? "the server refused the \(subsystem) subsystem" : text))
+    }
+}
+
+/// Closes a channel that carries an SSH transport when the other side ends its input: SSH has no
+/// use for a half-closed transport, and without this a node that died would leave the tunnelled
+/// connection open until something is written.
+final class CloseOnEndOfInput: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = NIOAny
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }
 

@@ -21,6 +21,8 @@ public struct SessionSettings: Sendable {
     public var onEnd: @Sendable (_ event: SessionEvent, _ exit: ProcessExit, _ started: Date) -> Void = { _, _, _ in }
     /// Called when the terminal of a session changed size.
     public var onResize: @Sendable (_ event: SessionEvent, _ columns: Int, _ rows: Int) -> Void = { _, _, _ in }
+    /// Starts the recording of an interactive session (nil: not recorded, as `session_recording: off`).
+    public var makeRecorder: @Sendable (_ event: SessionEvent) -> SessionRecorder? = { _ in nil }
     /// Says why no session may start now (the audit log is unavailable under fail-closed), or nil.
     public var refusal: @Sendable () -> String? = { nil }
 
@@ -99,6 +101,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
     private var finished = false
     private var pendingSSHRead = false
     private var startedAt = Date()
+    private var recorder: SessionRecorder?
 
     /// Creates the handler for a channel of an authenticated connection.
     public init(settings: SessionSettings, connection: SSHConnectionInfo, user: SSHAuthenticatedUser, logger: Logger) {
@@ -153,6 +156,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         case let request as SSHChannelRequestEvent.WindowChangeRequest:
             process?.resize(rows: request.terminalRowHeight, columns: request.terminalCharacterWidth)
             if let event = self.event { settings.onResize(event, request.terminalCharacterWidth, request.terminalRowHeight) }
+            recorder?.resize(columns: request.terminalCharacterWidth, rows: request.terminalRowHeight)
         case let request as SSHChannelRequestEvent.SignalRequest:
             if let number = Signals.number(of: request.signal) { process?.signal(number) }
         case let channelEvent as ChannelEvent where channelEvent == .inputClosed:
@@ -249,6 +253,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
             terminalSize: terminal.map { "\($0.terminalCharacterWidth):\($0.terminalRowHeight)" })
         self.event = event
         startedAt = Date()
+        if terminal != nil { recorder = settings.makeRecorder(event) }
         settings.onStart(event)
         reply(context, wantReply, ok: true)
         attach(context, process)
@@ -297,6 +302,8 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         }
         process.waitForExit(on: loop).whenSuccess { exit in
             self.exit = exit
+            // The client may be gone already: the session still ends, audited and recorded.
+            if self.context == nil { self.conclude(exit) }
             if process.hasTerminal {
                 // Background jobs may hold the terminal open; give the output a moment, then end.
                 loop.scheduleTask(in: .milliseconds(300)) {
@@ -310,6 +317,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
     /// Output from the process, to the client.
     fileprivate func forward(_ bytes: ByteBuffer, type: SSHChannelData.DataType) {
         guard let context else { return }
+        recorder?.output(bytes)
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.write(wrapOutboundOut(SSHChannelData(type: type, data: .byteBuffer(bytes))), promise: promise)
         lastWrite = promise.futureResult
@@ -332,6 +340,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         context.flush()
         let done = lastWrite ?? context.eventLoop.makeSucceededVoidFuture()
         done.whenComplete { _ in
+            self.conclude(exit)
             guard let context = self.context else { return }
             switch exit {
             case .status(let code):
@@ -342,8 +351,18 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
                     promise: nil)
             }
             context.close(promise: nil)
-            if let event = self.event { self.settings.onEnd(event, exit, self.startedAt) }
         }
+    }
+
+    private var concluded = false
+
+    /// Ends the recording and reports the end, once, however the session ended.
+    private func conclude(_ exit: ProcessExit) {
+        guard !concluded else { return }
+        concluded = true
+        recorder?.finish()
+        recorder = nil
+        if let event { settings.onEnd(event, exit, startedAt) }
     }
 
     // MARK: Client input

@@ -1,0 +1,90 @@
+import Foundation
+import Glibc
+import NIOCore
+public import TeleportAPI
+import TeleportEvents
+
+/// How `tsh play` shows a recording.
+public enum PlayFormat: String, Sendable {
+    /// Replays the output with its original timing (the default).
+    case pty
+    /// The output bytes at once, no timing (`tsh play --format=text SID > session.txt`).
+    case text
+    /// The recording's frames as JSON lines.
+    case json
+}
+
+extension WebClient {
+    /// The recordings the user may read.
+    func recordings() async throws -> [AuthAPI.RecordingInfo] {
+        try decode([AuthAPI.RecordingInfo].self, try await transport.get("/webapi/sessions/recordings"), what: "recordings")
+    }
+
+    /// One recording's JSON lines.
+    func recording(_ sid: String) async throws -> Data {
+        let reply = try await transport.get("/webapi/sessions/\(Self.escape(sid))/recording")
+        guard (200..<300).contains(reply.status) else {
+            _ = try decode(JSONValue.self, reply, what: "recording")
+            throw TeleportError.connectionProblem("the proxy answered HTTP \(reply.status)")
+        }
+        return reply.body
+    }
+}
+
+extension TSHCommands {
+    /// `tsh recordings ls`: completed sessions the user may replay.
+    public static func recordings(_ options: ClientOptions, json: Bool, context: ClientContext) async throws -> Outcome {
+        let session = try session(options, context: context)
+        let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
+        let list = try await web.recordings()
+        if json { return Outcome(output: String(decoding: try ResourceCodec.json(list), as: UTF8.self) + "\n") }
+        let rows = list.map { info in
+            [
+                info.sid, info.user, info.login, info.serverHostname, RFC3339.format(info.start),
+                Self.duration(info.durationMs) + (info.complete ? "" : " (partial)"),
+            ]
+        }
+        return Outcome(output: Table.render(headers: ["ID", "User", "Login", "Node", "Started", "Duration"], rows: rows))
+    }
+
+    static func duration(_ ms: Int) -> String {
+        let seconds = ms / 1000
+        return seconds >= 60 ? "\(seconds / 60)m\(seconds % 60)s" : "\(seconds)s"
+    }
+
+    /// `tsh play SID`: replays a recorded session on this terminal with its timing (`speed` times
+    /// faster; pauses longer than `maxIdle` seconds shortened to it when given), or prints it.
+    public static func play(
+        _ options: ClientOptions, sessionID: String, format: PlayFormat, speed: Double, maxIdle: Double?, context: ClientContext
+    ) async throws {
+        guard SessionRecording.validSessionID(sessionID) else {
+            throw TeleportError.badParameter("\(sessionID.prefix(64).debugDescription) is not a session id: tsh recordings ls lists them")
+        }
+        guard speed > 0, speed <= 1000 else { throw TeleportError.badParameter("--speed must be between 0 and 1000") }
+        let session = try session(options, context: context)
+        let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
+        let data = try await web.recording(sessionID)
+        if format == .json {
+            FileDescriptorWriter.writeAll(1, .init(bytes: data))
+            return
+        }
+        let recording = try SessionRecording.parse(data)
+        if format == .text {
+            FileDescriptorWriter.writeAll(1, .init(bytes: recording.output))
+            return
+        }
+        // The recorded bytes are a terminal's output already (\r\n included): a raw terminal shows
+        // them exactly as the user saw them.
+        let terminal = LocalTerminal()
+        if isatty(1) != 0 { terminal.makeRaw() }
+        defer { terminal.restore() }
+        var previous = 0
+        for frame in recording.frames {
+            var wait = Double(frame.ms - previous) / 1000 / speed
+            if let maxIdle { wait = min(wait, maxIdle) }
+            if wait > 0 { try await Task.sleep(for: .milliseconds(Int(wait * 1000))) }
+            previous = frame.ms
+            if let output = frame.output { FileDescriptorWriter.writeAll(1, .init(bytes: output)) }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+public import Foundation
+public import Logging
+public import ServiceLifecycle
+import TeleportAPI
+public import TeleportAuthClient
+import TeleportEvents
+
+/// Uploads finished session recordings from the node's disk to the auth service, retrying with
+/// backoff while it cannot be reached; a recording is deleted here only once the auth service has
+/// it. Recordings a crash left behind (`.recording`) are uploaded as partial ones at start.
+public struct SessionUploader: Service, CustomStringConvertible {
+    let directory: URL
+    let auth: AuthClient
+    let logger: Logger
+
+    public var description: String { "SessionUploader" }
+
+    public init(directory: URL, auth: AuthClient, logger: Logger) {
+        self.directory = directory
+        self.auth = auth
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        // No session of this process has started yet: whatever is being written is a leftover.
+        for name in files(suffix: ".recording") {
+            let sid = String(name.dropLast(".recording".count))
+            logger.warning("found the recording of a session interrupted by a restart; uploading it as partial", metadata: ["tp.sid": "\(sid)"])
+            _ = rename(directory.appendingPathComponent(name).path, directory.appendingPathComponent("\(sid).done").path)
+        }
+        var delay: Duration = .seconds(1)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if await uploadAll() {
+                delay = .seconds(1)
+            } else {
+                delay = min(delay * 2, .seconds(30))
+            }
+            try? await Task.sleep(for: delay)
+        }
+        _ = await uploadAll()
+    }
+
+    func files(suffix: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter {
+            $0.hasSuffix(suffix) && SessionRecording.validSessionID(String($0.dropLast(suffix.count)))
+        }.sorted()
+    }
+
+    /// Uploads every finished recording; false when one failed (to back off).
+    func uploadAll() async -> Bool {
+        var allDone = true
+        for name in files(suffix: ".done") {
+            let sid = String(name.dropLast(".done".count))
+            let url = directory.appendingPathComponent(name)
+            do {
+                guard let data = FileManager.default.contents(atPath: url.path) else { continue }
+                try await auth.uploadRecording(sessionID: sid, gzip: try SessionRecording.compress(data))
+                try FileManager.default.removeItem(at: url)
+                logger.info("uploaded a session recording", metadata: ["tp.sid": "\(sid)", "tp.bytes": "\(data.count)"])
+            } catch {
+                allDone = false
+                logger.warning("cannot upload a session recording yet: \(error)", metadata: ["tp.sid": "\(sid)"])
+            }
+        }
+        return allDone
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import TeleportAPI
+import TeleportTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Session recording: the node records an interactive session, uploads it when it ends (or, after a
+/// crash, when it starts again), and `tsh play` replays exactly the bytes the user saw.
+@Suite("session recording and tsh play", .serialized)
+struct RecordingTests {
+    static func tshArguments(_ setup: SSHAccessTests.Setup, identity: String? = nil) throws -> [String] {
+        ["-i", identity ?? setup.identity, "--proxy=127.0.0.1:\(setup.cluster.webPort)", "--insecure"]
+    }
+
+    /// Waits until `tsh recordings ls --format=json` lists `sid` (the upload is asynchronous).
+    static func waitForRecording(_ setup: SSHAccessTests.Setup, _ sid: String? = nil, identity: String? = nil) async throws -> [[String: JSONValue]] {
+        var list: [[String: JSONValue]] = []
+        for _ in 0..<150 {
+            let listed = try await TestSupport.run(
+                try ClusterFixture.binary("tsh"), try tshArguments(setup, identity: identity) + ["recordings", "ls", "--format=json"])
+            list = (try? ResourceCodec.jsonDecoder().decode([[String: JSONValue]].self, from: Data(listed.stdout.utf8))) ?? []
+            if list.contains(where: { sid == nil || $0["sid"] == .string(sid!) }) && !list.isEmpty { return list }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return list
+    }
+
+    @Test("a session is recorded and uploaded; tsh play shows the same bytes with the timing; others may not read it", .timeLimit(.minutes(5)))
+    func recordAndPlay() async throws {
+        try await SSHAccessTests.withSetup { setup in
+            let cluster = setup.cluster
+            let tsh = try ClusterFixture.binary("tsh")
+            let session = try TSHTerminal(
+                tsh, try Self.tshArguments(setup) + ["ssh", "-t", "root@db1"],
+                environment: ProcessInfo.processInfo.environment.merging(["TERM": "xterm"]) { $1 })
+            // Type only once the remote prompt is there: the terminal is raw then, so everything on
+            // the screen came from the node.
+            try await session.expect("# ")
+            session.sendLine("echo first-$((20+1)); sleep 1.5; printf 'tab\\there\\n'")
+            try await session.expect("tab\there")
+            session.resize(rows: 30, columns: 100)
+            try await Task.sleep(for: .milliseconds(300))
+            session.sendLine("exit")
+            #expect(try await session.wait() == 0)
+            let seen = session.transcript
+
+            let list = try await Self.waitForRecording(setup)
+            let entry = try #require(list.first, "no recording listed")
+            guard case .string(let sid)? = entry["sid"] else { throw TestSupportError("no sid in \(entry)") }
+            #expect(entry["user"] == .string("joe") && entry["login"] == .string("root") && entry["server_hostname"] == .string("db1"))
+            #expect(entry["complete"] == .bool(true))
+            if case .int(let ms)? = entry["duration_ms"] { #expect(ms >= 1500, "\(entry)") }
+
+            // The replay, on a terminal, byte for byte, taking the session's time.
+            let started = ContinuousClock.now
+            let player = try TSHTerminal(tsh, try Self.tshArguments(setup) + ["play", sid], environment: ProcessInfo.processInfo.environment)
+            #expect(try await player.wait() == 0)
+            let took = ContinuousClock.now - started
+            #expect(player.transcript == seen, "replayed:\n\(player.transcript.debugDescription)\nseen:\n\(seen.debugDescription)")
+            #expect(took >= .milliseconds(1400), "replayed in \(took)")
+            let fast = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["play", "--format=text", sid])
+            #expect(fast.stdout.contains("first-21") && fast.stdout.contains("tab\there"), "\(fast)")
+            let frames = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["play", "--format=json", sid])
+            #expect(frames.stdout.contains("\"resize\":\"100:30\""), "\(frames.stdout.prefix(400))")
+
+            // Stored compressed under data_dir/log/sessions/default; zcat shows the raw stream.
+            let stored = cluster.dataDir.appendingPathComponent("log/sessions/default")
+            let files = try FileManager.default.contentsOfDirectory(atPath: stored.path).sorted()
+            #expect(files.contains("\(sid).chunks.gz") && files.contains("\(sid).events.gz"), "\(files)")
+            let raw = try await TestSupport.run("/bin/sh", ["-c", "zcat \(stored.path)/\(sid).chunks.gz"])
+            #expect(raw.stdout.contains("first-21"), "\(raw)")
+
+            // Another user (not a participant, no auditor role) may not read it; both are audited.
+            #expect(try await cluster.tctl(["users", "add", "bob", "bob"]).exitCode == 0)
+            let bob = cluster.directory.appendingPathComponent("bob.id").path
+            #expect(try await cluster.tctl(["auth", "sign", "--user=bob", "--out=\(bob)"]).exitCode == 0)
+            let denied = try await TestSupport.run(tsh, try Self.tshArguments(setup, identity: bob) + ["play", "--format=text", sid])
+            #expect(denied.exitCode != 0 && denied.stderr.contains("may not read the recording"), "\(denied)")
+            #expect(!denied.stdout.contains("first-21"))
+            let bobs = try await TestSupport.run(tsh, try Self.tshArguments(setup, identity: bob) + ["recordings", "ls", "--format=json"])
+            #expect(bobs.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]", "\(bobs)")
+            let events = try await AuditEventsTests.events(cluster, ["--type=session.upload,session.recording.access"])
+            #expect(events.contains { $0["event"] == .string("session.upload") && $0["sid"] == .string(sid) })
+            #expect(events.contains { $0["code"] == .string("T2012I") && $0["user"] == .string("joe") })
+            #expect(events.contains { $0["code"] == .string("T2012W") && $0["user"] == .string("bob") })
+
+            // Session ids are checked before any use.
+            for bad in ["../../etc/passwd", "6F1C5F8E-7D0A-4C3B-9E11-000000000001", "{6f1c5f8e-7d0a-4c3b-9e11-000000000001}"] {
+                let refused = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["play", bad])
+                #expect(refused.exitCode != 0 && refused.stderr.contains("is not a session id"), "\(bad): \(refused)")
+            }
+            let encoded = try await TestSupport.run(
+                "/usr/bin/curl", ["-sk", "https://127.0.0.1:\(cluster.webPort)/webapi/sessions/..%2F..%2Fetc%2Fpasswd/recording"])
+            #expect(!encoded.stdout.contains("root:"), "\(encoded)")
+        }
+    }
+
+    @Test("a node killed mid-session uploads the partial recording when it starts again", .timeLimit(.minutes(5)))
+    func partialAfterCrash() async throws {
+        try await SSHAccessTests.withSetup { setup in
+            let tsh = try ClusterFixture.binary("tsh")
+            let session = try TSHTerminal(
+                tsh, try Self.tshArguments(setup) + ["ssh", "-t", "root@db1"],
+                environment: ProcessInfo.processInfo.environment.merging(["TERM": "xterm"]) { $1 })
+            try await session.expect("# ")
+            session.sendLine("echo before-crash-$((1+1)); sleep 60")
+            try await session.expect("before-crash-2")
+            try await Task.sleep(for: .milliseconds(300))
+            // SIGKILL: no chance to finish or upload anything.
+            kill(setup.nodePID, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(setup.nodePID, &status, 0)
+            // The user's tsh notices at once that the node is gone.
+            #expect(try await session.wait(timeout: .seconds(30)) == 255)
+            let pending = ((try? FileManager.default.contentsOfDirectory(
+                atPath: setup.nodeDir.appendingPathComponent("data/log/upload/sessions/default").path)) ?? [])
+            #expect(pending.contains { $0.hasSuffix(".recording") }, "the recording is on the node's disk: \(pending)")
+
+            let restarted = try TestSupport.spawnDaemon(
+                try ClusterFixture.binary("teleport"), ["start", "-c", setup.nodeDir.appendingPathComponent("teleport.yaml").path],
+                logPath: setup.nodeDir.appendingPathComponent("node-restarted.log").path)
+            defer { Task { await TestSupport.stopDaemon(restarted) } }
+            let list = try await Self.waitForRecording(setup)
+            let entry = try #require(list.first, "the partial recording was not uploaded")
+            #expect(entry["complete"] == .bool(false), "\(entry)")
+            guard case .string(let sid)? = entry["sid"] else { throw TestSupportError("no sid") }
+            let text = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["play", "--format=text", sid])
+            #expect(text.stdout.contains("before-crash-2"), "\(text)")
+            await TestSupport.stopDaemon(restarted)
+        }
+    }
+}
