@@ -201,3 +201,20 @@ extension AuthClient {
         return try await call(.GET, path)
     }
 }
+
+extension AuthClient {
+    /// Reports an interactive session that started (nodes).
+    public func reportActiveSession(_ session: AuthAPI.ActiveSession) async throws {
+        _ = try await call(.POST, "sessions/active", body: try ResourceCodec.json(session))
+    }
+
+    /// Reports that an interactive session ended (nodes).
+    public func endActiveSession(_ sid: String) async throws {
+        _ = try await call(.DELETE, "sessions/active/\(try pathComponent(sid))")
+    }
+
+    /// The interactive sessions running now (the proxy asks on a user's behalf).
+    public func activeSessions() async throws -> [AuthAPI.ActiveSession] {
+        try ResourceCodec.jsonDecoder().decode([AuthAPI.ActiveSession].self, from: try await call(.GET, "sessions/active"))
+    }
+}

@@ -137,6 +137,39 @@ struct AuthAPIRoutes {
                 return try APIResponse.json(["status": "stored"])
             }
         }
+        v1.post("sessions/active") { request, context in
+            await APIResponse.handling(context) {
+                let caller = try caller(context)
+                guard case .system(.node) = caller.kind else { throw TeleportError.accessDenied("only nodes report sessions") }
+                let body = try await request.body.collect(upTo: 64 * 1024)
+                var session = try ResourceCodec.jsonDecoder().decode(AuthAPI.ActiveSession.self, from: Data(body.readableBytesView))
+                try AuthServer.checkSessionID(session.sid)
+                session.serverID = String(caller.identity.username.split(separator: ".").first ?? "")
+                try await auth.stores.backend.put(
+                    Item(key: Keys.key("sessions", "active", session.sid), value: try ResourceCodec.json(session),
+                         expires: auth.clock.now().addingTimeInterval(24 * 3600)))
+                return try APIResponse.json(["status": "ok"])
+            }
+        }
+        v1.delete("sessions/active/:sid") { _, context in
+            await APIResponse.handling(context) {
+                guard case .system(.node) = try caller(context).kind else { throw TeleportError.accessDenied("only nodes report sessions") }
+                let sid = context.parameters.get("sid") ?? ""
+                try AuthServer.checkSessionID(sid)
+                try? await auth.stores.backend.delete(Keys.key("sessions", "active", sid))
+                return try APIResponse.json(["status": "ok"])
+            }
+        }
+        v1.get("sessions/active") { _, context in
+            await APIResponse.handling(context) {
+                switch try caller(context).kind {
+                case .system(.proxy), .system(.admin): break
+                default: throw TeleportError.accessDenied("active sessions are listed through the proxy")
+                }
+                let items = try await auth.stores.backend.getRange(prefix: Keys.key("sessions", "active") + "/")
+                return try APIResponse.json(items.compactMap { try? ResourceCodec.jsonDecoder().decode(AuthAPI.ActiveSession.self, from: $0.value) })
+            }
+        }
         v1.get("sessions") { request, context in
             await APIResponse.handling(context) {
                 let reader = try recordingReader(request, context)

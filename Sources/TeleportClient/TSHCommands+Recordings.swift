@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import NIOCore
 public import TeleportAPI
+import TeleportCrypto
 import TeleportEvents
 
 /// How `tsh play` shows a recording.
@@ -86,5 +87,46 @@ extension TSHCommands {
             previous = frame.ms
             if let output = frame.output { FileDescriptorWriter.writeAll(1, .init(bytes: output)) }
         }
+    }
+}
+
+extension WebClient {
+    /// The interactive sessions running now that the user may see.
+    func activeSessions() async throws -> [AuthAPI.ActiveSession] {
+        try decode([AuthAPI.ActiveSession].self, try await transport.get("/webapi/sessions/active"), what: "active sessions")
+    }
+}
+
+extension TSHCommands {
+    /// `tsh sessions ls`: interactive sessions running now.
+    public static func activeSessions(_ options: ClientOptions, json: Bool, context: ClientContext) async throws -> Outcome {
+        let session = try session(options, context: context)
+        let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
+        let list = try await web.activeSessions()
+        if json { return Outcome(output: String(decoding: try ResourceCodec.json(list), as: UTF8.self) + "\n") }
+        let rows = list.map { [$0.sid, $0.user, $0.login, $0.serverHostname, RFC3339.format($0.created)] }
+        return Outcome(output: Table.render(headers: ["ID", "User", "Login", "Node", "Started"], rows: rows))
+    }
+
+    /// `tsh join SID [--mode observer|peer]`: attaches this terminal to a live session.
+    public static func join(_ options: ClientOptions, sessionID: String, mode: String, context: ClientContext) async throws -> Int32 {
+        guard SessionRecording.validSessionID(sessionID) else {
+            throw TeleportError.badParameter("\(sessionID.prefix(64).debugDescription) is not a session id: tsh sessions ls lists them")
+        }
+        guard mode == "observer" || mode == "peer" else { throw TeleportError.badParameter("--mode=\(mode): expected observer or peer") }
+        let session = try session(options, context: context)
+        let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
+        guard let live = try await web.activeSessions().first(where: { $0.sid == sessionID }) else {
+            throw TeleportError.notFound("no live session \(sessionID) that you may join (tsh sessions ls lists them)")
+        }
+        // The joiner logs in to the node as one of its own logins.
+        guard let login = try session.key.parsedSSHCertificate().validPrincipals.first else {
+            throw TeleportError.accessDenied("your certificate lists no logins")
+        }
+        var ssh = SSHCommandOptions(
+            login: login, target: live.serverID, command: [], port: nil, tty: true, localForwards: [], remoteForwards: [], noCommand: false,
+            cluster: nil)
+        ssh.environment = ["TELEPORT_SESSION": sessionID, "TELEPORT_JOIN_MODE": mode]
+        return try await TSHCommands.ssh(options, ssh, context: context)
     }
 }

@@ -150,7 +150,7 @@ public enum TeleportProcess {
                         client, dataDir: dataDir, role: "node", clock: clock, hostNames: [hostUUID, config.nodeName], logger: logger),
                     settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID),
                     audit: SSHAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, labels: config.file.ssh.labels, clock: clock),
-                    recordings: dataDir.recordingUploads, logger: logger.with("node:ssh")))
+                    recordings: dataDir.recordingUploads, auth: client, logger: logger.with("node:ssh")))
             services.append(SessionUploader(directory: dataDir.recordingUploads, auth: client, logger: logger.with("node:upload")))
             services.append(
                 NodeHeartbeat(

@@ -94,6 +94,14 @@ public final class AuditQueue: @unchecked Sendable {
                 try await send(batch)
                 lock.withLock { events.removeFirst(min(batch.count, events.count)) }
                 delay = .milliseconds(200)
+            } catch let error as TeleportError where error.code == .badParameter {
+                // The auth service refuses these events as malformed: sending them again cannot
+                // help, and they must not block the ones behind them.
+                lock.withLock {
+                    events.removeFirst(min(batch.count, events.count))
+                    droppedCount += batch.count
+                }
+                logger.error("ALERT: the auth service refused \(batch.count) audit events: \(error.message)")
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("cannot deliver audit events yet: \(error); retrying", metadata: ["tp.pending": "\(pending)"])

@@ -8,6 +8,7 @@ public import TeleportAPI
 public import TeleportCrypto
 public import TeleportSSH
 import TeleportEvents
+public import TeleportAuthClient
 
 /// The node's SSH server (`ssh_service`, port 3022): certificate-bound key authentication, login
 /// sessions (terminal, shell, exec, sftp), and port forwarding when the certificate permits it.
@@ -26,7 +27,7 @@ public struct NodeSSHService: Service, CustomStringConvertible {
     /// Creates the service.
     public init(
         host: String, port: Int, hostKey: OpenSSHPrivateKey, cache: UserCertificateCache, settings: SessionSettings, audit: SSHAudit? = nil,
-        recordings: URL? = nil, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        recordings: URL? = nil, auth: AuthClient? = nil, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
         self.host = host
         self.port = port
@@ -36,8 +37,28 @@ public struct NodeSSHService: Service, CustomStringConvertible {
         var settings = settings
         if let audit {
             // Every session is audited; none starts while the audit log cannot take its events.
-            settings.onStart = { event in audit.started(event) }
-            settings.onEnd = { event, exit, started in audit.ended(event, exit: exit, started: started) }
+            let live = LiveSessions()
+            settings.live = live
+            settings.mayJoin = { joiner, session in
+                joiner.username == session.owner.username || !Set(joiner.roles).isDisjoint(with: ["admin", "editor", "auditor"])
+            }
+            settings.onParty = { session, user, joined in audit.party(session, user, joined: joined) }
+            settings.onStart = { event in
+                audit.started(event)
+                // Interactive shells are listed cluster-wide for tsh sessions ls / tsh join.
+                if let auth, event.terminal, case .shell = event.kind {
+                    let active = AuthAPI.ActiveSession(
+                        sid: event.sessionID, user: event.user.username, login: event.user.login, serverID: audit.serverID,
+                        serverHostname: audit.hostname, created: Date())
+                    Task { try? await auth.reportActiveSession(active) }
+                }
+            }
+            settings.onEnd = { event, exit, started in
+                audit.ended(event, exit: exit, started: started)
+                if let auth, event.terminal, case .shell = event.kind {
+                    Task { try? await auth.endActiveSession(event.sessionID) }
+                }
+            }
             settings.onResize = { event, columns, rows in audit.resized(event, columns: columns, rows: rows) }
             if let recordings {
                 settings.makeRecorder = { event in

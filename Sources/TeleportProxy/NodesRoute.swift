@@ -49,6 +49,16 @@ struct NodesRoute {
                 return WebResponse.jsonError(error)
             }
         }
+        router.get("webapi/sessions/active") { _, context -> Response in
+            do {
+                let identity = try await user(context)
+                let privileged = !Set(identity.roles).isDisjoint(with: ["admin", "editor", "auditor"])
+                let sessions = try await auth.activeSessions().filter { privileged || $0.user == identity.username }
+                return WebResponse.json(try ResourceCodec.json(sessions))
+            } catch let error as TeleportError {
+                return WebResponse.jsonError(error)
+            }
+        }
         router.get("webapi/sessions/:sid/recording") { _, context -> Response in
             do {
                 let identity = try await user(context)

@@ -137,6 +137,16 @@ public struct SSHAudit: Sendable {
         return (path, upload)
     }
 
+    /// `session.join` / `session.leave`.
+    public func party(_ session: LiveSession, _ user: SSHAuthenticatedUser, joined: Bool) {
+        add(
+            joined ? AuditEventType.sessionJoin : AuditEventType.sessionLeave,
+            [
+                "sid": .string(session.sessionID), "user": .string(user.username), "login": .string(user.login),
+                "owner": .string(session.owner.username),
+            ])
+    }
+
     // MARK: Port forwarding
 
     /// `port`: a forward to `target` started, or was refused.

@@ -19,7 +19,7 @@ struct TSHMain {
 struct TSH: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tsh", abstract: "The Teleport client.",
-        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, SCP.self, Play.self, Recordings.self, Proxy.self, Config.self, KnownHosts.self, Version.self])
+        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, SCP.self, Play.self, Recordings.self, Sessions.self, Join.self, Proxy.self, Config.self, KnownHosts.self, Version.self])
 }
 
 /// The options every `tsh` command takes.
@@ -216,6 +216,39 @@ extension TSH {
                 try await TSHCommands.play(global.client, sessionID: sessionID, format: parsed, speed: speed, maxIdle: skipIdle, context: .live())
                 return TSHCommands.Outcome(output: "", exitCode: 0)
             }
+        }
+    }
+
+    struct Sessions: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Live sessions.", subcommands: [SessionsList.self])
+    }
+
+    struct SessionsList: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the interactive sessions running now.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("format"), help: "text or json.") var format = "text"
+
+        func run() async throws {
+            try await perform { try await TSHCommands.activeSessions(global.client, json: format == "json", context: .live()) }
+        }
+    }
+
+    struct Join: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Join a live session: tsh join SESSION_ID.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("mode"), help: "observer (watch) or peer (watch and type).") var mode = "observer"
+        @Argument(help: "The session ID (tsh sessions ls).") var sessionID: String
+
+        func run() async throws {
+            let code: Int32
+            do {
+                code = try await TSHCommands.join(global.client, sessionID: sessionID, mode: mode, context: .live())
+            } catch {
+                let message = (error as? TeleportError)?.message ?? "\(error)"
+                FileHandle.standardError.write(Data("ERROR: \(message)\n".utf8))
+                throw ExitCode(255)
+            }
+            if code != 0 { throw ExitCode(code) }
         }
     }
 

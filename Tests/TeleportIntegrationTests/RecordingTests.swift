@@ -132,4 +132,64 @@ struct RecordingTests {
             await TestSupport.stopDaemon(restarted)
         }
     }
+
+    @Test("tsh join: an auditor watches a live session as observer (typing dropped) and types as peer; others may not join", .timeLimit(.minutes(5)))
+    func joinLiveSession() async throws {
+        try await SSHAccessTests.withSetup { setup in
+            let cluster = setup.cluster
+            let tsh = try ClusterFixture.binary("tsh")
+            func identity(_ name: String, roles: String?) async throws -> String {
+                var arguments = ["users", "add", name, name]
+                if let roles { arguments.append("--roles=\(roles)") }
+                let added = try await cluster.tctl(arguments)
+                #expect(added.exitCode == 0, "\(added)")
+                let path = cluster.directory.appendingPathComponent("\(name).id").path
+                #expect(try await cluster.tctl(["auth", "sign", "--user=\(name)", "--out=\(path)"]).exitCode == 0)
+                return path
+            }
+            let bob = try await identity("bob", roles: "auditor")
+            let carol = try await identity("carol", roles: nil)
+            let environment = ProcessInfo.processInfo.environment.merging(["TERM": "xterm"]) { $1 }
+            let owner = try TSHTerminal(tsh, try Self.tshArguments(setup) + ["ssh", "-t", "root@db1"], environment: environment)
+            try await owner.expect("# ")
+
+            var sid = ""
+            for _ in 0..<100 where sid.isEmpty {
+                let listed = try await TestSupport.run(tsh, try Self.tshArguments(setup, identity: bob) + ["sessions", "ls", "--format=json"])
+                let sessions = (try? ResourceCodec.jsonDecoder().decode([[String: JSONValue]].self, from: Data(listed.stdout.utf8))) ?? []
+                if case .string(let found)? = sessions.first?["sid"] { sid = found } else { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            try #require(!sid.isEmpty, "the live session is not listed")
+
+            let observer = try TSHTerminal(tsh, try Self.tshArguments(setup, identity: bob) + ["join", sid], environment: environment)
+            try await Task.sleep(for: .seconds(1))
+            owner.sendLine("echo live-$((3*3))")
+            try await observer.expect("live-9")
+            observer.sendLine("echo observer-typed-$((1+1))")
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(!owner.transcript.contains("observer-typed-2"), "an observer's typing must not reach the session")
+
+            let peer = try TSHTerminal(tsh, try Self.tshArguments(setup, identity: bob) + ["join", "--mode=peer", sid], environment: environment)
+            try await Task.sleep(for: .seconds(1))
+            peer.sendLine("echo from-peer-$((2+2))")
+            try await owner.expect("from-peer-4")
+            try await observer.expect("from-peer-4")
+
+            let refused = try await TestSupport.run(tsh, try Self.tshArguments(setup, identity: carol) + ["join", sid])
+            #expect(refused.exitCode != 0 && refused.stderr.contains("that you may join"), "\(refused)")
+
+            owner.sendLine("exit")
+            #expect(try await owner.wait() == 0)
+            #expect(try await observer.wait(timeout: .seconds(20)) == 0, "the observer's tsh ends with the session")
+            _ = try? await peer.wait(timeout: .seconds(20))
+            var events: [[String: JSONValue]] = []
+            for _ in 0..<100 {
+                events = try await AuditEventsTests.events(cluster, ["--type=session.join,session.leave"])
+                if events.contains(where: { $0["event"] == .string("session.leave") && $0["user"] == .string("bob") }) { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(events.contains { $0["event"] == .string("session.join") && $0["user"] == .string("bob") && $0["sid"] == .string(sid) }, "\(events)")
+            #expect(events.contains { $0["event"] == .string("session.leave") && $0["user"] == .string("bob") }, "\(events.map { "\($0["event"]!) \($0["user"]!) \($0["time"]!)" })")
+        }
+    }
 }

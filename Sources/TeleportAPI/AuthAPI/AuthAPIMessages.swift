@@ -178,3 +178,30 @@ extension AuthAPI {
         }
     }
 }
+
+extension AuthAPI {
+    /// An interactive session running now (`tsh sessions ls`), as its node reports it.
+    public struct ActiveSession: Codable, Sendable, Equatable {
+        public var sid: String
+        public var user: String
+        public var login: String
+        public var serverID: String
+        public var serverHostname: String
+        public var created: Date
+
+        enum CodingKeys: String, CodingKey {
+            case sid, user, login, created
+            case serverID = "server_id"
+            case serverHostname = "server_hostname"
+        }
+
+        public init(sid: String, user: String, login: String, serverID: String, serverHostname: String, created: Date) {
+            self.sid = sid
+            self.user = user
+            self.login = login
+            self.serverID = serverID
+            self.serverHostname = serverHostname
+            self.created = created
+        }
+    }
+}

@@ -43,6 +43,9 @@ public struct SSHCommandOptions: Sendable {
         self.noCommand = noCommand
         self.cluster = cluster
     }
+
+    /// Extra `env` requests (`tsh join` names the session to join this way).
+    var environment: [String: String] = [:]
 }
 
 /// A logged-in user's way to nodes: the proxy's SSH address, credentials, and the cluster's host keys.
@@ -163,6 +166,7 @@ extension TSHCommands {
         for (name, value) in context.environment where name == "LANG" || name.hasPrefix("LC_") {
             environment[name] = value
         }
+        environment.merge(ssh.environment) { $1 }
         let request = RemoteSessionRequest(
             command: command, terminal: wantTTY ? (context.environment["TERM"] ?? "xterm", size.rows, size.columns) : nil,
             environment: environment)

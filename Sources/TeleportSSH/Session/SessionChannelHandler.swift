@@ -21,6 +21,14 @@ public struct SessionSettings: Sendable {
     public var onEnd: @Sendable (_ event: SessionEvent, _ exit: ProcessExit, _ started: Date) -> Void = { _, _, _ in }
     /// Called when the terminal of a session changed size.
     public var onResize: @Sendable (_ event: SessionEvent, _ columns: Int, _ rows: Int) -> Void = { _, _, _ in }
+    /// The node's live sessions, which parties may join (nil: joining is not offered).
+    public var live: LiveSessions?
+    /// Whether `joiner` may join `session` (`tsh join`); the owner always may.
+    public var mayJoin: @Sendable (_ joiner: SSHAuthenticatedUser, _ session: LiveSession) -> Bool = { joiner, session in
+        joiner.username == session.owner.username
+    }
+    /// Called when a party joins (true) or leaves (false) a session.
+    public var onParty: @Sendable (_ session: LiveSession, _ user: SSHAuthenticatedUser, _ joined: Bool) -> Void = { _, _, _ in }
     /// Starts the recording of an interactive session (nil: not recorded, as `session_recording: off`).
     public var makeRecorder: @Sendable (_ event: SessionEvent) -> SessionRecorder? = { _ in nil }
     /// Says why no session may start now (the audit log is unavailable under fail-closed), or nil.
@@ -102,6 +110,11 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
     private var pendingSSHRead = false
     private var startedAt = Date()
     private var recorder: SessionRecorder?
+    /// The live session this channel owns (its shell) or has joined (`TELEPORT_SESSION`).
+    private var liveSession: LiveSession?
+    private var joined: LiveSession?
+    private var joinTarget: String?
+    private var joinMode = LiveSession.Mode.observer
 
     /// Creates the handler for a channel of an authenticated connection.
     public init(settings: SessionSettings, connection: SSHConnectionInfo, user: SSHAuthenticatedUser, logger: Logger) {
@@ -120,7 +133,29 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         self.context = nil
     }
 
+    /// `tsh join`: attaches this channel to a live session as a party.
+    private func join(_ context: ChannelHandlerContext, _ sid: String, wantReply: Bool) {
+        guard joined == nil, process == nil, let session = settings.live?.session(sid) else {
+            writeStderr(context, "no live session \(sid) on this node (tsh sessions ls lists them)\r\n")
+            return reply(context, wantReply, ok: false)
+        }
+        guard settings.mayJoin(user, session) else {
+            logger.warning("refused to let a user join a session", metadata: ["tp.user": "\(user.username)", "tp.sid": "\(sid)"])
+            writeStderr(context, "\(user.username) may not join session \(sid)\r\n")
+            return reply(context, wantReply, ok: false)
+        }
+        joined = session
+        session.join(context.channel, user: user.username, mode: joinMode)
+        settings.onParty(session, user, true)
+        reply(context, wantReply, ok: true)
+    }
+
     public func channelInactive(context: ChannelHandlerContext) {
+        if let joined {
+            joined.leave(context.channel)
+            settings.onParty(joined, user, false)
+            self.joined = nil
+        }
         // The client went away: end the process group and release the descriptors.
         if let process, exit == nil { process.signal(SIGHUP) }
         ioChannel?.close(promise: nil)
@@ -139,6 +174,10 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
             terminal = request
             environment["TERM"] = request.term
             reply(context, request.wantReply, ok: true)
+        case let request as SSHChannelRequestEvent.EnvironmentRequest where request.name == "TELEPORT_SESSION" || request.name == "TELEPORT_JOIN_MODE":
+            // `tsh join`: the session to join and how.
+            if request.name == "TELEPORT_SESSION" { joinTarget = request.value } else { joinMode = LiveSession.Mode(rawValue: request.value) ?? .observer }
+            reply(context, request.wantReply, ok: process == nil)
         case let request as SSHChannelRequestEvent.EnvironmentRequest:
             let allowed = process == nil && SessionEnvironment.isAllowed(request.name) && !request.value.contains("\0")
             if allowed {
@@ -148,7 +187,11 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
             }
             reply(context, request.wantReply, ok: allowed)
         case let request as SSHChannelRequestEvent.ShellRequest:
-            start(context, kind: .shell, wantReply: request.wantReply)
+            if let joinTarget {
+                join(context, joinTarget, wantReply: request.wantReply)
+            } else {
+                start(context, kind: .shell, wantReply: request.wantReply)
+            }
         case let request as SSHChannelRequestEvent.ExecRequest:
             start(context, kind: .exec(request.command), wantReply: request.wantReply)
         case let request as SSHChannelRequestEvent.SubsystemRequest:
@@ -253,7 +296,17 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
             terminalSize: terminal.map { "\($0.terminalCharacterWidth):\($0.terminalRowHeight)" })
         self.event = event
         startedAt = Date()
-        if terminal != nil { recorder = settings.makeRecorder(event) }
+        if terminal != nil {
+            recorder = settings.makeRecorder(event)
+            if let live = settings.live, case .shell = kind {
+                let loop = context.eventLoop
+                let session = LiveSession(sessionID: sessionID, owner: user) { [weak self] bytes in
+                    loop.execute { self?.ioChannel?.writeAndFlush(bytes, promise: nil) }
+                }
+                live.add(session)
+                liveSession = session
+            }
+        }
         settings.onStart(event)
         reply(context, wantReply, ok: true)
         attach(context, process)
@@ -316,8 +369,9 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
 
     /// Output from the process, to the client.
     fileprivate func forward(_ bytes: ByteBuffer, type: SSHChannelData.DataType) {
-        guard let context else { return }
         recorder?.output(bytes)
+        liveSession?.broadcast(bytes)
+        guard let context else { return }
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.write(wrapOutboundOut(SSHChannelData(type: type, data: .byteBuffer(bytes))), promise: promise)
         lastWrite = promise.futureResult
@@ -362,6 +416,10 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         concluded = true
         recorder?.finish()
         recorder = nil
+        if let liveSession {
+            settings.live?.remove(liveSession.sessionID)
+            liveSession.end(exit)
+        }
         if let event { settings.onEnd(event, exit, startedAt) }
     }
 
@@ -370,6 +428,10 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
         guard message.type == .channel, case .byteBuffer(let bytes) = message.data else { return }
+        if let joined {
+            joined.typed(bytes, by: context.channel)
+            return
+        }
         if let ioChannel, pendingInput.isEmpty {
             ioChannel.write(bytes, promise: nil)
         } else {

@@ -1,0 +1,85 @@
+public import Foundation
+public import NIOCore
+public import NIOSSH
+
+/// The interactive sessions running on a node, which other users may join (`tsh join`): each
+/// joined party gets a copy of the session's output from the moment it joins; a peer's typing goes
+/// to the session's terminal too, an observer's is dropped. When the owner's session ends, every
+/// party's channel gets the exit status and is closed.
+public final class LiveSessions: @unchecked Sendable {
+    private let lock = NSLock()
+    private var sessions: [String: LiveSession] = [:]
+
+    public init() {}
+
+    func add(_ session: LiveSession) { lock.withLock { sessions[session.sessionID] = session } }
+    func remove(_ sid: String) { lock.withLock { _ = sessions.removeValue(forKey: sid) } }
+
+    /// The live session `sid`, if it runs here.
+    public func session(_ sid: String) -> LiveSession? { lock.withLock { sessions[sid] } }
+}
+
+/// One live session and its joined parties.
+public final class LiveSession: @unchecked Sendable {
+    /// How a party takes part.
+    public enum Mode: String, Sendable {
+        /// Sees the output; typing is dropped.
+        case observer
+        /// Sees the output and types into the terminal.
+        case peer
+    }
+
+    public let sessionID: String
+    /// The session's owner.
+    public let owner: SSHAuthenticatedUser
+    private let lock = NSLock()
+    private var parties: [ObjectIdentifier: (channel: any Channel, user: String, mode: Mode)] = [:]
+    private let input: @Sendable (ByteBuffer) -> Void
+
+    init(sessionID: String, owner: SSHAuthenticatedUser, input: @escaping @Sendable (ByteBuffer) -> Void) {
+        self.sessionID = sessionID
+        self.owner = owner
+        self.input = input
+    }
+
+    /// The users joined now.
+    public var participants: [String] { lock.withLock { parties.values.map(\.user) } }
+
+    func join(_ channel: any Channel, user: String, mode: Mode) {
+        lock.withLock { parties[ObjectIdentifier(channel)] = (channel, user, mode) }
+    }
+
+    func leave(_ channel: any Channel) {
+        lock.withLock { _ = parties.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    /// Typing of the party on `channel`: to the terminal for a peer.
+    func typed(_ bytes: ByteBuffer, by channel: any Channel) {
+        guard lock.withLock({ parties[ObjectIdentifier(channel)]?.mode }) == .peer else { return }
+        input(bytes)
+    }
+
+    /// A copy of the owner's output for every party.
+    func broadcast(_ bytes: ByteBuffer) {
+        for party in lock.withLock({ Array(parties.values) }) {
+            party.channel.writeAndFlush(SSHChannelData(type: .channel, data: .byteBuffer(bytes)), promise: nil)
+        }
+    }
+
+    /// The owner's session ended: every party gets the exit status and is closed.
+    func end(_ exit: ProcessExit) {
+        let all = lock.withLock {
+            defer { parties.removeAll() }
+            return Array(parties.values)
+        }
+        for party in all {
+            let channel = party.channel
+            channel.eventLoop.execute {
+                if case .status(let code) = exit {
+                    channel.triggerUserOutboundEvent(SSHChannelRequestEvent.ExitStatus(exitStatus: code), promise: nil)
+                }
+                channel.close(promise: nil)
+            }
+        }
+    }
+}
