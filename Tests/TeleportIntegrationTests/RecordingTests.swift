@@ -192,4 +192,45 @@ struct RecordingTests {
             #expect(events.contains { $0["event"] == .string("session.leave") && $0["user"] == .string("bob") }, "\(events.map { "\($0["event"]!) \($0["user"]!) \($0["time"]!)" })")
         }
     }
+
+    @Test("auth stopped (SIGSTOP, 60 s) during a session: the session goes on, its events and recording arrive after auth returns", .timeLimit(.minutes(5)))
+    func authPausedDuringSession() async throws {
+        try await SSHAccessTests.withSetup { setup in
+            let cluster = setup.cluster
+            let authPID = try #require(cluster.pid)
+            // A first login, so the node's certificate cache holds joe's certificate.
+            let warm = try await setup.ssh(["-p", "\(setup.nodePort)", "-l", "root", "127.0.0.1", "true"])
+            #expect(warm.exitCode == 0, "\(warm)")
+
+            kill(authPID, SIGSTOP)
+            let stoppedAt = ContinuousClock.now
+            var resumed = false
+            defer { if !resumed { kill(authPID, SIGCONT) } }
+            // Straight to the node (the proxy shares the stopped process): a recorded terminal session.
+            let session = try await setup.ssh(
+                ["-tt", "-p", "\(setup.nodePort)", "-l", "root", "127.0.0.1", "echo during-pause-$((5*5)); sleep 2; echo still-here"])
+            #expect(session.exitCode == 0 && session.stdout.contains("during-pause-25") && session.stdout.contains("still-here"), "\(session)")
+            let waiting = (try? FileManager.default.contentsOfDirectory(
+                atPath: setup.nodeDir.appendingPathComponent("data/log/upload/sessions/default").path)) ?? []
+            #expect(waiting.contains { $0.hasSuffix(".done") }, "the recording waits on the node: \(waiting)")
+            let remaining = .seconds(60) - (ContinuousClock.now - stoppedAt)
+            if remaining > .zero { try await Task.sleep(for: remaining) }
+            kill(authPID, SIGCONT)
+            resumed = true
+
+            var found = false
+            for _ in 0..<200 where !found {
+                let list = try await Self.waitForRecording(setup)
+                found = list.contains { entry in
+                    guard case .string(let sid)? = entry["sid"] else { return false }
+                    let path = cluster.dataDir.appendingPathComponent("log/sessions/default/\(sid).chunks.gz").path
+                    return FileManager.default.fileExists(atPath: path)
+                }
+                if !found { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(found, "the recording arrived after auth came back")
+            let events = try await AuditEventsTests.events(cluster, ["--type=session.start,session.end"])
+            #expect(events.filter { $0["event"] == .string("session.end") && $0["interactive"] == .bool(true) }.count >= 1, "\(events.count) events")
+        }
+    }
 }
