@@ -273,7 +273,7 @@ struct AuthAPIRoutes {
         return try APIResponse.json(
             AuthAPI.PingResponse(
                 clusterName: auth.clusterName, serverVersion: TeleportVersion.version, identity: caller.identity.username,
-                roles: caller.roleNames))
+                roles: caller.roleNames, sessionRecording: auth.settings.sessionRecording))
     }
 
     func list(_ request: Request, _ context: AuthRequestContext) async throws -> Response {

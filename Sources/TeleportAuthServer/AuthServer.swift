@@ -237,6 +237,8 @@ public struct AuthSettings: Sendable {
     public var maxSessionTTL: TimeInterval
     /// bcrypt's cost factor.
     public var bcryptCost: UInt8
+    /// `session_recording`: `node` or `off`.
+    public var sessionRecording = "node"
     /// Where session recordings are stored (`audit_sessions_uri`; default `data_dir/log/sessions/default`).
     public var sessionsDirectory: URL?
 

@@ -143,6 +143,10 @@ public enum TeleportProcess {
             let clusterName = try clusterName(of: identity)
             let queue = AuditQueue(logger: logger.with("node:audit"))
             services.append(AuditForwarder(queue: queue, client: client))
+            // The cluster's session_recording: this process's own setting, or the auth service's
+            // (recorded when it cannot be asked: an unrecorded session would be the worse mistake).
+            let recording = config.runAuth ? config.file.auth.sessionRecording : await sessionRecordingMode(client)
+            if recording == "off" { logger.info("session recording is off (auth_service.session_recording)") }
             services.append(
                 NodeSSHService(
                     host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys),
@@ -150,7 +154,7 @@ public enum TeleportProcess {
                         client, dataDir: dataDir, role: "node", clock: clock, hostNames: [hostUUID, config.nodeName], logger: logger),
                     settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID),
                     audit: SSHAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, labels: config.file.ssh.labels, clock: clock),
-                    recordings: dataDir.recordingUploads, auth: client, logger: logger.with("node:ssh")))
+                    recordings: recording == "off" ? nil : dataDir.recordingUploads, auth: client, logger: logger.with("node:ssh")))
             services.append(SessionUploader(directory: dataDir.recordingUploads, auth: client, logger: logger.with("node:upload")))
             services.append(
                 NodeHeartbeat(
@@ -168,6 +172,30 @@ public enum TeleportProcess {
         }
         services.append(ReadinessLogger(readiness: readiness, logger: logger, roles: config.roleNames, dataDir: config.dataDir.path))
 
+    }
+
+    /// The auth service's `session_recording`, asked for at most 3 seconds ("node" when unknown).
+    static func sessionRecordingMode(_ client: AuthClient) async -> String {
+        final class Once: @unchecked Sendable {
+            let lock = NSLock()
+            var continuation: CheckedContinuation<String, Never>?
+            func finish(_ value: String) {
+                let waiting: CheckedContinuation<String, Never>? = lock.withLock {
+                    defer { continuation = nil }
+                    return continuation
+                }
+                waiting?.resume(returning: value)
+            }
+        }
+        let once = Once()
+        return await withCheckedContinuation { continuation in
+            once.lock.withLock { once.continuation = continuation }
+            Task { once.finish((try? await client.ping())?.sessionRecording ?? "node") }
+            Task {
+                try? await Task.sleep(for: .seconds(3))
+                once.finish("node")
+            }
+        }
     }
 
     /// The cluster name in a host identity's certificate (known before the auth service answers).
@@ -190,6 +218,7 @@ public enum TeleportProcess {
     /// Authentication settings from `auth_service.authentication` and the proxy's public address.
     static func authSettings(_ config: DaemonConfig) -> AuthSettings {
         var settings = AuthSettings(secondFactor: config.file.auth.secondFactor, proxyPublicAddr: config.runProxy ? proxyPublicAddress(config) : nil)
+        settings.sessionRecording = config.file.auth.sessionRecording
         if let uri = config.file.teleport.storage.auditSessionsURI, uri.hasPrefix("file://") {
             settings.sessionsDirectory = URL(fileURLWithPath: String(uri.dropFirst("file://".count)))
         } else {

@@ -6,6 +6,13 @@ import Testing
 /// What `FileConfig.parse` accepts and how it normalizes it.
 @Suite("teleport.yaml parsing")
 struct FileConfigParseTests {
+    @Test("auth_service.session_recording: node and off; anything else is an error naming the choices")
+    func sessionRecording() throws {
+        #expect(try FileConfig.parse("auth_service:\n  session_recording: off\n", file: "t.yaml").auth.sessionRecording == "off")
+        #expect(try FileConfig.parse("auth_service:\n  session_recording: node\n", file: "t.yaml").auth.sessionRecording == "node")
+        #expect(throws: TeleportError.self) { _ = try FileConfig.parse("auth_service:\n  session_recording: sometimes\n", file: "t.yaml") }
+    }
+
     @Test(arguments: ["", "# only a comment\n", "---\n"])
     func emptyFileGivesTheDefaults(_ text: String) throws {
         let config = try FileConfig.parse(text, file: "empty.yaml")
@@ -154,7 +161,7 @@ struct FileConfigParseTests {
         ("teleport:\n  connection_limits:\n    rates:\n    - period: 1m\n      average: 10\n", "teleport.connection_limits.rates"),
         ("teleport:\n  storage:\n    region: us-east-1\n", "teleport.storage.region"),
         ("auth_service:\n  license_file: /l.pem\n", "auth_service.license_file"),
-        ("auth_service:\n  session_recording: node\n", "auth_service.session_recording"),
+        ("auth_service:\n  session_recording: proxy\n", "auth_service.session_recording"),
         ("ssh_service:\n  pam:\n    enabled: no\n", "ssh_service.pam"),
         ("proxy_service:\n  kube_listen_addr: 0.0.0.0:3026\n", "proxy_service.kube_listen_addr"),
         ("proxy_service:\n  kubernetes:\n    enabled: yes\n", "proxy_service.kubernetes"),

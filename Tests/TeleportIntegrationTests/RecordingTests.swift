@@ -233,4 +233,34 @@ struct RecordingTests {
             #expect(events.filter { $0["event"] == .string("session.end") && $0["interactive"] == .bool(true) }.count >= 1, "\(events.count) events")
         }
     }
+
+    @Test("session_recording: off records nothing and still audits the session")
+    func recordingOff() async throws {
+        try await withCluster(try ClusterFixture(clusterName: "norec.example", authSection: "  session_recording: off")) { cluster in
+            try await cluster.start()
+            #expect(try await cluster.tctl(["users", "add", "joe", "root"]).exitCode == 0)
+            let identity = cluster.directory.appendingPathComponent("joe.id").path
+            #expect(try await cluster.tctl(["auth", "sign", "--user=joe", "--out=\(identity)"]).exitCode == 0)
+            let tsh = try ClusterFixture.binary("tsh")
+            let arguments = ["-i", identity, "--proxy=127.0.0.1:\(cluster.webPort)", "--insecure"]
+            let session = try TSHTerminal(
+                tsh, arguments + ["ssh", "-t", "root@testnode"],
+                environment: ProcessInfo.processInfo.environment.merging(["TERM": "xterm"]) { $1 })
+            try await session.expect("# ")
+            session.sendLine("echo unrecorded-$((2*3)); exit")
+            #expect(try await session.wait() == 0)
+            #expect(await TestSupport.eventually { cluster.log.contains("session recording is off") })
+            var ended = false
+            for _ in 0..<50 where !ended {
+                ended = try await AuditEventsTests.events(cluster, ["--type=session.end"]).contains { $0["interactive"] == .bool(true) }
+                if !ended { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(ended, "the session is audited")
+            let listed = try await TestSupport.run(tsh, arguments + ["recordings", "ls", "--format=json"])
+            #expect(listed.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]", "\(listed)")
+            let pending = (try? FileManager.default.contentsOfDirectory(atPath: cluster.dataDir.appendingPathComponent("log/upload/sessions/default").path)) ?? []
+            #expect(pending.isEmpty, "\(pending)")
+            await cluster.stop()
+        }
+    }
 }

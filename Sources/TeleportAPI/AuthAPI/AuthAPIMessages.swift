@@ -17,19 +17,23 @@ public enum AuthAPI {
         public var identity: String
         /// The caller's roles.
         public var roles: [String]
+        /// `auth_service.session_recording`: `node` or `off` (nodes follow it).
+        public var sessionRecording: String?
 
         enum CodingKeys: String, CodingKey {
             case clusterName = "cluster_name"
             case serverVersion = "server_version"
+            case sessionRecording = "session_recording"
             case identity, roles
         }
 
         /// Creates a response.
-        public init(clusterName: String, serverVersion: String, identity: String, roles: [String]) {
+        public init(clusterName: String, serverVersion: String, identity: String, roles: [String], sessionRecording: String? = nil) {
             self.clusterName = clusterName
             self.serverVersion = serverVersion
             self.identity = identity
             self.roles = roles
+            self.sessionRecording = sessionRecording
         }
     }
 

@@ -189,7 +189,16 @@ extension FileConfig {
                 }
             case "license_file": warn(value, "there is no license to load")
             case "dynamic_config": warn(value, "dynamic configuration is always on")
-            case "session_recording", "proxy_checks_host_keys", "client_idle_timeout", "disconnect_expired_cert",
+            case "session_recording":
+                let mode = try value.string().lowercased()
+                switch mode {
+                case "node", "off": auth.sessionRecording = mode
+                case "proxy", "node-sync", "proxy-sync":
+                    warn(value, "only node and off are supported; sessions are recorded at the node")
+                    auth.sessionRecording = "node"
+                default: throw value.fail("node or off")
+                }
+            case "proxy_checks_host_keys", "client_idle_timeout", "disconnect_expired_cert",
                 "keep_alive_interval", "keep_alive_count_max", "message_of_the_day", "trusted_clusters", "oidc_connectors",
                 "routing_strategy", "tunnel_strategy":
                 warn(value, "the setting is not supported yet")

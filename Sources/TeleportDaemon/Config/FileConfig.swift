@@ -76,6 +76,8 @@ public struct FileConfig: Sendable, Equatable {
         public var tokens: [String] = []
         public var authenticationType = "local"
         public var secondFactor = "otp"
+        /// `session_recording`: `node` (the default) or `off`.
+        public var sessionRecording = "node"
     }
 
     /// One dynamic label command.
