@@ -60,7 +60,10 @@ let package = Package(
         ),
         // Layer 1: storage contract and audit.
         .target(name: "TeleportBackend", dependencies: ["TeleportAPI", logging], swiftSettings: swiftSettings),
-        .target(name: "TeleportEvents", dependencies: ["TeleportAPI", "CTeleportShims", logging, crypto], swiftSettings: swiftSettings),
+        .target(
+            name: "TeleportEvents",
+            dependencies: ["TeleportAPI", "CTeleportShims", logging, crypto, .product(name: "Metrics", package: "swift-metrics")],
+            swiftSettings: swiftSettings),
         // Layer 2: real backends, typed stores, the auth API client.
         .target(
             name: "TeleportBackendSQLite",

@@ -25,11 +25,14 @@ public struct TeleportError: Error, Sendable, CustomStringConvertible, Equatable
         public static let limitExceeded = Code("limit_exceeded")
         /// A bug or an unexpected state on our side.
         public static let internalError = Code("internal")
+        /// The audit log cannot store events (a full or failing disk): what must be audited may
+        /// not proceed until it can.
+        public static let auditUnavailable = Code("audit_unavailable")
 
         /// Every code, for decoding the wire form.
         public static let all: [Code] = [
             .notFound, .alreadyExists, .badParameter, .compareFailed, .accessDenied, .connectionProblem,
-            .limitExceeded, .internalError,
+            .limitExceeded, .internalError, .auditUnavailable,
         ]
 
         /// The code for a wire string; unknown strings become ``internalError``.

@@ -273,7 +273,7 @@ struct AuthAPIRoutes {
         return try APIResponse.json(
             AuthAPI.PingResponse(
                 clusterName: auth.clusterName, serverVersion: TeleportVersion.version, identity: caller.identity.username,
-                roles: caller.roleNames, sessionRecording: auth.settings.sessionRecording))
+                roles: caller.roleNames, sessionRecording: auth.settings.sessionRecording, auditFailure: auth.settings.auditFailure))
     }
 
     func list(_ request: Request, _ context: AuthRequestContext) async throws -> Response {

@@ -1,4 +1,5 @@
 import Crypto
+import Logging
 public import Foundation
 public import TeleportAPI
 import TeleportBackend
@@ -23,7 +24,18 @@ extension AuthServer {
             }
             if let hostID { event.fields["server_id"] = .string(hostID) }
             if try event.jsonLine().count > Self.maxEventBytes { event = Self.truncated(event) }
-            try await audit.emit(event)
+            do {
+                try await audit.emit(event)
+            } catch {
+                if settings.auditFailure == "continue" {
+                    AuditMetrics.countDropped()
+                    logger.error("ALERT: an audit event from a host was dropped: \(error) (audit_failure: continue)")
+                    continue
+                }
+                throw TeleportError(
+                    .auditUnavailable,
+                    "the auth service cannot write its audit log (\((error as? TeleportError)?.message ?? "\(error)")); free space or fix the audit_events_uri storage")
+            }
         }
     }
 

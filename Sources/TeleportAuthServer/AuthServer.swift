@@ -223,7 +223,16 @@ public final class AuthServer: Sendable {
 
     /// Records an audit event; failures are logged and returned to the caller.
     public func emit(_ type: (String, String), fields: [String: JSONValue]) async throws {
-        try await audit.emit(AuditEvent(event: type.0, code: type.1, time: clock.now(), fields: fields))
+        do {
+            try await audit.emit(AuditEvent(event: type.0, code: type.1, time: clock.now(), fields: fields))
+        } catch {
+            let reason = (error as? TeleportError)?.message ?? "\(error)"
+            guard settings.auditFailure == "continue" else {
+                throw TeleportError(.auditUnavailable, "the audit log cannot be written (\(reason)); nothing is done until it can")
+            }
+            AuditMetrics.countDropped()
+            logger.error("ALERT: an audit event was dropped: \(reason) (audit_failure: continue)", metadata: ["tp.event": "\(type.0)"])
+        }
     }
 }
 
@@ -239,6 +248,8 @@ public struct AuthSettings: Sendable {
     public var bcryptCost: UInt8
     /// `session_recording`: `node` or `off`.
     public var sessionRecording = "node"
+    /// `audit_failure`: `fail_closed` or `continue`.
+    public var auditFailure = "fail_closed"
     /// Where session recordings are stored (`audit_sessions_uri`; default `data_dir/log/sessions/default`).
     public var sessionsDirectory: URL?
 

@@ -141,11 +141,13 @@ public enum TeleportProcess {
             node.spec.version = TeleportVersion.version
             node.spec.hostKeyFingerprint = try SSHHostKey.loadOrCreate(keys: keys).publicKey.fingerprintSHA256
             let clusterName = try clusterName(of: identity)
-            let queue = AuditQueue(logger: logger.with("node:audit"))
+            // The cluster's session_recording and audit_failure: this process's own settings, or the
+            // auth service's (when it cannot be asked: record, and fail closed).
+            let cluster = config.runAuth ? nil : await clusterSettings(client)
+            let recording = config.runAuth ? config.file.auth.sessionRecording : cluster?.sessionRecording ?? "node"
+            let failure = config.runAuth ? config.file.teleport.storage.auditFailure : cluster?.auditFailure ?? "fail_closed"
+            let queue = AuditQueue(whenFull: AuditQueue.WhenFull(rawValue: failure) ?? .failClosed, logger: logger.with("node:audit"))
             services.append(AuditForwarder(queue: queue, client: client))
-            // The cluster's session_recording: this process's own setting, or the auth service's
-            // (recorded when it cannot be asked: an unrecorded session would be the worse mistake).
-            let recording = config.runAuth ? config.file.auth.sessionRecording : await sessionRecordingMode(client)
             if recording == "off" { logger.info("session recording is off (auth_service.session_recording)") }
             services.append(
                 NodeSSHService(
@@ -174,13 +176,13 @@ public enum TeleportProcess {
 
     }
 
-    /// The auth service's `session_recording`, asked for at most 3 seconds ("node" when unknown).
-    static func sessionRecordingMode(_ client: AuthClient) async -> String {
+    /// The auth service's ping (its cluster-wide settings), asked for at most 3 seconds.
+    static func clusterSettings(_ client: AuthClient) async -> AuthAPI.PingResponse? {
         final class Once: @unchecked Sendable {
             let lock = NSLock()
-            var continuation: CheckedContinuation<String, Never>?
-            func finish(_ value: String) {
-                let waiting: CheckedContinuation<String, Never>? = lock.withLock {
+            var continuation: CheckedContinuation<AuthAPI.PingResponse?, Never>?
+            func finish(_ value: AuthAPI.PingResponse?) {
+                let waiting: CheckedContinuation<AuthAPI.PingResponse?, Never>? = lock.withLock {
                     defer { continuation = nil }
                     return continuation
                 }
@@ -190,10 +192,10 @@ public enum TeleportProcess {
         let once = Once()
         return await withCheckedContinuation { continuation in
             once.lock.withLock { once.continuation = continuation }
-            Task { once.finish((try? await client.ping())?.sessionRecording ?? "node") }
+            Task { once.finish(try? await client.ping()) }
             Task {
                 try? await Task.sleep(for: .seconds(3))
-                once.finish("node")
+                once.finish(nil)
             }
         }
     }
@@ -219,6 +221,7 @@ public enum TeleportProcess {
     static func authSettings(_ config: DaemonConfig) -> AuthSettings {
         var settings = AuthSettings(secondFactor: config.file.auth.secondFactor, proxyPublicAddr: config.runProxy ? proxyPublicAddress(config) : nil)
         settings.sessionRecording = config.file.auth.sessionRecording
+        settings.auditFailure = config.file.teleport.storage.auditFailure
         if let uri = config.file.teleport.storage.auditSessionsURI, uri.hasPrefix("file://") {
             settings.sessionsDirectory = URL(fileURLWithPath: String(uri.dropFirst("file://".count)))
         } else {

@@ -1,6 +1,16 @@
 public import Foundation
+import Metrics
 public import Logging
 public import TeleportAPI
+
+/// Counters of the audit log, exported on `/metrics`.
+public enum AuditMetrics {
+    /// `teleport_audit_events_dropped_total`: events dropped under `audit_failure: continue`.
+    static let dropped = Counter(label: "teleport_audit_events_dropped_total")
+
+    /// Counts dropped events.
+    public static func countDropped(_ count: Int = 1) { dropped.increment(by: count) }
+}
 
 /// A node's or proxy's outbox of audit events: handlers add events without waiting (from any
 /// thread, in order), and ``run(send:)`` delivers them to the auth service in batches, retrying
@@ -24,6 +34,8 @@ public final class AuditQueue: @unchecked Sendable {
     private let lock = NSLock()
     private var events: [AuditEvent] = []
     private var droppedCount = 0
+    /// The auth service reported that it cannot store events (its disk is full).
+    private var sinkFailing = false
     private var waiter: CheckedContinuation<Void, Never>?
     private var stopped = false
 
@@ -46,6 +58,7 @@ public final class AuditQueue: @unchecked Sendable {
                     "the audit log is unavailable (\(capacity) events wait for the auth service); refusing to go on unaudited")
             case .dropAndContinue:
                 droppedCount += 1
+                AuditMetrics.dropped.increment()
                 let dropped = droppedCount
                 lock.unlock()
                 logger.error("ALERT: audit event dropped: the auth service has been unreachable", metadata: ["tp.dropped": "\(dropped)"])
@@ -61,7 +74,7 @@ public final class AuditQueue: @unchecked Sendable {
 
     /// Whether new sessions may start: false while the queue is full under ``WhenFull/failClosed``.
     public var admits: Bool {
-        lock.withLock { whenFull != .failClosed || events.count < capacity }
+        lock.withLock { whenFull != .failClosed || (events.count < capacity && !sinkFailing) }
     }
 
     /// Events dropped under ``WhenFull/dropAndContinue``.
@@ -92,8 +105,27 @@ public final class AuditQueue: @unchecked Sendable {
             }
             do {
                 try await send(batch)
-                lock.withLock { events.removeFirst(min(batch.count, events.count)) }
+                lock.withLock {
+                    events.removeFirst(min(batch.count, events.count))
+                    sinkFailing = false
+                }
                 delay = .milliseconds(200)
+            } catch let error as TeleportError where error.code == .auditUnavailable {
+                // The auth service is up but cannot store events: fail closed (no new sessions
+                // until it can, the events kept) or drop them, counted, with an alert.
+                let dropping = whenFull == .dropAndContinue
+                lock.withLock {
+                    sinkFailing = true
+                    if dropping {
+                        events.removeFirst(min(batch.count, events.count))
+                        droppedCount += batch.count
+                        AuditMetrics.dropped.increment(by: batch.count)
+                    }
+                }
+                logger.error(
+                    "ALERT: \(error.message)\(dropping ? "; \(batch.count) events dropped (audit_failure: continue)" : "; no new sessions until it can (fail closed)")")
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
             } catch let error as TeleportError where error.code == .badParameter {
                 // The auth service refuses these events as malformed: sending them again cannot
                 // help, and they must not block the ones behind them.

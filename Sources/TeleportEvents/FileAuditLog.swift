@@ -68,12 +68,20 @@ public actor FileAuditLog: AuditEmitter, AuditReader {
                 currentDay = day
                 linesInDay = (FileManager.default.contents(atPath: url.path) ?? Data()).split(separator: 0x0A).count
             }
-            try handle?.write(contentsOf: line + Data([0x0A]))
+            let start = try handle?.offset()
+            do {
+                try handle?.write(contentsOf: line + Data([0x0A]))
+            } catch {
+                // A full disk may take half a line: cut it off, so the file stays a whole chain.
+                if let start { try? handle?.truncate(atOffset: start) }
+                throw error
+            }
             lastHash = hash
             linesInDay += 1
         } catch let error as TeleportError {
             throw error
         } catch {
+            try? handle?.close()
             handle = nil
             throw TeleportError.connectionProblem("cannot write the audit log in \(directory.path): \(error.localizedDescription)")
         }

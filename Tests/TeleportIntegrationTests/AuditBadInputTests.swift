@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+    import Glibc
+#endif
 import TeleportAPI
 import TeleportTestSupport
 import Testing
@@ -53,6 +56,61 @@ struct AuditBadInputTests {
             let malformed = try await curl("POST", "events", data: "[{\"event\":\"exec; rm\",\"code\":\"T3002I\",\"uid\":\"x\",\"time\":\"\(RFC3339.format(Date()))\"}]")
             #expect(malformed.stdout.contains("bad_parameter") || malformed.stdout.contains("needs an event name"), "\(malformed)")
             #expect(try await cluster.tctl(["audit", "verify"]).exitCode == 0, "the chain holds through all of it")
+            await cluster.stop()
+        }
+    }
+
+    @Test(
+        "a full audit disk: new sessions are refused with a clear error (fail closed), nothing half-written, all resumes when space returns",
+        .enabled(if: getuid() == 0, "needs root to mount a small tmpfs"), .timeLimit(.minutes(4)))
+    func fullDisk() async throws {
+        let cluster = try ClusterFixture(clusterName: "full.example")
+        let logDir = cluster.dataDir.appendingPathComponent("log")
+        try FileManager.default.createDirectory(at: logDir, withIntermediateDirectories: true)
+        let mounted = try await TestSupport.run("/bin/mount", ["-t", "tmpfs", "-o", "size=1m,mode=0750", "tmpfs", logDir.path])
+        try #require(mounted.exitCode == 0, "\(mounted)")
+        defer {
+            _ = Glibc.system("umount -l '\(logDir.path)' 2>/dev/null")
+            try? FileManager.default.removeItem(at: cluster.directory)
+        }
+        try await withCluster(cluster) { cluster in
+            try await cluster.start()
+            #expect(try await cluster.tctl(["users", "add", "joe", "root"]).exitCode == 0)
+            let identity = cluster.directory.appendingPathComponent("joe.id").path
+            #expect(try await cluster.tctl(["auth", "sign", "--user=joe", "--out=\(identity)"]).exitCode == 0)
+            let tsh = try ClusterFixture.binary("tsh")
+            func ssh() async throws -> CommandResult {
+                try await TestSupport.run(tsh, ["-i", identity, "--proxy=127.0.0.1:\(cluster.webPort)", "--insecure", "ssh", "root@testnode", "echo ran"])
+            }
+            #expect(try await ssh().stdout == "ran\n")
+
+            let filler = logDir.appendingPathComponent("filler").path
+            _ = try await TestSupport.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=4k"])
+            var refused: CommandResult?
+            for _ in 0..<30 {
+                let attempt = try await ssh()
+                if attempt.exitCode != 0 {
+                    refused = attempt
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            let refusal = try #require(refused, "sessions kept starting with the audit log full")
+            #expect(refusal.stderr.contains("cannot reach its audit log") && refusal.stderr.contains("fail closed"), "\(refusal)")
+            #expect(!refusal.stdout.contains("ran"))
+            let adminRefused = try await cluster.tctl(["tokens", "add", "--type=node"])
+            #expect(adminRefused.exitCode != 0 && adminRefused.stderr.contains("audit log cannot be written"), "\(adminRefused)")
+            #expect(await TestSupport.eventually { cluster.log.contains("ALERT: the auth service cannot write its audit log") })
+
+            try FileManager.default.removeItem(atPath: filler)
+            var back = false
+            for _ in 0..<60 where !back {
+                back = try await ssh().stdout == "ran\n"
+                if !back { try await Task.sleep(for: .milliseconds(500)) }
+            }
+            #expect(back, "sessions start again once the audit log can be written")
+            let verified = try await cluster.tctl(["audit", "verify"])
+            #expect(verified.exitCode == 0, "no half-written line: \(verified)")
             await cluster.stop()
         }
     }

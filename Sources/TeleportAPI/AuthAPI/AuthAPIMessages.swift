@@ -19,16 +19,23 @@ public enum AuthAPI {
         public var roles: [String]
         /// `auth_service.session_recording`: `node` or `off` (nodes follow it).
         public var sessionRecording: String?
+        /// `teleport.storage.audit_failure`: `fail_closed` or `continue` (nodes follow it).
+        public var auditFailure: String?
 
         enum CodingKeys: String, CodingKey {
             case clusterName = "cluster_name"
             case serverVersion = "server_version"
             case sessionRecording = "session_recording"
+            case auditFailure = "audit_failure"
             case identity, roles
         }
 
         /// Creates a response.
-        public init(clusterName: String, serverVersion: String, identity: String, roles: [String], sessionRecording: String? = nil) {
+        public init(
+            clusterName: String, serverVersion: String, identity: String, roles: [String], sessionRecording: String? = nil,
+            auditFailure: String? = nil
+        ) {
+            self.auditFailure = auditFailure
             self.clusterName = clusterName
             self.serverVersion = serverVersion
             self.identity = identity
@@ -125,6 +132,7 @@ extension TeleportError.Code {
         case .accessDenied: 403
         case .limitExceeded: 429
         case .connectionProblem: 502
+        case .auditUnavailable: 503
         default: 500
         }
     }

@@ -149,6 +149,10 @@ extension FileConfig {
             case "path": teleport.storage.path = try value.string()
             case "conn_string": teleport.storage.connString = try value.string()
             case "audit_events_uri": teleport.storage.auditEventsURIs = try value.stringList()
+            case "audit_failure":
+                let mode = try value.string()
+                guard mode == "fail_closed" || mode == "continue" else { throw value.fail("fail_closed or continue") }
+                teleport.storage.auditFailure = mode
             case "audit_sessions_uri": teleport.storage.auditSessionsURI = try value.string()
             case "region", "table_name", "peers", "prefix", "tls_cert_file", "tls_key_file", "tls_ca_file", "username",
                 "password_file", "insecure", "etcd_max_client_msg_size_bytes", "project_id", "collection_name",

@@ -56,6 +56,9 @@ public struct FileConfig: Sendable, Equatable {
         public var connString: String?
         /// Where audit events go (`file://DIR`, `stdout://`).
         public var auditEventsURIs: [String] = []
+        /// `audit_failure`: what happens when the audit log cannot be written — `fail_closed`
+        /// (the default: no new sessions) or `continue` (drop and count, with an alert).
+        public var auditFailure = "fail_closed"
         /// Where session recordings go.
         public var auditSessionsURI: String?
     }
