@@ -34,10 +34,21 @@ extension WebClient {
 
 extension TSHCommands {
     /// `tsh recordings ls`: completed sessions the user may replay.
-    public static func recordings(_ options: ClientOptions, json: Bool, context: ClientContext) async throws -> Outcome {
+    public static func recordings(
+        _ options: ClientOptions, json: Bool, from: String? = nil, to: String? = nil, context: ClientContext
+    ) async throws -> Outcome {
+        func time(_ text: String, _ flag: String) throws -> Date {
+            if let date = RFC3339.parse(text) ?? RFC3339.parse(text + "T00:00:00Z") { return date }
+            if let seconds = GoDuration.parse(text) { return context.clock.now().addingTimeInterval(-seconds) }
+            throw TeleportError.badParameter("\(flag)=\(text) is not a time: use 2026-11-21, an RFC 3339 time or a duration back such as 2h")
+        }
+        let start = try from.map { try time($0, "--from") }
+        let end = try to.map { try time($0, "--to") }
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
-        let list = try await web.recordings()
+        let list = try await web.recordings().filter { info in
+            (start.map { info.start >= $0 } ?? true) && (end.map { info.start <= $0 } ?? true)
+        }
         if json { return Outcome(output: String(decoding: try ResourceCodec.json(list), as: UTF8.self) + "\n") }
         let rows = list.map { info in
             [

@@ -27,20 +27,20 @@ public enum AuditChain {
     /// A signed head, as stored by the auth service.
     public struct Checkpoint: Codable, Sendable, Equatable {
         public var head: Head
-        /// When it was signed.
-        public var time: Date
+        /// When it was signed (RFC 3339, kept as the text that was signed).
+        public var time: String
         /// The signature (base64) over ``message``.
         public var signature: String
 
         public init(head: Head, time: Date, signature: String) {
             self.head = head
-            self.time = time
+            self.time = RFC3339.format(time)
             self.signature = signature
         }
 
         /// What is signed.
         public var message: Data {
-            Data("teleport-audit-checkpoint\n\(head.file)\n\(head.lines)\n\(head.hash)\n\(RFC3339.format(time))".utf8)
+            Data("teleport-audit-checkpoint\n\(head.file)\n\(head.lines)\n\(head.hash)\n\(time)".utf8)
         }
     }
 
@@ -134,10 +134,10 @@ public enum AuditChain {
                 compared += 1
                 guard hashes.count >= checkpoint.head.lines else {
                     return failed(
-                        "\(file) is truncated: it has \(hashes.count) events but held \(checkpoint.head.lines) when the auth service signed a checkpoint at \(RFC3339.format(checkpoint.time))")
+                        "\(file) is truncated: it has \(hashes.count) events but held \(checkpoint.head.lines) when the auth service signed a checkpoint at \(checkpoint.time)")
                 }
                 guard checkpoint.head.lines > 0, hashes[checkpoint.head.lines - 1] == checkpoint.head.hash else {
-                    return failed("\(file) line \(checkpoint.head.lines) does not match the checkpoint signed at \(RFC3339.format(checkpoint.time))")
+                    return failed("\(file) line \(checkpoint.head.lines) does not match the checkpoint signed at \(checkpoint.time)")
                 }
             }
         }

@@ -53,8 +53,8 @@ public struct NodeSSHService: Service, CustomStringConvertible {
                     Task { try? await auth.reportActiveSession(active) }
                 }
             }
-            settings.onEnd = { event, exit, started in
-                audit.ended(event, exit: exit, started: started)
+            settings.onEnd = { event, exit, started, participants in
+                audit.ended(event, exit: exit, started: started, participants: participants)
                 if let auth, event.terminal, case .shell = event.kind {
                     Task { try? await auth.endActiveSession(event.sessionID) }
                 }

@@ -89,7 +89,7 @@ public struct SSHAudit: Sendable {
     }
 
     /// `exec` (and `scp` for scp's server side), then `session.end`.
-    public func ended(_ event: SessionEvent, exit: ProcessExit, started: Date) {
+    public func ended(_ event: SessionEvent, exit: ProcessExit, started: Date, participants: [String]) {
         let now = clock.now()
         if case .exec(let command) = event.kind {
             var fields = sessionFields(event)
@@ -112,7 +112,7 @@ public struct SSHAudit: Sendable {
             }
         }
         var fields = sessionFields(event)
-        fields["participants"] = .array([.string(event.user.username)])
+        fields["participants"] = .array(participants.map { .string($0) })
         fields["session_start"] = .string(RFC3339.format(started))
         fields["session_stop"] = .string(RFC3339.format(now))
         fields["duration_ms"] = .int(Int((now.timeIntervalSince(started) * 1000).rounded()))

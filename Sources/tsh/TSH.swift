@@ -260,9 +260,13 @@ extension TSH {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the recorded sessions you may replay.")
         @OptionGroup var global: GlobalOptions
         @Option(name: .customLong("format"), help: "text or json.") var format = "text"
+        @Option(name: .customLong("from"), help: "Sessions started at or after: a day, an RFC 3339 time or a duration back (2h).") var from: String?
+        @Option(name: .customLong("to"), help: "Sessions started at or before.") var to: String?
 
         func run() async throws {
-            try await perform { try await TSHCommands.recordings(global.client, json: format == "json", context: .live()) }
+            try await perform {
+                try await TSHCommands.recordings(global.client, json: format == "json", from: from, to: to, context: .live())
+            }
         }
     }
 }

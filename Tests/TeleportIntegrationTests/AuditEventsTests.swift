@@ -24,7 +24,7 @@ struct AuditEventsTests {
                 ["-i", setup.identity, "--proxy=127.0.0.1:\(cluster.webPort)", "--insecure", "ssh", "-t", "root@db1"],
                 environment: ProcessInfo.processInfo.environment.merging(["TERM": "xterm"]) { $1 })
             // (The expected text must not be the typed one: the terminal echoes typing at once.)
-            terminal.sendLine("ls / >/dev/null; echo listed-$((40+2))")
+            terminal.sendLine("timeout 2 top; ls / >/dev/null; echo listed-$((40+2))")
             try await terminal.expect("listed-42")
             terminal.resize(rows: 40, columns: 120)
             try await Task.sleep(for: .milliseconds(300))

@@ -63,6 +63,10 @@ struct RecordingTests {
             #expect(took >= .milliseconds(1400), "replayed in \(took)")
             let fast = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["play", "--format=text", sid])
             #expect(fast.stdout.contains("first-21") && fast.stdout.contains("tab\there"), "\(fast)")
+            let ranged = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["recordings", "ls", "--from=1h"])
+            #expect(ranged.stdout.contains(sid), "\(ranged)")
+            let older = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["recordings", "ls", "--to=2h"])
+            #expect(!older.stdout.contains(sid), "\(older)")
             let frames = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["play", "--format=json", sid])
             #expect(frames.stdout.contains("\"resize\":\"100:30\""), "\(frames.stdout.prefix(400))")
 
@@ -189,6 +193,13 @@ struct RecordingTests {
                 try await Task.sleep(for: .milliseconds(200))
             }
             #expect(events.contains { $0["event"] == .string("session.join") && $0["user"] == .string("bob") && $0["sid"] == .string(sid) }, "\(events)")
+            var ends: [[String: JSONValue]] = []
+            for _ in 0..<50 {
+                ends = try await AuditEventsTests.events(cluster, ["--type=session.end"]).filter { $0["sid"] == .string(sid) }
+                if !ends.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(ends.first?["participants"] == .array([.string("joe"), .string("bob")]), "\(ends)")
             #expect(events.contains { $0["event"] == .string("session.leave") && $0["user"] == .string("bob") }, "\(events.map { "\($0["event"]!) \($0["user"]!) \($0["time"]!)" })")
         }
     }

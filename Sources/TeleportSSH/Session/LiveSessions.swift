@@ -42,11 +42,19 @@ public final class LiveSession: @unchecked Sendable {
         self.input = input
     }
 
+    private var everJoined: [String] = []
+
     /// The users joined now.
     public var participants: [String] { lock.withLock { parties.values.map(\.user) } }
 
+    /// The owner and everyone who joined at some point, in order.
+    public var allParticipants: [String] { lock.withLock { [owner.username] + everJoined.filter { $0 != owner.username } } }
+
     func join(_ channel: any Channel, user: String, mode: Mode) {
-        lock.withLock { parties[ObjectIdentifier(channel)] = (channel, user, mode) }
+        lock.withLock {
+            parties[ObjectIdentifier(channel)] = (channel, user, mode)
+            if !everJoined.contains(user) { everJoined.append(user) }
+        }
     }
 
     func leave(_ channel: any Channel) {

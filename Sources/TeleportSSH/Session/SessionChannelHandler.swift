@@ -17,8 +17,8 @@ public struct SessionSettings: Sendable {
     public var sftpServerPath: String?
     /// Called when a session's process started (audit), with a session ID and what runs.
     public var onStart: @Sendable (_ event: SessionEvent) -> Void = { _ in }
-    /// Called when a session ended, with when it started.
-    public var onEnd: @Sendable (_ event: SessionEvent, _ exit: ProcessExit, _ started: Date) -> Void = { _, _, _ in }
+    /// Called when a session ended, with when it started and everyone who took part.
+    public var onEnd: @Sendable (_ event: SessionEvent, _ exit: ProcessExit, _ started: Date, _ participants: [String]) -> Void = { _, _, _, _ in }
     /// Called when the terminal of a session changed size.
     public var onResize: @Sendable (_ event: SessionEvent, _ columns: Int, _ rows: Int) -> Void = { _, _, _ in }
     /// The node's live sessions, which parties may join (nil: joining is not offered).
@@ -420,7 +420,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
             settings.live?.remove(liveSession.sessionID)
             liveSession.end(exit)
         }
-        if let event { settings.onEnd(event, exit, startedAt) }
+        if let event { settings.onEnd(event, exit, startedAt, liveSession?.allParticipants ?? [user.username]) }
     }
 
     // MARK: Client input
