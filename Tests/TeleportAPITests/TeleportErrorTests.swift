@@ -22,7 +22,7 @@ struct TeleportErrorTests {
     @Test(arguments: [
         (TeleportError.Code.notFound, "not_found"), (.alreadyExists, "already_exists"), (.badParameter, "bad_parameter"),
         (.compareFailed, "compare_failed"), (.accessDenied, "access_denied"), (.connectionProblem, "connection_problem"),
-        (.limitExceeded, "limit_exceeded"), (.internalError, "internal"),
+        (.limitExceeded, "limit_exceeded"), (.internalError, "internal"), (.auditUnavailable, "audit_unavailable"),
     ])
     func wireForm(code: TeleportError.Code, wire: String) {
         #expect(code.rawValue == wire)
@@ -31,7 +31,7 @@ struct TeleportErrorTests {
     }
 
     @Test func everyCodeIsListedOnce() {
-        #expect(TeleportError.Code.all.count == 8)
+        #expect(TeleportError.Code.all.count == 9)
         #expect(Set(TeleportError.Code.all).count == TeleportError.Code.all.count)
         for code in TeleportError.Code.all { #expect(TeleportError.Code.fromWire(code.rawValue) == code) }
     }

@@ -33,7 +33,7 @@ public final class LiveSession: @unchecked Sendable {
     /// The session's owner.
     public let owner: SSHAuthenticatedUser
     private let lock = NSLock()
-    private var parties: [ObjectIdentifier: (channel: any Channel, user: String, mode: Mode)] = [:]
+    private var parties: [ObjectIdentifier: (channel: any Channel, user: SSHAuthenticatedUser, mode: Mode)] = [:]
     private let input: @Sendable (ByteBuffer) -> Void
 
     init(sessionID: String, owner: SSHAuthenticatedUser, input: @escaping @Sendable (ByteBuffer) -> Void) {
@@ -45,20 +45,21 @@ public final class LiveSession: @unchecked Sendable {
     private var everJoined: [String] = []
 
     /// The users joined now.
-    public var participants: [String] { lock.withLock { parties.values.map(\.user) } }
+    public var participants: [String] { lock.withLock { parties.values.map(\.user.username) } }
 
     /// The owner and everyone who joined at some point, in order.
     public var allParticipants: [String] { lock.withLock { [owner.username] + everJoined.filter { $0 != owner.username } } }
 
-    func join(_ channel: any Channel, user: String, mode: Mode) {
+    func join(_ channel: any Channel, user: SSHAuthenticatedUser, mode: Mode) {
         lock.withLock {
             parties[ObjectIdentifier(channel)] = (channel, user, mode)
-            if !everJoined.contains(user) { everJoined.append(user) }
+            if !everJoined.contains(user.username) { everJoined.append(user.username) }
         }
     }
 
-    func leave(_ channel: any Channel) {
-        lock.withLock { _ = parties.removeValue(forKey: ObjectIdentifier(channel)) }
+    /// Removes the party on `channel`; false when it was gone already (the session ended).
+    func leave(_ channel: any Channel) -> Bool {
+        lock.withLock { parties.removeValue(forKey: ObjectIdentifier(channel)) != nil }
     }
 
     /// Typing of the party on `channel`: to the terminal for a peer.
@@ -74,8 +75,10 @@ public final class LiveSession: @unchecked Sendable {
         }
     }
 
-    /// The owner's session ended: every party gets the exit status and is closed.
-    func end(_ exit: ProcessExit) {
+    /// The owner's session ended: every party gets the exit status and is closed. Returns the
+    /// parties' users (they left with it).
+    @discardableResult
+    func end(_ exit: ProcessExit) -> [SSHAuthenticatedUser] {
         let all = lock.withLock {
             defer { parties.removeAll() }
             return Array(parties.values)
@@ -89,5 +92,6 @@ public final class LiveSession: @unchecked Sendable {
                 channel.close(promise: nil)
             }
         }
+        return all.map(\.user)
     }
 }

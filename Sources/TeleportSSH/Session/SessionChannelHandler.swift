@@ -145,15 +145,15 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
             return reply(context, wantReply, ok: false)
         }
         joined = session
-        session.join(context.channel, user: user.username, mode: joinMode)
+        session.join(context.channel, user: user, mode: joinMode)
         settings.onParty(session, user, true)
         reply(context, wantReply, ok: true)
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
         if let joined {
-            joined.leave(context.channel)
-            settings.onParty(joined, user, false)
+            // Unless the session ended first (its end reported this party's leaving).
+            if joined.leave(context.channel) { settings.onParty(joined, user, false) }
             self.joined = nil
         }
         // The client went away: end the process group and release the descriptors.
@@ -418,7 +418,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         recorder = nil
         if let liveSession {
             settings.live?.remove(liveSession.sessionID)
-            liveSession.end(exit)
+            for party in liveSession.end(exit) { settings.onParty(liveSession, party, false) }
         }
         if let event { settings.onEnd(event, exit, startedAt, liveSession?.allParticipants ?? [user.username]) }
     }
