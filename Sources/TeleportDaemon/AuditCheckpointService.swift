@@ -14,7 +14,9 @@ struct AuditCheckpointService: Service, CustomStringConvertible {
 
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: interval)
+            // A shutdown ends the wait at once (then the last checkpoint is signed below).
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            if Task.isShuttingDownGracefully { break }
             do {
                 try await auth.signAuditCheckpoint()
             } catch {

@@ -35,9 +35,14 @@ public struct SessionUploader: Service, CustomStringConvertible {
             } else {
                 delay = min(delay * 2, .seconds(30))
             }
-            try? await Task.sleep(for: delay)
+            let wait = delay
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
         }
-        _ = await uploadAll()
+        // One last try, bounded: a stopping node must not hang on an unreachable auth service.
+        let last = Task { _ = await uploadAll() }
+        let deadline = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < deadline, !files(suffix: ".done").isEmpty { try? await Task.sleep(for: .milliseconds(50)) }
+        last.cancel()
     }
 
     func files(suffix: String) -> [String] {

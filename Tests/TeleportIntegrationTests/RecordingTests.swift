@@ -165,8 +165,17 @@ struct RecordingTests {
             }
             try #require(!sid.isEmpty, "the live session is not listed")
 
+            /// Waits until the node reported `count` joins (the party is attached from then on).
+            func joins(_ count: Int) async throws {
+                for _ in 0..<150 {
+                    let joined = try await AuditEventsTests.events(cluster, ["--type=session.join"]).filter { $0["sid"] == .string(sid) }
+                    if joined.count >= count { return }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                Issue.record("\(count) joins were not reported")
+            }
             let observer = try TSHTerminal(tsh, try Self.tshArguments(setup, identity: bob) + ["join", sid], environment: environment)
-            try await Task.sleep(for: .seconds(1))
+            try await joins(1)
             owner.sendLine("echo live-$((3*3))")
             try await observer.expect("live-9")
             observer.sendLine("echo observer-typed-$((1+1))")
@@ -174,7 +183,7 @@ struct RecordingTests {
             #expect(!owner.transcript.contains("observer-typed-2"), "an observer's typing must not reach the session")
 
             let peer = try TSHTerminal(tsh, try Self.tshArguments(setup, identity: bob) + ["join", "--mode=peer", sid], environment: environment)
-            try await Task.sleep(for: .seconds(1))
+            try await joins(2)
             peer.sendLine("echo from-peer-$((2+2))")
             try await owner.expect("from-peer-4")
             try await observer.expect("from-peer-4")
