@@ -60,6 +60,7 @@ let package = Package(
         ),
         // Layer 1: storage contract and audit.
         .target(name: "TeleportBackend", dependencies: ["TeleportAPI", logging], swiftSettings: swiftSettings),
+        .target(name: "TeleportAccess", dependencies: ["TeleportAPI"], swiftSettings: swiftSettings),
         .target(
             name: "TeleportEvents",
             dependencies: ["TeleportAPI", "CTeleportShims", logging, crypto, .product(name: "Metrics", package: "swift-metrics")],
@@ -179,6 +180,7 @@ let package = Package(
         .target(
             name: "TeleportTestSupport", dependencies: ["CTeleportShims"], path: "Tests/TeleportTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "TeleportAPITests", dependencies: ["TeleportAPI"], swiftSettings: swiftSettings),
+        .testTarget(name: "TeleportAccessTests", dependencies: ["TeleportAccess", "TeleportAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TeleportCryptoTests",
             dependencies: ["TeleportCrypto", "TeleportAPI", "TeleportTestSupport", crypto, x509],

@@ -1,0 +1,156 @@
+public import Foundation
+public import TeleportAPI
+
+/// The role engine: what a set of roles (with the user's traits) allows. Deny always wins over
+/// allow, and nothing is allowed by default. Every decision comes with its reasons, role by role,
+/// for `tctl access explain` and for the audit events of denials.
+public struct AccessChecker: Sendable {
+    /// The user's roles.
+    public let roles: [Role]
+    /// The user's traits: `internal.logins`, `internal.X`, `external.X` → values.
+    public let traits: [String: [String]]
+
+    /// Creates a checker.
+    public init(roles: [Role], traits: [String: [String]]) {
+        self.roles = roles
+        self.traits = traits
+    }
+
+    /// A decision with the reasons that led to it.
+    public struct Decision: Sendable, Equatable {
+        public var allowed: Bool
+        /// One line per rule that was looked at, in order.
+        public var reasons: [String]
+    }
+
+    // MARK: Traits
+
+    /// Expands `{{internal.logins}}`-style templates; a template naming an unknown trait expands to
+    /// nothing (never to the literal text). Plain values are kept.
+    public func expand(_ templates: [String]) -> [String] {
+        var result: [String] = []
+        for template in templates {
+            let trimmed = template.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("{{"), trimmed.hasSuffix("}}") {
+                let name = trimmed.dropFirst(2).dropLast(2).trimmingCharacters(in: .whitespaces)
+                let values = traits[name] ?? []
+                for value in values where !result.contains(value) { result.append(value) }
+            } else if !trimmed.contains("{{"), !trimmed.isEmpty, !result.contains(trimmed) {
+                result.append(trimmed)
+            }
+        }
+        return result
+    }
+
+    // MARK: Labels
+
+    /// Whether one selector value accepts `value`: `*`, a `^...$` regular expression, or equality.
+    static func valueMatches(_ pattern: String, _ value: String) throws -> Bool {
+        if pattern == "*" { return true }
+        if pattern.hasPrefix("^"), pattern.hasSuffix("$") {
+            let expression: NSRegularExpression
+            do {
+                expression = try NSRegularExpression(pattern: pattern)
+            } catch {
+                throw TeleportError.badParameter("\(pattern.debugDescription) is not a valid regular expression")
+            }
+            return expression.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil
+        }
+        return pattern == value
+    }
+
+    /// Whether `selector` matches a node's `labels` (every key must match; `'*': '*'` matches any
+    /// node), with the reason.
+    public static func labelsMatch(_ selector: [String: LabelValues], _ labels: [String: String]) throws -> (Bool, String) {
+        guard !selector.isEmpty else { return (false, "no node_labels (grants no nodes)") }
+        for key in selector.keys.sorted() {
+            let patterns = selector[key]?.values ?? []
+            if key == "*" {
+                guard patterns.contains("*") else { return (false, "the '*' key needs the '*' value") }
+                continue
+            }
+            guard let value = labels[key] else { return (false, "the node has no label \(key.debugDescription)") }
+            guard try patterns.contains(where: { try valueMatches($0, value) }) else {
+                return (false, "label \(key)=\(value) is not one of \(patterns)")
+            }
+        }
+        return (true, "node_labels \(selector.keys.sorted().map { "\($0)=\(selector[$0]?.values ?? [])" }.joined(separator: ", ")) match")
+    }
+
+    // MARK: SSH access
+
+    /// May the user log in to a node with these labels as `login`?
+    public func checkSSH(labels: [String: String], login: String) throws -> Decision {
+        var reasons: [String] = []
+        for role in roles {
+            guard let deny = role.spec.deny else { continue }
+            let denyLogins = expand(deny.logins ?? [])
+            if denyLogins.contains(login) {
+                reasons.append("role \(role.name): deny: login \(login) is denied")
+                return Decision(allowed: false, reasons: reasons)
+            }
+            if let selector = deny.nodeLabels, !selector.isEmpty {
+                let (matched, why) = try Self.labelsMatch(selector, labels)
+                if matched {
+                    reasons.append("role \(role.name): deny: \(why)")
+                    return Decision(allowed: false, reasons: reasons)
+                }
+            }
+        }
+        for role in roles {
+            guard let allow = role.spec.allow else {
+                reasons.append("role \(role.name): allows nothing")
+                continue
+            }
+            let (matched, why) = try Self.labelsMatch(allow.nodeLabels ?? [:], labels)
+            guard matched else {
+                reasons.append("role \(role.name): allow: \(why)")
+                continue
+            }
+            let logins = expand(allow.logins ?? [])
+            guard logins.contains(login) else {
+                reasons.append("role \(role.name): allow: \(why), but login \(login) is not among \(logins)")
+                continue
+            }
+            reasons.append("role \(role.name): allow: \(why) and login \(login) is allowed")
+            return Decision(allowed: true, reasons: reasons)
+        }
+        if roles.isEmpty { reasons.append("the user has no roles") }
+        return Decision(allowed: false, reasons: reasons)
+    }
+
+    // MARK: API rules
+
+    /// May the user apply `verb` to resources of `kind`?
+    public func checkRule(kind: String, verb: String) -> Decision {
+        func covers(_ rule: Role.Rule) -> Bool {
+            (rule.resources.contains("*") || rule.resources.contains(kind)) && (rule.verbs.contains("*") || rule.verbs.contains(verb))
+        }
+        var reasons: [String] = []
+        for role in roles {
+            if let rule = role.spec.deny?.rules?.first(where: covers) {
+                reasons.append("role \(role.name): deny rule \(rule.resources):\(rule.verbs)")
+                return Decision(allowed: false, reasons: reasons)
+            }
+        }
+        for role in roles {
+            if let rule = role.spec.allow?.rules?.first(where: covers) {
+                reasons.append("role \(role.name): allow rule \(rule.resources):\(rule.verbs)")
+                return Decision(allowed: true, reasons: reasons)
+            }
+        }
+        reasons.append("no role allows \(verb) on \(kind)")
+        return Decision(allowed: false, reasons: reasons)
+    }
+
+    // MARK: Options
+
+    /// The longest certificate the roles allow: the shortest `max_session_ttl`, else `fallback`.
+    public func maxSessionTTL(fallback: TimeInterval) -> TimeInterval {
+        let limits = roles.compactMap { $0.spec.options?.maxSessionTTL.flatMap(GoDuration.parse) }
+        return limits.min().map { min($0, fallback) } ?? fallback
+    }
+
+    /// Whether every role allows port forwarding (a role saying `false` takes it away).
+    public var permitsPortForwarding: Bool { roles.allSatisfy { $0.spec.options?.portForwarding ?? true } }
+}
