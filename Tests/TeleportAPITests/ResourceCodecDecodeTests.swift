@@ -46,6 +46,30 @@ struct ResourceCodecDecodeTests {
         #expect(role.spec.deny == nil)
     }
 
+    @Test("a role with an invalid regular expression or TTL is refused, naming the field")
+    func invalidRoles() throws {
+        let badRegex = """
+            kind: role
+            metadata:
+              name: broken
+            spec:
+              allow:
+                logins: [dev]
+                node_labels:
+                  env: '^(dev$'
+            """
+        #expect(throws: TeleportError.self) { try ResourceCodec.decodeDocuments(badRegex, source: "r.yaml") }
+        do {
+            _ = try ResourceCodec.decodeDocuments(badRegex, source: "r.yaml")
+        } catch let error as TeleportError {
+            #expect(error.message.contains("spec.allow.node_labels.env") && error.message.contains("not a valid regular expression"), "\(error.message)")
+        }
+        let badTTL = "kind: role\nmetadata:\n  name: r\nspec:\n  options:\n    max_session_ttl: forever\n"
+        #expect(throws: TeleportError.self) { try ResourceCodec.decodeDocuments(badTTL, source: "r.yaml") }
+        let good = "kind: role\nmetadata:\n  name: r\nspec:\n  options:\n    max_session_ttl: 8h\n  allow:\n    node_labels:\n      env: '^db-[0-9]+$'\n"
+        #expect(try ResourceCodec.decodeDocuments(good, source: "r.yaml").count == 1)
+    }
+
     @Test func aMissingVersionGetsTheCurrentOne() throws {
         let yaml = "kind: token\nmetadata:\n  name: abc\nspec:\n  roles: [node]\n"
         let resources = try ResourceCodec.decodeDocuments(yaml, source: "t.yaml")

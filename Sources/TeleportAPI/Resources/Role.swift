@@ -1,3 +1,5 @@
+import Foundation
+
 /// A role (`kind: role`): what its holders may do. The engine that evaluates it is `TeleportAccess`.
 public struct Role: Resource {
     public static let kind = "role"
@@ -103,6 +105,19 @@ public struct Role: Resource {
 
     public func validate() throws {
         try validateEnvelope()
+        for (block, conditions) in [("allow", spec.allow), ("deny", spec.deny)] {
+            for (key, values) in conditions?.nodeLabels ?? [:] {
+                for pattern in values.values where pattern.hasPrefix("^") && pattern.hasSuffix("$") {
+                    guard (try? NSRegularExpression(pattern: pattern)) != nil else {
+                        throw TeleportError.badParameter(
+                            "role \(name): spec.\(block).node_labels.\(key): \(pattern.debugDescription) is not a valid regular expression")
+                    }
+                }
+            }
+        }
+        if let ttl = spec.options?.maxSessionTTL, GoDuration.parse(ttl) == nil {
+            throw TeleportError.badParameter("role \(name): spec.options.max_session_ttl: \(ttl.debugDescription) is not a duration such as 8h")
+        }
     }
 }
 
