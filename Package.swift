@@ -99,7 +99,7 @@ let package = Package(
         .target(
             name: "TeleportAuthServer",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportServices", "TeleportEvents",
+                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportBackend", "TeleportServices", "TeleportEvents",
                 logging, nioCore, nioSSL, x509, crypto,
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

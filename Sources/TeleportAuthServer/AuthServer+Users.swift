@@ -1,5 +1,6 @@
 public import Foundation
 public import TeleportAPI
+import TeleportAccess
 import Crypto
 import HummingbirdBcrypt
 import Logging
@@ -173,9 +174,14 @@ extension AuthServer {
             user.spec.status = User.Status()
             try await stores.users.upsert(user)
         }
+        // The shortest max_session_ttl of the user's roles caps the certificate (roles that do not
+        // exist grant nothing and limit nothing).
+        var roles: [Role] = []
+        for name in user.spec.roles { if let role = try? await stores.roles.get(name) { roles.append(role) } }
+        let cap = AccessChecker(roles: roles, traits: [:]).maxSessionTTL(fallback: settings.maxSessionTTL)
         let response = try await issueUserCertificates(
             user: user, sshPublicKey: request.sshPublicKey, tlsPublicKeyPEM: request.tlsPublicKeyPEM,
-            ttl: min(request.ttlSeconds > 0 ? request.ttlSeconds : settings.maxSessionTTL, settings.maxSessionTTL))
+            ttl: min(request.ttlSeconds > 0 ? request.ttlSeconds : cap, cap))
         fields["success"] = true
         try await emit(AuditEventType.userLogin, fields: fields)
         return response

@@ -70,4 +70,35 @@ struct LoginPolicyTests {
         }
     }
 
+    @Test("a role's max_session_ttl caps the login certificate (the shortest of the user's roles)", .timeLimit(.minutes(2)))
+    func roleCapsTTL() async throws {
+        try await withCluster(try ClusterFixture(clusterName: "rolettl.example")) { cluster in
+            try await cluster.start()
+            let role = cluster.directory.appendingPathComponent("short.yaml")
+            try TestSupport.write("kind: role\nversion: v7\nmetadata:\n  name: short\nspec:\n  options:\n    max_session_ttl: 1h\n", to: role)
+            #expect(try await cluster.tctl(["create", role.path]).exitCode == 0)
+            let web = WebDriver(cluster: cluster)
+            let link = try await SignupHelper.addUser(cluster, name: "ben", logins: "ben")
+            #expect(try await cluster.tctl(["users", "update", "ben", "--set-roles", "access,short"]).exitCode == 0)
+            let page = try await web.request(link.path, jar: web.jar)
+            let secret = try #require(page.totpSecret, "\(page.body)")
+            let csrf = try #require(page.csrfToken)
+            let password = "a long enough password 44"
+            let enrolTime = Date().timeIntervalSince1970
+            let enrolled = try await web.request(
+                link.path,
+                form: ["csrf_token": csrf, "password": password, "password_confirm": password,
+                       "otp_code": try TestTOTP.code(base32: secret, time: enrolTime)],
+                jar: web.jar)
+            #expect(enrolled.status == 200, "\(enrolled)")
+            var request = try LoginKeys().request(user: "ben", password: password, otp: try TestTOTP.code(base32: secret, time: enrolTime + 30))
+            request.ttlSeconds = 8 * 3600
+            let reply = try await web.login(request)
+            #expect(reply.status == 200, "\(reply)")
+            let certs = try ResourceCodec.jsonDecoder().decode(AuthAPI.LoginResponse.self, from: Data(reply.body.utf8))
+            #expect(certs.validBefore.timeIntervalSinceNow <= 3600 + 5, "capped by the short role: \(certs.validBefore)")
+            #expect(certs.validBefore.timeIntervalSinceNow > 3500)
+            await cluster.stop()
+        }
+    }
 }
