@@ -17,14 +17,45 @@ struct NodePresenceTests {
         return String(try #require(line.split(separator: " ").last))
     }
 
-    func startNode(_ cluster: ClusterFixture, token: String?, name: String, directory: URL) throws -> pid_t {
+    func startNode(_ cluster: ClusterFixture, token: String?, name: String, directory: URL, extra: [String] = []) throws -> pid_t {
         var arguments = [
             "start", "--roles=node", "--auth-server=127.0.0.1:\(cluster.authPort)", "--data-dir",
             directory.appendingPathComponent("data").path, "--nodename", name, "--listen-ip", "127.0.0.1",
         ]
         arguments.insert(contentsOf: try TestSupport.nodeListenConfig(), at: 1)
         if let token { arguments.append("--token=\(token)") }
+        arguments += extra
         return try TestSupport.spawnDaemon(try ClusterFixture.binary("teleport"), arguments, logPath: directory.appendingPathComponent("log").path)
+    }
+
+    @Test("two nodes join with a token; tctl nodes ls shows all three with static and command labels", .timeLimit(.minutes(2)))
+    func threeNodesWithLabels() async throws {
+        try await withCluster(try ClusterFixture(clusterName: "labels.example")) { cluster in
+            try await cluster.start()
+            let token = try await token(cluster, ttl: "10m")
+            var pids: [pid_t] = []
+            var directories: [URL] = []
+            defer { for directory in directories { try? FileManager.default.removeItem(at: directory) } }
+            for name in ["alpha", "beta"] {
+                let directory = try TestSupport.makeTemporaryDirectory(prefix: name)
+                directories.append(directory)
+                pids.append(try startNode(cluster, token: token, name: name, directory: directory, extra: ["--labels", #"env=\#(name),kernel=[1m:"uname -s"]"#]))
+            }
+            var nodes: [[String: Any]] = []
+            for _ in 0..<150 {
+                let listed = try await cluster.tctl(["nodes", "ls", "--format", "json"])
+                nodes = (try? JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]]) ?? []
+                let withKernel = nodes.filter { (($0["spec"] as? [String: Any])?["cmd_labels"] as? [String: Any])?["kernel"] != nil }
+                if nodes.count == 3 && withKernel.count == 2 { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let names = nodes.compactMap { ($0["spec"] as? [String: Any])?["hostname"] as? String }.sorted()
+            #expect(names == ["alpha", "beta", "testnode"], "\(nodes)")
+            let text = try await cluster.tctl(["nodes", "ls", "--verbose"])
+            #expect(text.stdout.contains("env=alpha") && text.stdout.contains("env=beta") && text.stdout.contains("kernel=Linux"), "\(text)")
+            for pid in pids { await TestSupport.stopDaemon(pid) }
+            await cluster.stop()
+        }
     }
 
     @Test("an expired token and a revoked token are refused with the documented message")

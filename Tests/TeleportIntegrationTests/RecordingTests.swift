@@ -222,13 +222,16 @@ struct RecordingTests {
             let warm = try await setup.ssh(["-p", "\(setup.nodePort)", "-l", "root", "127.0.0.1", "true"])
             #expect(warm.exitCode == 0, "\(warm)")
 
+            // Straight to the node (the proxy shares the auth process): a recorded terminal session,
+            // running when auth stops and ending while it is stopped.
+            async let running = setup.ssh(
+                ["-tt", "-p", "\(setup.nodePort)", "-l", "root", "127.0.0.1", "echo during-pause-$((5*5)); sleep 4; echo still-here"])
+            try await Task.sleep(for: .seconds(2))
             kill(authPID, SIGSTOP)
             let stoppedAt = ContinuousClock.now
             var resumed = false
             defer { if !resumed { kill(authPID, SIGCONT) } }
-            // Straight to the node (the proxy shares the stopped process): a recorded terminal session.
-            let session = try await setup.ssh(
-                ["-tt", "-p", "\(setup.nodePort)", "-l", "root", "127.0.0.1", "echo during-pause-$((5*5)); sleep 2; echo still-here"])
+            let session = try await running
             #expect(session.exitCode == 0 && session.stdout.contains("during-pause-25") && session.stdout.contains("still-here"), "\(session)")
             let waiting = (try? FileManager.default.contentsOfDirectory(
                 atPath: setup.nodeDir.appendingPathComponent("data/log/upload/sessions/default").path)) ?? []
