@@ -96,10 +96,7 @@ public struct NodeSSHService: Service, CustomStringConvertible {
         var configuration = SSHServer.Configuration(
             hostKey: hostKey, authorizer: cache,
             onAuthRefused: SSHServer.logRefusal(logger, "SSH login"),
-            channelInitializer: { channel, type, connection in
-                guard let user = connection.user else {
-                    return channel.eventLoop.makeFailedFuture(TeleportError.accessDenied("not authenticated"))
-                }
+            channelInitializer: { channel, type, connection, user in
                 switch type {
                 case .session:
                     return channel.eventLoop.submit {

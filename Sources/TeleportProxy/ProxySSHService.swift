@@ -52,10 +52,7 @@ public struct ProxySSHService: Service, CustomStringConvertible {
         var configuration = SSHServer.Configuration(
             hostKey: hostKey, authorizer: cache,
             onAuthRefused: SSHServer.logRefusal(logger, "SSH login to the proxy"),
-            channelInitializer: { channel, type, connection in
-                guard let user = connection.user else {
-                    return channel.eventLoop.makeFailedFuture(TeleportError.accessDenied("not authenticated"))
-                }
+            channelInitializer: { channel, type, connection, user in
                 switch type {
                 case .session:
                     return channel.eventLoop.submit {

@@ -24,8 +24,11 @@ public final class SSHServer: Sendable {
         public var maxUnauthenticated: Int = 1000
         /// Called for every refused authentication (audit).
         public var onAuthRefused: @Sendable (_ connection: SSHConnectionInfo, _ login: String, _ key: SSHPublicKey?, _ error: any Error) -> Void
-        /// Initializes each channel the client opens; fails the future to refuse the channel.
-        public var channelInitializer: @Sendable (_ channel: any Channel, _ type: SSHChannelType, _ connection: SSHConnectionInfo) -> EventLoopFuture<Void>
+        /// Initializes each channel the client opens (only once the user authenticated: the user is
+        /// given); fails the future to refuse the channel.
+        public var channelInitializer: @Sendable (
+            _ channel: any Channel, _ type: SSHChannelType, _ connection: SSHConnectionInfo, _ user: SSHAuthenticatedUser
+        ) -> EventLoopFuture<Void>
         /// Handles global requests (`tcpip-forward`) for one connection.
         public var globalRequests: @Sendable (_ connection: SSHConnectionInfo) -> any GlobalRequestDelegate
         /// Where `auth` events go (every login, accepted or refused).
@@ -35,7 +38,7 @@ public final class SSHServer: Sendable {
         public init(
             hostKey: OpenSSHPrivateKey, authorizer: any SSHUserAuthorizer,
             onAuthRefused: @escaping @Sendable (SSHConnectionInfo, String, SSHPublicKey?, any Error) -> Void,
-            channelInitializer: @escaping @Sendable (any Channel, SSHChannelType, SSHConnectionInfo) -> EventLoopFuture<Void>,
+            channelInitializer: @escaping @Sendable (any Channel, SSHChannelType, SSHConnectionInfo, SSHAuthenticatedUser) -> EventLoopFuture<Void>,
             globalRequests: @escaping @Sendable (SSHConnectionInfo) -> any GlobalRequestDelegate = { _ in RefuseGlobalRequests() }
         ) {
             self.hostKey = hostKey
@@ -122,10 +125,10 @@ public final class SSHServer: Sendable {
                 let ssh = NIOSSHHandler(
                     role: .server(serverConfig), allocator: channel.allocator,
                     inboundChildChannelInitializer: { child, type in
-                        guard connection.user != nil else {
+                        guard let user = connection.user else {
                             return child.eventLoop.makeFailedFuture(TeleportError.accessDenied("not authenticated"))
                         }
-                        return configuration.channelInitializer(child, type, connection)
+                        return configuration.channelInitializer(child, type, connection, user)
                     })
                 do {
                     try channel.pipeline.syncOperations.addHandlers([ssh, ConnectionErrorHandler(logger: logger)])
