@@ -86,6 +86,38 @@ struct SignupPageTests {
             let nobodyError = try ResourceCodec.jsonDecoder().decode(AuthAPI.ErrorResponse.self, from: Data(nobody.body.utf8))
             #expect(nobodyError.error.code == "access_denied")
             #expect(nobodyError.error.message == wrongError.error.message)
+
+            // The right password with a wrong or an expired code is refused too, and audited.
+            let wrongCode = try await web.login(keys.request(user: "joe", password: password, otp: "000000"))
+            #expect(wrongCode.status == 403, "\(wrongCode)")
+            let stale = try TestTOTP.code(base32: secret, time: Date().timeIntervalSince1970 - 600)
+            let expiredCode = try await web.login(keys.request(user: "joe", password: password, otp: stale))
+            #expect(expiredCode.status == 403, "\(expiredCode)")
+            let failures = try SignupHelper.auditLog(cluster).split(separator: "\n").filter { $0.contains("\"user.login\"") && $0.contains("T1000W") }
+            #expect(failures.count >= 4, "wrong password, unknown user, wrong code, expired code: \(failures.count)")
+
+            // A weak password is refused on the form with the rule; the invitation stays usable.
+            let second = try await SignupHelper.addUser(cluster, name: "kim", logins: "kim")
+            let form = try await web.request(second.path, jar: web.jar)
+            let kimSecret = try #require(form.totpSecret)
+            let weak = try await web.request(
+                second.path,
+                form: ["csrf_token": try #require(form.csrfToken), "password": "short1", "password_confirm": "short1",
+                       "otp_code": try TestTOTP.code(base32: kimSecret, time: Date().timeIntervalSince1970)],
+                jar: web.jar)
+            #expect(weak.status == 400 && weak.body.contains("too short"), "\(weak.status) \(weak.body.prefix(300))")
+            let still = try await web.request(second.path, jar: web.jar)
+            #expect(still.status == 200, "the invitation is not used up by a refused form")
+
+            // An invitation that expired.
+            let shortLived = try await cluster.tctl(["users", "add", "lee", "--logins=lee", "--ttl=1s"])
+            #expect(shortLived.exitCode == 0, "\(shortLived)")
+            let path = try #require(shortLived.stdout.split(separator: "\n").compactMap { line in
+                line.range(of: "/web/newuser/").map { String(line[$0.lowerBound...]).trimmingCharacters(in: .whitespaces) }
+            }.first, "\(shortLived)")
+            try await Task.sleep(for: .seconds(2))
+            let expired = try await web.request(path, jar: web.jar)
+            #expect(expired.status == 404 && expired.body.contains("invalid or has expired"), "\(expired.status)")
         }
     }
 
