@@ -108,24 +108,25 @@ public enum TeleportProcess {
             let web = try HostPort.parse(config.file.proxy.webListenAddr, defaultPort: 3080, key: "proxy_service.web_listen_addr")
             let pair = try ProxyCertificate.load(config: config, keys: keys, clock: clock)
             let publicAddr = proxyPublicAddress(config)
+            let queue = AuditQueue(logger: logger.with("proxy:audit"))
+            services.append(AuditForwarder(queue: queue, client: client))
+            let proxyAudit = SSHAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, labels: [:], clock: clock)
+            var webSettings = ProxyWebServer.Settings(
+                authType: config.file.auth.authenticationType, secondFactor: config.file.auth.secondFactor,
+                publicAddr: publicAddr, sshListenAddr: config.file.proxy.listenAddr)
+            webSettings.audit = proxyAudit
             services.append(
                 ProxyWebServer(
                     auth: client, host: web.host, port: web.port, certificatePEM: pair.certificatePEM, keyPEM: pair.keyPEM,
-                    settings: .init(
-                        authType: config.file.auth.authenticationType, secondFactor: config.file.auth.secondFactor,
-                        publicAddr: publicAddr, sshListenAddr: config.file.proxy.listenAddr),
-                    logger: logger.with("proxy"), onListening: { readiness.markReady("proxy") }))
+                    settings: webSettings, logger: logger.with("proxy"), onListening: { readiness.markReady("proxy") }))
             let sshAddress = try HostPort.parse(config.file.proxy.listenAddr, defaultPort: 3023, key: "proxy_service.listen_addr")
             let clusterName = try clusterName(of: identity)
-            let queue = AuditQueue(logger: logger.with("proxy:audit"))
-            services.append(AuditForwarder(queue: queue, client: client))
             services.append(
                 ProxySSHService(
                     host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys),
                     cache: userCertificateCache(client, dataDir: dataDir, role: "proxy", clock: clock, logger: logger),
                     auth: client, clusterName: clusterName,
-                    audit: SSHAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, labels: [:], clock: clock),
-                    logger: logger.with("proxy:ssh")))
+                    audit: proxyAudit, logger: logger.with("proxy:ssh")))
         }
         if config.runNode {
             guard let authAddress else { throw missingAuthServer("node") }

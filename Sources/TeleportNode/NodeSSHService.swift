@@ -60,6 +60,7 @@ public struct NodeSSHService: Service, CustomStringConvertible {
                 }
             }
             settings.onResize = { event, columns, rows in audit.resized(event, columns: columns, rows: rows) }
+            settings.onRejected = { connection, user, request, reason in audit.rejected(connection, user, request: request, reason: reason) }
             if let recordings {
                 settings.makeRecorder = { event in
                     do {

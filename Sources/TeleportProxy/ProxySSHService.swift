@@ -49,6 +49,7 @@ public struct ProxySSHService: Service, CustomStringConvertible {
     func configuration() -> SSHServer.Configuration {
         let logger = self.logger
         let resolver = self.resolver
+        let audit = self.audit
         var configuration = SSHServer.Configuration(
             hostKey: hostKey, authorizer: cache,
             onAuthRefused: SSHServer.logRefusal(logger, "SSH login to the proxy"),
@@ -57,10 +58,11 @@ public struct ProxySSHService: Service, CustomStringConvertible {
                 case .session:
                     return channel.eventLoop.submit {
                         try channel.pipeline.syncOperations.addHandler(
-                            ProxySubsystemHandler(resolver: resolver, user: user, logger: logger))
+                            ProxySubsystemHandler(resolver: resolver, user: user, connection: connection, audit: audit, logger: logger))
                     }
                 case .directTCPIP(let target):
                     let promise = channel.eventLoop.makePromise(of: Void.self)
+                    let requested = HostPort.join(target.targetHost, target.targetPort)
                     promise.completeWithTask {
                         let node = try await resolver.resolve(host: target.targetHost, port: target.targetPort)
                         logger.info("forwarding to node", metadata: ["tp.user": "\(user.username)", "tp.node": "\(node.name)"])
@@ -69,6 +71,7 @@ public struct ProxySSHService: Service, CustomStringConvertible {
                     }
                     return promise.futureResult.flatMapErrorThrowing { error in
                         logger.info("refused a proxy request: \((error as? TeleportError)?.message ?? "\(error)")", metadata: ["tp.user": "\(user.username)"])
+                        audit?.portForward(connection, user: user, target: requested, error: error)
                         throw error
                     }
                 case .forwardedTCPIP:
@@ -139,7 +142,10 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     let resolver: NodeResolver
     let user: SSHAuthenticatedUser
+    let connection: SSHConnectionInfo
+    let audit: SSHAudit?
     let logger: Logger
+    private var requested = ""
     private var held: [SSHChannelData] = []
     private var heldEOF = false
     private var heldBytes = 0
@@ -147,9 +153,11 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     enum State { case waiting, connecting, connected }
 
-    init(resolver: NodeResolver, user: SSHAuthenticatedUser, logger: Logger) {
+    init(resolver: NodeResolver, user: SSHAuthenticatedUser, connection: SSHConnectionInfo, audit: SSHAudit?, logger: Logger) {
         self.resolver = resolver
         self.user = user
+        self.connection = connection
+        self.audit = audit
         self.logger = logger
     }
 
@@ -173,6 +181,7 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
             return
         }
         let target: (host: String, port: Int?)
+        requested = request.subsystem
         do {
             target = try Self.parseSubsystem(request.subsystem)
         } catch {
@@ -229,6 +238,7 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
     private func refuse(_ context: ChannelHandlerContext, _ wantReply: Bool, _ error: any Error) {
         let text = (error as? TeleportError)?.message ?? "\(error)"
         logger.info("refused a proxy request: \(text)", metadata: ["tp.user": "\(user.username)"])
+        audit?.portForward(connection, user: user, target: requested, error: error)
         let bytes = context.channel.allocator.buffer(string: "\(text)\r\n")
         context.writeAndFlush(wrapOutboundOut(SSHChannelData(type: .stdErr, data: .byteBuffer(bytes))), promise: nil)
         if wantReply { context.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil) }

@@ -45,9 +45,12 @@ struct TunnelingChildChannel<Base: ServerChildChannel>: ServerChildChannel {
 struct TunnelOpener: Sendable {
     let resolver: NodeResolver
     let clusterName: String
+    let audit: SSHAudit?
 
     /// The address of the node `line` names, for the user of `certificate`.
-    func resolve(line: String, certificate: NIOSSLCertificate?, logger: Logger) async throws -> (host: String, port: Int) {
+    func resolve(
+        line: String, certificate: NIOSSLCertificate?, remote: SocketAddress?, local: SocketAddress?, logger: Logger
+    ) async throws -> (host: String, port: Int) {
         guard let certificate else {
             throw TeleportError.accessDenied("a user certificate is required: run tsh login")
         }
@@ -55,8 +58,14 @@ struct TunnelOpener: Sendable {
         guard identity.clusterName == clusterName, identity.systemRole == nil else {
             throw TeleportError.accessDenied("the certificate is not a user certificate of cluster \(clusterName)")
         }
-        let target = try ProxySubsystemHandler.parseSubsystem("proxy:" + line)
-        let node = try await resolver.resolve(host: target.host, port: target.port)
+        let node: ServerNode
+        do {
+            let target = try ProxySubsystemHandler.parseSubsystem("proxy:" + line)
+            node = try await resolver.resolve(host: target.host, port: target.port)
+        } catch {
+            audit?.portForward(remote: remote, local: local, user: identity.username, login: "", target: line, error: error)
+            throw error
+        }
         let address = try HostPort.parse(node.spec.addr, defaultPort: 3022, key: "node addr")
         logger.info("proxying to node over TLS", metadata: ["tp.user": "\(identity.username)", "tp.node": "\(node.name)"])
         return address
@@ -122,9 +131,12 @@ final class TunnelSwitchHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         let loop = context.eventLoop
         let bound = NIOLoopBound(context, eventLoop: loop)
         let promise = loop.makePromise(of: (host: String, port: Int).self)
+        let remote = context.channel.remoteAddress
+        let local = context.channel.localAddress
         context.channel.nioSSL_peerCertificate().whenComplete { certificate in
             promise.completeWithTask {
-                try await opener.resolve(line: request, certificate: (try? certificate.get()) ?? nil, logger: logger)
+                try await opener.resolve(
+                    line: request, certificate: (try? certificate.get()) ?? nil, remote: remote, local: local, logger: logger)
             }
         }
         let (tlsSide, tcpSide) = GlueHandler.matchedPair()

@@ -8,6 +8,7 @@ import NIOSSL
 public import ServiceLifecycle
 import TeleportAPI
 public import TeleportAuthClient
+public import TeleportSSH
 
 /// The proxy's HTTPS listener (`proxy_service.web_listen_addr`, 3080): the entry point for `tsh`
 /// and browsers. Serves `/webapi/ping`, `tsh login`'s `POST /webapi/ssh/certs`, and the signup and
@@ -19,6 +20,8 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         public var secondFactor: String
         public var publicAddr: String
         public var sshListenAddr: String
+        /// Where the TLS tunnel (`tsh proxy ssh`) audits refused requests.
+        public var audit: SSHAudit?
         /// Creates settings.
         public init(authType: String, secondFactor: String, publicAddr: String, sshListenAddr: String) {
             self.authType = authType
@@ -76,7 +79,8 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
             throw TeleportError.badParameter("the proxy's HTTPS key pair cannot be loaded: \(error) (check proxy_service.https_keypairs)")
         }
         let onListening = self.onListening
-        let opener = TunnelOpener(resolver: NodeResolver(auth: auth, clusterName: clusterName), clusterName: clusterName)
+        let opener = TunnelOpener(
+            resolver: NodeResolver(auth: auth, clusterName: clusterName), clusterName: clusterName, audit: settings.audit)
         let tlsConfiguration = tls
         let server = HTTPServerBuilder { responder in
             try TLSChannel(TunnelingChildChannel(base: HTTP1Channel(responder: responder), opener: opener), tlsConfiguration: tlsConfiguration)

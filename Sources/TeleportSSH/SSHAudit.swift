@@ -137,6 +137,17 @@ public struct SSHAudit: Sendable {
         return (path, upload)
     }
 
+    /// `session.rejected`: `request` (`shell`, `exec`, `env LD_PRELOAD`, `subsystem NAME`, `join`, ...)
+    /// was refused for `reason`; `reasons` carries the role-by-role explanation when roles decided.
+    public func rejected(_ connection: SSHConnectionInfo, _ user: SSHAuthenticatedUser, request: String, reason: String, reasons: [String] = []) {
+        var fields: [String: JSONValue] = [
+            "user": .string(user.username), "login": .string(user.login), "request": .string(request), "reason": .string(reason),
+            "addr.remote": Self.address(connection.remoteAddress), "addr.local": Self.address(connection.localAddress),
+        ]
+        if !reasons.isEmpty { fields["reasons"] = .array(reasons.map { .string($0) }) }
+        add(AuditEventType.sessionRejected, fields)
+    }
+
     /// `session.join` / `session.leave`.
     public func party(_ session: LiveSession, _ user: SSHAuthenticatedUser, joined: Bool) {
         add(
@@ -151,9 +162,16 @@ public struct SSHAudit: Sendable {
 
     /// `port`: a forward to `target` started, or was refused.
     public func portForward(_ connection: SSHConnectionInfo, user: SSHAuthenticatedUser?, target: String, error: (any Error)?) {
+        portForward(
+            remote: connection.remoteAddress, local: connection.localAddress, user: user?.username ?? "", login: user?.login ?? "",
+            target: target, error: error)
+    }
+
+    /// `port` for a connection that is not SSH (the proxy's TLS tunnel of `tsh proxy ssh`).
+    public func portForward(remote: SocketAddress?, local: SocketAddress?, user: String, login: String, target: String, error: (any Error)?) {
         var fields: [String: JSONValue] = [
-            "user": .string(user?.username ?? ""), "login": .string(user?.login ?? ""), "addr": .string(target),
-            "addr.remote": Self.address(connection.remoteAddress), "addr.local": Self.address(connection.localAddress),
+            "user": .string(user), "login": .string(login), "addr": .string(target),
+            "addr.remote": Self.address(remote), "addr.local": Self.address(local),
         ]
         if let error { fields["error"] = .string((error as? TeleportError)?.message ?? "\(error)") }
         add(error == nil ? AuditEventType.port : AuditEventType.portFailure, fields)

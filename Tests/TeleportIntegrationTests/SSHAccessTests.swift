@@ -2,15 +2,17 @@ import Foundation
 #if canImport(Glibc)
     import Glibc
 #endif
+import TeleportAPI
 import TeleportTestSupport
 import Testing
 
-/// SSH access end to end with real clients: a cluster (auth, proxy, node `testnode`) plus a joined
-/// node `db1`, a user certificate from `tctl auth sign`, then `tsh ssh` and OpenSSH `ssh`, `scp` and
+/// SSH access end to end with real clients: a cluster (auth, proxy, node `testnode`) plus joined
+/// nodes `db1` (env=test) and `web1` (env=prod), a user certificate from `tctl auth sign`, then `tsh ssh` and OpenSSH `ssh`, `scp` and
 /// `sftp` through the proxy, and the refusals the product promises.
 @Suite("SSH access through the proxy", .serialized)
 struct SSHAccessTests {
-    /// A running cluster with a second node and joe's credentials in both formats.
+    /// A running cluster with two joined nodes and joe's credentials in both formats (`db1` is the
+    /// one the tests use most; its directory and port are here).
     struct Setup {
         let cluster: ClusterFixture
         let nodePID: pid_t
@@ -61,52 +63,62 @@ struct SSHAccessTests {
 
             let added = try await cluster.tctl(["nodes", "add", "--ttl=5m"])
             let token = try #require(added.stdout.split(separator: "\n").first { $0.hasPrefix("The invite token: ") }?.split(separator: " ").last)
-            let nodeDir = try TestSupport.makeTemporaryDirectory(prefix: "sshnode")
-            defer { try? FileManager.default.removeItem(at: nodeDir) }
-            let nodePort = try TestSupport.freeLoopbackPort()
-            let nodeConfig = nodeDir.appendingPathComponent("teleport.yaml")
-            try TestSupport.write(
-                """
-                teleport:
-                  nodename: db1
-                  data_dir: \(nodeDir.appendingPathComponent("data").path)
-                  auth_token: \(token)
-                  auth_servers: ["127.0.0.1:\(cluster.authPort)"]
-                auth_service:
-                  enabled: false
-                proxy_service:
-                  enabled: false
-                ssh_service:
-                  enabled: true
-                  listen_addr: 127.0.0.1:\(nodePort)
-                  labels:
-                    env: test
-                    role: db
-
-                """, to: nodeConfig)
-            let node = try TestSupport.spawnDaemon(
-                try ClusterFixture.binary("teleport"), ["start", "-c", nodeConfig.path],
-                logPath: nodeDir.appendingPathComponent("node.log").path)
-            let setup = Setup(
-                cluster: cluster, nodePID: node, nodeDir: nodeDir, nodePort: nodePort, identity: identity, keyPath: keyPath,
-                sshConfig: sshConfig)
+            // Two joined nodes: db1 (env=test, like the cluster's own testnode) and web1 (env=prod).
+            var joined: [(name: String, pid: pid_t, dir: URL, port: UInt16)] = []
+            defer { for node in joined { try? FileManager.default.removeItem(at: node.dir) } }
             do {
+                for (name, env, role) in [("db1", "test", "db"), ("web1", "prod", "web")] {
+                    let nodeDir = try TestSupport.makeTemporaryDirectory(prefix: "sshnode")
+                    let nodePort = try TestSupport.freeLoopbackPort()
+                    let nodeConfig = nodeDir.appendingPathComponent("teleport.yaml")
+                    try TestSupport.write(
+                        """
+                        teleport:
+                          nodename: \(name)
+                          data_dir: \(nodeDir.appendingPathComponent("data").path)
+                          auth_token: \(token)
+                          auth_servers: ["127.0.0.1:\(cluster.authPort)"]
+                        auth_service:
+                          enabled: false
+                        proxy_service:
+                          enabled: false
+                        ssh_service:
+                          enabled: true
+                          listen_addr: 127.0.0.1:\(nodePort)
+                          labels:
+                            env: \(env)
+                            role: \(role)
+
+                        """, to: nodeConfig)
+                    let pid = try TestSupport.spawnDaemon(
+                        try ClusterFixture.binary("teleport"), ["start", "-c", nodeConfig.path],
+                        logPath: nodeDir.appendingPathComponent("node.log").path)
+                    joined.append((name, pid, nodeDir, nodePort))
+                }
+                let db1 = joined[0]
+                let setup = Setup(
+                    cluster: cluster, nodePID: db1.pid, nodeDir: db1.dir, nodePort: db1.port, identity: identity, keyPath: keyPath,
+                    sshConfig: sshConfig)
                 #expect(await TestSupport.waitForPort(cluster.sshPort))
                 #expect(await TestSupport.waitForPort(cluster.proxyPort))
-                #expect(await TestSupport.waitForPort(nodePort), "\((try? TestSupport.read(nodeDir.appendingPathComponent("node.log"))) ?? "")")
+                for node in joined {
+                    #expect(await TestSupport.waitForPort(node.port), "\((try? TestSupport.read(node.dir.appendingPathComponent("node.log"))) ?? "")")
+                }
                 var listed = try await setup.tsh(["ls", "--format", "names"])
-                for _ in 0..<100 where !listed.stdout.contains("db1") {
+                for _ in 0..<100 where !(listed.stdout.contains("db1") && listed.stdout.contains("web1")) {
                     try await Task.sleep(for: .milliseconds(100))
                     listed = try await setup.tsh(["ls", "--format", "names"])
                 }
-                try #require(listed.stdout.contains("db1"), "\(listed)")
+                try #require(listed.stdout.contains("db1") && listed.stdout.contains("web1"), "\(listed)")
                 try await body(setup)
             } catch {
-                await TestSupport.stopDaemon(node)
-                Issue.record("node log:\n\((try? TestSupport.read(nodeDir.appendingPathComponent("node.log"))) ?? "")")
+                for node in joined {
+                    await TestSupport.stopDaemon(node.pid)
+                    Issue.record("\(node.name) log:\n\((try? TestSupport.read(node.dir.appendingPathComponent("node.log"))) ?? "")")
+                }
                 throw error
             }
-            await TestSupport.stopDaemon(node)
+            for node in joined { await TestSupport.stopDaemon(node.pid) }
             await cluster.stop()
         }
     }
@@ -303,6 +315,16 @@ struct SSHAccessTests {
             let env = try await setup.ssh(["-o", "SetEnv=LD_PRELOAD=/tmp/evil.so LANG=C.UTF-8"] + direct + ["-l", "root", "echo ${LD_PRELOAD:-unset} $LANG"])
             #expect(env.stdout == "unset C.UTF-8\n", "\(env)")
 
+            // A login the certificate allows but the host does not have.
+            #expect(try await setup.cluster.tctl(["users", "add", "ghost", "ghostlogin"]).exitCode == 0)
+            let ghostIdentity = work.appendingPathComponent("ghost.id").path
+            #expect(try await setup.cluster.tctl(["auth", "sign", "--user=ghost", "--out=\(ghostIdentity)"]).exitCode == 0)
+            let ghost = try await TestSupport.run(
+                try ClusterFixture.binary("tsh"),
+                ["-i", ghostIdentity, "--proxy=127.0.0.1:\(setup.cluster.webPort)", "--insecure", "ssh", "ghostlogin@db1", "echo should-not-run"])
+            #expect(ghost.exitCode != 0 && !ghost.stdout.contains("should-not-run"), "\(ghost)")
+            #expect(ghost.stderr.contains("login \"ghostlogin\" does not exist on this host"), "\(ghost)")
+
             // The proxy dials registered nodes only.
             for target in ["nosuchhost:22", "127.0.0.1:\(setup.cluster.authPort)", "169.254.169.254:80", "localhost:\(setup.cluster.webPort)"] {
                 let refused = try await setup.ssh(["-p", "\(setup.cluster.proxyPort)", "-l", "root", "127.0.0.1", "-s", "proxy:\(target)"])
@@ -326,6 +348,30 @@ struct SSHAccessTests {
                     "printf 'db1:0@\(setup.cluster.clusterName)\\n' | timeout 10 openssl s_client -quiet -alpn teleport-proxy-ssh -connect 127.0.0.1:\(setup.cluster.webPort) 2>/dev/null",
                 ])
             #expect(anonymous.stdout.hasPrefix("ERR a user certificate is required"), "\(anonymous)")
+            let tunnelled = try await setup.tsh(["proxy", "ssh", "root@169.254.169.254:80"], timeout: .seconds(20))
+            #expect(tunnelled.exitCode != 0 && tunnelled.stderr.contains("no registered node"), "\(tunnelled)")
+
+            // Each refusal is an audit event with its reason.
+            var events: [[String: JSONValue]] = []
+            func has(_ predicate: ([String: JSONValue]) -> Bool) -> Bool { events.contains(where: predicate) }
+            func text(_ event: [String: JSONValue], _ key: String) -> String { event[key]?.stringValue ?? "" }
+            func rejected(_ request: String, _ reason: String) -> Bool {
+                has { text($0, "event") == "session.rejected" && text($0, "code") == "T2000W" && text($0, "request") == request && text($0, "reason").contains(reason) }
+            }
+            func refusedPort(_ target: String) -> Bool {
+                has { text($0, "event") == "port" && text($0, "code") == "T3003E" && text($0, "addr") == target && text($0, "error").contains("no registered node") }
+            }
+            let proxyTargets = ["nosuchhost:22", "127.0.0.1:\(setup.cluster.authPort)", "169.254.169.254:80"]
+            func complete() -> Bool {
+                rejected("env LD_PRELOAD", "allow-list") && rejected("exec echo should-not-run", "does not exist on this host")
+                    && proxyTargets.allSatisfy { refusedPort("proxy:" + $0) && refusedPort($0) } && refusedPort("169.254.169.254:80@ssh.example")
+            }
+            for _ in 0..<100 where !complete() {
+                events = try await AuditEventsTests.events(setup.cluster)
+                if !complete() { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(complete(), "\(events.filter { text($0, "event") == "session.rejected" || text($0, "event") == "port" })")
+            #expect(has { text($0, "event") == "session.rejected" && text($0, "user") == "ghost" && text($0, "login") == "ghostlogin" }, "\(events)")
             let plainHTTPS = try await TestSupport.run("/usr/bin/curl", ["-sk", "https://127.0.0.1:\(setup.cluster.webPort)/webapi/ping"])
             #expect(plainHTTPS.stdout.contains("proxy"), "HTTPS without the tunnel protocol is served as before: \(plainHTTPS)")
 

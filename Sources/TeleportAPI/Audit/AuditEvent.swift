@@ -93,6 +93,9 @@ public enum AuditEventType {
     public static let sshAuthFailure = ("auth", "T3007W")
     /// `session.start`: a shell, command or subsystem started on a node.
     public static let sessionStart = ("session.start", "T2000I")
+    /// `session.rejected`: a node refused a session or a request in one (unknown login, a refused
+    /// `env` variable, an unknown subsystem, access denied by roles); `reason` says why.
+    public static let sessionRejected = ("session.rejected", "T2000W")
     /// `session.join`.
     public static let sessionJoin = ("session.join", "T2001I")
     /// `resize`: the terminal of a session changed size.

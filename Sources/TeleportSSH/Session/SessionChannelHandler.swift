@@ -31,6 +31,9 @@ public struct SessionSettings: Sendable {
     public var onParty: @Sendable (_ session: LiveSession, _ user: SSHAuthenticatedUser, _ joined: Bool) -> Void = { _, _, _ in }
     /// Starts the recording of an interactive session (nil: not recorded, as `session_recording: off`).
     public var makeRecorder: @Sendable (_ event: SessionEvent) -> SessionRecorder? = { _ in nil }
+    /// Called when a request in a session channel was refused (`session.rejected`): what was asked
+    /// (`shell`, `exec`, `env NAME`, `subsystem NAME`, `join`) and why.
+    public var onRejected: @Sendable (_ connection: SSHConnectionInfo, _ user: SSHAuthenticatedUser, _ request: String, _ reason: String) -> Void = { _, _, _, _ in }
     /// Says why no session may start now (the audit log is unavailable under fail-closed), or nil.
     public var refusal: @Sendable () -> String? = { nil }
 
@@ -64,6 +67,15 @@ public struct SessionEvent: Sendable {
         case shell
         case exec(String)
         case subsystem(String)
+
+        /// The request as `session.rejected` names it.
+        public var requestName: String {
+            switch self {
+            case .shell: "shell"
+            case .exec(let command): "exec \(command)"
+            case .subsystem(let name): "subsystem \(name)"
+            }
+        }
     }
 }
 
@@ -141,6 +153,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         }
         guard settings.mayJoin(user, session) else {
             logger.warning("refused to let a user join a session", metadata: ["tp.user": "\(user.username)", "tp.sid": "\(sid)"])
+            settings.onRejected(connection, user, "join \(sid)", "the user may not join this session")
             writeStderr(context, "\(user.username) may not join session \(sid)\r\n")
             return reply(context, wantReply, ok: false)
         }
@@ -184,6 +197,9 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
                 environment[request.name] = request.value
             } else {
                 logger.info("refused an environment variable", metadata: ["tp.name": "\(request.name.debugDescription)", "tp.user": "\(user.username)"])
+                settings.onRejected(
+                    connection, user, "env \(request.name)",
+                    process != nil ? "the session already started" : "the variable is not on the node's allow-list (locale and terminal settings)")
             }
             reply(context, request.wantReply, ok: allowed)
         case let request as SSHChannelRequestEvent.ShellRequest:
@@ -221,6 +237,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         guard process == nil else { return reply(context, wantReply, ok: false) }
         if let refusal = settings.refusal() {
             logger.error("refused a session: \(refusal)", metadata: ["tp.user": "\(user.username)"])
+            settings.onRejected(connection, user, requested.requestName, refusal)
             writeStderr(context, "\(refusal)\r\n")
             return reply(context, wantReply, ok: false)
         }
@@ -240,6 +257,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
             }
         } catch {
             logger.warning("cannot start a session: \(error)", metadata: ["tp.user": "\(user.username)", "tp.login": "\(user.login)"])
+            settings.onRejected(connection, user, requested.requestName, Self.message(error))
             writeStderr(context, "\(Self.message(error))\r\n")
             return reply(context, wantReply, ok: false)
         }
@@ -254,6 +272,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         case .subsystem(let name):
             guard name == "sftp", let sftp = settings.sftpServerPath else {
                 logger.info("refused an unknown subsystem", metadata: ["tp.subsystem": "\(name.debugDescription)"])
+                settings.onRejected(connection, user, kind.requestName, "the node serves no subsystem \(name.debugDescription)")
                 return reply(context, wantReply, ok: false)
             }
             argv = [sftp]
@@ -286,6 +305,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
                 argv: argv, arg0: arg0, environment: env, user: account, changeUser: changeUser, terminal: size)
         } catch {
             logger.warning("cannot start a session: \(error)", metadata: ["tp.user": "\(user.username)"])
+            settings.onRejected(connection, user, kind.requestName, Self.message(error))
             writeStderr(context, "\(Self.message(error))\r\n")
             return reply(context, wantReply, ok: false)
         }
