@@ -125,7 +125,7 @@ public struct NodeSSHService: Service, CustomStringConvertible {
                     return channel.eventLoop.makeFailedFuture(TeleportError.accessDenied("unexpected channel type"))
                 }
             },
-            globalRequests: { connection in RemoteForwardingDelegate(connection: connection, logger: logger) })
+            globalRequests: { connection in RemoteForwardingDelegate(connection: connection, audit: audit, logger: logger) })
         configuration.audit = audit
         return configuration
     }

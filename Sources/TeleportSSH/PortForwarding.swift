@@ -56,12 +56,14 @@ public enum ChannelBridge {
 /// `forwarded-tcpip` channel to it for each connection. Allowed only when `permitted` says so.
 public final class RemoteForwardingDelegate: GlobalRequestDelegate, @unchecked Sendable {
     let connection: SSHConnectionInfo
+    let audit: SSHAudit?
     let logger: Logger
     private var listeners: [String: any Channel] = [:]
 
-    /// Creates the delegate of one connection.
-    public init(connection: SSHConnectionInfo, logger: Logger) {
+    /// Creates the delegate of one connection; `audit` gets a `port` event per request.
+    public init(connection: SSHConnectionInfo, audit: SSHAudit? = nil, logger: Logger) {
         self.connection = connection
+        self.audit = audit
         self.logger = logger
     }
 
@@ -71,7 +73,11 @@ public final class RemoteForwardingDelegate: GlobalRequestDelegate, @unchecked S
     ) {
         guard let user = connection.user, user.permits(SSHCertificate.permitPortForwarding) else {
             logger.info("refused remote port forwarding: the certificate does not permit port forwarding")
-            promise.fail(TeleportError.accessDenied("port forwarding is not permitted"))
+            let error = TeleportError.accessDenied("port forwarding is not permitted")
+            if case .listen(let host, let port) = request {
+                audit?.portForward(connection, user: connection.user, target: "remote " + HostPort.join(host, port), error: error)
+            }
+            promise.fail(error)
             return
         }
         let loop = promise.futureResult.eventLoop
@@ -101,10 +107,12 @@ public final class RemoteForwardingDelegate: GlobalRequestDelegate, @unchecked S
                     switch result {
                     case .success(let listener):
                         let bound = listener.localAddress?.port ?? port
+                        self.audit?.portForward(self.connection, user: user, target: "remote " + HostPort.join(host, bound), error: nil)
                         self.listeners["\(host):\(bound)"] = listener
                         if port == 0 { self.listeners["\(host):0"] = listener }
                         promise.succeed(.init(boundPort: port == 0 ? bound : nil))
                     case .failure(let error):
+                        self.audit?.portForward(self.connection, user: user, target: "remote " + HostPort.join(host, port), error: error)
                         promise.fail(error)
                     }
                 }

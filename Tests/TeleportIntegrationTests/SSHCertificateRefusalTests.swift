@@ -158,6 +158,23 @@ struct SSHCertificateRefusalTests {
             #expect(cut.stdout == "started\n" && cut.exitCode == 255, "\(cut)")
             #expect(ContinuousClock.now - started < .seconds(20))
             #expect(await forger.logged("the user's certificate expired"))
+
+            // Every refusal above is an audit event with its reason.
+            func text(_ event: [String: JSONValue], _ key: String) -> String { event[key]?.stringValue ?? "" }
+            let reasons = cases.map(\.2) + ["is self-signed"]
+            var events: [[String: JSONValue]] = []
+            func complete() -> Bool {
+                let authFailures = events.filter { text($0, "event") == "auth" && text($0, "code") == "T3007W" }
+                let ports = events.filter { text($0, "event") == "port" && text($0, "code") == "T3003E" && text($0, "error").contains("not permitted") }
+                return reasons.allSatisfy { reason in authFailures.contains { text($0, "error").contains(reason) } }
+                    && ports.contains { text($0, "addr") == "127.0.0.1:\(cluster.sshPort)" }
+                    && ports.contains { text($0, "addr") == "remote localhost:0" }
+            }
+            for _ in 0..<100 where !complete() {
+                events = try await AuditEventsTests.events(cluster)
+                if !complete() { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(complete(), "\(events.filter { text($0, "code") == "T3007W" || text($0, "code") == "T3003E" })")
             await cluster.stop()
         }
     }
