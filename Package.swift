@@ -111,8 +111,8 @@ let package = Package(
         .target(
             name: "TeleportProxy",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", logging, nioCore, nioPosix, nioSSL, x509,
-                crypto,
+                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", logging, nioCore,
+                nioPosix, nioSSL, x509, crypto,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -125,7 +125,8 @@ let package = Package(
         .target(
             name: "TeleportNode",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", logging, nioCore, nioPosix,
+                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", logging, nioCore,
+                nioPosix,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -148,7 +149,7 @@ let package = Package(
         ),
         .target(
             name: "TeleportAdmin",
-            dependencies: ["TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportClient", yams, logging],
+            dependencies: ["TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportClient", yams, logging],
             swiftSettings: swiftSettings
         ),
         .target(

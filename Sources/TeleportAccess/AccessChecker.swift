@@ -79,14 +79,15 @@ public struct AccessChecker: Sendable {
 
     // MARK: SSH access
 
-    /// May the user log in to a node with these labels as `login`?
+    /// May the user log in to a node with these labels as `login`? The reasons name, role by
+    /// role, the rule that matched or failed and how the logins' templates expanded.
     public func checkSSH(labels: [String: String], login: String) throws -> Decision {
         var reasons: [String] = []
         for role in roles {
             guard let deny = role.spec.deny else { continue }
             let denyLogins = expand(deny.logins ?? [])
             if denyLogins.contains(login) {
-                reasons.append("role \(role.name): deny: login \(login) is denied")
+                reasons.append("role \(role.name): deny: login \(login) is denied\(Self.expansion(deny.logins ?? [], denyLogins))")
                 return Decision(allowed: false, reasons: reasons)
             }
             if let selector = deny.nodeLabels, !selector.isEmpty {
@@ -109,14 +110,36 @@ public struct AccessChecker: Sendable {
             }
             let logins = expand(allow.logins ?? [])
             guard logins.contains(login) else {
-                reasons.append("role \(role.name): allow: \(why), but login \(login) is not among \(logins)")
+                reasons.append(
+                    "role \(role.name): allow: \(why), but login \(login) is not among \(logins)\(Self.expansion(allow.logins ?? [], logins))")
                 continue
             }
-            reasons.append("role \(role.name): allow: \(why) and login \(login) is allowed")
+            reasons.append("role \(role.name): allow: \(why) and login \(login) is allowed\(Self.expansion(allow.logins ?? [], logins))")
             return Decision(allowed: true, reasons: reasons)
         }
         if roles.isEmpty { reasons.append("the user has no roles") }
         return Decision(allowed: false, reasons: reasons)
+    }
+
+    /// ` (logins [{{internal.logins}}, root] expand to [joe, root])` when a template was involved.
+    static func expansion(_ templates: [String], _ expanded: [String]) -> String {
+        templates.contains { $0.contains("{{") } ? " (logins \(templates) expand to \(expanded))" : ""
+    }
+
+    /// The logins a certificate should list: every login some role allows, less those a role
+    /// denies (templates expanded).
+    public var allowedLogins: [String] {
+        let denied = Set(roles.flatMap { expand($0.spec.deny?.logins ?? []) })
+        var result: [String] = []
+        for login in roles.flatMap({ expand($0.spec.allow?.logins ?? []) }) where !denied.contains(login) && !result.contains(login) {
+            result.append(login)
+        }
+        return result
+    }
+
+    /// Whether a node with these labels is reachable with at least one of `logins` (`tsh ls`).
+    public func canReach(labels: [String: String], logins: [String]) -> Bool {
+        logins.contains { (try? checkSSH(labels: labels, login: $0).allowed) == true }
     }
 
     // MARK: API rules
@@ -153,4 +176,22 @@ public struct AccessChecker: Sendable {
 
     /// Whether every role allows port forwarding (a role saying `false` takes it away).
     public var permitsPortForwarding: Bool { roles.allSatisfy { $0.spec.options?.portForwarding ?? true } }
+
+    /// Whether every role allows scp and sftp (`ssh_file_copy`; a role saying `false` takes it away).
+    public var permitsFileCopy: Bool { roles.allSatisfy { $0.spec.options?.sshFileCopy ?? true } }
+
+    /// Whether every role allows agent forwarding (`forward_agent` must be true in some role and
+    /// false in none).
+    public var permitsAgentForwarding: Bool {
+        roles.contains { $0.spec.options?.forwardAgent == true } && !roles.contains { $0.spec.options?.forwardAgent == false }
+    }
+
+    /// The user's traits as templates name them: `logins` → `internal.logins`; `external.X` kept.
+    public static func templateTraits(_ traits: [String: [String]]) -> [String: [String]] {
+        var result: [String: [String]] = [:]
+        for (name, values) in traits {
+            result[name.hasPrefix("internal.") || name.hasPrefix("external.") ? name : "internal." + name] = values
+        }
+        return result
+    }
 }

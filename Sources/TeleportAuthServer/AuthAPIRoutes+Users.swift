@@ -9,14 +9,14 @@ extension AuthAPIRoutes {
     func registerUserRoutes(on v1: RouterGroup<AuthRequestContext>) {
         v1.post("users") { request, context in
             await APIResponse.handling(context) {
-                try requireAdmin(context)
+                try await authorize(context, kind: User.kind, verb: "create")
                 let create = try await body(AuthAPI.CreateUserRequest.self, request)
                 return try APIResponse.json(try await auth.createUser(create, by: try caller(context).identity.username))
             }
         }
         v1.post("users/:name/reset") { request, context in
             await APIResponse.handling(context) {
-                try requireAdmin(context)
+                try await authorize(context, kind: User.kind, verb: "update")
                 let ttl = try await body([String: Double].self, request)["ttl_seconds"] ?? 8 * 3600
                 let name = context.parameters.get("name") ?? ""
                 return try APIResponse.json(try await auth.resetUser(name, ttl: ttl, by: try caller(context).identity.username))

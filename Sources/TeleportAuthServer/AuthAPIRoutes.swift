@@ -1,6 +1,7 @@
 public import Foundation
 import Hummingbird
 import NIOCore
+import TeleportAccess
 import TeleportAPI
 import TeleportServices
 import TeleportBackend
@@ -44,7 +45,7 @@ struct AuthAPIRoutes {
         }
         v1.get("tokens") { _, context in
             await APIResponse.handling(context) {
-                try requireAdmin(context)
+                try await authorize(context, kind: "token", verb: "list")
                 return try APIResponse.json(try await auth.tokens.list())
             }
         }
@@ -53,7 +54,7 @@ struct AuthAPIRoutes {
         }
         v1.delete("tokens/:token") { _, context in
             await APIResponse.handling(context) {
-                try requireAdmin(context)
+                try await authorize(context, kind: "token", verb: "delete")
                 try await auth.tokens.delete(context.parameters.get("token") ?? "")
                 try await auth.emit(AuditEventType.joinTokenDelete, fields: ["user": .string(try caller(context).identity.username)])
                 return try APIResponse.json(["status": "deleted"])
@@ -62,7 +63,7 @@ struct AuthAPIRoutes {
         v1.get("ping") { _, context in await APIResponse.handling(context) { try ping(context) } }
         v1.get("status") { _, context in
             await APIResponse.handling(context) {
-                try requireAdmin(context)
+                try await authorize(context, kind: ClusterNameResource.kind, verb: "read")
                 return try APIResponse.json(try await auth.status())
             }
         }
@@ -101,7 +102,7 @@ struct AuthAPIRoutes {
         }
         v1.get("events") { request, context in
             await APIResponse.handling(context) {
-                try requireAdmin(context)
+                try await authorize(context, kind: "event", verb: "list")
                 let query = request.uri.queryParameters
                 let now = auth.clock.now()
                 let from = try query.get("from").map { text in
@@ -230,6 +231,28 @@ struct AuthAPIRoutes {
         }
     }
 
+    /// The administrator (and the auth service itself) may do anything; a user only what a role's
+    /// `rules` allow (deny wins; roles as they are now, so a removed role takes effect at once).
+    @discardableResult
+    func authorize(_ context: AuthRequestContext, kind: String, verb: String) async throws -> Caller {
+        let caller = try caller(context)
+        switch caller.kind {
+        case .system(.admin), .system(.auth):
+            return caller
+        case .user:
+            let roles = await auth.existingRoles(caller.identity.roles)
+            let decision = AccessChecker(roles: roles, traits: [:]).checkRule(kind: kind, verb: verb)
+            guard decision.allowed else {
+                throw TeleportError.accessDenied(
+                    "\(caller.identity.username) may not \(verb) \(kind) resources (\(decision.reasons.joined(separator: "; "))); "
+                        + "ask for a role whose rules allow it")
+            }
+            return caller
+        case .system(let role):
+            throw TeleportError.accessDenied("the \(role.rawValue) identity may not \(verb) \(kind) resources")
+        }
+    }
+
     func requireAdmin(_ context: AuthRequestContext) throws {
         guard try caller(context).isAdmin else {
             throw TeleportError.accessDenied("this call needs the cluster administrator's identity")
@@ -246,10 +269,13 @@ struct AuthAPIRoutes {
     }
 
     /// Cluster members may read what they need to work: CAs' public halves, and (proxies) nodes.
-    func authorizeRead(kind: String, caller: Caller) throws {
+    func authorizeRead(kind: String, verb: String, context: AuthRequestContext) async throws {
+        let caller = try caller(context)
         switch caller.kind {
         case .system(.admin), .system(.auth): return
-        case .system(.proxy) where kind == ServerNode.kind || kind == CertAuthority.kind || kind == ClusterNameResource.kind:
+        case .user:
+            try await authorize(context, kind: kind, verb: verb)
+        case .system(.proxy) where kind == ServerNode.kind || kind == CertAuthority.kind || kind == ClusterNameResource.kind || kind == Role.kind:
             return
         case .system(.node) where kind == CertAuthority.kind || kind == ClusterNameResource.kind: return
         default:
@@ -279,7 +305,7 @@ struct AuthAPIRoutes {
     func list(_ request: Request, _ context: AuthRequestContext) async throws -> Response {
         let caller = try caller(context)
         let kind = try kind(context)
-        try authorizeRead(kind: kind, caller: caller)
+        try await authorizeRead(kind: kind, verb: "list", context: context)
         let secrets = try withSecrets(request, caller)
         if kind == ServerNode.kind {
             // Node records are stored as their JSON: send them as they are (tens of thousands of
@@ -300,14 +326,13 @@ struct AuthAPIRoutes {
     func get(_ request: Request, _ context: AuthRequestContext) async throws -> Response {
         let caller = try caller(context)
         let kind = try kind(context)
-        try authorizeRead(kind: kind, caller: caller)
+        try await authorizeRead(kind: kind, verb: "read", context: context)
         let name = context.parameters.get("name") ?? ""
         let resource = try await auth.stores.get(kind: kind, name: name)
         return APIResponse.json(try ResourceCodec.json(redact(resource, withSecrets: try withSecrets(request, caller))))
     }
 
     func create(_ request: Request, _ context: AuthRequestContext) async throws -> Response {
-        try requireAdmin(context)
         let upsert = request.uri.queryParameters.get("upsert") == "true"
         let body = try await request.body.collect(upTo: ResourceCodec.maxDocumentBytes)
         let tree: Any
@@ -317,6 +342,9 @@ struct AuthAPIRoutes {
             throw TeleportError.badParameter("the request body is not JSON")
         }
         let resource = try ResourceCodec.decode(tree: tree, source: "request")
+        try await authorize(context, kind: resource.kind, verb: "create")
+        if upsert { try await authorize(context, kind: resource.kind, verb: "update") }
+        if case .certAuthority = resource { try requireAdmin(context) }
         if case .token(let token) = resource {
             // Token values are stored only as hashes.
             try await auth.tokens.put(token, upsert: upsert)
@@ -330,8 +358,8 @@ struct AuthAPIRoutes {
     }
 
     func delete(_ context: AuthRequestContext) async throws -> Response {
-        try requireAdmin(context)
         let kind = try kind(context)
+        try await authorize(context, kind: kind, verb: "delete")
         let name = context.parameters.get("name") ?? ""
         if kind == ClusterNameResource.kind || kind == CertAuthority.kind {
             throw TeleportError.badParameter("\(kind) cannot be deleted on a running cluster")
@@ -367,7 +395,7 @@ struct AuthAPIRoutes {
     }
 
     func createToken(_ request: Request, _ context: AuthRequestContext) async throws -> Response {
-        try requireAdmin(context)
+        try await authorize(context, kind: "token", verb: "create")
         let body = try await request.body.collect(upTo: 64 * 1024)
         let create: AuthAPI.CreateTokenRequest
         do {

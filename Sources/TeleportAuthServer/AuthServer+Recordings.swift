@@ -1,5 +1,6 @@
 public import Foundation
 public import TeleportAPI
+import TeleportAccess
 import TeleportBackend
 import TeleportEvents
 import TeleportServices
@@ -9,7 +10,6 @@ extension AuthServer {
     /// The largest upload accepted (compressed).
     public static let maxRecordingUpload = 256 << 20
     /// Roles whose users may read every recording (until RBAC decides).
-    static let recordingReaderRoles: Set<String> = ["admin", "editor", "auditor"]
 
     var sessionsDirectory: URL {
         settings.sessionsDirectory ?? URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("teleport-sessions")
@@ -65,16 +65,19 @@ extension AuthServer {
         else { throw TeleportError.connectionProblem("cannot write \(url.path)") }
     }
 
-    static func mayRead(_ info: AuthAPI.RecordingInfo, user: String?, roles: [String]) -> Bool {
-        guard let user else { return true }  // the administrator
-        return info.user == user || !recordingReaderRoles.isDisjoint(with: roles)
+    /// Whether `user` (nil: the administrator) may read every recording: a role must allow
+    /// `read` on `session`. Anyone may read the recordings of their own sessions.
+    func readsAllRecordings(user: String?, roles: [String]) async -> Bool {
+        guard user != nil else { return true }
+        return AccessChecker(roles: await existingRoles(roles), traits: [:]).checkRule(kind: "session", verb: "read").allowed
     }
 
     /// The recordings `user` may read (all for the administrator), newest first.
     public func recordings(forUser user: String?, roles: [String]) async throws -> [AuthAPI.RecordingInfo] {
-        try await stores.backend.getRange(prefix: Self.recordingPrefix)
+        let all = await readsAllRecordings(user: user, roles: roles)
+        return try await stores.backend.getRange(prefix: Self.recordingPrefix)
             .compactMap { try? ResourceCodec.jsonDecoder().decode(AuthAPI.RecordingInfo.self, from: $0.value) }
-            .filter { Self.mayRead($0, user: user, roles: roles) }
+            .filter { all || $0.user == user }
             .sorted { $0.start > $1.start }
     }
 
@@ -88,11 +91,13 @@ extension AuthServer {
         else {
             throw TeleportError.notFound("no recording of session \(sid)")
         }
-        guard Self.mayRead(info, user: user, roles: roles) else {
+        let allowed = info.user == user || user == nil ? true : await readsAllRecordings(user: user, roles: roles)
+        guard allowed else {
             try await emit(
                 AuditEventType.sessionRecordingAccessFailure,
                 fields: ["sid": .string(sid), "user": .string(reader), "success": false, "error": "not a participant"])
-            throw TeleportError.accessDenied("\(reader) may not read the recording of session \(sid): only its participants and auditors may")
+            throw TeleportError.accessDenied(
+                "\(reader) may not read the recording of session \(sid): only its participants and roles that allow read on session may")
         }
         let url = sessionsDirectory.appendingPathComponent("\(sid).events.gz")
         guard let data = FileManager.default.contents(atPath: url.path) else { throw TeleportError.notFound("the recording of session \(sid) is missing") }

@@ -26,12 +26,12 @@ extension AuthServer {
         return try await stores.locks.list().filter { $0.metadata.expires.map { $0 > now } ?? true }
     }
 
-    /// The change feed for hosts' caches (a new or removed lock is a change too).
+    /// The change feed for hosts' caches (a new or removed lock or role is a change too).
     public func userCertificateChanges(after cursor: String?, wait: Duration) async throws -> AuthAPI.UserCertChanges {
         let changes = try await userCertificates.changes(after: cursor, wait: wait)
         return AuthAPI.UserCertChanges(
             cursor: changes.cursor, reset: changes.reset, certificates: changes.certificates, userCAKeys: try await userCAKeyLines(),
-            locks: try await locks())
+            locks: try await locks(), roles: try await stores.roles.list())
     }
 
     /// One current certificate by its subject key's SHA-256 (hex); `notFound` when none.
@@ -41,6 +41,7 @@ extension AuthServer {
         }
         let item = try await stores.backend.get(UserCertificateFeed.key(fingerprintHex: fingerprintHex))
         return AuthAPI.UserCertLookup(
-            certificate: try UserCertificateFeed.decode(item.value), userCAKeys: try await userCAKeyLines(), locks: try await locks())
+            certificate: try UserCertificateFeed.decode(item.value), userCAKeys: try await userCAKeyLines(), locks: try await locks(),
+            roles: try await stores.roles.list())
     }
 }

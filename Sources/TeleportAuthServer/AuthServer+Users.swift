@@ -20,17 +20,47 @@ extension AuthServer {
     /// A bcrypt hash to verify against for unknown users, so that they take as long as known ones.
     static let decoyHash = Bcrypt.hash("decoy password for timing", cost: 12)
 
-    /// The role every new user gets until roles are managed (`access`: SSH as the user's logins).
+    /// The role every new user gets by default (`access`: SSH to every node as the user's logins).
     static let presetAccessRole = Role(
         name: "access",
         spec: .init(
             options: .init(maxSessionTTL: "12h0m0s", forwardAgent: true, portForwarding: true),
             allow: .init(logins: ["{{internal.logins}}"], nodeLabels: ["*": LabelValues(["*"])])))
 
+    /// `editor`: manages users, roles, tokens, nodes and locks (no SSH access of its own).
+    static let presetEditorRole = Role(
+        name: "editor",
+        spec: .init(
+            options: .init(maxSessionTTL: "8h0m0s"),
+            allow: .init(rules: [
+                Role.Rule(resources: ["user", "role", "token", "node", "lock"], verbs: ["list", "read", "create", "update", "delete"]),
+                Role.Rule(resources: ["cert_authority", "cluster_name"], verbs: ["list", "read"]),
+            ])))
+
+    /// `auditor`: reads the audit log and session recordings, and may observe live sessions.
+    static let presetAuditorRole = Role(
+        name: "auditor",
+        spec: .init(
+            options: .init(maxSessionTTL: "8h0m0s"),
+            allow: .init(rules: [
+                Role.Rule(resources: ["session"], verbs: ["list", "read", "join"]),
+                Role.Rule(resources: ["event"], verbs: ["list", "read"]),
+            ])))
+
+    /// The roles created at first start (and again at any start where one was removed).
+    public static let presetRoles = [presetAccessRole, presetEditorRole, presetAuditorRole]
+
     func ensurePresetRoles() async throws {
-        if (try? await stores.roles.get("access")) == nil {
-            try? await stores.roles.create(Self.presetAccessRole)
+        for role in Self.presetRoles where (try? await stores.roles.get(role.name)) == nil {
+            try? await stores.roles.create(role)
         }
+    }
+
+    /// The roles of these names that exist (a role that was removed grants nothing).
+    public func existingRoles(_ names: [String]) async -> [Role] {
+        var roles: [Role] = []
+        for name in names { if let role = try? await stores.roles.get(name) { roles.append(role) } }
+        return roles
     }
 
     // MARK: Users and their tokens
@@ -176,8 +206,7 @@ extension AuthServer {
         }
         // The shortest max_session_ttl of the user's roles caps the certificate (roles that do not
         // exist grant nothing and limit nothing).
-        var roles: [Role] = []
-        for name in user.spec.roles { if let role = try? await stores.roles.get(name) { roles.append(role) } }
+        let roles = await existingRoles(user.spec.roles)
         let cap = AccessChecker(roles: roles, traits: [:]).maxSessionTTL(fallback: settings.maxSessionTTL)
         let response = try await issueUserCertificates(
             user: user, sshPublicKey: request.sshPublicKey, tlsPublicKeyPEM: request.tlsPublicKeyPEM,
@@ -208,8 +237,12 @@ extension AuthServer {
         } catch {
             throw TeleportError.badParameter("tls_public_key is not an ECDSA P-256 public key in PEM form")
         }
-        let logins = user.logins
-        guard !logins.isEmpty else { throw TeleportError.badParameter("user \(user.name) has no logins") }
+        // The certificate lists the logins the user's roles allow (templates expanded); a user
+        // whose roles allow none still gets certificates, with a placeholder principal that no
+        // host has, and is told so.
+        let traits = AccessChecker.templateTraits(user.spec.traits)
+        let allowed = AccessChecker(roles: await existingRoles(user.spec.roles), traits: traits).allowedLogins
+        let logins = allowed.isEmpty ? ["-teleport-nologin-" + UUID().uuidString.lowercased()] : allowed
         let userCA = try await certAuthority(.user)
         guard let caPEM = userCA.spec.activeKeys.ssh.first?.privateKey,
             case .ed25519(let caKey) = try OpenSSHPrivateKey(pemRepresentation: caPEM).key
@@ -218,11 +251,12 @@ extension AuthServer {
         let roles: [String: JSONValue] = ["version": "v1", "roles": .array(user.spec.roles.map { .string($0) })]
         extensions["teleport-roles"] = String(decoding: try ResourceCodec.json(roles), as: UTF8.self)
         extensions["teleport-route-to-cluster"] = clusterName
+        extensions["teleport-traits"] = String(decoding: try ResourceCodec.json(user.spec.traits), as: UTF8.self)
         let sshCertificate = try SSHCertificate.sign(
             publicKey: subjectKey, type: .user, serial: UInt64.random(in: 1...UInt64.max), keyID: user.name, validPrincipals: logins,
             validAfter: now.addingTimeInterval(-60), validBefore: validBefore, extensions: extensions, caKey: caKey)
         try await recordUserCertificate(sshCertificate)
-        let identity = X509Identity(username: user.name, roles: user.spec.roles, logins: logins, clusterName: clusterName)
+        let identity = X509Identity(username: user.name, roles: user.spec.roles, logins: allowed, clusterName: clusterName)
         let tlsCertificate = try await tlsAuthority(.user).issue(publicKey: tlsKey, identity: identity, validity: ttl, clock: clock)
         let hostCA = try await certAuthority(.host)
         let knownHosts = try hostCA.spec.activeKeys.ssh.map {
@@ -231,7 +265,7 @@ extension AuthServer {
         return AuthAPI.LoginResponse(
             username: user.name, clusterName: clusterName, sshCertificate: sshCertificate.authorizedKeyLine(comment: user.name),
             tlsCertificatePEM: try tlsCertificate.pemText(), tlsCAPEMs: try await caPEMs(), knownHosts: knownHosts,
-            userCAKeys: userCA.spec.activeKeys.ssh.map(\.publicKey), logins: logins, roles: user.spec.roles, validBefore: validBefore)
+            userCAKeys: userCA.spec.activeKeys.ssh.map(\.publicKey), logins: allowed, roles: user.spec.roles, validBefore: validBefore)
     }
 
     /// `tctl auth sign --host`: an SSH host certificate from the host CA.

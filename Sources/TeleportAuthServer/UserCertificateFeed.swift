@@ -12,6 +12,7 @@ import TeleportCrypto
 actor UserCertificateFeed {
     static let prefix = Keys.key("usercerts") + "/"
     static let locksPrefix = Keys.key("locks") + "/"
+    static let rolesPrefix = Keys.key("roles") + "/"
     static let capacity = 10_000
 
     private let backend: any Backend
@@ -35,6 +36,7 @@ actor UserCertificateFeed {
         guard watching == nil else { return }
         let stream = try await backend.watch(prefix: Self.prefix)
         let locks = try await backend.watch(prefix: Self.locksPrefix)
+        let roles = try await backend.watch(prefix: Self.rolesPrefix)
         watching = Task { [weak self] in
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -46,6 +48,9 @@ actor UserCertificateFeed {
                 group.addTask {
                     // The reply carries the current locks; a change only has to wake the waiters.
                     for await _ in locks { await self?.append(nil) }
+                }
+                group.addTask {
+                    for await _ in roles { await self?.append(nil) }
                 }
             }
         }

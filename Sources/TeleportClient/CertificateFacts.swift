@@ -85,7 +85,8 @@ public struct CertificateFacts: Sendable, Equatable {
         }
         self.init(
             username: identity.username, clusterName: identity.clusterName, roles: identity.roles,
-            logins: sshCertificate.validPrincipals,
+            // The placeholder a certificate carries when the roles allow no login is not one.
+            logins: sshCertificate.validPrincipals.filter { !$0.hasPrefix("-teleport-nologin-") },
             validAfter: max(sshCertificate.validAfter, certificate.notValidBefore),
             validBefore: min(sshCertificate.validBefore, certificate.notValidAfter))
     }

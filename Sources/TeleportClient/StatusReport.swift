@@ -41,6 +41,12 @@ public struct StatusReport: Sendable, Equatable {
         ]
         var lines = ["> " + Self.pad("Profile URL:") + profileURL]
         lines += rows.map { "  " + Self.pad($0.0) + $0.1 }
+        if facts.logins.isEmpty {
+            lines.append("")
+            lines.append(
+                "Your roles (\(facts.roles.isEmpty ? "none" : facts.roles.joined(separator: ", "))) allow no logins on any node, "
+                    + "or no longer exist: ask an administrator for access (tctl users update \(facts.username) --set-roles=...).")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 

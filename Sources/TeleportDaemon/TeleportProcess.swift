@@ -150,21 +150,28 @@ public enum TeleportProcess {
             let queue = AuditQueue(whenFull: AuditQueue.WhenFull(rawValue: failure) ?? .failClosed, logger: logger.with("node:audit"))
             services.append(AuditForwarder(queue: queue, client: client))
             if recording == "off" { logger.info("session recording is off (auth_service.session_recording)") }
+            let cache = userCertificateCache(
+                client, dataDir: dataDir, role: "node", clock: clock, hostNames: [hostUUID, config.nodeName], logger: logger)
+            let commandLabels = CommandLabels(
+                commands: config.file.ssh.commands.map { .init(name: $0.name, argv: $0.command, period: $0.period) },
+                logger: logger.with("labels"))
+            let staticLabels = config.file.ssh.labels
+            // Roles see the node's labels as tsh ls shows them: static and dynamic (command) ones.
+            let access = NodeAccess(cache: cache, nodeName: config.nodeName) {
+                staticLabels.merging(commandLabels.current.mapValues(\.result)) { $1 }
+            }
             services.append(
                 NodeSSHService(
-                    host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys),
-                    cache: userCertificateCache(
-                        client, dataDir: dataDir, role: "node", clock: clock, hostNames: [hostUUID, config.nodeName], logger: logger),
+                    host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys), cache: cache,
                     settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID),
                     audit: SSHAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, labels: config.file.ssh.labels, clock: clock),
-                    recordings: recording == "off" ? nil : dataDir.recordingUploads, auth: client, logger: logger.with("node:ssh")))
+                    recordings: recording == "off" ? nil : dataDir.recordingUploads, auth: client, access: access,
+                    logger: logger.with("node:ssh")))
             services.append(SessionUploader(directory: dataDir.recordingUploads, auth: client, logger: logger.with("node:upload")))
             services.append(
                 NodeHeartbeat(
                     auth: client, node: node,
-                    labels: CommandLabels(
-                        commands: config.file.ssh.commands.map { .init(name: $0.name, argv: $0.command, period: $0.period) },
-                        logger: logger.with("labels")),
+                    labels: commandLabels,
                     logger: logger.with("node"), onFirstHeartbeat: { readiness.markReady("node") }
                 ).onIdentityRemoved { LocalIdentities.remove(keys: keys, role: .node) })
         }

@@ -27,7 +27,8 @@ public struct NodeSSHService: Service, CustomStringConvertible {
     /// Creates the service.
     public init(
         host: String, port: Int, hostKey: OpenSSHPrivateKey, cache: UserCertificateCache, settings: SessionSettings, audit: SSHAudit? = nil,
-        recordings: URL? = nil, auth: AuthClient? = nil, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        recordings: URL? = nil, auth: AuthClient? = nil, access: NodeAccess? = nil, logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
         self.host = host
         self.port = port
@@ -35,12 +36,13 @@ public struct NodeSSHService: Service, CustomStringConvertible {
         self.cache = cache
         self.audit = audit
         var settings = settings
+        if let access { settings.authorize = { user, request in access.check(user, request) } }
         if let audit {
             // Every session is audited; none starts while the audit log cannot take its events.
             let live = LiveSessions()
             settings.live = live
             settings.mayJoin = { joiner, session in
-                joiner.username == session.owner.username || !Set(joiner.roles).isDisjoint(with: ["admin", "editor", "auditor"])
+                joiner.username == session.owner.username || access?.mayJoin(joiner) == true
             }
             settings.onParty = { session, user, joined in audit.party(session, user, joined: joined) }
             settings.onStart = { event in
@@ -60,7 +62,7 @@ public struct NodeSSHService: Service, CustomStringConvertible {
                 }
             }
             settings.onResize = { event, columns, rows in audit.resized(event, columns: columns, rows: rows) }
-            settings.onRejected = { connection, user, request, reason in audit.rejected(connection, user, request: request, reason: reason) }
+            settings.onRejected = { connection, user, request, refusal in audit.rejected(connection, user, request: request, refusal: refusal) }
             if let recordings {
                 settings.makeRecorder = { event in
                     do {
@@ -106,6 +108,11 @@ public struct NodeSSHService: Service, CustomStringConvertible {
                     }
                 case .directTCPIP(let target):
                     let address = HostPort.join(target.targetHost, target.targetPort)
+                    if let refused = settings.authorize(user, .portForwarding) {
+                        logger.info("refused port forwarding: \(refused.reason)", metadata: ["tp.user": "\(user.username)"])
+                        audit?.portForward(connection, user: user, target: address, error: refused)
+                        return channel.eventLoop.makeFailedFuture(TeleportError.accessDenied(refused.reason))
+                    }
                     guard user.permits(SSHCertificate.permitPortForwarding) else {
                         logger.info("refused port forwarding: the certificate does not permit it", metadata: ["tp.user": "\(user.username)"])
                         let error = TeleportError.accessDenied("port forwarding is not permitted")
@@ -125,7 +132,8 @@ public struct NodeSSHService: Service, CustomStringConvertible {
                     return channel.eventLoop.makeFailedFuture(TeleportError.accessDenied("unexpected channel type"))
                 }
             },
-            globalRequests: { connection in RemoteForwardingDelegate(connection: connection, audit: audit, logger: logger) })
+            globalRequests: { connection in RemoteForwardingDelegate(
+                    connection: connection, audit: audit, authorize: { settings.authorize($0, .portForwarding) }, logger: logger) })
         configuration.audit = audit
         return configuration
     }

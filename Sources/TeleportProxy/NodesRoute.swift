@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 import NIOSSL
+import TeleportAccess
 import TeleportAPI
 import TeleportAuthClient
 import TeleportCrypto
@@ -10,7 +11,7 @@ import Synchronization
 
 /// `GET /webapi/nodes` for `tsh ls`: the nodes a logged-in user may see, filtered by labels,
 /// a page at a time. The user is the one in the TLS client certificate (verified against the user
-/// CA by the listener); role-based narrowing comes with the RBAC issue (today: every node).
+/// CA by the listener); only nodes the user's roles let them reach with one of their logins are listed.
 struct NodesRoute {
     /// The largest page.
     static let maxPage = 10_000
@@ -18,16 +19,21 @@ struct NodesRoute {
     let auth: AuthClient
     let clusterName: String
     let cache = NodeListCache()
+    let roles = RoleListCache()
 
     func register(on router: Router<ProxyRequestContext>) {
         router.get("webapi/nodes") { request, context -> Response in
             do {
-                _ = try await user(context)
+                let identity = try await user(context)
+                let checker = try await roles.checker(for: identity, auth: auth)
                 let query = request.uri.queryParameters
                 let selector = try LabelSelector.parse(query.get("labels") ?? "")
                 let limit = min(max(Int(query.get("limit") ?? "") ?? 1000, 1), Self.maxPage)
                 let start = query.get("start") ?? ""
-                let nodes = try await cache.sortedNodes(auth: auth).filter { selector.matches($0.allLabels) }
+                let nodes = try await cache.sortedNodes(auth: auth).filter {
+                    let labels = $0.allLabels
+                    return selector.matches(labels) && checker.canReach(labels: labels, logins: identity.logins)
+                }
                 let remaining = start.isEmpty ? nodes[...] : nodes.drop { Self.pageKey($0) <= start }
                 let page = Array(remaining.prefix(limit))
                 let next = remaining.count > limit ? page.last.map(Self.pageKey) : nil
@@ -52,7 +58,7 @@ struct NodesRoute {
         router.get("webapi/sessions/active") { _, context -> Response in
             do {
                 let identity = try await user(context)
-                let privileged = !Set(identity.roles).isDisjoint(with: ["admin", "editor", "auditor"])
+                let privileged = try await roles.checker(for: identity, auth: auth).checkRule(kind: "session", verb: "list").allowed
                 let sessions = try await auth.activeSessions().filter { privileged || $0.user == identity.username }
                 return WebResponse.json(try ResourceCodec.json(sessions))
             } catch let error as TeleportError {
@@ -142,5 +148,27 @@ final class NodeListCache: Sendable {
         let nodes = try await auth.nodes().sorted { ($0.spec.hostname, $0.name) < ($1.spec.hostname, $1.name) }
         state.withLock { $0 = (Date(), nodes) }
         return nodes
+    }
+}
+
+/// The cluster's roles, read from the auth service at most once a second (a role change shows in
+/// `tsh ls` within a second).
+final class RoleListCache: Sendable {
+    static let lifetime: TimeInterval = 1
+    private let state = Mutex<(loaded: Date, roles: [String: Role])?>(nil)
+
+    /// The role engine for the user of `identity` (traits: the certificate's logins).
+    func checker(for identity: X509Identity, auth: AuthClient) async throws -> AccessChecker {
+        let table: [String: Role]
+        if let cached = state.withLock({ $0 }), Date().timeIntervalSince(cached.loaded) < Self.lifetime {
+            table = cached.roles
+        } else {
+            let roles = try await auth.resources(kind: Role.kind).compactMap { resource -> Role? in
+                if case .role(let role) = resource { role } else { nil }
+            }
+            table = Dictionary(roles.map { ($0.name, $0) }) { $1 }
+            state.withLock { $0 = (Date(), table) }
+        }
+        return AccessChecker(roles: identity.roles.compactMap { table[$0] }, traits: ["internal.logins": identity.logins])
     }
 }

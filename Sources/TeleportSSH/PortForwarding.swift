@@ -57,13 +57,19 @@ public enum ChannelBridge {
 public final class RemoteForwardingDelegate: GlobalRequestDelegate, @unchecked Sendable {
     let connection: SSHConnectionInfo
     let audit: SSHAudit?
+    let authorize: @Sendable (SSHAuthenticatedUser) -> AccessRefusal?
     let logger: Logger
     private var listeners: [String: any Channel] = [:]
 
-    /// Creates the delegate of one connection; `audit` gets a `port` event per request.
-    public init(connection: SSHConnectionInfo, audit: SSHAudit? = nil, logger: Logger) {
+    /// Creates the delegate of one connection; `audit` gets a `port` event per request and
+    /// `authorize` says whether the user's roles allow port forwarding.
+    public init(
+        connection: SSHConnectionInfo, audit: SSHAudit? = nil, authorize: @escaping @Sendable (SSHAuthenticatedUser) -> AccessRefusal? = { _ in nil },
+        logger: Logger
+    ) {
         self.connection = connection
         self.audit = audit
+        self.authorize = authorize
         self.logger = logger
     }
 
@@ -78,6 +84,14 @@ public final class RemoteForwardingDelegate: GlobalRequestDelegate, @unchecked S
                 audit?.portForward(connection, user: connection.user, target: "remote " + HostPort.join(host, port), error: error)
             }
             promise.fail(error)
+            return
+        }
+        if let refused = authorize(user) {
+            logger.info("refused remote port forwarding: \(refused.reason)")
+            if case .listen(let host, let port) = request {
+                audit?.portForward(connection, user: user, target: "remote " + HostPort.join(host, port), error: refused)
+            }
+            promise.fail(TeleportError.accessDenied(refused.reason))
             return
         }
         let loop = promise.futureResult.eventLoop

@@ -139,12 +139,12 @@ public struct SSHAudit: Sendable {
 
     /// `session.rejected`: `request` (`shell`, `exec`, `env LD_PRELOAD`, `subsystem NAME`, `join`, ...)
     /// was refused for `reason`; `reasons` carries the role-by-role explanation when roles decided.
-    public func rejected(_ connection: SSHConnectionInfo, _ user: SSHAuthenticatedUser, request: String, reason: String, reasons: [String] = []) {
+    public func rejected(_ connection: SSHConnectionInfo, _ user: SSHAuthenticatedUser, request: String, refusal: AccessRefusal) {
         var fields: [String: JSONValue] = [
-            "user": .string(user.username), "login": .string(user.login), "request": .string(request), "reason": .string(reason),
+            "user": .string(user.username), "login": .string(user.login), "request": .string(request), "reason": .string(refusal.reason),
             "addr.remote": Self.address(connection.remoteAddress), "addr.local": Self.address(connection.localAddress),
         ]
-        if !reasons.isEmpty { fields["reasons"] = .array(reasons.map { .string($0) }) }
+        if !refusal.reasons.isEmpty { fields["reasons"] = .array(refusal.reasons.map { .string($0) }) }
         add(AuditEventType.sessionRejected, fields)
     }
 
@@ -162,6 +162,14 @@ public struct SSHAudit: Sendable {
 
     /// `port`: a forward to `target` started, or was refused.
     public func portForward(_ connection: SSHConnectionInfo, user: SSHAuthenticatedUser?, target: String, error: (any Error)?) {
+        if let refusal = error as? AccessRefusal {
+            var fields = portFields(
+                remote: connection.remoteAddress, local: connection.localAddress, user: user?.username ?? "", login: user?.login ?? "",
+                target: target)
+            fields["error"] = .string(refusal.reason)
+            if !refusal.reasons.isEmpty { fields["reasons"] = .array(refusal.reasons.map { .string($0) }) }
+            return add(AuditEventType.portFailure, fields)
+        }
         portForward(
             remote: connection.remoteAddress, local: connection.localAddress, user: user?.username ?? "", login: user?.login ?? "",
             target: target, error: error)
@@ -169,11 +177,15 @@ public struct SSHAudit: Sendable {
 
     /// `port` for a connection that is not SSH (the proxy's TLS tunnel of `tsh proxy ssh`).
     public func portForward(remote: SocketAddress?, local: SocketAddress?, user: String, login: String, target: String, error: (any Error)?) {
-        var fields: [String: JSONValue] = [
+        var fields = portFields(remote: remote, local: local, user: user, login: login, target: target)
+        if let error { fields["error"] = .string((error as? TeleportError)?.message ?? "\(error)") }
+        add(error == nil ? AuditEventType.port : AuditEventType.portFailure, fields)
+    }
+
+    func portFields(remote: SocketAddress?, local: SocketAddress?, user: String, login: String, target: String) -> [String: JSONValue] {
+        [
             "user": .string(user), "login": .string(login), "addr": .string(target),
             "addr.remote": Self.address(remote), "addr.local": Self.address(local),
         ]
-        if let error { fields["error"] = .string((error as? TeleportError)?.message ?? "\(error)") }
-        add(error == nil ? AuditEventType.port : AuditEventType.portFailure, fields)
     }
 }

@@ -36,6 +36,39 @@ public struct SSHAuthenticatedUser: Sendable {
         else { return [] }
         return list.compactMap { if case .string(let name) = $0 { name } else { nil } }
     }
+
+    /// The user's traits in the certificate's `teleport-traits` extension (`logins` → values).
+    public var traits: [String: [String]] {
+        guard let text = checked.extensions["teleport-traits"],
+            let traits = try? JSONDecoder().decode([String: [String]].self, from: Data(text.utf8))
+        else { return [:] }
+        return traits
+    }
+}
+
+/// Why the roles refuse a request: a one-line reason for the user and the role-by-role reasons
+/// for the audit event.
+public struct AccessRefusal: Error, Sendable, Equatable {
+    /// The one-line reason.
+    public var reason: String
+    /// One line per rule the role engine looked at.
+    public var reasons: [String]
+
+    /// Creates a refusal.
+    public init(reason: String, reasons: [String] = []) {
+        self.reason = reason
+        self.reasons = reasons
+    }
+}
+
+/// What a user asks a node for, as the role check sees it.
+public enum AccessRequest: Sendable, Equatable {
+    /// A shell, a command or a subsystem.
+    case session
+    /// scp or sftp (`ssh_file_copy`).
+    case fileCopy
+    /// A `direct-tcpip` or `tcpip-forward` port forward (`port_forwarding`).
+    case portForwarding
 }
 
 /// Decides whether a key may log in as `login`: it looks up the certificate that certifies the key

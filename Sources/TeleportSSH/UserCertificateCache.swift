@@ -1,5 +1,6 @@
 public import Foundation
 import Glibc
+import Synchronization
 public import Logging
 public import NIOCore
 public import TeleportAPI
@@ -34,6 +35,9 @@ public actor UserCertificateCache: SSHUserAuthorizer {
     /// This host's names (UUID, node name), for locks that target a node.
     private let hostNames: [String]
     private var onLocksChanged: (@Sendable ([Lock]) -> Void)?
+    /// The cluster's roles by name, as of the last reply from the auth service (read without
+    /// waiting for the actor: session checks run on the event loops).
+    private let roleTable = Mutex<[String: Role]>([:])
 
     /// Creates the cache, loading `file` if it exists.
     public init(
@@ -56,7 +60,24 @@ public actor UserCertificateCache: SSHUserAuthorizer {
             }
             userCAs = stored.userCAKeys.compactMap { try? SSHPublicKey(authorizedKeyLine: $0) }
             locks = stored.locks ?? []
+            roleTable.withLock { $0 = Dictionary((stored.roles ?? []).map { ($0.name, $0) }) { $1 } }
         }
+    }
+
+    /// The roles of these names that exist now (a removed role grants nothing).
+    public nonisolated func roles(named names: [String]) -> [Role] {
+        let table = roleTable.withLock { $0 }
+        return names.compactMap { table[$0] }
+    }
+
+    private func updateRoles(_ new: [Role]?) {
+        guard let new else { return }
+        let byName = Dictionary(new.map { ($0.name, $0) }) { $1 }
+        let changed = roleTable.withLock { table in
+            defer { table = byName }
+            return table != byName
+        }
+        if changed { dirty = true }
     }
 
     /// Calls `handler` with the locks whenever they change (to end the sessions they stop).
@@ -111,6 +132,7 @@ public actor UserCertificateCache: SSHUserAuthorizer {
         cursor = changes.cursor
         dirty = true
         updateLocks(changes.locks)
+        updateRoles(changes.roles)
     }
 
     private func persistIfNeeded() {
@@ -118,7 +140,8 @@ public actor UserCertificateCache: SSHUserAuthorizer {
         dirty = false
         let stored = Stored(
             certificates: certificates.values.map { $0.authorizedKeyLine() }.sorted(),
-            userCAKeys: userCAs.map { $0.authorizedKeyLine() }, locks: locks)
+            userCAKeys: userCAs.map { $0.authorizedKeyLine() }, locks: locks,
+            roles: roleTable.withLock { $0 }.values.sorted { $0.name < $1.name })
         do {
             try FileManager.default.createDirectory(
                 at: file.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -144,6 +167,7 @@ public actor UserCertificateCache: SSHUserAuthorizer {
                 let cas = found.userCAKeys.compactMap { try? SSHPublicKey(authorizedKeyLine: $0) }
                 if !cas.isEmpty { userCAs = cas }
                 updateLocks(found.locks)
+                updateRoles(found.roles)
                 certificates[fingerprint] = cert
                 dirty = true
                 persistIfNeeded()
@@ -167,5 +191,6 @@ public actor UserCertificateCache: SSHUserAuthorizer {
         var certificates: [String]
         var userCAKeys: [String]
         var locks: [Lock]?
+        var roles: [Role]?
     }
 }

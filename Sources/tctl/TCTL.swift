@@ -18,7 +18,7 @@ struct TCTL: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tctl",
         abstract: "Admin tool for the Teleport cluster.",
-        subcommands: [Status.self, Users.self, Auth.self, Get.self, Create.self, Remove.self, LockCommand.self, Events.self, Audit.self, Nodes.self, Tokens.self, Version.self])
+        subcommands: [Status.self, Users.self, Auth.self, Get.self, Create.self, Remove.self, LockCommand.self, Access.self, Events.self, Audit.self, Nodes.self, Tokens.self, Version.self])
 }
 
 /// The options every `tctl` command takes.
@@ -101,6 +101,22 @@ struct Auth: AsyncParsableCommand {
                 }
                 return try await AdminCommands.export(global.connection, type: exportType)
             }
+        }
+    }
+}
+
+struct Access: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Explain access decisions.", subcommands: [Explain.self])
+
+    struct Explain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Why a user may or may not log in to a node as a login: tctl access explain --user=joe --node=db1 --login=root.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("user"), help: "The user.") var user: String
+        @Option(name: .customLong("node"), help: "The node's name or UUID.") var node: String
+        @Option(name: .customLong("login"), help: "The OS login.") var login: String
+        func run() async throws {
+            try await perform { try await AccessCommands.explain(global.connection, user: user, node: node, login: login) }
         }
     }
 }

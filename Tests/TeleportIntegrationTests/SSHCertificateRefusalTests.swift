@@ -21,11 +21,17 @@ struct SSHCertificateRefusalTests {
         let hostCA: Curve25519.Signing.PrivateKey
         let work: URL
 
+        /// What the auth service puts in a user certificate: the standard permissions, the preset
+        /// `access` role and the traits it expands (`{{internal.logins}}` → root).
+        static let extensions = SSHCertificate.standardUserExtensions.merging([
+            "teleport-roles": #"{"roles":["access"],"version":"v1"}"#, "teleport-traits": #"{"logins":["root"]}"#,
+        ]) { $1 }
+
         /// Signs a certificate for a new key, registers it, and returns the key's path.
         func register(
             _ name: String, type: SSHCertificate.CertType = .user, principals: [String] = ["root"], validAfter: TimeInterval = -60,
             validFor: TimeInterval = 600, criticalOptions: [String: String] = [:],
-            extensions: [String: String] = SSHCertificate.standardUserExtensions, signer: Curve25519.Signing.PrivateKey? = nil
+            extensions: [String: String] = Forger.extensions, signer: Curve25519.Signing.PrivateKey? = nil
         ) async throws -> String {
             let signingKey = Curve25519.Signing.PrivateKey()
             let key = OpenSSHPrivateKey(.ed25519(signingKey), comment: name)
@@ -138,7 +144,7 @@ struct SSHCertificateRefusalTests {
             #expect(forcedRun.stdout == "forced\n", "\(forcedRun)")
 
             // Port forwarding needs permit-port-forwarding.
-            var noForwarding = SSHCertificate.standardUserExtensions
+            var noForwarding = Forger.extensions
             noForwarding[SSHCertificate.permitPortForwarding] = nil
             let noForward = try await forger.register("case-no-forwarding", extensions: noForwarding)
             let local = try await forger.ssh(noForward, ["-W", "127.0.0.1:\(cluster.sshPort)", "127.0.0.1"])

@@ -18,19 +18,25 @@ extension AuthAPI {
         public var userCAKeys: [String]
         /// Every lock in force.
         public var locks: [Lock]?
+        /// Every role (a node checks each session against the roles in force, not those of the
+        /// moment the certificate was issued).
+        public var roles: [Role]?
 
         enum CodingKeys: String, CodingKey {
-            case cursor, reset, certificates, locks
+            case cursor, reset, certificates, locks, roles
             case userCAKeys = "user_ca_keys"
         }
 
         /// Creates a reply.
-        public init(cursor: String, reset: Bool, certificates: [String], userCAKeys: [String], locks: [Lock]? = nil) {
+        public init(
+            cursor: String, reset: Bool, certificates: [String], userCAKeys: [String], locks: [Lock]? = nil, roles: [Role]? = nil
+        ) {
             self.cursor = cursor
             self.reset = reset
             self.certificates = certificates
             self.userCAKeys = userCAKeys
             self.locks = locks
+            self.roles = roles
         }
     }
 
@@ -42,17 +48,20 @@ extension AuthAPI {
         public var userCAKeys: [String]
         /// Every lock in force.
         public var locks: [Lock]?
+        /// Every role.
+        public var roles: [Role]?
 
         enum CodingKeys: String, CodingKey {
-            case certificate, locks
+            case certificate, locks, roles
             case userCAKeys = "user_ca_keys"
         }
 
         /// Creates a reply.
-        public init(certificate: String, userCAKeys: [String], locks: [Lock]? = nil) {
+        public init(certificate: String, userCAKeys: [String], locks: [Lock]? = nil, roles: [Role]? = nil) {
             self.certificate = certificate
             self.userCAKeys = userCAKeys
             self.locks = locks
+            self.roles = roles
         }
     }
 }

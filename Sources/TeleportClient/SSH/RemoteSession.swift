@@ -102,6 +102,10 @@ public final class RemoteSessionHandler: ChannelDuplexHandler, @unchecked Sendab
     private var startAnswered = false
     /// The channel closed (both promises are complete).
     private var ended = false
+    /// Standard error that arrived before the start was answered.
+    private var heldStderr = ByteBuffer()
+    /// The server refused the shell or command; the refusal is reported soon.
+    private var refused = false
 
     /// Completes with how the command ended, when the channel closes.
     public var exitFuture: EventLoopFuture<RemoteExit> { exitPromise.futureResult }
@@ -154,7 +158,13 @@ public final class RemoteSessionHandler: ChannelDuplexHandler, @unchecked Sendab
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
-        guard case .byteBuffer(let bytes) = message.data else { return }
+        guard case .byteBuffer(var bytes) = message.data else { return }
+        if message.type == .stdErr, awaitingStart {
+            // Before the start is answered, stderr is the server's reason if it refuses: keep it
+            // for the error (printed once, in order), or pass it on when the start succeeds.
+            if heldStderr.readableBytes < 4096 { heldStderr.writeBuffer(&bytes) }
+            return
+        }
         if message.type == .stdErr { output.stderr(bytes) } else { output.stdout(bytes) }
     }
 
@@ -167,11 +177,15 @@ public final class RemoteSessionHandler: ChannelDuplexHandler, @unchecked Sendab
         case is ChannelSuccessEvent where awaitingStart:
             awaitingStart = false
             startAnswered = true
+            if heldStderr.readableBytes > 0 { output.stderr(heldStderr) }
+            heldStderr.clear()
             startPromise.succeed(())
         case is ChannelFailureEvent where awaitingStart:
-            awaitingStart = false
-            startAnswered = true  // answered (with a refusal)
-            startPromise.fail(TeleportError.accessDenied("the server refused to start \(request.command == nil ? "a shell" : "the command")"))
+            // The reason the server wrote to stderr may still be on its way (channel data is read
+            // on demand, replies are not): report the refusal when the server closes the channel,
+            // or after a moment.
+            refused = true
+            context.eventLoop.scheduleTask(in: .milliseconds(500)) { self.reportRefusal() }
         case let channelEvent as ChannelEvent where channelEvent == .inputClosed:
             break
         default:
@@ -179,7 +193,18 @@ public final class RemoteSessionHandler: ChannelDuplexHandler, @unchecked Sendab
         }
     }
 
+    private func reportRefusal() {
+        guard awaitingStart else { return }
+        awaitingStart = false
+        startAnswered = true  // answered (with a refusal)
+        let reason = String(decoding: heldStderr.readableBytesView, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let what = request.command == nil ? "a shell" : "the command"
+        startPromise.fail(
+            TeleportError.accessDenied(reason.isEmpty ? "the server refused to start \(what)" : "the server refused to start \(what): \(reason)"))
+    }
+
     public func channelInactive(context: ChannelHandlerContext) {
+        if refused { reportRefusal() }
         if !startAnswered {
             startAnswered = true
             awaitingStart = false

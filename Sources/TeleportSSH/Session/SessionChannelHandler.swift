@@ -33,7 +33,9 @@ public struct SessionSettings: Sendable {
     public var makeRecorder: @Sendable (_ event: SessionEvent) -> SessionRecorder? = { _ in nil }
     /// Called when a request in a session channel was refused (`session.rejected`): what was asked
     /// (`shell`, `exec`, `env NAME`, `subsystem NAME`, `join`) and why.
-    public var onRejected: @Sendable (_ connection: SSHConnectionInfo, _ user: SSHAuthenticatedUser, _ request: String, _ reason: String) -> Void = { _, _, _, _ in }
+    public var onRejected: @Sendable (_ connection: SSHConnectionInfo, _ user: SSHAuthenticatedUser, _ request: String, _ refusal: AccessRefusal) -> Void = { _, _, _, _ in }
+    /// Whether the user's roles allow the request on this node now: nil, or why not.
+    public var authorize: @Sendable (_ user: SSHAuthenticatedUser, _ request: AccessRequest) -> AccessRefusal? = { _, _ in nil }
     /// Says why no session may start now (the audit log is unavailable under fail-closed), or nil.
     public var refusal: @Sendable () -> String? = { nil }
 
@@ -148,14 +150,12 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
     /// `tsh join`: attaches this channel to a live session as a party.
     private func join(_ context: ChannelHandlerContext, _ sid: String, wantReply: Bool) {
         guard joined == nil, process == nil, let session = settings.live?.session(sid) else {
-            writeStderr(context, "no live session \(sid) on this node (tsh sessions ls lists them)\r\n")
-            return reply(context, wantReply, ok: false)
+            return refuse(context, wantReply, "no live session \(sid) on this node (tsh sessions ls lists them)\r\n")
         }
         guard settings.mayJoin(user, session) else {
             logger.warning("refused to let a user join a session", metadata: ["tp.user": "\(user.username)", "tp.sid": "\(sid)"])
-            settings.onRejected(connection, user, "join \(sid)", "the user may not join this session")
-            writeStderr(context, "\(user.username) may not join session \(sid)\r\n")
-            return reply(context, wantReply, ok: false)
+            settings.onRejected(connection, user, "join \(sid)", AccessRefusal(reason: "the user may not join this session"))
+            return refuse(context, wantReply, "\(user.username) may not join session \(sid)\r\n")
         }
         joined = session
         session.join(context.channel, user: user, mode: joinMode)
@@ -199,7 +199,9 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
                 logger.info("refused an environment variable", metadata: ["tp.name": "\(request.name.debugDescription)", "tp.user": "\(user.username)"])
                 settings.onRejected(
                     connection, user, "env \(request.name)",
-                    process != nil ? "the session already started" : "the variable is not on the node's allow-list (locale and terminal settings)")
+                    AccessRefusal(
+                        reason: process != nil
+                            ? "the session already started" : "the variable is not on the node's allow-list (locale and terminal settings)"))
             }
             reply(context, request.wantReply, ok: allowed)
         case let request as SSHChannelRequestEvent.ShellRequest:
@@ -237,15 +239,25 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         guard process == nil else { return reply(context, wantReply, ok: false) }
         if let refusal = settings.refusal() {
             logger.error("refused a session: \(refusal)", metadata: ["tp.user": "\(user.username)"])
-            settings.onRejected(connection, user, requested.requestName, refusal)
-            writeStderr(context, "\(refusal)\r\n")
-            return reply(context, wantReply, ok: false)
+            settings.onRejected(connection, user, requested.requestName, AccessRefusal(reason: refusal))
+            return refuse(context, wantReply, "\(refusal)\r\n")
         }
         var kind = requested
         var original: String?
         if let forced = user.checked.forceCommand {
             if case .exec(let command) = requested { original = command }
             kind = .exec(forced)
+        }
+        var fileCopy = false
+        switch kind {
+        case .subsystem(let name): fileCopy = name == "sftp"
+        case .exec(let command): fileCopy = SSHAudit.scpTransfer(command) != nil
+        case .shell: break
+        }
+        if let refused = settings.authorize(user, fileCopy ? .fileCopy : .session) {
+            logger.warning("refused a session: \(refused.reason)", metadata: ["tp.user": "\(user.username)", "tp.login": "\(user.login)"])
+            settings.onRejected(connection, user, kind.requestName, refused)
+            return refuse(context, wantReply, "\(refused.reason)\r\n")
         }
         let account: LoginUser
         let changeUser = getuid() == 0
@@ -257,9 +269,8 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
             }
         } catch {
             logger.warning("cannot start a session: \(error)", metadata: ["tp.user": "\(user.username)", "tp.login": "\(user.login)"])
-            settings.onRejected(connection, user, requested.requestName, Self.message(error))
-            writeStderr(context, "\(Self.message(error))\r\n")
-            return reply(context, wantReply, ok: false)
+            settings.onRejected(connection, user, requested.requestName, AccessRefusal(reason: Self.message(error)))
+            return refuse(context, wantReply, "\(Self.message(error))\r\n")
         }
         var argv: [String]
         var arg0: String?
@@ -272,7 +283,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         case .subsystem(let name):
             guard name == "sftp", let sftp = settings.sftpServerPath else {
                 logger.info("refused an unknown subsystem", metadata: ["tp.subsystem": "\(name.debugDescription)"])
-                settings.onRejected(connection, user, kind.requestName, "the node serves no subsystem \(name.debugDescription)")
+                settings.onRejected(connection, user, kind.requestName, AccessRefusal(reason: "the node serves no subsystem \(name.debugDescription)"))
                 return reply(context, wantReply, ok: false)
             }
             argv = [sftp]
@@ -305,9 +316,8 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
                 argv: argv, arg0: arg0, environment: env, user: account, changeUser: changeUser, terminal: size)
         } catch {
             logger.warning("cannot start a session: \(error)", metadata: ["tp.user": "\(user.username)"])
-            settings.onRejected(connection, user, kind.requestName, Self.message(error))
-            writeStderr(context, "\(Self.message(error))\r\n")
-            return reply(context, wantReply, ok: false)
+            settings.onRejected(connection, user, kind.requestName, AccessRefusal(reason: Self.message(error)))
+            return refuse(context, wantReply, "\(Self.message(error))\r\n")
         }
         self.process = process
         let event = SessionEvent(
@@ -336,9 +346,17 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         (error as? TeleportError)?.message ?? "\(error)"
     }
 
-    private func writeStderr(_ context: ChannelHandlerContext, _ text: String) {
+    /// Writes `text` to standard error, then answers the request with a failure: the client reads
+    /// the reason before it learns of the refusal (SSH channel data and requests are not ordered
+    /// otherwise: data waits for the window, replies do not).
+    private func refuse(_ context: ChannelHandlerContext, _ wantReply: Bool, _ text: String) {
         let bytes = context.channel.allocator.buffer(string: text)
-        context.writeAndFlush(wrapOutboundOut(SSHChannelData(type: .stdErr, data: .byteBuffer(bytes))), promise: nil)
+        let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(SSHChannelData(type: .stdErr, data: .byteBuffer(bytes)))).whenComplete { _ in
+            self.reply(loopContext.value, wantReply, ok: false)
+            // Nothing more can happen on this channel: close it (the client reports the reason).
+            loopContext.value.close(promise: nil)
+        }
     }
 
     // MARK: Process I/O
