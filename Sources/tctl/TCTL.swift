@@ -18,7 +18,7 @@ struct TCTL: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tctl",
         abstract: "Admin tool for the Teleport cluster.",
-        subcommands: [Status.self, Users.self, Auth.self, Get.self, Create.self, Remove.self, LockCommand.self, Events.self, Audit.self, Nodes.self, Tokens.self, Version.self])
+        subcommands: [Status.self, Users.self, Auth.self, Get.self, Create.self, Edit.self, Remove.self, LockCommand.self, Events.self, Audit.self, Nodes.self, Tokens.self, Version.self])
 }
 
 /// The options every `tctl` command takes.
@@ -127,6 +127,17 @@ struct Create: AsyncParsableCommand {
     @Argument(help: "The YAML file.") var file: String
     @Flag(name: [.short, .customLong("force")], help: "Overwrite resources that exist.") var force = false
     func run() async throws { try await perform { try await AdminCommands.create(global.connection, path: file, force: force) } }
+}
+
+struct Edit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Edit a resource in $EDITOR (default vi): tctl edit role/dev. Refused if it changed meanwhile.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "KIND/NAME (role, user, lock or node).") var reference: String
+    func run() async throws {
+        let editor = ProcessInfo.processInfo.environment["EDITOR"].flatMap { $0.isEmpty ? nil : $0 } ?? "vi"
+        try await perform { try await ResourceEditor.edit(global.connection, reference: reference, editor: editor) }
+    }
 }
 
 struct Remove: AsyncParsableCommand {
