@@ -122,7 +122,8 @@ struct Get: AsyncParsableCommand {
 }
 
 struct Create: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create resources from a YAML file (- for standard input).")
+    static let configuration = CommandConfiguration(
+        abstract: "Create resources from a YAML file (- for standard input): all of them, or none if one is refused.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The YAML file.") var file: String
     @Flag(name: [.short, .customLong("force")], help: "Overwrite resources that exist.") var force = false
@@ -281,7 +282,7 @@ struct Users: AsyncParsableCommand {
         @Argument(help: "The user name.") var name: String
         @Argument(help: "Allowed OS logins, comma-separated (default: the user name).") var logins: String?
         @Option(name: .customLong("logins"), help: "Allowed OS logins, comma-separated.") var loginsOption: String?
-        @Option(name: .customLong("roles"), help: "Roles, comma-separated (default: access).") var roles: String?
+        @Option(name: .customLong("roles"), help: "Roles, comma-separated; they must exist (default: access).") var roles: String?
         @Option(name: .customLong("ttl"), help: "How long the signup link is valid (at most 48h).") var ttl = "1h"
         func run() async throws {
             try await perform {
@@ -315,7 +316,7 @@ struct Users: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Change a user's roles or logins.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The user name.") var name: String
-        @Option(name: .customLong("set-roles"), help: "New roles, comma-separated.") var roles: String?
+        @Option(name: .customLong("set-roles"), help: "New roles, comma-separated; they must exist.") var roles: String?
         @Option(name: .customLong("set-logins"), help: "New logins, comma-separated.") var logins: String?
         func run() async throws { try await perform { try await UserCommands.update(global.connection, name: name, roles: roles, logins: logins) } }
     }
