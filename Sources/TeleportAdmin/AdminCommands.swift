@@ -106,25 +106,45 @@ public enum AdminCommands {
         return (kind, nil)
     }
 
-    /// `tctl create [-f] FILE`: every document is checked before any is sent.
+    /// `tctl create [-f] FILE`: all or nothing. Every document is checked here before any is
+    /// sent, then the auth service checks them together (users' roles exist, nothing exists yet
+    /// without `-f`) and writes them in one transaction.
     public static func create(_ options: AdminConnection.Options, path: String, force: Bool) async throws -> String {
-        let text: String
+        let source = path == "-" ? "standard input" : path
+        let text = try readResourceFile(path)
+        let resources = try ResourceCodec.decodeDocuments(text, source: source)
+        let results = try await AdminConnection.client(options).applyResources(resources, upsert: force)
+        return results.map { "\($0.kind) \"\($0.name)\" has been \($0.created ? "created" : "updated")" }.joined(separator: "\n") + "\n"
+    }
+
+    /// The text of a resource file (`-`: standard input), refused by its size before it is parsed:
+    /// at most ``ResourceCodec/maxDocumentBytes`` bytes of UTF-8.
+    static func readResourceFile(_ path: String) throws -> String {
+        let limit = ResourceCodec.maxDocumentBytes
+        let source = path == "-" ? "standard input" : path
+        let tooLarge = TeleportError.limitExceeded(
+            "\(source) is larger than \(limit) bytes, the limit for a resource file; split it into smaller files")
+        let handle: FileHandle
         if path == "-" {
-            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            handle = FileHandle.standardInput
         } else {
-            guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+                let opened = FileHandle(forReadingAtPath: path)
+            else {
                 throw TeleportError.notFound("cannot read \(path)")
             }
-            text = contents
+            if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > limit { throw tooLarge }
+            handle = opened
         }
-        let resources = try ResourceCodec.decodeDocuments(text, source: path == "-" ? "standard input" : path)
-        let client = try AdminConnection.client(options)
-        var lines: [String] = []
-        for resource in resources {
-            try await client.create(resource, upsert: force)
-            lines.append("\(resource.kind) \"\(resource.name)\" has been \(force ? "created or updated" : "created")")
+        // Read one byte more than allowed: pipes and files that grew have no trustworthy size.
+        let data = (try? handle.read(upToCount: limit + 1)) ?? Data()
+        if path != "-" { try? handle.close() }
+        guard data.count <= limit else { throw tooLarge }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw TeleportError.badParameter("\(source) is not UTF-8 text")
         }
-        return lines.joined(separator: "\n") + "\n"
+        return text
     }
 
     /// `tctl lock --user=NAME|--login=LOGIN|--node=NODE [--message=TEXT] [--ttl=DURATION]`.

@@ -15,14 +15,7 @@ enum ResourceTables {
         for resource in resources {
             switch resource {
             case .user(let user): users.append([user.name, user.logins.joined(separator: ","), user.spec.roles.joined(separator: ",")])
-            case .role(let role):
-                let logins = role.spec.allow?.logins?.joined(separator: ",") ?? ""
-                let labels = (role.spec.allow?.nodeLabels ?? [:]).sorted { $0.key < $1.key }
-                    .map { "\($0.key)=\($0.value.values.joined(separator: "|"))" }.joined(separator: ",")
-                let rules = (role.spec.allow?.rules ?? []).map {
-                    "\($0.resources.joined(separator: ",")):\($0.verbs.joined(separator: ","))"
-                }.joined(separator: " ")
-                roles.append([role.name, logins, labels, rules])
+            case .role(let role): roles.append(roleRow(role))
             case .token(let token):
                 tokens.append([
                     token.name, token.spec.roles.map(\.rawValue).joined(separator: ","),
@@ -50,5 +43,26 @@ enum ResourceTables {
         if !nodes.isEmpty { out.append(TextTable.render(headers: ["Node Name", "Node ID", "Address", "Labels"], rows: nodes)) }
         if !locks.isEmpty { out.append(TextTable.render(headers: ["ID", "Target", "Message", "Expires"], rows: locks)) }
         return out.joined(separator: "\n")
+    }
+
+    /// A row of the seed's `tctl get roles` table: the role, the logins it allows, the nodes it
+    /// reaches (`<all nodes>` for `'*': '*'`) and its API rules as `resource:verb,verb` pairs.
+    static func roleRow(_ role: Role) -> [String] {
+        let allow = role.spec.allow
+        let logins = allow?.logins?.joined(separator: ",") ?? ""
+        return [role.name, logins, nodeLabelsCell(allow?.nodeLabels ?? [:]), rulesCell(allow?.rules ?? [])]
+    }
+
+    static func nodeLabelsCell(_ labels: [String: LabelValues]) -> String {
+        if labels.count == 1, labels["*"]?.values == ["*"] { return "<all nodes>" }
+        return labels.sorted { $0.key < $1.key }
+            .map { "\($0.key)=\($0.value.values.joined(separator: "|"))" }.joined(separator: ",")
+    }
+
+    /// `node:list,read,session:read`: each resource with its verbs, sorted by resource.
+    static func rulesCell(_ rules: [Role.Rule]) -> String {
+        rules.flatMap { rule in rule.resources.map { (resource: $0, verbs: rule.verbs.joined(separator: ",")) } }
+            .sorted { $0.resource < $1.resource }
+            .map { "\($0.resource):\($0.verbs)" }.joined(separator: ",")
     }
 }

@@ -14,9 +14,12 @@ public enum TextTable {
             for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
         }
         return rows.map { row in
-            row.enumerated().map { index, cell in
+            var line = row.enumerated().map { index, cell in
                 index == row.count - 1 ? cell : cell.padding(toLength: widths[index] + 1, withPad: " ", startingAt: 0)
             }.joined(separator: " ")
+            // Empty last cells would leave the padding before them dangling.
+            while line.hasSuffix(" ") { line.removeLast() }
+            return line
         }.joined(separator: "\n") + "\n"
     }
 }

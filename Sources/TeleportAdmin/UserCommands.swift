@@ -54,20 +54,32 @@ public enum UserCommands {
             """
     }
 
-    /// `tctl users update NAME [--set-roles=a,b] [--set-logins=x,y]`.
+    /// `tctl users update NAME [--set-roles=a,b] [--set-logins=x,y]`: a read-modify-write that
+    /// never loses a concurrent change (the write is conditional on the revision read; on a
+    /// conflict it reads again). The auth service refuses roles that do not exist.
     public static func update(_ options: AdminConnection.Options, name: String, roles: String?, logins: String?) async throws -> String {
         guard roles != nil || logins != nil else {
             throw TeleportError.badParameter("nothing to update: pass --set-roles and/or --set-logins")
         }
-        let client = try AdminConnection.client(options)
-        guard case .user(var user) = try await client.resource(kind: User.kind, name: name) else {
-            throw TeleportError.internalError("the auth service sent another kind for user/\(name)")
+        if let roles, split(roles).isEmpty {
+            throw TeleportError.badParameter("--set-roles needs at least one role (tctl get roles lists them)")
         }
-        if let roles { user.spec.roles = split(roles) }
-        if let logins { user.spec.traits["logins"] = split(logins) }
-        try user.validate()
-        try await client.create(.user(user), upsert: true)
-        return "User \"\(name)\" has been updated\n"
+        let client = try AdminConnection.client(options)
+        for attempt in 1...3 {
+            guard case .user(var user) = try await client.resource(kind: User.kind, name: name) else {
+                throw TeleportError.internalError("the auth service sent another kind for user/\(name)")
+            }
+            if let roles { user.spec.roles = split(roles) }
+            if let logins { user.spec.traits["logins"] = split(logins) }
+            try user.validate()
+            do {
+                try await client.update(.user(user))
+                return "User \"\(name)\" has been updated\n"
+            } catch let error as TeleportError where error.code == .compareFailed && attempt < 3 {
+                continue
+            }
+        }
+        throw TeleportError.compareFailed("user \"\(name)\" keeps changing; try again")
     }
 
     static func split(_ text: String?) -> [String] {

@@ -11,6 +11,7 @@ extension AuthAPIRoutes {
             await APIResponse.handling(context) {
                 try await authorize(context, kind: User.kind, verb: "create")
                 let create = try await body(AuthAPI.CreateUserRequest.self, request)
+                try await auth.requireExistingRoles(forNewUser: create.user)
                 return try APIResponse.json(try await auth.createUser(create, by: try caller(context).identity.username))
             }
         }

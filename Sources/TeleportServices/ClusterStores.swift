@@ -75,11 +75,13 @@ public struct ClusterStores: Sendable {
         }
     }
 
-    /// Deletes `kind/name`.
+    /// Deletes `kind/name`; a role that users still hold is refused (``requireUnused(role:)``).
     public func delete(kind: String, name: String) async throws {
         switch kind {
         case User.kind: try await users.delete(name)
-        case Role.kind: try await roles.delete(name)
+        case Role.kind:
+            try await requireUnused(role: name)
+            try await roles.delete(name)
         case ProvisionToken.kind: try await tokens.delete(name)
         case ServerNode.kind: try await nodes.delete(name)
         case CertAuthority.kind: try await certAuthorities.delete(name)

@@ -18,7 +18,10 @@ struct TCTL: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tctl",
         abstract: "Admin tool for the Teleport cluster.",
-        subcommands: [Status.self, Users.self, Auth.self, Get.self, Create.self, Remove.self, LockCommand.self, Access.self, Events.self, Audit.self, Nodes.self, Tokens.self, Version.self])
+        subcommands: [
+            Status.self, Users.self, Auth.self, Get.self, Create.self, Edit.self, Remove.self, LockCommand.self, Access.self, Events.self, Audit.self,
+            Nodes.self, Tokens.self, Version.self,
+        ])
 }
 
 /// The options every `tctl` command takes.
@@ -138,11 +141,23 @@ struct Get: AsyncParsableCommand {
 }
 
 struct Create: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create resources from a YAML file (- for standard input).")
+    static let configuration = CommandConfiguration(
+        abstract: "Create resources from a YAML file (- for standard input): all of them, or none if one is refused.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The YAML file.") var file: String
     @Flag(name: [.short, .customLong("force")], help: "Overwrite resources that exist.") var force = false
     func run() async throws { try await perform { try await AdminCommands.create(global.connection, path: file, force: force) } }
+}
+
+struct Edit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Edit a resource in $EDITOR (default vi): tctl edit role/dev. Refused if it changed meanwhile.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "KIND/NAME (role, user, lock or node).") var reference: String
+    func run() async throws {
+        let editor = ProcessInfo.processInfo.environment["EDITOR"].flatMap { $0.isEmpty ? nil : $0 } ?? "vi"
+        try await perform { try await ResourceEditor.edit(global.connection, reference: reference, editor: editor) }
+    }
 }
 
 struct Remove: AsyncParsableCommand {
@@ -286,7 +301,7 @@ struct Users: AsyncParsableCommand {
         @Argument(help: "The user name.") var name: String
         @Argument(help: "Allowed OS logins, comma-separated (default: the user name).") var logins: String?
         @Option(name: .customLong("logins"), help: "Allowed OS logins, comma-separated.") var loginsOption: String?
-        @Option(name: .customLong("roles"), help: "Roles, comma-separated (default: access).") var roles: String?
+        @Option(name: .customLong("roles"), help: "Roles, comma-separated; they must exist (default: access).") var roles: String?
         @Option(name: .customLong("ttl"), help: "How long the signup link is valid (at most 48h).") var ttl = "1h"
         func run() async throws {
             try await perform {
@@ -320,7 +335,7 @@ struct Users: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Change a user's roles or logins.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The user name.") var name: String
-        @Option(name: .customLong("set-roles"), help: "New roles, comma-separated.") var roles: String?
+        @Option(name: .customLong("set-roles"), help: "New roles, comma-separated; they must exist.") var roles: String?
         @Option(name: .customLong("set-logins"), help: "New logins, comma-separated.") var logins: String?
         func run() async throws { try await perform { try await UserCommands.update(global.connection, name: name, roles: roles, logins: logins) } }
     }

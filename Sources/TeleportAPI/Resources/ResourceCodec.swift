@@ -226,7 +226,28 @@ enum YAMLTree {
     /// A YAML node as plain data (dictionaries with string keys, arrays, strings, numbers, booleans,
     /// null). Unlike Yams' constructor this never traps: a non-scalar key is an error, and dates
     /// stay the strings they were written as.
+    ///
+    /// Anchors and aliases are refused before anything is expanded. Yams' parser resolves an alias
+    /// to the anchored node itself, so a "billion laughs" document (each level a list of aliases of
+    /// the level before) is small in memory but exponential to walk; the first anchored node, or a
+    /// collection met a second time at the same position, stops the walk.
     static func plain(_ node: Node, path: String) throws -> Any {
+        var seen = Set<String>()
+        return try plain(node, path: path, seen: &seen)
+    }
+
+    private static func plain(_ node: Node, path: String, seen: inout Set<String>) throws -> Any {
+        let place = path.isEmpty ? "the document" : path
+        if node.anchor != nil {
+            throw TeleportError.badParameter("\(place): YAML anchors and aliases (&name, *name) are not accepted")
+        }
+        switch node {
+        case .mapping, .sequence:
+            if let mark = node.mark, !seen.insert("\(mark.line):\(mark.column)").inserted {
+                throw TeleportError.badParameter("\(place): YAML anchors and aliases (&name, *name) are not accepted")
+            }
+        default: break
+        }
         switch node {
         case .scalar(let scalar):
             if scalar.style != .plain && scalar.style != .any { return scalar.string }
@@ -238,17 +259,20 @@ enum YAMLTree {
         case .mapping(let mapping):
             var result: [String: Any] = [:]
             for (key, value) in mapping {
+                if key.anchor != nil {
+                    throw TeleportError.badParameter("\(place): YAML anchors and aliases (&name, *name) are not accepted")
+                }
                 guard case .scalar(let keyScalar) = key else {
-                    throw TeleportError.badParameter("\(path.isEmpty ? "the document" : path): keys must be plain strings (quote values such as '{{internal.logins}}')")
+                    throw TeleportError.badParameter("\(place): keys must be plain strings (quote values such as '{{internal.logins}}')")
                 }
                 let child = path.isEmpty ? keyScalar.string : "\(path).\(keyScalar.string)"
-                result[keyScalar.string] = try plain(value, path: child)
+                result[keyScalar.string] = try plain(value, path: child, seen: &seen)
             }
             return result
         case .sequence(let sequence):
-            return try sequence.enumerated().map { index, item in try plain(item, path: "\(path)[\(index)]") }
+            return try sequence.enumerated().map { index, item in try plain(item, path: "\(path)[\(index)]", seen: &seen) }
         case .alias:
-            throw TeleportError.badParameter("\(path.isEmpty ? "the document" : path): YAML aliases are not accepted")
+            throw TeleportError.badParameter("\(place): YAML anchors and aliases (&name, *name) are not accepted")
         }
     }
 

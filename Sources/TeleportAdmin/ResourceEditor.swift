@@ -1,0 +1,142 @@
+public import Foundation
+public import TeleportAPI
+import TeleportAuthClient
+
+/// `tctl edit KIND/NAME`: the resource as YAML in a private temporary file, the user's editor on
+/// it, then the same checks as `tctl create` and a conditional update.
+///
+/// The update only succeeds if the resource is still at the revision that was read: if someone
+/// changed (or deleted) it while the editor was open, nothing is written and the edited copy is
+/// kept for the user to merge by hand. A file saved unchanged writes nothing.
+public enum ResourceEditor {
+    /// Runs the edit; `editor` is a shell command line (`$EDITOR`, e.g. `vi` or `code --wait`).
+    public static func edit(_ options: AdminConnection.Options, reference: String, editor: String) async throws -> String {
+        let (kind, name) = try AdminCommands.parseReference(reference)
+        guard let name else {
+            throw TeleportError.badParameter("tctl edit needs KIND/NAME, e.g. tctl edit role/dev")
+        }
+        if let reason = AnyResource.whyNotEditable(kind) { throw TeleportError.badParameter(reason) }
+        let client = try AdminConnection.client(options)
+        let original = try await client.resource(kind: kind, name: name)
+        let text = try ResourceCodec.yaml(withoutRevision(original).value)
+
+        let workspace = try Workspace(fileName: "\(kind)-\(name).yaml", contents: text)
+        /// Errors after the editor ran keep the edited file, so that no edit is lost.
+        func keeping(_ error: TeleportError) -> TeleportError {
+            TeleportError(error.code, "\(error.message) (your edited copy is kept in \(workspace.file.path))")
+        }
+        do {
+            try await runEditor(editor, on: workspace.file)
+        } catch {
+            workspace.remove()
+            throw error
+        }
+        let editedText: String
+        do {
+            editedText = try AdminCommands.readResourceFile(workspace.file.path)
+        } catch let error as TeleportError {
+            throw keeping(error)
+        }
+        if editedText == text {
+            workspace.remove()
+            return "no changes made to \(kind) \"\(name)\"\n"
+        }
+        let edited: AnyResource
+        do {
+            let documents = try ResourceCodec.decodeDocuments(editedText, source: "edited \(kind)/\(name)")
+            guard documents.count == 1, let only = documents.first, only.kind == kind, only.name == name else {
+                throw TeleportError.badParameter(
+                    "the edited file must hold \(kind) \"\(name)\" alone (tctl create makes new resources); nothing was saved")
+            }
+            edited = try withoutRevision(only)
+        } catch let error as TeleportError {
+            throw keeping(error)
+        }
+        if edited == (try withoutRevision(original)) {
+            workspace.remove()
+            return "no changes made to \(kind) \"\(name)\"\n"
+        }
+        do {
+            try await save(edited, over: original, client: client)
+        } catch let error as TeleportError where error.code == .compareFailed || error.code == .notFound {
+            let what = error.code == .notFound ? "deleted" : "changed"
+            throw keeping(
+                TeleportError(
+                    error.code,
+                    "\(kind) \"\(name)\" was \(what) on the server while it was being edited; nothing was saved (run tctl edit again)"))
+        } catch let error as TeleportError {
+            throw keeping(error)
+        }
+        workspace.remove()
+        return "\(kind) \"\(name)\" has been updated\n"
+    }
+
+    /// Writes `edited` only if the stored resource is still `original`: by revision (the server
+    /// compares and swaps), or where no revision was read by comparing the stored content again.
+    static func save(_ edited: AnyResource, over original: AnyResource, client: AuthClient) async throws {
+        if let revision = original.value.metadata.revision, !revision.isEmpty {
+            var value = edited.value
+            value.metadata.revision = revision
+            try await client.update(try AnyResource(value))
+            return
+        }
+        let current = try await client.resource(kind: original.kind, name: original.name)
+        guard try withoutRevision(current) == (try withoutRevision(original)) else {
+            throw TeleportError.compareFailed("\(original.kind) \"\(original.name)\" changed since it was read")
+        }
+        try await client.create(edited, upsert: true)
+    }
+
+    static func withoutRevision(_ resource: AnyResource) throws -> AnyResource {
+        var value = resource.value
+        value.metadata.revision = nil
+        return try AnyResource(value)
+    }
+
+    /// Runs `editor FILE` through `/bin/sh` (the command may carry arguments) on the terminal tctl
+    /// runs on, and waits for it.
+    static func runEditor(_ editor: String, on file: URL) async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "\(editor) \"$1\"", "tctl-edit", file.path]
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { finished in continuation.resume(returning: finished.terminationStatus) }
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: TeleportError.badParameter("cannot run the editor \"\(editor)\": \(error)"))
+            }
+        }
+        guard status == 0 else {
+            throw TeleportError.badParameter(
+                "the editor \"\(editor)\" exited with status \(status); nothing was saved (set EDITOR to choose another)")
+        }
+    }
+
+    /// A private directory (0700) holding the file to edit (0600).
+    struct Workspace {
+        let directory: URL
+        let file: URL
+
+        init(fileName: String, contents: String) throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("tctl-edit-\(UUID().uuidString.lowercased())")
+            file = directory.appendingPathComponent(fileName)
+            do {
+                try FileManager.default.createDirectory(
+                    at: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw TeleportError.connectionProblem("cannot create a temporary directory for editing: \(error.localizedDescription)")
+            }
+            guard FileManager.default.createFile(atPath: file.path, contents: Data(contents.utf8), attributes: [.posixPermissions: 0o600])
+            else {
+                try? FileManager.default.removeItem(at: directory)
+                throw TeleportError.connectionProblem("cannot write \(file.path)")
+            }
+        }
+
+        func remove() {
+            try? FileManager.default.removeItem(at: directory)
+        }
+    }
+}

@@ -1,0 +1,58 @@
+public import TeleportAPI
+public import TeleportBackend
+
+/// Writes of several resources at once, and conditional updates.
+extension ClusterStores {
+    /// The backend item that stores `resource` (its key, JSON and expiry; never its revision).
+    public func item(for resource: AnyResource) throws -> Item {
+        switch resource {
+        case .user(let value): try users.item(for: value)
+        case .role(let value): try roles.item(for: value)
+        case .token(let value): try tokens.item(for: value)
+        case .node(let value): try nodes.item(for: value)
+        case .certAuthority(let value): try certAuthorities.item(for: value)
+        case .clusterName(let value): try clusterName.item(for: value)
+        case .lock(let value): try locks.item(for: value)
+        }
+    }
+
+    /// True when `kind/name` is stored (and not expired).
+    public func exists(kind: String, name: String) async throws -> Bool {
+        do {
+            _ = try await get(kind: kind, name: name)
+            return true
+        } catch let error as TeleportError where error.code == .notFound {
+            return false
+        }
+    }
+
+    /// Stores every resource, all or none (one backend transaction), replacing those that exist.
+    /// The resources must have been validated and checked by the caller.
+    public func putAll(_ resources: [AnyResource]) async throws {
+        try await backend.putBatch(try resources.map(item(for:)))
+    }
+
+    /// Replaces a stored resource only if it is still at `metadata.revision` (which must be set):
+    /// `compareFailed` when someone changed it since it was read, `notFound` when it was deleted.
+    @discardableResult public func update(_ resource: AnyResource) async throws -> any Resource {
+        guard resource.value.metadata.revision?.isEmpty == false else {
+            throw TeleportError.badParameter(
+                "\(resource.kind) \"\(resource.name)\": an update needs metadata.revision from the version it changes")
+        }
+        do {
+            switch resource {
+            case .user(let value): return try await users.update(value)
+            case .role(let value): return try await roles.update(value)
+            case .token(let value): return try await tokens.update(value)
+            case .node(let value): return try await nodes.update(value)
+            case .certAuthority(let value): return try await certAuthorities.update(value)
+            case .clusterName(let value): return try await clusterName.update(value)
+            case .lock(let value): return try await locks.update(value)
+            }
+        } catch let error as TeleportError where error.code == .notFound {
+            throw TeleportError.notFound("\(resource.kind) \"\(resource.name)\" no longer exists")
+        } catch let error as TeleportError where error.code == .compareFailed {
+            throw TeleportError.compareFailed("\(resource.kind) \"\(resource.name)\" was changed by someone else since it was read")
+        }
+    }
+}
