@@ -28,7 +28,6 @@ extension AuthAPIRoutes {
     }
 
     func applyBatch(_ request: Request, _ context: AuthRequestContext) async throws -> Response {
-        try requireAdmin(context)
         let body = try await request.body.collect(upTo: Self.maxBatchBytes)
         guard let tree = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
             let trees = tree["resources"] as? [Any]
@@ -42,6 +41,12 @@ extension AuthAPIRoutes {
         let resources = try trees.enumerated().map { index, tree in
             try ResourceCodec.decode(tree: tree, source: trees.count > 1 ? "document \(index + 1)" : "request")
         }
+        // Every document must be allowed before any is written (create, and update with -f).
+        for kind in Set(resources.map(\.kind)).sorted() {
+            try await authorize(context, kind: kind, verb: "create")
+            if upsert { try await authorize(context, kind: kind, verb: "update") }
+            if kind == CertAuthority.kind { try requireAdmin(context) }
+        }
         let results = try await auth.applyResources(resources, upsert: upsert)
         let caller = try caller(context)
         for resource in resources {
@@ -51,12 +56,13 @@ extension AuthAPIRoutes {
     }
 
     func update(_ request: Request, _ context: AuthRequestContext) async throws -> Response {
-        try requireAdmin(context)
         let body = try await request.body.collect(upTo: ResourceCodec.maxDocumentBytes)
         guard let tree = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) else {
             throw TeleportError.badParameter("the request body is not JSON")
         }
         let resource = try ResourceCodec.decode(tree: tree, source: "request")
+        try await authorize(context, kind: resource.kind, verb: "update")
+        if case .certAuthority = resource { try requireAdmin(context) }
         let stored = try await auth.updateResource(resource)
         let caller = try caller(context)
         if case .user = resource {

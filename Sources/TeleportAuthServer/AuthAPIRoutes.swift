@@ -346,6 +346,7 @@ struct AuthAPIRoutes {
         try await authorize(context, kind: resource.kind, verb: "create")
         if upsert { try await authorize(context, kind: resource.kind, verb: "update") }
         if case .certAuthority = resource { try requireAdmin(context) }
+        if case .user(let user) = resource { try await auth.stores.requireExistingRoles(of: user) }
         if case .token(let token) = resource {
             // Token values are stored only as hashes.
             try await auth.tokens.put(token, upsert: upsert)
