@@ -99,4 +99,43 @@ struct AccessCheckerTests {
         #expect(!checker.checkRule(kind: "event", verb: "update").allowed)
         #expect(!checker.checkRule(kind: "token", verb: "read").allowed, "nothing is allowed by default")
     }
+
+    @Test func certificateLoginsAreTheAllowedLessTheDenied() {
+        let traits = ["internal.logins": ["joe", "root"]]
+        #expect(AccessChecker(roles: [Self.dev, Self.prod], traits: traits).allowedLogins == ["dev", "joe", "root", "ops"])
+        #expect(AccessChecker(roles: [Self.dev, Self.noRoot], traits: traits).allowedLogins == ["dev", "joe"], "deny takes a login away")
+        #expect(AccessChecker(roles: [], traits: traits).allowedLogins.isEmpty, "no roles, no logins")
+        #expect(AccessChecker(roles: [Self.dev], traits: [:]).allowedLogins == ["dev"], "an unknown trait expands to nothing")
+    }
+
+    @Test func reachableNodesForTSHList() {
+        let checker = AccessChecker(roles: [Self.dev, Self.noProd], traits: ["internal.logins": ["joe"]])
+        #expect(checker.canReach(labels: ["env": "dev"], logins: ["joe"]))
+        #expect(!checker.canReach(labels: ["env": "prod"], logins: ["joe", "dev"]))
+        #expect(!checker.canReach(labels: ["env": "dev"], logins: ["ops"]), "a login the role does not allow")
+    }
+
+    @Test func sessionOptionsTakeAwayButNeverGrant() {
+        let noCopy = Role(name: "no-copy", spec: .init(options: Role.Options(portForwarding: false)))
+        var fileCopyOff = noCopy
+        fileCopyOff.spec.options?.sshFileCopy = false
+        #expect(AccessChecker(roles: [Self.dev], traits: [:]).permitsFileCopy)
+        #expect(!AccessChecker(roles: [Self.dev, fileCopyOff], traits: [:]).permitsFileCopy)
+        #expect(!AccessChecker(roles: [Self.dev, noCopy], traits: [:]).permitsPortForwarding)
+        #expect(AccessChecker(roles: [Self.dev], traits: [:]).permitsPortForwarding)
+        let agent = Role(name: "agent", spec: .init(options: Role.Options(forwardAgent: true)))
+        #expect(AccessChecker(roles: [agent], traits: [:]).permitsAgentForwarding)
+        #expect(!AccessChecker(roles: [Self.dev], traits: [:]).permitsAgentForwarding, "forward_agent must be granted")
+    }
+
+    @Test func traitNamesOfUsersBecomeInternalTraits() {
+        #expect(AccessChecker.templateTraits(["logins": ["a"], "external.groups": ["g"]]) == ["internal.logins": ["a"], "external.groups": ["g"]])
+    }
+
+    @Test func explanationsShowTheTemplateExpansion() throws {
+        let decision = try AccessChecker(roles: [Self.dev], traits: ["internal.logins": ["joe"]]).checkSSH(labels: ["env": "dev"], login: "joe")
+        #expect(decision.reasons == [
+            "role dev: allow: node_labels env=[\"dev\"] match and login joe is allowed (logins [\"dev\", \"{{internal.logins}}\"] expand to [\"dev\", \"joe\"])"
+        ])
+    }
 }
