@@ -180,7 +180,7 @@ let package = Package(
         // Tests. TeleportTestSupport holds process, port and cluster helpers shared by test targets.
         .target(
             name: "TeleportTestSupport", dependencies: ["CTeleportShims"], path: "Tests/TeleportTestSupport", swiftSettings: swiftSettings),
-        .testTarget(name: "TeleportAPITests", dependencies: ["TeleportAPI"], swiftSettings: swiftSettings),
+        .testTarget(name: "TeleportAPITests", dependencies: ["TeleportAPI", "TeleportTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TeleportAccessTests", dependencies: ["TeleportAccess", "TeleportAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TeleportCryptoTests",

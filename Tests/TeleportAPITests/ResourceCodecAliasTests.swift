@@ -1,28 +1,14 @@
 import Foundation
 import TeleportAPI
+import TeleportTestSupport
 import Testing
 
 /// YAML anchors and aliases are refused before anything is expanded, so that a small "billion
 /// laughs" document cannot make the reader walk an exponential tree.
 @Suite("ResourceCodec anchors and aliases")
 struct ResourceCodecAliasTests {
-    /// Nine levels of nine aliases each: 9^9 (387 million) strings if expanded.
-    static let billionLaughs = """
-        kind: role
-        metadata:
-          name: bomb
-          labels:
-            a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
-            b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
-            c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
-            d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
-            e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
-            f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
-            g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
-            h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
-            i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
-        spec: {}
-        """
+    /// Nine levels of nine aliases each (shared with the tctl test).
+    static let billionLaughs = TestSupport.billionLaughsYAML
 
     @Test(.timeLimit(.minutes(1)))
     func aBillionLaughsDocumentIsRefusedQuickly() throws {

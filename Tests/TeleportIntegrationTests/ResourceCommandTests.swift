@@ -186,22 +186,7 @@ struct ResourceCommandTests {
             let role = { (name: String, allow: String) in
                 "kind: role\nversion: v7\nmetadata:\n  name: \(name)\nspec:\n  allow:\n\(allow)"
             }
-            let bomb = """
-                kind: role
-                metadata:
-                  name: bomb
-                  labels:
-                    a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
-                    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
-                    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
-                    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
-                    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
-                    f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
-                    g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
-                    h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
-                    i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
-                spec: {}
-                """
+            let bomb = TestSupport.billionLaughsYAML
             let huge = role("huge", "    logins: [a]\n") + "\n" + String(repeating: "# ten megabytes of comments\n", count: 10 * 1024 * 1024 / 28)
             let cases: [(name: String, yaml: String, expected: [String])] = [
                 ("unknown-field", role("r1", "    nodes_labels:\n      env: prod\n"), ["unknown field \"spec.allow.nodes_labels\""]),

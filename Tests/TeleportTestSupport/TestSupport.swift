@@ -275,3 +275,24 @@ final class LockedValue<Value>: @unchecked Sendable {
         return try body(&value)
     }
 }
+
+extension TestSupport {
+    /// A "billion laughs" role document: nine levels of nine YAML aliases each (9^9 strings if a
+    /// reader expanded them).
+    public static let billionLaughsYAML = """
+        kind: role
+        metadata:
+          name: bomb
+          labels:
+            a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+            b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+            c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+            d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+            e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+            f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+            g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+            h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+            i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+        spec: {}
+        """
+}
