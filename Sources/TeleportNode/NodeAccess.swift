@@ -1,4 +1,6 @@
+public import Foundation
 public import TeleportAccess
+import TeleportAPI
 public import TeleportSSH
 
 /// The node's role check (issue 7's enforcement): on every session and every channel, the user's
@@ -50,6 +52,11 @@ public struct NodeAccess: Sendable {
         default:
             return nil
         }
+    }
+
+    /// The shortest `client_idle_timeout` of the user's roles, in seconds (nil: none).
+    public func idleTimeout(_ user: SSHAuthenticatedUser) -> TimeInterval? {
+        cache.roles(named: user.roles).compactMap { $0.spec.options?.clientIdleTimeout.flatMap(GoDuration.parse) }.filter { $0 > 0 }.min()
     }
 
     /// Whether `joiner` may join another user's session: a role must allow `join` on `session`.

@@ -36,7 +36,10 @@ public struct NodeSSHService: Service, CustomStringConvertible {
         self.cache = cache
         self.audit = audit
         var settings = settings
-        if let access { settings.authorize = { user, request in access.check(user, request) } }
+        if let access {
+            settings.authorize = { user, request in access.check(user, request) }
+            settings.idleTimeout = { user in access.idleTimeout(user) }
+        }
         if let audit {
             // Every session is audited; none starts while the audit log cannot take its events.
             let live = LiveSessions()

@@ -159,6 +159,29 @@ struct RBACTests {
             let audreyCreate = try await remoteTCTL(auditor, ["create", "-f", rolesFile.path])
             #expect(audreyCreate.exitCode != 0 && audreyCreate.stderr.contains("may not create role"), "\(audreyCreate)")
 
+            // client_idle_timeout: a command that reads no input and prints nothing is closed.
+            let idleRole = work.appendingPathComponent("idle.yaml")
+            try TestSupport.write(
+                """
+                kind: role
+                version: v7
+                metadata:
+                  name: idle-2s
+                spec:
+                  options:
+                    client_idle_timeout: 2s
+                  allow:
+                    logins: [root]
+                    node_labels: {'*': '*'}
+
+                """, to: idleRole)
+            #expect(try await cluster.tctl(["create", idleRole.path]).exitCode == 0)
+            let ivy = try await identity("ivy", logins: "root", roles: "idle-2s")
+            let started = ContinuousClock.now
+            let idle = try await tsh(ivy, ["ssh", "root@db1", "echo started; sleep 20; echo survived"])
+            #expect(idle.stdout == "started\n" && idle.stderr.contains("idle too long"), "\(idle)")
+            #expect(ContinuousClock.now - started < .seconds(15))
+
             // A user whose roles allow no login is told so at once.
             let status = try await tsh(auditor, ["status"])
             #expect(status.stdout.contains("allow no logins"), "\(status)")

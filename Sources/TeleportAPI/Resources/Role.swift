@@ -115,6 +115,10 @@ public struct Role: Resource {
                 }
             }
         }
+        if let idle = spec.options?.clientIdleTimeout, GoDuration.parse(idle) == nil {
+            throw TeleportError.badParameter(
+                "role \(name): spec.options.client_idle_timeout: \(idle.debugDescription) is not a duration such as 30m")
+        }
         if let ttl = spec.options?.maxSessionTTL, GoDuration.parse(ttl) == nil {
             throw TeleportError.badParameter("role \(name): spec.options.max_session_ttl: \(ttl.debugDescription) is not a duration such as 8h")
         }

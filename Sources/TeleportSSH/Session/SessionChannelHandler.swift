@@ -36,6 +36,9 @@ public struct SessionSettings: Sendable {
     public var onRejected: @Sendable (_ connection: SSHConnectionInfo, _ user: SSHAuthenticatedUser, _ request: String, _ refusal: AccessRefusal) -> Void = { _, _, _, _ in }
     /// Whether the user's roles allow the request on this node now: nil, or why not.
     public var authorize: @Sendable (_ user: SSHAuthenticatedUser, _ request: AccessRequest) -> AccessRefusal? = { _, _ in nil }
+    /// How long a session may go without input from the client before it is closed (the
+    /// shortest `client_idle_timeout` of the user's roles), or nil for no limit.
+    public var idleTimeout: @Sendable (_ user: SSHAuthenticatedUser) -> TimeInterval? = { _ in nil }
     /// Says why no session may start now (the audit log is unavailable under fail-closed), or nil.
     public var refusal: @Sendable () -> String? = { nil }
 
@@ -129,6 +132,8 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
     private var joined: LiveSession?
     private var joinTarget: String?
     private var joinMode = LiveSession.Mode.observer
+    /// When the client last sent input (for `client_idle_timeout`).
+    private var lastInput = NIODeadline.now()
 
     /// Creates the handler for a channel of an authenticated connection.
     public init(settings: SessionSettings, connection: SSHConnectionInfo, user: SSHAuthenticatedUser, logger: Logger) {
@@ -340,6 +345,26 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         settings.onStart(event)
         reply(context, wantReply, ok: true)
         attach(context, process)
+        if let idle = settings.idleTimeout(user), idle > 0 {
+            lastInput = .now()
+            watchIdle(context, limit: .milliseconds(Int64(idle * 1000)))
+        }
+    }
+
+    /// Closes the session once the client sent nothing for `limit` (its process gets SIGHUP).
+    private func watchIdle(_ context: ChannelHandlerContext, limit: TimeAmount) {
+        let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(deadline: lastInput + limit) { [weak self] in
+            guard let self, self.exit == nil, self.context != nil else { return }
+            let context = loopContext.value
+            guard NIODeadline.now() - self.lastInput >= limit else { return self.watchIdle(context, limit: limit) }
+            self.logger.info(
+                "closing an idle session (client_idle_timeout)", metadata: ["tp.user": "\(self.user.username)", "tp.sid": "\(self.sessionID)"])
+            let bytes = context.channel.allocator.buffer(string: "\r\nthe session was idle too long (client_idle_timeout of your roles); closing it\r\n")
+            context.writeAndFlush(self.wrapOutboundOut(SSHChannelData(type: .stdErr, data: .byteBuffer(bytes)))).whenComplete { _ in
+                loopContext.value.close(promise: nil)
+            }
+        }
     }
 
     static func message(_ error: any Error) -> String {
@@ -466,6 +491,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
         guard message.type == .channel, case .byteBuffer(let bytes) = message.data else { return }
+        lastInput = .now()
         if let joined {
             joined.typed(bytes, by: context.channel)
             return
