@@ -9,12 +9,25 @@ public struct AccessChecker: Sendable {
     public let roles: [Role]
     /// The user's traits: `internal.logins`, `internal.X`, `external.X` → values.
     public let traits: [String: [String]]
+    /// The roles' `^...$` label patterns, compiled once (a checker may look at thousands of nodes).
+    let expressions: [String: NSRegularExpression]
 
     /// Creates a checker.
     public init(roles: [Role], traits: [String: [String]]) {
         self.roles = roles
         self.traits = traits
+        var expressions: [String: NSRegularExpression] = [:]
+        for role in roles {
+            for selector in [role.spec.allow?.nodeLabels, role.spec.deny?.nodeLabels].compactMap({ $0 }) {
+                for pattern in selector.values.flatMap(\.values) where Self.isExpression(pattern) && expressions[pattern] == nil {
+                    expressions[pattern] = try? NSRegularExpression(pattern: pattern)
+                }
+            }
+        }
+        self.expressions = expressions
     }
+
+    static func isExpression(_ pattern: String) -> Bool { pattern.hasPrefix("^") && pattern.hasSuffix("$") }
 
     /// A decision with the reasons that led to it.
     public struct Decision: Sendable, Equatable {
@@ -45,13 +58,10 @@ public struct AccessChecker: Sendable {
     // MARK: Labels
 
     /// Whether one selector value accepts `value`: `*`, a `^...$` regular expression, or equality.
-    static func valueMatches(_ pattern: String, _ value: String) throws -> Bool {
+    func valueMatches(_ pattern: String, _ value: String) throws -> Bool {
         if pattern == "*" { return true }
-        if pattern.hasPrefix("^"), pattern.hasSuffix("$") {
-            let expression: NSRegularExpression
-            do {
-                expression = try NSRegularExpression(pattern: pattern)
-            } catch {
+        if Self.isExpression(pattern) {
+            guard let expression = expressions[pattern] else {
                 throw TeleportError.badParameter("\(pattern.debugDescription) is not a valid regular expression")
             }
             return expression.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil
@@ -61,7 +71,7 @@ public struct AccessChecker: Sendable {
 
     /// Whether `selector` matches a node's `labels` (every key must match; `'*': '*'` matches any
     /// node), with the reason.
-    public static func labelsMatch(_ selector: [String: LabelValues], _ labels: [String: String]) throws -> (Bool, String) {
+    func labelsMatch(_ selector: [String: LabelValues], _ labels: [String: String]) throws -> (Bool, String) {
         guard !selector.isEmpty else { return (false, "no node_labels (grants no nodes)") }
         for key in selector.keys.sorted() {
             let patterns = selector[key]?.values ?? []
@@ -91,7 +101,7 @@ public struct AccessChecker: Sendable {
                 return Decision(allowed: false, reasons: reasons)
             }
             if let selector = deny.nodeLabels, !selector.isEmpty {
-                let (matched, why) = try Self.labelsMatch(selector, labels)
+                let (matched, why) = try labelsMatch(selector, labels)
                 if matched {
                     reasons.append("role \(role.name): deny: \(why)")
                     return Decision(allowed: false, reasons: reasons)
@@ -103,7 +113,7 @@ public struct AccessChecker: Sendable {
                 reasons.append("role \(role.name): allows nothing")
                 continue
             }
-            let (matched, why) = try Self.labelsMatch(allow.nodeLabels ?? [:], labels)
+            let (matched, why) = try labelsMatch(allow.nodeLabels ?? [:], labels)
             guard matched else {
                 reasons.append("role \(role.name): allow: \(why)")
                 continue

@@ -71,20 +71,15 @@ public enum ResourceEditor {
         return "\(kind) \"\(name)\" has been updated\n"
     }
 
-    /// Writes `edited` only if the stored resource is still `original`: by revision (the server
-    /// compares and swaps), or where no revision was read by comparing the stored content again.
+    /// Writes `edited` only if the stored resource is still `original`: the server compares the
+    /// revision that was read and swaps (every stored resource carries one).
     static func save(_ edited: AnyResource, over original: AnyResource, client: AuthClient) async throws {
-        if let revision = original.value.metadata.revision, !revision.isEmpty {
-            var value = edited.value
-            value.metadata.revision = revision
-            try await client.update(try AnyResource(value))
-            return
+        guard let revision = original.value.metadata.revision, !revision.isEmpty else {
+            throw TeleportError.internalError("\(original.kind) \"\(original.name)\" came without a revision; nothing was saved")
         }
-        let current = try await client.resource(kind: original.kind, name: original.name)
-        guard try withoutRevision(current) == (try withoutRevision(original)) else {
-            throw TeleportError.compareFailed("\(original.kind) \"\(original.name)\" changed since it was read")
-        }
-        try await client.create(edited, upsert: true)
+        var value = edited.value
+        value.metadata.revision = revision
+        try await client.update(try AnyResource(value))
     }
 
     static func withoutRevision(_ resource: AnyResource) throws -> AnyResource {

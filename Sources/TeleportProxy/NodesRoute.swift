@@ -135,39 +135,44 @@ struct LabelSelector {
     }
 }
 
-/// The node list, sorted, kept for a second: `tsh ls` over tens of thousands of nodes pages through
-/// it, and each page should not fetch the whole list from the auth service again.
-final class NodeListCache: Sendable {
-    static let lifetime: TimeInterval = 1
-    private let state = Mutex<(loaded: Date, nodes: [ServerNode])?>(nil)
+/// A value read from the auth service and kept for a second: `tsh ls` over tens of thousands of
+/// nodes pages through the node list, and each page should not fetch it (or the roles) again; a
+/// change shows within a second.
+final class ShortLivedCache<Value: Sendable>: Sendable {
+    static var lifetime: TimeInterval { 1 }
+    private let state = Mutex<(loaded: Date, value: Value)?>(nil)
 
-    func sortedNodes(auth: AuthClient) async throws -> [ServerNode] {
+    /// The kept value, or a fresh one from `load`.
+    func value(_ load: () async throws -> Value) async throws -> Value {
         if let cached = state.withLock({ $0 }), Date().timeIntervalSince(cached.loaded) < Self.lifetime {
-            return cached.nodes
+            return cached.value
         }
-        let nodes = try await auth.nodes().sorted { ($0.spec.hostname, $0.name) < ($1.spec.hostname, $1.name) }
-        state.withLock { $0 = (Date(), nodes) }
-        return nodes
+        let value = try await load()
+        state.withLock { $0 = (Date(), value) }
+        return value
     }
 }
 
-/// The cluster's roles, read from the auth service at most once a second (a role change shows in
-/// `tsh ls` within a second).
+/// The node list, sorted by host name.
+final class NodeListCache: Sendable {
+    private let cache = ShortLivedCache<[ServerNode]>()
+
+    func sortedNodes(auth: AuthClient) async throws -> [ServerNode] {
+        try await cache.value { try await auth.nodes().sorted { ($0.spec.hostname, $0.name) < ($1.spec.hostname, $1.name) } }
+    }
+}
+
+/// The cluster's roles by name.
 final class RoleListCache: Sendable {
-    static let lifetime: TimeInterval = 1
-    private let state = Mutex<(loaded: Date, roles: [String: Role])?>(nil)
+    private let cache = ShortLivedCache<[String: Role]>()
 
     /// The role engine for the user of `identity` (traits: the certificate's logins).
     func checker(for identity: X509Identity, auth: AuthClient) async throws -> AccessChecker {
-        let table: [String: Role]
-        if let cached = state.withLock({ $0 }), Date().timeIntervalSince(cached.loaded) < Self.lifetime {
-            table = cached.roles
-        } else {
+        let table = try await cache.value {
             let roles = try await auth.resources(kind: Role.kind).compactMap { resource -> Role? in
                 if case .role(let role) = resource { role } else { nil }
             }
-            table = Dictionary(roles.map { ($0.name, $0) }) { $1 }
-            state.withLock { $0 = (Date(), table) }
+            return Dictionary(roles.map { ($0.name, $0) }) { $1 }
         }
         return AccessChecker(roles: identity.roles.compactMap { table[$0] }, traits: ["internal.logins": identity.logins])
     }

@@ -160,16 +160,8 @@ public struct SSHAudit: Sendable {
 
     // MARK: Port forwarding
 
-    /// `port`: a forward to `target` started, or was refused.
+    /// `port`: a forward to `target` started, or was refused (an ``AccessRefusal`` adds its reasons).
     public func portForward(_ connection: SSHConnectionInfo, user: SSHAuthenticatedUser?, target: String, error: (any Error)?) {
-        if let refusal = error as? AccessRefusal {
-            var fields = portFields(
-                remote: connection.remoteAddress, local: connection.localAddress, user: user?.username ?? "", login: user?.login ?? "",
-                target: target)
-            fields["error"] = .string(refusal.reason)
-            if !refusal.reasons.isEmpty { fields["reasons"] = .array(refusal.reasons.map { .string($0) }) }
-            return add(AuditEventType.portFailure, fields)
-        }
         portForward(
             remote: connection.remoteAddress, local: connection.localAddress, user: user?.username ?? "", login: user?.login ?? "",
             target: target, error: error)
@@ -177,15 +169,16 @@ public struct SSHAudit: Sendable {
 
     /// `port` for a connection that is not SSH (the proxy's TLS tunnel of `tsh proxy ssh`).
     public func portForward(remote: SocketAddress?, local: SocketAddress?, user: String, login: String, target: String, error: (any Error)?) {
-        var fields = portFields(remote: remote, local: local, user: user, login: login, target: target)
-        if let error { fields["error"] = .string((error as? TeleportError)?.message ?? "\(error)") }
-        add(error == nil ? AuditEventType.port : AuditEventType.portFailure, fields)
-    }
-
-    func portFields(remote: SocketAddress?, local: SocketAddress?, user: String, login: String, target: String) -> [String: JSONValue] {
-        [
+        var fields: [String: JSONValue] = [
             "user": .string(user), "login": .string(login), "addr": .string(target),
             "addr.remote": Self.address(remote), "addr.local": Self.address(local),
         ]
+        if let refusal = error as? AccessRefusal {
+            fields["error"] = .string(refusal.reason)
+            if !refusal.reasons.isEmpty { fields["reasons"] = .array(refusal.reasons.map { .string($0) }) }
+        } else if let error {
+            fields["error"] = .string((error as? TeleportError)?.message ?? "\(error)")
+        }
+        add(error == nil ? AuditEventType.port : AuditEventType.portFailure, fields)
     }
 }
