@@ -14,17 +14,9 @@ struct LoginPolicyTests {
             try await cluster.start()
             let web = WebDriver(cluster: cluster)
             let link = try await SignupHelper.addUser(cluster, name: "ann", logins: "ann")
-            let page = try await web.request(link.path, jar: web.jar)
-            let secret = try #require(page.totpSecret, "\(page.body)")
-            let csrf = try #require(page.csrfToken)
             let password = "a long enough password 42"
-            let enrolTime = Date().timeIntervalSince1970
-            let enrolled = try await web.request(
-                link.path,
-                form: ["csrf_token": csrf, "password": password, "password_confirm": password,
-                       "otp_code": try TestTOTP.code(base32: secret, time: enrolTime)],
-                jar: web.jar)
-            #expect(enrolled.status == 200, "\(enrolled)")
+            let (secret, enrolled) = try await SignupHelper.enrol(web, link, password: password)
+            let enrolTime = enrolled.timeIntervalSince1970
 
             let keys = try LoginKeys()
             // The enrolment used the current step: the same code is refused (replay).
@@ -80,17 +72,9 @@ struct LoginPolicyTests {
             let web = WebDriver(cluster: cluster)
             let link = try await SignupHelper.addUser(cluster, name: "ben", logins: "ben")
             #expect(try await cluster.tctl(["users", "update", "ben", "--set-roles", "access,short"]).exitCode == 0)
-            let page = try await web.request(link.path, jar: web.jar)
-            let secret = try #require(page.totpSecret, "\(page.body)")
-            let csrf = try #require(page.csrfToken)
             let password = "a long enough password 44"
-            let enrolTime = Date().timeIntervalSince1970
-            let enrolled = try await web.request(
-                link.path,
-                form: ["csrf_token": csrf, "password": password, "password_confirm": password,
-                       "otp_code": try TestTOTP.code(base32: secret, time: enrolTime)],
-                jar: web.jar)
-            #expect(enrolled.status == 200, "\(enrolled)")
+            let (secret, enrolled) = try await SignupHelper.enrol(web, link, password: password)
+            let enrolTime = enrolled.timeIntervalSince1970
             var request = try LoginKeys().request(user: "ben", password: password, otp: try TestTOTP.code(base32: secret, time: enrolTime + 30))
             request.ttlSeconds = 8 * 3600
             let reply = try await web.login(request)

@@ -339,6 +339,21 @@ enum SignupHelper {
         return try await viaAuthAPI(cluster, "/v1/users", body: body, kind: "newuser")
     }
 
+    /// Opens the form of `link`, sets `password` and enrols TOTP with a code for now: the user's
+    /// TOTP secret and the time of that code (a later login needs a later step).
+    static func enrol(_ web: WebDriver, _ link: Link, password: String) async throws -> (secret: String, time: Date) {
+        let page = try await web.request(link.path, jar: web.jar)
+        #expect(page.status == 200, "\(page)")
+        let secret = try #require(page.totpSecret, "\(page.body)")
+        let csrf = try #require(page.csrfToken, "\(page.body)")
+        let now = Date()
+        let code = try TestTOTP.code(base32: secret, time: now.timeIntervalSince1970)
+        let done = try await web.request(
+            link.path, form: ["csrf_token": csrf, "password": password, "password_confirm": password, "otp_code": code], jar: web.jar)
+        #expect(done.status == 200, "\(done)")
+        return (secret, now)
+    }
+
     static func resetUser(_ cluster: ClusterFixture, name: String) async throws -> Link {
         if try await tctlHasUsers(cluster) {
             let result = try await cluster.tctl(["users", "reset", name])

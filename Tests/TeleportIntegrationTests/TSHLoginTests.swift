@@ -13,17 +13,8 @@ struct TSHLoginTests {
     static func signUp(_ cluster: ClusterFixture, name: String = "joe", logins: String = "joe,root") async throws -> TSHCodes {
         try await cluster.start()
         let link = try await SignupHelper.addUser(cluster, name: name, logins: logins)
-        let web = WebDriver(cluster: cluster)
-        let page = try await web.request(link.path, jar: web.jar)
-        #expect(page.status == 200, "\(page)")
-        let secret = try #require(page.totpSecret, "\(page.body)")
-        let csrf = try #require(page.csrfToken, "\(page.body)")
-        let now = Date()
-        let code = try TestTOTP.code(base32: secret, time: now.timeIntervalSince1970)
-        let done = try await web.request(
-            link.path, form: ["csrf_token": csrf, "password": password, "password_confirm": password, "otp_code": code], jar: web.jar)
-        #expect(done.status == 200, "\(done)")
-        return TSHCodes(secret: secret, usedAt: now)
+        let enrolled = try await SignupHelper.enrol(WebDriver(cluster: cluster), link, password: password)
+        return TSHCodes(secret: enrolled.secret, usedAt: enrolled.time)
     }
 
     /// Runs `tsh login ARGS` on a terminal and answers its two prompts.
