@@ -276,7 +276,7 @@ struct AuthAPIRoutes {
         case .system(.admin), .system(.auth): return
         case .user:
             try await authorize(context, kind: kind, verb: verb)
-        case .system(.proxy) where kind == ServerNode.kind || kind == CertAuthority.kind || kind == ClusterNameResource.kind || kind == Role.kind:
+        case .system(.proxy) where kind == ServerNode.kind || kind == CertAuthority.kind || kind == ClusterNameResource.kind:
             return
         case .system(.node) where kind == CertAuthority.kind || kind == ClusterNameResource.kind: return
         default:

@@ -115,6 +115,8 @@ public enum TeleportProcess {
                 authType: config.file.auth.authenticationType, secondFactor: config.file.auth.secondFactor,
                 publicAddr: publicAddr, sshListenAddr: config.file.proxy.listenAddr)
             webSettings.audit = proxyAudit
+            let proxyCache = userCertificateCache(client, dataDir: dataDir, role: "proxy", clock: clock, logger: logger)
+            webSettings.roles = { names in proxyCache.roles(named: names) }
             services.append(
                 ProxyWebServer(
                     auth: client, host: web.host, port: web.port, certificatePEM: pair.certificatePEM, keyPEM: pair.keyPEM,
@@ -124,7 +126,7 @@ public enum TeleportProcess {
             services.append(
                 ProxySSHService(
                     host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys),
-                    cache: userCertificateCache(client, dataDir: dataDir, role: "proxy", clock: clock, logger: logger),
+                    cache: proxyCache,
                     auth: client, clusterName: clusterName,
                     audit: proxyAudit, logger: logger.with("proxy:ssh")))
         }

@@ -18,14 +18,20 @@ struct NodesRoute {
 
     let auth: AuthClient
     let clusterName: String
+    /// The roles of these names, as the proxy's certificate cache has them.
+    let roles: @Sendable ([String]) -> [Role]
     let cache = NodeListCache()
-    let roles = RoleListCache()
+
+    /// The role engine for the user of `identity` (traits: the certificate's logins).
+    func checker(for identity: X509Identity) -> AccessChecker {
+        AccessChecker(roles: roles(identity.roles), traits: ["internal.logins": identity.logins])
+    }
 
     func register(on router: Router<ProxyRequestContext>) {
         router.get("webapi/nodes") { request, context -> Response in
             do {
                 let identity = try await user(context)
-                let checker = try await roles.checker(for: identity, auth: auth)
+                let checker = checker(for: identity)
                 let query = request.uri.queryParameters
                 let selector = try LabelSelector.parse(query.get("labels") ?? "")
                 let limit = min(max(Int(query.get("limit") ?? "") ?? 1000, 1), Self.maxPage)
@@ -58,7 +64,7 @@ struct NodesRoute {
         router.get("webapi/sessions/active") { _, context -> Response in
             do {
                 let identity = try await user(context)
-                let privileged = try await roles.checker(for: identity, auth: auth).checkRule(kind: "session", verb: "list").allowed
+                let privileged = checker(for: identity).checkRule(kind: "session", verb: "list").allowed
                 let sessions = try await auth.activeSessions().filter { privileged || $0.user == identity.username }
                 return WebResponse.json(try ResourceCodec.json(sessions))
             } catch let error as TeleportError {
@@ -159,21 +165,5 @@ final class NodeListCache: Sendable {
 
     func sortedNodes(auth: AuthClient) async throws -> [ServerNode] {
         try await cache.value { try await auth.nodes().sorted { ($0.spec.hostname, $0.name) < ($1.spec.hostname, $1.name) } }
-    }
-}
-
-/// The cluster's roles by name.
-final class RoleListCache: Sendable {
-    private let cache = ShortLivedCache<[String: Role]>()
-
-    /// The role engine for the user of `identity` (traits: the certificate's logins).
-    func checker(for identity: X509Identity, auth: AuthClient) async throws -> AccessChecker {
-        let table = try await cache.value {
-            let roles = try await auth.resources(kind: Role.kind).compactMap { resource -> Role? in
-                if case .role(let role) = resource { role } else { nil }
-            }
-            return Dictionary(roles.map { ($0.name, $0) }) { $1 }
-        }
-        return AccessChecker(roles: identity.roles.compactMap { table[$0] }, traits: ["internal.logins": identity.logins])
     }
 }

@@ -6,7 +6,7 @@ import HummingbirdTLS
 import NIOCore
 import NIOSSL
 public import ServiceLifecycle
-import TeleportAPI
+public import TeleportAPI
 public import TeleportAuthClient
 public import TeleportSSH
 
@@ -22,6 +22,9 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         public var sshListenAddr: String
         /// Where the TLS tunnel (`tsh proxy ssh`) audits refused requests.
         public var audit: SSHAudit?
+        /// The cluster's roles as of now, by name (the proxy's certificate cache follows them):
+        /// `tsh ls` lists only the nodes a user's roles reach.
+        public var roles: @Sendable (_ names: [String]) -> [Role] = { _ in [] }
         /// Creates settings.
         public init(authType: String, secondFactor: String, publicAddr: String, sshListenAddr: String) {
             self.authType = authType
@@ -144,7 +147,7 @@ extension ProxyWebServer {
             return WebResponse.html(html, status: .ok)
         }
         LoginRoute(auth: auth, logger: logger).register(on: router)
-        let nodes = NodesRoute(auth: auth, clusterName: clusterName)
+        let nodes = NodesRoute(auth: auth, clusterName: clusterName, roles: settings.roles)
         nodes.register(on: router)
         nodes.registerHostKeys(on: router)
         nodes.registerRecordings(on: router)
