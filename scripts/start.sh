@@ -4,7 +4,8 @@
 # Then, in another terminal: .build/debug/tctl -c teleport-data/teleport.yaml status
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build
+# TELEPORT_SKIP_BUILD=1: the binaries are built already (the README tour test sets it).
+[ -n "${TELEPORT_SKIP_BUILD:-}" ] || swift build
 mkdir -p teleport-data
 if [ ! -f teleport-data/teleport.yaml ]; then
     .build/debug/teleport configure --data-dir "$PWD/teleport-data/data" --cluster-name "${CLUSTER_NAME:-local.cluster}" \
