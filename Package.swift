@@ -218,6 +218,7 @@ let package = Package(
             dependencies: [
                 "TeleportAPI", "TeleportCrypto", "TeleportTestSupport", "CTeleportShims", "TeleportBackend", "TeleportBackendSQLite", crypto, logging,
             ],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
     ]

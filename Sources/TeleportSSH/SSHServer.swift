@@ -107,7 +107,12 @@ public final class SSHServer: Sendable {
                         }
                     }
                 }
+                let uncheckable = UncheckableOffers(loop: channel.eventLoop)
                 channel.closeFuture.whenComplete { _ in
+                    let remote = ConnectionErrorHandler.describe(connection.remoteAddress)
+                    if connection.user == nil, let explained = uncheckable.explanation(remote: remote) {
+                        logger.warning("\(explained)", metadata: ["tp.remote": "\(remote)"])
+                    }
                     grace.cancel()
                     slot.release()
                     expiry.value?.cancel()
@@ -118,7 +123,7 @@ public final class SSHServer: Sendable {
                     onRefused: { login, key, error in
                         configuration.onAuthRefused(connection, login, key, error)
                         configuration.audit?.refused(connection, login: login, key: key, error: error)
-                    })
+                    }, uncheckable: uncheckable)
                 var serverConfig = SSHServerConfiguration(
                     hostKeys: [hostKey], userAuthDelegate: delegate, globalRequestDelegate: configuration.globalRequests(connection))
                 serverConfig.maxAuthAttempts = 6
@@ -131,7 +136,7 @@ public final class SSHServer: Sendable {
                         return configuration.channelInitializer(child, type, connection, user)
                     })
                 do {
-                    try channel.pipeline.syncOperations.addHandlers([ssh, ConnectionErrorHandler(logger: logger)])
+                    try channel.pipeline.syncOperations.addHandlers([ssh, ConnectionErrorHandler(logger: logger, remote: connection.remoteAddress)])
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -192,12 +197,41 @@ final class UnauthenticatedCounter: @unchecked Sendable {
 final class ConnectionErrorHandler: ChannelInboundHandler {
     typealias InboundIn = Any
     let logger: Logger
+    /// The peer's address, taken when the connection was accepted (a failed channel may no longer know it).
+    let remote: SocketAddress?
 
-    init(logger: Logger) { self.logger = logger }
+    init(logger: Logger, remote: SocketAddress? = nil) {
+        self.logger = logger
+        self.remote = remote
+    }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("SSH connection error: \(error)", metadata: ["tp.remote": "\(context.remoteAddress.map { "\($0)" } ?? "-")"])
+        let remote = Self.describe(self.remote ?? context.remoteAddress)
+        if let explained = Self.explain(error, remote: remote) {
+            logger.warning("\(explained)", metadata: ["tp.remote": "\(remote)"])
+        } else {
+            logger.debug("SSH connection error: \(error)", metadata: ["tp.remote": "\(remote)"])
+        }
         context.close(promise: nil)
+    }
+
+    /// `IP:PORT` of a peer (`-` when unknown).
+    static func describe(_ address: SocketAddress?) -> String {
+        guard let address, let ip = address.ipAddress else { return address.map { "\($0)" } ?? "-" }
+        return HostPort.join(ip, address.port ?? 0)
+    }
+
+    /// A one-line explanation for errors a user can fix on the client side, or nil for the rest.
+    ///
+    /// swift-nio-ssh 0.15.1 parses the originator of a `direct-tcpip` (and `forwarded-tcpip`)
+    /// channel open as a literal IP address while decoding the message: any other originator
+    /// (asyncssh's `""`, paramiko's `"localhost"`) fails the whole connection before our channel
+    /// code runs, and this is the only place the failure can be seen.
+    static func explain(_ error: any Error, remote: String) -> String? {
+        guard let error = error as? SocketAddressError, case .failedToParseIPString(let originator) = error else { return nil }
+        return "SSH connection from \(remote) dropped: non-IP originator address in direct-tcpip (\(originator.debugDescription)); "
+            + "the client must send a literal IP as the originator, e.g. paramiko src_addr=(\"127.0.0.1\", 0) "
+            + "or asyncssh local_addr=(\"127.0.0.1\", 0) (README: Third-party SSH clients)"
     }
 }
 
