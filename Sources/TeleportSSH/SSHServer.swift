@@ -136,7 +136,7 @@ public final class SSHServer: Sendable {
                         return configuration.channelInitializer(child, type, connection, user)
                     })
                 do {
-                    try channel.pipeline.syncOperations.addHandlers([ssh, ConnectionErrorHandler(logger: logger, remote: connection.remoteAddress)])
+                    try channel.pipeline.syncOperations.addHandlers([ssh, ConnectionErrorHandler(logger: logger, connection: connection)])
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -197,16 +197,27 @@ final class UnauthenticatedCounter: @unchecked Sendable {
 final class ConnectionErrorHandler: ChannelInboundHandler {
     typealias InboundIn = Any
     let logger: Logger
-    /// The peer's address, taken when the connection was accepted (a failed channel may no longer know it).
-    let remote: SocketAddress?
+    /// The connection (its peer's address, taken when it was accepted: a failed channel may no
+    /// longer know it; and whether it authenticated).
+    let connection: SSHConnectionInfo?
 
-    init(logger: Logger, remote: SocketAddress? = nil) {
+    init(logger: Logger, connection: SSHConnectionInfo? = nil) {
         self.logger = logger
-        self.remote = remote
+        self.connection = connection
+    }
+
+    /// A client that closed its half before authenticating can never authenticate: close ours
+    /// too, at once, instead of holding the connection until the login grace time ends.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed, let connection, connection.user == nil {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let remote = Self.describe(self.remote ?? context.remoteAddress)
+        let remote = Self.describe(connection?.remoteAddress ?? context.remoteAddress)
         if let explained = Self.explain(error, remote: remote) {
             logger.warning("\(explained)", metadata: ["tp.remote": "\(remote)"])
         } else {

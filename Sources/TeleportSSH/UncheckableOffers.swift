@@ -1,4 +1,4 @@
-public import NIOCore
+import NIOCore
 
 /// Notices public-key offers that swift-nio-ssh refuses before our authentication delegate sees
 /// them: OpenSSH certificates (paramiko's `load_certificate`, PuTTY's `-cert`) and bad signatures.
