@@ -127,6 +127,8 @@ public final class SSHServer: Sendable {
                 var serverConfig = SSHServerConfiguration(
                     hostKeys: [hostKey], userAuthDelegate: delegate, globalRequestDelegate: configuration.globalRequests(connection))
                 serverConfig.maxAuthAttempts = 6
+                // Any direct-tcpip originator, not only IP literals (see OriginatorRewriting).
+                serverConfig.transportProtectionSchemes = OriginatorRewriting.serverSchemes
                 let ssh = NIOSSHHandler(
                     role: .server(serverConfig), allocator: channel.allocator,
                     inboundChildChannelInitializer: { child, type in

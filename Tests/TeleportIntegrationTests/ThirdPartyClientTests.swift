@@ -6,9 +6,9 @@ import Testing
 /// section tells users to set them up: paramiko and asyncssh (PyPI, scripts in `Fixtures/`)
 /// through a `direct-tcpip` tunnel (as `ssh -J`) and through the `proxy:HOST:PORT@CLUSTER`
 /// subsystem, OpenSSH `ssh -J` with strict host-key checking and a known_hosts file made only by
-/// `tsh known-hosts`, and Ansible through the block `tsh config` prints. The limits of the SSH
-/// library (a non-IP originator drops the connection; certificate-only offers are refused) must
-/// show in the proxy's log with the cause and the fix.
+/// `tsh known-hosts`, and Ansible through the block `tsh config` prints. Any `direct-tcpip`
+/// originator works (the SSH library alone accepts only IP literals); certificate-only offers are
+/// refused with a log line that names the client and the fix.
 @Suite("Third-party SSH clients: paramiko, asyncssh, OpenSSH ssh -J, Ansible", .serialized)
 struct ThirdPartyClientTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
@@ -33,7 +33,7 @@ struct ThirdPartyClientTests {
             let setup = try await Setup(tsh: tsh, cluster: cluster, work: work)
             try await openSSHJump(setup)
             try await pythonClients(setup)
-            try await libraryLimitsAreLogged(setup)
+            try await libraryLimits(setup)
             try await ansibleThroughTSHConfig(setup)
             await cluster.stop()
         }
@@ -151,22 +151,16 @@ struct ThirdPartyClientTests {
         }
     }
 
-    /// What the SSH library cannot do is said in the proxy's log, with the client's address and the fix.
-    func libraryLimitsAreLogged(_ setup: Setup) async throws {
-        // paramiko's usual originator ("localhost") and asyncssh's own tunnel ("") are not IPs.
-        let paramiko = try await setup.python("paramiko_client.py", ["--originator", "localhost"])
-        #expect(paramiko.exitCode == 3 && paramiko.stdout.contains("tunnel-failed="), "\(paramiko)")
-        let asyncssh = try await setup.python("asyncssh_client.py", ["--originator", "asyncssh-default"])
-        #expect(asyncssh.exitCode == 3 && asyncssh.stdout.contains("tunnel-failed="), "\(asyncssh)")
-        for originator in ["\"localhost\"", "\"\""] {
-            let logged = await TestSupport.eventually {
-                setup.cluster.log.split(separator: "\n").contains {
-                    $0.contains("non-IP originator address in direct-tcpip (\(originator))") && $0.contains("SSH connection from 127.0.0.1:")
-                        && $0.contains("src_addr=(\"127.0.0.1\", 0)")
-                }
-            }
-            #expect(logged, "no log line for the originator \(originator)")
+    /// Any `direct-tcpip` originator works: paramiko's usual `("localhost", 22)` and `("", 0)`,
+    /// and asyncssh's own `tunnel=` (originator `""`), which swift-nio-ssh alone cannot parse
+    /// (it dropped the whole connection); and certificate-only offers are refused with a log line
+    /// that names the client and the fix.
+    func libraryLimits(_ setup: Setup) async throws {
+        for (script, originator) in [("paramiko_client.py", "localhost"), ("paramiko_client.py", ""), ("asyncssh_client.py", "asyncssh-default")] {
+            let result = try await setup.python(script, ["--originator", originator])
+            #expect(result.exitCode == 0 && result.stdout.contains("exec-status=7") && result.stdout.contains("done=ok"), "\(script) with the originator \(originator.debugDescription): \(result)")
         }
+        #expect(!setup.cluster.log.contains("non-IP originator"), "\(setup.cluster.log)")
 
         // Certificate-only offers are refused, and the log says what to do.
         let certificateOnly = try await setup.python("paramiko_client.py", ["--cert-only"])

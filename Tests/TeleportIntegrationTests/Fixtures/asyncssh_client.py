@@ -25,8 +25,9 @@ def sha256(path):
 
 
 class IPOriginator:
-    """A `tunnel=` wrapper: asyncssh's own tunnel sends the originator "" (not an IP address,
-    which the proxy's SSH library cannot parse); this one sends 127.0.0.1."""
+    """A `tunnel=` wrapper that sends an IP originator: asyncssh's own tunnel sends "", which
+    swift-nio-ssh alone cannot parse (our servers rewrite it; other servers built on that library
+    may drop the connection)."""
 
     def __init__(self, connection, originator):
         self.connection = connection
