@@ -91,7 +91,7 @@ extension TSHCommands {
             let key = try SSHPublicKey(authorizedKeyLine: record.publicKey)
             lines.append(names.joined(separator: ",") + " " + key.authorizedKeyLine())
         }
-        lines += try await proxyKnownHost(web: web, proxyHost: session.address.host, vouched: keys, host: host, wanted: wanted)
+        lines += await proxyKnownHost(web: web, proxyHost: session.address.host, vouched: keys, host: host, wanted: wanted)
         if host == nil { lines += session.key.knownHosts }
         return Outcome(output: lines.map { $0 + "\n" }.joined())
     }
@@ -100,8 +100,8 @@ extension TSHCommands {
     /// as OpenSSH looks it up (`[HOST]:PORT`, and the announced public address): the key the
     /// proxy presents, read with one key exchange and printed only when the cluster vouches for
     /// it. With `host`, only when it names the proxy. A proxy that cannot be read leaves a comment.
-    static func proxyKnownHost(web: WebClient, proxyHost: String, vouched: [AuthAPI.HostKey], host: String?, wanted: String?) async throws -> [String] {
-        let ping = try await web.ping()
+    static func proxyKnownHost(web: WebClient, proxyHost: String, vouched: [AuthAPI.HostKey], host: String?, wanted: String?) async -> [String] {
+        guard let ping = try? await web.ping() else { return ["# the proxy's SSH address is unknown: its ping failed"] }
         let port = (try? HostPort.parse(ping.proxy.ssh.listenAddr, defaultPort: 3023, key: "proxy ssh listen_addr").port) ?? 3023
         func lookupName(_ host: String, _ port: Int) -> String { port == 22 ? host : "[\(host)]:\(port)" }
         var names = [lookupName(proxyHost, port)]
@@ -112,7 +112,7 @@ extension TSHCommands {
             names.append(lookupName(announced.host, port))
         }
         if let host, let wanted {
-            guard names.contains(host) || names.contains(wanted) || wanted == proxyHost else { return [] }
+            guard names.contains(host) || names.contains(wanted) else { return [] }
             if !names.contains(host) { names.append(host) }
         }
         let presented: SSHPublicKey

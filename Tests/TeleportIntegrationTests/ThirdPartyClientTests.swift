@@ -3,13 +3,13 @@ import TeleportTestSupport
 import Testing
 
 /// Third-party SSH clients against a real cluster, as the README's "Third-party SSH clients"
-/// section tells users to set them up: paramiko and asyncssh (PyPI, scripts in `Fixtures/`)
+/// section tells users to set them up: PuTTY's plink, paramiko and asyncssh (PyPI, scripts in `Fixtures/`)
 /// through a `direct-tcpip` tunnel (as `ssh -J`) and through the `proxy:HOST:PORT@CLUSTER`
 /// subsystem, OpenSSH `ssh -J` with strict host-key checking and a known_hosts file made only by
 /// `tsh known-hosts`, and Ansible through the block `tsh config` prints. Any `direct-tcpip`
 /// originator works (the SSH library alone accepts only IP literals); certificate-only offers are
 /// refused with a log line that names the client and the fix.
-@Suite("Third-party SSH clients: paramiko, asyncssh, OpenSSH ssh -J, Ansible", .serialized)
+@Suite("Third-party SSH clients: paramiko, asyncssh, OpenSSH ssh -J, Ansible, plink", .serialized)
 struct ThirdPartyClientTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
@@ -35,6 +35,7 @@ struct ThirdPartyClientTests {
             try await pythonClients(setup)
             try await libraryLimits(setup)
             try await ansibleThroughTSHConfig(setup)
+            try await plink(setup)
             await cluster.stop()
         }
     }
@@ -176,6 +177,45 @@ struct ThirdPartyClientTests {
         let tshRun = try await setup.tsh.run(["--insecure", "ssh", "root@testnode", "true"])
         #expect(tshRun.exitCode == 0, "\(tshRun)")
         #expect(setup.cluster.log.components(separatedBy: "a certificate was offered").count == before)
+    }
+
+    /// PuTTY's plink with the plain key (converted by puttygen) and host keys pinned by the
+    /// fingerprints of `tsh known-hosts` lines, to the node through `-proxycmd "plink ... -nc"`;
+    /// `-cert` (PuTTY offers only the certificate then) is refused, with the log line.
+    func plink(_ setup: Setup) async throws {
+        let plink = "/usr/bin/plink"
+        try #require(FileManager.default.isExecutableFile(atPath: plink), "plink is missing: run scripts/install-test-deps.sh")
+        let ppk = setup.work.appendingPathComponent("joe.ppk").path
+        let converted = try await TestSupport.run("/usr/bin/puttygen", [setup.key, "-O", "private", "-o", ppk])
+        try #require(converted.exitCode == 0, "\(converted)")
+        func fingerprint(_ line: String) async throws -> String {
+            let file = setup.work.appendingPathComponent("fingerprint.pub")
+            try TestSupport.write(line.split(separator: " ").dropFirst().joined(separator: " ") + "\n", to: file)
+            let listed = try await TestSupport.run(TestSupport.sshKeygen, ["-l", "-f", file.path])
+            return String(listed.stdout.split(separator: " ").dropFirst().first ?? "")
+        }
+        let known = try TestSupport.read(URL(fileURLWithPath: setup.knownHosts)).split(separator: "\n").map(String.init)
+        let nodeName = "[testnode]:\(setup.cluster.sshPort)"
+        let nodeLine = try #require(known.first { $0.split(separator: " ").first?.split(separator: ",").contains(Substring(nodeName)) == true })
+        let proxyKey = try await fingerprint(setup.proxyLine)
+        let nodeKey = try await fingerprint(nodeLine)
+        #expect(proxyKey.hasPrefix("SHA256:") && nodeKey.hasPrefix("SHA256:"), "\(proxyKey) \(nodeKey)")
+        var environment = setup.tsh.environment
+        environment["HOME"] = setup.tsh.home.path
+        let proxyHop = "\(plink) -batch -ssh -hostkey \(proxyKey) -i \(ppk) -P \(setup.cluster.proxyPort) root@127.0.0.1 -nc %host:%port"
+        let runner = ThirdPartyClientTests.fixtures.appendingPathComponent("run_plink.py").path
+        let ran = try await TestSupport.run(
+            "/usr/bin/env", ["python3", runner, plink, "-batch", "-ssh", "-hostkey", nodeKey, "-i", ppk, "-proxycmd", proxyHop, "-P", "\(setup.cluster.sshPort)", "root@testnode", "echo via-plink; exit 3"],
+            environment: environment)
+        #expect(ran.exitCode == 3 && ran.stdout.contains("via-plink"), "\(ran)")
+
+        let before = setup.cluster.log.components(separatedBy: "a certificate was offered").count
+        let certificateOnly = try await TestSupport.run(
+            "/usr/bin/env", ["python3", runner, plink, "-batch", "-ssh", "-hostkey", proxyKey, "-i", ppk, "-cert", setup.certificate, "-P", "\(setup.cluster.proxyPort)", "root@127.0.0.1", "true"],
+            environment: environment)
+        #expect(certificateOnly.exitCode != 0 && certificateOnly.stderr.contains("No supported authentication methods"), "\(certificateOnly)")
+        let logged = await TestSupport.eventually { setup.cluster.log.components(separatedBy: "a certificate was offered").count > before }
+        #expect(logged, "no log line for plink's certificate-only offer")
     }
 
     /// Ansible (ansible-core, ssh connection plugin) with only the `tsh config` block.

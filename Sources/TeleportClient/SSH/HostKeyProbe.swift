@@ -10,7 +10,7 @@ import TeleportSSH
 /// before any authentication (`tsh known-hosts` uses it for the proxy's own SSH port).
 enum HostKeyProbe {
     /// The key `host:port` presents, or a `connectionProblem` naming the address.
-    static func presentedKey(host: String, port: Int, timeout: TimeAmount = .seconds(15)) async throws -> SSHPublicKey {
+    static func presentedKey(host: String, port: Int, timeout: TimeAmount = .seconds(5)) async throws -> SSHPublicKey {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let found = loop.makePromise(of: NIOSSHPublicKey.self)
         let address = HostPort.join(host, port)
