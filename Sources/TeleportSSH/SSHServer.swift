@@ -239,12 +239,13 @@ final class ConnectionErrorHandler: ChannelInboundHandler {
     /// swift-nio-ssh 0.15.1 parses the originator of a `direct-tcpip` (and `forwarded-tcpip`)
     /// channel open as a literal IP address while decoding the message: any other originator
     /// (asyncssh's `""`, paramiko's `"localhost"`) fails the whole connection before our channel
-    /// code runs, and this is the only place the failure can be seen.
+    /// code runs. ``OriginatorRewriting`` prevents it; when it cannot (a library whose schemes it
+    /// does not wrap), this is the only place the failure can be seen.
     static func explain(_ error: any Error, remote: String) -> String? {
         guard let error = error as? SocketAddressError, case .failedToParseIPString(let originator) = error else { return nil }
         return "SSH connection from \(remote) dropped: non-IP originator address in direct-tcpip (\(originator.debugDescription)); "
             + "the client must send a literal IP as the originator, e.g. paramiko src_addr=(\"127.0.0.1\", 0) "
-            + "or asyncssh local_addr=(\"127.0.0.1\", 0) (README: Third-party SSH clients)"
+            + "or asyncssh create_connection(..., orig_host=\"127.0.0.1\") (README: Third-party SSH clients)"
     }
 }
 
