@@ -214,10 +214,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "TeleportSSHTests",
+            dependencies: [
+                "TeleportSSH", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOSSH", package: "swift-nio-ssh"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "TeleportIntegrationTests",
             dependencies: [
                 "TeleportAPI", "TeleportCrypto", "TeleportTestSupport", "CTeleportShims", "TeleportBackend", "TeleportBackendSQLite", crypto, logging,
             ],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests drive for real: OpenSSH client, server and sftp-server, openssl, curl, python3.
+# Installs what the tests drive for real: OpenSSH client, server and sftp-server, openssl, curl, python3, PuTTY's plink (Debian),
+# and the third-party SSH clients paramiko, asyncssh and ansible-core (PyPI, with pip).
 # Needs root (or sudo). Safe to run again.
 set -euo pipefail
-packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev)
+packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -15,3 +16,22 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # sshd refuses to start without its privilege separation directory.
 [ -d /run/sshd ] || { [ "$(id -u)" -eq 0 ] && mkdir -p /run/sshd && chmod 0755 /run/sshd; } || true
+# Third-party SSH clients the interop tests drive (ThirdPartyClientTests): paramiko, asyncssh and
+# ansible-core from PyPI, for the python3 first on PATH; nothing is fetched when they import already.
+python_modules=(paramiko asyncssh ansible)
+python_packages=(paramiko asyncssh ansible-core)
+python_missing=()
+for index in "${!python_modules[@]}"; do
+    python3 -c "import ${python_modules[$index]}" 2>/dev/null || python_missing+=("${python_packages[$index]}")
+done
+if [ ${#python_missing[@]} -gt 0 ]; then
+    python3 -m pip --version >/dev/null 2>&1 || {
+        SUDO=""
+        [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-pip
+    }
+    # Debian's own python3 refuses system-wide pip installs (PEP 668) unless told otherwise.
+    python3 -m pip install --quiet --disable-pip-version-check "${python_missing[@]}" 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${python_missing[@]}"
+fi

@@ -91,8 +91,40 @@ extension TSHCommands {
             let key = try SSHPublicKey(authorizedKeyLine: record.publicKey)
             lines.append(names.joined(separator: ",") + " " + key.authorizedKeyLine())
         }
+        lines += await proxyKnownHost(web: web, proxyHost: session.address.host, vouched: keys, host: host, wanted: wanted)
         if host == nil { lines += session.key.knownHosts }
         return Outcome(output: lines.map { $0 + "\n" }.joined())
+    }
+
+    /// The known_hosts line of the proxy's own SSH port (what `ssh -J PROXY:3023` checks), named
+    /// as OpenSSH looks it up (`[HOST]:PORT`, and the announced public address): the key the
+    /// proxy presents, read with one key exchange and printed only when the cluster vouches for
+    /// it. With `host`, only when it names the proxy. A proxy that cannot be read leaves a comment.
+    static func proxyKnownHost(web: WebClient, proxyHost: String, vouched: [AuthAPI.HostKey], host: String?, wanted: String?) async -> [String] {
+        guard let ping = try? await web.ping() else { return ["# the proxy's SSH address is unknown: its ping failed"] }
+        let port = (try? HostPort.parse(ping.proxy.ssh.listenAddr, defaultPort: 3023, key: "proxy ssh listen_addr").port) ?? 3023
+        func lookupName(_ host: String, _ port: Int) -> String { port == 22 ? host : "[\(host)]:\(port)" }
+        var names = [lookupName(proxyHost, port)]
+        // The announced public address is the proxy's web address: its host, with the SSH port.
+        if !ping.proxy.ssh.publicAddr.isEmpty, let announced = try? HostPort.parse(ping.proxy.ssh.publicAddr, defaultPort: 3080, key: "proxy public_addr"),
+            announced.host != proxyHost
+        {
+            names.append(lookupName(announced.host, port))
+        }
+        if let host, let wanted {
+            guard names.contains(host) || names.contains(wanted) else { return [] }
+            if !names.contains(host) { names.append(host) }
+        }
+        let presented: SSHPublicKey
+        do {
+            presented = try await HostKeyProbe.presentedKey(host: proxyHost, port: port)
+        } catch {
+            return ["# the proxy's SSH host key could not be read from \(HostPort.join(proxyHost, port)): \((error as? TeleportError)?.message ?? "\(error)")"]
+        }
+        guard vouched.contains(where: { (try? SSHPublicKey(authorizedKeyLine: $0.publicKey)) == presented }) else {
+            return ["# the proxy at \(HostPort.join(proxyHost, port)) presents a host key the cluster does not vouch for (\(presented.fingerprintSHA256)): not listed"]
+        }
+        return [names.joined(separator: ",") + " " + presented.authorizedKeyLine()]
     }
 }
 

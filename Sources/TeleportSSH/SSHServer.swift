@@ -107,7 +107,12 @@ public final class SSHServer: Sendable {
                         }
                     }
                 }
+                let uncheckable = UncheckableOffers(loop: channel.eventLoop)
                 channel.closeFuture.whenComplete { _ in
+                    let remote = ConnectionErrorHandler.describe(connection.remoteAddress)
+                    if connection.user == nil, let explained = uncheckable.explanation(remote: remote) {
+                        logger.warning("\(explained)", metadata: ["tp.remote": "\(remote)"])
+                    }
                     grace.cancel()
                     slot.release()
                     expiry.value?.cancel()
@@ -118,10 +123,12 @@ public final class SSHServer: Sendable {
                     onRefused: { login, key, error in
                         configuration.onAuthRefused(connection, login, key, error)
                         configuration.audit?.refused(connection, login: login, key: key, error: error)
-                    })
+                    }, uncheckable: uncheckable)
                 var serverConfig = SSHServerConfiguration(
                     hostKeys: [hostKey], userAuthDelegate: delegate, globalRequestDelegate: configuration.globalRequests(connection))
                 serverConfig.maxAuthAttempts = 6
+                // Any direct-tcpip originator, not only IP literals (see OriginatorRewriting).
+                serverConfig.transportProtectionSchemes = OriginatorRewriting.serverSchemes
                 let ssh = NIOSSHHandler(
                     role: .server(serverConfig), allocator: channel.allocator,
                     inboundChildChannelInitializer: { child, type in
@@ -131,7 +138,7 @@ public final class SSHServer: Sendable {
                         return configuration.channelInitializer(child, type, connection, user)
                     })
                 do {
-                    try channel.pipeline.syncOperations.addHandlers([ssh, ConnectionErrorHandler(logger: logger)])
+                    try channel.pipeline.syncOperations.addHandlers([ssh, ConnectionErrorHandler(logger: logger, connection: connection)])
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -192,12 +199,53 @@ final class UnauthenticatedCounter: @unchecked Sendable {
 final class ConnectionErrorHandler: ChannelInboundHandler {
     typealias InboundIn = Any
     let logger: Logger
+    /// The connection (its peer's address, taken when it was accepted: a failed channel may no
+    /// longer know it; and whether it authenticated).
+    let connection: SSHConnectionInfo?
 
-    init(logger: Logger) { self.logger = logger }
+    init(logger: Logger, connection: SSHConnectionInfo? = nil) {
+        self.logger = logger
+        self.connection = connection
+    }
+
+    /// A client that closed its half before authenticating can never authenticate: close ours
+    /// too, at once, instead of holding the connection until the login grace time ends.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed, let connection, connection.user == nil {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("SSH connection error: \(error)", metadata: ["tp.remote": "\(context.remoteAddress.map { "\($0)" } ?? "-")"])
+        let remote = Self.describe(connection?.remoteAddress ?? context.remoteAddress)
+        if let explained = Self.explain(error, remote: remote) {
+            logger.warning("\(explained)", metadata: ["tp.remote": "\(remote)"])
+        } else {
+            logger.debug("SSH connection error: \(error)", metadata: ["tp.remote": "\(remote)"])
+        }
         context.close(promise: nil)
+    }
+
+    /// `IP:PORT` of a peer (`-` when unknown).
+    static func describe(_ address: SocketAddress?) -> String {
+        guard let address, let ip = address.ipAddress else { return address.map { "\($0)" } ?? "-" }
+        return HostPort.join(ip, address.port ?? 0)
+    }
+
+    /// A one-line explanation for errors a user can fix on the client side, or nil for the rest.
+    ///
+    /// swift-nio-ssh 0.15.1 parses the originator of a `direct-tcpip` (and `forwarded-tcpip`)
+    /// channel open as a literal IP address while decoding the message: any other originator
+    /// (asyncssh's `""`, paramiko's `"localhost"`) fails the whole connection before our channel
+    /// code runs. ``OriginatorRewriting`` prevents it; when it cannot (a library whose schemes it
+    /// does not wrap), this is the only place the failure can be seen.
+    static func explain(_ error: any Error, remote: String) -> String? {
+        guard let error = error as? SocketAddressError, case .failedToParseIPString(let originator) = error else { return nil }
+        return "SSH connection from \(remote) dropped: non-IP originator address in direct-tcpip (\(originator.debugDescription)); "
+            + "the client must send a literal IP as the originator, e.g. paramiko src_addr=(\"127.0.0.1\", 0) "
+            + "or asyncssh create_connection(..., orig_host=\"127.0.0.1\") (README: Third-party SSH clients)"
     }
 }
 

@@ -108,18 +108,26 @@ final class CertificateBoundKeyDelegate: NIOSSHServerUserAuthenticationDelegate,
 
     init(
         authorizer: any SSHUserAuthorizer, connection: SSHConnectionInfo,
-        onRefused: @escaping @Sendable (String, SSHPublicKey?, any Error) -> Void
+        onRefused: @escaping @Sendable (String, SSHPublicKey?, any Error) -> Void, uncheckable: UncheckableOffers? = nil
     ) {
         self.authorizer = authorizer
         self.connection = connection
         self.onRefused = onRefused
+        self.uncheckable = uncheckable
     }
 
-    var supportedAuthenticationMethods: NIOSSHAvailableUserAuthenticationMethods { .publicKey }
+    /// Counts the offers swift-nio-ssh refused without asking us (see ``UncheckableOffers``).
+    let uncheckable: UncheckableOffers?
+
+    var supportedAuthenticationMethods: NIOSSHAvailableUserAuthenticationMethods {
+        uncheckable?.methodsRead()
+        return .publicKey
+    }
 
     func requestReceived(
         request: NIOSSHUserAuthenticationRequest, responsePromise: EventLoopPromise<NIOSSHUserAuthenticationOutcome>
     ) {
+        uncheckable?.requestSeen()
         guard case .publicKey(let offer) = request.request else {
             responsePromise.succeed(.failure)
             return

@@ -51,6 +51,11 @@ extension TSHCommands {
         let text = """
             # Begin generated Teleport configuration for \(profile.webProxyAddress.hostPort)
             # Cluster \(cluster): reach a node with  ssh LOGIN@NODE.\(cluster)
+            # Offer the plain key (IdentityFile) as well as the certificate: this cluster's nodes and
+            # proxy check the certificate registered for the key and refuse certificate-only offers
+            # (paramiko load_certificate alone, PuTTY/plink -cert). Its nodes present plain host keys,
+            # so an @cert-authority line alone does not verify them: host keys come from tsh known-hosts
+            # (it lists the proxy's key too; tsh known-hosts > FILE serves ssh -J PROXY:PORT and others).
             Host *.\(cluster)
                 Port 3022
                 IdentityFile \(quoted(paths.sshKey.path))
