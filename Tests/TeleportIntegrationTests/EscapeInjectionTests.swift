@@ -96,6 +96,10 @@ struct EscapeInjectionTests {
             #expect(users.exitCode == 0 && users.stdout.contains("root,\\x1b]0;OWNED"), "\(users.stdout.debugDescription)")
             #expect(Self.controlBytes(users.stdout).isEmpty, "tctl users ls: \(users.stdout.debugDescription)")
 
+            let explain = try await cluster.tctl(["access", "explain", "--user=joe", "--node=\(uuid)", "--login=root"])
+            #expect(explain.exitCode == 0 && explain.stdout.contains("evil\\x1b[2J") && explain.stdout.contains("env=\\x1b]0;OWNED"), "\(explain)")
+            #expect(Self.controlBytes(explain.stdout).isEmpty, "tctl access explain: \(explain.stdout.debugDescription)")
+
             let tsh = try ClusterFixture.binary("tsh")
             func tshRun(_ arguments: [String]) async throws -> CommandResult {
                 try await TestSupport.run(tsh, ["-i", identity, "--proxy=127.0.0.1:\(cluster.webPort)", "--insecure"] + arguments)
