@@ -201,6 +201,33 @@ struct EscapeInjectionTests {
                         + "-cert \(identity) -key \(identity) -connect 127.0.0.1:\(cluster.webPort) 2>/dev/null",
                 ])
             #expect(tunnel.stdout.hasPrefix("ERR \(refusal)"), "\(tunnel)")
+            // An open tunnel to this cluster's node is not cut by the web port's idle timeout: after
+            // 13 s of silence it still carries the node's SSH handshake.
+            let openTunnel = """
+                import socket, ssl, sys, time
+                ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+                ctx.set_alpn_protocols(["teleport-proxy-ssh"]); ctx.load_cert_chain(sys.argv[2], sys.argv[2])
+                s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20))
+                s.sendall(sys.argv[3].encode() + b"\\n")
+                first = b""
+                while b"SSH-2.0-" not in first:
+                    chunk = s.recv(4096)
+                    if not chunk: break
+                    first += chunk
+                time.sleep(13)
+                s.sendall(b"SSH-2.0-probe\\r\\n")
+                s.settimeout(5)
+                try:
+                    later = s.recv(4096)
+                    print("open" if later else "closed", first[:3].decode())
+                except socket.timeout:
+                    print("open", first[:3].decode())
+                except OSError:
+                    print("closed", first[:3].decode())
+                """
+            let kept = try await TestSupport.run(
+                "/usr/bin/python3", ["-c", openTunnel, "\(cluster.webPort)", identity, "testnode:\(cluster.sshPort)@home.example"], timeout: .seconds(60))
+            #expect(kept.stdout.hasPrefix("open OK"), "\(kept)")
             let tshForeign = try await TestSupport.run(
                 try ClusterFixture.binary("tsh"),
                 ["-i", identity, "--proxy=127.0.0.1:\(cluster.webPort)", "--insecure", "proxy", "ssh", "--cluster=other.example", "root@testnode"])
@@ -265,6 +292,19 @@ struct EscapeInjectionTests {
             #expect(outcomes.count == 4 && outcomes.allSatisfy { $0.hasPrefix("closed") }, "\(result)")
             // Closed by the timeout, not at once.
             #expect(outcomes.allSatisfy { (Double($0.split(separator: " ").last ?? "") ?? 0) >= 5 }, "\(result)")
+            // The tunnel protocol of tsh proxy ssh without a request line: refused in the same time.
+            let silentTunnel = """
+                import socket, ssl, sys
+                ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+                ctx.set_alpn_protocols(["teleport-proxy-ssh"])
+                s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30))
+                try:
+                    print(s.recv(200).decode())
+                except socket.timeout:
+                    print("held")
+                """
+            let tunnel = try await TestSupport.run("/usr/bin/python3", ["-c", silentTunnel, "\(cluster.webPort)"], timeout: .seconds(60))
+            #expect(tunnel.stdout.hasPrefix("ERR no request line in time"), "\(tunnel)")
             // The servers still answer.
             let ping = try await TestSupport.run("/usr/bin/curl", ["-sk", "https://127.0.0.1:\(cluster.webPort)/webapi/ping"])
             #expect(ping.stdout.contains("idle.example"), "\(ping)")
