@@ -56,6 +56,7 @@ public enum AccessCommands {
         }
         lines.append("")
         lines.append("Verdict: " + (decision.allowed ? "ALLOWED" : "DENIED"))
-        return lines.joined(separator: "\n") + "\n"
+        // Names, traits and labels come from the cluster: each line is shown escaped.
+        return lines.map(TerminalText.escape).joined(separator: "\n") + "\n"
     }
 }

@@ -182,6 +182,7 @@ public enum NodeCommands {
         _ options: AdminConnection.Options, roles: String, ttl: String, token: String?
     ) async throws -> String {
         let parsedRoles = try parseRoles(roles)
+        if let token { try TokenValue.check(token, source: "--token") }
         guard let seconds = GoDuration.parse(ttl) else {
             throw TeleportError.badParameter("--ttl=\(ttl) is not a duration such as 30m or 1h")
         }
@@ -190,22 +191,24 @@ public enum NodeCommands {
         let pin = try await client.status().caPin
         let roleList = parsedRoles.map { $0.rawValue.lowercased() }.joined(separator: ",")
         let lifetime = GoDuration.format(seconds: seconds)
+        // Every word of the command line is shell-quoted: it is meant to be pasted into a shell.
+        let address = TerminalText.escape(client.address)
         return """
-            The invite token: \(created.token)
+            The invite token: \(TerminalText.escape(created.token))
             This token will expire in \(lifetime).
 
             Run this on the new node to join the cluster:
 
             > teleport start \\
-               --roles=\(roleList) \\
-               --token=\(created.token) \\
-               --ca-pin=\(pin) \\
-               --auth-server=\(client.address)
+               \(ShellQuote.flag("roles", roleList)) \\
+               \(ShellQuote.flag("token", created.token)) \\
+               \(ShellQuote.flag("ca-pin", pin)) \\
+               \(ShellQuote.flag("auth-server", client.address))
 
             Please note:
 
               - This invitation token will expire in \(lifetime)
-              - \(client.address) must be reachable from the new node
+              - \(address) must be reachable from the new node
 
             """
     }
@@ -213,11 +216,12 @@ public enum NodeCommands {
     /// `tctl tokens add --type=...`.
     public static func addToken(_ options: AdminConnection.Options, type: String, ttl: String, value: String?) async throws -> String {
         let roles = try parseRoles(type)
+        if let value { try TokenValue.check(value, source: "--value") }
         guard let seconds = GoDuration.parse(ttl) else {
             throw TeleportError.badParameter("--ttl=\(ttl) is not a duration such as 30m or 1h")
         }
         let created = try await AdminConnection.client(options).createToken(.init(token: value, roles: roles, ttlSeconds: seconds))
-        return "The \(roles.map { $0.rawValue.lowercased() }.joined(separator: ",")) token: \(created.token)\n"
+        return "The \(roles.map { $0.rawValue.lowercased() }.joined(separator: ",")) token: \(TerminalText.escape(created.token))\n"
             + "This token will expire in \(GoDuration.format(seconds: seconds)).\n"
     }
 

@@ -6,8 +6,11 @@ public enum TextTable {
         return plain(all)
     }
 
-    /// Rows with padded columns and no header.
-    public static func plain(_ rows: [[String]]) -> String {
+    /// Rows with padded columns and no header. Every cell is shown through
+    /// ``TerminalText/escape(_:)``: cells hold data from the cluster (user names, labels, events),
+    /// and a control character in one must neither act on the terminal nor break the table.
+    public static func plain(_ unescaped: [[String]]) -> String {
+        let rows = unescaped.map { $0.map(TerminalText.escape) }
         let columns = rows.map(\.count).max() ?? 0
         var widths = [Int](repeating: 0, count: columns)
         for row in rows {
@@ -25,3 +28,4 @@ public enum TextTable {
 }
 
 import Foundation
+import TeleportAPI

@@ -28,8 +28,8 @@ enum APIResponse {
         return json(data, status: HTTPResponse.Status(code: error.code.httpStatus))
     }
 
-    /// Runs `body`, turning a ``TeleportError`` into its JSON reply and anything else into a 500
-    /// whose message hides internals.
+    /// Runs `body`, turning a ``TeleportError`` into its JSON reply, a body over the route's limit
+    /// into a 413, and anything else into a 500 whose message hides internals.
     static func handling(_ context: AuthRequestContext, _ body: () async throws -> Response) async -> Response {
         do {
             return try await body()
@@ -38,6 +38,12 @@ enum APIResponse {
                 context.logger.error("request failed", metadata: ["tp.error": "\(error.message)"])
             }
             return Self.error(error)
+        } catch is NIOTooManyBytesError {
+            // A body over the route's limit is the caller's fault: 413, not a 500.
+            let body = AuthAPI.ErrorResponse(
+                code: TeleportError.Code.limitExceeded.rawValue,
+                message: "the request body is larger than this route accepts; send a smaller one")
+            return json((try? ResourceCodec.json(body)) ?? Data(), status: .contentTooLarge)
         } catch {
             context.logger.error("request failed", metadata: ["tp.error": "\(error)"])
             return Self.error(TeleportError.internalError("internal error; see the auth service's log"))

@@ -19,6 +19,12 @@ public struct AuthAPIServer: Service, CustomStringConvertible {
     let tlsConfiguration: TLSConfiguration
     let logger: Logger
     let onListening: @Sendable () async -> Void
+    /// How long a connection may take to complete the TLS handshake and send a request head, and
+    /// stay idle between requests, before the server closes it (a connection that sends nothing
+    /// is not held forever). A request being answered (a long poll) is not cut.
+    public var idleTimeout: Duration = Self.defaultIdleTimeout
+    /// The default ``idleTimeout``.
+    public static let defaultIdleTimeout: Duration = .seconds(10)
 
     /// Prepares the server: issues the auth service's own TLS certificate (valid for
     /// ``AuthAPI/serverName``, `localhost` and the given addresses) from the host CA.
@@ -58,7 +64,7 @@ public struct AuthAPIServer: Service, CustomStringConvertible {
         let onListening = self.onListening
         let app = Application(
             router: router,
-            server: try .tls(.http1(), tlsConfiguration: tlsConfiguration),
+            server: try .tls(.http1(configuration: .init(idleTimeout: TimeAmount(idleTimeout))), tlsConfiguration: tlsConfiguration),
             configuration: .init(address: .hostname(host, port: port), serverName: "teleport-auth"),
             onServerRunning: { _ in await onListening() },
             logger: logger)

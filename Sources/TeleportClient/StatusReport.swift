@@ -40,7 +40,8 @@ public struct StatusReport: Sendable, Equatable {
             ("Valid until:", "\(RFC3339.format(facts.validBefore)) \(validity)"),
         ]
         var lines = ["> " + Self.pad("Profile URL:") + profileURL]
-        lines += rows.map { "  " + Self.pad($0.0) + $0.1 }
+        // The values come from the certificates the cluster issued: shown escaped (TerminalText).
+        lines += rows.map { "  " + Self.pad($0.0) + TerminalText.escape($0.1) }
         if facts.logins.isEmpty {
             lines.append("")
             lines.append(

@@ -39,7 +39,7 @@ extension TSHCommands {
         let nodes = try await web.nodes(labels: labels)
         switch format {
         case .names:
-            return Outcome(output: nodes.map { $0.spec.hostname + "\n" }.joined())
+            return Outcome(output: nodes.map { TerminalText.escape($0.spec.hostname) + "\n" }.joined())
         case .json:
             let trees = try nodes.map { try JSONSerialization.jsonObject(with: ResourceCodec.json($0)) }
             let data = try JSONSerialization.data(withJSONObject: trees, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
@@ -128,10 +128,12 @@ extension TSHCommands {
     }
 }
 
-/// Plain text tables: headers, a dashed rule, padded columns.
+/// Plain text tables: headers, a dashed rule, padded columns. Every cell is shown through
+/// ``TerminalText/escape(_:)``: cells hold data from the cluster (host names, labels, user names),
+/// and a control character in one must neither act on the terminal nor break the table.
 enum Table {
     static func render(headers: [String], rows: [[String]]) -> String {
-        let all = [headers, headers.map { String(repeating: "-", count: $0.count) }] + rows
+        let all = [headers, headers.map { String(repeating: "-", count: $0.count) }] + rows.map { $0.map(TerminalText.escape) }
         var widths = [Int](repeating: 0, count: headers.count)
         for row in all {
             for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }

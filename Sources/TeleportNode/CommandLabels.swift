@@ -111,7 +111,10 @@ public final class CommandLabels: Sendable {
         let data = output.fileHandleForReading.availableData.prefix(maxOutputBytes)
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         if status != 0 { return "error: exit status \(status)" }
-        return text.replacingOccurrences(of: "\n", with: " ")
+        // A label value is printable and bounded (LabelRules, checked again by the auth service):
+        // colours or other control bytes in the output are shown escaped, long output is cut.
+        let line = TerminalText.escape(text.replacingOccurrences(of: "\n", with: " "))
+        return String(line.prefix(LabelRules.maxValueLength))
     }
 
     static func lookUp(_ name: String) -> String? {

@@ -64,7 +64,7 @@ public struct ProxySSHService: Service, CustomStringConvertible {
                     let promise = channel.eventLoop.makePromise(of: Void.self)
                     let requested = HostPort.join(target.targetHost, target.targetPort)
                     promise.completeWithTask {
-                        let node = try await resolver.resolve(host: target.targetHost, port: target.targetPort)
+                        let node = try await resolver.resolve(try ProxyTarget.direct(host: target.targetHost, port: target.targetPort))
                         logger.info("forwarding to node", metadata: ["tp.user": "\(user.username)", "tp.node": "\(node.name)"])
                         let address = try HostPort.parse(node.spec.addr, defaultPort: 3022, key: "node addr")
                         try await ChannelBridge.connect(channel, toHost: address.host, port: address.port).get()
@@ -102,6 +102,13 @@ public struct NodeResolver: Sendable {
     public func resolve(host requested: String, port: Int?) async throws -> ServerNode {
         let nodes = try await cache.sortedNodes(auth: auth)
         return try Self.pick(requested, port: port, from: nodes, clusterName: clusterName)
+    }
+
+    /// The node `target` names; a target for another cluster is refused, naming it (no trusted
+    /// clusters yet), before any node is looked up.
+    public func resolve(_ target: ProxyTarget) async throws -> ServerNode {
+        try target.check(servedCluster: clusterName)
+        return try await resolve(host: target.host, port: target.port)
     }
 
     /// The matching rules, separate for tests.
@@ -180,7 +187,7 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
             }
             return
         }
-        let target: (host: String, port: Int?)
+        let target: ProxyTarget
         requested = request.subsystem
         do {
             target = try Self.parseSubsystem(request.subsystem)
@@ -191,7 +198,7 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
         let resolver = self.resolver
         let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         let promise = context.eventLoop.makePromise(of: ServerNode.self)
-        promise.completeWithTask { try await resolver.resolve(host: target.host, port: target.port) }
+        promise.completeWithTask { try await resolver.resolve(target) }
         let loop = context.eventLoop
         let (sshSide, tcpSide) = GlueHandler.matchedPair()
         let sshBound = NIOLoopBound(sshSide, eventLoop: loop)
@@ -246,16 +253,10 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     /// `proxy:HOST:PORT[@CLUSTER]` (the port may be omitted; IPv6 in brackets).
-    static func parseSubsystem(_ subsystem: String) throws -> (host: String, port: Int?) {
+    static func parseSubsystem(_ subsystem: String) throws -> ProxyTarget {
         guard subsystem.hasPrefix("proxy:") else {
             throw TeleportError.badParameter("unknown subsystem \(subsystem.debugDescription); the proxy serves proxy:HOST:PORT")
         }
-        var rest = String(subsystem.dropFirst("proxy:".count))
-        if let at = rest.lastIndex(of: "@") { rest = String(rest[..<at]) }
-        guard !rest.isEmpty else { throw TeleportError.badParameter("proxy subsystem without a host") }
-        if let parsed = try? HostPort.parse(rest, defaultPort: 0, key: "proxy subsystem") {
-            return (parsed.host, parsed.port == 0 ? nil : parsed.port)
-        }
-        return (rest, nil)
+        return try ProxyTarget.parse(String(subsystem.dropFirst("proxy:".count)))
     }
 }

@@ -46,6 +46,8 @@ struct TunnelOpener: Sendable {
     let resolver: NodeResolver
     let clusterName: String
     let audit: SSHAudit?
+    /// How long a tunnel client has to send its request line after the TLS handshake.
+    let requestLineTimeout: TimeAmount
 
     /// The address of the node `line` names, for the user of `certificate`.
     func resolve(
@@ -61,7 +63,7 @@ struct TunnelOpener: Sendable {
         let node: ServerNode
         do {
             let target = try ProxySubsystemHandler.parseSubsystem("proxy:" + line)
-            node = try await resolver.resolve(host: target.host, port: target.port)
+            node = try await resolver.resolve(target)
         } catch {
             audit?.portForward(remote: remote, local: local, user: identity.username, login: "", target: line, error: error)
             throw error
@@ -98,6 +100,15 @@ final class TunnelSwitchHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .handshakeCompleted(let negotiated) = event as? TLSUserEvent, negotiated == ProxyTunnel.alpnProtocol {
             state = .line
+            // The HTTP idle timeout behind us would close an open tunnel (it sees no HTTP
+            // request): take it out, and give the request line a deadline of its own instead.
+            if let idle = try? context.pipeline.syncOperations.handler(type: HTTPConnectionStateHandler.self) {
+                context.pipeline.syncOperations.removeHandler(idle, promise: nil)
+            }
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: opener.requestLineTimeout) {
+                if self.state == .line { self.refuse(bound.value, "no request line in time") }
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)

@@ -42,6 +42,12 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
     let settings: Settings
     let logger: Logger
     let onListening: @Sendable () async -> Void
+    /// How long a connection may take to complete the TLS handshake and send a request head (or,
+    /// for the tunnel of `tsh proxy ssh`, its request line), and stay idle between requests,
+    /// before the server closes it. A request being answered is not cut, nor an open tunnel.
+    public var idleTimeout: Duration = Self.defaultIdleTimeout
+    /// The default ``idleTimeout``.
+    public static let defaultIdleTimeout: Duration = .seconds(10)
 
     /// Names the service without its fields: they hold the HTTPS private key.
     public var description: String { "ProxyWebServer(\(host):\(port))" }
@@ -83,10 +89,14 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         }
         let onListening = self.onListening
         let opener = TunnelOpener(
-            resolver: NodeResolver(auth: auth, clusterName: clusterName), clusterName: clusterName, audit: settings.audit)
+            resolver: NodeResolver(auth: auth, clusterName: clusterName), clusterName: clusterName, audit: settings.audit,
+            requestLineTimeout: TimeAmount(idleTimeout))
         let tlsConfiguration = tls
+        let http = HTTP1Channel.Configuration(idleTimeout: TimeAmount(idleTimeout))
         let server = HTTPServerBuilder { responder in
-            try TLSChannel(TunnelingChildChannel(base: HTTP1Channel(responder: responder), opener: opener), tlsConfiguration: tlsConfiguration)
+            try TLSChannel(
+                TunnelingChildChannel(base: HTTP1Channel(responder: responder, configuration: http), opener: opener),
+                tlsConfiguration: tlsConfiguration)
         }
         let app = Application(
             router: router, server: server,

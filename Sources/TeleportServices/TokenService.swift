@@ -65,9 +65,7 @@ public struct TokenService: Sendable {
             throw TeleportError.badParameter("the token TTL must be between 1s and 48h")
         }
         let token = value ?? SecretHash.randomHex()
-        guard token.count >= 8, token.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
-            throw TeleportError.badParameter("a token must be at least 8 characters with no spaces")
-        }
+        try TokenValue.check(token)
         let expires = clock.now().addingTimeInterval(ttl)
         let resource = ProvisionToken(name: SecretHash.hex(token), roles: roles, metadata: Metadata(name: "", expires: expires))
         try await store.create(resource)

@@ -47,7 +47,7 @@ func perform(_ work: () async throws -> String) async throws {
         FileHandle.standardOutput.write(Data(output.utf8))
     } catch {
         let message = (error as? TeleportError)?.message ?? "\(error)"
-        FileHandle.standardError.write(Data("ERROR: \(message)\n".utf8))
+        FileHandle.standardError.write(Data("ERROR: \(TerminalText.escape(message))\n".utf8))
         throw ExitCode(1)
     }
 }

@@ -50,7 +50,7 @@ func perform(_ work: () async throws -> TSHCommands.Outcome) async throws {
         throw exit
     } catch {
         let message = (error as? TeleportError)?.message ?? "\(error)"
-        FileHandle.standardError.write(Data("ERROR: \(message)\n".utf8))
+        FileHandle.standardError.write(Data("ERROR: \(TerminalText.escape(message))\n".utf8))
         throw ExitCode(1)
     }
 }
@@ -168,7 +168,7 @@ extension TSH {
                 code = try await TSHCommands.ssh(global.client, options, context: context)
             } catch {
                 let message = (error as? TeleportError)?.message ?? "\(error)"
-                FileHandle.standardError.write(Data("ERROR: \(message)\n".utf8))
+                FileHandle.standardError.write(Data("ERROR: \(TerminalText.escape(message))\n".utf8))
                 throw ExitCode(255)
             }
             if code != 0 { throw ExitCode(code) }
@@ -245,7 +245,7 @@ extension TSH {
                 code = try await TSHCommands.join(global.client, sessionID: sessionID, mode: mode, context: .live())
             } catch {
                 let message = (error as? TeleportError)?.message ?? "\(error)"
-                FileHandle.standardError.write(Data("ERROR: \(message)\n".utf8))
+                FileHandle.standardError.write(Data("ERROR: \(TerminalText.escape(message))\n".utf8))
                 throw ExitCode(255)
             }
             if code != 0 { throw ExitCode(code) }
@@ -291,7 +291,7 @@ extension TSH {
                 throw exit
             } catch {
                 let message = (error as? TeleportError)?.message ?? "\(error)"
-                FileHandle.standardError.write(Data("ERROR: \(message)\n".utf8))
+                FileHandle.standardError.write(Data("ERROR: \(TerminalText.escape(message))\n".utf8))
                 throw ExitCode(255)
             }
         }

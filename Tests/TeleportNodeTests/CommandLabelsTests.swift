@@ -48,3 +48,16 @@ struct CommandLabelsTests {
         #expect(labels.current["greeting"]?.command == ["echo", "hi"])
     }
 }
+
+@Suite("command label output is a valid label value")
+struct CommandLabelValueTests {
+    @Test("control bytes in the output are escaped and long output is cut to the label limit, so the heartbeat is accepted")
+    func printableAndBounded() async throws {
+        let coloured = await CommandLabels.execute(["printf", "\\033[31mred\\033[0m\\a"], timeout: .seconds(60))
+        #expect(coloured == "\\x1b[31mred\\x1b[0m\\x07")
+        let zeros = await CommandLabels.execute(["head", "-c", "5000", "/dev/zero"], timeout: .seconds(60))
+        #expect(zeros.count == LabelRules.maxValueLength)
+        try LabelRules.check(value: coloured, key: "k", source: "test")
+        try LabelRules.check(value: zeros, key: "k", source: "test")
+    }
+}

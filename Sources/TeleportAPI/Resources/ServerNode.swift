@@ -77,9 +77,26 @@ public struct ServerNode: Resource {
         return labels
     }
 
+    /// Checks the name, host name and address, and every label (``LabelRules``): a heartbeat or a
+    /// `tctl create` with a control character in a label is refused.
     public func validate() throws {
         try validateEnvelope()
         guard !spec.hostname.isEmpty else { throw TeleportError.badParameter("node \(name): spec.hostname is missing") }
         guard !spec.addr.isEmpty else { throw TeleportError.badParameter("node \(name): spec.addr is missing") }
+        guard spec.hostname.utf8.count <= 253, TerminalText.isPrintable(spec.hostname) else {
+            throw TeleportError.badParameter(
+                "node \(name): spec.hostname \"\(TerminalText.escape(String(spec.hostname.prefix(64))))\" is not valid (at most 253 printable characters)")
+        }
+        guard spec.addr.utf8.count <= 300, TerminalText.isPrintable(spec.addr) else {
+            throw TeleportError.badParameter("node \(name): spec.addr is not a host:port address of printable characters")
+        }
+        for (key, value) in metadata.labels ?? [:] {
+            try LabelRules.check(key: key, source: "node \(name): metadata.labels")
+            try LabelRules.check(value: value, key: key, source: "node \(name): metadata.labels")
+        }
+        for (key, value) in spec.cmdLabels ?? [:] {
+            try LabelRules.check(key: key, source: "node \(name): spec.cmd_labels")
+            try LabelRules.check(value: value.result, key: key, source: "node \(name): spec.cmd_labels")
+        }
     }
 }

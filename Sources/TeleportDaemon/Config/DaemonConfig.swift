@@ -116,27 +116,6 @@ public struct DaemonConfig: Sendable {
     }
 }
 
-/// What label keys and values may hold: keys of letters, digits and `-_./:*` (at most 63
-/// characters, as Kubernetes-style names), values of printable characters (at most 256).
-public enum LabelRules {
-    /// Checks a key; `source` names the flag or setting in the error.
-    public static func check(key: String, source: String) throws {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:*")
-        guard !key.isEmpty, key.count <= 63, key.allSatisfy({ allowed.contains($0) }) else {
-            throw TeleportError.badParameter(
-                "\(source): label key \"\(key)\" is not valid (use up to 63 letters, digits and - _ . / :)")
-        }
-    }
-
-    /// Checks a value.
-    public static func check(value: String, key: String, source: String) throws {
-        guard value.count <= 256, !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw TeleportError.badParameter(
-                "\(source): the value of label \"\(key)\" is not valid (at most 256 printable characters)")
-        }
-    }
-}
-
 /// The `--labels` flag: `k=v,k2=v2` and dynamic `name=[1m:"uptime -p"]`.
 public enum LabelFlag {
     /// Parses the flag into static labels and commands.
