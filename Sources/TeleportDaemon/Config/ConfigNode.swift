@@ -100,17 +100,6 @@ struct ConfigNode {
         }
     }
 
-    /// A `host:port` address this host can listen on: the host is an IP address or a name that
-    /// resolves here (checked now, so that a bad value stops `teleport start` before anything is written).
-    func listenAddress(defaultPort: Int) throws -> String {
-        let address = try self.address(defaultPort: defaultPort)
-        let host = (try? HostPort.parse(address, defaultPort: defaultPort, key: path).host) ?? address
-        guard ListenHost.isListenable(host) else {
-            throw fail("an address to listen on such as 0.0.0.0:\(defaultPort) (the host must be an IP address or a name this host resolves)")
-        }
-        return address
-    }
-
     /// A duration such as `1m0s`.
     func duration() throws -> Double {
         guard let seconds = GoDuration.parse(try string()) else { throw fail("a duration such as 1m0s or 1h") }

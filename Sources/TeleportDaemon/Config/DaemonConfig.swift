@@ -107,6 +107,7 @@ public struct DaemonConfig: Sendable {
             file.teleport.diagAddr = HostPort.join(parsed.host, parsed.port)
         }
         // Settings that would fail only after the data directory was created are checked now.
+        try file.checkListenAddresses(source: configPath ?? "teleport.yaml")
         if runAuth, file.teleport.storage.type == .postgres {
             throw TeleportError.badParameter("teleport.storage.type postgres is not available yet; use sqlite")
         }

@@ -94,7 +94,7 @@ extension FileConfig {
             case "auth_servers": teleport.authServers = try value.list().map { try $0.address(defaultPort: 3025) }
             case "auth_server", "proxy_server": teleport.authServers = [try value.address(defaultPort: 3025)]
             case "advertise_ip": teleport.advertiseIP = try value.string()
-            case "diag_addr": teleport.diagAddr = try value.listenAddress(defaultPort: 3000)
+            case "diag_addr": teleport.diagAddr = try value.address(defaultPort: 3000)
             case "log": try parseLog(value)
             case "storage": try parseStorage(value)
             case "connection_limits":
@@ -168,7 +168,7 @@ extension FileConfig {
             switch key {
             case "enabled": auth.enabled = try value.bool()
             case "cluster_name": auth.clusterName = try value.string()
-            case "listen_addr": auth.listenAddr = try value.listenAddress(defaultPort: 3025)
+            case "listen_addr": auth.listenAddr = try value.address(defaultPort: 3025)
             case "public_addr": auth.publicAddrs = try value.stringList()
             case "tokens": auth.tokens = try value.stringList()
             case "authentication":
@@ -219,7 +219,7 @@ extension FileConfig {
         for (key, value) in try node.mapping() {
             switch key {
             case "enabled": ssh.enabled = try value.bool()
-            case "listen_addr": ssh.listenAddr = try value.listenAddress(defaultPort: 3022)
+            case "listen_addr": ssh.listenAddr = try value.address(defaultPort: 3022)
             case "public_addr": ssh.publicAddrs = try value.stringList()
             case "labels":
                 for (label, labelValue) in try value.mapping() {
@@ -265,9 +265,9 @@ extension FileConfig {
         for (key, value) in try node.mapping() {
             switch key {
             case "enabled": proxy.enabled = try value.bool()
-            case "listen_addr": proxy.listenAddr = try value.listenAddress(defaultPort: 3023)
-            case "web_listen_addr": proxy.webListenAddr = try value.listenAddress(defaultPort: 3080)
-            case "tunnel_listen_addr": proxy.tunnelListenAddr = try value.listenAddress(defaultPort: 3024)
+            case "listen_addr": proxy.listenAddr = try value.address(defaultPort: 3023)
+            case "web_listen_addr": proxy.webListenAddr = try value.address(defaultPort: 3080)
+            case "tunnel_listen_addr": proxy.tunnelListenAddr = try value.address(defaultPort: 3024)
             case "public_addr": proxy.publicAddrs = try value.stringList()
             case "ssh_public_addr", "tunnel_public_addr", "kube_listen_addr", "kube_public_addr", "postgres_listen_addr",
                 "mysql_listen_addr", "acme", "trust_x_forwarded_for":

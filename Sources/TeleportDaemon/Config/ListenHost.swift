@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import TeleportAPI
 
 /// Whether a listen address's host can be bound here: an IP address, or a name this host resolves.
 enum ListenHost {
