@@ -25,6 +25,7 @@ public enum TeleportProcess {
     public static func run(config: DaemonConfig, logger: Logger) async throws {
         for warning in config.file.warnings { logger.warning("\(warning)") }
         let dataDir = try DataDirectory(url: config.dataDir)
+        try ListenPreflight.check(config)
         let pidFile = try PIDFile(path: config.pidFile)
         defer { pidFile?.remove() }
 

@@ -132,6 +132,22 @@ struct ConfigValidationTests {
         }
     }
 
+    /// Files and URIs that used to be found wanting only after the data directory was opened.
+    @Test(arguments: [
+        (
+            "proxy_service:\n  https_keypairs:\n  - key_file: /nonexistent/key.pem\n    cert_file: /etc/hostname\n",
+            ["proxy_service.https_keypairs[0].key_file", "cannot read /nonexistent/key.pem"]
+        ),
+        ("teleport:\n  storage:\n    audit_events_uri: [\"dynamodb://events\"]\n", ["teleport.storage.audit_events_uri", "dynamodb://events", "file:///path or stdout://"]),
+    ])
+    func unusableFilesAndURIsAreNamed(yaml: String, fragments: [String]) throws {
+        let flags = try DaemonTestSupport.flags(config: yaml)
+        let error = #expect(throws: TeleportError.self) { try DaemonConfig.resolve(flags: flags) }
+        for fragment in [flags.configPath ?? "-"] + fragments {
+            #expect(error?.message.contains(fragment) == true, "\"\(fragment)\" missing from: \(String(describing: error?.message))")
+        }
+    }
+
     /// A postgres backend is refused before the data directory is created (it used to be refused
     /// after, leaving a fresh data directory behind).
     @Test func postgresIsRefusedBeforeStart() throws {

@@ -29,6 +29,11 @@ struct StartupValidationTests {
             ),
             ("auth_service:\n  authentication:\n    second_factor: u2f\n", [], ["second_factor", "\"u2f\" is not supported"]),
             ("teleport:\n  storage:\n    type: postgres\n", [], ["postgres is not available yet"]),
+            (
+                "proxy_service:\n  https_keypairs:\n  - key_file: /nonexistent/key.pem\n    cert_file: /nonexistent/cert.pem\n", [],
+                ["proxy_service.https_keypairs[0].cert_file", "cannot read /nonexistent/cert.pem"]
+            ),
+            ("teleport:\n  storage:\n    audit_events_uri: [\"s3://bucket\"]\n", [], ["teleport.storage.audit_events_uri", "s3://bucket", "not supported"]),
             ("teleport:\n  nodename: a\n", ["--labels", "up=[1m:\"no-such-program-xyz\"]"], ["--labels", "not an executable"]),
             ("teleport:\n  nodename: a\n", ["--diag-addr", "nohost.invalid:3000"], ["--diag-addr", "not an address to listen on"]),
         ]

@@ -1,3 +1,4 @@
+import Foundation
 import TeleportAPI
 
 extension FileConfig {
@@ -15,6 +16,28 @@ extension FileConfig {
             guard ListenHost.isListenable(host) else {
                 throw TeleportError.badParameter(
                     "\(source): \(address.key): \"\(address.value)\" is not an address to listen on (the host must be an IP address or a name this host resolves, e.g. 0.0.0.0:\(address.port))")
+            }
+        }
+    }
+}
+
+extension FileConfig {
+    /// Checks what would otherwise fail only after the data directory was opened: the proxy's
+    /// HTTPS key pair files can be read, and every `audit_events_uri` has a supported scheme.
+    func checkFilesAndURIs(source: String, runAuth: Bool, runProxy: Bool) throws {
+        if runProxy {
+            for (index, pair) in proxy.httpsKeyPairs.enumerated() {
+                for (field, path) in [("cert_file", pair.certFile), ("key_file", pair.keyFile)]
+                where !FileManager.default.isReadableFile(atPath: path) {
+                    throw TeleportError.badParameter(
+                        "\(source): proxy_service.https_keypairs[\(index)].\(field): cannot read \(path) (check the path and its permissions)")
+                }
+            }
+        }
+        if runAuth {
+            for uri in teleport.storage.auditEventsURIs where !(uri.hasPrefix("file://") || uri.hasPrefix("stdout:")) {
+                throw TeleportError.badParameter(
+                    "\(source): teleport.storage.audit_events_uri: \"\(uri)\" is not supported (use file:///path or stdout://)")
             }
         }
     }
