@@ -4,20 +4,26 @@ public import CoreMetrics
 /// library code records with swift-metrics' `Counter`, `Recorder` and `Timer` to the same registry
 /// (counters as counters, recorders as gauges, timers as histograms in seconds).
 extension TeleportMetrics: MetricsFactory {
+    /// A swift-metrics counter recording into this registry.
     public func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
         Handler(registry: self, name: label, labels: Self.labels(dimensions), kind: .counter)
     }
 
+    /// A swift-metrics recorder: a gauge, or a histogram when it aggregates.
     public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
         Handler(registry: self, name: label, labels: Self.labels(dimensions), kind: aggregate ? .histogram : .gauge)
     }
 
+    /// A swift-metrics timer: a histogram in seconds.
     public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
         Handler(registry: self, name: label, labels: Self.labels(dimensions), kind: .histogram)
     }
 
+    /// Series stay in the registry (a scrape still shows them).
     public func destroyCounter(_ handler: any CounterHandler) {}
+    /// Series stay in the registry.
     public func destroyRecorder(_ handler: any RecorderHandler) {}
+    /// Series stay in the registry.
     public func destroyTimer(_ handler: any TimerHandler) {}
 
     static func labels(_ dimensions: [(String, String)]) -> [String: String] {

@@ -73,7 +73,12 @@ public final class TeleportMetrics: Sendable {
 
     /// A Prometheus metric type.
     public enum Kind: String, Sendable {
-        case counter, gauge, histogram
+        /// Only goes up (`_total`).
+        case counter
+        /// Goes up and down.
+        case gauge
+        /// Observations in buckets, with their sum and count.
+        case histogram
     }
 
     /// The upper bounds of the histogram buckets, in seconds.
