@@ -6,6 +6,7 @@ import TeleportAPI
 import TeleportServices
 import TeleportBackend
 import TeleportCrypto
+import TeleportEvents
 
 /// The `/v1` routes of the auth API and their authorization.
 struct AuthAPIRoutes {
@@ -432,6 +433,7 @@ struct AuthAPIRoutes {
         guard caller.kind == .system(.node) || caller.isAdmin else {
             throw TeleportError.accessDenied("only nodes send heartbeats")
         }
+        auth.settings.metrics?.increment(.heartbeats)
         let body = Data(try await request.body.collect(upTo: ResourceCodec.maxDocumentBytes).readableBytesView)
         let expires = auth.clock.now().addingTimeInterval(Presence.nodeTTL)
         // Most heartbeats repeat the previous one byte for byte: reuse its checked, encoded record.

@@ -87,7 +87,7 @@ public struct AuthAPIServer: Service, CustomStringConvertible {
                 group.cancelAll()
             }
         } catch let error as IOError {
-            throw ListenError.describe(error, address: "\(host):\(port)", key: "auth_service.listen_addr")
+            throw ListenError.describe(error, errno: error.errnoCode, address: HostPort.join(host, port), key: "auth_service.listen_addr")
         }
     }
 }

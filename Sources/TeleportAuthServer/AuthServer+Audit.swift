@@ -26,6 +26,7 @@ extension AuthServer {
             if try event.jsonLine().count > Self.maxEventBytes { event = Self.truncated(event) }
             do {
                 try await audit.emit(event)
+                settings.metrics?.increment(.auditEventsWritten)
             } catch {
                 if settings.auditFailure == "continue" {
                     AuditMetrics.countDropped()

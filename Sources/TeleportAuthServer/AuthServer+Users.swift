@@ -5,6 +5,7 @@ import Crypto
 import HummingbirdBcrypt
 import Logging
 import TeleportCrypto
+import TeleportEvents
 import TeleportServices
 import X509
 
@@ -164,6 +165,7 @@ extension AuthServer {
         func fail(_ reason: String, _ error: TeleportError) async throws -> Never {
             fields["success"] = false
             fields["error"] = .string(reason)
+            settings.metrics?.increment(.logins, ["result": "failure"])
             try await emit(AuditEventType.userLoginFailure, fields: fields)
             throw error
         }
@@ -212,6 +214,7 @@ extension AuthServer {
             user: user, sshPublicKey: request.sshPublicKey, tlsPublicKeyPEM: request.tlsPublicKeyPEM,
             ttl: min(request.ttlSeconds > 0 ? request.ttlSeconds : cap, cap))
         fields["success"] = true
+        settings.metrics?.increment(.logins, ["result": "success"])
         try await emit(AuditEventType.userLogin, fields: fields)
         return response
     }
@@ -258,6 +261,7 @@ extension AuthServer {
         try await recordUserCertificate(sshCertificate)
         let identity = X509Identity(username: user.name, roles: user.spec.roles, logins: allowed, clusterName: clusterName)
         let tlsCertificate = try await tlsAuthority(.user).issue(publicKey: tlsKey, identity: identity, validity: ttl, clock: clock)
+        settings.metrics?.increment(.certificatesIssued, ["type": "user"])
         let hostCA = try await certAuthority(.host)
         let knownHosts = try hostCA.spec.activeKeys.ssh.map {
             "@cert-authority *.\(clusterName),\(clusterName) " + (try SSHPublicKey(authorizedKeyLine: $0.publicKey)).authorizedKeyLine(comment: "type=host")
@@ -286,6 +290,7 @@ extension AuthServer {
             publicKey: subject, type: .host, serial: UInt64.random(in: 1...UInt64.max), keyID: request.principals[0],
             validPrincipals: request.principals, validAfter: now.addingTimeInterval(-60),
             validBefore: now.addingTimeInterval(request.ttlSeconds), caKey: caKey)
+        settings.metrics?.increment(.certificatesIssued, ["type": "host"])
         // Signing vouches for this key under these names: record it with the cluster's host keys so
         // that clients (which check host keys against the cluster, not certificates) accept it for
         // an OpenSSH node registered under the first name. A new key for the name replaces the old.

@@ -173,6 +173,7 @@ public final class AuthServer: Sendable {
         let identity = X509Identity(username: hostID, roles: [role.rawValue], clusterName: clusterName)
         let certificate = try authority.issue(
             publicKey: publicKey, identity: identity, serverNames: serverNames, validity: validity, clock: clock)
+        settings.metrics?.increment(.certificatesIssued, ["type": "host"])
         if role == .node || role == .proxy {
             // The host's current certificate: older ones (and all of them once the host is removed
             // with `tctl rm node/UUID`) are refused, so a removed host must join again.
@@ -225,6 +226,7 @@ public final class AuthServer: Sendable {
     public func emit(_ type: (String, String), fields: [String: JSONValue]) async throws {
         do {
             try await audit.emit(AuditEvent(event: type.0, code: type.1, time: clock.now(), fields: fields))
+            settings.metrics?.increment(.auditEventsWritten)
         } catch {
             let reason = (error as? TeleportError)?.message ?? "\(error)"
             guard settings.auditFailure == "continue" else {
@@ -252,6 +254,8 @@ public struct AuthSettings: Sendable {
     public var auditFailure = "fail_closed"
     /// Where session recordings are stored (`audit_sessions_uri`; default `data_dir/log/sessions/default`).
     public var sessionsDirectory: URL?
+    /// Where logins, certificates, heartbeats and audit writes are counted (`/metrics`).
+    public var metrics: TeleportMetrics?
 
     /// Creates settings.
     public init(secondFactor: String = "otp", proxyPublicAddr: String? = nil, maxSessionTTL: TimeInterval = 12 * 3600, bcryptCost: UInt8 = 12) {

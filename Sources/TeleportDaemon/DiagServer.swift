@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
-import Prometheus
+import TeleportEvents
 import ServiceLifecycle
 import TeleportAPI
 
@@ -11,7 +11,7 @@ struct DiagServer: Service, CustomStringConvertible {
     let host: String
     let port: Int
     let readiness: Readiness
-    let registry: PrometheusCollectorRegistry
+    let registry: TeleportMetrics
     let logger: Logger
 
     var description: String { "DiagServer(\(host):\(port))" }
@@ -29,7 +29,7 @@ struct DiagServer: Service, CustomStringConvertible {
         router.get("metrics") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: registry.render())))
         }
         let app = Application(
             router: router,
@@ -38,7 +38,7 @@ struct DiagServer: Service, CustomStringConvertible {
         do {
             try await app.run()
         } catch let error as IOError {
-            throw TeleportError.connectionProblem("cannot listen on \(host):\(port): \(error) (change --diag-addr)", cause: error)
+            throw ListenError.describe(error, errno: error.errnoCode, address: HostPort.join(host, port), key: "teleport.diag_addr or --diag-addr")
         }
     }
 

@@ -3,7 +3,6 @@ public import Logging
 import Crypto
 import X509
 import Metrics
-import Prometheus
 import ServiceLifecycle
 import UnixSignals
 public import TeleportAPI
@@ -26,13 +25,14 @@ public enum TeleportProcess {
     public static func run(config: DaemonConfig, logger: Logger) async throws {
         for warning in config.file.warnings { logger.warning("\(warning)") }
         let dataDir = try DataDirectory(url: config.dataDir)
+        try ListenPreflight.check(config)
         let pidFile = try PIDFile(path: config.pidFile)
         defer { pidFile?.remove() }
 
         let clock = SystemClock()
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        registry.makeGauge(name: "teleport_build_info", labels: [("version", TeleportVersion.version)]).set(Int64(1))
+        let registry = TeleportMetrics()
+        MetricsSystem.bootstrap(registry)
+        registry.set(.buildInfo, ["version": TeleportVersion.version], to: 1)
 
         var components = Set<String>()
         if config.runAuth { components.insert("auth") }
@@ -74,12 +74,12 @@ public enum TeleportProcess {
     /// Creates the services of the enabled roles, in dependency order.
     static func assemble(
         config: DaemonConfig, dataDir: DataDirectory, clock: SystemClock, readiness: Readiness,
-        registry: PrometheusCollectorRegistry, hostUUID: String, logger: Logger, services: inout [any Service],
+        registry: TeleportMetrics, hostUUID: String, logger: Logger, services: inout [any Service],
         backend backendToClose: inout (any Backend)?
     ) async throws {
         let keys = dataDir.keysDirectory
         if config.runAuth {
-            let (backend, auth) = try await openAuth(config: config, dataDir: dataDir, clock: clock, logger: logger)
+            let (backend, auth) = try await openAuth(config: config, dataDir: dataDir, clock: clock, metrics: registry, logger: logger)
             backendToClose = backend
             if let sqlite = backend as? SQLiteBackend { services.append(SweeperService(backend: sqlite)) }
             let authAddress = try HostPort.parse(config.file.auth.listenAddr, defaultPort: 3025, key: "auth_service.listen_addr")
@@ -110,7 +110,8 @@ public enum TeleportProcess {
             let publicAddr = proxyPublicAddress(config)
             let queue = AuditQueue(logger: logger.with("proxy:audit"))
             services.append(AuditForwarder(queue: queue, client: client))
-            let proxyAudit = SSHAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, labels: [:], clock: clock)
+            var proxyAudit = SSHAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, labels: [:], clock: clock)
+            (proxyAudit.metrics, proxyAudit.service) = (registry, "proxy")
             var webSettings = ProxyWebServer.Settings(
                 authType: config.file.auth.authenticationType, secondFactor: config.file.auth.secondFactor,
                 publicAddr: publicAddr, sshListenAddr: config.file.proxy.listenAddr)
@@ -162,11 +163,13 @@ public enum TeleportProcess {
             let access = NodeAccess(cache: cache, nodeName: config.nodeName) {
                 staticLabels.merging(commandLabels.current.mapValues(\.result)) { $1 }
             }
+            var nodeAudit = SSHAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, labels: config.file.ssh.labels, clock: clock)
+            nodeAudit.metrics = registry
             services.append(
                 NodeSSHService(
                     host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys), cache: cache,
                     settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID),
-                    audit: SSHAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, labels: config.file.ssh.labels, clock: clock),
+                    audit: nodeAudit,
                     recordings: recording == "off" ? nil : dataDir.recordingUploads, auth: client, access: access,
                     logger: logger.with("node:ssh")))
             services.append(SessionUploader(directory: dataDir.recordingUploads, auth: client, logger: logger.with("node:upload")))
@@ -228,9 +231,10 @@ public enum TeleportProcess {
     }
 
     /// Authentication settings from `auth_service.authentication` and the proxy's public address.
-    static func authSettings(_ config: DaemonConfig) -> AuthSettings {
+    static func authSettings(_ config: DaemonConfig, metrics: TeleportMetrics? = nil) -> AuthSettings {
         var settings = AuthSettings(secondFactor: config.file.auth.secondFactor, proxyPublicAddr: config.runProxy ? proxyPublicAddress(config) : nil)
         settings.sessionRecording = config.file.auth.sessionRecording
+        settings.metrics = metrics
         settings.auditFailure = config.file.teleport.storage.auditFailure
         if let uri = config.file.teleport.storage.auditSessionsURI, uri.hasPrefix("file://") {
             settings.sessionsDirectory = URL(fileURLWithPath: String(uri.dropFirst("file://".count)))
@@ -264,7 +268,9 @@ public enum TeleportProcess {
         return listen
     }
 
-    static func openAuth(config: DaemonConfig, dataDir: DataDirectory, clock: SystemClock, logger: Logger) async throws -> (any Backend, AuthServer) {
+    static func openAuth(
+        config: DaemonConfig, dataDir: DataDirectory, clock: SystemClock, metrics: TeleportMetrics, logger: Logger
+    ) async throws -> (any Backend, AuthServer) {
         let storage = config.file.teleport.storage
         guard storage.type == .sqlite else {
             throw TeleportError.badParameter("teleport.storage.type postgres is not available yet; use sqlite")
@@ -283,8 +289,8 @@ public enum TeleportProcess {
         }
         do {
             let auth = try await AuthServer.open(
-                backend: backend, audit: audit, clock: clock, configuredName: config.file.auth.clusterName,
-                staticTokens: config.file.auth.tokens, settings: authSettings(config), bootstrap: bootstrap,
+                backend: MeteredBackend(base: backend, metrics: metrics), audit: audit, clock: clock, configuredName: config.file.auth.clusterName,
+                staticTokens: config.file.auth.tokens, settings: authSettings(config, metrics: metrics), bootstrap: bootstrap,
                 logger: logger.with("auth"))
             return (backend, auth)
         } catch {

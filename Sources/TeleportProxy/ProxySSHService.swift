@@ -42,7 +42,7 @@ public struct ProxySSHService: Service, CustomStringConvertible {
 
     public func run() async throws {
         try await SSHServer.serve(
-            host: host, port: port, configuration: configuration(), cache: cache, logger: logger, what: "proxy SSH service",
+            host: host, port: port, configuration: configuration(), cache: cache, logger: logger, what: "proxy SSH service", listenKey: "proxy_service.listen_addr",
             onListening: onListening, shutdown: { try? await gracefulShutdown() })
     }
 

@@ -169,6 +169,7 @@ final class TunnelSwitchHandler: ChannelDuplexHandler, RemovableChannelHandler, 
 
     private func connected(_ context: ChannelHandlerContext, tcp: any Channel, glue: GlueHandler) {
         state = .connected
+        opener.audit?.tunnelOpened(closed: tcp.closeFuture)
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: "OK\n")), promise: nil)
         do {
             try context.pipeline.syncOperations.addHandler(glue, position: .after(self))

@@ -105,8 +105,7 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         do {
             try await app.run()
         } catch let error as IOError {
-            throw TeleportError.connectionProblem(
-                "cannot listen on \(host):\(port): \(error) (change proxy_service.web_listen_addr)", cause: error)
+            throw ListenError.describe(error, errno: error.errnoCode, address: HostPort.join(host, port), key: "proxy_service.web_listen_addr")
         }
     }
 }

@@ -16,6 +16,10 @@ public struct SSHAudit: Sendable {
     /// `server_labels`.
     public let labels: [String: String]
     let clock: any WallClock
+    /// Where connections, authentications, sessions and tunnels are counted (`/metrics`).
+    public var metrics: TeleportMetrics?
+    /// The `service` label of those metrics: `node` or `proxy`.
+    public var service = "node"
 
     /// Creates the builder.
     public init(queue: AuditQueue, serverID: String, hostname: String, labels: [String: String], clock: any WallClock = SystemClock()) {
@@ -45,6 +49,7 @@ public struct SSHAudit: Sendable {
 
     /// `auth` success.
     public func accepted(_ connection: SSHConnectionInfo, _ user: SSHAuthenticatedUser) {
+        metrics?.increment(.sshAuthentications, ["service": service, "result": "success"])
         add(
             AuditEventType.sshAuth,
             [
@@ -55,6 +60,7 @@ public struct SSHAudit: Sendable {
 
     /// `auth` failure with the reason.
     public func refused(_ connection: SSHConnectionInfo, login: String, key: SSHPublicKey?, error: any Error) {
+        metrics?.increment(.sshAuthentications, ["service": service, "result": "failure"])
         var fields: [String: JSONValue] = [
             "login": .string(login), "success": false, "error": .string((error as? TeleportError)?.message ?? "\(error)"),
             "addr.remote": Self.address(connection.remoteAddress), "addr.local": Self.address(connection.localAddress),
@@ -75,6 +81,8 @@ public struct SSHAudit: Sendable {
 
     /// `session.start` (and `sftp` for the sftp subsystem).
     public func started(_ event: SessionEvent) {
+        metrics?.increment(.sessions, ["service": service])
+        metrics?.increment(.sessionsActive, ["service": service])
         var fields = sessionFields(event)
         if let size = event.terminalSize { fields["size"] = .string(size) }
         add(AuditEventType.sessionStart, fields)
@@ -90,6 +98,7 @@ public struct SSHAudit: Sendable {
 
     /// `exec` (and `scp` for scp's server side), then `session.end`.
     public func ended(_ event: SessionEvent, exit: ProcessExit, started: Date, participants: [String]) {
+        metrics?.decrement(.sessionsActive, ["service": service])
         let now = clock.now()
         if case .exec(let command) = event.kind {
             var fields = sessionFields(event)
@@ -180,5 +189,26 @@ public struct SSHAudit: Sendable {
             fields["error"] = .string((error as? TeleportError)?.message ?? "\(error)")
         }
         add(error == nil ? AuditEventType.port : AuditEventType.portFailure, fields)
+    }
+}
+
+// MARK: Metrics
+
+extension SSHAudit {
+    /// Counts a connection accepted by the SSH listener, until `closed` completes.
+    public func connectionOpened(closed: EventLoopFuture<Void>) {
+        guard let metrics else { return }
+        let labels = ["service": service]
+        metrics.increment(.connections, labels)
+        metrics.increment(.connectionsActive, labels)
+        closed.whenComplete { _ in metrics.decrement(.connectionsActive, labels) }
+    }
+
+    /// Counts a tunnel through the proxy's web port, until `closed` completes.
+    public func tunnelOpened(closed: EventLoopFuture<Void>) {
+        guard let metrics else { return }
+        metrics.increment(.tunnels)
+        metrics.increment(.tunnelsActive)
+        closed.whenComplete { _ in metrics.decrement(.tunnelsActive) }
     }
 }

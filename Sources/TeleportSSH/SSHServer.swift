@@ -81,6 +81,7 @@ public final class SSHServer: Sendable {
                     return channel.close()
                 }
                 let connection = SSHConnectionInfo(remoteAddress: channel.remoteAddress, localAddress: channel.localAddress)
+                configuration.audit?.connectionOpened(closed: channel.closeFuture)
                 let grace = channel.eventLoop.scheduleTask(in: configuration.loginGraceTime) {
                     logger.debug("SSH client did not authenticate in time", metadata: ["tp.remote": "\(connection.remoteAddress.map { "\($0)" } ?? "-")"])
                     channel.close(promise: nil)
@@ -254,13 +255,13 @@ extension SSHServer {
     /// common life of the proxy's and the node's SSH services.
     public static func serve(
         host: String, port: Int, configuration: Configuration, cache: UserCertificateCache, logger: Logger, what: String,
-        onListening: @Sendable (Int) async -> Void, shutdown: () async -> Void
+        listenKey: String = "ssh_service.listen_addr", onListening: @Sendable (Int) async -> Void, shutdown: () async -> Void
     ) async throws {
         let server: SSHServer
         do {
             server = try await start(host: host, port: port, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         } catch {
-            throw TeleportError.connectionProblem("cannot listen for SSH on \(HostPort.join(host, port)): \(error)")
+            throw ListenError.describe(error, errno: (error as? IOError)?.errnoCode, address: HostPort.join(host, port), key: listenKey)
         }
         logger.info("\(what) is listening", metadata: ["tp.listen": "\(HostPort.join(host, server.port))"])
         await onListening(server.port)

@@ -158,6 +158,7 @@ struct DaemonConfigTests {
               advertise_ip: 10.0.0.1
               pid_file: /run/file.pid
             """
+        let bootstrap = try DaemonTestSupport.writeTemporaryConfig("")
         let flags = try DaemonTestSupport.flags(config: yaml) {
             $0.nodeName = "from-flag"
             $0.dataDir = "/tmp/from-flag"
@@ -167,7 +168,7 @@ struct DaemonConfigTests {
             $0.pidFile = "/run/flag.pid"
             $0.diagAddr = "127.0.0.1"
             $0.debug = true
-            $0.bootstrap = "/tmp/bootstrap.yaml"
+            $0.bootstrap = bootstrap
         }
         let config = try DaemonConfig.resolve(flags: flags)
         #expect(config.nodeName == "from-flag")
@@ -178,7 +179,7 @@ struct DaemonConfigTests {
         #expect(config.pidFile == "/run/flag.pid")
         #expect(config.diagAddr == "127.0.0.1:3000")
         #expect(config.debug)
-        #expect(config.bootstrapPath == "/tmp/bootstrap.yaml")
+        #expect(config.bootstrapPath == bootstrap)
     }
 
     @Test func fileValuesApplyWithoutFlags() throws {

@@ -105,4 +105,12 @@ struct ConfigNode {
         guard let seconds = GoDuration.parse(try string()) else { throw fail("a duration such as 1m0s or 1h") }
         return seconds
     }
+
+    /// A duration of at least `minimum` seconds (a label command's period: shorter would run the
+    /// command without pause).
+    func duration(atLeast minimum: Double) throws -> Double {
+        let seconds = try duration()
+        guard seconds >= minimum else { throw fail("a duration of at least \(GoDuration.format(seconds: minimum)) such as 1m0s") }
+        return seconds
+    }
 }

@@ -62,7 +62,7 @@ public struct DaemonConfig: Sendable {
             throw TeleportError.badParameter("no service is enabled: enable auth_service, proxy_service or ssh_service (or pass --roles)")
         }
         if let listenIP = flags.listenIP {
-            guard !listenIP.isEmpty, !listenIP.contains(where: { $0 == "/" || $0.isWhitespace }) else {
+            guard !listenIP.isEmpty, !listenIP.contains(where: { $0 == "/" || $0.isWhitespace }), ListenHost.isListenable(listenIP) else {
                 throw TeleportError.badParameter("--listen-ip: \"\(listenIP)\" is not an IP address")
             }
             func rebind(_ address: String) -> String {
@@ -100,7 +100,20 @@ public struct DaemonConfig: Sendable {
         }
         if let diag = flags.diagAddr {
             let parsed = try HostPort.parse(diag, defaultPort: 3000, key: "--diag-addr")
+            guard ListenHost.isListenable(parsed.host) else {
+                throw TeleportError.badParameter(
+                    "--diag-addr: \"\(diag)\" is not an address to listen on (the host must be an IP address or a name this host resolves, e.g. 127.0.0.1:3000)")
+            }
             file.teleport.diagAddr = HostPort.join(parsed.host, parsed.port)
+        }
+        // Settings that would fail only after the data directory was created are checked now.
+        try file.checkListenAddresses(source: configPath ?? "teleport.yaml")
+        try file.checkFilesAndURIs(source: configPath ?? "teleport.yaml", runAuth: runAuth, runProxy: runProxy)
+        if runAuth, file.teleport.storage.type == .postgres {
+            throw TeleportError.badParameter("teleport.storage.type postgres is not available yet; use sqlite")
+        }
+        if let bootstrap = flags.bootstrap, !FileManager.default.isReadableFile(atPath: bootstrap) {
+            throw TeleportError.notFound("--bootstrap: cannot read \(bootstrap)")
         }
         return DaemonConfig(
             file: file, configPath: configPath, dataDir: dataDir, nodeName: flags.nodeName ?? file.teleport.nodeName ?? hostName,
@@ -135,13 +148,17 @@ public enum LabelFlag {
                     throw TeleportError.badParameter("--labels: \(key): expected [period:\"command\"], e.g. [1m:\"uptime -p\"]")
                 }
                 let periodText = String(value[value.index(after: value.startIndex)..<colon])
-                guard let period = GoDuration.parse(periodText) else {
-                    throw TeleportError.badParameter("--labels: \(key): \"\(periodText)\" is not a duration such as 1m or 1h")
+                guard let period = GoDuration.parse(periodText), period >= 1 else {
+                    throw TeleportError.badParameter("--labels: \(key): \"\(periodText)\" is not a duration of at least 1s such as 1m or 1h")
                 }
                 var command = String(value[value.index(after: colon)..<value.index(before: value.endIndex)])
                 command = command.trimmingCharacters(in: CharacterSet(charactersIn: "\"' "))
                 let argv = command.split(separator: " ").map(String.init)
-                guard !argv.isEmpty else { throw TeleportError.badParameter("--labels: \(key): the command is empty") }
+                guard let program = argv.first else { throw TeleportError.badParameter("--labels: \(key): the command is empty") }
+                guard LabelCommandCheck.isRunnable(program) else {
+                    throw TeleportError.badParameter(
+                        "--labels: \(key): \"\(program)\" is not an executable file or a program on PATH (give its full path, e.g. /usr/bin/uptime)")
+                }
                 commands.append(.init(name: key, command: argv, period: period))
             } else {
                 try LabelRules.check(value: value, key: key, source: "--labels")

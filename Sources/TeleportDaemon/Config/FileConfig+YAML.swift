@@ -182,10 +182,14 @@ extension FileConfig {
                         auth.authenticationType = type
                     case "second_factor":
                         let factor = try optionValue.string().lowercased()
-                        guard ["off", "otp", "u2f", "webauthn", "on", "optional"].contains(factor) else {
-                            throw optionValue.fail("off, otp, u2f or webauthn")
+                        switch factor {
+                        case "off", "otp": auth.secondFactor = factor
+                        case "on": auth.secondFactor = "otp"  // "a second factor is required": OTP is the one there is
+                        case "u2f", "webauthn", "optional":
+                            throw TeleportError.badParameter(
+                                "\(node.file): \(optionValue.path): second_factor \"\(factor)\" is not supported yet (hardware keys and optional second factors are not available); use otp or off")
+                        default: throw optionValue.fail("otp or off")
                         }
-                        auth.secondFactor = factor
                     case "u2f", "webauthn", "connector_name", "local_auth", "device_trust":
                         warn(optionValue, "hardware keys and SSO connectors are not supported yet")
                     default: throw Self.unknown(optionValue, file: node.file)
@@ -232,8 +236,13 @@ extension FileConfig {
                     for (field, fieldValue) in try item.mapping() {
                         switch field {
                         case "name": name = try fieldValue.string()
-                        case "command": command = try fieldValue.stringList()
-                        case "period": period = try fieldValue.duration()
+                        case "command":
+                            command = try fieldValue.stringList()
+                            if let program = command.first, !LabelCommandCheck.isRunnable(program) {
+                                throw TeleportError.badParameter(
+                                    "\(node.file): \(fieldValue.path): \"\(program)\" is not an executable file or a program on PATH (give its full path, e.g. /usr/bin/uptime)")
+                            }
+                        case "period": period = try fieldValue.duration(atLeast: 1)
                         default: throw Self.unknown(fieldValue, file: node.file)
                         }
                     }
