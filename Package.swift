@@ -197,7 +197,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportNodeTests",
-            dependencies: ["TeleportNode", "TeleportAPI", logging],
+            dependencies: ["TeleportNode", "TeleportAPI", logging, "TeleportSSH", "TeleportCrypto", crypto],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -15,17 +15,22 @@ public enum SignCommands {
         case openssh
     }
 
-    /// `tctl auth sign --user=NAME --out=FILE [--ttl] [--format]`.
-    public static func signUser(_ options: AdminConnection.Options, user: String, out: String, ttl: String, format: Format) async throws -> String {
+    /// `tctl auth sign --user=NAME --out=FILE [--ttl] [--format]`: generates the keys here and
+    /// signs the request with them (proof of possession, dated `now`).
+    public static func signUser(
+        _ options: AdminConnection.Options, user: String, out: String, ttl: String, format: Format, now: Date = Date()
+    ) async throws -> String {
         guard let seconds = GoDuration.parse(ttl), seconds > 0 else {
             throw TeleportError.badParameter("--ttl=\(ttl) is not a duration such as 1h")
         }
-        let sshKey = OpenSSHPrivateKey(.ed25519(Curve25519.Signing.PrivateKey()), comment: user)
+        let signingKey = Curve25519.Signing.PrivateKey()
+        let sshKey = OpenSSHPrivateKey(.ed25519(signingKey), comment: user)
         let tlsKey = P256.Signing.PrivateKey()
         let issued = try await AdminConnection.client(options).signUser(
             .init(
                 user: user, sshPublicKey: sshKey.publicKey.authorizedKeyLine(comment: user),
-                tlsPublicKeyPEM: tlsKey.publicKey.pemRepresentation, ttlSeconds: seconds))
+                tlsPublicKeyPEM: tlsKey.publicKey.pemRepresentation, ttlSeconds: seconds,
+                keyProof: try LoginProof.sign(purpose: .signUser, user: user, sshKey: signingKey, tlsKey: tlsKey, now: now)))
         switch format {
         case .file:
             try IdentityFile(

@@ -49,12 +49,25 @@ extension AuthAPIRoutes {
                 guard sign.ttlSeconds > 0, sign.ttlSeconds <= 366 * 86400 else {
                     throw TeleportError.badParameter("--ttl must be positive and at most a year")
                 }
-                let user = try await auth.stores.users.get(sign.user)
-                let issued = try await auth.issueUserCertificates(
-                    user: user, sshPublicKey: sign.sshPublicKey, tlsPublicKeyPEM: sign.tlsPublicKeyPEM, ttl: sign.ttlSeconds)
-                try await auth.emit(
-                    AuditEventType.certCreate,
-                    fields: ["user": .string(try caller(context).identity.username), "identity": .string(sign.user), "cert_type": "user"])
+                let admin = try caller(context).identity.username
+                var fields: [String: JSONValue] = ["user": .string(admin), "identity": .string(sign.user), "cert_type": "user"]
+                let issued: AuthAPI.LoginResponse
+                do {
+                    // tctl generates the keys and signs for them; a key certified for another user
+                    // is refused (issueUserCertificates), and so is any refusal audited.
+                    let keys = try auth.proveKeys(
+                        sshPublicKey: sign.sshPublicKey, tlsPublicKeyPEM: sign.tlsPublicKeyPEM, user: sign.user, proof: sign.keyProof,
+                        purpose: .signUser)
+                    let user = try await auth.stores.users.get(sign.user)
+                    issued = try await auth.issueUserCertificates(user: user, keys: keys, ttl: sign.ttlSeconds)
+                } catch let error as TeleportError {
+                    fields["success"] = false
+                    fields["error"] = .string(error.message)
+                    try await auth.emit(AuditEventType.certCreateFailure, fields: fields)
+                    throw error
+                }
+                fields["success"] = true
+                try await auth.emit(AuditEventType.certCreate, fields: fields)
                 return try APIResponse.json(issued)
             }
         }

@@ -6,13 +6,59 @@ import TeleportServices
 
 extension AuthServer {
     /// Records an issued user certificate under its subject key until it expires, so that proxies
-    /// and nodes can authorize the plain key (see ``UserCertificateFeed``).
+    /// and nodes can authorize the plain key (see ``UserCertificateFeed``). A key is bound to one
+    /// user: a current certificate of another user for the same key is never replaced (the write
+    /// is a create or a compare-and-swap, so two concurrent issues cannot both win).
+    ///
+    /// - Throws: ``TeleportError`` `accessDenied` when the key is bound to another user.
     func recordUserCertificate(_ certificate: SSHCertificate) async throws {
-        try await stores.backend.put(
-            Item(
-                key: UserCertificateFeed.key(fingerprintHex: certificate.publicKey.fingerprintHex),
-                value: try UserCertificateFeed.encode(certificate.authorizedKeyLine(comment: certificate.keyID)),
-                expires: certificate.validBefore))
+        let key = UserCertificateFeed.key(fingerprintHex: certificate.publicKey.fingerprintHex)
+        let item = Item(
+            key: key, value: try UserCertificateFeed.encode(certificate.authorizedKeyLine(comment: certificate.keyID)),
+            expires: certificate.validBefore)
+        for _ in 0..<3 {
+            let existing: Item
+            do {
+                existing = try await stores.backend.get(key)
+            } catch let error as TeleportError where error.code == .notFound {
+                do {
+                    try await stores.backend.create(item)
+                    return
+                } catch let error as TeleportError where error.code == .alreadyExists {
+                    continue
+                }
+            }
+            try refuseIfBound(existing, to: certificate.keyID, key: certificate.publicKey)
+            do {
+                try await stores.backend.compareAndSwap(expected: existing, replacement: item)
+                return
+            } catch let error as TeleportError where error.code == .compareFailed || error.code == .notFound {
+                continue
+            }
+        }
+        throw TeleportError.connectionProblem("the certificate registry changed during three attempts to record a certificate; retry")
+    }
+
+    /// Refuses to certify `key` for `user` while a current certificate binds it to another user.
+    func checkKeyBinding(_ key: SSHPublicKey, user: String) async throws {
+        let existing: Item
+        do {
+            existing = try await stores.backend.get(UserCertificateFeed.key(fingerprintHex: key.fingerprintHex))
+        } catch let error as TeleportError where error.code == .notFound {
+            return
+        }
+        try refuseIfBound(existing, to: user, key: key)
+    }
+
+    private func refuseIfBound(_ existing: Item, to user: String, key: SSHPublicKey) throws {
+        let now = clock.now()
+        guard let line = try? UserCertificateFeed.decode(existing.value), let current = try? SSHCertificate(authorizedKeyLine: line) else {
+            return
+        }
+        guard current.keyID == user || current.validBefore <= now || (existing.expires.map { $0 <= now } ?? false) else {
+            throw TeleportError.accessDenied(
+                "key \(key.fingerprintSHA256) already has a current certificate for another user: a key is certified for one user only; generate a new key (tsh login does)")
+        }
     }
 
     /// The user CA's SSH public keys.

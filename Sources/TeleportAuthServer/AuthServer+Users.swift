@@ -153,15 +153,24 @@ extension AuthServer {
 
     // MARK: Login
 
-    /// Checks a password and TOTP code and issues certificates. Unknown users, wrong passwords and
-    /// wrong codes get the same message; five failures in 30 minutes lock the account for 30
-    /// minutes. Every attempt emits `user.login` (never with the password).
+    /// What every refused login answers, whatever the cause (unknown user, wrong password or
+    /// code, locked account): the reply must not tell an attacker whether a user exists. The
+    /// cause is in the audit log (`user.login` failure) and `tctl users ls` shows locks.
+    static let loginDenied = TeleportError.accessDenied(
+        "invalid user name, password or one-time code, or the account is locked after too many failed logins (an administrator can unlock it with tctl users reset)")
+
+    /// Checks a password and TOTP code and issues certificates. Every refusal gets the same
+    /// message (``loginDenied``) and, for any user name, costs one bcrypt verification (unknown
+    /// users are checked against a decoy hash; locked accounts still check the password); five
+    /// failures in 30 minutes lock the account for 30 minutes. The request must prove possession
+    /// of both keys (``LoginProof``), checked before the password; a key already certified for
+    /// another user is refused. Every attempt emits `user.login` (never with the password).
     public func login(_ request: AuthAPI.LoginRequest) async throws -> AuthAPI.LoginResponse {
         let now = clock.now()
         var fields: [String: JSONValue] = [
             "user": .string(request.user), "method": "local", "addr.remote": .string(request.clientAddress ?? ""),
         ]
-        let denied = TeleportError.accessDenied("invalid user name, password or one-time code")
+        let denied = Self.loginDenied
         func fail(_ reason: String, _ error: TeleportError) async throws -> Never {
             fields["success"] = false
             fields["error"] = .string(reason)
@@ -169,15 +178,23 @@ extension AuthServer {
             try await emit(AuditEventType.userLoginFailure, fields: fields)
             throw error
         }
+        let keys: ProvenKeys
+        do {
+            keys = try proveKeys(
+                sshPublicKey: request.sshPublicKey, tlsPublicKeyPEM: request.tlsPublicKeyPEM, user: request.user, proof: request.keyProof,
+                purpose: .login)
+        } catch let error as TeleportError {
+            try await fail(error.message, error)
+        }
         guard var user = try? await stores.users.get(request.user), let hash = try await secrets.passwordHash(request.user) else {
             _ = Bcrypt.verify(request.password, hash: Self.decoyHash)
             try await fail("unknown user or no password set", denied)
         }
-        if let status = user.spec.status, status.isLocked, let until = status.lockExpires, until > now {
-            try await fail("account locked", TeleportError.accessDenied(
-                "the account is locked until \(RFC3339.format(until)) after too many failed logins; ask an administrator for a reset (tctl users reset \(user.name))"))
-        }
         let passwordOK = request.password.utf8.count <= Self.maximumPasswordBytes && Bcrypt.verify(request.password, hash: hash)
+        if let status = user.spec.status, status.isLocked, let until = status.lockExpires, until > now {
+            // Checked after the password so that a locked account answers as slowly as any other.
+            try await fail("account locked until \(RFC3339.format(until))", denied)
+        }
         var totpState = try await secrets.totp(user.name)
         var step: Int64?
         if settings.requiresOTP {
@@ -196,6 +213,12 @@ extension AuthServer {
             }
             try await fail(passwordOK ? "invalid one-time code" : "invalid password", denied)
         }
+        // The key must not be certified for someone else (checked before the code is spent).
+        do {
+            try await checkKeyBinding(keys.ssh, user: user.name)
+        } catch let error as TeleportError {
+            try await fail(error.message, error)
+        }
         if let step, var state = totpState {
             state.lastStep = step
             try await secrets.setTOTP(user.name, state)
@@ -210,24 +233,33 @@ extension AuthServer {
         // exist grant nothing and limit nothing).
         let roles = await existingRoles(user.spec.roles)
         let cap = AccessChecker(roles: roles, traits: [:]).maxSessionTTL(fallback: settings.maxSessionTTL)
-        let response = try await issueUserCertificates(
-            user: user, sshPublicKey: request.sshPublicKey, tlsPublicKeyPEM: request.tlsPublicKeyPEM,
-            ttl: min(request.ttlSeconds > 0 ? request.ttlSeconds : cap, cap))
+        let response: AuthAPI.LoginResponse
+        do {
+            response = try await issueUserCertificates(user: user, keys: keys, ttl: min(request.ttlSeconds > 0 ? request.ttlSeconds : cap, cap))
+        } catch let error as TeleportError where error.code == .alreadyExists || error.code == .accessDenied {
+            try await fail(error.message, error)
+        }
         fields["success"] = true
         settings.metrics?.increment(.logins, ["result": "success"])
         try await emit(AuditEventType.userLogin, fields: fields)
         return response
     }
 
-    /// Issues a user's SSH and X.509 certificates for the given public keys.
-    public func issueUserCertificates(user: User, sshPublicKey: String, tlsPublicKeyPEM: String, ttl: TimeInterval) async throws
-        -> AuthAPI.LoginResponse
-    {
-        let now = clock.now()
-        if let lock = try await locks().first(where: { $0.applies(user: user.name, login: nil, node: [], at: now) }) {
-            throw TeleportError.accessDenied(lock.refusal)
-        }
-        let validBefore = now.addingTimeInterval(ttl)
+    /// Public keys whose private keys the requester proved to hold (``LoginProof``); the only
+    /// way to ask ``issueUserCertificates(user:keys:ttl:)`` for certificates.
+    struct ProvenKeys {
+        /// The SSH key to certify.
+        let ssh: SSHPublicKey
+        /// The TLS key to certify.
+        let tls: P256.Signing.PublicKey
+        /// The user the proof names.
+        let user: String
+    }
+
+    /// Parses the two public keys of a request and verifies its proof of possession for `user`.
+    func proveKeys(
+        sshPublicKey: String, tlsPublicKeyPEM: String, user: String, proof: AuthAPI.KeyProof?, purpose: LoginProof.Purpose
+    ) throws -> ProvenKeys {
         let subjectKey: SSHPublicKey
         do {
             subjectKey = try SSHPublicKey(authorizedKeyLine: sshPublicKey)
@@ -240,6 +272,27 @@ extension AuthServer {
         } catch {
             throw TeleportError.badParameter("tls_public_key is not an ECDSA P-256 public key in PEM form")
         }
+        try LoginProof.verify(proof, purpose: purpose, user: user, sshPublicKey: subjectKey, tlsPublicKey: tlsKey, now: clock.now())
+        return ProvenKeys(ssh: subjectKey, tls: tlsKey, user: user)
+    }
+
+    /// Issues a user's SSH and X.509 certificates for keys the requester proved to hold.
+    ///
+    /// - Throws: ``TeleportError`` `accessDenied` when a lock applies, or when the key already has a
+    ///   current certificate for another user (a key is bound to one user until that certificate
+    ///   expires).
+    func issueUserCertificates(user: User, keys: ProvenKeys, ttl: TimeInterval) async throws -> AuthAPI.LoginResponse {
+        let now = clock.now()
+        guard keys.user == user.name else {
+            throw TeleportError.accessDenied("the proof of key possession names \(keys.user), not \(user.name)")
+        }
+        if let lock = try await locks().first(where: { $0.applies(user: user.name, login: nil, node: [], at: now) }) {
+            throw TeleportError.accessDenied(lock.refusal)
+        }
+        try await checkKeyBinding(keys.ssh, user: user.name)
+        let validBefore = now.addingTimeInterval(ttl)
+        let subjectKey = keys.ssh
+        let tlsKey = keys.tls
         // The certificate lists the logins the user's roles allow (templates expanded); a user
         // whose roles allow none still gets certificates, with a placeholder principal that no
         // host has, and is told so.

@@ -1,5 +1,5 @@
 public import Crypto
-import Foundation
+public import Foundation
 public import TeleportAPI
 public import TeleportCrypto
 
@@ -87,4 +87,10 @@ public struct ClientKeyPair: Sendable {
     public var tlsKeyPEM: String { tls.pemRepresentation + "\n" }
     /// The TLS public key, SubjectPublicKeyInfo PEM.
     public var tlsPublicKeyPEM: String { tls.publicKey.pemRepresentation + "\n" }
+
+    /// Proof that the login request comes from the holder of both keys: their signatures over
+    /// the user name, both public keys and `now` (the auth service refuses a login without it).
+    public func proof(for user: String, now: Date) throws -> AuthAPI.KeyProof {
+        try LoginProof.sign(purpose: .login, user: user, sshKey: ssh, tlsKey: tls, now: now)
+    }
 }

@@ -56,7 +56,7 @@ public enum TSHCommands {
         let reply = try await web.login(
             AuthAPI.LoginRequest(
                 user: user, password: password, otpCode: otpCode, sshPublicKey: keys.sshPublicKeyLine,
-                tlsPublicKeyPEM: keys.tlsPublicKeyPEM, ttlSeconds: ttl))
+                tlsPublicKeyPEM: keys.tlsPublicKeyPEM, ttlSeconds: ttl, keyProof: try keys.proof(for: user, now: context.clock.now())))
         let key = ClientKey(keys: keys, login: reply)
         let facts: CertificateFacts
         do {

@@ -121,10 +121,12 @@ public actor UserCertificateCache: SSHUserAuthorizer {
 
     private func apply(_ changes: AuthAPI.UserCertChanges) {
         let now = clock.now()
+        // A snapshot replaces the table, but the bindings held now still decide who owns a key.
+        let previous = certificates
         if changes.reset { certificates = certificates.filter { _ in false } }
         for line in changes.certificates {
             guard let cert = try? SSHCertificate(authorizedKeyLine: line), cert.validBefore > now else { continue }
-            certificates[cert.publicKey.fingerprintHex] = cert
+            admit(cert, previous: previous, now: now)
         }
         certificates = certificates.filter { $0.value.validBefore > now }
         let cas = changes.userCAKeys.compactMap { try? SSHPublicKey(authorizedKeyLine: $0) }
@@ -133,6 +135,23 @@ public actor UserCertificateCache: SSHUserAuthorizer {
         dirty = true
         updateLocks(changes.locks)
         updateRoles(changes.roles)
+    }
+
+    /// Stores `cert` unless its key is bound, by a current certificate, to another user: a key
+    /// belongs to the user it was first certified for until that certificate expires, so a later
+    /// feed entry for another user never displaces the owner's binding (the auth service refuses
+    /// to issue one; this is the node's own guard). A newer certificate of the same user replaces
+    /// the older one.
+    private func admit(_ cert: SSHCertificate, previous: [String: SSHCertificate], now: Date) {
+        let fingerprint = cert.publicKey.fingerprintHex
+        if let owner = certificates[fingerprint] ?? previous[fingerprint], owner.validBefore > now, owner.keyID != cert.keyID {
+            logger.warning(
+                "refusing a certificate that would rebind a key to another user",
+                metadata: ["tp.key": "\(cert.publicKey.fingerprintSHA256)", "tp.user": "\(cert.keyID)", "tp.owner": "\(owner.keyID)"])
+            certificates[fingerprint] = owner
+            return
+        }
+        certificates[fingerprint] = cert
     }
 
     private func persistIfNeeded() {

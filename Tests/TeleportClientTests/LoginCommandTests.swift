@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Synchronization
 import TeleportAPI
@@ -40,6 +41,15 @@ struct LoginCommandTests {
         #expect(request.ttlSeconds == 8 * 3600)
         #expect(request.sshPublicKey.hasPrefix("ssh-ed25519 "))
         #expect(request.tlsPublicKeyPEM.hasPrefix("-----BEGIN PUBLIC KEY-----"))
+        // The request proves possession of both keys, for this user, as the auth service requires.
+        let tlsPublicKey = try P256.Signing.PublicKey(pemRepresentation: request.tlsPublicKeyPEM)
+        let sshPublicKey = try SSHPublicKey(authorizedKeyLine: request.sshPublicKey)
+        try LoginProof.verify(
+            request.keyProof, purpose: .login, user: "joe", sshPublicKey: sshPublicKey, tlsPublicKey: tlsPublicKey, now: clock.now())
+        #expect(throws: TeleportError.self) {
+            try LoginProof.verify(
+                request.keyProof, purpose: .login, user: "mallory", sshPublicKey: sshPublicKey, tlsPublicKey: tlsPublicKey, now: clock.now())
+        }
 
         let expected = """
             > Profile URL:        https://proxy.example.com:3080

@@ -400,10 +400,12 @@ struct LoginKeys {
 
     init() throws {}
 
+    /// A login request for these keys, signed with them (proof of possession, as tsh signs).
     func request(user: String, password: String, otp: String) -> AuthAPI.LoginRequest {
         AuthAPI.LoginRequest(
             user: user, password: password, otpCode: otp, sshPublicKey: SSHPublicKey.ed25519(ssh.publicKey).authorizedKeyLine(),
-            tlsPublicKeyPEM: tls.publicKey.pemRepresentation, ttlSeconds: 3600, clientAddress: "203.0.113.9:1")
+            tlsPublicKeyPEM: tls.publicKey.pemRepresentation, ttlSeconds: 3600, clientAddress: "203.0.113.9:1",
+            keyProof: try? LoginProof.sign(purpose: .login, user: user, sshKey: ssh, tlsKey: tls, now: Date()))
     }
 }
 

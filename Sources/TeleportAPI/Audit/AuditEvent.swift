@@ -61,6 +61,9 @@ public enum AuditEventType {
     public static let userLocked = ("user.locked", "T1006W")
     /// `cert.create`: certificates issued by an administrator (`tctl auth sign`).
     public static let certCreate = ("cert.create", "TC000I")
+    /// `cert.create` refused (`tctl auth sign --user` without a valid key proof, or for a key
+    /// certified for another user); `error` says why.
+    public static let certCreateFailure = ("cert.create", "TC000W")
     /// `user.create`.
     public static let userCreate = ("user.create", "T1002I")
     /// `user.update`.

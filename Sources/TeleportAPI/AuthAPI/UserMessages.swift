@@ -92,6 +92,32 @@ extension AuthAPI {
         }
     }
 
+    /// Proof that the caller holds the private keys it asks to certify: signatures with both keys
+    /// over a canonical message binding the purpose, the user name, both public keys and
+    /// `timestamp` (TeleportCrypto's `LoginProof` makes and checks them). The auth service
+    /// refuses a request without a valid one.
+    public struct KeyProof: Codable, Sendable, Equatable {
+        /// The signing time, Unix seconds (the server accepts 5 minutes either way).
+        public var timestamp: Int64
+        /// The SSH signature blob (`string "ssh-ed25519", string signature`), base64.
+        public var sshSignature: String
+        /// The ECDSA P-256 signature (SHA-256, DER), base64.
+        public var tlsSignature: String
+
+        enum CodingKeys: String, CodingKey {
+            case timestamp
+            case sshSignature = "ssh_signature"
+            case tlsSignature = "tls_signature"
+        }
+
+        /// Creates a proof from its fields.
+        public init(timestamp: Int64, sshSignature: String, tlsSignature: String) {
+            self.timestamp = timestamp
+            self.sshSignature = sshSignature
+            self.tlsSignature = tlsSignature
+        }
+    }
+
     /// `POST /v1/login` (Proxy, on behalf of a client) and the proxy's `POST /webapi/ssh/certs`
     /// (the client itself, then `clientAddress` is ignored and set by the proxy).
     public struct LoginRequest: Codable, Sendable, Equatable {
@@ -109,6 +135,8 @@ extension AuthAPI {
         public var ttlSeconds: Double
         /// The client's address, for the audit log (set by the proxy).
         public var clientAddress: String?
+        /// Signatures with both private keys (purpose `teleport login v1`); required.
+        public var keyProof: KeyProof?
 
         enum CodingKeys: String, CodingKey {
             case user, password
@@ -117,13 +145,15 @@ extension AuthAPI {
             case tlsPublicKeyPEM = "tls_public_key"
             case ttlSeconds = "ttl_seconds"
             case clientAddress = "client_address"
+            case keyProof = "key_proof"
         }
 
         /// Creates a request.
         public init(
             user: String, password: String, otpCode: String?, sshPublicKey: String, tlsPublicKeyPEM: String, ttlSeconds: Double,
-            clientAddress: String? = nil
+            clientAddress: String? = nil, keyProof: KeyProof? = nil
         ) {
+            self.keyProof = keyProof
             self.user = user
             self.password = password
             self.otpCode = otpCode
@@ -196,16 +226,20 @@ extension AuthAPI {
         public var tlsPublicKeyPEM: String
         /// Lifetime.
         public var ttlSeconds: Double
+        /// Signatures with both private keys (purpose `teleport sign user v1`); required.
+        public var keyProof: KeyProof?
 
         enum CodingKeys: String, CodingKey {
             case user
             case sshPublicKey = "ssh_public_key"
             case tlsPublicKeyPEM = "tls_public_key"
             case ttlSeconds = "ttl_seconds"
+            case keyProof = "key_proof"
         }
 
         /// Creates a request.
-        public init(user: String, sshPublicKey: String, tlsPublicKeyPEM: String, ttlSeconds: Double) {
+        public init(user: String, sshPublicKey: String, tlsPublicKeyPEM: String, ttlSeconds: Double, keyProof: KeyProof? = nil) {
+            self.keyProof = keyProof
             self.user = user
             self.sshPublicKey = sshPublicKey
             self.tlsPublicKeyPEM = tlsPublicKeyPEM
