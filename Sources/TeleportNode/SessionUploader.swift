@@ -12,8 +12,17 @@ public struct SessionUploader: Service, CustomStringConvertible {
     let directory: URL
     let auth: AuthClient
     let logger: Logger
+    /// When fired (the node's identity was removed), uploads stop; recordings stay on disk.
+    var stop: NodeStop?
 
     public var description: String { "SessionUploader" }
+
+    /// A copy that stops uploading when `stop` fires.
+    public func stopping(_ stop: NodeStop) -> SessionUploader {
+        var copy = self
+        copy.stop = stop
+        return copy
+    }
 
     public init(directory: URL, auth: AuthClient, logger: Logger) {
         self.directory = directory
@@ -29,14 +38,26 @@ public struct SessionUploader: Service, CustomStringConvertible {
             _ = rename(directory.appendingPathComponent(name).path, directory.appendingPathComponent("\(sid).done").path)
         }
         var delay: Duration = .seconds(1)
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled && stop?.fired != true {
             if await uploadAll() {
                 delay = .seconds(1)
             } else {
                 delay = min(delay * 2, .seconds(30))
             }
             let wait = delay
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+            try? await cancelWhenGracefulShutdown { [stop] in
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { try? await Task.sleep(for: wait) }
+                    if let stop { group.addTask { await stop.wait() } }
+                    _ = await group.next()
+                    group.cancelAll()
+                }
+            }
+        }
+        if stop?.fired == true {
+            logger.warning("session uploads stopped: this host's node identity was removed; recordings stay on disk")
+            try? await gracefulShutdown()
+            return
         }
         // One last try, bounded: a stopping node must not hang on an unreachable auth service.
         let last = Task { _ = await uploadAll() }
