@@ -97,7 +97,7 @@ struct AuthAPIRoutes {
                     throw TeleportError.badParameter("the body is not a JSON list of audit events")
                 }
                 let events = try lines.map { try AuditEvent(jsonLine: try ResourceCodec.jsonEncoder().encode($0)) }
-                try await auth.receiveEvents(events, fromHost: hostID)
+                try await auth.receiveEvents(events, fromHost: hostID, fromNode: caller.kind == .system(.node))
                 return try APIResponse.json(["status": "ok"])
             }
         }

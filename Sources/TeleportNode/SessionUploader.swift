@@ -83,6 +83,12 @@ public struct SessionUploader: Service, CustomStringConvertible {
                 try await auth.uploadRecording(sessionID: sid, gzip: try SessionRecording.compress(data))
                 try FileManager.default.removeItem(at: url)
                 logger.info("uploaded a session recording", metadata: ["tp.sid": "\(sid)", "tp.bytes": "\(data.count)"])
+            } catch let error as TeleportError
+                where (error.code == .accessDenied && !error.message.contains("identity was removed")) || error.code == .alreadyExists
+            {
+                // Refused for good (retrying cannot help): kept on disk as `.refused`, not retried.
+                _ = rename(url.path, directory.appendingPathComponent("\(sid).refused").path)
+                logger.error("the auth service refused a session recording; kept as \(sid).refused: \(error.message)", metadata: ["tp.sid": "\(sid)"])
             } catch {
                 allDone = false
                 logger.warning("cannot upload a session recording yet: \(error)", metadata: ["tp.sid": "\(sid)"])
