@@ -199,7 +199,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportNodeTests",
-            dependencies: ["TeleportNode", "TeleportAPI", logging],
+            dependencies: ["TeleportNode", "TeleportAPI", "TeleportSSH", "TeleportEvents", logging, nioCore],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -5,6 +5,10 @@ import TeleportAPI
 public import TeleportAuthClient
 import TeleportEvents
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Uploads finished session recordings from the node's disk to the auth service, retrying with
 /// backoff while it cannot be reached; a recording is deleted here only once the auth service has
 /// it. Recordings a crash left behind (`.recording`) are uploaded as partial ones at start.
@@ -31,12 +35,7 @@ public struct SessionUploader: Service, CustomStringConvertible {
     }
 
     public func run() async throws {
-        // No session of this process has started yet: whatever is being written is a leftover.
-        for name in files(suffix: ".recording") {
-            let sid = String(name.dropLast(".recording".count))
-            logger.warning("found the recording of a session interrupted by a restart; uploading it as partial", metadata: ["tp.sid": "\(sid)"])
-            _ = rename(directory.appendingPathComponent(name).path, directory.appendingPathComponent("\(sid).done").path)
-        }
+        Self.adoptLeftovers(in: directory, logger: logger)
         var delay: Duration = .seconds(1)
         while !Task.isShuttingDownGracefully && !Task.isCancelled && stop?.fired != true {
             if await uploadAll() {
@@ -66,7 +65,32 @@ public struct SessionUploader: Service, CustomStringConvertible {
         last.cancel()
     }
 
+    /// Hands the recordings of sessions a crash interrupted (`.recording` files that no live
+    /// recorder holds locked) to the upload as partial ones; returns their session ids. A session
+    /// that is still running (one that started as this process did) is left alone, so it is
+    /// uploaded whole when it ends.
+    @discardableResult
+    public static func adoptLeftovers(in directory: URL, logger: Logger) -> [String] {
+        var adopted: [String] = []
+        for name in Self.files(in: directory, suffix: ".recording") {
+            let path = directory.appendingPathComponent(name).path
+            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else { continue }
+            defer { close(descriptor) }
+            // A live recorder holds the lock: not a leftover.
+            guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else { continue }
+            let sid = String(name.dropLast(".recording".count))
+            logger.warning("found the recording of a session interrupted by a restart; uploading it as partial", metadata: ["tp.sid": "\(sid)"])
+            if rename(path, directory.appendingPathComponent("\(sid).done").path) == 0 { adopted.append(sid) }
+        }
+        return adopted
+    }
+
     func files(suffix: String) -> [String] {
+        Self.files(in: directory, suffix: suffix)
+    }
+
+    static func files(in directory: URL, suffix: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter {
             $0.hasSuffix(suffix) && SessionRecording.validSessionID(String($0.dropLast(suffix.count)))
         }.sorted()
