@@ -109,6 +109,51 @@ struct HostTakeoverTests {
         }
     }
 
+    @Test("a host running node and proxy joins both roles under one UUID: its second join proves the first identity", .timeLimit(.minutes(3)))
+    func secondRoleJoinsWithProof() async throws {
+        try await withCluster(try ClusterFixture(clusterName: "tworoles.example")) { cluster in
+            try await cluster.start()
+            let added = try await cluster.tctl(["tokens", "add", "--type=node,proxy", "--ttl=10m"])
+            let line = try #require(added.stdout.split(separator: "\n").first { $0.hasPrefix("The node,proxy token: ") }, "\(added)")
+            let token = try #require(line.split(separator: " ").last.map(String.init))
+            let directory = try TestSupport.makeTemporaryDirectory(prefix: "tworoles")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let config = directory.appendingPathComponent("teleport.yaml")
+            try TestSupport.write(
+                """
+                teleport:
+                  nodename: edge1
+                  data_dir: \(directory.appendingPathComponent("data").path)
+                  auth_token: \(token)
+                  auth_servers: ["127.0.0.1:\(cluster.authPort)"]
+                auth_service:
+                  enabled: false
+                proxy_service:
+                  enabled: true
+                  listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
+                  web_listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
+                  tunnel_listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
+                ssh_service:
+                  enabled: true
+                  listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
+
+                """, to: config)
+            let log = directory.appendingPathComponent("edge.log")
+            let pid = try TestSupport.spawnDaemon(try ClusterFixture.binary("teleport"), ["start", "-c", config.path], logPath: log.path)
+            let ready = await TestSupport.eventually(timeout: .seconds(60)) {
+                let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+                return text.contains("teleport is ready") || text.contains("ERROR")
+            } && ((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("teleport is ready")
+            await TestSupport.stopDaemon(pid)
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            #expect(ready, "\(text.suffix(3000))")
+            let uuid = try TestSupport.read(directory.appendingPathComponent("data/host_uuid")).trimmingCharacters(in: .whitespacesAndNewlines)
+            let joins = try await AuditEventsTests.events(cluster, ["--type=node.join"]).filter { $0["host_id"] == .string(uuid) }
+            #expect(joins.count == 2 && joins.allSatisfy { $0["success"] == .bool(true) }, "\(joins)")
+            await cluster.stop()
+        }
+    }
+
     @Test("a node whose identity is removed stops its node service; auth and proxy of the same process keep running", .timeLimit(.minutes(3)))
     func removedNodeKeepsDaemonUp() async throws {
         try await withCluster(try ClusterFixture(clusterName: "removal.example")) { cluster in
