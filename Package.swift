@@ -197,7 +197,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportNodeTests",
-            dependencies: ["TeleportNode", "TeleportAPI", logging, "TeleportSSH", "TeleportCrypto", crypto],
+            dependencies: ["TeleportNode", "TeleportAPI", "TeleportSSH", "TeleportEvents", "TeleportCrypto", crypto, logging, nioCore],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -13,9 +13,12 @@ import X509
 /// 3. send the token over TLS verified against that CA and the auth service's name.
 public enum JoinClient {
     /// Joins and returns the host's identity (its new key, certificate and the cluster's CAs).
+    /// `presenting` is a current identity this host already holds (its other role): presented as
+    /// the TLS client certificate, it proves the host owns `hostUUID`, which the auth service
+    /// otherwise refuses to hand out again.
     public static func join(
         authServer: String, token: String, caPins: [String], role: SystemRole, hostUUID: String, nodeName: String,
-        addresses: [String], sshHostPublicKey: String?, logger: Logger
+        addresses: [String], sshHostPublicKey: String?, presenting: ClientIdentity? = nil, logger: Logger
     ) async throws -> (identity: ClientIdentity, clusterName: String) {
         let (host, port) = try HostPort.parse(authServer, defaultPort: 3025, key: "--auth-server")
         let discovery = try HTTPSTransport(
@@ -45,7 +48,7 @@ public enum JoinClient {
             token: token, role: role, hostUUID: hostUUID, nodeName: nodeName, addresses: addresses,
             tlsPublicKeyPEM: key.publicKey.pemRepresentation, sshHostPublicKey: sshHostPublicKey)
         let verified = try HTTPSTransport(
-            host: host, port: port, identity: nil, trustedCAPEMs: cas.hostCAPEMs, serverName: AuthAPI.serverName, timeout: .seconds(30))
+            host: host, port: port, identity: presenting, trustedCAPEMs: cas.hostCAPEMs, serverName: AuthAPI.serverName, timeout: .seconds(30))
         let reply = try await verified.request(method: .POST, path: "/v1/join", body: try ResourceCodec.json(request))
         guard reply.status == 200 else {
             if let error = try? ResourceCodec.jsonDecoder().decode(AuthAPI.ErrorResponse.self, from: reply.body) {

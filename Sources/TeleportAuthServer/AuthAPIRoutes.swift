@@ -98,7 +98,7 @@ struct AuthAPIRoutes {
                     throw TeleportError.badParameter("the body is not a JSON list of audit events")
                 }
                 let events = try lines.map { try AuditEvent(jsonLine: try ResourceCodec.jsonEncoder().encode($0)) }
-                try await auth.receiveEvents(events, fromHost: hostID)
+                try await auth.receiveEvents(events, fromHost: hostID, fromNode: caller.kind == .system(.node))
                 return try APIResponse.json(["status": "ok"])
             }
         }
@@ -425,7 +425,14 @@ struct AuthAPIRoutes {
             throw TeleportError.badParameter("the join request is not valid JSON")
         }
         let remote = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
-        return try APIResponse.json(try await auth.join(join, remoteAddress: remote))
+        // A host that presents its current identity proves it owns its UUID (renewal, second role).
+        var proven: String?
+        if let presented = try? await AuthenticationMiddleware(auth: auth).caller(of: context),
+            presented.kind == .system(.node) || presented.kind == .system(.proxy)
+        {
+            proven = presented.identity.username.split(separator: ".").first.map(String.init)
+        }
+        return try APIResponse.json(try await auth.join(join, remoteAddress: remote, provenHostUUID: proven))
     }
 
     func heartbeat(_ request: Request, _ context: AuthRequestContext) async throws -> Response {

@@ -14,8 +14,9 @@ extension AuthServer {
     static let maxTruncatedField = 1024
 
     /// Stores events a node or proxy sent. The caller's own host ID becomes `server_id` (a host
-    /// speaks only for itself); the rest is checked for form and size.
-    public func receiveEvents(_ events: [AuditEvent], fromHost hostID: String?) async throws {
+    /// speaks only for itself); the rest is checked for form and size. A node's session events
+    /// (`fromNode`) are also what its recording uploads are checked against.
+    public func receiveEvents(_ events: [AuditEvent], fromHost hostID: String?, fromNode: Bool = false) async throws {
         for var event in events {
             guard !event.event.isEmpty, event.event.count <= 64, event.event.allSatisfy({ $0.isLetter || $0 == "." || $0 == "_" }),
                 event.code.count <= 16, event.code.allSatisfy({ $0.isLetter || $0.isNumber })
@@ -27,6 +28,8 @@ extension AuthServer {
             do {
                 try await audit.emit(event)
                 settings.metrics?.increment(.auditEventsWritten)
+                // Session events are what recording uploads are checked against.
+                if fromNode, let hostID { await trackSession(event, fromHost: hostID) }
             } catch {
                 if settings.auditFailure == "continue" {
                     AuditMetrics.countDropped()

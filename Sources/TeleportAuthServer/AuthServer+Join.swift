@@ -26,9 +26,23 @@ extension AuthServer {
         }
     }
 
+    /// True when `hostUUID` already belongs to a joined host: it has a current Node or Proxy
+    /// identity, or a registered SSH host key.
+    func hostUUIDInUse(_ hostUUID: String) async throws -> Bool {
+        if !(try await stores.backend.getRange(prefix: Keys.key("hostidentities", hostUUID) + "/")).isEmpty { return true }
+        return (try? await stores.backend.get(Keys.key("hostkeys", hostUUID))) != nil
+    }
+
     /// Admits a new host: checks the token for the requested role and issues the host's
     /// certificate from the host CA. Every attempt is audited (`node.join`), without the token.
-    public func join(_ request: AuthAPI.JoinRequest, remoteAddress: String) async throws -> AuthAPI.JoinResponse {
+    ///
+    /// A UUID that already belongs to a joined host is refused unless the caller proves it is that
+    /// host: `provenHostUUID` is the UUID of the current host identity the caller presented as its
+    /// TLS client certificate (a host renewing its identity, or adding its second role). A token
+    /// alone never takes over another host's UUID, its host key or its certificate.
+    public func join(_ request: AuthAPI.JoinRequest, remoteAddress: String, provenHostUUID: String? = nil) async throws
+        -> AuthAPI.JoinResponse
+    {
         var fields: [String: JSONValue] = [
             "addr.remote": .string(remoteAddress), "host_id": .string(request.hostUUID), "node_name": .string(request.nodeName),
             "role": .string(request.role.rawValue),
@@ -37,11 +51,17 @@ extension AuthServer {
             guard request.role == .node || request.role == .proxy else {
                 throw TeleportError.badParameter("only node and proxy hosts can join (asked for \(request.role.rawValue))")
             }
-            guard UUID(uuidString: request.hostUUID) != nil else {
-                throw TeleportError.badParameter("host_uuid \"\(request.hostUUID)\" is not a UUID")
+            guard UUID(uuidString: request.hostUUID) != nil, request.hostUUID == request.hostUUID.lowercased() else {
+                throw TeleportError.badParameter("host_uuid \"\(request.hostUUID.prefix(64))\" is not a lower-case UUID")
             }
             try ResourceName.validate(request.nodeName, kind: "node_name")
             _ = try await tokens.validate(request.token, for: request.role)
+            if provenHostUUID != request.hostUUID, try await hostUUIDInUse(request.hostUUID) {
+                throw TeleportError.accessDenied(
+                    "host_uuid \(request.hostUUID) already belongs to a joined host; a token cannot take it over "
+                        + "(a new host needs its own UUID: remove data_dir/host_uuid; to re-join a removed host, "
+                        + "free the UUID first with `tctl rm node/\(request.hostUUID)`)")
+            }
             let publicKey: P256.Signing.PublicKey
             do {
                 publicKey = try P256.Signing.PublicKey(pemRepresentation: request.tlsPublicKeyPEM)

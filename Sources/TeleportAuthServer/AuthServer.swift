@@ -194,10 +194,14 @@ public final class AuthServer: Sendable {
         return ConstantTime.equal(Array(item.value), Array(String(describing: certificate.serialNumber).utf8))
     }
 
-    /// Forgets a host's identities: its certificates stop working and it must join again.
+    /// Forgets a host's Node identity (`tctl rm node/UUID`): its node certificate stops working
+    /// and the UUID is free to join again. A Proxy identity of the same host is kept (the proxy
+    /// service of that host keeps working), and so is the host key while the host has one.
     public func removeHostIdentities(hostID: String) async throws {
-        try await stores.backend.deleteRange(prefix: Keys.key("hostidentities", hostID) + "/")
-        try? await stores.backend.delete(Keys.key("hostkeys", hostID))
+        try? await stores.backend.delete(Self.hostIdentityKey(hostID, .node))
+        if (try await stores.backend.getRange(prefix: Keys.key("hostidentities", hostID) + "/")).isEmpty {
+            try? await stores.backend.delete(Keys.key("hostkeys", hostID))
+        }
     }
 
     func caPEMs() async throws -> [String] {

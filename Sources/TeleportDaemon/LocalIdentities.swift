@@ -35,6 +35,9 @@ enum LocalIdentities {
                     + "and --auth-server, or set teleport.auth_token")
         }
         let hostKey = role == .node || role == .proxy ? try SSHHostKey.loadOrCreate(keys: keys).publicKey.authorizedKeyLine() : nil
+        // A host that already joined in its other role proves it owns its UUID with that identity.
+        let other: SystemRole = role == .node ? .proxy : .node
+        let presenting = try? ClientIdentity.load(directory: keys, name: fileName(other))
         // An unreachable auth server is retried with backoff (a clear line each time, never a
         // tight loop); a refusal (bad token, wrong pin) ends the start at once.
         var delay = Duration.seconds(1)
@@ -44,7 +47,7 @@ enum LocalIdentities {
                 joined = try await JoinClient.join(
                     authServer: authServer, token: token, caPins: config.caPins, role: role, hostUUID: hostUUID,
                     nodeName: config.nodeName, addresses: [config.advertiseIP].compactMap { $0 }, sshHostPublicKey: hostKey,
-                    logger: logger)
+                    presenting: presenting, logger: logger)
             } catch let error as TeleportError where error.code == .connectionProblem {
                 logger.warning("cannot join yet; retrying in \(delay)", metadata: ["tp.error": "\(error.message)"])
                 try await Task.sleep(for: delay)

@@ -165,20 +165,26 @@ public enum TeleportProcess {
             }
             var nodeAudit = SSHAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, labels: config.file.ssh.labels, clock: clock)
             nodeAudit.metrics = registry
+            // A removed node identity stops the node's services; in a process that also runs auth
+            // or proxy, those keep running.
+            let nodeStop = NodeStop()
             services.append(
                 NodeSSHService(
                     host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys), cache: cache,
                     settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID),
                     audit: nodeAudit,
                     recordings: recording == "off" ? nil : dataDir.recordingUploads, auth: client, access: access,
-                    logger: logger.with("node:ssh")))
-            services.append(SessionUploader(directory: dataDir.recordingUploads, auth: client, logger: logger.with("node:upload")))
+                    logger: logger.with("node:ssh")
+                ).stopping(nodeStop))
+            services.append(
+                SessionUploader(directory: dataDir.recordingUploads, auth: client, logger: logger.with("node:upload")).stopping(nodeStop))
             services.append(
                 NodeHeartbeat(
                     auth: client, node: node,
                     labels: commandLabels,
                     logger: logger.with("node"), onFirstHeartbeat: { readiness.markReady("node") }
-                ).onIdentityRemoved { LocalIdentities.remove(keys: keys, role: .node) })
+                ).onIdentityRemoved { LocalIdentities.remove(keys: keys, role: .node) }
+                    .stopping(nodeStop, endsProcess: !config.runAuth && !config.runProxy))
         }
         if let diag = config.diagAddr {
             let address = try HostPort.parse(diag, defaultPort: 3000, key: "--diag-addr")

@@ -17,6 +17,11 @@ public struct NodeHeartbeat: Service, CustomStringConvertible {
     /// Called when the cluster refuses this host's identity (the host was removed): the daemon
     /// deletes the stored identity so that the next start must join with a token.
     var onIdentityRemoved: @Sendable () -> Void = {}
+    /// Fired when the cluster refuses this host's identity: the node's other services stop.
+    var stop: NodeStop?
+    /// Whether a removed identity ends the whole process (a node-only process); otherwise only
+    /// the node's services stop and the auth and proxy services of the process keep running.
+    var removalEndsProcess = true
 
     /// Names the service without its fields (service logs print descriptions; no key may leak).
     public var description: String { "NodeHeartbeat(\(node.spec.hostname))" }
@@ -41,6 +46,15 @@ public struct NodeHeartbeat: Service, CustomStringConvertible {
         return copy
     }
 
+    /// A copy that fires `stop` when the identity is removed; `endsProcess` false keeps the rest
+    /// of the process (auth, proxy) running.
+    public func stopping(_ stop: NodeStop, endsProcess: Bool) -> NodeHeartbeat {
+        var copy = self
+        copy.stop = stop
+        copy.removalEndsProcess = endsProcess
+        return copy
+    }
+
     public func run() async throws {
         let removed = Mutex(false)
         try? await cancelWhenGracefulShutdown {
@@ -51,10 +65,17 @@ public struct NodeHeartbeat: Service, CustomStringConvertible {
                 group.cancelAll()
             }
         }
-        if removed.withLock({ $0 }) {
+        guard removed.withLock({ $0 }) else { return }
+        stop?.fire()
+        if removalEndsProcess {
             throw TeleportError.accessDenied(
                 "this host was removed from the cluster: start it again with --token from `tctl nodes add` to join again")
         }
+        logger.error(
+            "the node service stopped: this host's node identity was removed from the cluster; the other services of this process keep running (restart teleport to register the node again)",
+            metadata: ["tp.node": "\(node.spec.hostname)"])
+        // Returning would end the whole service group: wait for the process's own shutdown.
+        try? await gracefulShutdown()
     }
 
     /// Heartbeats until cancelled; true when it stopped because the host's identity was removed.

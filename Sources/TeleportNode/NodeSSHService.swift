@@ -21,6 +21,15 @@ public struct NodeSSHService: Service, CustomStringConvertible {
     let audit: SSHAudit?
     let logger: Logger
     let onListening: @Sendable (Int) async -> Void
+    /// When fired (the node's identity was removed), the SSH service stops listening.
+    var stop: NodeStop?
+
+    /// A copy that stops listening when `stop` fires (the rest of the process keeps running).
+    public func stopping(_ stop: NodeStop) -> NodeSSHService {
+        var copy = self
+        copy.stop = stop
+        return copy
+    }
 
     public var description: String { "NodeSSHService(\(host):\(port))" }
 
@@ -92,7 +101,12 @@ public struct NodeSSHService: Service, CustomStringConvertible {
     public func run() async throws {
         try await SSHServer.serve(
             host: host, port: port, configuration: configuration(), cache: cache, logger: logger, what: "SSH service",
-            onListening: onListening, shutdown: { try? await gracefulShutdown() })
+            onListening: onListening, shutdown: { [stop] in await NodeStop.untilShutdown(or: stop) })
+        if stop?.fired == true {
+            logger.error("the node's SSH service stopped listening: this host's node identity was removed from the cluster")
+            // Returning would end the whole service group: wait for the process's own shutdown.
+            try? await gracefulShutdown()
+        }
     }
 
     func configuration() -> SSHServer.Configuration {

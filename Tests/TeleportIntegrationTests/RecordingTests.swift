@@ -241,17 +241,19 @@ struct RecordingTests {
             kill(authPID, SIGCONT)
             resumed = true
 
-            var found = false
-            for _ in 0..<200 where !found {
+            var found: [String: JSONValue]?
+            for _ in 0..<200 where found == nil {
                 let list = try await Self.waitForRecording(setup)
-                found = list.contains { entry in
+                found = list.first { entry in
                     guard case .string(let sid)? = entry["sid"] else { return false }
                     let path = cluster.dataDir.appendingPathComponent("log/sessions/default/\(sid).chunks.gz").path
                     return FileManager.default.fileExists(atPath: path)
                 }
-                if !found { try await Task.sleep(for: .milliseconds(200)) }
+                if found == nil { try await Task.sleep(for: .milliseconds(200)) }
             }
-            #expect(found, "the recording arrived after auth came back")
+            #expect(found != nil, "the recording arrived after auth came back")
+            // The session ended normally while auth was away: its recording is complete.
+            #expect(found?["complete"] == .bool(true), "\(found.map { "\($0)" } ?? "none")")
             let events = try await AuditEventsTests.events(cluster, ["--type=session.start,session.end"])
             #expect(events.filter { $0["event"] == .string("session.end") && $0["interactive"] == .bool(true) }.count >= 1, "\(events.count) events")
         }

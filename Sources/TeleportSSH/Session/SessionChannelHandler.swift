@@ -452,7 +452,14 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
     }
 
     private func finishIfDone() {
-        guard !finished, let exit, outputsOpen <= 0, let context else { return }
+        guard !finished, let exit, outputsOpen <= 0 else { return }
+        guard let context else {
+            // The client left after the process ended but before its output drained: the session
+            // still ended normally, and its recording and audit say so.
+            finished = true
+            conclude(exit)
+            return
+        }
         finished = true
         context.flush()
         let done = lastWrite ?? context.eventLoop.makeSucceededVoidFuture()

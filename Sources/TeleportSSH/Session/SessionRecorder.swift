@@ -3,6 +3,10 @@ public import NIOCore
 public import TeleportEvents
 import TeleportAPI
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Writes one interactive session's recording to the node's disk as it happens (see
 /// ``SessionRecording``): `<sid>.recording` while the session runs, renamed to `<sid>.done` when it
 /// ends. The uploader sends `.done` files to the auth service; `.recording` files left by a crash
@@ -28,6 +32,9 @@ public final class SessionRecorder: @unchecked Sendable {
         else { throw TeleportError.connectionProblem("cannot create the session recording \(url.path)") }
         let opened = try FileHandle(forWritingTo: url)
         try opened.seekToEnd()
+        // Held while the session runs (it follows the file through the rename): the uploader
+        // adopts only `.recording` files no live recorder holds, i.e. real leftovers of a crash.
+        _ = flock(opened.fileDescriptor, LOCK_EX | LOCK_NB)
         handle = opened
     }
 
