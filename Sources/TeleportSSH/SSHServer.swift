@@ -188,12 +188,25 @@ final class UnauthenticatedCounter: @unchecked Sendable {
     }
 }
 
-/// Closes a connection on an error, logging it at debug level (peers disconnect all the time).
+/// Closes a connection on an error, logging it at debug level (peers disconnect all the time), and
+/// when the client closes its side of the TCP connection: SSH has its own end-of-file per channel,
+/// so a TCP FIN means the client is gone (killed, or its host closed the socket). Without this the
+/// connection stayed half-open in CLOSE-WAIT (the server allows remote half-closure) and its
+/// sessions' processes ran on with no client, as sshd never lets them.
 final class ConnectionErrorHandler: ChannelInboundHandler {
     typealias InboundIn = Any
     let logger: Logger
 
     init(logger: Logger) { self.logger = logger }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            logger.debug("SSH client closed its connection; ending its sessions", metadata: ["tp.remote": "\(context.remoteAddress.map { "\($0)" } ?? "-")"])
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("SSH connection error: \(error)", metadata: ["tp.remote": "\(context.remoteAddress.map { "\($0)" } ?? "-")"])
