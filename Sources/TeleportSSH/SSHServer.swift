@@ -92,7 +92,7 @@ public final class SSHServer: Sendable {
                     grace.cancel()
                     slot.release()
                     if let user = connection.user {
-                        active.add(id, user: user, channel: channel)
+                        active.add(id, user: user, channel: channel, connection: connection)
                         configuration.audit?.accepted(connection, user)
                     }
                     // A connection lives no longer than the certificate that let it in (as
@@ -229,15 +229,22 @@ extension SSHServer {
         }
         logger.info("\(what) is listening", metadata: ["tp.listen": "\(HostPort.join(host, server.port))"])
         await onListening(server.port)
-        // A new lock ends the connections it stops at once.
+        // A new lock ends the connections it stops: each open session first shows its user the
+        // lock's message (on stderr), then the connection closes, at the latest after
+        // `lockNoticeGrace`. A connection without sessions (the proxy's, carrying a node's SSH)
+        // is given the same time to be closed by its far end, whose message then gets through.
         let active = server.active
         await cache.setLocksHandler { [cache] _ in
             Task {
-                for (user, channel) in active.all() {
+                for (user, channel, connection) in active.all() {
                     guard let lock = await cache.lock(user: user.username, login: user.login) else { continue }
                     logger.info(
                         "closing an SSH connection: \(lock.refusal)", metadata: ["tp.user": "\(user.username)", "tp.login": "\(user.login)"])
-                    channel.close(promise: nil)
+                    let loop = channel.eventLoop
+                    loop.scheduleTask(in: lockNoticeGrace) { channel.close(promise: nil) }
+                    let notices = connection.notifySessions("your session was closed: \(lock.refusal)")
+                    guard !notices.isEmpty else { continue }
+                    EventLoopFuture.whenAllComplete(notices, on: loop).whenComplete { _ in channel.close(promise: nil) }
                 }
             }
         }
@@ -247,6 +254,9 @@ extension SSHServer {
         feed.cancel()
         await server.close()
     }
+
+    /// How long a connection a lock stops may stay open to show its sessions the lock's message.
+    static let lockNoticeGrace = TimeAmount.seconds(2)
 
     /// Logs a refused login (audit events come with the audit issue).
     public static func logRefusal(_ logger: Logger, _ what: String) -> @Sendable (SSHConnectionInfo, String, SSHPublicKey?, any Error) -> Void {
@@ -264,17 +274,17 @@ extension SSHServer {
 /// The authenticated connections of a server, with their users.
 final class AuthenticatedConnections: @unchecked Sendable {
     private let lock = NSLock()
-    private var connections: [ObjectIdentifier: (user: SSHAuthenticatedUser, channel: any Channel)] = [:]
+    private var connections: [ObjectIdentifier: (user: SSHAuthenticatedUser, channel: any Channel, connection: SSHConnectionInfo)] = [:]
 
-    func add(_ id: ObjectIdentifier, user: SSHAuthenticatedUser, channel: any Channel) {
-        lock.withLock { connections[id] = (user, channel) }
+    func add(_ id: ObjectIdentifier, user: SSHAuthenticatedUser, channel: any Channel, connection: SSHConnectionInfo) {
+        lock.withLock { connections[id] = (user, channel, connection) }
     }
 
     func remove(_ id: ObjectIdentifier) {
         lock.withLock { _ = connections.removeValue(forKey: id) }
     }
 
-    func all() -> [(user: SSHAuthenticatedUser, channel: any Channel)] {
+    func all() -> [(user: SSHAuthenticatedUser, channel: any Channel, connection: SSHConnectionInfo)] {
         lock.withLock { Array(connections.values) }
     }
 }

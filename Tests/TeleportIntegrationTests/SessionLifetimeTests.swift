@@ -96,6 +96,17 @@ struct SessionLifetimeTests {
         return true
     }
 
+    /// A file's text, empty when it cannot be read.
+    static func text(_ url: URL) -> String {
+        (try? TestSupport.read(url)) ?? ""
+    }
+
+    /// Whether `pid` exited (and reaps it).
+    static func exited(_ pid: pid_t) -> Bool {
+        var status: Int32 = 0
+        return waitpid(pid, &status, WNOHANG) == pid
+    }
+
     /// Reaps a killed client without blocking a thread.
     static func reap(_ pid: pid_t) async {
         var status: Int32 = 0
@@ -147,6 +158,35 @@ struct SessionLifetimeTests {
             // The daemon is still serving.
             let after = try await setup.tsh(["ssh", "root@testnode", "echo still-here"])
             #expect(after.exitCode == 0 && after.stdout.contains("still-here"), "\(after)")
+        }
+    }
+
+    @Test("tctl lock --message: the locked user's open sessions (with and without a terminal) show the lock's message before they end")
+    func lockMessageReachesTheUser() async throws {
+        try await Self.withSetup { setup in
+            let work = try TestSupport.makeTemporaryDirectory(prefix: "lockmsg")
+            defer { try? FileManager.default.removeItem(at: work) }
+            let tsh = try setup.tshArguments
+            var sessions: [(pid: pid_t, log: URL)] = []
+            for terminal in [false, true] {
+                let log = work.appendingPathComponent("tsh-\(terminal).log")
+                let pid = try TestSupport.spawnDaemon(
+                    tsh[0], Array(tsh.dropFirst()) + ["ssh"] + (terminal ? ["-t"] : []) + ["root@testnode", "echo started; sleep 60; echo survived"],
+                    logPath: log.path)
+                sessions.append((pid, log))
+                let started = await TestSupport.eventually(timeout: .seconds(30)) { Self.text(log).contains("started") }
+                #expect(started, "\(Self.text(log))")
+            }
+            let locked = try await setup.cluster.tctl(["lock", "--user=joe", "--message=incident 42: call security", "--ttl=1h"])
+            #expect(locked.exitCode == 0, "\(locked)")
+            for session in sessions {
+                let ended = await TestSupport.eventually(timeout: .seconds(20)) { Self.exited(session.pid) }
+                if !ended { await TestSupport.stopDaemon(session.pid) }
+                let output = Self.text(session.log)
+                #expect(ended, "the locked user's session did not end: \(output)")
+                #expect(output.contains("your session was closed: user=joe is locked: incident 42: call security"), "\(output)")
+                #expect(!output.contains("survived"), "\(output)")
+            }
         }
     }
 }

@@ -146,10 +146,23 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         _ = context.channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+        let loop = context.eventLoop
+        connection.addNoticeWriter(ObjectIdentifier(self)) { [weak self] text in
+            loop.flatSubmit { self?.notice(text, on: loop) ?? loop.makeSucceededVoidFuture() }
+        }
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        connection.removeNoticeWriter(ObjectIdentifier(self))
+    }
+
+    /// Writes `text` on its own line to the session's stderr (with a terminal, its screen): why the
+    /// server is about to close the connection. Completes once written.
+    private func notice(_ text: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let context else { return loop.makeSucceededVoidFuture() }
+        let bytes = context.channel.allocator.buffer(string: "\r\n\(text)\r\n")
+        return context.writeAndFlush(wrapOutboundOut(SSHChannelData(type: .stdErr, data: .byteBuffer(bytes))))
     }
 
     /// `tsh join`: attaches this channel to a live session as a party.
