@@ -165,7 +165,7 @@ public enum TeleportProcess {
             services.append(
                 NodeSSHService(
                     host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys), cache: cache,
-                    settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID),
+                    settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID, nodeName: config.nodeName),
                     audit: SSHAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, labels: config.file.ssh.labels, clock: clock),
                     recordings: recording == "off" ? nil : dataDir.recordingUploads, auth: client, access: access,
                     logger: logger.with("node:ssh")))

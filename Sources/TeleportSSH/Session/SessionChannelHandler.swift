@@ -13,6 +13,8 @@ public struct SessionSettings: Sendable {
     public var clusterName: String
     /// The node's host UUID (`SSH_TELEPORT_HOST_UUID`).
     public var hostUUID: String
+    /// The node's name (`TELEPORT_NODENAME`, shown by `teleport status`), when known.
+    public var nodeName: String?
     /// The `sftp-server` program, or nil when the host has none.
     public var sftpServerPath: String?
     /// Called when a session's process started (audit), with a session ID and what runs.
@@ -43,9 +45,10 @@ public struct SessionSettings: Sendable {
     public var refusal: @Sendable () -> String? = { nil }
 
     /// Creates settings.
-    public init(clusterName: String, hostUUID: String, sftpServerPath: String? = SessionSettings.findSFTPServer()) {
+    public init(clusterName: String, hostUUID: String, nodeName: String? = nil, sftpServerPath: String? = SessionSettings.findSFTPServer()) {
         self.clusterName = clusterName
         self.hostUUID = hostUUID
+        self.nodeName = nodeName
         self.sftpServerPath = sftpServerPath
     }
 
@@ -326,8 +329,11 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         env["TELEPORT_LOGIN"] = user.login
         env["TELEPORT_CLUSTER_NAME"] = settings.clusterName
         env["TELEPORT_ROLES"] = user.roles.joined(separator: " ")
+        // What `teleport status` shows inside the session.
+        env["TELEPORT_SESSION"] = sessionID
+        env["TELEPORT_HOST_UUID"] = settings.hostUUID
+        if let nodeName = settings.nodeName { env["TELEPORT_NODENAME"] = nodeName }
         let size = terminal.map { (rows: max($0.terminalRowHeight, 1), columns: max($0.terminalCharacterWidth, 1)) }
-        if terminal != nil { env["SSH_TTY"] = "/dev/pts" }
         let process: SessionProcess
         do {
             process = try SessionProcess.spawn(
