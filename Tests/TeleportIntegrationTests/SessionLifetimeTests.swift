@@ -189,4 +189,31 @@ struct SessionLifetimeTests {
             }
         }
     }
+
+    @Test("SIGHUP (systemctl reload) does not stop the daemon: an open session finishes, the daemon stays ready and logs why")
+    func hangupKeepsTheDaemon() async throws {
+        try await Self.withSetup { setup in
+            let cluster = setup.cluster
+            let daemon = try #require(cluster.pid)
+            let work = try TestSupport.makeTemporaryDirectory(prefix: "hup")
+            defer { try? FileManager.default.removeItem(at: work) }
+            let tsh = try setup.tshArguments
+            let log = work.appendingPathComponent("tsh.log")
+            let session = try TestSupport.spawnDaemon(
+                tsh[0], Array(tsh.dropFirst()) + ["ssh", "root@testnode", "echo started; sleep 3; echo survived"], logPath: log.path)
+            let started = await TestSupport.eventually(timeout: .seconds(30)) { Self.text(log).contains("started") }
+            #expect(started, "\(Self.text(log))")
+
+            kill(daemon, SIGHUP)
+            let logged = await TestSupport.eventually { cluster.log.contains("received SIGHUP: graceful restart is not available yet") }
+            #expect(logged, "\(cluster.log)")
+            let ended = await TestSupport.eventually(timeout: .seconds(20)) { Self.exited(session) }
+            if !ended { await TestSupport.stopDaemon(session) }
+            #expect(ended && Self.text(log).contains("survived"), "the session did not survive SIGHUP: \(Self.text(log))")
+            #expect(!Self.exited(daemon), "teleport exited on SIGHUP: \(cluster.log)")
+            #expect(try await cluster.diag("readyz").status == 200)
+            let after = try await setup.tsh(["ssh", "root@testnode", "echo still-here"])
+            #expect(after.stdout.contains("still-here"), "\(after)")
+        }
+    }
 }
