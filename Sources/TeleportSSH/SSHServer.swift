@@ -112,6 +112,9 @@ public final class SSHServer: Sendable {
                     slot.release()
                     expiry.value?.cancel()
                     active.remove(id)
+                    // The callback holds the connection and the channel: break the cycle, or every
+                    // closed connection's channel stays in memory.
+                    connection.onAuthenticated = nil
                 }
                 let delegate = CertificateBoundKeyDelegate(
                     authorizer: configuration.authorizer, connection: connection,
