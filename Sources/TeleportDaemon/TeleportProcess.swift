@@ -19,10 +19,20 @@ import TeleportSSH
 
 /// `teleport start`: opens the data directory, starts the enabled services in dependency order
 /// (backend, audit, auth, proxy, node, diagnostics) as one `ServiceGroup`, and stops them
-/// gracefully on SIGTERM or SIGINT.
+/// gracefully on SIGTERM or SIGINT; SIGHUP is logged and ignored (no graceful restart yet).
 public enum TeleportProcess {
     /// Runs the daemon until a signal stops it.
     public static func run(config: DaemonConfig, logger: Logger) async throws {
+        // SIGHUP (systemd's `reload`) must not stop the daemon and its sessions: graceful restart
+        // is not available yet, so it is logged and otherwise ignored (session processes start
+        // with default signal dispositions, so they still get the node's hang-ups).
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let hangupLog = Task {
+            for await _ in hangups {
+                logger.warning("received SIGHUP: graceful restart is not available yet; teleport keeps running (restart it to apply a new configuration)")
+            }
+        }
+        defer { hangupLog.cancel() }
         for warning in config.file.warnings { logger.warning("\(warning)") }
         let dataDir = try DataDirectory(url: config.dataDir)
         try ListenPreflight.check(config)
@@ -171,7 +181,7 @@ public enum TeleportProcess {
             services.append(
                 NodeSSHService(
                     host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys), cache: cache,
-                    settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID),
+                    settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID, nodeName: config.nodeName),
                     audit: nodeAudit,
                     recordings: recording == "off" ? nil : dataDir.recordingUploads, auth: client, access: access,
                     logger: logger.with("node:ssh")

@@ -93,7 +93,7 @@ public final class SSHServer: Sendable {
                     grace.cancel()
                     slot.release()
                     if let user = connection.user {
-                        active.add(id, user: user, channel: channel)
+                        active.add(id, user: user, channel: channel, connection: connection)
                         configuration.audit?.accepted(connection, user)
                     }
                     // A connection lives no longer than the certificate that let it in (as
@@ -118,6 +118,9 @@ public final class SSHServer: Sendable {
                     slot.release()
                     expiry.value?.cancel()
                     active.remove(id)
+                    // The callback holds the connection and the channel: break the cycle, or every
+                    // closed connection's channel stays in memory.
+                    connection.onAuthenticated = nil
                 }
                 let delegate = CertificateBoundKeyDelegate(
                     authorizer: configuration.authorizer, connection: connection,
@@ -196,7 +199,11 @@ final class UnauthenticatedCounter: @unchecked Sendable {
     }
 }
 
-/// Closes a connection on an error, logging it at debug level (peers disconnect all the time).
+/// Closes a connection on an error, logging it at debug level (peers disconnect all the time), and
+/// when the client closes its side of the TCP connection: SSH has its own end-of-file per channel,
+/// so a TCP FIN means the client is gone (killed, or its host closed the socket). Without this the
+/// connection stayed half-open in CLOSE-WAIT (the server allows remote half-closure) and its
+/// sessions' processes ran on with no client, as sshd never lets them.
 final class ConnectionErrorHandler: ChannelInboundHandler {
     typealias InboundIn = Any
     let logger: Logger
@@ -213,6 +220,15 @@ final class ConnectionErrorHandler: ChannelInboundHandler {
     /// too, at once, instead of holding the connection until the login grace time ends.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed, let connection, connection.user == nil {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            logger.debug("SSH client closed its connection; ending its sessions", metadata: ["tp.remote": "\(context.remoteAddress.map { "\($0)" } ?? "-")"])
             context.close(promise: nil)
             return
         }
@@ -265,15 +281,22 @@ extension SSHServer {
         }
         logger.info("\(what) is listening", metadata: ["tp.listen": "\(HostPort.join(host, server.port))"])
         await onListening(server.port)
-        // A new lock ends the connections it stops at once.
+        // A new lock ends the connections it stops: each open session first shows its user the
+        // lock's message (on stderr), then the connection closes, at the latest after
+        // `lockNoticeGrace`. A connection without sessions (the proxy's, carrying a node's SSH)
+        // is given the same time to be closed by its far end, whose message then gets through.
         let active = server.active
         await cache.setLocksHandler { [cache] _ in
             Task {
-                for (user, channel) in active.all() {
+                for (user, channel, connection) in active.all() {
                     guard let lock = await cache.lock(user: user.username, login: user.login) else { continue }
                     logger.info(
                         "closing an SSH connection: \(lock.refusal)", metadata: ["tp.user": "\(user.username)", "tp.login": "\(user.login)"])
-                    channel.close(promise: nil)
+                    let loop = channel.eventLoop
+                    loop.scheduleTask(in: lockNoticeGrace) { channel.close(promise: nil) }
+                    let notices = connection.notifySessions("your session was closed: \(lock.refusal)")
+                    guard !notices.isEmpty else { continue }
+                    EventLoopFuture.whenAllComplete(notices, on: loop).whenComplete { _ in channel.close(promise: nil) }
                 }
             }
         }
@@ -283,6 +306,9 @@ extension SSHServer {
         feed.cancel()
         await server.close()
     }
+
+    /// How long a connection a lock stops may stay open to show its sessions the lock's message.
+    static let lockNoticeGrace = TimeAmount.seconds(2)
 
     /// Logs a refused login (audit events come with the audit issue).
     public static func logRefusal(_ logger: Logger, _ what: String) -> @Sendable (SSHConnectionInfo, String, SSHPublicKey?, any Error) -> Void {
@@ -300,17 +326,17 @@ extension SSHServer {
 /// The authenticated connections of a server, with their users.
 final class AuthenticatedConnections: @unchecked Sendable {
     private let lock = NSLock()
-    private var connections: [ObjectIdentifier: (user: SSHAuthenticatedUser, channel: any Channel)] = [:]
+    private var connections: [ObjectIdentifier: (user: SSHAuthenticatedUser, channel: any Channel, connection: SSHConnectionInfo)] = [:]
 
-    func add(_ id: ObjectIdentifier, user: SSHAuthenticatedUser, channel: any Channel) {
-        lock.withLock { connections[id] = (user, channel) }
+    func add(_ id: ObjectIdentifier, user: SSHAuthenticatedUser, channel: any Channel, connection: SSHConnectionInfo) {
+        lock.withLock { connections[id] = (user, channel, connection) }
     }
 
     func remove(_ id: ObjectIdentifier) {
         lock.withLock { _ = connections.removeValue(forKey: id) }
     }
 
-    func all() -> [(user: SSHAuthenticatedUser, channel: any Channel)] {
+    func all() -> [(user: SSHAuthenticatedUser, channel: any Channel, connection: SSHConnectionInfo)] {
         lock.withLock { Array(connections.values) }
     }
 }

@@ -97,6 +97,26 @@ public final class SSHConnectionInfo: @unchecked Sendable {
 
     /// The remote IP address without the port (`source-address` checks use it).
     public var remoteIP: String? { remoteAddress?.ipAddress }
+
+    /// The session channels open on the connection that can show the user a notice before the
+    /// server closes the connection (why a lock ended it), by channel.
+    private let noticeLock = NSLock()
+    private var noticeWriters: [ObjectIdentifier: @Sendable (String) -> EventLoopFuture<Void>] = [:]
+
+    /// Registers a session channel's way to write a notice to its user (its stderr).
+    package func addNoticeWriter(_ id: ObjectIdentifier, _ write: @escaping @Sendable (String) -> EventLoopFuture<Void>) {
+        noticeLock.withLock { noticeWriters[id] = write }
+    }
+
+    /// Unregisters a session channel (it closed).
+    package func removeNoticeWriter(_ id: ObjectIdentifier) {
+        noticeLock.withLock { _ = noticeWriters.removeValue(forKey: id) }
+    }
+
+    /// Writes `text` to every open session of the connection; the futures complete once written.
+    func notifySessions(_ text: String) -> [EventLoopFuture<Void>] {
+        noticeLock.withLock { Array(noticeWriters.values) }.map { $0(text) }
+    }
 }
 
 /// The swift-nio-ssh user-authentication delegate of our servers: public-key only; the library has

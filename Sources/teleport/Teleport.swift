@@ -119,14 +119,20 @@ struct Status: ParsableCommand {
         abstract: "Shows the status of the current Teleport SSH session (only inside one).")
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
-        guard let session = environment["TELEPORT_SESSION"] else {
-            throw fail(TeleportError.badParameter(
-                "teleport status only works inside a Teleport SSH session (TELEPORT_SESSION is not set)"))
+        /// The first of `names` the environment sets to something.
+        func value(_ names: String...) -> String? {
+            names.lazy.compactMap { environment[$0] }.first { !$0.isEmpty }
         }
-        print("Cluster Name: \(environment["TELEPORT_CLUSTER_NAME"] ?? "-")")
-        print("Host UUID   : \(environment["TELEPORT_HOST_UUID"] ?? "-")")
+        // The node sets these in every session (TeleportSSH's SessionChannelHandler).
+        guard let session = value("TELEPORT_SESSION", "SSH_SESSION_ID") else {
+            throw fail(TeleportError.badParameter(
+                "teleport status only works inside a Teleport SSH session (TELEPORT_SESSION is not set); run it in a tsh ssh session"))
+        }
+        print("Cluster Name: \(value("TELEPORT_CLUSTER_NAME", "SSH_TELEPORT_CLUSTER_NAME") ?? "-")")
+        print("Node        : \(value("TELEPORT_NODENAME") ?? "-")")
+        print("Host UUID   : \(value("TELEPORT_HOST_UUID", "SSH_TELEPORT_HOST_UUID") ?? "-")")
         print("Session ID  : \(session)")
-        print("User        : \(environment["TELEPORT_USER"] ?? "-")")
-        print("Login       : \(environment["TELEPORT_LOGIN"] ?? environment["USER"] ?? "-")")
+        print("User        : \(value("TELEPORT_USERNAME", "SSH_TELEPORT_USER") ?? "-")")
+        print("Login       : \(value("TELEPORT_LOGIN", "USER") ?? "-")")
     }
 }

@@ -13,6 +13,8 @@ public struct SessionSettings: Sendable {
     public var clusterName: String
     /// The node's host UUID (`SSH_TELEPORT_HOST_UUID`).
     public var hostUUID: String
+    /// The node's name (`TELEPORT_NODENAME`, shown by `teleport status`), when known.
+    public var nodeName: String?
     /// The `sftp-server` program, or nil when the host has none.
     public var sftpServerPath: String?
     /// Called when a session's process started (audit), with a session ID and what runs.
@@ -43,9 +45,10 @@ public struct SessionSettings: Sendable {
     public var refusal: @Sendable () -> String? = { nil }
 
     /// Creates settings.
-    public init(clusterName: String, hostUUID: String, sftpServerPath: String? = SessionSettings.findSFTPServer()) {
+    public init(clusterName: String, hostUUID: String, nodeName: String? = nil, sftpServerPath: String? = SessionSettings.findSFTPServer()) {
         self.clusterName = clusterName
         self.hostUUID = hostUUID
+        self.nodeName = nodeName
         self.sftpServerPath = sftpServerPath
     }
 
@@ -146,10 +149,23 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         _ = context.channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+        let loop = context.eventLoop
+        connection.addNoticeWriter(ObjectIdentifier(self)) { [weak self] text in
+            loop.flatSubmit { self?.notice(text, on: loop) ?? loop.makeSucceededVoidFuture() }
+        }
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        connection.removeNoticeWriter(ObjectIdentifier(self))
+    }
+
+    /// Writes `text` on its own line to the session's stderr (with a terminal, its screen): why the
+    /// server is about to close the connection. Completes once written.
+    private func notice(_ text: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let context else { return loop.makeSucceededVoidFuture() }
+        let bytes = context.channel.allocator.buffer(string: "\r\n\(text)\r\n")
+        return context.writeAndFlush(wrapOutboundOut(SSHChannelData(type: .stdErr, data: .byteBuffer(bytes))))
     }
 
     /// `tsh join`: attaches this channel to a live session as a party.
@@ -313,8 +329,11 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         env["TELEPORT_LOGIN"] = user.login
         env["TELEPORT_CLUSTER_NAME"] = settings.clusterName
         env["TELEPORT_ROLES"] = user.roles.joined(separator: " ")
+        // What `teleport status` shows inside the session.
+        env["TELEPORT_SESSION"] = sessionID
+        env["TELEPORT_HOST_UUID"] = settings.hostUUID
+        if let nodeName = settings.nodeName { env["TELEPORT_NODENAME"] = nodeName }
         let size = terminal.map { (rows: max($0.terminalRowHeight, 1), columns: max($0.terminalCharacterWidth, 1)) }
-        if terminal != nil { env["SSH_TTY"] = "/dev/pts" }
         let process: SessionProcess
         do {
             process = try SessionProcess.spawn(

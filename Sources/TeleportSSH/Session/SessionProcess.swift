@@ -26,7 +26,8 @@ public struct SessionProcess: Sendable {
     public var hasTerminal: Bool { errorFD == nil }
 
     /// Starts `argv` (argv[0] is the program path; `arg0` what the program sees as its name) as
-    /// `user` with `environment`, on a new pseudo-terminal of `windowSize` or on three pipes.
+    /// `user` with `environment`, on a new pseudo-terminal of `windowSize` (then `SSH_TTY` names
+    /// it) or on three pipes.
     ///
     /// - Parameter changeUser: true when the daemon runs as root and must drop to `user`; when false
     ///   the caller has checked that `user` is the daemon's own account.
@@ -43,11 +44,15 @@ public struct SessionProcess: Sendable {
             var name = [CChar](repeating: 0, count: 128)
             let master = teleport_open_pty(&name, name.count)
             guard master >= 0 else { throw Self.error("cannot open a pseudo-terminal") }
-            let slave = open(String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), O_RDWR | O_NOCTTY | O_CLOEXEC)
+            let ttyPath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let slave = open(ttyPath, O_RDWR | O_NOCTTY | O_CLOEXEC)
             guard slave >= 0 else {
                 close(master)
-                throw Self.error("cannot open the pseudo-terminal \(String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+                throw Self.error("cannot open the pseudo-terminal \(ttyPath)")
             }
+            // As sshd: the session's terminal, by its real path (`/dev/pts/N`).
+            var environment = environment
+            environment["SSH_TTY"] = ttyPath
             if changeUser { _ = fchown(slave, user.uid, user.gid) }
             _ = teleport_set_window_size(master, UInt16(clamping: windowSize.rows), UInt16(clamping: windowSize.columns))
             toClose.append(slave)

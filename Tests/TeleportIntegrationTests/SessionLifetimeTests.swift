@@ -1,0 +1,219 @@
+import Foundation
+import TeleportAPI
+import TeleportTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How long a session lives: it ends with its client. Real `tsh` clients of a real cluster
+/// (auth, proxy and node `testnode` in one daemon) are killed the way users and systems kill them
+/// (SIGTERM, SIGHUP, SIGKILL); the node must hang up their sessions, free every connection, and
+/// audit each end, as OpenSSH's sshd does.
+@Suite("session lifetime when clients die", .serialized)
+struct SessionLifetimeTests {
+    /// A started cluster with joe (login root) and his identity file.
+    struct Setup {
+        let cluster: ClusterFixture
+        let identity: String
+
+        var tshArguments: [String] {
+            get throws { [try ClusterFixture.binary("tsh"), "-i", identity, "--proxy=127.0.0.1:\(cluster.webPort)", "--insecure"] }
+        }
+
+        func tsh(_ arguments: [String]) async throws -> CommandResult {
+            let base = try tshArguments
+            return try await TestSupport.run(base[0], Array(base.dropFirst()) + arguments)
+        }
+    }
+
+    static func withSetup(_ body: (Setup) async throws -> Void) async throws {
+        try await withCluster(try ClusterFixture(clusterName: "lifetime.example")) { cluster in
+            try await cluster.start()
+            #expect(try await cluster.tctl(["users", "add", "joe", "root"]).exitCode == 0)
+            let identity = cluster.directory.appendingPathComponent("joe.id").path
+            #expect(try await cluster.tctl(["auth", "sign", "--user=joe", "--out=\(identity)"]).exitCode == 0)
+            let setup = Setup(cluster: cluster, identity: identity)
+            var listed = try await setup.tsh(["ls", "--format", "names"])
+            for _ in 0..<100 where !listed.stdout.contains("testnode") {
+                try await Task.sleep(for: .milliseconds(100))
+                listed = try await setup.tsh(["ls", "--format", "names"])
+            }
+            try #require(listed.stdout.contains("testnode"), "\(listed)")
+            try await body(setup)
+        }
+    }
+
+    /// The daemon's children running `comm` (the sessions' processes: `sh -c "sleep N"` execs sleep).
+    static func children(of parent: pid_t, named comm: String) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> pid_t? in
+            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+            else { return nil }
+            let name = stat[stat.index(after: open)..<close]
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard name == comm, fields.count > 1, pid_t(fields[1]) == parent else { return nil }
+            return pid
+        }
+    }
+
+    /// The server-side TCP connections on `ports` that are still open (ESTABLISHED or CLOSE-WAIT:
+    /// the peer closed but the server did not), from /proc/net/tcp{,6}.
+    static func openConnections(onPorts ports: Set<UInt16>) -> Int {
+        var count = 0
+        for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            // Read to the end: /proc files report size 0, and a one-read load gets the first page only.
+            guard let handle = FileHandle(forReadingAtPath: file), let data = try? handle.readToEnd() else { continue }
+            try? handle.close()
+            let table = String(decoding: data, as: UTF8.self)
+            for line in table.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                guard fields.count > 3, let colon = fields[1].lastIndex(of: ":"),
+                    let port = UInt16(fields[1][fields[1].index(after: colon)...], radix: 16)
+                else { continue }
+                if ports.contains(port), fields[3] == "01" || fields[3] == "08" { count += 1 }
+            }
+        }
+        return count
+    }
+
+    /// The `session.end` events of the cluster so far.
+    static func sessionEnds(_ cluster: ClusterFixture) async throws -> Int {
+        let listed = try await cluster.tctl(["events", "ls", "--format=json", "--type=session.end"])
+        guard listed.exitCode == 0 else { return -1 }
+        return try ResourceCodec.jsonDecoder().decode([[String: JSONValue]].self, from: Data(listed.stdout.utf8)).count
+    }
+
+    /// Polls `condition` every 200 ms until it holds or `timeout` passes.
+    static func eventually(_ timeout: Duration, _ condition: () async throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        return true
+    }
+
+    /// A file's text, empty when it cannot be read.
+    static func text(_ url: URL) -> String {
+        (try? TestSupport.read(url)) ?? ""
+    }
+
+    /// Whether `pid` exited (and reaps it).
+    static func exited(_ pid: pid_t) -> Bool {
+        var status: Int32 = 0
+        return waitpid(pid, &status, WNOHANG) == pid
+    }
+
+    /// Reaps a killed client without blocking a thread.
+    static func reap(_ pid: pid_t) async {
+        var status: Int32 = 0
+        for _ in 0..<250 where waitpid(pid, &status, WNOHANG) == 0 {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    @Test("100 killed tsh ssh -t clients (TERM, HUP, KILL): no session process, no open connection, 100 session.end events")
+    func killedClientsLeaveNothing() async throws {
+        try await Self.withSetup { setup in
+            let cluster = setup.cluster
+            let daemon = try #require(cluster.pid)
+            let ports: Set<UInt16> = [cluster.proxyPort, cluster.sshPort]
+            let baseline = Self.openConnections(onPorts: ports)
+            let endsBefore = try await Self.sessionEnds(cluster)
+            let logDir = try TestSupport.makeTemporaryDirectory(prefix: "clients")
+            defer { try? FileManager.default.removeItem(at: logDir) }
+            let tsh = try setup.tshArguments
+            let total = 100
+            var clients: [pid_t] = []
+            for index in 0..<total {
+                clients.append(
+                    try TestSupport.spawnDaemon(
+                        tsh[0], Array(tsh.dropFirst()) + ["ssh", "-t", "root@testnode", "sleep 600"],
+                        logPath: logDir.appendingPathComponent("tsh-\(index).log").path))
+                // A few at a time: the machine is shared.
+                if index % 10 == 9 {
+                    _ = await Self.eventually(.seconds(60)) { Self.children(of: daemon, named: "sleep").count > index - 5 }
+                }
+            }
+            let started = await Self.eventually(.seconds(180)) { Self.children(of: daemon, named: "sleep").count >= total }
+            let running = Self.children(of: daemon, named: "sleep").count
+            #expect(started, "only \(running) of \(total) sessions started; a client said: \((try? TestSupport.read(logDir.appendingPathComponent("tsh-0.log"))) ?? "")")
+            // Each client holds one connection to the proxy, and the proxy one to the node.
+            #expect(Self.openConnections(onPorts: ports) >= baseline + 2 * running)
+
+            let signals = [SIGTERM, SIGHUP, SIGKILL]
+            for (index, pid) in clients.enumerated() { kill(pid, signals[index % signals.count]) }
+            for pid in clients { await Self.reap(pid) }
+
+            let hungUp = await Self.eventually(.seconds(60)) { Self.children(of: daemon, named: "sleep").isEmpty }
+            #expect(hungUp, "\(Self.children(of: daemon, named: "sleep").count) session processes outlived their clients")
+            let freed = await Self.eventually(.seconds(60)) { Self.openConnections(onPorts: ports) <= baseline }
+            #expect(freed, "\(Self.openConnections(onPorts: ports) - baseline) connections outlived their clients (baseline \(baseline))")
+            let audited = try await Self.eventually(.seconds(60)) { try await Self.sessionEnds(cluster) >= endsBefore + running }
+            let ends = try await Self.sessionEnds(cluster) - endsBefore
+            #expect(audited, "\(ends) session.end events for \(running) sessions")
+            // The daemon is still serving.
+            let after = try await setup.tsh(["ssh", "root@testnode", "echo still-here"])
+            #expect(after.exitCode == 0 && after.stdout.contains("still-here"), "\(after)")
+        }
+    }
+
+    @Test("tctl lock --message: the locked user's open sessions (with and without a terminal) show the lock's message before they end")
+    func lockMessageReachesTheUser() async throws {
+        try await Self.withSetup { setup in
+            let work = try TestSupport.makeTemporaryDirectory(prefix: "lockmsg")
+            defer { try? FileManager.default.removeItem(at: work) }
+            let tsh = try setup.tshArguments
+            var sessions: [(pid: pid_t, log: URL)] = []
+            for terminal in [false, true] {
+                let log = work.appendingPathComponent("tsh-\(terminal).log")
+                let pid = try TestSupport.spawnDaemon(
+                    tsh[0], Array(tsh.dropFirst()) + ["ssh"] + (terminal ? ["-t"] : []) + ["root@testnode", "echo started; sleep 60; echo survived"],
+                    logPath: log.path)
+                sessions.append((pid, log))
+                let started = await TestSupport.eventually(timeout: .seconds(30)) { Self.text(log).contains("started") }
+                #expect(started, "\(Self.text(log))")
+            }
+            let locked = try await setup.cluster.tctl(["lock", "--user=joe", "--message=incident 42: call security", "--ttl=1h"])
+            #expect(locked.exitCode == 0, "\(locked)")
+            for session in sessions {
+                let ended = await TestSupport.eventually(timeout: .seconds(20)) { Self.exited(session.pid) }
+                if !ended { await TestSupport.stopDaemon(session.pid) }
+                let output = Self.text(session.log)
+                #expect(ended, "the locked user's session did not end: \(output)")
+                #expect(output.contains("your session was closed: user=joe is locked: incident 42: call security"), "\(output)")
+                #expect(!output.contains("survived"), "\(output)")
+            }
+        }
+    }
+
+    @Test("SIGHUP (systemctl reload) does not stop the daemon: an open session finishes, the daemon stays ready and logs why")
+    func hangupKeepsTheDaemon() async throws {
+        try await Self.withSetup { setup in
+            let cluster = setup.cluster
+            let daemon = try #require(cluster.pid)
+            let work = try TestSupport.makeTemporaryDirectory(prefix: "hup")
+            defer { try? FileManager.default.removeItem(at: work) }
+            let tsh = try setup.tshArguments
+            let log = work.appendingPathComponent("tsh.log")
+            let session = try TestSupport.spawnDaemon(
+                tsh[0], Array(tsh.dropFirst()) + ["ssh", "root@testnode", "echo started; sleep 3; echo survived"], logPath: log.path)
+            let started = await TestSupport.eventually(timeout: .seconds(30)) { Self.text(log).contains("started") }
+            #expect(started, "\(Self.text(log))")
+
+            kill(daemon, SIGHUP)
+            let logged = await TestSupport.eventually { cluster.log.contains("received SIGHUP: graceful restart is not available yet") }
+            #expect(logged, "\(cluster.log)")
+            let ended = await TestSupport.eventually(timeout: .seconds(20)) { Self.exited(session) }
+            if !ended { await TestSupport.stopDaemon(session) }
+            #expect(ended && Self.text(log).contains("survived"), "the session did not survive SIGHUP: \(Self.text(log))")
+            #expect(!Self.exited(daemon), "teleport exited on SIGHUP: \(cluster.log)")
+            #expect(try await cluster.diag("readyz").status == 200)
+            let after = try await setup.tsh(["ssh", "root@testnode", "echo still-here"])
+            #expect(after.stdout.contains("still-here"), "\(after)")
+        }
+    }
+}
