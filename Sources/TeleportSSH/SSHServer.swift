@@ -216,16 +216,8 @@ final class ConnectionErrorHandler: ChannelInboundHandler {
         self.connection = connection
     }
 
-    /// A client that closed its half before authenticating can never authenticate: close ours
-    /// too, at once, instead of holding the connection until the login grace time ends.
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed, let connection, connection.user == nil {
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
+    /// A client that closed its half is gone: before authenticating it never can (no waiting for
+    /// the login grace time); after, its sessions end as sshd ends them.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
             logger.debug("SSH client closed its connection; ending its sessions", metadata: ["tp.remote": "\(context.remoteAddress.map { "\($0)" } ?? "-")"])
