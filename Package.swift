@@ -179,6 +179,10 @@ let package = Package(
         .target(
             name: "TeleportTestSupport", dependencies: ["CTeleportShims"], path: "Tests/TeleportTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "TeleportAPITests", dependencies: ["TeleportAPI", "TeleportTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TeleportAuthServerTests",
+            dependencies: ["TeleportAuthServer", "TeleportAPI", "TeleportBackend", "TeleportEvents", logging, crypto, x509, asn1],
+            swiftSettings: swiftSettings),
         .testTarget(name: "TeleportAccessTests", dependencies: ["TeleportAccess", "TeleportAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TeleportCryptoTests",

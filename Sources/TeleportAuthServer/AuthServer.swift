@@ -190,7 +190,14 @@ public final class AuthServer: Sendable {
 
     /// True when `certificate` is the current identity of a Node or Proxy host.
     func isCurrentHostIdentity(_ certificate: Certificate, hostID: String, role: SystemRole) async throws -> Bool {
-        guard let item = try? await stores.backend.get(Self.hostIdentityKey(hostID, role)) else { return false }
+        // Only a missing record means "removed": a backend that fails to answer must not make
+        // hosts delete their identity (they retry instead).
+        let item: Item
+        do {
+            item = try await stores.backend.get(Self.hostIdentityKey(hostID, role))
+        } catch let error as TeleportError where error.code == .notFound {
+            return false
+        }
         return ConstantTime.equal(Array(item.value), Array(String(describing: certificate.serialNumber).utf8))
     }
 

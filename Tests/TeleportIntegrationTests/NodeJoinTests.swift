@@ -118,11 +118,20 @@ struct NodeJoinTests {
             #expect(badToken.exitCode != 0)
             #expect(badToken.stderr.contains("the join token is not valid"), "\(badToken)")
 
+            // The proxy's listeners on free ports (the defaults may be taken by another test).
+            let proxyConfig = node.directory.appendingPathComponent("proxy.yaml")
+            try TestSupport.write(
+                """
+                proxy_service:
+                  listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
+                  web_listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
+                  tunnel_listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
+                """, to: proxyConfig)
+            var proxyArguments = try node.arguments(cluster: cluster, token: token, pin: pin, name: "evil")
+                .map { $0 == "--roles=node" ? "--roles=proxy" : $0 }
+            proxyArguments[2] = proxyConfig.path  // after "start", "-c"
             let proxyWithNodeToken = try await TestSupport.run(
-                teleport,
-                try node.arguments(cluster: cluster, token: token, pin: pin, name: "evil").map { $0 == "--roles=node" ? "--roles=proxy" : $0 }
-                    + ["--diag-addr", "127.0.0.1:\(try TestSupport.freeLoopbackPort())"],
-                timeout: .seconds(30))
+                teleport, proxyArguments + ["--diag-addr", "127.0.0.1:\(try TestSupport.freeLoopbackPort())"], timeout: .seconds(30))
             #expect(proxyWithNodeToken.exitCode != 0)
             #expect(proxyWithNodeToken.stderr.contains("does not allow joining as Proxy"), "\(proxyWithNodeToken)")
 

@@ -183,7 +183,7 @@ final class TourRun {
             var answered = false
             for _ in 0..<30 where !answered {
                 terminal.sendLine("echo tour-$((6*7))")
-                answered = (try? await terminal.expect("tour-42", timeout: .seconds(2))) != nil
+                answered = await terminal.appears("tour-42", timeout: .seconds(2))
             }
             #expect(answered, "the shell of `\(command)` never answered")
             terminal.sendLine("exit")

@@ -93,6 +93,18 @@ final class TSHTerminal {
         }
     }
 
+    /// Like ``expect(_:timeout:)`` but only answers whether `text` appeared in time (no issue is
+    /// recorded), for a caller that retries.
+    func appears(_ text: String, timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            drain()
+            if match(text) { return true }
+            if ContinuousClock.now > deadline || reap() != nil { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     private func match(_ text: String) -> Bool {
         let bytes = Array(transcript.utf8)
         let start = String(decoding: bytes[min(searchOffset, bytes.count)...], as: UTF8.self)
