@@ -190,6 +190,10 @@ public enum NodeCommands {
         let pin = try await client.status().caPin
         let roleList = parsedRoles.map { $0.rawValue.lowercased() }.joined(separator: ",")
         let lifetime = GoDuration.format(seconds: seconds)
+        let local = options.identityFile == nil ? try? LocalSettings.read(configPath: options.configPath) : nil
+        let join = JoinAddress.choose(
+            connected: client.address, explicit: options.authServer != nil, publicAddrs: local?.publicAddrs ?? [],
+            advertiseIP: local?.advertiseIP, listensEverywhere: local?.listensEverywhere ?? false, hostAddresses: JoinAddress.hostAddresses)
         return """
             The invite token: \(created.token)
             This token will expire in \(lifetime).
@@ -200,12 +204,12 @@ public enum NodeCommands {
                --roles=\(roleList) \\
                --token=\(created.token) \\
                --ca-pin=\(pin) \\
-               --auth-server=\(client.address)
+               --auth-server=\(join.address)
 
             Please note:
 
               - This invitation token will expire in \(lifetime)
-              - \(client.address) must be reachable from the new node
+              - \(join.address) (\(join.source)) must be reachable from the new node
 
             """
     }
