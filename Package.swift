@@ -196,7 +196,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportClientTests",
-            dependencies: ["TeleportClient", "TeleportAPI", "TeleportAuthClient", "TeleportCrypto", "TeleportTestSupport", crypto, x509],
+            dependencies: ["TeleportClient", "TeleportAdmin", "TeleportAPI", "TeleportAuthClient", "TeleportCrypto", "TeleportTestSupport", crypto, x509],
             swiftSettings: swiftSettings
         ),
         .testTarget(

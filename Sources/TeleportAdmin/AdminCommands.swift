@@ -191,8 +191,12 @@ public enum NodeCommands {
         let pin = try await client.status().caPin
         let roleList = parsedRoles.map { $0.rawValue.lowercased() }.joined(separator: ",")
         let lifetime = GoDuration.format(seconds: seconds)
+        let local = options.identityFile == nil ? try? LocalSettings.read(configPath: options.configPath) : nil
+        let join = JoinAddress.choose(
+            connected: client.address, explicit: options.authServer != nil, publicAddrs: local?.publicAddrs ?? [],
+            advertiseIP: local?.advertiseIP, listensEverywhere: local?.listensEverywhere ?? false, hostAddresses: JoinAddress.hostAddresses)
         // Every word of the command line is shell-quoted: it is meant to be pasted into a shell.
-        let address = TerminalText.escape(client.address)
+        let address = TerminalText.escape(join.address)
         return """
             The invite token: \(TerminalText.escape(created.token))
             This token will expire in \(lifetime).
@@ -203,12 +207,12 @@ public enum NodeCommands {
                \(ShellQuote.flag("roles", roleList)) \\
                \(ShellQuote.flag("token", created.token)) \\
                \(ShellQuote.flag("ca-pin", pin)) \\
-               \(ShellQuote.flag("auth-server", client.address))
+               \(ShellQuote.flag("auth-server", join.address))
 
             Please note:
 
               - This invitation token will expire in \(lifetime)
-              - \(address) must be reachable from the new node
+              - \(address) (\(join.source)) must be reachable from the new node
 
             """
     }

@@ -49,11 +49,19 @@ public struct AdminConnection: Sendable {
 struct LocalSettings {
     var dataDir: String
     var authAddress: String
+    /// `auth_service.public_addr` (a string or a list).
+    var publicAddrs: [String] = []
+    /// `teleport.advertise_ip`.
+    var advertiseIP: String?
+    /// Whether `auth_service.listen_addr` is every address (`0.0.0.0`, `[::]`): `authAddress` is then loopback.
+    var listensEverywhere = false
 
     static func read(configPath: String?) throws -> LocalSettings {
         let path = configPath ?? (FileManager.default.fileExists(atPath: "/etc/teleport.yaml") ? "/etc/teleport.yaml" : nil)
         var dataDir = defaultDataDir()
         var listen = "127.0.0.1:3025"
+        var publicAddrs: [String] = []
+        var advertiseIP: String?
         if let path {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                 throw TeleportError.notFound("cannot read the configuration file \(path)")
@@ -68,13 +76,29 @@ struct LocalSettings {
             if let teleport = root["teleport"] as? [String: Any], let dir = teleport["data_dir"] as? String {
                 dataDir = dir
             }
-            if let auth = root["auth_service"] as? [String: Any], let address = auth["listen_addr"] as? String {
-                listen = address
+            if let teleport = root["teleport"] as? [String: Any], let ip = teleport["advertise_ip"] as? String, !ip.isEmpty {
+                advertiseIP = ip
+            }
+            if let auth = root["auth_service"] as? [String: Any] {
+                if let address = auth["listen_addr"] as? String { listen = address }
+                if let one = auth["public_addr"] as? String {
+                    publicAddrs = [one]
+                } else if let list = auth["public_addr"] as? [Any] {
+                    publicAddrs = list.compactMap { $0 as? String }
+                }
             }
         }
-        if listen.hasPrefix("0.0.0.0:") { listen = "127.0.0.1:" + listen.dropFirst("0.0.0.0:".count) }
-        if listen.hasPrefix("[::]:") { listen = "[::1]:" + listen.dropFirst("[::]:".count) }
-        return LocalSettings(dataDir: dataDir, authAddress: listen)
+        var everywhere = false
+        if listen.hasPrefix("0.0.0.0:") {
+            listen = "127.0.0.1:" + listen.dropFirst("0.0.0.0:".count)
+            everywhere = true
+        }
+        if listen.hasPrefix("[::]:") {
+            listen = "[::1]:" + listen.dropFirst("[::]:".count)
+            everywhere = true
+        }
+        return LocalSettings(
+            dataDir: dataDir, authAddress: listen, publicAddrs: publicAddrs, advertiseIP: advertiseIP, listensEverywhere: everywhere)
     }
 
     static func defaultDataDir() -> String {

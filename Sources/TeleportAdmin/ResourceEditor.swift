@@ -2,6 +2,10 @@ public import Foundation
 public import TeleportAPI
 import TeleportAuthClient
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `tctl edit KIND/NAME`: the resource as YAML in a private temporary file, the user's editor on
 /// it, then the same checks as `tctl create` and a conditional update.
 ///
@@ -90,22 +94,53 @@ public enum ResourceEditor {
 
     /// Runs `editor FILE` through `/bin/sh` (the command may carry arguments) on the terminal tctl
     /// runs on, and waits for it.
+    ///
+    /// The editor runs in tctl's own process group, so it is in the terminal's foreground group
+    /// and may read it (Foundation's `Process` starts a new group, and the terminal stops a
+    /// background reader: `vi` and `nano` hung, stopped). While it runs, tctl ignores Ctrl-C and
+    /// Ctrl-\ (they are the editor's, as `system(3)` does); the editor gets default signals.
     static func runEditor(_ editor: String, on file: URL) async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "\(editor) \"$1\"", "tctl-edit", file.path]
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { finished in continuation.resume(returning: finished.terminationStatus) }
-            do {
-                try process.run()
-            } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: TeleportError.badParameter("cannot run the editor \"\(editor)\": \(error)"))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let words: [String] = ["/bin/sh", "-c", "\(editor) \"$1\"", "tctl-edit", file.path]
+        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let previousInterrupt = signal(SIGINT, SIG_IGN)
+        let previousQuit = signal(SIGQUIT, SIG_IGN)
+        defer {
+            signal(SIGINT, previousInterrupt)
+            signal(SIGQUIT, previousQuit)
+        }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, environ)
+        guard spawned == 0 else {
+            throw TeleportError.badParameter("cannot run the editor \"\(editor)\": \(String(cString: strerror(spawned)))")
+        }
+        let child = pid
+        let status: Int32 = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var status: Int32 = 0
+                while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+                continuation.resume(returning: status)
             }
         }
-        guard status == 0 else {
+        // WIFEXITED / WEXITSTATUS / WTERMSIG are C macros Swift does not import.
+        let signalled = status & 0x7f
+        let code = signalled == 0 ? (status >> 8) & 0xff : 128 + signalled
+        guard code == 0 else {
             throw TeleportError.badParameter(
-                "the editor \"\(editor)\" exited with status \(status); nothing was saved (set EDITOR to choose another)")
+                "the editor \"\(editor)\" exited with status \(code); nothing was saved (set EDITOR to choose another)")
         }
     }
 
@@ -128,10 +163,51 @@ public enum ResourceEditor {
                 try? FileManager.default.removeItem(at: directory)
                 throw TeleportError.connectionProblem("cannot write \(file.path)")
             }
+            EditCleanup.arm(directory: directory.path)
         }
 
         func remove() {
+            EditCleanup.disarm()
             try? FileManager.default.removeItem(at: directory)
         }
+    }
+}
+
+/// Removes the edit's temporary directory when tctl is interrupted or terminated (Ctrl-C outside
+/// the editor, SIGTERM, SIGHUP) before it could remove it itself, then exits as the signal would.
+/// The handler uses only C calls on paths prepared in advance.
+enum EditCleanup {
+    nonisolated(unsafe) static var directory: UnsafeMutablePointer<CChar>?
+    static let signals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+
+    static func arm(directory path: String) {
+        directory = strdup(path)
+        for number in signals {
+            signal(number) { received in
+                EditCleanup.removeDirectory()
+                _exit(128 + received)
+            }
+        }
+    }
+
+    static func disarm() {
+        for number in signals { signal(number, SIG_DFL) }
+        free(directory)
+        directory = nil
+    }
+
+    /// Deletes the directory's files (the edited file, an editor's swap file) and the directory.
+    static func removeDirectory() {
+        guard let directory, let handle = opendir(directory) else { return }
+        let descriptor = dirfd(handle)
+        while let entry = readdir(handle) {
+            withUnsafePointer(to: entry.pointee.d_name) { name in
+                name.withMemoryRebound(to: CChar.self, capacity: 256) { text in
+                    if strcmp(text, ".") != 0 && strcmp(text, "..") != 0 { unlinkat(descriptor, text, 0) }
+                }
+            }
+        }
+        closedir(handle)
+        rmdir(directory)
     }
 }

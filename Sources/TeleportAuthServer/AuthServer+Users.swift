@@ -211,6 +211,14 @@ extension AuthServer {
                 try await stores.users.upsert(user)
                 try await emit(AuditEventType.userLocked, fields: ["user": .string(user.name), "addr.remote": .string(request.clientAddress ?? "")])
             }
+            // Only after the password matched: a code that was valid but is used up (the signup's
+            // own code, within its 30 s) gets words that tell the user to wait for the next one.
+            if passwordOK, let state = totpState, let lastStep = state.lastStep, let code = request.otpCode,
+                let used = TOTP.matchingStep(code: code, secretBase32: state.secret, at: now, after: nil), used <= lastStep
+            {
+                try await fail("one-time code already used", TeleportError.accessDenied(
+                    "this one-time code was already used; wait for the next one your app shows (a new one every 30 seconds) and log in again"))
+            }
             try await fail(passwordOK ? "invalid one-time code" : "invalid password", denied)
         }
         // The key must not be certified for someone else (checked before the code is spent).

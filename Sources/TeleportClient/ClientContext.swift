@@ -58,7 +58,7 @@ public struct ClientContext: Sendable {
             prompter: TerminalPrompt(),
             transport: { address, insecure in try ProxyHTTPSClient(address: address, insecure: insecure) },
             agent: SSHAgentClient.fromEnvironment(environment), clock: SystemClock(),
-            warn: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) },
+            warn: { line in StandardStreams.err(line + "\n") },
             localUser: currentOSUser(environment: environment))
     }
 

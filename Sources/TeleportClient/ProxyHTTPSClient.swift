@@ -179,11 +179,44 @@ public struct ProxyHTTPSClient: ProxyTransport, CustomStringConvertible {
         }
     }
 
+    /// A sentence for the TLS failures a user meets, recognised by BoringSSL's reason names in the
+    /// error's text (the alerts a proxy sends arrive as `sslError([...])` after the handshake).
+    static func tlsSentence(_ text: String, address: ProxyAddress) -> (code: TeleportError.Code, message: String)? {
+        let table: [(String, TeleportError.Code, String)] = [
+            ("CERTIFICATE_EXPIRED", .accessDenied,
+             "the proxy at \(address) refused your certificate because it expired: run tsh login again (for an identity file, "
+                + "get a new one with tctl auth sign)"),
+            ("CERTIFICATE_REVOKED", .accessDenied, "the proxy at \(address) refused your certificate as revoked: run tsh login again"),
+            ("UNKNOWN_CA", .accessDenied,
+             "the proxy at \(address) does not trust your certificate (issued by another cluster, or before a CA rotation): run tsh login again"),
+            ("BAD_CERTIFICATE", .accessDenied,
+             "the proxy at \(address) refused your certificate as bad: run tsh login again"),
+            ("UNSUPPORTED_CERTIFICATE", .accessDenied,
+             "the proxy at \(address) refused your certificate as unsupported: run tsh login again"),
+            ("CERTIFICATE_REQUIRED", .accessDenied,
+             "the proxy at \(address) wants a client certificate and none was sent: run tsh login (or pass -i IDENTITY)"),
+            ("WRONG_VERSION_NUMBER", .connectionProblem,
+             "\(address) does not answer TLS: is it the proxy's web port (3080), not its SSH port or a plain HTTP server?"),
+            ("HTTP_REQUEST", .connectionProblem, "\(address) does not answer TLS: is it the proxy's web port (3080)?"),
+            ("NO_SHARED_CIPHER", .connectionProblem, "the proxy at \(address) and tsh have no TLS version or cipher in common"),
+            ("HANDSHAKE_FAILURE", .connectionProblem,
+             "the proxy at \(address) ended the TLS handshake (no version or cipher in common, or it wanted a certificate)"),
+            ("PROTOCOL_VERSION", .connectionProblem, "the proxy at \(address) and tsh have no TLS version in common"),
+            ("uncleanShutdown", .connectionProblem,
+             "the proxy at \(address) closed the TLS connection abruptly (is it a Teleport proxy, and is it healthy?)"),
+        ]
+        for (needle, code, message) in table where text.contains(needle) { return (code, message) }
+        return nil
+    }
+
     /// Turns NIO and TLS errors into one clear ``TeleportError`` line.
     static func convert(_ error: any Error, address: ProxyAddress) -> TeleportError {
         if let teleport = error as? TeleportError { return teleport }
         if let ssl = error as? NIOSSLError, case .handshakeFailed(let reason) = ssl {
             let text = "\(reason)"
+            if !text.contains("CERTIFICATE_VERIFY_FAILED"), let sentence = tlsSentence(text, address: address) {
+                return TeleportError(sentence.code, sentence.message, cause: error)
+            }
             if text.contains("CERTIFICATE_VERIFY_FAILED") {
                 return TeleportError(
                     .accessDenied, "the proxy's certificate is not trusted (self-signed?); use --insecure only if you know why",
@@ -211,9 +244,11 @@ public struct ProxyHTTPSClient: ProxyTransport, CustomStringConvertible {
         if error is ChannelError {
             return TeleportError(.connectionProblem, "cannot reach the proxy at \(address): \(error)", cause: error)
         }
-        if error is NIOSSLError || error is NIOSSLExtraError {
+        if error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError {
+            if let sentence = tlsSentence("\(error)", address: address) { return TeleportError(sentence.code, sentence.message, cause: error) }
             return TeleportError(.connectionProblem, "the TLS connection to the proxy at \(address) failed: \(error)", cause: error)
         }
+        if let sentence = tlsSentence("\(error)", address: address) { return TeleportError(sentence.code, sentence.message, cause: error) }
         return TeleportError(.connectionProblem, "the request to the proxy at \(address) failed: \(error)", cause: error)
     }
 }

@@ -9,7 +9,7 @@ import TeleportAPI
 ///   Cluster:            example.com
 ///   Roles:              access, editor
 ///   Logins:             joe, root
-///   Valid until:        2024-05-01T18:00:00Z [valid for 11h59m0s]
+///   Valid until:        2024-05-01T18:00:00Z [11h59m left]
 /// ```
 public struct StatusReport: Sendable, Equatable {
     /// The profile's URL (or where the identity came from).
@@ -29,8 +29,7 @@ public struct StatusReport: Sendable, Equatable {
         if facts.isExpired(at: now) {
             validity = "[EXPIRED]"
         } else {
-            let remaining = (facts.validBefore.timeIntervalSince(now) / 60).rounded() * 60
-            validity = "[valid for \(GoDuration.format(seconds: remaining))]"
+            validity = "[\(Self.timeLeft(facts.validBefore.timeIntervalSince(now)))]"
         }
         let rows: [(String, String)] = [
             ("Logged in as:", facts.username),
@@ -49,6 +48,17 @@ public struct StatusReport: Sendable, Equatable {
                     + "or no longer exist: ask an administrator for access (tctl users update \(facts.username) --set-roles=...).")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The time left, rounded down (a certificate with 11h59m59s left has not got 12h): `11h59m left`,
+    /// `5m left`, `42s left`.
+    public static func timeLeft(_ seconds: TimeInterval) -> String {
+        let whole = max(0, Int(seconds.rounded(.down)))
+        let hours = whole / 3600
+        let minutes = whole % 3600 / 60
+        if hours > 0 { return "\(hours)h\(minutes)m left" }
+        if minutes > 0 { return "\(minutes)m left" }
+        return "\(whole)s left"
     }
 
     static func pad(_ label: String) -> String {

@@ -17,6 +17,7 @@ extension TSHCommands {
             }
             let key = try IdentityFile.load(path: path).clientKey
             let facts = try CertificateFacts(key: key) { part in "the identity file \(path) (\(part))" }
+            try checkNotExpired(identityFile: path, facts: facts, now: context.clock.now())
             return (key, try ProxyAddress(parsing: proxy), options.insecure, facts.clusterName)
         }
         guard let name = try context.store.currentProfileName() else {
@@ -28,6 +29,15 @@ extension TSHCommands {
             throw TeleportError.accessDenied("your certificate expired at \(RFC3339.format(loaded.facts.validBefore)): run tsh login again")
         }
         return (loaded.key, profile.webProxyAddress, profile.insecure || options.insecure, profile.cluster)
+    }
+
+    /// Refuses an identity file whose certificate expired, saying when and how to get a new one
+    /// (the proxy would only answer with a TLS alert).
+    static func checkNotExpired(identityFile path: String, facts: CertificateFacts, now: Date) throws {
+        guard facts.validBefore <= now else { return }
+        throw TeleportError.accessDenied(
+            "the certificate in \(path) expired at \(RFC3339.format(facts.validBefore)): get a new one with "
+                + "tctl auth sign --user=\(facts.username) --out=\(path) on the auth server, or tsh login --out=\(path)")
     }
 
     /// `tsh ls [k=v,...] [--format] [-v]`: the nodes you may reach.

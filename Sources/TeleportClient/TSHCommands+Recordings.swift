@@ -9,7 +9,7 @@ import TeleportEvents
 public enum PlayFormat: String, Sendable {
     /// Replays the output with its original timing (the default).
     case pty
-    /// The output bytes at once, no timing (`tsh play --format=text SID > session.txt`).
+    /// The text the terminal showed, at once, without control sequences (`tsh play --format=text SID > session.txt`).
     case text
     /// The recording's frames as JSON lines.
     case json
@@ -82,7 +82,8 @@ extension TSHCommands {
         }
         let recording = try SessionRecording.parse(data)
         if format == .text {
-            FileDescriptorWriter.writeAll(1, .init(bytes: recording.output))
+            // What the terminal showed, not the escape sequences that drew it.
+            FileDescriptorWriter.writeAll(1, .init(string: TerminalText.render(Array(recording.output))))
             return
         }
         // The recorded bytes are a terminal's output already (\r\n included): a raw terminal shows

@@ -5,6 +5,8 @@ import HummingbirdCore
 import HummingbirdTLS
 import NIOCore
 import NIOSSL
+import TeleportCrypto
+import X509
 public import ServiceLifecycle
 public import TeleportAPI
 public import TeleportAuthClient
@@ -65,6 +67,12 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         self.settings = settings
         self.logger = logger
         self.onListening = onListening
+    }
+
+    /// Whether the first certificate of `pem` is self-signed (its issuer is its subject).
+    static func isSelfSigned(_ pem: String) -> Bool {
+        guard let first = (try? Certificate.bundleFromPEM(pem))?.first else { return false }
+        return first.issuer == first.subject
     }
 
     public func run() async throws {
@@ -160,7 +168,9 @@ extension ProxyWebServer {
         nodes.register(on: router)
         nodes.registerHostKeys(on: router)
         nodes.registerRecordings(on: router)
-        UserTokenRoutes(auth: auth, publicAddr: settings.publicAddr, logger: logger).register(on: router)
+        UserTokenRoutes(
+            auth: auth, publicAddr: settings.publicAddr, selfSignedCertificate: Self.isSelfSigned(certificatePEM), logger: logger
+        ).register(on: router)
         return router
     }
 }

@@ -38,11 +38,25 @@ enum UserTokenPage {
     }
 
     /// The page after a completed signup or reset: how to log in with `tsh`.
-    static func success(_ info: AuthAPI.UserTokenInfo, publicAddr: String) -> String {
+    ///
+    /// With a self-signed proxy certificate the command carries `--insecure` (tsh cannot verify
+    /// such a certificate) and the page says what that means; when the signup set up an
+    /// authenticator, it says to wait for the app's next code (the one just entered is used).
+    static func success(_ info: AuthAPI.UserTokenInfo, publicAddr: String, selfSignedCertificate: Bool = false) -> String {
         let heading = info.kind == .reset ? "Your password has been reset" : "Your account is ready"
-        let command = "tsh login --proxy=\(publicAddr) --user=\(info.user)"
+        let command = "tsh login --proxy=\(publicAddr) --user=\(info.user)" + (selfSignedCertificate ? " --insecure" : "")
         var body = "<h1>\(heading)</h1>\n"
         body += "<p>Log in from a terminal with:</p>\n<pre id=\"login-command\">\(HTMLText.escape(command))</pre>\n"
+        if selfSignedCertificate {
+            body += "<p id=\"insecure-note\">This proxy uses a self-signed HTTPS certificate, which tsh cannot verify: "
+            body += "<code>--insecure</code> tells it to accept it. Use it only on a test cluster or a network you trust; "
+            body += "an administrator can install a certificate from a trusted authority (<code>proxy_service.https_keypairs</code>) "
+            body += "so that it is not needed.</p>\n"
+        }
+        if info.totpSecret != nil {
+            body += "<p id=\"otp-note\">The code you just entered is used up: when tsh asks for one, wait for the next code "
+            body += "your app shows (a new one every 30 seconds).</p>\n"
+        }
         body += "<p>tsh asks for your password"
         if info.totpSecret != nil { body += " and for the current code of your authenticator app" }
         body += ", then keeps short-lived certificates for <code>ssh</code> and <code>tsh ssh</code>.</p>\n"

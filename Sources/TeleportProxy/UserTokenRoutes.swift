@@ -14,6 +14,8 @@ struct UserTokenRoutes<Auth: ProxyAuthAccess>: Sendable {
     let auth: Auth
     /// The address users give `tsh login --proxy=`.
     let publicAddr: String
+    /// Whether the proxy's HTTPS certificate is self-signed (the login command then needs `--insecure`).
+    var selfSignedCertificate = false
     let logger: Logger
 
     /// Adds `GET` and `POST` of both paths to `router`.
@@ -100,7 +102,7 @@ struct UserTokenRoutes<Auth: ProxyAuthAccess>: Sendable {
         }
         logger.info("user token completed", metadata: ["tp.user": "\(info.user)", "tp.token.kind": "\(info.kind.rawValue)"])
         return WebResponse.html(
-            UserTokenPage.success(info, publicAddr: publicAddr), status: .ok, setCookie: CSRFCookie.clearCookie)
+            UserTokenPage.success(info, publicAddr: publicAddr, selfSignedCertificate: selfSignedCertificate), status: .ok, setCookie: CSRFCookie.clearCookie)
     }
 
     /// The token from the path, percent-decoded.

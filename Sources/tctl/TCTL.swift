@@ -8,11 +8,35 @@ struct TCTLMain {
     /// ArgumentParser reads options after the subcommand only; the seed writes global options first
     /// (`tctl --config fresh.yaml get all`), so they are moved behind the subcommand here.
     static func main() async {
-        await TCTL.main(GlobalArguments.reorder(
-            Array(CommandLine.arguments.dropFirst()), withValue: ["-c", "--config", "--auth-server", "-i", "--identity"], flags: ["-d", "--debug"]))
+        StandardStreams.ignoreBrokenPipe()
+        let withValue: Set<String> = ["-c", "--config", "--auth-server", "-i", "--identity"]
+        let flags: Set<String> = ["-d", "--debug"]
+        let arguments: [String]
+        do {
+            // `tctl auth --type=host export` (the seeds' order) and an unknown command named as such.
+            arguments = try CommandRouter.route(
+                Array(CommandLine.arguments.dropFirst()), program: "tctl", tree: CommandTree(command: TCTL.self), globalsWithValue: withValue,
+                globalFlags: flags)
+        } catch {
+            StandardStreams.err("ERROR: \((error as? TeleportError)?.message ?? "\(error)")\n")
+            exit(1)
+        }
+        await TCTL.main(GlobalArguments.reorder(arguments, withValue: withValue, flags: flags))
     }
 }
 
+extension CommandTree {
+    /// The names of `command`'s subcommands (and their aliases), all the way down.
+    init(command: any ParsableCommand.Type) {
+        var children: [String: CommandTree] = [:]
+        for subcommand in command.configuration.subcommands {
+            let tree = CommandTree(command: subcommand)
+            children[subcommand._commandName] = tree
+            for alias in subcommand.configuration.aliases { children[alias] = tree }
+        }
+        self.init(children)
+    }
+}
 
 struct TCTL: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,10 +68,10 @@ struct GlobalOptions: ParsableArguments {
 func perform(_ work: () async throws -> String) async throws {
     do {
         let output = try await work()
-        FileHandle.standardOutput.write(Data(output.utf8))
+        StandardStreams.out(output)
     } catch {
         let message = (error as? TeleportError)?.message ?? "\(error)"
-        FileHandle.standardError.write(Data("ERROR: \(TerminalText.escape(message))\n".utf8))
+        StandardStreams.err("ERROR: \(TerminalText.escape(message))\n")
         throw ExitCode(1)
     }
 }

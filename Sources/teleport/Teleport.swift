@@ -5,6 +5,14 @@ import TeleportAPI
 import TeleportDaemon
 
 @main
+struct TeleportMain {
+    /// Ignores SIGPIPE first: `teleport start ... 2>&1 | head -4` must not crash when `head` exits.
+    static func main() async {
+        StandardStreams.ignoreBrokenPipe()
+        await Teleport.main()
+    }
+}
+
 struct Teleport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "teleport",
@@ -15,7 +23,7 @@ struct Teleport: AsyncParsableCommand {
 /// Prints an error the way every command does: one line on stderr, then a non-zero exit.
 func fail(_ error: any Error) -> ExitCode {
     let message = (error as? TeleportError)?.message ?? "\(error)"
-    FileHandle.standardError.write(Data("ERROR: \(message)\n".utf8))
+    StandardStreams.err("ERROR: \(message)\n")
     return ExitCode(1)
 }
 

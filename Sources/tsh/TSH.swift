@@ -9,12 +9,35 @@ struct TSHMain {
     /// global ones first (`tsh --proxy=work --user=joe login`, `tsh -i FILE status`), so those are
     /// moved behind the subcommand here.
     static func main() async {
-        await TSH.main(GlobalArguments.reorder(
-            Array(CommandLine.arguments.dropFirst()), withValue: ["--proxy", "--user", "-i", "--identity"], flags: ["--insecure", "-d", "--debug"],
-            passthrough: ["ssh"]))
+        StandardStreams.ignoreBrokenPipe()
+        let withValue: Set<String> = ["--proxy", "--user", "-i", "--identity"]
+        let flags: Set<String> = ["--insecure", "-d", "--debug"]
+        let arguments: [String]
+        do {
+            // The manuals' `tsh --proxy=work --user=joe root@luna` runs `tsh ssh`, as Teleport's tsh does.
+            arguments = try CommandRouter.route(
+                Array(CommandLine.arguments.dropFirst()), program: "tsh", tree: CommandTree(command: TSH.self), globalsWithValue: withValue,
+                globalFlags: flags, defaultCommand: .init(name: "ssh") { word, afterGlobalOptions in afterGlobalOptions || word.contains("@") })
+        } catch {
+            StandardStreams.err("ERROR: \((error as? TeleportError)?.message ?? "\(error)")\n")
+            exit(1)
+        }
+        await TSH.main(GlobalArguments.reorder(arguments, withValue: withValue, flags: flags, passthrough: ["ssh"]))
     }
 }
 
+extension CommandTree {
+    /// The names of `command`'s subcommands (and their aliases), all the way down.
+    init(command: any ParsableCommand.Type) {
+        var children: [String: CommandTree] = [:]
+        for subcommand in command.configuration.subcommands {
+            let tree = CommandTree(command: subcommand)
+            children[subcommand._commandName] = tree
+            for alias in subcommand.configuration.aliases { children[alias] = tree }
+        }
+        self.init(children)
+    }
+}
 
 struct TSH: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,13 +67,13 @@ struct GlobalOptions: ParsableArguments {
 func perform(_ work: () async throws -> TSHCommands.Outcome) async throws {
     do {
         let outcome = try await work()
-        FileHandle.standardOutput.write(Data(outcome.output.utf8))
+        StandardStreams.out(outcome.output)
         if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
     } catch let exit as ExitCode {
         throw exit
     } catch {
         let message = (error as? TeleportError)?.message ?? "\(error)"
-        FileHandle.standardError.write(Data("ERROR: \(TerminalText.escape(message))\n".utf8))
+        StandardStreams.err("ERROR: \(TerminalText.escape(message))\n")
         throw ExitCode(1)
     }
 }
@@ -168,7 +191,7 @@ extension TSH {
                 code = try await TSHCommands.ssh(global.client, options, context: context)
             } catch {
                 let message = (error as? TeleportError)?.message ?? "\(error)"
-                FileHandle.standardError.write(Data("ERROR: \(TerminalText.escape(message))\n".utf8))
+                StandardStreams.err("ERROR: \(TerminalText.escape(message))\n")
                 throw ExitCode(255)
             }
             if code != 0 { throw ExitCode(code) }
@@ -245,7 +268,7 @@ extension TSH {
                 code = try await TSHCommands.join(global.client, sessionID: sessionID, mode: mode, context: .live())
             } catch {
                 let message = (error as? TeleportError)?.message ?? "\(error)"
-                FileHandle.standardError.write(Data("ERROR: \(TerminalText.escape(message))\n".utf8))
+                StandardStreams.err("ERROR: \(TerminalText.escape(message))\n")
                 throw ExitCode(255)
             }
             if code != 0 { throw ExitCode(code) }
@@ -291,7 +314,7 @@ extension TSH {
                 throw exit
             } catch {
                 let message = (error as? TeleportError)?.message ?? "\(error)"
-                FileHandle.standardError.write(Data("ERROR: \(TerminalText.escape(message))\n".utf8))
+                StandardStreams.err("ERROR: \(TerminalText.escape(message))\n")
                 throw ExitCode(255)
             }
         }

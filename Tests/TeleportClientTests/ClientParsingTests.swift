@@ -57,7 +57,7 @@ struct ClientParsingTests {
         #expect(profile.user == "joe" && profile.cluster == "example.com" && !profile.insecure && profile.sshProxyAddress == nil)
     }
 
-    @Test("status text: aligned rows, remaining time rounded to the minute, EXPIRED after the end")
+    @Test("status text: aligned rows, the time left rounded down to the minute, EXPIRED after the end")
     func statusText() {
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         let facts = CertificateFacts(
@@ -71,9 +71,21 @@ struct ClientParsingTests {
                   Cluster:            example.com
                   Roles:              access, editor
                   Logins:             joe, root
-                  Valid until:        2027-01-15T19:59:10Z [valid for 11h59m0s]
+                  Valid until:        2027-01-15T19:59:10Z [11h59m left]
 
                 """)
         #expect(report.text(now: now.addingTimeInterval(12 * 3600)).contains("2027-01-15T19:59:10Z [EXPIRED]"))
+        // Three hours later it says what is left, not the certificate's lifetime.
+        #expect(report.text(now: now.addingTimeInterval(3 * 3600 + 10)).contains("2027-01-15T19:59:10Z [8h59m left]"))
+    }
+
+    static let timeLeftCases: [(Double, String)] = [
+        (43_200, "12h0m left"), (43_199, "11h59m left"), (3_659, "1h0m left"), (3_599, "59m left"),
+        (42, "42s left"), (0.5, "0s left"), (-5, "0s left"),
+    ]
+
+    @Test("time left: rounded down, never the whole TTL right after login", arguments: timeLeftCases)
+    func timeLeft(seconds: Double, expected: String) {
+        #expect(StatusReport.timeLeft(seconds) == expected)
     }
 }

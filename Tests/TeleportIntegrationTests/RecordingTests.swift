@@ -63,6 +63,7 @@ struct RecordingTests {
             #expect(took >= .milliseconds(1400), "replayed in \(took)")
             let fast = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["play", "--format=text", sid])
             #expect(fast.stdout.contains("first-21") && fast.stdout.contains("tab\there"), "\(fast)")
+            #expect(!fast.stdout.contains("\u{1B}") && !fast.stdout.contains("\r"), "raw control sequences in: \(fast.stdout.debugDescription)")
             let ranged = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["recordings", "ls", "--from=1h"])
             #expect(ranged.stdout.contains(sid), "\(ranged)")
             let older = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["recordings", "ls", "--to=2h"])

@@ -51,6 +51,11 @@ struct SignupPageTests {
             #expect(done.body.contains("Your account is ready"), "\(done.body)")
             #expect(done.body.contains("tsh login --proxy="), "\(done.body)")
             #expect(done.body.contains("--user=joe"))
+            // The test proxy's certificate is self-signed: the command says --insecure and the page says why;
+            // the code just entered is used up, so the page says to wait for the next one.
+            #expect(done.body.contains("--user=joe --insecure</pre>"), "\(done.body)")
+            #expect(done.body.contains("self-signed HTTPS certificate"), "\(done.body)")
+            #expect(done.body.contains("wait for the next code"), "\(done.body)")
             #expect(!(try String(contentsOf: web.jar, encoding: .utf8)).contains("__Host-csrf"), "the form's cookie is removed")
 
             // The token is used up: the page and a second submission are the invalid-invitation page.

@@ -118,6 +118,17 @@ final class TSHTerminal {
         _ = teleport_set_window_size(master, rows, columns)
     }
 
+    /// Sends `signal` to the program (not to its whole group).
+    func signal(_ number: Int32) {
+        kill(pid, number)
+    }
+
+    /// Types `text` as it is (control characters such as Ctrl-C, `\u{03}`, included).
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { write(master, $0.baseAddress, $0.count) }
+    }
+
     /// Types `line` and Enter.
     func sendLine(_ line: String) {
         let bytes = Array((line + "\r").utf8)

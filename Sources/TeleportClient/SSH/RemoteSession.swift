@@ -51,6 +51,9 @@ public enum FileDescriptorWriter {
                         _ = poll(&poller, 1, 1000)
                         continue
                     }
+                    // The reader of our standard output or error went away (`tsh play SID | head`):
+                    // there is nobody left to show anything to, so stop quietly.
+                    if errno == EPIPE, fd == 1 || fd == 2 { _exit(StandardStreams.brokenPipeStatus) }
                     return
                 }
                 offset += written

@@ -36,19 +36,30 @@ public struct SSHClientCredentials: Sendable {
     public var login: String
     public var key: OpenSSHPrivateKey
     public var certificate: SSHCertificate?
+    /// What the login is for, in a refusal's words (`node luna`, also when the proxy in front of
+    /// it refuses); nil: the host-key check's name of the server.
+    public var target: String?
 
-    public init(login: String, key: OpenSSHPrivateKey, certificate: SSHCertificate?) {
+    public init(login: String, key: OpenSSHPrivateKey, certificate: SSHCertificate?, target: String? = nil) {
         self.login = login
         self.key = key
         self.certificate = certificate
+        self.target = target
     }
 }
 
-/// Offers the certificate (when there is one), then the plain key, then gives up.
+/// Offers the certificate (when there is one), then the plain key, then gives up at once with
+/// ``SSHRefusal`` in words (the library would otherwise wait for the server's login timeout).
 final class KeyOfferDelegate: NIOSSHClientUserAuthenticationDelegate, @unchecked Sendable {
     private var offers: [NIOSSHUserAuthenticationOffer]
+    private let credentials: SSHClientCredentials
+    private let what: String
+    private let failure: FailureBox
 
-    init(_ credentials: SSHClientCredentials) {
+    init(_ credentials: SSHClientCredentials, what: String, failure: FailureBox) {
+        self.credentials = credentials
+        self.what = what
+        self.failure = failure
         let key = SSHKeyBridge.nioPrivateKey(credentials.key)
         var offers: [NIOSSHUserAuthenticationOffer] = []
         if let certificate = credentials.certificate, let certified = try? SSHKeyBridge.nioCertifiedKey(certificate) {
@@ -63,7 +74,12 @@ final class KeyOfferDelegate: NIOSSHClientUserAuthenticationDelegate, @unchecked
         availableMethods: NIOSSHAvailableUserAuthenticationMethods, nextChallengePromise: EventLoopPromise<NIOSSHUserAuthenticationOffer?>
     ) {
         guard availableMethods.contains(.publicKey), !offers.isEmpty else {
-            nextChallengePromise.succeed(nil)
+            // Every key was refused: fail now (the error closes the connection) instead of
+            // answering "no more methods", after which the library waits for the server to hang up.
+            let error = TeleportError.accessDenied(
+                SSHRefusal.message(login: credentials.login, what: what, certificate: credentials.certificate, now: Date()))
+            failure.record(error)
+            nextChallengePromise.fail(error)
             return
         }
         nextChallengePromise.succeed(offers.removeFirst())
@@ -118,7 +134,7 @@ public final class SSHConnection: Sendable {
         -> SSHClientConfiguration
     {
         SSHClientConfiguration(
-            userAuthDelegate: KeyOfferDelegate(credentials), serverAuthDelegate: HostKeyDelegate(check: check, failure: failure))
+            userAuthDelegate: KeyOfferDelegate(credentials, what: credentials.target ?? check.what, failure: failure), serverAuthDelegate: HostKeyDelegate(check: check, failure: failure))
     }
 
     /// Connects to `host:port` over TCP.

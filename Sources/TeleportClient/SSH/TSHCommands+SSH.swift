@@ -105,7 +105,8 @@ struct NodeAccess: Sendable {
     func connect(login: String, host: String, port: Int?, inbound: (@Sendable (any Channel, SSHChannelType) -> EventLoopFuture<Void>)? = nil)
         async throws -> (proxy: SSHConnection, node: SSHConnection)
     {
-        let credentials = try credentials(login: login)
+        var credentials = try credentials(login: login)
+        credentials.target = "node \(host)"
         let proxy = try await SSHConnection.connect(host: proxyHost, port: proxyPort, credentials: credentials, hostKey: proxyCheck)
         do {
             let target = "\(host):\(port ?? 0)@\(cluster)"
