@@ -1,4 +1,12 @@
 public import Foundation
+// glibc's `struct timeval` is declared by headers that CoreFoundation's and Dispatch's C modules
+// include too; with MemberImportVisibility the compiler may name any of them its defining module.
+#if canImport(CoreFoundation)
+    import CoreFoundation
+#endif
+#if canImport(CDispatch)
+    import CDispatch
+#endif
 public import TeleportCrypto
 import Crypto
 import TeleportAPI

@@ -83,7 +83,7 @@ extension TSHCommands {
         let recording = try SessionRecording.parse(data)
         if format == .text {
             // What the terminal showed, not the escape sequences that drew it.
-            FileDescriptorWriter.writeAll(1, .init(string: TerminalText.render(Array(recording.output))))
+            FileDescriptorWriter.writeAll(1, .init(string: TerminalScreen.render(Array(recording.output))))
             return
         }
         // The recorded bytes are a terminal's output already (\r\n included): a raw terminal shows

@@ -2,7 +2,7 @@
 /// the control sequences that drew it (`tsh play --format=text`): colours, cursor moves, titles and
 /// bells are dropped; a carriage return, a backspace or an erase-line overwrite what the line held,
 /// as on the screen (`50%\r100%` shows `100%`).
-public enum TerminalText {
+public enum TerminalScreen {
     /// Renders `bytes` (UTF-8, invalid sequences replaced) to plain lines ending in `\n`.
     public static func render(_ bytes: [UInt8]) -> String {
         var renderer = Renderer()

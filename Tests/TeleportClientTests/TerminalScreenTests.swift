@@ -25,12 +25,12 @@ struct TerminalTextTests {
         ("", ""),
     ])
     func render(raw: String, expected: String) {
-        #expect(TerminalText.render(Array(raw.utf8)) == expected)
+        #expect(TerminalScreen.render(Array(raw.utf8)) == expected)
     }
 
     @Test func noControlCharacterSurvives() {
         let bytes: [UInt8] = Array(0...255).map(UInt8.init) + Array("\u{1B}[31mred\u{1B}[0m\n".utf8)
-        let text = TerminalText.render(bytes)
+        let text = TerminalScreen.render(bytes)
         #expect(!text.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" && $0 != "\t" || $0.value == 0x7F || (0x80...0x9F).contains($0.value) })
         #expect(text.hasSuffix("red\n"))
     }
