@@ -9,7 +9,7 @@ process and no connection left. Run by hand (not part of the test suite):
 
     bench/session_leak.py [--bin .build/debug] [--sessions 100] [--rounds 2]
 """
-import argparse, getpass, os, signal, socket, subprocess, sys, tempfile, time
+import argparse, getpass, os, shutil, signal, socket, subprocess, sys, tempfile, time
 
 
 def free_port():
@@ -149,7 +149,10 @@ ssh_service:
             daemon.wait(timeout=15)
         except subprocess.TimeoutExpired:
             daemon.kill()
-        print(f"work directory: {work}")
+        if os.environ.get("KEEP_BENCH_DIR"):
+            print(f"work directory (kept): {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
