@@ -43,6 +43,19 @@ struct TSHRefusalTests {
             #expect(!refused.stderr.contains("alice") && !refused.stderr.contains("web1"), "\(refused)")
             #expect(took < .seconds(10), "took \(took)")
 
+            // The route itself, with joe's certificate: his login's lock only; a lock on a login his
+            // certificate does not list, another user's lock and a node's lock are never answered.
+            #expect(try await setup.cluster.tctl(["lock", "--login=daemon", "--message=daemon-frozen"]).exitCode == 0)
+            let root = try await Self.myLocks(setup, login: "root")
+            #expect(root.status == 200 && root.body.contains("root frozen") && root.body.contains(loginLockName), "\(root)")
+            for answer in [root, try await Self.myLocks(setup, login: "daemon"), try await Self.myLocks(setup, login: "")] {
+                #expect(!answer.body.contains("alice") && !answer.body.contains("web1") && !answer.body.contains("daemon-frozen"), "\(answer)")
+            }
+            #expect(try await Self.myLocks(setup, login: "daemon").body == "[]")
+            let anonymous = try await TestSupport.run(
+                "/usr/bin/curl", ["-s", "-k", "https://127.0.0.1:\(setup.cluster.webPort)/webapi/locks/mine?login=root"])
+            #expect(anonymous.stdout.contains("access_denied") && !anonymous.stdout.contains("root frozen"), "\(anonymous)")
+
             #expect(try await setup.cluster.tctl(["rm", "lock/\(loginLockName)"]).exitCode == 0)
             let locked = try await setup.cluster.tctl(["lock", "--user=joe", "--message=incident 42", "--ttl=1h"])
             #expect(locked.exitCode == 0, "\(locked)")
@@ -70,6 +83,28 @@ struct TSHRefusalTests {
             #expect(scp.stderr.contains("access denied: user joe is locked: incident 42 (lock \(userLockName), until "), "\(scp)")
             #expect(took < .seconds(10), "took \(took)")
         }
+    }
+
+    /// `GET /webapi/locks/mine?login=LOGIN` with joe's TLS certificate and key (from his identity file).
+    static func myLocks(_ setup: SSHAccessTests.Setup, login: String) async throws -> (status: Int, body: String) {
+        let identity = try String(contentsOfFile: setup.identity, encoding: .utf8)
+        func block(_ label: String) throws -> String {
+            let begin = try #require(identity.range(of: "-----BEGIN \(label)-----"))
+            let end = try #require(identity.range(of: "-----END \(label)-----", range: begin.upperBound..<identity.endIndex))
+            return String(identity[begin.lowerBound..<end.upperBound]) + "\n"
+        }
+        let key = setup.cluster.directory.appendingPathComponent("joe-tls.key")
+        let certificate = setup.cluster.directory.appendingPathComponent("joe-tls.crt")
+        try TestSupport.write(try block("PRIVATE KEY"), to: key)
+        try TestSupport.write(try block("CERTIFICATE"), to: certificate)
+        let result = try await TestSupport.run(
+            "/usr/bin/curl",
+            [
+                "-s", "-k", "--cert", certificate.path, "--key", key.path, "-w", "\n%{http_code}",
+                "https://127.0.0.1:\(setup.cluster.webPort)/webapi/locks/mine?login=\(login)",
+            ])
+        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
     }
 
     /// The name in `tctl lock`'s `Created a lock with name "NAME".`.
