@@ -57,6 +57,12 @@ public struct WebClient: Sendable {
         try decode([AuthAPI.HostKey].self, try await transport.get("/webapi/hostkeys"), what: "host keys")
     }
 
+    /// `GET /webapi/locks/mine?login=LOGIN`: the locks in force that target the logged-in user
+    /// (by user, or by `login` when the certificate lists it); never other users' locks.
+    public func myLocks(login: String) async throws -> [WebAPI.MyLock] {
+        try decode([WebAPI.MyLock].self, try await transport.get("\(WebAPI.myLocksPath)?login=\(Self.escape(login))"), what: "lock")
+    }
+
     static func escape(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? text
     }

@@ -128,6 +128,7 @@ public enum TeleportProcess {
             webSettings.audit = proxyAudit
             let proxyCache = userCertificateCache(client, dataDir: dataDir, role: "proxy", clock: clock, logger: logger)
             webSettings.roles = { names in proxyCache.roles(named: names) }
+            webSettings.locks = { await proxyCache.locksInForce() }
             services.append(
                 ProxyWebServer(
                     auth: client, host: web.host, port: web.port, certificatePEM: pair.certificatePEM, keyPEM: pair.keyPEM,

@@ -99,6 +99,11 @@ struct NodesRoute {
     static func pageKey(_ node: ServerNode) -> String { node.spec.hostname + "/" + node.name }
 
     func user(_ context: ProxyRequestContext) async throws -> X509Identity {
+        try await Self.user(context, clusterName: clusterName)
+    }
+
+    /// The logged-in user of this request: the TLS client certificate's identity, of this cluster.
+    static func user(_ context: ProxyRequestContext, clusterName: String) async throws -> X509Identity {
         guard let peer = try await context.channel.nioSSL_peerCertificate().get() else {
             throw TeleportError.accessDenied("log in first: tsh login --proxy=<this proxy>")
         }

@@ -27,6 +27,9 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         /// The cluster's roles as of now, by name (the proxy's certificate cache follows them):
         /// `tsh ls` lists only the nodes a user's roles reach.
         public var roles: @Sendable (_ names: [String]) -> [Role] = { _ in [] }
+        /// The cluster's locks in force now (the proxy's certificate cache follows them):
+        /// `GET /webapi/locks/mine` answers a refused user's own locks from them.
+        public var locks: @Sendable () async -> [Lock] = { [] }
         /// Creates settings.
         public init(authType: String, secondFactor: String, publicAddr: String, sshListenAddr: String) {
             self.authType = authType
@@ -168,6 +171,7 @@ extension ProxyWebServer {
         nodes.register(on: router)
         nodes.registerHostKeys(on: router)
         nodes.registerRecordings(on: router)
+        MyLocksRoute(clusterName: clusterName, locks: settings.locks).register(on: router)
         UserTokenRoutes(
             auth: auth, publicAddr: settings.publicAddr, selfSignedCertificate: Self.isSelfSigned(certificatePEM), logger: logger
         ).register(on: router)

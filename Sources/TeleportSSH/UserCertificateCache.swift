@@ -91,6 +91,12 @@ public actor UserCertificateCache: SSHUserAuthorizer {
         return locks.first { $0.applies(user: user, login: login, node: hostNames, at: now) }
     }
 
+    /// The cluster's locks in force now (not expired), as of the last reply from the auth service.
+    public func locksInForce() -> [Lock] {
+        let now = clock.now()
+        return locks.filter { lock in lock.metadata.expires.map { $0 > now } ?? true }
+    }
+
     private func updateLocks(_ new: [Lock]?) {
         guard let new, new != locks else { return }
         locks = new

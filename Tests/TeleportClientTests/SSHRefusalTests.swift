@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import TeleportAPI
 import TeleportClient
 import TeleportCrypto
 import Testing
@@ -30,6 +31,37 @@ struct SSHRefusalTests {
         let message = SSHRefusal.message(login: "root", what: "node luna", certificate: try Self.certificate(logins: ["root"]), now: Self.now)
         #expect(message.hasPrefix("access denied: node luna refused the login \"root\" for joe: the user or the login may be locked"))
         #expect(message.hasSuffix("tctl access explain --user=joe --node=luna --login=root"))
+    }
+
+    @Test func aRefusalOfAValidCertificateMayBeALock() throws {
+        let certificate = try Self.certificate(logins: ["root"])
+        #expect(SSHRefusal.mayBeLocked(login: "root", certificate: certificate, now: Self.now))
+        #expect(!SSHRefusal.mayBeLocked(login: "daemon", certificate: certificate, now: Self.now))
+        #expect(!SSHRefusal.mayBeLocked(login: "root", certificate: try Self.certificate(logins: ["root"], validFor: -5), now: Self.now))
+        #expect(!SSHRefusal.mayBeLocked(login: "root", certificate: nil, now: Self.now))
+    }
+
+    @Test func aUserLockSaysItsMessageNameAndEnd() {
+        let lock = WebAPI.MyLock(name: "l1", user: "joe", login: nil, message: "incident 42", expires: Self.now)
+        #expect(
+            SSHRefusal.lockMessage([lock], user: "joe")
+                == "access denied: user joe is locked: incident 42 (lock l1, until 2027-01-15T08:00:00Z); "
+                + "ask an administrator (tctl lock ls / tctl rm lock/l1)")
+    }
+
+    @Test func aLoginLockAndNoLock() {
+        let lock = WebAPI.MyLock(name: "l2", user: nil, login: "root", message: nil, expires: nil)
+        #expect(
+            SSHRefusal.lockMessage([lock], user: "joe")
+                == "access denied: the login \"root\" is locked (lock l2); ask an administrator (tctl lock ls / tctl rm lock/l2)")
+        #expect(SSHRefusal.lockMessage([], user: "joe") == nil)
+    }
+
+    @Test func aLockMessageCannotDriveTheTerminal() throws {
+        let lock = WebAPI.MyLock(name: "l3", user: "joe", login: nil, message: "bye\u{1B}]0;owned\u{07}\nfake prompt", expires: nil)
+        let message = try #require(SSHRefusal.lockMessage([lock], user: "joe"))
+        #expect(!message.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F })
+        #expect(message.contains("bye"))
     }
 
     @Test func noCertificate() {

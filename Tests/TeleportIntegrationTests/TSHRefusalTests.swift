@@ -9,7 +9,7 @@ import Testing
 @Suite("tsh ssh refused: at once, in words", .serialized)
 struct TSHRefusalTests {
     /// Before: 30 s (the server's login timeout), then `SSH channel refused: End of file`.
-    @Test("a login the certificate does not allow, and a locked user, fail within seconds and say why", .timeLimit(.minutes(5)))
+    @Test("a login the certificate does not allow, a locked login and a locked user fail within seconds and say why (the lock's message, never others' locks)", .timeLimit(.minutes(5)))
     func refusedPromptly() async throws {
         try await SSHAccessTests.withSetup { setup in
             var started = ContinuousClock.now
@@ -21,8 +21,12 @@ struct TSHRefusalTests {
                 "\(daemon)")
             #expect(took < .seconds(10), "took \(took)")
 
-            let locked = try await setup.cluster.tctl(["lock", "--user=joe", "--message=incident 42", "--ttl=1h"])
-            #expect(locked.exitCode == 0, "\(locked)")
+            // Others' locks (another user, a node alone) must never be shown to joe.
+            #expect(try await setup.cluster.tctl(["lock", "--user=alice", "--message=alice-secret", "--ttl=1h"]).exitCode == 0)
+            #expect(try await setup.cluster.tctl(["lock", "--node=web1", "--message=web1-maintenance"]).exitCode == 0)
+            let loginLock = try await setup.cluster.tctl(["lock", "--login=root", "--message=root frozen"])
+            #expect(loginLock.exitCode == 0, "\(loginLock)")
+            let loginLockName = try #require(Self.lockName(loginLock.stdout), "\(loginLock)")
             // The lock reaches the proxy through its feed: wait until a session is refused.
             var refused = try await setup.tsh(["ssh", "root@db1", "echo should-not-run"])
             for _ in 0..<50 where refused.exitCode == 0 {
@@ -33,10 +37,80 @@ struct TSHRefusalTests {
             refused = try await setup.tsh(["ssh", "root@db1", "echo should-not-run"])
             took = ContinuousClock.now - started
             #expect(refused.exitCode == 255 && !refused.stdout.contains("should-not-run"), "\(refused)")
-            #expect(refused.stderr.contains("access denied:") && refused.stderr.contains("may be locked"), "\(refused)")
+            #expect(
+                refused.stderr == "ERROR: access denied: the login \"root\" is locked: root frozen (lock \(loginLockName)); "
+                    + "ask an administrator (tctl lock ls / tctl rm lock/\(loginLockName))\n", "\(refused)")
+            #expect(!refused.stderr.contains("alice") && !refused.stderr.contains("web1"), "\(refused)")
+            #expect(took < .seconds(10), "took \(took)")
+
+            // The route itself, with joe's certificate: his login's lock only; a lock on a login his
+            // certificate does not list, another user's lock and a node's lock are never answered.
+            #expect(try await setup.cluster.tctl(["lock", "--login=daemon", "--message=daemon-frozen"]).exitCode == 0)
+            let root = try await Self.myLocks(setup, login: "root")
+            #expect(root.status == 200 && root.body.contains("root frozen") && root.body.contains(loginLockName), "\(root)")
+            for answer in [root, try await Self.myLocks(setup, login: "daemon"), try await Self.myLocks(setup, login: "")] {
+                #expect(!answer.body.contains("alice") && !answer.body.contains("web1") && !answer.body.contains("daemon-frozen"), "\(answer)")
+            }
+            #expect(try await Self.myLocks(setup, login: "daemon").body == "[]")
+            let anonymous = try await TestSupport.run(
+                "/usr/bin/curl", ["-s", "-k", "https://127.0.0.1:\(setup.cluster.webPort)/webapi/locks/mine?login=root"])
+            #expect(anonymous.stdout.contains("access_denied") && !anonymous.stdout.contains("root frozen"), "\(anonymous)")
+
+            #expect(try await setup.cluster.tctl(["rm", "lock/\(loginLockName)"]).exitCode == 0)
+            let locked = try await setup.cluster.tctl(["lock", "--user=joe", "--message=incident 42", "--ttl=1h"])
+            #expect(locked.exitCode == 0, "\(locked)")
+            let userLockName = try #require(Self.lockName(locked.stdout), "\(locked)")
+            for _ in 0..<50 where !refused.stderr.contains("incident 42") || refused.stderr.contains("root frozen") {
+                try await Task.sleep(for: .milliseconds(100))
+                refused = try await setup.tsh(["ssh", "root@db1", "echo should-not-run"])
+            }
+            started = ContinuousClock.now
+            refused = try await setup.tsh(["ssh", "root@db1", "echo should-not-run"])
+            took = ContinuousClock.now - started
+            #expect(refused.exitCode == 255 && !refused.stdout.contains("should-not-run"), "\(refused)")
+            #expect(refused.stderr.hasPrefix("ERROR: access denied: user joe is locked: incident 42 (lock \(userLockName), until "), "\(refused)")
+            #expect(refused.stderr.hasSuffix("); ask an administrator (tctl lock ls / tctl rm lock/\(userLockName))\n"), "\(refused)")
+            #expect(!refused.stderr.contains("alice") && !refused.stderr.contains("web1") && !refused.stderr.contains("root frozen"), "\(refused)")
             #expect(!refused.stderr.contains("End of file"), "\(refused)")
             #expect(took < .seconds(10), "took \(took)")
+
+            // tsh scp says the same.
+            let copy = setup.cluster.directory.appendingPathComponent("copied").path
+            started = ContinuousClock.now
+            let scp = try await setup.tsh(["scp", "root@db1:/etc/hostname", copy])
+            took = ContinuousClock.now - started
+            #expect(scp.exitCode != 0, "\(scp)")
+            #expect(scp.stderr.contains("access denied: user joe is locked: incident 42 (lock \(userLockName), until "), "\(scp)")
+            #expect(took < .seconds(10), "took \(took)")
         }
+    }
+
+    /// `GET /webapi/locks/mine?login=LOGIN` with joe's TLS certificate and key (from his identity file).
+    static func myLocks(_ setup: SSHAccessTests.Setup, login: String) async throws -> (status: Int, body: String) {
+        let identity = try String(contentsOfFile: setup.identity, encoding: .utf8)
+        func block(_ label: String) throws -> String {
+            let begin = try #require(identity.range(of: "-----BEGIN \(label)-----"))
+            let end = try #require(identity.range(of: "-----END \(label)-----", range: begin.upperBound..<identity.endIndex))
+            return String(identity[begin.lowerBound..<end.upperBound]) + "\n"
+        }
+        let key = setup.cluster.directory.appendingPathComponent("joe-tls.key")
+        let certificate = setup.cluster.directory.appendingPathComponent("joe-tls.crt")
+        try TestSupport.write(try block("PRIVATE KEY"), to: key)
+        try TestSupport.write(try block("CERTIFICATE"), to: certificate)
+        let result = try await TestSupport.run(
+            "/usr/bin/curl",
+            [
+                "-s", "-k", "--cert", certificate.path, "--key", key.path, "-w", "\n%{http_code}",
+                "https://127.0.0.1:\(setup.cluster.webPort)/webapi/locks/mine?login=\(login)",
+            ])
+        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+    }
+
+    /// The name in `tctl lock`'s `Created a lock with name "NAME".`.
+    static func lockName(_ output: String) -> String? {
+        let parts = output.split(separator: "\"")
+        return parts.count >= 2 ? String(parts[1]) : nil
     }
 
     /// `| head -1` on the commands that print many lines, against a running cluster.

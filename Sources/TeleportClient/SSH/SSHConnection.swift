@@ -39,6 +39,10 @@ public struct SSHClientCredentials: Sendable {
     /// What the login is for, in a refusal's words (`node luna`, also when the proxy in front of
     /// it refuses); nil: the host-key check's name of the server.
     public var target: String?
+    /// Asked when a server refuses a valid certificate that lists the login (a refusal the client
+    /// cannot explain by itself, see ``SSHRefusal/mayBeLocked(login:certificate:now:)``): the
+    /// refusal in words, such as the caller's lock and its message; nil keeps the generic words.
+    public var explainRefusal: (@Sendable (_ login: String) async -> String?)?
 
     public init(login: String, key: OpenSSHPrivateKey, certificate: SSHCertificate?, target: String? = nil) {
         self.login = login
@@ -76,13 +80,43 @@ final class KeyOfferDelegate: NIOSSHClientUserAuthenticationDelegate, @unchecked
         guard availableMethods.contains(.publicKey), !offers.isEmpty else {
             // Every key was refused: fail now (the error closes the connection) instead of
             // answering "no more methods", after which the library waits for the server to hang up.
-            let error = TeleportError.accessDenied(
-                SSHRefusal.message(login: credentials.login, what: what, certificate: credentials.certificate, now: Date()))
-            failure.record(error)
-            nextChallengePromise.fail(error)
+            let now = Date()
+            let generic = SSHRefusal.message(login: credentials.login, what: what, certificate: credentials.certificate, now: now)
+            guard let explain = credentials.explainRefusal,
+                SSHRefusal.mayBeLocked(login: credentials.login, certificate: credentials.certificate, now: now)
+            else {
+                refuse(generic, nextChallengePromise)
+                return
+            }
+            // Ask (the proxy) why, briefly, then fail with its words or the generic ones.
+            let login = credentials.login
+            Task { [self] in
+                let explained = await Self.within(.seconds(5)) { await explain(login) }
+                refuse(explained ?? generic, nextChallengePromise)
+            }
             return
         }
         nextChallengePromise.succeed(offers.removeFirst())
+    }
+
+    private func refuse(_ message: String, _ promise: EventLoopPromise<NIOSSHUserAuthenticationOffer?>) {
+        let error = TeleportError.accessDenied(message)
+        failure.record(error)
+        promise.fail(error)
+    }
+
+    /// `work`'s answer, or nil when it takes longer than `limit`.
+    static func within(_ limit: Duration, _ work: @escaping @Sendable () async -> String?) async -> String? {
+        await withTaskGroup(of: String?.self) { group in
+            group.addTask { await work() }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
     }
 }
 

@@ -75,7 +75,14 @@ struct NodeAccess: Sendable {
     }
 
     func credentials(login: String) throws -> SSHClientCredentials {
-        SSHClientCredentials(login: login, key: try key.sshPrivateKey(), certificate: try? key.parsedSSHCertificate())
+        var credentials = SSHClientCredentials(login: login, key: try key.sshPrivateKey(), certificate: try? key.parsedSSHCertificate())
+        let (web, user) = (web, credentials.certificate?.keyID ?? "")
+        // A refused valid certificate: a lock of ours may be why; the proxy tells us its message.
+        credentials.explainRefusal = { login in
+            guard let locks = try? await web.myLocks(login: login) else { return nil }
+            return SSHRefusal.lockMessage(locks, user: user)
+        }
+        return credentials
     }
 
     /// Any key the cluster vouches for may be the proxy's.
