@@ -16,8 +16,11 @@ struct TCPKeepaliveTests {
             .childChannelInitializer { $0.eventLoop.makeSucceededVoidFuture() }
             .bind(host: "127.0.0.1", port: 0).get()
         let port = try #require(listener.localAddress?.port)
-        let (handler, _) = GlueHandler.matchedPair()
-        let dialed = try await GlueHandler.connect(host: "127.0.0.1", port: port, on: group.next(), with: handler).get()
+        let loop = group.next()
+        // As its callers do: on the loop the pipe lives on.
+        let dialed = try await loop.flatSubmit {
+            GlueHandler.connect(host: "127.0.0.1", port: port, on: loop, with: GlueHandler.matchedPair().0)
+        }.get()
         let keepalive = try await dialed.getOption(.socketOption(.so_keepalive)).get()
         let idle = try await dialed.getOption(TCPKeepalive.idleOption).get()
         let interval = try await dialed.getOption(TCPKeepalive.intervalOption).get()
