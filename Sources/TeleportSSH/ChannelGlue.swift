@@ -63,6 +63,7 @@ public final class GlueHandler: ChannelDuplexHandler {
         let bound = NIOLoopBound(handler, eventLoop: loop)
         return ClientBootstrap(group: loop)
             .connectTimeout(.seconds(10))
+            .tcpKeepalive()
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in

@@ -20,6 +20,8 @@ public struct SSHAudit: Sendable {
     public var metrics: TeleportMetrics?
     /// The `service` label of those metrics: `node` or `proxy`.
     public var service = "node"
+    /// The bound on refused-login events (shared by every copy of this builder).
+    let refusals = RefusalBudget()
 
     /// Creates the builder.
     public init(queue: AuditQueue, serverID: String, hostname: String, labels: [String: String], clock: any WallClock = SystemClock()) {
@@ -58,14 +60,21 @@ public struct SSHAudit: Sendable {
             ])
     }
 
-    /// `auth` failure with the reason.
+    /// `auth` failure (T3007W) with the user name the client sent (`user` and `login`, cut to
+    /// ``RefusalBudget/maxNameLength`` characters) and the reason. Unauthenticated clients choose
+    /// how often this happens, so at most ``RefusalBudget/perMinute`` such events are written per
+    /// minute and server; the next one written says how many were left out (`suppressed`).
     public func refused(_ connection: SSHConnectionInfo, login: String, key: SSHPublicKey?, error: any Error) {
         metrics?.increment(.sshAuthentications, ["service": service, "result": "failure"])
+        guard let suppressed = refusals.admit(at: clock.now()) else { return }
+        let name = String(login.prefix(RefusalBudget.maxNameLength))
         var fields: [String: JSONValue] = [
-            "login": .string(login), "success": false, "error": .string((error as? TeleportError)?.message ?? "\(error)"),
+            "user": .string(name), "login": .string(name), "success": false,
+            "error": .string((error as? TeleportError)?.message ?? "\(error)"),
             "addr.remote": Self.address(connection.remoteAddress), "addr.local": Self.address(connection.localAddress),
         ]
         if let key { fields["key_fingerprint"] = .string(key.fingerprintSHA256) }
+        if suppressed > 0 { fields["suppressed"] = .int(suppressed) }
         add(AuditEventType.sshAuthFailure, fields)
     }
 
@@ -210,5 +219,36 @@ extension SSHAudit {
         metrics.increment(.tunnels)
         metrics.increment(.tunnelsActive)
         closed.whenComplete { _ in metrics.decrement(.tunnelsActive) }
+    }
+}
+
+/// How many refused-login (`auth` failure) events one server writes per minute: an attacker who
+/// reconnects in a loop must not be able to fill the audit log or the outbox.
+final class RefusalBudget: @unchecked Sendable {
+    /// Events written per minute; the rest are counted and reported by the next one written.
+    static let perMinute = 60
+    /// The longest user name an event keeps.
+    static let maxNameLength = 256
+    private let lock = NSLock()
+    private var windowStart = Date.distantPast
+    private var written = 0
+    private var suppressed = 0
+
+    /// `nil` when this event is over the budget (it is counted); otherwise the number of events
+    /// left out since the last one written.
+    func admit(at now: Date) -> Int? {
+        lock.withLock {
+            if now.timeIntervalSince(windowStart) >= 60 || now < windowStart {
+                windowStart = now
+                written = 0
+            }
+            guard written < Self.perMinute else {
+                suppressed += 1
+                return nil
+            }
+            written += 1
+            defer { suppressed = 0 }
+            return suppressed
+        }
     }
 }
