@@ -11,4 +11,12 @@ if [ ! -f teleport-data/teleport.yaml ]; then
     .build/debug/teleport configure --data-dir "$PWD/teleport-data/data" --cluster-name "${CLUSTER_NAME:-local.cluster}" \
         -o teleport-data/teleport.yaml
 fi
+cat <<EOF
+Starting a single-node cluster (auth + proxy + node) with its data in $PWD/teleport-data.
+Where to log in, once it says "teleport is ready":
+  proxy (tsh and the signup pages): https://127.0.0.1:3080   (self-signed certificate: tsh login needs --insecure)
+  in another terminal:  export PATH=$PWD/.build/debug:\$PATH
+                        tctl -c teleport-data/teleport.yaml users add NAME LOGIN   # prints the signup link
+                        tsh login --proxy=127.0.0.1:3080 --user=NAME --insecure
+EOF
 exec .build/debug/teleport start -c teleport-data/teleport.yaml --diag-addr 127.0.0.1:3000 "$@"
