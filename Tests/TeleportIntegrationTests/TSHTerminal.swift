@@ -22,9 +22,6 @@ final class TSHTerminal {
     private var searchOffset = 0
     private var exitStatus: Int32?
 
-    /// glibc's `POSIX_SPAWN_SETSID` (a GNU extension the Swift module does not import).
-    private static let spawnSetSID: Int32 = 0x80
-
     init(_ executable: String, _ arguments: [String], environment: [String: String]) throws {
         let pty = try PTYFunctions()
         let master = pty.openpt(O_RDWR | O_NOCTTY)
@@ -33,36 +30,19 @@ final class TSHTerminal {
         let slavePath = try #require(pty.ptsname(master).map { String(cString: $0) }, "ptsname failed")
         _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        // In the new session, opening the pty (without O_NOCTTY) makes it the controlling terminal.
-        posix_spawn_file_actions_addopen(&actions, 0, slavePath, O_RDWR, 0)
-        posix_spawn_file_actions_adddup2(&actions, 0, 1)
-        posix_spawn_file_actions_adddup2(&actions, 0, 2)
-        posix_spawn_file_actions_addclose(&actions, master)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var allSignals = sigset_t()
-        sigfillset(&allSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | Self.spawnSetSID))
-
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+        let pid: pid_t
+        do {
+            pid = try TestSupport.spawn(executable, arguments, environment: environment, flags: TestSupport.spawnSetSID) { actions in
+                // In the new session, opening the pty (without O_NOCTTY) makes it the controlling terminal.
+                posix_spawn_file_actions_addopen(&actions, 0, slavePath, O_RDWR, 0)
+                posix_spawn_file_actions_adddup2(&actions, 0, 1)
+                posix_spawn_file_actions_adddup2(&actions, 0, 2)
+                posix_spawn_file_actions_addclose(&actions, master)
+            }
+        } catch {
+            close(master)
+            throw error
         }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-        if result != 0 { close(master) }
-        try #require(result == 0, "posix_spawn \(executable) failed: \(result)")
         self.master = master
         self.pid = pid
     }

@@ -1,5 +1,5 @@
 public import Foundation
-import CTeleportShims
+public import CTeleportShims
 import Testing
 
 #if canImport(Glibc)
@@ -94,15 +94,30 @@ public enum TestSupport {
     /// thread. `sshd` closes every inherited descriptor at startup, so Foundation would block in
     /// `waitpid(sshd)` and stop reaping every other child (our `ssh` runs) until sshd exits.
     public static func spawnDaemon(_ executable: String, _ arguments: [String], logPath: String) throws -> Glibc.pid_t {
+        try spawn(executable, arguments) { actions in
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            // Nothing else is inherited: a daemon holding this process's other descriptors (Foundation's
+            // child-exit sockets among them) would delay every other child's reaping.
+            teleport_spawn_close_from(&actions, 3)
+        }
+    }
+
+    /// glibc's `POSIX_SPAWN_SETSID` (a GNU extension the Swift module does not import).
+    public static let spawnSetSID: Int32 = 0x80
+
+    /// `posix_spawn` as a shell starts a program: default signal mask and dispositions, the
+    /// descriptors `files` sets up, `environment` (else this process's), plus `flags` (e.g.
+    /// ``spawnSetSID``). Returns the PID; the caller reaps it.
+    public static func spawn(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, flags: Int32 = 0,
+        files: (inout posix_spawn_file_actions_t) -> Void
+    ) throws -> Glibc.pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Nothing else is inherited: a daemon holding this process's other descriptors (Foundation's
-        // child-exit sockets among them) would delay every other child's reaping.
-        teleport_spawn_close_from(&actions, 3)
+        files(&actions)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -113,12 +128,17 @@ public enum TestSupport {
         sigfillset(&allSignals)
         posix_spawnattr_setsigmask(&attributes, &noSignals)
         posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setflags(&attributes, Int16(Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) | flags))
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+        defer {
+            argv.forEach { free($0) }
+            envp?.forEach { free($0) }
+        }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        let result = envp.map { posix_spawn(&pid, executable, &actions, &attributes, argv, $0) }
+            ?? posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
         try #require(result == 0, "posix_spawn \(executable) failed: \(result)")
         return pid
     }
