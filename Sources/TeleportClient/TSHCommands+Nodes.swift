@@ -101,7 +101,11 @@ extension TSHCommands {
             let key = try SSHPublicKey(authorizedKeyLine: record.publicKey)
             lines.append(names.joined(separator: ",") + " " + key.authorizedKeyLine())
         }
-        lines += await proxyKnownHost(web: web, proxyHost: session.address.host, vouched: keys, host: host, wanted: wanted)
+        // The proxy's own line costs a ping and a key exchange: only for the whole list, or a
+        // lookup no node answered (OpenSSH runs this command for every connection it makes).
+        if host == nil || lines.isEmpty {
+            lines += await proxyKnownHost(web: web, proxyHost: session.address.host, vouched: keys, host: host, wanted: wanted)
+        }
         if host == nil { lines += session.key.knownHosts }
         return Outcome(output: lines.map { $0 + "\n" }.joined())
     }
