@@ -3,7 +3,7 @@
 # and the third-party SSH clients paramiko, asyncssh and ansible-core (PyPI, with pip).
 # Needs root (or sudo). Safe to run again.
 set -euo pipefail
-packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2)
+packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2 iptables)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
