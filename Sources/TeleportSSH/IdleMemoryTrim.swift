@@ -17,9 +17,12 @@ final class IdleMemoryTrim: @unchecked Sendable {
     private var open = 0
     private var generation = 0
     private var trimmed = 0
+    /// Called after each scheduled check: true when it trimmed, false when it was skipped (tests).
+    private let afterCheck: @Sendable (Bool) -> Void
 
-    init(delay: DispatchTimeInterval) {
+    init(delay: DispatchTimeInterval, afterCheck: @escaping @Sendable (Bool) -> Void = { _ in }) {
         self.delay = delay
+        self.afterCheck = afterCheck
     }
 
     /// How many times the heap was trimmed (tests).
@@ -43,9 +46,13 @@ final class IdleMemoryTrim: @unchecked Sendable {
         guard let scheduled else { return }
         DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
             // Still idle since the last close: nothing opened or closed meanwhile.
-            guard lock.withLock({ open == 0 && generation == scheduled }) else { return }
+            guard lock.withLock({ open == 0 && generation == scheduled }) else {
+                afterCheck(false)
+                return
+            }
             _ = teleport_malloc_trim()
             lock.withLock { trimmed += 1 }
+            afterCheck(true)
         }
     }
 }
