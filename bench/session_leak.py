@@ -7,7 +7,10 @@ SSH ports: at the baseline (after one warm-up session), with the N sessions open
 closed. A daemon that hangs up its sessions returns close to its baseline every round, with no
 process and no connection left. Run by hand (not part of the test suite):
 
-    bench/session_leak.py [--bin .build/debug] [--sessions 100] [--rounds 2]
+    bench/session_leak.py [--bin .build/debug] [--sessions 100] [--rounds 2] [--max-ratio 1.05] [--mappings]
+
+Columns: resident memory, its ratio to the baseline, the daemon's threads, its session processes,
+open connections; --mappings adds the resident memory by kind of mapping (from /proc/PID/smaps).
 """
 import argparse, getpass, os, shutil, signal, socket, subprocess, sys, tempfile, time
 
@@ -33,6 +36,38 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def threads(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return 0
+
+
+def mappings(pid):
+    """Resident KiB of the daemon's mappings by kind: the [heap], anonymous mappings of 8 MiB and
+    more (thread stacks, malloc arenas of other threads), smaller anonymous ones, and files."""
+    kinds = {"heap": 0, "anon>=8M": 0, "anon<8M": 0, "file": 0}
+    size = 0
+    kind = "file"
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            fields = line.split()
+            if "-" in fields[0] and not fields[0].endswith(":"):
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                size = end - start
+                name = fields[5] if len(fields) > 5 else ""
+                if name == "[heap]":
+                    kind = "heap"
+                elif name == "" or name.startswith("[stack"):
+                    kind = "anon>=8M" if size >= 8 << 20 else "anon<8M"
+                else:
+                    kind = "file"
+            elif fields[0] == "Rss:":
+                kinds[kind] += int(fields[1])
+    return kinds
 
 
 def children(pid, comm="sleep"):
@@ -74,6 +109,10 @@ def main():
     parser.add_argument("--bin", default=".build/debug")
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--max-ratio", type=float, default=None,
+                        help="exit 1 if the RSS after the last round exceeds this multiple of the baseline")
+    parser.add_argument("--mappings", action="store_true",
+                        help="also print the resident memory by kind of mapping (heap, anonymous, file)")
     args = parser.parse_args()
     bindir = os.path.abspath(args.bin)
     for name in ["teleport", "tctl", "tsh"]:
@@ -99,6 +138,7 @@ ssh_service:
     log = open(os.path.join(work, "teleport.log"), "w")
     daemon = subprocess.Popen([f"{bindir}/teleport", "start", "-c", config], stdout=log, stderr=log)
     clients = []
+    exit_code = 0
     try:
         tctl = [f"{bindir}/tctl", "-c", config]
         login = getpass.getuser()
@@ -112,12 +152,18 @@ ssh_service:
             sys.exit(f"tsh ssh does not work; see {work}/teleport.log")
         ssh_ports = {ports["proxy"], ports["node"]}
 
-        def figures(label):
-            print(f"{label:<28} {rss_kib(daemon.pid) / 1024:9.1f} {len(children(daemon.pid)):10d} {connections(ssh_ports):12d}", flush=True)
-            return rss_kib(daemon.pid)
+        def figures(label, baseline=None):
+            rss = rss_kib(daemon.pid)
+            ratio = f"{rss / baseline:6.2f}x" if baseline else f"{'':>7}"
+            print(f"{label:<28} {rss / 1024:9.1f} {ratio} {threads(daemon.pid):8d} {len(children(daemon.pid)):10d} "
+                  f"{connections(ssh_ports):12d}", flush=True)
+            if args.mappings:
+                kinds = mappings(daemon.pid)
+                print(f"{'':<28} " + ", ".join(f"{k} {v / 1024:.1f}" for k, v in kinds.items()) + " MiB", flush=True)
+            return rss
 
         print(f"binaries: {bindir}; {args.sessions} sessions per round, {args.rounds} rounds")
-        print(f"{'':<28} {'RSS MiB':>9} {'processes':>10} {'connections':>12}")
+        print(f"{'':<28} {'RSS MiB':>9} {'ratio':>7} {'threads':>8} {'processes':>10} {'connections':>12}")
         time.sleep(2)
         baseline = figures("baseline")
         signals = [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL]
@@ -131,7 +177,7 @@ ssh_service:
                     wait_for(lambda: len(children(daemon.pid)) > index - 5, 60)
             if not wait_for(lambda: len(children(daemon.pid)) >= args.sessions, 180):
                 print(f"only {len(children(daemon.pid))} of {args.sessions} sessions started", file=sys.stderr)
-            figures(f"round {round_number}: {args.sessions} open")
+            figures(f"round {round_number}: {args.sessions} open", baseline)
             for index, client in enumerate(clients):
                 client.send_signal(signals[index % len(signals)])
             for client in clients:
@@ -139,8 +185,11 @@ ssh_service:
             clients = []
             wait_for(lambda: not children(daemon.pid) and connections(ssh_ports) == 0, 60)
             time.sleep(3)  # let the allocator settle
-            after = figures(f"round {round_number}: closed")
+            after = figures(f"round {round_number}: closed", baseline)
         print(f"after the last round: {after / 1024:.1f} MiB, {100 * (after - baseline) / baseline:+.1f}% of the baseline")
+        if args.max_ratio is not None and after > args.max_ratio * baseline:
+            print(f"FAIL: {after / baseline:.2f}x the baseline exceeds --max-ratio {args.max_ratio}", file=sys.stderr)
+            exit_code = 1
     finally:
         for client in clients:
             client.kill()
@@ -153,6 +202,7 @@ ssh_service:
             print(f"work directory (kept): {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+    sys.exit(exit_code)
 
 
 if __name__ == "__main__":

@@ -181,3 +181,24 @@ int teleport_gunzip(const unsigned char *input, size_t length, size_t limit, uns
     inflateEnd(&stream);
     return 0;
 }
+
+#include <malloc.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+
+int teleport_pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int teleport_eventfd(void) {
+    return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+int teleport_malloc_trim(void) {
+    return malloc_trim(0);
+}

@@ -109,7 +109,9 @@ public final class SSHServer: Sendable {
                     }
                 }
                 let uncheckable = UncheckableOffers(loop: channel.eventLoop)
+                IdleMemoryTrim.shared.opened()  // the last close returns freed memory to the system
                 channel.closeFuture.whenComplete { _ in
+                    IdleMemoryTrim.shared.closed()
                     let remote = ConnectionErrorHandler.describe(connection.remoteAddress)
                     if connection.user == nil, let explained = uncheckable.explanation(remote: remote) {
                         logger.warning("\(explained)", metadata: ["tp.remote": "\(remote)"])
@@ -325,7 +327,10 @@ final class AuthenticatedConnections: @unchecked Sendable {
     }
 
     func remove(_ id: ObjectIdentifier) {
-        lock.withLock { _ = connections.removeValue(forKey: id) }
+        lock.withLock {
+            _ = connections.removeValue(forKey: id)
+            if connections.isEmpty { connections = [:] }  // removing keeps the capacity: free it
+        }
     }
 
     func all() -> [(user: SSHAuthenticatedUser, channel: any Channel, connection: SSHConnectionInfo)] {

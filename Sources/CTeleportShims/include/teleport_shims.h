@@ -56,4 +56,15 @@ int teleport_gzip(const unsigned char *input, size_t length, unsigned char **out
 /// Returns 0; -1 for data that is not whole, valid gzip; -2 when the output would exceed `limit`.
 int teleport_gunzip(const unsigned char *input, size_t length, size_t limit, unsigned char **output, size_t *output_length);
 
+/// pidfd_open(pid, 0) (Linux 5.3+): a descriptor that polls readable once `pid` has exited.
+/// Returns it (close-on-exec), or -1 (errno set; ENOSYS on older kernels).
+int teleport_pidfd_open(pid_t pid);
+
+/// A non-blocking, close-on-exec eventfd (to wake a thread blocked in poll). Returns it, or -1.
+int teleport_eventfd(void);
+
+/// Returns the heap's free memory to the system (glibc's malloc_trim(0): every arena, not only
+/// the top of the main heap). Returns 1 when some memory was released.
+int teleport_malloc_trim(void);
+
 #endif

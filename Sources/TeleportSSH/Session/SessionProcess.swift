@@ -106,28 +106,11 @@ public struct SessionProcess: Sendable {
         return SessionProcess(pid: pid, inputFD: parent.0, outputFD: parent.1, errorFD: parent.2)
     }
 
-    /// Waits for the process on a dedicated thread (never a concurrency or event-loop thread) and
-    /// completes the future on `loop`.
+    /// Waits for the process (on the daemon's one reaper thread, never a concurrency or event-loop
+    /// thread; see `ProcessReaper`) and completes the future on `loop`.
     public func waitForExit(on loop: any EventLoop) -> EventLoopFuture<ProcessExit> {
         let promise = loop.makePromise(of: ProcessExit.self)
-        let pid = self.pid
-        let thread = Thread {
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 {
-                if errno != EINTR {
-                    promise.succeed(.status(255))
-                    return
-                }
-            }
-            let low = status & 0x7f
-            if low == 0 {
-                promise.succeed(.status(Int((status >> 8) & 0xff)))
-            } else {
-                promise.succeed(.signal(Signals.name(of: low), coreDumped: status & 0x80 != 0))
-            }
-        }
-        thread.stackSize = 128 * 1024
-        thread.start()
+        ProcessReaper.shared.wait(for: pid) { promise.succeed($0) }
         return promise.futureResult
     }
 
