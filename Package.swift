@@ -182,6 +182,13 @@ let package = Package(
         .target(
             name: "TeleportTestSupport", dependencies: ["CTeleportShims"], path: "Tests/TeleportTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "TeleportWireTests", dependencies: ["TeleportWire"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TeleportProxyTests",
+            dependencies: [
+                "TeleportProxy", "TeleportWire", nioCore, logging, .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings),
         .testTarget(name: "TeleportAPITests", dependencies: ["TeleportAPI", "TeleportTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TeleportAuthServerTests",

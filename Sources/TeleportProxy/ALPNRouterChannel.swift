@@ -96,7 +96,9 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
                 let clientBound = NIOLoopBound(clientSide, eventLoop: loop)
                 return GlueHandler.connect(host: host, port: port, on: loop, with: serverSide).flatMapThrowing { upstream in
                     do {
-                        try channel.pipeline.syncOperations.addHandler(clientBound.value, position: .after(sniffer.value))
+                        let closer = CloseOnQuiesce()
+                        try channel.pipeline.syncOperations.addHandler(closer, position: .after(sniffer.value))
+                        try channel.pipeline.syncOperations.addHandler(clientBound.value, position: .after(closer))
                     } catch {
                         upstream.close(promise: nil)
                         throw error
@@ -141,5 +143,19 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
                 // Give the client a moment to read the reply before the full close.
                 channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
             }
+    }
+}
+
+/// Closes a passed-through connection when the server shuts down gracefully (Hummingbird waits for
+/// every child channel to close; a raw pipe has no request boundary to wait for).
+final class CloseOnQuiesce: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

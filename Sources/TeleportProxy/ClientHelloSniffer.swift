@@ -89,6 +89,24 @@ final class ClientHelloSniffer: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard !decided else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        // The server allows half-closure: a client that stops sending before its ClientHello is
+        // complete will never complete it. A graceful shutdown does not wait for undecided clients.
+        if case .inputClosed? = event as? ChannelEvent {
+            fail(context, TeleportError.connectionProblem("the client closed before its ClientHello was complete"))
+            return
+        }
+        if event is ChannelShouldQuiesceEvent {
+            fail(context, TeleportError.connectionProblem("the proxy is shutting down"))
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard !decided else {
             context.fireErrorCaught(error)

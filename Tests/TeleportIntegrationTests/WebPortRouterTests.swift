@@ -103,7 +103,14 @@ struct WebPortRouterTests {
             let again = try await Self.ping(cluster)
             #expect(again["tls_routing_enabled"] == .bool(true))
             #expect(!cluster.log.contains("Fatal error"), "\(cluster.log)")
-            await cluster.stop()
+
+            // A connection passed through to auth and left open does not hold up a graceful stop.
+            let idleAgent = try RawConnection(port: cluster.webPort)
+            idleAgent.send(RouterHellos.teleportAuth)
+            #expect(!idleAgent.readSome(timeout: 10).isEmpty, "the auth service's ServerHello")
+            let stopStarted = ContinuousClock.now
+            #expect(await cluster.stop(), "teleport did not stop gracefully:\n\(cluster.log)")
+            #expect(ContinuousClock.now - stopStarted < .seconds(5))
         }
     }
 
@@ -271,6 +278,15 @@ final class RawConnection {
                 return received
             }
         }
+    }
+
+    /// Reads what arrives within `timeout` seconds (one read).
+    func readSome(timeout: Int) -> [UInt8] {
+        var limit = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        return count > 0 ? Array(buffer.prefix(count)) : []
     }
 
     /// Closes with a reset (SO_LINGER 0) instead of a FIN.
