@@ -185,7 +185,8 @@ let package = Package(
         .testTarget(
             name: "TeleportProxyTests",
             dependencies: [
-                "TeleportProxy", "TeleportWire", nioCore, logging, .product(name: "NIOEmbedded", package: "swift-nio"),
+                "TeleportProxy", "TeleportWire", "TeleportAPI", "TeleportCrypto", nioCore, nioPosix, nioSSL, logging,
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings),
