@@ -52,6 +52,8 @@ let package = Package(
         .target(name: "CTeleportShims", linkerSettings: [.linkedLibrary("z")]),
         // Layer 0: types and crypto, no I/O.
         .target(name: "TeleportAPI", dependencies: [yams], swiftSettings: swiftSettings),
+        // Layer 0: wire formats parsed without I/O (the TLS ClientHello the web port routes on).
+        .target(name: "TeleportWire", swiftSettings: swiftSettings),
         .target(
             name: "TeleportCrypto",
             dependencies: ["TeleportAPI", crypto, x509, asn1],
@@ -110,7 +112,8 @@ let package = Package(
         .target(
             name: "TeleportProxy",
             dependencies: [
-                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", logging, nioCore,
+                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "TeleportWire",
+                logging, nioCore,
                 nioPosix, nioSSL, x509, crypto,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -178,6 +181,15 @@ let package = Package(
         // Tests. TeleportTestSupport holds process, port and cluster helpers shared by test targets.
         .target(
             name: "TeleportTestSupport", dependencies: ["CTeleportShims"], path: "Tests/TeleportTestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "TeleportWireTests", dependencies: ["TeleportWire"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TeleportProxyTests",
+            dependencies: [
+                "TeleportProxy", "TeleportWire", "TeleportAPI", "TeleportCrypto", nioCore, nioPosix, nioSSL, logging,
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings),
         .testTarget(name: "TeleportAPITests", dependencies: ["TeleportAPI", "TeleportTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TeleportAuthServerTests",

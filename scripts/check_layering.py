@@ -16,7 +16,7 @@ FORBIDDEN_FOR_CLIENTS = {
     "SQLiteNIO", "PostgresNIO",
 }
 LAYERS = {
-    "TeleportAPI": 0, "TeleportCrypto": 0,
+    "TeleportAPI": 0, "TeleportCrypto": 0, "TeleportWire": 0,
     "TeleportAccess": 1, "TeleportBackend": 1, "TeleportEvents": 1,
     "TeleportBackendSQLite": 2, "TeleportBackendPostgres": 2, "TeleportServices": 2, "TeleportSSH": 2,
     "TeleportAuthClient": 2,

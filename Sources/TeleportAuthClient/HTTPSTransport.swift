@@ -28,6 +28,9 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
     ) throws {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
+        // Through the proxy's web port, this routes the connection to the auth service untouched;
+        // the auth service itself ignores it.
+        tls.applicationProtocols = [AuthClient.alpnProtocol]
         if !verifyServer { tls.certificateVerification = .none }
         do {
             let roots = try trustedCAPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) }
@@ -140,4 +143,11 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
         if error is ChannelError { return "connection failed (\(error))" }
         return "\(error)"
     }
+}
+
+extension AuthClient {
+    /// The ALPN protocol every connection to the auth API offers (the join's too): the proxy's
+    /// web port passes connections offering it through to the auth service, TLS untouched, so
+    /// agents behind NAT reach auth at the proxy's address.
+    public static let alpnProtocol = "teleport-auth"
 }

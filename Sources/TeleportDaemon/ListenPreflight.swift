@@ -7,7 +7,7 @@ import TeleportAPI
 
 /// Tries every enabled listener's address before anything starts (and before the data directory
 /// is opened), so that a port in use is reported the same way for each listener — auth 3025,
-/// proxy web 3080, proxy SSH 3023, node SSH 3022, diagnostics 3000 — and not halfway through a
+/// proxy web 3080, proxy SSH 3023, reverse tunnels 3024 (unless multiplexed on the web port), node SSH 3022, diagnostics 3000 — and not halfway through a
 /// start with some services already up. The services still report their own bind failures with
 /// the same wording (``ListenError``) when a port is taken in between.
 enum ListenPreflight {
@@ -18,6 +18,10 @@ enum ListenPreflight {
         if config.runProxy {
             listeners.append(("proxy_service.web_listen_addr", config.file.proxy.webListenAddr, 3080))
             listeners.append(("proxy_service.listen_addr", config.file.proxy.listenAddr, 3023))
+            // One port: reverse tunnels share the web listener, there is no tunnel listener to check.
+            if !config.file.proxy.multiplexed {
+                listeners.append(("proxy_service.tunnel_listen_addr", config.file.proxy.tunnelListenAddr, 3024))
+            }
         }
         if config.runNode { listeners.append(("ssh_service.listen_addr", config.file.ssh.listenAddr, 3022)) }
         if let diag = config.diagAddr { listeners.append(("teleport.diag_addr or --diag-addr", diag, 3000)) }

@@ -126,6 +126,7 @@ public enum TeleportProcess {
                 authType: config.file.auth.authenticationType, secondFactor: config.file.auth.secondFactor,
                 publicAddr: publicAddr, sshListenAddr: config.file.proxy.listenAddr)
             webSettings.audit = proxyAudit
+            try wireWebPort(&webSettings, config: config, authAddress: authAddress, publicAddr: publicAddr)
             let proxyCache = userCertificateCache(client, dataDir: dataDir, role: "proxy", clock: clock, logger: logger)
             webSettings.roles = { names in proxyCache.roles(named: names) }
             webSettings.locks = { await proxyCache.locksInForce() }
@@ -275,7 +276,24 @@ public enum TeleportProcess {
 
     static func missingAuthServer(_ service: String) -> TeleportError {
         TeleportError.badParameter(
-            "the \(service) service needs an auth server: pass --auth-server=HOST:3025 or set teleport.auth_servers")
+            "the \(service) service needs an auth server: pass --auth-server=HOST:3025 (or the proxy's HOST:3080) or set teleport.auth_servers or teleport.proxy_server")
+    }
+
+    /// The web port's routes and one-port settings: agents' calls to auth (ALPN `teleport-auth`)
+    /// pass through to the auth service; `multiplexed` when reverse tunnels share the port.
+    static func wireWebPort(
+        _ settings: inout ProxyWebServer.Settings, config: DaemonConfig, authAddress: String, publicAddr: String
+    ) throws {
+        let auth = try HostPort.parse(authAddress, defaultPort: 3025, key: "auth server")
+        settings.route(ALPNRoute.authProtocol, to: .passthrough(host: auth.host, port: auth.port))
+        settings.multiplexed = config.file.proxy.multiplexed
+        if settings.multiplexed {
+            settings.tunnelPublicAddr = publicAddr
+        } else {
+            let tunnel = try HostPort.parse(config.file.proxy.tunnelListenAddr, defaultPort: 3024, key: "proxy_service.tunnel_listen_addr")
+            let publicHost = (try? HostPort.parse(publicAddr, defaultPort: 3080, key: "public_addr").host) ?? tunnel.host
+            settings.tunnelPublicAddr = HostPort.join(publicHost, tunnel.port)
+        }
     }
 
     /// The address the local proxy and node dial for the auth service in the same process.

@@ -2,7 +2,6 @@ import Foundation
 public import Logging
 import Hummingbird
 import HummingbirdCore
-import HummingbirdTLS
 import NIOCore
 import NIOSSL
 import TeleportCrypto
@@ -30,12 +29,28 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         /// The cluster's locks in force now (the proxy's certificate cache follows them):
         /// `GET /webapi/locks/mine` answers a refused user's own locks from them.
         public var locks: @Sendable () async -> [Lock] = { [] }
+        /// The web port's routes by ALPN protocol (see ``ALPNRouterChannel``): `teleport-auth` to the
+        /// auth service; reverse tunnels, databases and Kubernetes register theirs. Protocols with
+        /// no route are HTTPS (and `tsh proxy ssh`).
+        public var alpnRoutes: [String: ALPNRoute] = [:]
+        /// Whether reverse tunnels share the web port (`tunnel_listen_addr` equal to
+        /// `web_listen_addr`, or `proxy_listener_mode: multiplex`); `/webapi/ping` reports it
+        /// as `proxy.tls_routing_enabled`.
+        public var multiplexed = false
+        /// The address agents dial for their reverse tunnel (`/webapi/ping`'s
+        /// `proxy.tunnel_public_addr`): the web address when ``multiplexed``.
+        public var tunnelPublicAddr = ""
         /// Creates settings.
         public init(authType: String, secondFactor: String, publicAddr: String, sshListenAddr: String) {
             self.authType = authType
             self.secondFactor = secondFactor
             self.publicAddr = publicAddr
             self.sshListenAddr = sshListenAddr
+        }
+
+        /// Serves connections offering `alpnProtocol` with `route` (the last registration wins).
+        public mutating func route(_ alpnProtocol: String, to route: ALPNRoute) {
+            alpnRoutes[alpnProtocol] = route
         }
     }
 
@@ -102,12 +117,24 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         let opener = TunnelOpener(
             resolver: NodeResolver(auth: auth, clusterName: clusterName), clusterName: clusterName, audit: settings.audit,
             requestLineTimeout: TimeAmount(idleTimeout))
-        let tlsConfiguration = tls
+        let webContext: NIOSSLContext
+        do {
+            webContext = try NIOSSLContext(configuration: tls)
+        } catch {
+            throw TeleportError.badParameter("the proxy's HTTPS key pair cannot be loaded: \(error) (check proxy_service.https_keypairs)")
+        }
         let http = HTTP1Channel.Configuration(idleTimeout: TimeAmount(idleTimeout))
+        let settings = self.settings
+        let deadline = TimeAmount(idleTimeout)
+        let sshPort = (try? HostPort.parse(settings.sshListenAddr, defaultPort: 3023, key: "proxy_service.listen_addr").port) ?? 3023
+        if settings.multiplexed {
+            logger.debug("Setup Proxy: Reverse tunnel proxy and web proxy listen on the same port, multiplexing is on.")
+        }
         let server = HTTPServerBuilder { responder in
-            try TLSChannel(
-                TunnelingChildChannel(base: HTTP1Channel(responder: responder, configuration: http), opener: opener),
-                tlsConfiguration: tlsConfiguration)
+            ALPNRouterChannel(
+                base: TunnelingChildChannel(base: HTTP1Channel(responder: responder, configuration: http), opener: opener),
+                webContext: webContext, routes: settings.alpnRoutes, deadline: deadline, httpsAddress: settings.publicAddr,
+                sshPort: sshPort)
         }
         let app = Application(
             router: router, server: server,
@@ -157,7 +184,9 @@ extension ProxyWebServer {
                 "server_version": .string(TeleportVersion.version),
                 "auth": .object(["type": .string(settings.authType), "second_factor": .string(settings.secondFactor)]),
                 "proxy": .object([
-                    "ssh": .object(["listen_addr": .string(settings.sshListenAddr), "public_addr": .string(settings.publicAddr)])
+                    "ssh": .object(["listen_addr": .string(settings.sshListenAddr), "public_addr": .string(settings.publicAddr)]),
+                    "tunnel_public_addr": .string(settings.tunnelPublicAddr),
+                    "tls_routing_enabled": .bool(settings.multiplexed),
                 ]),
             ]
             return WebResponse.json((try? ResourceCodec.json(body)) ?? Data())

@@ -133,6 +133,15 @@ struct DaemonConfigTests {
         #expect(try DaemonConfig.resolve(flags: flags).authServers == ["10.1.0.5:3025", "10.1.0.6:4025"])
     }
 
+    /// `teleport.proxy_server` stands for the auth server when none is given: auth calls go
+    /// through the proxy's web port.
+    @Test func proxyServerIsTheAuthAddressWithoutAuthServers() throws {
+        let viaProxy = try DaemonTestSupport.flags(config: "teleport:\n  proxy_server: proxy.example.com\n")
+        #expect(try DaemonConfig.resolve(flags: viaProxy).authServers == ["proxy.example.com:3080"])
+        let both = try DaemonTestSupport.flags(config: "teleport:\n  proxy_server: proxy.example.com\n  auth_servers: [10.1.0.5]\n")
+        #expect(try DaemonConfig.resolve(flags: both).authServers == ["10.1.0.5:3025"])
+    }
+
     /// An IPv6 auth server keeps its brackets, as the same address in the file does.
     @Test
     func authServerFlagKeepsIPv6Brackets() throws {

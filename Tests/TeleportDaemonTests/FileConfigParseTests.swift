@@ -78,9 +78,33 @@ struct FileConfigParseTests {
 
     @Test func singularAuthServerAndProxyServerAreAccepted() throws {
         #expect(try FileConfig.parse("teleport:\n  auth_server: 10.1.0.5\n", file: "f").teleport.authServers == ["10.1.0.5:3025"])
-        #expect(
-            try FileConfig.parse("teleport:\n  proxy_server: proxy.example.com:3080\n", file: "f").teleport.authServers
-                == ["proxy.example.com:3080"])
+        // Config v3's `proxy_server` is the proxy's web address (default port 3080), kept apart.
+        let viaProxy = try FileConfig.parse("teleport:\n  proxy_server: proxy.example.com\n", file: "f").teleport
+        #expect(viaProxy.proxyServer == "proxy.example.com:3080")
+        #expect(viaProxy.authServers == [])
+        #expect(try FileConfig.parse("teleport:\n  proxy_server: 10.1.0.7:443\n", file: "f").teleport.proxyServer == "10.1.0.7:443")
+    }
+
+    /// One port: `tunnel_listen_addr` equal to `web_listen_addr`, or `proxy_listener_mode: multiplex`.
+    @Test(arguments: [
+        ("proxy_service:\n  web_listen_addr: 0.0.0.0:3080\n  tunnel_listen_addr: 0.0.0.0:3080\n", true),
+        ("proxy_service:\n  web_listen_addr: 0.0.0.0:443\n  tunnel_listen_addr: 0.0.0.0:443\n", true),
+        ("proxy_service:\n  proxy_listener_mode: multiplex\n", true),
+        ("proxy_service:\n  proxy_listener_mode: separate\n", false),
+        ("proxy_service:\n  web_listen_addr: 0.0.0.0:3080\n", false),
+        ("proxy_service:\n  web_listen_addr: 10.0.0.1:3080\n  tunnel_listen_addr: 10.0.0.2:3080\n", false),
+    ])
+    func multiplexedWebPort(yaml: String, multiplexed: Bool) throws {
+        #expect(try FileConfig.parse(yaml, file: "f").proxy.multiplexed == multiplexed)
+    }
+
+    @Test func anUnknownListenerModeIsRefused() {
+        #expect {
+            try FileConfig.parse("proxy_service:\n  proxy_listener_mode: single\n", file: "f.yaml")
+        } throws: { error in
+            (error as? TeleportError)?.message.contains(
+                "proxy_service.proxy_listener_mode: \"single\" is not a listener mode (use multiplex or separate)") == true
+        }
     }
 
     @Test func aSingleStringIsAOneElementList() throws {

@@ -92,6 +92,8 @@ public struct DaemonConfig: Sendable {
         dataDir = dataDir.standardizedFileURL
         let hostName = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "localhost"
         var authServers = file.teleport.authServers
+        // `teleport.proxy_server: HOST:3080`: the agent reaches auth through the proxy's web port.
+        if authServers.isEmpty, let proxyServer = file.teleport.proxyServer { authServers = [proxyServer] }
         if let server = flags.authServer {
             authServers = try server.split(separator: ",").map {
                 let parsed = try HostPort.parse(String($0), defaultPort: 3025, key: "--auth-server")

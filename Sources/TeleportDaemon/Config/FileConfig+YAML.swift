@@ -92,7 +92,8 @@ extension FileConfig {
             case "auth_token": teleport.authToken = try value.string()
             case "ca_pin": teleport.caPins = try value.stringList()
             case "auth_servers": teleport.authServers = try value.list().map { try $0.address(defaultPort: 3025) }
-            case "auth_server", "proxy_server": teleport.authServers = [try value.address(defaultPort: 3025)]
+            case "auth_server": teleport.authServers = [try value.address(defaultPort: 3025)]
+            case "proxy_server": teleport.proxyServer = try value.address(defaultPort: 3080)
             case "advertise_ip": teleport.advertiseIP = try value.string()
             case "diag_addr": teleport.diagAddr = try value.address(defaultPort: 3000)
             case "log": try parseLog(value)
@@ -268,6 +269,13 @@ extension FileConfig {
             case "listen_addr": proxy.listenAddr = try value.address(defaultPort: 3023)
             case "web_listen_addr": proxy.webListenAddr = try value.address(defaultPort: 3080)
             case "tunnel_listen_addr": proxy.tunnelListenAddr = try value.address(defaultPort: 3024)
+            case "proxy_listener_mode":
+                let text = try value.string()
+                guard let mode = ProxyService.ListenerMode(rawValue: text) else {
+                    throw TeleportError.badParameter(
+                        "\(node.file): \(value.path): \"\(text)\" is not a listener mode (use multiplex or separate)")
+                }
+                proxy.listenerMode = mode
             case "public_addr": proxy.publicAddrs = try value.stringList()
             case "ssh_public_addr", "tunnel_public_addr", "kube_listen_addr", "kube_public_addr", "postgres_listen_addr",
                 "mysql_listen_addr", "acme", "trust_x_forwarded_for":

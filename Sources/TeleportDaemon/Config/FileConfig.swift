@@ -1,4 +1,5 @@
 public import Foundation
+import TeleportAPI
 
 /// The settings of `teleport.yaml`, typed. Parsing lives in `FileConfig+YAML.swift`.
 public struct FileConfig: Sendable, Equatable {
@@ -24,6 +25,9 @@ public struct FileConfig: Sendable, Equatable {
         public var authToken: String?
         public var caPins: [String] = []
         public var authServers: [String] = []
+        /// `teleport.proxy_server` (config v3): the proxy's web address (default port 3080) an
+        /// agent joins and reaches auth through when no auth server is given.
+        public var proxyServer: String?
         public var advertiseIP: String?
         public var diagAddr: String?
         public var log = Log()
@@ -113,5 +117,26 @@ public struct FileConfig: Sendable, Equatable {
         public var tunnelListenAddr = "0.0.0.0:3024"
         public var publicAddrs: [String] = []
         public var httpsKeyPairs: [KeyPair] = []
+        /// `proxy_listener_mode`: `multiplex` puts reverse tunnels on the web port.
+        public var listenerMode = ListenerMode.separate
+
+        /// `proxy_service.proxy_listener_mode`.
+        public enum ListenerMode: String, Sendable, Equatable {
+            /// Reverse tunnels on `tunnel_listen_addr` (unless it equals `web_listen_addr`).
+            case separate
+            /// Reverse tunnels on the web port, routed by ALPN.
+            case multiplex
+        }
+
+        /// Whether reverse tunnels share the web port: `proxy_listener_mode: multiplex`, or
+        /// `tunnel_listen_addr` equal to `web_listen_addr` (the seed's rule). No separate tunnel
+        /// listener is bound then.
+        public var multiplexed: Bool {
+            if listenerMode == .multiplex { return true }
+            guard let web = try? HostPort.parse(webListenAddr, defaultPort: 3080, key: "web_listen_addr"),
+                let tunnel = try? HostPort.parse(tunnelListenAddr, defaultPort: 3024, key: "tunnel_listen_addr")
+            else { return false }
+            return web.port == tunnel.port && web.host == tunnel.host
+        }
     }
 }

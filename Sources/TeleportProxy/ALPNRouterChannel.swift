@@ -1,0 +1,161 @@
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOSSL
+import TeleportAPI
+import TeleportSSH
+import TeleportWire
+
+/// The web port's connection setup: one port for HTTPS, `tsh proxy ssh`, agents' calls to auth and
+/// the routes later parts register (reverse tunnels, databases, Kubernetes). Before any TLS
+/// handler, a ``ClientHelloSniffer`` holds the first bytes until the ClientHello parses; then the
+/// first ALPN protocol the client offers that has an ``ALPNRoute`` decides:
+/// - ``ALPNRoute/passthrough(host:port:)``: the raw bytes go to that address (TLS end to end);
+/// - ``ALPNRoute/terminate(_:_:)``: TLS with that route's context, then its closure;
+/// - anything else (`http/1.1`, `teleport-proxy-ssh`, no ALPN, an unknown one): the web TLS
+///   context and `Base` (the HTTP server and the `tsh proxy ssh` switch).
+///
+/// A client that does not speak TLS gets one line in its own protocol (an HTTP 400 naming the
+/// HTTPS address, an SSH banner naming the SSH port) and is closed; garbage, a malformed or late
+/// ClientHello, is closed. Those are logged at debug level only.
+struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
+    /// The connection, and (once routed) `Base`'s value, or `nil` when another route took it.
+    struct Value: ServerChildChannelValue {
+        let channel: any Channel
+        let routed: EventLoopFuture<Base.Value?>
+    }
+
+    let base: Base
+    let webContext: NIOSSLContext
+    let routes: [String: ALPNRoute]
+    /// How long a client has to send its ClientHello.
+    let deadline: TimeAmount
+    /// `host:port` of the HTTPS address, for the answer to plain HTTP.
+    let httpsAddress: String
+    /// The proxy's SSH port, for the answer to an SSH client.
+    let sshPort: Int
+
+    /// The route for the protocols a client offers: the first one (in the client's order) registered.
+    static func route(alpn: [String], routes: [String: ALPNRoute]) -> (String, ALPNRoute)? {
+        for name in alpn {
+            if let route = routes[name] { return (name, route) }
+        }
+        return nil
+    }
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        let outcome = channel.eventLoop.makePromise(of: ClientHelloSniffer.Outcome.self)
+        let sniffer = ClientHelloSniffer(outcome: outcome, deadline: deadline)
+        do {
+            try channel.pipeline.syncOperations.addHandler(sniffer)
+        } catch {
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+        let snifferBound = NIOLoopBound(sniffer, eventLoop: channel.eventLoop)
+        let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
+        let routed = outcome.futureResult.flatMap { result -> EventLoopFuture<Base.Value?> in
+            dispatch(result, channel: channel, sniffer: snifferBound, logger: logger)
+        }.flatMapError { error -> EventLoopFuture<Base.Value?> in
+            let text = (error as? TeleportError)?.message ?? "\(error)"
+            logger.debug("web port: closed a connection before routing it: \(text)", metadata: ["tp.remote": "\(remote)"])
+            channel.close(promise: nil)
+            return channel.eventLoop.makeSucceededFuture(nil)
+        }
+        // NIO reads nothing from the connection before this future completes: do not wait for bytes here.
+        return channel.eventLoop.makeSucceededFuture(Value(channel: channel, routed: routed))
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        guard let routed = try? await value.routed.get() else { return }
+        await base.handle(value: routed, logger: logger)
+    }
+
+    private func dispatch(
+        _ result: ClientHelloSniffer.Outcome, channel: any Channel, sniffer: NIOLoopBound<ClientHelloSniffer>, logger: Logger
+    ) -> EventLoopFuture<Base.Value?> {
+        let loop = channel.eventLoop
+        switch result {
+        case .plaintext(let kind):
+            return refusePlaintext(kind, channel: channel, logger: logger).map { nil }
+        case .hello(let sni, let alpn):
+            guard let (name, route) = Self.route(alpn: alpn, routes: routes) else {
+                return loop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        NIOSSLServerHandler(context: webContext), position: .after(sniffer.value))
+                }.flatMap {
+                    base.setup(channel: channel, logger: logger)
+                }.flatMap { value in
+                    channel.pipeline.syncOperations.removeHandler(sniffer.value).map { value }
+                }
+            }
+            logger.debug(
+                "web port: routing by ALPN", metadata: ["tp.alpn": "\(name)", "tp.sni": "\(sni ?? "")"])
+            switch route {
+            case .passthrough(let host, let port):
+                let (clientSide, serverSide) = GlueHandler.matchedPair()
+                let clientBound = NIOLoopBound(clientSide, eventLoop: loop)
+                return GlueHandler.connect(host: host, port: port, on: loop, with: serverSide).flatMapThrowing { upstream in
+                    do {
+                        let closer = CloseOnQuiesce()
+                        try channel.pipeline.syncOperations.addHandler(closer, position: .after(sniffer.value))
+                        try channel.pipeline.syncOperations.addHandler(clientBound.value, position: .after(closer))
+                    } catch {
+                        upstream.close(promise: nil)
+                        throw error
+                    }
+                }.flatMap {
+                    channel.pipeline.syncOperations.removeHandler(sniffer.value)
+                }.flatMapErrorThrowing { error in
+                    throw TeleportError.connectionProblem("cannot reach \(HostPort.join(host, port)) for ALPN \(name): \(error)")
+                }.map { nil }
+            case .terminate(let context, let takeOver):
+                return loop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        NIOSSLServerHandler(context: context), position: .after(sniffer.value))
+                }.flatMap {
+                    takeOver(channel)
+                }.flatMap {
+                    channel.pipeline.syncOperations.removeHandler(sniffer.value)
+                }.map { nil }
+            }
+        }
+    }
+
+    private func refusePlaintext(_ kind: PlaintextProbe.Kind, channel: any Channel, logger: Logger) -> EventLoopFuture<Void> {
+        let text: String
+        switch kind {
+        case .http:
+            let body = "this port speaks HTTPS: use https://\(httpsAddress)/\n"
+            text = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n"
+                + "Connection: close\r\n\r\n" + body
+        case .ssh:
+            text = "SSH-2.0-Teleport this port speaks TLS; use the proxy's SSH port (\(sshPort))\r\n"
+        case .unknown, .needMoreData:
+            text = ""
+        }
+        logger.debug("web port: refused a client that does not speak TLS", metadata: ["tp.kind": "\(kind)"])
+        guard !text.isEmpty else { return channel.close() }
+        // Straight to the socket: no handler after the sniffer is there yet.
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(channel.allocator.buffer(string: text), promise: promise)
+        return promise.futureResult.flatMap { channel.close(mode: .output) }.flatMapError { _ in channel.eventLoop.makeSucceededVoidFuture() }
+            .always { _ in
+                // Give the client a moment to read the reply before the full close.
+                channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
+            }
+    }
+}
+
+/// Closes a passed-through connection when the server shuts down gracefully (Hummingbird waits for
+/// every child channel to close; a raw pipe has no request boundary to wait for).
+final class CloseOnQuiesce: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
