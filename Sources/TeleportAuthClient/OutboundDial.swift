@@ -159,6 +159,14 @@ final class ConnectHandshake: ChannelInboundHandler, RemovableChannelHandler, @u
         if context.channel.isActive { start(context: context) }
     }
 
+    /// A channel that never connected is torn down without going inactive: the promise must still complete.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        guard !done else { return }
+        done = true
+        timer?.cancel()
+        promise?.fail(TeleportError.connectionProblem("the connection to the HTTP CONNECT proxy \(proxy) (\(proxy.variable)) closed"))
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         start(context: context)
         context.fireChannelActive()
