@@ -13,6 +13,8 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
     let sslContext: NIOSSLContext
     let serverName: String
     let timeout: TimeAmount
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` of the process: the dial goes through ``OutboundDial``.
+    var proxies: ProxyEnvironment
 
     var description: String { "HTTPSTransport(\(host):\(port))" }
 
@@ -47,6 +49,7 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
         self.port = port
         self.serverName = serverName
         self.timeout = timeout
+        self.proxies = try OutboundDial.processProxies()
     }
 
     func request(method: HTTPMethod, path: String, body: Data?) async throws -> Reply {
@@ -56,9 +59,7 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
         do {
             let sslContext = self.sslContext
             let serverName = self.serverName
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.seconds(5))
-                .connect(host: host, port: port) { channel in
+            channel = try await OutboundDial.connect(host: host, port: port, proxies: proxies) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: serverName)
                         try channel.pipeline.syncOperations.addHandler(handler)
@@ -67,6 +68,8 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
                         return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                     }
                 }
+        } catch let error as TeleportError {
+            throw error
         } catch {
             throw TeleportError.connectionProblem(
                 "cannot reach the auth service at \(address): \(Self.describe(error)); is teleport running there? "

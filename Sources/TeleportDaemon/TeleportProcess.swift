@@ -34,6 +34,7 @@ public enum TeleportProcess {
         }
         defer { hangupLog.cancel() }
         for warning in config.file.warnings { logger.warning("\(warning)") }
+        try OutboundProxyLog.check(config, localAuthAddress: config.runAuth ? localAuthAddress(config.file.auth.listenAddr) : nil, logger: logger)
         let dataDir = try DataDirectory(url: config.dataDir)
         try ListenPreflight.check(config)
         let pidFile = try PIDFile(path: config.pidFile)
@@ -136,12 +137,13 @@ public enum TeleportProcess {
                     settings: webSettings, logger: logger.with("proxy"), onListening: { readiness.markReady("proxy") }))
             let sshAddress = try HostPort.parse(config.file.proxy.listenAddr, defaultPort: 3023, key: "proxy_service.listen_addr")
             let clusterName = try clusterName(of: identity)
-            services.append(
-                ProxySSHService(
-                    host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys),
-                    cache: proxyCache,
-                    auth: client, clusterName: clusterName,
-                    audit: proxyAudit, logger: logger.with("proxy:ssh")))
+            var proxySSH = ProxySSHService(
+                host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys),
+                cache: proxyCache,
+                auth: client, clusterName: clusterName,
+                audit: proxyAudit, logger: logger.with("proxy:ssh"))
+            proxySSH.limiter = ConnectionLimits.limiter(config, service: "proxy", metrics: registry, logger: logger.with("proxy:ssh"))
+            services.append(proxySSH)
         }
         if config.runNode {
             guard let authAddress else { throw missingAuthServer("node") }
@@ -180,14 +182,15 @@ public enum TeleportProcess {
             // A removed node identity stops the node's services; in a process that also runs auth
             // or proxy, those keep running.
             let nodeStop = NodeStop()
-            services.append(
-                NodeSSHService(
-                    host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys), cache: cache,
-                    settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID, nodeName: config.nodeName),
-                    audit: nodeAudit,
-                    recordings: recording == "off" ? nil : dataDir.recordingUploads, auth: client, access: access,
-                    logger: logger.with("node:ssh")
-                ).stopping(nodeStop))
+            var nodeSSH = NodeSSHService(
+                host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys), cache: cache,
+                settings: SessionSettings(clusterName: clusterName, hostUUID: hostUUID, nodeName: config.nodeName),
+                audit: nodeAudit,
+                recordings: recording == "off" ? nil : dataDir.recordingUploads, auth: client, access: access,
+                logger: logger.with("node:ssh")
+            ).stopping(nodeStop)
+            nodeSSH.limiter = ConnectionLimits.limiter(config, service: "node", metrics: registry, logger: logger.with("node:ssh"))
+            services.append(nodeSSH)
             services.append(
                 SessionUploader(directory: dataDir.recordingUploads, auth: client, logger: logger.with("node:upload")).stopping(nodeStop))
             services.append(

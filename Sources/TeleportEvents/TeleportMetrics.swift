@@ -18,6 +18,9 @@ public final class TeleportMetrics: Sendable {
         case connections = "teleport_connections_total"
         /// SSH connections open now, by `service`.
         case connectionsActive = "teleport_connections_active"
+        /// Connections refused by `teleport.connection_limits`, by `service` and `reason`
+        /// (`max_connections`, `max_users`).
+        case connectionsRejected = "teleport_connections_rejected_total"
         /// Sessions started, by `service`.
         case sessions = "teleport_sessions_total"
         /// Sessions running now, by `service`.
@@ -56,6 +59,7 @@ public final class TeleportMetrics: Sendable {
             case .buildInfo: "Build information; the value is 1."
             case .connections: "SSH connections accepted, by service."
             case .connectionsActive: "SSH connections open now, by service."
+            case .connectionsRejected: "Connections refused by teleport.connection_limits, by service and reason."
             case .sessions: "Sessions started, by service."
             case .sessionsActive: "Sessions running now, by service."
             case .logins: "User logins at the auth service, by result."

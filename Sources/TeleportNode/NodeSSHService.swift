@@ -21,6 +21,8 @@ public struct NodeSSHService: Service, CustomStringConvertible {
     let audit: SSHAudit?
     let logger: Logger
     let onListening: @Sendable (Int) async -> Void
+    /// `teleport.connection_limits` of this listener (nil: no limits).
+    public var limiter: ConnectionLimiter?
     /// When fired (the node's identity was removed), the SSH service stops listening.
     var stop: NodeStop?
 
@@ -152,6 +154,6 @@ public struct NodeSSHService: Service, CustomStringConvertible {
             globalRequests: { connection in RemoteForwardingDelegate(
                     connection: connection, audit: audit, authorize: { settings.authorize($0, .portForwarding) }, logger: logger) })
         configuration.audit = audit
-        return configuration
+        return limiter?.apply(to: configuration) ?? configuration
     }
 }

@@ -22,6 +22,8 @@ public struct ProxySSHService: Service, CustomStringConvertible {
     let audit: SSHAudit?
     let logger: Logger
     let onListening: @Sendable (Int) async -> Void
+    /// `teleport.connection_limits` of this listener (nil: no limits).
+    public var limiter: ConnectionLimiter?
 
     public var description: String { "ProxySSHService(\(host):\(port))" }
 
@@ -79,7 +81,7 @@ public struct ProxySSHService: Service, CustomStringConvertible {
                 }
             })
         configuration.audit = audit
-        return configuration
+        return limiter?.apply(to: configuration) ?? configuration
     }
 }
 

@@ -76,6 +76,7 @@ public final class SSHServer: Sendable {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
+                guard ConnectionLimiter.admits(channel, configuration) else { return channel.close() }
                 guard pending.enter() else {
                     logger.warning("too many unauthenticated SSH connections; refusing one", metadata: ["tp.remote": "\(channel.remoteAddress.map { "\($0)" } ?? "-")"])
                     return channel.close()

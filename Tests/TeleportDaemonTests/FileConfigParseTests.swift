@@ -180,7 +180,7 @@ struct FileConfigParseTests {
     }
 
     @Test(arguments: [
-        ("teleport:\n  cache:\n    enabled: yes\n", "teleport.cache"),
+        ("teleport:\n  cache:\n    enabled: no\n", "teleport.cache.enabled"),
         ("teleport:\n  log:\n    format: json\n", "teleport.log.format"),
         ("teleport:\n  connection_limits:\n    rates:\n    - period: 1m\n      average: 10\n", "teleport.connection_limits.rates"),
         ("teleport:\n  storage:\n    region: us-east-1\n", "teleport.storage.region"),

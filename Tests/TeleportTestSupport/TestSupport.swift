@@ -93,8 +93,11 @@ public enum TestSupport {
     /// end of a private socket pair closes, then calls a *blocking* `waitpid` on its one manager
     /// thread. `sshd` closes every inherited descriptor at startup, so Foundation would block in
     /// `waitpid(sshd)` and stop reaping every other child (our `ssh` runs) until sshd exits.
-    public static func spawnDaemon(_ executable: String, _ arguments: [String], logPath: String) throws -> Glibc.pid_t {
-        try spawn(executable, arguments) { actions in
+    public static func spawnDaemon(
+        _ executable: String, _ arguments: [String], logPath: String, environment: [String: String]? = nil
+    ) throws -> Glibc.pid_t {
+        // `environment` is added to this process's.
+        try spawn(executable, arguments, environment: environment.map { ProcessInfo.processInfo.environment.merging($0) { $1 } }) { actions in
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
             posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)

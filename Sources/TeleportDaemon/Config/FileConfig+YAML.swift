@@ -98,16 +98,8 @@ extension FileConfig {
             case "diag_addr": teleport.diagAddr = try value.address(defaultPort: 3000)
             case "log": try parseLog(value)
             case "storage": try parseStorage(value)
-            case "connection_limits":
-                for (limit, limitValue) in try value.mapping() {
-                    switch limit {
-                    case "max_connections": teleport.connectionLimits.maxConnections = try limitValue.count()
-                    case "max_users": teleport.connectionLimits.maxUsers = try limitValue.count()
-                    case "rates": warn(limitValue, "rate limits are not enforced yet")
-                    default: throw Self.unknown(limitValue, file: value.file)
-                    }
-                }
-            case "cache": warn(value, "the cache settings have no effect (the cache is always in memory)")
+            case "connection_limits": try parseConnectionLimits(value)
+            case "cache": try parseCache(value)
             case "cipher_suites", "ciphers", "kex_algorithms", "mac_algorithms", "ca_signature_algo":
                 warn(value, "the cryptographic suites are fixed (AES-GCM, curve25519, Ed25519)")
             default: throw Self.unknown(value, file: node.file)
