@@ -81,7 +81,7 @@ let package = Package(
         .target(
             name: "TeleportSSH",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportEvents", "CTeleportShims", logging, nioCore, nioPosix,
+                "TeleportAPI", "TeleportCrypto", "TeleportEvents", logging, nioCore, nioPosix,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
             ],
             swiftSettings: swiftSettings
@@ -124,7 +124,7 @@ let package = Package(
         .target(
             name: "TeleportNode",
             dependencies: [
-                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", logging, nioCore,
+                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "CTeleportShims", logging, nioCore,
                 nioPosix,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
