@@ -94,6 +94,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Layer 3: the SSH client core (connect, certificate auth, host-key check, channels, SFTP),
+        // shared by `tsh` and the services that dial agents; it imports no service and no CLI.
+        .target(
+            name: "TeleportSSHClient",
+            dependencies: [
+                "TeleportAPI", "TeleportCrypto", "TeleportSSH", "CTeleportShims", nioCore, nioPosix,
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Layer 4: the services. They never import each other.
         .target(
             name: "TeleportAuthServer",
@@ -153,7 +163,7 @@ let package = Package(
         .target(
             name: "TeleportClient",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "CTeleportShims", logging, nioCore, nioPosix, nioSSL, crypto, x509,
+                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportSSHClient", "TeleportEvents", "CTeleportShims", logging, nioCore, nioPosix, nioSSL, crypto, x509,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
