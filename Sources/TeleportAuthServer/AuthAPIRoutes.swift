@@ -277,7 +277,8 @@ struct AuthAPIRoutes {
         case .system(.admin), .system(.auth): return
         case .user:
             try await authorize(context, kind: kind, verb: verb)
-        case .system(.proxy) where kind == ServerNode.kind || kind == CertAuthority.kind || kind == ClusterNameResource.kind:
+        case .system(.proxy) where ResourceKinds.named(kind)?.serverKind != nil || kind == CertAuthority.kind || kind == ClusterNameResource.kind:
+            // Agents' presence records of every kind: the proxy routes to them.
             return
         case .system(.node) where kind == CertAuthority.kind || kind == ClusterNameResource.kind: return
         default:
@@ -364,9 +365,7 @@ struct AuthAPIRoutes {
         let kind = try kind(context)
         try await authorize(context, kind: kind, verb: "delete")
         let name = context.parameters.get("name") ?? ""
-        if kind == ClusterNameResource.kind || kind == CertAuthority.kind {
-            throw TeleportError.badParameter("\(kind) cannot be deleted on a running cluster")
-        }
+        if let refusal = ResourceKinds.named(kind)?.deleteRefusal { throw TeleportError.badParameter(refusal) }
         let existing = try await auth.stores.get(kind: kind, name: name)
         try await auth.stores.delete(kind: kind, name: name)
         if kind == User.kind { try await auth.secrets.deleteAll(name) }
