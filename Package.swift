@@ -191,7 +191,11 @@ let package = Package(
         .testTarget(name: "TeleportAPITests", dependencies: ["TeleportAPI", "TeleportTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TeleportAuthServerTests",
-            dependencies: ["TeleportAuthServer", "TeleportAPI", "TeleportBackend", "TeleportEvents", logging, crypto, x509, asn1],
+            dependencies: [
+                "TeleportAuthServer", "TeleportAPI", "TeleportBackend", "TeleportEvents", "TeleportCrypto", "TeleportServices", logging, crypto, x509, asn1,
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(name: "TeleportAccessTests", dependencies: ["TeleportAccess", "TeleportAPI"], swiftSettings: swiftSettings),
         .testTarget(
@@ -221,7 +225,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportDaemonTests",
-            dependencies: ["TeleportDaemon", "TeleportAPI", "TeleportTestSupport"],
+            dependencies: ["TeleportDaemon", "TeleportAPI", "TeleportEvents", "TeleportTestSupport"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
