@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "TeleportSSH",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportEvents", "CTeleportShims", logging, nioCore, nioPosix,
+                "TeleportAPI", "TeleportCrypto", "TeleportEvents", logging, nioCore, nioPosix,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
             ],
             swiftSettings: swiftSettings
@@ -93,6 +93,16 @@ let package = Package(
             dependencies: [
                 "TeleportAPI", "TeleportCrypto", logging, nioCore, nioPosix, nioSSL, x509, crypto,
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Layer 3: the SSH client core (connect, certificate auth, host-key check, channels, SFTP),
+        // shared by `tsh` and the services that dial agents; it imports no service and no CLI.
+        .target(
+            name: "TeleportSSHClient",
+            dependencies: [
+                "TeleportAPI", "TeleportCrypto", "TeleportSSH", "CTeleportShims", nioCore, nioPosix,
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -127,7 +137,7 @@ let package = Package(
         .target(
             name: "TeleportNode",
             dependencies: [
-                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", logging, nioCore,
+                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "CTeleportShims", logging, nioCore,
                 nioPosix,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -156,7 +166,7 @@ let package = Package(
         .target(
             name: "TeleportClient",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "CTeleportShims", logging, nioCore, nioPosix, nioSSL, crypto, x509,
+                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportSSHClient", "TeleportEvents", "CTeleportShims", logging, nioCore, nioPosix, nioSSL, crypto, x509,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
@@ -193,7 +203,11 @@ let package = Package(
         .testTarget(name: "TeleportAPITests", dependencies: ["TeleportAPI", "TeleportTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TeleportAuthServerTests",
-            dependencies: ["TeleportAuthServer", "TeleportAPI", "TeleportBackend", "TeleportEvents", logging, crypto, x509, asn1],
+            dependencies: [
+                "TeleportAuthServer", "TeleportAPI", "TeleportBackend", "TeleportEvents", "TeleportCrypto", "TeleportServices", logging, crypto, x509, asn1,
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(name: "TeleportAccessTests", dependencies: ["TeleportAccess", "TeleportAPI"], swiftSettings: swiftSettings),
         .testTarget(
@@ -223,7 +237,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportDaemonTests",
-            dependencies: ["TeleportDaemon", "TeleportAPI", "TeleportTestSupport"],
+            dependencies: ["TeleportDaemon", "TeleportAPI", "TeleportEvents", "TeleportTestSupport"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

@@ -70,7 +70,7 @@ public enum AdminCommands {
         let client = try AdminConnection.client(options)
         var resources: [AnyResource] = []
         if reference == "all" {
-            for kind in AnyResource.kinds where kind != ServerNode.kind {
+            for kind in ResourceKinds.all.filter(\.inBackup).map(\.name) {
                 // `get all` is a backup: it carries CA keys so that `--bootstrap` can restore them.
                 resources += try await client.resources(kind: kind, withSecrets: kind == CertAuthority.kind || withSecrets)
             }

@@ -12,6 +12,7 @@ enum ResourceTables {
         var cas: [[String]] = []
         var names: [[String]] = []
         var locks: [[String]] = []
+        var others: [[String]] = []
         for resource in resources {
             switch resource {
             case .user(let user): users.append([user.name, user.logins.joined(separator: ","), user.spec.roles.joined(separator: ",")])
@@ -30,6 +31,9 @@ enum ResourceTables {
             case .clusterName(let name): names.append([name.spec.clusterName, name.spec.clusterID])
             case .lock(let lock):
                 locks.append([lock.name, lock.spec.target.description, lock.spec.message ?? "", lock.metadata.expires.map(RFC3339.format) ?? "never"])
+            case .registered(let value):
+                let labels = (value.metadata.labels ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+                others.append([value.kind, value.name, labels])
             }
         }
         var out: [String] = []
@@ -42,6 +46,7 @@ enum ResourceTables {
         if !tokens.isEmpty { out.append(TextTable.render(headers: ["Token", "Type", "Expiry Time"], rows: tokens)) }
         if !nodes.isEmpty { out.append(TextTable.render(headers: ["Node Name", "Node ID", "Address", "Labels"], rows: nodes)) }
         if !locks.isEmpty { out.append(TextTable.render(headers: ["ID", "Target", "Message", "Expires"], rows: locks)) }
+        if !others.isEmpty { out.append(TextTable.render(headers: ["Kind", "Name", "Labels"], rows: others)) }
         return out.joined(separator: "\n")
     }
 

@@ -11,6 +11,8 @@ import TeleportEvents
 /// The `/v1` routes of the auth API and their authorization.
 struct AuthAPIRoutes {
     let auth: AuthServer
+    /// Where callers' certificates come from: the TLS connection, or a test's certificate.
+    var peerCertificates: PeerCertificateSource = .tls
 
     func register(on router: Router<AuthRequestContext>) {
         // Joining is the one thing a host does before it has a certificate.
@@ -20,7 +22,7 @@ struct AuthAPIRoutes {
         router.post("v1/join") { request, context in
             await APIResponse.handling(context) { try await join(request, context) }
         }
-        let v1 = router.group("v1").add(middleware: AuthenticationMiddleware(auth: auth))
+        let v1 = router.group("v1").add(middleware: AuthenticationMiddleware(auth: auth, peerCertificates: peerCertificates))
         registerUserRoutes(on: v1)
         registerResourceRoutes(on: v1)
         v1.get("hostkeys") { _, context in
@@ -277,7 +279,8 @@ struct AuthAPIRoutes {
         case .system(.admin), .system(.auth): return
         case .user:
             try await authorize(context, kind: kind, verb: verb)
-        case .system(.proxy) where kind == ServerNode.kind || kind == CertAuthority.kind || kind == ClusterNameResource.kind:
+        case .system(.proxy) where ResourceKinds.named(kind)?.serverKind != nil || kind == CertAuthority.kind || kind == ClusterNameResource.kind:
+            // Agents' presence records of every kind: the proxy routes to them.
             return
         case .system(.node) where kind == CertAuthority.kind || kind == ClusterNameResource.kind: return
         default:
@@ -364,9 +367,7 @@ struct AuthAPIRoutes {
         let kind = try kind(context)
         try await authorize(context, kind: kind, verb: "delete")
         let name = context.parameters.get("name") ?? ""
-        if kind == ClusterNameResource.kind || kind == CertAuthority.kind {
-            throw TeleportError.badParameter("\(kind) cannot be deleted on a running cluster")
-        }
+        if let refusal = ResourceKinds.named(kind)?.deleteRefusal { throw TeleportError.badParameter(refusal) }
         let existing = try await auth.stores.get(kind: kind, name: name)
         try await auth.stores.delete(kind: kind, name: name)
         if kind == User.kind { try await auth.secrets.deleteAll(name) }
@@ -427,7 +428,7 @@ struct AuthAPIRoutes {
         let remote = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
         // A host that presents its current identity proves it owns its UUID (renewal, second role).
         var proven: String?
-        if let presented = try? await AuthenticationMiddleware(auth: auth).caller(of: context),
+        if let presented = try? await AuthenticationMiddleware(auth: auth, peerCertificates: peerCertificates).caller(of: context),
             presented.kind == .system(.node) || presented.kind == .system(.proxy)
         {
             proven = presented.identity.username.split(separator: ".").first.map(String.init)

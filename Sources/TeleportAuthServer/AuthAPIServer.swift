@@ -1,7 +1,7 @@
 public import Crypto
 public import Foundation
 public import Logging
-import Hummingbird
+package import Hummingbird
 import HummingbirdTLS
 import NIOCore
 import NIOSSL
@@ -55,12 +55,20 @@ public struct AuthAPIServer: Service, CustomStringConvertible {
             auth: auth, host: host, port: port, tlsConfiguration: tls, logger: logger, onListening: onListening)
     }
 
+    /// The `/v1` routes over `auth`, authenticating callers by the certificates `peerCertificates`
+    /// yields: ``PeerCertificateSource/tls`` in the server; in-process tests drive the same router
+    /// (HummingbirdTesting) with certificates they issue from the cluster's CAs.
+    package static func router(auth: AuthServer, peerCertificates: PeerCertificateSource) -> Router<AuthRequestContext> {
+        let router = Router(context: AuthRequestContext.self)
+        AuthAPIRoutes(auth: auth, peerCertificates: peerCertificates).register(on: router)
+        return router
+    }
+
     /// Names the service without its fields: the TLS configuration holds the private key.
     public var description: String { "AuthAPIServer(\(host):\(port))" }
 
     public func run() async throws {
-        let router = Router(context: AuthRequestContext.self)
-        AuthAPIRoutes(auth: auth).register(on: router)
+        let router = Self.router(auth: auth, peerCertificates: .tls)
         let onListening = self.onListening
         let app = Application(
             router: router,

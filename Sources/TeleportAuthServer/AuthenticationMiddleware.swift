@@ -13,6 +13,8 @@ import X509
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = AuthRequestContext
     let auth: AuthServer
+    /// Where the client certificate comes from (``PeerCertificateSource/tls`` outside tests).
+    let peerCertificates: PeerCertificateSource
     /// Callers by connection: a client keeps its connection for many requests (a node's
     /// heartbeats), and its certificate cannot change within one TLS session.
     let connections = ConnectionCallers()
@@ -36,14 +38,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
     }
 
     func caller(of context: AuthRequestContext) async throws -> Caller {
-        guard let peer = try await context.channel.nioSSL_peerCertificate().get() else {
+        guard let leaf = try await peerCertificates.read(context.channel) else {
             throw TeleportError.accessDenied("a client certificate is required")
-        }
-        let leaf: Certificate
-        do {
-            leaf = try Certificate.fromDER(try peer.toDERBytes())
-        } catch {
-            throw TeleportError.accessDenied("the client certificate cannot be read")
         }
         let identity = try X509Identity(certificate: leaf)
         guard identity.clusterName == auth.clusterName else {

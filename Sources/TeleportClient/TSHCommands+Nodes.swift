@@ -1,6 +1,7 @@
 import Foundation
 public import TeleportAPI
 import TeleportCrypto
+import TeleportSSHClient
 import Yams
 
 extension TSHCommands {

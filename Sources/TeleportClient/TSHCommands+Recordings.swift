@@ -4,6 +4,7 @@ import NIOCore
 public import TeleportAPI
 import TeleportCrypto
 import TeleportEvents
+import TeleportSSHClient
 
 /// How `tsh play` shows a recording.
 public enum PlayFormat: String, Sendable {

@@ -42,7 +42,7 @@ public enum TeleportProcess {
 
         let clock = SystemClock()
         let registry = TeleportMetrics()
-        MetricsSystem.bootstrap(registry)
+        MetricsBootstrap.once(registry)
         registry.set(.buildInfo, ["version": TeleportVersion.version], to: 1)
 
         var components = Set<String>()

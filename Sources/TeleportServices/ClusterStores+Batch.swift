@@ -5,15 +5,9 @@ public import TeleportBackend
 extension ClusterStores {
     /// The backend item that stores `resource` (its key, JSON and expiry; never its revision).
     public func item(for resource: AnyResource) throws -> Item {
-        switch resource {
-        case .user(let value): try users.item(for: value)
-        case .role(let value): try roles.item(for: value)
-        case .token(let value): try tokens.item(for: value)
-        case .node(let value): try nodes.item(for: value)
-        case .certAuthority(let value): try certAuthorities.item(for: value)
-        case .clusterName(let value): try clusterName.item(for: value)
-        case .lock(let value): try locks.item(for: value)
-        }
+        let entry = try Self.entry(of: resource)
+        func item<R: Resource>(_ value: R) throws -> Item { try store(R.self, entry).item(for: value) }
+        return try item(resource.value)
     }
 
     /// True when `kind/name` is stored (and not expired).
@@ -40,15 +34,9 @@ extension ClusterStores {
                 "\(resource.kind) \"\(resource.name)\": an update needs metadata.revision from the version it changes")
         }
         do {
-            switch resource {
-            case .user(let value): return try await users.update(value)
-            case .role(let value): return try await roles.update(value)
-            case .token(let value): return try await tokens.update(value)
-            case .node(let value): return try await nodes.update(value)
-            case .certAuthority(let value): return try await certAuthorities.update(value)
-            case .clusterName(let value): return try await clusterName.update(value)
-            case .lock(let value): return try await locks.update(value)
-            }
+            let entry = try Self.entry(of: resource)
+            func update<R: Resource>(_ value: R) async throws -> any Resource { try await store(R.self, entry).update(value) }
+            return try await update(resource.value)
         } catch let error as TeleportError where error.code == .notFound {
             throw TeleportError.notFound("\(resource.kind) \"\(resource.name)\" no longer exists")
         } catch let error as TeleportError where error.code == .compareFailed {

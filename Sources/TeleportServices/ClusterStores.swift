@@ -34,60 +34,65 @@ public struct ClusterStores: Sendable {
 
     /// Every resource of `kind` (canonical kind name).
     public func list(kind: String) async throws -> [any Resource] {
-        switch kind {
-        case User.kind: return try await users.list()
-        case Role.kind: return try await roles.list()
-        case ProvisionToken.kind: return try await tokens.list()
-        case ServerNode.kind: return try await nodes.list()
-        case CertAuthority.kind: return try await certAuthorities.list()
-        case ClusterNameResource.kind: return try await clusterName.list()
-        case Lock.kind: return try await locks.list()
-        default: throw TeleportError.badParameter("unknown resource kind \"\(kind)\"")
-        }
+        let entry = try Self.entry(kind)
+        return try await entry.type.list(in: self, entry)
     }
 
     /// The resource `kind/name`.
     public func get(kind: String, name: String) async throws -> any Resource {
-        switch kind {
-        case User.kind: return try await users.get(name)
-        case Role.kind: return try await roles.get(name)
-        case ProvisionToken.kind: return try await tokens.get(name)
-        case ServerNode.kind: return try await nodes.get(name)
-        case CertAuthority.kind: return try await certAuthorities.get(name)
-        case ClusterNameResource.kind: return try await clusterName.get(name)
-        case Lock.kind: return try await locks.get(name)
-        default: throw TeleportError.badParameter("unknown resource kind \"\(kind)\"")
-        }
+        let entry = try Self.entry(kind)
+        return try await entry.type.get(name, in: self, entry)
     }
 
     /// Creates (or with `upsert`, creates or replaces) a resource.
     @discardableResult public func put(_ resource: AnyResource, upsert: Bool) async throws -> any Resource {
-        switch resource {
-        case .user(let value): return upsert ? try await users.upsert(value) : try await users.create(value)
-        case .role(let value): return upsert ? try await roles.upsert(value) : try await roles.create(value)
-        case .token(let value): return upsert ? try await tokens.upsert(value) : try await tokens.create(value)
-        case .node(let value): return upsert ? try await nodes.upsert(value) : try await nodes.create(value)
-        case .certAuthority(let value):
-            return upsert ? try await certAuthorities.upsert(value) : try await certAuthorities.create(value)
-        case .clusterName(let value):
-            return upsert ? try await clusterName.upsert(value) : try await clusterName.create(value)
-        case .lock(let value): return upsert ? try await locks.upsert(value) : try await locks.create(value)
+        let entry = try Self.entry(of: resource)
+        func put<R: Resource>(_ value: R) async throws -> any Resource {
+            let store = store(R.self, entry)
+            return upsert ? try await store.upsert(value) : try await store.create(value)
         }
+        return try await put(resource.value)
     }
 
     /// Deletes `kind/name`; a role that users still hold is refused (``requireUnused(role:)``).
     public func delete(kind: String, name: String) async throws {
-        switch kind {
-        case User.kind: try await users.delete(name)
-        case Role.kind:
-            try await requireUnused(role: name)
-            try await roles.delete(name)
-        case ProvisionToken.kind: try await tokens.delete(name)
-        case ServerNode.kind: try await nodes.delete(name)
-        case CertAuthority.kind: try await certAuthorities.delete(name)
-        case ClusterNameResource.kind: try await clusterName.delete(name)
-        case Lock.kind: try await locks.delete(name)
-        default: throw TeleportError.badParameter("unknown resource kind \"\(kind)\"")
+        let entry = try Self.entry(kind)
+        if entry.name == Role.kind { try await requireUnused(role: name) }
+        try await entry.type.delete(name, in: self, entry)
+    }
+
+    /// The store of a registered kind (``ResourceKind/storagePrefix`` over this backend).
+    func store<R: Resource>(_ type: R.Type, _ entry: ResourceKind) -> ResourceStore<R> {
+        ResourceStore(backend: backend, prefix: entry.storagePrefix)
+    }
+
+    /// The registry's entry for `kind`, or `badParameter` naming the kind.
+    static func entry(_ kind: String) throws -> ResourceKind {
+        guard let entry = ResourceKinds.named(kind) else { throw TeleportError.badParameter("unknown resource kind \"\(kind)\"") }
+        return entry
+    }
+
+    /// The registry's entry for the kind of `resource`.
+    static func entry(of resource: AnyResource) throws -> ResourceKind {
+        guard let entry = resource.resourceKind else {
+            throw TeleportError.badParameter("unknown resource kind \"\(resource.kind)\"")
         }
+        return entry
+    }
+}
+
+// The operations on a kind known only by its registry entry: static members reached through the
+// entry's existential metatype bind `Self` to the concrete type.
+extension Resource {
+    static func list(in stores: ClusterStores, _ entry: ResourceKind) async throws -> [any Resource] {
+        try await stores.store(Self.self, entry).list()
+    }
+
+    static func get(_ name: String, in stores: ClusterStores, _ entry: ResourceKind) async throws -> any Resource {
+        try await stores.store(Self.self, entry).get(name)
+    }
+
+    static func delete(_ name: String, in stores: ClusterStores, _ entry: ResourceKind) async throws {
+        try await stores.store(Self.self, entry).delete(name)
     }
 }

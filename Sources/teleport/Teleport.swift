@@ -131,7 +131,7 @@ struct Status: ParsableCommand {
         func value(_ names: String...) -> String? {
             names.lazy.compactMap { environment[$0] }.first { !$0.isEmpty }
         }
-        // The node sets these in every session (TeleportSSH's SessionChannelHandler).
+        // The node sets these in every session (TeleportNode's SessionChannelHandler).
         guard let session = value("TELEPORT_SESSION", "SSH_SESSION_ID") else {
             throw fail(TeleportError.badParameter(
                 "teleport status only works inside a Teleport SSH session (TELEPORT_SESSION is not set); run it in a tsh ssh session"))

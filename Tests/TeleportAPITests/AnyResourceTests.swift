@@ -22,7 +22,9 @@ struct AnyResourceTests {
     }
 
     @Test func everyKnownKindIsItsOwnCanonicalName() {
-        #expect(AnyResource.kinds == ["cluster_name", "cert_authority", "role", "user", "token", "node", "lock"])
+        // Other suites register kinds of their own in this process; the built-in ones come first.
+        #expect(ResourceKinds.builtIn.map(\.name) == ["cluster_name", "cert_authority", "role", "user", "token", "node", "lock"])
+        #expect(Array(AnyResource.kinds.prefix(7)) == ["cluster_name", "cert_authority", "role", "user", "token", "node", "lock"])
         for kind in AnyResource.kinds { #expect(AnyResource.canonicalKind(kind) == kind) }
     }
 

@@ -51,7 +51,7 @@ struct ResourceCodecRoundTripTests {
         #expect(yaml.split(separator: "\n").filter { $0 == "---" }.count == ResourceSamples.all.count - 1)
         let decoded = try ResourceCodec.decodeDocuments(yaml, source: "all.yaml")
         #expect(decoded == ResourceSamples.all)
-        #expect(decoded.map(\.kind) == AnyResource.kinds)
+        #expect(decoded.map(\.kind) == ResourceKinds.builtIn.map(\.name))  // other suites register test kinds
     }
 
     @Test func jsonIsStable() throws {

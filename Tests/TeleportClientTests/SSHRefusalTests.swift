@@ -3,6 +3,7 @@ import Foundation
 import TeleportAPI
 import TeleportClient
 import TeleportCrypto
+import TeleportSSHClient
 import Testing
 
 @Suite("tsh ssh: a refusal in words")

@@ -83,13 +83,14 @@ public enum ResourceCodec {
         guard let kindValue = map["kind"] as? String else {
             throw TeleportError.badParameter("\(source): the field \"kind\" is missing")
         }
-        guard let kind = AnyResource.canonicalKind(kindValue), kind == kindValue || kindValue.lowercased() == kind else {
+        guard let entry = ResourceKinds.named(kindValue), entry.name == kindValue || kindValue.lowercased() == entry.name else {
             throw TeleportError.badParameter(
                 "\(source): unknown resource kind \"\(kindValue)\" (known: \(AnyResource.kinds.joined(separator: ", ")))")
         }
+        let kind = entry.name
         var normalized = map
         normalized["kind"] = kind
-        if normalized["version"] == nil { normalized["version"] = currentVersion(of: kind) }
+        if normalized["version"] == nil { normalized["version"] = entry.currentVersion }
         let data: Data
         do {
             data = try JSONSerialization.data(withJSONObject: jsonSafe(normalized))
@@ -98,15 +99,7 @@ public enum ResourceCodec {
         }
         let resource: any Resource
         do {
-            switch kind {
-            case User.kind: resource = try jsonDecoder().decode(User.self, from: data)
-            case Role.kind: resource = try jsonDecoder().decode(Role.self, from: data)
-            case ProvisionToken.kind: resource = try jsonDecoder().decode(ProvisionToken.self, from: data)
-            case ServerNode.kind: resource = try jsonDecoder().decode(ServerNode.self, from: data)
-            case CertAuthority.kind: resource = try jsonDecoder().decode(CertAuthority.self, from: data)
-            case Lock.kind: resource = try jsonDecoder().decode(Lock.self, from: data)
-            default: resource = try jsonDecoder().decode(ClusterNameResource.self, from: data)
-            }
+            resource = try entry.decode(json: data, decoder: jsonDecoder())
         } catch let error as DecodingError {
             throw TeleportError.badParameter("\(source): \(kind): \(DecodingErrorText.describe(error))")
         } catch let error as TeleportError {
@@ -122,18 +115,6 @@ public enum ResourceCodec {
             throw TeleportError.badParameter("\(source): \(error.message)")
         }
         return try AnyResource(resource)
-    }
-
-    static func currentVersion(of kind: String) -> String {
-        switch kind {
-        case User.kind: User.currentVersion
-        case Role.kind: Role.currentVersion
-        case ProvisionToken.kind: ProvisionToken.currentVersion
-        case ServerNode.kind: ServerNode.currentVersion
-        case CertAuthority.kind: CertAuthority.currentVersion
-        case Lock.kind: Lock.currentVersion
-        default: ClusterNameResource.currentVersion
-        }
     }
 
     /// YAML trees may hold dates and other non-JSON scalars; make them JSON-safe.

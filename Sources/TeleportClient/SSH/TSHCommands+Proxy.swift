@@ -4,6 +4,7 @@ import NIOCore
 import NIOSSH
 public import TeleportAPI
 import TeleportCrypto
+import TeleportSSHClient
 
 extension TSHCommands {
     /// `tsh proxy ssh [USER@]HOST[:PORT]`: connects standard input and output to a node's SSH port

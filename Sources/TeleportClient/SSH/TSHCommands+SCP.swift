@@ -11,6 +11,7 @@ import Glibc
 #endif
 import NIOCore
 public import TeleportAPI
+import TeleportSSHClient
 
 /// What `tsh scp` was asked to do.
 public struct SCPCommandOptions: Sendable {

@@ -7,6 +7,7 @@ import NIOSSH
 public import TeleportAPI
 import TeleportCrypto
 import TeleportSSH
+import TeleportSSHClient
 
 /// `tsh ssh` options.
 public struct SSHCommandOptions: Sendable {

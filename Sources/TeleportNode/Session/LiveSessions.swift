@@ -1,6 +1,7 @@
 public import Foundation
 public import NIOCore
 public import NIOSSH
+public import TeleportSSH
 
 /// The interactive sessions running on a node, which other users may join (`tsh join`): each
 /// joined party gets a copy of the session's output from the moment it joins; a peer's typing goes

@@ -1,16 +1,16 @@
 import Foundation
-import NIOCore
+package import NIOCore
 import NIOPosix
 import NIOSSH
 import TeleportAPI
-import TeleportCrypto
+package import TeleportCrypto
 import TeleportSSH
 
 /// Reads the host key an SSH server presents: a key exchange, then the connection is closed
 /// before any authentication (`tsh known-hosts` uses it for the proxy's own SSH port).
-enum HostKeyProbe {
+package enum HostKeyProbe {
     /// The key `host:port` presents, or a `connectionProblem` naming the address.
-    static func presentedKey(host: String, port: Int, timeout: TimeAmount = .seconds(5)) async throws -> SSHPublicKey {
+    package static func presentedKey(host: String, port: Int, timeout: TimeAmount = .seconds(5)) async throws -> SSHPublicKey {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let found = loop.makePromise(of: NIOSSHPublicKey.self)
         let address = HostPort.join(host, port)

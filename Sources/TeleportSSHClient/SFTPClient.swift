@@ -1,46 +1,48 @@
 import Foundation
-import NIOCore
+package import NIOCore
 import NIOSSH
-import TeleportAPI
+package import TeleportAPI
 import TeleportSSH
 
 /// The client side of SFTP version 3 (draft-ietf-secsh-filexfer-02, the version OpenSSH's
 /// `sftp-server` speaks), enough for `tsh scp`: files and directories, read and written with many
 /// requests in flight so that a transfer is not bound by round trips.
-final class SFTPClient: @unchecked Sendable {
+package final class SFTPClient: @unchecked Sendable {
     /// Packet types.
-    enum PacketType: UInt8 {
+    package enum PacketType: UInt8 {
         case initialize = 1, version = 2, open = 3, close = 4, read = 5, write = 6, lstat = 7, fstat = 8, setstat = 9
         case opendir = 11, readdir = 12, mkdir = 14, realpath = 16, stat = 17
         case status = 101, handle = 102, data = 103, name = 104, attrs = 105
     }
 
     /// `SSH_FXF_*` open flags.
-    struct OpenFlags: OptionSet {
-        let rawValue: UInt32
-        static let read = OpenFlags(rawValue: 0x01)
-        static let write = OpenFlags(rawValue: 0x02)
-        static let create = OpenFlags(rawValue: 0x08)
-        static let truncate = OpenFlags(rawValue: 0x10)
+    package struct OpenFlags: OptionSet {
+        package let rawValue: UInt32
+        /// The flags of `rawValue`.
+        package init(rawValue: UInt32) { self.rawValue = rawValue }
+        package static let read = OpenFlags(rawValue: 0x01)
+        package static let write = OpenFlags(rawValue: 0x02)
+        package static let create = OpenFlags(rawValue: 0x08)
+        package static let truncate = OpenFlags(rawValue: 0x10)
     }
 
     /// `SSH_FX_*` status codes that the client acts on.
-    enum StatusCode: UInt32 {
+    package enum StatusCode: UInt32 {
         case ok = 0, eof = 1, noSuchFile = 2, permissionDenied = 3, failure = 4
     }
 
     /// A reply: its type and the bytes after the request id.
-    struct Reply {
-        var type: UInt8
-        var body: ByteBuffer
+    package struct Reply {
+        package var type: UInt8
+        package var body: ByteBuffer
     }
 
     /// The largest read or write request (OpenSSH's sftp client uses the same).
-    static let chunkSize = 32_768
+    package static let chunkSize = 32_768
     /// Requests in flight per transfer.
-    static let window = 64
+    package static let window = 64
 
-    let channel: any Channel
+    package let channel: any Channel
     private let handler: SFTPClientHandler
 
     private init(channel: any Channel, handler: SFTPClientHandler) {
@@ -49,7 +51,7 @@ final class SFTPClient: @unchecked Sendable {
     }
 
     /// Starts the `sftp` subsystem on `connection` and negotiates version 3.
-    static func open(on connection: SSHConnection) async throws -> SFTPClient {
+    package static func open(on connection: SSHConnection) async throws -> SFTPClient {
         let handler = SFTPClientHandler()
         let channel = try await connection.subsystemChannel("sftp") { channel in
             try channel.pipeline.syncOperations.addHandlers([
@@ -65,12 +67,12 @@ final class SFTPClient: @unchecked Sendable {
     }
 
     /// Closes the channel.
-    func close() {
+    package func close() {
         channel.close(promise: nil)
     }
 
     /// Sends a request; the future completes with its reply.
-    func send(_ type: PacketType, id: Bool = true, _ body: @escaping @Sendable (inout ByteBuffer) -> Void) -> EventLoopFuture<Reply> {
+    package func send(_ type: PacketType, id: Bool = true, _ body: @escaping @Sendable (inout ByteBuffer) -> Void) -> EventLoopFuture<Reply> {
         let handler = self.handler
         let loop = channel.eventLoop
         return loop.flatSubmit { handler.send(type: type.rawValue, withID: id, on: loop, body) }
@@ -79,7 +81,7 @@ final class SFTPClient: @unchecked Sendable {
     // MARK: Requests
 
     /// The canonical absolute form of `path` (relative paths are from the login's home).
-    func realPath(_ path: String) async throws -> String {
+    package func realPath(_ path: String) async throws -> String {
         let reply = try await send(.realpath) { $0.writeSFTPString(path) }.get()
         var body = try Self.expect(reply, .name, path: path)
         guard let count = body.readInteger(as: UInt32.self), count >= 1, let name = body.readSFTPString() else {
@@ -89,7 +91,7 @@ final class SFTPClient: @unchecked Sendable {
     }
 
     /// The attributes of `path` (following symbolic links), or nil when it does not exist.
-    func stat(_ path: String) async throws -> FileAttributes? {
+    package func stat(_ path: String) async throws -> FileAttributes? {
         let reply = try await send(.stat) { $0.writeSFTPString(path) }.get()
         if reply.type == PacketType.status.rawValue, Self.statusCode(reply) == StatusCode.noSuchFile.rawValue { return nil }
         var body = try Self.expect(reply, .attrs, path: path)
@@ -98,7 +100,7 @@ final class SFTPClient: @unchecked Sendable {
     }
 
     /// Opens a file; the reply's handle names it in later requests.
-    func openFile(_ path: String, flags: OpenFlags, attributes: FileAttributes = FileAttributes()) async throws -> ByteBuffer {
+    package func openFile(_ path: String, flags: OpenFlags, attributes: FileAttributes = FileAttributes()) async throws -> ByteBuffer {
         let reply = try await send(.open) {
             $0.writeSFTPString(path)
             $0.writeInteger(flags.rawValue)
@@ -108,12 +110,12 @@ final class SFTPClient: @unchecked Sendable {
     }
 
     /// Opens a directory for listing.
-    func openDirectory(_ path: String) async throws -> ByteBuffer {
+    package func openDirectory(_ path: String) async throws -> ByteBuffer {
         try Self.handle(try await send(.opendir) { $0.writeSFTPString(path) }.get(), path: path)
     }
 
     /// Every entry of a directory except `.` and `..`.
-    func list(_ path: String) async throws -> [(name: String, attributes: FileAttributes)] {
+    package func list(_ path: String) async throws -> [(name: String, attributes: FileAttributes)] {
         let handle = try await openDirectory(path)
         var entries: [(name: String, attributes: FileAttributes)] = []
         do {
@@ -138,7 +140,7 @@ final class SFTPClient: @unchecked Sendable {
     }
 
     /// Creates a directory.
-    func makeDirectory(_ path: String, permissions: UInt32) async throws {
+    package func makeDirectory(_ path: String, permissions: UInt32) async throws {
         try Self.ok(try await send(.mkdir) {
             $0.writeSFTPString(path)
             FileAttributes(permissions: permissions).write(to: &$0)
@@ -146,7 +148,7 @@ final class SFTPClient: @unchecked Sendable {
     }
 
     /// Sets attributes (mode, times) of `path`.
-    func setAttributes(_ path: String, _ attributes: FileAttributes) async throws {
+    package func setAttributes(_ path: String, _ attributes: FileAttributes) async throws {
         try Self.ok(try await send(.setstat) {
             $0.writeSFTPString(path)
             attributes.write(to: &$0)
@@ -154,12 +156,12 @@ final class SFTPClient: @unchecked Sendable {
     }
 
     /// Closes a file or directory handle.
-    func closeHandle(_ handle: ByteBuffer, path: String) async throws {
+    package func closeHandle(_ handle: ByteBuffer, path: String) async throws {
         try Self.ok(try await send(.close) { $0.writeSFTPString(handle) }.get(), path: path)
     }
 
     /// Asks for `length` bytes at `offset`.
-    func read(_ handle: ByteBuffer, offset: UInt64, length: Int) -> EventLoopFuture<Reply> {
+    package func read(_ handle: ByteBuffer, offset: UInt64, length: Int) -> EventLoopFuture<Reply> {
         send(.read) {
             $0.writeSFTPString(handle)
             $0.writeInteger(offset)
@@ -168,7 +170,7 @@ final class SFTPClient: @unchecked Sendable {
     }
 
     /// Writes `data` at `offset`.
-    func write(_ handle: ByteBuffer, offset: UInt64, data: ByteBuffer) -> EventLoopFuture<Reply> {
+    package func write(_ handle: ByteBuffer, offset: UInt64, data: ByteBuffer) -> EventLoopFuture<Reply> {
         send(.write) {
             $0.writeSFTPString(handle)
             $0.writeInteger(offset)
@@ -178,13 +180,13 @@ final class SFTPClient: @unchecked Sendable {
 
     // MARK: Replies
 
-    static func statusCode(_ reply: Reply) -> UInt32? {
+    package static func statusCode(_ reply: Reply) -> UInt32? {
         var body = reply.body
         return body.readInteger(as: UInt32.self)
     }
 
     /// The error a status reply carries, naming the path.
-    static func error(_ reply: Reply, path: String) -> TeleportError {
+    package static func error(_ reply: Reply, path: String) -> TeleportError {
         var body = reply.body
         let code = body.readInteger(as: UInt32.self) ?? UInt32(StatusCode.failure.rawValue)
         let message = body.readSFTPString().map { String(buffer: $0) } ?? ""
@@ -195,24 +197,24 @@ final class SFTPClient: @unchecked Sendable {
         }
     }
 
-    static func malformed(_ path: String) -> TeleportError {
+    package static func malformed(_ path: String) -> TeleportError {
         .connectionProblem("\(path): the node's SFTP server sent a malformed reply")
     }
 
     /// The body of a reply of `type`; a status reply becomes its error.
-    static func expect(_ reply: Reply, _ type: PacketType, path: String) throws -> ByteBuffer {
+    package static func expect(_ reply: Reply, _ type: PacketType, path: String) throws -> ByteBuffer {
         if reply.type == type.rawValue { return reply.body }
         if reply.type == PacketType.status.rawValue { throw error(reply, path: path) }
         throw malformed(path)
     }
 
     /// Succeeds for an `SSH_FX_OK` status.
-    static func ok(_ reply: Reply, path: String) throws {
+    package static func ok(_ reply: Reply, path: String) throws {
         guard reply.type == PacketType.status.rawValue else { throw malformed(path) }
         guard statusCode(reply) == StatusCode.ok.rawValue else { throw error(reply, path: path) }
     }
 
-    static func handle(_ reply: Reply, path: String) throws -> ByteBuffer {
+    package static func handle(_ reply: Reply, path: String) throws -> ByteBuffer {
         var body = try expect(reply, .handle, path: path)
         guard let handle = body.readSFTPString() else { throw malformed(path) }
         return handle
@@ -220,26 +222,26 @@ final class SFTPClient: @unchecked Sendable {
 }
 
 /// SFTP file attributes (the v3 fields `tsh scp` uses).
-struct FileAttributes: Sendable, Equatable {
-    static let sizeFlag: UInt32 = 0x1, ownerFlag: UInt32 = 0x2, permissionsFlag: UInt32 = 0x4, timesFlag: UInt32 = 0x8
-    static let extendedFlag: UInt32 = 0x8000_0000
+package struct FileAttributes: Sendable, Equatable {
+    package static let sizeFlag: UInt32 = 0x1, ownerFlag: UInt32 = 0x2, permissionsFlag: UInt32 = 0x4, timesFlag: UInt32 = 0x8
+    package static let extendedFlag: UInt32 = 0x8000_0000
 
-    var size: UInt64?
-    var permissions: UInt32?
-    var accessTime: UInt32?
-    var modificationTime: UInt32?
+    package var size: UInt64?
+    package var permissions: UInt32?
+    package var accessTime: UInt32?
+    package var modificationTime: UInt32?
 
-    init(size: UInt64? = nil, permissions: UInt32? = nil, accessTime: UInt32? = nil, modificationTime: UInt32? = nil) {
+    package init(size: UInt64? = nil, permissions: UInt32? = nil, accessTime: UInt32? = nil, modificationTime: UInt32? = nil) {
         self.size = size
         self.permissions = permissions
         self.accessTime = accessTime
         self.modificationTime = modificationTime
     }
 
-    var isDirectory: Bool { (permissions ?? 0) & 0o170000 == 0o040000 }
-    var isRegularFile: Bool { (permissions ?? 0o100000) & 0o170000 == 0o100000 }
+    package var isDirectory: Bool { (permissions ?? 0) & 0o170000 == 0o040000 }
+    package var isRegularFile: Bool { (permissions ?? 0o100000) & 0o170000 == 0o100000 }
 
-    static func read(from buffer: inout ByteBuffer) -> FileAttributes? {
+    package static func read(from buffer: inout ByteBuffer) -> FileAttributes? {
         guard let flags = buffer.readInteger(as: UInt32.self) else { return nil }
         var attributes = FileAttributes()
         if flags & sizeFlag != 0 {
@@ -267,7 +269,7 @@ struct FileAttributes: Sendable, Equatable {
         return attributes
     }
 
-    func write(to buffer: inout ByteBuffer) {
+    package func write(to buffer: inout ByteBuffer) {
         var flags: UInt32 = 0
         if size != nil { flags |= Self.sizeFlag }
         if permissions != nil { flags |= Self.permissionsFlag }
@@ -377,18 +379,20 @@ final class SFTPClientHandler: ChannelInboundHandler, @unchecked Sendable {
 
 extension ByteBuffer {
     /// Reads an SSH string (a 32-bit length, then the bytes).
-    mutating func readSFTPString() -> ByteBuffer? {
+    package mutating func readSFTPString() -> ByteBuffer? {
         guard let length = getInteger(at: readerIndex, as: UInt32.self), readableBytes >= 4 + Int(length) else { return nil }
         moveReaderIndex(forwardBy: 4)
         return readSlice(length: Int(length))
     }
 
-    mutating func writeSFTPString(_ text: String) {
+    /// Writes `text` as an SSH string.
+    package mutating func writeSFTPString(_ text: String) {
         writeInteger(UInt32(text.utf8.count))
         writeString(text)
     }
 
-    mutating func writeSFTPString(_ bytes: ByteBuffer) {
+    /// Writes `bytes` as an SSH string.
+    package mutating func writeSFTPString(_ bytes: ByteBuffer) {
         writeInteger(UInt32(bytes.readableBytes))
         writeImmutableBuffer(bytes)
     }

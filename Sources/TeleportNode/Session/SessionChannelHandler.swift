@@ -6,6 +6,7 @@ import NIOPosix
 public import NIOSSH
 import TeleportAPI
 import TeleportCrypto
+public import TeleportSSH
 
 /// What a node's session channels need to know beyond the channel itself.
 public struct SessionSettings: Sendable {
