@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "TeleportSSH",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportEvents", logging, nioCore, nioPosix,
+                "TeleportAPI", "TeleportCrypto", "TeleportEvents", "CTeleportShims", logging, nioCore, nioPosix,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
             ],
             swiftSettings: swiftSettings
@@ -227,7 +227,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportNodeTests",
-            dependencies: ["TeleportNode", "TeleportAPI", "TeleportSSH", "TeleportEvents", "TeleportCrypto", crypto, logging, nioCore],
+            dependencies: ["TeleportNode", "TeleportAPI", "TeleportSSH", "TeleportEvents", "TeleportCrypto", crypto, logging, nioCore, nioPosix],
             swiftSettings: swiftSettings
         ),
         .testTarget(

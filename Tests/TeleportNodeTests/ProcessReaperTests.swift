@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import Testing
 
+@testable import TeleportNode
 @testable import TeleportSSH
 
 /// Issue 13 item 5 (the daemon's memory after 100 sessions): session processes are waited for on
