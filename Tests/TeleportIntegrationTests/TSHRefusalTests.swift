@@ -19,7 +19,7 @@ struct TSHRefusalTests {
             #expect(
                 daemon.stderr == "ERROR: access denied: your certificate does not allow the login \"daemon\" on node db1; your logins are: root\n",
                 "\(daemon)")
-            #expect(took < .seconds(10), "took \(took)")
+            #expect(took < .seconds(20), "took \(took)")  // the old client hung 30 s; 20 s leaves room for a loaded CI machine
 
             // Others' locks (another user, a node alone) must never be shown to joe.
             #expect(try await setup.cluster.tctl(["lock", "--user=alice", "--message=alice-secret", "--ttl=1h"]).exitCode == 0)
@@ -41,7 +41,7 @@ struct TSHRefusalTests {
                 refused.stderr == "ERROR: access denied: the login \"root\" is locked: root frozen (lock \(loginLockName)); "
                     + "ask an administrator (tctl lock ls / tctl rm lock/\(loginLockName))\n", "\(refused)")
             #expect(!refused.stderr.contains("alice") && !refused.stderr.contains("web1"), "\(refused)")
-            #expect(took < .seconds(10), "took \(took)")
+            #expect(took < .seconds(20), "took \(took)")  // the old client hung 30 s; 20 s leaves room for a loaded CI machine
 
             // The route itself, with joe's certificate: his login's lock only; a lock on a login his
             // certificate does not list, another user's lock and a node's lock are never answered.
@@ -72,7 +72,7 @@ struct TSHRefusalTests {
             #expect(refused.stderr.hasSuffix("); ask an administrator (tctl lock ls / tctl rm lock/\(userLockName))\n"), "\(refused)")
             #expect(!refused.stderr.contains("alice") && !refused.stderr.contains("web1") && !refused.stderr.contains("root frozen"), "\(refused)")
             #expect(!refused.stderr.contains("End of file"), "\(refused)")
-            #expect(took < .seconds(10), "took \(took)")
+            #expect(took < .seconds(20), "took \(took)")  // the old client hung 30 s; 20 s leaves room for a loaded CI machine
 
             // tsh scp says the same.
             let copy = setup.cluster.directory.appendingPathComponent("copied").path
@@ -81,7 +81,7 @@ struct TSHRefusalTests {
             took = ContinuousClock.now - started
             #expect(scp.exitCode != 0, "\(scp)")
             #expect(scp.stderr.contains("access denied: user joe is locked: incident 42 (lock \(userLockName), until "), "\(scp)")
-            #expect(took < .seconds(10), "took \(took)")
+            #expect(took < .seconds(20), "took \(took)")  // the old client hung 30 s; 20 s leaves room for a loaded CI machine
         }
     }
 
