@@ -122,6 +122,9 @@ struct WebPortRouterTests {
             try Self.multiplex(cluster)
             var codes = try await TSHLoginTests.signUp(cluster)
             let pid = try #require(cluster.pid)
+            // The one-time code is taken before the connections open: waiting for the next TOTP
+            // step must not eat into their 10 s deadline.
+            let code = try await codes.next()
             let before = try #require(Self.residentKiB(pid))
             let opened = ContinuousClock.now
             var connections: [RawConnection] = []
@@ -132,13 +135,13 @@ struct WebPortRouterTests {
                 connections.append(connection)
             }
 
-            // A real user logs in meanwhile.
+            // Measured while all of them are open (before their deadline), then a real user logs in
+            // meanwhile.
+            let during = try #require(Self.residentKiB(pid))
             let login = try await TSHLoginTests.login(
                 tsh, ["--proxy=127.0.0.1:\(cluster.webPort)", "--user=joe", "--insecure"], password: TSHLoginTests.password,
-                code: try await codes.next())
+                code: code)
             #expect(login.status == 0, "\(login.transcript)")
-            #expect(ContinuousClock.now - opened < .seconds(9), "the login came after the deadline: the measure below would be empty")
-            let during = try #require(Self.residentKiB(pid))
             print("proxy RSS: \(before) KiB before, \(during) KiB with 1,000 half-open connections (+\((during - before) / 1000) KiB each)")
             #expect(during - before < 64 * 1000, "more than 64 KiB per half-open connection: \(before) -> \(during) KiB")
 
