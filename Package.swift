@@ -94,6 +94,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Layer 3: reverse tunnels (the proxy's and the agent's ends) and the one dialer.
+        .target(
+            name: "TeleportTunnel",
+            dependencies: [
+                "TeleportAPI", "TeleportCrypto", "TeleportSSH", logging, nioCore, nioPosix, nioSSL, x509, crypto,
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Layer 4: the services. They never import each other.
         .target(
             name: "TeleportAuthServer",
@@ -110,8 +120,8 @@ let package = Package(
         .target(
             name: "TeleportProxy",
             dependencies: [
-                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", logging, nioCore,
-                nioPosix, nioSSL, x509, crypto,
+                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "TeleportTunnel", logging,
+                nioCore, nioPosix, nioSSL, x509, crypto,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -124,8 +134,8 @@ let package = Package(
         .target(
             name: "TeleportNode",
             dependencies: [
-                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", logging, nioCore,
-                nioPosix,
+                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "TeleportTunnel", logging,
+                nioCore, nioPosix, nioSSL,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -136,7 +146,7 @@ let package = Package(
             name: "TeleportDaemon",
             dependencies: [
                 "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportBackendSQLite", "TeleportServices",
-                "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient", "TeleportSSH",
+                "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient", "TeleportSSH", "TeleportTunnel",
                 yams, logging, nioCore, nioPosix, x509,
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -219,6 +229,14 @@ let package = Package(
             name: "TeleportSSHTests",
             dependencies: [
                 "TeleportSSH", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOSSH", package: "swift-nio-ssh"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TeleportTunnelTests",
+            dependencies: [
+                "TeleportTunnel", "TeleportAPI", "TeleportCrypto", "TeleportSSH", nioCore, nioPosix, nioSSL, crypto, x509, logging,
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -11,6 +11,7 @@ public import ServiceLifecycle
 public import TeleportAPI
 public import TeleportAuthClient
 public import TeleportSSH
+public import TeleportTunnel
 
 /// The proxy's HTTPS listener (`proxy_service.web_listen_addr`, 3080): the entry point for `tsh`
 /// and browsers. Serves `/webapi/ping`, `tsh login`'s `POST /webapi/ssh/certs`, and the signup and
@@ -30,6 +31,10 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         /// The cluster's locks in force now (the proxy's certificate cache follows them):
         /// `GET /webapi/locks/mine` answers a refused user's own locks from them.
         public var locks: @Sendable () async -> [Lock] = { [] }
+        /// How the TLS tunnel (`tsh proxy ssh`) reaches nodes: direct TCP or their reverse tunnel.
+        public var dialer: any AgentDialer = NodeDialer(tunnels: nil)
+        /// Where agents dial their reverse tunnel (`/webapi/ping`'s `proxy.tunnel_public_addr`).
+        public var tunnelPublicAddr: String?
         /// Creates settings.
         public init(authType: String, secondFactor: String, publicAddr: String, sshListenAddr: String) {
             self.authType = authType
@@ -100,7 +105,7 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         }
         let onListening = self.onListening
         let opener = TunnelOpener(
-            resolver: NodeResolver(auth: auth, clusterName: clusterName), clusterName: clusterName, audit: settings.audit,
+            resolver: NodeResolver(auth: auth, clusterName: clusterName), dialer: settings.dialer, clusterName: clusterName, audit: settings.audit,
             requestLineTimeout: TimeAmount(idleTimeout))
         let tlsConfiguration = tls
         let http = HTTP1Channel.Configuration(idleTimeout: TimeAmount(idleTimeout))
@@ -156,9 +161,9 @@ extension ProxyWebServer {
                 "cluster_name": .string(clusterName),
                 "server_version": .string(TeleportVersion.version),
                 "auth": .object(["type": .string(settings.authType), "second_factor": .string(settings.secondFactor)]),
-                "proxy": .object([
-                    "ssh": .object(["listen_addr": .string(settings.sshListenAddr), "public_addr": .string(settings.publicAddr)])
-                ]),
+                "proxy": .object(
+                    ["ssh": .object(["listen_addr": .string(settings.sshListenAddr), "public_addr": .string(settings.publicAddr)])]
+                        .merging(settings.tunnelPublicAddr.map { ["tunnel_public_addr": JSONValue.string($0)] } ?? [:]) { $1 }),
             ]
             return WebResponse.json((try? ResourceCodec.json(body)) ?? Data())
         }

@@ -92,7 +92,8 @@ extension FileConfig {
             case "auth_token": teleport.authToken = try value.string()
             case "ca_pin": teleport.caPins = try value.stringList()
             case "auth_servers": teleport.authServers = try value.list().map { try $0.address(defaultPort: 3025) }
-            case "auth_server", "proxy_server": teleport.authServers = [try value.address(defaultPort: 3025)]
+            case "auth_server": teleport.authServers = [try value.address(defaultPort: 3025)]
+            case "proxy_server": teleport.proxyServer = try value.address(defaultPort: 3080)
             case "advertise_ip": teleport.advertiseIP = try value.string()
             case "diag_addr": teleport.diagAddr = try value.address(defaultPort: 3000)
             case "log": try parseLog(value)
@@ -112,6 +113,8 @@ extension FileConfig {
             default: throw Self.unknown(value, file: node.file)
             }
         }
+        // Without auth_servers, a host that names its proxy reaches auth through it.
+        if teleport.authServers.isEmpty, let proxy = teleport.proxyServer { teleport.authServers = [proxy] }
     }
 
     mutating func parseLog(_ node: ConfigNode) throws {
@@ -219,7 +222,9 @@ extension FileConfig {
         for (key, value) in try node.mapping() {
             switch key {
             case "enabled": ssh.enabled = try value.bool()
-            case "listen_addr": ssh.listenAddr = try value.address(defaultPort: 3022)
+            case "listen_addr":
+                ssh.listenAddr = try value.address(defaultPort: 3022)
+                ssh.listenAddrConfigured = true
             case "public_addr": ssh.publicAddrs = try value.stringList()
             case "labels":
                 for (label, labelValue) in try value.mapping() {
@@ -267,7 +272,9 @@ extension FileConfig {
             case "enabled": proxy.enabled = try value.bool()
             case "listen_addr": proxy.listenAddr = try value.address(defaultPort: 3023)
             case "web_listen_addr": proxy.webListenAddr = try value.address(defaultPort: 3080)
-            case "tunnel_listen_addr": proxy.tunnelListenAddr = try value.address(defaultPort: 3024)
+            case "tunnel_listen_addr":
+                proxy.tunnelListenAddr = try value.address(defaultPort: 3024)
+                proxy.tunnelListenAddrConfigured = true
             case "public_addr": proxy.publicAddrs = try value.stringList()
             case "ssh_public_addr", "tunnel_public_addr", "kube_listen_addr", "kube_public_addr", "postgres_listen_addr",
                 "mysql_listen_addr", "acme", "trust_x_forwarded_for":

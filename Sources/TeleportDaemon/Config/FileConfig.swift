@@ -24,6 +24,9 @@ public struct FileConfig: Sendable, Equatable {
         public var authToken: String?
         public var caPins: [String] = []
         public var authServers: [String] = []
+        /// `teleport.proxy_server` (config v3): the proxy's web address; the node keeps a reverse
+        /// tunnel to that proxy (and, without `auth_servers`, reaches auth through it).
+        public var proxyServer: String?
         public var advertiseIP: String?
         public var diagAddr: String?
         public var log = Log()
@@ -94,6 +97,8 @@ public struct FileConfig: Sendable, Equatable {
     public struct SSHService: Sendable, Equatable {
         public var enabled = true
         public var listenAddr = "0.0.0.0:3022"
+        /// Whether `listen_addr` was set (a tunnelled node without it binds no port).
+        public var listenAddrConfigured = false
         public var publicAddrs: [String] = []
         public var labels: [String: String] = [:]
         public var commands: [LabelCommand] = []
@@ -111,6 +116,8 @@ public struct FileConfig: Sendable, Equatable {
         public var listenAddr = "0.0.0.0:3023"
         public var webListenAddr = "0.0.0.0:3080"
         public var tunnelListenAddr = "0.0.0.0:3024"
+        /// Whether `tunnel_listen_addr` was set (the tunnel listener binds only then).
+        public var tunnelListenAddrConfigured = false
         public var publicAddrs: [String] = []
         public var httpsKeyPairs: [KeyPair] = []
     }
