@@ -264,6 +264,12 @@ final class ProxyCheckHandler: ChannelInboundHandler, RemovableChannelHandler {
         ready.fail(TeleportError.accessDenied("the tunnel's TLS handshake failed: \(error)"))
         context.fireErrorCaught(error)
     }
+
+    /// The SSH handler above does not pass the end of the connection on: fail `ready` here.
+    func channelInactive(context: ChannelHandlerContext) {
+        ready.fail(TeleportError.accessDenied("the proxy closed the tunnel during its handshake (refused: see the proxy's log)"))
+        context.fireChannelInactive()
+    }
 }
 
 /// Completes `ready` when the proxy accepted the SSH login; fails it when the connection ends first.

@@ -61,7 +61,6 @@ public final class ReverseTunnelServer: Sendable {
     /// Listens on `host:port` (TLS terminated here) until the returned channel is closed.
     public func listen(host: String, port: Int) async throws -> any Channel {
         let tls = configuration.tlsContext
-        let logger = self.logger
         return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 512)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -70,7 +69,11 @@ public final class ReverseTunnelServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(NIOSSLServerHandler(context: tls))
-                    try sync.addHandler(HandshakeThen(logger: logger) { channel in self.configure(channel: channel) })
+                    try sync.addHandler(
+                        HandshakeThen(
+                            onFailure: { remote, error in
+                                self.refuse(remote: remote, reason: "TLS handshake failed: \(error) (a certificate of another cluster, or no host certificate?)")
+                            }, then: { channel in self.configure(channel: channel) }))
                 }
             }
             .bind(host: host, port: port).get()
@@ -78,9 +81,18 @@ public final class ReverseTunnelServer: Sendable {
 
     /// Takes over a connection whose mutual TLS handshake is complete (the TLS handler is in
     /// the pipeline): checks the agent's certificate, then runs the SSH multiplexer on it.
+    ///
+    /// Call it on the channel's event loop before any application data is read (the handlers are
+    /// then added at once); from elsewhere it hops to the loop.
     public func configure(channel: any Channel) -> EventLoopFuture<Void> {
         let loop = channel.eventLoop
-        return loop.flatSubmit { [self] in
+        if loop.inEventLoop { return configureOnLoop(channel) }
+        return loop.flatSubmit { self.configureOnLoop(channel) }
+    }
+
+    private func configureOnLoop(_ channel: any Channel) -> EventLoopFuture<Void> {
+        let loop = channel.eventLoop
+        return { [self] () -> EventLoopFuture<Void> in
             let remote = Self.describe(channel.remoteAddress)
             let hostUUID: String
             do {
@@ -123,13 +135,22 @@ public final class ReverseTunnelServer: Sendable {
                 return loop.makeFailedFuture(error)
             }
             return loop.makeSucceededVoidFuture()
-        }
+        }()
     }
 
     /// Opens a channel to `service` of the agent `hostUUID`; the channel carries `ByteBuffer`s
     /// (half-close maps to SSH EOF). `handlers` adds the caller's handlers before any data flows.
     public func openChannel(
         to hostUUID: String, service: TunnelService, originator: SocketAddress?,
+        handlers: @escaping @Sendable (any Channel) throws -> Void
+    ) -> EventLoopFuture<any Channel> {
+        open(to: hostUUID, listeningHost: service.rawValue, originator: originator, handlers: handlers)
+    }
+
+    /// Opens a `forwarded-tcpip` channel naming `listeningHost` (tests use it to name what no
+    /// proxy code would: an address).
+    func open(
+        to hostUUID: String, listeningHost: String, listeningPort: Int = 0, originator: SocketAddress?,
         handlers: @escaping @Sendable (any Channel) throws -> Void
     ) -> EventLoopFuture<any Channel> {
         guard let entry = registry.entry(hostUUID) else {
@@ -142,7 +163,7 @@ public final class ReverseTunnelServer: Sendable {
         return loop.flatSubmit {
             guard let from else { return loop.makeFailedFuture(TeleportError.badParameter("no originator address")) }
             let promise = loop.makePromise(of: (any Channel).self)
-            let type = SSHChannelType.forwardedTCPIP(.init(listeningHost: service.rawValue, listeningPort: 0, originatorAddress: from))
+            let type = SSHChannelType.forwardedTCPIP(.init(listeningHost: listeningHost, listeningPort: listeningPort, originatorAddress: from))
             entry.handler.value.createChannel(promise, channelType: type) { child, _ in
                 child.eventLoop.makeCompletedFuture {
                     _ = child.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
@@ -152,7 +173,7 @@ public final class ReverseTunnelServer: Sendable {
             }
             return promise.futureResult.flatMapErrorThrowing { error in
                 if error is TeleportError { throw error }
-                throw TeleportError.connectionProblem("node \(hostUUID) refused a tunnel channel to \(service.rawValue): \(error)")
+                throw TeleportError.connectionProblem("node \(hostUUID) refused a tunnel channel to \(listeningHost.debugDescription): \(error)")
             }
         }
     }
@@ -226,11 +247,12 @@ struct KeepaliveResponder: GlobalRequestDelegate {
 /// Runs `then` once the TLS handshake completed, and removes itself.
 final class HandshakeThen: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
-    let logger: Logger
+    let onFailure: (_ remote: String, _ error: any Error) -> Void
     let then: (any Channel) -> EventLoopFuture<Void>
+    private var failed = false
 
-    init(logger: Logger, then: @escaping (any Channel) -> EventLoopFuture<Void>) {
-        self.logger = logger
+    init(onFailure: @escaping (String, any Error) -> Void, then: @escaping (any Channel) -> EventLoopFuture<Void>) {
+        self.onFailure = onFailure
         self.then = then
     }
 
@@ -245,9 +267,10 @@ final class HandshakeThen: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.info(
-            "reverse tunnel refused: TLS handshake failed: \(error) (a certificate of another cluster, or no host certificate?)",
-            metadata: ["tp.remote": "\(ReverseTunnelServer.describe(context.remoteAddress))"])
+        if !failed {
+            failed = true
+            onFailure(ReverseTunnelServer.describe(context.remoteAddress), error)
+        }
         context.close(promise: nil)
     }
 }

@@ -7,7 +7,8 @@ import Testing
     func backoffBounds(random: Double) {
         var machine = ReconnectMachine(random: { random })
         var now = Duration.zero
-        #expect(machine.start(now: now) == .dial)
+        let first = machine.start(now: now)
+        #expect(first == .dial)
         var bound = Duration.seconds(1)
         for _ in 0..<12 {
             guard case .wait(let wait) = machine.dialFailed(now: now) else {
@@ -17,8 +18,10 @@ import Testing
             #expect(wait >= bound / 2 && wait <= bound)
             #expect(wait <= .seconds(60))
             now += wait
-            #expect(machine.tick(now: now - .milliseconds(1)) != .dial)
-            #expect(machine.tick(now: now) == .dial)
+            let early = machine.tick(now: now - .milliseconds(1))
+            #expect(early != .dial)
+            let due = machine.tick(now: now)
+            #expect(due == .dial)
             bound = min(bound * 2, .seconds(60))
         }
         #expect(machine.backoff == .seconds(60))
@@ -30,8 +33,10 @@ import Testing
         var high = ReconnectMachine(random: { 0.99 })
         _ = low.start(now: .zero)
         _ = high.start(now: .zero)
-        #expect(low.dialFailed(now: .zero) == .wait(.milliseconds(500)))
-        #expect(high.dialFailed(now: .zero) == .wait(.milliseconds(995)))
+        let lowWait = low.dialFailed(now: .zero)
+        let highWait = high.dialFailed(now: .zero)
+        #expect(lowWait == .wait(.milliseconds(500)))
+        #expect(highWait == .wait(.milliseconds(995)))
     }
 
     @Test("a successful connection resets the backoff")
@@ -56,11 +61,16 @@ import Testing
         var machine = ReconnectMachine(settings: settings, random: { 0.5 })
         _ = machine.start(now: .zero)
         machine.connected(now: .zero)
-        #expect(machine.tick(now: .seconds(5)) == .wait(.seconds(5)))
-        #expect(machine.tick(now: .seconds(10)) == .sendKeepalive)
-        #expect(machine.tick(now: .seconds(20)) == .sendKeepalive)
-        #expect(machine.tick(now: .seconds(29)) == .wait(.seconds(1)))
-        #expect(machine.tick(now: .seconds(30)) == .close)
+        let r1 = step(&machine, .seconds(5))
+        #expect(r1 == .wait(.seconds(5)))
+        let r2 = step(&machine, .seconds(10))
+        #expect(r2 == .sendKeepalive)
+        let r3 = step(&machine, .seconds(20))
+        #expect(r3 == .sendKeepalive)
+        let r4 = step(&machine, .seconds(29))
+        #expect(r4 == .wait(.seconds(1)))
+        let r5 = step(&machine, .seconds(30))
+        #expect(r5 == .close)
         guard case .wait = machine.disconnected(now: .seconds(30)) else {
             Issue.record("after closing, the machine waits and redials")
             return
@@ -75,12 +85,17 @@ import Testing
         var machine = ReconnectMachine(settings: settings)
         _ = machine.start(now: .zero)
         machine.connected(now: .zero)
-        #expect(machine.tick(now: .seconds(10)) == .sendKeepalive)
+        let r6 = step(&machine, .seconds(10))
+        #expect(r6 == .sendKeepalive)
         machine.heard(now: .seconds(11))
-        #expect(machine.tick(now: .seconds(20)) == .sendKeepalive)
-        #expect(machine.tick(now: .seconds(30)) == .sendKeepalive)
-        #expect(machine.tick(now: .seconds(40)) != .close)
-        #expect(machine.tick(now: .seconds(41)) == .close)
+        let r7 = step(&machine, .seconds(20))
+        #expect(r7 == .sendKeepalive)
+        let r8 = step(&machine, .seconds(30))
+        #expect(r8 == .sendKeepalive)
+        let r9 = step(&machine, .seconds(40))
+        #expect(r9 != .close)
+        let r10 = step(&machine, .seconds(41))
+        #expect(r10 == .close)
     }
 
     @Test("two proxies behind one address: the agent dials until it holds both, closing duplicates")
@@ -88,12 +103,15 @@ import Testing
         var pool = ProxyPool()
         #expect(pool.wantsAnotherTunnel)
         // The load balancer sends the first dial to proxy A, which lists B.
-        #expect(pool.established(proxy: "A", peers: ["A", "B"]))
+        let r11 = establish(&pool, "A", ["A", "B"])
+        #expect(r11)
         #expect(pool.wantsAnotherTunnel)
         // The next dial lands on A again: a duplicate, closed; still missing B.
-        #expect(!pool.established(proxy: "A", peers: ["A", "B"]))
+        let r12 = establish(&pool, "A", ["A", "B"])
+        #expect(!r12)
         #expect(pool.wantsAnotherTunnel)
-        #expect(pool.established(proxy: "B", peers: ["A", "B"]))
+        let r13 = establish(&pool, "B", ["A", "B"])
+        #expect(r13)
         #expect(!pool.wantsAnotherTunnel)
         #expect(pool.held == ["A", "B"])
         // B restarts: the agent wants a tunnel to it again.
@@ -102,5 +120,13 @@ import Testing
         // B is gone for good (its presence expired): A alone is enough.
         pool.forget(proxy: "B")
         #expect(!pool.wantsAnotherTunnel)
+    }
+
+    private func step(_ machine: inout ReconnectMachine, _ now: Duration) -> ReconnectMachine.Action {
+        machine.tick(now: now)
+    }
+
+    private func establish(_ pool: inout ProxyPool, _ proxy: String, _ peers: [String]) -> Bool {
+        pool.established(proxy: proxy, peers: peers)
     }
 }
