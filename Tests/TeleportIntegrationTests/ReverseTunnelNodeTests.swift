@@ -116,6 +116,8 @@ struct ReverseTunnelNodeTests {
 
             // tsh ssh: exit codes travel back.
             #expect(try await reachable(tsh, within: .seconds(30)), "\(node.log)\n\(cluster.log.suffix(3000))")
+            #expect(cluster.log.contains("reverse tunnel established"), "the proxy saw no tunnel")
+            #expect(!node.log.contains("SSH service is listening"), "a tunnelled node without listen_addr binds no port")
             let exit7 = try await tsh.run(["--insecure", "ssh", "root@tunnelnode", "echo over-the-tunnel; exit 7"])
             #expect(exit7.exitCode == 7 && exit7.stdout == "over-the-tunnel\n", "\(exit7)")
 
