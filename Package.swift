@@ -106,6 +106,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Layer 3: reverse tunnels (the proxy's and the agent's ends) and the one dialer.
+        .target(
+            name: "TeleportTunnel",
+            dependencies: [
+                "TeleportAPI", "TeleportCrypto", "TeleportSSH", "TeleportAuthClient", logging, nioCore, nioPosix, nioSSL, x509, crypto,
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Layer 4: the services. They never import each other.
         .target(
             name: "TeleportAuthServer",
@@ -123,7 +133,7 @@ let package = Package(
             name: "TeleportProxy",
             dependencies: [
                 "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "TeleportWire",
-                logging, nioCore,
+                "TeleportTunnel", logging, nioCore,
                 nioPosix, nioSSL, x509, crypto,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -137,8 +147,8 @@ let package = Package(
         .target(
             name: "TeleportNode",
             dependencies: [
-                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "CTeleportShims", logging, nioCore,
-                nioPosix,
+                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "CTeleportShims",
+                "TeleportTunnel", logging, nioCore, nioPosix, nioSSL,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -149,7 +159,7 @@ let package = Package(
             name: "TeleportDaemon",
             dependencies: [
                 "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportBackendSQLite", "TeleportServices",
-                "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient", "TeleportSSH",
+                "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient", "TeleportSSH", "TeleportTunnel",
                 yams, logging, nioCore, nioPosix, x509,
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -245,6 +255,14 @@ let package = Package(
             name: "TeleportSSHTests",
             dependencies: [
                 "TeleportSSH", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOSSH", package: "swift-nio-ssh"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TeleportTunnelTests",
+            dependencies: [
+                "TeleportTunnel", "TeleportAPI", "TeleportCrypto", "TeleportSSH", nioCore, nioPosix, nioSSL, crypto, x509, logging,
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -253,7 +253,7 @@ public enum NodeCommands {
             let rows: [[String]] = nodes.compactMap { resource in
                 guard case .node(let node) = resource else { return nil }
                 let labels = node.allLabels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-                return [node.spec.hostname, node.name, node.spec.addr, verbose ? labels : String(labels.prefix(60))]
+                return [node.spec.hostname, node.name, node.displayAddress, verbose ? labels : String(labels.prefix(60))]
             }.sorted { $0[0] < $1[0] }
             return TextTable.render(headers: ["Node Name", "Node ID", "Address", "Labels"], rows: rows)
         }

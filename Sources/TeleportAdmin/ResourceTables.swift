@@ -24,7 +24,7 @@ enum ResourceTables {
                 ])
             case .node(let node):
                 let labels = node.allLabels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-                nodes.append([node.spec.hostname, node.name, node.spec.addr, labels])
+                nodes.append([node.spec.hostname, node.name, node.displayAddress, labels])
             case .certAuthority(let ca):
                 let fingerprints = ca.spec.activeKeys.ssh.compactMap { try? SSHPublicKey(authorizedKeyLine: $0.publicKey).fingerprintSHA256 }
                 cas.append([ca.spec.clusterName, ca.spec.type.rawValue, fingerprints.joined(separator: ",")])

@@ -26,13 +26,13 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
     /// `verifyServer: false` is only for fetching public CA certificates before a pin check.
     init(
         host: String, port: Int, identity: ClientIdentity?, trustedCAPEMs: [String], serverName: String, timeout: TimeAmount,
-        verifyServer: Bool = true
+        verifyServer: Bool = true, alpnProtocols: [String] = [AuthClient.alpnProtocol]
     ) throws {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
-        // Through the proxy's web port, this routes the connection to the auth service untouched;
-        // the auth service itself ignores it.
-        tls.applicationProtocols = [AuthClient.alpnProtocol]
+        // Through the proxy's web port, `teleport-auth` routes the connection to the auth service
+        // untouched (the auth service itself ignores it); `http/1.1` asks the proxy's own HTTPS.
+        tls.applicationProtocols = alpnProtocols
         if !verifyServer { tls.certificateVerification = .none }
         do {
             let roots = try trustedCAPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) }

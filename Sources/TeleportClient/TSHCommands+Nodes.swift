@@ -63,7 +63,7 @@ extension TSHCommands {
             }
             let headers = verbose ? ["Node Name", "Node ID", "Address", "Labels"] : ["Node Name", "Address", "Labels"]
             let rows = nodes.map { node in
-                verbose ? [node.spec.hostname, node.name, node.spec.addr, labelText(node)] : [node.spec.hostname, node.spec.addr, labelText(node)]
+                verbose ? [node.spec.hostname, node.name, node.displayAddress, labelText(node)] : [node.spec.hostname, node.displayAddress, labelText(node)]
             }
             return Outcome(output: Table.render(headers: headers, rows: rows))
         }

@@ -23,7 +23,9 @@ enum ListenPreflight {
                 listeners.append(("proxy_service.tunnel_listen_addr", config.file.proxy.tunnelListenAddr, 3024))
             }
         }
-        if config.runNode { listeners.append(("ssh_service.listen_addr", config.file.ssh.listenAddr, 3022)) }
+        // A tunnelled node (proxy_server) without listen_addr binds no port.
+        let tunnelledWithoutListener = config.file.teleport.proxyServer != nil && !config.file.ssh.listenAddrConfigured
+        if config.runNode && !tunnelledWithoutListener { listeners.append(("ssh_service.listen_addr", config.file.ssh.listenAddr, 3022)) }
         if let diag = config.diagAddr { listeners.append(("teleport.diag_addr or --diag-addr", diag, 3000)) }
         return listeners
     }

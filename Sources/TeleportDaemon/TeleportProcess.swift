@@ -16,6 +16,8 @@ import TeleportNode
 import TeleportProxy
 import TeleportServices
 import TeleportSSH
+import TeleportTunnel
+import NIOCore
 
 /// `teleport start`: opens the data directory, starts the enabled services in dependency order
 /// (backend, audit, auth, proxy, node, diagnostics) as one `ServiceGroup`, and stops them
@@ -131,17 +133,38 @@ public enum TeleportProcess {
             let proxyCache = userCertificateCache(client, dataDir: dataDir, role: "proxy", clock: clock, logger: logger)
             webSettings.roles = { names in proxyCache.roles(named: names) }
             webSettings.locks = { await proxyCache.locksInForce() }
+            let clusterName = try clusterName(of: identity)
+            // Reverse tunnels: nodes behind NAT dial in with their host certificate (mTLS).
+            var tunnelConfiguration = ReverseTunnelServer.Configuration(
+                clusterName: clusterName,
+                tlsContext: try ReverseTunnelServer.serverTLSContext(
+                    certificatePEM: identity.certificatePEM, keyPEM: identity.keyPEM, trustedCAPEMs: identity.trustedCAPEMs))
+            tunnelConfiguration.admit = { hostUUID in
+                await proxyCache.locksInForce().first { $0.spec.target.node == hostUUID }?.refusal
+            }
+            let tunnelServer = ReverseTunnelServer(configuration: tunnelConfiguration, logger: logger.with("proxy:tunnel"))
+            let dialer = NodeDialer(tunnels: tunnelServer)
+            webSettings.dialer = dialer
+            // One port: agents' tunnels also arrive on the web port (ALPN teleport-reversetunnel);
+            // the separate tunnel listener binds unless the web port is the only one.
+            webSettings.route(
+                TunnelTLS.alpnProtocol,
+                to: .terminate(tunnelConfiguration.tlsContext, { channel in tunnelServer.adoptAfterHandshake(channel: channel) }))
+            let tunnelListen = try tunnelListener(config)
+            services.append(
+                ProxyTunnelService(
+                    server: tunnelServer, listen: tunnelListen, auth: client, locks: { await proxyCache.locksInForce() },
+                    logger: logger.with("proxy:tunnel")))
             services.append(
                 ProxyWebServer(
                     auth: client, host: web.host, port: web.port, certificatePEM: pair.certificatePEM, keyPEM: pair.keyPEM,
                     settings: webSettings, logger: logger.with("proxy"), onListening: { readiness.markReady("proxy") }))
             let sshAddress = try HostPort.parse(config.file.proxy.listenAddr, defaultPort: 3023, key: "proxy_service.listen_addr")
-            let clusterName = try clusterName(of: identity)
             var proxySSH = ProxySSHService(
                 host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys),
                 cache: proxyCache,
                 auth: client, clusterName: clusterName,
-                audit: proxyAudit, logger: logger.with("proxy:ssh"))
+                audit: proxyAudit, dialer: dialer, logger: logger.with("proxy:ssh"))
             proxySSH.limiter = ConnectionLimits.limiter(config, service: "proxy", metrics: registry, logger: logger.with("proxy:ssh"))
             services.append(proxySSH)
         }
@@ -154,11 +177,15 @@ public enum TeleportProcess {
             let client = try AuthClient(address: authAddress, identity: identity)
             let sshAddress = try HostPort.parse(config.file.ssh.listenAddr, defaultPort: 3022, key: "ssh_service.listen_addr")
             let advertised = config.advertiseIP ?? (sshAddress.host == "0.0.0.0" ? "127.0.0.1" : sshAddress.host)
+            let clusterName = try clusterName(of: identity)
+            // Tunnelled: `proxy_server` is set, or the auth address answers as a proxy.
+            let tunnelProxy = config.runAuth ? nil : await tunnelProxyAddress(config, authAddress: authAddress, logger: logger)
+            let listens = tunnelProxy == nil || config.file.ssh.listenAddrConfigured
             var node = ServerNode(
-                uuid: hostUUID, hostname: config.nodeName, addr: "\(advertised):\(sshAddress.port)", labels: config.file.ssh.labels)
+                uuid: hostUUID, hostname: config.nodeName, addr: listens ? "\(advertised):\(sshAddress.port)" : "", labels: config.file.ssh.labels)
             node.spec.version = TeleportVersion.version
             node.spec.hostKeyFingerprint = try SSHHostKey.loadOrCreate(keys: keys).publicKey.fingerprintSHA256
-            let clusterName = try clusterName(of: identity)
+            if tunnelProxy != nil { node.spec.useTunnel = true }
             // The cluster's session_recording and audit_failure: this process's own settings, or the
             // auth service's (when it cannot be asked: record, and fail closed).
             let cluster = config.runAuth ? nil : await clusterSettings(client)
@@ -188,7 +215,10 @@ public enum TeleportProcess {
                 audit: nodeAudit,
                 recordings: recording == "off" ? nil : dataDir.recordingUploads, auth: client, access: access,
                 logger: logger.with("node:ssh")
-            ).stopping(nodeStop)
+            ).stopping(nodeStop).tunnelled(
+                to: try tunnelProxy.map { proxy in
+                    try nodeTunnelTarget(proxy: proxy, identity: identity, hostUUID: hostUUID, clusterName: clusterName, logger: logger)
+                }, listen: listens)
             nodeSSH.limiter = ConnectionLimits.limiter(config, service: "node", metrics: registry, logger: logger.with("node:ssh"))
             services.append(nodeSSH)
             services.append(
@@ -208,6 +238,45 @@ public enum TeleportProcess {
         }
         services.append(ReadinessLogger(readiness: readiness, logger: logger, roles: config.roleNames, dataDir: config.dataDir.path))
 
+    }
+
+    /// `proxy_service.tunnel_listen_addr` when it is set and differs from the web address (the
+    /// same address means the web port's router serves tunnels); nil binds no tunnel listener.
+    static func tunnelListener(_ config: DaemonConfig) throws -> (host: String, port: Int)? {
+        guard !config.file.proxy.multiplexed else { return nil }
+        return try HostPort.parse(config.file.proxy.tunnelListenAddr, defaultPort: 3024, key: "proxy_service.tunnel_listen_addr")
+    }
+
+    /// The proxy web address a node keeps its tunnel through: `teleport.proxy_server`, or the
+    /// auth address when it answers `/webapi/ping` as a proxy; nil for a directly dialled node.
+    static func tunnelProxyAddress(_ config: DaemonConfig, authAddress: String, logger: Logger) async -> String? {
+        if let proxy = config.file.teleport.proxyServer { return proxy }
+        guard (try? await ProxyPing.fetch(address: authAddress, timeout: .seconds(2))) != nil else { return nil }
+        logger.info("the auth server address is a proxy: this node keeps a reverse tunnel to it", metadata: ["tp.proxy": "\(authAddress)"])
+        return authAddress
+    }
+
+    /// Where and how the node's reverse tunnel dials: the address comes from the proxy's ping
+    /// (`proxy.tunnel_public_addr`, else the proxy host with port 3024), asked before each dial.
+    static func nodeTunnelTarget(
+        proxy: String, identity: ClientIdentity, hostUUID: String, clusterName: String, logger: Logger
+    ) throws -> NodeSSHService.TunnelTarget {
+        let web = try HostPort.parse(proxy, defaultPort: 3080, key: "teleport.proxy_server")
+        var target = NodeSSHService.TunnelTarget(
+            hostUUID: hostUUID, clusterName: clusterName, proxyHost: web.host, proxyPort: 3024,
+            tlsContext: try TunnelTLS.clientTLSContext(
+                certificatePEM: identity.certificatePEM, keyPEM: identity.keyPEM, trustedCAPEMs: identity.trustedCAPEMs))
+        target.resolve = {
+            let answer = try await ProxyPing.fetch(address: proxy)
+            guard answer.clusterName == clusterName else {
+                throw TeleportError.badParameter(
+                    "the proxy at \(proxy) serves cluster \(answer.clusterName), not \(clusterName); check teleport.proxy_server")
+            }
+            guard let advertised = answer.tunnelPublicAddr else { return (web.host, 3024) }
+            let parsed = try HostPort.parse(advertised, defaultPort: 3024, key: "proxy.tunnel_public_addr")
+            return (parsed.host, parsed.port)
+        }
+        return target
     }
 
     /// The auth service's ping (its cluster-wide settings), asked for at most 3 seconds.

@@ -3,11 +3,14 @@ public import Logging
 import NIOCore
 import NIOPosix
 import NIOSSH
+public import NIOSSL
 public import ServiceLifecycle
 public import TeleportAPI
 public import TeleportCrypto
 public import TeleportSSH
 import TeleportEvents
+public import TeleportTunnel
+import Synchronization
 public import TeleportAuthClient
 
 /// The node's SSH server (`ssh_service`, port 3022): certificate-bound key authentication, login
@@ -25,6 +28,44 @@ public struct NodeSSHService: Service, CustomStringConvertible {
     public var limiter: ConnectionLimiter?
     /// When fired (the node's identity was removed), the SSH service stops listening.
     var stop: NodeStop?
+    /// Whether the service binds `host:port` (a tunnelled node without `listen_addr` does not).
+    var listen = true
+    /// The reverse tunnel that brings this node's connections from the proxy, if any.
+    var tunnel: TunnelTarget?
+
+    /// Where a tunnelled node keeps its reverse tunnel.
+    public struct TunnelTarget: Sendable {
+        /// This host's UUID.
+        public var hostUUID: String
+        /// The cluster name.
+        public var clusterName: String
+        /// The proxy's tunnel address.
+        public var proxyHost: String
+        /// The proxy's tunnel port.
+        public var proxyPort: Int
+        /// The node identity's mTLS context (``TunnelTLS/clientTLSContext(certificatePEM:keyPEM:trustedCAPEMs:)``).
+        public var tlsContext: NIOSSLContext
+        /// Finds the tunnel address before each dial (proxy discovery); nil uses the fixed one.
+        public var resolve: (@Sendable () async throws -> (host: String, port: Int))?
+
+        /// Creates the target.
+        public init(hostUUID: String, clusterName: String, proxyHost: String, proxyPort: Int, tlsContext: NIOSSLContext) {
+            self.hostUUID = hostUUID
+            self.clusterName = clusterName
+            self.proxyHost = proxyHost
+            self.proxyPort = proxyPort
+            self.tlsContext = tlsContext
+        }
+    }
+
+    /// A copy that keeps a reverse tunnel to `target`; `listen` false binds no port (the node is
+    /// reached through the tunnel only).
+    public func tunnelled(to target: TunnelTarget?, listen: Bool) -> NodeSSHService {
+        var copy = self
+        copy.tunnel = target
+        copy.listen = listen
+        return copy
+    }
 
     /// A copy that stops listening when `stop` fires (the rest of the process keeps running).
     public func stopping(_ stop: NodeStop) -> NodeSSHService {
@@ -101,9 +142,36 @@ public struct NodeSSHService: Service, CustomStringConvertible {
     }
 
     public func run() async throws {
+        let agentTask = Mutex<Task<Void, Never>?>(nil)
+        let tunnel = self.tunnel
+        let tunnelLogger = {
+            var copy = self.logger
+            copy[metadataKey: "tp.component"] = "node:tunnel"
+            return copy
+        }()
         try await SSHServer.serve(
-            host: host, port: port, configuration: configuration(), cache: cache, logger: logger, what: "SSH service",
-            onListening: onListening, shutdown: { [stop] in await NodeStop.untilShutdown(or: stop) })
+            host: host, port: port, configuration: configuration(), cache: cache, logger: logger, what: "SSH service", listen: listen,
+            onStarted: { server in
+                guard let tunnel else { return }
+                let connections = server.connections
+                let agent = ReverseTunnelAgent(
+                    configuration: .init(
+                        hostUUID: tunnel.hostUUID, clusterName: tunnel.clusterName, proxyHost: tunnel.proxyHost, proxyPort: tunnel.proxyPort,
+                        tlsContext: tunnel.tlsContext,
+                        services: [
+                            .nodeSSH: { channel, originator in
+                                connections.configure(channel: channel, remoteAddress: originator, localAddress: nil)
+                            }
+                        ]
+                    ).resolving(tunnel.resolve),
+                    logger: tunnelLogger)
+                agentTask.withLock { $0 = Task { await agent.run() } }
+            },
+            onListening: onListening,
+            shutdown: { [stop] in
+                await NodeStop.untilShutdown(or: stop)
+                agentTask.withLock { $0?.cancel() }
+            })
         if stop?.fired == true {
             logger.error("the node's SSH service stopped listening: this host's node identity was removed from the cluster")
             // Returning would end the whole service group: wait for the process's own shutdown.

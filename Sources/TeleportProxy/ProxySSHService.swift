@@ -8,6 +8,7 @@ public import TeleportAPI
 public import TeleportAuthClient
 public import TeleportCrypto
 public import TeleportSSH
+public import TeleportTunnel
 
 /// The proxy's SSH listener (`proxy_service.listen_addr`, 3023). Users authenticate as on a node;
 /// then a `proxy:HOST:PORT[@CLUSTER]` subsystem (the seed's OpenSSH `ProxyCommand`) or a
@@ -24,14 +25,18 @@ public struct ProxySSHService: Service, CustomStringConvertible {
     let onListening: @Sendable (Int) async -> Void
     /// `teleport.connection_limits` of this listener (nil: no limits).
     public var limiter: ConnectionLimiter?
+    /// How nodes are reached: direct TCP, or their reverse tunnel.
+    let dialer: any AgentDialer
 
     public var description: String { "ProxySSHService(\(host):\(port))" }
 
     /// Creates the service.
     public init(
         host: String, port: Int, hostKey: OpenSSHPrivateKey, cache: UserCertificateCache, auth: AuthClient, clusterName: String,
-        audit: SSHAudit? = nil, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        audit: SSHAudit? = nil, dialer: any AgentDialer = NodeDialer(tunnels: nil), logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
+        self.dialer = dialer
         self.audit = audit
         self.host = host
         self.port = port
@@ -52,6 +57,7 @@ public struct ProxySSHService: Service, CustomStringConvertible {
         let logger = self.logger
         let resolver = self.resolver
         let audit = self.audit
+        let dialer = self.dialer
         var configuration = SSHServer.Configuration(
             hostKey: hostKey, authorizer: cache,
             onAuthRefused: SSHServer.logRefusal(logger, "SSH login to the proxy"),
@@ -60,7 +66,7 @@ public struct ProxySSHService: Service, CustomStringConvertible {
                 case .session:
                     return channel.eventLoop.submit {
                         try channel.pipeline.syncOperations.addHandler(
-                            ProxySubsystemHandler(resolver: resolver, user: user, connection: connection, audit: audit, logger: logger))
+                            ProxySubsystemHandler(resolver: resolver, dialer: dialer, user: user, connection: connection, audit: audit, logger: logger))
                     }
                 case .directTCPIP(let target):
                     let promise = channel.eventLoop.makePromise(of: Void.self)
@@ -68,8 +74,7 @@ public struct ProxySSHService: Service, CustomStringConvertible {
                     promise.completeWithTask {
                         let node = try await resolver.resolve(try ProxyTarget.direct(host: target.targetHost, port: target.targetPort))
                         logger.info("forwarding to node", metadata: ["tp.user": "\(user.username)", "tp.node": "\(node.name)"])
-                        let address = try HostPort.parse(node.spec.addr, defaultPort: 3022, key: "node addr")
-                        try await ChannelBridge.connect(channel, toHost: address.host, port: address.port).get()
+                        try await dialer.bridge(channel, to: node, originator: connection.remoteAddress).get()
                     }
                     return promise.futureResult.flatMapErrorThrowing { error in
                         logger.info("refused a proxy request: \((error as? TeleportError)?.message ?? "\(error)")", metadata: ["tp.user": "\(user.username)"])
@@ -150,6 +155,7 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
     typealias OutboundOut = SSHChannelData
 
     let resolver: NodeResolver
+    let dialer: any AgentDialer
     let user: SSHAuthenticatedUser
     let connection: SSHConnectionInfo
     let audit: SSHAudit?
@@ -162,8 +168,9 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     enum State { case waiting, connecting, connected }
 
-    init(resolver: NodeResolver, user: SSHAuthenticatedUser, connection: SSHConnectionInfo, audit: SSHAudit?, logger: Logger) {
+    init(resolver: NodeResolver, dialer: any AgentDialer, user: SSHAuthenticatedUser, connection: SSHConnectionInfo, audit: SSHAudit?, logger: Logger) {
         self.resolver = resolver
+        self.dialer = dialer
         self.user = user
         self.connection = connection
         self.audit = audit
@@ -207,13 +214,8 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
         let tcpBound = NIOLoopBound(tcpSide, eventLoop: loop)
         promise.futureResult.flatMap { node -> EventLoopFuture<any Channel> in
             self.logger.info("proxying to node", metadata: ["tp.user": "\(self.user.username)", "tp.node": "\(node.name)"])
-            let address: (host: String, port: Int)
-            do {
-                address = try HostPort.parse(node.spec.addr, defaultPort: 3022, key: "node addr")
-            } catch {
-                return loop.makeFailedFuture(error)
-            }
-            return GlueHandler.connect(host: address.host, port: address.port, on: loop, with: tcpBound.value)
+            return self.dialer.dial(node, service: .nodeSSH, originator: self.connection.remoteAddress, on: loop, with: tcpBound.value)
+                .hop(to: loop)
         }.whenComplete { result in
             let context = loopContext.value
             switch result {

@@ -8,6 +8,7 @@ import NIOTLS
 import TeleportAPI
 import TeleportCrypto
 import TeleportSSH
+import TeleportTunnel
 import X509
 
 /// `tsh proxy ssh` over TLS on the web port: a client that negotiates the ALPN protocol
@@ -44,15 +45,17 @@ struct TunnelingChildChannel<Base: ServerChildChannel>: ServerChildChannel {
 /// Checks the caller and connects to the node.
 struct TunnelOpener: Sendable {
     let resolver: NodeResolver
+    /// How nodes are reached: direct TCP, or their reverse tunnel.
+    var dialer: any AgentDialer = NodeDialer(tunnels: nil)
     let clusterName: String
     let audit: SSHAudit?
     /// How long a tunnel client has to send its request line after the TLS handshake.
     let requestLineTimeout: TimeAmount
 
-    /// The address of the node `line` names, for the user of `certificate`.
+    /// The node `line` names, for the user of `certificate`.
     func resolve(
         line: String, certificate: NIOSSLCertificate?, remote: SocketAddress?, local: SocketAddress?, logger: Logger
-    ) async throws -> (host: String, port: Int) {
+    ) async throws -> ServerNode {
         guard let certificate else {
             throw TeleportError.accessDenied("a user certificate is required: run tsh login")
         }
@@ -68,9 +71,8 @@ struct TunnelOpener: Sendable {
             audit?.portForward(remote: remote, local: local, user: identity.username, login: "", target: line, error: error)
             throw error
         }
-        let address = try HostPort.parse(node.spec.addr, defaultPort: 3022, key: "node addr")
         logger.info("proxying to node over TLS", metadata: ["tp.user": "\(identity.username)", "tp.node": "\(node.name)"])
-        return address
+        return node
     }
 }
 
@@ -141,7 +143,7 @@ final class TunnelSwitchHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         let logger = self.logger
         let loop = context.eventLoop
         let bound = NIOLoopBound(context, eventLoop: loop)
-        let promise = loop.makePromise(of: (host: String, port: Int).self)
+        let promise = loop.makePromise(of: ServerNode.self)
         let remote = context.channel.remoteAddress
         let local = context.channel.localAddress
         context.channel.nioSSL_peerCertificate().whenComplete { certificate in
@@ -152,8 +154,8 @@ final class TunnelSwitchHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         }
         let (tlsSide, tcpSide) = GlueHandler.matchedPair()
         let tcpBound = NIOLoopBound(tcpSide, eventLoop: loop)
-        promise.futureResult.flatMap { address in
-            GlueHandler.connect(host: address.host, port: address.port, on: loop, with: tcpBound.value)
+        promise.futureResult.flatMap { node in
+            opener.dialer.dial(node, service: .nodeSSH, originator: remote, on: loop, with: tcpBound.value).hop(to: loop)
         }.whenComplete { result in
             let context = bound.value
             switch result {

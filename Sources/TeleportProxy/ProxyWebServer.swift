@@ -10,6 +10,7 @@ public import ServiceLifecycle
 public import TeleportAPI
 public import TeleportAuthClient
 public import TeleportSSH
+public import TeleportTunnel
 
 /// The proxy's HTTPS listener (`proxy_service.web_listen_addr`, 3080): the entry point for `tsh`
 /// and browsers. Serves `/webapi/ping`, `tsh login`'s `POST /webapi/ssh/certs`, and the signup and
@@ -30,8 +31,8 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         /// `GET /webapi/locks/mine` answers a refused user's own locks from them.
         public var locks: @Sendable () async -> [Lock] = { [] }
         /// The web port's routes by ALPN protocol (see ``ALPNRouterChannel``): `teleport-auth` to the
-        /// auth service; reverse tunnels, databases and Kubernetes register theirs. Protocols with
-        /// no route are HTTPS (and `tsh proxy ssh`).
+        /// auth service, `teleport-reversetunnel` to the reverse tunnel server; databases and
+        /// Kubernetes register theirs. Protocols with no route are HTTPS (and `tsh proxy ssh`).
         public var alpnRoutes: [String: ALPNRoute] = [:]
         /// Whether reverse tunnels share the web port (`tunnel_listen_addr` equal to
         /// `web_listen_addr`, or `proxy_listener_mode: multiplex`); `/webapi/ping` reports it
@@ -40,6 +41,8 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         /// The address agents dial for their reverse tunnel (`/webapi/ping`'s
         /// `proxy.tunnel_public_addr`): the web address when ``multiplexed``.
         public var tunnelPublicAddr = ""
+        /// How the TLS tunnel (`tsh proxy ssh`) reaches nodes: direct TCP or their reverse tunnel.
+        public var dialer: any AgentDialer = NodeDialer(tunnels: nil)
         /// Creates settings.
         public init(authType: String, secondFactor: String, publicAddr: String, sshListenAddr: String) {
             self.authType = authType
@@ -115,7 +118,7 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         }
         let onListening = self.onListening
         let opener = TunnelOpener(
-            resolver: NodeResolver(auth: auth, clusterName: clusterName), clusterName: clusterName, audit: settings.audit,
+            resolver: NodeResolver(auth: auth, clusterName: clusterName), dialer: settings.dialer, clusterName: clusterName, audit: settings.audit,
             requestLineTimeout: TimeAmount(idleTimeout))
         let webContext: NIOSSLContext
         do {

@@ -1,6 +1,7 @@
 public import NIOCore
 public import NIOSSH
 import NIOPosix
+import Synchronization
 
 /// Turns an SSH child channel into a byte stream: inbound ``SSHChannelData`` of the main data
 /// type becomes `ByteBuffer` (extended data such as stderr is dropped: a byte stream has none),
@@ -30,8 +31,10 @@ public final class SSHChannelDataCodec: ChannelDuplexHandler {
 /// and a side stops reading while its partner cannot take more. When one side closes, or half-closes
 /// its input, the other side's output is closed (half-closed where the channel allows it).
 ///
-/// Add one instance to each channel with ``GlueHandler/matchedPair()``.
-public final class GlueHandler: ChannelDuplexHandler {
+/// Add one instance to each channel with ``GlueHandler/matchedPair()``. The two channels may live
+/// on different event loops (a user's connection and an agent's reverse tunnel): every call to the
+/// partner runs on the partner's loop, in order.
+public final class GlueHandler: ChannelDuplexHandler, @unchecked Sendable {
     public typealias InboundIn = NIOAny
     public typealias OutboundIn = NIOAny
     public typealias OutboundOut = NIOAny
@@ -39,6 +42,19 @@ public final class GlueHandler: ChannelDuplexHandler {
     private var partner: GlueHandler?
     private var context: ChannelHandlerContext?
     private var pendingRead = false
+    /// This handler's loop (set when added) and its channel's writability, read by the partner.
+    private let shared = Mutex<(loop: (any EventLoop)?, writable: Bool)>((nil, false))
+
+    /// Runs `body` on this handler's loop: at once when already there, else queued (in order).
+    private func onLoop(_ body: @escaping () -> Void) {
+        guard let loop = shared.withLock({ $0.loop }) else { return }
+        if loop.inEventLoop {
+            body()
+        } else {
+            let transfer = UncheckedBox(body)
+            loop.execute { transfer.value() }
+        }
+    }
 
     private init() {}
 
@@ -53,8 +69,10 @@ public final class GlueHandler: ChannelDuplexHandler {
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        let writable = context.channel.isWritable
+        shared.withLock { $0 = (context.eventLoop, writable) }
         // The partner may have held back a read while this side was not there yet.
-        if context.channel.isWritable { partner?.partnerBecameWritable() }
+        if writable, let partner { partner.onLoop { partner.partnerBecameWritable() } }
     }
 
     /// Connects to `host:port` on `loop` with `handler` in the new channel's pipeline from the
@@ -75,23 +93,28 @@ public final class GlueHandler: ChannelDuplexHandler {
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         self.partner = nil
+        shared.withLock { $0.writable = false }
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        partner?.partnerWrite(data)
+        guard let partner else { return }
+        let transfer = UncheckedBox(data)
+        partner.onLoop { partner.partnerWrite(transfer.value) }
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
-        partner?.partnerFlush()
+        guard let partner else { return }
+        partner.onLoop { partner.partnerFlush() }
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        partner?.partnerCloseFull()
+        guard let partner else { return }
+        partner.onLoop { partner.partnerCloseFull() }
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, case .inputClosed = event {
-            partner?.partnerWriteEOF()
+        if let event = event as? ChannelEvent, case .inputClosed = event, let partner {
+            partner.onLoop { partner.partnerWriteEOF() }
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -101,7 +124,9 @@ public final class GlueHandler: ChannelDuplexHandler {
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { partner?.partnerBecameWritable() }
+        let writable = context.channel.isWritable
+        shared.withLock { $0.writable = writable }
+        if writable, let partner { partner.onLoop { partner.partnerBecameWritable() } }
     }
 
     public func read(context: ChannelHandlerContext) {
@@ -112,7 +137,7 @@ public final class GlueHandler: ChannelDuplexHandler {
         }
     }
 
-    private var partnerWritable: Bool { context?.channel.isWritable ?? false }
+    private var partnerWritable: Bool { shared.withLock { $0.writable } }
 
     private func partnerWrite(_ data: NIOAny) {
         context?.write(data, promise: nil)
@@ -139,4 +164,11 @@ public final class GlueHandler: ChannelDuplexHandler {
             context?.read()
         }
     }
+}
+
+/// Carries a non-Sendable value to another event loop where the code guarantees ordered,
+/// single-loop use (the glue's partner calls).
+struct UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

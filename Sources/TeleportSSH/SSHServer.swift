@@ -49,26 +49,27 @@ public final class SSHServer: Sendable {
         }
     }
 
-    /// The listening channel.
-    public let channel: any Channel
-    /// The bound port (useful when asked for port 0).
-    public var port: Int { channel.localAddress?.port ?? 0 }
+    /// The listening channel (nil for a server that only serves connections handed to it, e.g.
+    /// a node reached only through its reverse tunnel).
+    public let channel: (any Channel)?
+    /// The bound port (useful when asked for port 0; 0 without a listener).
+    public var port: Int { channel?.localAddress?.port ?? 0 }
+    /// Sets up each connection's pipeline, whether it came from the listener or a tunnel.
+    public let connections: SSHConnectionSetup
 
     /// The authenticated connections (to close those a new lock stops).
-    let active: AuthenticatedConnections
+    var active: AuthenticatedConnections { connections.active }
 
-    private init(channel: any Channel, active: AuthenticatedConnections) {
+    private init(channel: (any Channel)?, connections: SSHConnectionSetup) {
         self.channel = channel
-        self.active = active
+        self.connections = connections
     }
 
     /// Binds `host:port` and starts accepting connections.
     public static func start(
         host: String, port: Int, configuration: Configuration, group: any EventLoopGroup, logger: Logger
     ) async throws -> SSHServer {
-        let hostKey = SSHKeyBridge.nioPrivateKey(configuration.hostKey)
-        let pending = UnauthenticatedCounter(limit: configuration.maxUnauthenticated)
-        let active = AuthenticatedConnections()
+        let setup = SSHConnectionSetup(configuration: configuration, logger: logger)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -77,87 +78,126 @@ public final class SSHServer: Sendable {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 guard ConnectionLimiter.admits(channel, configuration) else { return channel.close() }
-                guard pending.enter() else {
-                    logger.warning("too many unauthenticated SSH connections; refusing one", metadata: ["tp.remote": "\(channel.remoteAddress.map { "\($0)" } ?? "-")"])
-                    return channel.close()
-                }
-                let connection = SSHConnectionInfo(remoteAddress: channel.remoteAddress, localAddress: channel.localAddress)
-                configuration.audit?.connectionOpened(closed: channel.closeFuture)
-                let grace = channel.eventLoop.scheduleTask(in: configuration.loginGraceTime) {
-                    logger.debug("SSH client did not authenticate in time", metadata: ["tp.remote": "\(connection.remoteAddress.map { "\($0)" } ?? "-")"])
-                    channel.close(promise: nil)
-                }
-                let slot = pending.slot()
-                let id = ObjectIdentifier(channel)
-                let expiry = NIOLoopBoundBox<Scheduled<Void>?>(nil, eventLoop: channel.eventLoop)
-                connection.onAuthenticated = {
-                    grace.cancel()
-                    slot.release()
-                    if let user = connection.user {
-                        active.add(id, user: user, channel: channel, connection: connection)
-                        configuration.audit?.accepted(connection, user)
-                    }
-                    // A connection lives no longer than the certificate that let it in (as
-                    // Teleport's disconnect_expired_cert): every session on it ends then.
-                    if let user = connection.user, user.checked.validBefore != SSHCertificate.forever {
-                        let remaining = max(0, user.checked.validBefore.timeIntervalSinceNow)
-                        expiry.value = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(remaining * 1000))) {
-                            logger.info(
-                                "closing an SSH connection: the user's certificate expired",
-                                metadata: ["tp.user": "\(user.username)", "tp.login": "\(user.login)"])
-                            channel.close(promise: nil)
-                        }
-                    }
-                }
-                let uncheckable = UncheckableOffers(loop: channel.eventLoop)
-                IdleMemoryTrim.shared.opened()  // the last close returns freed memory to the system
-                channel.closeFuture.whenComplete { _ in
-                    IdleMemoryTrim.shared.closed()
-                    let remote = ConnectionErrorHandler.describe(connection.remoteAddress)
-                    if connection.user == nil, let explained = uncheckable.explanation(remote: remote) {
-                        logger.warning("\(explained)", metadata: ["tp.remote": "\(remote)"])
-                    }
-                    grace.cancel()
-                    slot.release()
-                    expiry.value?.cancel()
-                    active.remove(id)
-                    // The callback holds the connection and the channel: break the cycle, or every
-                    // closed connection's channel stays in memory.
-                    connection.onAuthenticated = nil
-                }
-                let delegate = CertificateBoundKeyDelegate(
-                    authorizer: configuration.authorizer, connection: connection,
-                    onRefused: { login, key, error in
-                        configuration.onAuthRefused(connection, login, key, error)
-                        configuration.audit?.refused(connection, login: login, key: key, error: error)
-                    }, uncheckable: uncheckable)
-                var serverConfig = SSHServerConfiguration(
-                    hostKeys: [hostKey], userAuthDelegate: delegate, globalRequestDelegate: configuration.globalRequests(connection))
-                serverConfig.maxAuthAttempts = 6
-                // Any direct-tcpip originator, not only IP literals (see OriginatorRewriting).
-                serverConfig.transportProtectionSchemes = OriginatorRewriting.serverSchemes
-                let ssh = NIOSSHHandler(
-                    role: .server(serverConfig), allocator: channel.allocator,
-                    inboundChildChannelInitializer: { child, type in
-                        guard let user = connection.user else {
-                            return child.eventLoop.makeFailedFuture(TeleportError.accessDenied("not authenticated"))
-                        }
-                        return configuration.channelInitializer(child, type, connection, user)
-                    })
-                do {
-                    try channel.pipeline.syncOperations.addHandlers([ssh, ConnectionErrorHandler(logger: logger, connection: connection)])
-                    return channel.eventLoop.makeSucceededVoidFuture()
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
+                return setup.configure(channel: channel, remoteAddress: channel.remoteAddress, localAddress: channel.localAddress)
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()
-        return SSHServer(channel: channel, active: active)
+        return SSHServer(channel: channel, connections: setup)
+    }
+
+    /// A server without a listener: connections reach it only through
+    /// ``SSHConnectionSetup/configure(channel:remoteAddress:localAddress:)``.
+    public static func unlistened(configuration: Configuration, logger: Logger) -> SSHServer {
+        SSHServer(channel: nil, connections: SSHConnectionSetup(configuration: configuration, logger: logger))
     }
 
     /// Stops listening (established connections continue until they end).
     public func close() async {
-        try? await channel.close()
+        try? await channel?.close()
+    }
+}
+
+/// The per-connection pipeline of an SSH server: the `NIOSSHHandler` (server role) with the
+/// certificate-bound key delegate, the login grace timer, the bound on unauthenticated
+/// connections, the certificate-expiry cut, close-on-FIN and the audit. It works on any channel
+/// of `ByteBuffer`s: an accepted TCP connection, or a reverse-tunnel channel with a codec, whose
+/// remote address is the originator the proxy named.
+public final class SSHConnectionSetup: Sendable {
+    let configuration: SSHServer.Configuration
+    let logger: Logger
+    let hostKey: NIOSSHPrivateKey
+    let pending: UnauthenticatedCounter
+    let active = AuthenticatedConnections()
+
+    /// Creates the setup for a server's connections.
+    public init(configuration: SSHServer.Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.hostKey = SSHKeyBridge.nioPrivateKey(configuration.hostKey)
+        self.pending = UnauthenticatedCounter(limit: configuration.maxUnauthenticated)
+    }
+
+    /// Adds the SSH server pipeline to `channel` (call it on the channel's event loop);
+    /// `remoteAddress` is the client's address as logged, audited and checked against
+    /// `source-address`.
+    public func configure(channel: any Channel, remoteAddress: SocketAddress?, localAddress: SocketAddress?) -> EventLoopFuture<Void> {
+        let configuration = self.configuration
+        let logger = self.logger
+        let pending = self.pending
+        let active = self.active
+        let hostKey = self.hostKey
+        guard pending.enter() else {
+            logger.warning("too many unauthenticated SSH connections; refusing one", metadata: ["tp.remote": "\(remoteAddress.map { "\($0)" } ?? "-")"])
+            return channel.close()
+        }
+        let connection = SSHConnectionInfo(remoteAddress: remoteAddress, localAddress: localAddress)
+        configuration.audit?.connectionOpened(closed: channel.closeFuture)
+        let grace = channel.eventLoop.scheduleTask(in: configuration.loginGraceTime) {
+            logger.debug("SSH client did not authenticate in time", metadata: ["tp.remote": "\(connection.remoteAddress.map { "\($0)" } ?? "-")"])
+            channel.close(promise: nil)
+        }
+        let slot = pending.slot()
+        let id = ObjectIdentifier(channel)
+        let expiry = NIOLoopBoundBox<Scheduled<Void>?>(nil, eventLoop: channel.eventLoop)
+        connection.onAuthenticated = {
+            grace.cancel()
+            slot.release()
+            if let user = connection.user {
+                active.add(id, user: user, channel: channel, connection: connection)
+                configuration.audit?.accepted(connection, user)
+            }
+            // A connection lives no longer than the certificate that let it in (as
+            // Teleport's disconnect_expired_cert): every session on it ends then.
+            if let user = connection.user, user.checked.validBefore != SSHCertificate.forever {
+                let remaining = max(0, user.checked.validBefore.timeIntervalSinceNow)
+                expiry.value = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(remaining * 1000))) {
+                    logger.info(
+                        "closing an SSH connection: the user's certificate expired",
+                        metadata: ["tp.user": "\(user.username)", "tp.login": "\(user.login)"])
+                    channel.close(promise: nil)
+                }
+            }
+        }
+        let uncheckable = UncheckableOffers(loop: channel.eventLoop)
+        IdleMemoryTrim.shared.opened()  // the last close returns freed memory to the system
+        channel.closeFuture.whenComplete { _ in
+            IdleMemoryTrim.shared.closed()
+            let remote = ConnectionErrorHandler.describe(connection.remoteAddress)
+            if connection.user == nil, let explained = uncheckable.explanation(remote: remote) {
+                logger.warning("\(explained)", metadata: ["tp.remote": "\(remote)"])
+            }
+            grace.cancel()
+            slot.release()
+            expiry.value?.cancel()
+            active.remove(id)
+            // The callback holds the connection and the channel: break the cycle, or every
+            // closed connection's channel stays in memory.
+            connection.onAuthenticated = nil
+        }
+        let delegate = CertificateBoundKeyDelegate(
+            authorizer: configuration.authorizer, connection: connection,
+            onRefused: { login, key, error in
+                configuration.onAuthRefused(connection, login, key, error)
+                configuration.audit?.refused(connection, login: login, key: key, error: error)
+            }, uncheckable: uncheckable)
+        var serverConfig = SSHServerConfiguration(
+            hostKeys: [hostKey], userAuthDelegate: delegate, globalRequestDelegate: configuration.globalRequests(connection))
+        serverConfig.maxAuthAttempts = 6
+        // Any direct-tcpip originator, not only IP literals (see OriginatorRewriting).
+        serverConfig.transportProtectionSchemes = OriginatorRewriting.serverSchemes
+        let ssh = NIOSSHHandler(
+            role: .server(serverConfig), allocator: channel.allocator,
+            inboundChildChannelInitializer: { child, type in
+                guard let user = connection.user else {
+                    return child.eventLoop.makeFailedFuture(TeleportError.accessDenied("not authenticated"))
+                }
+                return configuration.channelInitializer(child, type, connection, user)
+            })
+        do {
+            try channel.pipeline.syncOperations.addHandlers([ssh, ConnectionErrorHandler(logger: logger, connection: connection)])
+            return channel.eventLoop.makeSucceededVoidFuture()
+        } catch {
+            return channel.eventLoop.makeFailedFuture(error)
+        }
     }
 }
 
@@ -266,15 +306,22 @@ extension SSHServer {
     /// common life of the proxy's and the node's SSH services.
     public static func serve(
         host: String, port: Int, configuration: Configuration, cache: UserCertificateCache, logger: Logger, what: String,
-        listenKey: String = "ssh_service.listen_addr", onListening: @Sendable (Int) async -> Void, shutdown: () async -> Void
+        listenKey: String = "ssh_service.listen_addr", listen: Bool = true, onStarted: @Sendable (SSHServer) async -> Void = { _ in },
+        onListening: @Sendable (Int) async -> Void, shutdown: () async -> Void
     ) async throws {
         let server: SSHServer
-        do {
-            server = try await start(host: host, port: port, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
-        } catch {
-            throw ListenError.describe(error, errno: (error as? IOError)?.errnoCode, address: HostPort.join(host, port), key: listenKey)
+        if listen {
+            do {
+                server = try await start(host: host, port: port, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            } catch {
+                throw ListenError.describe(error, errno: (error as? IOError)?.errnoCode, address: HostPort.join(host, port), key: listenKey)
+            }
+            logger.info("\(what) is listening", metadata: ["tp.listen": "\(HostPort.join(host, server.port))"])
+        } else {
+            server = unlistened(configuration: configuration, logger: logger)
+            logger.info("\(what) binds no port: it is reached through its reverse tunnel only")
         }
-        logger.info("\(what) is listening", metadata: ["tp.listen": "\(HostPort.join(host, server.port))"])
+        await onStarted(server)
         await onListening(server.port)
         // A new lock ends the connections it stops: each open session first shows its user the
         // lock's message (on stderr), then the connection closes, at the latest after

@@ -24,9 +24,13 @@ public struct ServerNode: Resource {
         public var version: String?
         /// The SHA-256 fingerprint of the node's SSH host key.
         public var hostKeyFingerprint: String?
+        /// True when the node is reached through its reverse tunnel to the proxies (Teleport's
+        /// `use_tunnel`); `addr` may then be empty.
+        public var useTunnel: Bool?
 
         enum CodingKeys: String, CodingKey {
             case addr, hostname, version
+            case useTunnel = "use_tunnel"
             case cmdLabels = "cmd_labels"
             case hostKeyFingerprint = "host_key_fingerprint"
         }
@@ -70,6 +74,12 @@ public struct ServerNode: Resource {
         self.spec = Spec(addr: addr, hostname: hostname)
     }
 
+    /// Whether the proxy reaches this node through the node's reverse tunnel.
+    public var isTunnelled: Bool { spec.useTunnel == true }
+
+    /// The address column of `tsh ls` and `tctl nodes ls`: `⟵ Tunnel` for a tunnelled node.
+    public var displayAddress: String { isTunnelled ? "⟵ Tunnel" : spec.addr }
+
     /// Static and dynamic labels together.
     public var allLabels: [String: String] {
         var labels = metadata.labels ?? [:]
@@ -82,7 +92,9 @@ public struct ServerNode: Resource {
     public func validate() throws {
         try validateEnvelope()
         guard !spec.hostname.isEmpty else { throw TeleportError.badParameter("node \(name): spec.hostname is missing") }
-        guard !spec.addr.isEmpty else { throw TeleportError.badParameter("node \(name): spec.addr is missing") }
+        guard !spec.addr.isEmpty || isTunnelled else {
+            throw TeleportError.badParameter("node \(name): spec.addr is missing (set it, or spec.use_tunnel: true for a node reached through its reverse tunnel)")
+        }
         guard spec.hostname.utf8.count <= 253, TerminalText.isPrintable(spec.hostname) else {
             throw TeleportError.badParameter(
                 "node \(name): spec.hostname \"\(TerminalText.escape(String(spec.hostname.prefix(64))))\" is not valid (at most 253 printable characters)")

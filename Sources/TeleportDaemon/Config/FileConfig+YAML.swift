@@ -212,7 +212,9 @@ extension FileConfig {
         for (key, value) in try node.mapping() {
             switch key {
             case "enabled": ssh.enabled = try value.bool()
-            case "listen_addr": ssh.listenAddr = try value.address(defaultPort: 3022)
+            case "listen_addr":
+                ssh.listenAddr = try value.address(defaultPort: 3022)
+                ssh.listenAddrConfigured = true
             case "public_addr": ssh.publicAddrs = try value.stringList()
             case "labels":
                 for (label, labelValue) in try value.mapping() {

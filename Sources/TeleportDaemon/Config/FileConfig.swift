@@ -26,7 +26,8 @@ public struct FileConfig: Sendable, Equatable {
         public var caPins: [String] = []
         public var authServers: [String] = []
         /// `teleport.proxy_server` (config v3): the proxy's web address (default port 3080) an
-        /// agent joins and reaches auth through when no auth server is given.
+        /// agent joins through and keeps its reverse tunnel to (without `auth_servers`, it also
+        /// reaches auth through it).
         public var proxyServer: String?
         public var advertiseIP: String?
         public var diagAddr: String?
@@ -98,6 +99,8 @@ public struct FileConfig: Sendable, Equatable {
     public struct SSHService: Sendable, Equatable {
         public var enabled = true
         public var listenAddr = "0.0.0.0:3022"
+        /// Whether `listen_addr` was set (a tunnelled node without it binds no port).
+        public var listenAddrConfigured = false
         public var publicAddrs: [String] = []
         public var labels: [String: String] = [:]
         public var commands: [LabelCommand] = []

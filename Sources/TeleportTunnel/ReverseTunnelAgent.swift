@@ -1,0 +1,326 @@
+import Foundation
+public import Logging
+public import NIOCore
+import NIOPosix
+public import NIOSSL
+import NIOSSH
+import NIOTLS
+import Synchronization
+public import TeleportAPI
+import TeleportAuthClient
+import TeleportSSH
+
+/// The agent's end of a reverse tunnel: dials the proxy's tunnel address, holds the tunnel open
+/// (keepalives), redials with backoff (``ReconnectMachine``), and serves the channels the proxy
+/// opens to one of its registered ``TunnelService``s. A channel naming anything else (an
+/// address, an unknown service) is refused.
+public final class ReverseTunnelAgent: Sendable {
+    /// Serves one tunnel channel (a `ByteBuffer` channel) whose client is `originator`.
+    public typealias ServiceHandler = @Sendable (_ channel: any Channel, _ originator: SocketAddress?) -> EventLoopFuture<Void>
+
+    /// What the agent needs.
+    public struct Configuration: Sendable {
+        /// This host's UUID (the certificate's).
+        public var hostUUID: String
+        /// The cluster (the proxy's certificate must be of it).
+        public var clusterName: String
+        /// The proxy's tunnel address.
+        public var proxyHost: String
+        /// The proxy's tunnel port.
+        public var proxyPort: Int
+        /// The mTLS client context (``TunnelTLS/clientTLSContext(certificatePEM:keyPEM:trustedCAPEMs:)``).
+        public var tlsContext: NIOSSLContext
+        /// The services this agent offers.
+        public var services: [TunnelService: ServiceHandler]
+        /// Backoff and keepalive settings.
+        public var reconnect = ReconnectMachine.Settings()
+        /// Asked before each dial for the tunnel address (proxy discovery through
+        /// `/webapi/ping`); nil dials ``proxyHost``:``proxyPort``.
+        public var resolveTarget: (@Sendable () async throws -> (host: String, port: Int))?
+
+        /// Creates a configuration.
+        public init(
+            hostUUID: String, clusterName: String, proxyHost: String, proxyPort: Int, tlsContext: NIOSSLContext,
+            services: [TunnelService: ServiceHandler]
+        ) {
+            self.hostUUID = hostUUID
+            self.clusterName = clusterName
+            self.proxyHost = proxyHost
+            self.proxyPort = proxyPort
+            self.tlsContext = tlsContext
+            self.services = services
+        }
+
+        /// A copy that asks `resolve` for the tunnel address before each dial.
+        public func resolving(_ resolve: (@Sendable () async throws -> (host: String, port: Int))?) -> Configuration {
+            var copy = self
+            copy.resolveTarget = resolve
+            return copy
+        }
+    }
+
+    let configuration: Configuration
+    let logger: Logger
+
+    /// Creates the agent.
+    public init(configuration: Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The agent's one raw TCP dial (an HTTP CONNECT proxy plugs in here).
+    static func dialTCP(host: String, port: Int) async throws -> any Channel {
+        // Through an HTTP CONNECT proxy when HTTPS_PROXY/NO_PROXY say so, as the auth API does.
+        try await OutboundDial.connect(
+            host: host, port: port, proxies: try OutboundDial.processProxies(), connectTimeout: .seconds(10)
+        ) { channel in
+            channel.setOption(.tcpOption(.tcp_nodelay), value: 1)
+                .flatMap { channel.setOption(.socketOption(.so_keepalive), value: 1) }
+                .map { channel }
+        }
+    }
+
+    /// Keeps a tunnel open until the task is cancelled.
+    public func run() async {
+        let clock = ContinuousClock()
+        let origin = clock.now
+        func now() -> Duration { clock.now - origin }
+        var machine = ReconnectMachine(settings: configuration.reconnect)
+        var action = machine.start(now: now())
+        var announcedFailure = false
+        while !Task.isCancelled {
+            switch action {
+            case .wait(let duration):
+                do { try await Task.sleep(for: duration) } catch { return }
+                action = machine.tick(now: now())
+            case .dial:
+                let tunnel: Tunnel
+                do {
+                    tunnel = try await connect()
+                } catch {
+                    action = machine.dialFailed(now: now())
+                    let level: Logger.Level = announcedFailure ? .debug : .warning
+                    announcedFailure = true
+                    logger.log(
+                        level: level, "cannot open the reverse tunnel; retrying",
+                        metadata: [
+                            "tp.proxy": "\(HostPort.join(configuration.proxyHost, configuration.proxyPort))",
+                            "tp.error": "\((error as? TeleportError)?.message ?? "\(error)")",
+                        ])
+                    continue
+                }
+                announcedFailure = false
+                machine.connected(now: now())
+                logger.info(
+                    "reverse tunnel to the proxy is up",
+                    metadata: ["tp.proxy": "\(HostPort.join(configuration.proxyHost, configuration.proxyPort))"])
+                action = await hold(tunnel, machine: &machine, now: now)
+            case .sendKeepalive, .close:
+                action = machine.tick(now: now())
+            }
+        }
+    }
+
+    /// Runs keepalives on an open tunnel until it closes or the proxy falls silent; returns the
+    /// next action (a jittered wait before redialling).
+    private func hold(_ tunnel: Tunnel, machine: inout ReconnectMachine, now: () -> Duration) async -> ReconnectMachine.Action {
+        let heard = Mutex<Duration?>(nil)
+        let closed = Mutex(false)
+        tunnel.channel.closeFuture.whenComplete { _ in closed.withLock { $0 = true } }
+        defer { tunnel.channel.close(promise: nil) }
+        while !Task.isCancelled {
+            if closed.withLock({ $0 }) {
+                logger.info("the reverse tunnel closed; redialling")
+                return machine.disconnected(now: now())
+            }
+            if let at = heard.withLock({ value -> Duration? in defer { value = nil }; return value }) { machine.heard(now: at) }
+            switch machine.tick(now: now()) {
+            case .close:
+                logger.warning("the proxy missed \(machine.settings.missedKeepalives) keepalives; closing the tunnel and redialling")
+                return machine.disconnected(now: now())
+            case .sendKeepalive:
+                let reply = tunnel.sendKeepalive()
+                let stamp = now()
+                reply.whenSuccess { _ in heard.withLock { $0 = stamp } }
+            case .wait(let duration):
+                // Wake up at least every 200 ms to notice a closed tunnel.
+                try? await Task.sleep(for: min(duration, .milliseconds(200)))
+            case .dial:
+                return .dial
+            }
+        }
+        return .wait(.zero)
+    }
+
+    /// An open tunnel.
+    struct Tunnel: Sendable {
+        let channel: any Channel
+        let handler: NIOLoopBound<NIOSSHHandler>
+
+        func sendKeepalive() -> EventLoopFuture<Void> {
+            let loop = channel.eventLoop
+            let handler = self.handler
+            return loop.flatSubmit {
+                let promise = loop.makePromise(of: GlobalRequest.TCPForwardingResponse?.self)
+                handler.value.sendTCPForwardingRequest(.listen(host: TunnelWire.keepaliveHost, port: 0), promise: promise)
+                return promise.futureResult.map { _ in }
+            }
+        }
+    }
+
+    /// Dials, does the mTLS and SSH handshakes, and returns the tunnel once the proxy accepted
+    /// this host; throws a one-line reason otherwise.
+    func connect() async throws -> Tunnel {
+        let configuration = self.configuration
+        let logger = self.logger
+        var target = (host: configuration.proxyHost, port: configuration.proxyPort)
+        if let resolve = configuration.resolveTarget { target = try await resolve() }
+        let channel: any Channel
+        do {
+            channel = try await Self.dialTCP(host: target.host, port: target.port)
+        } catch {
+            throw TeleportError.connectionProblem("cannot reach the proxy's tunnel address \(HostPort.join(target.host, target.port)): \(error)")
+        }
+        let loop = channel.eventLoop
+        let ready = loop.makePromise(of: Void.self)
+        let handler: NIOLoopBound<NIOSSHHandler>
+        do {
+            handler = try await loop.submit {
+                let sync = channel.pipeline.syncOperations
+                try sync.addHandler(try NIOSSLClientHandler(context: configuration.tlsContext, serverHostname: nil))
+                try sync.addHandler(ProxyCheckHandler(clusterName: configuration.clusterName, ready: ready))
+                let ssh = NIOSSHHandler(
+                    role: .client(
+                        SSHClientConfiguration(userAuthDelegate: HostUUIDOffer(hostUUID: configuration.hostUUID), serverAuthDelegate: TLSVerifiedHost())),
+                    allocator: channel.allocator,
+                    inboundChildChannelInitializer: { child, type in
+                        Self.serve(child, type: type, services: configuration.services, logger: logger)
+                    })
+                let interval = configuration.reconnect.keepaliveInterval
+                let seconds = interval.components.seconds * Int64(configuration.reconnect.missedKeepalives + 1)
+                try sync.addHandlers([
+                    IdleStateHandler(readTimeout: .seconds(seconds)), ssh, AgentReadyHandler(ready: ready),
+                    TunnelEndHandler(logger: logger, what: "reverse tunnel"),
+                ])
+                return NIOLoopBound(ssh, eventLoop: loop)
+            }.get()
+            let timeout = loop.scheduleTask(in: .seconds(30)) {
+                ready.fail(TeleportError.connectionProblem("the proxy did not complete the tunnel handshake in 30 s"))
+            }
+            defer { timeout.cancel() }
+            try await ready.futureResult.get()
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+        return Tunnel(channel: channel, handler: handler)
+    }
+
+    /// Serves a channel the proxy opened: only a `forwarded-tcpip` naming a registered service.
+    static func serve(_ child: any Channel, type: SSHChannelType, services: [TunnelService: ServiceHandler], logger: Logger) -> EventLoopFuture<Void> {
+        guard case .forwardedTCPIP(let forwarded) = type else {
+            logger.info("refused a tunnel channel: only service channels are served")
+            return child.eventLoop.makeFailedFuture(TeleportError.accessDenied("only service channels are served on a tunnel"))
+        }
+        guard let service = TunnelService(rawValue: forwarded.listeningHost), let handler = services[service] else {
+            let offered = services.keys.map(\.rawValue).sorted().joined(separator: ", ")
+            logger.info(
+                "refused a tunnel channel to \(forwarded.listeningHost.debugDescription): not a service of this agent (it serves \(offered)); a tunnel never reaches an address")
+            return child.eventLoop.makeFailedFuture(
+                TeleportError.accessDenied("\(forwarded.listeningHost.debugDescription) is not a service of this agent"))
+        }
+        do {
+            _ = child.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            try child.pipeline.syncOperations.addHandler(SSHChannelDataCodec())
+        } catch {
+            return child.eventLoop.makeFailedFuture(error)
+        }
+        return handler(child, forwarded.originatorAddress)
+    }
+}
+
+/// Checks, once TLS is up, that the peer is a proxy of the cluster.
+final class ProxyCheckHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    let clusterName: String
+    let ready: EventLoopPromise<Void>
+
+    init(clusterName: String, ready: EventLoopPromise<Void>) {
+        self.clusterName = clusterName
+        self.ready = ready
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent {
+            do {
+                let certificate = try context.pipeline.syncOperations.nioSSL_peerCertificate()
+                _ = try TunnelTLS.hostUUID(of: certificate, role: .proxy, clusterName: clusterName)
+            } catch {
+                ready.fail(error)
+                context.close(promise: nil)
+                return
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        ready.fail(TeleportError.accessDenied("the tunnel's TLS handshake failed: \(error)"))
+        context.fireErrorCaught(error)
+    }
+
+    /// The SSH handler above does not pass the end of the connection on: fail `ready` here.
+    func channelInactive(context: ChannelHandlerContext) {
+        ready.fail(TeleportError.accessDenied("the proxy closed the tunnel during its handshake (refused: see the proxy's log)"))
+        context.fireChannelInactive()
+    }
+}
+
+/// Completes `ready` when the proxy accepted the SSH login; fails it when the connection ends first.
+final class AgentReadyHandler: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+    let ready: EventLoopPromise<Void>
+
+    init(ready: EventLoopPromise<Void>) { self.ready = ready }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is UserAuthSuccessEvent { ready.succeed() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        ready.fail(TeleportError.accessDenied("the proxy closed the tunnel during its handshake (refused: see the proxy's log)"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        ready.fail(TeleportError.connectionProblem("the tunnel failed during its handshake: \(error)"))
+        context.fireErrorCaught(error)
+    }
+}
+
+/// Offers the host UUID as the SSH user (once).
+final class HostUUIDOffer: NIOSSHClientUserAuthenticationDelegate, @unchecked Sendable {
+    let hostUUID: String
+    private var offered = false
+
+    init(hostUUID: String) { self.hostUUID = hostUUID }
+
+    func nextAuthenticationType(
+        availableMethods: NIOSSHAvailableUserAuthenticationMethods, nextChallengePromise: EventLoopPromise<NIOSSHUserAuthenticationOffer?>
+    ) {
+        guard !offered, availableMethods.contains(.password) else {
+            nextChallengePromise.succeed(nil)
+            return
+        }
+        offered = true
+        nextChallengePromise.succeed(.init(username: hostUUID, serviceName: "ssh-connection", offer: .password(.init(password: TunnelWire.password))))
+    }
+}
+
+/// Accepts the multiplexer's host key: the proxy was authenticated by mutual TLS already.
+struct TLSVerifiedHost: NIOSSHClientServerAuthenticationDelegate {
+    func validateHostKey(hostKey: NIOSSHPublicKey, validationCompletePromise: EventLoopPromise<Void>) {
+        validationCompletePromise.succeed()
+    }
+}

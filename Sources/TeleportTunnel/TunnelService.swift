@@ -1,0 +1,21 @@
+/// The services an agent offers on its reverse tunnel. A tunnel channel names one of these,
+/// never an address: the agent refuses anything else, so a tunnel cannot be used to reach
+/// arbitrary hosts from the agent's network.
+public enum TunnelService: String, Sendable, CaseIterable {
+    /// The node's SSH server.
+    case nodeSSH = "node-ssh"
+    /// A database agent (later parts).
+    case database = "db"
+    /// An application agent (later parts).
+    case app = "app"
+    /// A Kubernetes agent (later parts).
+    case kube = "kube"
+}
+
+/// Names used on the tunnel's SSH connection.
+enum TunnelWire {
+    /// The global request host of a keepalive (a `tcpip-forward` the proxy answers, never binds).
+    static let keepaliveHost = "keepalive@teleport"
+    /// The SSH service name the agent authenticates for.
+    static let password = "teleport-tunnel"
+}

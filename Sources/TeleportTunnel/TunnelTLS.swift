@@ -1,0 +1,71 @@
+public import NIOSSL
+public import TeleportAPI
+import TeleportCrypto
+import X509
+
+/// The mutual TLS of reverse tunnels: the agent presents its host certificate (role `Node`), the
+/// proxy its own (role `Proxy`); each verifies the other against the cluster's host CA and reads
+/// the role and cluster name from the certificate's subject (``X509Identity``).
+public enum TunnelTLS {
+    /// The ALPN protocol of a reverse tunnel on the proxy's web port.
+    public static let alpnProtocol = "teleport-reversetunnel"
+
+    /// The proxy's mTLS server context: its identity, a required client certificate verified
+    /// against `trustedCAPEMs` (the host CA), ALPN ``alpnProtocol``.
+    public static func serverTLSContext(certificatePEM: String, keyPEM: String, trustedCAPEMs: [String]) throws -> NIOSSLContext {
+        do {
+            var tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem)))
+            tls.trustRoots = .certificates(try trustedCAPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
+            tls.certificateVerification = .noHostnameVerification
+            tls.minimumTLSVersion = .tlsv12
+            tls.applicationProtocols = [alpnProtocol]
+            return try NIOSSLContext(configuration: tls)
+        } catch {
+            throw TeleportError.badParameter("the proxy's tunnel identity cannot be loaded (data_dir/keys/proxy.*): \(error)")
+        }
+    }
+
+    /// The agent's mTLS client context: its host identity; the proxy's certificate is verified
+    /// against the host CA (not against a host name: the role check names the proxy).
+    public static func clientTLSContext(certificatePEM: String, keyPEM: String, trustedCAPEMs: [String]) throws -> NIOSSLContext {
+        do {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem))
+            tls.trustRoots = .certificates(try trustedCAPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
+            tls.certificateVerification = .noHostnameVerification
+            tls.minimumTLSVersion = .tlsv12
+            tls.applicationProtocols = [alpnProtocol]
+            return try NIOSSLContext(configuration: tls)
+        } catch {
+            throw TeleportError.badParameter("the node's tunnel identity cannot be loaded (data_dir/keys/node.*): \(error)")
+        }
+    }
+
+    /// The host UUID of a verified peer certificate that must carry `role` for `clusterName`;
+    /// throws `accessDenied` with a one-line reason otherwise (a user certificate, another
+    /// cluster, another role).
+    public static func hostUUID(of certificate: NIOSSLCertificate?, role: SystemRole, clusterName: String) throws -> String {
+        guard let certificate else {
+            throw TeleportError.accessDenied("no certificate was presented; a tunnel needs the host's certificate (data_dir/keys)")
+        }
+        let identity: X509Identity
+        do {
+            identity = try X509Identity(certificate: try Certificate.fromDER(try certificate.toDERBytes()))
+        } catch {
+            throw TeleportError.accessDenied("the certificate cannot be read: \(error)")
+        }
+        guard identity.clusterName == clusterName else {
+            throw TeleportError.accessDenied(
+                "the certificate of \(identity.username) is for cluster \(identity.clusterName.debugDescription), not \(clusterName)")
+        }
+        guard identity.systemRole == role else {
+            let what = identity.systemRole.map { "a \($0.rawValue) certificate" } ?? "a user certificate (\(identity.username))"
+            throw TeleportError.accessDenied("\(what) cannot open a tunnel; it needs a \(role.rawValue) host certificate")
+        }
+        let suffix = "." + clusterName
+        return identity.username.hasSuffix(suffix) ? String(identity.username.dropLast(suffix.count)) : identity.username
+    }
+}
