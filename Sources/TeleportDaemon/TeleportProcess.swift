@@ -139,6 +139,10 @@ public enum TeleportProcess {
                 clusterName: clusterName,
                 tlsContext: try ReverseTunnelServer.serverTLSContext(
                     certificatePEM: identity.certificatePEM, keyPEM: identity.keyPEM, trustedCAPEMs: identity.trustedCAPEMs))
+            let tunnelAudit = proxyAudit
+            tunnelConfiguration.onRefused = { remote, reason in tunnelAudit.reverseTunnelRefused(remote: remote, reason: reason) }
+            tunnelConfiguration.onConnected = { _ in tunnelAudit.reverseTunnelOpened() }
+            tunnelConfiguration.onDisconnected = { _ in tunnelAudit.reverseTunnelClosed() }
             tunnelConfiguration.admit = { hostUUID in
                 await proxyCache.locksInForce().first { $0.spec.target.node == hostUUID }?.refusal
             }
