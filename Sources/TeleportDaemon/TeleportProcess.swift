@@ -363,7 +363,9 @@ public enum TeleportProcess {
         let auth = try HostPort.parse(authAddress, defaultPort: 3025, key: "auth server")
         settings.route(ALPNRoute.authProtocol, to: .passthrough(host: auth.host, port: auth.port))
         settings.multiplexed = config.file.proxy.multiplexed
-        if settings.multiplexed {
+        if let configured = config.file.proxy.tunnelPublicAddr {
+            settings.tunnelPublicAddr = configured
+        } else if settings.multiplexed {
             settings.tunnelPublicAddr = publicAddr
         } else {
             let tunnel = try HostPort.parse(config.file.proxy.tunnelListenAddr, defaultPort: 3024, key: "proxy_service.tunnel_listen_addr")

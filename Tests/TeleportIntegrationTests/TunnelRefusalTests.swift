@@ -1,4 +1,5 @@
 import Foundation
+import TeleportAPI
 import TeleportTestSupport
 import Testing
 
@@ -21,7 +22,13 @@ struct TunnelRefusalTests {
     @Test("no client certificate and a Proxy certificate are refused, audited with the reason and counted")
     func refusedTunnelsAreAudited() async throws {
         try await withCluster(try ClusterFixture(clusterName: "tunnelrefuse.example")) { cluster in
+            // proxy_service.tunnel_public_addr is what the ping tells agents to dial.
+            let text = try TestSupport.read(cluster.configURL)
+            try TestSupport.write(
+                text.replacingOccurrences(of: "  tunnel_listen_addr:", with: "  tunnel_public_addr: tunnel.example.com:443\n  tunnel_listen_addr:"),
+                to: cluster.configURL)
             try await cluster.start()
+            #expect(try await WebPortRouterTests.ping(cluster)["tunnel_public_addr"] == .string("tunnel.example.com:443"))
             let before = MetricsTests.samples(try await cluster.diag("metrics").body)
 
             _ = try await dial(cluster, certificate: nil)
