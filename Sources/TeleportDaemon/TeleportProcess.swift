@@ -129,6 +129,7 @@ public enum TeleportProcess {
                 authType: config.file.auth.authenticationType, secondFactor: config.file.auth.secondFactor,
                 publicAddr: publicAddr, sshListenAddr: config.file.proxy.listenAddr)
             webSettings.audit = proxyAudit
+            webSettings.limiter = ConnectionLimits.limiter(config, service: "web", metrics: registry, logger: logger.with("proxy"))
             try wireWebPort(&webSettings, config: config, authAddress: authAddress, publicAddr: publicAddr)
             let proxyCache = userCertificateCache(client, dataDir: dataDir, role: "proxy", clock: clock, logger: logger)
             webSettings.roles = { names in proxyCache.roles(named: names) }

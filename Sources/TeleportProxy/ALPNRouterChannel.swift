@@ -34,6 +34,8 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
     let httpsAddress: String
     /// The proxy's SSH port, for the answer to an SSH client.
     let sshPort: Int
+    /// `teleport.connection_limits` of the web port (nil: none).
+    var limiter: ConnectionLimiter? = nil
 
     /// The route for the protocols a client offers: the first one (in the client's order) registered.
     static func route(alpn: [String], routes: [String: ALPNRoute]) -> (String, ALPNRoute)? {
@@ -44,6 +46,11 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        // `teleport.connection_limits.max_connections`: the excess is closed before any byte is read.
+        if let limiter, !limiter.admit(channel) {
+            channel.close(promise: nil)
+            return channel.eventLoop.makeSucceededFuture(Value(channel: channel, routed: channel.eventLoop.makeSucceededFuture(nil)))
+        }
         let outcome = channel.eventLoop.makePromise(of: ClientHelloSniffer.Outcome.self)
         let sniffer = ClientHelloSniffer(outcome: outcome, deadline: deadline)
         do {

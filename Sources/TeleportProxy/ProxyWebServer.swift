@@ -43,6 +43,8 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         public var tunnelPublicAddr = ""
         /// How the TLS tunnel (`tsh proxy ssh`) reaches nodes: direct TCP or their reverse tunnel.
         public var dialer: any AgentDialer = NodeDialer(tunnels: nil)
+        /// `teleport.connection_limits.max_connections` on the web port (nil: no limit).
+        public var limiter: ConnectionLimiter?
         /// Creates settings.
         public init(authType: String, secondFactor: String, publicAddr: String, sshListenAddr: String) {
             self.authType = authType
@@ -137,7 +139,7 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
             ALPNRouterChannel(
                 base: TunnelingChildChannel(base: HTTP1Channel(responder: responder, configuration: http), opener: opener),
                 webContext: webContext, routes: settings.alpnRoutes, deadline: deadline, httpsAddress: settings.publicAddr,
-                sshPort: sshPort)
+                sshPort: sshPort, limiter: settings.limiter)
         }
         let app = Application(
             router: router, server: server,
