@@ -57,6 +57,16 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         public mutating func route(_ alpnProtocol: String, to route: ALPNRoute) {
             alpnRoutes[alpnProtocol] = route
         }
+
+        /// Routes by TLS server name, for clients that cannot choose an ALPN value: a connection
+        /// whose SNI starts with `prefix` (case-insensitive; the longest registered prefix wins)
+        /// and whose ALPN matched no route is served with `route`.
+        public mutating func route(serverNamePrefix prefix: String, to route: ALPNRoute) {
+            serverNameRoutes[prefix] = route
+        }
+
+        /// The routes by server-name prefix (see ``route(serverNamePrefix:to:)``).
+        public var serverNameRoutes: [String: ALPNRoute] = [:]
     }
 
     let auth: AuthClient
@@ -139,7 +149,7 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
             ALPNRouterChannel(
                 base: TunnelingChildChannel(base: HTTP1Channel(responder: responder, configuration: http), opener: opener),
                 webContext: webContext, routes: settings.alpnRoutes, deadline: deadline, httpsAddress: settings.publicAddr,
-                sshPort: sshPort, limiter: settings.limiter)
+                sshPort: sshPort, limiter: settings.limiter, serverNameRoutes: settings.serverNameRoutes)
         }
         let app = Application(
             router: router, server: server,
