@@ -277,9 +277,7 @@ public enum TeleportProcess {
                 throw TeleportError.badParameter(
                     "the proxy at \(proxy) serves cluster \(answer.clusterName), not \(clusterName); check teleport.proxy_server")
             }
-            guard let advertised = answer.tunnelPublicAddr else { return (web.host, 3024) }
-            let parsed = try HostPort.parse(advertised, defaultPort: 3024, key: "proxy.tunnel_public_addr")
-            return (parsed.host, parsed.port)
+            return try answer.tunnelAddress(pinged: (web.host, web.port))
         }
         return target
     }
@@ -364,8 +362,13 @@ public enum TeleportProcess {
         let auth = try HostPort.parse(authAddress, defaultPort: 3025, key: "auth server")
         settings.route(ALPNRoute.authProtocol, to: .passthrough(host: auth.host, port: auth.port))
         settings.multiplexed = config.file.proxy.multiplexed
+        settings.tunnelListenAddr = settings.multiplexed ? config.file.proxy.webListenAddr : config.file.proxy.tunnelListenAddr
+        let web = try HostPort.parse(config.file.proxy.webListenAddr, defaultPort: 3080, key: "proxy_service.web_listen_addr")
         if let configured = config.file.proxy.tunnelPublicAddr {
             settings.tunnelPublicAddr = configured
+        } else if config.file.proxy.publicAddrs.isEmpty, ["0.0.0.0", "::", ""].contains(web.host) {
+            // No public name known: agents dial the address they pinged (see ProxyPing.Answer).
+            settings.tunnelPublicAddr = ""
         } else if settings.multiplexed {
             settings.tunnelPublicAddr = publicAddr
         } else {

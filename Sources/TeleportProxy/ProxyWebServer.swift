@@ -41,6 +41,9 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         /// The address agents dial for their reverse tunnel (`/webapi/ping`'s
         /// `proxy.tunnel_public_addr`): the web address when ``multiplexed``.
         public var tunnelPublicAddr = ""
+        /// `proxy_service.tunnel_listen_addr` (the web address when ``multiplexed``), reported as
+        /// `proxy.ssh.tunnel_listen_addr`: agents take its port when no public tunnel address is known.
+        public var tunnelListenAddr = ""
         /// How the TLS tunnel (`tsh proxy ssh`) reaches nodes: direct TCP or their reverse tunnel.
         public var dialer: any AgentDialer = NodeDialer(tunnels: nil)
         /// `teleport.connection_limits.max_connections` on the web port (nil: no limit).
@@ -199,7 +202,10 @@ extension ProxyWebServer {
                 "server_version": .string(TeleportVersion.version),
                 "auth": .object(["type": .string(settings.authType), "second_factor": .string(settings.secondFactor)]),
                 "proxy": .object([
-                    "ssh": .object(["listen_addr": .string(settings.sshListenAddr), "public_addr": .string(settings.publicAddr)]),
+                    "ssh": .object([
+                        "listen_addr": .string(settings.sshListenAddr), "public_addr": .string(settings.publicAddr),
+                        "tunnel_listen_addr": .string(settings.tunnelListenAddr),
+                    ]),
                     "tunnel_public_addr": .string(settings.tunnelPublicAddr),
                     "tls_routing_enabled": .bool(settings.multiplexed),
                 ]),
