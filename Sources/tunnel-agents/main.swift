@@ -22,6 +22,7 @@ import TeleportTunnel
 ///     joined N hosts in S s
 ///     registered N hosts                  (then waits for a line on stdin with --wait-stdin)
 ///     status at=EPOCH connected=C attempts=A established=E failures=F lost=L heartbeat_failures=H
+///     second at=EPOCH dials=D failures=F up=U lost=L   (once per whole second that had any)
 ///     all N connected at=EPOCH
 ///
 /// `status` comes every `--status-interval` seconds and on SIGUSR1; `attempts` counts dials
@@ -101,6 +102,7 @@ struct TunnelAgents: AsyncParsableCommand {
                     ]
                 ).resolving {
                     counters.attempts.add(1, ordering: .relaxed)
+                    counters.record(.dial)
                     return (proxyHost, proxyPort)
                 }
                 let agent = ReverseTunnelAgent(configuration: configuration, logger: Logger(label: "agent") { _ in CountingLogHandler(state: state) })
@@ -108,7 +110,10 @@ struct TunnelAgents: AsyncParsableCommand {
             }
 
             // 4. Status lines: periodically and on SIGUSR1.
-            let report: @Sendable () -> Void = { emit(counters.statusLine()) }
+            let report: @Sendable () -> Void = {
+                emit(counters.statusLine())
+                for line in counters.completedSeconds() { emit(line) }
+            }
             signal(SIGUSR1, SIG_IGN)
             let usr1 = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
             usr1.setEventHandler(handler: report)
@@ -182,7 +187,7 @@ func emit(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
-/// The counters every agent adds to.
+/// The counters every agent adds to, in total and per wall-clock second.
 final class Counters: Sendable {
     let connected = Atomic<Int>(0)
     let attempts = Atomic<Int>(0)
@@ -190,6 +195,29 @@ final class Counters: Sendable {
     let failures = Atomic<Int>(0)
     let lost = Atomic<Int>(0)
     let heartbeatFailures = Atomic<Int>(0)
+
+    /// What happened in one second.
+    enum Event: Int { case dial = 0, failure, up, lost }
+    /// Per epoch second: dials, failures, tunnels up, tunnels lost.
+    private let seconds = Mutex<[Int: [Int]]>([:])
+
+    func record(_ event: Event) {
+        let second = Int(Date().timeIntervalSince1970)
+        seconds.withLock { $0[second, default: [0, 0, 0, 0]][event.rawValue] += 1 }
+    }
+
+    /// One `second` line per whole second that is over, oldest first (each second once).
+    func completedSeconds() -> [String] {
+        let now = Int(Date().timeIntervalSince1970)
+        let done = seconds.withLock { buckets -> [(Int, [Int])] in
+            let over = buckets.filter { $0.key < now }.sorted { $0.key < $1.key }
+            for (second, _) in over { buckets[second] = nil }
+            return over
+        }
+        return done.map { second, counts in
+            "second at=\(second) dials=\(counts[0]) failures=\(counts[1]) up=\(counts[2]) lost=\(counts[3])"
+        }
+    }
 
     func statusLine() -> String {
         let at = String(format: "%.3f", Date().timeIntervalSince1970)
@@ -213,6 +241,7 @@ final class AgentState: Sendable {
     func observe(_ message: String) {
         if message.hasPrefix("reverse tunnel to the proxy is up") {
             counters.established.add(1, ordering: .relaxed)
+            counters.record(.up)
             guard up.withLock({ value in defer { value = true }; return !value }) else { return }
             let now = counters.connected.add(1, ordering: .relaxed).newValue
             if now == total {
@@ -220,8 +249,10 @@ final class AgentState: Sendable {
             }
         } else if message.hasPrefix("cannot open the reverse tunnel") {
             counters.failures.add(1, ordering: .relaxed)
+            counters.record(.failure)
         } else if message.hasPrefix("the reverse tunnel closed") || message.hasPrefix("the proxy missed") {
             counters.lost.add(1, ordering: .relaxed)
+            counters.record(.lost)
             if up.withLock({ value in defer { value = false }; return value }) {
                 counters.connected.subtract(1, ordering: .relaxed)
             }
