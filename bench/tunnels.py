@@ -15,13 +15,14 @@ a direct node in two more daemons. Three parts, printed as plain text (not a tes
    again after gdb had the daemon call malloc_trim(0) (glibc keeps the pages freed after 1,000
    concurrent handshakes; the trimmed figure is what the tunnels hold). --no-trim skips gdb.
    For comparison, the resident memory of the jump sshd's processes holding part 1's idle `-R`.
-3. Restart: SIGKILL the auth+proxy daemon, start it again on the same data dir; prints the time
-   until every agent is back, and per second since the kill the agents' dial attempts (their own
-   counters), failed dials and tunnels established, with the proxy's "reverse tunnel established"
-   log lines per second: jittered backoff spreads the redials (no thundering herd).
+3. Restart: SIGKILL the auth+proxy daemon and start it again on the same data dir, once per
+   --down value: after that many seconds down (0: at once; while it is down the agents' dials fail
+   and back off). Prints the time until every agent is back and, per wall-clock second from the
+   kill's, the agents' dials, failed dials, lost and established tunnels (their own counters) and
+   the proxy's "reverse tunnel established" log lines: how far jittered backoff spreads the redials.
 
     bench/tunnels.py [--bin .build/debug] [--agents 1000] [--runs 20] [--mb 100] [--rounds 3]
-                     [--idle 10] [--no-trim] [--skip-ssh] [--skip-agents]
+                     [--idle 10] [--down 0 10] [--no-trim] [--skip-ssh] [--skip-agents]
 
 Needs root (sshd), openssh-server and a built tree including `tunnel-agents`
 (`swift build`; release figures: `swift build -c release --scratch-path .build-release` and
@@ -132,16 +133,16 @@ def trim(pid):
 
 
 def mappings(pid):
-    """Resident KiB by kind of mapping: the [heap], anonymous mappings (malloc arenas of other
-    threads, stacks) and files."""
-    kinds = {"heap": 0, "anon": 0, "file": 0}
+    """Resident KiB by kind of mapping: anonymous (the heap, malloc arenas, stacks) and files (the
+    binary's code pages, touched once)."""
+    kinds = {"anonymous": 0, "file": 0}
     kind = "file"
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
             fields = line.split()
             if "-" in fields[0] and not fields[0].endswith(":"):
                 name = fields[5] if len(fields) > 5 else ""
-                kind = "heap" if name == "[heap]" else "anon" if name == "" or name.startswith("[stack") else "file"
+                kind = "anonymous" if name == "" or name.startswith("[") else "file"
             elif fields[0] == "Rss:":
                 kinds[kind] += int(fields[1])
     return kinds
@@ -250,6 +251,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="throughput transfers per client")
     parser.add_argument("--mb", type=int, default=100, help="MB per transfer")
     parser.add_argument("--idle", type=float, default=10, help="seconds the tunnels stay idle before the memory is read")
+    parser.add_argument("--down", type=float, nargs="+", default=[0, 10],
+                        help="restarts: seconds the proxy stays down after its SIGKILL, one restart each")
     parser.add_argument("--no-trim", dest="trim", action="store_false",
                         help="skip the second memory reading after the proxy's allocator returned its free pages (gdb, malloc_trim)")
     parser.add_argument("--skip-ssh", action="store_true")
@@ -305,7 +308,8 @@ ssh_service:
 
         if not args.skip_agents:
             agents = agents_part(args, bindir, work, ports, token, pin, proxy, procs)
-            restart_part(args, work, ports, proxy, agents, tsh, login, not args.skip_ssh)
+            for number, down in enumerate(args.down):
+                restart_part(args, work, ports, proxy, agents, tsh, login, not args.skip_ssh, down, number)
     finally:
         if agents:
             agents.stop()
@@ -434,6 +438,8 @@ MaxStartups 200:30:400
     print("   A: tsh -> proxy -> reverse tunnel (mTLS + SSH) -> node; B: tsh -> proxy -> TCP -> node;")
     print("   C: ssh -> jump sshd -> its -R listener -> the ssh -R session -> target sshd (AES-128-GCM on each SSH hop)")
 
+    shell_note(login)
+
     # OpenSSH's memory for the one idle -R tunnel: the jump sshd's processes serving it.
     held = descendants(sshd["jump"].pid)
     rss = sum(status_field(pid, "VmRSS") for pid in held)
@@ -441,6 +447,30 @@ MaxStartups 200:30:400
     print(f"   OpenSSH, the idle -R tunnel at the jump sshd: {len(held)} processes, {rss / 1024:.1f} MiB RSS "
           f"({pss / 1024:.1f} MiB PSS)")
     return results
+
+
+def shell_note(login):
+    """bash sources ~/.bashrc for a non-interactive command when SSH_CLIENT is set (its rule for
+    commands run by a remote shell daemon). sshd and our direct node set SSH_CLIENT; a session that
+    came through a reverse tunnel does not get it, so a costly ~/.bashrc weighs on B and C only.
+    Prints that cost here, measured the way the sessions start the shell."""
+    import pwd
+    entry = pwd.getpwnam(login)
+    if not entry.pw_shell.endswith("bash"):
+        return
+
+    def median_ms(extra):
+        env = {"PATH": "/usr/bin:/bin", "HOME": entry.pw_dir, "USER": login, **extra}
+        values = []
+        for _ in range(7):
+            start = time.monotonic()
+            subprocess.run([entry.pw_shell, "-c", "true"], env=env, capture_output=True, timeout=60)
+            values.append((time.monotonic() - start) * 1000)
+        return statistics.median(values)
+
+    plain, remote = median_ms({}), median_ms({"SSH_CLIENT": "127.0.0.1 1 2"})
+    print(f"   note: `{entry.pw_shell} -c true` as {login} takes {plain:.0f} ms here, {remote:.0f} ms with SSH_CLIENT set "
+          f"(bash then sources {entry.pw_dir}/.bashrc); B and C set SSH_CLIENT, sessions through the tunnel (A) do not")
 
 
 def agents_part(args, bindir, work, ports, token, pin, proxy, procs):
@@ -498,18 +528,20 @@ def agents_part(args, bindir, work, ports, token, pin, proxy, procs):
               f"{(after_trimmed - before_trimmed) / n:.1f} KiB per tunnel")
     print(f"   resident by mapping{' (trimmed)' if args.trim else ''}, before -> after: " + ", ".join(
         f"{kind} {kinds_before[kind] / 1024:.1f} -> {kinds_after[kind] / 1024:.1f} MiB" for kind in kinds_before)
-        + f"; anonymous memory per tunnel {(kinds_after['anon'] + kinds_after['heap'] - kinds_before['anon'] - kinds_before['heap']) / n:.1f} KiB")
+        + f"; anonymous memory per tunnel {(kinds_after['anonymous'] - kinds_before['anonymous']) / n:.1f} KiB")
     print(f"   (the agents' own process: {agent_rss / 1024:.1f} MiB RSS, {agent_rss / n:.1f} KiB per agent)")
     return agents
 
 
-def restart_part(args, work, ports, proxy, agents, tsh, login, tunnelled_node):
-    """Part 3: SIGKILL the auth+proxy daemon and restart it; time until every agent is back."""
+def restart_part(args, work, ports, proxy, agents, tsh, login, tunnelled_node, down, number):
+    """Part 3: SIGKILL the auth+proxy daemon and restart it after `down` seconds; time until every
+    agent is back."""
     n = args.agents
-    time.sleep(2)
+    time.sleep(3)
     killed = time.time()
     proxy.kill(signal.SIGKILL)
-    proxy.log = os.path.join(work, "teleport-restarted.log")
+    time.sleep(down)
+    proxy.log = os.path.join(work, f"teleport-restart-{number + 1}.log")
     proxy.start()
     listening_again = None
     if wait_for(lambda: bound(ports["tunnel"]), 120, 0.02):
@@ -531,7 +563,8 @@ def restart_part(args, work, ports, proxy, agents, tsh, login, tunnelled_node):
             reachable = time.time() - killed
 
     print()
-    print("3. Restart: the auth+proxy daemon is SIGKILLed and started again on the same data dir")
+    print(f"3.{number + 1} Restart: the auth+proxy daemon is SIGKILLed and started again on the same data dir "
+          + (f"{down:.0f} s later" if down else "at once"))
     print(f"   the restarted proxy listens on its tunnel port {listening_again:.1f} s after the kill" if listening_again is not None
           else "   the restarted proxy did not listen within 120 s")
     if back is not None:
@@ -557,15 +590,15 @@ def restart_part(args, work, ports, proxy, agents, tsh, login, tunnelled_node):
               f"{per_second_log.get(second, 0):23d}")
     first_up = min((second for second, row in rows.items() if row["up"] > 0), default=None)
     if first_up is not None:
-        print(f"   the first tunnel was up in second {first_up} (the proxy completes the queued TLS and SSH handshakes together)")
+        print(f"   the first tunnel was up in second {first_up}")
     dials = [row["dials"] for s, row in rows.items() if s <= last]
     total = sum(dials)
     print(f"   dials after the kill: {total} for {n} agents ({total / n:.2f} per agent); most in one second: "
           f"{max(dials, default=0)} ({100 * max(dials, default=0) / n:.0f}% of the agents); "
           f"proxy log: {len(logged)} tunnels established")
     print("   (agent backoff: first redial after a jittered 0.5-1 s, then the bound doubles per failure up to 60 s, "
-          "each wait drawn in [bound/2, bound]; second 0 is the wall-clock second of the kill; the proxy's log "
-          "counts part 1's tunnelled node too)")
+          "each wait drawn in [bound/2, bound]; second 0 is the wall-clock second of the kill"
+          + ("; the proxy's log counts part 1's tunnelled node too)" if tunnelled_node else ")"))
 
 
 if __name__ == "__main__":
