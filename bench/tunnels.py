@@ -21,7 +21,7 @@ a direct node in two more daemons. Three parts, printed as plain text (not a tes
    kill's, the agents' dials, failed dials, lost and established tunnels (their own counters) and
    the proxy's "reverse tunnel established" log lines: how far jittered backoff spreads the redials.
 
-    bench/tunnels.py [--bin .build/debug] [--agents 1000] [--runs 20] [--mb 100] [--rounds 3]
+    bench/tunnels.py [--bin .build/debug] [--agents 1000] [--runs 20] [--mb 1000] [--rounds 3]
                      [--idle 10] [--down 0 10] [--no-trim] [--skip-ssh] [--skip-agents]
 
 Needs root (sshd), openssh-server and a built tree including `tunnel-agents`
@@ -249,7 +249,7 @@ def main():
     parser.add_argument("--concurrency", type=int, default=16, help="joins at once")
     parser.add_argument("--runs", type=int, default=20, help="latency runs per client")
     parser.add_argument("--rounds", type=int, default=3, help="throughput transfers per client")
-    parser.add_argument("--mb", type=int, default=100, help="MB per transfer")
+    parser.add_argument("--mb", type=int, default=1000, help="MiB per transfer (large enough that the session start does not count)")
     parser.add_argument("--idle", type=float, default=10, help="seconds the tunnels stay idle before the memory is read")
     parser.add_argument("--down", type=float, nargs="+", default=[0, 10],
                         help="restarts: seconds the proxy stays down after its SIGKILL, one restart each")
@@ -578,6 +578,7 @@ def restart_part(args, work, ports, proxy, agents, tsh, login, tunnelled_node, d
     time.sleep(1.5)  # the last second's line
     start = int(killed)
     logged = log_seconds(proxy.log, "reverse tunnel established", killed)
+    refused = log_seconds(proxy.log, "reverse tunnel refused", killed)
     per_second_log = {}
     for at in logged:
         per_second_log[int(at) - start] = per_second_log.get(int(at) - start, 0) + 1
@@ -595,7 +596,7 @@ def restart_part(args, work, ports, proxy, agents, tsh, login, tunnelled_node, d
     total = sum(dials)
     print(f"   dials after the kill: {total} for {n} agents ({total / n:.2f} per agent); most in one second: "
           f"{max(dials, default=0)} ({100 * max(dials, default=0) / n:.0f}% of the agents); "
-          f"proxy log: {len(logged)} tunnels established")
+          f"proxy log: {len(logged)} tunnels established, {len(refused)} refused")
     print("   (agent backoff: first redial after a jittered 0.5-1 s, then the bound doubles per failure up to 60 s, "
           "each wait drawn in [bound/2, bound]; second 0 is the wall-clock second of the kill"
           + ("; the proxy's log counts part 1's tunnelled node too)" if tunnelled_node else ")"))
