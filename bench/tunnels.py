@@ -482,7 +482,9 @@ def agents_part(args, bindir, work, ports, token, pin, proxy, procs):
     started = time.time()
     agents = Agents(command, os.path.join(work, "agents.log"))
     if agents.wait_line("joined", 1800) is None or agents.wait_line("registered", 600) is None:
-        sys.exit(f"tunnel-agents did not join and register {n} hosts; see {work}/agents.log")
+        with open(os.path.join(work, "agents.log"), errors="replace") as f:
+            sys.stderr.write(f.read()[-3000:])
+        sys.exit(f"tunnel-agents did not join and register {n} hosts (its log above)")
     joined = time.time() - started
     time.sleep(max(5.0, args.idle / 2))  # heartbeats of every host settle in
 

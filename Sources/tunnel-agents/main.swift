@@ -65,7 +65,7 @@ struct TunnelAgents: AsyncParsableCommand {
         // 2. Register them (one heartbeat each), then keep heartbeating in the background.
         let clients = try hosts.map { try AuthClient(address: auth, identity: $0.identity, timeout: .seconds(20)) }
         try await forEachBounded(Array(hosts.indices)) { index in
-            try await clients[index].heartbeat(hosts[index].node)
+            try await Self.retrying("heartbeat of \(hosts[index].node.spec.hostname)") { try await clients[index].heartbeat(hosts[index].node) }
         }
         emit("registered \(hosts.count) hosts")
         if waitStdin { await Self.readLine() }
@@ -143,11 +143,15 @@ struct TunnelAgents: AsyncParsableCommand {
         let (auth, token, caPin) = (self.auth, self.token, self.caPin)
         let joined = Mutex<[Host]>([])
         try await forEachBounded(Array(0..<count)) { index in
-            let uuid = UUID().uuidString.lowercased()
             let name = "agent-\(index)"
-            let (identity, clusterName) = try await JoinClient.join(
-                authServer: auth, token: token, caPins: caPin, role: .node, hostUUID: uuid, nodeName: name, addresses: [],
-                sshHostPublicKey: nil, logger: logger)
+            // A fresh UUID per attempt: a join that succeeded but whose reply was lost holds its UUID.
+            let (uuid, identity, clusterName) = try await Self.retrying("join of \(name)") {
+                let uuid = UUID().uuidString.lowercased()
+                let (identity, clusterName) = try await JoinClient.join(
+                    authServer: auth, token: token, caPins: caPin, role: .node, hostUUID: uuid, nodeName: name, addresses: [],
+                    sshHostPublicKey: nil, logger: logger)
+                return (uuid, identity, clusterName)
+            }
             var node = ServerNode(uuid: uuid, hostname: name, addr: "", labels: ["bench": "tunnel-agents"])
             node.spec.useTunnel = true
             let host = Host(node: node, identity: identity, clusterName: clusterName)
@@ -167,6 +171,22 @@ struct TunnelAgents: AsyncParsableCommand {
             while try await group.next() != nil {
                 guard let item = next.next() else { continue }
                 group.addTask { try await body(item) }
+            }
+        }
+    }
+
+    /// Runs `body` up to three times (a loaded machine times out a call now and then), logging
+    /// each failure to stderr; the last error is thrown.
+    static func retrying<T: Sendable>(_ what: String, _ body: @Sendable () async throws -> T) async throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try await body()
+            } catch {
+                FileHandle.standardError.write(Data("\(what), attempt \(attempt): \((error as? TeleportError)?.message ?? "\(error)")\n".utf8))
+                guard attempt < 3 else { throw error }
+                attempt += 1
+                try await Task.sleep(for: .seconds(1))
             }
         }
     }
