@@ -79,15 +79,17 @@ def status_field(pid, field):
     return 0
 
 
-def pss_kib(pid):
+def rollup_kib(pid, *fields):
+    """The sum of `fields` (Pss, Private_Dirty, ...) of /proc/PID/smaps_rollup, in KiB."""
+    total = 0
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
+                if line.split(":")[0] in fields:
+                    total += int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return total
 
 
 def descendants(pid):
@@ -443,9 +445,11 @@ MaxStartups 200:30:400
     # OpenSSH's memory for the one idle -R tunnel: the jump sshd's processes serving it.
     held = descendants(sshd["jump"].pid)
     rss = sum(status_field(pid, "VmRSS") for pid in held)
-    pss = sum(pss_kib(pid) for pid in held)
-    print(f"   OpenSSH, the idle -R tunnel at the jump sshd: {len(held)} processes, {rss / 1024:.1f} MiB RSS "
-          f"({pss / 1024:.1f} MiB PSS)")
+    pss = sum(rollup_kib(pid, "Pss") for pid in held)
+    private = sum(rollup_kib(pid, "Private_Clean", "Private_Dirty") for pid in held)
+    version = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.split(",")[0].strip()
+    print(f"   OpenSSH ({version}), the idle -R tunnel at the jump sshd: {len(held)} process(es), {rss / 1024:.1f} MiB RSS, "
+          f"{pss / 1024:.1f} MiB PSS, {private / 1024:.1f} MiB private")
     return results
 
 
