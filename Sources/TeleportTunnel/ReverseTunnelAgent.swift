@@ -111,9 +111,10 @@ public final class ReverseTunnelAgent: Sendable {
                 }
                 announcedFailure = false
                 machine.connected(now: now())
+                // The address actually dialled (the ping may have named another than the configured one).
                 logger.info(
                     "reverse tunnel to the proxy is up",
-                    metadata: ["tp.proxy": "\(HostPort.join(configuration.proxyHost, configuration.proxyPort))"])
+                    metadata: ["tp.proxy": "\(tunnel.channel.remoteAddress.map { "\($0)" } ?? HostPort.join(configuration.proxyHost, configuration.proxyPort))"])
                 action = await hold(tunnel, machine: &machine, now: now)
             case .sendKeepalive, .close:
                 action = machine.tick(now: now())
