@@ -103,8 +103,17 @@ struct SessionLifetimeTests {
 
     /// Whether `pid` exited (and reaps it).
     static func exited(_ pid: pid_t) -> Bool {
+        exitCode(pid) != nil
+    }
+
+    /// The exit code of `pid` once it exited (128 + N when killed by signal N), reaping it; nil
+    /// while it runs.
+    static func exitCode(_ pid: pid_t) -> Int32? {
         var status: Int32 = 0
-        return waitpid(pid, &status, WNOHANG) == pid
+        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        // WIFEXITED / WEXITSTATUS, WTERMSIG: C macros Swift does not import.
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 
     /// Reaps a killed client without blocking a thread.
@@ -161,7 +170,7 @@ struct SessionLifetimeTests {
         }
     }
 
-    @Test("tctl lock --message: the locked user's open sessions (with and without a terminal) show the lock's message before they end")
+    @Test("tctl lock --message: the locked user's open sessions (with and without a terminal) show the lock's message once and end cleanly (exit 129, no 'closed without an exit status')")
     func lockMessageReachesTheUser() async throws {
         try await Self.withSetup { setup in
             let work = try TestSupport.makeTemporaryDirectory(prefix: "lockmsg")
@@ -180,12 +189,22 @@ struct SessionLifetimeTests {
             let locked = try await setup.cluster.tctl(["lock", "--user=joe", "--message=incident 42: call security", "--ttl=1h"])
             #expect(locked.exitCode == 0, "\(locked)")
             for session in sessions {
-                let ended = await TestSupport.eventually(timeout: .seconds(20)) { Self.exited(session.pid) }
-                if !ended { await TestSupport.stopDaemon(session.pid) }
+                var code: Int32?
+                let deadline = ContinuousClock.now + .seconds(20)
+                while code == nil, ContinuousClock.now < deadline {
+                    code = Self.exitCode(session.pid)
+                    if code == nil { try await Task.sleep(for: .milliseconds(100)) }
+                }
+                if code == nil { await TestSupport.stopDaemon(session.pid) }
                 let output = Self.text(session.log)
-                #expect(ended, "the locked user's session did not end: \(output)")
-                #expect(output.contains("your session was closed: user=joe is locked: incident 42: call security"), "\(output)")
+                #expect(code != nil, "the locked user's session did not end: \(output)")
+                let message = "your session was closed: user=joe is locked: incident 42: call security"
+                #expect(output.components(separatedBy: message).count == 2, "the lock's message, exactly once: \(output)")
                 #expect(!output.contains("survived"), "\(output)")
+                // The node ends the session with an exit-signal carrying the message: tsh exits
+                // as for SIGHUP and adds no misleading line of its own.
+                #expect(code == 129, "tsh's exit code: \(String(describing: code)); \(output)")
+                #expect(!output.contains("without an exit status") && !output.contains("killed by signal"), "\(output)")
             }
         }
     }
