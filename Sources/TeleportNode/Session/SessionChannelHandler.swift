@@ -71,6 +71,16 @@ public struct SessionEvent: Sendable {
     /// `COLUMNS:ROWS` of the terminal at the start, as the seed's `size` field.
     public let terminalSize: String?
 
+    /// Whether the session is live for others (`tsh sessions ls`, `tsh join`): a shell or a
+    /// command with a terminal (`tsh ssh -t NODE CMD`); file copies and subsystems are not.
+    public var isJoinable: Bool {
+        guard terminal else { return false }
+        switch kind {
+        case .shell, .exec: return true
+        case .subsystem: return false
+        }
+    }
+
     /// What the session runs.
     public enum Kind: Sendable, Equatable {
         case shell
@@ -372,7 +382,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         startedAt = Date()
         if terminal != nil {
             recorder = settings.makeRecorder(event)
-            if let live = settings.live, case .shell = kind {
+            if let live = settings.live, event.isJoinable {
                 let loop = context.eventLoop
                 let session = LiveSession(sessionID: sessionID, owner: user) { [weak self] bytes in
                     loop.execute { self?.ioChannel?.writeAndFlush(bytes, promise: nil) }
