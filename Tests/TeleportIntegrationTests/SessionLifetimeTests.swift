@@ -179,6 +179,10 @@ struct SessionLifetimeTests {
             let listedCount = try await Self.listedSessions(setup, command: "sleep 600")
             #expect(listed, "tsh sessions ls lists \(listedCount) of \(running) sessions")
             let peakKiB = Self.residentKiB(daemon)
+            // The gauges operators graph (issue 13 item 16) show them: sessions and connections open now.
+            let during = MetricsTests.samples(try await cluster.diag("metrics").body)
+            #expect(during[#"teleport_sessions_active{service="node"}"#, default: 0] >= Double(running), "\(during)")
+            #expect(during[#"teleport_connections_active{service="node"}"#, default: 0] >= Double(running), "\(during)")
 
             let signals = [SIGTERM, SIGHUP, SIGKILL]
             for (index, pid) in clients.enumerated() { kill(pid, signals[index % signals.count]) }
@@ -191,6 +195,9 @@ struct SessionLifetimeTests {
             let audited = try await Self.eventually(.seconds(60)) { try await Self.sessionEnds(cluster) >= endsBefore + running }
             let ends = try await Self.sessionEnds(cluster) - endsBefore
             #expect(audited, "\(ends) session.end events for \(running) sessions")
+            let ended = MetricsTests.samples(try await cluster.diag("metrics").body)
+            #expect(ended[#"teleport_sessions_active{service="node"}"#] == 0, "\(ended)")
+            #expect(ended[#"teleport_connections_active{service="node"}"#, default: 0] == 0, "\(ended)")
             let unlisted = try await Self.eventually(.seconds(60)) { try await Self.listedSessions(setup, command: "sleep 600") == 0 }
             let stillListed = try await Self.listedSessions(setup, command: "sleep 600")
             #expect(unlisted, "tsh sessions ls still lists \(stillListed) ended sessions")
