@@ -86,6 +86,31 @@ struct TSHRefusalTests {
         }
     }
 
+    /// Issue 13 item 10 with the real binaries: before, `the request to the proxy at ... failed:
+    /// sslError([... SSLV3_ALERT_CERTIFICATE_EXPIRED ...])`.
+    @Test("an expired identity file: tsh ls and tsh ssh name the file, when it expired and how to get a new one", .timeLimit(.minutes(5)))
+    func expiredIdentityFile() async throws {
+        try await SSHAccessTests.withSetup { setup in
+            let path = setup.cluster.directory.appendingPathComponent("short.id").path
+            let signed = try await setup.cluster.tctl(["auth", "sign", "--user=joe", "--ttl=3s", "--out=\(path)"])
+            #expect(signed.exitCode == 0, "\(signed)")
+            let tsh = try ClusterFixture.binary("tsh")
+            let base = ["-i", path, "--proxy=127.0.0.1:\(setup.cluster.webPort)", "--insecure"]
+            var listed = try await TestSupport.run(tsh, base + ["ls"])
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !listed.stderr.contains("expired at"), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(500))
+                listed = try await TestSupport.run(tsh, base + ["ls"])
+            }
+            let fix = "get a new one with tctl auth sign --user=joe --out=\(path) on the auth server, or tsh login --out=\(path)"
+            #expect(listed.exitCode != 0 && listed.stderr.contains("the certificate in \(path) expired at "), "\(listed)")
+            #expect(listed.stderr.contains(fix) && !listed.stderr.contains("sslError"), "\(listed)")
+            let ssh = try await TestSupport.run(tsh, base + ["ssh", "root@db1", "echo should-not-run"])
+            #expect(ssh.exitCode != 0 && !ssh.stdout.contains("should-not-run"), "\(ssh)")
+            #expect(ssh.stderr.contains("the certificate in \(path) expired at ") && !ssh.stderr.contains("sslError"), "\(ssh)")
+        }
+    }
+
     /// `GET /webapi/locks/mine?login=LOGIN` with joe's TLS certificate and key (from his identity file).
     static func myLocks(_ setup: SSHAccessTests.Setup, login: String) async throws -> (status: Int, body: String) {
         let identity = try String(contentsOfFile: setup.identity, encoding: .utf8)
