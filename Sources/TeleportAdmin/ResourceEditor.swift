@@ -1,3 +1,4 @@
+import CTeleportShims
 public import Foundation
 public import TeleportAPI
 import TeleportAuthClient
@@ -103,6 +104,9 @@ public enum ResourceEditor {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        // The editor gets the terminal (0, 1, 2) and nothing else of tctl's: not its connection to
+        // the auth service, nor its event loops' descriptors.
+        teleport_spawn_close_from(&actions, 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

@@ -111,14 +111,15 @@ extension WebClient {
 }
 
 extension TSHCommands {
-    /// `tsh sessions ls`: interactive sessions running now.
+    /// `tsh sessions ls`: sessions with a terminal running now (shells, and commands run with
+    /// `-t`, with their command).
     public static func activeSessions(_ options: ClientOptions, json: Bool, context: ClientContext) async throws -> Outcome {
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
         let list = try await web.activeSessions()
         if json { return Outcome(output: String(decoding: try ResourceCodec.json(list), as: UTF8.self) + "\n") }
-        let rows = list.map { [$0.sid, $0.user, $0.login, $0.serverHostname, RFC3339.format($0.created)] }
-        return Outcome(output: Table.render(headers: ["ID", "User", "Login", "Node", "Started"], rows: rows))
+        let rows = list.map { [$0.sid, $0.user, $0.login, $0.serverHostname, RFC3339.format($0.created), $0.command ?? "(shell)"] }
+        return Outcome(output: Table.render(headers: ["ID", "User", "Login", "Node", "Started", "Command"], rows: rows))
     }
 
     /// `tsh join SID [--mode observer|peer]`: attaches this terminal to a live session.

@@ -102,17 +102,20 @@ public struct NodeSSHService: Service, CustomStringConvertible {
             settings.onParty = { session, user, joined in audit.party(session, user, joined: joined) }
             settings.onStart = { event in
                 audit.started(event)
-                // Interactive shells are listed cluster-wide for tsh sessions ls / tsh join.
-                if let auth, event.terminal, case .shell = event.kind {
+                // Sessions with a terminal (shells and commands run with -t) are listed
+                // cluster-wide for tsh sessions ls / tsh join.
+                if let auth, event.isJoinable {
+                    var command: String?
+                    if case .exec(let text) = event.kind { command = text }
                     let active = AuthAPI.ActiveSession(
                         sid: event.sessionID, user: event.user.username, login: event.user.login, serverID: audit.serverID,
-                        serverHostname: audit.hostname, created: Date())
+                        serverHostname: audit.hostname, created: Date(), command: command)
                     Task { try? await auth.reportActiveSession(active) }
                 }
             }
             settings.onEnd = { event, exit, started, participants in
                 audit.ended(event, exit: exit, started: started, participants: participants)
-                if let auth, event.terminal, case .shell = event.kind {
+                if let auth, event.isJoinable {
                     Task { try? await auth.endActiveSession(event.sessionID) }
                 }
             }

@@ -109,6 +109,19 @@ public final class RemoteSessionHandler: ChannelDuplexHandler, @unchecked Sendab
     private var heldStderr = ByteBuffer()
     /// The server refused the shell or command; the refusal is reported soon.
     private var refused = false
+    /// The last bytes of standard error passed on (to tell whether a reason was shown already).
+    private var stderrTail: [UInt8] = []
+
+    /// Why the server ended the session, when it said so: the error message of its `exit-signal`
+    /// (our nodes send one when a lock or the idle timeout ends a session).
+    public private(set) var serverReason: String?
+    /// Whether `serverReason` reached standard error (our nodes write it there first, for every
+    /// client): then `tsh` does not print it again. Asked once the channel closed: the exit-signal,
+    /// a request, can overtake the data before it (data is read on demand, requests are not).
+    public var serverReasonShown: Bool {
+        guard let serverReason else { return false }
+        return String(decoding: stderrTail, as: UTF8.self).contains(serverReason)
+    }
 
     /// Completes with how the command ended, when the channel closes.
     public var exitFuture: EventLoopFuture<RemoteExit> { exitPromise.futureResult }
@@ -168,7 +181,13 @@ public final class RemoteSessionHandler: ChannelDuplexHandler, @unchecked Sendab
             if heldStderr.readableBytes < 4096 { heldStderr.writeBuffer(&bytes) }
             return
         }
-        if message.type == .stdErr { output.stderr(bytes) } else { output.stdout(bytes) }
+        if message.type == .stdErr { passStderr(bytes) } else { output.stdout(bytes) }
+    }
+
+    private func passStderr(_ bytes: ByteBuffer) {
+        stderrTail.append(contentsOf: bytes.readableBytesView)
+        if stderrTail.count > 4096 { stderrTail.removeFirst(stderrTail.count - 4096) }
+        output.stderr(bytes)
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -177,10 +196,12 @@ public final class RemoteSessionHandler: ChannelDuplexHandler, @unchecked Sendab
             exit = .status(status.exitStatus)
         case let signal as SSHChannelRequestEvent.ExitSignal:
             exit = .signal(signal.signalName)
+            let reason = signal.errorMessage.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !reason.isEmpty { serverReason = reason }
         case is ChannelSuccessEvent where awaitingStart:
             awaitingStart = false
             startAnswered = true
-            if heldStderr.readableBytes > 0 { output.stderr(heldStderr) }
+            if heldStderr.readableBytes > 0 { passStderr(heldStderr) }
             heldStderr.clear()
             startPromise.succeed(())
         case is ChannelFailureEvent where awaitingStart:

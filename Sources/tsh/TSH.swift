@@ -247,7 +247,7 @@ extension TSH {
     }
 
     struct SessionsList: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the interactive sessions running now.")
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the sessions with a terminal running now (shells, and commands run with tsh ssh -t).")
         @OptionGroup var global: GlobalOptions
         @Option(name: .customLong("format"), help: "text or json.") var format = "text"
 

@@ -54,6 +54,13 @@ struct ClusterStartTests {
             let bad = try await cluster.tctl(["auth", "export", "--type=nope"])
             #expect(bad.exitCode != 0)
             #expect(bad.stderr.contains("--type=nope is not known"))
+            // Seed 002's order (the option before the subcommand) means the same.
+            let seedOrder = try await cluster.tctl(["auth", "--type=host", "export"])
+            #expect(seedOrder.exitCode == 0 && seedOrder.stdout == host.stdout, "\(seedOrder)")
+            // A subcommand that does not exist is named as such (it was "Unknown option '-c'").
+            let unknown = try await cluster.tctl(["auth", "ls"])
+            #expect(unknown.exitCode != 0 && unknown.stderr.contains("unknown command \"tctl auth ls\""), "\(unknown)")
+            #expect(!unknown.stderr.contains("Unknown option"), "\(unknown)")
             await cluster.stop()
         }
     }

@@ -47,6 +47,37 @@ struct NodeJoinTests {
         return false
     }
 
+    /// Issue 13 item 13 with the real tctl: `listen_addr: 0.0.0.0:PORT` printed
+    /// `--auth-server=127.0.0.1:PORT`, which no other host can use. tctl reads a copy of the
+    /// cluster's teleport.yaml that says 0.0.0.0 (the daemon itself stays on loopback), then one
+    /// with `advertise_ip`.
+    @Test("tctl nodes add on a config listening on 0.0.0.0 prints this host's address, or advertise_ip, and says which")
+    func joinLineAddress() async throws {
+        try await withCluster(try ClusterFixture(clusterName: "joinaddr.example")) { cluster in
+            try await cluster.start()
+            let tctl = try ClusterFixture.binary("tctl")
+            let original = try TestSupport.read(cluster.configURL)
+            let loopback = "listen_addr: 127.0.0.1:\(cluster.authPort)"
+            try #require(original.contains(loopback), "\(original)")
+            let everywhere = cluster.directory.appendingPathComponent("everywhere.yaml")
+            try TestSupport.write(original.replacingOccurrences(of: loopback, with: "listen_addr: 0.0.0.0:\(cluster.authPort)"), to: everywhere)
+            let added = try await TestSupport.run(tctl, ["-c", everywhere.path, "nodes", "add", "--ttl=10m"])
+            #expect(added.exitCode == 0, "\(added)")
+            let line = try #require(added.stdout.split(separator: "\n").first { $0.contains("--auth-server=") }.map(String.init), "\(added)")
+            #expect(!line.contains("127.0.0.1") && !line.contains("0.0.0.0") && line.contains(":\(cluster.authPort)"), "\(added)")
+            #expect(added.stdout.contains("(this host's address"), "\(added)")
+
+            let advertised = cluster.directory.appendingPathComponent("advertised.yaml")
+            try TestSupport.write(
+                original.replacingOccurrences(of: loopback, with: "listen_addr: 0.0.0.0:\(cluster.authPort)")
+                    .replacingOccurrences(of: "teleport:\n", with: "teleport:\n  advertise_ip: 192.0.2.7\n"), to: advertised)
+            let viaAdvertise = try await TestSupport.run(tctl, ["-c", advertised.path, "nodes", "add", "--ttl=10m"])
+            #expect(viaAdvertise.exitCode == 0, "\(viaAdvertise)")
+            #expect(viaAdvertise.stdout.contains("--auth-server=192.0.2.7:\(cluster.authPort)"), "\(viaAdvertise)")
+            #expect(viaAdvertise.stdout.contains("(teleport.advertise_ip)"), "\(viaAdvertise)")
+        }
+    }
+
     @Test("tctl nodes add prints a working teleport start line; the node joins, heartbeats and restarts without the token")
     func joinWithPin() async throws {
         try await withCluster(try ClusterFixture(clusterName: "join.example")) { cluster in

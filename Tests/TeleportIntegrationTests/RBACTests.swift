@@ -182,6 +182,9 @@ struct RBACTests {
             // long before the command's own end.
             let idle = try await tsh(ivy, ["ssh", "root@db1", "echo started; sleep 60; echo survived"])
             #expect(idle.stdout == "started\n" && idle.stderr.contains("idle too long"), "\(idle)")
+            // The node's exit-signal carries the reason: shown once, no "closed without an exit status".
+            #expect(idle.stderr.components(separatedBy: "idle too long").count == 2 && !idle.stderr.contains("without an exit status"), "\(idle)")
+            #expect(idle.exitCode == 129, "\(idle)")
             #expect(ContinuousClock.now - started < .seconds(40))
 
             // A user whose roles allow no login is told so at once.

@@ -214,6 +214,71 @@ struct RecordingTests {
         }
     }
 
+    @Test("a command run with tsh ssh -t is a live session: tsh sessions ls shows it with its command, tsh join watches it, and it leaves the list when it ends", .timeLimit(.minutes(5)))
+    func commandWithTerminalIsLive() async throws {
+        try await SSHAccessTests.withSetup { setup in
+            let tsh = try ClusterFixture.binary("tsh")
+            let environment = ProcessInfo.processInfo.environment.merging(["TERM": "xterm"]) { $1 }
+            let command = "echo exec-started; read line; echo got-$line-$((2+3)); sleep 600"
+            let owner = try TSHTerminal(tsh, try Self.tshArguments(setup) + ["ssh", "-t", "root@db1", command], environment: environment)
+            try await owner.expect("exec-started")
+
+            var sid = ""
+            var listed: CommandResult?
+            for _ in 0..<100 where sid.isEmpty {
+                listed = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["sessions", "ls", "--format=json"])
+                let sessions = (try? ResourceCodec.jsonDecoder().decode([[String: JSONValue]].self, from: Data((listed?.stdout ?? "").utf8))) ?? []
+                if let session = sessions.first(where: { $0["command"] == .string(command) }), case .string(let found)? = session["sid"] {
+                    sid = found
+                } else {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            try #require(!sid.isEmpty, "the -t command is not listed: \(String(describing: listed))")
+            let text = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["sessions", "ls"])
+            let row = text.stdout.split(separator: "\n").first { $0.hasPrefix(sid) }.map(String.init) ?? ""
+            #expect(text.stdout.hasPrefix("ID") && text.stdout.contains("Command"), "\(text)")
+            #expect(row.contains("joe") && row.contains("db1") && row.hasSuffix(command), "\(text)")
+
+            // The owner joins his own session from a second terminal, as observer.
+            let observer = try TSHTerminal(tsh, try Self.tshArguments(setup) + ["join", sid], environment: environment)
+            for _ in 0..<150 {
+                let joined = try await AuditEventsTests.events(setup.cluster, ["--type=session.join"]).filter { $0["sid"] == .string(sid) }
+                if !joined.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            owner.sendLine("hello")
+            try await owner.expect("got-hello-5")
+            try await observer.expect("got-hello-5")
+
+            // Ctrl-C ends the command (SIGINT through the terminal): both tsh end, and it leaves the list.
+            owner.send("\u{03}")
+            let ownerCode = try await owner.wait(timeout: .seconds(30))
+            #expect(ownerCode == 130, "\(owner.transcript)")
+            let observerCode = try await observer.wait(timeout: .seconds(30))
+            #expect(observerCode == 130, "the observer's tsh ends with the command's signal: \(observer.transcript)")
+            #expect(!observer.transcript.contains("without an exit status"), "\(observer.transcript)")
+            var gone = false
+            for _ in 0..<100 where !gone {
+                let now = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["sessions", "ls", "--format=json"])
+                gone = now.exitCode == 0 && !now.stdout.contains(sid)
+                listed = now
+                if !gone { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(gone, "the ended session is still listed: \(String(describing: listed))")
+
+            // A command without a terminal is not a live session (there is no screen to watch).
+            let log = setup.cluster.directory.appendingPathComponent("plain-tsh.log")
+            let arguments = try Self.tshArguments(setup) + ["ssh", "root@db1", "echo plain-started; sleep 600"]
+            let plain = try TestSupport.spawnDaemon(tsh, arguments, logPath: log.path)
+            let started = await TestSupport.eventually(timeout: .seconds(30)) { ((try? TestSupport.read(log)) ?? "").contains("plain-started") }
+            #expect(started, "\((try? TestSupport.read(log)) ?? "")")
+            let withPlain = try await TestSupport.run(tsh, try Self.tshArguments(setup) + ["sessions", "ls", "--format=json"])
+            #expect(withPlain.exitCode == 0 && !withPlain.stdout.contains("plain-started"), "\(withPlain)")
+            await TestSupport.stopDaemon(plain)
+        }
+    }
+
     @Test("auth stopped (SIGSTOP, 60 s) during a session: the session goes on, its events and recording arrive after auth returns", .timeLimit(.minutes(5)))
     func authPausedDuringSession() async throws {
         try await SSHAccessTests.withSetup { setup in

@@ -133,6 +133,9 @@ struct SSHAccessTests {
             #expect(env.stdout == "joe root /root ssh.example\n", "\(env)")
             let killed = try await setup.tsh(["ssh", "root@db1", "kill -TERM $$"])
             #expect(killed.exitCode == 128 + 15, "\(killed)")
+            // The seed's form without the ssh subcommand: tsh --proxy=... --user=... LOGIN@HOST CMD.
+            let seedForm = try await setup.tsh(["root@db1", "echo seed-form-$((1+1))"])
+            #expect(seedForm.exitCode == 0 && seedForm.stdout == "seed-form-2\n", "\(seedForm)")
 
             let fanOut = try await setup.tsh(["ssh", "root@env=test", "echo hello; exit 2"])
             #expect(fanOut.exitCode == 2, "\(fanOut)")

@@ -1,4 +1,5 @@
 import Foundation
+import TeleportAPI
 import TeleportTestSupport
 import Testing
 
@@ -85,6 +86,31 @@ struct TSHRefusalTests {
         }
     }
 
+    /// Issue 13 item 10 with the real binaries: before, `the request to the proxy at ... failed:
+    /// sslError([... SSLV3_ALERT_CERTIFICATE_EXPIRED ...])`.
+    @Test("an expired identity file: tsh ls and tsh ssh name the file, when it expired and how to get a new one", .timeLimit(.minutes(5)))
+    func expiredIdentityFile() async throws {
+        try await SSHAccessTests.withSetup { setup in
+            let path = setup.cluster.directory.appendingPathComponent("short.id").path
+            let signed = try await setup.cluster.tctl(["auth", "sign", "--user=joe", "--ttl=3s", "--out=\(path)"])
+            #expect(signed.exitCode == 0, "\(signed)")
+            let tsh = try ClusterFixture.binary("tsh")
+            let base = ["-i", path, "--proxy=127.0.0.1:\(setup.cluster.webPort)", "--insecure"]
+            var listed = try await TestSupport.run(tsh, base + ["ls"])
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !listed.stderr.contains("expired at"), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(500))
+                listed = try await TestSupport.run(tsh, base + ["ls"])
+            }
+            let fix = "get a new one with tctl auth sign --user=joe --out=\(path) on the auth server, or tsh login --out=\(path)"
+            #expect(listed.exitCode != 0 && listed.stderr.contains("the certificate in \(path) expired at "), "\(listed)")
+            #expect(listed.stderr.contains(fix) && !listed.stderr.contains("sslError"), "\(listed)")
+            let ssh = try await TestSupport.run(tsh, base + ["ssh", "root@db1", "echo should-not-run"])
+            #expect(ssh.exitCode != 0 && !ssh.stdout.contains("should-not-run"), "\(ssh)")
+            #expect(ssh.stderr.contains("the certificate in \(path) expired at ") && !ssh.stderr.contains("sslError"), "\(ssh)")
+        }
+    }
+
     /// `GET /webapi/locks/mine?login=LOGIN` with joe's TLS certificate and key (from his identity file).
     static func myLocks(_ setup: SSHAccessTests.Setup, login: String) async throws -> (status: Int, body: String) {
         let identity = try String(contentsOfFile: setup.identity, encoding: .utf8)
@@ -113,15 +139,29 @@ struct TSHRefusalTests {
         return parts.count >= 2 ? String(parts[1]) : nil
     }
 
-    /// `| head -1` on the commands that print many lines, against a running cluster.
-    @Test("tctl get all, tctl nodes ls, tsh ls and tsh status into a pipe whose reader is gone", .timeLimit(.minutes(5)))
+    /// `| head -1` on every command that prints more than one line, against a running cluster.
+    @Test("tsh and tctl commands that print many lines, into a pipe whose reader is gone", .timeLimit(.minutes(5)))
     func brokenPipeWithACluster() async throws {
         try await SSHAccessTests.withSetup { setup in
             let tsh = ["-i", setup.identity, "--proxy=127.0.0.1:\(setup.cluster.webPort)", "--insecure"]
-            let runs: [(String, [String])] = [
-                ("tsh", tsh + ["ls"]), ("tsh", tsh + ["status"]), ("tsh", tsh + ["ssh", "root@db1", "seq 1 20000"]),
-                ("tctl", ["-c", setup.cluster.configURL.path, "get", "all"]), ("tctl", ["-c", setup.cluster.configURL.path, "nodes", "ls"]),
+            let tctl = ["-c", setup.cluster.configURL.path]
+            // A recorded session, for the recordings list and tsh play.
+            _ = try await setup.tsh(["ssh", "-t", "root@db1", "seq 1 200"])
+            let recordings = try await RecordingTests.waitForRecording(setup)
+            let sid = recordings.compactMap { entry -> String? in if case .string(let sid)? = entry["sid"] { return sid } else { return nil } }.first
+            var runs: [(String, [String])] = [
+                ("tsh", tsh + ["ls"]), ("tsh", tsh + ["ls", "--format", "names"]), ("tsh", tsh + ["status"]),
+                ("tsh", tsh + ["ssh", "root@db1", "seq 1 20000"]), ("tsh", tsh + ["ssh", "root@env=test", "seq 1 2000"]),
+                ("tsh", tsh + ["known-hosts"]), ("tsh", tsh + ["config"]), ("tsh", tsh + ["recordings", "ls"]),
+                ("tsh", tsh + ["sessions", "ls"]), ("tsh", ["--help"]), ("tsh", ["ssh", "--help"]),
+                ("tctl", tctl + ["get", "all"]), ("tctl", tctl + ["get", "roles", "--format", "text"]), ("tctl", tctl + ["nodes", "ls"]),
+                ("tctl", tctl + ["status"]), ("tctl", tctl + ["auth", "export"]), ("tctl", tctl + ["users", "ls"]),
+                ("tctl", tctl + ["tokens", "ls"]), ("tctl", tctl + ["events", "ls"]), ("tctl", tctl + ["events", "ls", "--format=json"]),
+                ("tctl", tctl + ["access", "explain", "--user=joe", "--login=root", "--node=db1"]), ("tctl", tctl + ["nodes", "add"]),
+                ("teleport", ["configure"]), ("teleport", ["--help"]),
             ]
+            if let sid { runs += [("tsh", tsh + ["play", "--format=text", sid]), ("tsh", tsh + ["play", "--format=json", sid])] }
+            #expect(sid != nil, "no recording to play: \(recordings)")
             for (program, arguments) in runs {
                 let ending = try await BrokenPipe.run(try ClusterFixture.binary(program), arguments)
                 #expect(BrokenPipe.isQuiet(ending), "\(program) \(arguments.joined(separator: " ")): \(ending)")

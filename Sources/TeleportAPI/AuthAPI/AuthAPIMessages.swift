@@ -192,7 +192,8 @@ extension AuthAPI {
 }
 
 extension AuthAPI {
-    /// An interactive session running now (`tsh sessions ls`), as its node reports it.
+    /// A session with a terminal running now (`tsh sessions ls`, `tsh join`): an interactive shell
+    /// or a command run with `-t`, as its node reports it.
     public struct ActiveSession: Codable, Sendable, Equatable {
         public var sid: String
         public var user: String
@@ -200,20 +201,23 @@ extension AuthAPI {
         public var serverID: String
         public var serverHostname: String
         public var created: Date
+        /// The command the session runs, or nil for a login shell.
+        public var command: String?
 
         enum CodingKeys: String, CodingKey {
-            case sid, user, login, created
+            case sid, user, login, created, command
             case serverID = "server_id"
             case serverHostname = "server_hostname"
         }
 
-        public init(sid: String, user: String, login: String, serverID: String, serverHostname: String, created: Date) {
+        public init(sid: String, user: String, login: String, serverID: String, serverHostname: String, created: Date, command: String? = nil) {
             self.sid = sid
             self.user = user
             self.login = login
             self.serverID = serverID
             self.serverHostname = serverHostname
             self.created = created
+            self.command = command
         }
     }
 }

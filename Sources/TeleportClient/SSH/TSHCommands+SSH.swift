@@ -207,7 +207,11 @@ extension TSHCommands {
             onEOF: { channel.close(mode: CloseMode.output, promise: Optional<EventLoopPromise<Void>>.none) })
         let exit = try await handler.exitFuture.get()
         terminal.restore()
-        if case .signal(let name) = exit {
+        if let reason = handler.serverReason {
+            // The server ended the session and said why (a lock, the idle timeout): the reason
+            // is the last word, once.
+            if !handler.serverReasonShown { context.warn(TerminalText.escape(reason)) }
+        } else if case .signal(let name) = exit {
             context.warn("the remote command was killed by signal \(name)")
         } else if exit == .unknown {
             context.warn("the connection to \(host) closed without an exit status")

@@ -87,8 +87,12 @@ public final class LiveSession: @unchecked Sendable {
         for party in all {
             let channel = party.channel
             channel.eventLoop.execute {
-                if case .status(let code) = exit {
+                switch exit {
+                case .status(let code):
                     channel.triggerUserOutboundEvent(SSHChannelRequestEvent.ExitStatus(exitStatus: code), promise: nil)
+                case .signal(let name, let core):
+                    channel.triggerUserOutboundEvent(
+                        SSHChannelRequestEvent.ExitSignal(signalName: name, errorMessage: "", language: "", dumpedCore: core), promise: nil)
                 }
                 channel.close(promise: nil)
             }

@@ -71,6 +71,16 @@ public struct SessionEvent: Sendable {
     /// `COLUMNS:ROWS` of the terminal at the start, as the seed's `size` field.
     public let terminalSize: String?
 
+    /// Whether the session is live for others (`tsh sessions ls`, `tsh join`): a shell or a
+    /// command with a terminal (`tsh ssh -t NODE CMD`); file copies and subsystems are not.
+    public var isJoinable: Bool {
+        guard terminal else { return false }
+        switch kind {
+        case .shell, .exec: return true
+        case .subsystem: return false
+        }
+    }
+
     /// What the session runs.
     public enum Kind: Sendable, Equatable {
         case shell
@@ -128,6 +138,8 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
     private var exit: ProcessExit?
     private var lastWrite: EventLoopFuture<Void>?
     private var finished = false
+    /// The server ended the session with a notice (a lock, the idle timeout): no exit status follows.
+    private var endedByServer = false
     private var pendingSSHRead = false
     private var startedAt = Date()
     private var recorder: SessionRecorder?
@@ -152,7 +164,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         _ = context.channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
         let loop = context.eventLoop
         connection.addNoticeWriter(ObjectIdentifier(self)) { [weak self] text in
-            loop.flatSubmit { self?.notice(text, on: loop) ?? loop.makeSucceededVoidFuture() }
+            loop.flatSubmit { self?.endWithNotice(text, on: loop) ?? loop.makeSucceededVoidFuture() }
         }
     }
 
@@ -161,12 +173,29 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         connection.removeNoticeWriter(ObjectIdentifier(self))
     }
 
-    /// Writes `text` on its own line to the session's stderr (with a terminal, its screen): why the
-    /// server is about to close the connection. Completes once written.
-    private func notice(_ text: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
-        guard let context else { return loop.makeSucceededVoidFuture() }
+    /// Ends the session from the server's side (a lock, the idle timeout) so that the user sees
+    /// why: `text` on its own line on the session's stderr (with a terminal, its screen), then an
+    /// `exit-signal` HUP carrying `text` as its error message (the client learns how the session
+    /// ended instead of seeing the channel close without an exit status; `tsh` does not print the
+    /// reason twice), then the channel closes and its process gets SIGHUP. Completes once the
+    /// reason and the exit-signal were written (the server may close the connection then).
+    private func endWithNotice(_ text: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let context, !finished, !endedByServer else { return loop.makeSucceededVoidFuture() }
+        endedByServer = true
+        let loopContext = NIOLoopBound(context, eventLoop: loop)
         let bytes = context.channel.allocator.buffer(string: "\r\n\(text)\r\n")
+        // Channel data waits for the client's window, requests do not: the exit-signal goes once the
+        // text was written, so the client reads the reason first.
         return context.writeAndFlush(wrapOutboundOut(SSHChannelData(type: .stdErr, data: .byteBuffer(bytes))))
+            .flatMapError { _ in loop.makeSucceededVoidFuture() }
+            .flatMap {
+                let signalled = loop.makePromise(of: Void.self)
+                loopContext.value.triggerUserOutboundEvent(
+                    SSHChannelRequestEvent.ExitSignal(signalName: "HUP", errorMessage: text, language: "", dumpedCore: false),
+                    promise: signalled)
+                loopContext.value.flush()
+                return signalled.futureResult.always { _ in loopContext.value.close(promise: nil) }
+            }
     }
 
     /// `tsh join`: attaches this channel to a live session as a party.
@@ -353,7 +382,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         startedAt = Date()
         if terminal != nil {
             recorder = settings.makeRecorder(event)
-            if let live = settings.live, case .shell = kind {
+            if let live = settings.live, event.isJoinable {
                 let loop = context.eventLoop
                 let session = LiveSession(sessionID: sessionID, owner: user) { [weak self] bytes in
                     loop.execute { self?.ioChannel?.writeAndFlush(bytes, promise: nil) }
@@ -380,10 +409,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
             guard NIODeadline.now() - self.lastInput >= limit else { return self.watchIdle(context, limit: limit) }
             self.logger.info(
                 "closing an idle session (client_idle_timeout)", metadata: ["tp.user": "\(self.user.username)", "tp.sid": "\(self.sessionID)"])
-            let bytes = context.channel.allocator.buffer(string: "\r\nthe session was idle too long (client_idle_timeout of your roles); closing it\r\n")
-            context.writeAndFlush(self.wrapOutboundOut(SSHChannelData(type: .stdErr, data: .byteBuffer(bytes)))).whenComplete { _ in
-                loopContext.value.close(promise: nil)
-            }
+            _ = self.endWithNotice("the session was idle too long (client_idle_timeout of your roles); closing it", on: context.eventLoop)
         }
     }
 
@@ -485,7 +511,7 @@ public final class SessionChannelHandler: ChannelDuplexHandler, @unchecked Senda
         let done = lastWrite ?? context.eventLoop.makeSucceededVoidFuture()
         done.whenComplete { _ in
             self.conclude(exit)
-            guard let context = self.context else { return }
+            guard let context = self.context, !self.endedByServer else { return }
             switch exit {
             case .status(let code):
                 context.triggerUserOutboundEvent(SSHChannelRequestEvent.ExitStatus(exitStatus: code), promise: nil)
