@@ -232,8 +232,11 @@ public final class ReverseTunnelAgent: Sendable {
             channel.close(promise: nil)
             throw error
         }
-        let proxyID = try await loop.submit { check.value.proxyID }.get()
-        return Tunnel(channel: channel, handler: handler, proxyID: proxyID ?? "")
+        guard let proxyID = try? await loop.submit({ check.value.proxyID }).get() else {
+            channel.close(promise: nil)
+            throw TeleportError.accessDenied("the proxy's certificate named no host")
+        }
+        return Tunnel(channel: channel, handler: handler, proxyID: proxyID)
     }
 
     /// Serves a channel the proxy opened: only a `forwarded-tcpip` naming a registered service.
