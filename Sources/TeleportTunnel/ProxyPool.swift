@@ -40,6 +40,9 @@ public struct ProxyPool: Sendable {
     public private(set) var known: Set<String> = []
     /// The proxies the cluster listed last.
     public private(set) var listed: Set<String> = []
+    /// Proxies the cluster listed before and no longer lists: not tunnelled to again until they
+    /// are listed again (a delisted proxy that still answers is not re-adopted).
+    public private(set) var delisted: Set<String> = []
     /// The current backoff bound (doubles per failed or duplicate dial; reset by a new tunnel).
     public private(set) var backoff: Duration
     /// The settings.
@@ -69,15 +72,19 @@ public struct ProxyPool: Sendable {
     }
 
     /// Asked when a dial reached `proxy` (its certificate named it), before the tunnel logs in:
-    /// false for a proxy already held (close that connection: a duplicate).
+    /// false for a proxy already held (close that connection: a duplicate) or delisted.
     public func wants(_ proxy: String) -> Bool {
-        !held.contains(proxy)
+        !held.contains(proxy) && !delisted.contains(proxy)
     }
 
     /// A dial became a tunnel to `proxy`: true to keep it (the backoff resets), false for a
     /// duplicate (close it; the next dial backs off).
     public mutating func established(proxy: String, now: Duration) -> Bool {
         dialing = false
+        guard !delisted.contains(proxy) else {
+            backOff(now: now)
+            return false
+        }
         known.insert(proxy)
         guard held.insert(proxy).inserted else {
             backOff(now: now)
@@ -132,6 +139,8 @@ public struct ProxyPool: Sendable {
         let gone = listed.subtracting(now)
         known.subtract(gone)
         known.formUnion(now)
+        delisted.formUnion(gone)
+        delisted.subtract(now)
         listed = now
         return held.intersection(gone).sorted()
     }

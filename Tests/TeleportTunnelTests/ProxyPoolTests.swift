@@ -126,6 +126,32 @@ import Testing
         #expect(pool.held == ["A", "D"])
     }
 
+    @Test("a delisted proxy that still answers is not tunnelled to again until it is listed again")
+    func delistedProxyNotReadopted() {
+        var pool = pool()
+        _ = pool.tick(now: .zero)
+        _ = pool.established(proxy: "A", now: .zero)
+        _ = pool.discovered(["A", "B"])
+        _ = pool.tick(now: .zero)
+        _ = pool.established(proxy: "B", now: .zero)
+        let dropped = pool.discovered(["A"])
+        #expect(dropped == ["B"])
+        pool.lost(proxy: "B", now: .seconds(1))
+        pool.lost(proxy: "A", now: .seconds(1))
+        // A is sought again; a dial that lands on B is refused before login.
+        let due = pool.tick(now: .seconds(2))
+        #expect(due == .dial)
+        #expect(!pool.wants("B"))
+        pool.duplicate(now: .seconds(2))
+        let refused = pool.established(proxy: "B", now: .seconds(2))
+        #expect(!refused)
+        #expect(pool.held.isEmpty)
+        // B heartbeats again: it is wanted again.
+        _ = pool.discovered(["A", "B"])
+        #expect(pool.wants("B"))
+        #expect(pool.delisted.isEmpty)
+    }
+
     @Test("a proxy that names its peers itself")
     func peersNamedByTheProxy() {
         var pool = pool()
