@@ -84,6 +84,16 @@ public struct AuthClient: Sendable {
         try decode([AuthAPI.HostKey].self, try await call(.GET, "hostkeys"))
     }
 
+    /// Sends a proxy's heartbeat (the caller must be that proxy).
+    public func heartbeat(proxy: ServerProxy) async throws {
+        _ = try await call(.POST, "presence/proxies", body: try ResourceCodec.json(proxy))
+    }
+
+    /// The proxies that heartbeat now (nodes read them to keep a tunnel to each).
+    public func proxies() async throws -> [ServerProxy] {
+        try decode([ServerProxy].self, try await call(.GET, "resources/\(ServerProxy.kind)"))
+    }
+
     /// Sends a node's heartbeat (the caller must be that node).
     public func heartbeat(_ node: ServerNode) async throws {
         _ = try await call(.POST, "presence/nodes", body: try ResourceCodec.json(node))

@@ -204,6 +204,9 @@ struct AuthAPIRoutes {
         v1.post("presence/nodes") { request, context in
             await APIResponse.handling(context) { try await heartbeat(request, context) }
         }
+        v1.post("presence/proxies") { request, context in
+            await APIResponse.handling(context) { try await proxyHeartbeat(request, context) }
+        }
     }
 
     func caller(_ context: AuthRequestContext) throws -> Caller {
@@ -282,7 +285,9 @@ struct AuthAPIRoutes {
         case .system(.proxy) where ResourceKinds.named(kind)?.serverKind != nil || kind == CertAuthority.kind || kind == ClusterNameResource.kind:
             // Agents' presence records of every kind: the proxy routes to them.
             return
-        case .system(.node) where kind == CertAuthority.kind || kind == ClusterNameResource.kind: return
+        case .system(.node) where kind == CertAuthority.kind || kind == ClusterNameResource.kind || kind == ServerProxy.kind:
+            // Nodes list the proxies to keep a reverse tunnel to each.
+            return
         default:
             throw TeleportError.accessDenied("\(caller.identity.username) may not read \(kind) resources")
         }
@@ -467,6 +472,34 @@ struct AuthAPIRoutes {
         let value = try ResourceCodec.json(node)
         auth.presence.rememberChecked(caller: caller.identity.username, body: body, key: key, value: value)
         try await auth.presence.record(Item(key: key, value: value, expires: expires))
+        return try APIResponse.json(["status": "ok"])
+    }
+}
+
+extension AuthAPIRoutes {
+    /// `POST /v1/presence/proxies`: a proxy's heartbeat; a proxy may only write its own record,
+    /// which expires like a node's (``Presence/nodeTTL``).
+    func proxyHeartbeat(_ request: Request, _ context: AuthRequestContext) async throws -> Response {
+        let caller = try caller(context)
+        guard caller.kind == .system(.proxy) || caller.isAdmin else {
+            throw TeleportError.accessDenied("only proxies send proxy heartbeats")
+        }
+        let body = Data(try await request.body.collect(upTo: ResourceCodec.maxDocumentBytes).readableBytesView)
+        var proxy: ServerProxy
+        do {
+            proxy = try ResourceCodec.jsonDecoder().decode(ServerProxy.self, from: body)
+        } catch {
+            throw TeleportError.badParameter("the heartbeat is not a proxy resource")
+        }
+        let hostUUID = caller.identity.username.split(separator: ".").first.map(String.init) ?? ""
+        guard caller.isAdmin || proxy.metadata.name == hostUUID else {
+            throw TeleportError.accessDenied("a proxy may only heartbeat its own record (\(hostUUID))")
+        }
+        try proxy.validate()
+        proxy.metadata.expires = nil
+        proxy.metadata.revision = nil
+        let expires = auth.clock.now().addingTimeInterval(Presence.nodeTTL)
+        try await auth.presence.record(Item(key: ServerProxy.storagePrefix + proxy.name, value: try ResourceCodec.json(proxy), expires: expires))
         return try APIResponse.json(["status": "ok"])
     }
 }

@@ -164,6 +164,10 @@ public enum TeleportProcess {
                 ProxyWebServer(
                     auth: client, host: web.host, port: web.port, certificatePEM: pair.certificatePEM, keyPEM: pair.keyPEM,
                     settings: webSettings, logger: logger.with("proxy"), onListening: { readiness.markReady("proxy") }))
+            // Presence: agents list the proxies to keep a tunnel to each.
+            var record = ServerProxy(uuid: hostUUID, hostname: config.nodeName, addr: webSettings.tunnelPublicAddr, publicAddr: publicAddr)
+            record.spec.version = TeleportVersion.version
+            services.append(ProxyHeartbeat(auth: client, record: record, logger: logger.with("proxy")))
             let sshAddress = try HostPort.parse(config.file.proxy.listenAddr, defaultPort: 3023, key: "proxy_service.listen_addr")
             var proxySSH = ProxySSHService(
                 host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys),
@@ -222,7 +226,10 @@ public enum TeleportProcess {
                 logger: logger.with("node:ssh")
             ).stopping(nodeStop).tunnelled(
                 to: try tunnelProxy.map { proxy in
-                    try nodeTunnelTarget(proxy: proxy, identity: identity, hostUUID: hostUUID, clusterName: clusterName, logger: logger)
+                    var target = try nodeTunnelTarget(proxy: proxy, identity: identity, hostUUID: hostUUID, clusterName: clusterName, logger: logger)
+                    // Several proxies behind one address: a tunnel to each proxy that heartbeats.
+                    target.discoverProxies = { try await client.proxies().map(\.name) }
+                    return target
                 }, listen: listens)
             nodeSSH.limiter = ConnectionLimits.limiter(config, service: "node", metrics: registry, logger: logger.with("node:ssh"))
             services.append(nodeSSH)

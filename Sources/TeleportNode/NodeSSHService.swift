@@ -47,6 +47,8 @@ public struct NodeSSHService: Service, CustomStringConvertible {
         public var tlsContext: NIOSSLContext
         /// Finds the tunnel address before each dial (proxy discovery); nil uses the fixed one.
         public var resolve: (@Sendable () async throws -> (host: String, port: Int))?
+        /// Lists the cluster's proxies (host UUIDs): the agent keeps a tunnel to each; nil keeps one.
+        public var discoverProxies: (@Sendable () async throws -> [String])?
 
         /// Creates the target.
         public init(hostUUID: String, clusterName: String, proxyHost: String, proxyPort: Int, tlsContext: NIOSSLContext) {
@@ -157,20 +159,20 @@ public struct NodeSSHService: Service, CustomStringConvertible {
             onStarted: { server in
                 guard let tunnel else { return }
                 let connections = server.connections
-                let agent = ReverseTunnelAgent(
-                    configuration: .init(
-                        hostUUID: tunnel.hostUUID, clusterName: tunnel.clusterName, proxyHost: tunnel.proxyHost, proxyPort: tunnel.proxyPort,
-                        tlsContext: tunnel.tlsContext,
-                        services: [
-                            .nodeSSH: { channel, originator in
-                                // The local end of the tunnel's connection stands for the address the
-                                // client reached (SSH_CONNECTION, SSH_CLIENT, audit's addr.local).
-                                connections.configure(
-                                    channel: channel, remoteAddress: originator, localAddress: channel.localAddress ?? channel.parent?.localAddress)
-                            }
-                        ]
-                    ).resolving(tunnel.resolve),
-                    logger: tunnelLogger)
+                var agentConfiguration = ReverseTunnelAgent.Configuration(
+                    hostUUID: tunnel.hostUUID, clusterName: tunnel.clusterName, proxyHost: tunnel.proxyHost, proxyPort: tunnel.proxyPort,
+                    tlsContext: tunnel.tlsContext,
+                    services: [
+                        .nodeSSH: { channel, originator in
+                            // The local end of the tunnel's connection stands for the address the
+                            // client reached (SSH_CONNECTION, SSH_CLIENT, audit's addr.local).
+                            connections.configure(
+                                channel: channel, remoteAddress: originator, localAddress: channel.localAddress ?? channel.parent?.localAddress)
+                        }
+                    ]
+                ).resolving(tunnel.resolve)
+                agentConfiguration.discoverProxies = tunnel.discoverProxies
+                let agent = ReverseTunnelAgent(configuration: agentConfiguration, logger: tunnelLogger)
                 agentTask.withLock { $0 = Task { await agent.run() } }
             },
             onListening: onListening,

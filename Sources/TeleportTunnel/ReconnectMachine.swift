@@ -129,39 +129,3 @@ public struct ReconnectMachine: Sendable {
         bound / 2 + bound / 2 * min(max(random(), 0), 1)
     }
 }
-
-/// Which proxies an agent holds tunnels to, for a cluster of several proxies behind one address
-/// (a load balancer): each proxy tells the agent its own ID and the IDs of the others; the agent
-/// keeps dialling the one address until it holds a tunnel to every proxy it heard of, and closes
-/// a tunnel that landed on a proxy it already holds.
-public struct ProxyPool: Sendable, Equatable {
-    /// The proxies with a tunnel.
-    public private(set) var held: Set<String> = []
-    /// Every proxy heard of.
-    public private(set) var known: Set<String> = []
-
-    /// Creates an empty pool.
-    public init() {}
-
-    /// A tunnel reached `proxy`, which lists `peers`: true to keep it, false to close it (a duplicate).
-    public mutating func established(proxy: String, peers: [String]) -> Bool {
-        known.insert(proxy)
-        known.formUnion(peers)
-        return held.insert(proxy).inserted
-    }
-
-    /// The tunnel to `proxy` ended.
-    public mutating func lost(proxy: String) {
-        held.remove(proxy)
-    }
-
-    /// A proxy no longer listed by the cluster (its presence expired).
-    public mutating func forget(proxy: String) {
-        known.remove(proxy)
-    }
-
-    /// Whether another dial is needed: no tunnel yet, or a known proxy without one.
-    public var wantsAnotherTunnel: Bool {
-        held.isEmpty || !known.subtracting(held).isEmpty
-    }
-}

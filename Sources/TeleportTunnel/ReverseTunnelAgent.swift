@@ -37,6 +37,14 @@ public final class ReverseTunnelAgent: Sendable {
         /// Asked before each dial for the tunnel address (proxy discovery through
         /// `/webapi/ping`); nil dials ``proxyHost``:``proxyPort``.
         public var resolveTarget: (@Sendable () async throws -> (host: String, port: Int))?
+        /// The cluster's proxies (their host UUIDs, from their presence records). When set, the
+        /// agent keeps a tunnel to each of them through the one address (``ProxyPool``); nil
+        /// keeps one tunnel.
+        public var discoverProxies: (@Sendable () async throws -> [String])?
+        /// How often ``discoverProxies`` is asked.
+        public var discoveryInterval: Duration = .seconds(5)
+        /// Backoff of dials that seek another proxy.
+        public var pool = ProxyPool.Settings()
 
         /// Creates a configuration.
         public init(
@@ -80,8 +88,13 @@ public final class ReverseTunnelAgent: Sendable {
         }
     }
 
-    /// Keeps a tunnel open until the task is cancelled.
+    /// Keeps a tunnel open (with ``Configuration/discoverProxies``, one to every proxy) until
+    /// the task is cancelled.
     public func run() async {
+        if let discover = configuration.discoverProxies {
+            await runPool(discover: discover)
+            return
+        }
         let clock = ContinuousClock()
         let origin = clock.now
         func now() -> Duration { clock.now - origin }
@@ -124,7 +137,7 @@ public final class ReverseTunnelAgent: Sendable {
 
     /// Runs keepalives on an open tunnel until it closes or the proxy falls silent; returns the
     /// next action (a jittered wait before redialling).
-    private func hold(_ tunnel: Tunnel, machine: inout ReconnectMachine, now: () -> Duration) async -> ReconnectMachine.Action {
+    func hold(_ tunnel: Tunnel, machine: inout ReconnectMachine, now: () -> Duration) async -> ReconnectMachine.Action {
         let heard = Mutex<Duration?>(nil)
         let closed = Mutex(false)
         tunnel.channel.closeFuture.whenComplete { _ in closed.withLock { $0 = true } }
@@ -157,6 +170,8 @@ public final class ReverseTunnelAgent: Sendable {
     struct Tunnel: Sendable {
         let channel: any Channel
         let handler: NIOLoopBound<NIOSSHHandler>
+        /// The proxy's host UUID (from its certificate).
+        let proxyID: String
 
         func sendKeepalive() -> EventLoopFuture<Void> {
             let loop = channel.eventLoop
@@ -170,8 +185,10 @@ public final class ReverseTunnelAgent: Sendable {
     }
 
     /// Dials, does the mTLS and SSH handshakes, and returns the tunnel once the proxy accepted
-    /// this host; throws a one-line reason otherwise.
-    func connect() async throws -> Tunnel {
+    /// this host; throws a one-line reason otherwise. `wanted` is asked, once the proxy's
+    /// certificate named it, whether to go on: false closes the connection before the login
+    /// (a duplicate tunnel to a proxy already held) and throws `alreadyExists`.
+    func connect(wanted: (@Sendable (String) -> Bool)? = nil) async throws -> Tunnel {
         let configuration = self.configuration
         let logger = self.logger
         var target = (host: configuration.proxyHost, port: configuration.proxyPort)
@@ -185,11 +202,13 @@ public final class ReverseTunnelAgent: Sendable {
         let loop = channel.eventLoop
         let ready = loop.makePromise(of: Void.self)
         let handler: NIOLoopBound<NIOSSHHandler>
+        let check: NIOLoopBound<ProxyCheckHandler>
         do {
-            handler = try await loop.submit {
+            (handler, check) = try await loop.submit {
                 let sync = channel.pipeline.syncOperations
                 try sync.addHandler(try NIOSSLClientHandler(context: configuration.tlsContext, serverHostname: nil))
-                try sync.addHandler(ProxyCheckHandler(clusterName: configuration.clusterName, ready: ready))
+                let check = ProxyCheckHandler(clusterName: configuration.clusterName, ready: ready, wanted: wanted)
+                try sync.addHandler(check)
                 let ssh = NIOSSHHandler(
                     role: .client(
                         SSHClientConfiguration(userAuthDelegate: HostUUIDOffer(hostUUID: configuration.hostUUID), serverAuthDelegate: TLSVerifiedHost())),
@@ -203,7 +222,7 @@ public final class ReverseTunnelAgent: Sendable {
                     IdleStateHandler(readTimeout: .seconds(seconds)), ssh, AgentReadyHandler(ready: ready),
                     TunnelEndHandler(logger: logger, what: "reverse tunnel"),
                 ])
-                return NIOLoopBound(ssh, eventLoop: loop)
+                return (NIOLoopBound(ssh, eventLoop: loop), NIOLoopBound(check, eventLoop: loop))
             }.get()
             let timeout = loop.scheduleTask(in: .seconds(30)) {
                 ready.fail(TeleportError.connectionProblem("the proxy did not complete the tunnel handshake in 30 s"))
@@ -214,7 +233,11 @@ public final class ReverseTunnelAgent: Sendable {
             channel.close(promise: nil)
             throw error
         }
-        return Tunnel(channel: channel, handler: handler)
+        guard let proxyID = try? await loop.submit({ check.value.proxyID }).get() else {
+            channel.close(promise: nil)
+            throw TeleportError.accessDenied("the proxy's certificate named no host")
+        }
+        return Tunnel(channel: channel, handler: handler, proxyID: proxyID)
     }
 
     /// Serves a channel the proxy opened: only a `forwarded-tcpip` naming a registered service.
@@ -245,17 +268,25 @@ final class ProxyCheckHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     let clusterName: String
     let ready: EventLoopPromise<Void>
+    let wanted: (@Sendable (String) -> Bool)?
+    /// The proxy's host UUID, once its certificate was checked.
+    private(set) var proxyID: String?
 
-    init(clusterName: String, ready: EventLoopPromise<Void>) {
+    init(clusterName: String, ready: EventLoopPromise<Void>, wanted: (@Sendable (String) -> Bool)? = nil) {
         self.clusterName = clusterName
         self.ready = ready
+        self.wanted = wanted
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .handshakeCompleted = event as? TLSUserEvent {
             do {
                 let certificate = try context.pipeline.syncOperations.nioSSL_peerCertificate()
-                _ = try TunnelTLS.hostUUID(of: certificate, role: .proxy, clusterName: clusterName)
+                let proxy = try TunnelTLS.hostUUID(of: certificate, role: .proxy, clusterName: clusterName)
+                proxyID = proxy
+                if let wanted, !wanted(proxy) {
+                    throw TeleportError.alreadyExists("this agent already holds a tunnel to proxy \(proxy)")
+                }
             } catch {
                 ready.fail(error)
                 context.close(promise: nil)

@@ -98,8 +98,15 @@ enum ResourceSamples {
         Lock(name: "c6f2a1d0-5b1e-4f5e-9d4e-1a2b3c4d5e6f", target: .init(user: "joe"), message: "incident 42", expires: created.addingTimeInterval(3600))
     }
 
+    static var proxy: ServerProxy {
+        var proxy = ServerProxy(
+            uuid: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", hostname: "proxy-2", addr: "lb.example.com:3080", publicAddr: "lb.example.com:3080")
+        proxy.spec.version = "0.1.0"
+        return proxy
+    }
+
     /// Every kind, as `tctl get all` would list them.
     static var all: [AnyResource] {
-        [.clusterName(clusterName), .certAuthority(certAuthority), .role(role), .user(user), .token(token), .node(node), .lock(lock)]
+        [.clusterName(clusterName), .certAuthority(certAuthority), .role(role), .user(user), .token(token), .node(node), .lock(lock), .registered(proxy)]
     }
 }

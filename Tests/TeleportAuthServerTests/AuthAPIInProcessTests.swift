@@ -118,6 +118,36 @@ struct AuthAPIInProcessTests {
         }
     }
 
+    @Test("a proxy heartbeats only its own proxy record; nodes may list proxies but not write them")
+    func proxyPresence() async throws {
+        let cluster = try await InProcessAuth.open()
+        let mine = UUID().uuidString.lowercased()
+        let other = UUID().uuidString.lowercased()
+        try await cluster.routes(presenting: try await cluster.host(.proxy, uuid: mine)) { client in
+            let refused = try await client.send(.post, "/v1/presence/proxies", json: ServerProxy(uuid: other, hostname: "intruder", addr: "evil:3080"))
+            #expect(refused.status == .forbidden)
+            #expect(String(buffer: refused.body).contains("a proxy may only heartbeat its own record"))
+            var bad = ServerProxy(uuid: mine, hostname: "proxy-a\u{1b}[31m", addr: "lb:3080")
+            let badHostname = try await client.send(.post, "/v1/presence/proxies", json: bad)
+            #expect(badHostname.status == .badRequest)
+            bad.spec.hostname = "proxy-a"
+            let accepted = try await client.send(.post, "/v1/presence/proxies", json: bad)
+            #expect(accepted.status == .ok)
+        }
+        let node = UUID().uuidString.lowercased()
+        try await cluster.routes(presenting: try await cluster.host(.node, uuid: node)) { client in
+            let forged = try await client.send(.post, "/v1/presence/proxies", json: ServerProxy(uuid: node, hostname: "fake", addr: "evil:3080"))
+            #expect(forged.status == .forbidden)
+            #expect(String(buffer: forged.body).contains("only proxies send proxy heartbeats"))
+            let listed = try await client.execute(uri: "/v1/resources/proxies", method: .get)
+            #expect(listed.status == .ok)
+            let proxies = try ResourceCodec.jsonDecoder().decode([ServerProxy].self, from: Data(listed.body.readableBytesView))
+            #expect(proxies.map(\.name) == [mine])
+            #expect(proxies.first?.spec.addr == "lb:3080")
+            #expect(proxies.first?.metadata.expires != nil, "a proxy record expires like a node's")
+        }
+    }
+
     @Test("no certificate, another cluster's or CA's certificate, or a removed host's certificate: 403")
     func unauthenticatedCallersAreRefused() async throws {
         let cluster = try await InProcessAuth.open()

@@ -119,35 +119,7 @@ import Testing
         #expect(r10 == .close)
     }
 
-    @Test("two proxies behind one address: the agent dials until it holds both, closing duplicates")
-    func discovery() {
-        var pool = ProxyPool()
-        #expect(pool.wantsAnotherTunnel)
-        // The load balancer sends the first dial to proxy A, which lists B.
-        let r11 = establish(&pool, "A", ["A", "B"])
-        #expect(r11)
-        #expect(pool.wantsAnotherTunnel)
-        // The next dial lands on A again: a duplicate, closed; still missing B.
-        let r12 = establish(&pool, "A", ["A", "B"])
-        #expect(!r12)
-        #expect(pool.wantsAnotherTunnel)
-        let r13 = establish(&pool, "B", ["A", "B"])
-        #expect(r13)
-        #expect(!pool.wantsAnotherTunnel)
-        #expect(pool.held == ["A", "B"])
-        // B restarts: the agent wants a tunnel to it again.
-        pool.lost(proxy: "B")
-        #expect(pool.wantsAnotherTunnel)
-        // B is gone for good (its presence expired): A alone is enough.
-        pool.forget(proxy: "B")
-        #expect(!pool.wantsAnotherTunnel)
-    }
-
     private func step(_ machine: inout ReconnectMachine, _ now: Duration) -> ReconnectMachine.Action {
         machine.tick(now: now)
-    }
-
-    private func establish(_ pool: inout ProxyPool, _ proxy: String, _ peers: [String]) -> Bool {
-        pool.established(proxy: proxy, peers: peers)
     }
 }

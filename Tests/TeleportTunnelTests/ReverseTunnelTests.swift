@@ -45,8 +45,8 @@ import X509
         let listener: any Channel
         var port: Int { listener.localAddress?.port ?? 0 }
 
-        init(cluster: Cluster) async throws {
-            let identity = try cluster.identity(cluster.hostCA, username: "proxy-1.\(cluster.name)", roles: ["Proxy"])
+        init(cluster: Cluster, name: String = "proxy-1") async throws {
+            let identity = try cluster.identity(cluster.hostCA, username: "\(name).\(cluster.name)", roles: ["Proxy"])
             var configuration = ReverseTunnelServer.Configuration(
                 clusterName: cluster.name,
                 tlsContext: try ReverseTunnelServer.serverTLSContext(

@@ -12,6 +12,8 @@ public struct ServerKind: RawRepresentable, Hashable, Sendable, CustomStringConv
 
     /// SSH nodes (``ServerNode``).
     public static let node = ServerKind(rawValue: ServerNode.kind)
+    /// Proxies (``ServerProxy``): agents read them to keep a tunnel to each.
+    public static let proxy = ServerKind(rawValue: ServerProxy.kind)
 
     /// The kind's name.
     public var description: String { rawValue }
@@ -95,6 +97,7 @@ public enum ResourceKinds {
         ),
         ResourceKind(ServerNode.self, aliases: ["nodes"], storagePrefix: "/nodes/default/", inBackup: false, serverKind: .node),
         ResourceKind(Lock.self, aliases: ["locks"], storagePrefix: "/locks/"),
+        ResourceKind(ServerProxy.self, aliases: ["proxies"], storagePrefix: ServerProxy.storagePrefix, inBackup: false, serverKind: .proxy),
     ]
 
     private static let registered = Mutex<[ResourceKind]>([])

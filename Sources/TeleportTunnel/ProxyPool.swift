@@ -1,0 +1,156 @@
+/// Which proxies an agent holds tunnels to, and when to dial again, for a cluster of several
+/// proxies behind one address (a round-robin load balancer or DNS name). A pure state machine:
+/// no sockets, no clock; it is told what happened and when (`now`, a duration since any origin).
+///
+/// - The cluster lists its proxies (their presence records, ``discovered(_:)``); a proxy also
+///   names itself when a dial reaches it (its host certificate carries its host UUID).
+/// - The agent dials the one address until it holds a tunnel to every proxy it knows of
+///   (``tick(now:)`` answers ``Action/dial``); a dial that lands on a proxy it already holds is a
+///   duplicate (``wants(_:)`` is false before the tunnel logs in), closed, and the next dial
+///   waits a jittered, doubling backoff, as after a failed dial.
+/// - A proxy whose record disappears is forgotten and its tunnel dropped; a lost tunnel to a
+///   proxy still listed is sought again. An empty list is ignored: the agent never drops every
+///   tunnel because one answer was empty.
+public struct ProxyPool: Sendable {
+    /// The tunables.
+    public struct Settings: Sendable, Equatable {
+        /// The first backoff after a failed or duplicate dial.
+        public var initialBackoff: Duration = .seconds(1)
+        /// The backoff cap.
+        public var maxBackoff: Duration = .seconds(60)
+
+        /// Creates the defaults.
+        public init() {}
+    }
+
+    /// What the agent should do now.
+    public enum Action: Sendable, Equatable {
+        /// Dial the proxy address once (then report ``established(proxy:now:)``,
+        /// ``duplicate(now:)`` or ``dialFailed(now:)``).
+        case dial
+        /// Nothing until `now + duration` (or until something happens).
+        case wait(Duration)
+        /// Every known proxy has a tunnel (or a dial is in flight): wait for an event.
+        case idle
+    }
+
+    /// The proxies with a tunnel.
+    public private(set) var held: Set<String> = []
+    /// Every proxy heard of (listed by the cluster, or reached).
+    public private(set) var known: Set<String> = []
+    /// The proxies the cluster listed last.
+    public private(set) var listed: Set<String> = []
+    /// Proxies the cluster listed before and no longer lists: not tunnelled to again until they
+    /// are listed again (a delisted proxy that still answers is not re-adopted).
+    public private(set) var delisted: Set<String> = []
+    /// The current backoff bound (doubles per failed or duplicate dial; reset by a new tunnel).
+    public private(set) var backoff: Duration
+    /// The settings.
+    public let settings: Settings
+    private var notBefore: Duration = .zero
+    private var dialing = false
+    private let random: @Sendable () -> Double
+
+    /// Creates an empty pool; `random` returns values in `[0, 1)` (injected for tests).
+    public init(settings: Settings = Settings(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+        self.settings = settings
+        self.backoff = settings.initialBackoff
+        self.random = random
+    }
+
+    /// Whether another dial is needed: no tunnel yet, or a known proxy without one.
+    public var wantsAnotherTunnel: Bool {
+        held.isEmpty || !known.subtracting(held).isEmpty
+    }
+
+    /// What is due now.
+    public mutating func tick(now: Duration) -> Action {
+        guard !dialing, wantsAnotherTunnel else { return .idle }
+        if now < notBefore { return .wait(notBefore - now) }
+        dialing = true
+        return .dial
+    }
+
+    /// Asked when a dial reached `proxy` (its certificate named it), before the tunnel logs in:
+    /// false for a proxy already held (close that connection: a duplicate) or delisted.
+    public func wants(_ proxy: String) -> Bool {
+        !held.contains(proxy) && !delisted.contains(proxy)
+    }
+
+    /// A dial became a tunnel to `proxy`: true to keep it (the backoff resets), false for a
+    /// duplicate (close it; the next dial backs off).
+    public mutating func established(proxy: String, now: Duration) -> Bool {
+        dialing = false
+        guard !delisted.contains(proxy) else {
+            backOff(now: now)
+            return false
+        }
+        known.insert(proxy)
+        guard held.insert(proxy).inserted else {
+            backOff(now: now)
+            return false
+        }
+        backoff = settings.initialBackoff
+        notBefore = now
+        return true
+    }
+
+    /// A tunnel reached `proxy`, which lists `peers` (a proxy that names its peers itself).
+    public mutating func established(proxy: String, peers: [String], now: Duration = .zero) -> Bool {
+        known.formUnion(peers)
+        return established(proxy: proxy, now: now)
+    }
+
+    /// The dial reached a proxy already held and was closed before it logged in.
+    public mutating func duplicate(now: Duration) {
+        dialing = false
+        backOff(now: now)
+    }
+
+    /// The dial (or its handshake) failed.
+    public mutating func dialFailed(now: Duration) {
+        dialing = false
+        backOff(now: now)
+    }
+
+    /// The tunnel to `proxy` ended; it is sought again while the proxy is known, after a jittered
+    /// initial backoff (a restarted proxy is not hit by every agent at once).
+    public mutating func lost(proxy: String, now: Duration) {
+        held.remove(proxy)
+        notBefore = max(notBefore, now + jittered(settings.initialBackoff))
+    }
+
+    /// The tunnel to `proxy` ended (no clock: redial at the next tick).
+    public mutating func lost(proxy: String) {
+        held.remove(proxy)
+    }
+
+    /// A proxy no longer listed by the cluster (its presence expired).
+    public mutating func forget(proxy: String) {
+        known.remove(proxy)
+        listed.remove(proxy)
+    }
+
+    /// The cluster's current list of proxies (host UUIDs). Returns the held proxies whose record
+    /// disappeared: close their tunnels. An empty list changes nothing.
+    public mutating func discovered(_ proxies: [String]) -> [String] {
+        let now = Set(proxies)
+        guard !now.isEmpty else { return [] }
+        let gone = listed.subtracting(now)
+        known.subtract(gone)
+        known.formUnion(now)
+        delisted.formUnion(gone)
+        delisted.subtract(now)
+        listed = now
+        return held.intersection(gone).sorted()
+    }
+
+    private mutating func backOff(now: Duration) {
+        notBefore = now + jittered(backoff)
+        backoff = min(backoff * 2, settings.maxBackoff)
+    }
+
+    private func jittered(_ bound: Duration) -> Duration {
+        bound / 2 + bound / 2 * min(max(random(), 0), 1)
+    }
+}

@@ -1,0 +1,95 @@
+import Logging
+import NIOCore
+import Synchronization
+import TeleportAPI
+
+extension ReverseTunnelAgent {
+    /// Keeps a tunnel to every proxy of the cluster through the one configured address (which may
+    /// be a load balancer) until the task is cancelled: ``ProxyPool`` decides when to dial; a dial
+    /// that reaches a proxy already held is closed before it logs in; each tunnel is held (with
+    /// its keepalives) by a child task; `discover` is asked every
+    /// ``Configuration/discoveryInterval`` and a proxy whose record disappeared loses its tunnel.
+    func runPool(discover: @escaping @Sendable () async throws -> [String]) async {
+        let clock = ContinuousClock()
+        let origin = clock.now
+        let now: @Sendable () -> Duration = { clock.now - origin }
+        let state = PoolState(pool: ProxyPool(settings: configuration.pool))
+        let logger = self.logger
+        let interval = configuration.discoveryInterval
+        let address = HostPort.join(configuration.proxyHost, configuration.proxyPort)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    do {
+                        let proxies = try await discover()
+                        let dropped = state.pool.withLock { $0.discovered(proxies) }
+                        for proxy in dropped {
+                            logger.info("proxy \(proxy) is no longer registered; closing its reverse tunnel")
+                            state.open.withLock { $0[proxy] }?.close(promise: nil)
+                        }
+                    } catch {
+                        logger.debug("cannot list the cluster's proxies; keeping the tunnels", metadata: ["tp.error": "\(error)"])
+                    }
+                    do { try await Task.sleep(for: interval) } catch { return }
+                }
+            }
+            var announcedFailure = false
+            while !Task.isCancelled {
+                switch state.pool.withLock({ $0.tick(now: now()) }) {
+                case .idle:
+                    // Woken by time: a lost tunnel or a new proxy shows at the next tick.
+                    do { try await Task.sleep(for: .milliseconds(250)) } catch { break }
+                case .wait(let duration):
+                    do { try await Task.sleep(for: min(duration, .milliseconds(250))) } catch { break }
+                case .dial:
+                    let tunnel: Tunnel
+                    do {
+                        tunnel = try await connect(wanted: { proxy in state.pool.withLock { $0.wants(proxy) } })
+                    } catch let error as TeleportError where error.code == .alreadyExists {
+                        state.pool.withLock { $0.duplicate(now: now()) }
+                        logger.debug("the dial reached a proxy this agent holds a tunnel to; closed it", metadata: ["tp.error": "\(error.message)"])
+                        continue
+                    } catch {
+                        state.pool.withLock { $0.dialFailed(now: now()) }
+                        logger.log(
+                            level: announcedFailure ? .debug : .warning, "cannot open a reverse tunnel; retrying",
+                            metadata: ["tp.proxy": "\(address)", "tp.error": "\((error as? TeleportError)?.message ?? "\(error)")"])
+                        announcedFailure = true
+                        continue
+                    }
+                    announcedFailure = false
+                    let proxy = tunnel.proxyID
+                    let (kept, held, known) = state.pool.withLock { pool in
+                        (pool.established(proxy: proxy, now: now()), pool.held.count, pool.known.count)
+                    }
+                    guard kept else {
+                        tunnel.channel.close(promise: nil)
+                        continue
+                    }
+                    state.open.withLock { $0[proxy] = tunnel.channel }
+                    logger.info(
+                        "reverse tunnel to the proxy is up",
+                        metadata: ["tp.proxy": "\(address)", "tp.proxy.id": "\(proxy)", "tp.tunnels": "\(held) of \(max(held, known))"])
+                    group.addTask { [self] in
+                        var machine = ReconnectMachine(settings: configuration.reconnect)
+                        machine.connected(now: now())
+                        _ = await hold(tunnel, machine: &machine, now: now)
+                        state.open.withLock { if $0[proxy] === tunnel.channel { $0[proxy] = nil } }
+                        state.pool.withLock { $0.lost(proxy: proxy, now: now()) }
+                        logger.info("reverse tunnel to proxy \(proxy) ended", metadata: ["tp.proxy.id": "\(proxy)"])
+                    }
+                }
+            }
+            group.cancelAll()
+        }
+    }
+}
+
+/// The pool and the open tunnels, shared by the dial loop, the discovery loop and the tasks
+/// holding tunnels.
+final class PoolState: Sendable {
+    let pool: Mutex<ProxyPool>
+    let open = Mutex<[String: any Channel]>([:])
+
+    init(pool: ProxyPool) { self.pool = Mutex(pool) }
+}
