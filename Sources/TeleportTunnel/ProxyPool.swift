@@ -18,6 +18,9 @@ public struct ProxyPool: Sendable {
         public var initialBackoff: Duration = .seconds(1)
         /// The backoff cap.
         public var maxBackoff: Duration = .seconds(60)
+        /// A lost tunnel is sought again after a wait drawn uniformly in `[0, redialSpread]`
+        /// (every agent of a restarted proxy loses its tunnel at once; as ``ReconnectMachine``).
+        public var redialSpread: Duration = .seconds(5)
 
         /// Creates the defaults.
         public init() {}
@@ -113,11 +116,11 @@ public struct ProxyPool: Sendable {
         backOff(now: now)
     }
 
-    /// The tunnel to `proxy` ended; it is sought again while the proxy is known, after a jittered
-    /// initial backoff (a restarted proxy is not hit by every agent at once).
+    /// The tunnel to `proxy` ended; it is sought again while the proxy is known, after a wait
+    /// drawn uniformly in `[0, redialSpread]` (a restarted proxy is not hit by every agent at once).
     public mutating func lost(proxy: String, now: Duration) {
         held.remove(proxy)
-        notBefore = max(notBefore, now + jittered(settings.initialBackoff))
+        notBefore = max(notBefore, now + settings.redialSpread * min(max(random(), 0), 1))
     }
 
     /// The tunnel to `proxy` ended (no clock: redial at the next tick).

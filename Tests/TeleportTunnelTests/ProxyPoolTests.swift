@@ -80,14 +80,14 @@ import Testing
         _ = pool.discovered(["A", "B"])
         _ = pool.tick(now: now)
         _ = pool.established(proxy: "B", now: now)
-        // B is killed: its tunnel ends; the agent seeks B again after a jittered second.
+        // B is killed: its tunnel ends; the agent seeks B again after a pause drawn in [0, 5 s].
         pool.lost(proxy: "B", now: now)
         #expect(pool.held == ["A"])
         guard case .wait(let wait) = pool.tick(now: now) else {
             Issue.record("a lost tunnel is redialled after a pause")
             return
         }
-        #expect(wait <= .seconds(1))
+        #expect(wait <= .seconds(5))
         now += wait
         let r12 = pool.tick(now: now)
         #expect(r12 == .dial)
@@ -117,9 +117,9 @@ import Testing
         #expect(!pool.wantsAnotherTunnel)
         // A proxy reached before it was ever listed keeps its tunnel.
         _ = pool.discovered(["A", "C"])
-        let r17 = pool.tick(now: .seconds(5))
+        let r17 = pool.tick(now: .seconds(6))
         #expect(r17 == .dial)
-        let r18 = pool.established(proxy: "D", now: .seconds(5))
+        let r18 = pool.established(proxy: "D", now: .seconds(6))
         #expect(r18)
         let r19 = pool.discovered(["A", "C"])
         #expect(r19.isEmpty)
@@ -139,11 +139,11 @@ import Testing
         pool.lost(proxy: "B", now: .seconds(1))
         pool.lost(proxy: "A", now: .seconds(1))
         // A is sought again; a dial that lands on B is refused before login.
-        let due = pool.tick(now: .seconds(2))
+        let due = pool.tick(now: .seconds(6))
         #expect(due == .dial)
         #expect(!pool.wants("B"))
-        pool.duplicate(now: .seconds(2))
-        let refused = pool.established(proxy: "B", now: .seconds(2))
+        pool.duplicate(now: .seconds(6))
+        let refused = pool.established(proxy: "B", now: .seconds(6))
         #expect(!refused)
         #expect(pool.held.isEmpty)
         // B heartbeats again: it is wanted again.
