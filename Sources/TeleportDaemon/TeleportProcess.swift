@@ -217,7 +217,13 @@ public enum TeleportProcess {
                 logger: logger.with("node:ssh")
             ).stopping(nodeStop).tunnelled(
                 to: try tunnelProxy.map { proxy in
-                    try nodeTunnelTarget(proxy: proxy, identity: identity, hostUUID: hostUUID, clusterName: clusterName, logger: logger)
+                    var target = try nodeTunnelTarget(proxy: proxy, identity: identity, hostUUID: hostUUID, clusterName: clusterName, logger: logger)
+                    if let interval = config.tunnelKeepalive {
+                        target.reconnect.keepaliveInterval = interval
+                        logger.warning(
+                            "\(DaemonConfig.tunnelKeepaliveVariable) is set: the reverse tunnel sends a keepalive every \(interval) (a setting for tests)")
+                    }
+                    return target
                 }, listen: listens)
             nodeSSH.limiter = ConnectionLimits.limiter(config, service: "node", metrics: registry, logger: logger.with("node:ssh"))
             services.append(nodeSSH)

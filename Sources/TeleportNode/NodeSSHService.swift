@@ -47,6 +47,8 @@ public struct NodeSSHService: Service, CustomStringConvertible {
         public var tlsContext: NIOSSLContext
         /// Finds the tunnel address before each dial (proxy discovery); nil uses the fixed one.
         public var resolve: (@Sendable () async throws -> (host: String, port: Int))?
+        /// Backoff and keepalive settings of the agent.
+        public var reconnect = ReconnectMachine.Settings()
 
         /// Creates the target.
         public init(hostUUID: String, clusterName: String, proxyHost: String, proxyPort: Int, tlsContext: NIOSSLContext) {
@@ -163,7 +165,7 @@ public struct NodeSSHService: Service, CustomStringConvertible {
                                 connections.configure(channel: channel, remoteAddress: originator, localAddress: nil)
                             }
                         ]
-                    ).resolving(tunnel.resolve),
+                    ).resolving(tunnel.resolve).reconnecting(tunnel.reconnect),
                     logger: tunnelLogger)
                 agentTask.withLock { $0 = Task { await agent.run() } }
             },

@@ -57,6 +57,13 @@ public final class ReverseTunnelAgent: Sendable {
             copy.resolveTarget = resolve
             return copy
         }
+
+        /// A copy with these backoff and keepalive settings.
+        public func reconnecting(_ settings: ReconnectMachine.Settings) -> Configuration {
+            var copy = self
+            copy.reconnect = settings
+            return copy
+        }
     }
 
     let configuration: Configuration
@@ -94,9 +101,12 @@ public final class ReverseTunnelAgent: Sendable {
                 do { try await Task.sleep(for: duration) } catch { return }
                 action = machine.tick(now: now())
             case .dial:
+                // The address actually dialled (discovery may move it), for the log lines.
+                var target = (host: configuration.proxyHost, port: configuration.proxyPort)
                 let tunnel: Tunnel
                 do {
-                    tunnel = try await connect()
+                    target = try await resolvedTarget()
+                    tunnel = try await connect(to: target)
                 } catch {
                     action = machine.dialFailed(now: now())
                     let level: Logger.Level = announcedFailure ? .debug : .warning
@@ -104,7 +114,7 @@ public final class ReverseTunnelAgent: Sendable {
                     logger.log(
                         level: level, "cannot open the reverse tunnel; retrying",
                         metadata: [
-                            "tp.proxy": "\(HostPort.join(configuration.proxyHost, configuration.proxyPort))",
+                            "tp.proxy": "\(HostPort.join(target.host, target.port))",
                             "tp.error": "\((error as? TeleportError)?.message ?? "\(error)")",
                         ])
                     continue
@@ -113,7 +123,7 @@ public final class ReverseTunnelAgent: Sendable {
                 machine.connected(now: now())
                 logger.info(
                     "reverse tunnel to the proxy is up",
-                    metadata: ["tp.proxy": "\(HostPort.join(configuration.proxyHost, configuration.proxyPort))"])
+                    metadata: ["tp.proxy": "\(HostPort.join(target.host, target.port))"])
                 action = await hold(tunnel, machine: &machine, now: now)
             case .sendKeepalive, .close:
                 action = machine.tick(now: now())
@@ -168,13 +178,22 @@ public final class ReverseTunnelAgent: Sendable {
         }
     }
 
-    /// Dials, does the mTLS and SSH handshakes, and returns the tunnel once the proxy accepted
-    /// this host; throws a one-line reason otherwise.
+    /// The tunnel address to dial now: discovery's answer, else the configured one.
+    func resolvedTarget() async throws -> (host: String, port: Int) {
+        guard let resolve = configuration.resolveTarget else { return (configuration.proxyHost, configuration.proxyPort) }
+        return try await resolve()
+    }
+
+    /// Resolves the tunnel address and connects to it (``connect(to:)``).
     func connect() async throws -> Tunnel {
+        try await connect(to: try await resolvedTarget())
+    }
+
+    /// Dials `target`, does the mTLS and SSH handshakes, and returns the tunnel once the proxy
+    /// accepted this host; throws a one-line reason otherwise.
+    func connect(to target: (host: String, port: Int)) async throws -> Tunnel {
         let configuration = self.configuration
         let logger = self.logger
-        var target = (host: configuration.proxyHost, port: configuration.proxyPort)
-        if let resolve = configuration.resolveTarget { target = try await resolve() }
         let channel: any Channel
         do {
             channel = try await Self.dialTCP(host: target.host, port: target.port)
