@@ -26,6 +26,27 @@ struct TunnelNetworkTests {
 
     // MARK: - The lab: namespaces, a cluster reachable from them, nodes inside them
 
+    /// Prints how long each step of a test took (the report's timings; CI logs show them).
+    final class Stopwatch: @unchecked Sendable {
+        let test: String
+        let started = ContinuousClock.now
+        var last = ContinuousClock.now
+
+        init(_ test: String) { self.test = test }
+
+        static func seconds(_ duration: Duration) -> String {
+            let (seconds, attoseconds) = duration.components
+            return String(format: "%.1f s", Double(seconds) + Double(attoseconds) / 1e18)
+        }
+
+        func lap(_ step: String) {
+            let now = ContinuousClock.now
+            print("\(test): \(step) took \(Self.seconds(now - last)) (total \(Self.seconds(now - started)))")
+            last = now
+        }
+    }
+
+
     /// A node process started inside a namespace with the seed's command line (no config file).
     final class NamespacedNode: @unchecked Sendable {
         let namespace: NetworkNamespace
@@ -160,9 +181,11 @@ struct TunnelNetworkTests {
     }
 
     /// Whether a TCP connection from inside `namespace` to `host:port` opens within 3 s.
+    /// `timeout -s KILL`: a program `Process` starts keeps this process's signal mask, so a
+    /// SIGTERM may stay blocked and a dropped SYN would be retried for about two minutes.
     static func canConnect(from namespace: NetworkNamespace, to host: String, port: UInt16) async throws -> Bool {
         let (executable, arguments) = namespace.wrap(
-            "/usr/bin/timeout", ["3", "/bin/bash", "-c", "exec 3<>/dev/tcp/\(host)/\(port)"])
+            "/usr/bin/timeout", ["-s", "KILL", "3", "/bin/bash", "-c", "exec 3<>/dev/tcp/\(host)/\(port)"])
         return try await TestSupport.run(executable, arguments, timeout: .seconds(20)).exitCode == 0
     }
 
@@ -250,6 +273,7 @@ struct TunnelNetworkTests {
         let tsh = try TSHRunner()
         defer { tsh.cleanUp() }
         try await Self.withLab(clusterName: "fence.example", multiplexed: false) { lab, cluster, namespace in
+            let watch = Stopwatch("fencedNode")
             let proxyHost = namespace.hostAddress
             let tunnelPort = try #require(Self.tunnelPort(in: try TestSupport.read(cluster.configURL)))
             var codes = try await TSHLoginTests.signUp(cluster)
@@ -257,13 +281,14 @@ struct TunnelNetworkTests {
                 tsh, ["--proxy=\(proxyHost):\(cluster.webPort)", "--user=joe", "--insecure"], password: TSHLoginTests.password,
                 code: try await codes.next())
             try #require(login.status == 0, "\(login.transcript)")
+            watch.lap("cluster start, signup, tsh login")
             let tshArgs = ["--insecure"]
 
             try await namespace.allowOnly([(proxyHost, cluster.webPort), (proxyHost, tunnelPort)])
             try await Self.expectFenced(namespace, cluster: cluster, proxyHost: proxyHost)
             #expect(try await Self.canConnect(from: namespace, to: proxyHost, port: tunnelPort), "the tunnel port is allowed")
+            watch.lap("fence and its checks")
 
-            let joinStarted = ContinuousClock.now
             let (token, pin) = try await Self.joinToken(cluster)
             let node = try lab.node(in: namespace, name: "fenced")
             try node.start(token: token, pin: pin, proxy: "\(proxyHost):\(cluster.webPort)")
@@ -273,7 +298,7 @@ struct TunnelNetworkTests {
             #expect(listing.split(separator: "\n").contains { $0.contains("fenced") && $0.contains("⟵ Tunnel") }, "\(listing)\n\(node.log)")
             let first = try await Self.reachable(tsh, tshArgs, node: "fenced", within: .seconds(40))
             try #require(first != nil, "the node never became reachable:\n\(node.log.suffix(4000))")
-            print("fencedNode: joined and reachable \(ContinuousClock.now - joinStarted) after tctl nodes add")
+            watch.lap("node joined, listed and reachable")
             #expect(node.log.contains("binds no port"), "\(node.log)")
             // The agent dialled the tunnel port the proxy's ping announced (its public host).
             #expect(
@@ -287,6 +312,7 @@ struct TunnelNetworkTests {
             #expect(exit7.exitCode == 7, "\(exit7)")
             let echoed = try await tsh.run(tshArgs + ["ssh", "root@fenced", "echo behind-the-fence; exit 0"])
             #expect(echoed.exitCode == 0 && echoed.stdout == "behind-the-fence\n", "\(echoed)")
+            watch.lap("exit codes")
 
             // Interactive on a pseudo-terminal; the same user joins it as an observer (tsh join).
             let environment = tsh.environment.merging(["TERM": "xterm"]) { $1 }
@@ -308,13 +334,16 @@ struct TunnelNetworkTests {
             try await observer.expect("watched-25")
             owner.sendLine("exit 3")
             #expect(try await owner.wait() == 3, "the shell's exit status reaches tsh")
-            #expect(try await observer.wait(timeout: .seconds(30)) == 0, "the observer's tsh ends with the session")
+            let observerStatus = try await observer.wait(timeout: .seconds(30))
+            #expect(observerStatus == 3, "the observer's tsh ends with the session, with its status:\n\(observer.transcript)")
+            watch.lap("terminal session joined by an observer")
 
             // tsh play: the finished session, uploaded through the proxy.
             let entry = try await Self.recorded(tsh, tshArgs, sid, within: .seconds(60))
             #expect(entry?["server_hostname"] == .string("fenced"), "\(String(describing: entry))")
             let played = try await tsh.run(tshArgs + ["play", "--format=text", sid])
             #expect(played.exitCode == 0 && played.stdout.contains("typed-42") && played.stdout.contains("watched-25"), "\(played)")
+            watch.lap("recording uploaded and played")
 
             // tsh scp, 100 MB both ways, with checksums.
             let big = lab.work.appendingPathComponent("big.bin").path
@@ -322,15 +351,14 @@ struct TunnelNetworkTests {
             let original = try await Self.sha256(big)
             let remote = lab.work.appendingPathComponent("remote")
             try FileManager.default.createDirectory(at: remote, withIntermediateDirectories: true)
-            var started = ContinuousClock.now
+            watch.lap("100 MB file written")
             let up = try await tsh.run(tshArgs + ["scp", big, "root@fenced:\(remote.path)/"], timeout: .seconds(240))
-            print("fencedNode: tsh scp 100 MB up took \(ContinuousClock.now - started)")
+            watch.lap("tsh scp 100 MB up")
             #expect(up.exitCode == 0, "\(up)")
             #expect(try await Self.sha256(remote.appendingPathComponent("big.bin").path) == original, "the upload arrived intact")
             let back = lab.work.appendingPathComponent("back.bin").path
-            started = ContinuousClock.now
             let down = try await tsh.run(tshArgs + ["scp", "root@fenced:\(remote.path)/big.bin", back], timeout: .seconds(240))
-            print("fencedNode: tsh scp 100 MB down took \(ContinuousClock.now - started)")
+            watch.lap("tsh scp 100 MB down")
             #expect(down.exitCode == 0, "\(down)")
             #expect(try await Self.sha256(back) == original, "the download arrived intact")
             for path in [big, back, remote.appendingPathComponent("big.bin").path] { try? FileManager.default.removeItem(atPath: path) }
@@ -343,6 +371,7 @@ struct TunnelNetworkTests {
             let openSSH = try await TestSupport.run(
                 TestSupport.ssh, ["-F", sshConfig.path, "root@fenced.fence.example", "echo via-openssh; exit 6"], environment: tsh.environment)
             #expect(openSSH.exitCode == 6 && openSSH.stdout == "via-openssh\n", "\(openSSH)")
+            watch.lap("OpenSSH via tsh config")
 
             // A session is live when the proxy (with auth: one process) is killed: its recording
             // waits on the node and arrives after the restart.
@@ -357,14 +386,20 @@ struct TunnelNetworkTests {
             waitpid(proxyPID, &status, 0)
             let killedAt = ContinuousClock.now
             #expect(try await live.wait(timeout: .seconds(40)) != 0, "the user's tsh notices the proxy is gone")
+            // The session ends on the node; its recording waits there while the proxy is down.
+            let uploads = node.directory.appendingPathComponent("data/log/upload/sessions/default")
+            func pendingUploads() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: uploads.path)) ?? [] }
+            let waiting = await TestSupport.eventually(timeout: .seconds(30)) { pendingUploads().contains("\(liveSID).done") }
+            #expect(waiting, "the cut session's recording is not waiting on the node: \(pendingUploads())\n\(node.log.suffix(3000))")
             try await cluster.start()
             let back60 = try await Self.reachable(tsh, tshArgs, node: "fenced", within: .seconds(60))
             #expect(back60 != nil, "not reachable within 60 s of the restart:\n\(node.log.suffix(4000))")
-            print("fencedNode: reachable \(back60.map { "\($0)" } ?? "never") after the restart (\(ContinuousClock.now - killedAt) after the kill)")
+            watch.lap("killed, restarted, reachable again (\(Stopwatch.seconds(ContinuousClock.now - killedAt)) after the kill)")
             let pending = try await Self.recorded(tsh, tshArgs, liveSID, within: .seconds(60))
             #expect(pending != nil, "the recording of the session cut by the kill was not uploaded:\n\(node.log.suffix(3000))")
             let replay = try await tsh.run(tshArgs + ["play", "--format=text", liveSID])
             #expect(replay.exitCode == 0 && replay.stdout.contains("before-kill-64"), "\(replay)")
+            watch.lap("the cut session's recording uploaded and played")
             let again = try await tsh.run(tshArgs + ["play", "--format=text", sid])
             #expect(again.stdout.contains("watched-25"), "the earlier recording survived the restart: \(again)")
             let exit5 = try await tsh.run(tshArgs + ["ssh", "root@fenced", "exit 5"])
@@ -381,19 +416,23 @@ struct TunnelNetworkTests {
         let tsh = try TSHRunner()
         defer { tsh.cleanUp() }
         try await Self.withLab(clusterName: "oneport.example", multiplexed: true) { lab, cluster, first in
+            let watch = Stopwatch("onePortTwoNodes")
             let proxyHost = first.hostAddress
             try await cluster.start()
+            watch.lap("cluster start")
             #expect(
                 cluster.log.contains("Setup Proxy: Reverse tunnel proxy and web proxy listen on the same port, multiplexing is on."),
                 "\(cluster.log.suffix(3000))")
             let prefix = try await Self.identity(cluster, proxyHost: proxyHost)
             let second = try await lab.namespace()
+            watch.lap("identity, second namespace")
             for namespace in [first, second] {
                 try await namespace.allowOnly([(proxyHost, cluster.webPort)])
                 try await Self.expectFenced(namespace, cluster: cluster, proxyHost: proxyHost)
             }
             // The second namespace reaches the proxy through this host, at the first one's address.
             #expect(second.hostAddress != proxyHost)
+            watch.lap("fences and their checks")
 
             var nodes: [NamespacedNode] = []
             for (namespace, name) in [(first, "alpha"), (second, "beta")] {
@@ -403,6 +442,7 @@ struct TunnelNetworkTests {
                 nodes.append(node)
             }
             let listing = try await Self.listed(tsh, prefix, nodes: ["alpha", "beta"])
+            watch.lap("both nodes joined (tsh ls)")
             for node in nodes {
                 #expect(
                     listing.split(separator: "\n").contains { $0.contains(node.name) && $0.contains("⟵ Tunnel") },
@@ -411,6 +451,7 @@ struct TunnelNetworkTests {
             for (index, node) in nodes.enumerated() {
                 let reached = try await Self.reachable(tsh, prefix, node: node.name, within: .seconds(40))
                 #expect(reached != nil, "\(node.name) is not reachable:\n\(node.log.suffix(3000))")
+                watch.lap("\(node.name) reachable")
                 let ran = try await tsh.run(prefix + ["ssh", "root@\(node.name)", "echo on-$TELEPORT_NODENAME; exit \(10 + index)"])
                 #expect(ran.exitCode == Int32(10 + index) && ran.stdout == "on-\(node.name)\n", "\(ran)")
                 // Each dialled the web port, as the proxy's ping announced (no tunnel listener exists).
@@ -430,6 +471,7 @@ struct TunnelNetworkTests {
         let tsh = try TSHRunner()
         defer { tsh.cleanUp() }
         try await Self.withLab(clusterName: "stopped.example", multiplexed: true) { lab, cluster, namespace in
+            let watch = Stopwatch("stoppedProxy")
             let proxyHost = namespace.hostAddress
             try await cluster.start()
             let prefix = try await Self.identity(cluster, proxyHost: proxyHost)
@@ -439,6 +481,7 @@ struct TunnelNetworkTests {
             // A keepalive every second (the default is 30 s): the variable is for tests.
             try node.start(token: token, pin: pin, proxy: "\(proxyHost):\(cluster.webPort)", environment: ["TELEPORT_UNSTABLE_TUNNEL_KEEPALIVE": "1"])
             let reached = try await Self.reachable(tsh, prefix, node: "sleeper", within: .seconds(60))
+            watch.lap("cluster, node joined and reachable")
             try #require(reached != nil, "\(node.log.suffix(4000))")
             #expect(node.log.contains("TELEPORT_UNSTABLE_TUNNEL_KEEPALIVE is set"), "\(node.log.suffix(2000))")
             #expect(!node.log.contains("missed 3 keepalives"), "keepalives are answered while the proxy runs")
@@ -451,12 +494,12 @@ struct TunnelNetworkTests {
             let noticed = await TestSupport.eventually(timeout: .seconds(30)) { node.log.contains("the proxy missed 3 keepalives") }
             let took = ContinuousClock.now - stoppedAt
             #expect(noticed, "the agent did not notice the stopped proxy in 30 s:\n\(node.log.suffix(3000))")
-            print("stoppedProxy: the agent noticed the stopped proxy after \(took)")
+            watch.lap("the agent noticed the stopped proxy (\(Stopwatch.seconds(took)) after SIGSTOP)")
             kill(proxyPID, SIGCONT)
             lab.paused = nil
             let back = try await Self.reachable(tsh, prefix, node: "sleeper", within: .seconds(60))
             #expect(back != nil, "not reachable within 60 s of SIGCONT:\n\(node.log.suffix(4000))")
-            print("stoppedProxy: reachable again \(back.map { "\($0)" } ?? "never") after SIGCONT")
+            watch.lap("reachable again after SIGCONT")
             let ups = node.log.components(separatedBy: "reverse tunnel to the proxy is up").count - 1
             #expect(ups >= 2, "the agent redialled (\(ups) tunnels)")
             let exit4 = try await tsh.run(prefix + ["ssh", "root@sleeper", "exit 4"])
