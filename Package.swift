@@ -198,6 +198,12 @@ let package = Package(
             dependencies: ["TeleportClient", "TeleportAPI", argumentParser],
             swiftSettings: swiftSettings
         ),
+        // A benchmark tool (bench/tunnels.py): N real reverse-tunnel agents against one proxy.
+        .executableTarget(
+            name: "tunnel-agents",
+            dependencies: ["TeleportTunnel", "TeleportAuthClient", "TeleportAPI", "TeleportCrypto", nioCore, logging, argumentParser],
+            swiftSettings: swiftSettings
+        ),
         // Tests. TeleportTestSupport holds process, port and cluster helpers shared by test targets.
         .target(
             name: "TeleportTestSupport", dependencies: ["CTeleportShims"], path: "Tests/TeleportTestSupport", swiftSettings: swiftSettings),

@@ -25,7 +25,7 @@ LAYERS = {
     "TeleportTunnel": 3, "TeleportSSHClient": 3,
     "TeleportAuthServer": 4, "TeleportProxy": 4, "TeleportNode": 4,
     "TeleportDaemon": 5, "TeleportClient": 5, "TeleportAdmin": 5,
-    "teleport": 6, "tsh": 6, "tctl": 6,
+    "teleport": 6, "tsh": 6, "tctl": 6, "tunnel-agents": 6,
 }
 SERVICES = {"TeleportAuthServer", "TeleportProxy", "TeleportNode"}
 # The shared SSH modules sit below every service and every client library: the proxy, the reverse

@@ -129,6 +129,7 @@ public enum TeleportProcess {
                 authType: config.file.auth.authenticationType, secondFactor: config.file.auth.secondFactor,
                 publicAddr: publicAddr, sshListenAddr: config.file.proxy.listenAddr)
             webSettings.audit = proxyAudit
+            webSettings.limiter = ConnectionLimits.limiter(config, service: "web", metrics: registry, logger: logger.with("proxy"))
             try wireWebPort(&webSettings, config: config, authAddress: authAddress, publicAddr: publicAddr)
             let proxyCache = userCertificateCache(client, dataDir: dataDir, role: "proxy", clock: clock, logger: logger)
             webSettings.roles = { names in proxyCache.roles(named: names) }
@@ -139,6 +140,10 @@ public enum TeleportProcess {
                 clusterName: clusterName,
                 tlsContext: try ReverseTunnelServer.serverTLSContext(
                     certificatePEM: identity.certificatePEM, keyPEM: identity.keyPEM, trustedCAPEMs: identity.trustedCAPEMs))
+            let tunnelAudit = proxyAudit
+            tunnelConfiguration.onRefused = { remote, reason in tunnelAudit.reverseTunnelRefused(remote: remote, reason: reason) }
+            tunnelConfiguration.onConnected = { _ in tunnelAudit.reverseTunnelOpened() }
+            tunnelConfiguration.onDisconnected = { _ in tunnelAudit.reverseTunnelClosed() }
             tunnelConfiguration.admit = { hostUUID in
                 await proxyCache.locksInForce().first { $0.spec.target.node == hostUUID }?.refusal
             }
@@ -278,9 +283,7 @@ public enum TeleportProcess {
                 throw TeleportError.badParameter(
                     "the proxy at \(proxy) serves cluster \(answer.clusterName), not \(clusterName); check teleport.proxy_server")
             }
-            guard let advertised = answer.tunnelPublicAddr else { return (web.host, 3024) }
-            let parsed = try HostPort.parse(advertised, defaultPort: 3024, key: "proxy.tunnel_public_addr")
-            return (parsed.host, parsed.port)
+            return try answer.tunnelAddress(pinged: (web.host, web.port))
         }
         return target
     }
@@ -365,7 +368,14 @@ public enum TeleportProcess {
         let auth = try HostPort.parse(authAddress, defaultPort: 3025, key: "auth server")
         settings.route(ALPNRoute.authProtocol, to: .passthrough(host: auth.host, port: auth.port))
         settings.multiplexed = config.file.proxy.multiplexed
-        if settings.multiplexed {
+        settings.tunnelListenAddr = settings.multiplexed ? config.file.proxy.webListenAddr : config.file.proxy.tunnelListenAddr
+        let web = try HostPort.parse(config.file.proxy.webListenAddr, defaultPort: 3080, key: "proxy_service.web_listen_addr")
+        if let configured = config.file.proxy.tunnelPublicAddr {
+            settings.tunnelPublicAddr = configured
+        } else if config.file.proxy.publicAddrs.isEmpty, ["0.0.0.0", "::", ""].contains(web.host) {
+            // No public name known: agents dial the address they pinged (see ProxyPing.Answer).
+            settings.tunnelPublicAddr = ""
+        } else if settings.multiplexed {
             settings.tunnelPublicAddr = publicAddr
         } else {
             let tunnel = try HostPort.parse(config.file.proxy.tunnelListenAddr, defaultPort: 3024, key: "proxy_service.tunnel_listen_addr")

@@ -43,11 +43,15 @@ public final class TeleportMetrics: Sendable {
         case tunnelsActive = "teleport_proxy_tunnels_active"
         /// Tunnels through the proxy's web port opened.
         case tunnels = "teleport_proxy_tunnels_total"
+        /// Agents' reverse tunnels to this proxy open now.
+        case reverseTunnelsActive = "teleport_reverse_tunnels_active"
+        /// Agents' reverse tunnels this proxy refused.
+        case reverseTunnelsRejected = "teleport_reverse_tunnels_rejected_total"
 
         /// The Prometheus type.
         public var kind: Kind {
             switch self {
-            case .buildInfo, .connectionsActive, .sessionsActive, .tunnelsActive: .gauge
+            case .buildInfo, .connectionsActive, .sessionsActive, .tunnelsActive, .reverseTunnelsActive: .gauge
             case .backendLatency: .histogram
             default: .counter
             }
@@ -71,6 +75,8 @@ public final class TeleportMetrics: Sendable {
             case .backendLatency: "Backend operation latency in seconds, by operation."
             case .tunnelsActive: "Tunnels through the proxy's web port open now."
             case .tunnels: "Tunnels through the proxy's web port opened."
+            case .reverseTunnelsActive: "Agents' reverse tunnels to this proxy open now."
+            case .reverseTunnelsRejected: "Agents' reverse tunnels this proxy refused."
             }
         }
     }

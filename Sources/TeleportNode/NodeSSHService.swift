@@ -162,7 +162,10 @@ public struct NodeSSHService: Service, CustomStringConvertible {
                         tlsContext: tunnel.tlsContext,
                         services: [
                             .nodeSSH: { channel, originator in
-                                connections.configure(channel: channel, remoteAddress: originator, localAddress: nil)
+                                // The local end of the tunnel's connection stands for the address the
+                                // client reached (SSH_CONNECTION, SSH_CLIENT, audit's addr.local).
+                                connections.configure(
+                                    channel: channel, remoteAddress: originator, localAddress: channel.localAddress ?? channel.parent?.localAddress)
                             }
                         ]
                     ).resolving(tunnel.resolve).reconnecting(tunnel.reconnect),

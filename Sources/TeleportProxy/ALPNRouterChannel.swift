@@ -34,6 +34,10 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
     let httpsAddress: String
     /// The proxy's SSH port, for the answer to an SSH client.
     let sshPort: Int
+    /// `teleport.connection_limits` of the web port (nil: none).
+    var limiter: ConnectionLimiter? = nil
+    /// Routes by the server name's prefix, for ClientHellos no ALPN route matched.
+    var serverNameRoutes: [String: ALPNRoute] = [:]
 
     /// The route for the protocols a client offers: the first one (in the client's order) registered.
     static func route(alpn: [String], routes: [String: ALPNRoute]) -> (String, ALPNRoute)? {
@@ -43,7 +47,25 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
         return nil
     }
 
+    /// The route for a ClientHello: its ALPN protocols first (``route(alpn:routes:)``), else the
+    /// longest registered server-name prefix its SNI starts with (case-insensitive, as DNS names;
+    /// e.g. Kubernetes clients that can set only a server name), else nil (the web TLS).
+    static func route(
+        alpn: [String], sni: String?, routes: [String: ALPNRoute], serverNameRoutes: [String: ALPNRoute]
+    ) -> (String, ALPNRoute)? {
+        if let found = route(alpn: alpn, routes: routes) { return found }
+        guard let sni = sni?.lowercased(), !sni.isEmpty else { return nil }
+        let matches = serverNameRoutes.filter { sni.hasPrefix($0.key.lowercased()) }
+        guard let best = matches.max(by: { $0.key.count < $1.key.count }) else { return nil }
+        return ("sni:" + best.key, best.value)
+    }
+
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        // `teleport.connection_limits.max_connections`: the excess is closed before any byte is read.
+        if let limiter, !limiter.admit(channel) {
+            channel.close(promise: nil)
+            return channel.eventLoop.makeSucceededFuture(Value(channel: channel, routed: channel.eventLoop.makeSucceededFuture(nil)))
+        }
         let outcome = channel.eventLoop.makePromise(of: ClientHelloSniffer.Outcome.self)
         let sniffer = ClientHelloSniffer(outcome: outcome, deadline: deadline)
         do {
@@ -78,7 +100,7 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
         case .plaintext(let kind):
             return refusePlaintext(kind, channel: channel, logger: logger).map { nil }
         case .hello(let sni, let alpn):
-            guard let (name, route) = Self.route(alpn: alpn, routes: routes) else {
+            guard let (name, route) = Self.route(alpn: alpn, sni: sni, routes: routes, serverNameRoutes: serverNameRoutes) else {
                 return loop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         NIOSSLServerHandler(context: webContext), position: .after(sniffer.value))

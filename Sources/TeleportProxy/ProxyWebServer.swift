@@ -41,8 +41,13 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         /// The address agents dial for their reverse tunnel (`/webapi/ping`'s
         /// `proxy.tunnel_public_addr`): the web address when ``multiplexed``.
         public var tunnelPublicAddr = ""
+        /// `proxy_service.tunnel_listen_addr` (the web address when ``multiplexed``), reported as
+        /// `proxy.ssh.tunnel_listen_addr`: agents take its port when no public tunnel address is known.
+        public var tunnelListenAddr = ""
         /// How the TLS tunnel (`tsh proxy ssh`) reaches nodes: direct TCP or their reverse tunnel.
         public var dialer: any AgentDialer = NodeDialer(tunnels: nil)
+        /// `teleport.connection_limits.max_connections` on the web port (nil: no limit).
+        public var limiter: ConnectionLimiter?
         /// Creates settings.
         public init(authType: String, secondFactor: String, publicAddr: String, sshListenAddr: String) {
             self.authType = authType
@@ -55,6 +60,16 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         public mutating func route(_ alpnProtocol: String, to route: ALPNRoute) {
             alpnRoutes[alpnProtocol] = route
         }
+
+        /// Routes by TLS server name, for clients that cannot choose an ALPN value: a connection
+        /// whose SNI starts with `prefix` (case-insensitive; the longest registered prefix wins)
+        /// and whose ALPN matched no route is served with `route`.
+        public mutating func route(serverNamePrefix prefix: String, to route: ALPNRoute) {
+            serverNameRoutes[prefix] = route
+        }
+
+        /// The routes by server-name prefix (see ``route(serverNamePrefix:to:)``).
+        public var serverNameRoutes: [String: ALPNRoute] = [:]
     }
 
     let auth: AuthClient
@@ -137,7 +152,7 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
             ALPNRouterChannel(
                 base: TunnelingChildChannel(base: HTTP1Channel(responder: responder, configuration: http), opener: opener),
                 webContext: webContext, routes: settings.alpnRoutes, deadline: deadline, httpsAddress: settings.publicAddr,
-                sshPort: sshPort)
+                sshPort: sshPort, limiter: settings.limiter, serverNameRoutes: settings.serverNameRoutes)
         }
         let app = Application(
             router: router, server: server,
@@ -187,7 +202,10 @@ extension ProxyWebServer {
                 "server_version": .string(TeleportVersion.version),
                 "auth": .object(["type": .string(settings.authType), "second_factor": .string(settings.secondFactor)]),
                 "proxy": .object([
-                    "ssh": .object(["listen_addr": .string(settings.sshListenAddr), "public_addr": .string(settings.publicAddr)]),
+                    "ssh": .object([
+                        "listen_addr": .string(settings.sshListenAddr), "public_addr": .string(settings.publicAddr),
+                        "tunnel_listen_addr": .string(settings.tunnelListenAddr),
+                    ]),
                     "tunnel_public_addr": .string(settings.tunnelPublicAddr),
                     "tls_routing_enabled": .bool(settings.multiplexed),
                 ]),

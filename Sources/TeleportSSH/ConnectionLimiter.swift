@@ -146,7 +146,8 @@ public final class ConnectionLimiter: Sendable {
     }
 
     /// Counts an accepted connection; false (and a refusal logged and counted) past `max_connections`.
-    func admit(_ channel: any Channel) -> Bool {
+    /// Listeners that are not SSH (the proxy's web port) call it directly.
+    public func admit(_ channel: any Channel) -> Bool {
         let key = channel.remoteAddress.map { "\($0)" }
         let admitted = state.withLock { state in
             guard state.limits.open() else { return false }

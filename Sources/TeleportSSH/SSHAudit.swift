@@ -116,6 +116,28 @@ public struct SSHAudit: Sendable {
     }
 }
 
+// MARK: Reverse tunnels
+
+extension SSHAudit {
+    /// `reverse_tunnel.rejected` (T9400W): the proxy refused an agent's tunnel from `remote` for
+    /// `reason`. Unauthenticated peers choose how often this happens: bounded like refused logins.
+    public func reverseTunnelRefused(remote: String, reason: String) {
+        metrics?.increment(.reverseTunnelsRejected)
+        guard let suppressed = refusals.admit(at: clock.now()) else { return }
+        var fields: [String: JSONValue] = [
+            "addr.remote": .string(remote), "reason": .string(String(reason.prefix(1024))), "success": false,
+        ]
+        if suppressed > 0 { fields["suppressed"] = .int(suppressed) }
+        add(AuditEventType.reverseTunnelRejected, fields)
+    }
+
+    /// Counts an agent's reverse tunnel until ``reverseTunnelClosed()``.
+    public func reverseTunnelOpened() { metrics?.increment(.reverseTunnelsActive) }
+
+    /// The end of a tunnel counted by ``reverseTunnelOpened()``.
+    public func reverseTunnelClosed() { metrics?.decrement(.reverseTunnelsActive) }
+}
+
 // MARK: Metrics
 
 extension SSHAudit {

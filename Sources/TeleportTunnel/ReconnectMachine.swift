@@ -18,6 +18,10 @@ public struct ReconnectMachine: Sendable {
         public var keepaliveInterval: Duration = .seconds(30)
         /// How many intervals without an answer end the tunnel.
         public var missedKeepalives = 3
+        /// A lost tunnel is redialled after a wait drawn uniformly in `[0, redialSpread]`: when a
+        /// proxy restarts, every agent loses its tunnel in the same instant, and this spreads
+        /// their first dials evenly instead of landing them in one second.
+        public var redialSpread: Duration = .seconds(5)
 
         /// Creates the defaults.
         public init() {}
@@ -88,9 +92,13 @@ public struct ReconnectMachine: Sendable {
     }
 
     /// The tunnel closed (by the proxy, the network, or after ``Action/close``): redial after a
-    /// jittered initial backoff (a restarted proxy is not hit by every agent at once).
+    /// wait drawn uniformly in `[0, redialSpread]` (full jitter: a restarted proxy is not hit by
+    /// every agent at once); failures after that back off from ``Settings/initialBackoff``.
     public mutating func disconnected(now: Duration) -> Action {
-        dialFailed(now: now)
+        let wait = settings.redialSpread * min(max(random(), 0), 1)
+        backoff = settings.initialBackoff
+        state = .waiting(until: now + wait)
+        return .wait(wait)
     }
 
     /// Time passed: what is due now.

@@ -31,6 +31,8 @@ public final class ReverseTunnelServer: Sendable {
         public var admit: @Sendable (_ hostUUID: String) async -> String? = { _ in nil }
         /// Called when a tunnel is established.
         public var onConnected: @Sendable (_ hostUUID: String) -> Void = { _ in }
+        /// Called when an established tunnel closes.
+        public var onDisconnected: @Sendable (_ hostUUID: String) -> Void = { _ in }
 
         /// Creates a configuration.
         public init(clusterName: String, tlsContext: NIOSSLContext) {
@@ -131,6 +133,7 @@ public final class ReverseTunnelServer: Sendable {
                     registry.add(hostUUID, channel: channel, handler: NIOLoopBound(handler, eventLoop: loop))
                     logger.info("reverse tunnel established", metadata: ["tp.host": "\(hostUUID)", "tp.remote": "\(remote)"])
                     configuration.onConnected(hostUUID)
+                    channel.closeFuture.whenComplete { _ in configuration.onDisconnected(hostUUID) }
                 },
                 onRefused: { [self] reason in
                     refuse(remote: remote, reason: reason)

@@ -14,13 +14,8 @@ public enum TunnelTLS {
     /// against `trustedCAPEMs` (the host CA), ALPN ``alpnProtocol``.
     public static func serverTLSContext(certificatePEM: String, keyPEM: String, trustedCAPEMs: [String]) throws -> NIOSSLContext {
         do {
-            var tls = TLSConfiguration.makeServerConfiguration(
-                certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map { .certificate($0) },
-                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem)))
-            tls.trustRoots = .certificates(try trustedCAPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
-            tls.certificateVerification = .noHostnameVerification
-            tls.minimumTLSVersion = .tlsv12
-            tls.applicationProtocols = [alpnProtocol]
+            var tls = TLSConfiguration.makeServerConfiguration(certificateChain: [], privateKey: .privateKey(try key(keyPEM)))
+            try mutual(&tls, certificatePEM: certificatePEM, keyPEM: keyPEM, trustedCAPEMs: trustedCAPEMs)
             return try NIOSSLContext(configuration: tls)
         } catch {
             throw TeleportError.badParameter("the proxy's tunnel identity cannot be loaded (data_dir/keys/proxy.*): \(error)")
@@ -32,16 +27,27 @@ public enum TunnelTLS {
     public static func clientTLSContext(certificatePEM: String, keyPEM: String, trustedCAPEMs: [String]) throws -> NIOSSLContext {
         do {
             var tls = TLSConfiguration.makeClientConfiguration()
-            tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map { .certificate($0) }
-            tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem))
-            tls.trustRoots = .certificates(try trustedCAPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
-            tls.certificateVerification = .noHostnameVerification
-            tls.minimumTLSVersion = .tlsv12
-            tls.applicationProtocols = [alpnProtocol]
+            try mutual(&tls, certificatePEM: certificatePEM, keyPEM: keyPEM, trustedCAPEMs: trustedCAPEMs)
             return try NIOSSLContext(configuration: tls)
         } catch {
             throw TeleportError.badParameter("the node's tunnel identity cannot be loaded (data_dir/keys/node.*): \(error)")
         }
+    }
+
+    /// What both ends set alike: their identity, the host CA as the only trust root (no host-name
+    /// check: the role and cluster in the peer's subject are checked after the handshake), TLS 1.2
+    /// or later, ALPN ``alpnProtocol``.
+    private static func mutual(_ tls: inout TLSConfiguration, certificatePEM: String, keyPEM: String, trustedCAPEMs: [String]) throws {
+        tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map { .certificate($0) }
+        tls.privateKey = .privateKey(try key(keyPEM))
+        tls.trustRoots = .certificates(try trustedCAPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
+        tls.certificateVerification = .noHostnameVerification
+        tls.minimumTLSVersion = .tlsv12
+        tls.applicationProtocols = [alpnProtocol]
+    }
+
+    private static func key(_ pem: String) throws -> NIOSSLPrivateKey {
+        try NIOSSLPrivateKey(bytes: Array(pem.utf8), format: .pem)
     }
 
     /// The host UUID of a verified peer certificate that must carry `role` for `clusterName`;

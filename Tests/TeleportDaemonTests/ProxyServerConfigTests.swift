@@ -1,3 +1,4 @@
+import TeleportAPI
 import TeleportDaemon
 import Testing
 
@@ -16,5 +17,13 @@ import Testing
         let config = try FileConfig.parse("ssh_service:\n  listen_addr: 127.0.0.1:3022\n", file: "f")
         #expect(config.ssh.listenAddrConfigured)
         #expect(!(try FileConfig.parse("ssh_service:\n  enabled: true\n", file: "f")).ssh.listenAddrConfigured)
+    }
+
+    @Test func tunnelPublicAddrDefaultsToPort3024() throws {
+        let config = try FileConfig.parse("proxy_service:\n  tunnel_public_addr: lb.example.com\n", file: "f")
+        #expect(config.proxy.tunnelPublicAddr == "lb.example.com:3024")
+        #expect(try FileConfig.parse("proxy_service:\n  tunnel_public_addr: lb.example.com:443\n", file: "f").proxy.tunnelPublicAddr == "lb.example.com:443")
+        #expect(try FileConfig.parse("proxy_service:\n  enabled: true\n", file: "f").proxy.tunnelPublicAddr == nil)
+        #expect(throws: TeleportError.self) { try FileConfig.parse("proxy_service:\n  tunnel_public_addr: [a, b]\n", file: "f") }
     }
 }

@@ -140,6 +140,35 @@ struct ConnectionLimitsTests {
         }
     }
 
+    @Test("max_connections: 2 on the proxy's web port: a third connection is closed before a byte is read, logged and counted; then admitted again")
+    func maxConnectionsOnTheWebPort() async throws {
+        try await Self.withSetup("    max_connections: 2\n", users: []) { setup in
+            let web = UInt16(setup.cluster.webPort)
+            // Two connections that have not sent their ClientHello yet hold both places (the
+            // router gives them 10 s).
+            var held = [try RawConnection(port: web), try RawConnection(port: web)]
+            let rejected = #"teleport_connections_rejected_total{reason="max_connections",service="web"}"#
+            let third = try RawConnection(port: web)
+            _ = third.readUntilClosed(timeout: 5)
+            #expect(third.sawEOF, "the third connection was not closed")
+            #expect(try await setup.waitFor(rejected, 1))
+            #expect(
+                setup.cluster.log.contains("web: refused 1 connection(s) since the last report: max_connections (2) reached"),
+                "\(setup.cluster.log.suffix(3000))")
+            held.forEach { $0.close() }
+            held.removeAll()
+            // The places are free again: an HTTPS request is served.
+            var served = false
+            let deadline = ContinuousClock.now + .seconds(20)
+            while !served, ContinuousClock.now < deadline {
+                let ping = try await TestSupport.run("/usr/bin/curl", ["-sk", "-m", "10", "https://127.0.0.1:\(web)/webapi/ping"])
+                served = ping.exitCode == 0 && ping.stdout.contains("cluster_name")
+                if !served { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(served)
+        }
+    }
+
     @Test("max_users: 1 on a node: a second user is refused with a message while the first user's session runs; then admitted")
     func maxUsers() async throws {
         try await Self.withSetup("    max_users: 1\n", users: ["joe", "ann"]) { setup in

@@ -16,9 +16,10 @@ struct NodeJoinTests {
             logURL = directory.appendingPathComponent("node.log")
         }
 
-        func arguments(cluster: ClusterFixture, token: String?, pin: String?, name: String) throws -> [String] {
+        /// `viaProxy`: the seed's join through the proxy's web port (`--auth-server=PROXY:3080`).
+        func arguments(cluster: ClusterFixture, token: String?, pin: String?, name: String, viaProxy: Bool = false) throws -> [String] {
             var arguments = [
-                "start", "--roles=node", "--auth-server=127.0.0.1:\(cluster.authPort)", "--data-dir", directory.appendingPathComponent("data").path,
+                "start", "--roles=node", "--auth-server=127.0.0.1:\(viaProxy ? cluster.webPort : cluster.authPort)", "--data-dir", directory.appendingPathComponent("data").path,
                 "--nodename", name, "--labels", "env=dev,kernel=[1m:\"uname -s\"]", "--listen-ip", "127.0.0.1",
             ]
             arguments.insert(contentsOf: try TestSupport.nodeListenConfig(), at: 1)
@@ -97,8 +98,10 @@ struct NodeJoinTests {
         }
     }
 
-    @Test("a wrong CA pin stops the join before the token is sent; a bad token is refused and audited")
-    func refusals() async throws {
+    @Test(
+        "a wrong CA pin stops the join before the token is sent; a bad, expired or wrong-type token is refused and audited (direct and through the proxy's web port)",
+        arguments: [false, true])
+    func refusals(viaProxy: Bool) async throws {
         try await withCluster(try ClusterFixture(clusterName: "refuse.example")) { cluster in
             try await cluster.start()
             let (token, pin, _) = try await invite(cluster)
@@ -108,15 +111,25 @@ struct NodeJoinTests {
 
             let wrongPin = "sha256:" + String(repeating: "0", count: 64)
             let pinned = try await TestSupport.run(
-                teleport, try node.arguments(cluster: cluster, token: token, pin: wrongPin, name: "evil"), timeout: .seconds(30))
+                teleport, try node.arguments(cluster: cluster, token: token, pin: wrongPin, name: "evil", viaProxy: viaProxy), timeout: .seconds(30))
             #expect(pinned.exitCode != 0)
             #expect(pinned.stderr.contains("does not match --ca-pin; refusing to send the token"), "\(pinned)")
 
             let badToken = try await TestSupport.run(
-                teleport, try node.arguments(cluster: cluster, token: "0123456789abcdef0123456789abcdef", pin: pin, name: "evil"),
+                teleport, try node.arguments(cluster: cluster, token: "0123456789abcdef0123456789abcdef", pin: pin, name: "evil", viaProxy: viaProxy),
                 timeout: .seconds(30))
             #expect(badToken.exitCode != 0)
             #expect(badToken.stderr.contains("the join token is not valid"), "\(badToken)")
+
+            // A token past its TTL is refused the same way.
+            let shortLived = try await cluster.tctl(["nodes", "add", "--ttl=1s"])
+            let expiredToken = try #require(
+                shortLived.stdout.split(separator: "\n").first { $0.hasPrefix("The invite token: ") }?.split(separator: " ").last.map(String.init))
+            try await Task.sleep(for: .milliseconds(2200))
+            let expired = try await TestSupport.run(
+                teleport, try node.arguments(cluster: cluster, token: expiredToken, pin: pin, name: "evil", viaProxy: viaProxy), timeout: .seconds(30))
+            #expect(expired.exitCode != 0)
+            #expect(expired.stderr.contains("the join token is not valid (unknown, expired or revoked)"), "\(expired)")
 
             // The proxy's listeners on free ports (the defaults may be taken by another test).
             let proxyConfig = node.directory.appendingPathComponent("proxy.yaml")
@@ -127,7 +140,7 @@ struct NodeJoinTests {
                   web_listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
                   tunnel_listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
                 """, to: proxyConfig)
-            var proxyArguments = try node.arguments(cluster: cluster, token: token, pin: pin, name: "evil")
+            var proxyArguments = try node.arguments(cluster: cluster, token: token, pin: pin, name: "evil", viaProxy: viaProxy)
                 .map { $0 == "--roles=node" ? "--roles=proxy" : $0 }
             proxyArguments[2] = proxyConfig.path  // after "start", "-c"
             let proxyWithNodeToken = try await TestSupport.run(
@@ -135,14 +148,14 @@ struct NodeJoinTests {
             #expect(proxyWithNodeToken.exitCode != 0)
             #expect(proxyWithNodeToken.stderr.contains("does not allow joining as Proxy"), "\(proxyWithNodeToken)")
 
-            let noToken = try await TestSupport.run(teleport, try node.arguments(cluster: cluster, token: nil, pin: pin, name: "evil"))
+            let noToken = try await TestSupport.run(teleport, try node.arguments(cluster: cluster, token: nil, pin: pin, name: "evil", viaProxy: viaProxy))
             #expect(noToken.exitCode != 0)
             #expect(noToken.stderr.contains("has not joined the cluster yet"), "\(noToken)")
 
             let audit = try FileManager.default.contentsOfDirectory(atPath: cluster.dataDir.appendingPathComponent("log").path)
                 .map { try String(contentsOfFile: cluster.dataDir.appendingPathComponent("log/\($0)").path, encoding: .utf8) }.joined()
             let joins = audit.split(separator: "\n").filter { $0.contains("\"node.join\"") }
-            #expect(joins.count == 2, "the wrong-pin attempt never reached the server: \(joins)")
+            #expect(joins.count == 3, "the wrong-pin attempt never reached the server: \(joins)")
             #expect(joins.allSatisfy { $0.contains("\"success\":false") && $0.contains("T9200W") })
             #expect(!audit.contains(token), "the token never appears in the audit log")
             await cluster.stop()

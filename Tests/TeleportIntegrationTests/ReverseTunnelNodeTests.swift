@@ -120,6 +120,10 @@ struct ReverseTunnelNodeTests {
             #expect(!node.log.contains("SSH service is listening"), "a tunnelled node without listen_addr binds no port")
             let exit7 = try await tsh.run(["--insecure", "ssh", "root@tunnelnode", "echo over-the-tunnel; exit 7"])
             #expect(exit7.exitCode == 7 && exit7.stdout == "over-the-tunnel\n", "\(exit7)")
+            // The session's environment names both ends, as on a direct node (scripts read them).
+            let env = try await tsh.run(["--insecure", "ssh", "root@tunnelnode", "echo \"$SSH_CONNECTION|$SSH_CLIENT\""])
+            let ends = env.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|", omittingEmptySubsequences: false)
+            #expect(ends.count == 2 && ends.allSatisfy { $0.split(separator: " ").count >= 3 }, "\(env)")
 
             // tsh scp, 10 MB both ways, with checksums (EOF maps through the tunnel).
             let work = try TestSupport.makeTemporaryDirectory(prefix: "tunnel-work")

@@ -114,6 +114,24 @@ struct ClientHelloSnifferTests {
         #expect(Router.route(alpn: [], routes: routes) == nil)
         #expect(Router.route(alpn: ["teleport-proxy-ssh", "http/1.1", "h2"], routes: routes) == nil)
     }
+
+    /// Server-name prefixes route what no ALPN route took: the longest prefix wins, any case; ALPN first.
+    @Test func serverNameRouteChoice() throws {
+        let routes: [String: ALPNRoute] = ["teleport-auth": .passthrough(host: "127.0.0.1", port: 3025)]
+        let names: [String: ALPNRoute] = [
+            "kube-teleport-proxy-alpn.": .passthrough(host: "k", port: 1), "kube-teleport-proxy-alpn.leaf.": .passthrough(host: "l", port: 2),
+        ]
+        typealias Router = ALPNRouterChannel<ProxyWebServerNoBase>
+        func chosen(_ alpn: [String], _ sni: String?) -> String? {
+            Router.route(alpn: alpn, sni: sni, routes: routes, serverNameRoutes: names)?.0
+        }
+        #expect(chosen(["h2"], "kube-teleport-proxy-alpn.teleport.example.com") == "sni:kube-teleport-proxy-alpn.")
+        #expect(chosen([], "KUBE-teleport-proxy-alpn.leaf.example.com") == "sni:kube-teleport-proxy-alpn.leaf.")
+        #expect(chosen(["teleport-auth"], "kube-teleport-proxy-alpn.x") == "teleport-auth")
+        #expect(chosen(["http/1.1"], "proxy.example.com") == nil)
+        #expect(chosen(["http/1.1"], nil) == nil)
+        #expect(chosen([], "") == nil)
+    }
 }
 
 /// A stand-in base channel for the router's generic parameter.

@@ -51,7 +51,28 @@ import Testing
             Issue.record("a lost tunnel must wait before redialling")
             return
         }
-        #expect(wait <= .seconds(1))
+        #expect(wait <= .seconds(5))
+        #expect(machine.backoff == .seconds(1))
+    }
+
+    @Test("a lost tunnel's first redial is spread over the whole window (1,000 agents of a restarted proxy)")
+    func lostTunnelsSpreadTheirRedials() {
+        var perSecond = [Int](repeating: 0, count: 6)
+        for agent in 0..<1000 {
+            let draw = Double(agent) / 1000
+            var machine = ReconnectMachine(random: { draw })
+            _ = machine.start(now: .zero)
+            machine.connected(now: .zero)
+            guard case .wait(let wait) = machine.disconnected(now: .seconds(10)) else {
+                Issue.record("a lost tunnel must wait before redialling")
+                return
+            }
+            #expect(wait >= .zero && wait <= .seconds(5))
+            perSecond[Int(wait.components.seconds)] += 1
+            // The redial comes due exactly when the wait ends.
+            #expect(machine.tick(now: .seconds(10) + wait) == .dial)
+        }
+        #expect(perSecond.max() ?? 0 <= 200, "at most a fifth of the agents in any one second: \(perSecond)")
     }
 
     @Test("keepalives are due every interval; three silent intervals close the tunnel")

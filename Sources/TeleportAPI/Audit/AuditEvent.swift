@@ -133,4 +133,7 @@ public enum AuditEventType {
     public static let auditCheckpoint = ("audit.checkpoint", "T9300I")
     /// `cert_authority.create`: a CA was created at first start.
     public static let certAuthorityCreate = ("cert_authority.create", "T9102I")
+    /// `reverse_tunnel.rejected`: the proxy refused an agent's reverse tunnel (a certificate of
+    /// another role, cluster or host, a failed handshake, a locked or unknown node).
+    public static let reverseTunnelRejected = ("reverse_tunnel.rejected", "T9400W")
 }

@@ -271,7 +271,8 @@ extension FileConfig {
                 }
                 proxy.listenerMode = mode
             case "public_addr": proxy.publicAddrs = try value.stringList()
-            case "ssh_public_addr", "tunnel_public_addr", "kube_listen_addr", "kube_public_addr", "postgres_listen_addr",
+            case "tunnel_public_addr": proxy.tunnelPublicAddr = try value.address(defaultPort: 3024)
+            case "ssh_public_addr", "kube_listen_addr", "kube_public_addr", "postgres_listen_addr",
                 "mysql_listen_addr", "acme", "trust_x_forwarded_for":
                 warn(value, "the setting is not supported yet")
             case "kubernetes": warn(value, "Kubernetes access is not supported yet")

@@ -118,6 +118,9 @@ public struct FileConfig: Sendable, Equatable {
         public var listenAddr = "0.0.0.0:3023"
         public var webListenAddr = "0.0.0.0:3080"
         public var tunnelListenAddr = "0.0.0.0:3024"
+        /// `tunnel_public_addr`: where agents behind NAT dial their reverse tunnel (default port
+        /// 3024), when it differs from the public host with the tunnel port (a load balancer).
+        public var tunnelPublicAddr: String?
         public var publicAddrs: [String] = []
         public var httpsKeyPairs: [KeyPair] = []
         /// `proxy_listener_mode`: `multiplex` puts reverse tunnels on the web port.
