@@ -229,6 +229,11 @@ public enum TeleportProcess {
                     var target = try nodeTunnelTarget(proxy: proxy, identity: identity, hostUUID: hostUUID, clusterName: clusterName, logger: logger)
                     // Several proxies behind one address: a tunnel to each proxy that heartbeats.
                     target.discoverProxies = { try await client.proxies().map(\.name) }
+                    if let interval = config.tunnelKeepalive {
+                        target.reconnect.keepaliveInterval = interval
+                        logger.warning(
+                            "\(DaemonConfig.tunnelKeepaliveVariable) is set: the reverse tunnel sends a keepalive every \(interval) (a setting for tests)")
+                    }
                     return target
                 }, listen: listens)
             nodeSSH.limiter = ConnectionLimits.limiter(config, service: "node", metrics: registry, logger: logger.with("node:ssh"))

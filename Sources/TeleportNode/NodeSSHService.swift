@@ -49,6 +49,8 @@ public struct NodeSSHService: Service, CustomStringConvertible {
         public var resolve: (@Sendable () async throws -> (host: String, port: Int))?
         /// Lists the cluster's proxies (host UUIDs): the agent keeps a tunnel to each; nil keeps one.
         public var discoverProxies: (@Sendable () async throws -> [String])?
+        /// Backoff and keepalive settings of the agent.
+        public var reconnect = ReconnectMachine.Settings()
 
         /// Creates the target.
         public init(hostUUID: String, clusterName: String, proxyHost: String, proxyPort: Int, tlsContext: NIOSSLContext) {
@@ -170,7 +172,7 @@ public struct NodeSSHService: Service, CustomStringConvertible {
                                 channel: channel, remoteAddress: originator, localAddress: channel.localAddress ?? channel.parent?.localAddress)
                         }
                     ]
-                ).resolving(tunnel.resolve)
+                ).resolving(tunnel.resolve).reconnecting(tunnel.reconnect)
                 agentConfiguration.discoverProxies = tunnel.discoverProxies
                 let agent = ReverseTunnelAgent(configuration: agentConfiguration, logger: tunnelLogger)
                 agentTask.withLock { $0 = Task { await agent.run() } }

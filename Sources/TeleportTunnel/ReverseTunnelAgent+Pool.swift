@@ -16,7 +16,6 @@ extension ReverseTunnelAgent {
         let state = PoolState(pool: ProxyPool(settings: configuration.pool))
         let logger = self.logger
         let interval = configuration.discoveryInterval
-        let address = HostPort.join(configuration.proxyHost, configuration.proxyPort)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 while !Task.isCancelled {
@@ -42,9 +41,13 @@ extension ReverseTunnelAgent {
                 case .wait(let duration):
                     do { try await Task.sleep(for: min(duration, .milliseconds(250))) } catch { break }
                 case .dial:
+                    // The address actually dialled (the ping may name another than the configured one).
+                    var address = HostPort.join(configuration.proxyHost, configuration.proxyPort)
                     let tunnel: Tunnel
                     do {
-                        tunnel = try await connect(wanted: { proxy in state.pool.withLock { $0.wants(proxy) } })
+                        let target = try await resolvedTarget()
+                        address = HostPort.join(target.host, target.port)
+                        tunnel = try await connect(to: target, wanted: { proxy in state.pool.withLock { $0.wants(proxy) } })
                     } catch let error as TeleportError where error.code == .alreadyExists {
                         state.pool.withLock { $0.duplicate(now: now()) }
                         logger.debug("the dial reached a proxy this agent holds a tunnel to; closed it", metadata: ["tp.error": "\(error.message)"])

@@ -65,6 +65,13 @@ public final class ReverseTunnelAgent: Sendable {
             copy.resolveTarget = resolve
             return copy
         }
+
+        /// A copy with these backoff and keepalive settings.
+        public func reconnecting(_ settings: ReconnectMachine.Settings) -> Configuration {
+            var copy = self
+            copy.reconnect = settings
+            return copy
+        }
     }
 
     let configuration: Configuration
@@ -107,9 +114,12 @@ public final class ReverseTunnelAgent: Sendable {
                 do { try await Task.sleep(for: duration) } catch { return }
                 action = machine.tick(now: now())
             case .dial:
+                // The address actually dialled (discovery may move it), for the log lines.
+                var target = (host: configuration.proxyHost, port: configuration.proxyPort)
                 let tunnel: Tunnel
                 do {
-                    tunnel = try await connect()
+                    target = try await resolvedTarget()
+                    tunnel = try await connect(to: target)
                 } catch {
                     action = machine.dialFailed(now: now())
                     let level: Logger.Level = announcedFailure ? .debug : .warning
@@ -117,17 +127,16 @@ public final class ReverseTunnelAgent: Sendable {
                     logger.log(
                         level: level, "cannot open the reverse tunnel; retrying",
                         metadata: [
-                            "tp.proxy": "\(HostPort.join(configuration.proxyHost, configuration.proxyPort))",
+                            "tp.proxy": "\(HostPort.join(target.host, target.port))",
                             "tp.error": "\((error as? TeleportError)?.message ?? "\(error)")",
                         ])
                     continue
                 }
                 announcedFailure = false
                 machine.connected(now: now())
-                // The address actually dialled (the ping may have named another than the configured one).
                 logger.info(
                     "reverse tunnel to the proxy is up",
-                    metadata: ["tp.proxy": "\(tunnel.channel.remoteAddress.map { "\($0)" } ?? HostPort.join(configuration.proxyHost, configuration.proxyPort))"])
+                    metadata: ["tp.proxy": "\(HostPort.join(target.host, target.port))"])
                 action = await hold(tunnel, machine: &machine, now: now)
             case .sendKeepalive, .close:
                 action = machine.tick(now: now())
@@ -184,15 +193,22 @@ public final class ReverseTunnelAgent: Sendable {
         }
     }
 
-    /// Dials, does the mTLS and SSH handshakes, and returns the tunnel once the proxy accepted
-    /// this host; throws a one-line reason otherwise. `wanted` is asked, once the proxy's
-    /// certificate named it, whether to go on: false closes the connection before the login
-    /// (a duplicate tunnel to a proxy already held) and throws `alreadyExists`.
-    func connect(wanted: (@Sendable (String) -> Bool)? = nil) async throws -> Tunnel {
+    /// The tunnel address to dial now: discovery's answer, else the configured one.
+    func resolvedTarget() async throws -> (host: String, port: Int) {
+        guard let resolve = configuration.resolveTarget else { return (configuration.proxyHost, configuration.proxyPort) }
+        return try await resolve()
+    }
+
+    /// Dials `fixed` (or the address ``resolvedTarget()`` finds), does the mTLS and SSH handshakes,
+    /// and returns the tunnel once the proxy accepted this host; throws a one-line reason
+    /// otherwise. `wanted` is asked, once the proxy's certificate named it, whether to go on:
+    /// false closes the connection before the login (a duplicate tunnel to a proxy already held)
+    /// and throws `alreadyExists`.
+    func connect(to fixed: (host: String, port: Int)? = nil, wanted: (@Sendable (String) -> Bool)? = nil) async throws -> Tunnel {
+        let target: (host: String, port: Int)
+        if let fixed { target = fixed } else { target = try await resolvedTarget() }
         let configuration = self.configuration
         let logger = self.logger
-        var target = (host: configuration.proxyHost, port: configuration.proxyPort)
-        if let resolve = configuration.resolveTarget { target = try await resolve() }
         let channel: any Channel
         do {
             channel = try await Self.dialTCP(host: target.host, port: target.port)

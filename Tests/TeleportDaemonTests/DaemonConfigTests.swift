@@ -70,6 +70,23 @@ struct DaemonConfigTests {
         #expect(error?.message.contains("\"bogus\"") == true)
     }
 
+    /// `TELEPORT_UNSTABLE_TUNNEL_KEEPALIVE` (tests only): whole seconds from 1 to 3600, else a
+    /// one-line error naming the variable; unset or empty keeps the default.
+    @Test(arguments: [("5", 5), ("1", 1), ("3600", 3600), ("", nil), (nil, nil)] as [(String?, Int?)])
+    func tunnelKeepaliveFromTheEnvironment(value: String?, seconds: Int?) throws {
+        let environment = value.map { [DaemonConfig.tunnelKeepaliveVariable: $0] } ?? [:]
+        #expect(try DaemonConfig.tunnelKeepalive(environment: environment) == seconds.map { .seconds($0) })
+    }
+
+    @Test(arguments: ["0", "-1", "0.5", "1s", "3601", "x"])
+    func badTunnelKeepaliveIsRefused(value: String) throws {
+        let error = #expect(throws: TeleportError.self) {
+            try DaemonConfig.tunnelKeepalive(environment: [DaemonConfig.tunnelKeepaliveVariable: value])
+        }
+        #expect(error?.code == .badParameter)
+        #expect(error?.message.contains("TELEPORT_UNSTABLE_TUNNEL_KEEPALIVE: \"\(value)\"") == true, "\(String(describing: error))")
+    }
+
     @Test func allServicesDisabledIsAnError() throws {
         let flags = try DaemonTestSupport.flags(
             config: "auth_service:\n  enabled: no\nproxy_service:\n  enabled: no\nssh_service:\n  enabled: no\n")

@@ -33,7 +33,7 @@ public final class NetworkNamespace: @unchecked Sendable {
         getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip")
     }
 
-    /// Creates a namespace with loopback up and a veth pair to this host.
+    /// Creates a namespace with loopback up, a veth pair to this host and a default route through it.
     public static func create() async throws -> NetworkNamespace {
         let index = counter.next()
         // Unique per test process and namespace: the /30 comes from the PID and a counter.
@@ -54,6 +54,10 @@ public final class NetworkNamespace: @unchecked Sendable {
             try await ip(["netns", "exec", namespace.name, "ip", "addr", "add", "\(namespace.address)/30", "dev", peer])
             try await ip(["netns", "exec", namespace.name, "ip", "link", "set", peer, "up"])
             try await ip(["netns", "exec", namespace.name, "ip", "link", "set", "lo", "up"])
+            // A default route through this host, as a host behind NAT has: the namespace can reach
+            // this host's other addresses (a proxy bound to another namespace's veth address); the
+            // fence (``allowOnly(_:)``), not the routing, decides what it may reach.
+            try await ip(["netns", "exec", namespace.name, "ip", "route", "add", "default", "via", namespace.hostAddress])
         } catch {
             await namespace.remove()
             throw error

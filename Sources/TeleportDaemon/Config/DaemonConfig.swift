@@ -24,6 +24,25 @@ public struct DaemonConfig: Sendable {
     public var token: String?
     public var caPins: [String]
     public var advertiseIP: String?
+    /// The reverse tunnel agent's keepalive interval, from ``tunnelKeepaliveVariable`` (tests
+    /// only); nil keeps the default (30 s).
+    public var tunnelKeepalive: Duration? = nil
+
+    /// `TELEPORT_UNSTABLE_TUNNEL_KEEPALIVE=SECONDS`: the interval at which a tunnelled node's agent
+    /// sends keepalives (a proxy silent for three intervals is dropped and redialled). For tests
+    /// that stop a proxy and must not wait 90 s; unstable, not a production setting. Read once, at
+    /// start.
+    public static let tunnelKeepaliveVariable = "TELEPORT_UNSTABLE_TUNNEL_KEEPALIVE"
+
+    /// Parses ``tunnelKeepaliveVariable`` from `environment`: whole seconds from 1 to 3600.
+    package static func tunnelKeepalive(environment: [String: String]) throws -> Duration? {
+        guard let text = environment[tunnelKeepaliveVariable], !text.isEmpty else { return nil }
+        guard let seconds = Int(text), (1...3600).contains(seconds) else {
+            throw TeleportError.badParameter(
+                "\(tunnelKeepaliveVariable): \"\(text)\" is not a whole number of seconds from 1 to 3600 (a setting for tests; unset it)")
+        }
+        return .seconds(seconds)
+    }
 
     /// The default data directory: `/var/lib/teleport` for root, else `~/.local/share/teleport`.
     public static func defaultDataDir() -> URL {
@@ -117,12 +136,14 @@ public struct DaemonConfig: Sendable {
         if let bootstrap = flags.bootstrap, !FileManager.default.isReadableFile(atPath: bootstrap) {
             throw TeleportError.notFound("--bootstrap: cannot read \(bootstrap)")
         }
-        return DaemonConfig(
+        var config = DaemonConfig(
             file: file, configPath: configPath, dataDir: dataDir, nodeName: flags.nodeName ?? file.teleport.nodeName ?? hostName,
             runAuth: runAuth, runProxy: runProxy, runNode: runNode, debug: flags.debug,
             diagAddr: file.teleport.diagAddr, pidFile: flags.pidFile ?? file.teleport.pidFile, bootstrapPath: flags.bootstrap,
             authServers: authServers, token: flags.token ?? file.teleport.authToken,
             caPins: flags.caPin.map { [$0] } ?? file.teleport.caPins, advertiseIP: flags.advertiseIP ?? file.teleport.advertiseIP)
+        config.tunnelKeepalive = try tunnelKeepalive(environment: ProcessInfo.processInfo.environment)
+        return config
     }
 
     /// The roles as the log and `teleport status` print them.
