@@ -98,6 +98,38 @@ struct OutboundProxyTests {
         }
     }
 
+    @Test("HTTPS_PROXY: a node behind NAT joins through the proxy's web port and keeps its reverse tunnel through tinyproxy too")
+    func tunnelThroughProxy() async throws {
+        try await withCluster(try ClusterFixture(clusterName: "proxiedtunnel.example")) { cluster in
+            try await cluster.start()
+            let config = try TestSupport.read(cluster.configURL)
+            let tunnelPort = try #require(
+                config.firstMatch(of: #/tunnel_listen_addr: 127\.0\.0\.1:(\d+)/#).flatMap { UInt16($0.1) }, "\(config)")
+            let proxy = try await Tinyproxy(connectPorts: [UInt16(cluster.webPort), tunnelPort])
+            let nodeDir = try TestSupport.makeTemporaryDirectory(prefix: "proxied-tunnel-node")
+            defer { try? FileManager.default.removeItem(at: nodeDir) }
+            let nodeLog = nodeDir.appendingPathComponent("node.log")
+            let arguments = [
+                "start", "--roles=node", "--auth-server=127.0.0.1:\(cluster.webPort)", "--token=\(try await invite(cluster))",
+                "--data-dir", nodeDir.appendingPathComponent("data").path, "--nodename", "natted1",
+            ]
+            let pid = try TestSupport.spawnDaemon(
+                try ClusterFixture.binary("teleport"), arguments, logPath: nodeLog.path, environment: ["HTTPS_PROXY": proxy.url])
+            let established = await TestSupport.eventually(timeout: .seconds(40)) {
+                cluster.log.contains("reverse tunnel established") && proxy.log.contains("CONNECT 127.0.0.1:\(tunnelPort) HTTP/1.1")
+            }
+            let listing = try await cluster.tctl(["nodes", "ls"]).stdout
+            let proxyLog = proxy.log
+            await TestSupport.stopDaemon(pid)
+            await proxy.stop()
+            let nodeText = (try? TestSupport.read(nodeLog)) ?? ""
+            #expect(established, "the tunnel did not go through the proxy:\n\(nodeText.suffix(3000))\ntinyproxy:\n\(proxyLog)")
+            #expect(proxyLog.contains("CONNECT 127.0.0.1:\(cluster.webPort) HTTP/1.1"), "the join and the auth calls went through it too")
+            #expect(listing.split(separator: "\n").contains { $0.contains("natted1") && $0.contains("⟵ Tunnel") }, "\(listing)")
+            await cluster.stop()
+        }
+    }
+
     func scenarios(_ cluster: ClusterFixture, teleport: String, proxy: Tinyproxy, quiet: Tinyproxy, strict: Tinyproxy) async throws {
         do {
 
