@@ -603,7 +603,7 @@ def restart_part(args, work, ports, proxy, agents, tsh, login, tunnelled_node, d
     print(f"   dials after the kill: {total} for {n} agents ({total / n:.2f} per agent); most in one second: "
           f"{max(dials, default=0)} ({100 * max(dials, default=0) / n:.0f}% of the agents); "
           f"proxy log: {len(logged)} tunnels established, {len(refused)} refused")
-    print("   (agent backoff: first redial after a jittered 0.5-1 s, then the bound doubles per failure up to 60 s, "
+    print("   (agent backoff: first redial after a wait drawn in [0, 5 s], then a failed dial backs off from 1 s, doubling per failure up to 60 s, "
           "each wait drawn in [bound/2, bound]; second 0 is the wall-clock second of the kill"
           + ("; the proxy's log counts part 1's tunnelled node too)" if tunnelled_node else ")"))
 
