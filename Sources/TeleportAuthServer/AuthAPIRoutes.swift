@@ -454,16 +454,7 @@ struct AuthAPIRoutes {
             try await auth.presence.record(Item(key: known.key, value: known.value, expires: expires))
             return try APIResponse.json(["status": "ok"])
         }
-        var node: ServerNode
-        do {
-            node = try ResourceCodec.jsonDecoder().decode(ServerNode.self, from: body)
-        } catch {
-            throw TeleportError.badParameter("the heartbeat is not a node resource")
-        }
-        let hostUUID = caller.identity.username.split(separator: ".").first.map(String.init) ?? ""
-        guard caller.isAdmin || node.metadata.name == hostUUID else {
-            throw TeleportError.accessDenied("a node may only heartbeat its own record (\(hostUUID))")
-        }
+        var node = try ownHeartbeat(ServerNode.self, body: body, caller: caller, name: \.metadata.name, what: "node")
         try node.validate()
         // The expiry lives on the backend item (readers get it from there), not in the JSON.
         node.metadata.expires = nil
@@ -485,16 +476,7 @@ extension AuthAPIRoutes {
             throw TeleportError.accessDenied("only proxies send proxy heartbeats")
         }
         let body = Data(try await request.body.collect(upTo: ResourceCodec.maxDocumentBytes).readableBytesView)
-        var proxy: ServerProxy
-        do {
-            proxy = try ResourceCodec.jsonDecoder().decode(ServerProxy.self, from: body)
-        } catch {
-            throw TeleportError.badParameter("the heartbeat is not a proxy resource")
-        }
-        let hostUUID = caller.identity.username.split(separator: ".").first.map(String.init) ?? ""
-        guard caller.isAdmin || proxy.metadata.name == hostUUID else {
-            throw TeleportError.accessDenied("a proxy may only heartbeat its own record (\(hostUUID))")
-        }
+        var proxy = try ownHeartbeat(ServerProxy.self, body: body, caller: caller, name: \.metadata.name, what: "proxy")
         try proxy.validate()
         proxy.metadata.expires = nil
         proxy.metadata.revision = nil
@@ -510,4 +492,24 @@ public enum Presence {
     public static let nodeTTL: TimeInterval = 30
     /// How often nodes heartbeat.
     public static let heartbeatInterval: TimeInterval = 10
+}
+
+extension AuthAPIRoutes {
+    /// Decodes a heartbeat body as `Record` and checks that a caller other than the admin writes
+    /// only its own record (named by its host UUID, the first label of its certificate's name).
+    func ownHeartbeat<Record: Decodable>(
+        _ type: Record.Type, body: Data, caller: Caller, name: KeyPath<Record, String>, what: String
+    ) throws -> Record {
+        let record: Record
+        do {
+            record = try ResourceCodec.jsonDecoder().decode(Record.self, from: body)
+        } catch {
+            throw TeleportError.badParameter("the heartbeat is not a \(what) resource")
+        }
+        let hostUUID = caller.identity.username.split(separator: ".").first.map(String.init) ?? ""
+        guard caller.isAdmin || record[keyPath: name] == hostUUID else {
+            throw TeleportError.accessDenied("a \(what) may only heartbeat its own record (\(hostUUID))")
+        }
+        return record
+    }
 }
