@@ -474,7 +474,7 @@ def shell_note(login):
 
     plain, remote = median_ms({}), median_ms({"SSH_CLIENT": "127.0.0.1 1 2"})
     print(f"   note: `{entry.pw_shell} -c true` as {login} takes {plain:.0f} ms here, {remote:.0f} ms with SSH_CLIENT set "
-          f"(bash then sources {entry.pw_dir}/.bashrc); B and C set SSH_CLIENT, sessions through the tunnel (A) do not")
+          f"(bash then sources {entry.pw_dir}/.bashrc); all three paths set SSH_CLIENT, so each pays it")
 
 
 def agents_part(args, bindir, work, ports, token, pin, proxy, procs):
