@@ -87,7 +87,10 @@ enum WebUIPages {
           async function message(response) {
             try {
               var body = await response.json();
-              if (body && typeof body.message === "string" && body.message) { return body.message; }
+              var error = body && body.error;
+              if (error && typeof error.message === "string" && error.message) {
+                return error.message.charAt(0).toUpperCase() + error.message.slice(1) + (/[.!?]$/.test(error.message) ? "" : ".");
+              }
             } catch (e) { /* not JSON */ }
             return "The request failed (HTTP " + response.status + ").";
           }
@@ -162,7 +165,7 @@ enum WebUIPages {
         body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: var(--text); background: #f4f3f8; }
         .bar { display: flex; align-items: center; gap: 1rem; padding: 0.75rem 1.5rem; background: #1f1a3a; color: #fff; flex-wrap: wrap; }
         .bar .brand { font-weight: 700; font-size: 1.15rem; }
-        .bar .cluster { color: #c9c3ea; flex: 1; overflow-wrap: anywhere; }
+        .bar .cluster { color: #c9c3ea; flex: 1; min-width: 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
         .bar button { background: transparent; color: #fff; border: 1px solid #8d84c4; }
         .card { max-width: 28rem; margin: 3rem auto; padding: 2rem; background: #fff; border: 1px solid var(--line); border-radius: 10px; }
         body[data-page="home"] .card { max-width: 48rem; }

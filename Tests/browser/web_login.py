@@ -75,7 +75,7 @@ def main() -> int:
         page.get_by_label("Password").fill(args.password)
         page.get_by_label("Authenticator code").fill("000000" if totp(args.secret, args.after + 30) != "000000" else "111111")
         page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_role("alert")).to_contain_text("invalid user name, password or one-time code")
+        expect(page.get_by_role("alert")).to_contain_text("Invalid user name, password or one-time code")
         page.screenshot(path=os.path.join(args.artifacts, "login-error-1280.png"), full_page=True)
 
         # The right code: a step after the last one used (the server accepts one step ahead).
@@ -97,7 +97,7 @@ def main() -> int:
         if cookies:
             cookie = cookies[0]
             check(cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/",
-                  f"cookie flags {cookie}")
+                  "cookie flags: " + ", ".join(f"{k}={cookie[k]}" for k in ("path", "secure", "httpOnly", "sameSite")))
             check(page.evaluate("document.cookie").find("__Host-session") < 0, "page scripts cannot read the session cookie")
 
         page.get_by_role("button", name="Log out").click()
