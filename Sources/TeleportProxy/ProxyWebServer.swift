@@ -217,6 +217,7 @@ extension ProxyWebServer {
         }
         router.get("/") { _, _ -> Response in
             let html = "<!doctype html><title>Teleport</title><h1>Teleport proxy for \(HTMLText.escape(clusterName))</h1>"
+                + "<p><a href=\"/web/login\">Sign in to the web UI</a></p>"
             return WebResponse.html(html, status: .ok)
         }
         LoginRoute(auth: auth, logger: logger).register(on: router)
