@@ -33,11 +33,24 @@ struct WebSecurityMiddleware: RouterMiddleware {
             do {
                 response = try await next(request, context)
             } catch let error as HTTPError {
-                response = WebResponse.jsonError(TeleportError.notFound(error.body ?? "not found"), status: error.status)
+                // Hummingbird's own refusals (no route, a body over the limit): the same JSON errors.
+                response = WebResponse.jsonError(Self.teleportError(error), status: error.status)
             }
         }
         Self.addSecurityHeaders(&response.headers)
         return response
+    }
+
+    /// `error` as a ``TeleportError`` whose code matches its status.
+    static func teleportError(_ error: HTTPError) -> TeleportError {
+        let message = error.body ?? error.status.reasonPhrase.lowercased()
+        switch error.status.code {
+        case 404: return .notFound(message)
+        case 401, 403: return .accessDenied(message)
+        case 413, 429: return .limitExceeded(message)
+        case 400..<500: return .badParameter(message)
+        default: return .internalError(message)
+        }
     }
 
     /// Why `request` must be refused as cross-origin, or nil.
