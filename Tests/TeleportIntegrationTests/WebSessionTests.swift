@@ -151,6 +151,78 @@ struct WebSessionTests {
         }
     }
 
+    @Test("a session made on one proxy works on another, and a logout on the second ends it on the first", .timeLimit(.minutes(4)))
+    func logoutOnEveryProxy() async throws {
+        let token = "0123456789abcdef0123456789abcdef"
+        let cluster = try ClusterFixture(clusterName: "webproxies.example", authSection: "  tokens: [\"proxy:\(token)\"]")
+        let second = try TestSupport.makeTemporaryDirectory(prefix: "proxy-b")
+        let webB = try TestSupport.freeLoopbackPort()
+        let diagB = try TestSupport.freeLoopbackPort()
+        var pidB: pid_t?
+        defer {
+            if let pidB { kill(pidB, SIGKILL) }
+            try? FileManager.default.removeItem(at: second)
+        }
+        try await withCluster(cluster) { cluster in
+            try await cluster.start()
+            let web = WebDriver(cluster: cluster)
+            let frank = try await WebUser.signUp(cluster, web, name: "frank")
+            // Proxy B: proxy only, joined to the same auth service (and so the same backend).
+            let config = second.appendingPathComponent("teleport.yaml")
+            try TestSupport.write(
+                """
+                version: v3
+                teleport:
+                  nodename: proxy-b
+                  data_dir: \(second.appendingPathComponent("data").path)
+                  auth_token: \(token)
+                  auth_servers: [127.0.0.1:\(cluster.authPort)]
+                  log:
+                    severity: DEBUG
+                auth_service:
+                  enabled: false
+                ssh_service:
+                  enabled: false
+                proxy_service:
+                  enabled: true
+                  listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
+                  web_listen_addr: 127.0.0.1:\(webB)
+                  tunnel_listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
+                """, to: config)
+            let logB = second.appendingPathComponent("proxy-b.log")
+            pidB = try TestSupport.spawnDaemon(
+                try ClusterFixture.binary("teleport"), ["start", "-c", config.path, "--diag-addr", "127.0.0.1:\(diagB)"], logPath: logB.path)
+            var ready = false
+            let deadline = ContinuousClock.now + .seconds(60)
+            while !ready, ContinuousClock.now < deadline {
+                let probe = try await TestSupport.run(
+                    "/usr/bin/curl", ["-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(diagB)/readyz"])
+                ready = probe.stdout == "200"
+                if !ready { try await Task.sleep(for: .milliseconds(250)) }
+            }
+            try #require(ready, "proxy B did not become ready:\n\((try? String(contentsOf: logB, encoding: .utf8)) ?? "")")
+
+            let onA = WebClient(cluster: cluster)
+            let login = try await onA.login(frank)
+            #expect(login.status == 200, "\(login)")
+            let session = try ResourceCodec.jsonDecoder().decode(AuthAPI.WebSessionInfo.self, from: Data(login.body.utf8))
+            let onB = onA.on(port: webB)
+            let seenOnB = try await onB.send("GET", "/webapi/me")
+            #expect(seenOnB.status == 200 && seenOnB.body.contains("\"user\":\"frank\""), "the session is in the backend: \(seenOnB)")
+            let cookie = try onA.cookieHeader()
+
+            let logout = try await onB.send(
+                "DELETE", "/webapi/sessions", headers: ["X-CSRF-Token": session.csrfToken, "Origin": "https://127.0.0.1:\(webB)"])
+            #expect(logout.status == 200, "\(logout)")
+            let replayA = try await WebClient(cluster: cluster).send("GET", "/webapi/me", headers: ["Cookie": cookie])
+            #expect(replayA.status == 401, "logged out on B, refused on A: \(replayA)")
+            let replayB = try await WebClient(cluster: cluster, port: webB).send("GET", "/webapi/me", headers: ["Cookie": cookie])
+            #expect(replayB.status == 401, "\(replayB)")
+            if let pid = pidB { _ = await TestSupport.stopDaemon(pid) }
+            pidB = nil
+        }
+    }
+
     static func expectSecurityHeaders(_ reply: WebReply, sourceLocation: SourceLocation = #_sourceLocation) {
         let csp = reply.header("content-security-policy") ?? ""
         #expect(csp.contains("default-src 'self'"), "\(reply)", sourceLocation: sourceLocation)
@@ -192,10 +264,20 @@ final class WebUser: @unchecked Sendable {
 struct WebClient {
     let cluster: ClusterFixture
     let jar: URL
+    /// The web port to talk to (the cluster's own proxy unless told).
+    var port: UInt16
 
-    init(cluster: ClusterFixture) {
+    init(cluster: ClusterFixture, port: UInt16? = nil) {
         self.cluster = cluster
+        self.port = port ?? cluster.webPort
         jar = cluster.directory.appendingPathComponent("webclient-\(UUID().uuidString).txt")
+    }
+
+    /// The same browser (cookie jar) talking to another proxy.
+    func on(port: UInt16) -> WebClient {
+        var other = self
+        other.port = port
+        return other
     }
 
     /// `POST /webapi/sessions` as the login page's script does.
@@ -229,7 +311,7 @@ struct WebClient {
         if let form {
             for (name, value) in form.sorted(by: { $0.key < $1.key }) { arguments += ["--data-urlencode", "\(name)=\(value)"] }
         }
-        arguments.append("https://127.0.0.1:\(cluster.webPort)\(path)")
+        arguments.append("https://127.0.0.1:\(port)\(path)")
         let result = try await TestSupport.run("/usr/bin/curl", arguments)
         let status = Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         #expect(status != 0, "curl failed: \(result)")
