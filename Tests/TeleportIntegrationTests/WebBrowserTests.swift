@@ -8,8 +8,14 @@ import Testing
 /// Skipped, with the reason printed, when chromium or the playwright module is missing.
 @Suite("web UI in a browser (Playwright + chromium)", .serialized)
 struct WebBrowserTests {
-    /// Why the browser test cannot run here, or nil.
+    /// Why the browser test cannot run here (printed once), or nil.
     static let missing: String? = {
+        let reason = probe()
+        if let reason { print("SKIP WebBrowserTests: \(reason)") }
+        return reason
+    }()
+
+    static func probe() -> String? {
         if !FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium") {
             return "/usr/bin/chromium is missing (scripts/install-test-deps.sh installs Debian's chromium)"
         }
@@ -25,19 +31,17 @@ struct WebBrowserTests {
             return "python3 cannot be started: \(error)"
         }
         return probe.terminationStatus == 0 ? nil : "the playwright Python module is missing (scripts/install-test-deps.sh: pip install playwright)"
-    }()
+    }
 
     static var script: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("browser").appendingPathComponent("web_login.py")
     }
 
-    @Test("log in through the page with password + TOTP, see 'Signed in as', log out; screenshots saved")
+    @Test(
+        "log in through the page with password + TOTP, see 'Signed in as', log out; screenshots saved",
+        .enabled(if: WebBrowserTests.missing == nil, "needs /usr/bin/chromium and the playwright module (scripts/install-test-deps.sh)"))
     func loginLogout() async throws {
-        if let missing = Self.missing {
-            print("SKIP WebBrowserTests: \(missing)")
-            return
-        }
         try await withCluster(try ClusterFixture(clusterName: "browser.example")) { cluster in
             try await cluster.start()
             let web = WebDriver(cluster: cluster)
