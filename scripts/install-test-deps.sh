@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the tests drive for real: OpenSSH client, server and sftp-server, openssl, curl, python3, PuTTY's plink (Debian),
 # tinyproxy (an HTTP CONNECT proxy for the outbound-proxy tests, started per test as this user), vi (vim-tiny: tctl edit's default editor),
-# haproxy (the round-robin load balancer in front of two proxies in MultiProxyTunnelTests, started per test),
+# haproxy (the round-robin load balancer in front of two proxies in MultiProxyTunnelTests, started per test), Debian's chromium
+# and Playwright (PyPI) for the web UI's browser tests (Playwright drives /usr/bin/chromium; it downloads no browser),
 # and the third-party SSH clients paramiko, asyncssh and ansible-core (PyPI, with pip).
 # Needs root (or sudo). Safe to run again.
 set -euo pipefail
-packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2 iptables tinyproxy vim-tiny haproxy)
+packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2 iptables tinyproxy vim-tiny haproxy chromium)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -20,8 +21,8 @@ fi
 [ -d /run/sshd ] || { [ "$(id -u)" -eq 0 ] && mkdir -p /run/sshd && chmod 0755 /run/sshd; } || true
 # Third-party SSH clients the interop tests drive (ThirdPartyClientTests): paramiko, asyncssh and
 # ansible-core from PyPI, for the python3 first on PATH; nothing is fetched when they import already.
-python_modules=(paramiko asyncssh ansible)
-python_packages=(paramiko asyncssh ansible-core)
+python_modules=(paramiko asyncssh ansible playwright)
+python_packages=(paramiko asyncssh ansible-core playwright)
 python_missing=()
 for index in "${!python_modules[@]}"; do
     python3 -c "import ${python_modules[$index]}" 2>/dev/null || python_missing+=("${python_packages[$index]}")

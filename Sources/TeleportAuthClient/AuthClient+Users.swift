@@ -29,6 +29,21 @@ extension AuthClient {
         try decode(AuthAPI.LoginResponse.self, try await call(.POST, "login", body: try ResourceCodec.json(request)))
     }
 
+    /// Checks a user's password and TOTP for a browser and creates a web session (Proxy).
+    public func createWebSession(_ request: AuthAPI.CreateWebSessionRequest) async throws -> AuthAPI.WebSessionInfo {
+        try decode(AuthAPI.WebSessionInfo.self, try await call(.POST, "websessions", body: try ResourceCodec.json(request)))
+    }
+
+    /// The web session of a cookie if it is still valid, renewing its idle deadline (Proxy).
+    public func authenticateWebSession(_ request: AuthAPI.WebSessionIDRequest) async throws -> AuthAPI.WebSessionInfo {
+        try decode(AuthAPI.WebSessionInfo.self, try await call(.POST, "websessions/authenticate", body: try ResourceCodec.json(request)))
+    }
+
+    /// Ends a web session in the backend, for every proxy (Proxy).
+    public func deleteWebSession(_ request: AuthAPI.WebSessionIDRequest) async throws {
+        _ = try await call(.POST, "websessions/delete", body: try ResourceCodec.json(request))
+    }
+
     /// Issues certificates for a user without a password (Admin; `tctl auth sign --user`).
     public func signUser(_ request: AuthAPI.SignUserRequest) async throws -> AuthAPI.LoginResponse {
         try decode(AuthAPI.LoginResponse.self, try await call(.POST, "certs/user", body: try ResourceCodec.json(request)))

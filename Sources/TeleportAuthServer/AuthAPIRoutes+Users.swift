@@ -42,6 +42,25 @@ extension AuthAPIRoutes {
                 return try APIResponse.json(try await auth.login(try await body(AuthAPI.LoginRequest.self, request)))
             }
         }
+        v1.post("websessions") { request, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context)
+                return try APIResponse.json(try await auth.createWebSession(try await body(AuthAPI.CreateWebSessionRequest.self, request)))
+            }
+        }
+        v1.post("websessions/authenticate") { request, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context)
+                return try APIResponse.json(try await auth.authenticateWebSession(try await body(AuthAPI.WebSessionIDRequest.self, request)))
+            }
+        }
+        v1.post("websessions/delete") { request, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context)
+                try await auth.deleteWebSession(try await body(AuthAPI.WebSessionIDRequest.self, request))
+                return try APIResponse.json(["status": "ok"])
+            }
+        }
         v1.post("certs/user") { request, context in
             await APIResponse.handling(context) {
                 try requireAdmin(context)

@@ -166,11 +166,9 @@ extension AuthServer {
     /// of both keys (``LoginProof``), checked before the password; a key already certified for
     /// another user is refused. Every attempt emits `user.login` (never with the password).
     public func login(_ request: AuthAPI.LoginRequest) async throws -> AuthAPI.LoginResponse {
-        let now = clock.now()
         var fields: [String: JSONValue] = [
             "user": .string(request.user), "method": "local", "addr.remote": .string(request.clientAddress ?? ""),
         ]
-        let denied = Self.loginDenied
         func fail(_ reason: String, _ error: TeleportError) async throws -> Never {
             fields["success"] = false
             fields["error"] = .string(reason)
@@ -186,56 +184,16 @@ extension AuthServer {
         } catch let error as TeleportError {
             try await fail(error.message, error)
         }
-        guard var user = try? await stores.users.get(request.user), let hash = try await secrets.passwordHash(request.user) else {
-            _ = Bcrypt.verify(request.password, hash: Self.decoyHash)
-            try await fail("unknown user or no password set", denied)
-        }
-        let passwordOK = request.password.utf8.count <= Self.maximumPasswordBytes && Bcrypt.verify(request.password, hash: hash)
-        if let status = user.spec.status, status.isLocked, let until = status.lockExpires, until > now {
-            // Checked after the password so that a locked account answers as slowly as any other.
-            try await fail("account locked until \(RFC3339.format(until))", denied)
-        }
-        var totpState = try await secrets.totp(user.name)
-        var step: Int64?
-        if settings.requiresOTP {
-            if let state = totpState, let code = request.otpCode {
-                step = TOTP.matchingStep(code: code, secretBase32: state.secret, at: now, after: state.lastStep)
-            }
-        }
-        guard passwordOK, !settings.requiresOTP || step != nil else {
-            var failures = try await secrets.failures(user.name).filter { $0 > now.addingTimeInterval(-Self.lockoutWindow) }
-            failures.append(now)
-            try await secrets.setFailures(user.name, failures, expires: now.addingTimeInterval(Self.lockoutWindow))
-            if failures.count >= Self.maxFailures {
-                user.spec.status = User.Status(isLocked: true, lockedTime: now, lockExpires: now.addingTimeInterval(Self.lockoutWindow))
-                try await stores.users.upsert(user)
-                try await emit(AuditEventType.userLocked, fields: ["user": .string(user.name), "addr.remote": .string(request.clientAddress ?? "")])
-            }
-            // Only after the password matched: a code that was valid but is used up (the signup's
-            // own code, within its 30 s) gets words that tell the user to wait for the next one.
-            if passwordOK, let state = totpState, let lastStep = state.lastStep, let code = request.otpCode,
-                let used = TOTP.matchingStep(code: code, secretBase32: state.secret, at: now, after: nil), used <= lastStep
-            {
-                try await fail("one-time code already used", TeleportError.accessDenied(
-                    "this one-time code was already used; wait for the next one your app shows (a new one every 30 seconds) and log in again"))
-            }
-            try await fail(passwordOK ? "invalid one-time code" : "invalid password", denied)
-        }
-        // The key must not be certified for someone else (checked before the code is spent).
+        let user: User
         do {
-            try await checkKeyBinding(keys.ssh, user: user.name)
-        } catch let error as TeleportError {
-            try await fail(error.message, error)
-        }
-        if let step, var state = totpState {
-            state.lastStep = step
-            try await secrets.setTOTP(user.name, state)
-            totpState = state
-        }
-        try await secrets.setFailures(user.name, [], expires: now)
-        if user.spec.status?.isLocked == true {
-            user.spec.status = User.Status()
-            try await stores.users.upsert(user)
+            user = try await checkCredentials(
+                user: request.user, password: request.password, otpCode: request.otpCode, clientAddress: request.clientAddress
+            ) { user in
+                // The key must not be certified for someone else (checked before the code is spent).
+                try await checkKeyBinding(keys.ssh, user: user.name)
+            }
+        } catch let refusal as LoginRefusal {
+            try await fail(refusal.reason, refusal.error)
         }
         // The shortest max_session_ttl of the user's roles caps the certificate (roles that do not
         // exist grant nothing and limit nothing).
@@ -358,5 +316,81 @@ extension AuthServer {
         let safeName = String(request.principals[0].map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" })
         try await recordHostKey(hostID: "openssh-\(safeName)", nodeName: request.principals[0], publicKey: request.sshPublicKey)
         return AuthAPI.SignHostResponse(sshCertificate: certificate.authorizedKeyLine(comment: request.principals[0]))
+    }
+}
+
+extension AuthServer {
+    /// Why a login was refused: `reason` for the audit log, `error` for the client.
+    struct LoginRefusal: Error {
+        let reason: String
+        let error: TeleportError
+    }
+
+    /// Checks a local user's password and TOTP code, the same for `tsh login` and the web login:
+    /// every refusal costs one bcrypt verification (unknown users are checked against a decoy
+    /// hash; locked accounts still check the password); five failures in 30 minutes lock the
+    /// account for 30 minutes (audited as `user.locked`). `beforeSpendingCode` runs after the
+    /// credentials matched and before the TOTP step is used up; a ``TeleportError`` it throws
+    /// refuses the login. On success the failures are cleared and a lock is lifted.
+    ///
+    /// - Throws: ``LoginRefusal``; the caller audits it.
+    func checkCredentials(
+        user name: String, password: String, otpCode: String?, clientAddress: String?,
+        beforeSpendingCode: (User) async throws -> Void = { _ in }
+    ) async throws -> User {
+        let now = clock.now()
+        let denied = Self.loginDenied
+        guard var user = try? await stores.users.get(name), let hash = try await secrets.passwordHash(name) else {
+            _ = Bcrypt.verify(password, hash: Self.decoyHash)
+            throw LoginRefusal(reason: "unknown user or no password set", error: denied)
+        }
+        let passwordOK = password.utf8.count <= Self.maximumPasswordBytes && Bcrypt.verify(password, hash: hash)
+        if let status = user.spec.status, status.isLocked, let until = status.lockExpires, until > now {
+            // Checked after the password so that a locked account answers as slowly as any other.
+            throw LoginRefusal(reason: "account locked until \(RFC3339.format(until))", error: denied)
+        }
+        let totpState = try await secrets.totp(user.name)
+        var step: Int64?
+        if settings.requiresOTP {
+            if let state = totpState, let code = otpCode {
+                step = TOTP.matchingStep(code: code, secretBase32: state.secret, at: now, after: state.lastStep)
+            }
+        }
+        guard passwordOK, !settings.requiresOTP || step != nil else {
+            var failures = try await secrets.failures(user.name).filter { $0 > now.addingTimeInterval(-Self.lockoutWindow) }
+            failures.append(now)
+            try await secrets.setFailures(user.name, failures, expires: now.addingTimeInterval(Self.lockoutWindow))
+            if failures.count >= Self.maxFailures {
+                user.spec.status = User.Status(isLocked: true, lockedTime: now, lockExpires: now.addingTimeInterval(Self.lockoutWindow))
+                try await stores.users.upsert(user)
+                try await emit(AuditEventType.userLocked, fields: ["user": .string(user.name), "addr.remote": .string(clientAddress ?? "")])
+            }
+            // Only after the password matched: a code that was valid but is used up (the signup's
+            // own code, within its 30 s) gets words that tell the user to wait for the next one.
+            if passwordOK, let state = totpState, let lastStep = state.lastStep, let code = otpCode,
+                let used = TOTP.matchingStep(code: code, secretBase32: state.secret, at: now, after: nil), used <= lastStep
+            {
+                throw LoginRefusal(
+                    reason: "one-time code already used",
+                    error: TeleportError.accessDenied(
+                        "this one-time code was already used; wait for the next one your app shows (a new one every 30 seconds) and log in again"))
+            }
+            throw LoginRefusal(reason: passwordOK ? "invalid one-time code" : "invalid password", error: denied)
+        }
+        do {
+            try await beforeSpendingCode(user)
+        } catch let error as TeleportError {
+            throw LoginRefusal(reason: error.message, error: error)
+        }
+        if let step, var state = totpState {
+            state.lastStep = step
+            try await secrets.setTOTP(user.name, state)
+        }
+        try await secrets.setFailures(user.name, [], expires: now)
+        if user.spec.status?.isLocked == true {
+            user.spec.status = User.Status()
+            try await stores.users.upsert(user)
+        }
+        return user
     }
 }

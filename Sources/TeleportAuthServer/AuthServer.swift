@@ -24,6 +24,8 @@ public final class AuthServer: Sendable {
     public let tokens: TokenService
     /// Local users' passwords, TOTP and tokens.
     public let secrets: UserSecretsStore
+    /// The web UI's browser sessions.
+    public let webSessions: WebSessionStore
     /// Authentication settings.
     public let settings: AuthSettings
     let logger: Logger
@@ -43,6 +45,7 @@ public final class AuthServer: Sendable {
     ) {
         self.stores = stores
         self.secrets = UserSecretsStore(backend: stores.backend)
+        self.webSessions = WebSessionStore(backend: stores.backend)
         self.presence = PresenceWriter(backend: stores.backend)
         self.userCertificates = UserCertificateFeed(backend: stores.backend, logger: logger)
         self.settings = settings
@@ -259,6 +262,10 @@ public struct AuthSettings: Sendable {
     public var maxSessionTTL: TimeInterval
     /// bcrypt's cost factor.
     public var bcryptCost: UInt8
+    /// How long a web session may stay unused before it ends (`auth_service.web_idle_timeout`).
+    public var webIdleTimeout: TimeInterval = AuthSettings.defaultWebIdleTimeout
+    /// The default ``webIdleTimeout``: 10 minutes.
+    public static let defaultWebIdleTimeout: TimeInterval = 600
     /// `session_recording`: `node` or `off`.
     public var sessionRecording = "node"
     /// `audit_failure`: `fail_closed` or `continue`.

@@ -339,6 +339,7 @@ public enum TeleportProcess {
     static func authSettings(_ config: DaemonConfig, metrics: TeleportMetrics? = nil) -> AuthSettings {
         var settings = AuthSettings(secondFactor: config.file.auth.secondFactor, proxyPublicAddr: config.runProxy ? proxyPublicAddress(config) : nil)
         settings.sessionRecording = config.file.auth.sessionRecording
+        if let idle = config.file.auth.webIdleTimeout { settings.webIdleTimeout = idle }
         settings.metrics = metrics
         settings.auditFailure = config.file.teleport.storage.auditFailure
         if let uri = config.file.teleport.storage.auditSessionsURI, uri.hasPrefix("file://") {

@@ -10,6 +10,12 @@ protocol ProxyAuthAccess: Sendable {
     func completeUserToken(_ request: AuthAPI.CompleteUserTokenRequest) async throws
     /// Checks credentials and issues certificates.
     func login(_ request: AuthAPI.LoginRequest) async throws -> AuthAPI.LoginResponse
+    /// Checks credentials and creates a web session.
+    func createWebSession(_ request: AuthAPI.CreateWebSessionRequest) async throws -> AuthAPI.WebSessionInfo
+    /// The web session of a cookie, if still valid (renewing it).
+    func authenticateWebSession(_ request: AuthAPI.WebSessionIDRequest) async throws -> AuthAPI.WebSessionInfo
+    /// Ends a web session on every proxy.
+    func deleteWebSession(_ request: AuthAPI.WebSessionIDRequest) async throws
 }
 
 extension AuthClient: ProxyAuthAccess {}

@@ -14,7 +14,8 @@ public import TeleportTunnel
 
 /// The proxy's HTTPS listener (`proxy_service.web_listen_addr`, 3080): the entry point for `tsh`
 /// and browsers. Serves `/webapi/ping`, `tsh login`'s `POST /webapi/ssh/certs`, and the signup and
-/// reset pages (`/web/newuser/:token`, `/web/reset/:token`); the web UI comes later.
+/// reset pages (`/web/newuser/:token`, `/web/reset/:token`), and the web UI's sessions and pages
+/// (``WebSessionRoutes``).
 public struct ProxyWebServer: Service, CustomStringConvertible {
     /// What `/webapi/ping` reports.
     public struct Settings: Sendable {
@@ -195,6 +196,8 @@ extension ProxyWebServer {
     /// The routes: ping, the landing page, login, and the signup and reset pages.
     func makeRouter(clusterName: String) -> Router<ProxyRequestContext> {
         let router = Router(context: ProxyRequestContext.self)
+        // First, so that it covers every route and the 404s: security headers, foreign origins refused.
+        router.add(middleware: WebSecurityMiddleware(logger: logger))
         let settings = self.settings
         router.get("webapi/ping") { _, _ -> Response in
             let body: [String: JSONValue] = [
@@ -214,9 +217,11 @@ extension ProxyWebServer {
         }
         router.get("/") { _, _ -> Response in
             let html = "<!doctype html><title>Teleport</title><h1>Teleport proxy for \(HTMLText.escape(clusterName))</h1>"
+                + "<p><a href=\"/web/login\">Sign in to the web UI</a></p>"
             return WebResponse.html(html, status: .ok)
         }
         LoginRoute(auth: auth, logger: logger).register(on: router)
+        WebSessionRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         let nodes = NodesRoute(auth: auth, clusterName: clusterName, roles: settings.roles)
         nodes.register(on: router)
         nodes.registerHostKeys(on: router)

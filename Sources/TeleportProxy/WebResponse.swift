@@ -8,7 +8,7 @@ import TeleportAPI
 enum WebResponse {
     /// The content security policy of the proxy's pages: nothing external, inline styles only,
     /// forms post back to the proxy.
-    static let contentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+    static let contentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
     /// An HTML page that is never cached, framed or leaks its URL (which holds a token) as a referrer.
     static func html(_ html: String, status: HTTPResponse.Status, setCookie: String? = nil) -> Response {

@@ -13,6 +13,18 @@ struct FileConfigParseTests {
         #expect(throws: TeleportError.self) { _ = try FileConfig.parse("auth_service:\n  session_recording: sometimes\n", file: "t.yaml") }
     }
 
+    @Test("auth_service.web_idle_timeout: a Go duration (default 10m when absent); zero, negative or text is an error")
+    func webIdleTimeout() throws {
+        #expect(try FileConfig.parse("auth_service:\n  web_idle_timeout: 45m\n", file: "t.yaml").auth.webIdleTimeout == 45 * 60)
+        #expect(try FileConfig.parse("auth_service:\n  web_idle_timeout: 1h30m\n", file: "t.yaml").auth.webIdleTimeout == 5400)
+        #expect(try FileConfig.parse("auth_service:\n  enabled: true\n", file: "t.yaml").auth.webIdleTimeout == nil)
+        for bad in ["0s", "-5m", "soon", "10"] {
+            #expect(throws: TeleportError.self, "\(bad)") {
+                _ = try FileConfig.parse("auth_service:\n  web_idle_timeout: \(bad)\n", file: "t.yaml")
+            }
+        }
+    }
+
     @Test(arguments: ["", "# only a comment\n", "---\n"])
     func emptyFileGivesTheDefaults(_ text: String) throws {
         let config = try FileConfig.parse(text, file: "empty.yaml")

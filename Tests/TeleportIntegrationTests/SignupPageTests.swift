@@ -36,7 +36,7 @@ struct SignupPageTests {
             #expect(page.header("cache-control") == "no-store")
             #expect(page.header("x-frame-options") == "DENY")
             #expect(page.header("referrer-policy") == "no-referrer")
-            #expect(page.header("content-security-policy") == "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+            #expect(page.header("content-security-policy") == "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
             let setCookie = try #require(page.header("set-cookie"))
             #expect(setCookie.hasPrefix("__Host-csrf="))
             for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] { #expect(setCookie.contains(attribute), "\(setCookie)") }

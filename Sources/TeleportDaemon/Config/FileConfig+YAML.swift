@@ -188,6 +188,10 @@ extension FileConfig {
                     default: throw Self.unknown(optionValue, file: node.file)
                     }
                 }
+            case "web_idle_timeout":
+                let seconds = try value.duration()
+                guard seconds >= 1 else { throw value.fail("a duration of at least 1s such as 10m") }
+                auth.webIdleTimeout = seconds
             case "license_file": warn(value, "there is no license to load")
             case "dynamic_config": warn(value, "dynamic configuration is always on")
             case "session_recording":

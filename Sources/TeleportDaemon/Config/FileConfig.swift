@@ -86,6 +86,8 @@ public struct FileConfig: Sendable, Equatable {
         public var secondFactor = "otp"
         /// `session_recording`: `node` (the default) or `off`.
         public var sessionRecording = "node"
+        /// `web_idle_timeout` in seconds (nil: the default, 10 minutes).
+        public var webIdleTimeout: Double?
     }
 
     /// One dynamic label command.

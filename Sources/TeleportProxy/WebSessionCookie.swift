@@ -1,0 +1,31 @@
+import Hummingbird
+
+/// The web UI's session cookie: `__Host-` prefixed (the browser then insists on Secure, Path=/
+/// and no Domain), HttpOnly (page scripts cannot read it), SameSite=Strict (other sites cannot
+/// make the browser send it). Its value is the session's secret id; the backend holds only its hash.
+enum WebSessionCookie {
+    /// The cookie's name.
+    static let name = "__Host-session"
+    /// The header that carries the session's CSRF token on state-changing requests.
+    static let csrfHeader = "X-CSRF-Token"
+
+    /// The `Set-Cookie` value that stores `id`.
+    static func setCookie(_ id: String) -> String {
+        "\(name)=\(id); Secure; HttpOnly; SameSite=Strict; Path=/"
+    }
+
+    /// The `Set-Cookie` value that removes the cookie (logout).
+    static let clearCookie = "\(name)=; Max-Age=0; Secure; HttpOnly; SameSite=Strict; Path=/"
+
+    /// The cookie's value in `request`, if sent.
+    static func value(in request: Request) -> String? {
+        guard let value = request.cookies[name]?.value, !value.isEmpty else { return nil }
+        return value
+    }
+
+    /// The CSRF header's value in `request`, if sent.
+    static func csrfToken(in request: Request) -> String? {
+        guard let field = HTTPFields.Element.Name(csrfHeader) else { return nil }
+        return request.headers[field]
+    }
+}
