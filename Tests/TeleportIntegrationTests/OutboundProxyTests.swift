@@ -109,10 +109,13 @@ struct OutboundProxyTests {
             let nodeDir = try TestSupport.makeTemporaryDirectory(prefix: "proxied-tunnel-node")
             defer { try? FileManager.default.removeItem(at: nodeDir) }
             let nodeLog = nodeDir.appendingPathComponent("node.log")
-            let arguments = [
+            var arguments = [
                 "start", "--roles=node", "--auth-server=127.0.0.1:\(cluster.webPort)", "--token=\(try await invite(cluster))",
                 "--data-dir", nodeDir.appendingPathComponent("data").path, "--nodename", "natted1",
             ]
+            // Its own free SSH port: the start-up check tries the listener before the node knows it is
+            // tunnelled, and other tests may hold 3022.
+            arguments.insert(contentsOf: try TestSupport.nodeListenConfig(), at: 1)
             let pid = try TestSupport.spawnDaemon(
                 try ClusterFixture.binary("teleport"), arguments, logPath: nodeLog.path, environment: ["HTTPS_PROXY": proxy.url])
             let established = await TestSupport.eventually(timeout: .seconds(40)) {

@@ -62,6 +62,9 @@ def main() -> int:
         page = context.new_page()
         page.on("console", lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None)
         page.set_default_timeout(30_000)
+        # Assertions have their own timeout (5 s by default): a loaded CI machine answers a refused
+        # login slowly (refusals share one timing class), so give them the same 30 s.
+        expect.set_options(timeout=30_000)
 
         page.goto(args.url + "/web/login")
         expect(page.get_by_role("heading", name="Sign in to Teleport")).to_be_visible()
