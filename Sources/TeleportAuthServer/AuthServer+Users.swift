@@ -159,6 +159,17 @@ extension AuthServer {
     static let loginDenied = TeleportError.accessDenied(
         "invalid user name, password or one-time code, or the account is locked after too many failed logins (an administrator can unlock it with tctl users reset)")
 
+    /// A refused login (`tsh login` or the web): the `user.login` failure event with `reason` (never
+    /// the password), the failure counted, then `error` thrown.
+    func refuseLogin(_ fields: [String: JSONValue], reason: String, error: TeleportError) async throws -> Never {
+        var fields = fields
+        fields["success"] = false
+        fields["error"] = .string(reason)
+        settings.metrics?.increment(.logins, ["result": "failure"])
+        try await emit(AuditEventType.userLoginFailure, fields: fields)
+        throw error
+    }
+
     /// Checks a password and TOTP code and issues certificates. Every refusal gets the same
     /// message (``loginDenied``) and, for any user name, costs one bcrypt verification (unknown
     /// users are checked against a decoy hash; locked accounts still check the password); five
@@ -170,11 +181,7 @@ extension AuthServer {
             "user": .string(request.user), "method": "local", "addr.remote": .string(request.clientAddress ?? ""),
         ]
         func fail(_ reason: String, _ error: TeleportError) async throws -> Never {
-            fields["success"] = false
-            fields["error"] = .string(reason)
-            settings.metrics?.increment(.logins, ["result": "failure"])
-            try await emit(AuditEventType.userLoginFailure, fields: fields)
-            throw error
+            try await refuseLogin(fields, reason: reason, error: error)
         }
         let keys: ProvenKeys
         do {

@@ -16,11 +16,7 @@ extension AuthServer {
             "user": .string(request.user), "method": "local", "addr.remote": .string(request.clientAddress ?? ""),
         ]
         func fail(_ reason: String, _ error: TeleportError) async throws -> Never {
-            fields["success"] = false
-            fields["error"] = .string(reason)
-            settings.metrics?.increment(.logins, ["result": "failure"])
-            try await emit(AuditEventType.userLoginFailure, fields: fields)
-            throw error
+            try await refuseLogin(fields, reason: reason, error: error)
         }
         let user: User
         do {
