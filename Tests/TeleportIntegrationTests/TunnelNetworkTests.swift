@@ -469,6 +469,20 @@ struct TunnelNetworkTests {
                 #expect(
                     !up.isEmpty && up.allSatisfy { $0.contains("tp.proxy=\(proxyHost):\(cluster.webPort)") }, "\(node.log.suffix(3000))")
             }
+            // File copies both ways through the one port (SFTP over the tunnel channel), with checksums.
+            let file = lab.work.appendingPathComponent("oneport.bin").path
+            _ = try await TestSupport.runChecked("/bin/sh", ["-c", "head -c 5242880 /dev/urandom > \(file)"])
+            let original = try await Self.sha256(file)
+            let remote = lab.work.appendingPathComponent("oneport-remote")
+            try FileManager.default.createDirectory(at: remote, withIntermediateDirectories: true)
+            let up = try await tsh.run(prefix + ["scp", file, "root@beta:\(remote.path)/"], timeout: .seconds(120))
+            #expect(up.exitCode == 0, "\(up)")
+            #expect(try await Self.sha256(remote.appendingPathComponent("oneport.bin").path) == original, "the upload arrived intact")
+            let back = lab.work.appendingPathComponent("oneport-back.bin").path
+            let down = try await tsh.run(prefix + ["scp", "root@beta:\(remote.path)/oneport.bin", back], timeout: .seconds(120))
+            #expect(down.exitCode == 0, "\(down)")
+            #expect(try await Self.sha256(back) == original, "the download arrived intact")
+            watch.lap("tsh scp 5 MB both ways")
         }
     }
 
