@@ -23,8 +23,12 @@ enum ListenPreflight {
                 listeners.append(("proxy_service.tunnel_listen_addr", config.file.proxy.tunnelListenAddr, 3024))
             }
         }
-        // A tunnelled node (proxy_server) without listen_addr binds no port.
-        let tunnelledWithoutListener = config.file.teleport.proxyServer != nil && !config.file.ssh.listenAddrConfigured
+        // A tunnelled node without listen_addr binds no port: with proxy_server it is known now; a
+        // node-only process whose auth server may turn out to be a proxy (`--auth-server=PROXY:3080`,
+        // found by its ping at start) is not checked here either: nothing else starts in that
+        // process, and a direct node's SSH service reports a taken port in the same words.
+        let mayBeTunnelled = config.file.teleport.proxyServer != nil || (!config.runAuth && !config.runProxy)
+        let tunnelledWithoutListener = mayBeTunnelled && !config.file.ssh.listenAddrConfigured
         if config.runNode && !tunnelledWithoutListener { listeners.append(("ssh_service.listen_addr", config.file.ssh.listenAddr, 3022)) }
         if let diag = config.diagAddr { listeners.append(("teleport.diag_addr or --diag-addr", diag, 3000)) }
         return listeners
