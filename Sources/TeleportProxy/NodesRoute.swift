@@ -79,7 +79,24 @@ struct NodesRoute {
                 name: node.spec.hostname, id: node.name, address: node.isTunnelled ? nil : node.spec.addr, tunnel: node.isTunnelled,
                 labels: labels, logins: info.logins.filter { checker.canReach(labels: labels, logins: [$0]) })
         }
-        return WebResponse.json(try ResourceCodec.json(WebNodePage(items: items, nextPageToken: page.nextToken)))
+        return WebResponse.json(Self.htmlSafe(try ResourceCodec.json(WebNodePage(items: items, nextPageToken: page.nextToken))))
+    }
+
+    /// JSON with `<`, `>` and `&` written as `\u003c`, `\u003e`, `\u0026` (they only occur inside
+    /// strings): a label value such as `<script>` stays inert even if the reply is ever sniffed or
+    /// pasted into a page.
+    static func htmlSafe(_ json: Data) -> Data {
+        var out = Data()
+        out.reserveCapacity(json.count)
+        for byte in json {
+            switch byte {
+            case UInt8(ascii: "<"): out.append(contentsOf: Array("\\u003c".utf8))
+            case UInt8(ascii: ">"): out.append(contentsOf: Array("\\u003e".utf8))
+            case UInt8(ascii: "&"): out.append(contentsOf: Array("\\u0026".utf8))
+            default: out.append(byte)
+            }
+        }
+        return out
     }
 
     /// `GET /webapi/sessions/recordings` and `GET /webapi/sessions/:sid/recording`: recordings the
