@@ -30,24 +30,73 @@ struct NodesRoute {
     func register(on router: Router<ProxyRequestContext>) {
         router.get("webapi/nodes") { request, context -> Response in
             do {
-                let identity = try await user(context)
-                let checker = checker(for: identity)
                 let query = request.uri.queryParameters
-                let selector = try LabelSelector.parse(query.get("labels") ?? "")
                 let limit = min(max(Int(query.get("limit") ?? "") ?? 1000, 1), Self.maxPage)
-                let start = query.get("start") ?? ""
-                let nodes = try await cache.sortedNodes(auth: auth).filter {
-                    let labels = $0.allLabels
-                    return selector.matches(labels) && checker.canReach(labels: labels, logins: identity.logins)
+                let sortText = query.get("sort") ?? "name"
+                guard let sort = NodeListQuery.Sort(rawValue: sortText) else {
+                    throw TeleportError.badParameter("sort must be name or addr, not \"\(sortText)\"")
                 }
-                let remaining = start.isEmpty ? nodes[...] : nodes.drop { Self.pageKey($0) <= start }
-                let page = Array(remaining.prefix(limit))
-                let next = remaining.count > limit ? page.last.map(Self.pageKey) : nil
-                return WebResponse.json(try ResourceCodec.json(NodePage(items: page, nextKey: next)))
+                var list = NodeListQuery(
+                    search: query.get("search") ?? "", labels: try LabelSelector.parse(query.get("labels") ?? ""), sort: sort,
+                    pageToken: query.get("page_token") ?? query.get("start") ?? "", limit: limit)
+                guard let identity = try await certificateUser(context) else {
+                    return try await webPage(request, list: list)
+                }
+                // tsh: pages by host name, `start` and `next_key`.
+                list.sort = .name
+                let checker = checker(for: identity)
+                let page = list.page(of: try await cache.sorted(auth: auth, by: .name)) {
+                    checker.canReach(labels: $0.allLabels, logins: identity.logins)
+                }
+                return WebResponse.json(try ResourceCodec.json(NodePage(items: page.items, nextKey: page.nextToken)))
             } catch let error as TeleportError {
                 return WebResponse.jsonError(error)
             }
         }
+    }
+
+    /// The web UI's answer (a session cookie, no client certificate): the same role check as for
+    /// `tsh ls`, with the session's roles and logins; 401 without a valid session.
+    func webPage(_ request: Request, list: NodeListQuery) async throws -> Response {
+        guard let id = WebSessionCookie.value(in: request) else {
+            return WebResponse.jsonError(TeleportError.accessDenied("log in first"), status: .unauthorized)
+        }
+        let info: AuthAPI.WebSessionInfo
+        do {
+            info = try await auth.authenticateWebSession(AuthAPI.WebSessionIDRequest(sessionID: id))
+        } catch let error as TeleportError where error.code == .accessDenied || error.code == .notFound || error.code == .badParameter {
+            var response = WebResponse.jsonError(error, status: .unauthorized)
+            response.headers[.setCookie] = WebSessionCookie.clearCookie
+            return response
+        }
+        let checker = AccessChecker(roles: roles(info.roles), traits: ["internal.logins": info.logins])
+        let page = list.page(of: try await cache.sorted(auth: auth, by: list.sort)) {
+            checker.canReach(labels: $0.allLabels, logins: info.logins)
+        }
+        let items = page.items.map { node in
+            let labels = node.allLabels
+            return WebNode(
+                name: node.spec.hostname, id: node.name, address: node.isTunnelled ? nil : node.spec.addr, tunnel: node.isTunnelled,
+                labels: labels, logins: info.logins.filter { checker.canReach(labels: labels, logins: [$0]) })
+        }
+        return WebResponse.json(Self.htmlSafe(try ResourceCodec.json(WebNodePage(items: items, nextPageToken: page.nextToken))))
+    }
+
+    /// JSON with `<`, `>` and `&` written as `\u003c`, `\u003e`, `\u0026` (they only occur inside
+    /// strings): a label value such as `<script>` stays inert even if the reply is ever sniffed or
+    /// pasted into a page.
+    static func htmlSafe(_ json: Data) -> Data {
+        var out = Data()
+        out.reserveCapacity(json.count)
+        for byte in json {
+            switch byte {
+            case UInt8(ascii: "<"): out.append(contentsOf: Array("\\u003c".utf8))
+            case UInt8(ascii: ">"): out.append(contentsOf: Array("\\u003e".utf8))
+            case UInt8(ascii: "&"): out.append(contentsOf: Array("\\u0026".utf8))
+            default: out.append(byte)
+            }
+        }
+        return out
     }
 
     /// `GET /webapi/sessions/recordings` and `GET /webapi/sessions/:sid/recording`: recordings the
@@ -96,10 +145,14 @@ struct NodesRoute {
         }
     }
 
-    static func pageKey(_ node: ServerNode) -> String { node.spec.hostname + "/" + node.name }
-
     func user(_ context: ProxyRequestContext) async throws -> X509Identity {
         try await Self.user(context, clusterName: clusterName)
+    }
+
+    /// The certificate's user, or nil when the request has no client certificate.
+    func certificateUser(_ context: ProxyRequestContext) async throws -> X509Identity? {
+        guard try await context.channel.nioSSL_peerCertificate().get() != nil else { return nil }
+        return try await user(context)
     }
 
     /// The logged-in user of this request: the TLS client certificate's identity, of this cluster.
@@ -164,11 +217,48 @@ final class ShortLivedCache<Value: Sendable>: Sendable {
     }
 }
 
-/// The node list, sorted by host name.
+/// The node list in both orders of ``NodeListQuery/Sort``, sorted once per cache lifetime.
 final class NodeListCache: Sendable {
-    private let cache = ShortLivedCache<[ServerNode]>()
+    private let cache = ShortLivedCache<[NodeListQuery.Sort: [ServerNode]]>()
 
-    func sortedNodes(auth: AuthClient) async throws -> [ServerNode] {
-        try await cache.value { try await auth.nodes().sorted { ($0.spec.hostname, $0.name) < ($1.spec.hostname, $1.name) } }
+    /// The nodes sorted by ``NodeListQuery/key(_:sort:)`` in `order`.
+    func sorted(auth: AuthClient, by order: NodeListQuery.Sort) async throws -> [ServerNode] {
+        let all = try await cache.value {
+            let nodes = try await auth.nodes()
+            return Self.sortedOrders(nodes)
+        }
+        return all[order] ?? []
+    }
+
+    /// `nodes` in every order.
+    static func sortedOrders(_ nodes: [ServerNode]) -> [NodeListQuery.Sort: [ServerNode]] {
+        var result: [NodeListQuery.Sort: [ServerNode]] = [:]
+        for order in NodeListQuery.Sort.allCases {
+            result[order] = nodes.map { (NodeListQuery.key($0, sort: order), $0) }.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        return result
+    }
+}
+
+/// A node as the web UI's resource table shows it.
+struct WebNode: Encodable {
+    var name: String
+    var id: String
+    /// Nil for a node reached through its tunnel.
+    var address: String?
+    var tunnel: Bool
+    var labels: [String: String]
+    /// The user's logins this node accepts.
+    var logins: [String]
+}
+
+/// One page of the web UI's `/webapi/nodes`.
+struct WebNodePage: Encodable {
+    var items: [WebNode]
+    var nextPageToken: String?
+
+    enum CodingKeys: String, CodingKey {
+        case items
+        case nextPageToken = "next_page_token"
     }
 }

@@ -13,7 +13,8 @@ import TeleportCrypto
 ///   stores the session in the backend; sets the ``WebSessionCookie``;
 /// - `DELETE /webapi/sessions`: logs out (ends the session in the backend, for every proxy);
 /// - `GET /webapi/me`: who the session is (user, roles, logins) and its CSRF token;
-/// - `GET /web` (and `/web/`): the signed-in page; `GET /web/app.js`, `/web/app.css`: its assets.
+/// - `GET /web` (and `/web/`): the signed-in page; `GET /web/nodes`: the servers the user may reach
+///   (data from `GET /webapi/nodes`, ``NodesRoute``); `GET /web/app.js`, `/web/app.css`: its assets.
 ///
 /// Every request made with the cookie that changes state must carry the session's CSRF token in
 /// `X-CSRF-Token` (``WebSessionCookie/csrfHeader``); ``WebSecurityMiddleware`` refuses foreign origins.
@@ -26,6 +27,7 @@ struct WebSessionRoutes<Auth: ProxyAuthAccess>: Sendable {
     func register(on router: Router<ProxyRequestContext>) {
         router.get("web/login") { _, _ in WebUIPages.response(WebUIPages.login(clusterName: clusterName)) }
         router.get("web") { request, context in await home(request, context: context) }
+        router.get("web/nodes") { request, context in await nodesPage(request, context: context) }
         router.get("web/app.js") { _, _ in WebUIPages.asset(WebUIPages.appJS, type: "text/javascript; charset=utf-8") }
         router.get("web/app.css") { _, _ in WebUIPages.asset(WebUIPages.appCSS, type: "text/css; charset=utf-8") }
         router.post("webapi/sessions") { request, context in await login(request, context: context) }
@@ -154,6 +156,16 @@ struct WebSessionRoutes<Auth: ProxyAuthAccess>: Sendable {
     func home(_ request: Request, context: ProxyRequestContext) async -> Response {
         switch await session(request, context: context, stateChanging: false) {
         case .success(let found): return WebUIPages.response(WebUIPages.home(found.info, clusterName: clusterName))
+        case .failure(let failure):
+            guard failure.response.status == .unauthorized else { return failure.response }
+            return Response(status: .seeOther, headers: [.location: "/web/login", .cacheControl: "no-store"])
+        }
+    }
+
+    /// `GET /web/nodes`: the resources page, or a redirect to the login page.
+    func nodesPage(_ request: Request, context: ProxyRequestContext) async -> Response {
+        switch await session(request, context: context, stateChanging: false) {
+        case .success(let found): return WebUIPages.response(WebUIPages.nodes(found.info, clusterName: clusterName))
         case .failure(let failure):
             guard failure.response.status == .unauthorized else { return failure.response }
             return Response(status: .seeOther, headers: [.location: "/web/login", .cacheControl: "no-store"])

@@ -69,8 +69,34 @@ enum WebUIPages {
         let logins = info.logins.isEmpty ? "none" : info.logins.joined(separator: ", ")
         body += "<dt>Logins</dt><dd id=\"logins\">\(HTMLText.escape(logins))</dd>\n"
         body += "<dt>Session ends</dt><dd>at the latest <time datetime=\"\(RFC3339.format(info.expires))\">\(HTMLText.escape(RFC3339.format(info.expires)))</time>, "
-        body += "or after a time without use</dd>\n</dl>\n</main>\n"
+        body += "or after a time without use</dd>\n</dl>\n"
+        body += "<p><a id=\"nodes-link\" href=\"/web/nodes\">Servers you can reach</a></p>\n</main>\n"
         return document(title: "Teleport", body: body, page: "home")
+    }
+
+    /// The resources page: the servers the user may reach (`/webapi/nodes`, filled by
+    /// `/web/app.js`), with a search box, label chips, sorting and paging.
+    static func nodes(_ info: AuthAPI.WebSessionInfo, clusterName: String) -> String {
+        var body = "<header class=\"bar\">\n<a class=\"brand\" href=\"/web/\">Teleport</a>\n"
+        body += "<span class=\"cluster\">\(HTMLText.escape(clusterName))</span>\n"
+        body += "<span id=\"username\">\(HTMLText.escape(info.user))</span>\n"
+        body += "<button id=\"logout\" type=\"button\" data-csrf=\"\(HTMLText.escape(info.csrfToken))\">Log out</button>\n</header>\n"
+        body += "<main class=\"card wide\">\n<h1>Servers</h1>\n"
+        body += "<p id=\"error\" class=\"error\" role=\"alert\" hidden></p>\n"
+        body += "<form id=\"nodes-filter\" class=\"filters\" role=\"search\">\n"
+        body += "<label for=\"search\">Search</label>\n"
+        body += "<input id=\"search\" name=\"search\" type=\"search\" placeholder=\"name, address or label\" autocomplete=\"off\">\n"
+        body += "<label for=\"sort\">Sort by</label>\n"
+        body += "<select id=\"sort\" name=\"sort\"><option value=\"name\">Name</option><option value=\"addr\">Address</option></select>\n"
+        body += "</form>\n"
+        body += "<div id=\"chips\" class=\"chips\" aria-label=\"Label filters\"></div>\n"
+        body += "<table id=\"nodes\">\n<caption class=\"help\">Click a label to show only servers that have it.</caption>\n"
+        body += "<thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Address</th><th scope=\"col\">Labels</th><th scope=\"col\">Logins</th></tr></thead>\n"
+        body += "<tbody id=\"nodes-body\"></tbody>\n</table>\n"
+        body += "<p id=\"nodes-empty\" class=\"help\" hidden>No servers match.</p>\n"
+        body += "<nav class=\"pager\" aria-label=\"Pages\"><button id=\"prev\" type=\"button\" disabled>Previous</button>"
+        body += "<button id=\"next\" type=\"button\" disabled>Next</button></nav>\n</main>\n"
+        return document(title: "Servers · Teleport", body: body, page: "nodes")
     }
 
     /// The pages' script: the login form posts JSON and shows errors in place; the log-out button
@@ -150,9 +176,118 @@ enum WebUIPages {
               }
             });
           }
+          function setupNodes() {
+            var table = document.getElementById("nodes-body");
+            if (!table) { return; }
+            var search = document.getElementById("search");
+            var sort = document.getElementById("sort");
+            var chips = document.getElementById("chips");
+            var prev = document.getElementById("prev");
+            var next = document.getElementById("next");
+            var empty = document.getElementById("nodes-empty");
+            var state = { labels: [], tokens: [""], nextToken: null, timer: null };
+            var pageSize = 25;
+            function text(tag, value, className) {
+              var element = document.createElement(tag);
+              element.textContent = value;
+              if (className) { element.className = className; }
+              return element;
+            }
+            function renderChips() {
+              chips.replaceChildren();
+              state.labels.forEach(function (label, index) {
+                var chip = text("button", label + " ×", "chip active");
+                chip.type = "button";
+                chip.setAttribute("aria-label", "Remove filter " + label);
+                chip.addEventListener("click", function () {
+                  state.labels.splice(index, 1);
+                  restart();
+                });
+                chips.appendChild(chip);
+              });
+            }
+            function addLabel(label) {
+              if (state.labels.indexOf(label) < 0) { state.labels.push(label); }
+              restart();
+            }
+            function render(items) {
+              table.replaceChildren();
+              items.forEach(function (node) {
+                var row = document.createElement("tr");
+                row.appendChild(text("td", node.name, "name"));
+                row.appendChild(text("td", node.tunnel ? "⟵ Tunnel" : (node.address || "")));
+                var cell = document.createElement("td");
+                Object.keys(node.labels || {}).sort().forEach(function (key) {
+                  var label = key + "=" + node.labels[key];
+                  var chip = text("button", label, "chip");
+                  chip.type = "button";
+                  chip.title = "Show only servers with " + label;
+                  chip.addEventListener("click", function () { addLabel(label); });
+                  cell.appendChild(chip);
+                });
+                row.appendChild(cell);
+                row.appendChild(text("td", (node.logins || []).join(", ")));
+                table.appendChild(row);
+              });
+              empty.hidden = items.length > 0;
+            }
+            async function load() {
+              var params = new URLSearchParams();
+              params.set("search", search.value);
+              params.set("labels", state.labels.join(","));
+              params.set("sort", sort.value);
+              params.set("limit", String(pageSize));
+              params.set("page_token", state.tokens[state.tokens.length - 1]);
+              try {
+                var response = await fetch("/webapi/nodes?" + params.toString(), { credentials: "same-origin" });
+                if (response.status === 401) {
+                  window.location.assign("/web/login");
+                  return;
+                }
+                if (!response.ok) {
+                  showError(await message(response));
+                  return;
+                }
+                var body = await response.json();
+                document.getElementById("error").hidden = true;
+                render(body.items || []);
+                state.nextToken = body.next_page_token || null;
+                next.disabled = !state.nextToken;
+                prev.disabled = state.tokens.length < 2;
+              } catch (e) {
+                showError("The proxy could not be reached; check your connection and try again.");
+              }
+            }
+            function restart() {
+              state.tokens = [""];
+              renderChips();
+              load();
+            }
+            document.getElementById("nodes-filter").addEventListener("submit", function (event) {
+              event.preventDefault();
+              restart();
+            });
+            search.addEventListener("input", function () {
+              clearTimeout(state.timer);
+              state.timer = setTimeout(restart, 250);
+            });
+            sort.addEventListener("change", restart);
+            next.addEventListener("click", function () {
+              if (!state.nextToken) { return; }
+              state.tokens.push(state.nextToken);
+              load();
+            });
+            prev.addEventListener("click", function () {
+              if (state.tokens.length < 2) { return; }
+              state.tokens.pop();
+              load();
+            });
+            restart();
+          }
           document.addEventListener("DOMContentLoaded", function () {
             setupLogin();
             setupLogout();
+            setupNodes();
           });
         })();
 
@@ -169,6 +304,19 @@ enum WebUIPages {
         .bar button { background: transparent; color: #fff; border: 1px solid #8d84c4; }
         .card { max-width: 28rem; margin: 3rem auto; padding: 2rem; background: #fff; border: 1px solid var(--line); border-radius: 10px; }
         body[data-page="home"] .card { max-width: 48rem; }
+        .card.wide { max-width: 72rem; }
+        .bar a.brand { color: #fff; text-decoration: none; }
+        .filters { display: grid; grid-template-columns: max-content 1fr max-content max-content; gap: 0.5rem 0.75rem; align-items: center; }
+        .filters label { margin: 0; }
+        select { font: inherit; padding: 0.55rem; border: 1px solid #a9a9b6; border-radius: 6px; background: #fff; }
+        .chips { display: flex; flex-wrap: wrap; gap: 0.4rem; margin: 0.75rem 0; min-height: 0.5rem; }
+        button.chip { font-size: 0.8rem; padding: 0.15rem 0.55rem; margin: 0.1rem 0.25rem 0.1rem 0; border-radius: 999px; background: #ece8fb; color: #2e1f78; border: 1px solid #cfc6f5; overflow-wrap: anywhere; text-align: left; }
+        button.chip.active { background: var(--accent); color: #fff; }
+        table { width: 100%; border-collapse: collapse; margin-top: 0.5rem; }
+        caption { text-align: left; }
+        th, td { text-align: left; padding: 0.5rem; border-bottom: 1px solid var(--line); vertical-align: top; overflow-wrap: anywhere; }
+        th { color: var(--muted); font-weight: 600; }
+        .pager { display: flex; gap: 0.75rem; justify-content: flex-end; margin-top: 1rem; }
         h1 { font-size: 1.5rem; margin: 0 0 1rem; overflow-wrap: anywhere; }
         .cluster { color: var(--muted); overflow-wrap: anywhere; }
         label { display: block; font-weight: 600; margin: 1rem 0 0.3rem; }
@@ -185,6 +333,12 @@ enum WebUIPages {
         @media (max-width: 480px) {
           .card { margin: 0; border: 0; border-radius: 0; padding: 1.25rem; }
           dl { grid-template-columns: 1fr; }
+          .filters { grid-template-columns: 1fr; }
+          thead { display: none; }
+          tr, td { display: block; }
+          td { border: 0; padding: 0.2rem 0; }
+          tr { border-bottom: 1px solid var(--line); padding: 0.5rem 0; }
+          td.name { font-weight: 600; }
         }
 
         """

@@ -3,7 +3,8 @@ import TeleportTestSupport
 import Testing
 
 /// The web UI in a real browser: Tests/browser/web_login.py drives Debian's chromium with
-/// Playwright against a real cluster (log in with password + TOTP, "Signed in as", log out, the
+/// Playwright against a real cluster (log in with password + TOTP, "Signed in as", the servers page
+/// filtered by a label chip, log out, the
 /// old cookie refused) and saves screenshots to a temporary artifacts directory, printed here.
 /// Skipped, with the reason printed, when chromium or the playwright module is missing.
 @Suite("web UI in a browser (Playwright + chromium)", .serialized)
@@ -47,6 +48,17 @@ struct WebBrowserTests {
             let web = WebDriver(cluster: cluster)
             let link = try await SignupHelper.addUser(cluster, name: "erin", logins: "erin,root")
             let enrolled = try await SignupHelper.enrol(web, link, password: WebSessionTests.password)
+            // Two servers for the resources page: the chip env=dev must hide the prod one; a
+            // hostile label value must stay text.
+            for (index, (name, env)) in [("browser-dev", "dev"), ("browser-prod", "prod")].enumerated() {
+                let file = cluster.directory.appendingPathComponent("node-\(name).yaml")
+                try TestSupport.write(
+                    WebNodesTests.nodeYAML(
+                        name, uuid: "5a1e0c3d-0000-4000-8000-00000000000\(index)", port: 41000 + index,
+                        labels: ["env": env, "note": WebNodesTests.hostile]), to: file)
+                let created = try await cluster.tctl(["create", file.path])
+                try #require(created.exitCode == 0, "\(created)")
+            }
             let artifacts = try TestSupport.makeTemporaryDirectory(prefix: "web-ui-screenshots")
             print("WebBrowserTests: screenshots in \(artifacts.path)")
             let result = try await TestSupport.run(
@@ -55,6 +67,7 @@ struct WebBrowserTests {
                     "python3", Self.script.path, "--url", "https://127.0.0.1:\(cluster.webPort)", "--user", "erin",
                     "--password", WebSessionTests.password, "--secret", enrolled.secret,
                     "--after", String(enrolled.time.timeIntervalSince1970), "--artifacts", artifacts.path,
+                    "--node", "browser-dev", "--other-node", "browser-prod", "--chip", "env=dev",
                 ], timeout: .seconds(120))
             print(result.stdout)
             if result.exitCode == 77 {
@@ -64,7 +77,9 @@ struct WebBrowserTests {
             #expect(result.exitCode == 0, "\(result)\n\(cluster.log.suffix(4000))")
             #expect(result.stdout.contains("ok: signed in as erin"), "\(result)")
             #expect(result.stdout.contains("ok: the old cookie is refused after logout"), "\(result)")
-            for name in ["login-1280.png", "login-400.png", "home-1280.png", "home-400.png"] {
+            #expect(result.stdout.contains("ok: /web/nodes lists browser-dev"), "\(result)")
+            #expect(result.stdout.contains("ok: the label chip env=dev filters the list"), "\(result)")
+            for name in ["login-1280.png", "login-400.png", "home-1280.png", "home-400.png", "nodes-1280.png", "nodes-400.png"] {
                 #expect(FileManager.default.fileExists(atPath: artifacts.appendingPathComponent(name).path), "\(name) saved")
             }
         }

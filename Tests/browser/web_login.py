@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Logs in to the proxy's web UI in a real browser (Debian's chromium driven by Playwright):
-password + TOTP through the login page, sees "Signed in as USER", logs out, and checks that the
+password + TOTP through the login page, sees "Signed in as USER", with --node opens the
+servers page and filters it by a label chip (--chip), logs out, and checks that the
 old session cookie is refused afterwards. Saves screenshots to --artifacts.
 
 Run by WebBrowserTests (Tests/TeleportIntegrationTests); exits 0 on success, 1 on a failed check,
@@ -36,6 +37,9 @@ def main() -> int:
     parser.add_argument("--secret", required=True, help="the user's TOTP secret (base32)")
     parser.add_argument("--after", type=float, required=True, help="unix time of the last TOTP step used")
     parser.add_argument("--artifacts", required=True)
+    parser.add_argument("--node", help="a server the user may reach: /web/nodes must list it")
+    parser.add_argument("--other-node", help="a server without --chip's label: the chip must hide it")
+    parser.add_argument("--chip", help="a label key=value of --node to filter by")
     args = parser.parse_args()
 
     if not os.access(CHROMIUM, os.X_OK):
@@ -102,6 +106,29 @@ def main() -> int:
             check(cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/",
                   "cookie flags: " + ", ".join(f"{k}={cookie[k]}" for k in ("path", "secure", "httpOnly", "sameSite")))
             check(page.evaluate("document.cookie").find("__Host-session") < 0, "page scripts cannot read the session cookie")
+
+        if args.node:
+            # The resources page: the node in the table; a label chip filters the list.
+            page.get_by_role("link", name="Servers you can reach").click()
+            page.wait_for_url("**/web/nodes")
+            rows = page.locator("#nodes-body tr")
+            expect(rows.filter(has_text=args.node)).to_have_count(1)
+            check(True, f"/web/nodes lists {args.node}")
+            if args.other_node:
+                expect(rows.filter(has_text=args.other_node)).to_have_count(1)
+            if args.chip:
+                rows.filter(has_text=args.node).get_by_role("button", name=args.chip).click()
+                expect(page.locator("#chips").get_by_role("button", name=f"Remove filter {args.chip}")).to_be_visible()
+                if args.other_node:
+                    expect(rows.filter(has_text=args.other_node)).to_have_count(0)
+                expect(rows.filter(has_text=args.node)).to_have_count(1)
+                check(True, f"the label chip {args.chip} filters the list")
+            injected = page.evaluate("document.querySelectorAll('#nodes-body script').length")
+            check(injected == 0, f"no label value became markup ({injected} script elements in the table)")
+            page.screenshot(path=os.path.join(args.artifacts, "nodes-1280.png"), full_page=True)
+            page.set_viewport_size({"width": 400, "height": 800})
+            page.screenshot(path=os.path.join(args.artifacts, "nodes-400.png"), full_page=True)
+            page.set_viewport_size({"width": 1280, "height": 800})
 
         page.get_by_role("button", name="Log out").click()
         page.wait_for_url("**/web/login")
