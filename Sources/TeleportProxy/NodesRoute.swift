@@ -58,16 +58,10 @@ struct NodesRoute {
     /// The web UI's answer (a session cookie, no client certificate): the same role check as for
     /// `tsh ls`, with the session's roles and logins; 401 without a valid session.
     func webPage(_ request: Request, list: NodeListQuery) async throws -> Response {
-        guard let id = WebSessionCookie.value(in: request) else {
-            return WebResponse.jsonError(TeleportError.accessDenied("log in first"), status: .unauthorized)
-        }
         let info: AuthAPI.WebSessionInfo
-        do {
-            info = try await auth.authenticateWebSession(AuthAPI.WebSessionIDRequest(sessionID: id))
-        } catch let error as TeleportError where error.code == .accessDenied || error.code == .notFound || error.code == .badParameter {
-            var response = WebResponse.jsonError(error, status: .unauthorized)
-            response.headers[.setCookie] = WebSessionCookie.clearCookie
-            return response
+        switch try await WebSessionCookie.session(of: request, auth: auth) {
+        case .failure(let failure): return failure.response
+        case .success(let found): info = found.info
         }
         let checker = AccessChecker(roles: roles(info.roles), traits: ["internal.logins": info.logins])
         let page = list.page(of: try await cache.sorted(auth: auth, by: list.sort)) {

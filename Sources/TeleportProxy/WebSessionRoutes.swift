@@ -41,16 +41,13 @@ struct WebSessionRoutes<Auth: ProxyAuthAccess>: Sendable {
     /// is no longer valid (401), or when `stateChanging` and the CSRF header is missing or not
     /// this session's (403).
     func session(_ request: Request, context: ProxyRequestContext, stateChanging: Bool) async -> Result<(id: String, info: AuthAPI.WebSessionInfo), PageFailure> {
-        guard let id = WebSessionCookie.value(in: request) else {
-            return .failure(PageFailure(response: WebResponse.jsonError(TeleportError.accessDenied("log in first"), status: .unauthorized)))
-        }
+        let id: String
         let info: AuthAPI.WebSessionInfo
         do {
-            info = try await auth.authenticateWebSession(AuthAPI.WebSessionIDRequest(sessionID: id))
-        } catch let error as TeleportError where error.code == .accessDenied || error.code == .notFound || error.code == .badParameter {
-            var response = WebResponse.jsonError(error, status: .unauthorized)
-            response.headers[.setCookie] = WebSessionCookie.clearCookie
-            return .failure(PageFailure(response: response))
+            switch try await WebSessionCookie.session(of: request, auth: auth) {
+            case .failure(let failure): return .failure(failure)
+            case .success(let found): (id, info) = found
+            }
         } catch {
             return .failure(PageFailure(response: unavailable(error)))
         }
