@@ -5,7 +5,7 @@ import NIOHTTP1
 
 /// The typed client of the auth API (`/v1`), used alike by `tctl`, proxies and nodes.
 public struct AuthClient: Sendable {
-    let transport: HTTPSTransport
+    var transport: HTTPSTransport
     /// The address dialled, `host:port`.
     public let address: String
 
@@ -17,6 +17,15 @@ public struct AuthClient: Sendable {
             host: host, port: port, identity: identity, trustedCAPEMs: identity.trustedCAPEMs, serverName: AuthAPI.serverName,
             timeout: .nanoseconds(nanoseconds))
         self.address = address
+    }
+
+    /// A client that asks on behalf of the user of the web session `id` (the proxy's identity
+    /// plus ``AuthAPI/webSessionHeader``): the auth service checks the session and then treats
+    /// each call as that user's, with the user's roles, exactly as for `tsh` or `tctl`.
+    public func actingFor(webSession id: String) -> AuthClient {
+        var copy = self
+        copy.transport.extraHeaders = [(AuthAPI.webSessionHeader, id)]
+        return copy
     }
 
     func call(_ method: HTTPMethod, _ path: String, body: Data? = nil) async throws -> Data {

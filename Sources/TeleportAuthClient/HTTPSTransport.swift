@@ -15,6 +15,8 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
     let timeout: TimeAmount
     /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` of the process: the dial goes through ``OutboundDial``.
     var proxies: ProxyEnvironment
+    /// Header fields added to every request (``AuthClient/actingFor(webSession:)``).
+    var extraHeaders: [(name: String, value: String)] = []
 
     var description: String { "HTTPSTransport(\(host):\(port))" }
 
@@ -75,6 +77,7 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
                 "cannot reach the auth service at \(address): \(Self.describe(error)); is teleport running there? "
                     + "(check --auth-server / auth_servers)", cause: error)
         }
+        let extraHeaders = self.extraHeaders
         do {
             return try await withThrowingTaskGroup(of: Reply.self) { group in
                 group.addTask {
@@ -84,6 +87,7 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
                         head.headers.add(name: "Content-Type", value: "application/json")
                         head.headers.add(name: "Content-Length", value: "\(body?.count ?? 0)")
                         head.headers.add(name: "Connection", value: "close")
+                        for field in extraHeaders { head.headers.add(name: field.name, value: field.value) }
                         try await outbound.write(.head(head))
                         if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
                         try await outbound.write(.end(nil))

@@ -31,10 +31,25 @@ struct AuthenticationMiddleware: RouterMiddleware {
                 connections.remember(caller, for: context.channel)
                 context.caller = caller
             }
+            if let field = HTTPFields.Element.Name(AuthAPI.webSessionHeader), let sessionID = request.headers[field] {
+                context.caller = try await webSessionUser(sessionID, for: context.caller)
+            }
         } catch let error as TeleportError {
             return APIResponse.error(error)
         }
         return try await next(request, context)
+    }
+
+    /// The user of a web session, for a proxy that acts on its behalf: the session must be valid
+    /// (this renews it, like any use). Only a proxy may ask: nobody else sees web session ids.
+    func webSessionUser(_ sessionID: String, for caller: Caller?) async throws -> Caller {
+        guard let caller, caller.kind == .system(.proxy) else {
+            throw TeleportError.accessDenied("only a proxy may act for a web session (\(AuthAPI.webSessionHeader))")
+        }
+        let info = try await auth.authenticateWebSession(AuthAPI.WebSessionIDRequest(sessionID: sessionID))
+        return Caller(
+            kind: .user, identity: X509Identity(username: info.user, roles: info.roles, logins: info.logins, clusterName: auth.clusterName),
+            webSessionID: sessionID)
     }
 
     func caller(of context: AuthRequestContext) async throws -> Caller {

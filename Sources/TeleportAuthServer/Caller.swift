@@ -15,6 +15,9 @@ public struct Caller: Sendable, Equatable {
     public var kind: Kind
     /// The identity in the certificate.
     public var identity: X509Identity
+    /// The secret id of the web session a proxy acts for (``AuthAPI/webSessionHeader``): the
+    /// caller is then that session's user, with the session's roles.
+    public var webSessionID: String? = nil
 
     /// True for the local administrator.
     public var isAdmin: Bool { kind == .system(.admin) }

@@ -37,33 +37,10 @@ struct WebSessionRoutes<Auth: ProxyAuthAccess>: Sendable {
 
     // MARK: Sessions
 
-    /// The session of the request's cookie; a response to send instead when there is none or it
-    /// is no longer valid (401), or when `stateChanging` and the CSRF header is missing or not
-    /// this session's (403).
+    var gate: WebSessionGate<Auth> { WebSessionGate(auth: auth, logger: logger) }
+
     func session(_ request: Request, context: ProxyRequestContext, stateChanging: Bool) async -> Result<(id: String, info: AuthAPI.WebSessionInfo), PageFailure> {
-        let id: String
-        let info: AuthAPI.WebSessionInfo
-        do {
-            switch try await WebSessionCookie.session(of: request, auth: auth) {
-            case .failure(let failure): return .failure(failure)
-            case .success(let found): (id, info) = found
-            }
-        } catch {
-            return .failure(PageFailure(response: unavailable(error)))
-        }
-        if stateChanging {
-            guard let sent = WebSessionCookie.csrfToken(in: request), ConstantTime.equal(sent, info.csrfToken) else {
-                logger.info(
-                    "web request refused: CSRF token missing or wrong",
-                    metadata: ["tp.user": "\(info.user)", "tp.client.addr": "\(context.clientAddress ?? "")"])
-                return .failure(
-                    PageFailure(
-                        response: WebResponse.jsonError(
-                            TeleportError.accessDenied("the request's CSRF token (X-CSRF-Token) is missing or not this session's"),
-                            status: .forbidden)))
-            }
-        }
-        return .success((id, info))
+        await gate.session(request, context: context, stateChanging: stateChanging)
     }
 
     /// `POST /webapi/sessions`.
@@ -151,34 +128,13 @@ struct WebSessionRoutes<Auth: ProxyAuthAccess>: Sendable {
 
     /// `GET /web`: the signed-in page, or a redirect to the login page.
     func home(_ request: Request, context: ProxyRequestContext) async -> Response {
-        switch await session(request, context: context, stateChanging: false) {
-        case .success(let found): return WebUIPages.response(WebUIPages.home(found.info, clusterName: clusterName))
-        case .failure(let failure):
-            guard failure.response.status == .unauthorized else { return failure.response }
-            return Response(status: .seeOther, headers: [.location: "/web/login", .cacheControl: "no-store"])
-        }
+        await gate.page(request, context: context) { WebUIPages.home($0, clusterName: clusterName) }
     }
 
     /// `GET /web/nodes`: the resources page, or a redirect to the login page.
     func nodesPage(_ request: Request, context: ProxyRequestContext) async -> Response {
-        switch await session(request, context: context, stateChanging: false) {
-        case .success(let found): return WebUIPages.response(WebUIPages.nodes(found.info, clusterName: clusterName))
-        case .failure(let failure):
-            guard failure.response.status == .unauthorized else { return failure.response }
-            return Response(status: .seeOther, headers: [.location: "/web/login", .cacheControl: "no-store"])
-        }
+        await gate.page(request, context: context) { WebUIPages.nodes($0, clusterName: clusterName) }
     }
 
-    /// A failure that is not the user's: details to the log, a sentence to the client.
-    func unavailable(_ error: any Error) -> Response {
-        if let error = error as? TeleportError, error.code != .internalError {
-            logger.warning("web session request failed", metadata: ["tp.error": "\(error.message)"])
-            if error.code == .connectionProblem {
-                return WebResponse.jsonError(TeleportError.connectionProblem("the proxy cannot reach the auth service right now; try again in a minute"))
-            }
-            return WebResponse.jsonError(error)
-        }
-        logger.error("web session request failed", metadata: ["tp.error": "\(error)"])
-        return WebResponse.jsonError(TeleportError.internalError("internal error; see the proxy's log"))
-    }
+    func unavailable(_ error: any Error) -> Response { gate.unavailable(error) }
 }

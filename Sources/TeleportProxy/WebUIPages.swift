@@ -19,8 +19,9 @@ enum WebUIPages {
         Response(status: .ok, headers: [.contentType: type, .cacheControl: "no-cache"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    static func document(title: String, body: String, page: String) -> String {
-        """
+    static func document(title: String, body: String, page: String, scripts: [String] = []) -> String {
+        let extra = scripts.map { "<script src=\"\(HTMLText.escape($0))\" defer></script>\n" }.joined()
+        return """
         <!doctype html>
         <html lang="en">
         <head>
@@ -29,7 +30,7 @@ enum WebUIPages {
         <title>\(HTMLText.escape(title))</title>
         <link rel="stylesheet" href="/web/app.css">
         <script src="/web/app.js" defer></script>
-        </head>
+        \(extra)</head>
         <body data-page="\(page)">
         \(body)
         </body>
@@ -58,45 +59,64 @@ enum WebUIPages {
         return document(title: "Sign in · Teleport", body: body, page: "login")
     }
 
+    /// The sections of the signed-in UI, in the navigation bar's order: (path, label, page id).
+    static let sections: [(path: String, label: String, page: String)] = [
+        ("/web/nodes", "Servers", "nodes"), ("/web/sessions", "Active sessions", "sessions"),
+        ("/web/recordings", "Recordings", "recordings"), ("/web/audit", "Audit log", "audit"),
+        ("/web/manage", "Management", "manage"), ("/web/account", "Account", "account"),
+    ]
+
+    /// A signed-in page: the bar (brand, cluster, navigation with `page` marked current, the user,
+    /// Log out with the session's CSRF token), an error line, then `main` in a card.
+    /// Page behaviour comes from `/web/app.js` and `scripts` (same-origin paths only).
+    static func shell(
+        _ info: AuthAPI.WebSessionInfo, clusterName: String, title: String, page: String, main: String, scripts: [String] = [],
+        wide: Bool = true
+    ) -> String {
+        var body = "<header class=\"bar\">\n<a class=\"brand\" href=\"/web/\">Teleport</a>\n"
+        body += "<span class=\"cluster\">\(HTMLText.escape(clusterName))</span>\n<nav aria-label=\"Sections\"><ul>"
+        for section in sections {
+            let current = section.page == page ? " aria-current=\"page\"" : ""
+            body += "<li><a href=\"\(section.path)\"\(current)>\(section.label)</a></li>"
+        }
+        body += "</ul></nav>\n<span id=\"username\">\(HTMLText.escape(info.user))</span>\n"
+        body += "<button id=\"logout\" type=\"button\" data-csrf=\"\(HTMLText.escape(info.csrfToken))\">Log out</button>\n</header>\n"
+        body += "<main class=\"card\(wide ? " wide" : "")\" id=\"main\">\n<p id=\"error\" class=\"error\" role=\"alert\" hidden></p>\n"
+        body += main
+        body += "</main>\n"
+        return document(title: "\(title) · Teleport", body: body, page: page, scripts: scripts)
+    }
+
     /// The signed-in page.
     static func home(_ info: AuthAPI.WebSessionInfo, clusterName: String) -> String {
-        var body = "<header class=\"bar\">\n<span class=\"brand\">Teleport</span>\n"
-        body += "<span class=\"cluster\">\(HTMLText.escape(clusterName))</span>\n"
-        body += "<button id=\"logout\" type=\"button\" data-csrf=\"\(HTMLText.escape(info.csrfToken))\">Log out</button>\n</header>\n"
-        body += "<main class=\"card\">\n<h1 id=\"signed-in\">Signed in as <span id=\"username\">\(HTMLText.escape(info.user))</span></h1>\n"
-        body += "<p id=\"error\" class=\"error\" role=\"alert\" hidden></p>\n"
-        body += "<dl>\n<dt>Roles</dt><dd id=\"roles\">\(HTMLText.escape(info.roles.joined(separator: ", ")))</dd>\n"
+        var main = "<h1 id=\"signed-in\">Signed in as <span id=\"home-user\">\(HTMLText.escape(info.user))</span></h1>\n"
+        main += "<dl>\n<dt>Roles</dt><dd id=\"roles\">\(HTMLText.escape(info.roles.joined(separator: ", ")))</dd>\n"
         let logins = info.logins.isEmpty ? "none" : info.logins.joined(separator: ", ")
-        body += "<dt>Logins</dt><dd id=\"logins\">\(HTMLText.escape(logins))</dd>\n"
-        body += "<dt>Session ends</dt><dd>at the latest <time datetime=\"\(RFC3339.format(info.expires))\">\(HTMLText.escape(RFC3339.format(info.expires)))</time>, "
-        body += "or after a time without use</dd>\n</dl>\n"
-        body += "<p><a id=\"nodes-link\" href=\"/web/nodes\">Servers you can reach</a></p>\n</main>\n"
-        return document(title: "Teleport", body: body, page: "home")
+        main += "<dt>Logins</dt><dd id=\"logins\">\(HTMLText.escape(logins))</dd>\n"
+        main += "<dt>Session ends</dt><dd>at the latest <time datetime=\"\(RFC3339.format(info.expires))\">\(HTMLText.escape(RFC3339.format(info.expires)))</time>, "
+        main += "or after a time without use</dd>\n</dl>\n"
+        main += "<p><a id=\"nodes-link\" href=\"/web/nodes\">Servers you can reach</a></p>\n"
+        return shell(info, clusterName: clusterName, title: "Home", page: "home", main: main, wide: false)
     }
 
     /// The resources page: the servers the user may reach (`/webapi/nodes`, filled by
     /// `/web/app.js`), with a search box, label chips, sorting and paging.
     static func nodes(_ info: AuthAPI.WebSessionInfo, clusterName: String) -> String {
-        var body = "<header class=\"bar\">\n<a class=\"brand\" href=\"/web/\">Teleport</a>\n"
-        body += "<span class=\"cluster\">\(HTMLText.escape(clusterName))</span>\n"
-        body += "<span id=\"username\">\(HTMLText.escape(info.user))</span>\n"
-        body += "<button id=\"logout\" type=\"button\" data-csrf=\"\(HTMLText.escape(info.csrfToken))\">Log out</button>\n</header>\n"
-        body += "<main class=\"card wide\">\n<h1>Servers</h1>\n"
-        body += "<p id=\"error\" class=\"error\" role=\"alert\" hidden></p>\n"
-        body += "<form id=\"nodes-filter\" class=\"filters\" role=\"search\">\n"
-        body += "<label for=\"search\">Search</label>\n"
-        body += "<input id=\"search\" name=\"search\" type=\"search\" placeholder=\"name, address or label\" autocomplete=\"off\">\n"
-        body += "<label for=\"sort\">Sort by</label>\n"
-        body += "<select id=\"sort\" name=\"sort\"><option value=\"name\">Name</option><option value=\"addr\">Address</option></select>\n"
-        body += "</form>\n"
-        body += "<div id=\"chips\" class=\"chips\" aria-label=\"Label filters\"></div>\n"
-        body += "<table id=\"nodes\">\n<caption class=\"help\">Click a label to show only servers that have it.</caption>\n"
-        body += "<thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Address</th><th scope=\"col\">Labels</th><th scope=\"col\">Logins</th></tr></thead>\n"
-        body += "<tbody id=\"nodes-body\"></tbody>\n</table>\n"
-        body += "<p id=\"nodes-empty\" class=\"help\" hidden>No servers match.</p>\n"
-        body += "<nav class=\"pager\" aria-label=\"Pages\"><button id=\"prev\" type=\"button\" disabled>Previous</button>"
-        body += "<button id=\"next\" type=\"button\" disabled>Next</button></nav>\n</main>\n"
-        return document(title: "Servers · Teleport", body: body, page: "nodes")
+        var main = "<h1>Servers</h1>\n"
+        main += "<form id=\"nodes-filter\" class=\"filters\" role=\"search\">\n"
+        main += "<label for=\"search\">Search</label>\n"
+        main += "<input id=\"search\" name=\"search\" type=\"search\" placeholder=\"name, address or label\" autocomplete=\"off\">\n"
+        main += "<label for=\"sort\">Sort by</label>\n"
+        main += "<select id=\"sort\" name=\"sort\"><option value=\"name\">Name</option><option value=\"addr\">Address</option></select>\n"
+        main += "</form>\n"
+        main += "<div id=\"chips\" class=\"chips\" aria-label=\"Label filters\"></div>\n"
+        main += "<table id=\"nodes\">\n<caption class=\"help\">Click a label to show only servers that have it.</caption>\n"
+        main += "<thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Address</th><th scope=\"col\">Labels</th><th scope=\"col\">Logins</th></tr></thead>\n"
+        main += "<tbody id=\"nodes-body\"></tbody>\n</table>\n"
+        main += "<p id=\"nodes-empty\" class=\"help\" hidden>No servers match.</p>\n"
+        main += "<nav class=\"pager\" aria-label=\"Pages\"><button id=\"prev\" type=\"button\" disabled>Previous</button>"
+        main += "<button id=\"next\" type=\"button\" disabled>Next</button></nav>\n"
+        return shell(info, clusterName: clusterName, title: "Servers", page: "nodes", main: main)
     }
 
     /// The pages' script: the login form posts JSON and shows errors in place; the log-out button
@@ -300,7 +320,12 @@ enum WebUIPages {
         body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: var(--text); background: #f4f3f8; }
         .bar { display: flex; align-items: center; gap: 1rem; padding: 0.75rem 1.5rem; background: #1f1a3a; color: #fff; flex-wrap: wrap; }
         .bar .brand { font-weight: 700; font-size: 1.15rem; }
-        .bar .cluster { color: #c9c3ea; flex: 1; min-width: 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+        .bar .cluster { color: #c9c3ea; min-width: 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+        .bar nav { flex: 1; }
+        .bar nav ul { list-style: none; display: flex; flex-wrap: wrap; gap: 0.25rem 1rem; margin: 0; padding: 0; }
+        .bar nav a { color: #e6e1ff; text-decoration: none; padding: 0.2rem 0; border-bottom: 2px solid transparent; }
+        .bar nav a:hover, .bar nav a:focus { border-bottom-color: #8d84c4; }
+        .bar nav a[aria-current="page"] { color: #fff; border-bottom-color: #fff; }
         .bar button { background: transparent; color: #fff; border: 1px solid #8d84c4; }
         .card { max-width: 28rem; margin: 3rem auto; padding: 2rem; background: #fff; border: 1px solid var(--line); border-radius: 10px; }
         body[data-page="home"] .card { max-width: 48rem; }

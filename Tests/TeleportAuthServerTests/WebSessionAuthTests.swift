@@ -138,4 +138,35 @@ struct WebSessionAuthTests {
             #expect(gone.status == .forbidden)
         }
     }
+
+    @Test("a proxy acts for a web session's user with Teleport-Web-Session; nobody else may, and an ended session is refused")
+    func actingForAWebSession() async throws {
+        let (auth, clock, _, secret) = try await Self.cluster()
+        let cluster = InProcessAuth(auth: auth, clock: clock)
+        let proxy = try await cluster.host(.proxy, uuid: UUID().uuidString.lowercased())
+        let user = try await cluster.user("bob", roles: ["access"])
+        let request = Self.login(clock, secret)
+        let header = try #require(HTTPFields.Element.Name(AuthAPI.webSessionHeader))
+        try await cluster.routes(presenting: proxy) { client in
+            let created = try await client.send(.post, "/v1/websessions", json: request)
+            let id = try #require(try ResourceCodec.jsonDecoder().decode(AuthAPI.WebSessionInfo.self, from: Data(created.body.readableBytesView)).sessionID)
+            let asUser = try await client.execute(uri: "/v1/ping", method: .get, headers: [header: id])
+            #expect(asUser.status == .ok)
+            let ping = try ResourceCodec.jsonDecoder().decode(AuthAPI.PingResponse.self, from: Data(asUser.body.readableBytesView))
+            #expect(ping.identity == "ann" && ping.roles == ["access"])
+            // As the user, not as the proxy: the user's roles have no rules to list roles.
+            let roles = try await client.execute(uri: "/v1/resources/role", method: .get, headers: [header: id])
+            #expect(roles.status == .forbidden)
+            let forged = try await client.execute(uri: "/v1/ping", method: .get, headers: [header: String(repeating: "1", count: 64)])
+            #expect(forged.status == .forbidden)
+            _ = try await client.send(.post, "/v1/websessions/delete", json: AuthAPI.WebSessionIDRequest(sessionID: id))
+            let ended = try await client.execute(uri: "/v1/ping", method: .get, headers: [header: id])
+            #expect(ended.status == .forbidden)
+        }
+        try await cluster.routes(presenting: user) { client in
+            let refused = try await client.execute(uri: "/v1/ping", method: .get, headers: [header: String(repeating: "0", count: 64)])
+            #expect(refused.status == .forbidden)
+            #expect(String(buffer: refused.body).contains("only a proxy may act for a web session"))
+        }
+    }
 }

@@ -51,7 +51,7 @@ struct WebSessionTests {
             #expect(Set(info.logins).isSuperset(of: ["alice", "root"]), "\(info)")
             WebSessionTests.expectSecurityHeaders(me)
             let home = try await aliceClient.send("GET", "/web/")
-            #expect(home.status == 200 && home.body.contains("Signed in as <span id=\"username\">alice</span>"), "\(home)")
+            #expect(home.status == 200 && home.body.contains("Signed in as <span id=\"home-user\">alice</span>"), "\(home)")
 
             // The form login (no script): 303 to /web/ with the cookie.
             let bobClient = WebClient(cluster: cluster)

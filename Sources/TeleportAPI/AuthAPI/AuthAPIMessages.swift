@@ -6,6 +6,9 @@ public enum AuthAPI {
     /// DNS name: clients dial by address and check this name, so only the auth service's own
     /// certificate — not a node's or a proxy's — is accepted as the auth server).
     public static let serverName = "teleport.cluster.local"
+    /// The header with which a proxy asks on behalf of a web UI user: the web session's secret id.
+    /// Honoured only from a proxy's identity; the call then runs as the session's user.
+    public static let webSessionHeader = "Teleport-Web-Session"
 
     /// `GET /v1/ping`.
     public struct PingResponse: Codable, Sendable, Equatable {
