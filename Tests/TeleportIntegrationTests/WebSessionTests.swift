@@ -99,20 +99,22 @@ struct WebSessionTests {
         }
     }
 
-    @Test("five wrong one-time codes lock the account for the web login as for tsh, audited")
+    @Test("fifty wrong one-time codes: locked after five, every attempt refused and audited, the right code no help, others unaffected")
     func lockout() async throws {
         try await withCluster(try ClusterFixture(clusterName: "weblock.example")) { cluster in
             try await cluster.start()
             let web = WebDriver(cluster: cluster)
             let carol = try await WebUser.signUp(cluster, web, name: "carol")
+            let dave = try await WebUser.signUp(cluster, web, name: "dave")
             let client = WebClient(cluster: cluster)
             let good = try carol.nextCode()
             let wrong = good == "000000" ? "111111" : "000000"
-            for attempt in 1...5 {
+            for attempt in 1...50 {
                 let refused = try await client.send(
                     "POST", "/webapi/sessions", json: ["user": "carol", "password": Self.password, "otp_code": wrong])
                 #expect(refused.status == 401, "attempt \(attempt): \(refused)")
                 #expect(refused.header("set-cookie") == nil)
+                if attempt > 5 { #expect(refused.body.contains("locked"), "attempt \(attempt): \(refused)") }
             }
             let locked = try await client.send("POST", "/webapi/sessions", json: ["user": "carol", "password": Self.password, "otp_code": good])
             #expect(locked.status == 401, "the right code no longer helps: \(locked)")
@@ -120,11 +122,44 @@ struct WebSessionTests {
             // tsh's login is locked too: the same account state.
             let tsh = try await web.login(LoginKeys().request(user: "carol", password: Self.password, otp: good))
             #expect(tsh.status == 403 || tsh.status == 401, "\(tsh)")
+            // Another user logs in as usual.
+            #expect(try await WebClient(cluster: cluster).login(dave).status == 200)
             let audit = try SignupHelper.auditLog(cluster)
             #expect(audit.contains("\"user.locked\""), "\(audit)")
             let failures = audit.split(separator: "\n").filter { $0.contains("\"T1000W\"") && $0.contains("\"carol\"") }
-            #expect(failures.count >= 6, "\(audit)")
+            #expect(failures.count >= 51, "every refused attempt is audited: \(failures.count)")
             #expect(failures.contains { $0.contains("invalid one-time code") }, "\(audit)")
+        }
+    }
+
+    @Test("a hostile user name (<script>, ANSI escapes, invalid UTF-8) at login stays inert in the page, the reply and the audit JSON")
+    func hostileUserName() async throws {
+        try await withCluster(try ClusterFixture(clusterName: "webhostile.example")) { cluster in
+            try await cluster.start()
+            let hostile = "<script>alert(1)</script>\u{1b}[31m\u{1b}]0;pwned\u{07}x"
+            let client = WebClient(cluster: cluster)
+            // The form login (the page answers with the form and an error): nothing of it as markup.
+            let form = try await client.send(
+                "POST", "/webapi/sessions", form: ["user": hostile, "password": "wrong password here", "otp_code": "000000"])
+            #expect(form.status == 401 || form.status == 400, "\(form)")
+            #expect(!form.body.contains("<script>alert") && !form.body.contains("\u{1b}"), "\(form.body)")
+            // JSON login: the error is JSON with no raw control byte.
+            let json = try await client.send("POST", "/webapi/sessions", json: ["user": hostile, "password": "wrong password here", "otp_code": "000000"])
+            #expect(json.status == 401 || json.status == 400, "\(json)")
+            #expect(!json.body.contains("\u{1b}") && !json.body.contains("<script>"), "\(json.body)")
+            #expect((try? JSONSerialization.jsonObject(with: Data(json.body.utf8))) != nil, "\(json.body)")
+            // Invalid UTF-8 in the form: refused with a sentence, nothing stored.
+            let invalid = try await client.send(
+                "POST", "/webapi/sessions", rawForm: "user=%FF%FEroot%C0%AF&password=x&otp_code=000000")
+            #expect(invalid.status == 400 && invalid.body.contains("UTF-8"), "\(invalid)")
+            // The audit log: each line valid JSON, no raw ESC or BEL, the name kept as data.
+            let audit = try SignupHelper.auditLog(cluster)
+            let lines = audit.split(separator: "\n")
+            #expect(lines.contains { $0.contains("alert(1)") }, "the refused login is audited: \(audit)")
+            for line in lines {
+                #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "\(line)")
+                #expect(!line.contains("\u{1b}") && !line.contains("\u{07}"), "\(line)")
+            }
         }
     }
 
@@ -294,7 +329,8 @@ struct WebClient {
     }
 
     func send(
-        _ method: String, _ path: String, json: [String: String]? = nil, form: [String: String]? = nil, headers: [String: String] = [:]
+        _ method: String, _ path: String, json: [String: String]? = nil, form: [String: String]? = nil, rawForm: String? = nil,
+        headers: [String: String] = [:]
     ) async throws -> WebReply {
         let directory = try TestSupport.makeTemporaryDirectory(prefix: "curl")
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -310,6 +346,9 @@ struct WebClient {
         }
         if let form {
             for (name, value) in form.sorted(by: { $0.key < $1.key }) { arguments += ["--data-urlencode", "\(name)=\(value)"] }
+        }
+        if let rawForm {
+            arguments += ["-H", "Content-Type: application/x-www-form-urlencoded", "--data-binary", rawForm]
         }
         arguments.append("https://127.0.0.1:\(port)\(path)")
         let result = try await TestSupport.run("/usr/bin/curl", arguments)
