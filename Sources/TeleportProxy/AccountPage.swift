@@ -44,6 +44,7 @@ enum AccountPage {
           function show(id, text) { var box = el(id); box.textContent = text; box.hidden = !text; }
           function sentence(text) {
             text = String(text || "The request failed");
+            text = text.replace(/[\s:]+$/, "");
             return text.charAt(0).toUpperCase() + text.slice(1) + (/[.!?)]$/.test(text) ? "" : ".");
           }
           async function api(method, path, body) {

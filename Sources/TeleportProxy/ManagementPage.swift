@@ -40,6 +40,7 @@ enum ManagementPage {
         main += "<p id=\"locks-error\" class=\"error\" role=\"alert\" hidden></p>\n"
         main += "<table id=\"locks-table\"><thead><tr><th scope=\"col\">Target</th><th scope=\"col\">Message</th>"
         main += "<th scope=\"col\">Expires</th><th scope=\"col\">Actions</th></tr></thead><tbody id=\"locks-body\"></tbody></table>\n"
+        main += "<p id=\"locks-empty\" class=\"help\" hidden>No locks are in place.</p>\n"
         main += "<form id=\"lock-form\" class=\"inline-form\">\n<h3>Add a lock</h3>\n<p class=\"help\">Give a user, a login, a node or several: all must match.</p>\n"
         main += "<label for=\"lock-user\">User</label><input id=\"lock-user\" type=\"text\" autocomplete=\"off\">\n"
         main += "<label for=\"lock-login\">Login</label><input id=\"lock-login\" type=\"text\" autocomplete=\"off\">\n"
@@ -52,6 +53,7 @@ enum ManagementPage {
         main += "<p id=\"tokens-error\" class=\"error\" role=\"alert\" hidden></p>\n"
         main += "<table id=\"tokens-table\"><thead><tr><th scope=\"col\">Token</th><th scope=\"col\">Roles</th>"
         main += "<th scope=\"col\">Expires</th><th scope=\"col\">Actions</th></tr></thead><tbody id=\"tokens-body\"></tbody></table>\n"
+        main += "<p id=\"tokens-empty\" class=\"help\" hidden>No join tokens.</p>\n"
         main += "<form id=\"token-form\" class=\"inline-form\">\n<h3>Add a join token</h3>\n"
         main += "<label for=\"token-roles\">Joins as</label><select id=\"token-roles\"><option value=\"node\">node</option><option value=\"proxy\">proxy</option></select>\n"
         main += "<label for=\"token-ttl\">Valid for</label><input id=\"token-ttl\" type=\"text\" value=\"30m\" autocomplete=\"off\">\n"
@@ -95,6 +97,7 @@ enum ManagementPage {
           function sentence(text) {
             text = String(text || "");
             if (!text) { return "The request failed."; }
+            text = text.replace(/[\s:]+$/, "");
             return text.charAt(0).toUpperCase() + text.slice(1) + (/[.!?)]$/.test(text) ? "" : ".");
           }
           async function api(method, path, body) {
@@ -279,7 +282,8 @@ enum ManagementPage {
             var body = el("locks-body");
             body.textContent = "";
             if (!result.ok) { show("locks-error", result.message); el("locks-table").hidden = true; return; }
-            show("locks-error", ""); el("locks-table").hidden = false;
+            show("locks-error", ""); el("locks-table").hidden = result.data.items.length === 0;
+            el("locks-empty").hidden = result.data.items.length !== 0;
             result.data.items.forEach(function (lock) {
               var row = document.createElement("tr");
               cell(row, lock.target); cell(row, lock.message || ""); cell(row, when(lock.expires));
@@ -310,7 +314,8 @@ enum ManagementPage {
             var body = el("tokens-body");
             body.textContent = "";
             if (!result.ok) { show("tokens-error", result.message); el("tokens-table").hidden = true; return; }
-            show("tokens-error", ""); el("tokens-table").hidden = false;
+            show("tokens-error", ""); el("tokens-table").hidden = result.data.items.length === 0;
+            el("tokens-empty").hidden = result.data.items.length !== 0;
             result.data.items.forEach(function (token) {
               var row = document.createElement("tr");
               cell(row, token.token); cell(row, (token.roles || []).join(", ")); cell(row, token.static ? "static" : when(token.expires));

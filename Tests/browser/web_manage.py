@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import struct
 import sys
 import time
@@ -130,6 +131,7 @@ def main() -> int:
 
         # A role opened for editing: its YAML in the textarea; a broken edit shows the error in place.
         admin.locator("#roles-list").get_by_role("button", name="Edit role access").click()
+        expect(admin.locator("#role-yaml")).to_have_value(re.compile("kind: role"))
         yaml = admin.locator("#role-yaml").input_value()
         check("kind: role" in yaml, "the role's YAML is in the editor")
         admin.locator("#role-yaml").fill("kind: role\nmetadata: [unclosed\n")
