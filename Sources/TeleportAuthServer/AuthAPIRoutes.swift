@@ -25,6 +25,7 @@ struct AuthAPIRoutes {
         let v1 = router.group("v1").add(middleware: AuthenticationMiddleware(auth: auth, peerCertificates: peerCertificates))
         registerUserRoutes(on: v1)
         registerResourceRoutes(on: v1)
+        registerAccountRoutes(on: v1)
         v1.get("hostkeys") { _, context in
             // Every authenticated caller may read them: clients build known_hosts from them.
             await APIResponse.handling(context) {

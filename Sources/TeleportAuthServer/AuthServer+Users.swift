@@ -131,7 +131,10 @@ extension AuthServer {
         }
         var user = try await stores.users.get(token.user)
         try await secrets.setPasswordHash(user.name, Bcrypt.hash(request.password, cost: settings.bcryptCost))
-        if let totpState { try await secrets.setTOTP(user.name, totpState) }
+        if let totpState {
+            try await secrets.setTOTP(user.name, totpState)
+            try await secrets.setTOTPAdded(user.name, clock.now())
+        }
         try await secrets.setFailures(user.name, [], expires: clock.now())
         if user.spec.status?.isLocked == true {
             user.spec.status = User.Status()

@@ -227,6 +227,8 @@ extension ProxyWebServer {
         nodes.registerHostKeys(on: router)
         nodes.registerRecordings(on: router)
         MyLocksRoute(clusterName: clusterName, locks: settings.locks).register(on: router)
+        ManagementRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
+        AccountRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         UserTokenRoutes(
             auth: auth, publicAddr: settings.publicAddr, selfSignedCertificate: Self.isSelfSigned(certificatePEM), logger: logger
         ).register(on: router)

@@ -61,6 +61,9 @@ struct WebSecurityMiddleware: RouterMiddleware {
             return "a request from another site may not change anything here"
         }
         guard let origin = header("Origin") else { return nil }
+        // A form posted from a page whose Referrer-Policy is no-referrer (the signup page) carries
+        // `Origin: null`; then the browser's own Sec-Fetch-Site (no page can set it) tells.
+        if origin == "null", header("Sec-Fetch-Site")?.lowercased() == "same-origin" { return nil }
         let host = request.head.authority ?? header("Host") ?? ""
         guard !host.isEmpty, origin.lowercased() == "https://\(host.lowercased())" else {
             return "a request from another origin may not change anything here"
