@@ -72,6 +72,10 @@ enum WebReplayPages {
         .controls { display: flex; flex-wrap: wrap; align-items: center; gap: 0.6rem; }
         .controls input[type=range] { flex: 1 1 12rem; min-width: 8rem; }
         .controls output { font-variant-numeric: tabular-nums; min-width: 7rem; }
+        .controls label { display: inline-flex; align-items: center; gap: 0.35rem; margin: 0; }
+        .controls input[type=checkbox] { width: auto; margin: 0; }
+        .controls select { width: auto; }
+        table#events td:not(.details), table#recordings td { white-space: nowrap; }
         table#events td.details { max-width: 40rem; }
         table#events details pre { white-space: pre-wrap; word-break: break-all; background: #f4f5f7; padding: 0.5rem; border-radius: 4px; margin: 0.3rem 0 0; }
         table#events summary { cursor: pointer; }

@@ -33,7 +33,7 @@ struct WebReplayTests {
             environment: ProcessInfo.processInfo.environment.merging(["TERM": "xterm"]) { $1 })
         try await session.expect("# ")
         // The typed text is echoed at once: expect what only the shell's output holds.
-        session.sendLine("echo \(marker)-$((40+2)); printf '<b>\\033[31mred\\033[0m\\n'")
+        session.sendLine("sleep 2.5; echo \(marker)-$((40+2)); printf '<b>\\033[31mred\\033[0m\\n'")
         try await session.expect("\(marker)-42")
         session.sendLine("exit")
         #expect(try await session.wait() == 0)
@@ -174,7 +174,7 @@ struct WebReplayTests {
             #expect(result.exitCode == 0, "\(result)\n\(cluster.log.suffix(3000))")
             for line in [
                 "ok: the recording is listed", "ok: the player shows replay-marker-42", "ok: seek to the start clears the terminal",
-                "ok: speed x0.5 selected", "ok: the audit log shows session.start and session.end of the session",
+                "ok: speed x0.5 selected", "ok: skip idle time shortens the replay", "ok: the audit log shows session.start and session.end of the session",
             ] {
                 #expect(result.stdout.contains(line), "\(line)")
             }

@@ -85,6 +85,13 @@ def main() -> int:
         uses_xterm = page.evaluate("typeof window.Terminal === 'function' && !!document.querySelector('#terminal .xterm')")
         check(uses_xterm, "the player renders with xterm.js")
 
+        # Skip idle time: the 2.5 s pause before the marker counts as 1 s.
+        skipped = int(page.locator("#seek").get_attribute("max"))
+        page.get_by_label("Skip idle time").uncheck()
+        full = int(page.locator("#seek").get_attribute("max"))
+        check(full - skipped >= 1000, f"skip idle time shortens the replay ({full} ms without, {skipped} ms with)")
+        page.get_by_label("Skip idle time").check()
+
         # Play at x8 to the end: the marker is on the terminal.
         page.get_by_label("Speed").select_option("8")
         page.get_by_role("button", name="Play").click()
