@@ -3,11 +3,11 @@
 # tinyproxy (an HTTP CONNECT proxy for the outbound-proxy tests, started per test as this user), vi (vim-tiny: tctl edit's default editor),
 # haproxy (the round-robin load balancer in front of two proxies in MultiProxyTunnelTests, started per test), Debian's chromium
 # and Playwright (PyPI) for the web UI's browser tests (Playwright drives /usr/bin/chromium; it downloads no browser), xterm.js
-# (libjs-xterm: the web terminal serves it from /usr/share/javascript/xterm),
+# (libjs-xterm: the web terminal serves it from /usr/share/javascript/xterm; its xterm.js is a CommonJS stub, so node-xterm provides the modules the proxy bundles),
 # and the third-party SSH clients paramiko, asyncssh and ansible-core (PyPI, with pip).
 # Needs root (or sudo). Safe to run again.
 set -euo pipefail
-packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2 iptables tinyproxy vim-tiny haproxy chromium libjs-xterm)
+packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2 iptables tinyproxy vim-tiny haproxy chromium libjs-xterm node-xterm)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

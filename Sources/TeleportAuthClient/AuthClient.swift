@@ -167,9 +167,14 @@ extension AuthClient {
         _ = try await call(.POST, "events", body: body)
     }
 
-    /// One page of stored events (administrators).
-    public func searchEvents(from: Date, to: Date, types: [String], limit: Int, startKey: String?) async throws -> AuthAPI.EventsPage {
+    /// One page of stored events (callers whose roles allow list on event), optionally only of
+    /// one user or one session.
+    public func searchEvents(
+        from: Date, to: Date, types: [String], limit: Int, startKey: String?, user: String? = nil, sessionID: String? = nil
+    ) async throws -> AuthAPI.EventsPage {
         var query = "from=\(Self.escape(RFC3339.format(from)))&to=\(Self.escape(RFC3339.format(to)))&limit=\(limit)"
+        if let user { query += "&user=\(Self.escape(user))" }
+        if let sessionID { query += "&sid=\(Self.escape(sessionID))" }
         if !types.isEmpty { query += "&type=\(Self.escape(types.joined(separator: ",")))" }
         if let startKey { query += "&start_key=\(Self.escape(startKey))" }
         return try ResourceCodec.jsonDecoder().decode(AuthAPI.EventsPage.self, from: try await call(.GET, "events?\(query)"))

@@ -125,7 +125,10 @@ struct AuthAPIRoutes {
                 let types = Set(typeList.split(separator: ",").map { String($0) })
                 let limit = min(Int(query.get("limit").map { String($0) } ?? "") ?? 500, 10_000)
                 let start = Int(query.get("start_key").map { String($0) } ?? "") ?? 0
-                return try APIResponse.json(try await auth.searchEvents(from: from, to: to, types: types, limit: limit, startKey: start))
+                let user = query.get("user").map { String($0) }.flatMap { $0.isEmpty ? nil : $0 }
+                let sid = query.get("sid").map { String($0) }.flatMap { $0.isEmpty ? nil : $0 }
+                return try APIResponse.json(
+                    try await auth.searchEvents(from: from, to: to, types: types, limit: limit, startKey: start, user: user, sessionID: sid))
             }
         }
         v1.post("sessions/:sid/recording") { request, context in
@@ -227,7 +230,8 @@ struct AuthAPIRoutes {
     /// asks (`user` and `roles` from the user's certificate, which the proxy verified).
     func recordingReader(_ request: Request, _ context: AuthRequestContext) throws -> (user: String?, roles: [String]) {
         let query = request.uri.queryParameters
-        switch try caller(context).kind {
+        let caller = try caller(context)
+        switch caller.kind {
         case .system(.admin): return (query.get("user").map { String($0) }, [])
         case .system(.proxy):
             guard let user = query.get("user").map({ String($0) }), !user.isEmpty else {
@@ -235,6 +239,9 @@ struct AuthAPIRoutes {
             }
             let roles = (query.get("roles").map { String($0) } ?? "").split(separator: ",").map { String($0) }
             return (user, roles)
+        case .user where caller.webSessionID != nil:
+            // The proxy acts for a web session: the session's user and roles, never the query's.
+            return (caller.identity.username, caller.identity.roles)
         default: throw TeleportError.accessDenied("recordings are read through the proxy or by the administrator")
         }
     }

@@ -61,11 +61,17 @@ extension AuthServer {
     }
 
     /// Events between `from` and `to` of the given types (all when empty), `limit` from `startKey` on.
-    public func searchEvents(from: Date, to: Date, types: Set<String>, limit: Int, startKey: Int) async throws -> AuthAPI.EventsPage {
+    public func searchEvents(
+        from: Date, to: Date, types: Set<String>, limit: Int, startKey: Int, user: String? = nil, sessionID: String? = nil
+    ) async throws -> AuthAPI.EventsPage {
         guard let reader = audit as? any AuditReader else {
             throw TeleportError.badParameter("the audit log of this cluster cannot be searched: configure a file:// audit_events_uri")
         }
-        let all = try await reader.events(from: from, to: to).filter { types.isEmpty || types.contains($0.event) }
+        let all = try await reader.events(from: from, to: to).filter { event in
+            (types.isEmpty || types.contains(event.event))
+                && (user.map { event.fields["user"] == .string($0) } ?? true)
+                && (sessionID.map { event.fields["sid"] == .string($0) } ?? true)
+        }
         let start = min(max(startKey, 0), all.count)
         let end = min(start + max(limit, 1), all.count)
         let page = try all[start..<end].map { try ResourceCodec.jsonDecoder().decode([String: JSONValue].self, from: $0.jsonLine()) }

@@ -226,6 +226,8 @@ extension ProxyWebServer {
         nodes.register(on: router)
         nodes.registerHostKeys(on: router)
         nodes.registerRecordings(on: router)
+        WebRecordingsRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
+        XtermAssets().register(on: router)
         MyLocksRoute(clusterName: clusterName, locks: settings.locks).register(on: router)
         ManagementRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         AccountRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
