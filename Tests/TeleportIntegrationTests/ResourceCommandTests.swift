@@ -53,7 +53,7 @@ struct ResourceCommandTests {
         return try ResourceCodec.decodeDocuments(result.stdout, source: "tctl get").map(\.name).sorted()
     }
 
-    @Test("tctl get roles --format text prints the seed's table; the default stays YAML", .timeLimit(.minutes(1)))
+    @Test("tctl get roles --format text prints the seed's table; the default stays YAML", .timeLimit(.minutes(3)))
     func rolesTable() async throws {
         try await withCluster(try ClusterFixture()) { cluster in
             try await cluster.start()
@@ -86,7 +86,7 @@ struct ResourceCommandTests {
     }
 
     @Test("tctl edit: saves a change, writes nothing for an unchanged file or a bad edit, refuses a concurrent change",
-        .timeLimit(.minutes(1)))
+        .timeLimit(.minutes(3)))
     func edit() async throws {
         try await withCluster(try ClusterFixture()) { cluster in
             try await cluster.start()
@@ -178,7 +178,7 @@ struct ResourceCommandTests {
         }
     }
 
-    @Test("tctl create refuses bad resources with one line naming the cause and applies nothing", .timeLimit(.minutes(1)))
+    @Test("tctl create refuses bad resources with one line naming the cause and applies nothing", .timeLimit(.minutes(3)))
     func createBadInput() async throws {
         try await withCluster(try ClusterFixture()) { cluster in
             try await cluster.start()
@@ -239,7 +239,7 @@ struct ResourceCommandTests {
         }
     }
 
-    @Test("users add/update refuse roles that do not exist; rm of a role that users hold is refused", .timeLimit(.minutes(1)))
+    @Test("users add/update refuse roles that do not exist; rm of a role that users hold is refused", .timeLimit(.minutes(3)))
     func usersAndRoleReferences() async throws {
         try await withCluster(try ClusterFixture()) { cluster in
             try await cluster.start()
