@@ -15,48 +15,18 @@ Needs a built tree (`swift build -c release --scratch-path .build-release` for m
 /usr/bin/chromium and the playwright module (scripts/install-test-deps.sh).
 """
 import argparse
-import base64
-import hashlib
-import hmac
 import http.client
-import http.cookiejar
 import json
 import multiprocessing
 import os
-import re
 import socket
 import ssl
-import struct
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.parse
-import urllib.request
 import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHROMIUM = "/usr/bin/chromium"
-PASSWORD = "bench password for the web ui 7"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def totp(secret_base32, at):
-    """RFC 6238: HMAC-SHA1, 30 s steps, 6 digits."""
-    key = base64.b32decode(secret_base32 + "=" * (-len(secret_base32) % 8))
-    digest = hmac.new(key, struct.pack(">Q", int(at) // 30), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    return f"{(struct.unpack('>I', digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from webcluster import CHROMIUM, ROOT, BenchCluster, insecure_context, percentile  # noqa: E402
 
 
 def heartbeat(keys, port, start, step, total, registered, failures, stop):
@@ -98,24 +68,9 @@ def main():
         sys.exit(f"{CHROMIUM} is missing: run scripts/install-test-deps.sh")
     from playwright.sync_api import sync_playwright
 
-    work = tempfile.mkdtemp(prefix="bench-web-nodes-")
-    auth_port, web = free_port(), free_port()
-    config = os.path.join(work, "teleport.yaml")
-    with open(config, "w") as f:
-        f.write(f"teleport:\n  data_dir: {work}/data\n  log:\n    severity: ERROR\n"
-                f"auth_service:\n  cluster_name: bench\n  listen_addr: 127.0.0.1:{auth_port}\n"
-                f"proxy_service:\n  web_listen_addr: 127.0.0.1:{web}\n  listen_addr: 127.0.0.1:{free_port()}\n"
-                f"  tunnel_listen_addr: 127.0.0.1:{free_port()}\nssh_service:\n  enabled: no\n")
-    log = open(os.path.join(work, "teleport.log"), "w")
-    daemon = subprocess.Popen([os.path.join(args.bin, "teleport"), "start", "-c", config], stdout=log, stderr=log)
+    cluster = BenchCluster(args.bin, prefix="bench-web-nodes-")
     try:
-        keys = os.path.join(work, "data", "keys")
-        deadline = time.monotonic() + 60
-        while not os.path.exists(os.path.join(keys, "admin.crt")):
-            if time.monotonic() > deadline or daemon.poll() is not None:
-                sys.exit(f"teleport did not start; see {log.name}")
-            time.sleep(0.05)
-        time.sleep(0.5)
+        keys, auth_port, web, base = cluster.keys, cluster.auth_port, cluster.web_port, cluster.base
         start = time.monotonic()
         registered, failures, stop = multiprocessing.Value("l", 0), multiprocessing.Value("l", 0), multiprocessing.Event()
         workers = [multiprocessing.Process(target=heartbeat, args=(keys, auth_port, k, 16, args.nodes, registered, failures, stop))
@@ -126,22 +81,8 @@ def main():
             time.sleep(0.1)
         print(f"registered {args.nodes} nodes in {time.monotonic() - start:.1f} s; they keep heartbeating every 10 s")
 
-        tctl = [os.path.join(args.bin, "tctl"), "-c", config]
-        added = subprocess.run(tctl + ["users", "add", "bench", "--roles=access", "--logins=root"], capture_output=True, text=True, check=True)
-        path = re.search(r"https://[^\s/]+(/web/newuser/[0-9A-Za-z]+)", added.stdout).group(1)
-        insecure = ssl.create_default_context()
-        insecure.check_hostname = False
-        insecure.verify_mode = ssl.CERT_NONE
-        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=insecure),
-                                             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-        base = f"https://127.0.0.1:{web}"
-        page = opener.open(base + path).read().decode()
-        secret = re.search(r"secret=([A-Z2-7]+)", page).group(1)
-        csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)
-        enrolled = time.time()
-        form = urllib.parse.urlencode({"csrf_token": csrf, "password": PASSWORD, "password_confirm": PASSWORD,
-                                       "otp_code": totp(secret, enrolled)}).encode()
-        opener.open(urllib.request.Request(base + path, data=form, headers={"Origin": base})).read()
+        user = cluster.add_web_user("bench")
+        insecure = insecure_context()
 
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
@@ -149,9 +90,9 @@ def main():
             tab = context.new_page()
             tab.set_default_timeout(60_000)
             tab.goto(base + "/web/login")
-            tab.get_by_label("User name").fill("bench")
-            tab.get_by_label("Password").fill(PASSWORD)
-            tab.get_by_label("Authenticator code").fill(totp(secret, enrolled + 30))
+            tab.get_by_label("User name").fill(user.name)
+            tab.get_by_label("Password").fill(user.password)
+            tab.get_by_label("Authenticator code").fill(user.codes.next())
             tab.get_by_role("button", name="Sign in").click()
             tab.wait_for_url(base + "/web/")
 
@@ -199,9 +140,7 @@ def main():
             stop.set()
             for worker in workers:
                 worker.join(timeout=15)
-        daemon.terminate()
-        daemon.wait(timeout=10)
-        subprocess.run(["rm", "-rf", work])
+        cluster.close()
 
 
 if __name__ == "__main__":

@@ -9,107 +9,32 @@ Run by WebManageBrowserTests (Tests/TeleportIntegrationTests); exits 0 on succes
 check, 77 when chromium or Playwright is missing (the caller reports a skip).
 """
 import argparse
-import base64
-import hashlib
-import hmac
 import os
 import re
-import struct
 import sys
 import time
 from urllib.parse import urlparse
 
-CHROMIUM = "/usr/bin/chromium"
-
-
-def totp(secret_base32: str, step: int) -> str:
-    """RFC 6238: HMAC-SHA1, 30 s steps, 6 digits."""
-    padded = secret_base32 + "=" * (-len(secret_base32) % 8)
-    key = base64.b32decode(padded)
-    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    value = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
-    return f"{value % 1_000_000:06d}"
-
-
-class Codes:
-    """Codes the server accepts once each: a step after the last one used, at most one step ahead
-    of now (waiting for the clock when needed)."""
-
-    def __init__(self, secret: str, last_used: float):
-        self.secret = secret
-        self.last_step = int(last_used) // 30
-
-    def next(self) -> str:
-        while True:
-            now = int(time.time()) // 30
-            candidate = max(self.last_step + 1, now)
-            if candidate <= now + 1:
-                self.last_step = candidate
-                return totp(self.secret, candidate)
-            time.sleep(1)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from webtest import Codes, WebTest, totp  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True, help="https://HOST:PORT of the proxy")
-    parser.add_argument("--user", required=True, help="an administrator (rules for users, roles, tokens, locks)")
-    parser.add_argument("--password", required=True)
-    parser.add_argument("--secret", required=True, help="the administrator's TOTP secret (base32)")
-    parser.add_argument("--after", type=float, required=True, help="unix time of the last TOTP code used")
     parser.add_argument("--new-user", required=True, help="the user to create in Management")
-    parser.add_argument("--artifacts", required=True)
-    args = parser.parse_args()
-
-    if not os.access(CHROMIUM, os.X_OK):
-        print(f"SKIP: {CHROMIUM} is missing (apt-get install chromium; scripts/install-test-deps.sh)")
-        return 77
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        print("SKIP: the playwright Python module is missing (pip install playwright; scripts/install-test-deps.sh)")
-        return 77
-
-    os.makedirs(args.artifacts, exist_ok=True)
-    failures = []
-    csp_violations = []
-
-    def check(condition, what):
-        print(("ok: " if condition else "FAIL: ") + what, flush=True)
-        if not condition:
-            failures.append(what)
-
-    def shots(page, name):
-        page.screenshot(path=os.path.join(args.artifacts, f"{name}-1280.png"), full_page=True)
-        page.set_viewport_size({"width": 400, "height": 800})
-        page.screenshot(path=os.path.join(args.artifacts, f"{name}-400.png"), full_page=True)
-        width = page.evaluate("document.documentElement.scrollWidth")
-        check(width <= 400, f"{name}: no horizontal scrolling at 400 px (scrollWidth {width})")
-        page.set_viewport_size({"width": 1280, "height": 800})
-
-    def sign_in(page, user, password, code):
-        page.goto(args.url + "/web/login")
-        page.get_by_label("User name").fill(user)
-        page.get_by_label("Password").fill(password)
-        page.get_by_label("Authenticator code").fill(code)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url("**/web/")
-        expect(page.get_by_role("heading", name=f"Signed in as {user}")).to_be_visible()
+    t = WebTest.from_arguments(parser)
+    args, check, shots, sign_in = t.args, t.check, t.shots, t.sign_in
 
     new_password = "a fresh passphrase 2024"
     changed_password = "and another one, changed 77"
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-        expect.set_options(timeout=30_000)
+    with t.playwright() as p:
+        from playwright.sync_api import expect
+        browser = t.launch(p)
 
         # The administrator, in the first context.
-        admin_context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 800})
-        admin = admin_context.new_page()
-        admin.set_default_timeout(30_000)
-        admin.on("console", lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None)
-        admin_codes = Codes(args.secret, args.after)
-        sign_in(admin, args.user, args.password, admin_codes.next())
+        admin = t.new_page(browser)
+        sign_in(admin, args.user, args.password, t.codes.next())
         check(True, f"signed in as {args.user}")
 
         admin.get_by_role("link", name="Management").click()
@@ -147,10 +72,7 @@ def main() -> int:
         shots(admin, "manage")
 
         # The invite, in a second context: set a password and enrol TOTP on the signup page.
-        user_context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 800})
-        user = user_context.new_page()
-        user.set_default_timeout(30_000)
-        user.on("console", lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None)
+        user = t.new_page(browser)
         # The link names the proxy's public address; the browser here reaches it at --url.
         user.goto(args.url + urlparse(invite).path)
         secret = (user.locator("#totp-secret").text_content() or "").strip()
@@ -195,11 +117,8 @@ def main() -> int:
         sign_in(user, args.new_user, changed_password, user_codes.next())
         check(True, "the new password signs in")
 
-        check(not csp_violations, f"no Content-Security-Policy violations {csp_violations}")
         browser.close()
-
-    print(f"screenshots: {args.artifacts}")
-    return 1 if failures else 0
+    return t.finish()
 
 
 if __name__ == "__main__":

@@ -13,62 +13,25 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from web_login import CHROMIUM, totp  # noqa: E402
+from webtest import WebTest  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True, help="https://HOST:PORT of the proxy")
-    parser.add_argument("--user", required=True)
-    parser.add_argument("--password", required=True)
-    parser.add_argument("--secret", required=True, help="the user's TOTP secret (base32)")
-    parser.add_argument("--after", type=float, required=True, help="unix time of the last TOTP step used")
-    parser.add_argument("--artifacts", required=True)
     parser.add_argument("--sid", required=True, help="the recorded session")
     parser.add_argument("--marker", required=True, help="text the session printed")
-    args = parser.parse_args()
-
-    if not os.access(CHROMIUM, os.X_OK):
-        print(f"SKIP: {CHROMIUM} is missing (apt-get install chromium; scripts/install-test-deps.sh)")
-        return 77
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        print("SKIP: the playwright Python module is missing (pip install playwright; scripts/install-test-deps.sh)")
-        return 77
-
-    os.makedirs(args.artifacts, exist_ok=True)
-    failures = []
-    csp_violations = []
-    page_errors = []
-
-    def check(condition, what):
-        print(("ok: " if condition else "FAIL: ") + what, flush=True)
-        if not condition:
-            failures.append(what)
+    t = WebTest.from_arguments(parser)
+    args, check = t.args, t.check
 
     def shot(page, name, narrow=False):
-        page.screenshot(path=os.path.join(args.artifacts, f"{name}-1280.png"), full_page=True)
-        if narrow:
-            page.set_viewport_size({"width": 400, "height": 800})
-            page.screenshot(path=os.path.join(args.artifacts, f"{name}-400.png"), full_page=True)
-            page.set_viewport_size({"width": 1280, "height": 800})
+        t.shots(page, name, narrow=narrow)
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 800})
-        page = context.new_page()
-        page.on("console", lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None)
-        page.on("pageerror", lambda e: page_errors.append(str(e)))
-        page.set_default_timeout(30_000)
-        expect.set_options(timeout=30_000)
+    with t.playwright() as p:
+        from playwright.sync_api import expect
+        browser = t.launch(p)
+        page = t.new_page(browser)
+        t.sign_in(page, args.user, args.password, t.codes.next())
 
-        page.goto(args.url + "/web/login")
-        page.get_by_label("User name").fill(args.user)
-        page.get_by_label("Password").fill(args.password)
-        page.get_by_label("Authenticator code").fill(totp(args.secret, args.after + 30))
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url("**/web/")
 
         # Recordings: the session is listed; its Play link opens the player.
         page.get_by_role("link", name="Recordings").click()
@@ -139,12 +102,8 @@ def main() -> int:
         check(args.sid in json_text and '"event"' in json_text, "an event's JSON expands")
         shot(page, "audit", narrow=True)
 
-        check(not csp_violations, f"no Content-Security-Policy violations {csp_violations}")
-        check(not page_errors, f"no script errors {page_errors}")
         browser.close()
-
-    print(f"screenshots: {args.artifacts}")
-    return 1 if failures else 0
+    return t.finish()
 
 
 if __name__ == "__main__":
