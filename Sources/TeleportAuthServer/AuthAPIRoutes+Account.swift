@@ -10,7 +10,9 @@ extension AuthAPIRoutes {
         v1.post("account/password") { request, context in
             await APIResponse.handling(context) {
                 let user = try accountOwner(context)
-                try await auth.changePassword(user: user, try await body(AuthAPI.ChangePasswordRequest.self, request))
+                try await auth.changePassword(
+                    user: user, try await body(AuthAPI.ChangePasswordRequest.self, request),
+                    keepingWebSession: try caller(context).webSessionID)
                 return try APIResponse.json(["status": "ok"])
             }
         }

@@ -45,7 +45,7 @@ extension AuthServer {
     }
 
     /// Sets a new password for `user` after checking the current one and a TOTP code.
-    public func changePassword(user: String, _ request: AuthAPI.ChangePasswordRequest) async throws {
+    public func changePassword(user: String, _ request: AuthAPI.ChangePasswordRequest, keepingWebSession webSessionID: String? = nil) async throws {
         // The new password is checked first: a weak one must not spend the code or count as a failure.
         try Self.checkPasswordPolicy(request.newPassword)
         guard request.newPassword != request.currentPassword else {
@@ -55,9 +55,14 @@ extension AuthServer {
             user, password: request.currentPassword, otpCode: request.otpCode, clientAddress: request.clientAddress,
             event: AuditEventType.passwordChangeFailure)
         try await secrets.setPasswordHash(user, Bcrypt.hash(request.newPassword, cost: settings.bcryptCost))
+        // Whoever knew the old password is signed out of the web UI; the session that changed it stays.
+        let ended = try await webSessions.deleteAll(user: user, keeping: webSessionID)
         try await emit(
             AuditEventType.passwordChange,
-            fields: ["user": .string(user), "kind": "change", "success": true, "addr.remote": .string(request.clientAddress ?? "")])
+            fields: [
+                "user": .string(user), "kind": "change", "success": true, "addr.remote": .string(request.clientAddress ?? ""),
+                "web_sessions_ended": .int(ended),
+            ])
     }
 
     /// The user's authenticator enrolment.

@@ -140,9 +140,13 @@ extension AuthServer {
             user.spec.status = User.Status()
             try await stores.users.upsert(user)
         }
+        let ended = try await webSessions.deleteAll(user: user.name)
         try await emit(
             AuditEventType.passwordChange,
-            fields: ["user": .string(user.name), "kind": .string(token.kind.rawValue), "addr.remote": .string(request.clientAddress ?? "")])
+            fields: [
+                "user": .string(user.name), "kind": .string(token.kind.rawValue), "addr.remote": .string(request.clientAddress ?? ""),
+                "web_sessions_ended": .int(ended),
+            ])
     }
 
     static func checkPasswordPolicy(_ password: String) throws {

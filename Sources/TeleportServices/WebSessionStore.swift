@@ -75,6 +75,22 @@ public struct WebSessionStore: Sendable {
         try await backend.put(Item(key: Self.key(id: id), value: try ResourceCodec.json(record), expires: record.idleExpires))
     }
 
+    /// Deletes every session of `user` except `keeping` (the session that changed the password);
+    /// answers how many ended. A password change or reset thus signs the user out everywhere else.
+    @discardableResult
+    public func deleteAll(user: String, keeping id: String? = nil) async throws -> Int {
+        let kept = id.map { Self.key(id: $0) }
+        var ended = 0
+        for item in try await backend.getRange(prefix: Keys.key("websessions") + "/") where item.key != kept {
+            guard let record = try? ResourceCodec.jsonDecoder().decode(Record.self, from: item.value), record.user == user else {
+                continue
+            }
+            try? await backend.delete(item.key)
+            ended += 1
+        }
+        return ended
+    }
+
     /// Deletes the session `id` (logout); no error when it is already gone.
     public func delete(id: String) async throws {
         guard Self.isWellFormed(id) else { return }

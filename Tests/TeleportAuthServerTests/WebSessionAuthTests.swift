@@ -78,6 +78,48 @@ struct WebSessionAuthTests {
         }
     }
 
+    @Test("a password change signs the user out of every other web session; a completed reset out of all")
+    func passwordChangeEndsOtherSessions() async throws {
+        let (auth, clock, _, secret) = try await Self.cluster(idle: 3600)
+        let here = try #require(try await auth.createWebSession(Self.login(clock, secret)).sessionID)
+        let elsewhere = try #require(try await auth.createWebSession(Self.login(clock, secret)).sessionID)
+        let other = try await auth.createUser(
+            AuthAPI.CreateUserRequest(user: User(name: "bob", roles: ["access"], logins: ["bob"]), ttlSeconds: 3600), by: "admin")
+        let bobSecret = try #require(try await auth.userToken(other.token).totpSecret.flatMap { Base32.decode($0) })
+        try await auth.completeUserToken(
+            AuthAPI.CompleteUserTokenRequest(
+                token: other.token, password: Self.password, otpCode: TOTP.code(secret: bobSecret, step: TOTP.step(at: clock.now())),
+                clientAddress: nil))
+        clock.advance(by: 30)
+        let bobs = try #require(
+            try await auth.createWebSession(
+                AuthAPI.CreateWebSessionRequest(
+                    user: "bob", password: Self.password, otpCode: TOTP.code(secret: bobSecret, step: TOTP.step(at: clock.now())),
+                    clientAddress: nil)
+            ).sessionID)
+
+        clock.advance(by: 30)
+        try await auth.changePassword(
+            user: "ann",
+            AuthAPI.ChangePasswordRequest(
+                currentPassword: Self.password, otpCode: TOTP.code(secret: secret, step: TOTP.step(at: clock.now())),
+                newPassword: "a new and longer passphrase 8", clientAddress: nil),
+            keepingWebSession: here)
+        #expect(try await auth.authenticateWebSession(AuthAPI.WebSessionIDRequest(sessionID: here)).user == "ann", "the session that changed it stays")
+        await #expect(throws: TeleportError.accessDenied("")) { try await auth.authenticateWebSession(AuthAPI.WebSessionIDRequest(sessionID: elsewhere)) }
+        #expect(try await auth.authenticateWebSession(AuthAPI.WebSessionIDRequest(sessionID: bobs)).user == "bob", "another user's session is untouched")
+
+        // A reset completed by the user (the administrator's link): no session of theirs survives.
+        let reset = try await auth.resetUser("ann", ttl: 3600, by: "admin")
+        let resetSecret = try #require(try await auth.userToken(reset.token).totpSecret.flatMap { Base32.decode($0) })
+        try await auth.completeUserToken(
+            AuthAPI.CompleteUserTokenRequest(
+                token: reset.token, password: "the reset passphrase is long 9",
+                otpCode: TOTP.code(secret: resetSecret, step: TOTP.step(at: clock.now())), clientAddress: nil))
+        await #expect(throws: TeleportError.accessDenied("")) { try await auth.authenticateWebSession(AuthAPI.WebSessionIDRequest(sessionID: here)) }
+        #expect(try await auth.authenticateWebSession(AuthAPI.WebSessionIDRequest(sessionID: bobs)).user == "bob")
+    }
+
     @Test("a session never outlives the user's certificate lifetime, however often it is used")
     func hardEnd() async throws {
         let (auth, clock, _, secret) = try await Self.cluster(idle: 3600)
