@@ -25,8 +25,10 @@ struct WebTerminalCertsTests {
     static func signedIn() async throws -> (auth: AuthServer, clock: ManualClock, audit: KeptAudit, caller: Caller, session: AuthAPI.WebSessionInfo) {
         let clock = ManualClock()
         let audit = KeptAudit()
+        var settings = AuthSettings(bcryptCost: 4)
+        settings.webIdleTimeout = 7200
         let auth = try await AuthServer.open(
-            backend: MemoryBackend(clock: clock), audit: audit, clock: clock, configuredName: "web.cluster", settings: AuthSettings(bcryptCost: 4),
+            backend: MemoryBackend(clock: clock), audit: audit, clock: clock, configuredName: "web.cluster", settings: settings,
             logger: Logger(label: "test"))
         let created = try await auth.createUser(
             AuthAPI.CreateUserRequest(user: User(name: "ann", roles: ["access"], logins: ["ann", "root"]), ttlSeconds: 3600), by: "admin")
@@ -113,6 +115,8 @@ struct WebTerminalCertsTests {
         await #expect(throws: TeleportError.accessDenied("")) {
             try await auth.webSessionCertificates(for: caller, try Self.request(purpose: .login, at: clock.now()))
         }
+        // The session is valid: the refusals above are the checks', not an ended session's.
+        _ = try await auth.authenticateWebSession(AuthAPI.WebSessionIDRequest(sessionID: try #require(caller.webSessionID)))
         // After logout the session's id gets nothing.
         try await auth.deleteWebSession(AuthAPI.WebSessionIDRequest(sessionID: try #require(caller.webSessionID)))
         await #expect(throws: TeleportError.accessDenied("")) {
