@@ -88,7 +88,7 @@ def main() -> int:
         t.sign_in(page, args.user, args.password, t.codes.next())
 
         # Servers: the node's row has a login picker and Connect.
-        page.get_by_role("link", name="Servers").click()
+        page.get_by_role("navigation", name="Sections").get_by_role("link", name="Servers").click()
         page.wait_for_url("**/web/nodes")
         row = page.locator("#nodes-body tr", has=page.locator("td.name", has_text=args.node))
         expect(row).to_have_count(1)
@@ -132,7 +132,7 @@ def main() -> int:
         # A second user joins as observer from Active sessions and sees what is typed.
         observer = t.new_page(browser)
         t.sign_in(observer, args.user2, args.password, codes2.next())
-        observer.get_by_role("link", name="Active sessions").click()
+        observer.get_by_role("navigation", name="Sections").get_by_role("link", name="Active sessions").click()
         observer.wait_for_url("**/web/sessions")
         live = observer.locator("#sessions-body tr", has=observer.locator("td.user", has_text=args.user))
         expect(live).to_have_count(1)
