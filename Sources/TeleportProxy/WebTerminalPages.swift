@@ -75,7 +75,7 @@ struct WebTerminalPages: Sendable {
           var host = document.getElementById("terminal"), status = document.getElementById("terminal-status");
           var title = document.getElementById("terminal-title");
           var target = params.get("session") ? "session " + params.get("session") + " (" + (params.get("mode") || "observer") + ")"
-            : (params.get("login") || "") + "@" + (params.get("node") || "");
+            : (params.get("login") || "") + "@" + (params.get("name") || params.get("node") || "");
           title.textContent = target;
           document.title = target + " · Teleport";
           function say(text, ended) { status.textContent = text; status.classList.toggle("ended", !!ended); }
@@ -90,6 +90,7 @@ struct WebTerminalPages: Sendable {
             return lines.join("\n");
           };
           window.teleportTerminalSize = function () { return { cols: term.cols, rows: term.rows }; };
+          window.teleportTerm = term;
           var query = new URLSearchParams();
           ["node", "login", "session", "mode"].forEach(function (name) { if (params.get(name)) { query.set(name, params.get(name)); } });
           query.set("cols", String(term.cols)); query.set("rows", String(term.rows));

@@ -251,6 +251,7 @@ enum WebUIPages {
                 var params = new URLSearchParams();
                 params.set("node", node.id || node.name);
                 params.set("login", picker.value);
+                params.set("name", node.name);
                 window.location.assign("/web/terminal?" + params.toString());
               });
               cell.appendChild(picker);

@@ -147,6 +147,10 @@ def main() -> int:
         wait_text(page, r"^observed-23\s*$")
         wait_text(observer, r"observed-23")
         check(True, "the observer sees the typed text")
+        type_line(page, "printf '\\033[1;32mgreen\\033[0m and \\033[1;34mblue\\033[0m\\n'; ls -la /")
+        wait_text(page, r"green and blue")
+        page.bring_to_front()
+        page.wait_for_timeout(500)  # xterm.js paints on the next animation frames
         t.shots(page, "terminal", narrow=False)
 
         type_line(page, "exit 3")
