@@ -84,7 +84,7 @@ def browser_round_trips(cluster, user, node, login, keys):
             tab.wait_for_url(cluster.base + "/web/")
             cookie = next(c for c in context.cookies() if c["name"] == "__Host-session")["value"]
             tab.goto(f"{cluster.base}/web/terminal?node={node}&login={login}")
-            tab.wait_for_function("window.teleportTerminalText && /[#$] ?$/m.test(window.teleportTerminalText())", timeout=60_000)
+            tab.wait_for_function("() => window.teleportTerminalText && /[#$] ?$/m.test(window.teleportTerminalText())", timeout=60_000)
             times = tab.evaluate(BROWSER_LOOP, [keys])
             return times, cookie
         finally:
