@@ -150,7 +150,9 @@ def main() -> int:
         type_line(page, "printf '\\033[1;32mgreen\\033[0m and \\033[1;34mblue\\033[0m\\n'; ls -la /")
         wait_text(page, r"green and blue")
         page.bring_to_front()
-        page.wait_for_timeout(500)  # xterm.js paints on the next animation frames
+        # xterm.js paints on animation frames, which a page behind another one does not get.
+        page.evaluate("() => window.teleportTerm.refresh(0, window.teleportTerm.rows - 1)")
+        page.wait_for_timeout(500)
         t.shots(page, "terminal", narrow=False)
 
         type_line(page, "exit 3")
