@@ -82,7 +82,11 @@ struct WebTerminalPages: Sendable {
           if (typeof window.Terminal !== "function") { say("The terminal cannot start: xterm.js is not installed on this proxy.", true); return; }
           var term = new window.Terminal({ cursorBlink: true, scrollback: 5000, fontFamily: "DejaVu Sans Mono, monospace", fontSize: 14 });
           term.open(host);
-          function fit() { if (window.TeleportXtermFit) { try { window.TeleportXtermFit.fit(term); } catch (e) { /* not laid out yet */ } } }
+          // After a resize xterm.js 3 may leave the view scrolled up: follow the cursor again.
+          function fit() {
+            if (window.TeleportXtermFit) { try { window.TeleportXtermFit.fit(term); } catch (e) { /* not laid out yet */ } }
+            term.scrollToBottom();
+          }
           fit();
           window.teleportTerminalText = function () {
             var buffer = term._core.buffer, lines = [];
