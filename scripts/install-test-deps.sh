@@ -4,7 +4,8 @@
 # haproxy (the round-robin load balancer in front of two proxies in MultiProxyTunnelTests, started per test), Debian's chromium
 # and Playwright (PyPI) for the web UI's browser tests (Playwright drives /usr/bin/chromium; it downloads no browser), xterm.js
 # (libjs-xterm: the web terminal serves it from /usr/share/javascript/xterm; its xterm.js is a CommonJS stub, so node-xterm provides the modules the proxy bundles),
-# and the third-party SSH clients paramiko, asyncssh and ansible-core (PyPI, with pip).
+# the third-party SSH clients paramiko, asyncssh and ansible-core (PyPI, with pip), and websockets (PyPI: the web terminal's
+# security tests and bench/web_terminal.py).
 # Needs root (or sudo). Safe to run again.
 set -euo pipefail
 packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2 iptables tinyproxy vim-tiny haproxy chromium libjs-xterm node-xterm)
@@ -22,8 +23,8 @@ fi
 [ -d /run/sshd ] || { [ "$(id -u)" -eq 0 ] && mkdir -p /run/sshd && chmod 0755 /run/sshd; } || true
 # Third-party SSH clients the interop tests drive (ThirdPartyClientTests): paramiko, asyncssh and
 # ansible-core from PyPI, for the python3 first on PATH; nothing is fetched when they import already.
-python_modules=(paramiko asyncssh ansible playwright)
-python_packages=(paramiko asyncssh ansible-core playwright)
+python_modules=(paramiko asyncssh ansible playwright websockets)
+python_packages=(paramiko asyncssh ansible-core playwright websockets)
 python_missing=()
 for index in "${!python_modules[@]}"; do
     python3 -c "import ${python_modules[$index]}" 2>/dev/null || python_missing+=("${python_packages[$index]}")

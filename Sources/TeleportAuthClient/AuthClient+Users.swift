@@ -53,4 +53,10 @@ extension AuthClient {
     public func signHost(_ request: AuthAPI.SignHostRequest) async throws -> AuthAPI.SignHostResponse {
         try decode(AuthAPI.SignHostResponse.self, try await call(.POST, "certs/host", body: try ResourceCodec.json(request)))
     }
+
+    /// The web terminal's certificates for a key the proxy made (a client
+    /// ``actingFor(webSession:)`` only; `POST /v1/websessions/certs`).
+    public func webSessionCertificates(_ request: AuthAPI.SignUserRequest) async throws -> AuthAPI.LoginResponse {
+        try decode(AuthAPI.LoginResponse.self, try await call(.POST, "websessions/certs", body: try ResourceCodec.json(request)))
+    }
 }

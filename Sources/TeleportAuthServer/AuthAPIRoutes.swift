@@ -26,6 +26,7 @@ struct AuthAPIRoutes {
         registerUserRoutes(on: v1)
         registerResourceRoutes(on: v1)
         registerAccountRoutes(on: v1)
+        registerWebTerminalRoutes(on: v1)
         v1.get("hostkeys") { _, context in
             // Every authenticated caller may read them: clients build known_hosts from them.
             await APIResponse.handling(context) {

@@ -18,6 +18,9 @@ public enum LoginProof {
         case login = "teleport login v1"
         /// `tctl auth sign --user` (`POST /v1/certs/user`).
         case signUser = "teleport sign user v1"
+        /// The proxy's web terminal: a key the proxy made for a web session's user
+        /// (`POST /v1/websessions/certs`).
+        case webSession = "teleport web session v1"
     }
 
     /// How far the proof's timestamp may be from the server's clock, in seconds.

@@ -104,12 +104,22 @@ struct NodesRoute {
                 return WebResponse.jsonError(error)
             }
         }
-        router.get("webapi/sessions/active") { _, context -> Response in
+        router.get("webapi/sessions/active") { request, context -> Response in
             do {
-                let identity = try await user(context)
-                let privileged = checker(for: identity).checkRule(kind: "session", verb: "list").allowed
-                let sessions = try await auth.activeSessions().filter { privileged || $0.user == identity.username }
-                return WebResponse.json(try ResourceCodec.json(sessions))
+                // tsh presents its certificate; the web UI its session cookie (same rule for both).
+                if let identity = try await certificateUser(context) {
+                    let sessions = try await ActiveSessionsList.visible(
+                        auth: auth, user: identity.username, checker: checker(for: identity))
+                    return WebResponse.json(try ResourceCodec.json(sessions))
+                }
+                switch try await WebSessionCookie.session(of: request, auth: auth) {
+                case .failure(let failure): return failure.response
+                case .success(let found):
+                    let info = found.info
+                    let sessions = try await ActiveSessionsList.visible(
+                        auth: auth, user: info.user, checker: AccessChecker(roles: roles(info.roles), traits: ["internal.logins": info.logins]))
+                    return WebResponse.json(Self.htmlSafe(try ResourceCodec.json(sessions)))
+                }
             } catch let error as TeleportError {
                 return WebResponse.jsonError(error)
             }
@@ -254,5 +264,14 @@ struct WebNodePage: Encodable {
     enum CodingKeys: String, CodingKey {
         case items
         case nextPageToken = "next_page_token"
+    }
+}
+
+/// The live sessions a user may see (`tsh sessions ls`, the web UI's list, `tsh join` and the web
+/// terminal's join): all of them with a role allowing `list` on `session`, else the user's own.
+enum ActiveSessionsList {
+    static func visible(auth: AuthClient, user: String, checker: AccessChecker) async throws -> [AuthAPI.ActiveSession] {
+        let privileged = checker.checkRule(kind: "session", verb: "list").allowed
+        return try await auth.activeSessions().filter { privileged || $0.user == user }
     }
 }

@@ -1,9 +1,10 @@
 import Hummingbird
+import HummingbirdWebSocket
 import NIOCore
 
 /// The request context of the proxy's HTTPS listener: Hummingbird's core context plus the client's
 /// address, taken from the connection (never from a header or the body).
-struct ProxyRequestContext: RequestContext, RemoteAddressRequestContext {
+struct ProxyRequestContext: RequestContext, RemoteAddressRequestContext, WebSocketRequestContext {
     /// The largest request body the proxy reads: forms and login requests are small.
     static let maxBodyBytes = 64 * 1024
 
@@ -12,6 +13,8 @@ struct ProxyRequestContext: RequestContext, RemoteAddressRequestContext {
     let remoteAddress: SocketAddress?
     /// The connection, for the TLS client certificate of `tsh` calls.
     let channel: any Channel
+    /// Where the `/webapi/terminal` route leaves its WebSocket handler for the upgrade.
+    let webSocket = WebSocketHandlerReference<ProxyRequestContext>()
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

@@ -2,6 +2,7 @@ import Foundation
 public import Logging
 import Hummingbird
 import HummingbirdCore
+import HummingbirdWebSocket
 import NIOCore
 import NIOSSL
 import TeleportCrypto
@@ -149,9 +150,15 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         if settings.multiplexed {
             logger.debug("Setup Proxy: Reverse tunnel proxy and web proxy listen on the same port, multiplexing is on.")
         }
+        // The web terminal's WebSocket (`/webapi/terminal`) is upgraded by the same router.
+        let webSocketResponder = router.buildResponder()
+        let webSocket = HTTP1WebSocketUpgradeChannel.Configuration(
+            http1: http, ws: WebSocketServerConfiguration(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: .seconds(30))))
         let server = HTTPServerBuilder { responder in
             ALPNRouterChannel(
-                base: TunnelingChildChannel(base: HTTP1Channel(responder: responder, configuration: http), opener: opener),
+                base: TunnelingChildChannel(
+                    base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder, configuration: webSocket),
+                    opener: opener),
                 webContext: webContext, routes: settings.alpnRoutes, deadline: deadline, httpsAddress: settings.publicAddr,
                 sshPort: sshPort, limiter: settings.limiter, serverNameRoutes: settings.serverNameRoutes)
         }
@@ -228,6 +235,13 @@ extension ProxyWebServer {
         nodes.registerRecordings(on: router)
         WebRecordingsRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         XtermAssets().register(on: router)
+        let sshAddress: (host: String, port: Int) =
+            (try? HostPort.parse(settings.sshListenAddr, defaultPort: 3023, key: "proxy_service.listen_addr")) ?? ("127.0.0.1", 3023)
+        WebTerminalRoute(
+            auth: auth, clusterName: clusterName, sshAddress: (sshAddress.host, sshAddress.port),
+            resolver: NodeResolver(auth: auth, clusterName: clusterName), roles: settings.roles, logger: logger
+        ).register(on: router)
+        WebTerminalPages(gate: WebSessionGate(auth: auth, logger: logger)).register(on: router, clusterName: clusterName)
         MyLocksRoute(clusterName: clusterName, locks: settings.locks).register(on: router)
         ManagementRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         AccountRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)

@@ -111,7 +111,7 @@ enum WebUIPages {
         main += "</form>\n"
         main += "<div id=\"chips\" class=\"chips\" aria-label=\"Label filters\"></div>\n"
         main += "<table id=\"nodes\">\n<caption class=\"help\">Click a label to show only servers that have it.</caption>\n"
-        main += "<thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Address</th><th scope=\"col\">Labels</th><th scope=\"col\">Logins</th></tr></thead>\n"
+        main += "<thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Address</th><th scope=\"col\">Labels</th><th scope=\"col\">Logins</th><th scope=\"col\">Connect</th></tr></thead>\n"
         main += "<tbody id=\"nodes-body\"></tbody>\n</table>\n"
         main += "<p id=\"nodes-empty\" class=\"help\" hidden>No servers match.</p>\n"
         main += "<nav class=\"pager\" aria-label=\"Pages\"><button id=\"prev\" type=\"button\" disabled>Previous</button>"
@@ -230,6 +230,34 @@ enum WebUIPages {
               if (state.labels.indexOf(label) < 0) { state.labels.push(label); }
               restart();
             }
+            // "Connect": a login picker (the row's logins) and a button that opens the terminal.
+            function connectCell(node) {
+              var cell = document.createElement("td");
+              cell.className = "connect";
+              var logins = node.logins || [];
+              if (logins.length === 0) { cell.appendChild(text("span", "no login", "help")); return cell; }
+              var picker = document.createElement("select");
+              picker.className = "login-picker";
+              picker.setAttribute("aria-label", "Login for " + node.name);
+              logins.forEach(function (login) {
+                var option = document.createElement("option");
+                option.value = login; option.textContent = login;
+                picker.appendChild(option);
+              });
+              var button = text("button", "Connect", "connect-button");
+              button.type = "button";
+              button.setAttribute("aria-label", "Connect to " + node.name);
+              button.addEventListener("click", function () {
+                var params = new URLSearchParams();
+                params.set("node", node.id || node.name);
+                params.set("login", picker.value);
+                params.set("name", node.name);
+                window.location.assign("/web/terminal?" + params.toString());
+              });
+              cell.appendChild(picker);
+              cell.appendChild(button);
+              return cell;
+            }
             function render(items) {
               table.replaceChildren();
               items.forEach(function (node) {
@@ -247,6 +275,7 @@ enum WebUIPages {
                 });
                 row.appendChild(cell);
                 row.appendChild(text("td", (node.logins || []).join(", ")));
+                row.appendChild(connectCell(node));
                 table.appendChild(row);
               });
               empty.hidden = items.length > 0;
