@@ -20,7 +20,7 @@ public enum AdminCommands {
 
     /// The forms of `tctl auth export --type`.
     public enum ExportType: String, CaseIterable, Sendable {
-        case user, host, tls, tlsHost = "tls-host", tlsUser = "tls-user"
+        case user, host, tls, tlsHost = "tls-host", tlsUser = "tls-user", db
     }
 
     /// `tctl auth export [--type]`.
@@ -57,6 +57,8 @@ public enum AdminCommands {
             return try await ca(.host).spec.activeKeys.tls.map(\.cert).joined()
         case .tlsUser?:
             return try await ca(.user).spec.activeKeys.tls.map(\.cert).joined()
+        case .db?:
+            return try await ca(.db).spec.activeKeys.tls.map(\.cert).joined()
         }
     }
 

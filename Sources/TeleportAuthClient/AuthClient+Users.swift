@@ -54,3 +54,10 @@ extension AuthClient {
         try decode(AuthAPI.SignHostResponse.self, try await call(.POST, "certs/host", body: try ResourceCodec.json(request)))
     }
 }
+
+extension AuthClient {
+    /// `POST /v1/certs/db` (Admin): `tctl auth sign --format=db`.
+    public func signDatabase(_ request: AuthAPI.SignDatabaseRequest) async throws -> AuthAPI.SignDatabaseResponse {
+        try decode(AuthAPI.SignDatabaseResponse.self, try await call(.POST, "certs/db", body: try ResourceCodec.json(request)))
+    }
+}
