@@ -61,3 +61,16 @@ extension AuthClient {
         try decode(AuthAPI.SignDatabaseResponse.self, try await call(.POST, "certs/db", body: try ResourceCodec.json(request)))
     }
 }
+
+extension AuthClient {
+    /// `GET /v1/databases`: every registered database (Admin, Proxy) or those the caller's roles
+    /// allow (users).
+    public func databases() async throws -> [DatabaseServer] {
+        try decode([DatabaseServer].self, try await call(.GET, "databases"))
+    }
+
+    /// `POST /v1/presence/databases` (a database service): one database's heartbeat.
+    public func heartbeat(database: DatabaseServer) async throws {
+        _ = try await call(.POST, "presence/databases", body: try ResourceCodec.json(database))
+    }
+}

@@ -229,6 +229,7 @@ extension ProxyWebServer {
         WebRecordingsRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         XtermAssets().register(on: router)
         MyLocksRoute(clusterName: clusterName, locks: settings.locks).register(on: router)
+        DatabasesRoute(auth: auth, clusterName: clusterName, roles: settings.roles).register(on: router)
         ManagementRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         AccountRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         UserTokenRoutes(
