@@ -18,7 +18,8 @@ public struct AccessChecker: Sendable {
         self.traits = traits
         var expressions: [String: NSRegularExpression] = [:]
         for role in roles {
-            for selector in [role.spec.allow?.nodeLabels, role.spec.deny?.nodeLabels].compactMap({ $0 }) {
+            let selectors = [role.spec.allow?.nodeLabels, role.spec.deny?.nodeLabels, role.spec.allow?.dbLabels, role.spec.deny?.dbLabels]
+            for selector in selectors.compactMap({ $0 }) {
                 for pattern in selector.values.flatMap(\.values) where Self.isExpression(pattern) && expressions[pattern] == nil {
                     expressions[pattern] = try? NSRegularExpression(pattern: pattern)
                 }
@@ -71,20 +72,22 @@ public struct AccessChecker: Sendable {
 
     /// Whether `selector` matches a node's `labels` (every key must match; `'*': '*'` matches any
     /// node), with the reason.
-    func labelsMatch(_ selector: [String: LabelValues], _ labels: [String: String]) throws -> (Bool, String) {
-        guard !selector.isEmpty else { return (false, "no node_labels (grants no nodes)") }
+    func labelsMatch(_ selector: [String: LabelValues], _ labels: [String: String], field: String = "node_labels", noun: String = "node") throws
+        -> (Bool, String)
+    {
+        guard !selector.isEmpty else { return (false, "no \(field) (grants no \(noun)s)") }
         for key in selector.keys.sorted() {
             let patterns = selector[key]?.values ?? []
             if key == "*" {
                 guard patterns.contains("*") else { return (false, "the '*' key needs the '*' value") }
                 continue
             }
-            guard let value = labels[key] else { return (false, "the node has no label \(key.debugDescription)") }
+            guard let value = labels[key] else { return (false, "the \(noun) has no label \(key.debugDescription)") }
             guard try patterns.contains(where: { try valueMatches($0, value) }) else {
                 return (false, "label \(key)=\(value) is not one of \(patterns)")
             }
         }
-        return (true, "node_labels \(selector.keys.sorted().map { "\($0)=\(selector[$0]?.values ?? [])" }.joined(separator: ", ")) match")
+        return (true, "\(field) \(selector.keys.sorted().map { "\($0)=\(selector[$0]?.values ?? [])" }.joined(separator: ", ")) match")
     }
 
     // MARK: SSH access
@@ -150,6 +153,83 @@ public struct AccessChecker: Sendable {
     /// Whether a node with these labels is reachable with at least one of `logins` (`tsh ls`).
     public func canReach(labels: [String: String], logins: [String]) -> Bool {
         logins.contains { (try? checkSSH(labels: labels, login: $0).allowed) == true }
+    }
+
+    // MARK: Database access
+
+    /// May the user see (and so try) a database with these labels? `db_labels` decide: a matching
+    /// deny selector hides it; some role's allow selector must match.
+    public func checkDatabaseLabels(_ labels: [String: String]) throws -> Decision {
+        var reasons: [String] = []
+        for role in roles {
+            if let selector = role.spec.deny?.dbLabels, !selector.isEmpty {
+                let (matched, why) = try labelsMatch(selector, labels, field: "db_labels", noun: "database")
+                if matched {
+                    reasons.append("role \(role.name): deny: \(why)")
+                    return Decision(allowed: false, reasons: reasons)
+                }
+            }
+        }
+        for role in roles {
+            let (matched, why) = try labelsMatch(role.spec.allow?.dbLabels ?? [:], labels, field: "db_labels", noun: "database")
+            reasons.append("role \(role.name): allow: \(why)")
+            if matched { return Decision(allowed: true, reasons: reasons) }
+        }
+        if roles.isEmpty { reasons.append("the user has no roles") }
+        return Decision(allowed: false, reasons: reasons)
+    }
+
+    /// May the user connect to a database with these labels as database user `user` to database
+    /// `name`? A role allows it when its `db_labels` match and its `db_users` and `db_names`
+    /// (templates expanded, `*` for any) hold both; a deny role naming the user or the name, or
+    /// whose `db_labels` match, refuses.
+    public func checkDatabase(labels: [String: String], user: String, name: String) throws -> Decision {
+        var reasons: [String] = []
+        for role in roles {
+            guard let deny = role.spec.deny else { continue }
+            let users = expand(deny.dbUsers ?? [])
+            let names = expand(deny.dbNames ?? [])
+            if users.contains(user) || users.contains("*") {
+                reasons.append("role \(role.name): deny: db user \(user) is denied")
+                return Decision(allowed: false, reasons: reasons)
+            }
+            if names.contains(name) || names.contains("*") {
+                reasons.append("role \(role.name): deny: db name \(name) is denied")
+                return Decision(allowed: false, reasons: reasons)
+            }
+            if let selector = deny.dbLabels, !selector.isEmpty {
+                let (matched, why) = try labelsMatch(selector, labels, field: "db_labels", noun: "database")
+                if matched {
+                    reasons.append("role \(role.name): deny: \(why)")
+                    return Decision(allowed: false, reasons: reasons)
+                }
+            }
+        }
+        for role in roles {
+            guard let allow = role.spec.allow else {
+                reasons.append("role \(role.name): allows nothing")
+                continue
+            }
+            let (matched, why) = try labelsMatch(allow.dbLabels ?? [:], labels, field: "db_labels", noun: "database")
+            guard matched else {
+                reasons.append("role \(role.name): allow: \(why)")
+                continue
+            }
+            let users = expand(allow.dbUsers ?? [])
+            guard users.contains(user) || users.contains("*") else {
+                reasons.append("role \(role.name): allow: \(why), but db user \(user) is not among \(users)")
+                continue
+            }
+            let names = expand(allow.dbNames ?? [])
+            guard names.contains(name) || names.contains("*") else {
+                reasons.append("role \(role.name): allow: \(why), but db name \(name) is not among \(names)")
+                continue
+            }
+            reasons.append("role \(role.name): allow: \(why), db user \(user) and db name \(name) are allowed")
+            return Decision(allowed: true, reasons: reasons)
+        }
+        if roles.isEmpty { reasons.append("the user has no roles") }
+        return Decision(allowed: false, reasons: reasons)
     }
 
     // MARK: API rules

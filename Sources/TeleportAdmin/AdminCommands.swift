@@ -11,8 +11,10 @@ public enum AdminCommands {
         var rows: [[String]] = [["Cluster", status.clusterName], ["Version", status.serverVersion]]
         for ca in status.certAuthorities.sorted(by: { $0.type < $1.type }) {
             let updated = ca.lastRotated.map { "last rotated \(RFC3339.format($0))" } ?? "never updated"
-            let fingerprints = ca.sshFingerprints.joined(separator: ",")
-            rows.append(["\(ca.type.capitalized) CA", "\(updated), rotation \(ca.rotationState), \(fingerprints)"])
+            // The database CA has no SSH key: it is X.509 only.
+            let fingerprints = ca.sshFingerprints.isEmpty ? "X.509 only" : ca.sshFingerprints.joined(separator: ",")
+            let name = ca.type == CertAuthority.CAType.db.rawValue ? "DB" : ca.type.capitalized
+            rows.append(["\(name) CA", "\(updated), rotation \(ca.rotationState), \(fingerprints)"])
         }
         rows.append(["CA pin", status.caPin])
         return TextTable.plain(rows)
@@ -20,7 +22,7 @@ public enum AdminCommands {
 
     /// The forms of `tctl auth export --type`.
     public enum ExportType: String, CaseIterable, Sendable {
-        case user, host, tls, tlsHost = "tls-host", tlsUser = "tls-user"
+        case user, host, tls, tlsHost = "tls-host", tlsUser = "tls-user", db
     }
 
     /// `tctl auth export [--type]`.
@@ -57,6 +59,8 @@ public enum AdminCommands {
             return try await ca(.host).spec.activeKeys.tls.map(\.cert).joined()
         case .tlsUser?:
             return try await ca(.user).spec.activeKeys.tls.map(\.cert).joined()
+        case .db?:
+            return try await ca(.db).spec.activeKeys.tls.map(\.cert).joined()
         }
     }
 

@@ -60,3 +60,23 @@ extension AuthClient {
         try decode(AuthAPI.LoginResponse.self, try await call(.POST, "websessions/certs", body: try ResourceCodec.json(request)))
     }
 }
+
+extension AuthClient {
+    /// `POST /v1/certs/db` (Admin): `tctl auth sign --format=db`.
+    public func signDatabase(_ request: AuthAPI.SignDatabaseRequest) async throws -> AuthAPI.SignDatabaseResponse {
+        try decode(AuthAPI.SignDatabaseResponse.self, try await call(.POST, "certs/db", body: try ResourceCodec.json(request)))
+    }
+}
+
+extension AuthClient {
+    /// `GET /v1/databases`: every registered database (Admin, Proxy) or those the caller's roles
+    /// allow (users).
+    public func databases() async throws -> [DatabaseServer] {
+        try decode([DatabaseServer].self, try await call(.GET, "databases"))
+    }
+
+    /// `POST /v1/presence/databases` (a database service): one database's heartbeat.
+    public func heartbeat(database: DatabaseServer) async throws {
+        _ = try await call(.POST, "presence/databases", body: try ResourceCodec.json(database))
+    }
+}

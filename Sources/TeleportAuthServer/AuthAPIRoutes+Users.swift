@@ -90,6 +90,7 @@ extension AuthAPIRoutes {
                 return try APIResponse.json(issued)
             }
         }
+        registerDatabaseCertRoute(on: v1)
         v1.post("certs/host") { request, context in
             await APIResponse.handling(context) {
                 try requireAdmin(context)
@@ -101,6 +102,32 @@ extension AuthAPIRoutes {
                         "user": .string(try caller(context).identity.username), "identity": .string(sign.principals.joined(separator: ",")),
                         "cert_type": "host",
                     ])
+                return try APIResponse.json(issued)
+            }
+        }
+    }
+
+    func registerDatabaseCertRoute(on v1: RouterGroup<AuthRequestContext>) {
+        v1.post("certs/db") { request, context in
+            await APIResponse.handling(context) {
+                try requireAdmin(context)
+                let sign = try await body(AuthAPI.SignDatabaseRequest.self, request)
+                let identity = sign.usage == .server ? sign.hosts.joined(separator: ",") : (sign.user ?? "")
+                var fields: [String: JSONValue] = [
+                    "user": .string(try caller(context).identity.username), "identity": .string(String(identity.prefix(512))),
+                    "cert_type": .string("db_\(sign.usage.rawValue)"),
+                ]
+                let issued: AuthAPI.SignDatabaseResponse
+                do {
+                    issued = try await auth.signDatabase(sign)
+                } catch let error as TeleportError {
+                    fields["success"] = false
+                    fields["error"] = .string(error.message)
+                    try await auth.emit(AuditEventType.certCreateFailure, fields: fields)
+                    throw error
+                }
+                fields["success"] = true
+                try await auth.emit(AuditEventType.certCreate, fields: fields)
                 return try APIResponse.json(issued)
             }
         }

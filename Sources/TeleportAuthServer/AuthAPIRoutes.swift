@@ -212,6 +212,7 @@ struct AuthAPIRoutes {
         v1.post("presence/proxies") { request, context in
             await APIResponse.handling(context) { try await proxyHeartbeat(request, context) }
         }
+        registerDatabaseRoutes(on: v1)
     }
 
     func caller(_ context: AuthRequestContext) throws -> Caller {

@@ -57,7 +57,7 @@ public final class AuthServer: Sendable {
     }
 
     /// Opens the auth service over `backend`: on first start creates the cluster name (from
-    /// `configuredName`, else a generated UUID) and the user and host CAs, after importing
+    /// `configuredName`, else a generated UUID) and the user, host and database CAs (and any of them missing on a later start), after importing
     /// `bootstrap` resources if the backend is empty. On later starts the stored name wins and a
     /// different configured name is an error (renaming a cluster invalidates every certificate).
     public static func open(
@@ -108,16 +108,20 @@ public final class AuthServer: Sendable {
     }
 
     func ensureCA(_ type: CertAuthority.CAType) async throws {
+        // Also on the start of an existing cluster: a CA type added by an upgrade (the db CA) is
+        // created then.
         if (try? await stores.certAuthorities.get(type.rawValue)) != nil { return }
-        let ssh = Curve25519.Signing.PrivateKey()
-        let sshPublic = SSHPublicKey.ed25519(ssh.publicKey).authorizedKeyLine(comment: "")
-        let sshPrivate = OpenSSHPrivateKey(.ed25519(ssh), comment: "\(clusterName) \(type.rawValue) CA").pemRepresentation()
+        var sshPairs: [CertAuthority.SSHKeyPair] = []
+        if type.hasSSHKeys {
+            let ssh = Curve25519.Signing.PrivateKey()
+            let sshPublic = SSHPublicKey.ed25519(ssh.publicKey).authorizedKeyLine(comment: "")
+            let sshPrivate = OpenSSHPrivateKey(.ed25519(ssh), comment: "\(clusterName) \(type.rawValue) CA").pemRepresentation()
+            sshPairs = [.init(publicKey: sshPublic, privateKey: sshPrivate)]
+        }
         let tls = try TLSAuthority.generate(clusterName: clusterName, type: type.rawValue, clock: clock)
         let ca = CertAuthority(
             type: type, clusterName: clusterName,
-            activeKeys: .init(
-                ssh: [.init(publicKey: sshPublic, privateKey: sshPrivate)],
-                tls: [.init(cert: try tls.certificatePEM, key: tls.keyPEM)]))
+            activeKeys: .init(ssh: sshPairs, tls: [.init(cert: try tls.certificatePEM, key: tls.keyPEM)]))
         do {
             try await stores.certAuthorities.create(ca)
         } catch let error as TeleportError where error.code == .alreadyExists {
@@ -155,10 +159,11 @@ public final class AuthServer: Sendable {
         authorityCache.withLock { $0.removeAll() }
     }
 
-    /// The X.509 CA certificates of both CAs (what a server trusts for client certificates).
+    /// The X.509 CA certificates of the user and host CAs (what the cluster's servers trust for
+    /// client certificates). Never the database CA's: what it signs is for databases only.
     public func trustedTLSCertificates() async throws -> [Certificate] {
         var certificates: [Certificate] = []
-        for type in CertAuthority.CAType.allCases {
+        for type in CertAuthority.CAType.clusterTrust {
             for pair in try await certAuthority(type).spec.activeKeys.tls {
                 certificates.append(try Certificate.fromPEM(pair.cert))
             }

@@ -52,6 +52,11 @@ public struct WebClient: Sendable {
         return all
     }
 
+    /// `GET /webapi/databases`: the databases the user may see whose labels match `labels`.
+    public func databases(labels: String) async throws -> [DatabaseServer] {
+        try decode([DatabaseServer].self, try await transport.get("/webapi/databases?labels=\(Self.escape(labels))"), what: "database list")
+    }
+
     /// The SSH host keys the cluster vouches for.
     public func hostKeys() async throws -> [AuthAPI.HostKey] {
         try decode([AuthAPI.HostKey].self, try await transport.get("/webapi/hostkeys"), what: "host keys")

@@ -113,6 +113,42 @@ public struct TLSAuthority: Sendable {
         )
     }
 
+    /// Issues a certificate for a database (the database CA): the subject is `CN=commonName` only
+    /// (PostgreSQL's `cert` authentication and MariaDB's `REQUIRE SUBJECT '/CN=NAME'` compare
+    /// it); with `serverNames` it is a server certificate valid for those names, otherwise a
+    /// client certificate.
+    public func issueDatabase(
+        publicKey: P256.Signing.PublicKey, commonName: String, serverNames: ServerNames?, validity: TimeInterval, clock: any WallClock
+    ) throws -> Certificate {
+        let now = clock.now()
+        let notAfter = min(now.addingTimeInterval(validity), certificate.notValidAfter)
+        var names: [GeneralName] = []
+        for dns in serverNames?.dnsNames ?? [] { names.append(.dnsName(dns)) }
+        for ip in serverNames?.ipAddresses ?? [] {
+            if let bytes = IPAddressBytes.parse(ip) { names.append(.ipAddress(ASN1OctetString(contentBytes: bytes[...]))) }
+        }
+        let sans = names
+        let usages: [ExtendedKeyUsage.Usage] = serverNames == nil ? [.clientAuth] : [.serverAuth, .clientAuth]
+        return try Certificate(
+            version: .v3,
+            serialNumber: Certificate.SerialNumber(),
+            publicKey: .init(publicKey),
+            notValidBefore: now.addingTimeInterval(-60),
+            notValidAfter: notAfter,
+            issuer: certificate.subject,
+            subject: try DistinguishedName { CommonName(commonName) },
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
+                try ExtendedKeyUsage(usages)
+                AuthorityKeyIdentifier(keyIdentifier: try certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+                if !sans.isEmpty { SubjectAlternativeNames(sans) }
+            },
+            issuerPrivateKey: .init(privateKey)
+        )
+    }
+
     /// True when `leaf` carries a valid signature of this CA.
     public func signed(_ leaf: Certificate) -> Bool {
         certificate.publicKey.isValidSignature(leaf.signature, for: leaf)

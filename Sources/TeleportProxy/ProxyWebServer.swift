@@ -243,6 +243,7 @@ extension ProxyWebServer {
         ).register(on: router)
         WebTerminalPages(gate: WebSessionGate(auth: auth, logger: logger)).register(on: router, clusterName: clusterName)
         MyLocksRoute(clusterName: clusterName, locks: settings.locks).register(on: router)
+        DatabasesRoute(auth: auth, clusterName: clusterName, roles: settings.roles).register(on: router)
         ManagementRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         AccountRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         UserTokenRoutes(

@@ -13,7 +13,7 @@ public struct ClusterStores: Sendable {
     public let tokens: ResourceStore<ProvisionToken>
     /// Registered nodes (presence).
     public let nodes: ResourceStore<ServerNode>
-    /// The user and host CAs.
+    /// The user, host and database CAs.
     public let certAuthorities: ResourceStore<CertAuthority>
     /// The cluster name (one item).
     public let clusterName: ResourceStore<ClusterNameResource>

@@ -90,14 +90,20 @@ struct Auth: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Sign certificates for a user (automation) or a host (OpenSSH sshd).")
         @OptionGroup var global: GlobalOptions
         @Option(name: .customLong("user"), help: "Sign a user's certificates.") var user: String?
-        @Option(name: .customLong("host"), help: "Sign an SSH host certificate for these comma-separated names.") var host: String?
+        @Option(name: .customLong("host"), help: "Sign a host certificate (SSH, or a database server's with --format=db) for these comma-separated names.")
+        var host: String?
         @Option(name: [.short, .customLong("out")], help: "Where to write the credentials.") var out: String
         @Option(name: .customLong("ttl"), help: "Certificate lifetime, e.g. 1h.") var ttl: String?
-        @Option(name: .customLong("format"), help: "file (identity file) or openssh.") var format = "file"
+        @Option(name: .customLong("format"), help: "file (identity file), openssh, or db (NAME.crt, .key, .cas for a database).")
+        var format = "file"
         func run() async throws {
             try await perform {
                 guard let parsed = SignCommands.Format(rawValue: format) else {
-                    throw TeleportError.badParameter("--format=\(format) is not known (expected file or openssh)")
+                    throw TeleportError.badParameter("--format=\(format) is not known (expected file, openssh or db)")
+                }
+                if parsed == .db {
+                    return try await SignCommands.signDatabase(
+                        global.connection, hosts: host, user: user, out: out, ttl: ttl ?? (host == nil ? "12h" : "2190h"))
                 }
                 switch (user, host) {
                 case (let user?, nil):
@@ -114,7 +120,7 @@ struct Auth: AsyncParsableCommand {
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Export the public keys of the CAs (for OpenSSH and TLS).")
         @OptionGroup var global: GlobalOptions
-        @Option(name: .customLong("type"), help: "user, host, tls (the host CA's certificate), tls-host or tls-user.")
+        @Option(name: .customLong("type"), help: "user, host, tls (the host CA's certificate), tls-host, tls-user or db (the database CA's certificate).")
         var type: String?
         func run() async throws {
             try await perform {

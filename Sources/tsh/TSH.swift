@@ -42,7 +42,7 @@ extension CommandTree {
 struct TSH: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tsh", abstract: "The Teleport client.",
-        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, SCP.self, Play.self, Recordings.self, Sessions.self, Join.self, Proxy.self, Config.self, KnownHosts.self, Version.self])
+        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, SCP.self, Play.self, Recordings.self, Sessions.self, Join.self, Proxy.self, Config.self, KnownHosts.self, Version.self, Db.self])
 }
 
 /// The options every `tsh` command takes.
@@ -289,6 +289,29 @@ extension TSH {
         func run() async throws {
             try await perform {
                 try await TSHCommands.recordings(global.client, json: format == "json", from: from, to: to, context: .live())
+            }
+        }
+    }
+}
+
+extension TSH {
+    struct Db: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Databases.", subcommands: [DbList.self])
+    }
+
+    struct DbList: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ls", abstract: "List the databases you may access; filter by labels: tsh db ls env=prod.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Label filter key=value[,key=value...].") var labels: String?
+        @Option(name: .customLong("format"), help: "text or json.") var format = "text"
+
+        func run() async throws {
+            try await perform {
+                guard let parsed = TSHCommands.DatabaseListFormat(rawValue: format) else {
+                    throw TeleportError.badParameter("--format=\(format) is not known (expected text or json)")
+                }
+                return try await TSHCommands.listDatabases(global.client, labels: labels ?? "", format: parsed, context: .live())
             }
         }
     }

@@ -52,7 +52,8 @@ enum ResourceSamples {
                 allow: Role.Conditions(
                     logins: ["ubuntu", "ec2-user"],
                     nodeLabels: ["env": LabelValues(["staging", "dev"]), "*": LabelValues(["*"]), "region": LabelValues(["^us-.*$"])],
-                    rules: [Role.Rule(resources: ["node", "role"], verbs: ["list", "read"])]),
+                    rules: [Role.Rule(resources: ["node", "role"], verbs: ["list", "read"])], dbLabels: ["env": LabelValues(["dev"])],
+                    dbUsers: ["{{internal.db_users}}", "alice"], dbNames: ["postgres"]),
                 deny: Role.Conditions(logins: ["root"], nodeLabels: ["env": LabelValues(["prod"])])))
         role.metadata.description = "developers"
         return role
@@ -98,6 +99,14 @@ enum ResourceSamples {
         Lock(name: "c6f2a1d0-5b1e-4f5e-9d4e-1a2b3c4d5e6f", target: .init(user: "joe"), message: "incident 42", expires: created.addingTimeInterval(3600))
     }
 
+    static var database: DatabaseServer {
+        DatabaseServer(
+            name: "sales", labels: ["env": "dev"],
+            spec: .init(
+                protocol: .postgres, uri: "db.example.com:5432", description: "the sales database", hostID: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4e",
+                hostname: "dbhost", dynamicLabels: ["uptime": .init(period: "1m", command: ["uptime"], result: "up")], version: "0.1.0"))
+    }
+
     static var proxy: ServerProxy {
         var proxy = ServerProxy(
             uuid: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", hostname: "proxy-2", addr: "lb.example.com:3080", publicAddr: "lb.example.com:3080")
@@ -107,6 +116,9 @@ enum ResourceSamples {
 
     /// Every kind, as `tctl get all` would list them.
     static var all: [AnyResource] {
-        [.clusterName(clusterName), .certAuthority(certAuthority), .role(role), .user(user), .token(token), .node(node), .lock(lock), .registered(proxy)]
+        [
+            .clusterName(clusterName), .certAuthority(certAuthority), .role(role), .user(user), .token(token), .node(node), .lock(lock),
+            .registered(proxy), .registered(database),
+        ]
     }
 }

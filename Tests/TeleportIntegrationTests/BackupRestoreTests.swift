@@ -69,13 +69,15 @@ struct BackupRestoreTests {
             return all.stdout
         }
 
-        // What the backup holds: the CAs with their private keys, the role, the user, the token.
+        // What the backup holds: the three CAs with their private keys, the role, the user, the token.
         let resources = try ResourceCodec.decodeDocuments(backup, source: statePath)
         let cas = resources.compactMap { resource -> CertAuthority? in
             if case .certAuthority(let ca) = resource { return ca }
             return nil
         }
-        #expect(Set(cas.map(\.spec.type.rawValue)) == ["host", "user"])
+        // The database CA (X.509 only) is backed up and restored like the others.
+        #expect(Set(cas.map(\.spec.type.rawValue)) == ["db", "host", "user"])
+        #expect(cas.first { $0.spec.type == .db }?.spec.activeKeys.ssh.isEmpty == true)
         for ca in cas {
             #expect(ca.spec.activeKeys.ssh.allSatisfy { $0.privateKey?.contains("PRIVATE KEY") == true }, "\(ca.name) SSH key")
             #expect(ca.spec.activeKeys.tls.allSatisfy { $0.key?.contains("PRIVATE KEY") == true }, "\(ca.name) TLS key")

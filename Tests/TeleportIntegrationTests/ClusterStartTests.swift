@@ -19,6 +19,8 @@ struct ClusterStartTests {
             let status = try await cluster.tctl(["status"])
             #expect(status.exitCode == 0, "\(status)")
             #expect(status.stdout.contains("Cluster  pin.example"))
+            // The database CA is listed too, without SSH fingerprints.
+            #expect(status.stdout.split(separator: "\n").contains { $0.hasPrefix("DB CA") && $0.hasSuffix("X.509 only") }, "\(status.stdout)")
             let pinLine = try #require(status.stdout.split(separator: "\n").first { $0.hasPrefix("CA pin") })
             let pin = try #require(pinLine.split(separator: " ").last.map(String.init))
             #expect(pin.hasPrefix("sha256:") && pin.count == 7 + 64)

@@ -84,7 +84,7 @@ public enum AuthAPI {
         public var clusterName: String
         /// The server's version.
         public var serverVersion: String
-        /// The user and host CAs.
+        /// The user, host and database CAs.
         public var certAuthorities: [CAStatus]
         /// The pin of the host CA, `sha256:<hex>`.
         public var caPin: String

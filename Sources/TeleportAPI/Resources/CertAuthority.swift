@@ -1,15 +1,17 @@
 public import Foundation
 
-/// A certificate authority of the cluster (`kind: cert_authority`): the user CA or the host CA.
+/// A certificate authority of the cluster (`kind: cert_authority`): the user CA, the host CA or the
+/// database CA.
 ///
-/// Each holds an SSH signing key (Ed25519) and an X.509 CA (ECDSA P-256). Private keys are stored in
+/// The user and host CAs each hold an SSH signing key (Ed25519) and an X.509 CA (ECDSA P-256); the
+/// database CA is X.509 only and is never trusted by the cluster's own mutual TLS. Private keys are stored in
 /// the backend of the auth service and leave it only for `tctl get --with-secrets` (backups).
 public struct CertAuthority: Resource {
     public static let kind = "cert_authority"
     public static let currentVersion = "v2"
     public var kind: String
     public var version: String
-    /// `metadata.name` is the CA type: `user` or `host`.
+    /// `metadata.name` is the CA type: `user`, `host` or `db`.
     public var metadata: Metadata
     public var spec: Spec
 
@@ -19,11 +21,22 @@ public struct CertAuthority: Resource {
         case user
         /// Signs host certificates.
         case host
+        /// Signs certificates for databases (`tctl auth sign --format=db`): X.509 only, outside the
+        /// cluster's own mutual TLS.
+        case db
+
+        /// The CAs whose X.509 certificates the cluster's mutual TLS trusts (the auth API's client
+        /// and server certificates, identity files). The database CA is not one of them: a
+        /// certificate it signs must never authenticate to the cluster.
+        public static let clusterTrust: [CAType] = [.user, .host]
+
+        /// True when the CA has an SSH key pair (the database CA has none).
+        public var hasSSHKeys: Bool { self != .db }
     }
 
     /// The CA's keys and rotation state.
     public struct Spec: Codable, Sendable, Equatable {
-        /// `user` or `host`.
+        /// `user`, `host` or `db`.
         public var type: CAType
         /// The cluster the CA belongs to.
         public var clusterName: String
@@ -143,8 +156,11 @@ public struct CertAuthority: Resource {
         guard metadata.name == spec.type.rawValue else {
             throw TeleportError.badParameter("cert_authority: metadata.name must equal spec.type (\(spec.type.rawValue))")
         }
-        guard !spec.activeKeys.ssh.isEmpty, !spec.activeKeys.tls.isEmpty else {
-            throw TeleportError.badParameter("cert_authority \(name): spec.active_keys needs an ssh and a tls key pair")
+        guard !spec.activeKeys.tls.isEmpty, spec.type.hasSSHKeys ? !spec.activeKeys.ssh.isEmpty : spec.activeKeys.ssh.isEmpty else {
+            throw TeleportError.badParameter(
+                spec.type.hasSSHKeys
+                    ? "cert_authority \(name): spec.active_keys needs an ssh and a tls key pair"
+                    : "cert_authority \(name): spec.active_keys needs a tls key pair and no ssh key pair (the db CA is X.509 only)")
         }
     }
 }

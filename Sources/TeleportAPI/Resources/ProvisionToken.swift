@@ -45,6 +45,8 @@ public enum SystemRole: String, Codable, Sendable, CaseIterable, Comparable {
     case proxy = "Proxy"
     /// The local administrator (`tctl` on the auth host).
     case admin = "Admin"
+    /// A database service (`teleport start --roles=db`): heartbeats `db_server` records.
+    case db = "Db"
 
     /// Parses `node`, `Node`, `NODE`, ...
     public init?(caseInsensitive value: String) {

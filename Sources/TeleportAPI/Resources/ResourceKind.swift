@@ -14,6 +14,8 @@ public struct ServerKind: RawRepresentable, Hashable, Sendable, CustomStringConv
     public static let node = ServerKind(rawValue: ServerNode.kind)
     /// Proxies (``ServerProxy``): agents read them to keep a tunnel to each.
     public static let proxy = ServerKind(rawValue: ServerProxy.kind)
+    /// Databases (``DatabaseServer``), one record per database a database service serves.
+    public static let database = ServerKind(rawValue: DatabaseServer.kind)
 
     /// The kind's name.
     public var description: String { rawValue }
@@ -98,6 +100,9 @@ public enum ResourceKinds {
         ResourceKind(ServerNode.self, aliases: ["nodes"], storagePrefix: "/nodes/default/", inBackup: false, serverKind: .node),
         ResourceKind(Lock.self, aliases: ["locks"], storagePrefix: "/locks/"),
         ResourceKind(ServerProxy.self, aliases: ["proxies"], storagePrefix: ServerProxy.storagePrefix, inBackup: false, serverKind: .proxy),
+        ResourceKind(
+            DatabaseServer.self, aliases: ["db_servers", "databases", "database", "db"], storagePrefix: DatabaseServer.storagePrefix,
+            inBackup: false, serverKind: .database),
     ]
 
     private static let registered = Mutex<[ResourceKind]>([])

@@ -66,18 +66,33 @@ public struct Role: Resource {
         public var nodeLabels: [String: LabelValues]?
         /// API access rules.
         public var rules: [Rule]?
+        /// Database label selectors (as `node_labels`, for `db_server` records).
+        public var dbLabels: [String: LabelValues]?
+        /// Database users, with trait templates such as `{{internal.db_users}}`.
+        public var dbUsers: [String]?
+        /// Database names, with trait templates such as `{{internal.db_names}}`.
+        public var dbNames: [String]?
 
         enum CodingKeys: String, CodingKey {
             case logins
             case nodeLabels = "node_labels"
             case rules
+            case dbLabels = "db_labels"
+            case dbUsers = "db_users"
+            case dbNames = "db_names"
         }
 
         /// Creates conditions.
-        public init(logins: [String]? = nil, nodeLabels: [String: LabelValues]? = nil, rules: [Rule]? = nil) {
+        public init(
+            logins: [String]? = nil, nodeLabels: [String: LabelValues]? = nil, rules: [Rule]? = nil, dbLabels: [String: LabelValues]? = nil,
+            dbUsers: [String]? = nil, dbNames: [String]? = nil
+        ) {
             self.logins = logins
             self.nodeLabels = nodeLabels
             self.rules = rules
+            self.dbLabels = dbLabels
+            self.dbUsers = dbUsers
+            self.dbNames = dbNames
         }
     }
 
@@ -106,12 +121,19 @@ public struct Role: Resource {
     public func validate() throws {
         try validateEnvelope()
         for (block, conditions) in [("allow", spec.allow), ("deny", spec.deny)] {
-            for (key, values) in conditions?.nodeLabels ?? [:] {
-                for pattern in values.values where pattern.hasPrefix("^") && pattern.hasSuffix("$") {
-                    guard (try? NSRegularExpression(pattern: pattern)) != nil else {
-                        throw TeleportError.badParameter(
-                            "role \(name): spec.\(block).node_labels.\(key): \(pattern.debugDescription) is not a valid regular expression")
+            for (field, selector) in [("node_labels", conditions?.nodeLabels), ("db_labels", conditions?.dbLabels)] {
+                for (key, values) in selector ?? [:] {
+                    for pattern in values.values where pattern.hasPrefix("^") && pattern.hasSuffix("$") {
+                        guard (try? NSRegularExpression(pattern: pattern)) != nil else {
+                            throw TeleportError.badParameter(
+                                "role \(name): spec.\(block).\(field).\(key): \(pattern.debugDescription) is not a valid regular expression")
+                        }
                     }
+                }
+            }
+            for (field, values) in [("db_users", conditions?.dbUsers), ("db_names", conditions?.dbNames)] {
+                for value in values ?? [] {
+                    try Self.validateNameOrTemplate(value, field: "spec.\(block).\(field)", role: name)
                 }
             }
         }
@@ -121,6 +143,30 @@ public struct Role: Resource {
         }
         if let ttl = spec.options?.maxSessionTTL, GoDuration.parse(ttl) == nil {
             throw TeleportError.badParameter("role \(name): spec.options.max_session_ttl: \(ttl.debugDescription) is not a duration such as 8h")
+        }
+    }
+}
+
+extension Role {
+    /// A `db_users`/`db_names` entry: `*`, a `{{internal.X}}`/`{{external.X}}` template, or a
+    /// name of 1–63 printable characters without spaces or braces.
+    static func validateNameOrTemplate(_ value: String, field: String, role: String) throws {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        if trimmed.hasPrefix("{{") || trimmed.hasSuffix("}}") || trimmed.contains("{{") {
+            let inner = trimmed.hasPrefix("{{") && trimmed.hasSuffix("}}") ? trimmed.dropFirst(2).dropLast(2).trimmingCharacters(in: .whitespaces) : ""
+            let parts = inner.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 2, ["internal", "external"].contains(String(parts[0])), !parts[1].isEmpty,
+                parts[1].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" })
+            else {
+                throw TeleportError.badParameter(
+                    "role \(role): \(field): \(value.debugDescription) is not a template such as {{internal.db_users}} or {{external.db_names}}")
+            }
+            return
+        }
+        guard (1...63).contains(trimmed.utf8.count), trimmed.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && $0 != "{" && $0 != "}" })
+        else {
+            throw TeleportError.badParameter(
+                "role \(role): \(field): \(value.debugDescription) is not a name (1-63 printable characters, no spaces), * or a template")
         }
     }
 }
