@@ -76,6 +76,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "TeleportBackendEtcd",
+            dependencies: ["TeleportBackend", "TeleportAPI", logging, nioCore, nioPosix, nioSSL, .product(name: "NIOHTTP1", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TeleportServices",
             dependencies: ["TeleportBackend", "TeleportAPI", "TeleportCrypto", logging],
             swiftSettings: swiftSettings
@@ -235,7 +240,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportBackendTests",
-            dependencies: ["TeleportBackend", "TeleportBackendSQLite", "TeleportAPI", "TeleportServices", logging],
+            dependencies: [
+                "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportAPI", "TeleportServices",
+                "TeleportTestSupport", logging,
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
