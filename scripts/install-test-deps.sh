@@ -4,10 +4,11 @@
 # haproxy (the round-robin load balancer in front of two proxies in MultiProxyTunnelTests, started per test), Debian's chromium
 # and Playwright (PyPI) for the web UI's browser tests (Playwright drives /usr/bin/chromium; it downloads no browser), xterm.js
 # (libjs-xterm: the web terminal serves it from /usr/share/javascript/xterm; its xterm.js is a CommonJS stub, so node-xterm provides the modules the proxy bundles),
+# etcd-server (the etcd backend's compliance and watch tests start etcd per test as nobody, with TLS certificates made by openssl),
 # and the third-party SSH clients paramiko, asyncssh and ansible-core (PyPI, with pip).
 # Needs root (or sudo). Safe to run again.
 set -euo pipefail
-packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2 iptables tinyproxy vim-tiny haproxy chromium libjs-xterm node-xterm)
+packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2 iptables tinyproxy vim-tiny haproxy chromium libjs-xterm node-xterm etcd-server)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -394,7 +394,16 @@ public final class EtcdBackend: Backend {
     // MARK: Watches
 
     public func watch(prefix watchPrefix: String) async throws -> AsyncStream<BackendEvent> {
-        let start = try await currentRevision() + 1
+        try await watch(prefix: watchPrefix, fromRevision: try await currentRevision() + 1)
+    }
+
+    /// Compacts etcd's history up to `revision` (tests: a watcher resuming from before it gets a reset).
+    package func compact(revision: Int64) async throws {
+        let _: EtcdWire.PutResponse = try await call("/v3/kv/compaction", EtcdWire.CompactionRequest(revision: .init(revision), physical: true))
+    }
+
+    /// A watch from etcd revision `start` (the public one starts at the next revision).
+    package func watch(prefix watchPrefix: String, fromRevision start: Int64) async throws -> AsyncStream<BackendEvent> {
         let (stream, continuation) = AsyncStream.makeStream(of: BackendEvent.self)
         let (ready, readySignal) = AsyncStream.makeStream(of: TeleportError?.self)
         let id = try state.withLock { state in

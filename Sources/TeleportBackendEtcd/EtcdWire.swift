@@ -73,6 +73,11 @@ enum EtcdWire {
         var request_delete_range: DeleteRangeRequest?
     }
 
+    struct CompactionRequest: Encodable {
+        var revision: Int64Text
+        var physical: Bool
+    }
+
     struct TxnRequest: Encodable {
         var compare: [Compare]
         var success: [RequestOp]
