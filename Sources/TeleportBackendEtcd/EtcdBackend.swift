@@ -51,7 +51,23 @@ public final class EtcdBackend: Backend {
         var closed = false
         var token: String?
         var nextWatch = 0
-        var watches: [Int: (task: Task<Void, Never>, continuation: AsyncStream<BackendEvent>.Continuation)] = [:]
+        var watches: [Int: Watch] = [:]
+    }
+
+    /// One watch: its task, stream, prefix, the next revision it will deliver, and the last revision
+    /// this client wrote under its prefix (``close()`` lets it deliver that far first).
+    private struct Watch {
+        var task: Task<Void, Never>
+        var continuation: AsyncStream<BackendEvent>.Continuation
+        var prefix: String
+        var progress: WatchProgress
+        var written: Int64 = 0
+    }
+
+    /// The next revision a watch will deliver, shared by its task and ``close()``.
+    private final class WatchProgress: Sendable {
+        let next: Mutex<Int64>
+        init(_ start: Int64) { next = Mutex(start) }
     }
 
     private let transport: EtcdTransport
@@ -200,7 +216,8 @@ public final class EtcdBackend: Backend {
         } catch {
             throw TeleportError.internalError("the etcd value at \(prefix)\(teleportKey(kv.key)) is not a Teleport item: \(error)")
         }
-        return Item(key: teleportKey(kv.key), value: stored.v, expires: stored.e, revision: String(kv.mod_revision?.value ?? 0))
+        let key = teleportKey(kv.key)
+        return Item(key: key, value: stored.v, expires: stored.e, revision: Self.revision(kv.mod_revision?.value ?? 0, key))
     }
 
     private func isLive(_ item: Item) -> Bool {
@@ -243,14 +260,31 @@ public final class EtcdBackend: Backend {
             : EtcdWire.Compare(key: etcdKey(key), target: "MOD", mod_revision: .init(modRevision))
         let reply: EtcdWire.TxnResponse = try await call("/v3/kv/txn", EtcdWire.TxnRequest(compare: [compare], success: [operation]))
         guard reply.succeeded == true else { return nil }
-        return reply.header?.revision?.value ?? 0
+        let revision = reply.header?.revision?.value ?? 0
+        noteWrite(revision, startKey: key, endKey: nil)
+        return revision
+    }
+
+    /// Records that this client wrote `revision` to `startKey` (or the range up to `endKey`).
+    private func noteWrite(_ revision: Int64, startKey: String, endKey: String?) {
+        state.withLock { state in
+            for (id, watch) in state.watches {
+                let touches =
+                    if let endKey { startKey.hasPrefix(watch.prefix) || watch.prefix.hasPrefix(startKey) || (startKey..<endKey).contains(watch.prefix) } else { startKey.hasPrefix(watch.prefix) }
+                if touches { state.watches[id]?.written = max(watch.written, revision) }
+            }
+        }
     }
 
     private func stamped(_ item: Item, _ revision: Int64) -> Item {
         var stored = item
-        stored.revision = String(revision)
+        stored.revision = Self.revision(revision, item.key)
         return stored
     }
+
+    /// An item's revision: etcd's `mod_revision`, then the key, since every key one transaction
+    /// (``putBatch(_:)``) writes shares the mod_revision.
+    package static func revision(_ modRevision: Int64, _ key: String) -> String { "\(modRevision):\(key)" }
 
     private func conflict(_ key: String) -> TeleportError {
         TeleportError.compareFailed("key \(key) kept changing under concurrent writers; try again")
@@ -267,14 +301,17 @@ public final class EtcdBackend: Backend {
 
     @discardableResult public func put(_ item: Item) async throws -> Item {
         let reply: EtcdWire.PutResponse = try await call("/v3/kv/put", try await putRequest(item))
-        return stamped(item, reply.header?.revision?.value ?? 0)
+        let revision = reply.header?.revision?.value ?? 0
+        noteWrite(revision, startKey: item.key, endKey: nil)
+        return stamped(item, revision)
     }
 
     public func putBatch(_ items: [Item]) async throws {
         guard !items.isEmpty else { return }
         var operations: [EtcdWire.RequestOp] = []
         for item in items { operations.append(EtcdWire.RequestOp(request_put: try await putRequest(item))) }
-        let _: EtcdWire.TxnResponse = try await call("/v3/kv/txn", EtcdWire.TxnRequest(compare: [], success: operations))
+        let reply: EtcdWire.TxnResponse = try await call("/v3/kv/txn", EtcdWire.TxnRequest(compare: [], success: operations))
+        for item in items { noteWrite(reply.header?.revision?.value ?? 0, startKey: item.key, endKey: nil) }
     }
 
     @discardableResult public func create(_ item: Item) async throws -> Item {
@@ -360,8 +397,9 @@ public final class EtcdBackend: Backend {
     }
 
     public func deleteRange(startKey: String, endKey: String) async throws {
-        let _: EtcdWire.PutResponse = try await call(
+        let reply: EtcdWire.PutResponse = try await call(
             "/v3/kv/deleterange", EtcdWire.DeleteRangeRequest(key: etcdKey(startKey), range_end: etcdKey(endKey)))
+        noteWrite(reply.header?.revision?.value ?? 0, startKey: startKey, endKey: endKey)
     }
 
     public func keepAlive(_ key: String, expires: Date) async throws {
@@ -411,10 +449,11 @@ public final class EtcdBackend: Backend {
             state.nextWatch += 1
             return state.nextWatch
         }
+        let progress = WatchProgress(start)
         let task = Task { [self] in
-            await self.runWatch(prefix: watchPrefix, from: start, continuation: continuation, ready: readySignal)
+            await self.runWatch(prefix: watchPrefix, progress: progress, continuation: continuation, ready: readySignal)
         }
-        state.withLock { $0.watches[id] = (task, continuation) }
+        state.withLock { $0.watches[id] = Watch(task: task, continuation: continuation, prefix: watchPrefix, progress: progress) }
         continuation.onTermination = { [weak self] _ in
             task.cancel()
             self?.state.withLock { _ = $0.watches.removeValue(forKey: id) }
@@ -432,16 +471,15 @@ public final class EtcdBackend: Backend {
     /// Follows one watch until cancelled: reconnects from the last revision seen when the stream
     /// breaks, and yields `.reset` (then follows from now) when etcd has compacted that revision.
     private func runWatch(
-        prefix watchPrefix: String, from start: Int64, continuation: AsyncStream<BackendEvent>.Continuation,
+        prefix watchPrefix: String, progress: WatchProgress, continuation: AsyncStream<BackendEvent>.Continuation,
         ready: AsyncStream<TeleportError?>.Continuation
     ) async {
-        let next = Mutex(start)
         let created = Mutex(false)
         let key = etcdKey(watchPrefix)
         let end = Data(Keys.rangeEnd(prefix + watchPrefix).utf8)
         let failures = Mutex(0)
         while !Task.isCancelled {
-            let from = next.withLock { $0 }
+            let from = progress.next.withLock { $0 }
             do {
                 let body = try JSONEncoder().encode(
                     EtcdWire.WatchRequest(create_request: .init(key: key, range_end: end, start_revision: .init(from))))
@@ -469,7 +507,7 @@ public final class EtcdBackend: Backend {
                         // The revisions we would resume from are gone: say so, then follow from now.
                         self.logger.warning("etcd compacted the watched revisions; resetting watchers", metadata: ["compacted": "\(compacted)"])
                         continuation.yield(.reset)
-                        next.withLock { $0 = (result.header?.revision?.value ?? compacted) + 1 }
+                        progress.next.withLock { $0 = (result.header?.revision?.value ?? compacted) + 1 }
                         throw CancellationError()
                     }
                     if result.canceled == true {
@@ -482,7 +520,7 @@ public final class EtcdBackend: Backend {
                         } else {
                             continuation.yield(.put(try self.decode(kv)))
                         }
-                        if let revision = kv.mod_revision?.value { next.withLock { $0 = revision + 1 } }
+                        if let revision = kv.mod_revision?.value { progress.next.withLock { $0 = revision + 1 } }
                     }
                 }
             } catch is CancellationError {
@@ -505,14 +543,20 @@ public final class EtcdBackend: Backend {
         continuation.finish()
     }
 
+    /// Ends every watch: each first delivers what this client wrote under its prefix (for at most
+    /// five seconds), so a write acknowledged before `close` is not lost to its own watchers.
     public func close() async throws {
         let watches = state.withLock { state in
             state.closed = true
-            let watches = state.watches.values.map { $0 }
+            let watches = Array(state.watches.values)
             state.watches.removeAll()
             return watches
         }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
         for watch in watches {
+            while watch.progress.next.withLock({ $0 }) <= watch.written, ContinuousClock.now < deadline, !watch.task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
             watch.task.cancel()
             watch.continuation.finish()
         }

@@ -157,6 +157,8 @@ struct EtcdTransport: Sendable {
             }
         } catch let error as TeleportError {
             throw error
+        } catch let error as CancellationError {
+            throw error
         } catch {
             throw TeleportError.connectionProblem("the connection to etcd at \(endpoint) failed: \(error)", cause: error)
         }
