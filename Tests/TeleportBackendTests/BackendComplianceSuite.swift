@@ -3,6 +3,7 @@ import Logging
 import TeleportAPI
 import TeleportBackend
 import TeleportBackendEtcd
+import TeleportTestSupport
 import TeleportBackendSQLite
 import Testing
 

@@ -3,6 +3,7 @@ import Logging
 import TeleportAPI
 import TeleportBackend
 import TeleportBackendEtcd
+import TeleportTestSupport
 import Testing
 
 /// etcd-specific behaviour, against a real etcd per test (the shared contract is in BackendComplianceSuite).
@@ -122,5 +123,13 @@ struct EtcdBackendTests {
             #expect(try await backend.getRange(prefix: "/many/", limit: 700).map(\.key) == Array(keys.prefix(700)))
             try await backend.close()
         }
+    }
+}
+
+extension EtcdServer {
+    /// Settings for a client with the test's client certificate, under `prefix`.
+    func settings(prefix: String) -> EtcdSettings {
+        EtcdSettings(
+            peers: [url], prefix: prefix, tlsCertFile: path("client.pem"), tlsKeyFile: path("client.key"), tlsCAFile: path("ca.pem"))
     }
 }

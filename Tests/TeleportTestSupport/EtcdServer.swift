@@ -1,20 +1,18 @@
-import Foundation
-import Logging
-import TeleportAPI
-import TeleportBackend
-import TeleportBackendEtcd
-import TeleportTestSupport
+public import Foundation
+#if canImport(Glibc)
+    public import Glibc
+#endif
 
 /// A real single-member etcd for one test: TLS with client certificates (made by openssl), in a private
 /// temporary directory owned by `nobody`, run as `nobody` via setpriv on free loopback ports; stopped by PID.
-final class EtcdServer: @unchecked Sendable {
-    let directory: URL
-    let clientPort: UInt16
-    let peerPort: UInt16
-    private(set) var pid: pid_t = 0
+public final class EtcdServer: @unchecked Sendable {
+    public let directory: URL
+    public let clientPort: UInt16
+    public let peerPort: UInt16
+    public private(set) var pid: pid_t = 0
 
-    static let etcdPath = "/usr/bin/etcd"
-    static var isInstalled: Bool { FileManager.default.isExecutableFile(atPath: etcdPath) }
+    public static let etcdPath = "/usr/bin/etcd"
+    public static var isInstalled: Bool { FileManager.default.isExecutableFile(atPath: etcdPath) }
 
     private init(directory: URL, clientPort: UInt16, peerPort: UInt16) {
         self.directory = directory
@@ -22,17 +20,11 @@ final class EtcdServer: @unchecked Sendable {
         self.peerPort = peerPort
     }
 
-    var url: String { "https://127.0.0.1:\(clientPort)" }
-    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
-
-    /// Settings for a client with the test's client certificate, under `prefix`.
-    func settings(prefix: String) -> EtcdSettings {
-        EtcdSettings(
-            peers: [url], prefix: prefix, tlsCertFile: path("client.pem"), tlsKeyFile: path("client.key"), tlsCAFile: path("ca.pem"))
-    }
+    public var url: String { "https://127.0.0.1:\(clientPort)" }
+    public func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     /// Makes the certificates and starts etcd.
-    static func start() async throws -> EtcdServer {
+    public static func start() async throws -> EtcdServer {
         let directory = try TestSupport.makeTemporaryDirectory(prefix: "etcd")
         let server = EtcdServer(
             directory: directory, clientPort: try TestSupport.freeLoopbackPort(), peerPort: try TestSupport.freeLoopbackPort())
@@ -66,7 +58,7 @@ final class EtcdServer: @unchecked Sendable {
     }
 
     /// Starts etcd (again, after ``stop()``, on the same data and ports) and waits until it serves.
-    func launch() async throws {
+    public func launch() async throws {
         let arguments = [
             "--reuid=nobody", "--regid=nogroup", "--clear-groups", Self.etcdPath,
             "--name", "test", "--data-dir", path("data"),
@@ -79,36 +71,34 @@ final class EtcdServer: @unchecked Sendable {
             "--log-outputs", "stderr",
         ]
         pid = try TestSupport.spawnDaemon("/usr/bin/setpriv", arguments, logPath: path("etcd.log"))
-        // Up when a client can read through it (the member has elected itself).
-        var lastError: (any Error)?
-        for _ in 0..<300 {
-            do {
-                let backend = try await EtcdBackend.open(settings: settings(prefix: "/probe/"), logger: Logger(label: "test.etcd"))
-                try await backend.close()
-                return
-            } catch {
-                lastError = error
-                try await Task.sleep(for: .milliseconds(100))
-            }
+        // Up when a client can read through the JSON gateway (the member has elected itself).
+        let probe = [
+            "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", path("ca.pem"), "--cert", path("client.pem"),
+            "--key", path("client.key"), "-X", "POST", "-d", "{\"key\":\"AA==\"}", "\(url)/v3/kv/range",
+        ]
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if try await TestSupport.run("/usr/bin/curl", probe).stdout == "200" { return }
+            try await Task.sleep(for: .milliseconds(100))
         }
         let log = (try? String(contentsOfFile: path("etcd.log"), encoding: .utf8))?.suffix(2000) ?? ""
-        throw TeleportError.internalError("etcd did not come up: \(lastError.map { "\($0)" } ?? "")\n\(log)")
+        throw EtcdServerError("etcd did not come up in 60 s:\n\(log)")
     }
 
     /// Stops etcd by PID (the data stays for a ``launch()`` again).
-    func stop() async {
+    public func stop() async {
         if pid > 0 { _ = await TestSupport.stopDaemon(pid) }
         pid = 0
     }
 
     /// Stops etcd and removes its directory.
-    func remove() async {
+    public func remove() async {
         await stop()
         try? FileManager.default.removeItem(at: directory)
     }
 
     /// Runs `body` with a fresh etcd, removed afterwards whether `body` succeeded or not.
-    static func with<T>(_ body: (EtcdServer) async throws -> T) async throws -> T {
+    public static func with<T>(_ body: (EtcdServer) async throws -> T) async throws -> T {
         let server = try await start()
         do {
             let value = try await body(server)
@@ -119,4 +109,10 @@ final class EtcdServer: @unchecked Sendable {
             throw error
         }
     }
+}
+
+/// A failure to set up the test etcd.
+public struct EtcdServerError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
 }
