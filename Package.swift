@@ -77,6 +77,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "TeleportBackendEtcd",
+            dependencies: ["TeleportBackend", "TeleportAPI", logging, nioCore, nioPosix, nioSSL, .product(name: "NIOHTTP1", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TeleportServices",
             dependencies: ["TeleportBackend", "TeleportAPI", "TeleportCrypto", logging],
             swiftSettings: swiftSettings
@@ -162,7 +167,7 @@ let package = Package(
         .target(
             name: "TeleportDaemon",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportBackendSQLite", "TeleportServices",
+                "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportServices",
                 "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient", "TeleportSSH", "TeleportTunnel",
                 yams, logging, nioCore, nioPosix, x509,
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -239,7 +244,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportBackendTests",
-            dependencies: ["TeleportBackend", "TeleportBackendSQLite", "TeleportAPI", "TeleportServices", logging],
+            dependencies: [
+                "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportAPI", "TeleportServices",
+                "TeleportTestSupport", logging,
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

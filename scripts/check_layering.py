@@ -13,14 +13,14 @@ import subprocess
 import sys
 
 FORBIDDEN_FOR_CLIENTS = {
-    "TeleportAuthServer", "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendPostgres",
+    "TeleportAuthServer", "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportBackendPostgres",
     "TeleportDaemon", "TeleportProxy", "TeleportNode", "Hummingbird", "HummingbirdTLS", "HummingbirdCore",
     "SQLiteNIO", "PostgresNIO",
 }
 LAYERS = {
     "TeleportAPI": 0, "TeleportCrypto": 0, "TeleportWire": 0,
     "TeleportAccess": 1, "TeleportBackend": 1, "TeleportEvents": 1,
-    "TeleportBackendSQLite": 2, "TeleportBackendPostgres": 2, "TeleportServices": 2, "TeleportSSH": 2,
+    "TeleportBackendSQLite": 2, "TeleportBackendEtcd": 2, "TeleportBackendPostgres": 2, "TeleportServices": 2, "TeleportSSH": 2,
     "TeleportAuthClient": 2,
     "TeleportTunnel": 3, "TeleportSSHClient": 3,
     "TeleportAuthServer": 4, "TeleportProxy": 4, "TeleportNode": 4,

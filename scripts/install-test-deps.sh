@@ -4,13 +4,14 @@
 # haproxy (the round-robin load balancer in front of two proxies in MultiProxyTunnelTests, started per test), Debian's chromium
 # and Playwright (PyPI) for the web UI's browser tests (Playwright drives /usr/bin/chromium; it downloads no browser), xterm.js
 # (libjs-xterm: the web terminal serves it from /usr/share/javascript/xterm; its xterm.js is a CommonJS stub, so node-xterm provides the modules the proxy bundles),
+# etcd-server (the etcd backend's compliance and watch tests start etcd per test as nobody, with TLS certificates made by openssl),
 # PostgreSQL 15 (postgresql-15: initdb/postgres/psql, run per test as the postgres user with setpriv) and MariaDB
 # (mariadb-server, mariadb-client: mariadbd and the mariadb client, run per test as the mysql user) for the database tests,
 # the third-party SSH clients paramiko, asyncssh and ansible-core (PyPI, with pip), and websockets (PyPI: the web terminal's
 # security tests and bench/web_terminal.py).
 # Needs root (or sudo). Safe to run again.
 set -euo pipefail
-packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2 iptables tinyproxy vim-tiny haproxy chromium libjs-xterm node-xterm postgresql-15 postgresql-client-15 mariadb-server mariadb-client util-linux)
+packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2 iptables tinyproxy vim-tiny haproxy chromium libjs-xterm node-xterm postgresql-15 postgresql-client-15 mariadb-server mariadb-client util-linux etcd-server)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -41,6 +41,10 @@ actor UserCertificateFeed {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await event in stream {
+                        if case .reset = event {
+                            await self?.resetFeed()
+                            continue
+                        }
                         guard case .put(let item) = event, let record = try? Self.decode(item.value) else { continue }
                         await self?.append(record)
                     }
@@ -54,6 +58,17 @@ actor UserCertificateFeed {
                 }
             }
         }
+    }
+
+    /// The backend may have lost events (``BackendEvent/reset``): every cursor handed out so far gets
+    /// a full snapshot next time, and waiting polls answer now.
+    private func resetFeed() {
+        logger.warning("the backend's watch was reset; certificate feed subscribers get a snapshot")
+        sequence += 1
+        recent.removeAll()
+        let woken = waiters
+        waiters.removeAll()
+        for (_, waiter) in woken { waiter.resume() }
     }
 
     private func append(_ certificate: String?) {

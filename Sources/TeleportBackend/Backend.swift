@@ -27,6 +27,9 @@ public enum BackendEvent: Sendable, Equatable {
     case put(Item)
     /// An item was deleted or expired.
     case delete(key: String)
+    /// Events may have been missed (a networked backend lost its place, e.g. etcd compacted the
+    /// revision a watch resumes from): re-read what you follow, then go on with the stream.
+    case reset
 }
 
 /// The narrow key-value contract every piece of cluster state goes through.

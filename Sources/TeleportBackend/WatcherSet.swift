@@ -26,6 +26,9 @@ package struct WatcherSet: Sendable {
         switch event {
         case .put(let item): key = item.key
         case .delete(let deleted): key = deleted
+        case .reset:
+            for watcher in watchers.values { watcher.continuation.yield(event) }
+            return
         }
         for watcher in watchers.values where key.hasPrefix(watcher.prefix) {
             watcher.continuation.yield(event)

@@ -9,6 +9,7 @@ public import TeleportAPI
 import TeleportAuthClient
 import TeleportAuthServer
 import TeleportBackend
+import TeleportBackendEtcd
 import TeleportBackendSQLite
 import TeleportCrypto
 import TeleportEvents
@@ -398,17 +399,30 @@ public enum TeleportProcess {
         return listen
     }
 
+    /// `teleport.storage` as the etcd backend's settings.
+    static func etcdSettings(_ storage: FileConfig.Storage) -> EtcdSettings {
+        EtcdSettings(
+            peers: storage.peers, prefix: storage.prefix, tlsCertFile: storage.tlsCertFile, tlsKeyFile: storage.tlsKeyFile,
+            tlsCAFile: storage.tlsCAFile, username: storage.username, passwordFile: storage.passwordFile, insecure: storage.insecure,
+            maxMessageBytes: storage.etcdMaxClientMsgSizeBytes)
+    }
+
     static func openAuth(
         config: DaemonConfig, dataDir: DataDirectory, clock: SystemClock, metrics: TeleportMetrics, logger: Logger
     ) async throws -> (any Backend, AuthServer) {
         let storage = config.file.teleport.storage
-        guard storage.type == .sqlite else {
-            throw TeleportError.badParameter("teleport.storage.type postgres is not available yet; use sqlite")
+        let backend: any Backend
+        switch storage.type {
+        case .postgres:
+            throw TeleportError.badParameter("teleport.storage.type postgres is not available yet; use sqlite or etcd")
+        case .etcd:
+            backend = try await EtcdBackend.open(settings: etcdSettings(storage), clock: clock, logger: logger.with("backend"))
+        case .sqlite:
+            let path = storage.path.map { URL(fileURLWithPath: $0, relativeTo: dataDir.url).standardizedFileURL } ?? dataDir.backendPath
+            try FileManager.default.createDirectory(
+                at: path.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            backend = try await SQLiteBackend.open(path: path.path, clock: clock, logger: logger.with("backend"))
         }
-        let path = storage.path.map { URL(fileURLWithPath: $0, relativeTo: dataDir.url).standardizedFileURL } ?? dataDir.backendPath
-        try FileManager.default.createDirectory(
-            at: path.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let backend = try await SQLiteBackend.open(path: path.path, clock: clock, logger: logger.with("backend"))
         let audit = try AuditLogs.open(uris: storage.auditEventsURIs, dataDir: dataDir)
         var bootstrap: [AnyResource] = []
         if let bootstrapPath = config.bootstrapPath {

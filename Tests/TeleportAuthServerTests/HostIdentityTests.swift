@@ -12,10 +12,17 @@ import Testing
 @testable import TeleportAuthServer
 
 /// A backend that fails reads of chosen keys with `connectionProblem` while `failing` is set (a
-/// database that stops answering), and passes everything else to a memory backend.
+/// database that stops answering), can tell its watchers that events were lost (``injectReset()``,
+/// as etcd does after a compaction), and passes everything else to a memory backend.
 final class FlakyBackend: Backend {
     let base: MemoryBackend
     let failingPrefix = Mutex<String?>(nil)
+    private let watchers = Mutex<[AsyncStream<BackendEvent>.Continuation]>([])
+
+    /// Sends ``BackendEvent/reset`` to every watch stream.
+    func injectReset() {
+        watchers.withLock { for watcher in $0 { watcher.yield(.reset) } }
+    }
 
     init(clock: any WallClock) { base = MemoryBackend(clock: clock) }
 
@@ -37,7 +44,17 @@ final class FlakyBackend: Backend {
     }
     func deleteRange(startKey: String, endKey: String) async throws { try await base.deleteRange(startKey: startKey, endKey: endKey) }
     func keepAlive(_ key: String, expires: Date) async throws { try await base.keepAlive(key, expires: expires) }
-    func watch(prefix: String) async throws -> AsyncStream<BackendEvent> { try await base.watch(prefix: prefix) }
+    func watch(prefix: String) async throws -> AsyncStream<BackendEvent> {
+        let upstream = try await base.watch(prefix: prefix)
+        let (stream, continuation) = AsyncStream.makeStream(of: BackendEvent.self)
+        watchers.withLock { $0.append(continuation) }
+        let forward = Task {
+            for await event in upstream { continuation.yield(event) }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in forward.cancel() }
+        return stream
+    }
     @discardableResult func sweepExpired() async throws -> Int { try await base.sweepExpired() }
     func close() async throws { try await base.close() }
 }

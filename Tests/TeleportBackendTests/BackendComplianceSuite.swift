@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import TeleportAPI
 import TeleportBackend
+import TeleportBackendEtcd
+import TeleportTestSupport
 import TeleportBackendSQLite
 import Testing
 
@@ -9,6 +11,8 @@ import Testing
 enum BackendKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case memory
     case sqlite
+    /// A real etcd started for the test (``EtcdServer``), the backend under a fresh prefix.
+    case etcd
 
     var testDescription: String { rawValue }
 
@@ -35,6 +39,18 @@ enum BackendKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
                     clock: clock,
                     logger: Logger(label: "test.backend")
                 )
+                do {
+                    try await body(backend, clock)
+                } catch {
+                    try? await backend.close()
+                    throw error
+                }
+                try await backend.close()
+            }
+        case .etcd:
+            try await EtcdServer.with { server in
+                let backend = try await EtcdBackend.open(
+                    settings: server.settings(prefix: "/teleport/"), clock: clock, logger: Logger(label: "test.backend"))
                 do {
                     try await body(backend, clock)
                 } catch {
@@ -133,7 +149,7 @@ func collect(
 private func bytes(_ text: String) -> Data { Data(text.utf8) }
 
 /// The behaviour every ``Backend`` must have, written once and run against each ``BackendKind``.
-@Suite("Backend compliance")
+@Suite("Backend compliance", .timeLimit(.minutes(3)))
 struct BackendComplianceSuite {
     @Test(arguments: BackendKind.allCases)
     func putThenGetReturnsTheStoredItem(kind: BackendKind) async throws {
@@ -482,7 +498,7 @@ struct BackendComplianceSuite {
     }
 }
 
-@Suite("backend compliance: batches")
+@Suite("backend compliance: batches", .timeLimit(.minutes(3)))
 struct BackendBatchCompliance {
     @Test(arguments: BackendKind.allCases)
     func putBatchWritesEveryItemAndNotifiesWatchers(kind: BackendKind) async throws {

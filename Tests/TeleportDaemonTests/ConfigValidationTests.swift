@@ -139,6 +139,16 @@ struct ConfigValidationTests {
             ["proxy_service.https_keypairs[0].key_file", "cannot read /nonexistent/key.pem"]
         ),
         ("teleport:\n  storage:\n    audit_events_uri: [\"dynamodb://events\"]\n", ["teleport.storage.audit_events_uri", "dynamodb://events", "file:///path or stdout://"]),
+        ("teleport:\n  storage:\n    type: etcd\n", ["teleport.storage.peers is missing"]),
+        (
+            "teleport:\n  storage:\n    type: etcd\n    peers: [\"https://127.0.0.1:2379\"]\n    tls_cert_file: /nonexistent/c.pem\n    tls_key_file: /etc/hostname\n",
+            ["teleport.storage.tls_cert_file", "cannot read /nonexistent/c.pem"]
+        ),
+        (
+            "teleport:\n  storage:\n    type: etcd\n    peers: [\"https://127.0.0.1:2379\"]\n    username: u\n    password_file: /nonexistent/pass\n",
+            ["teleport.storage.password_file", "cannot read /nonexistent/pass"]
+        ),
+        ("teleport:\n  storage:\n    type: etcd\n    peers: [\"http://127.0.0.1:2379\"]\n    username: u\n    password_file: /etc/hostname\n", ["in the clear", "https://"]),
     ])
     func unusableFilesAndURIsAreNamed(yaml: String, fragments: [String]) throws {
         let flags = try DaemonTestSupport.flags(config: yaml)

@@ -68,11 +68,11 @@ struct FileConfigErrorTests {
             name: "bad auth server", yaml: "teleport:\n  auth_servers:\n  - 10.1.0.5:3025\n  - 10.1.0.6:port\n",
             fragments: ["teleport.auth_servers[1]", "expected an address host:port", "10.1.0.6:port"]),
         BadInput(
-            name: "storage.type: etcd", yaml: "teleport:\n  storage:\n    type: etcd\n",
-            fragments: ["teleport.storage.type", "etcd", "not supported", "sqlite", "postgres"]),
+            name: "storage.type: dynamodb", yaml: "teleport:\n  storage:\n    type: dynamodb\n",
+            fragments: ["teleport.storage.type", "dynamodb", "not supported", "sqlite", "etcd"]),
         BadInput(
             name: "storage.type: unknown", yaml: "teleport:\n  storage:\n    type: floppy\n",
-            fragments: ["teleport.storage.type", "expected sqlite or postgres", "\"floppy\""]),
+            fragments: ["teleport.storage.type", "expected sqlite, etcd or postgres", "\"floppy\""]),
         BadInput(
             name: "a label command without a name", yaml: "ssh_service:\n  commands:\n  - command: [uptime]\n    period: 1m\n",
             fragments: ["ssh_service.commands[0]", "expected a command with a name"]),

@@ -145,6 +145,35 @@ struct FileConfigParseTests {
         #expect(config.teleport.storage.auditSessionsURI == "file:///rec")
     }
 
+    /// The seed's "Using etcd" sample, key for key.
+    @Test func etcdStorageAsTheSeedsSample() throws {
+        let yaml = """
+            teleport:
+              storage:
+                 type: etcd
+                 peers: ["https://172.17.0.1:4001", "https://172.17.0.2:4001"]
+                 tls_cert_file: /var/lib/teleport/etcd-cert.pem
+                 tls_key_file: /var/lib/teleport/etcd-key.pem
+                 tls_ca_file: /var/lib/teleport/etcd-ca.pem
+                 username: username
+                 password_file: /mnt/secrets/etcd-pass
+                 prefix: /teleport/
+                 insecure: false
+                 etcd_max_client_msg_size_bytes: 15728640
+            """
+        let storage = try FileConfig.parse(yaml, file: "f").teleport.storage
+        #expect(storage.type == .etcd)
+        #expect(storage.peers == ["https://172.17.0.1:4001", "https://172.17.0.2:4001"])
+        #expect(storage.tlsCertFile == "/var/lib/teleport/etcd-cert.pem")
+        #expect(storage.tlsKeyFile == "/var/lib/teleport/etcd-key.pem")
+        #expect(storage.tlsCAFile == "/var/lib/teleport/etcd-ca.pem")
+        #expect(storage.username == "username")
+        #expect(storage.passwordFile == "/mnt/secrets/etcd-pass")
+        #expect(storage.prefix == "/teleport/")
+        #expect(storage.insecure == false)
+        #expect(storage.etcdMaxClientMsgSizeBytes == 15_728_640)
+    }
+
     @Test(arguments: [("debug", "DEBUG"), ("Warn", "WARN"), ("ERROR", "ERROR")])
     func severityIsUppercased(text: String, expected: String) throws {
         #expect(try FileConfig.parse("teleport:\n  log:\n    severity: \(text)\n", file: "f").teleport.log.severity == expected)

@@ -42,3 +42,40 @@ extension FileConfig {
         }
     }
 }
+
+extension FileConfig {
+    /// `storage: type: etcd`: peers are listed and every named file is readable, checked before
+    /// anything is created (one-line errors naming the key and the fix).
+    func checkEtcdStorage(source: String) throws {
+        let storage = teleport.storage
+        guard !storage.peers.isEmpty else {
+            throw TeleportError.badParameter(
+                "\(source): teleport.storage.peers is missing; list etcd's client URLs, e.g. peers: [\"https://10.0.0.1:2379\"]")
+        }
+        for peer in storage.peers where !(peer.hasPrefix("https://") || peer.hasPrefix("http://")) {
+            throw TeleportError.badParameter("\(source): teleport.storage.peers: \"\(peer)\" is not an https://host:port URL")
+        }
+        if storage.peers.contains(where: { $0.hasPrefix("http://") }) && !storage.insecure {
+            throw TeleportError.badParameter(
+                "\(source): teleport.storage.peers: plain http:// sends Teleport's secrets in the clear; use https:// (or set insecure: true)")
+        }
+        if storage.username == nil && storage.tlsCertFile == nil && !storage.insecure {
+            throw TeleportError.badParameter(
+                "\(source): teleport.storage: etcd needs tls_cert_file and tls_key_file (or username and password_file)")
+        }
+        let files: [(String, String?)] = [
+            ("tls_cert_file", storage.tlsCertFile), ("tls_key_file", storage.tlsKeyFile), ("tls_ca_file", storage.tlsCAFile),
+            ("password_file", storage.passwordFile),
+        ]
+        for case (let key, let path?) in files where !FileManager.default.isReadableFile(atPath: path) {
+            throw TeleportError.badParameter("\(source): teleport.storage.\(key): cannot read \(path); check the path and its permissions")
+        }
+        if storage.username != nil && storage.passwordFile == nil {
+            throw TeleportError.badParameter("\(source): teleport.storage.username needs password_file (the file holding etcd's password)")
+        }
+        guard storage.etcdMaxClientMsgSizeBytes >= 65536 else {
+            throw TeleportError.badParameter(
+                "\(source): teleport.storage.etcd_max_client_msg_size_bytes \(storage.etcdMaxClientMsgSizeBytes) is too small; use at least 65536")
+        }
+    }
+}

@@ -134,10 +134,11 @@ extension FileConfig {
                     teleport.storage.type = .sqlite
                     warn(value, "bolt is an older embedded backend; SQLite in data_dir is used instead")
                 case "postgres", "postgresql": teleport.storage.type = .postgres
-                case "etcd", "dynamodb", "firestore":
+                case "etcd": teleport.storage.type = .etcd
+                case "dynamodb", "firestore":
                     throw TeleportError.badParameter(
-                        "\(node.file): \(value.path): the \(type) backend is not supported (use sqlite, or postgres for several auth servers)")
-                default: throw value.fail("sqlite or postgres")
+                        "\(node.file): \(value.path): the \(type) backend is not supported (use sqlite, or etcd or postgres for several auth servers)")
+                default: throw value.fail("sqlite, etcd or postgres")
                 }
             case "path": teleport.storage.path = try value.string()
             case "conn_string": teleport.storage.connString = try value.string()
@@ -147,8 +148,16 @@ extension FileConfig {
                 guard mode == "fail_closed" || mode == "continue" else { throw value.fail("fail_closed or continue") }
                 teleport.storage.auditFailure = mode
             case "audit_sessions_uri": teleport.storage.auditSessionsURI = try value.string()
-            case "region", "table_name", "peers", "prefix", "tls_cert_file", "tls_key_file", "tls_ca_file", "username",
-                "password_file", "insecure", "etcd_max_client_msg_size_bytes", "project_id", "collection_name",
+            case "peers": teleport.storage.peers = try value.stringList()
+            case "prefix": teleport.storage.prefix = try value.string()
+            case "tls_cert_file": teleport.storage.tlsCertFile = try value.string()
+            case "tls_key_file": teleport.storage.tlsKeyFile = try value.string()
+            case "tls_ca_file": teleport.storage.tlsCAFile = try value.string()
+            case "username": teleport.storage.username = try value.string()
+            case "password_file": teleport.storage.passwordFile = try value.string()
+            case "insecure": teleport.storage.insecure = try value.bool()
+            case "etcd_max_client_msg_size_bytes": teleport.storage.etcdMaxClientMsgSizeBytes = try value.int()
+            case "region", "table_name", "project_id", "collection_name",
                 "credentials_path", "poll_stream_period":
                 warn(value, "it belongs to a backend that is not supported")
             default: throw Self.unknown(value, file: node.file)

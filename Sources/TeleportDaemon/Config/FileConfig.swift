@@ -50,6 +50,8 @@ public struct FileConfig: Sendable, Equatable {
         case sqlite
         /// PostgreSQL, for several auth servers.
         case postgres
+        /// etcd v3 (``TeleportBackendEtcd``), for several auth servers.
+        case etcd
     }
 
     /// `teleport.storage`.
@@ -66,6 +68,21 @@ public struct FileConfig: Sendable, Equatable {
         public var auditFailure = "fail_closed"
         /// Where session recordings go.
         public var auditSessionsURI: String?
+        /// etcd (`type: etcd`): the peers, `https://host:port`.
+        public var peers: [String] = []
+        /// etcd: the key every Teleport key is stored under.
+        public var prefix = "/teleport/"
+        /// etcd: the client certificate, its key and the CA that signs etcd's certificate.
+        public var tlsCertFile: String?
+        public var tlsKeyFile: String?
+        public var tlsCAFile: String?
+        /// etcd: password authentication (the password is read from `password_file`).
+        public var username: String?
+        public var passwordFile: String?
+        /// etcd: accept any server certificate (not recommended).
+        public var insecure = false
+        /// etcd: the largest message accepted (default 2 MiB).
+        public var etcdMaxClientMsgSizeBytes = 2 * 1024 * 1024
     }
 
     /// `teleport.connection_limits`.

@@ -1,0 +1,180 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import TeleportAPI
+
+/// A small HTTP/1.1 client for etcd's v3 JSON gateway: one connection per call (a watch keeps its
+/// connection for the stream), HTTPS with an optional client certificate or plain HTTP, every reply
+/// capped at `maxMessageBytes`.
+struct EtcdTransport: Sendable {
+    struct Endpoint: Sendable, CustomStringConvertible {
+        var host: String
+        var port: Int
+        var tls: Bool
+        var description: String { "\(tls ? "https" : "http")://\(host):\(port)" }
+    }
+
+    let endpoints: [Endpoint]
+    let sslContext: NIOSSLContext?
+    let maxMessageBytes: Int
+    let timeout: TimeAmount
+
+    typealias Channel = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+
+    /// Parses `https://host:port` peers; a one-line error names the bad one.
+    static func endpoints(_ peers: [String]) throws -> [Endpoint] {
+        guard !peers.isEmpty else {
+            throw TeleportError.badParameter("teleport.storage.peers is empty; list the etcd peers, e.g. [\"https://127.0.0.1:2379\"]")
+        }
+        return try peers.map { peer in
+            guard let url = URL(string: peer), let scheme = url.scheme, scheme == "https" || scheme == "http",
+                let host = url.host, !host.isEmpty
+            else {
+                throw TeleportError.badParameter("teleport.storage.peers: \"\(peer)\" is not an http(s)://host:port URL")
+            }
+            return Endpoint(host: host, port: url.port ?? 2379, tls: scheme == "https")
+        }
+    }
+
+    /// POSTs `body` (JSON) to `path` on the first peer that answers; returns the reply body.
+    func call(_ path: String, _ body: Data, token: String?) async throws -> Data {
+        var lastError: (any Error)?
+        for endpoint in endpoints {
+            do {
+                return try await withDeadline(endpoint) {
+                    try await self.exchange(endpoint, path, body, token: token, onLine: nil)
+                }
+            } catch let error as TeleportError where error.code != .connectionProblem {
+                throw error
+            } catch {
+                lastError = error
+            }
+        }
+        if let error = lastError as? TeleportError { throw error }
+        throw TeleportError.connectionProblem("etcd is unreachable at \(endpoints.map(\.description).joined(separator: ", "))")
+    }
+
+    /// POSTs `body` to `path` and hands each line of the streamed reply to `onLine` until the server
+    /// ends the stream (a watch); the first peer that connects serves it.
+    func stream(_ path: String, _ body: Data, token: String?, onLine: @escaping @Sendable (Data) async throws -> Void) async throws {
+        var lastError: (any Error)?
+        for endpoint in endpoints {
+            do {
+                _ = try await exchange(endpoint, path, body, token: token, onLine: onLine)
+                return
+            } catch let error as TeleportError where error.code != .connectionProblem {
+                throw error
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError ?? TeleportError.connectionProblem("etcd is unreachable")
+    }
+
+    private func withDeadline<T: Sendable>(_ endpoint: Endpoint, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let limit = timeout
+        return try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(nanoseconds: UInt64(limit.nanoseconds))
+                throw TeleportError.connectionProblem("etcd at \(endpoint) did not answer in time")
+            }
+            guard let value = try await group.next() else {
+                throw TeleportError.connectionProblem("no reply from etcd at \(endpoint)")
+            }
+            group.cancelAll()
+            return value
+        }
+    }
+
+    private func connect(_ endpoint: Endpoint) async throws -> Channel {
+        let sslContext = endpoint.tls ? self.sslContext : nil
+        if endpoint.tls && sslContext == nil {
+            throw TeleportError.badParameter("etcd peer \(endpoint) uses https but no TLS settings were loaded")
+        }
+        let serverName: String? = endpoint.host.contains(":") || endpoint.host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : endpoint.host
+        do {
+            return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.seconds(10))
+                .connect(host: endpoint.host, port: endpoint.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        if let sslContext {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
+                        }
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        return try Channel(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw TeleportError.connectionProblem("cannot reach etcd at \(endpoint): \(error)", cause: error)
+        }
+    }
+
+    /// One request; the reply body is returned whole (when `onLine` is a no-op) or split into lines.
+    private func exchange(
+        _ endpoint: Endpoint, _ path: String, _ body: Data, token: String?, onLine: (@Sendable (Data) async throws -> Void)?
+    ) async throws -> Data {
+        let channel = try await connect(endpoint)
+        let limit = maxMessageBytes
+        do {
+            return try await channel.executeThenClose { inbound, outbound in
+                var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path)
+                head.headers.add(name: "Host", value: "\(endpoint.host):\(endpoint.port)")
+                head.headers.add(name: "Content-Type", value: "application/json")
+                head.headers.add(name: "Content-Length", value: "\(body.count)")
+                head.headers.add(name: "Connection", value: "close")
+                if let token { head.headers.add(name: "Authorization", value: token) }
+                try await outbound.write(.head(head))
+                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
+                try await outbound.write(.end(nil))
+                var status = 0
+                var data = Data()
+                for try await part in inbound {
+                    switch part {
+                    case .head(let response): status = Int(response.status.code)
+                    case .body(let buffer):
+                        data.append(contentsOf: buffer.readableBytesView)
+                        if status == 200, let onLine {
+                            while let newline = data.firstIndex(of: UInt8(ascii: "\n")) {
+                                let line = data[data.startIndex..<newline]
+                                data = Data(data[data.index(after: newline)...])
+                                try await onLine(Data(line))
+                            }
+                        }
+                        if data.count > limit {
+                            throw TeleportError.limitExceeded(
+                                "a reply from etcd at \(endpoint) exceeds etcd_max_client_msg_size_bytes (\(limit)); raise it (and etcd's --max-request-bytes)")
+                        }
+                    case .end:
+                        guard status == 200 else { throw Self.failure(status: status, body: data, endpoint: endpoint) }
+                        if let onLine, !data.isEmpty { try await onLine(data) }
+                        return data
+                    }
+                }
+                throw TeleportError.connectionProblem("etcd at \(endpoint) closed the connection mid-reply")
+            }
+        } catch let error as TeleportError {
+            throw error
+        } catch let error as CancellationError {
+            throw error
+        } catch {
+            throw TeleportError.connectionProblem("the connection to etcd at \(endpoint) failed: \(error)", cause: error)
+        }
+    }
+
+    private struct ErrorReply: Decodable {
+        var error: String?
+        var message: String?
+    }
+
+    static func failure(status: Int, body: Data, endpoint: Endpoint) -> TeleportError {
+        let reply = try? JSONDecoder().decode(ErrorReply.self, from: body)
+        let text = reply?.message ?? reply?.error ?? String(decoding: body.prefix(200), as: UTF8.self)
+        if status == 401 || text.contains("permission denied") || text.contains("authentication") || text.contains("invalid auth token") {
+            return TeleportError.accessDenied("etcd at \(endpoint) refused the request: \(text); check username/password_file or the client certificate")
+        }
+        return TeleportError.connectionProblem("etcd at \(endpoint) answered \(status): \(text)")
+    }
+}
