@@ -75,11 +75,18 @@ public final class EtcdBackend: Backend {
     private let clock: any WallClock
     private let logger: Logger
     private let credentials: (name: String, password: String)?
+    /// Seconds a lease outlives the item's deadline (reads enforce the deadline itself; the lease only
+    /// collects what nobody sweeps).
+    private let leaseSlack: Int64
     private let state = Mutex(State())
     private static let conflictRetries = 1000
 
-    private init(transport: EtcdTransport, prefix: String, clock: any WallClock, credentials: (String, String)?, logger: Logger) {
+    private init(
+        transport: EtcdTransport, prefix: String, clock: any WallClock, leaseSlack: Int64, credentials: (String, String)?,
+        logger: Logger
+    ) {
         self.transport = transport
+        self.leaseSlack = leaseSlack
         self.prefix = prefix
         self.clock = clock
         self.credentials = credentials
@@ -87,8 +94,11 @@ public final class EtcdBackend: Backend {
     }
 
     /// Checks `settings` (one-line errors: no peers, unreadable files), connects, and authenticates
-    /// when a username is set.
-    public static func open(settings: EtcdSettings, clock: any WallClock = SystemClock(), logger: Logger) async throws -> EtcdBackend {
+    /// when a username is set. `leaseSlack` is how long etcd keeps an expired item before its lease
+    /// removes it (tests with a manual clock make it long, so real time never races the test clock).
+    public static func open(
+        settings: EtcdSettings, clock: any WallClock = SystemClock(), leaseSlack: TimeInterval = 1, logger: Logger
+    ) async throws -> EtcdBackend {
         let endpoints = try EtcdTransport.endpoints(settings.peers)
         guard !settings.prefix.isEmpty else {
             throw TeleportError.badParameter("teleport.storage.prefix is empty; set it, e.g. /teleport/")
@@ -113,7 +123,9 @@ public final class EtcdBackend: Backend {
         }
         let transport = EtcdTransport(
             endpoints: endpoints, sslContext: sslContext, maxMessageBytes: settings.maxMessageBytes, timeout: .seconds(30))
-        let backend = EtcdBackend(transport: transport, prefix: settings.prefix, clock: clock, credentials: credentials, logger: logger)
+        let backend = EtcdBackend(
+            transport: transport, prefix: settings.prefix, clock: clock, leaseSlack: Int64(max(1, leaseSlack.rounded(.up))),
+            credentials: credentials, logger: logger)
         try await backend.authenticate()
         // One read proves the peers answer and the credentials work before the daemon goes on.
         _ = try await backend.currentRevision()
@@ -234,7 +246,7 @@ public final class EtcdBackend: Backend {
 
     private func lease(for expires: Date?) async throws -> EtcdWire.Int64Text? {
         guard let expires else { return nil }
-        let seconds = max(1, Int64(expires.timeIntervalSince(clock.now()).rounded(.up)) + 1)
+        let seconds = max(1, Int64(max(0, expires.timeIntervalSince(clock.now())).rounded(.up)) + leaseSlack)
         let reply: EtcdWire.LeaseGrantResponse = try await call("/v3/lease/grant", EtcdWire.LeaseGrantRequest(TTL: .init(seconds)))
         guard let id = reply.ID else {
             throw TeleportError.connectionProblem("etcd granted no lease: \(reply.error ?? "no ID in the reply")")

@@ -50,7 +50,8 @@ enum BackendKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case .etcd:
             try await EtcdServer.with { server in
                 let backend = try await EtcdBackend.open(
-                    settings: server.settings(prefix: "/teleport/"), clock: clock, logger: Logger(label: "test.backend"))
+                    settings: server.settings(prefix: "/teleport/"), clock: clock, leaseSlack: 3600,
+                    logger: Logger(label: "test.backend"))
                 do {
                     try await body(backend, clock)
                 } catch {
