@@ -82,15 +82,21 @@ actor UserCertificateFeed {
 
     /// The changes after `cursor`, waiting up to `wait` for some when there are none yet.
     func changes(after cursor: String?, wait: Duration) async throws -> (cursor: String, reset: Bool, certificates: [String]) {
-        if let cursor, let since = parse(cursor), since <= sequence, since >= (recent.first?.sequence ?? sequence + 1) - 1 {
+        if let since = followable(cursor) {
             if since == sequence, wait > .zero, !stopped { await waitForChange(upTo: wait) }
-            let fresh = recent.filter { $0.sequence > since }.compactMap(\.certificate)
-            return ("\(generation):\(sequence)", false, fresh)
+            // A reset while this poll waited makes the cursor unfollowable: the snapshot below.
+            if followable(cursor) != nil {
+                let fresh = recent.filter { $0.sequence > since }.compactMap(\.certificate)
+                return ("\(generation):\(sequence)", false, fresh)
+            }
         }
         let at = sequence
         let items = try await backend.getRange(prefix: Self.prefix)
         return ("\(generation):\(at)", true, items.compactMap { try? Self.decode($0.value) })
     }
+
+    /// How many long polls are waiting now (tests).
+    var waitingPolls: Int { waiters.count }
 
     /// Answers every waiting long poll now and makes later ones answer without waiting.
     func stop() {
@@ -98,6 +104,14 @@ actor UserCertificateFeed {
         let woken = waiters
         waiters.removeAll()
         for (_, waiter) in woken { waiter.resume() }
+    }
+
+    /// The sequence number of `cursor` when the changes after it are all still in `recent`; nil
+    /// when it is unknown, from another generation, or older than a reset or the buffer.
+    private func followable(_ cursor: String?) -> Int? {
+        guard let cursor, let since = parse(cursor), since <= sequence, since >= (recent.first?.sequence ?? sequence + 1) - 1
+        else { return nil }
+        return since
     }
 
     private func parse(_ cursor: String) -> Int? {

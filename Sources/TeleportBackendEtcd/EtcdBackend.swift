@@ -97,7 +97,7 @@ public final class EtcdBackend: Backend {
     /// when a username is set. `leaseSlack` is how long etcd keeps an expired item before its lease
     /// removes it (tests with a manual clock make it long, so real time never races the test clock).
     public static func open(
-        settings: EtcdSettings, clock: any WallClock = SystemClock(), leaseSlack: TimeInterval = 1, logger: Logger
+        settings: EtcdSettings, clock: any WallClock = SystemClock(), leaseSlack: TimeInterval = 5, logger: Logger
     ) async throws -> EtcdBackend {
         let endpoints = try EtcdTransport.endpoints(settings.peers)
         guard !settings.prefix.isEmpty else {

@@ -93,6 +93,21 @@ final class TunnelSwitchHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     private var state = State.undecided
     private var line = ByteBuffer()
     private var held: [ByteBuffer] = []
+    /// Whether the first HTTP request head has ended (its blank line seen): until then the
+    /// connection has `opener.requestLineTimeout` to send it, as the tunnel's request line has.
+    /// (The HTTP idle timeout behind us starts only once a head is parsed: without this, a client
+    /// could hold a connection open forever with half a head.)
+    private var headEnded = false
+    private var headTail: [UInt8] = []
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: opener.requestLineTimeout) {
+            guard self.state == .undecided, !self.headEnded else { return }
+            self.logger.debug("web port: closed a connection that sent no complete request head in time")
+            bound.value.close(promise: nil)
+        }
+    }
 
     init(opener: TunnelOpener, logger: Logger) {
         self.opener = opener
@@ -118,7 +133,10 @@ final class TunnelSwitchHandler: ChannelDuplexHandler, RemovableChannelHandler, 
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch state {
-        case .undecided, .connected:
+        case .undecided:
+            if !headEnded { noteHeadBytes(unwrapInboundIn(data)) }
+            context.fireChannelRead(data)
+        case .connected:
             context.fireChannelRead(data)
         case .connecting:
             held.append(unwrapInboundIn(data))
@@ -185,6 +203,18 @@ final class TunnelSwitchHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         for bytes in pending { context.fireChannelRead(wrapInboundOut(bytes)) }
         if !pending.isEmpty { context.fireChannelReadComplete() }
         context.read()
+    }
+
+    /// Looks for the blank line that ends an HTTP request head (across reads).
+    private func noteHeadBytes(_ bytes: ByteBuffer) {
+        let window = headTail + bytes.readableBytesView
+        let end: [UInt8] = [13, 10, 13, 10]
+        if window.count >= end.count, (0...(window.count - end.count)).contains(where: { window[$0..<($0 + end.count)].elementsEqual(end) }) {
+            headEnded = true
+            headTail = []
+        } else {
+            headTail = Array(window.suffix(end.count - 1))
+        }
     }
 
     private func refuse(_ context: ChannelHandlerContext, _ reason: String) {

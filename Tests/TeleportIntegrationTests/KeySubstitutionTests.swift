@@ -185,16 +185,17 @@ struct KeySubstitutionTests {
             #expect(try await cluster.tctl(["users", "ls"]).stdout.contains("locked until"), "administrators still see the lock")
 
             // Timing class: a locked account costs a bcrypt check like an unknown user does (before
-            // the fix it answered without one, several times faster). The fastest of three each.
+            // the fix it answered without one, several times faster). The medians of five each,
+            // interleaved (a loaded machine makes single attempts noisy).
             var lockedTimes: [Double] = []
             var unknownTimes: [Double] = []
-            for _ in 0..<3 {
+            for _ in 0..<5 {
                 lockedTimes.append(try await attempt("carl", password).seconds)
                 unknownTimes.append(try await attempt("nobody-here", password).seconds)
             }
-            let fastestLocked = lockedTimes.min() ?? 0
-            let fastestUnknown = unknownTimes.min() ?? 0
-            #expect(fastestLocked >= fastestUnknown * 0.5, "locked \(lockedTimes) vs unknown \(unknownTimes)")
+            let medianLocked = lockedTimes.sorted()[2]
+            let medianUnknown = unknownTimes.sorted()[2]
+            #expect(medianLocked >= medianUnknown * 0.4, "locked \(lockedTimes) vs unknown \(unknownTimes)")
 
             let audit = try SignupHelper.auditLog(cluster)
             #expect(audit.contains("account locked until"), "the audit log keeps the cause")

@@ -115,7 +115,7 @@ struct ReverseTunnelNodeTests {
             #expect(node.log.contains("binds no port"), "\(node.log)")
 
             // tsh ssh: exit codes travel back.
-            #expect(try await reachable(tsh, within: .seconds(30)), "\(node.log)\n\(cluster.log.suffix(3000))")
+            #expect(try await reachable(tsh, within: .seconds(90)), "\(node.log)\n\(cluster.log.suffix(3000))")
             #expect(cluster.log.contains("reverse tunnel established"), "the proxy saw no tunnel")
             #expect(!node.log.contains("SSH service is listening"), "a tunnelled node without listen_addr binds no port")
             let exit7 = try await tsh.run(["--insecure", "ssh", "root@tunnelnode", "echo over-the-tunnel; exit 7"])

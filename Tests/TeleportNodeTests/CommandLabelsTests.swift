@@ -22,7 +22,8 @@ struct CommandLabelsTests {
         #expect(await CommandLabels.execute([], timeout: .seconds(60)) == "error: empty command")
         let started = ContinuousClock.now
         #expect(await CommandLabels.execute(["sleep", "30"], timeout: .milliseconds(300)) == "error: timed out")
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // The command is stopped, not waited for: well under the 30 s it would take (wide: CI is loaded).
+        #expect(ContinuousClock.now - started < .seconds(25))
     }
 
     @Test("output is capped")

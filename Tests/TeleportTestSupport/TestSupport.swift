@@ -51,35 +51,19 @@ public enum TestSupport {
             try? errHandle.close()
         }
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // Our own posix_spawn and waitpid, not Foundation's Process: Process learns of an exit through
+        // a socket pair its manager thread watches, and under the suite's load (hundreds of children,
+        // thousands of sockets opening and closing) an exit was occasionally never reported, leaving
+        // a test suspended forever (the whole run then hit CI's time limit).
+        let pid = try spawn(
+            executable, arguments, environment: environment.map { ProcessInfo.processInfo.environment.merging($0) { $1 } }
+        ) { actions in
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_adddup2(&actions, outHandle.fileDescriptor, 1)
+            posix_spawn_file_actions_adddup2(&actions, errHandle.fileDescriptor, 2)
+            teleport_spawn_close_from(&actions, 3)
         }
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = outHandle
-        process.standardError = errHandle
-
-        let exitCode: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { finished in
-                continuation.resume(returning: finished.terminationStatus)
-            }
-            do {
-                try process.run()
-            } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
-                return
-            }
-            let pid = process.processIdentifier
-            Task {
-                try? await Task.sleep(for: timeout)
-                if process.isRunning, process.processIdentifier == pid {
-                    kill(pid, SIGKILL)
-                }
-            }
-        }
+        let exitCode = await reap(pid, killAfter: timeout)
         let stdout = String(decoding: try Data(contentsOf: outURL), as: UTF8.self)
         let stderr = String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
         return CommandResult(exitCode: exitCode, stdout: stdout, stderr: stderr)
@@ -144,6 +128,30 @@ public enum TestSupport {
             ?? posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
         try #require(result == 0, "posix_spawn \(executable) failed: \(result)")
         return pid
+    }
+
+    /// Waits for `pid` without blocking a thread (polling `waitpid(WNOHANG)`, 5 ms growing to 50 ms)
+    /// and SIGKILLs it once `killAfter` has passed. Returns its exit status, or the signal number
+    /// that ended it (as Foundation's `terminationStatus` did), or -1 if it was reaped elsewhere.
+    public static func reap(_ pid: Glibc.pid_t, killAfter: Duration) async -> Int32 {
+        let deadline = ContinuousClock.now + killAfter
+        var killed = false
+        var pause = Duration.milliseconds(5)
+        var status: Int32 = 0
+        while true {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid { break }
+            if reaped < 0 && errno != EINTR { return -1 }
+            if !killed && ContinuousClock.now >= deadline {
+                kill(pid, SIGKILL)
+                killed = true
+            }
+            // Not cancellable on purpose: the child must be reaped even when the test is cancelled.
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, .milliseconds(50))
+        }
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : signal
     }
 
     /// Sends SIGTERM to a daemon from ``spawnDaemon(_:_:logPath:)`` (by its PID), reaps it without
