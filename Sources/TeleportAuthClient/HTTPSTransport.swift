@@ -79,40 +79,28 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
         }
         let extraHeaders = self.extraHeaders
         do {
-            return try await withThrowingTaskGroup(of: Reply.self) { group in
-                group.addTask {
-                    try await channel.executeThenClose { inbound, outbound in
-                        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
-                        head.headers.add(name: "Host", value: serverName)
-                        head.headers.add(name: "Content-Type", value: "application/json")
-                        head.headers.add(name: "Content-Length", value: "\(body?.count ?? 0)")
-                        head.headers.add(name: "Connection", value: "close")
-                        for field in extraHeaders { head.headers.add(name: field.name, value: field.value) }
-                        try await outbound.write(.head(head))
-                        if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-                        try await outbound.write(.end(nil))
-                        var status = 0
-                        var data = Data()
-                        for try await part in inbound {
-                            switch part {
-                            case .head(let response): status = Int(response.status.code)
-                            case .body(let buffer): data.append(contentsOf: buffer.readableBytesView)
-                            case .end: return Reply(status: status, body: data)
-                            }
+            return try await withDeadline(.nanoseconds(timeout.nanoseconds), timeoutMessage: { "the auth service at \(address) did not answer in time" }) {
+                try await channel.executeThenClose { inbound, outbound in
+                    var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+                    head.headers.add(name: "Host", value: serverName)
+                    head.headers.add(name: "Content-Type", value: "application/json")
+                    head.headers.add(name: "Content-Length", value: "\(body?.count ?? 0)")
+                    head.headers.add(name: "Connection", value: "close")
+                    for field in extraHeaders { head.headers.add(name: field.name, value: field.value) }
+                    try await outbound.write(.head(head))
+                    if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                    try await outbound.write(.end(nil))
+                    var status = 0
+                    var data = Data()
+                    for try await part in inbound {
+                        switch part {
+                        case .head(let response): status = Int(response.status.code)
+                        case .body(let buffer): data.append(contentsOf: buffer.readableBytesView)
+                        case .end: return Reply(status: status, body: data)
                         }
-                        throw TeleportError.connectionProblem("the auth service at \(address) closed the connection mid-reply")
                     }
+                    throw TeleportError.connectionProblem("the auth service at \(address) closed the connection mid-reply")
                 }
-                let limit = timeout
-                group.addTask {
-                    try await Task.sleep(nanoseconds: UInt64(limit.nanoseconds))
-                    throw TeleportError.connectionProblem("the auth service at \(address) did not answer in time")
-                }
-                guard let reply = try await group.next() else {
-                    throw TeleportError.connectionProblem("no reply from \(address)")
-                }
-                group.cancelAll()
-                return reply
             }
         } catch let error as TeleportError {
             throw error

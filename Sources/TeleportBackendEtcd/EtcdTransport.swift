@@ -74,19 +74,7 @@ struct EtcdTransport: Sendable {
     }
 
     private func withDeadline<T: Sendable>(_ endpoint: Endpoint, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let limit = timeout
-        return try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(nanoseconds: UInt64(limit.nanoseconds))
-                throw TeleportError.connectionProblem("etcd at \(endpoint) did not answer in time")
-            }
-            guard let value = try await group.next() else {
-                throw TeleportError.connectionProblem("no reply from etcd at \(endpoint)")
-            }
-            group.cancelAll()
-            return value
-        }
+        try await TeleportAPI.withDeadline(.nanoseconds(timeout.nanoseconds), timeoutMessage: { "etcd at \(endpoint) did not answer in time" }, body)
     }
 
     private func connect(_ endpoint: Endpoint) async throws -> Channel {

@@ -114,68 +114,57 @@ public struct ProxyHTTPSClient: ProxyTransport, CustomStringConvertible {
         let hostHeader = address.hostPort
         let address = self.address
         let limit = timeout
-        return try await withThrowingTaskGroup(of: HTTPReply.self) { group in
-            group.addTask {
-                let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-                let recorder = FirstErrorRecorder()
-                do {
-                    channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                        .connectTimeout(.seconds(10))
-                        .connect(host: address.host, port: address.port) { channel in
-                            channel.eventLoop.makeCompletedFuture {
-                                let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
-                                try channel.pipeline.syncOperations.addHandler(handler)
-                                try channel.pipeline.syncOperations.addHandler(recorder)
-                                try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                                return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
-                                    wrappingChannelSynchronously: channel)
-                            }
+        return try await withDeadline(limit, timeoutMessage: { "the proxy at \(address) did not answer within \(limit)" }) {
+            let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+            let recorder = FirstErrorRecorder()
+            do {
+                channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .connectTimeout(.seconds(10))
+                    .connect(host: address.host, port: address.port) { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
+                            try channel.pipeline.syncOperations.addHandler(handler)
+                            try channel.pipeline.syncOperations.addHandler(recorder)
+                            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                            return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                                wrappingChannelSynchronously: channel)
                         }
-                } catch {
-                    throw Self.convert(error, address: address)
-                }
-                do {
-                    return try await channel.executeThenClose { inbound, outbound in
-                        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
-                        head.headers.add(name: "Host", value: hostHeader)
-                        head.headers.add(name: "Accept", value: "application/json")
-                        head.headers.add(name: "User-Agent", value: "tsh/\(TeleportVersion.version)")
-                        if let body {
-                            head.headers.add(name: "Content-Type", value: "application/json")
-                            head.headers.add(name: "Content-Length", value: "\(body.count)")
-                        }
-                        head.headers.add(name: "Connection", value: "close")
-                        try await outbound.write(.head(head))
-                        if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-                        try await outbound.write(.end(nil))
-                        var status = 0
-                        var data = Data()
-                        for try await part in inbound {
-                            switch part {
-                            case .head(let response): status = Int(response.status.code)
-                            case .body(let buffer):
-                                data.append(contentsOf: buffer.readableBytesView)
-                                guard data.count <= ResourceCodec.maxDocumentBytes * 4 else {
-                                    throw TeleportError.limitExceeded("the proxy at \(address) sent an oversized reply")
-                                }
-                            case .end: return HTTPReply(status: status, body: data)
-                            }
-                        }
-                        throw TeleportError.connectionProblem("the proxy at \(address) closed the connection mid-reply")
                     }
-                } catch {
-                    throw Self.convert(recorder.error ?? error, address: address)
+            } catch {
+                throw Self.convert(error, address: address)
+            }
+            do {
+                return try await channel.executeThenClose { inbound, outbound in
+                    var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+                    head.headers.add(name: "Host", value: hostHeader)
+                    head.headers.add(name: "Accept", value: "application/json")
+                    head.headers.add(name: "User-Agent", value: "tsh/\(TeleportVersion.version)")
+                    if let body {
+                        head.headers.add(name: "Content-Type", value: "application/json")
+                        head.headers.add(name: "Content-Length", value: "\(body.count)")
+                    }
+                    head.headers.add(name: "Connection", value: "close")
+                    try await outbound.write(.head(head))
+                    if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                    try await outbound.write(.end(nil))
+                    var status = 0
+                    var data = Data()
+                    for try await part in inbound {
+                        switch part {
+                        case .head(let response): status = Int(response.status.code)
+                        case .body(let buffer):
+                            data.append(contentsOf: buffer.readableBytesView)
+                            guard data.count <= ResourceCodec.maxDocumentBytes * 4 else {
+                                throw TeleportError.limitExceeded("the proxy at \(address) sent an oversized reply")
+                            }
+                        case .end: return HTTPReply(status: status, body: data)
+                        }
+                    }
+                    throw TeleportError.connectionProblem("the proxy at \(address) closed the connection mid-reply")
                 }
+            } catch {
+                throw Self.convert(recorder.error ?? error, address: address)
             }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                throw TeleportError.connectionProblem("the proxy at \(address) did not answer within \(limit)")
-            }
-            guard let reply = try await group.next() else {
-                throw TeleportError.connectionProblem("no reply from the proxy at \(address)")
-            }
-            group.cancelAll()
-            return reply
         }
     }
 
