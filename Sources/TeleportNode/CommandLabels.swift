@@ -1,3 +1,4 @@
+import CTeleportShims
 public import Foundation
 public import Logging
 public import TeleportAPI
@@ -81,34 +82,53 @@ public final class CommandLabels: Sendable {
         guard let executable = argv.first else { return "error: empty command" }
         let path = executable.contains("/") ? executable : Self.lookUp(executable)
         guard let path else { return "error: \(executable) not found in PATH" }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = Array(argv.dropFirst())
-        process.standardInput = FileHandle.nullDevice
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        // posix_spawn and the node's reaper (pidfd), not Foundation's Process: the timeout signals
+        // the process only while it is known to be running, so it can never hit a recycled PID.
+        var fds: [CInt] = [0, 0]
+        guard teleport_pipe_cloexec(&fds) == 0 else { return "error: cannot run \(executable)" }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        defer { close(readEnd) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        teleport_spawn_close_from(&actions, 3)
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArgs { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, nil, cArgs, environ)
+        close(writeEnd)
+        guard spawned == 0 else { return "error: cannot run \(executable)" }
+        let child = pid
+        let running = RunningFlag()
         let status: Int32? = await withCheckedContinuation { continuation in
             let once = ResumeOnce(continuation)
-            process.terminationHandler = { once.resume($0.terminationStatus) }
-            do {
-                try process.run()
-            } catch {
-                once.resume(nil)
-                return
+            ProcessReaper.shared.wait(for: child) { exit in
+                running.value.withLock { $0 = false }
+                if case .status(let code) = exit { once.resume(Int32(code)) } else { once.resume(128) }
             }
-            let pid = process.processIdentifier
             Task {
                 try? await Task.sleep(for: timeout)
-                if process.isRunning {
-                    kill(pid, SIGKILL)
-                    once.resume(-1)
+                let killed = running.value.withLock { stillRunning in
+                    if stillRunning { kill(child, SIGKILL) }
+                    return stillRunning
                 }
+                if killed { once.resume(-1) }
             }
         }
         guard let status else { return "error: cannot run \(executable)" }
         if status == -1 { return "error: timed out" }
-        let data = output.fileHandleForReading.availableData.prefix(maxOutputBytes)
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        _ = fcntl(readEnd, F_SETFL, fcntl(readEnd, F_GETFL) | O_NONBLOCK)
+        while data.count < maxOutputBytes {
+            let count = read(readEnd, &buffer, buffer.count)
+            guard count > 0 else { break }
+            data.append(contentsOf: buffer[..<count])
+        }
+        data = data.prefix(maxOutputBytes)
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         if status != 0 { return "error: exit status \(status)" }
         // A label value is printable and bounded (LabelRules, checked again by the auth service):
@@ -125,6 +145,11 @@ public final class CommandLabels: Sendable {
         }
         return nil
     }
+}
+
+/// Whether a label command is still running (cleared by the reaper before the PID can be reused).
+final class RunningFlag: Sendable {
+    let value = Mutex(true)
 }
 
 /// Resumes a continuation exactly once, whichever of exit or timeout comes first.
