@@ -71,8 +71,11 @@ public enum PostgresStartup {
     /// `name\0value\0...\0` as pairs; nil when malformed (odd strings, missing terminator, bad UTF-8).
     static func parameters(_ body: [UInt8]) -> [Parameter]? {
         guard body.last == 0 else { return nil }
-        let strings = body.dropLast().split(separator: 0, omittingEmptySubsequences: false)
-        if strings.count == 1 && strings[0].isEmpty { return [] }
+        let pairs = body.dropLast()
+        if pairs.isEmpty { return [] }
+        // Each string ends with its own NUL: the list ends with one, then the terminator.
+        guard pairs.last == 0 else { return nil }
+        let strings = pairs.dropLast().split(separator: 0, omittingEmptySubsequences: false)
         guard strings.count % 2 == 0 else { return nil }
         var result: [Parameter] = []
         var index = strings.startIndex
