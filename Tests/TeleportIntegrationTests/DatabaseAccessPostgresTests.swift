@@ -157,7 +157,7 @@ struct DatabaseAccessPostgresTests {
         }
         #expect(listed.exitCode == 0 && listed.stdout.contains("Test PostgreSQL") && listed.stdout.contains("env=test"), "\(listed)\n\(agent.log)")
         let record = try await cluster.tctl(["get", "db_server/pg", "--format=json"])
-        #expect(record.stdout.contains("\"addr\": \"127.0.0.1:\(agent.port)\""), "\(record)")
+        #expect(record.stdout.contains("\"addr\" : \"127.0.0.1:\(agent.port)\""), "\(record)")
 
         // tsh db login, config and env.
         let dbLogin = try await tsh.run(["db", "login", "pg", "--db-user=alice", "--db-name=postgres"])
