@@ -257,6 +257,17 @@ struct DatabaseAccessPostgresTests {
         let huge = try await TestSupport.run("/usr/bin/python3", ["-c", script], timeout: .seconds(60))
         #expect(huge.exitCode == 0 && huge.stdout.contains("longer than the limit"), "\(huge)")
 
+        // The proxy audits its refusals too.
+        let proxyRefusals = try await Self.auditLines(cluster) { lines in
+            lines.contains { $0.contains("\"TDB00W\"") && $0.contains("no database route") }
+        }
+        #expect(proxyRefusals.contains { $0.contains("\"TDB00W\"") && $0.contains("no database route") && $0.contains("\"user\":\"bob\"") })
+
+        // The database down: a clear error naming it.
+        await postgres.stop()
+        let down = try await tsh.run(["db", "connect", "pg", "--db-user=alice", "--db-name=postgres", "--", "-tAc", "SELECT 1"])
+        #expect(down.exitCode != 0 && down.stderr.contains("cannot reach database pg at localhost:\(postgres.port)"), "\(down)")
+
         // tsh db logout removes the certificate; config then says how to log in.
         let logout = try await tsh.run(["db", "logout", "pg"])
         #expect(logout.exitCode == 0 && logout.stdout.contains("Logged out of database pg"), "\(logout)")
