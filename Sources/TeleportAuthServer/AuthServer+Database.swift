@@ -131,7 +131,8 @@ extension AuthServer {
         guard identity.clusterName == clusterName, identity.systemRole == nil else {
             throw TeleportError.accessDenied("only a user certificate of this cluster can carry a database route")
         }
-        _ = try await stores.users.get(identity.username)
+        let user = try await stores.users.get(identity.username)
+        identity.traits = user.spec.traits
         try ResourceName.validate(request.serviceName, kind: "database name")
         try Self.validateDatabaseUser(request.username)
         guard request.database.utf8.count <= 63, request.database.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {

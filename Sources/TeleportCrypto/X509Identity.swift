@@ -1,3 +1,4 @@
+import Foundation
 public import TeleportAPI
 public import X509
 import SwiftASN1
@@ -19,6 +20,9 @@ public struct X509Identity: Sendable, Equatable {
     public var clusterName: String
     /// The database this certificate is for (`tsh db login`), nil in a plain user certificate.
     public var routeToDatabase: DatabaseRoute?
+    /// The user's traits when the certificate was issued (route certificates carry them, so a
+    /// database service can expand `{{internal.db_users}}`); nil when absent.
+    public var traits: [String: [String]]?
 
     /// Where a database certificate leads: the database (its `db_server` name), its protocol,
     /// and the database user and database name to connect as.
@@ -55,6 +59,8 @@ public struct X509Identity: Sendable, Equatable {
     static let dbProtocolOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 4]
     static let dbUserOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 5]
     static let dbNameOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 6]
+    // OID of the traits attribute (JSON).
+    static let traitsOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 7]
 
     /// Creates an identity.
     public init(username: String, roles: [String], logins: [String] = [], clusterName: String, routeToDatabase: DatabaseRoute? = nil) {
@@ -89,6 +95,10 @@ public struct X509Identity: Sendable, Equatable {
                 rdns.append(RelativeDistinguishedName(.init(type: oid, utf8String: value)))
             }
         }
+        if let traits {
+            let json = try JSONEncoder.sorted.encode(traits)
+            rdns.append(RelativeDistinguishedName(.init(type: Self.traitsOID, utf8String: String(decoding: json, as: UTF8.self))))
+        }
         return DistinguishedName(rdns)
     }
 
@@ -99,6 +109,7 @@ public struct X509Identity: Sendable, Equatable {
         var logins: [String] = []
         var cluster = ""
         var route: [ASN1ObjectIdentifier: String] = [:]
+        var traits: [String: [String]]?
         for rdn in certificate.subject {
             for attribute in rdn {
                 guard let value = String(attribute.value) else { continue }
@@ -108,6 +119,7 @@ public struct X509Identity: Sendable, Equatable {
                 case Self.loginsOID: logins.append(value)
                 case Self.clusterOID: cluster = value
                 case Self.dbServiceOID, Self.dbProtocolOID, Self.dbUserOID, Self.dbNameOID: route[attribute.type] = value
+                case Self.traitsOID: traits = try? JSONDecoder().decode([String: [String]].self, from: Data(value.utf8))
                 default: continue
                 }
             }
@@ -122,5 +134,15 @@ public struct X509Identity: Sendable, Equatable {
                 database: route[Self.dbNameOID] ?? "")
         }
         self.init(username: username, roles: roles, logins: logins, clusterName: cluster, routeToDatabase: routeToDatabase)
+        self.traits = traits
+    }
+}
+
+extension JSONEncoder {
+    /// An encoder with sorted keys (the same traits encode to the same bytes).
+    static var sorted: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
     }
 }

@@ -52,7 +52,7 @@ struct DatabaseSessions: Sendable {
             guard database.protocol == .postgres, route.protocol == database.protocol.rawValue else {
                 throw TeleportError.badParameter("database \(database.name) speaks \(database.protocol.rawValue), not \(route.protocol)")
             }
-            let checker = AccessChecker(roles: service.cache.roles(named: identity.roles), traits: ["internal.logins": identity.logins])
+            let checker = AccessChecker(roles: service.cache.roles(named: identity.roles), traits: AccessChecker.templateTraits(identity.traits ?? ["logins": identity.logins]))
             let decision = try checker.checkDatabase(labels: database.labels, user: route.username, name: session.dbName)
             guard decision.allowed else {
                 throw TeleportError.accessDenied(
@@ -68,6 +68,7 @@ struct DatabaseSessions: Sendable {
             parameters.insert(PostgresStartup.Parameter("database", session.dbName), at: 1)
             let audit = service.audit
             let started = session
+            let startup = PostgresStartup.startupMessage(parameters)
             try await channel.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
                 let (clientSide, upstreamSide) = GlueHandler.matchedPair()
                 do {
@@ -79,7 +80,7 @@ struct DatabaseSessions: Sendable {
                     upstream.close(promise: nil)
                     return channel.eventLoop.makeFailedFuture(error)
                 }
-                upstream.writeAndFlush(NIOAny(upstream.allocator.buffer(bytes: PostgresStartup.startupMessage(parameters))), promise: nil)
+                upstream.writeAndFlush(upstream.allocator.buffer(bytes: startup), promise: nil)
                 relay()
                 _ = channel.setOption(.autoRead, value: true)
                 channel.read()

@@ -2,9 +2,9 @@ public import Logging
 import Foundation
 import NIOCore
 import NIOPosix
-public import NIOSSL
+import NIOSSL
 public import ServiceLifecycle
-public import TeleportAPI
+import TeleportAPI
 public import TeleportAuthClient
 import TeleportCrypto
 public import TeleportSSH
@@ -130,7 +130,7 @@ struct PostgresProxySessions: Sendable {
             try await channel.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
                 let (clientSide, upstreamSide) = GlueHandler.matchedPair()
                 do {
-                    upstream.writeAndFlush(NIOAny(upstream.allocator.buffer(bytes: frame)), promise: nil)
+                    upstream.writeAndFlush(upstream.allocator.buffer(bytes: frame), promise: nil)
                     try upstream.pipeline.syncOperations.addHandler(upstreamSide)
                     try channel.pipeline.syncOperations.addHandler(clientSide)
                 } catch {

@@ -23,7 +23,9 @@ struct DatabaseRouteCertTests {
             let sent = try await client.send(.post, "/v1/presence/databases", json: record)
             #expect(sent.status == .ok)
         }
-        try await cluster.auth.stores.users.create(User(name: "bob", roles: ["access"], logins: ["bob"]))
+        var bob = User(name: "bob", roles: ["access"], logins: ["bob"])
+        bob.spec.traits["db_users"] = ["alice", "reports"]
+        try await cluster.auth.stores.users.create(bob)
     }
 
     static func request(_ certificate: Certificate, service: String = "sales", user: String = "alice") throws -> AuthAPI.DatabaseRouteCertRequest {
@@ -44,6 +46,7 @@ struct DatabaseRouteCertTests {
             #expect(identity.username == "bob" && identity.roles == ["access"])
             #expect(identity.routeToDatabase == .init(serviceName: "sales", protocol: "postgres", username: "alice", database: "postgres"))
             #expect(certificate.publicKey == bob.publicKey)
+            #expect(identity.traits?["db_users"] == ["alice", "reports"], "the user's traits, for {{internal.db_users}}")
             #expect(certificate.notValidAfter <= bob.notValidAfter)
             #expect(try await cluster.auth.tlsAuthority(.user).signed(certificate))
         }
