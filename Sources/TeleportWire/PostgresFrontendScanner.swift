@@ -28,12 +28,15 @@ public struct PostgresFrontendScanner: Sendable {
     public init() {}
 
     /// Feeds the next bytes of the stream; returns the events of the messages they complete.
-    public mutating func feed<Bytes: Sequence>(_ bytes: Bytes) -> [Event] where Bytes.Element == UInt8 {
+    /// Message bodies other than a query's are skipped in one step, not byte by byte.
+    public mutating func feed<Bytes: Collection>(_ bytes: Bytes) -> [Event] where Bytes.Element == UInt8 {
         guard !failed else { return [] }
         var events: [Event] = []
-        for byte in bytes {
-            if remaining == 0 && header.count < 5 {
-                header.append(byte)
+        var index = bytes.startIndex
+        while index != bytes.endIndex {
+            if remaining == 0 {
+                header.append(bytes[index])
+                index = bytes.index(after: index)
                 guard header.count == 5 else { continue }
                 type = header[0]
                 let length = Int(PostgresStartup.readUInt32(header, at: 1))
@@ -46,13 +49,23 @@ public struct PostgresFrontendScanner: Sendable {
                 remaining = length - 4
                 text.removeAll(keepingCapacity: true)
                 truncated = false
-                if remaining == 0 { if let event = finish() { events.append(event) } }
+                if remaining == 0, let event = finish() { events.append(event) }
                 continue
             }
-            remaining -= 1
+            let available = bytes.distance(from: index, to: bytes.endIndex)
+            let take = min(remaining, available)
+            let end = bytes.index(index, offsetBy: take)
             if type == UInt8(ascii: "Q") {
-                if text.count < Self.maxQueryBytes { text.append(byte) } else { truncated = true }
+                let room = Self.maxQueryBytes - text.count
+                if take <= room {
+                    text.append(contentsOf: bytes[index..<end])
+                } else {
+                    text.append(contentsOf: bytes[index..<bytes.index(index, offsetBy: max(room, 0))])
+                    truncated = true
+                }
             }
+            remaining -= take
+            index = end
             if remaining == 0, let event = finish() { events.append(event) }
         }
         return events
