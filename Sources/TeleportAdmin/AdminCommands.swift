@@ -272,13 +272,13 @@ public enum NodeCommands {
 
     static func parseRoles(_ text: String) throws -> [SystemRole] {
         let roles = try text.split(separator: ",").map { name -> SystemRole in
-            guard let role = SystemRole(caseInsensitive: name.trimmingCharacters(in: .whitespaces)), role == .node || role == .proxy
+            guard let role = SystemRole(caseInsensitive: name.trimmingCharacters(in: .whitespaces)), role == .node || role == .proxy || role == .db
             else {
-                throw TeleportError.badParameter("\"\(name)\" is not a role a host can join as (expected node, proxy)")
+                throw TeleportError.badParameter("\"\(name)\" is not a role a host can join as (expected node, proxy, db)")
             }
             return role
         }
-        guard !roles.isEmpty else { throw TeleportError.badParameter("no role given (expected node, proxy)") }
+        guard !roles.isEmpty else { throw TeleportError.badParameter("no role given (expected node, proxy, db)") }
         return roles
     }
 }

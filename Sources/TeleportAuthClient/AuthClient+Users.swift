@@ -80,3 +80,10 @@ extension AuthClient {
         _ = try await call(.POST, "presence/databases", body: try ResourceCodec.json(database))
     }
 }
+
+extension AuthClient {
+    /// `POST /v1/certs/dbroute` (Proxy, for `tsh db login`): the user's certificate with a route.
+    public func databaseRouteCertificate(_ request: AuthAPI.DatabaseRouteCertRequest) async throws -> AuthAPI.DatabaseRouteCertResponse {
+        try decode(AuthAPI.DatabaseRouteCertResponse.self, try await call(.POST, "certs/dbroute", body: try ResourceCodec.json(request)))
+    }
+}

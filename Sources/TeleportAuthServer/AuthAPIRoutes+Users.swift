@@ -110,8 +110,16 @@ extension AuthAPIRoutes {
     func registerDatabaseCertRoute(on v1: RouterGroup<AuthRequestContext>) {
         v1.post("certs/db") { request, context in
             await APIResponse.handling(context) {
-                try requireAdmin(context)
                 let sign = try await body(AuthAPI.SignDatabaseRequest.self, request)
+                // A database service asks for short-lived client certificates of database users
+                // (the connection it is about to open upstream); everything else is tctl's.
+                if try caller(context).kind == .system(.db) {
+                    guard sign.usage == .client, sign.ttlSeconds <= AuthServer.maximumDatabaseSessionCertificateTTL else {
+                        throw TeleportError.accessDenied("a database service may only ask for client certificates of at most 12 hours")
+                    }
+                } else {
+                    try requireAdmin(context)
+                }
                 let identity = sign.usage == .server ? sign.hosts.joined(separator: ",") : (sign.user ?? "")
                 var fields: [String: JSONValue] = [
                     "user": .string(try caller(context).identity.username), "identity": .string(String(identity.prefix(512))),
@@ -129,6 +137,28 @@ extension AuthAPIRoutes {
                 fields["success"] = true
                 try await auth.emit(AuditEventType.certCreate, fields: fields)
                 return try APIResponse.json(issued)
+            }
+        }
+        v1.post("certs/dbroute") { request, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context)
+                let sign = try await body(AuthAPI.DatabaseRouteCertRequest.self, request)
+                var fields: [String: JSONValue] = [
+                    "cert_type": "db_route", "db_service": .string(String(sign.serviceName.prefix(256))),
+                    "db_user": .string(String(sign.username.prefix(256))), "db_name": .string(String(sign.database.prefix(256))),
+                ]
+                do {
+                    let (issued, user) = try await auth.issueDatabaseRouteCertificate(sign)
+                    fields["user"] = .string(user)
+                    fields["success"] = true
+                    try await auth.emit(AuditEventType.certCreate, fields: fields)
+                    return try APIResponse.json(issued)
+                } catch let error as TeleportError {
+                    fields["success"] = false
+                    fields["error"] = .string(error.message)
+                    try await auth.emit(AuditEventType.certCreateFailure, fields: fields)
+                    throw error
+                }
             }
         }
     }

@@ -90,9 +90,9 @@ struct AuthAPIRoutes {
                 let caller = try caller(context)
                 let hostID: String?
                 switch caller.kind {
-                case .system(.node), .system(.proxy): hostID = String(caller.identity.username.split(separator: ".").first ?? "")
+                case .system(.node), .system(.proxy), .system(.db): hostID = String(caller.identity.username.split(separator: ".").first ?? "")
                 case .system(.admin), .system(.auth): hostID = nil
-                default: throw TeleportError.accessDenied("only the cluster's proxies and nodes may send audit events")
+                default: throw TeleportError.accessDenied("only the cluster's proxies, nodes and database services may send audit events")
                 }
                 let body = try await request.body.collect(upTo: 8 * 1024 * 1024)
                 let lines: [[String: JSONValue]]
@@ -223,8 +223,8 @@ struct AuthAPIRoutes {
     /// Proxies, nodes and the administrator: the cluster's own members.
     func requireHost(_ context: AuthRequestContext) throws {
         switch try caller(context).kind {
-        case .system(.node), .system(.proxy), .system(.admin): return
-        default: throw TeleportError.accessDenied("only the cluster's proxies and nodes may read issued certificates")
+        case .system(.node), .system(.proxy), .system(.db), .system(.admin): return
+        default: throw TeleportError.accessDenied("only the cluster's proxies, nodes and database services may read issued certificates")
         }
     }
 
@@ -297,6 +297,9 @@ struct AuthAPIRoutes {
             return
         case .system(.node) where kind == CertAuthority.kind || kind == ClusterNameResource.kind || kind == ServerProxy.kind:
             // Nodes list the proxies to keep a reverse tunnel to each.
+            return
+        case .system(.db) where kind == CertAuthority.kind || kind == ClusterNameResource.kind:
+            // Database services check users' certificates against the user CA.
             return
         default:
             throw TeleportError.accessDenied("\(caller.identity.username) may not read \(kind) resources")

@@ -1,8 +1,10 @@
 import Crypto
+import X509
 import Foundation
 public import TeleportAPI
 import TeleportCrypto
 import TeleportEvents
+import TeleportServices
 
 extension AuthServer {
     /// The longest lifetime of a database certificate (a server's is typically `2190h`).
@@ -91,5 +93,62 @@ extension AuthServer {
             throw TeleportError.badParameter(
                 "--user: \"\(user.prefix(64))\" is not a database user name for a certificate (1-63 printable ASCII characters, no spaces or / , = + \\ \" < > ; #)")
         }
+    }
+}
+
+extension AuthServer {
+    /// The longest client certificate a database service may ask for (one session's).
+    static let maximumDatabaseSessionCertificateTTL: TimeInterval = 12 * 3600
+
+    /// `tsh db login`: a copy of the user's current X.509 certificate (same key, identity and
+    /// expiry, from the user CA) that also carries the database route. The certificate must be
+    /// this cluster's user CA's, current, and a user's; the user must still exist and the
+    /// database must be registered with the protocol it names. Whether the roles allow the
+    /// database user and name is decided by the database service at each connection.
+    ///
+    /// - Returns: the certificate and the user's name.
+    /// - Throws: ``TeleportError`` `accessDenied` for a certificate that is not a current user
+    ///   certificate of this cluster, `notFound` for an unknown database, `badParameter` for bad
+    ///   names.
+    public func issueDatabaseRouteCertificate(_ request: AuthAPI.DatabaseRouteCertRequest) async throws
+        -> (AuthAPI.DatabaseRouteCertResponse, String)
+    {
+        let presented: Certificate
+        do {
+            presented = try Certificate.fromPEM(request.userCertificatePEM)
+        } catch {
+            throw TeleportError.badParameter("user_certificate is not a PEM certificate")
+        }
+        let authority = try await tlsAuthority(.user)
+        guard authority.signed(presented) else {
+            throw TeleportError.accessDenied("the certificate is not signed by this cluster's user CA")
+        }
+        let now = clock.now()
+        guard presented.notValidBefore <= now, now < presented.notValidAfter else {
+            throw TeleportError.accessDenied("the certificate has expired: log in again (tsh login)")
+        }
+        var identity = try X509Identity(certificate: presented)
+        guard identity.clusterName == clusterName, identity.systemRole == nil else {
+            throw TeleportError.accessDenied("only a user certificate of this cluster can carry a database route")
+        }
+        let user = try await stores.users.get(identity.username)
+        identity.traits = user.spec.traits
+        try ResourceName.validate(request.serviceName, kind: "database name")
+        try Self.validateDatabaseUser(request.username)
+        guard request.database.utf8.count <= 63, request.database.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+            throw TeleportError.badParameter("--db-name must be at most 63 printable ASCII characters without spaces")
+        }
+        guard let database = try await databases().first(where: { $0.name == request.serviceName }) else {
+            throw TeleportError.notFound("database \"\(request.serviceName)\" is not registered (tsh db ls lists them)")
+        }
+        identity.routeToDatabase = X509Identity.DatabaseRoute(
+            serviceName: database.name, protocol: database.spec.protocol.rawValue, username: request.username, database: request.database)
+        guard let key = P256.Signing.PublicKey(presented.publicKey) else {
+            throw TeleportError.badParameter("the user certificate's key is not ECDSA P-256")
+        }
+        let validity = presented.notValidAfter.timeIntervalSince(now)
+        let certificate = try authority.issue(publicKey: key, identity: identity, validity: validity, clock: clock)
+        settings.metrics?.increment(.certificatesIssued, ["type": "db_route"])
+        return (AuthAPI.DatabaseRouteCertResponse(certificatePEM: try certificate.pemText()), identity.username)
     }
 }

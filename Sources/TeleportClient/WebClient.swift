@@ -52,6 +52,13 @@ public struct WebClient: Sendable {
         return all
     }
 
+    /// `POST /webapi/databases/login`: the user's certificate with a route to database `name`.
+    public func databaseLogin(name: String, dbUser: String, dbName: String) async throws -> AuthAPI.DatabaseRouteCertResponse {
+        let body = try JSONSerialization.data(withJSONObject: ["name": name, "db_user": dbUser, "db_name": dbName])
+        return try decode(
+            AuthAPI.DatabaseRouteCertResponse.self, try await transport.post("/webapi/databases/login", body: body), what: "database login")
+    }
+
     /// `GET /webapi/databases`: the databases the user may see whose labels match `labels`.
     public func databases(labels: String) async throws -> [DatabaseServer] {
         try decode([DatabaseServer].self, try await transport.get("/webapi/databases?labels=\(Self.escape(labels))"), what: "database list")

@@ -1,3 +1,4 @@
+import Foundation
 public import TeleportAPI
 public import X509
 import SwiftASN1
@@ -17,18 +18,57 @@ public struct X509Identity: Sendable, Equatable {
     public var logins: [String]
     /// The cluster that issued the certificate.
     public var clusterName: String
+    /// The database this certificate is for (`tsh db login`), nil in a plain user certificate.
+    public var routeToDatabase: DatabaseRoute?
+    /// The user's traits when the certificate was issued (route certificates carry them, so a
+    /// database service can expand `{{internal.db_users}}`); nil when absent.
+    public var traits: [String: [String]]?
+
+    /// Where a database certificate leads: the database (its `db_server` name), its protocol,
+    /// and the database user and database name to connect as.
+    public struct DatabaseRoute: Sendable, Equatable, Codable {
+        /// The database's name (`db_service.databases[].name`).
+        public var serviceName: String
+        /// `postgres` or `mysql`.
+        public var `protocol`: String
+        /// The database user.
+        public var username: String
+        /// The database name (empty: the user's default).
+        public var database: String
+
+        enum CodingKeys: String, CodingKey {
+            case `protocol`, username, database
+            case serviceName = "service_name"
+        }
+
+        /// Creates a route.
+        public init(serviceName: String, protocol: String, username: String, database: String) {
+            self.serviceName = serviceName
+            self.protocol = `protocol`
+            self.username = username
+            self.database = database
+        }
+    }
 
     // OID of the logins attribute.
     static let loginsOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 1]
     // OID of the cluster name attribute.
     static let clusterOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 2]
+    // OIDs of the database route's fields.
+    static let dbServiceOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 3]
+    static let dbProtocolOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 4]
+    static let dbUserOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 5]
+    static let dbNameOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 6]
+    // OID of the traits attribute (JSON).
+    static let traitsOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 7]
 
     /// Creates an identity.
-    public init(username: String, roles: [String], logins: [String] = [], clusterName: String) {
+    public init(username: String, roles: [String], logins: [String] = [], clusterName: String, routeToDatabase: DatabaseRoute? = nil) {
         self.username = username
         self.roles = roles
         self.logins = logins
         self.clusterName = clusterName
+        self.routeToDatabase = routeToDatabase
     }
 
     /// The system role when this is a cluster member's identity.
@@ -47,6 +87,18 @@ public struct X509Identity: Sendable, Equatable {
             rdns.append(RelativeDistinguishedName(.init(type: Self.loginsOID, utf8String: login)))
         }
         rdns.append(RelativeDistinguishedName(.init(type: Self.clusterOID, utf8String: clusterName)))
+        if let route = routeToDatabase {
+            for (oid, value) in [
+                (Self.dbServiceOID, route.serviceName), (Self.dbProtocolOID, route.protocol), (Self.dbUserOID, route.username),
+                (Self.dbNameOID, route.database),
+            ] {
+                rdns.append(RelativeDistinguishedName(.init(type: oid, utf8String: value)))
+            }
+        }
+        if let traits {
+            let json = try JSONEncoder.sorted.encode(traits)
+            rdns.append(RelativeDistinguishedName(.init(type: Self.traitsOID, utf8String: String(decoding: json, as: UTF8.self))))
+        }
         return DistinguishedName(rdns)
     }
 
@@ -56,6 +108,8 @@ public struct X509Identity: Sendable, Equatable {
         var roles: [String] = []
         var logins: [String] = []
         var cluster = ""
+        var route: [ASN1ObjectIdentifier: String] = [:]
+        var traits: [String: [String]]?
         for rdn in certificate.subject {
             for attribute in rdn {
                 guard let value = String(attribute.value) else { continue }
@@ -64,6 +118,8 @@ public struct X509Identity: Sendable, Equatable {
                 case .RDNAttributeType.organizationName: roles.append(value)
                 case Self.loginsOID: logins.append(value)
                 case Self.clusterOID: cluster = value
+                case Self.dbServiceOID, Self.dbProtocolOID, Self.dbUserOID, Self.dbNameOID: route[attribute.type] = value
+                case Self.traitsOID: traits = try? JSONDecoder().decode([String: [String]].self, from: Data(value.utf8))
                 default: continue
                 }
             }
@@ -71,6 +127,22 @@ public struct X509Identity: Sendable, Equatable {
         guard let username, !username.isEmpty else {
             throw TeleportError.accessDenied("the client certificate has no common name")
         }
-        self.init(username: username, roles: roles, logins: logins, clusterName: cluster)
+        var routeToDatabase: DatabaseRoute?
+        if let service = route[Self.dbServiceOID] {
+            routeToDatabase = DatabaseRoute(
+                serviceName: service, protocol: route[Self.dbProtocolOID] ?? "", username: route[Self.dbUserOID] ?? "",
+                database: route[Self.dbNameOID] ?? "")
+        }
+        self.init(username: username, roles: roles, logins: logins, clusterName: cluster, routeToDatabase: routeToDatabase)
+        self.traits = traits
+    }
+}
+
+extension JSONEncoder {
+    /// An encoder with sorted keys (the same traits encode to the same bytes).
+    static var sorted: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
     }
 }

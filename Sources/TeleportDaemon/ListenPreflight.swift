@@ -30,6 +30,10 @@ enum ListenPreflight {
         let mayBeTunnelled = config.file.teleport.proxyServer != nil || (!config.runAuth && !config.runProxy)
         let tunnelledWithoutListener = mayBeTunnelled && !config.file.ssh.listenAddrConfigured
         if config.runNode && !tunnelledWithoutListener { listeners.append(("ssh_service.listen_addr", config.file.ssh.listenAddr, 3022)) }
+        if config.runProxy, let postgres = config.file.proxy.postgresListenAddr {
+            listeners.append(("proxy_service.postgres_listen_addr", postgres, 5432))
+        }
+        if config.runDb { listeners.append(("db_service.listen_addr", config.file.db.listenAddr, 3029)) }
         if let diag = config.diagAddr { listeners.append(("teleport.diag_addr or --diag-addr", diag, 3000)) }
         return listeners
     }

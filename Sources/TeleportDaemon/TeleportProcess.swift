@@ -12,6 +12,7 @@ import TeleportBackend
 import TeleportBackendEtcd
 import TeleportBackendSQLite
 import TeleportCrypto
+import TeleportDatabase
 import TeleportEvents
 import TeleportNode
 import TeleportProxy
@@ -52,6 +53,7 @@ public enum TeleportProcess {
         if config.runAuth { components.insert("auth") }
         if config.runProxy { components.insert("proxy") }
         if config.runNode { components.insert("node") }
+        if config.runDb { components.insert("db") }
         let readiness = Readiness(expected: components)
         var services: [any Service] = []
         let hostUUID = try dataDir.hostUUID()
@@ -104,7 +106,7 @@ public enum TeleportProcess {
                 logger: logger.with("auth"), onListening: { readiness.markReady("auth") })
             services.append(apiServer)
             services.append(AuditCheckpointService(auth: auth, logger: logger.with("audit")))
-            try await LocalIdentities.write(auth: auth, hostUUID: hostUUID, keys: keys, roles: [.admin, .proxy, .node])
+            try await LocalIdentities.write(auth: auth, hostUUID: hostUUID, keys: keys, roles: [.admin, .proxy, .node] + (config.runDb ? [.db] : []))
             if config.runNode || config.runProxy {
                 let hostKey = try SSHHostKey.loadOrCreate(keys: keys)
                 try await auth.recordHostKey(hostID: hostUUID, nodeName: config.nodeName, publicKey: hostKey.publicKey.authorizedKeyLine())
@@ -132,6 +134,7 @@ public enum TeleportProcess {
             webSettings.audit = proxyAudit
             webSettings.limiter = ConnectionLimits.limiter(config, service: "web", metrics: registry, logger: logger.with("proxy"))
             try wireWebPort(&webSettings, config: config, authAddress: authAddress, publicAddr: publicAddr)
+            webSettings.postgresListenAddr = config.file.proxy.postgresListenAddr ?? ""
             let proxyCache = userCertificateCache(client, dataDir: dataDir, role: "proxy", clock: clock, logger: logger)
             webSettings.roles = { names in proxyCache.roles(named: names) }
             webSettings.locks = { await proxyCache.locksInForce() }
@@ -177,6 +180,13 @@ public enum TeleportProcess {
                 audit: proxyAudit, dialer: dialer, logger: logger.with("proxy:ssh"))
             proxySSH.limiter = ConnectionLimits.limiter(config, service: "proxy", metrics: registry, logger: logger.with("proxy:ssh"))
             services.append(proxySSH)
+            if let postgres = config.file.proxy.postgresListenAddr {
+                let address = try HostPort.parse(postgres, defaultPort: 5432, key: "proxy_service.postgres_listen_addr")
+                services.append(
+                    try PostgresProxyService(
+                        host: address.host, port: address.port, clusterName: clusterName, identity: identity, auth: client, audit: proxyAudit,
+                        logger: logger.with("proxy:postgres")))
+            }
         }
         if config.runNode {
             guard let authAddress else { throw missingAuthServer("node") }
@@ -249,6 +259,12 @@ public enum TeleportProcess {
                 ).onIdentityRemoved { LocalIdentities.remove(keys: keys, role: .node) }
                     .stopping(nodeStop, endsProcess: !config.runAuth && !config.runProxy))
         }
+        if config.runDb {
+            guard let authAddress else { throw missingAuthServer("database") }
+            try await assembleDatabase(
+                config: config, dataDir: dataDir, clock: clock, readiness: readiness, hostUUID: hostUUID, authAddress: authAddress, logger: logger,
+                services: &services)
+        }
         if let diag = config.diagAddr {
             let address = try HostPort.parse(diag, defaultPort: 3000, key: "--diag-addr")
             services.append(
@@ -256,6 +272,38 @@ public enum TeleportProcess {
         }
         services.append(ReadinessLogger(readiness: readiness, logger: logger, roles: config.roleNames, dataDir: config.dataDir.path))
 
+    }
+
+    /// The database service: its identity (local, or joined with a token as role `Db`), its
+    /// audit outbox and the certificate cache that follows the roles.
+    static func assembleDatabase(
+        config: DaemonConfig, dataDir: DataDirectory, clock: SystemClock, readiness: Readiness, hostUUID: String, authAddress: String,
+        logger: Logger, services: inout [any Service]
+    ) async throws {
+        let keys = dataDir.keysDirectory
+        let identity = config.runAuth
+            ? try LocalIdentities.load(keys: keys, role: .db)
+            : try await LocalIdentities.loadOrJoin(keys: keys, role: .db, config: config, authServer: authAddress, hostUUID: hostUUID, logger: logger)
+        let client = try AuthClient(address: authAddress, identity: identity)
+        let listen = try HostPort.parse(config.file.db.listenAddr, defaultPort: 3029, key: "db_service.listen_addr")
+        let advertisedHost = config.advertiseIP ?? (["0.0.0.0", "::", ""].contains(listen.host) ? "127.0.0.1" : listen.host)
+        let databases = config.file.db.databases.map { entry in
+            DatabaseService.Database(
+                name: entry.name, description: entry.description, protocol: DatabaseServer.DatabaseProtocol(rawValue: entry.protocol) ?? .postgres,
+                uri: entry.uri, labels: entry.staticLabels, tlsMode: DatabaseService.Database.TLSMode(rawValue: entry.tlsMode) ?? .verifyFull,
+                caCertFile: entry.caCertFile, serverName: entry.serverName)
+        }
+        let queue = AuditQueue(logger: logger.with("db:audit"))
+        services.append(AuditForwarder(queue: queue, client: client))
+        let configuration = DatabaseService.Configuration(
+            hostUUID: hostUUID, hostname: config.nodeName, clusterName: try clusterName(of: identity), listenHost: listen.host,
+            listenPort: listen.port, advertisedAddr: HostPort.join(advertisedHost, listen.port), identity: identity, databases: databases)
+        services.append(
+            DatabaseService(
+                configuration: configuration, auth: client,
+                cache: userCertificateCache(client, dataDir: dataDir, role: "db", clock: clock, logger: logger),
+                audit: DatabaseAudit(queue: queue, serverID: hostUUID, clock: clock), logger: logger.with("db"),
+                onFirstHeartbeat: { readiness.markReady("db") }))
     }
 
     /// `proxy_service.tunnel_listen_addr` when it is set and differs from the web address (the

@@ -50,6 +50,9 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         public var dialer: any AgentDialer = NodeDialer(tunnels: nil)
         /// `teleport.connection_limits.max_connections` on the web port (nil: no limit).
         public var limiter: ConnectionLimiter?
+        /// `proxy_service.postgres_listen_addr` (empty: no PostgreSQL listener), reported as
+        /// `proxy.db.postgres_listen_addr` for `tsh db`.
+        public var postgresListenAddr = ""
         /// Creates settings.
         public init(authType: String, secondFactor: String, publicAddr: String, sshListenAddr: String) {
             self.authType = authType
@@ -218,6 +221,7 @@ extension ProxyWebServer {
                     ]),
                     "tunnel_public_addr": .string(settings.tunnelPublicAddr),
                     "tls_routing_enabled": .bool(settings.multiplexed),
+                    "db": .object(["postgres_listen_addr": .string(settings.postgresListenAddr)]),
                 ]),
             ]
             return WebResponse.json((try? ResourceCodec.json(body)) ?? Data())
@@ -243,7 +247,7 @@ extension ProxyWebServer {
         ).register(on: router)
         WebTerminalPages(gate: WebSessionGate(auth: auth, logger: logger)).register(on: router, clusterName: clusterName)
         MyLocksRoute(clusterName: clusterName, locks: settings.locks).register(on: router)
-        DatabasesRoute(auth: auth, clusterName: clusterName, roles: settings.roles).register(on: router)
+        DatabasesRoute(auth: auth, clusterName: clusterName, roles: settings.roles, logger: logger).register(on: router)
         ManagementRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         AccountRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         UserTokenRoutes(

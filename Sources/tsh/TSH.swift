@@ -296,7 +296,77 @@ extension TSH {
 
 extension TSH {
     struct Db: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Databases.", subcommands: [DbList.self])
+        static let configuration = CommandConfiguration(abstract: "Databases.", subcommands: [DbList.self, DbLogin.self, DbLogout.self, DbConfig.self, DbEnv.self, DbConnect.self])
+    }
+
+    struct DbLogin: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "login", abstract: "Get a certificate for a database: tsh db login NAME --db-user=USER [--db-name=DB].")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The database (tsh db ls).") var name: String
+        @Option(name: .customLong("db-user"), help: "The database user to connect as.") var dbUser: String?
+        @Option(name: .customLong("db-name"), help: "The database name (default: the database user's).") var dbName: String?
+
+        func run() async throws {
+            try await perform {
+                try await TSHCommands.databaseLogin(global.client, name: name, dbUser: dbUser, dbName: dbName, context: .live())
+            }
+        }
+    }
+
+    struct DbLogout: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "logout", abstract: "Remove a database's certificate (all without NAME).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The database.") var name: String?
+
+        func run() async throws {
+            try await perform { try TSHCommands.databaseLogout(global.client, name: name, context: .live()) }
+        }
+    }
+
+    struct DbConfig: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "config", abstract: "Print the host, port, CA, certificate and key of a database, and a psql command line.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The database (default: the only one logged in to).") var name: String?
+
+        func run() async throws {
+            try await perform { try await TSHCommands.databaseConfig(global.client, name: name, context: .live()) }
+        }
+    }
+
+    struct DbEnv: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "env", abstract: "Print PG* environment variables for a database.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("db"), help: "The database (default: the only one logged in to).") var name: String?
+
+        func run() async throws {
+            try await perform { try await TSHCommands.databaseEnv(global.client, name: name, context: .live()) }
+        }
+    }
+
+    struct DbConnect: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "connect", abstract: "Run psql connected to a database through the proxy: tsh db connect NAME [--db-user --db-name] [-- PSQL ARGS].")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The database.") var name: String
+        @Option(name: .customLong("db-user"), help: "The database user to connect as.") var dbUser: String?
+        @Option(name: .customLong("db-name"), help: "The database name.") var dbName: String?
+        @Argument(parsing: .postTerminator, help: "Arguments for psql after --.") var extra: [String] = []
+
+        func run() async throws {
+            do {
+                let code = try await TSHCommands.databaseConnect(
+                    global.client, name: name, dbUser: dbUser, dbName: dbName, extra: extra, context: .live())
+                if code != 0 { throw ExitCode(code) }
+            } catch let exit as ExitCode {
+                throw exit
+            } catch {
+                let message = (error as? TeleportError)?.message ?? "\(error)"
+                StandardStreams.err("ERROR: \(TerminalText.escape(message))\n")
+                throw ExitCode(1)
+            }
+        }
     }
 
     struct DbList: AsyncParsableCommand {

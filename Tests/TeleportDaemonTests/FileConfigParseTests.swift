@@ -215,9 +215,9 @@ struct FileConfigParseTests {
     @Test func unsupportedServicesWarnOnlyWhenEnabled() throws {
         let off = try FileConfig.parse("kubernetes_service:\n  enabled: no\napp_service:\n  enabled: false\n", file: "f")
         #expect(off.warnings == [])
-        let on = try FileConfig.parse("db_service:\n  enabled: yes\n", file: "/x/teleport.yaml")
+        let on = try FileConfig.parse("kubernetes_service:\n  enabled: yes\n", file: "/x/teleport.yaml")
         #expect(on.warnings.count == 1)
-        #expect(on.warnings.first?.hasPrefix("/x/teleport.yaml: db_service ") == true, "\(on.warnings)")
+        #expect(on.warnings.first?.hasPrefix("/x/teleport.yaml: kubernetes_service ") == true, "\(on.warnings)")
     }
 
     @Test(arguments: [

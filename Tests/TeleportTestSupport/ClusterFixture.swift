@@ -50,7 +50,10 @@ public final class ClusterFixture: @unchecked Sendable {
     /// Prepares a cluster; `extraYAML` is appended to the generated config (it may add sections
     /// that are not generated: the generated ones are `teleport`, `auth_service`, `proxy_service`,
     /// `ssh_service`).
-    public init(clusterName: String = "test.cluster", teleportSection: String = "", authSection: String = "", extraYAML: String = "") throws {
+    public init(
+        clusterName: String = "test.cluster", teleportSection: String = "", authSection: String = "", proxySection: String = "",
+        extraYAML: String = ""
+    ) throws {
         directory = try TestSupport.makeTemporaryDirectory(prefix: "cluster")
         configURL = directory.appendingPathComponent("teleport.yaml")
         dataDir = directory.appendingPathComponent("data")
@@ -76,6 +79,7 @@ public final class ClusterFixture: @unchecked Sendable {
               listen_addr: 127.0.0.1:\(proxyPort)
               web_listen_addr: 127.0.0.1:\(webPort)
               tunnel_listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
+            \(proxySection)
             ssh_service:
               listen_addr: 127.0.0.1:\(sshPort)
               labels:

@@ -94,6 +94,15 @@ public enum AuditEventType {
     public static let sshAuth = ("auth", "T3007I")
     /// `auth`: an SSH login was refused (the `error` field says why).
     public static let sshAuthFailure = ("auth", "T3007W")
+    /// `db.session.start`: a database session began (the service checked the role and reached
+    /// the database).
+    public static let dbSessionStart = ("db.session.start", "TDB00I")
+    /// `db.session.start` refused: roles, certificate or database (`error` says why).
+    public static let dbSessionStartFailure = ("db.session.start", "TDB00W")
+    /// `db.session.end`.
+    public static let dbSessionEnd = ("db.session.end", "TDB01I")
+    /// `db.session.query`: a simple-protocol query (`db_query`).
+    public static let dbSessionQuery = ("db.session.query", "TDB02I")
     /// `session.start`: a shell, command or subsystem started on a node.
     public static let sessionStart = ("session.start", "T2000I")
     /// `session.rejected`: a node refused a session or a request in one (unknown login, a refused

@@ -80,3 +80,46 @@ extension AuthAPI {
         }
     }
 }
+
+extension AuthAPI {
+    /// `POST /v1/certs/dbroute` (Proxy, for `tsh db login`): the user's current X.509 certificate
+    /// (which the proxy verified in its TLS handshake) and the route to put in a new one with the
+    /// same key, identity and expiry.
+    public struct DatabaseRouteCertRequest: Codable, Sendable, Equatable {
+        /// The user's certificate, PEM.
+        public var userCertificatePEM: String
+        /// The database (`db_server` name).
+        public var serviceName: String
+        /// The database user.
+        public var username: String
+        /// The database name (empty: the user's default).
+        public var database: String
+
+        enum CodingKeys: String, CodingKey {
+            case username, database
+            case userCertificatePEM = "user_certificate"
+            case serviceName = "service_name"
+        }
+
+        /// Creates a request.
+        public init(userCertificatePEM: String, serviceName: String, username: String, database: String) {
+            self.userCertificatePEM = userCertificatePEM
+            self.serviceName = serviceName
+            self.username = username
+            self.database = database
+        }
+    }
+
+    /// The route-carrying certificate.
+    public struct DatabaseRouteCertResponse: Codable, Sendable, Equatable {
+        /// The certificate, PEM (user CA).
+        public var certificatePEM: String
+
+        enum CodingKeys: String, CodingKey {
+            case certificatePEM = "certificate"
+        }
+
+        /// Creates a response.
+        public init(certificatePEM: String) { self.certificatePEM = certificatePEM }
+    }
+}

@@ -341,8 +341,27 @@ public enum WebAPI {
                 }
             }
 
+            /// Database listeners (absent from proxies without one).
+            public var db: DB?
+
+            /// Database listeners.
+            public struct DB: Codable, Sendable, Equatable {
+                /// `proxy_service.postgres_listen_addr` (empty: none).
+                public var postgresListenAddr: String
+
+                enum CodingKeys: String, CodingKey {
+                    case postgresListenAddr = "postgres_listen_addr"
+                }
+
+                /// Creates the block.
+                public init(postgresListenAddr: String) { self.postgresListenAddr = postgresListenAddr }
+            }
+
             /// Creates the block.
-            public init(ssh: SSH) { self.ssh = ssh }
+            public init(ssh: SSH, db: DB? = nil) {
+                self.ssh = ssh
+                self.db = db
+            }
         }
 
         /// Creates a response.

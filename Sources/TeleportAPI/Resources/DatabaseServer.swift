@@ -34,9 +34,12 @@ public struct DatabaseServer: Resource {
         public var dynamicLabels: [String: ServerNode.CommandLabelResult]?
         /// The software version.
         public var version: String?
+        /// Where the proxy reaches the database service (`db_service.listen_addr`, mutual TLS
+        /// with host identities); nil for records written by hand.
+        public var addr: String?
 
         enum CodingKeys: String, CodingKey {
-            case `protocol`, uri, description, hostname, version
+            case `protocol`, uri, description, hostname, version, addr
             case hostID = "host_id"
             case dynamicLabels = "dynamic_labels"
         }
@@ -87,6 +90,9 @@ public struct DatabaseServer: Resource {
         }
         guard !spec.hostname.isEmpty, spec.hostname.utf8.count <= 253, TerminalText.isPrintable(spec.hostname) else {
             throw TeleportError.badParameter("\(source): spec.hostname must be 1 to 253 printable characters")
+        }
+        guard (spec.addr ?? "").utf8.count <= 300, TerminalText.isPrintable(spec.addr ?? "") else {
+            throw TeleportError.badParameter("\(source): spec.addr must be a host:port address of printable characters")
         }
         guard !spec.hostID.isEmpty, spec.hostID.utf8.count <= 64, TerminalText.isPrintable(spec.hostID) else {
             throw TeleportError.badParameter("\(source): spec.host_id must be the service's host UUID")

@@ -15,6 +15,8 @@ public struct DaemonConfig: Sendable {
     public var runAuth: Bool
     public var runProxy: Bool
     public var runNode: Bool
+    /// The database service (`db_service.enabled` or `--roles=db`).
+    public var runDb = false
     /// Debug logging.
     public var debug: Bool
     public var diagAddr: String?
@@ -67,17 +69,23 @@ public struct DaemonConfig: Sendable {
         var runAuth = file.auth.enabled
         var runProxy = file.proxy.enabled
         var runNode = file.ssh.enabled
+        var runDb = file.db.enabled
         if let roles = flags.roles {
             let names = roles.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            for name in names where !["auth", "proxy", "node"].contains(name) {
-                throw TeleportError.badParameter("--roles: unknown role \"\(name)\" (expected a list of auth, node, proxy)")
+            for name in names where !["auth", "proxy", "node", "db"].contains(name) {
+                throw TeleportError.badParameter("--roles: unknown role \"\(name)\" (expected a list of auth, node, proxy, db)")
             }
             guard !names.isEmpty else { throw TeleportError.badParameter("--roles: the list is empty") }
             runAuth = names.contains("auth")
             runProxy = names.contains("proxy")
             runNode = names.contains("node")
+            runDb = names.contains("db")
         }
-        guard runAuth || runProxy || runNode else {
+        if runDb, file.db.databases.isEmpty {
+            throw TeleportError.badParameter(
+                "db_service: no databases to serve: list them under db_service.databases (name, protocol: postgres, uri: host:port)")
+        }
+        guard runAuth || runProxy || runNode || runDb else {
             throw TeleportError.badParameter("no service is enabled: enable auth_service, proxy_service or ssh_service (or pass --roles)")
         }
         if let listenIP = flags.listenIP {
@@ -145,13 +153,14 @@ public struct DaemonConfig: Sendable {
             diagAddr: file.teleport.diagAddr, pidFile: flags.pidFile ?? file.teleport.pidFile, bootstrapPath: flags.bootstrap,
             authServers: authServers, token: flags.token ?? file.teleport.authToken,
             caPins: flags.caPin.map { [$0] } ?? file.teleport.caPins, advertiseIP: flags.advertiseIP ?? file.teleport.advertiseIP)
+        config.runDb = runDb
         config.tunnelKeepalive = try tunnelKeepalive(environment: ProcessInfo.processInfo.environment)
         return config
     }
 
     /// The roles as the log and `teleport status` print them.
     public var roleNames: [String] {
-        (runAuth ? ["auth"] : []) + (runProxy ? ["proxy"] : []) + (runNode ? ["node"] : [])
+        (runAuth ? ["auth"] : []) + (runProxy ? ["proxy"] : []) + (runNode ? ["node"] : []) + (runDb ? ["db"] : [])
     }
 }
 

@@ -40,7 +40,8 @@ extension FileConfig {
             case "proxy_service": try config.parseProxy(value)
             case "version":
                 _ = try value.string()
-            case "kubernetes_service", "app_service", "db_service", "windows_desktop_service", "discovery_service":
+            case "db_service": try config.parseDatabaseService(value)
+            case "kubernetes_service", "app_service", "windows_desktop_service", "discovery_service":
                 try config.ignoreDisabledOrWarn(value, key)
             default: throw unknown(value, file: file)
             }
@@ -285,7 +286,8 @@ extension FileConfig {
                 proxy.listenerMode = mode
             case "public_addr": proxy.publicAddrs = try value.stringList()
             case "tunnel_public_addr": proxy.tunnelPublicAddr = try value.address(defaultPort: 3024)
-            case "ssh_public_addr", "kube_listen_addr", "kube_public_addr", "postgres_listen_addr",
+            case "postgres_listen_addr": proxy.postgresListenAddr = try value.address(defaultPort: 5432)
+            case "ssh_public_addr", "kube_listen_addr", "kube_public_addr", "postgres_public_addr",
                 "mysql_listen_addr", "acme", "trust_x_forwarded_for":
                 warn(value, "the setting is not supported yet")
             case "kubernetes": warn(value, "Kubernetes access is not supported yet")

@@ -11,6 +11,8 @@ public struct FileConfig: Sendable, Equatable {
     public var ssh = SSHService()
     /// `proxy_service:`.
     public var proxy = ProxyService()
+    /// `db_service:`.
+    public var db = DatabaseServiceConfig()
     /// Documented keys we accept but do not act on, one line each for the log.
     public var warnings: [String] = []
 
@@ -142,6 +144,8 @@ public struct FileConfig: Sendable, Equatable {
         public var tunnelPublicAddr: String?
         public var publicAddrs: [String] = []
         public var httpsKeyPairs: [KeyPair] = []
+        /// `postgres_listen_addr`: PostgreSQL clients' listener (nil: none).
+        public var postgresListenAddr: String?
         /// `proxy_listener_mode`: `multiplex` puts reverse tunnels on the web port.
         public var listenerMode = ListenerMode.separate
 
@@ -163,5 +167,27 @@ public struct FileConfig: Sendable, Equatable {
             else { return false }
             return web.port == tunnel.port && web.host == tunnel.host
         }
+    }
+
+    /// `db_service:` (off unless `enabled: true` or `--roles=db`).
+    public struct DatabaseServiceConfig: Sendable, Equatable {
+        public var enabled = false
+        /// Where the proxy reaches the service (mutual TLS), default `0.0.0.0:3029`.
+        public var listenAddr = "0.0.0.0:3029"
+        /// `databases:`.
+        public var databases: [DatabaseEntry] = []
+    }
+
+    /// One entry of `db_service.databases`.
+    public struct DatabaseEntry: Sendable, Equatable {
+        public var name: String
+        public var description = ""
+        public var `protocol`: String
+        public var uri: String
+        public var staticLabels: [String: String] = [:]
+        /// `tls.mode`: `verify-full` (default), `verify-ca` or `insecure`.
+        public var tlsMode = "verify-full"
+        public var caCertFile: String?
+        public var serverName: String?
     }
 }

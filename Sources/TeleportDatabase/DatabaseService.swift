@@ -1,0 +1,201 @@
+import Foundation
+public import Logging
+import Crypto
+import NIOCore
+import NIOPosix
+import NIOSSL
+public import ServiceLifecycle
+import TeleportAccess
+public import TeleportAPI
+public import TeleportAuthClient
+import TeleportCrypto
+public import TeleportSSH
+import TeleportWire
+import X509
+
+/// The database service (`db_service`, `teleport start --roles=db`): heartbeats one `db_server`
+/// record per configured database, and serves the proxy's connections on its listen address
+/// with mutual TLS (its `Db` host identity; the proxy's `Proxy` identity). Each connection starts
+/// with a ``DatabaseHandoff`` (the user's route-carrying certificate and start-up parameters);
+/// the service checks the certificate and the user's roles (`db_labels`, `db_users`,
+/// `db_names`, deny first) before it opens anything upstream, then connects to the database
+/// over TLS with a short-lived client certificate for the database user from the db CA, sends
+/// the start-up message and relays, auditing the session and its simple queries.
+public struct DatabaseService: Service, CustomStringConvertible {
+    public var description: String { "DatabaseService" }
+
+    /// One database this service serves.
+    public struct Database: Sendable, Equatable {
+        /// How the service checks the database's certificate.
+        public enum TLSMode: String, Sendable, Equatable, CaseIterable {
+            /// The db CA (or `ca_cert_file`) and the host name (`server_name`, else the URI's host).
+            case verifyFull = "verify-full"
+            /// The CA only.
+            case verifyCA = "verify-ca"
+            /// No check (not recommended).
+            case insecure
+        }
+
+        public var name: String
+        public var description: String
+        public var `protocol`: DatabaseServer.DatabaseProtocol
+        /// `host:port`.
+        public var uri: String
+        public var labels: [String: String]
+        public var tlsMode: TLSMode
+        /// A CA file that signs the database's certificate (default: the cluster's db CA).
+        public var caCertFile: String?
+        /// The name to check the database's certificate against (verify-full).
+        public var serverName: String?
+
+        /// Creates a database entry.
+        public init(
+            name: String, description: String = "", protocol: DatabaseServer.DatabaseProtocol, uri: String, labels: [String: String] = [:],
+            tlsMode: TLSMode = .verifyFull, caCertFile: String? = nil, serverName: String? = nil
+        ) {
+            self.name = name
+            self.description = description
+            self.protocol = `protocol`
+            self.uri = uri
+            self.labels = labels
+            self.tlsMode = tlsMode
+            self.caCertFile = caCertFile
+            self.serverName = serverName
+        }
+    }
+
+    /// What the service needs.
+    public struct Configuration: Sendable {
+        public var hostUUID: String
+        public var hostname: String
+        public var clusterName: String
+        /// Where the proxy connects (`db_service.listen_addr`).
+        public var listenHost: String
+        public var listenPort: Int
+        /// The address registered for the proxy (`spec.addr`).
+        public var advertisedAddr: String
+        public var identity: ClientIdentity
+        public var databases: [Database]
+        /// How often each record is sent (its TTL is set by the auth service).
+        public var heartbeatInterval: Duration = .seconds(10)
+
+        /// Creates a configuration.
+        public init(
+            hostUUID: String, hostname: String, clusterName: String, listenHost: String, listenPort: Int, advertisedAddr: String,
+            identity: ClientIdentity, databases: [Database]
+        ) {
+            self.hostUUID = hostUUID
+            self.hostname = hostname
+            self.clusterName = clusterName
+            self.listenHost = listenHost
+            self.listenPort = listenPort
+            self.advertisedAddr = advertisedAddr
+            self.identity = identity
+            self.databases = databases
+        }
+    }
+
+    let configuration: Configuration
+    let auth: AuthClient
+    let cache: UserCertificateCache
+    let audit: DatabaseAudit
+    let logger: Logger
+    let onFirstHeartbeat: @Sendable () -> Void
+
+    /// Creates the service.
+    public init(
+        configuration: Configuration, auth: AuthClient, cache: UserCertificateCache, audit: DatabaseAudit, logger: Logger,
+        onFirstHeartbeat: @escaping @Sendable () -> Void = {}
+    ) {
+        self.configuration = configuration
+        self.auth = auth
+        self.cache = cache
+        self.audit = audit
+        self.logger = logger
+        self.onFirstHeartbeat = onFirstHeartbeat
+    }
+
+    /// The `db_server` records this service heartbeats.
+    public func records() -> [DatabaseServer] {
+        configuration.databases.map { database in
+            var spec = DatabaseServer.Spec(
+                protocol: database.protocol, uri: database.uri, description: database.description.isEmpty ? nil : database.description,
+                hostID: configuration.hostUUID, hostname: configuration.hostname, version: TeleportVersion.version)
+            spec.addr = configuration.advertisedAddr
+            return DatabaseServer(name: database.name, labels: database.labels.isEmpty ? nil : database.labels, spec: spec)
+        }
+    }
+
+    public func run() async throws {
+        let tls = try serverContext()
+        let sessions = DatabaseSessions(service: self)
+        let server: any Channel
+        do {
+            server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                        try channel.pipeline.syncOperations.addHandler(HandoffGate(sessions: sessions))
+                    }
+                }
+                .bind(host: configuration.listenHost, port: configuration.listenPort).get()
+        } catch let error as IOError {
+            throw ListenError.describe(
+                error, errno: error.errnoCode, address: HostPort.join(configuration.listenHost, configuration.listenPort),
+                key: "db_service.listen_addr")
+        }
+        logger.info(
+            "database service is listening",
+            metadata: ["tp.listen": "\(HostPort.join(configuration.listenHost, configuration.listenPort))",
+                "tp.databases": "\(configuration.databases.map(\.name).joined(separator: ","))"])
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await cache.run() }
+                group.addTask { await heartbeats() }
+                await group.waitForAll()
+            }
+        }
+        try? await server.close()
+    }
+
+    /// Sends every record now and then every interval, until cancelled.
+    func heartbeats() async {
+        var first = true
+        while !Task.isCancelled {
+            var failed = false
+            for record in records() {
+                do {
+                    try await auth.heartbeat(database: record)
+                } catch {
+                    failed = true
+                    logger.warning("database heartbeat failed: \(error)", metadata: ["tp.db": "\(record.name)"])
+                }
+            }
+            if first && !failed {
+                first = false
+                onFirstHeartbeat()
+            }
+            do { try await Task.sleep(for: failed ? .seconds(1) : configuration.heartbeatInterval) } catch { return }
+        }
+    }
+
+    /// Mutual TLS with the proxy: this host's `Db` identity; the client must present a
+    /// certificate from the cluster's CAs (its role is checked per connection).
+    func serverContext() throws -> NIOSSLContext {
+        let identity = configuration.identity
+        do {
+            let key = try NIOSSLPrivateKey(bytes: Array(identity.keyPEM.utf8), format: .pem)
+            var tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(identity.certificatePEM.utf8)).map { .certificate($0) },
+                privateKey: .privateKey(key))
+            tls.trustRoots = .certificates(try identity.trustedCAPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
+            tls.certificateVerification = .noHostnameVerification
+            tls.minimumTLSVersion = .tlsv12
+            return try NIOSSLContext(configuration: tls)
+        } catch {
+            throw TeleportError.badParameter("the database service's identity cannot be loaded (data_dir/keys/db.*): \(error)")
+        }
+    }
+}
