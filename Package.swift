@@ -228,6 +228,12 @@ let package = Package(
             name: "TeleportTestSupport", dependencies: ["CTeleportShims"], path: "Tests/TeleportTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "TeleportWireTests", dependencies: ["TeleportWire"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "TeleportDatabaseTests",
+            dependencies: [
+                "TeleportDatabase", "TeleportWire", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings),
+        .testTarget(
             name: "TeleportProxyTests",
             dependencies: [
                 "TeleportProxy", "TeleportWire", "TeleportAPI", "TeleportCrypto", nioCore, nioPosix, nioSSL, logging,

@@ -67,23 +67,35 @@ public struct DatabaseAudit: Sendable {
         add(refusal == nil ? AuditEventType.dbSessionStart : AuditEventType.dbSessionStartFailure, fields)
     }
 
-    /// `db.session.query`: a statement's text (`truncated` when cut for length).
-    public func query(_ session: Session, text: String, truncated: Bool) {
+    /// `db.session.query`: a statement's text (`truncated` when cut for length). False when the
+    /// outbox refused it (full under `fail_closed`): the session must end rather than go on
+    /// unaudited.
+    @discardableResult
+    public func query(_ session: Session, text: String, truncated: Bool) -> Bool {
         var fields = session.fields
         fields["db_query"] = .string(text)
         if truncated { fields["truncated"] = .bool(true) }
-        add(AuditEventType.dbSessionQuery, fields)
+        return add(AuditEventType.dbSessionQuery, fields)
     }
+
+    /// Whether new sessions may start (the outbox is not full under `fail_closed`).
+    public var admits: Bool { queue.admits }
 
     /// `db.session.end`.
     public func ended(_ session: Session) {
         add(AuditEventType.dbSessionEnd, session.fields)
     }
 
-    func add(_ type: (String, String), _ fields: [String: JSONValue]) {
+    @discardableResult
+    func add(_ type: (String, String), _ fields: [String: JSONValue]) -> Bool {
         var all = fields
         all["namespace"] = "default"
         all["server_id"] = .string(serverID)
-        try? queue.add(AuditEvent(event: type.0, code: type.1, time: clock.now(), fields: all))
+        do {
+            try queue.add(AuditEvent(event: type.0, code: type.1, time: clock.now(), fields: all))
+            return true
+        } catch {
+            return false
+        }
     }
 }

@@ -59,6 +59,9 @@ struct DatabaseSessions: Sendable {
                     "access to database \(database.name) as db user \(route.username) (db name \(session.dbName)) denied: "
                         + decision.reasons.joined(separator: "; "))
             }
+            guard service.audit.admits else {
+                throw TeleportError.connectionProblem("the audit log is unavailable (events wait for the auth service): refusing to start an unaudited session")
+            }
             let upstream = try await connect(database, route: route, on: channel.eventLoop)
             var parameters = handoff.parameters.compactMap { pair -> PostgresStartup.Parameter? in
                 guard pair.count == 2, pair[0] != "user", pair[0] != "database" else { return nil }

@@ -1,0 +1,51 @@
+import NIOCore
+import NIOEmbedded
+@testable import TeleportDatabase
+import TeleportWire
+import Testing
+
+/// The tap between the client and the database: every simple query is audited before its bytes
+/// go on; a query the audit outbox refuses ends the session and never reaches the database.
+@Suite("query tap")
+struct QueryTapTests {
+    static func query(_ text: String) -> [UInt8] {
+        let body = Array(text.utf8) + [0]
+        let length = UInt32(body.count + 4)
+        return [UInt8(ascii: "Q"), UInt8(length >> 24), UInt8((length >> 16) & 0xFF), UInt8((length >> 8) & 0xFF), UInt8(length & 0xFF)] + body
+    }
+
+    final class Seen: @unchecked Sendable {
+        var queries: [String] = []
+    }
+
+    @Test func auditedQueriesPassThrough() throws {
+        let seen = Seen()
+        let channel = EmbeddedChannel(handler: QueryTap { text, _ in
+            seen.queries.append(text)
+            return true
+        })
+        let bytes = Self.query("SELECT 1") + Self.query("SELECT 2")
+        try channel.writeInbound(channel.allocator.buffer(bytes: bytes))
+        #expect(seen.queries == ["SELECT 1", "SELECT 2"])
+        let passed = try #require(try channel.readInbound(as: ByteBuffer.self))
+        #expect(Array(passed.readableBytesView) == bytes)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        _ = try channel.finish()
+    }
+
+    @Test func aQueryThatCannotBeAuditedEndsTheSession() throws {
+        let channel = EmbeddedChannel(handler: QueryTap { _, _ in false })
+        try channel.writeInbound(channel.allocator.buffer(bytes: Self.query("DROP TABLE accounts")))
+        #expect(try channel.readInbound(as: ByteBuffer.self) == nil, "the query never reaches the database")
+        let reply = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(String(decoding: reply.readableBytesView, as: UTF8.self).contains("the audit log is unavailable"))
+        #expect(!channel.isActive)
+    }
+
+    @Test func aMalformedStreamIsClosed() throws {
+        let channel = EmbeddedChannel(handler: QueryTap { _, _ in true })
+        try channel.writeInbound(channel.allocator.buffer(bytes: [UInt8(ascii: "Q"), 0, 0, 0, 1]))
+        #expect(try channel.readInbound(as: ByteBuffer.self) == nil)
+        #expect(!channel.isActive)
+    }
+}
