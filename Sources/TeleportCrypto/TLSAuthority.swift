@@ -79,6 +79,17 @@ public struct TLSAuthority: Sendable {
         }
     }
 
+    /// The DNS names and IP addresses of `serverNames` as subject alternative names (unparsable
+    /// addresses are skipped).
+    static func subjectAlternativeNames(_ serverNames: ServerNames?) -> [GeneralName] {
+        var names: [GeneralName] = []
+        for dns in serverNames?.dnsNames ?? [] { names.append(.dnsName(dns)) }
+        for ip in serverNames?.ipAddresses ?? [] {
+            if let bytes = IPAddressBytes.parse(ip) { names.append(.ipAddress(ASN1OctetString(contentBytes: bytes[...]))) }
+        }
+        return names
+    }
+
     /// Issues a leaf certificate for `publicKey` carrying `identity`, usable as a TLS client and, with
     /// `serverNames`, as a TLS server.
     public func issue(
@@ -87,12 +98,7 @@ public struct TLSAuthority: Sendable {
     ) throws -> Certificate {
         let now = clock.now()
         let notAfter = min(now.addingTimeInterval(validity), certificate.notValidAfter)
-        var names: [GeneralName] = []
-        for dns in serverNames?.dnsNames ?? [] { names.append(.dnsName(dns)) }
-        for ip in serverNames?.ipAddresses ?? [] {
-            if let bytes = IPAddressBytes.parse(ip) { names.append(.ipAddress(ASN1OctetString(contentBytes: bytes[...]))) }
-        }
-        let sans = names
+        let sans = Self.subjectAlternativeNames(serverNames)
         return try Certificate(
             version: .v3,
             serialNumber: Certificate.SerialNumber(),
@@ -122,12 +128,7 @@ public struct TLSAuthority: Sendable {
     ) throws -> Certificate {
         let now = clock.now()
         let notAfter = min(now.addingTimeInterval(validity), certificate.notValidAfter)
-        var names: [GeneralName] = []
-        for dns in serverNames?.dnsNames ?? [] { names.append(.dnsName(dns)) }
-        for ip in serverNames?.ipAddresses ?? [] {
-            if let bytes = IPAddressBytes.parse(ip) { names.append(.ipAddress(ASN1OctetString(contentBytes: bytes[...]))) }
-        }
-        let sans = names
+        let sans = Self.subjectAlternativeNames(serverNames)
         let usages: [ExtendedKeyUsage.Usage] = serverNames == nil ? [.clientAuth] : [.serverAuth, .clientAuth]
         return try Certificate(
             version: .v3,

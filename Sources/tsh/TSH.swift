@@ -78,6 +78,20 @@ func perform(_ work: () async throws -> TSHCommands.Outcome) async throws {
     }
 }
 
+/// Runs a command that passes on another program's exit status (ssh, join, db connect, proxy ssh):
+/// a non-zero status becomes this process's; an error is one `ERROR:` line and `failureCode`.
+func performExit(failureCode: Int32, _ work: () async throws -> Int32) async throws {
+    let code: Int32
+    do {
+        code = try await work()
+    } catch {
+        let message = (error as? TeleportError)?.message ?? "\(error)"
+        StandardStreams.err("ERROR: \(TerminalText.escape(message))\n")
+        throw ExitCode(failureCode)
+    }
+    if code != 0 { throw ExitCode(code) }
+}
+
 extension TSH {
     struct Login: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -186,15 +200,7 @@ extension TSH {
             let options = SSHCommandOptions(
                 login: l, target: target, command: command, port: p, tty: tty ? true : (noTTY ? false : nil), localForwards: local,
                 remoteForwards: remote, noCommand: noCommand, cluster: cluster)
-            let code: Int32
-            do {
-                code = try await TSHCommands.ssh(global.client, options, context: context)
-            } catch {
-                let message = (error as? TeleportError)?.message ?? "\(error)"
-                StandardStreams.err("ERROR: \(TerminalText.escape(message))\n")
-                throw ExitCode(255)
-            }
-            if code != 0 { throw ExitCode(code) }
+            try await performExit(failureCode: 255) { try await TSHCommands.ssh(global.client, options, context: context) }
         }
     }
 }
@@ -263,15 +269,9 @@ extension TSH {
         @Argument(help: "The session ID (tsh sessions ls).") var sessionID: String
 
         func run() async throws {
-            let code: Int32
-            do {
-                code = try await TSHCommands.join(global.client, sessionID: sessionID, mode: mode, context: .live())
-            } catch {
-                let message = (error as? TeleportError)?.message ?? "\(error)"
-                StandardStreams.err("ERROR: \(TerminalText.escape(message))\n")
-                throw ExitCode(255)
+            try await performExit(failureCode: 255) {
+                try await TSHCommands.join(global.client, sessionID: sessionID, mode: mode, context: .live())
             }
-            if code != 0 { throw ExitCode(code) }
         }
     }
 
@@ -355,16 +355,8 @@ extension TSH {
         @Argument(parsing: .postTerminator, help: "Arguments for psql after --.") var extra: [String] = []
 
         func run() async throws {
-            do {
-                let code = try await TSHCommands.databaseConnect(
-                    global.client, name: name, dbUser: dbUser, dbName: dbName, extra: extra, context: .live())
-                if code != 0 { throw ExitCode(code) }
-            } catch let exit as ExitCode {
-                throw exit
-            } catch {
-                let message = (error as? TeleportError)?.message ?? "\(error)"
-                StandardStreams.err("ERROR: \(TerminalText.escape(message))\n")
-                throw ExitCode(1)
+            try await performExit(failureCode: 1) {
+                try await TSHCommands.databaseConnect(global.client, name: name, dbUser: dbUser, dbName: dbName, extra: extra, context: .live())
             }
         }
     }
@@ -400,15 +392,8 @@ extension TSH {
         @Argument(help: "[USER@]HOST[:PORT]") var target: String
 
         func run() async throws {
-            do {
-                let code = try await TSHCommands.proxySSH(global.client, target: target, cluster: cluster, context: .live())
-                if code != 0 { throw ExitCode(code) }
-            } catch let exit as ExitCode {
-                throw exit
-            } catch {
-                let message = (error as? TeleportError)?.message ?? "\(error)"
-                StandardStreams.err("ERROR: \(TerminalText.escape(message))\n")
-                throw ExitCode(255)
+            try await performExit(failureCode: 255) {
+                try await TSHCommands.proxySSH(global.client, target: target, cluster: cluster, context: .live())
             }
         }
     }
