@@ -60,6 +60,12 @@ let package = Package(
             dependencies: ["TeleportAPI", crypto, x509, asn1],
             swiftSettings: swiftSettings
         ),
+        // Layer 1: one HTTP/1.1 request and reply over a connected channel, for our small HTTPS clients.
+        .target(
+            name: "TeleportHTTP",
+            dependencies: ["TeleportAPI", nioCore, .product(name: "NIOHTTP1", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         // Layer 1: storage contract and audit.
         .target(name: "TeleportBackend", dependencies: ["TeleportAPI", logging], swiftSettings: swiftSettings),
         .target(name: "TeleportAccess", dependencies: ["TeleportAPI"], swiftSettings: swiftSettings),
@@ -78,7 +84,9 @@ let package = Package(
         ),
         .target(
             name: "TeleportBackendEtcd",
-            dependencies: ["TeleportBackend", "TeleportAPI", logging, nioCore, nioPosix, nioSSL, .product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: [
+                "TeleportBackend", "TeleportAPI", "TeleportHTTP", logging, nioCore, nioPosix, nioSSL, .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -97,7 +105,7 @@ let package = Package(
         .target(
             name: "TeleportAuthClient",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", logging, nioCore, nioPosix, nioSSL, x509, crypto,
+                "TeleportAPI", "TeleportCrypto", "TeleportHTTP", logging, nioCore, nioPosix, nioSSL, x509, crypto,
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -195,7 +203,7 @@ let package = Package(
         .target(
             name: "TeleportClient",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportSSHClient", "TeleportEvents", "CTeleportShims", logging, nioCore, nioPosix, nioSSL, crypto, x509,
+                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportHTTP", "TeleportSSH", "TeleportSSHClient", "TeleportEvents", "CTeleportShims", logging, nioCore, nioPosix, nioSSL, crypto, x509,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],

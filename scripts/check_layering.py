@@ -19,7 +19,7 @@ FORBIDDEN_FOR_CLIENTS = {
 }
 LAYERS = {
     "TeleportAPI": 0, "TeleportCrypto": 0, "TeleportWire": 0,
-    "TeleportAccess": 1, "TeleportBackend": 1, "TeleportEvents": 1,
+    "TeleportAccess": 1, "TeleportBackend": 1, "TeleportHTTP": 1, "TeleportEvents": 1,
     "TeleportBackendSQLite": 2, "TeleportBackendEtcd": 2, "TeleportBackendPostgres": 2, "TeleportServices": 2, "TeleportSSH": 2,
     "TeleportAuthClient": 2,
     "TeleportTunnel": 3, "TeleportSSHClient": 3,

@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import TeleportAPI
+import TeleportHTTP
 
 /// A minimal HTTPS/1.1 client with mutual TLS: one connection per request, the server's certificate
 /// checked against the cluster's CA certificates and the fixed name ``AuthAPI/serverName``.
@@ -19,6 +20,9 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
     var extraHeaders: [(name: String, value: String)] = []
 
     var description: String { "HTTPSTransport(\(host):\(port))" }
+
+    /// The largest reply body read (a session recording is the biggest thing the auth API sends).
+    static let maxReplyBytes = 1 << 30
 
     struct Reply: Sendable {
         var status: Int
@@ -87,19 +91,10 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
                     head.headers.add(name: "Content-Length", value: "\(body?.count ?? 0)")
                     head.headers.add(name: "Connection", value: "close")
                     for field in extraHeaders { head.headers.add(name: field.name, value: field.value) }
-                    try await outbound.write(.head(head))
-                    if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-                    try await outbound.write(.end(nil))
-                    var status = 0
-                    var data = Data()
-                    for try await part in inbound {
-                        switch part {
-                        case .head(let response): status = Int(response.status.code)
-                        case .body(let buffer): data.append(contentsOf: buffer.readableBytesView)
-                        case .end: return Reply(status: status, body: data)
-                        }
-                    }
-                    throw TeleportError.connectionProblem("the auth service at \(address) closed the connection mid-reply")
+                    let reply = try await HTTP1Exchange.perform(
+                        inbound: inbound, outbound: outbound, head: head, body: body,
+                        maxBodyBytes: Self.maxReplyBytes, describe: "the auth service at \(address)")
+                    return Reply(status: reply.status, body: reply.body)
                 }
             }
         } catch let error as TeleportError {

@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import TeleportAPI
+import TeleportHTTP
 
 /// A small HTTP/1.1 client for etcd's v3 JSON gateway: one connection per call (a watch keeps its
 /// connection for the stream), HTTPS with an optional client certificate or plain HTTP, every reply
@@ -114,34 +115,21 @@ struct EtcdTransport: Sendable {
                 head.headers.add(name: "Content-Length", value: "\(body.count)")
                 head.headers.add(name: "Connection", value: "close")
                 if let token { head.headers.add(name: "Authorization", value: token) }
-                try await outbound.write(.head(head))
-                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
-                try await outbound.write(.end(nil))
-                var status = 0
-                var data = Data()
-                for try await part in inbound {
-                    switch part {
-                    case .head(let response): status = Int(response.status.code)
-                    case .body(let buffer):
-                        data.append(contentsOf: buffer.readableBytesView)
-                        if status == 200, let onLine {
-                            while let newline = data.firstIndex(of: UInt8(ascii: "\n")) {
-                                let line = data[data.startIndex..<newline]
-                                data = Data(data[data.index(after: newline)...])
-                                try await onLine(Data(line))
-                            }
-                        }
-                        if data.count > limit {
-                            throw TeleportError.limitExceeded(
-                                "a reply from etcd at \(endpoint) exceeds etcd_max_client_msg_size_bytes (\(limit)); raise it (and etcd's --max-request-bytes)")
-                        }
-                    case .end:
-                        guard status == 200 else { throw Self.failure(status: status, body: data, endpoint: endpoint) }
-                        if let onLine, !data.isEmpty { try await onLine(data) }
-                        return data
+                let reply = try await HTTP1Exchange.perform(
+                    inbound: inbound, outbound: outbound, head: head, body: body, maxBodyBytes: limit, describe: "etcd at \(endpoint)",
+                    limitHint: "; raise etcd_max_client_msg_size_bytes (and etcd's --max-request-bytes)"
+                ) { status, collected in
+                    // A watch: hand over each complete line as it arrives.
+                    guard status == 200, let onLine else { return }
+                    while let newline = collected.firstIndex(of: UInt8(ascii: "\n")) {
+                        let line = collected[collected.startIndex..<newline]
+                        collected = Data(collected[collected.index(after: newline)...])
+                        try await onLine(Data(line))
                     }
                 }
-                throw TeleportError.connectionProblem("etcd at \(endpoint) closed the connection mid-reply")
+                guard reply.status == 200 else { throw Self.failure(status: reply.status, body: reply.body, endpoint: endpoint) }
+                if let onLine, !reply.body.isEmpty { try await onLine(reply.body) }
+                return reply.body
             }
         } catch let error as TeleportError {
             throw error

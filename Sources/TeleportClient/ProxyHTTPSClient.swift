@@ -5,6 +5,7 @@ import NIOPosix
 import NIOSSL
 import TeleportAPI
 import TeleportAuthClient
+import TeleportHTTP
 import TeleportCrypto
 
 /// One HTTP reply: status and body.
@@ -144,23 +145,10 @@ public struct ProxyHTTPSClient: ProxyTransport, CustomStringConvertible {
                         head.headers.add(name: "Content-Length", value: "\(body.count)")
                     }
                     head.headers.add(name: "Connection", value: "close")
-                    try await outbound.write(.head(head))
-                    if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-                    try await outbound.write(.end(nil))
-                    var status = 0
-                    var data = Data()
-                    for try await part in inbound {
-                        switch part {
-                        case .head(let response): status = Int(response.status.code)
-                        case .body(let buffer):
-                            data.append(contentsOf: buffer.readableBytesView)
-                            guard data.count <= ResourceCodec.maxDocumentBytes * 4 else {
-                                throw TeleportError.limitExceeded("the proxy at \(address) sent an oversized reply")
-                            }
-                        case .end: return HTTPReply(status: status, body: data)
-                        }
-                    }
-                    throw TeleportError.connectionProblem("the proxy at \(address) closed the connection mid-reply")
+                    let reply = try await HTTP1Exchange.perform(
+                        inbound: inbound, outbound: outbound, head: head, body: body,
+                        maxBodyBytes: ResourceCodec.maxDocumentBytes * 4, describe: "the proxy at \(address)")
+                    return HTTPReply(status: reply.status, body: reply.body)
                 }
             } catch {
                 throw Self.convert(recorder.error ?? error, address: address)
