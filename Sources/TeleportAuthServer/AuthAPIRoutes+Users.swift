@@ -69,24 +69,16 @@ extension AuthAPIRoutes {
                     throw TeleportError.badParameter("--ttl must be positive and at most a year")
                 }
                 let admin = try caller(context).identity.username
-                var fields: [String: JSONValue] = ["user": .string(admin), "identity": .string(sign.user), "cert_type": "user"]
-                let issued: AuthAPI.LoginResponse
-                do {
+                let fields: [String: JSONValue] = ["user": .string(admin), "identity": .string(sign.user), "cert_type": "user"]
+                let issued = try await auth.auditingCertificate(fields) { _ in
                     // tctl generates the keys and signs for them; a key certified for another user
                     // is refused (issueUserCertificates), and so is any refusal audited.
                     let keys = try auth.proveKeys(
                         sshPublicKey: sign.sshPublicKey, tlsPublicKeyPEM: sign.tlsPublicKeyPEM, user: sign.user, proof: sign.keyProof,
                         purpose: .signUser)
                     let user = try await auth.stores.users.get(sign.user)
-                    issued = try await auth.issueUserCertificates(user: user, keys: keys, ttl: sign.ttlSeconds)
-                } catch let error as TeleportError {
-                    fields["success"] = false
-                    fields["error"] = .string(error.message)
-                    try await auth.emit(AuditEventType.certCreateFailure, fields: fields)
-                    throw error
+                    return try await auth.issueUserCertificates(user: user, keys: keys, ttl: sign.ttlSeconds)
                 }
-                fields["success"] = true
-                try await auth.emit(AuditEventType.certCreate, fields: fields)
                 return try APIResponse.json(issued)
             }
         }
@@ -95,13 +87,11 @@ extension AuthAPIRoutes {
             await APIResponse.handling(context) {
                 try requireAdmin(context)
                 let sign = try await body(AuthAPI.SignHostRequest.self, request)
-                let issued = try await auth.signHost(sign)
-                try await auth.emit(
-                    AuditEventType.certCreate,
-                    fields: [
-                        "user": .string(try caller(context).identity.username), "identity": .string(sign.principals.joined(separator: ",")),
-                        "cert_type": "host",
-                    ])
+                let fields: [String: JSONValue] = [
+                    "user": .string(try caller(context).identity.username), "identity": .string(sign.principals.joined(separator: ",")),
+                    "cert_type": "host",
+                ]
+                let issued = try await auth.auditingCertificate(fields) { _ in try await auth.signHost(sign) }
                 return try APIResponse.json(issued)
             }
         }
@@ -121,21 +111,11 @@ extension AuthAPIRoutes {
                     try requireAdmin(context)
                 }
                 let identity = sign.usage == .server ? sign.hosts.joined(separator: ",") : (sign.user ?? "")
-                var fields: [String: JSONValue] = [
+                let fields: [String: JSONValue] = [
                     "user": .string(try caller(context).identity.username), "identity": .string(String(identity.prefix(512))),
                     "cert_type": .string("db_\(sign.usage.rawValue)"),
                 ]
-                let issued: AuthAPI.SignDatabaseResponse
-                do {
-                    issued = try await auth.signDatabase(sign)
-                } catch let error as TeleportError {
-                    fields["success"] = false
-                    fields["error"] = .string(error.message)
-                    try await auth.emit(AuditEventType.certCreateFailure, fields: fields)
-                    throw error
-                }
-                fields["success"] = true
-                try await auth.emit(AuditEventType.certCreate, fields: fields)
+                let issued = try await auth.auditingCertificate(fields) { _ in try await auth.signDatabase(sign) }
                 return try APIResponse.json(issued)
             }
         }
@@ -143,22 +123,16 @@ extension AuthAPIRoutes {
             await APIResponse.handling(context) {
                 try requireProxy(context)
                 let sign = try await body(AuthAPI.DatabaseRouteCertRequest.self, request)
-                var fields: [String: JSONValue] = [
+                let fields: [String: JSONValue] = [
                     "cert_type": "db_route", "db_service": .string(String(sign.serviceName.prefix(256))),
                     "db_user": .string(String(sign.username.prefix(256))), "db_name": .string(String(sign.database.prefix(256))),
                 ]
-                do {
+                let issued = try await auth.auditingCertificate(fields) { fields in
                     let (issued, user) = try await auth.issueDatabaseRouteCertificate(sign)
                     fields["user"] = .string(user)
-                    fields["success"] = true
-                    try await auth.emit(AuditEventType.certCreate, fields: fields)
-                    return try APIResponse.json(issued)
-                } catch let error as TeleportError {
-                    fields["success"] = false
-                    fields["error"] = .string(error.message)
-                    try await auth.emit(AuditEventType.certCreateFailure, fields: fields)
-                    throw error
+                    return issued
                 }
+                return try APIResponse.json(issued)
             }
         }
     }

@@ -18,11 +18,11 @@ extension AuthServer {
         guard caller.kind == .user, let sessionID = caller.webSessionID else {
             throw TeleportError.accessDenied("web terminal certificates are issued only to a proxy acting for a signed-in web session")
         }
-        var fields: [String: JSONValue] = [
+        let fields: [String: JSONValue] = [
             "user": .string(caller.identity.username), "identity": .string(caller.identity.username), "cert_type": "user",
             "method": "web_session",
         ]
-        do {
+        return try await auditingCertificate(fields) { fields in
             let session = try await authenticateWebSession(AuthAPI.WebSessionIDRequest(sessionID: sessionID, renew: false))
             guard session.user == caller.identity.username, request.user == session.user else {
                 throw TeleportError.accessDenied("the certificate request names \(request.user), not the web session's user \(session.user)")
@@ -36,16 +36,8 @@ extension AuthServer {
                 roleCap: AccessChecker(roles: await existingRoles(user.spec.roles), traits: [:]).maxSessionTTL(fallback: settings.maxSessionTTL),
                 sessionEnd: session.expires, now: clock.now())
             guard ttl > 0 else { throw TeleportError.accessDenied("the web session has expired or was ended; log in again") }
-            let issued = try await issueUserCertificates(user: user, keys: keys, ttl: ttl)
-            fields["success"] = true
             fields["ttl_seconds"] = .int(Int(ttl))
-            try await emit(AuditEventType.certCreate, fields: fields)
-            return issued
-        } catch let error as TeleportError {
-            fields["success"] = false
-            fields["error"] = .string(error.message)
-            try await emit(AuditEventType.certCreateFailure, fields: fields)
-            throw error
+            return try await issueUserCertificates(user: user, keys: keys, ttl: ttl)
         }
     }
 
