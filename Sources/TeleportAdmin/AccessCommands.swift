@@ -2,7 +2,8 @@ public import TeleportAPI
 import TeleportAccess
 import TeleportAuthClient
 
-/// `tctl access explain`: why a user may or may not log in to a node as a login, role by role.
+/// `tctl access explain`: why a user may or may not log in to a node as a login, or connect to a
+/// database as a database user, role by role.
 public enum AccessCommands {
     /// The explanation as text, and whether access is allowed.
     public static func explain(_ options: AdminConnection.Options, user name: String, node reference: String, login: String) async throws -> String {
@@ -19,6 +20,49 @@ public enum AccessCommands {
             throw TeleportError.badParameter(
                 "\(reference.debugDescription) matches \(matches.count) nodes (\(matches.map(\.name).joined(separator: ", "))); use the node's UUID")
         }
+        let (checker, missing) = try await checker(for: user, client)
+        let labels = node.allLabels
+        let decision = try checker.checkSSH(labels: labels, login: login)
+        var notes: [String] = []
+        if !checker.allowedLogins.contains(login), decision.allowed == false {
+            notes.append("(certificates list the logins \(checker.allowedLogins))")
+        }
+        return render(
+            user: user, target: ["Node:    \(node.spec.hostname) (\(node.name)): \(labelText(labels))", "Login:   \(login)"],
+            missing: missing, decision: decision, notes: notes)
+    }
+
+    /// Why `user` may or may not connect to the registered database `database` as the database user
+    /// `dbUser` (and database `dbName`; PostgreSQL's default is the database named like the user), with
+    /// the same rules the database service applies (`db_labels`, `db_users`, `db_names`, deny first).
+    public static func explainDatabase(
+        _ options: AdminConnection.Options, user name: String, database reference: String, dbUser: String, dbName: String?
+    ) async throws -> String {
+        let client = try AdminConnection.client(options)
+        guard case .user(let user) = try await client.resource(kind: User.kind, name: name) else {
+            throw TeleportError.notFound("no user \(name.debugDescription)")
+        }
+        guard let database = try await client.databases().first(where: { $0.name == reference }) else {
+            throw TeleportError.notFound("no registered database is named \(reference.debugDescription) (tsh db ls or tctl get db_server lists them)")
+        }
+        let (checker, missing) = try await checker(for: user, client)
+        let labels = database.allLabels
+        let resolvedName = dbName ?? (database.spec.protocol == .postgres ? dbUser : "")
+        let visible = try checker.checkDatabaseLabels(labels)
+        let decision = try checker.checkDatabase(labels: labels, user: dbUser, name: resolvedName)
+        var notes: [String] = []
+        if !visible.allowed { notes.append("(the database is not in the user's tsh db ls: no role's db_labels match it)") }
+        return render(
+            user: user,
+            target: [
+                "Database: \(database.name) (\(database.spec.protocol.rawValue)): \(labelText(labels))",
+                "DB user: \(dbUser)", "DB name: \(resolvedName.isEmpty ? "(none)" : resolvedName)",
+            ],
+            missing: missing, decision: decision, notes: notes)
+    }
+
+    /// The user's roles as they are now (a role that no longer exists grants nothing and is named).
+    static func checker(for user: User, _ client: AuthClient) async throws -> (AccessChecker, missing: [String]) {
         var roles: [Role] = []
         var missing: [String] = []
         for roleName in user.spec.roles {
@@ -28,32 +72,22 @@ public enum AccessCommands {
                 missing.append(roleName)
             }
         }
-        let checker = AccessChecker(roles: roles, traits: AccessChecker.templateTraits(user.spec.traits))
-        let labels = node.allLabels
-        let decision = try checker.checkSSH(labels: labels, login: login)
-        return render(
-            user: user, node: node, labels: labels, login: login, missing: missing, decision: decision,
-            certificateLogins: checker.allowedLogins)
+        return (AccessChecker(roles: roles, traits: AccessChecker.templateTraits(user.spec.traits)), missing)
     }
 
-    static func render(
-        user: User, node: ServerNode, labels: [String: String], login: String, missing: [String], decision: AccessChecker.Decision,
-        certificateLogins: [String]
-    ) -> String {
-        let labelText = labels.isEmpty ? "no labels" : labels.keys.sorted().map { "\($0)=\(labels[$0] ?? "")" }.joined(separator: ", ")
+    static func labelText(_ labels: [String: String]) -> String {
+        labels.isEmpty ? "no labels" : labels.keys.sorted().map { "\($0)=\(labels[$0] ?? "")" }.joined(separator: ", ")
+    }
+
+    static func render(user: User, target: [String], missing: [String], decision: AccessChecker.Decision, notes: [String]) -> String {
         var lines = [
             "User:    \(user.name) (roles: \(user.spec.roles.isEmpty ? "none" : user.spec.roles.joined(separator: ", ")))",
             "Traits:  " + (user.spec.traits.isEmpty
                 ? "none" : user.spec.traits.keys.sorted().map { "internal.\($0)=\(user.spec.traits[$0] ?? [])" }.joined(separator: ", ")),
-            "Node:    \(node.spec.hostname) (\(node.name)): \(labelText)",
-            "Login:   \(login)",
-            "",
-        ]
+        ] + target + [""]
         for name in missing { lines.append("  role \(name): does not exist (grants nothing)") }
         lines += decision.reasons.map { "  " + $0 }
-        if !certificateLogins.contains(login), decision.allowed == false {
-            lines.append("  (certificates list the logins \(certificateLogins))")
-        }
+        lines += notes.map { "  " + $0 }
         lines.append("")
         lines.append("Verdict: " + (decision.allowed ? "ALLOWED" : "DENIED"))
         // Names, traits and labels come from the cluster: each line is shown escaped.

@@ -13,6 +13,8 @@ import X509
 /// certificate cache has them now), and they match the label filter.
 /// `POST /webapi/databases/login` for `tsh db login`: a copy of the caller's certificate that
 /// carries the database route, from the auth service.
+/// `GET /web/databases`: the web UI's list of the same databases for a signed-in browser, each with
+/// the `tsh db connect` command that reaches it.
 struct DatabasesRoute {
     let auth: AuthClient
     let clusterName: String
@@ -34,6 +36,7 @@ struct DatabasesRoute {
     }
 
     func register(on router: Router<ProxyRequestContext>) {
+        router.get("web/databases") { request, context in await page(request, context: context) }
         router.get("webapi/databases") { request, context -> Response in
             do {
                 let identity = try await NodesRoute.user(context, clusterName: clusterName)
@@ -75,7 +78,42 @@ struct DatabasesRoute {
 
     /// The databases whose labels the user's roles allow.
     func visibleDatabases(_ identity: X509Identity) async throws -> [DatabaseServer] {
-        let checker = AccessChecker(roles: roles(identity.roles), traits: ["internal.logins": identity.logins])
-        return try await auth.databases().filter { (try? checker.checkDatabaseLabels($0.allLabels).allowed) == true }
+        try await visibleDatabases(checker(roles: identity.roles, logins: identity.logins))
+    }
+
+    func visibleDatabases(_ checker: AccessChecker) async throws -> [DatabaseServer] {
+        try await auth.databases().filter { (try? checker.checkDatabaseLabels($0.allLabels).allowed) == true }
+    }
+
+    func checker(roles names: [String], logins: [String]) -> AccessChecker {
+        AccessChecker(roles: roles(names), traits: ["internal.logins": logins])
+    }
+
+    /// `GET /web/databases`: the page for the browser's web session (the login page without one).
+    func page(_ request: Request, context: ProxyRequestContext) async -> Response {
+        let gate = WebSessionGate(auth: auth, logger: logger)
+        switch await gate.session(request, context: context, stateChanging: false) {
+        case .success(let found):
+            do {
+                let checker = checker(roles: found.info.roles, logins: found.info.logins)
+                let databases = try await visibleDatabases(checker).sorted { $0.name < $1.name }
+                return WebUIPages.response(
+                    WebUIPages.databases(found.info, clusterName: clusterName, databases: databases, dbUsers: Self.dbUsers(checker)))
+            } catch {
+                return gate.unavailable(error)
+            }
+        case .failure(let failure):
+            guard failure.response.status == .unauthorized else { return failure.response }
+            return Response(status: .seeOther, headers: [.location: "/web/login", .cacheControl: "no-store"])
+        }
+    }
+
+    /// The database users the roles name (`*` and templates that expand to nothing are left out), so
+    /// the page can offer them; empty when the roles allow any.
+    static func dbUsers(_ checker: AccessChecker) -> [String] {
+        let allowed = Set(checker.roles.flatMap { checker.expand($0.spec.allow?.dbUsers ?? []) })
+        let denied = Set(checker.roles.flatMap { checker.expand($0.spec.deny?.dbUsers ?? []) })
+        guard !allowed.contains("*") else { return [] }
+        return allowed.subtracting(denied).sorted()
     }
 }

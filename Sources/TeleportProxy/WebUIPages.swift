@@ -61,7 +61,8 @@ enum WebUIPages {
 
     /// The sections of the signed-in UI, in the navigation bar's order: (path, label, page id).
     static let sections: [(path: String, label: String, page: String)] = [
-        ("/web/nodes", "Servers", "nodes"), ("/web/sessions", "Active sessions", "sessions"),
+        ("/web/nodes", "Servers", "nodes"), ("/web/databases", "Databases", "databases"),
+        ("/web/sessions", "Active sessions", "sessions"),
         ("/web/recordings", "Recordings", "recordings"), ("/web/audit", "Audit log", "audit"),
         ("/web/manage", "Management", "manage"), ("/web/account", "Account", "account"),
     ]
@@ -117,6 +118,36 @@ enum WebUIPages {
         main += "<nav class=\"pager\" aria-label=\"Pages\"><button id=\"prev\" type=\"button\" disabled>Previous</button>"
         main += "<button id=\"next\" type=\"button\" disabled>Next</button></nav>\n"
         return shell(info, clusterName: clusterName, title: "Servers", page: "nodes", main: main)
+    }
+
+    /// The databases page: the databases the user's roles' `db_labels` allow, each with its
+    /// protocol, labels and the `tsh db connect` command (one per database user the roles name, or a
+    /// placeholder when they allow any). Rendered here: every value escaped, no script needed.
+    static func databases(
+        _ info: AuthAPI.WebSessionInfo, clusterName: String, databases: [DatabaseServer], dbUsers: [String]
+    ) -> String {
+        var main = "<h1>Databases</h1>\n"
+        main += "<p class=\"help\">Connect with <code>tsh</code> after <code>tsh login</code>; "
+        main += "<code>tsh db config NAME</code> prints the options for other clients.</p>\n"
+        guard !databases.isEmpty else {
+            main += "<p id=\"databases-empty\" class=\"help\">No databases you may use are registered.</p>\n"
+            return shell(info, clusterName: clusterName, title: "Databases", page: "databases", main: main)
+        }
+        main += "<table id=\"databases\">\n<thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Description</th>"
+        main += "<th scope=\"col\">Type</th><th scope=\"col\">Labels</th><th scope=\"col\">Connect</th></tr></thead>\n<tbody>\n"
+        for database in databases {
+            let labels = database.allLabels.sorted { $0.key < $1.key }
+                .map { "<span class=\"chip\">\(HTMLText.escape($0.key))=\(HTMLText.escape($0.value))</span>" }.joined(separator: " ")
+            let users = dbUsers.isEmpty ? ["DB_USER"] : dbUsers
+            let commands = users.map { user in
+                "<code class=\"connect\">tsh db connect \(HTMLText.escape(database.name)) --db-user=\(HTMLText.escape(user))</code>"
+            }.joined(separator: "<br>")
+            main += "<tr data-name=\"\(HTMLText.escape(database.name))\"><td>\(HTMLText.escape(database.name))</td>"
+            main += "<td>\(HTMLText.escape(database.spec.description ?? ""))</td><td>\(HTMLText.escape(database.spec.protocol.rawValue))</td>"
+            main += "<td>\(labels)</td><td>\(commands)</td></tr>\n"
+        }
+        main += "</tbody>\n</table>\n"
+        return shell(info, clusterName: clusterName, title: "Databases", page: "databases", main: main)
     }
 
     /// The pages' script: the login form posts JSON and shows errors in place; the log-out button

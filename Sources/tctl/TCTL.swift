@@ -143,13 +143,32 @@ struct Access: AsyncParsableCommand {
 
     struct Explain: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Why a user may or may not log in to a node as a login: tctl access explain --user=joe --node=db1 --login=root.")
+            abstract: "Why a user may or may not log in to a node as a login (tctl access explain --user=joe --node=db1 --login=root), "
+                + "or connect to a database as a db user (tctl access explain --user=joe --db=pg --db-user=alice [--db-name=sales]).")
         @OptionGroup var global: GlobalOptions
         @Option(name: .customLong("user"), help: "The user.") var user: String
-        @Option(name: .customLong("node"), help: "The node's name or UUID.") var node: String
-        @Option(name: .customLong("login"), help: "The OS login.") var login: String
+        @Option(name: .customLong("node"), help: "The node's name or UUID.") var node: String?
+        @Option(name: .customLong("login"), help: "The OS login (with --node).") var login: String?
+        @Option(name: .customLong("db"), help: "The database's name.") var database: String?
+        @Option(name: .customLong("db-user"), help: "The database user (with --db).") var dbUser: String?
+        @Option(name: .customLong("db-name"), help: "The database name (with --db; PostgreSQL's default is the db user's name).")
+        var dbName: String?
+
+        func validate() throws {
+            let nodeForm = node != nil && login != nil && database == nil && dbUser == nil && dbName == nil
+            let databaseForm = database != nil && dbUser != nil && node == nil && login == nil
+            guard nodeForm || databaseForm else {
+                throw ValidationError("give either --node and --login, or --db and --db-user (and optionally --db-name)")
+            }
+        }
+
         func run() async throws {
-            try await perform { try await AccessCommands.explain(global.connection, user: user, node: node, login: login) }
+            try await perform {
+                if let database, let dbUser {
+                    return try await AccessCommands.explainDatabase(global.connection, user: user, database: database, dbUser: dbUser, dbName: dbName)
+                }
+                return try await AccessCommands.explain(global.connection, user: user, node: node ?? "", login: login ?? "")
+            }
         }
     }
 }

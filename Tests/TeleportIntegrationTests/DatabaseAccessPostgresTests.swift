@@ -156,6 +156,16 @@ struct DatabaseAccessPostgresTests {
             listed = try await tsh.run(["db", "ls"])
         }
         #expect(listed.exitCode == 0 && listed.stdout.contains("Test PostgreSQL") && listed.stdout.contains("env=test"), "\(listed)\n\(agent.log)")
+        // The web UI lists it for the same user, with the connect command for the db user the role names.
+        let web = WebClient(cluster: cluster)
+        let webLogin = try await web.send(
+            "POST", "/webapi/sessions", json: ["user": "bob", "password": TSHLoginTests.password, "otp_code": try await codes.next()])
+        try #require(webLogin.status == 200, "\(webLogin)")
+        let page = try await web.send("GET", "/web/databases")
+        #expect(page.status == 200 && page.body.contains("Test PostgreSQL") && page.body.contains("env=test"), "\(page)")
+        #expect(page.body.contains("tsh db connect pg --db-user=alice") && page.body.contains("href=\"/web/databases\" aria-current"), "\(page)")
+        let signedOut = try await WebClient(cluster: cluster).send("GET", "/web/databases")
+        #expect(signedOut.status == 303 && signedOut.header("location") == "/web/login", "\(signedOut)")
         let record = try await cluster.tctl(["get", "db_server/pg", "--format=json"])
         #expect(record.stdout.contains("\"addr\" : \"127.0.0.1:\(agent.port)\""), "\(record)")
 
@@ -188,6 +198,17 @@ struct DatabaseAccessPostgresTests {
         let asPostgres = try await tsh.run(["db", "connect", "pg", "--db-user=postgres", "--", "-tAc", "SELECT 1"])
         #expect(asPostgres.exitCode != 0, "\(asPostgres)")
         #expect(asPostgres.stderr.contains("access to database pg as db user postgres"), "\(asPostgres)")
+        // tctl access explain agrees, with the same reason, and allows alice.
+        let explainDenied = try await cluster.tctl(["access", "explain", "--user=bob", "--db=pg", "--db-user=postgres"])
+        #expect(explainDenied.exitCode == 0 && explainDenied.stdout.contains("Verdict: DENIED"), "\(explainDenied)")
+        #expect(explainDenied.stdout.contains("db user postgres is not among [\"alice\"]"), "\(explainDenied)")
+        #expect(explainDenied.stdout.contains("DB name: postgres"), "\(explainDenied)")
+        let explainAllowed = try await cluster.tctl(["access", "explain", "--user=bob", "--db=pg", "--db-user=alice", "--db-name=postgres"])
+        #expect(explainAllowed.stdout.contains("Verdict: ALLOWED"), "\(explainAllowed)")
+        let explainMixed = try await cluster.tctl(["access", "explain", "--user=bob", "--db=pg", "--login=root"])
+        #expect(explainMixed.exitCode != 0 && explainMixed.stderr.contains("--db and --db-user"), "\(explainMixed)")
+        let explainUnknown = try await cluster.tctl(["access", "explain", "--user=bob", "--db=nosuch", "--db-user=alice"])
+        #expect(explainUnknown.exitCode != 0 && explainUnknown.stderr.contains("no registered database is named \"nosuch\""), "\(explainUnknown)")
 
         // The audit log: the query, the session's start and end, and the refusal with its reason.
         let lines = try await Self.auditLines(cluster) { lines in
