@@ -17,7 +17,7 @@ struct Teleport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "teleport",
         abstract: "The Teleport daemon: auth, proxy and node services.",
-        subcommands: [Start.self, Configure.self, Version.self, Status.self])
+        subcommands: [Start.self, Db.self, Configure.self, Version.self, Status.self])
 }
 
 /// Prints an error the way every command does: one line on stderr, then a non-zero exit.

@@ -85,4 +85,44 @@ struct DatabaseServiceConfigTests {
             #expect(error.message.contains("auth, node, proxy, db"), "\(error.message)")
         }
     }
+
+    /// `teleport db start`: the flags' database is served by the database service alone.
+    @Test func dbStartFlagsServeOneDatabase() throws {
+        var flags = StartFlags()
+        flags.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("dbflags-\(UUID().uuidString)").path
+        var database = DatabaseFlags(name: "pg", protocol: "postgres", uri: "localhost:5432")
+        database.labels = "env=dev,team=data"
+        database.description = "Sales"
+        flags.database = database
+        let config = try DaemonConfig.resolve(flags: flags)
+        #expect(config.roleNames == ["db"])
+        #expect(config.file.db.enabled)
+        let entry = try #require(config.file.db.databases.first)
+        #expect(config.file.db.databases.count == 1)
+        #expect(entry.name == "pg" && entry.protocol == "postgres" && entry.uri == "localhost:5432" && entry.description == "Sales")
+        #expect(entry.staticLabels == ["env": "dev", "team": "data"] && entry.tlsMode == "verify-full")
+    }
+
+    @Test(arguments: [
+        ("bad name!", "postgres", "localhost:5432", nil, nil, ["--name", "bad name!"]),
+        ("pg", "oracle", "localhost:5432", nil, nil, ["--protocol", "postgres or mysql"]),
+        ("pg", "postgres", "localhost", nil, nil, ["--uri", "host:port"]),
+        ("pg", "postgres", "localhost:5432", "up=[1m:\"/bin/true\"]", nil, ["--labels", "static labels"]),
+        ("pg", "postgres", "localhost:5432", nil, "/nonexistent/ca.pem", ["--ca-cert-file", "/nonexistent/ca.pem"]),
+    ] as [(String, String, String, String?, String?, [String])])
+    func dbStartFlagsAreChecked(name: String, proto: String, uri: String, labels: String?, caCertFile: String?, fragments: [String]) throws {
+        var flags = StartFlags()
+        flags.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("dbflags-\(UUID().uuidString)").path
+        var database = DatabaseFlags(name: name, protocol: proto, uri: uri)
+        database.labels = labels
+        database.caCertFile = caCertFile
+        flags.database = database
+        do {
+            _ = try DaemonConfig.resolve(flags: flags)
+            Issue.record("accepted \(database)")
+        } catch let error as TeleportError {
+            #expect(error.code == .badParameter && !error.message.contains("\n"), "\(error.message)")
+            for fragment in fragments { #expect(error.message.contains(fragment), "\(fragment) in \(error.message)") }
+        }
+    }
 }

@@ -81,6 +81,11 @@ public struct DaemonConfig: Sendable {
             runNode = names.contains("node")
             runDb = names.contains("db")
         }
+        if let database = flags.database {
+            // `teleport db start`: the database service alone, serving the flags' database too.
+            try file.addDatabase(database)
+            (runAuth, runProxy, runNode, runDb) = (false, false, false, true)
+        }
         if runDb, file.db.databases.isEmpty {
             throw TeleportError.badParameter(
                 "db_service: no databases to serve: list them under db_service.databases (name, protocol: postgres, uri: host:port)")

@@ -14,7 +14,32 @@ public struct StartFlags: Sendable, Equatable {
     public var pidFile: String?
     public var bootstrap: String?
     public var dataDir: String?
+    /// `teleport db start`: the database to serve (the daemon then runs the database service only).
+    public var database: DatabaseFlags?
 
     /// Creates empty flags.
     public init() {}
+}
+
+/// The flags of `teleport db start`: one database served by a database service of its own.
+public struct DatabaseFlags: Sendable, Equatable {
+    /// `--name`.
+    public var name: String
+    /// `--protocol`: postgres or mysql.
+    public var `protocol`: String
+    /// `--uri`: host:port.
+    public var uri: String
+    /// `--description`.
+    public var description: String?
+    /// `--labels`: static labels, k=v,k2=v2.
+    public var labels: String?
+    /// `--ca-cert-file`: the CA that signs the database's certificate (the cluster's db CA otherwise).
+    public var caCertFile: String?
+
+    /// The flags.
+    public init(name: String, protocol: String, uri: String) {
+        self.name = name
+        self.protocol = `protocol`
+        self.uri = uri
+    }
 }
