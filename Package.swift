@@ -203,7 +203,7 @@ let package = Package(
         .target(
             name: "TeleportClient",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportHTTP", "TeleportSSH", "TeleportSSHClient", "TeleportEvents", "CTeleportShims", logging, nioCore, nioPosix, nioSSL, crypto, x509,
+                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportHTTP", "TeleportSSH", "TeleportSSHClient", "TeleportEvents", "TeleportWire", "CTeleportShims", logging, nioCore, nioPosix, nioSSL, crypto, x509,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],

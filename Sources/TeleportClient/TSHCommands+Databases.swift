@@ -181,12 +181,9 @@ extension TSHCommands {
         return Outcome(output: variables.map { "export \($0.0)=\(ShellQuote.word($0.1))" }.joined(separator: "\n") + "\n")
     }
 
-    /// `tsh db connect NAME [--db-user --db-name] [-- PSQL ARGS]`: logs in to the database when
-    /// there is no certificate for it or another user or name is asked for, then runs the real
-    /// `psql` (found on PATH) with the connection string; its exit status is tsh's.
-    public static func databaseConnect(
-        _ options: ClientOptions, name: String, dbUser: String?, dbName: String?, extra: [String], context: ClientContext
-    ) async throws -> Int32 {
+    /// Logs in to database `name` when there is no certificate for it, or when another db user or
+    /// db name is asked for than the certificate's.
+    static func ensureDatabaseLogin(_ options: ClientOptions, name: String, dbUser: String?, dbName: String?, context: ClientContext) async throws {
         let files = try databaseFiles(options, context: context)
         var current: X509Identity.DatabaseRoute?
         if let pem = try? String(contentsOf: files.certificate(name), encoding: .utf8) {
@@ -197,6 +194,15 @@ extension TSHCommands {
         if current == nil || current?.username != wantedUser || current?.database != wantedName {
             _ = try await databaseLogin(options, name: name, dbUser: wantedUser, dbName: wantedName, context: context)
         }
+    }
+
+    /// `tsh db connect NAME [--db-user --db-name] [-- PSQL ARGS]`: logs in to the database when
+    /// there is no certificate for it or another user or name is asked for, then runs the real
+    /// `psql` (found on PATH) with the connection string; its exit status is tsh's.
+    public static func databaseConnect(
+        _ options: ClientOptions, name: String, dbUser: String?, dbName: String?, extra: [String], context: ClientContext
+    ) async throws -> Int32 {
+        try await ensureDatabaseLogin(options, name: name, dbUser: dbUser, dbName: dbName, context: context)
         let connection = try await databaseConnection(options, name: name, context: context)
         guard let psql = ProgramPath.find("psql", environment: context.environment) else {
             throw TeleportError.notFound("psql is not installed or not on PATH (Debian: apt-get install postgresql-client)")

@@ -381,7 +381,35 @@ extension TSH {
 
 extension TSH {
     struct Proxy: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Proxies for other clients.", subcommands: [ProxySSH.self])
+        static let configuration = CommandConfiguration(abstract: "Proxies for other clients.", subcommands: [ProxySSH.self, ProxyDB.self])
+    }
+
+    struct ProxyDB: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "db",
+            abstract: "A local port for a database that adds your certificate: tsh proxy db NAME --tunnel [--port N]; "
+                + "then psql \"host=localhost port=N\" needs no certificate files.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The database (tsh db ls).") var name: String
+        @Flag(name: .customLong("tunnel"), help: "Add your certificate to the connections (required).") var tunnel = false
+        @Option(name: [.short, .customLong("port")], help: "The local port on 127.0.0.1 (default: any free port).") var port = 0
+        @Option(name: .customLong("db-user"), help: "The database user to connect as.") var dbUser: String?
+        @Option(name: .customLong("db-name"), help: "The database name.") var dbName: String?
+
+        func validate() throws {
+            guard tunnel else {
+                throw ValidationError("pass --tunnel: tsh proxy db serves a local port that adds your certificate (tsh proxy db \(name) --tunnel)")
+            }
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+        }
+
+        func run() async throws {
+            try await performExit(failureCode: 1) {
+                try await TSHCommands.proxyDatabase(
+                    global.client, name: name, port: port, dbUser: dbUser, dbName: dbName, context: .live(),
+                    print: { StandardStreams.out($0) })
+            }
+        }
     }
 
     struct ProxySSH: AsyncParsableCommand {

@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+import TeleportTestSupport
+
+extension DatabaseAccessPostgresTests {
+    /// `tsh proxy db pg --tunnel`: plain `psql "host=localhost port=N"` and psycopg connect with no
+    /// certificate files; another local user is refused; without --tunnel the command says what to add.
+    static func localTunnel(_ tsh: TSHRunner, dir: URL) async throws {
+        let noTunnel = try await tsh.run(["proxy", "db", "pg"])
+        #expect(noTunnel.exitCode != 0 && noTunnel.stderr.contains("--tunnel"), "\(noTunnel)")
+
+        let port = try TestSupport.freeLoopbackPort()
+        let log = dir.appendingPathComponent("tsh-proxy-db.log")
+        let pid = try TestSupport.spawnDaemon(
+            try ClusterFixture.binary("tsh"), ["proxy", "db", "pg", "--tunnel", "--port=\(port)", "--db-user=alice", "--db-name=postgres"],
+            logPath: log.path, environment: tsh.environment)
+        var output = ""
+        for _ in 0..<120 where !output.contains("Started DB proxy") {
+            try await Task.sleep(for: .milliseconds(100))
+            output = (try? TestSupport.read(log)) ?? ""
+        }
+        do {
+            try #require(output.contains("Started DB proxy on 127.0.0.1:\(port)"), "\(output)")
+            #expect(output.contains("psql 'host=localhost port=\(port) user=alice dbname=postgres'"), "\(output)")
+            let conninfo = "host=localhost port=\(port) user=alice dbname=postgres connect_timeout=20"
+            let psql = try await TestSupport.run(DatabaseServers.psql, [conninfo, "-tAc", "SELECT current_user"], environment: ["PGSSLMODE": "prefer"])
+            #expect(psql.exitCode == 0 && psql.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "alice", "\(psql)\n\((try? TestSupport.read(log)) ?? "")")
+            let script = "import psycopg,sys\nwith psycopg.connect(sys.argv[1]) as c: print(c.execute('SELECT 40+2').fetchone()[0])"
+            let python = try await TestSupport.run("/usr/bin/env", ["python3", "-c", script, conninfo])
+            #expect(python.exitCode == 0 && python.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "42", "\(python)")
+            // Another local user (nobody) is refused: the port carries root's certificate.
+            let other = try await TestSupport.run(
+                "/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", DatabaseServers.psql, conninfo, "-tAc", "SELECT 1"],
+                environment: ["HOME": "/tmp"])
+            #expect(other.exitCode != 0 && other.stderr.contains("only the local user who started it"), "\(other)")
+        } catch {
+            await TestSupport.stopDaemon(pid)
+            throw error
+        }
+        await TestSupport.stopDaemon(pid)
+    }
+}
