@@ -27,15 +27,12 @@ func fail(_ error: any Error) -> ExitCode {
     return ExitCode(1)
 }
 
-struct Start: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Starts the Teleport daemon.")
-
+/// The options every way of starting the daemon shares (`teleport start`, `teleport db start`).
+struct DaemonOptions: ParsableArguments {
     @Option(name: [.short, .customLong("config")], help: "Path to a configuration file [/etc/teleport.yaml].")
     var config: String?
     @Flag(name: [.short, .customLong("debug")], help: "Enable verbose logging to stderr.")
     var debug = false
-    @Option(name: [.short, .customLong("roles")], help: "Comma-separated list of roles to start with [proxy,node,auth].")
-    var roles: String?
     @Option(name: .customLong("nodename"), help: "Name of this node, defaults to hostname.")
     var nodename: String?
     @Option(name: .customLong("auth-server"), help: "Address of the auth server.")
@@ -44,44 +41,63 @@ struct Start: AsyncParsableCommand {
     var token: String?
     @Option(name: .customLong("ca-pin"), help: "CA pin to validate the auth server (sha256:...).")
     var caPin: String?
+    @Option(name: .customLong("diag-addr"), help: "Start the diagnostics endpoint (/healthz, /readyz, /metrics) on this address.")
+    var diagAddr: String?
+    @Option(name: .customLong("pid-file"), help: "Write the process id to this file.")
+    var pidFile: String?
+    @Option(name: .customLong("data-dir"), help: "Data directory (overrides teleport.data_dir).")
+    var dataDir: String?
+
+    /// The flags these options set.
+    var flags: StartFlags {
+        var flags = StartFlags()
+        flags.configPath = config
+        flags.debug = debug
+        flags.nodeName = nodename
+        flags.authServer = authServer
+        flags.token = token
+        flags.caPin = caPin
+        flags.diagAddr = diagAddr
+        flags.pidFile = pidFile
+        flags.dataDir = dataDir
+        return flags
+    }
+}
+
+/// Resolves the configuration and runs the daemon until it stops; an error is one line and exit 1.
+func startDaemon(_ flags: StartFlags) async throws {
+    do {
+        let resolved = try DaemonConfig.resolve(flags: flags)
+        let logger = DaemonLogging.bootstrap(config: resolved)
+        try await TeleportProcess.run(config: resolved, logger: logger)
+    } catch {
+        throw fail(error)
+    }
+}
+
+struct Start: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Starts the Teleport daemon.")
+
+    @OptionGroup var daemon: DaemonOptions
+    @Option(name: [.short, .customLong("roles")], help: "Comma-separated list of roles to start with [proxy,node,auth].")
+    var roles: String?
     @Option(name: .customLong("labels"), help: "List of labels for this node, e.g. env=prod,uptime=[1m:\"uptime -p\"].")
     var labels: String?
     @Option(name: [.short, .customLong("listen-ip")], help: "IP address to bind to.")
     var listenIP: String?
     @Option(name: .customLong("advertise-ip"), help: "IP to advertise to clients if running behind NAT.")
     var advertiseIP: String?
-    @Option(name: .customLong("diag-addr"), help: "Start the diagnostics endpoint (/healthz, /readyz, /metrics) on this address.")
-    var diagAddr: String?
-    @Option(name: .customLong("pid-file"), help: "Write the process id to this file.")
-    var pidFile: String?
     @Option(name: .customLong("bootstrap"), help: "Resources (tctl get all output) to load into an empty backend.")
     var bootstrap: String?
-    @Option(name: .customLong("data-dir"), help: "Data directory (overrides teleport.data_dir).")
-    var dataDir: String?
 
     func run() async throws {
-        var flags = StartFlags()
-        flags.configPath = config
-        flags.debug = debug
+        var flags = daemon.flags
         flags.roles = roles
-        flags.nodeName = nodename
-        flags.authServer = authServer
-        flags.token = token
-        flags.caPin = caPin
         flags.labels = labels
         flags.listenIP = listenIP
         flags.advertiseIP = advertiseIP
-        flags.diagAddr = diagAddr
-        flags.pidFile = pidFile
         flags.bootstrap = bootstrap
-        flags.dataDir = dataDir
-        do {
-            let resolved = try DaemonConfig.resolve(flags: flags)
-            let logger = DaemonLogging.bootstrap(config: resolved)
-            try await TeleportProcess.run(config: resolved, logger: logger)
-        } catch {
-            throw fail(error)
-        }
+        try await startDaemon(flags)
     }
 }
 
