@@ -67,13 +67,15 @@ public struct DatabaseAudit: Sendable {
         add(refusal == nil ? AuditEventType.dbSessionStart : AuditEventType.dbSessionStartFailure, fields)
     }
 
-    /// `db.session.query`: a statement's text (`truncated` when cut for length). False when the
+    /// `db.session.query`: a statement's text (`truncated` when cut for length) and, for an
+    /// extended-protocol execution, its parameters (`db_query_parameters`). False when the
     /// outbox refused it (full under `fail_closed`): the session must end rather than go on
     /// unaudited.
     @discardableResult
-    public func query(_ session: Session, text: String, truncated: Bool) -> Bool {
+    public func query(_ session: Session, text: String, parameters: [String?]? = nil, truncated: Bool) -> Bool {
         var fields = session.fields
         fields["db_query"] = .string(text)
+        if let parameters { fields["db_query_parameters"] = .array(parameters.map { $0.map(JSONValue.string) ?? .null }) }
         if truncated { fields["truncated"] = .bool(true) }
         return add(AuditEventType.dbSessionQuery, fields)
     }

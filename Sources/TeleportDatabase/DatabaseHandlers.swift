@@ -51,29 +51,26 @@ final class PostgresSSLInitiator: ChannelInboundHandler, RemovableChannelHandler
 }
 
 /// Passes the client's bytes on unchanged and shows them to a ``PostgresFrontendScanner``: each
-/// complete simple query goes to `onQuery` before its bytes are passed on; when `onQuery` cannot
+/// complete simple query and each extended-protocol execution (text and parameters) goes to
+/// `onQuery` before its bytes are passed on; when `onQuery` cannot
 /// audit it (false), the client gets a `FATAL` error and the connection closes, and the query
 /// never reaches the database. A malformed stream closes the connection.
 final class QueryTap: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     private var scanner = PostgresFrontendScanner()
-    let onQuery: @Sendable (String, Bool) -> Bool
+    let onQuery: @Sendable (_ text: String, _ parameters: [String?]?, _ truncated: Bool) -> Bool
 
-    init(onQuery: @escaping @Sendable (String, Bool) -> Bool) { self.onQuery = onQuery }
+    init(onQuery: @escaping @Sendable (_ text: String, _ parameters: [String?]?, _ truncated: Bool) -> Bool) { self.onQuery = onQuery }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         for event in scanner.feed(buffer.readableBytesView) {
             switch event {
             case .query(let text, let truncated):
-                guard onQuery(text, truncated) else {
-                    let reply = PostgresStartup.errorResponse(
-                        code: "58000", message: "the audit log is unavailable: the session ends rather than go on unaudited")
-                    let channel = context.channel
-                    context.writeAndFlush(NIOAny(channel.allocator.buffer(bytes: reply))).whenComplete { _ in channel.close(promise: nil) }
-                    return
-                }
+                guard onQuery(text, nil, truncated) else { return endUnaudited(context) }
+            case .execute(let text, let parameters, let truncated):
+                guard onQuery(text, parameters, truncated) else { return endUnaudited(context) }
             case .terminate: break
             case .invalid:
                 context.close(promise: nil)
@@ -81,5 +78,12 @@ final class QueryTap: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
         context.fireChannelRead(data)
+    }
+
+    /// The audit refused the event: the client is told, the connection closes, the bytes stay here.
+    private func endUnaudited(_ context: ChannelHandlerContext) {
+        let reply = PostgresStartup.errorResponse(code: "58000", message: "the audit log is unavailable: the session ends rather than go on unaudited")
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(channel.allocator.buffer(bytes: reply))).whenComplete { _ in channel.close(promise: nil) }
     }
 }

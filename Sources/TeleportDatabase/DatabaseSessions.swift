@@ -77,7 +77,7 @@ struct DatabaseSessions: Sendable {
                 do {
                     try upstream.pipeline.syncOperations.addHandler(upstreamSide)
                     try channel.pipeline.syncOperations.addHandlers([
-                        QueryTap { text, truncated in audit.query(started, text: text, truncated: truncated) }, clientSide,
+                        QueryTap { text, parameters, truncated in audit.query(started, text: text, parameters: parameters, truncated: truncated) }, clientSide,
                     ])
                 } catch {
                     upstream.close(promise: nil)

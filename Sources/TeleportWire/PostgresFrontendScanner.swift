@@ -11,6 +11,10 @@ public struct PostgresFrontendScanner: Sendable {
     public enum Event: Sendable, Equatable {
         /// A simple `Query`: its text (cut at ``maxQueryBytes``, `truncated` then).
         case query(String, truncated: Bool)
+        /// An extended-protocol `Execute`: the statement's text and the portal's parameters (text
+        /// values as sent, binary ones as `\x` and hex, SQL NULL as nil); `truncated` when any of it
+        /// was cut.
+        case execute(String, parameters: [String?], truncated: Bool)
         /// `Terminate`: the client ends the session.
         case terminate
         /// The stream is not PostgreSQL (a length below 4): the session must end.
@@ -23,6 +27,7 @@ public struct PostgresFrontendScanner: Sendable {
     private var text: [UInt8] = []
     private var truncated = false
     private var failed = false
+    private var extended = ExtendedQueries()
 
     /// Creates a scanner at a message boundary.
     public init() {}
@@ -55,7 +60,7 @@ public struct PostgresFrontendScanner: Sendable {
             let available = bytes.distance(from: index, to: bytes.endIndex)
             let take = min(remaining, available)
             let end = bytes.index(index, offsetBy: take)
-            if type == UInt8(ascii: "Q") {
+            if Self.keptTypes.contains(type) {
                 let room = Self.maxQueryBytes - text.count
                 if take <= room {
                     text.append(contentsOf: bytes[index..<end])
@@ -71,11 +76,26 @@ public struct PostgresFrontendScanner: Sendable {
         return events
     }
 
+    /// The message types whose bodies are kept (up to ``maxQueryBytes``): `Query`, `Parse`, `Bind`,
+    /// `Execute`, `Close`.
+    static let keptTypes: Set<UInt8> = Set("QPBEC".utf8)
+
     private mutating func finish() -> Event? {
         switch type {
         case UInt8(ascii: "Q"):
             if text.last == 0 { text.removeLast() }
             return .query(String(decoding: text, as: UTF8.self), truncated: truncated)
+        case UInt8(ascii: "P"):
+            extended.parse(text, truncated: truncated)
+            return nil
+        case UInt8(ascii: "B"):
+            extended.bind(text, truncated: truncated)
+            return nil
+        case UInt8(ascii: "C"):
+            extended.close(text)
+            return nil
+        case UInt8(ascii: "E"):
+            return extended.execute(text).map { .execute($0.query, parameters: $0.parameters, truncated: $0.truncated) }
         case UInt8(ascii: "X"):
             return .terminate
         default:

@@ -20,7 +20,7 @@ struct QueryTapTests {
 
     @Test func auditedQueriesPassThrough() throws {
         let seen = Seen()
-        let channel = EmbeddedChannel(handler: QueryTap { text, _ in
+        let channel = EmbeddedChannel(handler: QueryTap { text, _, _ in
             seen.queries.append(text)
             return true
         })
@@ -34,7 +34,7 @@ struct QueryTapTests {
     }
 
     @Test func aQueryThatCannotBeAuditedEndsTheSession() throws {
-        let channel = EmbeddedChannel(handler: QueryTap { _, _ in false })
+        let channel = EmbeddedChannel(handler: QueryTap { _, _, _ in false })
         try channel.writeInbound(channel.allocator.buffer(bytes: Self.query("DROP TABLE accounts")))
         #expect(try channel.readInbound(as: ByteBuffer.self) == nil, "the query never reaches the database")
         let reply = try #require(try channel.readOutbound(as: ByteBuffer.self))
@@ -43,7 +43,7 @@ struct QueryTapTests {
     }
 
     @Test func aMalformedStreamIsClosed() throws {
-        let channel = EmbeddedChannel(handler: QueryTap { _, _ in true })
+        let channel = EmbeddedChannel(handler: QueryTap { _, _, _ in true })
         try channel.writeInbound(channel.allocator.buffer(bytes: [UInt8(ascii: "Q"), 0, 0, 0, 1]))
         #expect(try channel.readInbound(as: ByteBuffer.self) == nil)
         #expect(!channel.isActive)

@@ -209,7 +209,7 @@ struct DatabaseAccessPostgresTests {
         #expect(explainMixed.exitCode != 0 && explainMixed.stderr.contains("--db and --db-user"), "\(explainMixed)")
         let explainUnknown = try await cluster.tctl(["access", "explain", "--user=bob", "--db=nosuch", "--db-user=alice"])
         #expect(explainUnknown.exitCode != 0 && explainUnknown.stderr.contains("no registered database is named \"nosuch\""), "\(explainUnknown)")
-        try await Self.localTunnel(tsh, dir: dir)
+        try await Self.localTunnel(tsh, cluster: cluster, dir: dir)
 
         // The audit log: the query, the session's start and end, and the refusal with its reason.
         let lines = try await Self.auditLines(cluster) { lines in

@@ -5,7 +5,7 @@ import TeleportTestSupport
 extension DatabaseAccessPostgresTests {
     /// `tsh proxy db pg --tunnel`: plain `psql "host=localhost port=N"` and psycopg connect with no
     /// certificate files; another local user is refused; without --tunnel the command says what to add.
-    static func localTunnel(_ tsh: TSHRunner, dir: URL) async throws {
+    static func localTunnel(_ tsh: TSHRunner, cluster: ClusterFixture, dir: URL) async throws {
         let noTunnel = try await tsh.run(["proxy", "db", "pg"])
         #expect(noTunnel.exitCode != 0 && noTunnel.stderr.contains("--tunnel"), "\(noTunnel)")
 
@@ -25,9 +25,13 @@ extension DatabaseAccessPostgresTests {
             let conninfo = "host=localhost port=\(port) user=alice dbname=postgres connect_timeout=20"
             let psql = try await TestSupport.run(DatabaseServers.psql, [conninfo, "-tAc", "SELECT current_user"], environment: ["PGSSLMODE": "prefer"])
             #expect(psql.exitCode == 0 && psql.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "alice", "\(psql)\n\((try? TestSupport.read(log)) ?? "")")
-            let script = "import psycopg,sys\nwith psycopg.connect(sys.argv[1]) as c: print(c.execute('SELECT 40+2').fetchone()[0])"
+            // psycopg binds parameters server-side (Parse/Bind/Execute, 41 as a binary int2): audited with the values.
+            let script = "import psycopg,sys\nwith psycopg.connect(sys.argv[1]) as c: print(c.execute('SELECT %s::int + 1', (41,)).fetchone()[0])"
             let python = try await TestSupport.run("/usr/bin/env", ["python3", "-c", script, conninfo])
             #expect(python.exitCode == 0 && python.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "42", "\(python)")
+            let lines = try await auditLines(cluster) { lines in lines.contains { $0.contains("SELECT $1::int + 1") } }
+            let executed = lines.first { $0.contains("\"db.session.query\"") && $0.contains("SELECT $1::int + 1") }
+            #expect(executed?.contains("\"db_query_parameters\":[\"41\"]") == true, "\(lines.filter { $0.contains("db.session.query") })")
             // Another local user (nobody) is refused: the port carries root's certificate.
             let other = try await TestSupport.run(
                 "/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", DatabaseServers.psql, conninfo, "-tAc", "SELECT 1"],
