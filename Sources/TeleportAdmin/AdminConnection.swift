@@ -26,7 +26,7 @@ public struct AdminConnection: Sendable {
             guard let authServer = options.authServer else {
                 throw TeleportError.badParameter("-i/--identity needs --auth-server=HOST:3025 too")
             }
-            return try AuthClient(address: authServer, identity: try IdentityFile.load(path: identityFile).clientIdentity)
+            return try AuthClient(addresses: Self.addresses(authServer), identity: try IdentityFile.load(path: identityFile).clientIdentity)
         }
         let local = try LocalSettings.read(configPath: options.configPath)
         let keys = URL(fileURLWithPath: local.dataDir).appendingPathComponent("keys")
@@ -41,7 +41,12 @@ public struct AdminConnection: Sendable {
             }
             throw error
         }
-        return try AuthClient(address: options.authServer ?? local.authAddress, identity: identity)
+        return try AuthClient(addresses: options.authServer.map(Self.addresses) ?? [local.authAddress], identity: identity)
+    }
+
+    /// `--auth-server=a:3025,b:3025`: several auth servers of one cluster, tried in turn.
+    static func addresses(_ flag: String) -> [String] {
+        flag.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 }
 

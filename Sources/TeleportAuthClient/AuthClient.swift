@@ -9,14 +9,25 @@ public struct AuthClient: Sendable {
     /// The address dialled, `host:port`.
     public let address: String
 
-    /// Creates a client for the auth service at `address` (`host:port`) presenting `identity`.
-    public init(address: String, identity: ClientIdentity, timeout: Duration = .seconds(30)) throws {
+    /// Creates a client for the auth service at `address` (`host:port`) presenting `identity`;
+    /// `fallbacks` are other auth servers of the same cluster, dialled when one cannot be reached
+    /// (the one that answered last is tried first).
+    public init(address: String, fallbacks: [String] = [], identity: ClientIdentity, timeout: Duration = .seconds(30)) throws {
         let (host, port) = try HostPort.parse(address, defaultPort: 3025, key: "--auth-server")
         let nanoseconds = Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
         transport = try HTTPSTransport(
             host: host, port: port, identity: identity, trustedCAPEMs: identity.trustedCAPEMs, serverName: AuthAPI.serverName,
             timeout: .nanoseconds(nanoseconds))
+        transport.fallbacks = try fallbacks.filter { $0 != address }.map { try HostPort.parse($0, defaultPort: 3025, key: "auth_servers") }
         self.address = address
+    }
+
+    /// A client for the first of `addresses` that fails over to the others.
+    public init(addresses: [String], identity: ClientIdentity, timeout: Duration = .seconds(30)) throws {
+        guard let first = addresses.first else {
+            throw TeleportError.badParameter("no auth server address: set teleport.auth_servers (or --auth-server)")
+        }
+        try self.init(address: first, fallbacks: Array(addresses.dropFirst()), identity: identity, timeout: timeout)
     }
 
     /// A client that asks on behalf of the user of the web session `id` (the proxy's identity

@@ -5,12 +5,18 @@ import NIOPosix
 import NIOSSL
 import TeleportAPI
 import TeleportHTTP
+import Synchronization
 
 /// A minimal HTTPS/1.1 client with mutual TLS: one connection per request, the server's certificate
 /// checked against the cluster's CA certificates and the fixed name ``AuthAPI/serverName``.
 struct HTTPSTransport: Sendable, CustomStringConvertible {
     let host: String
     let port: Int
+    /// Other auth servers (`auth_servers: [a, b, ...]` after the first), tried when one cannot be
+    /// connected to.
+    var fallbacks: [(host: String, port: Int)] = []
+    /// Which server answered last (0: `host`, then `fallbacks`), shared by copies of this transport.
+    let preferred = PreferredEndpoint()
     let sslContext: NIOSSLContext
     let serverName: String
     let timeout: TimeAmount
@@ -59,28 +65,61 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
     }
 
     func request(method: HTTPMethod, path: String, body: Data?) async throws -> Reply {
-        let address = "\(host):\(port)"
-        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        // Several auth servers (`auth_servers: [a, b]`): the one that answered last is tried first;
+        // one that cannot be connected to is skipped. Only a failed connect moves on: a request
+        // that was sent is never sent again.
+        let order = preferred.order(count: fallbacks.count + 1)
+        var failure: TeleportError?
+        for index in order {
+            let (host, port) = index == 0 ? (self.host, self.port) : fallbacks[index - 1]
+            do {
+                let (channel, recorder) = try await connect(host: host, port: port)
+                preferred.set(index)
+                return try await exchange(channel, recorder: recorder, address: HostPort.join(host, port), method: method, path: path, body: body)
+            } catch let error as TeleportError where error.code == .connectionProblem && !fallbacks.isEmpty && error.cause is ConnectFailure {
+                failure = error
+            }
+        }
+        throw failure ?? TeleportError.connectionProblem("no auth server to dial")
+    }
+
+    /// Marks a failure to connect (nothing was sent): the next auth server may be tried.
+    struct ConnectFailure: Error {
+        let underlying: any Error
+    }
+
+    private func connect(
+        host: String, port: Int
+    ) async throws -> (NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>, FirstErrorRecorder) {
+        let address = HostPort.join(host, port)
+        let sslContext = self.sslContext
+        let serverName = self.serverName
         let recorder = FirstErrorRecorder()
         do {
-            let sslContext = self.sslContext
-            let serverName = self.serverName
-            channel = try await OutboundDial.connect(host: host, port: port, proxies: proxies) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: serverName)
-                        try channel.pipeline.syncOperations.addHandler(handler)
-                        try channel.pipeline.syncOperations.addHandler(recorder)
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                    }
+            let channel = try await OutboundDial.connect(host: host, port: port, proxies: proxies) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: serverName)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    try channel.pipeline.syncOperations.addHandler(recorder)
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                 }
+            }
+            return (channel, recorder)
         } catch let error as TeleportError {
-            throw error
+            throw TeleportError(error.code, error.message, cause: ConnectFailure(underlying: error))
         } catch {
             throw TeleportError.connectionProblem(
                 "cannot reach the auth service at \(address): \(Self.describe(error)); is teleport running there? "
-                    + "(check --auth-server / auth_servers)", cause: error)
+                    + "(check --auth-server / auth_servers)", cause: ConnectFailure(underlying: error))
         }
+    }
+
+    private func exchange(
+        _ channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>, recorder: FirstErrorRecorder, address: String,
+        method: HTTPMethod, path: String, body: Data?
+    ) async throws -> Reply {
+        let serverName = self.serverName
         let extraHeaders = self.extraHeaders
         do {
             return try await withDeadline(.nanoseconds(timeout.nanoseconds), timeoutMessage: { "the auth service at \(address) did not answer in time" }) {
@@ -140,4 +179,17 @@ extension AuthClient {
     /// web port passes connections offering it through to the auth service, TLS untouched, so
     /// agents behind NAT reach auth at the proxy's address.
     public static let alpnProtocol = "teleport-auth"
+}
+
+/// The index of the endpoint that answered last, shared by every copy of a transport.
+final class PreferredEndpoint: Sendable {
+    private let index = Mutex(0)
+
+    /// Every index from the preferred one on, wrapping around.
+    func order(count: Int) -> [Int] {
+        let first = index.withLock { $0 } % max(count, 1)
+        return (0..<count).map { (first + $0) % count }
+    }
+
+    func set(_ value: Int) { index.withLock { $0 = value } }
 }

@@ -5,7 +5,12 @@ import TeleportCrypto
 import TeleportServices
 
 extension AuthServer {
-    /// Records an issued user certificate under its subject key until it expires, so that proxies
+    /// How long an expired certificate stays in the registry: a host asked about it then refuses it
+    /// as expired (the user learns to log in again) rather than as unknown to the cluster.
+    static let expiredCertificateGrace: TimeInterval = 600
+
+    /// Records an issued user certificate under its subject key until it expires (plus
+    /// ``expiredCertificateGrace``), so that proxies
     /// and nodes can authorize the plain key (see ``UserCertificateFeed``). A key is bound to one
     /// user: a current certificate of another user for the same key is never replaced (the write
     /// is a create or a compare-and-swap, so two concurrent issues cannot both win).
@@ -15,7 +20,7 @@ extension AuthServer {
         let key = UserCertificateFeed.key(fingerprintHex: certificate.publicKey.fingerprintHex)
         let item = Item(
             key: key, value: try UserCertificateFeed.encode(certificate.authorizedKeyLine(comment: certificate.keyID)),
-            expires: certificate.validBefore)
+            expires: certificate.validBefore.addingTimeInterval(Self.expiredCertificateGrace))
         for _ in 0..<3 {
             let existing: Item
             do {

@@ -120,7 +120,7 @@ public enum TeleportProcess {
                 ? try LocalIdentities.load(keys: keys, role: .proxy)
                 : try await LocalIdentities.loadOrJoin(
                     keys: keys, role: .proxy, config: config, authServer: authAddress, hostUUID: hostUUID, logger: logger)
-            let client = try AuthClient(address: authAddress, identity: identity)
+            let client = try AuthClient(address: authAddress, fallbacks: config.runAuth ? [] : config.authServers, identity: identity)
             let web = try HostPort.parse(config.file.proxy.webListenAddr, defaultPort: 3080, key: "proxy_service.web_listen_addr")
             let pair = try ProxyCertificate.load(config: config, keys: keys, clock: clock)
             let publicAddr = proxyPublicAddress(config)
@@ -194,7 +194,7 @@ public enum TeleportProcess {
                 ? try LocalIdentities.load(keys: keys, role: .node)
                 : try await LocalIdentities.loadOrJoin(
                     keys: keys, role: .node, config: config, authServer: authAddress, hostUUID: hostUUID, logger: logger)
-            let client = try AuthClient(address: authAddress, identity: identity)
+            let client = try AuthClient(address: authAddress, fallbacks: config.runAuth ? [] : config.authServers, identity: identity)
             let sshAddress = try HostPort.parse(config.file.ssh.listenAddr, defaultPort: 3022, key: "ssh_service.listen_addr")
             let advertised = config.advertiseIP ?? (sshAddress.host == "0.0.0.0" ? "127.0.0.1" : sshAddress.host)
             let clusterName = try clusterName(of: identity)
@@ -284,7 +284,7 @@ public enum TeleportProcess {
         let identity = config.runAuth
             ? try LocalIdentities.load(keys: keys, role: .db)
             : try await LocalIdentities.loadOrJoin(keys: keys, role: .db, config: config, authServer: authAddress, hostUUID: hostUUID, logger: logger)
-        let client = try AuthClient(address: authAddress, identity: identity)
+        let client = try AuthClient(address: authAddress, fallbacks: config.runAuth ? [] : config.authServers, identity: identity)
         let listen = try HostPort.parse(config.file.db.listenAddr, defaultPort: 3029, key: "db_service.listen_addr")
         let advertisedHost = config.advertiseIP ?? (["0.0.0.0", "::", ""].contains(listen.host) ? "127.0.0.1" : listen.host)
         let databases = config.file.db.databases.map { entry in
