@@ -70,7 +70,7 @@ public final class AuthServer: Sendable {
         if existing == nil, !bootstrap.isEmpty {
             try await importBootstrap(bootstrap, stores: stores, logger: logger)
         }
-        let name: String
+        var name: String
         if let stored = try? await stores.clusterName.get("cluster-name") {
             name = stored.spec.clusterName
             if let configuredName, configuredName != name {
@@ -86,7 +86,13 @@ public final class AuthServer: Sendable {
                     ClusterNameResource(clusterName: name, clusterID: UUID().uuidString.lowercased()))
                 logger.info("created the cluster", metadata: [LogKeys.cluster: "\(name)"])
             } catch let error as TeleportError where error.code == .alreadyExists {
-                // Another auth server won the race; use its name.
+                // Another auth server sharing the store won the race: its name is the cluster's.
+                name = try await stores.clusterName.get("cluster-name").spec.clusterName
+                if let configuredName, configuredName != name {
+                    throw TeleportError.badParameter(
+                        "auth_service.cluster_name is \"\(configuredName)\" but the shared store belongs to cluster \"\(name)\"; "
+                            + "give every auth server of a cluster the same cluster_name")
+                }
             }
         }
         let server = AuthServer(

@@ -27,8 +27,10 @@ struct HAFailoverTests {
             let tokens = "  tokens: [\"node,proxy:\(Self.token)\"]"
             try await withCluster(try ClusterFixture(clusterName: "ha.example", teleportSection: storage, authSection: tokens)) { first in
                 try await withCluster(try ClusterFixture(clusterName: "ha.example", teleportSection: storage, authSection: tokens)) { second in
-                    try await first.start(["--roles=auth"])
-                    try await second.start(["--roles=auth"])
+                    // Started together on an empty store: the cluster name and each CA are created once.
+                    async let firstStarted: Void = first.start(["--roles=auth"])
+                    async let secondStarted: Void = second.start(["--roles=auth"])
+                    _ = try await (firstStarted, secondStarted)
                     let agentSection = """
                           auth_servers: ["127.0.0.1:\(first.authPort)", "127.0.0.1:\(second.authPort)"]
                           auth_token: \(Self.token)
