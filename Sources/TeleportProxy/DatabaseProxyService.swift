@@ -4,7 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 public import ServiceLifecycle
-import TeleportAPI
+public import TeleportAPI
 public import TeleportAuthClient
 import TeleportCrypto
 public import TeleportSSH
@@ -12,16 +12,19 @@ import TeleportTunnel
 import TeleportWire
 import X509
 
-/// `proxy_service.postgres_listen_addr`: PostgreSQL clients (`psql` with the files `tsh db
-/// config` prints) connect here. The proxy answers `SSLRequest` with `S`, runs TLS with a
-/// required client certificate from the cluster's CAs, reads the start-up message, checks that
-/// the certificate is a user's and carries a route to a registered PostgreSQL database, and
-/// forwards the session to that database's service (mutual TLS with host identities), which
-/// checks the roles. A client that skips TLS, a malformed or oversized start-up message and a
-/// certificate without a route are refused with a PostgreSQL `FATAL` error.
-public struct PostgresProxyService: Service, CustomStringConvertible {
-    public var description: String { "PostgresProxyService" }
+/// A database protocol's listener on the proxy: `proxy_service.postgres_listen_addr`
+/// (PostgreSQL: `psql` with the files `tsh db config` prints) or `mysql_listen_addr` (MySQL and
+/// MariaDB clients). The protocol's first handler (``PostgresFrontGate``, ``MySQLFrontGate``)
+/// requires TLS with a client certificate from the cluster's CAs and reads the client's start-up
+/// (user, database); then the proxy checks that the certificate is a user's and carries a route
+/// to a registered database of this protocol, and forwards the session to that database's
+/// service (mutual TLS with host identities), which checks the roles. A client that skips TLS,
+/// a malformed or oversized start-up and a certificate without a route are refused with the
+/// protocol's own error message.
+public struct DatabaseProxyService: Service, CustomStringConvertible {
+    public var description: String { "DatabaseProxyService(\(`protocol`.rawValue))" }
 
+    let `protocol`: DatabaseServer.DatabaseProtocol
     let host: String
     let port: Int
     let clusterName: String
@@ -33,10 +36,15 @@ public struct PostgresProxyService: Service, CustomStringConvertible {
     let audit: SSHAudit?
     let logger: Logger
 
-    /// Creates the listener; `identity` is the proxy's host identity.
+    /// The configuration key of the protocol's listener.
+    var listenKey: String { "proxy_service.\(`protocol` == .postgres ? "postgres" : "mysql")_listen_addr" }
+
+    /// Creates the listener for `protocol`; `identity` is the proxy's host identity.
     public init(
-        host: String, port: Int, clusterName: String, identity: ClientIdentity, auth: AuthClient, audit: SSHAudit?, logger: Logger
+        protocol: DatabaseServer.DatabaseProtocol, host: String, port: Int, clusterName: String, identity: ClientIdentity, auth: AuthClient,
+        audit: SSHAudit?, logger: Logger
     ) throws {
+        self.protocol = `protocol`
         self.host = host
         self.port = port
         self.clusterName = clusterName
@@ -60,42 +68,57 @@ public struct PostgresProxyService: Service, CustomStringConvertible {
             client.minimumTLSVersion = .tlsv12
             serviceContext = try NIOSSLContext(configuration: client)
         } catch {
-            throw TeleportError.badParameter("the proxy's identity cannot be loaded for postgres_listen_addr (data_dir/keys/proxy.*): \(error)")
+            throw TeleportError.badParameter("the proxy's identity cannot be loaded for \(`protocol` == .postgres ? "postgres" : "mysql")_listen_addr (data_dir/keys/proxy.*): \(error)")
         }
     }
 
     public func run() async throws {
         let server: any Channel
         let context = serverContext
-        let sessions = PostgresProxySessions(service: self)
+        let sessions = DatabaseProxySessions(service: self)
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(PostgresFrontGate(tls: context, sessions: sessions))
+                        switch sessions.service.protocol {
+                        case .postgres:
+                            try channel.pipeline.syncOperations.addHandler(PostgresFrontGate(tls: context, sessions: sessions))
+                        case .mysql:
+                            try channel.pipeline.syncOperations.addHandler(MySQLFrontGate(tls: context, sessions: sessions))
+                        }
                     }
                 }
                 .bind(host: host, port: port).get()
         } catch let error as IOError {
-            throw ListenError.describe(error, errno: error.errnoCode, address: HostPort.join(host, port), key: "proxy_service.postgres_listen_addr")
+            throw ListenError.describe(error, errno: error.errnoCode, address: HostPort.join(host, port), key: listenKey)
         }
-        logger.info("PostgreSQL proxy is listening", metadata: ["tp.listen": "\(HostPort.join(host, port))"])
+        logger.info("database proxy is listening", metadata: ["tp.listen": "\(HostPort.join(host, port))", "tp.db_protocol": "\(`protocol`.rawValue)"])
         try? await gracefulShutdown()
         try? await server.close()
     }
 }
 
-/// The proxy's side of one PostgreSQL session after the start-up message.
-struct PostgresProxySessions: Sendable {
-    let service: PostgresProxyService
+/// What a protocol's gate hands over once the client's start-up is read: its parameters (for
+/// the ``DatabaseHandoff``) and how to word a refusal in the protocol (`accessDenied` or not,
+/// the one-line message).
+struct DatabaseProxyRequest: Sendable {
+    /// The client's start-up parameters, in order (`[name, value]`).
+    var parameters: [[String]]
+    /// The protocol's error message for a refusal, as bytes for the client.
+    var refusal: @Sendable (_ accessDenied: Bool, _ message: String) -> [UInt8]
+}
 
-    func start(channel: any Channel, parameters: [PostgresStartup.Parameter], relay: @escaping @Sendable () -> Void) {
-        Task { await serve(channel: channel, parameters: parameters, relay: relay) }
+/// The proxy's side of one database session after the client's start-up.
+struct DatabaseProxySessions: Sendable {
+    let service: DatabaseProxyService
+
+    func start(channel: any Channel, request: DatabaseProxyRequest, relay: @escaping @Sendable () -> Void) {
+        Task { await serve(channel: channel, request: request, relay: relay) }
     }
 
-    func serve(channel: any Channel, parameters: [PostgresStartup.Parameter], relay: @escaping @Sendable () -> Void) async {
+    func serve(channel: any Channel, request: DatabaseProxyRequest, relay: @escaping @Sendable () -> Void) async {
         var user = ""
         var databaseName = ""
         do {
@@ -112,10 +135,12 @@ struct PostgresProxySessions: Sendable {
                 throw TeleportError.accessDenied("the certificate carries no database route: run tsh db login NAME first")
             }
             databaseName = route.serviceName
-            guard route.protocol == DatabaseServer.DatabaseProtocol.postgres.rawValue else {
-                throw TeleportError.badParameter("the certificate is for a \(route.protocol) database; this port speaks PostgreSQL")
+            guard route.protocol == service.protocol.rawValue else {
+                throw TeleportError.badParameter(
+                    "the certificate is for a \(route.protocol) database; this port speaks \(service.protocol == .postgres ? "PostgreSQL" : "MySQL")")
             }
-            guard let database = try await service.auth.databases().first(where: { $0.name == route.serviceName }) else {
+            guard let database = try await service.auth.databases().first(where: { $0.name == route.serviceName && $0.spec.protocol == service.protocol })
+            else {
                 throw TeleportError.notFound("database \(route.serviceName) is not registered (is its database service running?)")
             }
             guard let addr = database.spec.addr, !addr.isEmpty else {
@@ -125,7 +150,7 @@ struct PostgresProxySessions: Sendable {
             let upstream = try await dialService(target, hostID: database.spec.hostID, on: channel.eventLoop)
             let handoff = DatabaseHandoff(
                 userCertificatePEM: try certificate.pemText(), clientAddress: channel.remoteAddress.map { "\($0)" } ?? "",
-                parameters: parameters.map { [$0.name, $0.value] })
+                parameters: request.parameters, protocol: service.protocol.rawValue)
             let frame = try handoff.frame()
             try await channel.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
                 let (clientSide, upstreamSide) = GlueHandler.matchedPair()
@@ -144,17 +169,17 @@ struct PostgresProxySessions: Sendable {
             }.get()
         } catch {
             let message = (error as? TeleportError)?.message ?? "\(error)"
-            service.logger.info("PostgreSQL connection refused: \(message)", metadata: ["tp.user": "\(user)"])
+            service.logger.info("database connection refused: \(message)", metadata: ["tp.user": "\(user)"])
             if let audit = service.audit {
                 audit.add(
                     AuditEventType.dbSessionStartFailure,
                     [
-                        "user": .string(user), "db_service": .string(databaseName), "db_protocol": "postgres", "success": false,
+                        "user": .string(user), "db_service": .string(databaseName), "db_protocol": .string(service.protocol.rawValue), "success": false,
                         "error": .string(message), "addr.remote": .string(channel.remoteAddress.map { "\($0)" } ?? ""),
                     ])
             }
-            let code = (error as? TeleportError)?.code == .accessDenied ? "28000" : "08006"
-            _ = try? await channel.writeAndFlush(channel.allocator.buffer(bytes: PostgresStartup.errorResponse(code: code, message: message)))
+            let reply = request.refusal((error as? TeleportError)?.code == .accessDenied, message)
+            _ = try? await channel.writeAndFlush(channel.allocator.buffer(bytes: reply))
             try? await channel.close()
         }
     }
@@ -200,113 +225,3 @@ struct PostgresProxySessions: Sendable {
     }
 }
 
-/// The first handler of a PostgreSQL client connection: `SSLRequest` → `S` and TLS in front of
-/// itself (`GSSENCRequest` → `N`); then the start-up message (at most
-/// ``PostgresStartup/maxLength`` bytes), after which it stops reading and hands the session to
-/// ``PostgresProxySessions``; bytes that arrive meanwhile are held (at most 1 MiB) and passed on
-/// once the session is relayed. A start-up message before TLS gets a `FATAL` error.
-final class PostgresFrontGate: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-    static let maxHeldBytes = 1 << 20
-
-    private enum State {
-        case beforeTLS
-        case startup
-        case deciding
-        case relaying
-    }
-
-    private var state = State.beforeTLS
-    private var bytes: [UInt8] = []
-    private var held: [ByteBuffer] = []
-    private var heldCount = 0
-    let tls: NIOSSLContext
-    let sessions: PostgresProxySessions
-
-    init(tls: NIOSSLContext, sessions: PostgresProxySessions) {
-        self.tls = tls
-        self.sessions = sessions
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
-        switch state {
-        case .relaying:
-            context.fireChannelRead(data)
-        case .deciding:
-            heldCount += buffer.readableBytes
-            guard heldCount <= Self.maxHeldBytes else {
-                context.close(promise: nil)
-                return
-            }
-            held.append(buffer)
-        case .beforeTLS, .startup:
-            bytes += buffer.readableBytesView
-            parse(context: context)
-        }
-    }
-
-    private func parse(context: ChannelHandlerContext) {
-        let (message, consumed) = PostgresStartup.parse(bytes)
-        switch message {
-        case .needMoreData:
-            return
-        case .invalid(let reason):
-            refuse(context: context, reason)
-        case .cancelRequest:
-            context.close(promise: nil)
-        case .gssEncRequest:
-            guard state == .beforeTLS else { return refuse(context: context, "GSSENCRequest after TLS") }
-            bytes.removeFirst(consumed)
-            context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: [UInt8(ascii: "N")])), promise: nil)
-            if !bytes.isEmpty { parse(context: context) }
-        case .sslRequest:
-            guard state == .beforeTLS, consumed == bytes.count else {
-                return refuse(context: context, "unexpected bytes around the SSLRequest")
-            }
-            bytes = []
-            state = .startup
-            context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: [UInt8(ascii: "S")])), promise: nil)
-            do {
-                try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
-            } catch {
-                context.close(promise: nil)
-            }
-        case .startup(let parameters):
-            guard state == .startup else {
-                return refuse(context: context, "this proxy accepts PostgreSQL connections over TLS only: use sslmode=verify-ca with tsh db config's files, or tsh db connect")
-            }
-            state = .deciding
-            if consumed < bytes.count {
-                let rest = Array(bytes[consumed...])
-                held.append(context.channel.allocator.buffer(bytes: rest))
-                heldCount = rest.count
-            }
-            bytes = []
-            _ = context.channel.setOption(.autoRead, value: false)
-            let gate = NIOLoopBound(self, eventLoop: context.eventLoop)
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            sessions.start(channel: context.channel, parameters: parameters) {
-                gate.value.release(context: bound.value)
-            }
-        }
-    }
-
-    private func refuse(context: ChannelHandlerContext, _ reason: String) {
-        state = .deciding
-        bytes = []
-        let reply = PostgresStartup.errorResponse(code: "08P01", message: reason)
-        let channel = context.channel
-        context.writeAndFlush(NIOAny(channel.allocator.buffer(bytes: reply))).whenComplete { _ in channel.close(promise: nil) }
-    }
-
-    /// Passes the held bytes on and lets everything through from now on (on the loop).
-    func release(context: ChannelHandlerContext) {
-        state = .relaying
-        for buffer in held { context.fireChannelRead(NIOAny(buffer)) }
-        held = []
-        if heldCount > 0 { context.fireChannelReadComplete() }
-        heldCount = 0
-    }
-}
