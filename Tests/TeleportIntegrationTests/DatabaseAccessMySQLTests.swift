@@ -208,7 +208,7 @@ struct DatabaseAccessMySQLTests {
 
         // The database down: a line naming it.
         await mariadb.stop()
-        let down = try await tsh.run(["db", "connect", "maria", "--", "-e", "SELECT 1"])
+        let down = try await tsh.run(["db", "connect", "maria", "--db-user=alice", "--", "-e", "SELECT 1"])
         #expect(down.exitCode != 0 && down.stderr.contains("cannot reach database maria at localhost:\(mariadb.port)"), "\(down)")
     }
 }
