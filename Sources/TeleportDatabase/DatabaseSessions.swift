@@ -43,9 +43,14 @@ struct DatabaseSessions: Sendable {
             session.user = identity.username
             session.service = route.serviceName
             session.dbUser = route.username
-            // PostgreSQL connects to the database named like the user when none is given; MySQL
-            // to none (the client may USE one later, so its name is not checked then).
-            session.dbName = route.database.isEmpty && clientProtocol == .postgres ? route.username : route.database
+            // The route's database name wins. Without one, PostgreSQL connects to the database
+            // named like the user; MySQL to the one the client's handshake names, else to none (the
+            // client may USE one later, so no name is checked then).
+            switch (route.database.isEmpty, clientProtocol) {
+            case (false, _): session.dbName = route.database
+            case (true, .postgres): session.dbName = route.username
+            case (true, .mysql): session.dbName = handoff.parameter("database") ?? ""
+            }
             guard let database = configuration.databases.first(where: { $0.name == route.serviceName }) else {
                 throw TeleportError.notFound("this database service does not serve \(route.serviceName)")
             }

@@ -133,6 +133,10 @@ struct DatabaseAccessMySQLTests {
         let connected = try await tsh.run(["db", "connect", "maria", "--", "-N", "-B", "-e", "SELECT CURRENT_USER()"])
         #expect(connected.exitCode == 0 && connected.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "alice@%", "\(connected)\n\(agent.log)")
 
+        // Without a db name in the route, the database the client names is the session's.
+        let named = try await tsh.run(["db", "connect", "maria", "--", "-N", "-B", "-D", "mysql", "-e", "SELECT DATABASE()"])
+        #expect(named.exitCode == 0 && named.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "mysql", "\(named)")
+
         // A prepared statement and a multi-statement batch go through too.
         let prepared = try await tsh.run([
             "db", "connect", "maria", "--", "-N", "-B", "-e", "PREPARE s FROM 'SELECT ? + 1'; SET @a = 41; EXECUTE s USING @a; SELECT 'two'",
