@@ -238,7 +238,7 @@ let package = Package(
         .testTarget(
             name: "TeleportDatabaseTests",
             dependencies: [
-                "TeleportDatabase", "TeleportWire", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+                "TeleportDatabase", "TeleportWire", "TeleportAPI", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(

@@ -1,8 +1,9 @@
 public import Foundation
 
 /// What the proxy tells a database service before the client's bytes: the user's certificate
-/// (PEM, as the client presented it), the client's address and the client's start-up
-/// parameters. Sent once, inside the proxy-to-service mutual TLS, as a 4-byte big-endian length
+/// (PEM, as the client presented it), the client's address, the protocol the client speaks and
+/// its start-up parameters (PostgreSQL's start-up message; for MySQL `user`, `database`,
+/// `capabilities`, `charset`, `max_packet` and `sequence`, the handshake response's sequence id). Sent once, inside the proxy-to-service mutual TLS, as a 4-byte big-endian length
 /// and JSON; at most ``maxBytes``.
 public struct DatabaseHandoff: Codable, Sendable, Equatable {
     /// The largest frame accepted.
@@ -14,18 +15,27 @@ public struct DatabaseHandoff: Codable, Sendable, Equatable {
     public var clientAddress: String
     /// The client's start-up parameters, in order (`[name, value]`).
     public var parameters: [[String]]
+    /// `postgres` or `mysql` (absent: `postgres`): how refusals are worded to the client.
+    public var `protocol`: String?
 
     enum CodingKeys: String, CodingKey {
         case parameters
+        case `protocol`
         case userCertificatePEM = "user_certificate"
         case clientAddress = "client_addr"
     }
 
     /// Creates a hand-off.
-    public init(userCertificatePEM: String, clientAddress: String, parameters: [[String]]) {
+    public init(userCertificatePEM: String, clientAddress: String, parameters: [[String]], protocol: String? = nil) {
         self.userCertificatePEM = userCertificatePEM
         self.clientAddress = clientAddress
         self.parameters = parameters
+        self.protocol = `protocol`
+    }
+
+    /// The value of the first parameter named `name`.
+    public func parameter(_ name: String) -> String? {
+        parameters.first { $0.count == 2 && $0[0] == name }?[1]
     }
 
     /// The frame's bytes.

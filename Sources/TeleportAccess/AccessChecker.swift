@@ -182,8 +182,10 @@ public struct AccessChecker: Sendable {
     /// May the user connect to a database with these labels as database user `user` to database
     /// `name`? A role allows it when its `db_labels` match and its `db_users` and `db_names`
     /// (templates expanded, `*` for any) hold both; a deny role naming the user or the name, or
-    /// whose `db_labels` match, refuses.
-    public func checkDatabase(labels: [String: String], user: String, name: String) throws -> Decision {
+    /// whose `db_labels` match, refuses. A nil `name` (a MySQL session without a default
+    /// database: it may `USE` any later, so names cannot be enforced) skips `db_names`, except
+    /// that a deny of `*` still refuses.
+    public func checkDatabase(labels: [String: String], user: String, name: String?) throws -> Decision {
         var reasons: [String] = []
         for role in roles {
             guard let deny = role.spec.deny else { continue }
@@ -193,8 +195,8 @@ public struct AccessChecker: Sendable {
                 reasons.append("role \(role.name): deny: db user \(user) is denied")
                 return Decision(allowed: false, reasons: reasons)
             }
-            if names.contains(name) || names.contains("*") {
-                reasons.append("role \(role.name): deny: db name \(name) is denied")
+            if names.contains("*") || name.map(names.contains) == true {
+                reasons.append("role \(role.name): deny: db name \(name ?? "(none)") is denied")
                 return Decision(allowed: false, reasons: reasons)
             }
             if let selector = deny.dbLabels, !selector.isEmpty {
@@ -221,6 +223,10 @@ public struct AccessChecker: Sendable {
                 continue
             }
             let names = expand(allow.dbNames ?? [])
+            guard let name else {
+                reasons.append("role \(role.name): allow: \(why), db user \(user) is allowed (no db name)")
+                return Decision(allowed: true, reasons: reasons)
+            }
             guard names.contains(name) || names.contains("*") else {
                 reasons.append("role \(role.name): allow: \(why), but db name \(name) is not among \(names)")
                 continue

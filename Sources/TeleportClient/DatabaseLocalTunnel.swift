@@ -199,6 +199,10 @@ extension TSHCommands {
     ) async throws -> Int32 {
         try await ensureDatabaseLogin(options, name: name, dbUser: dbUser, dbName: dbName, context: context)
         let connection = try await databaseConnection(options, name: name, context: context)
+        guard connection.protocol == .postgres else {
+            throw TeleportError.badParameter(
+                "tsh proxy db --tunnel serves PostgreSQL databases for now; \(name) is \(connection.protocol.rawValue): use tsh db connect \(name)")
+        }
         let tunnel = DatabaseLocalTunnel(
             upstreamHost: connection.host, upstreamPort: connection.port,
             tls: try DatabaseLocalTunnel.context(certificatePath: connection.certificate, keyPath: connection.key, caPath: connection.ca),

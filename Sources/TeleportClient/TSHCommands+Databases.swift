@@ -102,6 +102,8 @@ extension TSHCommands {
     /// How to reach one logged-in database through the proxy.
     struct DatabaseConnection {
         var name: String
+        /// `postgres` or `mysql`.
+        var `protocol`: DatabaseServer.DatabaseProtocol = .postgres
         var host: String
         var port: Int
         var user: String
@@ -124,6 +126,42 @@ extension TSHCommands {
                     ? "\(key)='\(value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'"))'" : part
             }.joined(separator: " ")
         }
+
+        /// The MySQL/MariaDB client's options: TCP to the proxy, TLS with the certificate, the
+        /// CA checked but not the name (the proxy presents its host identity, whose names need
+        /// not match the address dialled): MariaDB's client checks the CA when given `--ssl-ca`
+        /// and the name only with `--ssl-verify-server-cert` (turned off explicitly, for clients
+        /// where it is the default); Oracle's client needs `--ssl-mode=VERIFY_CA`.
+        func mysqlArguments(mariaDB: Bool) -> [String] {
+            var arguments = ["--host=\(host)", "--port=\(port)", "--protocol=TCP", "--user=\(user)"]
+            if !database.isEmpty { arguments.append("--database=\(database)") }
+            arguments += ["--ssl-ca=\(ca)", "--ssl-cert=\(certificate)", "--ssl-key=\(key)"]
+            arguments.append(mariaDB ? "--skip-ssl-verify-server-cert" : "--ssl-mode=VERIFY_CA")
+            return arguments
+        }
+    }
+
+    /// The MySQL client on PATH (`mariadb` first, then `mysql`) and whether it is MariaDB's.
+    static func mysqlClient(environment: [String: String]) -> (path: String, mariaDB: Bool)? {
+        if let path = ProgramPath.find("mariadb", environment: environment) { return (path, true) }
+        guard let path = ProgramPath.find("mysql", environment: environment) else { return nil }
+        // Debian's mysql is MariaDB's client (a link to mariadb); Oracle's is a file of its own.
+        let resolved = (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) ?? path
+        return (path, resolved.hasSuffix("mariadb") || mysqlVersion(path).contains("MariaDB"))
+    }
+
+    /// `PROGRAM --version`'s output (empty when it cannot run).
+    static func mysqlVersion(_ path: String) -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = ["--version"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { return "" }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// The connection to `name` (or the only database logged in to).
@@ -151,16 +189,20 @@ extension TSHCommands {
         }
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.transport(session.address, session.insecure), address: session.address)
-        let listen = try await web.ping().proxy.db?.postgresListenAddr ?? ""
-        guard !listen.isEmpty, let parsed = try? HostPort.parse(listen, defaultPort: 5432, key: "postgres_listen_addr") else {
-            throw TeleportError.notFound("the proxy at \(session.address) has no PostgreSQL listener (proxy_service.postgres_listen_addr)")
+        let databaseProtocol = DatabaseServer.DatabaseProtocol(rawValue: route.protocol) ?? .postgres
+        let db = try await web.ping().proxy.db
+        let (listen, defaultPort, key, kind) = databaseProtocol == .mysql
+            ? (db?.mysqlListenAddr ?? "", 3036, "mysql_listen_addr", "MySQL")
+            : (db?.postgresListenAddr ?? "", 5432, "postgres_listen_addr", "PostgreSQL")
+        guard !listen.isEmpty, let parsed = try? HostPort.parse(listen, defaultPort: defaultPort, key: key) else {
+            throw TeleportError.notFound("the proxy at \(session.address) has no \(kind) listener (proxy_service.\(key))")
         }
         return DatabaseConnection(
-            name: chosen, host: files.profile.webProxyAddress.host, port: parsed.port, user: route.username, database: route.database,
-            ca: files.paths.caCertificates.path, certificate: url.path, key: files.paths.tlsKey.path)
+            name: chosen, protocol: databaseProtocol, host: files.profile.webProxyAddress.host, port: parsed.port, user: route.username,
+            database: route.database, ca: files.paths.caCertificates.path, certificate: url.path, key: files.paths.tlsKey.path)
     }
 
-    /// `tsh db config [NAME]`: host, port, CA, certificate, key and a ready psql command line.
+    /// `tsh db config [NAME]`: host, port, CA, certificate, key and a ready psql or mysql command line.
     public static func databaseConfig(_ options: ClientOptions, name: String?, context: ClientContext) async throws -> Outcome {
         let connection = try await databaseConnection(options, name: name, context: context)
         let rows = [
@@ -168,12 +210,24 @@ extension TSHCommands {
             ("Database", connection.database), ("CA", connection.ca), ("Cert", connection.certificate), ("Key", connection.key),
         ]
         let text = rows.map { "\(($0.0 + ":").padding(toLength: 10, withPad: " ", startingAt: 0)) \($0.1)" }.joined(separator: "\n")
-        return Outcome(output: text + "\n\nConnect with:\n  psql \(ShellQuote.word(connection.conninfo))\n")
+        let command: String
+        switch connection.protocol {
+        case .postgres:
+            command = "psql \(ShellQuote.word(connection.conninfo))"
+        case .mysql:
+            let client = mysqlClient(environment: context.environment)
+            command = (["mysql"] + connection.mysqlArguments(mariaDB: client?.mariaDB ?? true)).map(ShellQuote.word).joined(separator: " ")
+        }
+        return Outcome(output: text + "\n\nConnect with:\n  \(command)\n")
     }
 
-    /// `tsh db env [--db NAME]`: the libpq environment variables.
+    /// `tsh db env [--db NAME]`: the libpq environment variables (for MySQL: `MYSQL_HOST` and
+    /// `MYSQL_TCP_PORT`; its clients take no TLS files from the environment).
     public static func databaseEnv(_ options: ClientOptions, name: String?, context: ClientContext) async throws -> Outcome {
         let c = try await databaseConnection(options, name: name, context: context)
+        if c.protocol == .mysql {
+            return Outcome(output: "export MYSQL_HOST=\(ShellQuote.word(c.host))\nexport MYSQL_TCP_PORT=\(c.port)\n")
+        }
         let variables = [
             ("PGHOST", c.host), ("PGPORT", "\(c.port)"), ("PGSSLMODE", "verify-ca"), ("PGSSLROOTCERT", c.ca), ("PGSSLCERT", c.certificate),
             ("PGSSLKEY", c.key), ("PGUSER", c.user),
@@ -196,24 +250,37 @@ extension TSHCommands {
         }
     }
 
-    /// `tsh db connect NAME [--db-user --db-name] [-- PSQL ARGS]`: logs in to the database when
+    /// `tsh db connect NAME [--db-user --db-name] [-- CLIENT ARGS]`: logs in to the database when
     /// there is no certificate for it or another user or name is asked for, then runs the real
-    /// `psql` (found on PATH) with the connection string; its exit status is tsh's.
+    /// `psql` with the connection string, or `mariadb`/`mysql` with the options of
+    /// ``DatabaseConnection/mysqlArguments(mariaDB:)`` (found on PATH); its exit status is tsh's.
     public static func databaseConnect(
         _ options: ClientOptions, name: String, dbUser: String?, dbName: String?, extra: [String], context: ClientContext
     ) async throws -> Int32 {
         try await ensureDatabaseLogin(options, name: name, dbUser: dbUser, dbName: dbName, context: context)
         let connection = try await databaseConnection(options, name: name, context: context)
-        guard let psql = ProgramPath.find("psql", environment: context.environment) else {
-            throw TeleportError.notFound("psql is not installed or not on PATH (Debian: apt-get install postgresql-client)")
+        let program: String
+        let arguments: [String]
+        switch connection.protocol {
+        case .postgres:
+            guard let psql = ProgramPath.find("psql", environment: context.environment) else {
+                throw TeleportError.notFound("psql is not installed or not on PATH (Debian: apt-get install postgresql-client)")
+            }
+            (program, arguments) = (psql, [connection.conninfo] + extra)
+        case .mysql:
+            guard let client = mysqlClient(environment: context.environment) else {
+                throw TeleportError.notFound("neither mariadb nor mysql is installed or on PATH (Debian: apt-get install mariadb-client)")
+            }
+            // Ours first, the user's after them (later options win).
+            (program, arguments) = (client.path, connection.mysqlArguments(mariaDB: client.mariaDB) + extra)
         }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: psql)
-        process.arguments = [connection.conninfo] + extra
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
         do {
             try process.run()
         } catch {
-            throw TeleportError.connectionProblem("cannot run \(psql): \(error)")
+            throw TeleportError.connectionProblem("cannot run \(program): \(error)")
         }
         process.waitUntilExit()
         return process.terminationStatus

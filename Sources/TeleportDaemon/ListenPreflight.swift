@@ -33,6 +33,9 @@ enum ListenPreflight {
         if config.runProxy, let postgres = config.file.proxy.postgresListenAddr {
             listeners.append(("proxy_service.postgres_listen_addr", postgres, 5432))
         }
+        if config.runProxy, let mysql = config.file.proxy.mysqlListenAddr {
+            listeners.append(("proxy_service.mysql_listen_addr", mysql, 3036))
+        }
         if config.runDb { listeners.append(("db_service.listen_addr", config.file.db.listenAddr, 3029)) }
         if let diag = config.diagAddr { listeners.append(("teleport.diag_addr or --diag-addr", diag, 3000)) }
         return listeners

@@ -135,6 +135,7 @@ public enum TeleportProcess {
             webSettings.limiter = ConnectionLimits.limiter(config, service: "web", metrics: registry, logger: logger.with("proxy"))
             try wireWebPort(&webSettings, config: config, authAddress: authAddress, publicAddr: publicAddr)
             webSettings.postgresListenAddr = config.file.proxy.postgresListenAddr ?? ""
+            webSettings.mysqlListenAddr = config.file.proxy.mysqlListenAddr ?? ""
             let proxyCache = userCertificateCache(client, dataDir: dataDir, role: "proxy", clock: clock, logger: logger)
             webSettings.roles = { names in proxyCache.roles(named: names) }
             webSettings.locks = { await proxyCache.locksInForce() }
@@ -180,12 +181,17 @@ public enum TeleportProcess {
                 audit: proxyAudit, dialer: dialer, logger: logger.with("proxy:ssh"))
             proxySSH.limiter = ConnectionLimits.limiter(config, service: "proxy", metrics: registry, logger: logger.with("proxy:ssh"))
             services.append(proxySSH)
-            if let postgres = config.file.proxy.postgresListenAddr {
-                let address = try HostPort.parse(postgres, defaultPort: 5432, key: "proxy_service.postgres_listen_addr")
+            let databaseListeners: [(DatabaseServer.DatabaseProtocol, String?, Int)] = [
+                (.postgres, config.file.proxy.postgresListenAddr, 5432), (.mysql, config.file.proxy.mysqlListenAddr, 3036),
+            ]
+            for (databaseProtocol, listen, defaultPort) in databaseListeners {
+                guard let listen else { continue }
+                let key = "proxy_service.\(databaseProtocol.rawValue)_listen_addr"
+                let address = try HostPort.parse(listen, defaultPort: defaultPort, key: key)
                 services.append(
-                    try PostgresProxyService(
-                        host: address.host, port: address.port, clusterName: clusterName, identity: identity, auth: client, audit: proxyAudit,
-                        logger: logger.with("proxy:postgres")))
+                    try DatabaseProxyService(
+                        protocol: databaseProtocol, host: address.host, port: address.port, clusterName: clusterName, identity: identity,
+                        auth: client, audit: proxyAudit, logger: logger.with("proxy:\(databaseProtocol.rawValue)")))
             }
         }
         if config.runNode {

@@ -50,29 +50,93 @@ final class PostgresSSLInitiator: ChannelInboundHandler, RemovableChannelHandler
     }
 }
 
-/// Passes the client's bytes on unchanged and shows them to a ``PostgresFrontendScanner``: each
-/// complete simple query and each extended-protocol execution (text and parameters) goes to
-/// `onQuery` before its bytes are passed on; when `onQuery` cannot
-/// audit it (false), the client gets a `FATAL` error and the connection closes, and the query
-/// never reaches the database. A malformed stream closes the connection.
+/// Passes the client's bytes on unchanged and shows them to the protocol's scanner
+/// (``PostgresFrontendScanner``, ``MySQLFrontendScanner``): each complete statement (a simple
+/// query or an extended-protocol execution with its parameters; MySQL's `COM_QUERY` and
+/// `COM_STMT_PREPARE`) goes to `onQuery` before its bytes are
+/// passed on; when `onQuery` cannot audit it (false), the client gets the protocol's error and
+/// the connection closes, and the statement never reaches the database. A malformed PostgreSQL
+/// stream closes the connection; MySQL's `COM_CHANGE_USER` (becoming another database user
+/// than the one the roles allowed) is refused the same way.
 final class QueryTap: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    private var scanner = PostgresFrontendScanner()
+
+    /// The protocol's scanner.
+    enum Scanner {
+        case postgres(PostgresFrontendScanner)
+        case mysql(MySQLFrontendScanner)
+    }
+
+    /// What the tap does with a command.
+    enum Step {
+        case audit(String, parameters: [String?]?, truncated: Bool)
+        case refuse(String)
+        case close
+    }
+
+    private var scanner: Scanner
+    private var stopped = false
+    /// Audits one statement (text, extended-protocol parameters, whether cut); false when it cannot.
     let onQuery: @Sendable (_ text: String, _ parameters: [String?]?, _ truncated: Bool) -> Bool
 
-    init(onQuery: @escaping @Sendable (_ text: String, _ parameters: [String?]?, _ truncated: Bool) -> Bool) { self.onQuery = onQuery }
+    /// A tap on a PostgreSQL session.
+    init(onQuery: @escaping @Sendable (_ text: String, _ parameters: [String?]?, _ truncated: Bool) -> Bool) {
+        self.scanner = .postgres(PostgresFrontendScanner())
+        self.onQuery = onQuery
+    }
+
+    /// A tap on a session of `protocol`.
+    init(protocol: DatabaseServer.DatabaseProtocol, onQuery: @escaping @Sendable (_ text: String, _ parameters: [String?]?, _ truncated: Bool) -> Bool) {
+        self.scanner = `protocol` == .mysql ? .mysql(MySQLFrontendScanner()) : .postgres(PostgresFrontendScanner())
+        self.onQuery = onQuery
+    }
+
+    private func steps(_ bytes: ByteBufferView) -> [Step] {
+        switch scanner {
+        case .postgres(var postgres):
+            defer { scanner = .postgres(postgres) }
+            return postgres.feed(bytes).compactMap { event in
+                switch event {
+                case .query(let text, let truncated): return .audit(text, parameters: nil, truncated: truncated)
+                case .execute(let text, let parameters, let truncated): return .audit(text, parameters: parameters, truncated: truncated)
+                case .terminate: return nil
+                case .invalid: return .close
+                }
+            }
+        case .mysql(var mysql):
+            defer { scanner = .mysql(mysql) }
+            return mysql.feed(bytes).compactMap { event in
+                switch event {
+                case .query(let text, let truncated), .prepare(let text, let truncated): return .audit(text, parameters: nil, truncated: truncated)
+                case .changeUser:
+                    return .refuse("COM_CHANGE_USER is not allowed through the proxy: connect again with tsh db connect --db-user=NAME")
+                case .execute, .quit: return nil
+                }
+            }
+        }
+    }
+
+    private func refusal(_ message: String) -> [UInt8] {
+        switch scanner {
+        case .postgres: return PostgresStartup.errorResponse(code: "58000", message: message)
+        case .mysql: return MySQLPacket(sequence: 1, payload: MySQLReply.errorPayload(code: 1105, state: "HY000", message: message)).bytes
+        }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !stopped else { return }
         let buffer = unwrapInboundIn(data)
-        for event in scanner.feed(buffer.readableBytesView) {
-            switch event {
-            case .query(let text, let truncated):
-                guard onQuery(text, nil, truncated) else { return endUnaudited(context) }
-            case .execute(let text, let parameters, let truncated):
-                guard onQuery(text, parameters, truncated) else { return endUnaudited(context) }
-            case .terminate: break
-            case .invalid:
+        for step in steps(buffer.readableBytesView) {
+            switch step {
+            case .audit(let text, let parameters, let truncated):
+                if !onQuery(text, parameters, truncated) {
+                    return refuse(context: context, "the audit log is unavailable: the session ends rather than go on unaudited")
+                }
+            case .refuse(let message):
+                return refuse(context: context, message)
+            case .close:
+                stopped = true
                 context.close(promise: nil)
                 return
             }
@@ -80,10 +144,9 @@ final class QueryTap: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelRead(data)
     }
 
-    /// The audit refused the event: the client is told, the connection closes, the bytes stay here.
-    private func endUnaudited(_ context: ChannelHandlerContext) {
-        let reply = PostgresStartup.errorResponse(code: "58000", message: "the audit log is unavailable: the session ends rather than go on unaudited")
+    private func refuse(context: ChannelHandlerContext, _ message: String) {
+        stopped = true
         let channel = context.channel
-        context.writeAndFlush(NIOAny(channel.allocator.buffer(bytes: reply))).whenComplete { _ in channel.close(promise: nil) }
+        context.writeAndFlush(NIOAny(channel.allocator.buffer(bytes: refusal(message)))).whenComplete { _ in channel.close(promise: nil) }
     }
 }

@@ -30,8 +30,9 @@ struct DatabaseSessions: Sendable {
     }
 
     func serve(channel: any Channel, handoff: DatabaseHandoff, relay: @escaping @Sendable () -> Void) async {
+        let clientProtocol = DatabaseServer.DatabaseProtocol(rawValue: handoff.protocol ?? "postgres") ?? .postgres
         var session = DatabaseAudit.Session(
-            id: UUID().uuidString.lowercased(), user: "", service: "", protocol: "postgres", uri: "", dbUser: "", dbName: "",
+            id: UUID().uuidString.lowercased(), user: "", service: "", protocol: clientProtocol.rawValue, uri: "", dbUser: "", dbName: "",
             clientAddress: handoff.clientAddress)
         do {
             try await checkProxy(channel)
@@ -42,48 +43,73 @@ struct DatabaseSessions: Sendable {
             session.user = identity.username
             session.service = route.serviceName
             session.dbUser = route.username
-            // PostgreSQL connects to the database named like the user when none is given.
-            session.dbName = route.database.isEmpty ? route.username : route.database
+            // The route's database name wins. Without one, PostgreSQL connects to the database
+            // named like the user; MySQL to the one the client's handshake names, else to none (the
+            // client may USE one later, so no name is checked then).
+            switch (route.database.isEmpty, clientProtocol) {
+            case (false, _): session.dbName = route.database
+            case (true, .postgres): session.dbName = route.username
+            case (true, .mysql): session.dbName = handoff.parameter("database") ?? ""
+            }
             guard let database = configuration.databases.first(where: { $0.name == route.serviceName }) else {
                 throw TeleportError.notFound("this database service does not serve \(route.serviceName)")
             }
             session.uri = database.uri
-            session.protocol = database.protocol.rawValue
-            guard database.protocol == .postgres, route.protocol == database.protocol.rawValue else {
+            guard database.protocol == clientProtocol, route.protocol == database.protocol.rawValue else {
                 throw TeleportError.badParameter("database \(database.name) speaks \(database.protocol.rawValue), not \(route.protocol)")
             }
             let checker = AccessChecker(roles: service.cache.roles(named: identity.roles), traits: AccessChecker.templateTraits(identity.traits ?? ["logins": identity.logins]))
-            let decision = try checker.checkDatabase(labels: database.labels, user: route.username, name: session.dbName)
+            let decision = try checker.checkDatabase(
+                labels: database.labels, user: route.username, name: session.dbName.isEmpty ? nil : session.dbName)
             guard decision.allowed else {
+                let name = session.dbName.isEmpty ? "" : " (db name \(session.dbName))"
                 throw TeleportError.accessDenied(
-                    "access to database \(database.name) as db user \(route.username) (db name \(session.dbName)) denied: "
-                        + decision.reasons.joined(separator: "; "))
+                    "access to database \(database.name) as db user \(route.username)\(name) denied: " + decision.reasons.joined(separator: "; "))
             }
             guard service.audit.admits else {
                 throw TeleportError.connectionProblem("the audit log is unavailable (events wait for the auth service): refusing to start an unaudited session")
             }
-            let upstream = try await connect(database, route: route, on: channel.eventLoop)
-            var parameters = handoff.parameters.compactMap { pair -> PostgresStartup.Parameter? in
-                guard pair.count == 2, pair[0] != "user", pair[0] != "database" else { return nil }
-                return PostgresStartup.Parameter(pair[0], pair[1])
+            let upstream: any Channel
+            var toUpstream: [UInt8] = []
+            var toClient: [UInt8] = []
+            switch database.protocol {
+            case .postgres:
+                upstream = try await connect(database, route: route, on: channel.eventLoop)
+                var parameters = handoff.parameters.compactMap { pair -> PostgresStartup.Parameter? in
+                    guard pair.count == 2, pair[0] != "user", pair[0] != "database" else { return nil }
+                    return PostgresStartup.Parameter(pair[0], pair[1])
+                }
+                parameters.insert(PostgresStartup.Parameter("user", route.username), at: 0)
+                parameters.insert(PostgresStartup.Parameter("database", session.dbName), at: 1)
+                toUpstream = PostgresStartup.startupMessage(parameters)
+            case .mysql:
+                let handshake = MySQLClientHandshake(
+                    user: route.username, database: session.dbName,
+                    requested: MySQLCapabilities(rawValue: handoff.parameter("capabilities").flatMap { UInt32($0) } ?? 0),
+                    characterSet: handoff.parameter("charset").flatMap { UInt8($0) } ?? 45,
+                    maxPacketSize: handoff.parameter("max_packet").flatMap { UInt32($0) } ?? 1 << 24)
+                let ok: [UInt8]
+                (upstream, ok) = try await connectMySQL(database, route: route, handshake: handshake, on: channel.eventLoop)
+                toClient = MySQLPacket(sequence: mysqlSequence(handoff) &+ 1, payload: ok).bytes
             }
-            parameters.insert(PostgresStartup.Parameter("user", route.username), at: 0)
-            parameters.insert(PostgresStartup.Parameter("database", session.dbName), at: 1)
             let audit = service.audit
             let started = session
-            let startup = PostgresStartup.startupMessage(parameters)
-            try await channel.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
+            try await channel.eventLoop.flatSubmit { [toUpstream, toClient] () -> EventLoopFuture<Void> in
                 let (clientSide, upstreamSide) = GlueHandler.matchedPair()
                 do {
                     try upstream.pipeline.syncOperations.addHandler(upstreamSide)
                     try channel.pipeline.syncOperations.addHandlers([
-                        QueryTap { text, parameters, truncated in audit.query(started, text: text, parameters: parameters, truncated: truncated) }, clientSide,
+                        QueryTap(protocol: database.protocol) { text, parameters, truncated in
+                            audit.query(started, text: text, parameters: parameters, truncated: truncated)
+                        },
+                        clientSide,
                     ])
                 } catch {
                     upstream.close(promise: nil)
                     return channel.eventLoop.makeFailedFuture(error)
                 }
-                upstream.writeAndFlush(upstream.allocator.buffer(bytes: startup), promise: nil)
+                if !toUpstream.isEmpty { upstream.writeAndFlush(upstream.allocator.buffer(bytes: toUpstream), promise: nil) }
+                if !toClient.isEmpty { channel.writeAndFlush(channel.allocator.buffer(bytes: toClient), promise: nil) }
                 relay()
                 _ = channel.setOption(.autoRead, value: true)
                 channel.read()
@@ -98,11 +124,24 @@ struct DatabaseSessions: Sendable {
             let message = (error as? TeleportError)?.message ?? "\(error)"
             service.audit.started(session, refusal: message)
             service.logger.info("database session refused: \(message)", metadata: ["tp.user": "\(session.user)"])
-            let code = (error as? TeleportError)?.code == .accessDenied ? "28000" : "08006"
-            let bytes = PostgresStartup.errorResponse(code: code, message: message)
+            let denied = (error as? TeleportError)?.code == .accessDenied
+            let bytes: [UInt8]
+            switch clientProtocol {
+            case .postgres:
+                bytes = PostgresStartup.errorResponse(code: denied ? "28000" : "08006", message: message)
+            case .mysql:
+                bytes = MySQLPacket(
+                    sequence: mysqlSequence(handoff) &+ 1, payload: denied ? MySQLReply.accessDenied(message) : MySQLReply.unknownError(message)
+                ).bytes
+            }
             _ = try? await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes))
             try? await channel.close()
         }
+    }
+
+    /// The sequence id of the client's MySQL handshake response (2: after TLS).
+    func mysqlSequence(_ handoff: DatabaseHandoff) -> UInt8 {
+        handoff.parameter("sequence").flatMap { UInt8($0) } ?? 2
     }
 
     /// The peer of the service's mutual TLS must be a proxy of this cluster.
@@ -141,17 +180,14 @@ struct DatabaseSessions: Sendable {
         return identity
     }
 
-    /// Connects to the database over TLS (its `SSLRequest`, then the handshake checked per
-    /// `tls.mode`) with a fresh client certificate for the database user from the db CA.
-    func connect(
-        _ database: DatabaseService.Database, route: X509Identity.DatabaseRoute, on loop: any EventLoop
-    ) async throws -> any Channel {
+    /// The client TLS towards the database: a fresh one-hour client certificate for the database
+    /// user from the db CA, the server checked per `tls.mode`; and the name to send (SNI).
+    func clientTLS(_ database: DatabaseService.Database, route: X509Identity.DatabaseRoute, host: String) async throws -> (NIOSSLContext, String?) {
         let key = P256.Signing.PrivateKey()
         let signed = try await service.auth.signDatabase(
             AuthAPI.SignDatabaseRequest(
                 usage: .client, user: route.username, publicKeyPEM: key.publicKey.pemRepresentation, ttlSeconds: 3600,
                 keyProof: try DatabaseCertProof.sign(usage: .client, hosts: [], user: route.username, key: key, now: Date())))
-        let address = try HostPort.parse(database.uri, defaultPort: 5432, key: "db_service.databases[\(database.name)].uri")
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(signed.certificatePEM.utf8)).map { .certificate($0) }
         tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(key.pemRepresentation.utf8), format: .pem))
@@ -168,8 +204,17 @@ struct DatabaseSessions: Sendable {
         case .insecure: tls.certificateVerification = .none
         }
         let context = try NIOSSLContext(configuration: tls)
-        let hostname = database.tlsMode == .verifyFull ? (database.serverName ?? address.host) : nil
-        let sni = hostname.flatMap { IPAddressBytes.parse($0) == nil ? $0 : nil }
+        let hostname = database.tlsMode == .verifyFull ? (database.serverName ?? host) : nil
+        return (context, hostname.flatMap { IPAddressBytes.parse($0) == nil ? $0 : nil })
+    }
+
+    /// Connects to a PostgreSQL database over TLS (its `SSLRequest`, then the handshake checked
+    /// per `tls.mode`) with a fresh client certificate for the database user from the db CA.
+    func connect(
+        _ database: DatabaseService.Database, route: X509Identity.DatabaseRoute, on loop: any EventLoop
+    ) async throws -> any Channel {
+        let address = try HostPort.parse(database.uri, defaultPort: 5432, key: "db_service.databases[\(database.name)].uri")
+        let (context, sni) = try await clientTLS(database, route: route, host: address.host)
         let ready = loop.makePromise(of: Void.self)
         let handshake = loop.makePromise(of: Void.self)
         let channel: any Channel
@@ -198,5 +243,39 @@ struct DatabaseSessions: Sendable {
             throw TeleportError.connectionProblem("database \(database.name) at \(database.uri): TLS failed: \(error)")
         }
         return channel
+    }
+
+    /// Connects to a MySQL/MariaDB database and logs in as the route's database user
+    /// (``MySQLClientHandshake``: TLS with the db CA client certificate, no password); returns the
+    /// connection and the server's `OK` payload. A failure names the database.
+    func connectMySQL(
+        _ database: DatabaseService.Database, route: X509Identity.DatabaseRoute, handshake: MySQLClientHandshake, on loop: any EventLoop
+    ) async throws -> (any Channel, [UInt8]) {
+        let address = try HostPort.parse(database.uri, defaultPort: 3306, key: "db_service.databases[\(database.name)].uri")
+        let (context, sni) = try await clientTLS(database, route: route, host: address.host)
+        let done = loop.makePromise(of: [UInt8].self)
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: loop)
+                .connectTimeout(.seconds(10))
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let tls = try NIOSSLClientHandler(context: context, serverHostname: sni)
+                        try channel.pipeline.syncOperations.addHandler(MySQLUpstreamHandshaker(machine: handshake, tls: tls, done: done))
+                    }
+                }
+                .connect(host: address.host, port: address.port).get()
+        } catch {
+            done.fail(error)
+            throw TeleportError.connectionProblem("cannot reach database \(database.name) at \(database.uri): \(error)")
+        }
+        do {
+            return (channel, try await done.futureResult.get())
+        } catch {
+            channel.close(promise: nil)
+            let reason = (error as? TeleportError)?.message ?? "\(error)"
+            throw TeleportError.connectionProblem("database \(database.name) at \(database.uri): \(reason)")
+        }
     }
 }

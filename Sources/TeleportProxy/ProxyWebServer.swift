@@ -53,6 +53,9 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         /// `proxy_service.postgres_listen_addr` (empty: no PostgreSQL listener), reported as
         /// `proxy.db.postgres_listen_addr` for `tsh db`.
         public var postgresListenAddr = ""
+        /// `proxy_service.mysql_listen_addr` (empty: no MySQL listener), reported as
+        /// `proxy.db.mysql_listen_addr`.
+        public var mysqlListenAddr = ""
         /// Creates settings.
         public init(authType: String, secondFactor: String, publicAddr: String, sshListenAddr: String) {
             self.authType = authType
@@ -221,7 +224,9 @@ extension ProxyWebServer {
                     ]),
                     "tunnel_public_addr": .string(settings.tunnelPublicAddr),
                     "tls_routing_enabled": .bool(settings.multiplexed),
-                    "db": .object(["postgres_listen_addr": .string(settings.postgresListenAddr)]),
+                    "db": .object([
+                        "postgres_listen_addr": .string(settings.postgresListenAddr), "mysql_listen_addr": .string(settings.mysqlListenAddr),
+                    ]),
                 ]),
             ]
             return WebResponse.json((try? ResourceCodec.json(body)) ?? Data())

@@ -326,7 +326,7 @@ extension TSH {
 
     struct DbConfig: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "config", abstract: "Print the host, port, CA, certificate and key of a database, and a psql command line.")
+            commandName: "config", abstract: "Print the host, port, CA, certificate and key of a database, and a psql or mysql command line.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The database (default: the only one logged in to).") var name: String?
 
@@ -336,7 +336,7 @@ extension TSH {
     }
 
     struct DbEnv: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "env", abstract: "Print PG* environment variables for a database.")
+        static let configuration = CommandConfiguration(commandName: "env", abstract: "Print PG* (MYSQL_* for MySQL) environment variables for a database.")
         @OptionGroup var global: GlobalOptions
         @Option(name: .customLong("db"), help: "The database (default: the only one logged in to).") var name: String?
 
@@ -347,12 +347,12 @@ extension TSH {
 
     struct DbConnect: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "connect", abstract: "Run psql connected to a database through the proxy: tsh db connect NAME [--db-user --db-name] [-- PSQL ARGS].")
+            commandName: "connect", abstract: "Run psql, or mariadb/mysql, connected to a database through the proxy: tsh db connect NAME [--db-user --db-name] [-- CLIENT ARGS].")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The database.") var name: String
         @Option(name: .customLong("db-user"), help: "The database user to connect as.") var dbUser: String?
         @Option(name: .customLong("db-name"), help: "The database name.") var dbName: String?
-        @Argument(parsing: .postTerminator, help: "Arguments for psql after --.") var extra: [String] = []
+        @Argument(parsing: .postTerminator, help: "Arguments for psql, mariadb or mysql after --.") var extra: [String] = []
 
         func run() async throws {
             try await performExit(failureCode: 1) {

@@ -60,6 +60,18 @@ struct DatabaseAccessTests {
         #expect(deniedRoot.reasons == ["role no-root: deny: db user postgres is denied"])
     }
 
+    @Test("no db name (a MySQL session without a default database): db_names are not checked, but a deny of * refuses")
+    func noDatabaseName() throws {
+        let role = Self.role("db", labels: ["env": ["dev"]], users: ["alice"], names: ["sales"])
+        let checker = AccessChecker(roles: [role], traits: [:])
+        let unnamed = try checker.checkDatabase(labels: ["env": "dev"], user: "alice", name: nil)
+        #expect(unnamed.allowed && unnamed.reasons.last?.contains("(no db name)") == true)
+        #expect(try !checker.checkDatabase(labels: ["env": "dev"], user: "bob", name: nil).allowed)
+        #expect(try !checker.checkDatabase(labels: ["env": "dev"], user: "alice", name: "hr").allowed)
+        let noNames = AccessChecker(roles: [role, Self.role("no-db", denyNames: ["*"])], traits: [:])
+        #expect(try !noNames.checkDatabase(labels: ["env": "dev"], user: "alice", name: nil).allowed)
+    }
+
     @Test("role validation: bad db_labels expressions and db_users/db_names templates are refused with the field named")
     func validation() throws {
         #expect(throws: Never.self) { try Self.role("ok", labels: ["env": ["^dev-.*$"]], users: ["{{internal.db_users}}", "alice", "*"], names: ["postgres"]).validate() }

@@ -3,7 +3,7 @@ import TeleportAPI
 import TeleportDaemon
 import Testing
 
-/// `db_service` in teleport.yaml and `proxy_service.postgres_listen_addr`: a good section parses
+/// `db_service` in teleport.yaml and `proxy_service.postgres_listen_addr`/`mysql_listen_addr`: a good section parses
 /// into its entries; each bad one is one line naming the key and the fix.
 @Suite("db_service configuration")
 struct DatabaseServiceConfigTests {
@@ -13,6 +13,7 @@ struct DatabaseServiceConfigTests {
         let yaml = """
             proxy_service:
               postgres_listen_addr: 0.0.0.0:5433
+              mysql_listen_addr: 0.0.0.0
             db_service:
               enabled: true
               listen_addr: 127.0.0.1:3029
@@ -33,6 +34,8 @@ struct DatabaseServiceConfigTests {
             """
         let config = try FileConfig.parse(yaml, file: Self.file)
         #expect(config.proxy.postgresListenAddr == "0.0.0.0:5433")
+        #expect(config.proxy.mysqlListenAddr == "0.0.0.0:3036", "Teleport's MySQL port by default")
+        #expect(FileConfig().proxy.mysqlListenAddr == nil, "off unless set")
         #expect(config.db.enabled && config.db.listenAddr == "127.0.0.1:3029")
         #expect(config.db.databases.map(\.name) == ["sales", "billing"])
         #expect(config.db.databases[0].staticLabels == ["env": "prod"] && config.db.databases[0].tlsMode == "verify-ca")
@@ -54,6 +57,7 @@ struct DatabaseServiceConfigTests {
         ("db_service:\n  databases:\n  - name: a\n    protocol: postgres\n    uri: h:1\n  - name: a\n    protocol: postgres\n    uri: h:2\n",
          ["db_service.databases[1].name", "appears twice"]),
         ("proxy_service:\n  postgres_listen_addr: nowhere:port\n", ["proxy_service.postgres_listen_addr", "host:port"]),
+        ("proxy_service:\n  mysql_listen_addr: nowhere:port\n", ["proxy_service.mysql_listen_addr", "host:port"]),
     ])
     func badSectionsAreOneLine(yaml: String, fragments: [String]) throws {
         let error = try DaemonTestSupport.parseError(yaml, file: Self.file)

@@ -35,6 +35,22 @@ struct DatabaseAccessPostgresTests {
         var log: String { (try? TestSupport.read(directory.appendingPathComponent("teleport.log"))) ?? "" }
 
         static func start(cluster: ClusterFixture, postgresPort: UInt16) throws -> DatabaseAgent {
+            try start(
+                cluster: cluster,
+                databases: """
+                      - name: pg
+                        description: Test PostgreSQL
+                        protocol: postgres
+                        uri: localhost:\(postgresPort)
+                        static_labels:
+                          env: test
+                        tls:
+                          mode: verify-full
+                    """)
+        }
+
+        /// `databases`: the `db_service.databases` list, indented by two spaces.
+        static func start(cluster: ClusterFixture, databases: String) throws -> DatabaseAgent {
             let directory = try TestSupport.makeTemporaryDirectory(prefix: "dbagent")
             let port = try TestSupport.freeLoopbackPort()
             let config = """
@@ -56,14 +72,7 @@ struct DatabaseAccessPostgresTests {
                   enabled: true
                   listen_addr: 127.0.0.1:\(port)
                   databases:
-                  - name: pg
-                    description: Test PostgreSQL
-                    protocol: postgres
-                    uri: localhost:\(postgresPort)
-                    static_labels:
-                      env: test
-                    tls:
-                      mode: verify-full
+                \(databases)
 
                 """
             let file = directory.appendingPathComponent("teleport.yaml")

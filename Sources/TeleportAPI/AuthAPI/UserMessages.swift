@@ -348,13 +348,19 @@ public enum WebAPI {
             public struct DB: Codable, Sendable, Equatable {
                 /// `proxy_service.postgres_listen_addr` (empty: none).
                 public var postgresListenAddr: String
+                /// `proxy_service.mysql_listen_addr` (empty or absent: none).
+                public var mysqlListenAddr: String?
 
                 enum CodingKeys: String, CodingKey {
                     case postgresListenAddr = "postgres_listen_addr"
+                    case mysqlListenAddr = "mysql_listen_addr"
                 }
 
                 /// Creates the block.
-                public init(postgresListenAddr: String) { self.postgresListenAddr = postgresListenAddr }
+                public init(postgresListenAddr: String, mysqlListenAddr: String? = nil) {
+                    self.postgresListenAddr = postgresListenAddr
+                    self.mysqlListenAddr = mysqlListenAddr
+                }
             }
 
             /// Creates the block.

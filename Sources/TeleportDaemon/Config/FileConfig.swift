@@ -146,6 +146,8 @@ public struct FileConfig: Sendable, Equatable {
         public var httpsKeyPairs: [KeyPair] = []
         /// `postgres_listen_addr`: PostgreSQL clients' listener (nil: none).
         public var postgresListenAddr: String?
+        /// `mysql_listen_addr`: MySQL/MariaDB clients' listener (nil: none; Teleport's usual port is 3036).
+        public var mysqlListenAddr: String?
         /// `proxy_listener_mode`: `multiplex` puts reverse tunnels on the web port.
         public var listenerMode = ListenerMode.separate
 

@@ -1,0 +1,101 @@
+public import Logging
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+public import ServiceLifecycle
+public import TeleportAPI
+public import TeleportAuthClient
+import TeleportCrypto
+public import TeleportSSH
+import TeleportTunnel
+import TeleportWire
+import X509
+
+/// A database protocol's listener on the proxy: `proxy_service.postgres_listen_addr`
+/// (PostgreSQL: `psql` with the files `tsh db config` prints) or `mysql_listen_addr` (MySQL and
+/// MariaDB clients). The protocol's first handler (``PostgresFrontGate``, ``MySQLFrontGate``)
+/// requires TLS with a client certificate from the cluster's CAs and reads the client's start-up
+/// (user, database); then the proxy checks that the certificate is a user's and carries a route
+/// to a registered database of this protocol, and forwards the session to that database's
+/// service (mutual TLS with host identities), which checks the roles. A client that skips TLS,
+/// a malformed or oversized start-up and a certificate without a route are refused with the
+/// protocol's own error message.
+public struct DatabaseProxyService: Service, CustomStringConvertible {
+    public var description: String { "DatabaseProxyService(\(`protocol`.rawValue))" }
+
+    let `protocol`: DatabaseServer.DatabaseProtocol
+    let host: String
+    let port: Int
+    let clusterName: String
+    /// The client-facing TLS: the proxy's host identity, client certificates required.
+    let serverContext: NIOSSLContext
+    /// The proxy's identity towards database services.
+    let serviceContext: NIOSSLContext
+    let auth: AuthClient
+    let audit: SSHAudit?
+    let logger: Logger
+
+    /// The configuration key of the protocol's listener.
+    var listenKey: String { "proxy_service.\(`protocol` == .postgres ? "postgres" : "mysql")_listen_addr" }
+
+    /// Creates the listener for `protocol`; `identity` is the proxy's host identity.
+    public init(
+        protocol: DatabaseServer.DatabaseProtocol, host: String, port: Int, clusterName: String, identity: ClientIdentity, auth: AuthClient,
+        audit: SSHAudit?, logger: Logger
+    ) throws {
+        self.protocol = `protocol`
+        self.host = host
+        self.port = port
+        self.clusterName = clusterName
+        self.auth = auth
+        self.audit = audit
+        self.logger = logger
+        do {
+            let chain = try NIOSSLCertificate.fromPEMBytes(Array(identity.certificatePEM.utf8)).map { NIOSSLCertificateSource.certificate($0) }
+            let key = NIOSSLPrivateKeySource.privateKey(try NIOSSLPrivateKey(bytes: Array(identity.keyPEM.utf8), format: .pem))
+            let roots = NIOSSLTrustRoots.certificates(try identity.trustedCAPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
+            var server = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: key)
+            server.trustRoots = roots
+            server.certificateVerification = .noHostnameVerification
+            server.minimumTLSVersion = .tlsv12
+            serverContext = try NIOSSLContext(configuration: server)
+            var client = TLSConfiguration.makeClientConfiguration()
+            client.certificateChain = chain
+            client.privateKey = key
+            client.trustRoots = roots
+            client.certificateVerification = .noHostnameVerification
+            client.minimumTLSVersion = .tlsv12
+            serviceContext = try NIOSSLContext(configuration: client)
+        } catch {
+            throw TeleportError.badParameter("the proxy's identity cannot be loaded for \(`protocol` == .postgres ? "postgres" : "mysql")_listen_addr (data_dir/keys/proxy.*): \(error)")
+        }
+    }
+
+    public func run() async throws {
+        let server: any Channel
+        let context = serverContext
+        let sessions = DatabaseProxySessions(service: self)
+        do {
+            server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        switch sessions.service.protocol {
+                        case .postgres:
+                            try channel.pipeline.syncOperations.addHandler(PostgresFrontGate(tls: context, sessions: sessions))
+                        case .mysql:
+                            try channel.pipeline.syncOperations.addHandler(MySQLFrontGate(tls: context, sessions: sessions))
+                        }
+                    }
+                }
+                .bind(host: host, port: port).get()
+        } catch let error as IOError {
+            throw ListenError.describe(error, errno: error.errnoCode, address: HostPort.join(host, port), key: listenKey)
+        }
+        logger.info("database proxy is listening", metadata: ["tp.listen": "\(HostPort.join(host, port))", "tp.db_protocol": "\(`protocol`.rawValue)"])
+        try? await gracefulShutdown()
+        try? await server.close()
+    }
+}
