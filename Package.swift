@@ -130,6 +130,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Layer 3: session recordings on a host's disk and their upload (nodes, database services).
+        .target(
+            name: "TeleportRecording",
+            dependencies: [
+                "TeleportAPI", "TeleportEvents", "TeleportAuthClient", logging, nioCore,
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Layer 4: the services. They never import each other.
         .target(
             name: "TeleportAuthServer",
@@ -165,7 +174,7 @@ let package = Package(
             name: "TeleportNode",
             dependencies: [
                 "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "CTeleportShims",
-                "TeleportTunnel", logging, nioCore, nioPosix, nioSSL,
+                "TeleportTunnel", "TeleportRecording", logging, nioCore, nioPosix, nioSSL,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -175,7 +184,7 @@ let package = Package(
             name: "TeleportDatabase",
             dependencies: [
                 "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "TeleportWire",
-                "TeleportTunnel", logging, nioCore, nioPosix, nioSSL, x509, crypto,
+                "TeleportTunnel", "TeleportRecording", logging, nioCore, nioPosix, nioSSL, x509, crypto,
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -187,7 +196,7 @@ let package = Package(
             dependencies: [
                 "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportServices",
                 "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient", "TeleportSSH", "TeleportTunnel",
-                "TeleportDatabase", yams, logging, nioCore, nioPosix, x509,
+                "TeleportDatabase", "TeleportRecording", yams, logging, nioCore, nioPosix, x509,
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -281,7 +290,9 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportNodeTests",
-            dependencies: ["TeleportNode", "TeleportAPI", "TeleportSSH", "TeleportEvents", "TeleportCrypto", crypto, logging, nioCore, nioPosix],
+            dependencies: [
+                "TeleportNode", "TeleportRecording", "TeleportAPI", "TeleportSSH", "TeleportEvents", "TeleportCrypto", crypto, logging, nioCore, nioPosix,
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -22,7 +22,7 @@ LAYERS = {
     "TeleportAccess": 1, "TeleportBackend": 1, "TeleportHTTP": 1, "TeleportEvents": 1,
     "TeleportBackendSQLite": 2, "TeleportBackendEtcd": 2, "TeleportBackendPostgres": 2, "TeleportServices": 2, "TeleportSSH": 2,
     "TeleportAuthClient": 2,
-    "TeleportTunnel": 3, "TeleportSSHClient": 3,
+    "TeleportTunnel": 3, "TeleportSSHClient": 3, "TeleportRecording": 3,
     "TeleportAuthServer": 4, "TeleportProxy": 4, "TeleportNode": 4, "TeleportDatabase": 4,
     "TeleportDaemon": 5, "TeleportClient": 5, "TeleportAdmin": 5,
     "teleport": 6, "tsh": 6, "tctl": 6, "tunnel-agents": 6,

@@ -102,7 +102,7 @@ struct AuthAPIRoutes {
                     throw TeleportError.badParameter("the body is not a JSON list of audit events")
                 }
                 let events = try lines.map { try AuditEvent(jsonLine: try ResourceCodec.jsonEncoder().encode($0)) }
-                try await auth.receiveEvents(events, fromHost: hostID, fromNode: caller.kind == .system(.node))
+                try await auth.receiveEvents(events, fromHost: hostID, fromNode: caller.kind == .system(.node) || caller.kind == .system(.db))
                 return try APIResponse.json(["status": "ok"])
             }
         }
@@ -137,9 +137,9 @@ struct AuthAPIRoutes {
                 let caller = try caller(context)
                 let hostID: String?
                 switch caller.kind {
-                case .system(.node): hostID = String(caller.identity.username.split(separator: ".").first ?? "")
+                case .system(.node), .system(.db): hostID = String(caller.identity.username.split(separator: ".").first ?? "")
                 case .system(.admin): hostID = nil
-                default: throw TeleportError.accessDenied("only nodes upload session recordings")
+                default: throw TeleportError.accessDenied("only nodes and database services upload session recordings")
                 }
                 let body = try await request.body.collect(upTo: AuthServer.maxRecordingUpload)
                 try await auth.storeRecording(

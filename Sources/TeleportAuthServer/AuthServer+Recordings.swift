@@ -48,7 +48,8 @@ extension AuthServer {
     }
 
     /// Follows a host's `session.start`, `session.join` and `session.end` events of interactive
-    /// sessions (already stored in the audit log, with the host's own `server_id`). The first start
+    /// sessions, and a database service's successful `db.session.start` (already stored in the
+    /// audit log, with the host's own `server_id`). The first start
     /// of a session id wins; later events count only from the host that started it.
     func trackSession(_ event: AuditEvent, fromHost hostID: String) async {
         guard case .string(let sid)? = event.fields["sid"], SessionRecording.validSessionID(sid) else { return }
@@ -59,6 +60,12 @@ extension AuthServer {
         case AuditEventType.sessionStart.0:
             guard event.fields["interactive"] == .bool(true), let user = text("user") else { return }
             let tracked = TrackedSession(sid: sid, serverID: hostID, user: user, login: text("login") ?? "", participants: [user])
+            guard let value = try? ResourceCodec.json(tracked) else { return }
+            _ = try? await stores.backend.create(Item(key: key, value: value, expires: expires))
+        case AuditEventType.dbSessionStart.0:
+            // A database session (a `Db` host's successful start): its login is the database user.
+            guard event.code == AuditEventType.dbSessionStart.1, let user = text("user") else { return }
+            let tracked = TrackedSession(sid: sid, serverID: hostID, user: user, login: text("db_user") ?? "", participants: [user])
             guard let value = try? ResourceCodec.json(tracked) else { return }
             _ = try? await stores.backend.create(Item(key: key, value: value, expires: expires))
         case AuditEventType.sessionJoin.0, AuditEventType.sessionEnd.0:

@@ -244,6 +244,20 @@ public final class EtcdBackend: Backend {
         return (try decode(kv), kv.mod_revision?.value ?? 0)
     }
 
+    /// Runs a write that takes a lease again (with a new lease) when etcd says the lease is gone:
+    /// one granted with the item's TTL (plus the slack) can run out before the write that uses it
+    /// when this process stalls that long.
+    private func retryingLostLease<T>(_ write: () async throws -> T) async throws -> T {
+        for _ in 1..<3 {
+            do {
+                return try await write()
+            } catch let error as TeleportError where error.message.contains("requested lease not found") {
+                continue
+            }
+        }
+        return try await write()
+    }
+
     private func lease(for expires: Date?) async throws -> EtcdWire.Int64Text? {
         guard let expires else { return nil }
         let seconds = max(1, Int64(max(0, expires.timeIntervalSince(clock.now())).rounded(.up)) + leaseSlack)
@@ -312,64 +326,74 @@ public final class EtcdBackend: Backend {
     }
 
     @discardableResult public func put(_ item: Item) async throws -> Item {
-        let reply: EtcdWire.PutResponse = try await call("/v3/kv/put", try await putRequest(item))
-        let revision = reply.header?.revision?.value ?? 0
-        noteWrite(revision, startKey: item.key, endKey: nil)
-        return stamped(item, revision)
+        try await retryingLostLease {
+            let reply: EtcdWire.PutResponse = try await call("/v3/kv/put", try await putRequest(item))
+            let revision = reply.header?.revision?.value ?? 0
+            noteWrite(revision, startKey: item.key, endKey: nil)
+            return stamped(item, revision)
+        }
     }
 
     public func putBatch(_ items: [Item]) async throws {
-        guard !items.isEmpty else { return }
-        var operations: [EtcdWire.RequestOp] = []
-        for item in items { operations.append(EtcdWire.RequestOp(request_put: try await putRequest(item))) }
-        let reply: EtcdWire.TxnResponse = try await call("/v3/kv/txn", EtcdWire.TxnRequest(compare: [], success: operations))
-        for item in items { noteWrite(reply.header?.revision?.value ?? 0, startKey: item.key, endKey: nil) }
+        try await retryingLostLease {
+            guard !items.isEmpty else { return }
+            var operations: [EtcdWire.RequestOp] = []
+            for item in items { operations.append(EtcdWire.RequestOp(request_put: try await putRequest(item))) }
+            let reply: EtcdWire.TxnResponse = try await call("/v3/kv/txn", EtcdWire.TxnRequest(compare: [], success: operations))
+            for item in items { noteWrite(reply.header?.revision?.value ?? 0, startKey: item.key, endKey: nil) }
+        }
     }
 
     @discardableResult public func create(_ item: Item) async throws -> Item {
-        for _ in 0..<Self.conflictRetries {
-            let existing = try await raw(item.key)
-            if let existing, isLive(existing.item) {
-                throw TeleportError.alreadyExists("key \(item.key) already exists")
+        try await retryingLostLease {
+            for _ in 0..<Self.conflictRetries {
+                let existing = try await raw(item.key)
+                if let existing, isLive(existing.item) {
+                    throw TeleportError.alreadyExists("key \(item.key) already exists")
+                }
+                let operation = EtcdWire.RequestOp(request_put: try await putRequest(item))
+                if let revision = try await conditional(item.key, modRevision: existing?.modRevision ?? 0, operation) {
+                    return stamped(item, revision)
+                }
             }
-            let operation = EtcdWire.RequestOp(request_put: try await putRequest(item))
-            if let revision = try await conditional(item.key, modRevision: existing?.modRevision ?? 0, operation) {
-                return stamped(item, revision)
-            }
+            throw conflict(item.key)
         }
-        throw conflict(item.key)
     }
 
     @discardableResult public func update(_ item: Item) async throws -> Item {
-        for _ in 0..<Self.conflictRetries {
-            guard let existing = try await raw(item.key), isLive(existing.item) else {
-                throw TeleportError.notFound("key \(item.key) is not found")
+        try await retryingLostLease {
+            for _ in 0..<Self.conflictRetries {
+                guard let existing = try await raw(item.key), isLive(existing.item) else {
+                    throw TeleportError.notFound("key \(item.key) is not found")
+                }
+                let operation = EtcdWire.RequestOp(request_put: try await putRequest(item))
+                if let revision = try await conditional(item.key, modRevision: existing.modRevision, operation) {
+                    return stamped(item, revision)
+                }
             }
-            let operation = EtcdWire.RequestOp(request_put: try await putRequest(item))
-            if let revision = try await conditional(item.key, modRevision: existing.modRevision, operation) {
-                return stamped(item, revision)
-            }
+            throw conflict(item.key)
         }
-        throw conflict(item.key)
     }
 
     @discardableResult public func compareAndSwap(expected: Item, replacement: Item) async throws -> Item {
-        guard expected.key == replacement.key else {
-            throw TeleportError.badParameter("compare-and-swap needs one key, got \(expected.key) and \(replacement.key)")
+        try await retryingLostLease {
+            guard expected.key == replacement.key else {
+                throw TeleportError.badParameter("compare-and-swap needs one key, got \(expected.key) and \(replacement.key)")
+            }
+            for _ in 0..<Self.conflictRetries {
+                guard let existing = try await raw(expected.key), isLive(existing.item) else {
+                    throw TeleportError.notFound("key \(expected.key) is not found")
+                }
+                guard existing.item.value == expected.value else {
+                    throw TeleportError.compareFailed("key \(expected.key) has changed since it was read")
+                }
+                let operation = EtcdWire.RequestOp(request_put: try await putRequest(replacement))
+                if let revision = try await conditional(expected.key, modRevision: existing.modRevision, operation) {
+                    return stamped(replacement, revision)
+                }
+            }
+            throw conflict(expected.key)
         }
-        for _ in 0..<Self.conflictRetries {
-            guard let existing = try await raw(expected.key), isLive(existing.item) else {
-                throw TeleportError.notFound("key \(expected.key) is not found")
-            }
-            guard existing.item.value == expected.value else {
-                throw TeleportError.compareFailed("key \(expected.key) has changed since it was read")
-            }
-            let operation = EtcdWire.RequestOp(request_put: try await putRequest(replacement))
-            if let revision = try await conditional(expected.key, modRevision: existing.modRevision, operation) {
-                return stamped(replacement, revision)
-            }
-        }
-        throw conflict(expected.key)
     }
 
     public func delete(_ key: String) async throws {
@@ -415,16 +439,18 @@ public final class EtcdBackend: Backend {
     }
 
     public func keepAlive(_ key: String, expires: Date) async throws {
-        for _ in 0..<Self.conflictRetries {
-            guard let existing = try await raw(key), isLive(existing.item) else {
-                throw TeleportError.notFound("key \(key) is not found")
+        try await retryingLostLease {
+            for _ in 0..<Self.conflictRetries {
+                guard let existing = try await raw(key), isLive(existing.item) else {
+                    throw TeleportError.notFound("key \(key) is not found")
+                }
+                var renewed = existing.item
+                renewed.expires = expires
+                let operation = EtcdWire.RequestOp(request_put: try await putRequest(renewed))
+                if try await conditional(key, modRevision: existing.modRevision, operation) != nil { return }
             }
-            var renewed = existing.item
-            renewed.expires = expires
-            let operation = EtcdWire.RequestOp(request_put: try await putRequest(renewed))
-            if try await conditional(key, modRevision: existing.modRevision, operation) != nil { return }
+            throw conflict(key)
         }
-        throw conflict(key)
     }
 
     @discardableResult public func sweepExpired() async throws -> Int {

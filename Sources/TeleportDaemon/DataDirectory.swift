@@ -65,6 +65,11 @@ public final class DataDirectory: Sendable {
         url.appendingPathComponent("log").appendingPathComponent("upload").appendingPathComponent("sessions").appendingPathComponent("default")
     }
 
+    /// Database sessions' recordings waiting for upload (the database service's own directory).
+    public var databaseRecordingUploads: URL {
+        url.appendingPathComponent("log").appendingPathComponent("upload").appendingPathComponent("sessions").appendingPathComponent("db")
+    }
+
     public var backendPath: URL { url.appendingPathComponent("backend").appendingPathComponent("sqlite.db") }
 
     /// The default audit log directory.

@@ -14,6 +14,7 @@ import TeleportBackendSQLite
 import TeleportCrypto
 import TeleportDatabase
 import TeleportEvents
+import TeleportRecording
 import TeleportNode
 import TeleportProxy
 import TeleportServices
@@ -301,9 +302,12 @@ public enum TeleportProcess {
         }
         let queue = AuditQueue(logger: logger.with("db:audit"))
         services.append(AuditForwarder(queue: queue, client: client))
-        let configuration = DatabaseService.Configuration(
+        var configuration = DatabaseService.Configuration(
             hostUUID: hostUUID, hostname: config.nodeName, clusterName: try clusterName(of: identity), listenHost: listen.host,
             listenPort: listen.port, advertisedAddr: HostPort.join(advertisedHost, listen.port), identity: identity, databases: databases)
+        // Each session's statements, uploaded like a node's recordings (from a directory of their own).
+        configuration.recordingsDirectory = dataDir.databaseRecordingUploads
+        services.append(SessionUploader(directory: dataDir.databaseRecordingUploads, auth: client, logger: logger.with("db:upload")))
         services.append(
             DatabaseService(
                 configuration: configuration, auth: client,

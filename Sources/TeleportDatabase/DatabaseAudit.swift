@@ -80,6 +80,17 @@ public struct DatabaseAudit: Sendable {
         return add(AuditEventType.dbSessionQuery, fields)
     }
 
+    /// A statement as the session's recording shows it (`tsh play`): its text, then its
+    /// parameters on a comment line, each line ended for a terminal.
+    public static func recorded(_ text: String, parameters: [String?]?) -> String {
+        var lines = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\n", with: "\r\n") + "\r\n"
+        if let parameters, !parameters.isEmpty {
+            let shown = parameters.enumerated().map { "$\($0.offset + 1) = " + ($0.element.map { "'\($0)'" } ?? "NULL") }
+            lines += "-- parameters: " + shown.joined(separator: ", ") + "\r\n"
+        }
+        return lines
+    }
+
     /// Whether new sessions may start (the outbox is not full under `fail_closed`).
     public var admits: Bool { queue.admits }
 

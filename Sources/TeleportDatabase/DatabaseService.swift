@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import Logging
 import Crypto
 import NIOCore
@@ -78,6 +78,9 @@ public struct DatabaseService: Service, CustomStringConvertible {
         public var databases: [Database]
         /// How often each record is sent (its TTL is set by the auth service).
         public var heartbeatInterval: Duration = .seconds(10)
+        /// Where each session's statements are recorded for upload (``SessionUploader`` sends
+        /// them); nil records nothing.
+        public var recordingsDirectory: URL?
 
         /// Creates a configuration.
         public init(

@@ -11,6 +11,8 @@ import TeleportCrypto
 import TeleportSSH
 import TeleportTunnel
 import TeleportWire
+import TeleportRecording
+import TeleportEvents
 import X509
 
 /// One proxied database session at the service, from the hand-off to the relay: every check
@@ -34,6 +36,7 @@ struct DatabaseSessions: Sendable {
         var session = DatabaseAudit.Session(
             id: UUID().uuidString.lowercased(), user: "", service: "", protocol: clientProtocol.rawValue, uri: "", dbUser: "", dbName: "",
             clientAddress: handoff.clientAddress)
+        var recorder: SessionRecorder?
         do {
             try await checkProxy(channel)
             let identity = try await checkUser(handoff.userCertificatePEM)
@@ -94,13 +97,24 @@ struct DatabaseSessions: Sendable {
             }
             let audit = service.audit
             let started = session
+            // The session's statements, for `tsh recordings ls` and `tsh play` (after the audit).
+            recorder = service.configuration.recordingsDirectory.flatMap { directory in
+                try? SessionRecorder(
+                    directory: directory,
+                    header: SessionRecording.Header(
+                        sid: session.id, user: session.user, login: session.dbUser, serverID: service.configuration.hostUUID,
+                        serverHostname: "\(database.name) (\(database.protocol.rawValue))", start: Date(), size: ""))
+            }
+            let recording = recorder
             try await channel.eventLoop.flatSubmit { [toUpstream, toClient] () -> EventLoopFuture<Void> in
                 let (clientSide, upstreamSide) = GlueHandler.matchedPair()
                 do {
                     try upstream.pipeline.syncOperations.addHandler(upstreamSide)
                     try channel.pipeline.syncOperations.addHandlers([
                         QueryTap(protocol: database.protocol) { text, parameters, truncated in
-                            audit.query(started, text: text, parameters: parameters, truncated: truncated)
+                            guard audit.query(started, text: text, parameters: parameters, truncated: truncated) else { return false }
+                            recording?.output(text: DatabaseAudit.recorded(text, parameters: parameters))
+                            return true
                         },
                         clientSide,
                     ])
@@ -116,11 +130,15 @@ struct DatabaseSessions: Sendable {
                 return channel.eventLoop.makeSucceededVoidFuture()
             }.get()
             audit.started(session)
-            channel.closeFuture.whenComplete { _ in audit.ended(started) }
+            channel.closeFuture.whenComplete { _ in
+                audit.ended(started)
+                recording?.finish()
+            }
             service.logger.info(
                 "database session started",
                 metadata: ["tp.user": "\(session.user)", "tp.db": "\(session.service)", "tp.db_user": "\(session.dbUser)"])
         } catch {
+            recorder?.abandon()
             let message = (error as? TeleportError)?.message ?? "\(error)"
             service.audit.started(session, refusal: message)
             service.logger.info("database session refused: \(message)", metadata: ["tp.user": "\(session.user)"])

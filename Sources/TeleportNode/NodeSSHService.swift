@@ -9,6 +9,7 @@ public import TeleportAPI
 public import TeleportCrypto
 public import TeleportSSH
 import TeleportEvents
+public import TeleportRecording
 public import TeleportTunnel
 import Synchronization
 public import TeleportAuthClient

@@ -1,6 +1,7 @@
 import Foundation
 public import ServiceLifecycle
 import Synchronization
+public import TeleportRecording
 
 /// A one-shot signal that this host's node identity was removed from the cluster: the node's
 /// services (SSH, uploads, heartbeats) stop, while other services of the same process (auth,
@@ -56,3 +57,5 @@ public final class NodeStop: Sendable {
         }
     }
 }
+
+extension NodeStop: UploadStop {}

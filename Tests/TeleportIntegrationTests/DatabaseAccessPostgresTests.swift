@@ -236,6 +236,7 @@ struct DatabaseAccessPostgresTests {
         let refusal = lines.first { $0.contains("\"TDB00W\"") && $0.contains("\"db_user\":\"postgres\"") }
         #expect(refusal?.contains("db user postgres") == true, "\(lines.filter { $0.contains("db.session") })")
         #expect(lines.contains { $0.contains("\"TDB00I\"") && $0.contains("\"db_user\":\"alice\"") })
+        try await Self.recordedStatements(tsh, lines: lines)
 
         // Certificates the proxy refuses: the plain login certificate (no route), one from another
         // CA, an expired one; and a client that skips TLS.

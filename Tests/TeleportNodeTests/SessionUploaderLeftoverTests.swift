@@ -4,6 +4,7 @@ import NIOCore
 import TeleportAPI
 import TeleportEvents
 import TeleportNode
+import TeleportRecording
 import TeleportSSH
 import Testing
 

@@ -5,6 +5,7 @@ public import NIOCore
 import NIOPosix
 public import NIOSSH
 import TeleportAPI
+public import TeleportRecording
 import TeleportCrypto
 public import TeleportSSH
 

@@ -7,7 +7,8 @@ import TeleportAPI
     import Glibc
 #endif
 
-/// Writes one interactive session's recording to the node's disk as it happens (see
+/// Writes one session's recording to the host's disk as it happens (a node's interactive session,
+/// a database session's statements) (see
 /// ``SessionRecording``): `<sid>.recording` while the session runs, renamed to `<sid>.done` when it
 /// ends. The uploader sends `.done` files to the auth service; `.recording` files left by a crash
 /// are uploaded as partial recordings when the node starts again.
@@ -38,6 +39,11 @@ public final class SessionRecorder: @unchecked Sendable {
         handle = opened
     }
 
+    /// Records text as output (a database session's statements).
+    public func output(text: String) {
+        append(SessionRecording.Frame(ms: elapsedMs, output: Data(text.utf8)))
+    }
+
     static func activeURL(_ directory: URL, _ sid: String) -> URL { directory.appendingPathComponent("\(sid).recording") }
     static func doneURL(_ directory: URL, _ sid: String) -> URL { directory.appendingPathComponent("\(sid).done") }
 
@@ -56,6 +62,15 @@ public final class SessionRecorder: @unchecked Sendable {
     /// Records a new terminal size.
     public func resize(columns: Int, rows: Int) {
         append(SessionRecording.Frame(ms: elapsedMs, resize: "\(columns):\(rows)"))
+    }
+
+    /// Deletes a recording that must not be uploaded (a session refused before it began).
+    public func abandon() {
+        lock.withLock {
+            try? handle?.close()
+            handle = nil
+        }
+        try? FileManager.default.removeItem(at: Self.activeURL(directory, sessionID))
     }
 
     /// Ends the recording and hands it to the uploader.

@@ -9,20 +9,21 @@ import TeleportEvents
     import Glibc
 #endif
 
-/// Uploads finished session recordings from the node's disk to the auth service, retrying with
-/// backoff while it cannot be reached; a recording is deleted here only once the auth service has
-/// it. Recordings a crash left behind (`.recording`) are uploaded as partial ones at start.
+/// Uploads finished session recordings from a host's disk (a node's, a database service's) to the
+/// auth service, retrying with backoff while it cannot be reached; a recording is deleted here only
+/// once the auth service has it. Recordings a crash left behind (`.recording`) are uploaded as partial ones at start.
 public struct SessionUploader: Service, CustomStringConvertible {
+    /// The directory of recordings waiting for upload.
     let directory: URL
     let auth: AuthClient
     let logger: Logger
-    /// When fired (the node's identity was removed), uploads stop; recordings stay on disk.
-    var stop: NodeStop?
+    /// When fired (the host's identity was removed), uploads stop; recordings stay on disk.
+    var stop: (any UploadStop)?
 
     public var description: String { "SessionUploader" }
 
     /// A copy that stops uploading when `stop` fires.
-    public func stopping(_ stop: NodeStop) -> SessionUploader {
+    public func stopping(_ stop: any UploadStop) -> SessionUploader {
         var copy = self
         copy.stop = stop
         return copy
@@ -54,7 +55,7 @@ public struct SessionUploader: Service, CustomStringConvertible {
             }
         }
         if stop?.fired == true {
-            logger.warning("session uploads stopped: this host's node identity was removed; recordings stay on disk")
+            logger.warning("session uploads stopped: this host's identity was removed; recordings stay on disk")
             try? await gracefulShutdown()
             return
         }
@@ -120,4 +121,12 @@ public struct SessionUploader: Service, CustomStringConvertible {
         }
         return allDone
     }
+}
+
+/// A one-shot signal that stops an uploader (the node's: its identity was removed).
+public protocol UploadStop: Sendable {
+    /// Whether it has fired.
+    var fired: Bool { get }
+    /// Returns once it has fired.
+    func wait() async
 }
