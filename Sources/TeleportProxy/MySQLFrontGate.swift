@@ -1,5 +1,6 @@
 import NIOCore
 import NIOSSL
+import TeleportSSH
 import TeleportWire
 
 /// The first handler of a MySQL client connection, driving a ``MySQLServerHandshake``: it sends
@@ -8,21 +9,12 @@ import TeleportWire
 /// stops reading and hands the session to ``DatabaseProxySessions``. Bytes that arrive meanwhile
 /// are held (at most 1 MiB) and passed on once the session is relayed. A client that skips TLS
 /// or sends a malformed or oversized packet gets an `ERR` packet and is closed.
-final class MySQLFrontGate: ChannelInboundHandler, @unchecked Sendable {
+final class MySQLFrontGate: HoldingGate, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    static let maxHeldBytes = 1 << 20
 
-    private enum State {
-        case handshaking
-        case deciding
-        case relaying
-    }
-
-    private var state = State.handshaking
     private var handshake: MySQLServerHandshake
-    private var held: [ByteBuffer] = []
-    private var heldCount = 0
+    var held = HeldInbound()
     let tls: NIOSSLContext
     let sessions: DatabaseProxySessions
 
@@ -43,64 +35,35 @@ final class MySQLFrontGate: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
-        switch state {
-        case .relaying:
-            context.fireChannelRead(data)
-        case .deciding:
-            heldCount += buffer.readableBytes
-            guard heldCount <= Self.maxHeldBytes else {
+        guard !held.pass(data, buffer, context: context) else { return }
+        guard let action = handshake.receive(buffer.readableBytesView) else { return }
+        switch action {
+        case .startTLS(let rest):
+            do {
+                try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
+            } catch {
                 context.close(promise: nil)
                 return
             }
-            held.append(buffer)
-        case .handshaking:
-            guard let action = handshake.receive(buffer.readableBytesView) else { return }
-            switch action {
-            case .startTLS(let rest):
-                do {
-                    try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
-                } catch {
-                    context.close(promise: nil)
-                    return
-                }
-                handshake.tlsEstablished()
-                // The client's TLS hello may have come with the SSLRequest: TLS reads it first.
-                if !rest.isEmpty { context.pipeline.syncOperations.fireChannelRead(NIOAny(context.channel.allocator.buffer(bytes: rest))) }
-            case .refuse(let reply, _):
-                state = .deciding
-                let channel = context.channel
-                context.writeAndFlush(NIOAny(channel.allocator.buffer(bytes: reply))).whenComplete { _ in channel.close(promise: nil) }
-            case .authenticate(let response, let sequence, let rest):
-                state = .deciding
-                if !rest.isEmpty {
-                    held.append(context.channel.allocator.buffer(bytes: rest))
-                    heldCount = rest.count
-                }
-                _ = context.channel.setOption(.autoRead, value: false)
-                let reply = sequence &+ 1
-                let request = DatabaseProxyRequest(
-                    parameters: [
-                        ["user", response.user], ["database", response.database], ["capabilities", String(response.capabilities.rawValue)],
-                        ["charset", String(response.characterSet)], ["max_packet", String(response.maxPacketSize)], ["sequence", String(sequence)],
-                    ]
-                ) { denied, message in
-                    MySQLPacket(sequence: reply, payload: denied ? MySQLReply.accessDenied(message) : MySQLReply.unknownError(message)).bytes
-                }
-                let gate = NIOLoopBound(self, eventLoop: context.eventLoop)
-                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-                sessions.start(channel: context.channel, request: request) {
-                    gate.value.release(context: bound.value)
-                }
+            handshake.tlsEstablished()
+            // The client's TLS hello may have come with the SSLRequest: TLS reads it first.
+            if !rest.isEmpty { context.pipeline.syncOperations.fireChannelRead(NIOAny(context.channel.allocator.buffer(bytes: rest))) }
+        case .refuse(let reply, _):
+            held.refuse()
+            let channel = context.channel
+            context.writeAndFlush(NIOAny(channel.allocator.buffer(bytes: reply))).whenComplete { _ in channel.close(promise: nil) }
+        case .authenticate(let response, let sequence, let rest):
+            held.decide(context: context, rest: rest[...])
+            let reply = sequence &+ 1
+            let request = DatabaseProxyRequest(
+                parameters: [
+                    ["user", response.user], ["database", response.database], ["capabilities", String(response.capabilities.rawValue)],
+                    ["charset", String(response.characterSet)], ["max_packet", String(response.maxPacketSize)], ["sequence", String(sequence)],
+                ]
+            ) { denied, message in
+                MySQLPacket(sequence: reply, payload: denied ? MySQLReply.accessDenied(message) : MySQLReply.unknownError(message)).bytes
             }
+            sessions.start(channel: context.channel, request: request, relay: releaser(context: context))
         }
-    }
-
-    /// Passes the held bytes on and lets everything through from now on (on the loop).
-    func release(context: ChannelHandlerContext) {
-        state = .relaying
-        for buffer in held { context.fireChannelRead(NIOAny(buffer)) }
-        held = []
-        if heldCount > 0 { context.fireChannelReadComplete() }
-        heldCount = 0
     }
 }

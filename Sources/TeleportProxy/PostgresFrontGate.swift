@@ -1,5 +1,6 @@
 import NIOCore
 import NIOSSL
+import TeleportSSH
 import TeleportWire
 
 /// The first handler of a PostgreSQL client connection: `SSLRequest` → `S` and TLS in front of
@@ -7,22 +8,19 @@ import TeleportWire
 /// ``PostgresStartup/maxLength`` bytes), after which it stops reading and hands the session to
 /// ``DatabaseProxySessions``; bytes that arrive meanwhile are held (at most 1 MiB) and passed on
 /// once the session is relayed. A start-up message before TLS gets a `FATAL` error.
-final class PostgresFrontGate: ChannelInboundHandler, @unchecked Sendable {
+final class PostgresFrontGate: HoldingGate, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    static let maxHeldBytes = 1 << 20
 
+    /// Where the start-up exchange is (while ``held`` is reading).
     private enum State {
         case beforeTLS
         case startup
-        case deciding
-        case relaying
     }
 
     private var state = State.beforeTLS
+    var held = HeldInbound()
     private var bytes: [UInt8] = []
-    private var held: [ByteBuffer] = []
-    private var heldCount = 0
     let tls: NIOSSLContext
     let sessions: DatabaseProxySessions
 
@@ -33,20 +31,9 @@ final class PostgresFrontGate: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
-        switch state {
-        case .relaying:
-            context.fireChannelRead(data)
-        case .deciding:
-            heldCount += buffer.readableBytes
-            guard heldCount <= Self.maxHeldBytes else {
-                context.close(promise: nil)
-                return
-            }
-            held.append(buffer)
-        case .beforeTLS, .startup:
-            bytes += buffer.readableBytesView
-            parse(context: context)
-        }
+        guard !held.pass(data, buffer, context: context) else { return }
+        bytes += buffer.readableBytesView
+        parse(context: context)
     }
 
     private func parse(context: ChannelHandlerContext) {
@@ -79,39 +66,20 @@ final class PostgresFrontGate: ChannelInboundHandler, @unchecked Sendable {
             guard state == .startup else {
                 return refuse(context: context, "this proxy accepts PostgreSQL connections over TLS only: use sslmode=verify-ca with tsh db config's files, or tsh db connect")
             }
-            state = .deciding
-            if consumed < bytes.count {
-                let rest = Array(bytes[consumed...])
-                held.append(context.channel.allocator.buffer(bytes: rest))
-                heldCount = rest.count
-            }
+            held.decide(context: context, rest: bytes[consumed...])
             bytes = []
-            _ = context.channel.setOption(.autoRead, value: false)
-            let gate = NIOLoopBound(self, eventLoop: context.eventLoop)
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             let request = DatabaseProxyRequest(parameters: parameters.map { [$0.name, $0.value] }) { denied, message in
                 PostgresStartup.errorResponse(code: denied ? "28000" : "08006", message: message)
             }
-            sessions.start(channel: context.channel, request: request) {
-                gate.value.release(context: bound.value)
-            }
+            sessions.start(channel: context.channel, request: request, relay: releaser(context: context))
         }
     }
 
     private func refuse(context: ChannelHandlerContext, _ reason: String) {
-        state = .deciding
+        held.refuse()
         bytes = []
         let reply = PostgresStartup.errorResponse(code: "08P01", message: reason)
         let channel = context.channel
         context.writeAndFlush(NIOAny(channel.allocator.buffer(bytes: reply))).whenComplete { _ in channel.close(promise: nil) }
-    }
-
-    /// Passes the held bytes on and lets everything through from now on (on the loop).
-    func release(context: ChannelHandlerContext) {
-        state = .relaying
-        for buffer in held { context.fireChannelRead(NIOAny(buffer)) }
-        held = []
-        if heldCount > 0 { context.fireChannelReadComplete() }
-        heldCount = 0
     }
 }
