@@ -192,7 +192,7 @@ public enum TeleportProcess {
                 services.append(
                     try DatabaseProxyService(
                         protocol: databaseProtocol, host: address.host, port: address.port, clusterName: clusterName, identity: identity,
-                        auth: client, audit: proxyAudit, logger: logger.with("proxy:\(databaseProtocol.rawValue)")))
+                        auth: client, audit: proxyAudit, tunnels: tunnelServer, logger: logger.with("proxy:\(databaseProtocol.rawValue)")))
             }
         }
         if config.runNode {
@@ -305,6 +305,15 @@ public enum TeleportProcess {
         var configuration = DatabaseService.Configuration(
             hostUUID: hostUUID, hostname: config.nodeName, clusterName: try clusterName(of: identity), listenHost: listen.host,
             listenPort: listen.port, advertisedAddr: HostPort.join(advertisedHost, listen.port), identity: identity, databases: databases)
+        // Behind NAT (teleport.proxy_server, or an auth address that is a proxy) the service keeps a
+        // reverse tunnel, as a node does; a process that also runs the node uses the node's host
+        // UUID for its own tunnel, so its database service is reached directly.
+        if !config.runAuth, !config.runNode, let proxy = await tunnelProxyAddress(config, authAddress: authAddress, logger: logger) {
+            var target = try nodeTunnelTarget(proxy: proxy, identity: identity, hostUUID: hostUUID, clusterName: configuration.clusterName, logger: logger)
+            if let interval = config.tunnelKeepalive { target.reconnect.keepaliveInterval = interval }
+            configuration.tunnel = target
+            configuration.listens = config.file.db.listenAddrConfigured
+        }
         // Each session's statements, uploaded like a node's recordings (from a directory of their own).
         configuration.recordingsDirectory = dataDir.databaseRecordingUploads
         services.append(SessionUploader(directory: dataDir.databaseRecordingUploads, auth: client, logger: logger.with("db:upload")))

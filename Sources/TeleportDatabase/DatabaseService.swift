@@ -10,6 +10,7 @@ public import TeleportAPI
 public import TeleportAuthClient
 import TeleportCrypto
 public import TeleportSSH
+public import TeleportTunnel
 import TeleportWire
 import X509
 
@@ -78,6 +79,10 @@ public struct DatabaseService: Service, CustomStringConvertible {
         public var databases: [Database]
         /// How often each record is sent (its TTL is set by the auth service).
         public var heartbeatInterval: Duration = .seconds(10)
+        /// The reverse tunnel this service keeps to the proxy (a service behind NAT); nil: none.
+        public var tunnel: TunnelTarget?
+        /// Whether the service binds `listen_addr` (a tunnelled service without one does not).
+        public var listens = true
         /// Where each session's statements are recorded for upload (``SessionUploader`` sends
         /// them); nil records nothing.
         public var recordingsDirectory: URL?
@@ -124,7 +129,8 @@ public struct DatabaseService: Service, CustomStringConvertible {
             var spec = DatabaseServer.Spec(
                 protocol: database.protocol, uri: database.uri, description: database.description.isEmpty ? nil : database.description,
                 hostID: configuration.hostUUID, hostname: configuration.hostname, version: TeleportVersion.version)
-            spec.addr = configuration.advertisedAddr
+            spec.addr = configuration.listens ? configuration.advertisedAddr : nil
+            spec.useTunnel = configuration.tunnel == nil ? nil : true
             return DatabaseServer(name: database.name, labels: database.labels.isEmpty ? nil : database.labels, spec: spec)
         }
     }
@@ -132,35 +138,53 @@ public struct DatabaseService: Service, CustomStringConvertible {
     public func run() async throws {
         let tls = try serverContext()
         let sessions = DatabaseSessions(service: self)
-        let server: any Channel
-        do {
-            server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
-                        try channel.pipeline.syncOperations.addHandler(HandoffGate(sessions: sessions))
+        var server: (any Channel)?
+        if configuration.listens {
+            do {
+                server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                            try channel.pipeline.syncOperations.addHandler(HandoffGate(sessions: sessions))
+                        }
                     }
-                }
-                .bind(host: configuration.listenHost, port: configuration.listenPort).get()
-        } catch let error as IOError {
-            throw ListenError.describe(
-                error, errno: error.errnoCode, address: HostPort.join(configuration.listenHost, configuration.listenPort),
-                key: "db_service.listen_addr")
+                    .bind(host: configuration.listenHost, port: configuration.listenPort).get()
+            } catch let error as IOError {
+                throw ListenError.describe(
+                    error, errno: error.errnoCode, address: HostPort.join(configuration.listenHost, configuration.listenPort),
+                    key: "db_service.listen_addr")
+            }
+            logger.info(
+                "database service is listening",
+                metadata: ["tp.listen": "\(HostPort.join(configuration.listenHost, configuration.listenPort))",
+                    "tp.databases": "\(configuration.databases.map(\.name).joined(separator: ","))"])
         }
-        logger.info(
-            "database service is listening",
-            metadata: ["tp.listen": "\(HostPort.join(configuration.listenHost, configuration.listenPort))",
-                "tp.databases": "\(configuration.databases.map(\.name).joined(separator: ","))"])
+        let agent = configuration.tunnel.map { target in
+            // The proxy's `db` channels carry the same mutual TLS and hand-off as the listener's connections.
+            ReverseTunnelAgent(
+                configuration: ReverseTunnelAgent.Configuration(
+                    target: target,
+                    services: [
+                        .database: { channel, _ in
+                            channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                                try channel.pipeline.syncOperations.addHandler(HandoffGate(sessions: sessions))
+                            }
+                        }
+                    ]),
+                logger: logger)
+        }
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await cache.run() }
                 group.addTask { await heartbeats() }
+                if let agent { group.addTask { await agent.run() } }
                 await group.waitForAll()
             }
         }
-        try? await server.close()
+        try? await server?.close()
     }
 
     /// Sends every record now and then every interval, until cancelled.

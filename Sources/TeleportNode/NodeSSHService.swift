@@ -35,33 +35,7 @@ public struct NodeSSHService: Service, CustomStringConvertible {
     var tunnel: TunnelTarget?
 
     /// Where a tunnelled node keeps its reverse tunnel.
-    public struct TunnelTarget: Sendable {
-        /// This host's UUID.
-        public var hostUUID: String
-        /// The cluster name.
-        public var clusterName: String
-        /// The proxy's tunnel address.
-        public var proxyHost: String
-        /// The proxy's tunnel port.
-        public var proxyPort: Int
-        /// The node identity's mTLS context (``TunnelTLS/clientTLSContext(certificatePEM:keyPEM:trustedCAPEMs:)``).
-        public var tlsContext: NIOSSLContext
-        /// Finds the tunnel address before each dial (proxy discovery); nil uses the fixed one.
-        public var resolve: (@Sendable () async throws -> (host: String, port: Int))?
-        /// Lists the cluster's proxies (host UUIDs): the agent keeps a tunnel to each; nil keeps one.
-        public var discoverProxies: (@Sendable () async throws -> [String])?
-        /// Backoff and keepalive settings of the agent.
-        public var reconnect = ReconnectMachine.Settings()
-
-        /// Creates the target.
-        public init(hostUUID: String, clusterName: String, proxyHost: String, proxyPort: Int, tlsContext: NIOSSLContext) {
-            self.hostUUID = hostUUID
-            self.clusterName = clusterName
-            self.proxyHost = proxyHost
-            self.proxyPort = proxyPort
-            self.tlsContext = tlsContext
-        }
-    }
+    public typealias TunnelTarget = TeleportTunnel.TunnelTarget
 
     /// A copy that keeps a reverse tunnel to `target`; `listen` false binds no port (the node is
     /// reached through the tunnel only).

@@ -8,7 +8,7 @@ public import TeleportAPI
 public import TeleportAuthClient
 import TeleportCrypto
 public import TeleportSSH
-import TeleportTunnel
+public import TeleportTunnel
 import TeleportWire
 import X509
 
@@ -34,6 +34,8 @@ public struct DatabaseProxyService: Service, CustomStringConvertible {
     let serviceContext: NIOSSLContext
     let auth: AuthClient
     let audit: SSHAudit?
+    /// The proxy's tunnel server: database services behind NAT are reached through it.
+    let tunnels: ReverseTunnelServer?
     let logger: Logger
 
     /// The configuration key of the protocol's listener.
@@ -42,8 +44,9 @@ public struct DatabaseProxyService: Service, CustomStringConvertible {
     /// Creates the listener for `protocol`; `identity` is the proxy's host identity.
     public init(
         protocol: DatabaseServer.DatabaseProtocol, host: String, port: Int, clusterName: String, identity: ClientIdentity, auth: AuthClient,
-        audit: SSHAudit?, logger: Logger
+        audit: SSHAudit?, tunnels: ReverseTunnelServer? = nil, logger: Logger
     ) throws {
+        self.tunnels = tunnels
         self.protocol = `protocol`
         self.host = host
         self.port = port

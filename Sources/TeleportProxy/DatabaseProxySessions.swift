@@ -53,29 +53,27 @@ struct DatabaseProxySessions: Sendable {
             else {
                 throw TeleportError.notFound("database \(route.serviceName) is not registered (is its database service running?)")
             }
-            guard let addr = database.spec.addr, !addr.isEmpty else {
-                throw TeleportError.connectionProblem("database \(database.name) has no database service address to reach")
-            }
-            let target = try HostPort.parse(addr, defaultPort: 3029, key: "db_server \(database.name) spec.addr")
-            let upstream = try await dialService(target, hostID: database.spec.hostID, on: channel.eventLoop)
+            let upstream = try await dialService(database, on: channel.eventLoop)
             let handoff = DatabaseHandoff(
                 userCertificatePEM: try certificate.pemText(), clientAddress: channel.remoteAddress.map { "\($0)" } ?? "",
                 parameters: request.parameters, protocol: service.protocol.rawValue)
             let frame = try handoff.frame()
-            try await channel.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
-                let (clientSide, upstreamSide) = GlueHandler.matchedPair()
-                do {
-                    upstream.writeAndFlush(upstream.allocator.buffer(bytes: frame), promise: nil)
-                    try upstream.pipeline.syncOperations.addHandler(upstreamSide)
-                    try channel.pipeline.syncOperations.addHandler(clientSide)
-                } catch {
-                    upstream.close(promise: nil)
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
+            // The upstream may live on another loop (a tunnel channel lives on its tunnel's): each
+            // side's handler is added on its own loop, the client's first (it still reads nothing),
+            // so nothing the service answers can arrive before there is somewhere to put it.
+            let (clientSide, upstreamSide) = GlueHandler.matchedPair()
+            do {
+                try await channel.pipeline.addHandler(clientSide).get()
+                try await upstream.pipeline.addHandler(upstreamSide).get()
+                try await upstream.writeAndFlush(upstream.allocator.buffer(bytes: frame)).get()
+            } catch {
+                upstream.close(promise: nil)
+                throw error
+            }
+            try await channel.eventLoop.submit {
                 relay()
                 _ = channel.setOption(.autoRead, value: true)
                 channel.read()
-                return channel.eventLoop.makeSucceededVoidFuture()
             }.get()
         } catch {
             let message = (error as? TeleportError)?.message ?? "\(error)"
@@ -94,26 +92,48 @@ struct DatabaseProxySessions: Sendable {
         }
     }
 
-    /// Mutual TLS to the database service at `target` on `loop`; its certificate must be the
-    /// `Db` identity of host `hostID` of this cluster.
-    func dialService(_ target: (host: String, port: Int), hostID: String, on loop: any EventLoop) async throws -> any Channel {
+    /// Mutual TLS to the service of `database` on `loop` (TCP to `spec.addr`, or a `db` channel
+    /// of its reverse tunnel when `spec.use_tunnel`); its certificate must be the `Db` identity of
+    /// the record's host of this cluster.
+    func dialService(_ database: DatabaseServer, on loop: any EventLoop) async throws -> any Channel {
+        let hostID = database.spec.hostID
         let handshake = loop.makePromise(of: Void.self)
         let context = service.serviceContext
         let channel: any Channel
-        do {
-            channel = try await ClientBootstrap(group: loop)
-                .connectTimeout(.seconds(10))
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
-                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(done: handshake))
+        if database.spec.useTunnel == true {
+            guard let tunnels = service.tunnels else {
+                throw TeleportError.connectionProblem("database \(database.name) is reached through a reverse tunnel, and this proxy serves none")
+            }
+            do {
+                channel = try await tunnels.openChannel(to: hostID, service: .database, originator: nil) { channel in
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(done: handshake))
+                }.get()
+            } catch {
+                handshake.fail(error)
+                throw TeleportError.connectionProblem(
+                    "cannot reach the database service of \(database.name) through its reverse tunnel: \((error as? TeleportError)?.message ?? "\(error)")")
+            }
+        } else {
+            guard let addr = database.spec.addr, !addr.isEmpty else {
+                throw TeleportError.connectionProblem("database \(database.name) has no database service address to reach")
+            }
+            let target = try HostPort.parse(addr, defaultPort: 3029, key: "db_server \(database.name) spec.addr")
+            do {
+                channel = try await ClientBootstrap(group: loop)
+                    .connectTimeout(.seconds(10))
+                    .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                            try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(done: handshake))
+                        }
                     }
-                }
-                .connect(host: target.host, port: target.port).get()
-        } catch {
-            handshake.fail(error)
-            throw TeleportError.connectionProblem("cannot reach the database service at \(HostPort.join(target.host, target.port)): \(error)")
+                    .connect(host: target.host, port: target.port).get()
+            } catch {
+                handshake.fail(error)
+                throw TeleportError.connectionProblem("cannot reach the database service at \(HostPort.join(target.host, target.port)): \(error)")
+            }
         }
         do {
             try await handshake.futureResult.get()

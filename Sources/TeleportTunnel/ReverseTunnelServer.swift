@@ -117,7 +117,8 @@ public final class ReverseTunnelServer: Sendable {
             let hostUUID: String
             do {
                 let certificate = try channel.pipeline.syncOperations.nioSSL_peerCertificate()
-                hostUUID = try TunnelTLS.hostUUID(of: certificate, role: .node, clusterName: configuration.clusterName)
+                // Nodes and database services behind NAT (one agent per host UUID).
+                hostUUID = try TunnelTLS.hostUUID(of: certificate, roles: [.node, .db], clusterName: configuration.clusterName)
             } catch {
                 refuse(remote: remote, reason: (error as? TeleportError)?.message ?? "\(error)")
                 return channel.close()

@@ -54,6 +54,11 @@ public enum TunnelTLS {
     /// throws `accessDenied` with a one-line reason otherwise (a user certificate, another
     /// cluster, another role).
     public static func hostUUID(of certificate: NIOSSLCertificate?, role: SystemRole, clusterName: String) throws -> String {
+        try hostUUID(of: certificate, roles: [role], clusterName: clusterName)
+    }
+
+    /// The host UUID in `certificate`, whose role must be one of `roles`.
+    public static func hostUUID(of certificate: NIOSSLCertificate?, roles: Set<SystemRole>, clusterName: String) throws -> String {
         guard let certificate else {
             throw TeleportError.accessDenied("no certificate was presented; a tunnel needs the host's certificate (data_dir/keys)")
         }
@@ -67,9 +72,10 @@ public enum TunnelTLS {
             throw TeleportError.accessDenied(
                 "the certificate of \(identity.username) is for cluster \(identity.clusterName.debugDescription), not \(clusterName)")
         }
-        guard identity.systemRole == role else {
+        guard let role = identity.systemRole, roles.contains(role) else {
             let what = identity.systemRole.map { "a \($0.rawValue) certificate" } ?? "a user certificate (\(identity.username))"
-            throw TeleportError.accessDenied("\(what) cannot open a tunnel; it needs a \(role.rawValue) host certificate")
+            let wanted = roles.map(\.rawValue).sorted().joined(separator: " or ")
+            throw TeleportError.accessDenied("\(what) cannot open a tunnel; it needs a \(wanted) host certificate")
         }
         let suffix = "." + clusterName
         return identity.username.hasSuffix(suffix) ? String(identity.username.dropLast(suffix.count)) : identity.username

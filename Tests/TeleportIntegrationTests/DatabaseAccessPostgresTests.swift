@@ -49,17 +49,20 @@ struct DatabaseAccessPostgresTests {
                     """)
         }
 
-        /// `databases`: the `db_service.databases` list, indented by two spaces.
-        static func start(cluster: ClusterFixture, databases: String) throws -> DatabaseAgent {
+        /// `databases`: the `db_service.databases` list, indented by two spaces. `tunnel`: the
+        /// service joins through the proxy's web port (`proxy_server`), binds no port and is
+        /// reached through its reverse tunnel.
+        static func start(cluster: ClusterFixture, databases: String, tunnel: Bool = false) throws -> DatabaseAgent {
             let directory = try TestSupport.makeTemporaryDirectory(prefix: "dbagent")
             let port = try TestSupport.freeLoopbackPort()
+            let reach = tunnel ? "proxy_server: 127.0.0.1:\(cluster.webPort)" : "auth_servers: [127.0.0.1:\(cluster.authPort)]"
             let config = """
                 version: v3
                 teleport:
                   nodename: dbhost
                   data_dir: \(directory.appendingPathComponent("data").path)
                   auth_token: \(DatabaseAccessPostgresTests.token)
-                  auth_servers: [127.0.0.1:\(cluster.authPort)]
+                  \(reach)
                   log:
                     severity: DEBUG
                 auth_service:
@@ -70,7 +73,7 @@ struct DatabaseAccessPostgresTests {
                   enabled: false
                 db_service:
                   enabled: true
-                  listen_addr: 127.0.0.1:\(port)
+                  \(tunnel ? "" : "listen_addr: 127.0.0.1:\(port)")
                   databases:
                 \(databases)
 

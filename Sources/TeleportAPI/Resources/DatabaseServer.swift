@@ -37,10 +37,13 @@ public struct DatabaseServer: Resource {
         /// Where the proxy reaches the database service (`db_service.listen_addr`, mutual TLS
         /// with host identities); nil for records written by hand.
         public var addr: String?
+        /// The database service is reached through its reverse tunnel (`addr` is then empty).
+        public var useTunnel: Bool?
 
         enum CodingKeys: String, CodingKey {
             case `protocol`, uri, description, hostname, version, addr
             case hostID = "host_id"
+            case useTunnel = "use_tunnel"
             case dynamicLabels = "dynamic_labels"
         }
 

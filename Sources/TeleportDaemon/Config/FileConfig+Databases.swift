@@ -9,7 +9,9 @@ extension FileConfig {
         for (key, value) in try node.mapping() {
             switch key {
             case "enabled": db.enabled = try value.bool()
-            case "listen_addr": db.listenAddr = try value.address(defaultPort: 3029)
+            case "listen_addr":
+                db.listenAddr = try value.address(defaultPort: 3029)
+                db.listenAddrConfigured = true
             case "databases":
                 var entries: [DatabaseEntry] = []
                 for item in try value.list() { entries.append(try parseDatabase(item)) }

@@ -176,6 +176,8 @@ public struct FileConfig: Sendable, Equatable {
         public var enabled = false
         /// Where the proxy reaches the service (mutual TLS), default `0.0.0.0:3029`.
         public var listenAddr = "0.0.0.0:3029"
+        /// Whether `listen_addr` was set (a service behind a reverse tunnel binds it only then).
+        public var listenAddrConfigured = false
         /// `databases:`.
         public var databases: [DatabaseEntry] = []
     }
