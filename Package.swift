@@ -81,6 +81,15 @@ let package = Package(
             dependencies: ["TeleportBackend", "TeleportAPI", logging, nioCore, nioPosix, nioSSL, .product(name: "NIOHTTP1", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        // Layer 1: Hummingbird servers on sockets a graceful restart hands over (issue 19).
+        .target(
+            name: "TeleportHTTPListener",
+            dependencies: [
+                "TeleportAPI", logging, nioCore, nioPosix, .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "TeleportServices",
             dependencies: ["TeleportBackend", "TeleportAPI", "TeleportCrypto", logging],
@@ -127,7 +136,8 @@ let package = Package(
             name: "TeleportAuthServer",
             dependencies: [
                 "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportBackend", "TeleportServices", "TeleportEvents",
-                logging, nioCore, nioSSL, x509, crypto,
+                "TeleportHTTPListener", logging, nioCore, nioSSL, x509, crypto,
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -139,7 +149,7 @@ let package = Package(
             name: "TeleportProxy",
             dependencies: [
                 "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "TeleportWire",
-                "TeleportTunnel", logging, nioCore,
+                "TeleportTunnel", "TeleportHTTPListener", logging, nioCore,
                 nioPosix, nioSSL, x509, crypto,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -179,9 +189,10 @@ let package = Package(
             dependencies: [
                 "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportServices",
                 "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient", "TeleportSSH", "TeleportTunnel",
-                "TeleportDatabase", yams, logging, nioCore, nioPosix, x509,
+                "TeleportDatabase", "TeleportHTTPListener", "CTeleportShims", yams, logging, nioCore, nioPosix, x509,
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],

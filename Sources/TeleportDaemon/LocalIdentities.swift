@@ -146,7 +146,7 @@ enum AuditLogs {
     }
 }
 
-/// The `--pid-file`: written at start, removed at exit.
+/// The `--pid-file`: written at start, removed at exit (when it still names this process).
 final class PIDFile: Sendable {
     let path: String
 
@@ -160,7 +160,11 @@ final class PIDFile: Sendable {
         }
     }
 
+    /// Removes the file unless another process wrote its own pid there (the process a graceful
+    /// restart started: the pid file follows the serving process).
     func remove() {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text == nil || text == "\(ProcessInfo.processInfo.processIdentifier)" else { return }
         try? FileManager.default.removeItem(atPath: path)
     }
 }

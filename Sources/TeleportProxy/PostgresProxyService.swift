@@ -73,13 +73,14 @@ public struct PostgresProxyService: Service, CustomStringConvertible {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    countConnection("proxy postgres", channel)
+                    return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(PostgresFrontGate(tls: context, sessions: sessions))
                     }
                 }
-                .bind(host: host, port: port).get()
-        } catch let error as IOError {
-            throw ListenError.describe(error, errno: error.errnoCode, address: HostPort.join(host, port), key: "proxy_service.postgres_listen_addr")
+                .bindInheritable(host: host, port: port)
+        } catch {
+            throw ListenError.describe(error, errno: listenErrno(error), address: HostPort.join(host, port), key: "proxy_service.postgres_listen_addr")
         }
         logger.info("PostgreSQL proxy is listening", metadata: ["tp.listen": "\(HostPort.join(host, port))"])
         try? await gracefulShutdown()
