@@ -42,6 +42,8 @@ public final class ListenerSockets: Sendable {
         var connections: [String: Int] = [:]
         var closers: [Int: (service: String, close: @Sendable () -> Void)] = [:]
         var nextCloser = 0
+        var held = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
     }
     private let state: Mutex<State>
 
@@ -98,6 +100,35 @@ public final class ListenerSockets: Sendable {
 
     /// The sockets open now: what a restart hands to the new process.
     public var handoff: [Socket] { state.withLock { $0.open } }
+
+    /// Holds every listener back from accepting until ``resumeAccepting()``: a process started by a
+    /// graceful restart shares its sockets with its parent until the parent stops accepting
+    /// (connections wait in the kernel's queue meanwhile), so the two never race for one connection.
+    public func holdAccepting() {
+        state.withLock { $0.held = true }
+    }
+
+    /// Lets held listeners accept.
+    public func resumeAccepting() {
+        let waiting = state.withLock { state in
+            defer { state.waiting = [] }
+            state.held = false
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    /// Returns once listeners may accept.
+    public func untilAccepting() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state -> Bool in
+                guard state.held else { return true }
+                state.waiting.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
 
     /// Closes inherited descriptors no listener took (a listener removed from the configuration).
     public func closeUnclaimed() {

@@ -2,9 +2,12 @@
 /// actions out, no I/O and no clock (``RestartController`` performs the actions).
 ///
 /// `serving` → (SIGHUP) `forking(drain)` → (new process ready) `draining` → (no sessions left,
-/// or `teleport.shutdown_delay` passed) `stopping`. SIGUSR2 forks and goes back to `serving` (two
-/// processes serve); SIGQUIT drains without a new process; SIGTERM/SIGINT stop at once; a new
-/// process that fails leaves this one `serving`.
+/// or `teleport.shutdown_delay` passed) `stopping`. SIGUSR2 forks and goes to `retired`: the new
+/// process takes the new connections, this one keeps serving the ones it has, without stopping
+/// when they end (two processes serve until SIGQUIT or SIGTERM stops this one); SIGQUIT drains
+/// without a new process; SIGTERM/SIGINT stop at once; a new process that fails leaves this one
+/// `serving`. Whenever a new process is ready this one stops accepting (`stopAccepting` also lets
+/// the new one accept): two processes never accept on one socket at once.
 package struct GracefulRestart: Sendable, Equatable {
     /// Where the process is.
     package enum State: Sendable, Equatable {
@@ -12,7 +15,9 @@ package struct GracefulRestart: Sendable, Equatable {
         case serving
         /// A new process is starting; `thenDrain` after SIGHUP, not after SIGUSR2.
         case forking(thenDrain: Bool)
-        /// Not accepting; open sessions go on until they end.
+        /// Not accepting after SIGUSR2; open sessions go on, and the process stays.
+        case retired
+        /// Not accepting; open sessions go on until they end, then the process stops.
         case draining
         /// The service group is stopping.
         case stopping
@@ -82,9 +87,12 @@ package struct GracefulRestart: Sendable, Equatable {
         case (.forking, .signal(.hangup)), (.forking, .signal(.user2)):
             guard case .signal(let signal) = input else { return [] }
             return [.warning("\(signal.rawValue) ignored: a new process is already starting")]
-        case (.draining, .signal(.hangup)), (.draining, .signal(.user2)):
+        case (.draining, .signal(.hangup)), (.draining, .signal(.user2)), (.retired, .signal(.hangup)), (.retired, .signal(.user2)):
             guard case .signal(let signal) = input else { return [] }
-            return [.warning("\(signal.rawValue) ignored: this process is draining; signal the process in the pid file")]
+            return [.warning("\(signal.rawValue) ignored: a newer process accepts the connections; signal the process in the pid file")]
+        case (.retired, .signal(.quit)):
+            state = .draining
+            return [.info("SIGQUIT: graceful stop: open sessions go on until they end"), .waitForDrain]
         case (.serving, .signal(.quit)), (.forking, .signal(.quit)):
             state = .draining
             return [.info("SIGQUIT: graceful stop: no new connections; open sessions go on until they end"), .stopAccepting, .waitForDrain]
@@ -98,13 +106,16 @@ package struct GracefulRestart: Sendable, Equatable {
                     .stopAccepting, .waitForDrain,
                 ]
             }
-            state = .serving
-            return [.info("the new teleport process (pid \(pid)) is ready and serves beside this one (SIGQUIT stops this one gracefully)")]
+            state = .retired
+            return [
+                .info("the new teleport process (pid \(pid)) is ready and takes the new connections; this one keeps serving its open sessions (SIGQUIT stops it gracefully)"),
+                .stopAccepting,
+            ]
         case (.forking, .childFailed(let reason)):
             state = .serving
             return [.warning("graceful restart failed: \(reason); this process keeps serving")]
-        case (.draining, .childReady(let pid)):
-            return [.info("the new teleport process (pid \(pid)) is ready")]
+        case (.draining, .childReady(let pid)), (.stopping, .childReady(let pid)):
+            return [.info("the new teleport process (pid \(pid)) is ready"), .stopAccepting]
         case (.draining, .childFailed(let reason)), (.stopping, .childFailed(let reason)):
             return [.warning("the new teleport process failed: \(reason)")]
         case (.draining, .drained):
@@ -113,7 +124,7 @@ package struct GracefulRestart: Sendable, Equatable {
         case (.draining, .drainDeadline):
             state = .stopping
             return [.warning("teleport.shutdown_delay passed with sessions still open; closing them"), .closeConnections, .shutDown]
-        case (.serving, _), (.forking, _), (.draining, _), (.stopping, _):
+        case (.serving, _), (.forking, _), (.retired, _), (.draining, _), (.stopping, _):
             return []
         }
     }

@@ -26,8 +26,26 @@ struct InheritedDescriptors: Sendable {
             return fd
         }
         let inherited = InheritedDescriptors(lock: descriptor(ProcessHandoff.lockKey), ready: descriptor(ProcessHandoff.readyKey))
-        for key in [ListenerSockets.environmentKey, ProcessHandoff.lockKey, ProcessHandoff.readyKey] { unsetenv(key) }
+        if let accept = descriptor(ProcessHandoff.acceptKey) { holdUntilClosed(accept) }
+        for key in [ListenerSockets.environmentKey, ProcessHandoff.lockKey, ProcessHandoff.readyKey, ProcessHandoff.acceptKey] { unsetenv(key) }
         return inherited
+    }
+
+    /// Holds the listeners until the parent closes its end of `descriptor` (it stopped accepting,
+    /// or it died).
+    static func holdUntilClosed(_ descriptor: Int32) {
+        ListenerSockets.shared.holdAccepting()
+        let thread = Thread {
+            var byte: UInt8 = 0
+            while true {
+                let count = read(descriptor, &byte, 1)
+                if count == 0 || (count < 0 && errno != EINTR) { break }
+            }
+            close(descriptor)
+            ListenerSockets.shared.resumeAccepting()
+        }
+        thread.stackSize = 64 * 1024
+        thread.start()
     }
 }
 

@@ -12,12 +12,16 @@ package import TeleportAPI
 ///
 /// Descriptors are handed over as numbers 3, 4, ... in the new process: the listeners first
 /// (``ListenerSockets/environmentKey`` names each by address), then the lock
-/// (``lockKey``), then the readiness pipe (``readyKey``).
+/// (``lockKey``), the readiness pipe (``readyKey``) and the accept pipe (``acceptKey``): the new
+/// process accepts only once this one stopped, so the two never race for a connection.
 package enum ProcessHandoff {
     /// `TELEPORT_LOCK_FD`: the data directory's lock, already held.
     package static let lockKey = "TELEPORT_LOCK_FD"
     /// `TELEPORT_READY_FD`: where the new process writes `ready` once every service is up.
     package static let readyKey = "TELEPORT_READY_FD"
+    /// `TELEPORT_ACCEPT_FD`: a pipe the new process reads; its end (this process stopped
+    /// accepting, or died) lets the new process's listeners accept.
+    package static let acceptKey = "TELEPORT_ACCEPT_FD"
 
     /// Which descriptor goes where, and the new process's environment.
     package struct Plan: Sendable, Equatable {
@@ -35,7 +39,9 @@ package enum ProcessHandoff {
     }
 
     /// Plans the handoff: pure.
-    package static func plan(listeners: [ListenerSockets.Socket], lock: Int32?, ready: Int32, environment: [String: String]) -> Plan {
+    package static func plan(
+        listeners: [ListenerSockets.Socket], lock: Int32?, ready: Int32, accept: Int32, environment: [String: String]
+    ) -> Plan {
         var moves: [(from: Int32, to: Int32)] = []
         var next: Int32 = 3
         var handed: [ListenerSockets.Socket] = []
@@ -56,6 +62,9 @@ package enum ProcessHandoff {
         moves.append((ready, next))
         environment[readyKey] = "\(next)"
         next += 1
+        moves.append((accept, next))
+        environment[acceptKey] = "\(next)"
+        next += 1
         return Plan(moves: moves, environment: environment, closeFrom: next)
     }
 
@@ -69,25 +78,44 @@ package enum ProcessHandoff {
     }
 
     /// Starts the new process and waits (at most `timeout`) for it to say it is ready. Returns
-    /// its pid, or throws a ``TeleportError`` that says why it did not get ready.
-    static func start(listeners: [ListenerSockets.Socket], lock: Int32?, timeout: Duration) async throws -> Int32 {
-        var pipeEnds: [Int32] = [-1, -1]
-        guard pipe(&pipeEnds) == 0 else { throw TeleportError.connectionProblem("cannot create a pipe (errno \(errno))") }
-        let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
-        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
-        let plan = plan(listeners: listeners, lock: lock, ready: writeEnd, environment: ProcessInfo.processInfo.environment)
+    /// its pid and the descriptor to close once this process stopped accepting, or throws a
+    /// ``TeleportError`` that says why it did not get ready.
+    static func start(listeners: [ListenerSockets.Socket], lock: Int32?, timeout: Duration) async throws -> (pid: Int32, accept: Int32) {
+        let (readyRead, readyWrite) = try makePipe()
+        let acceptRead: Int32
+        let acceptWrite: Int32
+        do {
+            (acceptRead, acceptWrite) = try makePipe()
+        } catch {
+            close(readyRead)
+            close(readyWrite)
+            throw error
+        }
+        let plan = plan(listeners: listeners, lock: lock, ready: readyWrite, accept: acceptRead, environment: ProcessInfo.processInfo.environment)
         let pid: pid_t
         do {
             pid = try spawn(executable(), arguments: CommandLine.arguments, plan: plan)
         } catch {
-            close(readEnd)
-            close(writeEnd)
+            for fd in [readyRead, readyWrite, acceptRead, acceptWrite] { close(fd) }
             throw error
         }
-        close(writeEnd)
-        defer { close(readEnd) }
-        return try await waitForReady(pid: pid, readEnd: readEnd, timeout: timeout)
+        close(readyWrite)
+        close(acceptRead)
+        defer { close(readyRead) }
+        do {
+            return (try await waitForReady(pid: pid, readEnd: readyRead, timeout: timeout), acceptWrite)
+        } catch {
+            close(acceptWrite)
+            throw error
+        }
+    }
+
+    static func makePipe() throws -> (read: Int32, write: Int32) {
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { throw TeleportError.connectionProblem("cannot create a pipe (errno \(errno))") }
+        _ = fcntl(ends[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(ends[1], F_SETFD, FD_CLOEXEC)
+        return (ends[0], ends[1])
     }
 
     /// posix_spawn with the plan's descriptors; signals back to their defaults, none blocked.

@@ -17,6 +17,8 @@ final class RestartController: Sendable {
 
     private let machine = Mutex(GracefulRestart())
     private let work = Mutex<[Task<Void, Never>]>([])
+    /// The new process's accept pipe: closed once this process stopped accepting.
+    private let acceptPipe = Mutex<Int32?>(nil)
     let group: ServiceGroup
     let readiness: Readiness
     let lock: Int32?
@@ -67,8 +69,9 @@ final class RestartController: Sendable {
             let (lock, timeout) = (self.lock, readyTimeout)
             background { [self] in
                 do {
-                    let pid = try await ProcessHandoff.start(listeners: listeners, lock: lock, timeout: timeout)
-                    await feed(.childReady(pid: pid))
+                    let child = try await ProcessHandoff.start(listeners: listeners, lock: lock, timeout: timeout)
+                    acceptPipe.withLock { $0 = child.accept }
+                    await feed(.childReady(pid: child.pid))
                 } catch {
                     await feed(.childFailed((error as? TeleportError)?.message ?? "\(error)"))
                 }
@@ -76,6 +79,7 @@ final class RestartController: Sendable {
         case .stopAccepting:
             readiness.draining = true
             await ListenerSockets.shared.stopAccepting()
+            if let pipe = acceptPipe.withLock({ pipe in defer { pipe = nil }; return pipe }) { close(pipe) }
         case .closeConnections:
             ListenerSockets.shared.closeAllConnections()
         case .waitForDrain:

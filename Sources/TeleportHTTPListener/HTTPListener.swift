@@ -67,12 +67,17 @@ public final class HTTPListener: Sendable {
             }
             guard let child else { return }
             try await accept(child, socket: socket, onListening: onListening)
-            group.cancelAll()
+            // The application stops with the same graceful shutdown.
+            try await group.waitForAll()
         }
     }
 
     func accept<Child: ServerChildChannel>(_ child: Child, socket: ListenerSockets.Socket, onListening: @Sendable () async -> Void) async throws {
         let logger = self.logger
+        // Listening already (connections queue): ready, though a process started by a graceful
+        // restart accepts only once its parent stopped.
+        await onListening()
+        await ListenerSockets.shared.untilAccepting()
         let serverChannel: NIOAsyncChannel<Child.Value, Never>
         do {
             serverChannel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -89,7 +94,6 @@ public final class HTTPListener: Sendable {
         defer { ListenerSockets.shared.unregister(stop) }
         let connections = OpenConnections()
         let service = self.service
-        await onListening()
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 do {
@@ -116,6 +120,9 @@ public final class HTTPListener: Sendable {
             channel.close(promise: nil)
             for connection in connections.all() { connection.close(promise: nil) }
         }
+        // A listener closed by ListenerSockets.stopAccepting (a graceful restart): the service
+        // stays until the process stops.
+        try? await gracefulShutdown()
     }
 }
 

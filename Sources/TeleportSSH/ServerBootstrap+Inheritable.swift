@@ -9,9 +9,11 @@ import TeleportAPI
 extension ServerBootstrap {
     /// Starts a listener on the socket ``ListenerSockets`` gives for `host:port` (inherited from
     /// the process a graceful restart replaced, or bound now), registered so that
-    /// ``ListenerSockets/stopAccepting()`` closes it.
+    /// ``ListenerSockets/stopAccepting()`` closes it. Accepting starts once the parent process
+    /// stopped (``ListenerSockets/untilAccepting()``).
     package func bindInheritable(host: String, port: Int) async throws -> any Channel {
         let socket = try ListenerSockets.shared.socket(host: host, port: port)
+        await ListenerSockets.shared.untilAccepting()
         let channel: any Channel
         do {
             channel = try await withBoundSocket(socket.fd).get()

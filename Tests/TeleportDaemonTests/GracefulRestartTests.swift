@@ -31,7 +31,19 @@ struct GracefulRestartTests {
         Row(
             name: "HUP then ready drains", inputs: [.signal(.hangup), .childReady(pid: 42)], state: .draining,
             actions: [.stopAccepting, .waitForDrain]),
-        Row(name: "USR2 then ready serves beside", inputs: [.signal(.user2), .childReady(pid: 42)], state: .serving, actions: []),
+        Row(
+            name: "USR2 then ready retires: no new connections, no exit", inputs: [.signal(.user2), .childReady(pid: 42)], state: .retired,
+            actions: [.stopAccepting]),
+        Row(name: "QUIT after USR2 drains", inputs: [.signal(.user2), .childReady(pid: 42), .signal(.quit)], state: .draining,
+            actions: [.waitForDrain]),
+        Row(name: "HUP after USR2 is ignored", inputs: [.signal(.user2), .childReady(pid: 42), .signal(.hangup)], state: .retired,
+            actions: []),
+        Row(name: "TERM after USR2 stops", inputs: [.signal(.user2), .childReady(pid: 42), .signal(.terminate)], state: .stopping,
+            actions: [.stopAccepting, .closeConnections, .shutDown]),
+        Row(name: "a retired process that has no sessions left stays", inputs: [.signal(.user2), .childReady(pid: 42), .drained],
+            state: .retired, actions: []),
+        Row(name: "a child ready after QUIT may accept", inputs: [.signal(.hangup), .signal(.quit), .childReady(pid: 5)], state: .draining,
+            actions: [.stopAccepting]),
         Row(name: "HUP then a failed child keeps serving", inputs: [.signal(.hangup), .childFailed("exit 1")], state: .serving, actions: []),
         Row(name: "HUP while forking is ignored", inputs: [.signal(.hangup), .signal(.hangup)], state: .forking(thenDrain: true), actions: []),
         Row(name: "USR2 while forking is ignored", inputs: [.signal(.hangup), .signal(.user2)], state: .forking(thenDrain: true), actions: []),
@@ -52,8 +64,8 @@ struct GracefulRestartTests {
         Row(name: "TERM while forking", inputs: [.signal(.hangup), .signal(.terminate)], state: .stopping,
             actions: [.stopAccepting, .closeConnections, .shutDown]),
         Row(name: "TERM twice", inputs: [.signal(.terminate), .signal(.terminate)], state: .stopping, actions: []),
-        Row(name: "a child ready after TERM changes nothing", inputs: [.signal(.hangup), .signal(.terminate), .childReady(pid: 3)],
-            state: .stopping, actions: []),
+        Row(name: "a child ready after TERM may accept", inputs: [.signal(.hangup), .signal(.terminate), .childReady(pid: 3)],
+            state: .stopping, actions: [.stopAccepting]),
         Row(name: "USR1 dumps when serving", inputs: [.signal(.user1)], state: .serving, actions: [.dump]),
         Row(name: "USR1 dumps when draining", inputs: [.signal(.quit), .signal(.user1)], state: .draining, actions: [.dump]),
         Row(name: "USR1 dumps when stopping", inputs: [.signal(.terminate), .signal(.user1)], state: .stopping, actions: [.dump]),
@@ -82,23 +94,23 @@ struct GracefulRestartTests {
             ListenerSockets.Socket(address: "127.0.0.1:3022", fd: 17), ListenerSockets.Socket(address: "[::]:3080", fd: 3),
         ]
         let plan = ProcessHandoff.plan(
-            listeners: listeners, lock: 4, ready: 21,
+            listeners: listeners, lock: 4, ready: 21, accept: 22,
             environment: ["PATH": "/bin", ListenerSockets.environmentKey: "old=9", ProcessHandoff.lockKey: "9", ProcessHandoff.readyKey: "10"])
-        #expect(plan.moves.map(\.from) == [17, 3, 4, 21])
-        #expect(plan.moves.map(\.to) == [3, 4, 5, 6])
-        #expect(plan.closeFrom == 7)
+        #expect(plan.moves.map(\.from) == [17, 3, 4, 21, 22])
+        #expect(plan.moves.map(\.to) == [3, 4, 5, 6, 7])
+        #expect(plan.closeFrom == 8)
         #expect(plan.environment == [
             "PATH": "/bin", ListenerSockets.environmentKey: "127.0.0.1:3022=3,[::]:3080=4", ProcessHandoff.lockKey: "5",
-            ProcessHandoff.readyKey: "6",
+            ProcessHandoff.readyKey: "6", ProcessHandoff.acceptKey: "7",
         ])
         #expect(ListenerSockets.parse(plan.environment[ListenerSockets.environmentKey] ?? "") == ["127.0.0.1:3022": 3, "[::]:3080": 4])
     }
 
     @Test("without listeners or a lock only the pipe is handed over")
     func handoffPlanBare() {
-        let plan = ProcessHandoff.plan(listeners: [], lock: nil, ready: 5, environment: [ListenerSockets.environmentKey: "a=1"])
-        #expect(plan.moves.map(\.to) == [3])
-        #expect(plan.environment == [ProcessHandoff.readyKey: "3"])
+        let plan = ProcessHandoff.plan(listeners: [], lock: nil, ready: 5, accept: 6, environment: [ListenerSockets.environmentKey: "a=1"])
+        #expect(plan.moves.map(\.to) == [3, 4])
+        #expect(plan.environment == [ProcessHandoff.readyKey: "3", ProcessHandoff.acceptKey: "4"])
     }
 
     @Test("the listen variable: malformed pairs are skipped, IPv6 addresses keep their colons")
@@ -143,6 +155,23 @@ struct GracefulRestartTests {
         await sockets.stopAccepting()
         await sockets.onStopAccepting { stopped.add() }
         #expect(stopped.value == 2)
+    }
+
+    @Test("held listeners wait until accepting resumes")
+    func hold() async {
+        let sockets = ListenerSockets(environment: [:])
+        sockets.holdAccepting()
+        let passed = CallCounter()
+        let waiter = Task {
+            await sockets.untilAccepting()
+            passed.add()
+        }
+        try? await Task.sleep(for: .milliseconds(50))
+        #expect(passed.value == 0)
+        sockets.resumeAccepting()
+        await waiter.value
+        #expect(passed.value == 1)
+        await sockets.untilAccepting()
     }
 
     @Test("teleport.shutdown_delay: 30 h by default, a Go duration in the file")
