@@ -57,7 +57,7 @@ public enum TeleportProcess {
         do {
             try await assemble(
                 config: config, dataDir: dataDir, clock: clock, readiness: readiness, registry: registry, hostUUID: hostUUID,
-                logger: logger, services: &services, backend: &backendToClose)
+                restarted: inherited.ready != nil, logger: logger, services: &services, backend: &backendToClose)
         } catch {
             try? await backendToClose?.close()
             throw error
@@ -104,7 +104,7 @@ public enum TeleportProcess {
     /// Creates the services of the enabled roles, in dependency order.
     static func assemble(
         config: DaemonConfig, dataDir: DataDirectory, clock: SystemClock, readiness: Readiness,
-        registry: TeleportMetrics, hostUUID: String, logger: Logger, services: inout [any Service],
+        registry: TeleportMetrics, hostUUID: String, restarted: Bool = false, logger: Logger, services: inout [any Service],
         backend backendToClose: inout (any Backend)?
     ) async throws {
         let keys = dataDir.keysDirectory
@@ -120,7 +120,12 @@ public enum TeleportProcess {
                 logger: logger.with("auth"), onListening: { readiness.markReady("auth") })
             services.append(apiServer)
             services.append(AuditCheckpointService(auth: auth, logger: logger.with("audit")))
-            try await LocalIdentities.write(auth: auth, hostUUID: hostUUID, keys: keys, roles: [.admin, .proxy, .node] + (config.runDb ? [.db] : []))
+            let roles: [SystemRole] = [.admin, .proxy, .node] + (config.runDb ? [.db] : [])
+            // A process started by a graceful restart keeps the identities on disk: a new host
+            // certificate would make the draining process's (still serving) no longer current.
+            if !restarted || roles.contains(where: { (try? LocalIdentities.load(keys: keys, role: $0)) == nil }) {
+                try await LocalIdentities.write(auth: auth, hostUUID: hostUUID, keys: keys, roles: roles)
+            }
             if config.runNode || config.runProxy {
                 let hostKey = try SSHHostKey.loadOrCreate(keys: keys)
                 try await auth.recordHostKey(hostID: hostUUID, nodeName: config.nodeName, publicKey: hostKey.publicKey.authorizedKeyLine())
