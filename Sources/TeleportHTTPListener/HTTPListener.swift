@@ -23,7 +23,8 @@ public final class HTTPListener: Sendable {
     /// The service name connections are counted under (`auth API`, `proxy web`, `diagnostics`).
     public let service: String
     let logger: Logger
-    private let captured: Mutex<(any ServerChildChannel)?> = Mutex(nil)
+    private let built: AsyncStream<any ServerChildChannel>
+    private let build: AsyncStream<any ServerChildChannel>.Continuation
     private let directory: URL
 
     /// A listener for `host:port`.
@@ -33,6 +34,7 @@ public final class HTTPListener: Sendable {
         self.service = service
         self.logger = logger
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("teleport-\(getpid())-\(UUID().uuidString.prefix(8))")
+        (built, build) = AsyncStream.makeStream(of: (any ServerChildChannel).self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// The builder to hand the application: `make` builds the child channel from its responder.
@@ -41,7 +43,8 @@ public final class HTTPListener: Sendable {
     ) -> HTTPServerBuilder {
         HTTPServerBuilder { [self] responder in
             let child = try make(responder)
-            captured.withLock { $0 = child }
+            build.yield(child)
+            build.finish()
             return child
         }
     }
@@ -59,13 +62,17 @@ public final class HTTPListener: Sendable {
         defer { try? FileManager.default.removeItem(at: directory) }
         let socket = try ListenerSockets.shared.socket(host: host, port: port)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await application() }
-            var child: (any ServerChildChannel)?
-            while child == nil {
-                child = captured.withLock { $0 }
-                if child == nil { try await Task.sleep(for: .milliseconds(5)) }
+            group.addTask { [build] in
+                // An application that fails before it built its child ends the wait below.
+                defer { build.finish() }
+                try await application()
             }
-            guard let child else { return }
+            // The application builds its child channel as it starts.
+            var children = built.makeAsyncIterator()
+            guard let child = await children.next() else {
+                try await group.waitForAll()
+                return
+            }
             try await accept(child, socket: socket, onListening: onListening)
             // The application stops with the same graceful shutdown.
             try await group.waitForAll()
