@@ -172,13 +172,21 @@ struct GracefulRestartIntegrationTests {
         }
     }
 
-    @Test("SIGUSR2 forks a new process and the old one stays; SIGQUIT then drains the old one's session and stops it")
+    @Test("SIGUSR1 dumps connections and memory; SIGUSR2 forks a new process and the old one stays; SIGQUIT then stops it")
     func forkThenQuit() async throws {
         try await Self.withRestartSetup { setup in
             let cluster = setup.cluster
             let old = try #require(cluster.pid)
             async let session = setup.tsh(["ssh", "root@testnode", "sleep 3; echo finished"])
             try await Task.sleep(for: .milliseconds(1500))
+            // SIGUSR1: the dump names the open session's connections and the memory.
+            kill(old, SIGUSR1)
+            #expect(
+                await TestSupport.eventually { cluster.log.contains("diagnostics (SIGUSR1): memory: rss") },
+                "\(cluster.log)")
+            let connections = cluster.log.split(separator: "\n").first { $0.contains("diagnostics (SIGUSR1): open connections:") } ?? ""
+            #expect(connections.contains("node SSH=1") && connections.contains("proxy SSH=1"), "\(connections)")
+            #expect(Self.running(old), "SIGUSR1 must not stop the daemon")
             kill(old, SIGUSR2)
             let new = try await Self.nextPID(cluster, after: old)
             let beside = try await setup.tsh(["ssh", "root@testnode", "true"])
