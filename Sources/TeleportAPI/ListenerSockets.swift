@@ -43,7 +43,8 @@ public final class ListenerSockets: Sendable {
         var closers: [Int: (service: String, close: @Sendable () -> Void)] = [:]
         var nextCloser = 0
         var held = false
-        var waiting: [CheckedContinuation<Void, Never>] = []
+        var waiting: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter = 0
     }
     private let state: Mutex<State>
 
@@ -111,22 +112,31 @@ public final class ListenerSockets: Sendable {
     /// Lets held listeners accept.
     public func resumeAccepting() {
         let waiting = state.withLock { state in
-            defer { state.waiting = [] }
+            defer { state.waiting = [:] }
             state.held = false
-            return state.waiting
+            return Array(state.waiting.values)
         }
         for continuation in waiting { continuation.resume() }
     }
 
-    /// Returns once listeners may accept.
+    /// Returns once listeners may accept, or when the task is cancelled (a process that fails
+    /// while held must still stop).
     public func untilAccepting() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { state -> Bool in
-                guard state.held else { return true }
-                state.waiting.append(continuation)
-                return false
+        let id = state.withLock { state in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state -> Bool in
+                    guard state.held, !Task.isCancelled else { return true }
+                    state.waiting[id] = continuation
+                    return false
+                }
+                if now { continuation.resume() }
             }
-            if now { continuation.resume() }
+        } onCancel: {
+            state.withLock { $0.waiting.removeValue(forKey: id) }?.resume()
         }
     }
 

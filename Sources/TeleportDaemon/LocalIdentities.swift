@@ -154,10 +154,15 @@ final class PIDFile: Sendable {
         guard let path else { return nil }
         self.path = path
         do {
-            try Data("\(ProcessInfo.processInfo.processIdentifier)\n".utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try write()
         } catch {
             throw TeleportError.accessDenied("cannot write the pid file \(path): \(error.localizedDescription)")
         }
+    }
+
+    /// Writes this process's pid (again: a new process that failed may have written its own).
+    func write() throws {
+        try Data("\(ProcessInfo.processInfo.processIdentifier)\n".utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
     /// Removes the file unless another process wrote its own pid there (the process a graceful

@@ -25,12 +25,14 @@ final class RestartController: Sendable {
     let shutdownDelay: Duration
     let readyTimeout: Duration
     let services: [String]
+    let pidFile: PIDFile?
     let logger: Logger
 
     init(
         group: ServiceGroup, readiness: Readiness, lock: Int32?, shutdownDelay: Duration, readyTimeout: Duration = .seconds(120),
-        services: [String], logger: Logger
+        services: [String], pidFile: PIDFile?, logger: Logger
     ) {
+        self.pidFile = pidFile
         self.group = group
         self.readiness = readiness
         self.lock = lock
@@ -73,6 +75,8 @@ final class RestartController: Sendable {
                     acceptPipe.withLock { $0 = child.accept }
                     await feed(.childReady(pid: child.pid))
                 } catch {
+                    // The pid file names the serving process: this one again.
+                    try? pidFile?.write()
                     await feed(.childFailed((error as? TeleportError)?.message ?? "\(error)"))
                 }
             }

@@ -69,12 +69,11 @@ public enum TeleportProcess {
         var groupConfiguration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(60)
-        groupConfiguration.maximumCancellationDuration = .seconds(10)
         let group = ServiceGroup(configuration: groupConfiguration)
         let controller = RestartController(
             group: group, readiness: readiness, lock: dataDir.lockDescriptor,
             shutdownDelay: .milliseconds(Int64(config.file.teleport.shutdownDelay * 1000)),
-            services: services.map { "\($0)" }, logger: logger)
+            services: services.map { "\($0)" }, pidFile: pidFile, logger: logger)
         do {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask {

@@ -159,6 +159,25 @@ struct GracefulRestartIntegrationTests {
             #expect(try await setup.tsh(["ssh", "root@testnode", "true"]).exitCode == 0)
             #expect(try await cluster.diag("readyz").status == 200)
 
+            // A new process that fails after it wrote the pid file: the old one writes it back.
+            let failures = cluster.log.components(separatedBy: "graceful restart failed").count
+            let garbage = cluster.directory.appendingPathComponent("not-a-certificate.pem")
+            try TestSupport.write("not PEM\n", to: garbage)
+            let web = "  web_listen_addr: 127.0.0.1:\(cluster.webPort)\n"
+            try TestSupport.write(
+                good.replacingOccurrences(
+                    of: web, with: web + "  https_keypairs:\n  - key_file: \(garbage.path)\n    cert_file: \(garbage.path)\n"),
+                to: cluster.configURL)
+            kill(old, SIGHUP)
+            #expect(
+                await TestSupport.eventually(timeout: .seconds(30)) {
+                    cluster.log.components(separatedBy: "graceful restart failed").count > failures
+                }, "\(cluster.log)")
+            #expect(Self.pidFile(cluster) == old, "the pid file must name the serving process again")
+            #expect(cluster.log.contains("exited with status 1 before it was ready; its error is in the log"))
+            #expect(!cluster.log.contains("Program crashed"), "\(cluster.log)")
+            #expect(try await setup.tsh(["ssh", "root@testnode", "true"]).exitCode == 0)
+
             // Fixed: two restarts in a row, each through the pid file.
             try TestSupport.write(good, to: cluster.configURL)
             kill(old, SIGHUP)
