@@ -89,6 +89,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Layer 1: Hummingbird servers on sockets a graceful restart hands over (issue 19).
+        .target(
+            name: "TeleportHTTPListener",
+            dependencies: [
+                "TeleportAPI", logging, nioCore, nioPosix, .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "TeleportServices",
             dependencies: ["TeleportBackend", "TeleportAPI", "TeleportCrypto", logging],
@@ -144,7 +153,8 @@ let package = Package(
             name: "TeleportAuthServer",
             dependencies: [
                 "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportBackend", "TeleportServices", "TeleportEvents",
-                logging, nioCore, nioSSL, x509, crypto,
+                "TeleportHTTPListener", logging, nioCore, nioSSL, x509, crypto,
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -156,7 +166,7 @@ let package = Package(
             name: "TeleportProxy",
             dependencies: [
                 "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "TeleportWire",
-                "TeleportTunnel", logging, nioCore,
+                "TeleportTunnel", "TeleportHTTPListener", logging, nioCore,
                 nioPosix, nioSSL, x509, crypto,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -196,9 +206,10 @@ let package = Package(
             dependencies: [
                 "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportServices",
                 "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient", "TeleportSSH", "TeleportTunnel",
-                "TeleportDatabase", "TeleportRecording", yams, logging, nioCore, nioPosix, x509,
+                "TeleportDatabase", "TeleportRecording", "TeleportHTTPListener", "CTeleportShims", yams, logging, nioCore, nioPosix, x509,
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],

@@ -14,12 +14,12 @@ import sys
 
 FORBIDDEN_FOR_CLIENTS = {
     "TeleportAuthServer", "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportBackendPostgres",
-    "TeleportDaemon", "TeleportProxy", "TeleportNode", "TeleportDatabase", "Hummingbird", "HummingbirdTLS", "HummingbirdCore",
+    "TeleportDaemon", "TeleportProxy", "TeleportNode", "TeleportDatabase", "TeleportHTTPListener", "Hummingbird", "HummingbirdTLS", "HummingbirdCore",
     "SQLiteNIO", "PostgresNIO",
 }
 LAYERS = {
     "TeleportAPI": 0, "TeleportCrypto": 0, "TeleportWire": 0,
-    "TeleportAccess": 1, "TeleportBackend": 1, "TeleportHTTP": 1, "TeleportEvents": 1,
+    "TeleportAccess": 1, "TeleportBackend": 1, "TeleportHTTP": 1, "TeleportEvents": 1, "TeleportHTTPListener": 1,
     "TeleportBackendSQLite": 2, "TeleportBackendEtcd": 2, "TeleportBackendPostgres": 2, "TeleportServices": 2, "TeleportSSH": 2,
     "TeleportAuthClient": 2,
     "TeleportTunnel": 3, "TeleportSSHClient": 3, "TeleportRecording": 3,

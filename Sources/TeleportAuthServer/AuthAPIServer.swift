@@ -2,12 +2,14 @@ public import Crypto
 public import Foundation
 public import Logging
 package import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import NIOCore
 import NIOSSL
 public import ServiceLifecycle
 public import TeleportAPI
 import TeleportCrypto
+import TeleportHTTPListener
 import X509
 
 /// The auth API: HTTPS with mutual TLS on `auth_service.listen_addr` (3025). Clients must present a
@@ -70,11 +72,16 @@ public struct AuthAPIServer: Service, CustomStringConvertible {
     public func run() async throws {
         let router = Self.router(auth: auth, peerCertificates: .tls)
         let onListening = self.onListening
+        // The socket comes from ListenerSockets (a graceful restart hands it on).
+        let listener = HTTPListener(host: host, port: port, service: "auth API", logger: logger)
+        let tlsConfiguration = self.tlsConfiguration
+        let idle = TimeAmount(idleTimeout)
         let app = Application(
             router: router,
-            server: try .tls(.http1(configuration: .init(idleTimeout: TimeAmount(idleTimeout))), tlsConfiguration: tlsConfiguration),
-            configuration: .init(address: .hostname(host, port: port), serverName: "teleport-auth"),
-            onServerRunning: { _ in await onListening() },
+            server: listener.builder { responder in
+                try TLSChannel(HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idle)), tlsConfiguration: tlsConfiguration)
+            },
+            configuration: .init(address: listener.applicationAddress, serverName: "teleport-auth"),
             logger: logger)
         let auth = self.auth
         let logger = self.logger
@@ -91,11 +98,13 @@ public struct AuthAPIServer: Service, CustomStringConvertible {
                     try? await gracefulShutdown()
                     await auth.userCertificates.stop()
                 }
-                try await app.run()
+                try await listener.run({ try await app.run() }, onListening: onListening)
                 group.cancelAll()
             }
         } catch let error as IOError {
             throw ListenError.describe(error, errno: error.errnoCode, address: HostPort.join(host, port), key: "auth_service.listen_addr")
+        } catch let error as ListenSocketError {
+            throw ListenError.describe(error, errno: error.errno, address: HostPort.join(host, port), key: "auth_service.listen_addr")
         }
     }
 }

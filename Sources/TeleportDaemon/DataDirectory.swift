@@ -6,11 +6,13 @@ public import TeleportAPI
 public final class DataDirectory: Sendable {
     /// The directory.
     public let url: URL
-    private let lockDescriptor: Int32
+    /// The open `teleport.lock`, locked (a graceful restart hands it to the new process).
+    let lockDescriptor: Int32
 
     /// Creates (0700) and locks `url`. Fails with one line when it is a file, not writable, or
-    /// locked by another running daemon.
-    public init(url: URL) throws {
+    /// locked by another running daemon. `inheritedLock` is the lock a graceful restart handed
+    /// over: taken when it is this directory's lock file.
+    public init(url: URL, inheritedLock: Int32? = nil) throws {
         self.url = url
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
@@ -31,6 +33,12 @@ public final class DataDirectory: Sendable {
         }
         chmod(url.path, 0o700)
         let lockPath = url.appendingPathComponent("teleport.lock").path
+        if let inheritedLock, Self.sameFile(inheritedLock, lockPath), flock(inheritedLock, LOCK_EX | LOCK_NB) == 0 {
+            lockDescriptor = inheritedLock
+            Self.writePID(inheritedLock)
+            return
+        }
+        if let inheritedLock { close(inheritedLock) }
         let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             throw TeleportError.accessDenied("cannot open the lock file \(lockPath) (errno \(errno))")
@@ -40,15 +48,26 @@ public final class DataDirectory: Sendable {
             throw TeleportError.alreadyExists(
                 "another teleport process is already running with data_dir \(url.path) (stop it first, or use another data_dir)")
         }
-        let pid = "\(getpid())\n"
-        _ = ftruncate(descriptor, 0)
-        _ = pid.withCString { write(descriptor, $0, strlen($0)) }
+        Self.writePID(descriptor)
         lockDescriptor = descriptor
     }
 
+    /// Closing releases the lock unless a process started by a graceful restart holds a copy
+    /// (an explicit unlock would release it for that process too).
     deinit {
-        flock(lockDescriptor, LOCK_UN)
         close(lockDescriptor)
+    }
+
+    static func writePID(_ descriptor: Int32) {
+        let pid = "\(getpid())\n"
+        _ = ftruncate(descriptor, 0)
+        _ = pid.withCString { pwrite(descriptor, $0, strlen($0), 0) }
+    }
+
+    /// True when `descriptor` is open on `path`.
+    static func sameFile(_ descriptor: Int32, _ path: String) -> Bool {
+        guard let open = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(descriptor)") else { return false }
+        return URL(fileURLWithPath: open).resolvingSymlinksInPath().path == URL(fileURLWithPath: path).resolvingSymlinksInPath().path
     }
 
     static func reason(_ error: any Error) -> String {

@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import TeleportHTTPListener
 import Logging
 import NIOCore
 import TeleportEvents
@@ -22,6 +24,7 @@ struct DiagServer: Service, CustomStringConvertible {
         let readiness = self.readiness
         router.get("readyz") { _, _ in
             let pending = readiness.pending
+            if readiness.draining { return Self.json(.serviceUnavailable, ["status": "draining"]) }
             if pending.isEmpty { return Self.json(.ok, ["status": "ok"]) }
             return Self.json(.serviceUnavailable, ["status": "starting", "waiting_for": pending.joined(separator: ",")])
         }
@@ -31,14 +34,18 @@ struct DiagServer: Service, CustomStringConvertible {
             headers[.contentType] = "text/plain; version=0.0.4"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: registry.render())))
         }
+        // The socket comes from ListenerSockets (a graceful restart hands it on).
+        let listener = HTTPListener(host: host, port: port, service: "diagnostics", logger: logger)
         let app = Application(
-            router: router,
-            configuration: .init(address: .hostname(host, port: port), serverName: "teleport-diag"),
+            router: router, server: listener.builder { responder in HTTP1Channel(responder: responder) },
+            configuration: .init(address: listener.applicationAddress, serverName: "teleport-diag"),
             logger: logger)
         do {
-            try await app.run()
+            try await listener.run({ try await app.run() }, onListening: {})
         } catch let error as IOError {
             throw ListenError.describe(error, errno: error.errnoCode, address: HostPort.join(host, port), key: "teleport.diag_addr or --diag-addr")
+        } catch let error as ListenSocketError {
+            throw ListenError.describe(error, errno: error.errno, address: HostPort.join(host, port), key: "teleport.diag_addr or --diag-addr")
         }
     }
 

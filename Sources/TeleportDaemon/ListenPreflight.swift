@@ -45,6 +45,8 @@ enum ListenPreflight {
     static func check(_ config: DaemonConfig) throws {
         for listener in listeners(config) {
             let parsed = try HostPort.parse(listener.address, defaultPort: listener.port, key: listener.key)
+            // A socket a graceful restart handed over is this process's already.
+            if ListenerSockets.shared.isInherited(host: parsed.host, port: parsed.port) { continue }
             guard parsed.port != 0, let code = bindError(host: parsed.host, port: parsed.port) else { continue }
             throw ListenError.describe(
                 TeleportError.connectionProblem("bind failed"), errno: code, address: HostPort.join(parsed.host, parsed.port), key: listener.key)

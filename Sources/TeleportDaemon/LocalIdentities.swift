@@ -146,7 +146,7 @@ enum AuditLogs {
     }
 }
 
-/// The `--pid-file`: written at start, removed at exit.
+/// The `--pid-file`: written at start, removed at exit (when it still names this process).
 final class PIDFile: Sendable {
     let path: String
 
@@ -154,13 +154,22 @@ final class PIDFile: Sendable {
         guard let path else { return nil }
         self.path = path
         do {
-            try Data("\(ProcessInfo.processInfo.processIdentifier)\n".utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try write()
         } catch {
             throw TeleportError.accessDenied("cannot write the pid file \(path): \(error.localizedDescription)")
         }
     }
 
+    /// Writes this process's pid (again: a new process that failed may have written its own).
+    func write() throws {
+        try Data("\(ProcessInfo.processInfo.processIdentifier)\n".utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// Removes the file unless another process wrote its own pid there (the process a graceful
+    /// restart started: the pid file follows the serving process).
     func remove() {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text == nil || text == "\(ProcessInfo.processInfo.processIdentifier)" else { return }
         try? FileManager.default.removeItem(atPath: path)
     }
 }

@@ -3,6 +3,13 @@ import Synchronization
 /// Which of the enabled services are up; `/readyz` answers 200 only when all are.
 public final class Readiness: Sendable {
     private let state: Mutex<(expected: Set<String>, ready: Set<String>)>
+    private let drainingState = Mutex(false)
+
+    /// True once a graceful restart or stop began draining: `/readyz` answers 503.
+    public var draining: Bool {
+        get { drainingState.withLock { $0 } }
+        set { drainingState.withLock { $0 = newValue } }
+    }
 
     /// Creates readiness for the named components.
     public init(expected: Set<String>) {

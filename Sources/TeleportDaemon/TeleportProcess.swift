@@ -23,24 +23,19 @@ import TeleportTunnel
 import NIOCore
 
 /// `teleport start`: opens the data directory, starts the enabled services in dependency order
-/// (backend, audit, auth, proxy, node, diagnostics) as one `ServiceGroup`, and stops them
-/// gracefully on SIGTERM or SIGINT; SIGHUP is logged and ignored (no graceful restart yet).
+/// (backend, audit, auth, proxy, node, diagnostics) as one `ServiceGroup`, and acts on signals
+/// (``GracefulRestart``): SIGHUP restarts gracefully, SIGUSR2 forks a second process, SIGQUIT
+/// drains and stops, SIGTERM/SIGINT stop at once, SIGUSR1 writes a diagnostic dump to the log.
 public enum TeleportProcess {
     /// Runs the daemon until a signal stops it.
     public static func run(config: DaemonConfig, logger: Logger) async throws {
-        // SIGHUP (systemd's `reload`) must not stop the daemon and its sessions: graceful restart
-        // is not available yet, so it is logged and otherwise ignored (session processes start
-        // with default signal dispositions, so they still get the node's hang-ups).
-        let hangups = await UnixSignalsSequence(trapping: .sighup)
-        let hangupLog = Task {
-            for await _ in hangups {
-                logger.warning("received SIGHUP: graceful restart is not available yet; teleport keeps running (restart it to apply a new configuration)")
-            }
-        }
-        defer { hangupLog.cancel() }
+        // Trapped before anything starts (session processes start with default dispositions).
+        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1, .sigusr2, .sigquit, .sigterm, .sigint)
+        // A process started by a graceful restart: the descriptors its parent handed over.
+        let inherited = InheritedDescriptors.take()
         for warning in config.file.warnings { logger.warning("\(warning)") }
         try OutboundProxyLog.check(config, localAuthAddress: config.runAuth ? localAuthAddress(config.file.auth.listenAddr) : nil, logger: logger)
-        let dataDir = try DataDirectory(url: config.dataDir)
+        let dataDir = try DataDirectory(url: config.dataDir, inheritedLock: inherited.lock)
         try ListenPreflight.check(config)
         let pidFile = try PIDFile(path: config.pidFile)
         defer { pidFile?.remove() }
@@ -63,17 +58,35 @@ public enum TeleportProcess {
         do {
             try await assemble(
                 config: config, dataDir: dataDir, clock: clock, readiness: readiness, registry: registry, hostUUID: hostUUID,
-                logger: logger, services: &services, backend: &backendToClose)
+                restarted: inherited.ready != nil, logger: logger, services: &services, backend: &backendToClose)
         } catch {
             try? await backendToClose?.close()
             throw error
         }
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
-                cancellationSignals: [], logger: logger))
+        services.append(
+            ReadinessLogger(
+                readiness: readiness, logger: logger, roles: config.roleNames, dataDir: config.dataDir.path, readyDescriptor: inherited.ready))
+        // Signals are the controller's (SIGTERM closes connections first); the group stops when it says.
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(60)
+        let group = ServiceGroup(configuration: groupConfiguration)
+        let controller = RestartController(
+            group: group, readiness: readiness, lock: dataDir.lockDescriptor,
+            shutdownDelay: .milliseconds(Int64(config.file.teleport.shutdownDelay * 1000)),
+            services: services.map { "\($0)" }, pidFile: pidFile, logger: logger)
         do {
-            try await group.run()
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask {
+                    for await signal in signals {
+                        guard let known = GracefulRestart.Signal(signal) else { continue }
+                        await controller.feed(.signal(known))
+                    }
+                }
+                defer { controller.finish() }
+                try await group.run()
+                tasks.cancelAll()
+            }
         } catch let error as TeleportError {
             try? await backendToClose?.close()
             throw error
@@ -91,7 +104,7 @@ public enum TeleportProcess {
     /// Creates the services of the enabled roles, in dependency order.
     static func assemble(
         config: DaemonConfig, dataDir: DataDirectory, clock: SystemClock, readiness: Readiness,
-        registry: TeleportMetrics, hostUUID: String, logger: Logger, services: inout [any Service],
+        registry: TeleportMetrics, hostUUID: String, restarted: Bool = false, logger: Logger, services: inout [any Service],
         backend backendToClose: inout (any Backend)?
     ) async throws {
         let keys = dataDir.keysDirectory
@@ -107,7 +120,12 @@ public enum TeleportProcess {
                 logger: logger.with("auth"), onListening: { readiness.markReady("auth") })
             services.append(apiServer)
             services.append(AuditCheckpointService(auth: auth, logger: logger.with("audit")))
-            try await LocalIdentities.write(auth: auth, hostUUID: hostUUID, keys: keys, roles: [.admin, .proxy, .node] + (config.runDb ? [.db] : []))
+            let roles: [SystemRole] = [.admin, .proxy, .node] + (config.runDb ? [.db] : [])
+            // A process started by a graceful restart keeps the identities on disk: a new host
+            // certificate would make the draining process's (still serving) no longer current.
+            if !restarted || roles.contains(where: { (try? LocalIdentities.load(keys: keys, role: $0)) == nil }) {
+                try await LocalIdentities.write(auth: auth, hostUUID: hostUUID, keys: keys, roles: roles)
+            }
             if config.runNode || config.runProxy {
                 let hostKey = try SSHHostKey.loadOrCreate(keys: keys)
                 try await auth.recordHostKey(hostID: hostUUID, nodeName: config.nodeName, publicKey: hostKey.publicKey.authorizedKeyLine())
@@ -277,7 +295,6 @@ public enum TeleportProcess {
             services.append(
                 DiagServer(host: address.host, port: address.port, readiness: readiness, registry: registry, logger: logger.with("diag")))
         }
-        services.append(ReadinessLogger(readiness: readiness, logger: logger, roles: config.roleNames, dataDir: config.dataDir.path))
 
     }
 
@@ -531,13 +548,15 @@ struct SweeperService: Service, CustomStringConvertible {
     }
 }
 
-/// Logs once when every enabled service is up, then waits for shutdown.
+/// Logs once when every enabled service is up (and tells the process that started it by a
+/// graceful restart, through `readyDescriptor`), then waits for shutdown.
 struct ReadinessLogger: Service, CustomStringConvertible {
     let readiness: Readiness
     var description: String { "ReadinessLogger" }
     let logger: Logger
     let roles: [String]
     let dataDir: String
+    var readyDescriptor: Int32?
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
@@ -545,6 +564,12 @@ struct ReadinessLogger: Service, CustomStringConvertible {
                 try await Task.sleep(for: .milliseconds(100))
             }
             logger.info("teleport is ready", metadata: ["tp.roles": "\(roles.joined(separator: ","))", "tp.data_dir": "\(dataDir)"])
+            // Sockets handed over for listeners this configuration no longer has.
+            ListenerSockets.shared.closeUnclaimed()
+            if let readyDescriptor {
+                _ = "ready\n".withCString { write(readyDescriptor, $0, 6) }
+                close(readyDescriptor)
+            }
             try await gracefulShutdown()
         }
     }

@@ -145,15 +145,16 @@ public struct DatabaseService: Service, CustomStringConvertible {
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                     .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
+                        countConnection("database", channel)
+                        return channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                             try channel.pipeline.syncOperations.addHandler(HandoffGate(sessions: sessions))
                         }
                     }
-                    .bind(host: configuration.listenHost, port: configuration.listenPort).get()
-            } catch let error as IOError {
+                    .bindInheritable(host: configuration.listenHost, port: configuration.listenPort)
+            } catch {
                 throw ListenError.describe(
-                    error, errno: error.errnoCode, address: HostPort.join(configuration.listenHost, configuration.listenPort),
+                    error, errno: listenErrno(error), address: HostPort.join(configuration.listenHost, configuration.listenPort),
                     key: "db_service.listen_addr")
             }
             logger.info(
@@ -168,7 +169,8 @@ public struct DatabaseService: Service, CustomStringConvertible {
                     target: target,
                     services: [
                         .database: { channel, _ in
-                            channel.eventLoop.makeCompletedFuture {
+                            countConnection("database", channel)
+                            return channel.eventLoop.makeCompletedFuture {
                                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                                 try channel.pipeline.syncOperations.addHandler(HandoffGate(sessions: sessions))
                             }

@@ -207,6 +207,7 @@ public struct NodeSSHService: Service, CustomStringConvertible {
             globalRequests: { connection in RemoteForwardingDelegate(
                     connection: connection, audit: audit, authorize: { settings.authorize($0, .portForwarding) }, logger: logger) })
         configuration.audit = audit
+        configuration.connectionService = "node SSH"
         return limiter?.apply(to: configuration) ?? configuration
     }
 }

@@ -84,7 +84,8 @@ public struct DatabaseProxyService: Service, CustomStringConvertible {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    countConnection("proxy \(sessions.service.protocol.rawValue)", channel)
+                    return channel.eventLoop.makeCompletedFuture {
                         switch sessions.service.protocol {
                         case .postgres:
                             try channel.pipeline.syncOperations.addHandler(PostgresFrontGate(tls: context, sessions: sessions))
@@ -93,9 +94,9 @@ public struct DatabaseProxyService: Service, CustomStringConvertible {
                         }
                     }
                 }
-                .bind(host: host, port: port).get()
-        } catch let error as IOError {
-            throw ListenError.describe(error, errno: error.errnoCode, address: HostPort.join(host, port), key: listenKey)
+                .bindInheritable(host: host, port: port)
+        } catch {
+            throw ListenError.describe(error, errno: listenErrno(error), address: HostPort.join(host, port), key: listenKey)
         }
         logger.info("database proxy is listening", metadata: ["tp.listen": "\(HostPort.join(host, port))", "tp.db_protocol": "\(`protocol`.rawValue)"])
         try? await gracefulShutdown()

@@ -86,6 +86,7 @@ public struct ProxySSHService: Service, CustomStringConvertible {
                 }
             })
         configuration.audit = audit
+        configuration.connectionService = "proxy SSH"
         return limiter?.apply(to: configuration) ?? configuration
     }
 }

@@ -6,6 +6,7 @@ import HummingbirdWebSocket
 import NIOCore
 import NIOSSL
 import TeleportCrypto
+import TeleportHTTPListener
 import X509
 public import ServiceLifecycle
 public import TeleportAPI
@@ -160,7 +161,9 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         let webSocketResponder = router.buildResponder()
         let webSocket = HTTP1WebSocketUpgradeChannel.Configuration(
             http1: http, ws: WebSocketServerConfiguration(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: .seconds(30))))
-        let server = HTTPServerBuilder { responder in
+        // The socket comes from ListenerSockets (a graceful restart hands it on).
+        let listener = HTTPListener(host: host, port: port, service: "proxy web", logger: logger)
+        let server = listener.builder { responder in
             ALPNRouterChannel(
                 base: TunnelingChildChannel(
                     base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder, configuration: webSocket),
@@ -170,12 +173,13 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         }
         let app = Application(
             router: router, server: server,
-            configuration: .init(address: .hostname(host, port: port), serverName: "teleport-proxy"),
-            onServerRunning: { _ in await onListening() }, logger: logger)
+            configuration: .init(address: listener.applicationAddress, serverName: "teleport-proxy"), logger: logger)
         do {
-            try await app.run()
+            try await listener.run({ try await app.run() }, onListening: onListening)
         } catch let error as IOError {
             throw ListenError.describe(error, errno: error.errnoCode, address: HostPort.join(host, port), key: "proxy_service.web_listen_addr")
+        } catch let error as ListenSocketError {
+            throw ListenError.describe(error, errno: error.errno, address: HostPort.join(host, port), key: "proxy_service.web_listen_addr")
         }
     }
 }

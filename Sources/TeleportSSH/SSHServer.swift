@@ -33,6 +33,9 @@ public final class SSHServer: Sendable {
         public var globalRequests: @Sendable (_ connection: SSHConnectionInfo) -> any GlobalRequestDelegate
         /// Where `auth` events go (every login, accepted or refused).
         public var audit: SSHAudit?
+        /// The name its open connections are counted under (``ListenerSockets``): a graceful
+        /// restart drains `node SSH` and `proxy SSH` connections before the old process stops.
+        public var connectionService = "SSH"
 
         /// Creates a configuration.
         public init(
@@ -80,7 +83,7 @@ public final class SSHServer: Sendable {
                 guard ConnectionLimiter.admits(channel, configuration) else { return channel.close() }
                 return setup.configure(channel: channel, remoteAddress: channel.remoteAddress, localAddress: channel.localAddress)
             }
-        let channel = try await bootstrap.bind(host: host, port: port).get()
+        let channel = try await bootstrap.bindInheritable(host: host, port: port)
         return SSHServer(channel: channel, connections: setup)
     }
 
@@ -130,6 +133,7 @@ public final class SSHConnectionSetup: Sendable {
             return channel.close()
         }
         let connection = SSHConnectionInfo(remoteAddress: remoteAddress, localAddress: localAddress)
+        countConnection(configuration.connectionService, channel)
         configuration.audit?.connectionOpened(closed: channel.closeFuture)
         let grace = channel.eventLoop.scheduleTask(in: configuration.loginGraceTime) {
             logger.debug("SSH client did not authenticate in time", metadata: ["tp.remote": "\(connection.remoteAddress.map { "\($0)" } ?? "-")"])
@@ -314,7 +318,7 @@ extension SSHServer {
             do {
                 server = try await start(host: host, port: port, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
             } catch {
-                throw ListenError.describe(error, errno: (error as? IOError)?.errnoCode, address: HostPort.join(host, port), key: listenKey)
+                throw ListenError.describe(error, errno: listenErrno(error), address: HostPort.join(host, port), key: listenKey)
             }
             logger.info("\(what) is listening", metadata: ["tp.listen": "\(HostPort.join(host, server.port))"])
         } else {

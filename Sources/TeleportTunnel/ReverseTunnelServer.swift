@@ -68,7 +68,8 @@ public final class ReverseTunnelServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
+                countConnection("proxy tunnel", channel)
+                return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(NIOSSLServerHandler(context: tls))
                     try sync.addHandler(
@@ -78,7 +79,7 @@ public final class ReverseTunnelServer: Sendable {
                             }, then: { channel in self.configure(channel: channel) }))
                 }
             }
-            .bind(host: host, port: port).get()
+            .bindInheritable(host: host, port: port)
     }
 
     /// Takes over a connection whose TLS server handler was just added and has not finished its

@@ -97,6 +97,7 @@ extension FileConfig {
             case "proxy_server": teleport.proxyServer = try value.address(defaultPort: 3080)
             case "advertise_ip": teleport.advertiseIP = try value.string()
             case "diag_addr": teleport.diagAddr = try value.address(defaultPort: 3000)
+            case "shutdown_delay": teleport.shutdownDelay = try value.duration(atLeast: 0)
             case "log": try parseLog(value)
             case "storage": try parseStorage(value)
             case "connection_limits": try parseConnectionLimits(value)

@@ -36,6 +36,9 @@ public struct FileConfig: Sendable, Equatable {
         public var log = Log()
         public var storage = Storage()
         public var connectionLimits = ConnectionLimits()
+        /// `teleport.shutdown_delay`: how long a draining process (graceful restart or SIGQUIT)
+        /// lets open sessions go on, in seconds (Teleport's default, 30 h).
+        public var shutdownDelay: Double = 30 * 3600
     }
 
     /// `teleport.log`.
