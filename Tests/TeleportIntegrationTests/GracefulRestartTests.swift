@@ -228,8 +228,14 @@ struct GracefulRestartIntegrationTests {
         try await Self.withRestartSetup { setup in
             let cluster = setup.cluster
             let pid = try #require(cluster.pid)
-            async let session = setup.tsh(["ssh", "root@testnode", "sleep 3; echo finished"])
-            try await Task.sleep(for: .milliseconds(1500))
+            async let session = setup.tsh(["ssh", "-t", "root@testnode", "sleep 3; echo finished"])
+            // Wait until the node lists the session (a terminal session is reported), not for a guess.
+            var listed = try await setup.tsh(["sessions", "ls"])
+            for _ in 0..<100 where !listed.stdout.contains("sleep 3") {
+                try await Task.sleep(for: .milliseconds(50))
+                listed = try await setup.tsh(["sessions", "ls"])
+            }
+            try #require(listed.stdout.contains("sleep 3"), "\(listed)")
             kill(pid, SIGQUIT)
             try await Task.sleep(for: .milliseconds(300))
             #expect(Self.running(pid), "the process must wait for its session")
