@@ -93,8 +93,9 @@ struct AppSessions: Sendable {
 
     /// The checks before any request is read.
     func accept(channel: any Channel, handoff: EventLoopFuture<DatabaseHandoff>, session: inout AppAudit.Session) async throws -> Accepted {
-        try await checkProxy(channel)
+        // The hand-off arrives after the TLS handshake, so the proxy's certificate is known then.
         let frame = try await handoff.get()
+        try await checkProxy(channel)
         session.clientAddress = frame.clientAddress
         let identity = try await checkUser(frame.userCertificatePEM)
         session.user = identity.username

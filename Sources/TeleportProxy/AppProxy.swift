@@ -77,11 +77,11 @@ final class AppProxy: Sendable {
         return cache.withLock { $0.apps.contains { $0.spec.publicAddr.lowercased() == name } }
     }
 
-    /// The registered apps, listed at most every 2 s.
-    func apps() async throws -> [AppServer] {
+    /// The registered apps, listed at most every 2 s (`maxAge`).
+    func apps(maxAge: TimeAmount = .seconds(2)) async throws -> [AppServer] {
         let now = NIODeadline.now()
         let cached = cache.withLock { $0 }
-        if now - cached.loaded < .seconds(2) { return cached.apps }
+        if now - cached.loaded < maxAge { return cached.apps }
         let apps = try await auth.apps()
         cache.withLock { $0 = (now, apps) }
         return apps
@@ -133,7 +133,10 @@ final class AppProxy: Sendable {
         } catch {
             return refuse(.badGateway, "cannot list the cluster's apps: \((error as? TeleportError)?.message ?? "\(error)")")
         }
-        guard let app = apps.first(where: { $0.spec.publicAddr.lowercased() == serverName }) else {
+        // An app registered since the last listing is found by listing again (at most every 200 ms).
+        let found = apps.first { $0.spec.publicAddr.lowercased() == serverName }
+        let fresh = found == nil ? (try? await self.apps(maxAge: .milliseconds(200))) ?? apps : apps
+        guard let app = found ?? fresh.first(where: { $0.spec.publicAddr.lowercased() == serverName }) else {
             return refuse(.notFound, "no app is registered at \(serverName) (tsh apps ls lists the apps)")
         }
         fields["app_name"] = .string(app.name)
