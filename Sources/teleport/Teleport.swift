@@ -34,7 +34,7 @@ struct Start: AsyncParsableCommand {
     var config: String?
     @Flag(name: [.short, .customLong("debug")], help: "Enable verbose logging to stderr.")
     var debug = false
-    @Option(name: [.short, .customLong("roles")], help: "Comma-separated list of roles to start with [proxy,node,auth].")
+    @Option(name: [.short, .customLong("roles")], help: "Comma-separated list of roles to start with [proxy,node,auth,db,app].")
     var roles: String?
     @Option(name: .customLong("nodename"), help: "Name of this node, defaults to hostname.")
     var nodename: String?
