@@ -441,7 +441,7 @@ extension TSH {
 
 extension TSH {
     struct Proxy: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Proxies for other clients.", subcommands: [ProxySSH.self])
+        static let configuration = CommandConfiguration(abstract: "Proxies for other clients.", subcommands: [ProxySSH.self, ProxyApp.self])
     }
 
     struct ProxySSH: AsyncParsableCommand {
@@ -454,6 +454,20 @@ extension TSH {
         func run() async throws {
             try await performExit(failureCode: 255) {
                 try await TSHCommands.proxySSH(global.client, target: target, cluster: cluster, context: .live())
+            }
+        }
+    }
+
+    struct ProxyApp: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "app", abstract: "Serve an app on 127.0.0.1 (plain HTTP) with your app certificate: tsh proxy app NAME --port N.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The app (tsh apps login NAME first).") var name: String
+        @Option(name: .customLong("port"), help: "The local port (default: any free port).") var port = 0
+
+        func run() async throws {
+            try await performExit(failureCode: 1) {
+                try await TSHCommands.proxyApp(global.client, name: name, port: port, context: .live())
             }
         }
     }

@@ -243,6 +243,25 @@ struct AppAccessTests {
         let posted = try await Self.shell("\(at("/upload")) -sS --data-binary @\(upload.path)")
         #expect(posted.stdout.contains("\"received\": \(5 << 20)"), "\(posted)")
 
+        // tsh proxy app: a plain-HTTP listener on a fixed local port that adds the certificate.
+        let localPort = try TestSupport.freeLoopbackPort()
+        let proxyLog = dir.appendingPathComponent("proxy-app.log")
+        let localProxy = try TestSupport.spawnDaemon(
+            try ClusterFixture.binary("tsh"), ["proxy", "app", "echo", "--port", "\(localPort)"], logPath: proxyLog.path,
+            environment: tsh.environment)
+        let localListening = await TestSupport.waitForPort(localPort)
+        if localListening {
+            let local = try await Self.shell("curl -sS http://127.0.0.1:\(localPort)/local -H 'X-Forwarded-For: 6.6.6.6'")
+            let localHeaders = Self.received(local.stdout)
+            #expect(localHeaders["x-forwarded-for"] == ["127.0.0.1"] && localHeaders["teleport-jwt-assertion"]?.count == 1, "\(local)")
+            #expect(localHeaders["x-forwarded-host"] == ["echo.localhost:\(cluster.webPort)"], "\(local)")
+            let localRedirect = try await Self.shell("curl -sS -o /dev/null -w '%{redirect_url}' http://127.0.0.1:\(localPort)/redirect")
+            #expect(localRedirect.stdout == "http://127.0.0.1:\(localPort)/landing?x=1", "\(localRedirect)")
+        }
+        await TestSupport.stopDaemon(localProxy)
+        #expect(localListening, "tsh proxy app did not listen: \((try? TestSupport.read(proxyLog)) ?? "")")
+        #expect(((try? TestSupport.read(proxyLog)) ?? "").contains("Proxying connections to echo on 127.0.0.1:\(localPort)"))
+
         // Another app's route, or a Host header naming another app: refused.
         let otherLogin = try await tsh.run(["apps", "login", "other"])
         try #require(otherLogin.exitCode == 0, "\(otherLogin)")
