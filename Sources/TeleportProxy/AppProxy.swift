@@ -290,6 +290,7 @@ final class AppFrontGate: ChannelInboundHandler, @unchecked Sendable {
                     position: .after(self))
             }
         } catch {
+            if case .relay(let upstream) = decision { upstream.close(promise: nil) }
             context.close(promise: nil)
             return
         }
