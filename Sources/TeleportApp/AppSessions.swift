@@ -144,12 +144,14 @@ struct AppSessions: Sendable {
         let eventLoop = upstream.channel.eventLoop
         let channel = upstream.channel
         return try await upstream.executeThenClose { responses, writer in
-            try await writer.write(.head(head))
+            // The app may answer and close before the request's end is written (a GET, or an
+            // early 413): then the rest of the body is read and dropped, and its answer relayed.
+            var open = (try? await writer.write(.head(head))) != nil
             body: while let part = try await requests.next() {
                 switch part {
-                case .body(let buffer): try await writer.write(.body(.byteBuffer(buffer)))
+                case .body(let buffer): if open { open = (try? await writer.write(.body(.byteBuffer(buffer)))) != nil }
                 case .end(let trailers):
-                    try await writer.write(.end(trailers))
+                    if open { _ = try? await writer.write(.end(trailers)) }
                     break body
                 case .head: throw TeleportError.badParameter("a request head arrived inside a request body")
                 }

@@ -70,12 +70,13 @@ struct LocalAppProxy: Sendable {
                     continue
                 }
                 try await upstream.executeThenClose { responses, writer in
-                    try await writer.write(.head(head))
+                    // The far end may answer and close before the request's end is written.
+                    var open = (try? await writer.write(.head(head))) != nil
                     body: while let rest = try await requests.next() {
                         switch rest {
-                        case .body(let buffer): try await writer.write(.body(.byteBuffer(buffer)))
+                        case .body(let buffer): if open { open = (try? await writer.write(.body(.byteBuffer(buffer)))) != nil }
                         case .end(let trailers):
-                            try await writer.write(.end(trailers))
+                            if open { _ = try? await writer.write(.end(trailers)) }
                             break body
                         case .head: throw TeleportError.badParameter("a request head arrived inside a request body")
                         }
