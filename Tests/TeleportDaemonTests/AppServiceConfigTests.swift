@@ -63,4 +63,25 @@ struct AppServiceConfigTests {
             #expect(error.message.contains(fragment), "\(fragment) in \(error.message)")
         }
     }
+
+    @Test func rolesAppNeedsApps() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("appcfg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("teleport.yaml").path
+        try "teleport:\n  data_dir: \(directory.path)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        var flags = StartFlags()
+        flags.configPath = path
+        flags.roles = "app"
+        do {
+            _ = try DaemonConfig.resolve(flags: flags)
+            Issue.record("--roles=app without apps was accepted")
+        } catch let error as TeleportError {
+            #expect(error.message.contains("app_service.apps"), "\(error.message)")
+        }
+        try "teleport:\n  data_dir: \(directory.path)\napp_service:\n  apps:\n  - name: grafana\n    uri: http://localhost:3000\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let config = try DaemonConfig.resolve(flags: flags)
+        #expect(config.runApp && !config.runAuth && !config.runProxy && config.roleNames == ["app"])
+    }
 }

@@ -273,6 +273,39 @@ struct AppAccessTests {
         let hostSwap = try await Self.shell("\(curl) -sS -w '\\n%{http_code}' -H 'Host: other.localhost:\(cluster.webPort)'")
         #expect(hostSwap.stdout.hasSuffix("403") && hostSwap.stdout.contains("does not name app echo"), "\(hostSwap)")
 
+        // Request smuggling: Content-Length with Transfer-Encoding is refused (400) and nothing
+        // behind it reaches the app.
+        let appKeys = keys.appendingPathComponent("bob-app")
+        let smuggle = """
+            import socket, ssl, sys
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            context.load_cert_chain(sys.argv[1], sys.argv[2])
+            s = context.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[3])), timeout=20), server_hostname="echo.localhost")
+            host = "echo.localhost:" + sys.argv[3]
+            s.sendall(("POST / HTTP/1.1\\r\\nHost: " + host + "\\r\\nContent-Length: 4\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n"
+                       "0\\r\\n\\r\\nGET /smuggled HTTP/1.1\\r\\nHost: " + host + "\\r\\n\\r\\n").encode())
+            data = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except (ConnectionError, ssl.SSLError, socket.timeout):
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            sys.stdout.write(data.decode("utf-8", "replace"))
+            """
+        let smuggled = try await TestSupport.run(
+            "/usr/bin/python3",
+            ["-c", smuggle, appKeys.appendingPathComponent("echo-x509.pem").path, keys.appendingPathComponent("bob.tls.key").path, "\(cluster.webPort)"])
+        #expect(smuggled.stdout.hasPrefix("HTTP/1.1 400") && !smuggled.stdout.contains("smuggled"), "\(smuggled)")
+
+        // tctl makes tokens for application services.
+        let appToken = try await cluster.tctl(["tokens", "add", "--type=app"])
+        #expect(appToken.exitCode == 0, "\(appToken)")
+
         // The role loses the app: the next connection is refused with the reason (roles as they are now).
         try TestSupport.write(Self.role(allowed: false), to: rolesFile)
         let updated = try await cluster.tctl(["create", "-f", rolesFile.path])
