@@ -25,9 +25,11 @@ public struct AppAudit: Sendable {
         public var id: String
         /// The Teleport user.
         public var user: String
-        /// The app's name, public address and internal URI.
+        /// The app's name.
         public var app: String
+        /// The app's public address.
         public var publicAddr: String
+        /// The app's internal URI.
         public var uri: String
         /// The client's address (as the proxy saw it).
         public var clientAddress: String

@@ -24,7 +24,9 @@ public struct AppService: Service, CustomStringConvertible {
     public struct App: Sendable, Equatable {
         /// One header added to every request (`rewrite.headers`).
         public struct Header: Sendable, Equatable {
+            /// The header's name.
             public var name: String
+            /// Its value.
             public var value: String
 
             /// Creates a header.
@@ -34,12 +36,15 @@ public struct AppService: Service, CustomStringConvertible {
             }
         }
 
+        /// The app's name (a DNS label: the first label of its default public address).
         public var name: String
+        /// A line for people.
         public var description: String
         /// `http://` or `https://` internal address.
         public var uri: String
         /// The public host name (nil: `NAME.<proxy public host>`).
         public var publicAddr: String?
+        /// Static labels (`app_labels` select on them).
         public var labels: [String: String]
         /// Skip the check of an `https://` app's certificate.
         public var insecureSkipVerify: Bool
@@ -66,15 +71,20 @@ public struct AppService: Service, CustomStringConvertible {
 
     /// What the service needs.
     public struct Configuration: Sendable {
+        /// This host's UUID (the records' `host_id`).
         public var hostUUID: String
+        /// This host's name (`nodename`).
         public var hostname: String
+        /// The cluster the identity belongs to.
         public var clusterName: String
         /// Where the proxy connects (`app_service.listen_addr`).
         public var listenHost: String
         public var listenPort: Int
         /// The address registered for the proxy (`spec.addr`).
         public var advertisedAddr: String
+        /// This host's `App` identity (mutual TLS with the proxy and the auth service).
         public var identity: ClientIdentity
+        /// The apps served.
         public var apps: [App]
         /// How often each record is sent (its TTL is set by the auth service).
         public var heartbeatInterval: Duration = .seconds(10)
