@@ -200,13 +200,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "TeleportApp",
+            dependencies: [
+                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents",
+                logging, nioCore, nioPosix, nioSSL, x509,
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Layer 5: the daemon's wiring, the admin and user client libraries.
         .target(
             name: "TeleportDaemon",
             dependencies: [
                 "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportServices",
                 "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient", "TeleportSSH", "TeleportTunnel",
-                "TeleportDatabase", "TeleportRecording", "TeleportHTTPListener", "CTeleportShims", yams, logging, nioCore, nioPosix, x509,
+                "TeleportDatabase", "TeleportRecording", "TeleportHTTPListener", "TeleportApp", "CTeleportShims", yams, logging, nioCore, nioPosix, x509,
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -259,6 +269,12 @@ let package = Package(
             name: "TeleportDatabaseTests",
             dependencies: [
                 "TeleportDatabase", "TeleportWire", "TeleportAPI", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TeleportAppTests",
+            dependencies: [
+                "TeleportApp", "TeleportAPI", "TeleportCrypto", crypto, .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(

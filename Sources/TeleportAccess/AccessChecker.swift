@@ -157,6 +157,28 @@ public struct AccessChecker: Sendable {
 
     // MARK: Database access
 
+    /// May the user see and use an app with these labels? `app_labels` decide: a matching deny
+    /// selector refuses; some role's allow selector must match (none: no apps).
+    public func checkAppLabels(_ labels: [String: String]) throws -> Decision {
+        var reasons: [String] = []
+        for role in roles {
+            if let selector = role.spec.deny?.appLabels, !selector.isEmpty {
+                let (matched, why) = try labelsMatch(selector, labels, field: "app_labels", noun: "app")
+                if matched {
+                    reasons.append("role \(role.name): deny: \(why)")
+                    return Decision(allowed: false, reasons: reasons)
+                }
+            }
+        }
+        for role in roles {
+            let (matched, why) = try labelsMatch(role.spec.allow?.appLabels ?? [:], labels, field: "app_labels", noun: "app")
+            reasons.append("role \(role.name): allow: \(why)")
+            if matched { return Decision(allowed: true, reasons: reasons) }
+        }
+        if roles.isEmpty { reasons.append("the user has no roles") }
+        return Decision(allowed: false, reasons: reasons)
+    }
+
     /// May the user see (and so try) a database with these labels? `db_labels` decide: a matching
     /// deny selector hides it; some role's allow selector must match.
     public func checkDatabaseLabels(_ labels: [String: String]) throws -> Decision {

@@ -12,8 +12,10 @@ public enum AdminCommands {
         for ca in status.certAuthorities.sorted(by: { $0.type < $1.type }) {
             let updated = ca.lastRotated.map { "last rotated \(RFC3339.format($0))" } ?? "never updated"
             // The database CA has no SSH key: it is X.509 only.
-            let fingerprints = ca.sshFingerprints.isEmpty ? "X.509 only" : ca.sshFingerprints.joined(separator: ",")
-            let name = ca.type == CertAuthority.CAType.db.rawValue ? "DB" : ca.type.capitalized
+            let fingerprints =
+                ca.type == CertAuthority.CAType.jwt.rawValue
+                ? "JWT signing key only" : ca.sshFingerprints.isEmpty ? "X.509 only" : ca.sshFingerprints.joined(separator: ",")
+            let name = ca.type == CertAuthority.CAType.db.rawValue ? "DB" : ca.type == CertAuthority.CAType.jwt.rawValue ? "JWT" : ca.type.capitalized
             rows.append(["\(name) CA", "\(updated), rotation \(ca.rotationState), \(fingerprints)"])
         }
         rows.append(["CA pin", status.caPin])
@@ -272,13 +274,13 @@ public enum NodeCommands {
 
     static func parseRoles(_ text: String) throws -> [SystemRole] {
         let roles = try text.split(separator: ",").map { name -> SystemRole in
-            guard let role = SystemRole(caseInsensitive: name.trimmingCharacters(in: .whitespaces)), role == .node || role == .proxy || role == .db
+            guard let role = SystemRole(caseInsensitive: name.trimmingCharacters(in: .whitespaces)), role == .node || role == .proxy || role == .db || role == .app
             else {
-                throw TeleportError.badParameter("\"\(name)\" is not a role a host can join as (expected node, proxy, db)")
+                throw TeleportError.badParameter("\"\(name)\" is not a role a host can join as (expected node, proxy, db, app)")
             }
             return role
         }
-        guard !roles.isEmpty else { throw TeleportError.badParameter("no role given (expected node, proxy, db)") }
+        guard !roles.isEmpty else { throw TeleportError.badParameter("no role given (expected node, proxy, db, app)") }
         return roles
     }
 }

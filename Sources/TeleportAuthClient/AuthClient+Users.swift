@@ -87,3 +87,26 @@ extension AuthClient {
         try decode(AuthAPI.DatabaseRouteCertResponse.self, try await call(.POST, "certs/dbroute", body: try ResourceCodec.json(request)))
     }
 }
+
+extension AuthClient {
+    /// `GET /v1/apps`: the registered apps (all for the administrator and proxies; the user's
+    /// visible ones for users).
+    public func apps() async throws -> [AppServer] {
+        try decode([AppServer].self, try await call(.GET, "apps"))
+    }
+
+    /// `POST /v1/presence/apps` (an application service): one app's heartbeat.
+    public func heartbeat(app: AppServer) async throws {
+        _ = try await call(.POST, "presence/apps", body: try ResourceCodec.json(app))
+    }
+
+    /// `POST /v1/certs/approute` (Proxy, for `tsh apps login`): the user's certificate with an app route.
+    public func appRouteCertificate(_ request: AuthAPI.AppRouteCertRequest) async throws -> AuthAPI.DatabaseRouteCertResponse {
+        try decode(AuthAPI.DatabaseRouteCertResponse.self, try await call(.POST, "certs/approute", body: try ResourceCodec.json(request)))
+    }
+
+    /// `POST /v1/jwt/app` (an application service): a `teleport-jwt-assertion` for a user and app.
+    public func appJWT(_ request: AuthAPI.AppJWTRequest) async throws -> AuthAPI.AppJWTResponse {
+        try decode(AuthAPI.AppJWTResponse.self, try await call(.POST, "jwt/app", body: try ResourceCodec.json(request)))
+    }
+}

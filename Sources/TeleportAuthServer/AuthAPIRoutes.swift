@@ -90,7 +90,7 @@ struct AuthAPIRoutes {
                 let caller = try caller(context)
                 let hostID: String?
                 switch caller.kind {
-                case .system(.node), .system(.proxy), .system(.db): hostID = String(caller.identity.username.split(separator: ".").first ?? "")
+                case .system(.node), .system(.proxy), .system(.db), .system(.app): hostID = String(caller.identity.username.split(separator: ".").first ?? "")
                 case .system(.admin), .system(.auth): hostID = nil
                 default: throw TeleportError.accessDenied("only the cluster's proxies, nodes and database services may send audit events")
                 }
@@ -213,6 +213,7 @@ struct AuthAPIRoutes {
             await APIResponse.handling(context) { try await proxyHeartbeat(request, context) }
         }
         registerDatabaseRoutes(on: v1)
+        registerAppRoutes(on: v1)
     }
 
     func caller(_ context: AuthRequestContext) throws -> Caller {
@@ -223,7 +224,7 @@ struct AuthAPIRoutes {
     /// Proxies, nodes and the administrator: the cluster's own members.
     func requireHost(_ context: AuthRequestContext) throws {
         switch try caller(context).kind {
-        case .system(.node), .system(.proxy), .system(.db), .system(.admin): return
+        case .system(.node), .system(.proxy), .system(.db), .system(.app), .system(.admin): return
         default: throw TeleportError.accessDenied("only the cluster's proxies, nodes and database services may read issued certificates")
         }
     }
@@ -300,6 +301,9 @@ struct AuthAPIRoutes {
             return
         case .system(.db) where kind == CertAuthority.kind || kind == ClusterNameResource.kind:
             // Database services check users' certificates against the user CA.
+            return
+        case .system(.app) where kind == CertAuthority.kind || kind == ClusterNameResource.kind || kind == ServerProxy.kind:
+            // Application services too; they name their apps after the proxies' public address.
             return
         default:
             throw TeleportError.accessDenied("\(caller.identity.username) may not read \(kind) resources")

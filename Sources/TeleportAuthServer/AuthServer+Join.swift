@@ -48,8 +48,8 @@ extension AuthServer {
             "role": .string(request.role.rawValue),
         ]
         do {
-            guard request.role == .node || request.role == .proxy || request.role == .db else {
-                throw TeleportError.badParameter("only node, proxy and db hosts can join (asked for \(request.role.rawValue))")
+            guard request.role == .node || request.role == .proxy || request.role == .db || request.role == .app else {
+                throw TeleportError.badParameter("only node, proxy, db and app hosts can join (asked for \(request.role.rawValue))")
             }
             guard UUID(uuidString: request.hostUUID) != nil, request.hostUUID == request.hostUUID.lowercased() else {
                 throw TeleportError.badParameter("host_uuid \"\(request.hostUUID.prefix(64))\" is not a lower-case UUID")

@@ -117,6 +117,15 @@ public final class AuthServer: Sendable {
         // Also on the start of an existing cluster: a CA type added by an upgrade (the db CA) is
         // created then.
         if (try? await stores.certAuthorities.get(type.rawValue)) != nil { return }
+        if type == .jwt {
+            // ES256: one P-256 key, no certificate.
+            let key = P256.Signing.PrivateKey()
+            let ca = CertAuthority(
+                type: .jwt, clusterName: clusterName,
+                activeKeys: .init(ssh: [], tls: [], jwt: [.init(publicKey: key.publicKey.pemRepresentation, privateKey: key.pemRepresentation)]))
+            try await createCA(ca, type: type)
+            return
+        }
         var sshPairs: [CertAuthority.SSHKeyPair] = []
         if type.hasSSHKeys {
             let ssh = Curve25519.Signing.PrivateKey()
@@ -128,6 +137,11 @@ public final class AuthServer: Sendable {
         let ca = CertAuthority(
             type: type, clusterName: clusterName,
             activeKeys: .init(ssh: sshPairs, tls: [.init(cert: try tls.certificatePEM, key: tls.keyPEM)]))
+        try await createCA(ca, type: type)
+    }
+
+    /// Stores a new CA (another auth server may have won the race) and audits it.
+    private func createCA(_ ca: CertAuthority, type: CertAuthority.CAType) async throws {
         do {
             try await stores.certAuthorities.create(ca)
         } catch let error as TeleportError where error.code == .alreadyExists {

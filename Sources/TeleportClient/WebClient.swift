@@ -100,3 +100,16 @@ public struct WebClient: Sendable {
         }
     }
 }
+
+extension WebClient {
+    /// `POST /webapi/apps/login`: the caller's certificate with an app route.
+    public func appLogin(name: String) async throws -> AuthAPI.DatabaseRouteCertResponse {
+        let body = try JSONSerialization.data(withJSONObject: ["name": name])
+        return try decode(AuthAPI.DatabaseRouteCertResponse.self, try await transport.post("/webapi/apps/login", body: body), what: "app login")
+    }
+
+    /// `GET /webapi/apps`: the apps the user may use whose labels match `labels`.
+    public func apps(labels: String) async throws -> [AppServer] {
+        try decode([AppServer].self, try await transport.get("/webapi/apps?labels=\(Self.escape(labels))"), what: "app list")
+    }
+}

@@ -23,6 +23,28 @@ public struct X509Identity: Sendable, Equatable {
     /// The user's traits when the certificate was issued (route certificates carry them, so a
     /// database service can expand `{{internal.db_users}}`); nil when absent.
     public var traits: [String: [String]]?
+    /// The app this certificate is for (`tsh apps login`), nil in a plain user certificate.
+    public var routeToApp: AppRoute?
+
+    /// Where an app certificate leads: the app (its `app_server` name) and the public address
+    /// the proxy serves it at.
+    public struct AppRoute: Sendable, Equatable, Codable {
+        /// The app's name (`app_service.apps[].name`).
+        public var name: String
+        /// The host name the proxy serves it at.
+        public var publicAddr: String
+
+        enum CodingKeys: String, CodingKey {
+            case name
+            case publicAddr = "public_addr"
+        }
+
+        /// Creates a route.
+        public init(name: String, publicAddr: String) {
+            self.name = name
+            self.publicAddr = publicAddr
+        }
+    }
 
     /// Where a database certificate leads: the database (its `db_server` name), its protocol,
     /// and the database user and database name to connect as.
@@ -61,6 +83,9 @@ public struct X509Identity: Sendable, Equatable {
     static let dbNameOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 6]
     // OID of the traits attribute (JSON).
     static let traitsOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 7]
+    // OIDs of the app route's fields.
+    static let appNameOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 8]
+    static let appPublicAddrOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 9]
 
     /// Creates an identity.
     public init(username: String, roles: [String], logins: [String] = [], clusterName: String, routeToDatabase: DatabaseRoute? = nil) {
@@ -95,6 +120,10 @@ public struct X509Identity: Sendable, Equatable {
                 rdns.append(RelativeDistinguishedName(.init(type: oid, utf8String: value)))
             }
         }
+        if let app = routeToApp {
+            rdns.append(RelativeDistinguishedName(.init(type: Self.appNameOID, utf8String: app.name)))
+            rdns.append(RelativeDistinguishedName(.init(type: Self.appPublicAddrOID, utf8String: app.publicAddr)))
+        }
         if let traits {
             let json = try JSONEncoder.sorted.encode(traits)
             rdns.append(RelativeDistinguishedName(.init(type: Self.traitsOID, utf8String: String(decoding: json, as: UTF8.self))))
@@ -119,6 +148,7 @@ public struct X509Identity: Sendable, Equatable {
                 case Self.loginsOID: logins.append(value)
                 case Self.clusterOID: cluster = value
                 case Self.dbServiceOID, Self.dbProtocolOID, Self.dbUserOID, Self.dbNameOID: route[attribute.type] = value
+                case Self.appNameOID, Self.appPublicAddrOID: route[attribute.type] = value
                 case Self.traitsOID: traits = try? JSONDecoder().decode([String: [String]].self, from: Data(value.utf8))
                 default: continue
                 }
@@ -135,6 +165,9 @@ public struct X509Identity: Sendable, Equatable {
         }
         self.init(username: username, roles: roles, logins: logins, clusterName: cluster, routeToDatabase: routeToDatabase)
         self.traits = traits
+        if let app = route[Self.appNameOID] {
+            self.routeToApp = AppRoute(name: app, publicAddr: route[Self.appPublicAddrOID] ?? "")
+        }
     }
 }
 

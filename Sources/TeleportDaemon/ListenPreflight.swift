@@ -37,6 +37,7 @@ enum ListenPreflight {
             listeners.append(("proxy_service.mysql_listen_addr", mysql, 3036))
         }
         if config.runDb { listeners.append(("db_service.listen_addr", config.file.db.listenAddr, 3029)) }
+        if config.runApp { listeners.append(("app_service.listen_addr", config.file.app.listenAddr, 3031)) }
         if let diag = config.diagAddr { listeners.append(("teleport.diag_addr or --diag-addr", diag, 3000)) }
         return listeners
     }

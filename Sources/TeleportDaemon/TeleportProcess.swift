@@ -7,6 +7,7 @@ import ServiceLifecycle
 import UnixSignals
 public import TeleportAPI
 import TeleportAuthClient
+import TeleportApp
 import TeleportAuthServer
 import TeleportBackend
 import TeleportBackendEtcd
@@ -50,6 +51,7 @@ public enum TeleportProcess {
         if config.runProxy { components.insert("proxy") }
         if config.runNode { components.insert("node") }
         if config.runDb { components.insert("db") }
+        if config.runApp { components.insert("app") }
         let readiness = Readiness(expected: components)
         var services: [any Service] = []
         let hostUUID = try dataDir.hostUUID()
@@ -120,7 +122,7 @@ public enum TeleportProcess {
                 logger: logger.with("auth"), onListening: { readiness.markReady("auth") })
             services.append(apiServer)
             services.append(AuditCheckpointService(auth: auth, logger: logger.with("audit")))
-            let roles: [SystemRole] = [.admin, .proxy, .node] + (config.runDb ? [.db] : [])
+            let roles: [SystemRole] = [.admin, .proxy, .node] + (config.runDb ? [.db] : []) + (config.runApp ? [.app] : [])
             // A process started by a graceful restart keeps the identities on disk: a new host
             // certificate would make the draining process's (still serving) no longer current.
             if !restarted || roles.contains(where: { (try? LocalIdentities.load(keys: keys, role: $0)) == nil }) {
@@ -155,6 +157,7 @@ public enum TeleportProcess {
             try wireWebPort(&webSettings, config: config, authAddress: authAddress, publicAddr: publicAddr)
             webSettings.postgresListenAddr = config.file.proxy.postgresListenAddr ?? ""
             webSettings.mysqlListenAddr = config.file.proxy.mysqlListenAddr ?? ""
+            webSettings.appIdentity = identity
             let proxyCache = userCertificateCache(client, dataDir: dataDir, role: "proxy", clock: clock, logger: logger)
             webSettings.roles = { names in proxyCache.roles(named: names) }
             webSettings.locks = { await proxyCache.locksInForce() }
@@ -290,6 +293,12 @@ public enum TeleportProcess {
                 config: config, dataDir: dataDir, clock: clock, readiness: readiness, hostUUID: hostUUID, authAddress: authAddress, logger: logger,
                 services: &services)
         }
+        if config.runApp {
+            guard let authAddress else { throw missingAuthServer("application") }
+            try await assembleApp(
+                config: config, dataDir: dataDir, clock: clock, readiness: readiness, hostUUID: hostUUID, authAddress: authAddress, logger: logger,
+                services: &services)
+        }
         if let diag = config.diagAddr {
             let address = try HostPort.parse(diag, defaultPort: 3000, key: "--diag-addr")
             services.append(
@@ -340,6 +349,38 @@ public enum TeleportProcess {
                 cache: userCertificateCache(client, dataDir: dataDir, role: "db", clock: clock, logger: logger),
                 audit: DatabaseAudit(queue: queue, serverID: hostUUID, clock: clock), logger: logger.with("db"),
                 onFirstHeartbeat: { readiness.markReady("db") }))
+    }
+
+    /// The application service: its identity (local, or joined with a token as role `App`), its
+    /// audit outbox and the certificate cache that follows the roles.
+    static func assembleApp(
+        config: DaemonConfig, dataDir: DataDirectory, clock: SystemClock, readiness: Readiness, hostUUID: String, authAddress: String,
+        logger: Logger, services: inout [any Service]
+    ) async throws {
+        let keys = dataDir.keysDirectory
+        let identity = config.runAuth
+            ? try LocalIdentities.load(keys: keys, role: .app)
+            : try await LocalIdentities.loadOrJoin(keys: keys, role: .app, config: config, authServer: authAddress, hostUUID: hostUUID, logger: logger)
+        let client = try AuthClient(address: authAddress, identity: identity)
+        let listen = try HostPort.parse(config.file.app.listenAddr, defaultPort: 3031, key: "app_service.listen_addr")
+        let advertisedHost = config.advertiseIP ?? (["0.0.0.0", "::", ""].contains(listen.host) ? "127.0.0.1" : listen.host)
+        let apps = config.file.app.apps.map { entry in
+            AppService.App(
+                name: entry.name, description: entry.description, uri: entry.uri, publicAddr: entry.publicAddr, labels: entry.labels,
+                insecureSkipVerify: entry.insecureSkipVerify, redirectHosts: entry.redirect,
+                headers: entry.headers.compactMap { $0.count == 2 ? AppService.App.Header(name: $0[0], value: $0[1]) : nil })
+        }
+        let queue = AuditQueue(logger: logger.with("app:audit"))
+        services.append(AuditForwarder(queue: queue, client: client))
+        let configuration = AppService.Configuration(
+            hostUUID: hostUUID, hostname: config.nodeName, clusterName: try clusterName(of: identity), listenHost: listen.host,
+            listenPort: listen.port, advertisedAddr: HostPort.join(advertisedHost, listen.port), identity: identity, apps: apps)
+        services.append(
+            AppService(
+                configuration: configuration, auth: client,
+                cache: userCertificateCache(client, dataDir: dataDir, role: "app", clock: clock, logger: logger),
+                audit: AppAudit(queue: queue, serverID: hostUUID, clock: clock), logger: logger.with("app"),
+                onFirstHeartbeat: { readiness.markReady("app") }))
     }
 
     /// `proxy_service.tunnel_listen_addr` when it is set and differs from the web address (the

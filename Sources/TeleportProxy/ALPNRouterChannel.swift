@@ -38,6 +38,8 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
     var limiter: ConnectionLimiter? = nil
     /// Routes by the server name's prefix, for ClientHellos no ALPN route matched.
     var serverNameRoutes: [String: ALPNRoute] = [:]
+    /// Routes by the whole server name (apps' public addresses), asked last.
+    var serverNameMatcher: (@Sendable (String) -> ALPNRoute?)? = nil
 
     /// The route for the protocols a client offers: the first one (in the client's order) registered.
     static func route(alpn: [String], routes: [String: ALPNRoute]) -> (String, ALPNRoute)? {
@@ -100,7 +102,9 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
         case .plaintext(let kind):
             return refusePlaintext(kind, channel: channel, logger: logger).map { nil }
         case .hello(let sni, let alpn):
-            guard let (name, route) = Self.route(alpn: alpn, sni: sni, routes: routes, serverNameRoutes: serverNameRoutes) else {
+            let matched = Self.route(alpn: alpn, sni: sni, routes: routes, serverNameRoutes: serverNameRoutes)
+                ?? sni.flatMap { name in serverNameMatcher?(name.lowercased()).map { ("sni=" + name, $0) } }
+            guard let (name, route) = matched else {
                 return loop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         NIOSSLServerHandler(context: webContext), position: .after(sniffer.value))

@@ -79,6 +79,8 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
 
         /// The routes by server-name prefix (see ``route(serverNamePrefix:to:)``).
         public var serverNameRoutes: [String: ALPNRoute] = [:]
+        /// The proxy's host identity towards application services (nil: no application access).
+        public var appIdentity: ClientIdentity?
     }
 
     let auth: AuthClient
@@ -161,21 +163,52 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         let webSocketResponder = router.buildResponder()
         let webSocket = HTTP1WebSocketUpgradeChannel.Configuration(
             http1: http, ws: WebSocketServerConfiguration(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: .seconds(30))))
+        // Application access: a ClientHello naming an app's public address (`APP.<public host>`
+        // or its own public_addr) is served by ``AppProxy`` (the user's app certificate, then the
+        // application service).
+        let appProxy = try settings.appIdentity.map { identity in
+            try AppProxy(
+                auth: auth, clusterName: clusterName, identity: identity, publicAddr: settings.publicAddr, roles: settings.roles,
+                audit: settings.audit, logger: logger)
+        }
+        var appTLS = tls
+        appTLS.applicationProtocols = ["http/1.1"]
+        let appContext: NIOSSLContext
+        do {
+            appContext = try NIOSSLContext(configuration: appTLS)
+        } catch {
+            throw TeleportError.badParameter("the proxy's HTTPS key pair cannot be loaded: \(error) (check proxy_service.https_keypairs)")
+        }
         // The socket comes from ListenerSockets (a graceful restart hands it on).
         let listener = HTTPListener(host: host, port: port, service: "proxy web", logger: logger)
         let server = listener.builder { responder in
-            ALPNRouterChannel(
+            var router = ALPNRouterChannel(
                 base: TunnelingChildChannel(
                     base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder, configuration: webSocket),
                     opener: opener),
                 webContext: webContext, routes: settings.alpnRoutes, deadline: deadline, httpsAddress: settings.publicAddr,
                 sshPort: sshPort, limiter: settings.limiter, serverNameRoutes: settings.serverNameRoutes)
+            if let appProxy {
+                router.serverNameMatcher = { name in
+                    appProxy.serves(serverName: name) ? .terminate(appContext, { channel in appProxy.takeOver(channel, serverName: name) }) : nil
+                }
+            }
+            return router
         }
         let app = Application(
             router: router, server: server,
             configuration: .init(address: listener.applicationAddress, serverName: "teleport-proxy"), logger: logger)
         do {
-            try await listener.run({ try await app.run() }, onListening: onListening)
+            // The list of apps (for apps with their own public address) is refreshed beside the server.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                if let appProxy { group.addTask { await appProxy.refreshLoop() } }
+                group.addTask { try await listener.run({ try await app.run() }, onListening: onListening) }
+                defer { group.cancelAll() }
+                // The server ends first (shutdown or error); the refresh loop runs until cancelled.
+                while let _ = try await group.next() {
+                    group.cancelAll()
+                }
+            }
         } catch let error as IOError {
             throw ListenError.describe(error, errno: error.errnoCode, address: HostPort.join(host, port), key: "proxy_service.web_listen_addr")
         } catch let error as ListenSocketError {
@@ -257,6 +290,7 @@ extension ProxyWebServer {
         WebTerminalPages(gate: WebSessionGate(auth: auth, logger: logger)).register(on: router, clusterName: clusterName)
         MyLocksRoute(clusterName: clusterName, locks: settings.locks).register(on: router)
         DatabasesRoute(auth: auth, clusterName: clusterName, roles: settings.roles, logger: logger).register(on: router)
+        AppsRoute(auth: auth, clusterName: clusterName, roles: settings.roles, logger: logger).register(on: router)
         ManagementRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         AccountRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         UserTokenRoutes(

@@ -320,7 +320,7 @@ struct Tokens: AsyncParsableCommand {
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a join token.")
         @OptionGroup var global: GlobalOptions
-        @Option(name: .customLong("type"), help: "node, proxy or node,proxy.") var type: String
+        @Option(name: .customLong("type"), help: "node, proxy, db or app (comma-separated for several).") var type: String
         @Option(name: .customLong("ttl"), help: "How long the token is valid, e.g. 30m (at most 48h).") var ttl = "30m"
         @Option(name: .customLong("value"), help: "Use this token value instead of a random one.") var value: String?
         func run() async throws { try await perform { try await NodeCommands.addToken(global.connection, type: type, ttl: ttl, value: value) } }

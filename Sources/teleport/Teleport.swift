@@ -79,7 +79,7 @@ struct Start: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Starts the Teleport daemon.")
 
     @OptionGroup var daemon: DaemonOptions
-    @Option(name: [.short, .customLong("roles")], help: "Comma-separated list of roles to start with [proxy,node,auth].")
+    @Option(name: [.short, .customLong("roles")], help: "Comma-separated list of roles to start with [proxy,node,auth,db,app].")
     var roles: String?
     @Option(name: .customLong("labels"), help: "List of labels for this node, e.g. env=prod,uptime=[1m:\"uptime -p\"].")
     var labels: String?

@@ -42,7 +42,7 @@ extension CommandTree {
 struct TSH: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tsh", abstract: "The Teleport client.",
-        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, SCP.self, Play.self, Recordings.self, Sessions.self, Join.self, Proxy.self, Config.self, KnownHosts.self, Version.self, Db.self])
+        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, SCP.self, Play.self, Recordings.self, Sessions.self, Join.self, Proxy.self, Config.self, KnownHosts.self, Version.self, Db.self, Apps.self])
 }
 
 /// The options every `tsh` command takes.
@@ -380,8 +380,68 @@ extension TSH {
 }
 
 extension TSH {
+    struct Apps: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "apps", abstract: "Web applications.", subcommands: [AppsList.self, AppsLogin.self, AppsLogout.self, AppsConfig.self])
+    }
+
+    struct AppsList: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the apps you may access; filter by labels: tsh apps ls env=prod.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Label filter key=value[,key=value...].") var labels: String?
+        @Option(name: .customLong("format"), help: "text or json.") var format = "text"
+
+        func run() async throws {
+            try await perform {
+                guard format == "text" || format == "json" else {
+                    throw TeleportError.badParameter("--format=\(format) is not known (expected text or json)")
+                }
+                return try await TSHCommands.listApps(global.client, labels: labels ?? "", json: format == "json", context: .live())
+            }
+        }
+    }
+
+    struct AppsLogin: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "login", abstract: "Get a certificate for an app: tsh apps login NAME.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The app (tsh apps ls).") var name: String
+
+        func run() async throws {
+            try await perform { try await TSHCommands.appLogin(global.client, name: name, context: .live()) }
+        }
+    }
+
+    struct AppsLogout: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "logout", abstract: "Remove an app's certificate (all without NAME).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The app.") var name: String?
+
+        func run() async throws {
+            try await perform { try TSHCommands.appLogout(global.client, name: name, context: .live()) }
+        }
+    }
+
+    struct AppsConfig: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "config", abstract: "Print an app's address, CA, certificate and key, or a curl command line (--format=curl).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The app (default: the only one logged in to).") var name: String?
+        @Option(name: .customLong("format"), help: "text, uri, ca, cert, key or curl.") var format = "text"
+
+        func run() async throws {
+            try await perform {
+                guard let parsed = TSHCommands.AppConfigFormat(rawValue: format) else {
+                    throw TeleportError.badParameter("--format=\(format) is not known (expected uri, ca, cert, key or curl)")
+                }
+                return try TSHCommands.appConfig(global.client, name: name, format: parsed, context: .live())
+            }
+        }
+    }
+}
+
+extension TSH {
     struct Proxy: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Proxies for other clients.", subcommands: [ProxySSH.self, ProxyDB.self])
+        static let configuration = CommandConfiguration(abstract: "Proxies for other clients.", subcommands: [ProxySSH.self, ProxyDB.self, ProxyApp.self])
     }
 
     struct ProxyDB: AsyncParsableCommand {
@@ -422,6 +482,20 @@ extension TSH {
         func run() async throws {
             try await performExit(failureCode: 255) {
                 try await TSHCommands.proxySSH(global.client, target: target, cluster: cluster, context: .live())
+            }
+        }
+    }
+
+    struct ProxyApp: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "app", abstract: "Serve an app on 127.0.0.1 (plain HTTP) with your app certificate: tsh proxy app NAME --port N.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The app (tsh apps login NAME first).") var name: String
+        @Option(name: .customLong("port"), help: "The local port (default: any free port).") var port = 0
+
+        func run() async throws {
+            try await performExit(failureCode: 1) {
+                try await TSHCommands.proxyApp(global.client, name: name, port: port, context: .live())
             }
         }
     }

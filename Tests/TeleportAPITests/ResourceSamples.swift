@@ -107,6 +107,16 @@ enum ResourceSamples {
                 hostname: "dbhost", dynamicLabels: ["uptime": .init(period: "1m", command: ["uptime"], result: "up")], version: "0.1.0"))
     }
 
+    static var app: AppServer {
+        var app = AppServer(
+            name: "grafana", labels: ["env": "dev"],
+            spec: .init(
+                uri: "http://localhost:3000", publicAddr: "grafana.proxy.example.com", description: "dashboards",
+                hostID: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4f", hostname: "apphost", version: "0.1.0"))
+        app.spec.addr = "10.0.0.5:3031"
+        return app
+    }
+
     static var proxy: ServerProxy {
         var proxy = ServerProxy(
             uuid: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", hostname: "proxy-2", addr: "lb.example.com:3080", publicAddr: "lb.example.com:3080")
@@ -118,7 +128,7 @@ enum ResourceSamples {
     static var all: [AnyResource] {
         [
             .clusterName(clusterName), .certAuthority(certAuthority), .role(role), .user(user), .token(token), .node(node), .lock(lock),
-            .registered(proxy), .registered(database),
+            .registered(proxy), .registered(database), .registered(app),
         ]
     }
 }

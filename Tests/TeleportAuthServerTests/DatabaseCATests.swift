@@ -51,12 +51,12 @@ struct DatabaseCATests {
         #expect(db.spec.activeKeys.tls.count == 1)
         #expect(db.spec.activeKeys.tls.first?.key != nil)
         let userCA = try await first.certAuthority(.user)
-        #expect(audit.named("cert_authority.create").compactMap { $0.fields["cert_type"] } == ["user", "host", "db"])
+        #expect(audit.named("cert_authority.create").compactMap { $0.fields["cert_type"] } == ["user", "host", "db", "jwt"])
 
         // A second start keeps it.
         let again = try await Self.open(backend, clock, audit)
         #expect(try await again.certAuthority(.db) == db)
-        #expect(audit.named("cert_authority.create").count == 3)
+        #expect(audit.named("cert_authority.create").count == 4)
 
         // A cluster from before the db CA (its backend has no /authorities/db): the start adds it
         // and leaves the other CAs alone.

@@ -62,7 +62,7 @@ struct ClusterStoresRegistryTests {
             User.kind: stores.users.prefix, Role.kind: stores.roles.prefix, ProvisionToken.kind: stores.tokens.prefix,
             ServerNode.kind: stores.nodes.prefix, CertAuthority.kind: stores.certAuthorities.prefix,
             ClusterNameResource.kind: stores.clusterName.prefix, Lock.kind: stores.locks.prefix,
-            ServerProxy.kind: ServerProxy.storagePrefix, DatabaseServer.kind: DatabaseServer.storagePrefix,
+            ServerProxy.kind: ServerProxy.storagePrefix, DatabaseServer.kind: DatabaseServer.storagePrefix, AppServer.kind: AppServer.storagePrefix,
         ]
         for entry in ResourceKinds.builtIn { #expect(prefixes[entry.name] == entry.storagePrefix, "\(entry.name)") }
     }

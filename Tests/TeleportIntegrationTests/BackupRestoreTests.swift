@@ -76,7 +76,8 @@ struct BackupRestoreTests {
             return nil
         }
         // The database CA (X.509 only) is backed up and restored like the others.
-        #expect(Set(cas.map(\.spec.type.rawValue)) == ["db", "host", "user"])
+        #expect(Set(cas.map(\.spec.type.rawValue)) == ["db", "host", "jwt", "user"])
+        #expect(cas.first { $0.spec.type == .jwt }?.spec.activeKeys.jwt?.first?.privateKey?.contains("PRIVATE KEY") == true)
         #expect(cas.first { $0.spec.type == .db }?.spec.activeKeys.ssh.isEmpty == true)
         for ca in cas {
             #expect(ca.spec.activeKeys.ssh.allSatisfy { $0.privateKey?.contains("PRIVATE KEY") == true }, "\(ca.name) SSH key")

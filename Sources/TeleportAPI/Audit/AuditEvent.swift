@@ -103,6 +103,14 @@ public enum AuditEventType {
     public static let dbSessionEnd = ("db.session.end", "TDB01I")
     /// `db.session.query`: a simple-protocol query (`db_query`).
     public static let dbSessionQuery = ("db.session.query", "TDB02I")
+    /// `app.session.start`: a user's connection to an app began (certificate, route and roles checked).
+    public static let appSessionStart = ("app.session.start", "TAP00I")
+    /// `app.session.start` refused: no or a foreign certificate, another app's route, roles (`error` says why).
+    public static let appSessionStartFailure = ("app.session.start", "TAP00W")
+    /// `app.session.end`.
+    public static let appSessionEnd = ("app.session.end", "TAP01I")
+    /// `app.session.request`: one HTTP request forwarded (method, path, status, duration; never bodies or cookies).
+    public static let appSessionRequest = ("app.session.request", "TAP02I")
     /// `session.start`: a shell, command or subsystem started on a node.
     public static let sessionStart = ("session.start", "T2000I")
     /// `session.rejected`: a node refused a session or a request in one (unknown login, a refused

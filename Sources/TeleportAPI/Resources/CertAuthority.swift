@@ -24,6 +24,9 @@ public struct CertAuthority: Resource {
         /// Signs certificates for databases (`tctl auth sign --format=db`): X.509 only, outside the
         /// cluster's own mutual TLS.
         case db
+        /// Signs the JSON Web Tokens an application service adds to each request it forwards
+        /// (`teleport-jwt-assertion`): an ECDSA P-256 key only (ES256), published as a JWKS.
+        case jwt
 
         /// The CAs whose X.509 certificates the cluster's mutual TLS trusts (the auth API's client
         /// and server certificates, identity files). The database CA is not one of them: a
@@ -31,7 +34,10 @@ public struct CertAuthority: Resource {
         public static let clusterTrust: [CAType] = [.user, .host]
 
         /// True when the CA has an SSH key pair (the database CA has none).
-        public var hasSSHKeys: Bool { self != .db }
+        public var hasSSHKeys: Bool { self != .db && self != .jwt }
+
+        /// True when the CA has an X.509 CA certificate (the JWT CA has none).
+        public var hasTLSKeys: Bool { self != .jwt }
     }
 
     /// The CA's keys and rotation state.
@@ -66,18 +72,41 @@ public struct CertAuthority: Resource {
         public var ssh: [SSHKeyPair]
         /// X.509 CA key pairs.
         public var tls: [TLSKeyPair]
+        /// JWT signing key pairs (the `jwt` CA only).
+        public var jwt: [JWTKeyPair]?
 
         /// Creates a key set.
-        public init(ssh: [SSHKeyPair], tls: [TLSKeyPair]) {
+        public init(ssh: [SSHKeyPair], tls: [TLSKeyPair], jwt: [JWTKeyPair]? = nil) {
             self.ssh = ssh
             self.tls = tls
+            self.jwt = jwt
         }
 
         /// The same keys with every private key removed.
         public var withoutSecrets: KeySet {
             KeySet(
                 ssh: ssh.map { SSHKeyPair(publicKey: $0.publicKey, privateKey: nil) },
-                tls: tls.map { TLSKeyPair(cert: $0.cert, key: nil) })
+                tls: tls.map { TLSKeyPair(cert: $0.cert, key: nil) },
+                jwt: jwt.map { $0.map { JWTKeyPair(publicKey: $0.publicKey, privateKey: nil) } })
+        }
+    }
+
+    /// A JWT signing key pair: ECDSA P-256, both PEM (SubjectPublicKeyInfo and PKCS#8).
+    public struct JWTKeyPair: Codable, Sendable, Equatable {
+        /// The public key, PEM.
+        public var publicKey: String
+        /// The private key, PEM; absent when exported without secrets.
+        public var privateKey: String?
+
+        enum CodingKeys: String, CodingKey {
+            case publicKey = "public_key"
+            case privateKey = "private_key"
+        }
+
+        /// Creates a pair.
+        public init(publicKey: String, privateKey: String?) {
+            self.publicKey = publicKey
+            self.privateKey = privateKey
         }
     }
 
@@ -155,6 +184,12 @@ public struct CertAuthority: Resource {
         try validateEnvelope()
         guard metadata.name == spec.type.rawValue else {
             throw TeleportError.badParameter("cert_authority: metadata.name must equal spec.type (\(spec.type.rawValue))")
+        }
+        if spec.type == .jwt {
+            guard !(spec.activeKeys.jwt ?? []).isEmpty, spec.activeKeys.tls.isEmpty, spec.activeKeys.ssh.isEmpty else {
+                throw TeleportError.badParameter("cert_authority jwt: spec.active_keys needs a jwt key pair and no ssh or tls key pair")
+            }
+            return
         }
         guard !spec.activeKeys.tls.isEmpty, spec.type.hasSSHKeys ? !spec.activeKeys.ssh.isEmpty : spec.activeKeys.ssh.isEmpty else {
             throw TeleportError.badParameter(

@@ -47,6 +47,8 @@ public enum SystemRole: String, Codable, Sendable, CaseIterable, Comparable {
     case admin = "Admin"
     /// A database service (`teleport start --roles=db`): heartbeats `db_server` records.
     case db = "Db"
+    /// An application service (`teleport start --roles=app`): heartbeats `app_server` records.
+    case app = "App"
 
     /// Parses `node`, `Node`, `NODE`, ...
     public init?(caseInsensitive value: String) {

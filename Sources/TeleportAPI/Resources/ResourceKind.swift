@@ -16,6 +16,8 @@ public struct ServerKind: RawRepresentable, Hashable, Sendable, CustomStringConv
     public static let proxy = ServerKind(rawValue: ServerProxy.kind)
     /// Databases (``DatabaseServer``), one record per database a database service serves.
     public static let database = ServerKind(rawValue: DatabaseServer.kind)
+    /// Web applications (``AppServer``), one record per app an app service serves.
+    public static let app = ServerKind(rawValue: AppServer.kind)
 
     /// The kind's name.
     public var description: String { rawValue }
@@ -103,6 +105,9 @@ public enum ResourceKinds {
         ResourceKind(
             DatabaseServer.self, aliases: ["db_servers", "databases", "database", "db"], storagePrefix: DatabaseServer.storagePrefix,
             inBackup: false, serverKind: .database),
+        ResourceKind(
+            AppServer.self, aliases: ["app_servers", "apps", "app"], storagePrefix: AppServer.storagePrefix, inBackup: false,
+            serverKind: .app),
     ]
 
     private static let registered = Mutex<[ResourceKind]>([])

@@ -72,6 +72,8 @@ public struct Role: Resource {
         public var dbUsers: [String]?
         /// Database names, with trait templates such as `{{internal.db_names}}`.
         public var dbNames: [String]?
+        /// Application label selectors (as `node_labels`, for `app_server` records).
+        public var appLabels: [String: LabelValues]?
 
         enum CodingKeys: String, CodingKey {
             case logins
@@ -80,12 +82,13 @@ public struct Role: Resource {
             case dbLabels = "db_labels"
             case dbUsers = "db_users"
             case dbNames = "db_names"
+            case appLabels = "app_labels"
         }
 
         /// Creates conditions.
         public init(
             logins: [String]? = nil, nodeLabels: [String: LabelValues]? = nil, rules: [Rule]? = nil, dbLabels: [String: LabelValues]? = nil,
-            dbUsers: [String]? = nil, dbNames: [String]? = nil
+            dbUsers: [String]? = nil, dbNames: [String]? = nil, appLabels: [String: LabelValues]? = nil
         ) {
             self.logins = logins
             self.nodeLabels = nodeLabels
@@ -93,6 +96,7 @@ public struct Role: Resource {
             self.dbLabels = dbLabels
             self.dbUsers = dbUsers
             self.dbNames = dbNames
+            self.appLabels = appLabels
         }
     }
 
@@ -121,7 +125,7 @@ public struct Role: Resource {
     public func validate() throws {
         try validateEnvelope()
         for (block, conditions) in [("allow", spec.allow), ("deny", spec.deny)] {
-            for (field, selector) in [("node_labels", conditions?.nodeLabels), ("db_labels", conditions?.dbLabels)] {
+            for (field, selector) in [("node_labels", conditions?.nodeLabels), ("db_labels", conditions?.dbLabels), ("app_labels", conditions?.appLabels)] {
                 for (key, values) in selector ?? [:] {
                     for pattern in values.values where pattern.hasPrefix("^") && pattern.hasSuffix("$") {
                         guard (try? NSRegularExpression(pattern: pattern)) != nil else {

@@ -17,6 +17,8 @@ public struct DaemonConfig: Sendable {
     public var runNode: Bool
     /// The database service (`db_service.enabled` or `--roles=db`).
     public var runDb = false
+    /// The application service (`app_service.enabled` or `--roles=app`).
+    public var runApp = false
     /// Debug logging.
     public var debug: Bool
     public var diagAddr: String?
@@ -70,16 +72,22 @@ public struct DaemonConfig: Sendable {
         var runProxy = file.proxy.enabled
         var runNode = file.ssh.enabled
         var runDb = file.db.enabled
+        var runApp = file.app.enabled
         if let roles = flags.roles {
             let names = roles.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            for name in names where !["auth", "proxy", "node", "db"].contains(name) {
-                throw TeleportError.badParameter("--roles: unknown role \"\(name)\" (expected a list of auth, node, proxy, db)")
+            for name in names where !["auth", "proxy", "node", "db", "app"].contains(name) {
+                throw TeleportError.badParameter("--roles: unknown role \"\(name)\" (expected a list of auth, node, proxy, db, app)")
             }
             guard !names.isEmpty else { throw TeleportError.badParameter("--roles: the list is empty") }
             runAuth = names.contains("auth")
             runProxy = names.contains("proxy")
             runNode = names.contains("node")
             runDb = names.contains("db")
+            runApp = names.contains("app")
+        }
+        if runApp, file.app.apps.isEmpty {
+            throw TeleportError.badParameter(
+                "app_service: no apps to serve: list them under app_service.apps (name: grafana, uri: http://localhost:3000)")
         }
         if let database = flags.database {
             // `teleport db start`: the database service alone, serving the flags' database too.
@@ -90,7 +98,7 @@ public struct DaemonConfig: Sendable {
             throw TeleportError.badParameter(
                 "db_service: no databases to serve: list them under db_service.databases (name, protocol: postgres, uri: host:port)")
         }
-        guard runAuth || runProxy || runNode || runDb else {
+        guard runAuth || runProxy || runNode || runDb || runApp else {
             throw TeleportError.badParameter("no service is enabled: enable auth_service, proxy_service or ssh_service (or pass --roles)")
         }
         if let listenIP = flags.listenIP {
@@ -159,13 +167,14 @@ public struct DaemonConfig: Sendable {
             authServers: authServers, token: flags.token ?? file.teleport.authToken,
             caPins: flags.caPin.map { [$0] } ?? file.teleport.caPins, advertiseIP: flags.advertiseIP ?? file.teleport.advertiseIP)
         config.runDb = runDb
+        config.runApp = runApp
         config.tunnelKeepalive = try tunnelKeepalive(environment: ProcessInfo.processInfo.environment)
         return config
     }
 
     /// The roles as the log and `teleport status` print them.
     public var roleNames: [String] {
-        (runAuth ? ["auth"] : []) + (runProxy ? ["proxy"] : []) + (runNode ? ["node"] : []) + (runDb ? ["db"] : [])
+        (runAuth ? ["auth"] : []) + (runProxy ? ["proxy"] : []) + (runNode ? ["node"] : []) + (runDb ? ["db"] : []) + (runApp ? ["app"] : [])
     }
 }
 

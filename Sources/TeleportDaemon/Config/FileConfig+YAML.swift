@@ -41,7 +41,8 @@ extension FileConfig {
             case "version":
                 _ = try value.string()
             case "db_service": try config.parseDatabaseService(value)
-            case "kubernetes_service", "app_service", "windows_desktop_service", "discovery_service":
+            case "app_service": try config.parseAppService(value)
+            case "kubernetes_service", "windows_desktop_service", "discovery_service":
                 try config.ignoreDisabledOrWarn(value, key)
             default: throw unknown(value, file: file)
             }

@@ -13,6 +13,8 @@ public struct FileConfig: Sendable, Equatable {
     public var proxy = ProxyService()
     /// `db_service:`.
     public var db = DatabaseServiceConfig()
+    /// `app_service:`.
+    public var app = AppServiceConfig()
     /// Documented keys we accept but do not act on, one line each for the log.
     public var warnings: [String] = []
 
@@ -196,5 +198,28 @@ public struct FileConfig: Sendable, Equatable {
         public var tlsMode = "verify-full"
         public var caCertFile: String?
         public var serverName: String?
+    }
+
+    /// `app_service:` (off unless `enabled: true` or `--roles=app`).
+    public struct AppServiceConfig: Sendable, Equatable {
+        public var enabled = false
+        /// Where the proxy reaches the service (mutual TLS), default `0.0.0.0:3031`.
+        public var listenAddr = "0.0.0.0:3031"
+        /// `apps:`.
+        public var apps: [AppEntry] = []
+    }
+
+    /// One entry of `app_service.apps`.
+    public struct AppEntry: Sendable, Equatable {
+        public var name: String
+        public var description = ""
+        public var uri: String
+        public var publicAddr: String?
+        public var labels: [String: String] = [:]
+        public var insecureSkipVerify = false
+        /// `rewrite.redirect`: more internal hosts whose redirects are rewritten.
+        public var redirect: [String] = []
+        /// `rewrite.headers`: `[name, value]` pairs added to every request.
+        public var headers: [[String]] = []
     }
 }

@@ -1,0 +1,103 @@
+import Foundation
+public import NIOHTTP1
+import TeleportAPI
+
+/// The header rules of one forwarded request, without I/O: which client headers never reach the
+/// app (`teleport-jwt-assertion`, `X-Forwarded-*`, `X-Teleport-*`, `Forwarded` and the hop-by-hop
+/// headers), which the service sets (`X-Forwarded-For/Proto/Host`, the assertion, the app's
+/// `rewrite.headers`), whether a request's `Host` names the app, and how a response's `Location`
+/// pointing at the app's internal host is rewritten to its public address.
+public enum AppRequestRules {
+    /// The header carrying the JWT.
+    public static let assertionHeader = "teleport-jwt-assertion"
+    /// Hop-by-hop headers (RFC 9110 §7.6.1) and others that must not cross the proxy.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "upgrade",
+    ]
+
+    /// Whether a client header is dropped before the request reaches the app.
+    public static func isStripped(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        return lower == assertionHeader || lower.hasPrefix("x-forwarded-") || lower.hasPrefix("x-teleport-") || lower == "forwarded"
+            || hopByHop.contains(lower)
+    }
+
+    /// The host part of a `Host` header (no port; IPv6 brackets kept), lower-cased.
+    public static func hostName(_ header: String) -> String {
+        let lower = header.lowercased()
+        if lower.hasPrefix("[") { return String(lower.prefix { $0 != "]" }) + "]" }
+        return String(lower.prefix { $0 != ":" })
+    }
+
+    /// Whether a request's `Host` header names the app served at `publicAddr`.
+    public static func hostMatches(_ header: String?, publicAddr: String) -> Bool {
+        guard let header, !header.isEmpty else { return false }
+        return hostName(header) == publicAddr.lowercased()
+    }
+
+    /// What the app receives: the client's head with the stripped headers removed, `Host` set to
+    /// the app's internal host, `X-Forwarded-For` (the client's address), `X-Forwarded-Proto`
+    /// (`https`), `X-Forwarded-Host` (the public host the client used), the assertion, the
+    /// configured extra headers, and `Connection: close` (one upstream connection per request).
+    public static func upstreamHead(
+        _ head: HTTPRequestHead, internalHost: String, clientAddress: String, publicHost: String, assertion: String,
+        extraHeaders: [(name: String, value: String)]
+    ) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        // Headers named by Connection are hop-by-hop too.
+        let named = Set(head.headers["connection"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
+        for (name, value) in head.headers where !isStripped(name) && !named.contains(name.lowercased()) && name.lowercased() != "host" {
+            headers.add(name: name, value: value)
+        }
+        for (name, value) in extraHeaders {
+            headers.replaceOrAdd(name: name, value: value)
+        }
+        headers.replaceOrAdd(name: "Host", value: internalHost)
+        headers.replaceOrAdd(name: "X-Forwarded-For", value: clientHost(clientAddress))
+        headers.replaceOrAdd(name: "X-Forwarded-Proto", value: "https")
+        headers.replaceOrAdd(name: "X-Forwarded-Host", value: publicHost)
+        headers.replaceOrAdd(name: assertionHeader, value: assertion)
+        headers.replaceOrAdd(name: "Connection", value: "close")
+        var upstream = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri)
+        upstream.headers = headers
+        return upstream
+    }
+
+    /// The IP of an address as NIO prints it (`[IPv4]/127.0.0.1:5000`), or the text as given.
+    static func clientHost(_ address: String) -> String {
+        var text = address
+        if let slash = text.lastIndex(of: "/") { text = String(text[text.index(after: slash)...]) }
+        if text.hasPrefix("[") { return String(text.dropFirst().prefix { $0 != "]" }) }
+        if text.filter({ $0 == ":" }).count == 1 { return String(text.prefix { $0 != ":" }) }
+        return text
+    }
+
+    /// The app's response head as the client gets it: hop-by-hop headers removed, and a
+    /// `Location` whose host is the app's internal host (or one of `redirectHosts`) rewritten to
+    /// `https://<public host>` with the same path and query.
+    public static func clientHead(
+        _ head: HTTPResponseHead, internalHosts: Set<String>, publicHost: String
+    ) -> HTTPResponseHead {
+        var result = head
+        for name in hopByHop { result.headers.remove(name: name) }
+        if let location = head.headers.first(name: "location"), let rewritten = rewriteLocation(location, internalHosts: internalHosts, publicHost: publicHost) {
+            result.headers.replaceOrAdd(name: "Location", value: rewritten)
+        }
+        return result
+    }
+
+    /// `location` with its scheme and authority replaced when its host is one of `internalHosts`
+    /// (lower-case host names, without ports); nil when it is left alone (relative, or another host).
+    public static func rewriteLocation(_ location: String, internalHosts: Set<String>, publicHost: String) -> String? {
+        guard let components = URLComponents(string: location), let host = components.host?.lowercased(), components.scheme != nil else {
+            return nil
+        }
+        let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        guard internalHosts.contains(bare) || internalHosts.contains(host) else { return nil }
+        var path = components.percentEncodedPath
+        if path.isEmpty { path = "/" }
+        let query = components.percentEncodedQuery.map { "?" + $0 } ?? ""
+        let fragment = components.percentEncodedFragment.map { "#" + $0 } ?? ""
+        return "https://\(publicHost)\(path)\(query)\(fragment)"
+    }
+}

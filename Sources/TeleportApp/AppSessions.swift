@@ -1,0 +1,267 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import TeleportAccess
+import TeleportAPI
+import TeleportAuthClient
+import TeleportCrypto
+import TeleportSSH
+import X509
+
+/// One proxied app connection at the service: the checks (the peer is a proxy; the user's
+/// certificate is current, this cluster's, and routes to an app this service serves; the roles
+/// allow the app's labels), then each request forwarded to the app with the rewritten headers,
+/// its response streamed back, and an audit event per request. A refusal is a 403 with one line
+/// naming the cause, and an `app.session.start` failure event.
+struct AppSessions: Sendable {
+    typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+    typealias Upstream = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+    let service: AppService
+
+    var configuration: AppService.Configuration { service.configuration }
+
+    /// What an accepted session knows.
+    struct Accepted: Sendable {
+        var app: AppService.App
+        var identity: X509Identity
+        var certificatePEM: String
+        var publicAddr: String
+        var clientAddress: String
+    }
+
+    func serve(_ connection: Connection, handoff: EventLoopFuture<DatabaseHandoff>) async {
+        let channel = connection.channel
+        var session = AppAudit.Session(id: UUID().uuidString.lowercased(), user: "", app: "", publicAddr: "", uri: "", clientAddress: "")
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var requests = inbound.makeAsyncIterator()
+                let accepted: Accepted
+                do {
+                    accepted = try await accept(channel: channel, handoff: handoff, session: &session)
+                } catch {
+                    let message = (error as? TeleportError)?.message ?? "\(error)"
+                    service.audit.started(session, refusal: message)
+                    service.logger.info("app session refused: \(message)", metadata: ["tp.user": "\(session.user)", "tp.app": "\(session.app)"])
+                    guard let first = try await requests.next(), case .head(let head) = first else { return }
+                    try await drainBody(&requests)
+                    let status: HTTPResponseStatus = (error as? TeleportError)?.code == .accessDenied ? .forbidden : .badGateway
+                    try await respond(outbound, status: status, message: message, head: head, close: true)
+                    return
+                }
+                service.audit.started(session)
+                defer { service.audit.ended(session) }
+                service.logger.info("app session started", metadata: ["tp.user": "\(session.user)", "tp.app": "\(session.app)"])
+                var token: AuthAPI.AppJWTResponse?
+                while let part = try await requests.next() {
+                    guard case .head(let head) = part else { continue }
+                    let started = ContinuousClock.now
+                    let status: Int
+                    let hostHeader = head.headers.first(name: "host") ?? ""
+                    if !AppRequestRules.hostMatches(hostHeader, publicAddr: accepted.publicAddr) {
+                        try await drainBody(&requests)
+                        let message =
+                            "the Host header \"\(hostHeader.prefix(64))\" does not name app \(accepted.app.name) (\(accepted.publicAddr)), which this certificate is for; "
+                            + "run tsh apps login for the other app"
+                        try await respond(outbound, status: .forbidden, message: message, head: head, close: true)
+                        service.audit.request(session, method: head.method.rawValue, path: head.uri, status: 403, milliseconds: 0)
+                        return
+                    }
+                    let now = Int(Date().timeIntervalSince1970)
+                    if token == nil || (token?.expires ?? 0) - 30 <= now {
+                        token = try await service.auth.appJWT(
+                            AuthAPI.AppJWTRequest(userCertificatePEM: accepted.certificatePEM, appName: accepted.app.name))
+                    }
+                    let upstreamHead = AppRequestRules.upstreamHead(
+                        head, internalHost: try AppURI.parse(accepted.app.uri, source: "uri").hostHeader, clientAddress: accepted.clientAddress,
+                        publicHost: hostHeader, assertion: token?.token ?? "",
+                        extraHeaders: accepted.app.headers.map { ($0.name, $0.value) })
+                    status = try await forward(upstreamHead, requests: &requests, outbound: outbound, accepted: accepted, publicHost: hostHeader)
+                    let elapsed = ContinuousClock.now - started
+                    let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+                    guard service.audit.request(session, method: head.method.rawValue, path: head.uri, status: status, milliseconds: milliseconds)
+                    else { return }
+                    if !head.isKeepAlive { return }
+                }
+            }
+        } catch {
+            service.logger.debug("app connection ended: \(error)", metadata: ["tp.app": "\(session.app)"])
+        }
+    }
+
+    /// The checks before any request is read.
+    func accept(channel: any Channel, handoff: EventLoopFuture<DatabaseHandoff>, session: inout AppAudit.Session) async throws -> Accepted {
+        // The hand-off arrives after the TLS handshake, so the proxy's certificate is known then.
+        let frame = try await handoff.get()
+        try await checkProxy(channel)
+        session.clientAddress = frame.clientAddress
+        let identity = try await checkUser(frame.userCertificatePEM)
+        session.user = identity.username
+        guard let route = identity.routeToApp else {
+            throw TeleportError.accessDenied("the certificate carries no app route: run tsh apps login APP")
+        }
+        session.app = route.name
+        guard let app = configuration.apps.first(where: { $0.name == route.name }) else {
+            throw TeleportError.accessDenied("this application service does not serve app \(route.name)")
+        }
+        session.uri = app.uri
+        let publicAddr = service.publicAddrs.get(app.name) ?? route.publicAddr
+        session.publicAddr = publicAddr
+        let checker = AccessChecker(
+            roles: service.cache.roles(named: identity.roles), traits: AccessChecker.templateTraits(identity.traits ?? ["logins": identity.logins]))
+        let decision = try checker.checkAppLabels(app.labels)
+        guard decision.allowed else {
+            throw TeleportError.accessDenied("access to app \(app.name) denied: " + decision.reasons.joined(separator: "; "))
+        }
+        guard service.audit.admits else {
+            throw TeleportError.connectionProblem("the audit log is unavailable (events wait for the auth service): refusing to start an unaudited session")
+        }
+        return Accepted(app: app, identity: identity, certificatePEM: frame.userCertificatePEM, publicAddr: publicAddr, clientAddress: frame.clientAddress)
+    }
+
+    /// Sends one request to the app (a new connection) and streams its response back; returns
+    /// the status. An app that cannot be reached or does not answer in time gets a 502/504 page.
+    func forward(
+        _ head: HTTPRequestHead, requests: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, accepted: Accepted, publicHost: String
+    ) async throws -> Int {
+        var head = head
+        head.headers.remove(name: "expect")
+        let upstream: Upstream
+        do {
+            upstream = try await connect(accepted.app)
+        } catch {
+            try await drainBody(&requests)
+            let message = "cannot reach app \(accepted.app.name) at \(accepted.app.uri): \((error as? TeleportError)?.message ?? "\(error)")"
+            try await respond(outbound, status: .badGateway, message: message, head: head, close: false)
+            return 502
+        }
+        let internalHosts = Set(
+            [(try? AppURI.parse(accepted.app.uri, source: "uri").host.lowercased()) ?? ""] + accepted.app.redirectHosts.map { $0.lowercased() })
+        let timeout = configuration.responseTimeout
+        let eventLoop = upstream.channel.eventLoop
+        let channel = upstream.channel
+        return try await upstream.executeThenClose { responses, writer in
+            // The app may answer and close before the request's end is written (a GET, or an
+            // early 413): then the rest of the body is read and dropped, and its answer relayed.
+            var open = (try? await writer.write(.head(head))) != nil
+            body: while let part = try await requests.next() {
+                switch part {
+                case .body(let buffer): if open { open = (try? await writer.write(.body(.byteBuffer(buffer)))) != nil }
+                case .end(let trailers):
+                    if open { _ = try? await writer.write(.end(trailers)) }
+                    break body
+                case .head: throw TeleportError.badParameter("a request head arrived inside a request body")
+                }
+            }
+            // The app has `timeout` to start its answer.
+            let deadline = eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.close(promise: nil) }
+            var status = 0
+            for try await part in responses {
+                switch part {
+                case .head(let response):
+                    deadline.cancel()
+                    status = Int(response.status.code)
+                    try await outbound.write(.head(AppRequestRules.clientHead(response, internalHosts: internalHosts, publicHost: publicHost)))
+                case .body(let buffer): try await outbound.write(.body(.byteBuffer(buffer)))
+                case .end(let trailers):
+                    try await outbound.write(.end(trailers))
+                    return status
+                }
+            }
+            deadline.cancel()
+            guard status == 0 else { throw TeleportError.connectionProblem("app \(accepted.app.name) closed the connection mid-response") }
+            let message = "app \(accepted.app.name) at \(accepted.app.uri) did not answer within \(timeout) or closed the connection"
+            try await respond(outbound, status: .gatewayTimeout, message: message, head: head, close: false)
+            return 504
+        }
+    }
+
+    /// A new connection to the app: TCP, TLS for `https://` (the app's certificate checked
+    /// against the system roots unless `insecure_skip_verify`), HTTP/1.1.
+    func connect(_ app: AppService.App) async throws -> Upstream {
+        let parts = try AppURI.parse(app.uri, source: "uri")
+        let tls: NIOSSLContext?
+        if parts.scheme == "https" {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if app.insecureSkipVerify { configuration.certificateVerification = .none }
+            tls = try NIOSSLContext(configuration: configuration)
+        } else {
+            tls = nil
+        }
+        let isIP = IPAddressBytes.parse(parts.host) != nil
+        return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(10))
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .connect(host: parts.host, port: parts.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: isIP ? nil : parts.host))
+                    }
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try Upstream(wrappingChannelSynchronously: channel)
+                }
+            }
+    }
+
+    /// Reads the rest of a request's body and drops it.
+    func drainBody(_ requests: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator) async throws {
+        while let part = try await requests.next() {
+            if case .end = part { return }
+        }
+    }
+
+    /// A short plain-text answer (one line naming the cause).
+    func respond(
+        _ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, status: HTTPResponseStatus, message: String, head: HTTPRequestHead,
+        close: Bool
+    ) async throws {
+        let body = ByteBuffer(string: message + "\n")
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        headers.add(name: "Content-Length", value: "\(body.readableBytes)")
+        headers.add(name: "Cache-Control", value: "no-store")
+        if close { headers.add(name: "Connection", value: "close") }
+        try await outbound.write(.head(HTTPResponseHead(version: head.version, status: status, headers: headers)))
+        if head.method != .HEAD { try await outbound.write(.body(.byteBuffer(body))) }
+        try await outbound.write(.end(nil))
+    }
+
+    /// The peer of the service's mutual TLS must be a proxy of this cluster.
+    func checkProxy(_ channel: any Channel) async throws {
+        guard let peer = try await channel.nioSSL_peerCertificate().get() else {
+            throw TeleportError.accessDenied("the connection presented no certificate")
+        }
+        let identity = try X509Identity(certificate: try Certificate.fromDER(try peer.toDERBytes()))
+        guard identity.clusterName == configuration.clusterName, identity.systemRole == .proxy else {
+            throw TeleportError.accessDenied("only the cluster's proxies connect to the application service")
+        }
+    }
+
+    /// The user's certificate: this cluster's user CA signed it, it is current, and it is a user's.
+    func checkUser(_ pem: String) async throws -> X509Identity {
+        let certificate: Certificate
+        do {
+            certificate = try Certificate.fromPEM(pem)
+        } catch {
+            throw TeleportError.accessDenied("the user certificate cannot be read")
+        }
+        guard case .certAuthority(let ca) = try await service.auth.resource(kind: CertAuthority.kind, name: CertAuthority.CAType.user.rawValue)
+        else { throw TeleportError.internalError("the auth service sent another kind for cert_authority/user") }
+        let roots = try ca.spec.activeKeys.tls.map { try Certificate.fromPEM($0.cert) }
+        guard roots.contains(where: { $0.publicKey.isValidSignature(certificate.signature, for: certificate) }) else {
+            throw TeleportError.accessDenied("the certificate is not signed by this cluster's user CA")
+        }
+        let now = Date()
+        guard certificate.notValidBefore <= now, now < certificate.notValidAfter else {
+            throw TeleportError.accessDenied("the certificate has expired: log in again (tsh login, then tsh apps login)")
+        }
+        let identity = try X509Identity(certificate: certificate)
+        guard identity.clusterName == configuration.clusterName, identity.systemRole == nil else {
+            throw TeleportError.accessDenied("the certificate is not a user certificate of this cluster")
+        }
+        return identity
+    }
+}

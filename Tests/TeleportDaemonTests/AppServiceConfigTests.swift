@@ -1,0 +1,87 @@
+import Foundation
+import TeleportAPI
+import TeleportDaemon
+import Testing
+
+/// `app_service` in teleport.yaml: a good section parses into its entries; each bad one is one
+/// line naming the key and the fix; the cloud metadata address is refused.
+@Suite("app_service configuration")
+struct AppServiceConfigTests {
+    static let file = "/etc/teleport/app.yaml"
+
+    @Test func anAppSectionParses() throws {
+        let yaml = """
+            app_service:
+              enabled: true
+              listen_addr: 127.0.0.1:3031
+              apps:
+              - name: grafana
+                description: Dashboards
+                uri: http://localhost:3000
+                public_addr: grafana.example.com
+                labels:
+                  env: prod
+                insecure_skip_verify: true
+                rewrite:
+                  redirect: [grafana.internal]
+                  headers:
+                  - name: X-Env
+                    value: prod
+              - name: wiki
+                uri: https://wiki.internal
+
+            """
+        let config = try FileConfig.parse(yaml, file: Self.file)
+        #expect(config.app.enabled && config.app.listenAddr == "127.0.0.1:3031")
+        #expect(config.app.apps.map(\.name) == ["grafana", "wiki"])
+        let grafana = config.app.apps[0]
+        #expect(grafana.publicAddr == "grafana.example.com" && grafana.labels == ["env": "prod"] && grafana.insecureSkipVerify)
+        #expect(grafana.redirect == ["grafana.internal"] && grafana.headers == [["X-Env", "prod"]])
+        #expect(config.app.apps[1].publicAddr == nil && !config.app.apps[1].insecureSkipVerify)
+        #expect(!FileConfig().app.enabled, "off by default")
+    }
+
+    @Test(arguments: [
+        ("app_service:\n  apps:\n  - name: meta\n    uri: http://169.254.169.254/latest\n", ["app_service.apps[0].uri", "cloud metadata address"]),
+        ("app_service:\n  apps:\n  - name: a\n    uri: tcp://localhost:5432\n", ["app_service.apps[0].uri", "not supported"]),
+        ("app_service:\n  apps:\n  - name: a\n    uri: localhost:3000\n", ["app_service.apps[0].uri", "http://localhost:3000"]),
+        ("app_service:\n  apps:\n  - uri: http://h\n", ["app_service.apps[0]", "with a name"]),
+        ("app_service:\n  apps:\n  - name: a\n", ["app_service.apps[0]", "with a uri"]),
+        ("app_service:\n  apps:\n  - name: Bad_Name\n    uri: http://h\n", ["app_service.apps[0].name", "DNS label"]),
+        ("app_service:\n  apps:\n  - name: a\n    uri: http://h\n    public_addr: https://a.example.com\n", ["public_addr", "without scheme or port"]),
+        ("app_service:\n  apps:\n  - name: a\n    uri: http://h\n    rewrite:\n      headers:\n      - name: X-Forwarded-For\n        value: x\n",
+         ["rewrite.headers", "Teleport sets itself"]),
+        ("app_service:\n  apps:\n  - name: a\n    uri: http://h\n    colour: red\n", ["app_service.apps[0].colour", "unknown key"]),
+        ("app_service:\n  apps:\n  - name: a\n    uri: http://h\n  - name: a\n    uri: http://g\n", ["app_service.apps[1].name", "appears twice"]),
+        ("app_service:\n  listen_addr: nowhere:port\n", ["app_service.listen_addr", "host:port"]),
+    ])
+    func badSectionsAreOneLine(yaml: String, fragments: [String]) throws {
+        let error = try DaemonTestSupport.parseError(yaml, file: Self.file)
+        #expect(error.code == .badParameter)
+        #expect(!error.message.contains("\n"), "one line: \(error.message)")
+        for fragment in fragments {
+            #expect(error.message.contains(fragment), "\(fragment) in \(error.message)")
+        }
+    }
+
+    @Test func rolesAppNeedsApps() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("appcfg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("teleport.yaml").path
+        try "teleport:\n  data_dir: \(directory.path)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        var flags = StartFlags()
+        flags.configPath = path
+        flags.roles = "app"
+        do {
+            _ = try DaemonConfig.resolve(flags: flags)
+            Issue.record("--roles=app without apps was accepted")
+        } catch let error as TeleportError {
+            #expect(error.message.contains("app_service.apps"), "\(error.message)")
+        }
+        try "teleport:\n  data_dir: \(directory.path)\napp_service:\n  apps:\n  - name: grafana\n    uri: http://localhost:3000\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let config = try DaemonConfig.resolve(flags: flags)
+        #expect(config.runApp && !config.runAuth && !config.runProxy && config.roleNames == ["app"])
+    }
+}
