@@ -110,8 +110,14 @@ struct GracefulRestartIntegrationTests {
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             async let copied: CommandResult = setup.tsh(["scp", source.path, "root@testnode:\(copy.path)"])
-            // Wait until the sessions are open on the old process, then restart as systemd's reload does.
-            try await Task.sleep(for: .milliseconds(1500))
+            // Wait until the node lists the five sessions (open on the old process), then restart as
+            // systemd's reload does.
+            var listed = try await setup.tsh(["sessions", "ls"])
+            for _ in 0..<200 where listed.stdout.components(separatedBy: "sleep 3").count - 1 < 5 {
+                try await Task.sleep(for: .milliseconds(50))
+                listed = try await setup.tsh(["sessions", "ls"])
+            }
+            #expect(listed.stdout.components(separatedBy: "sleep 3").count - 1 == 5, "\(listed)")
             let reload = try await TestSupport.run("/bin/kill", ["-HUP", "\(Self.pidFile(cluster) ?? 0)"])
             #expect(reload.exitCode == 0)
             let new = try await Self.nextPID(cluster, after: old)

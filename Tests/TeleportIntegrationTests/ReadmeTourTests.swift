@@ -48,18 +48,19 @@ struct ReadmeTourTests {
         await run.stopDaemons()
     }
 
-    /// Issue 13 item 4: `systemctl reload` sent SIGHUP, which took the cluster down; the daemon
-    /// now ignores SIGHUP (SessionLifetimeTests), and the README must not promise a reload.
-    @Test("the README's systemd unit has no ExecReload and says SIGHUP is ignored")
-    func systemdUnitPromisesNoReload() throws {
+    /// Issue 19: `systemctl reload` (SIGHUP) is a graceful restart, so the README's unit reloads by
+    /// signal and keeps the pid file that follows the serving process (GracefulRestartTests run it).
+    @Test("the README's systemd unit reloads with SIGHUP through the pid file and explains the signals")
+    func systemdUnitReloadsGracefully() throws {
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let readme = try String(contentsOf: repository.appendingPathComponent("README.md"), encoding: .utf8)
         let heading = try #require(readme.range(of: "## Running under systemd"), "the README has no systemd section")
         let open = try #require(readme.range(of: "```ini\n", range: heading.upperBound..<readme.endIndex))
         let close = try #require(readme.range(of: "```\n", range: open.upperBound..<readme.endIndex))
         let unit = readme[open.upperBound..<close.lowerBound]
-        #expect(unit.contains("ExecStart=") && !unit.contains("ExecReload"), "\(unit)")
-        #expect(readme[close.upperBound...].prefix(600).contains("SIGHUP is logged and\nignored"), "the README explains SIGHUP")
+        #expect(unit.contains("--pid-file=/run/teleport.pid") && unit.contains("ExecReload=/bin/kill -HUP $MAINPID"), "\(unit)")
+        #expect(unit.contains("PIDFile=/run/teleport.pid"), "\(unit)")
+        #expect(readme[close.upperBound...].prefix(1500).contains("graceful restart"), "the README explains the reload")
     }
 
     @Test("the tour's parser joins here-documents and drops comments and blank lines")
