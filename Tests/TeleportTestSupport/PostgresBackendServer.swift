@@ -1,0 +1,127 @@
+public import Foundation
+
+/// A real PostgreSQL 15 (``PostgresFixture``: initdb in a temp dir, run as `postgres`, TCP only over
+/// TLS with client certificates) set up as the store of the PostgreSQL backend: a CA, a server
+/// certificate for `localhost`, a client certificate for the role `teleport`, and a fresh database
+/// per caller (``createDatabase()``). Stopped by PID.
+public final class PostgresBackendServer: @unchecked Sendable {
+    /// The role the client certificate names.
+    public static let user = "teleport"
+    public let postgres: PostgresFixture
+    /// Where the CA and client files live (owned by the test process).
+    public let directory: URL
+    private let counter = LockedCounter()
+
+    private init(postgres: PostgresFixture, directory: URL) {
+        self.postgres = postgres
+        self.directory = directory
+    }
+
+    public func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+    public var port: UInt16 { postgres.port }
+
+    /// Makes the certificates, starts PostgreSQL and creates the `teleport` role.
+    public static func start() async throws -> PostgresBackendServer {
+        let directory = try TestSupport.makeTemporaryDirectory(prefix: "pgbackend")
+        func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+        func openssl(_ arguments: [String]) async throws {
+            _ = try await TestSupport.runChecked("/usr/bin/openssl", arguments)
+        }
+        do {
+            let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+            try await openssl(["req", "-x509"] + curve + ["-keyout", path("ca.key"), "-out", path("ca.pem"), "-subj", "/CN=pg-test-ca", "-days", "2"])
+            try TestSupport.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n", to: directory.appendingPathComponent("server.ext"))
+            try TestSupport.write("extendedKeyUsage=clientAuth\n", to: directory.appendingPathComponent("client.ext"))
+            for (name, commonName) in [("server", "localhost"), ("client", user)] {
+                try await openssl(["req"] + curve + ["-keyout", path("\(name).key"), "-out", path("\(name).csr"), "-subj", "/CN=\(commonName)"])
+                try await openssl([
+                    "x509", "-req", "-in", path("\(name).csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"), "-CAcreateserial",
+                    "-out", path("\(name).crt"), "-days", "2", "-extfile", path("\(name).ext"),
+                ])
+            }
+            _ = try await TestSupport.runChecked("/bin/chmod", ["600", path("client.key")])
+            let postgres = try await PostgresFixture(tls: TLSFiles(certificate: path("server.crt"), key: path("server.key"), ca: path("ca.pem")))
+            let server = PostgresBackendServer(postgres: postgres, directory: directory)
+            do {
+                try await postgres.superuser("CREATE ROLE \(user) LOGIN")
+            } catch {
+                await server.stop()
+                throw error
+            }
+            return server
+        } catch {
+            try? FileManager.default.removeItem(at: directory)
+            throw error
+        }
+    }
+
+    /// Creates an empty database owned by `teleport` and returns its name.
+    public func createDatabase() async throws -> String {
+        let name = "teleport_\(counter.next())_\(UUID().uuidString.prefix(8).lowercased())"
+        try await postgres.superuser("CREATE DATABASE \(name) OWNER \(Self.user)")
+        return name
+    }
+
+    /// A conn_string for `database` with the client certificate (PostgreSQL `cert` authentication).
+    public func connString(database: String, user: String = PostgresBackendServer.user, sslmode: String = "verify-full") -> String {
+        "postgresql://\(user)@localhost:\(port)/\(database)?sslmode=\(sslmode)&sslrootcert=\(path("ca.pem"))&sslcert=\(path("client.crt"))&sslkey=\(path("client.key"))"
+    }
+
+    /// Stops PostgreSQL by PID and removes both directories.
+    public func stop() async {
+        await postgres.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Runs `body` with a fresh server, stopped afterwards whether `body` succeeded or not.
+    public static func with<T>(_ body: (PostgresBackendServer) async throws -> T) async throws -> T {
+        let server = try await start()
+        do {
+            let value = try await body(server)
+            await server.stop()
+            return value
+        } catch {
+            await server.stop()
+            throw error
+        }
+    }
+}
+
+/// One server shared by every suite that holds a reference (``retain()``/``release()``), started on the
+/// first ``server()`` and stopped by PID when the last holder lets go, so the suites of one test run pay
+/// for one initdb.
+public actor SharedPostgresBackendServer {
+    public static let instance = SharedPostgresBackendServer()
+    private var holders = 0
+    private var starting: Task<PostgresBackendServer, any Error>?
+
+    /// A suite begins to use the server.
+    public func retain() { holders += 1 }
+
+    /// A suite is done; the last one stops the server.
+    public func release() async {
+        holders -= 1
+        guard holders <= 0, let starting else { return }
+        self.starting = nil
+        if let server = try? await starting.value { await server.stop() }
+    }
+
+    /// The running server (started now if it is not yet).
+    public func server() async throws -> PostgresBackendServer {
+        if let starting { return try await starting.value }
+        let task = Task { try await PostgresBackendServer.start() }
+        starting = task
+        return try await task.value
+    }
+}
+
+final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func next() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value
+    }
+}
