@@ -190,6 +190,36 @@ struct PostgresBackendTests {
         try await backend.close()
     }
 
+    /// PostgreSQL stopped at once and started again under a watch: writes fail with a retryable
+    /// error meanwhile, then succeed, and the watcher (on another client) sees them with nothing lost.
+    @Test func aStoreRestartMidWatchLosesNothing() async throws {
+        try await PostgresBackendServer.with { server in
+            let database = try await server.createDatabase()
+            let watcher = try await Self.open(server, database)
+            let writer = try await Self.open(server, database)
+            let watch = try await watcher.watch(prefix: "/r/")
+            let before = try await writer.put(Item(key: "/r/before", value: Data("1".utf8)))
+            #expect(await collect(1, from: watch) == [.put(before)])
+            try await server.postgres.restartImmediately()
+            var written: [Item] = []
+            var failures: [TeleportError.Code] = []
+            let deadline = ContinuousClock.now + .seconds(30)
+            while written.count < 3, ContinuousClock.now < deadline {
+                do {
+                    written.append(try await writer.put(Item(key: "/r/after\(written.count)", value: Data("2".utf8))))
+                } catch let error as TeleportError {
+                    failures.append(error.code)
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            #expect(written.count == 3)
+            #expect(failures.allSatisfy { $0 == .connectionProblem }, "\(failures)")
+            #expect(await collect(3, from: watch, timeout: .seconds(30)) == written.map { .put($0) })
+            try await watcher.close()
+            try await writer.close()
+        }
+    }
+
     @Test func connectionFailuresAreOneLineErrorsNamingTheFix() async throws {
         let server = try await SharedPostgresBackendServer.instance.server()
         let database = try await server.createDatabase()
