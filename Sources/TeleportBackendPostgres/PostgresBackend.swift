@@ -103,8 +103,15 @@ public final class PostgresBackend: Backend {
         configuration.options.maximumConnections = settings.poolMaxConns
         configuration.options.minimumConnections = 0
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        // The pool's own background work; cancelled by close().
-        let runTask = Task { await client.run() }
+        // The pool's own background work; cancelled by close(). Nothing leases a connection before
+        // the task has entered run() (leases made earlier were seen to wait forever under load).
+        let (started, startedSignal) = AsyncStream.makeStream(of: Void.self)
+        let runTask = Task {
+            startedSignal.finish()
+            await client.run()
+        }
+        for await _ in started {}
+        for _ in 0..<10 { await Task.yield() }
         let backend = PostgresBackend(client: client, runTask: runTask, settings: settings, options: options, clock: clock, logger: logger)
         backend.startFeed(from: head)
         return backend
@@ -285,15 +292,61 @@ public final class PostgresBackend: Backend {
         Item(key: string(row.0), value: data(row.1), expires: row.2, revision: String(row.3))
     }
 
-    /// The written row's expiry and revision, as PostgreSQL stored them (expiries to the microsecond).
-    private func stored(_ item: Item, _ rows: PostgresRowSequence) async throws -> Item? {
-        for try await (expires, revision) in rows.decode((Date?, Int64).self) {
-            var stored = item
-            stored.expires = expires
-            stored.revision = String(revision)
-            return stored
+    /// The tail of a single-key write `WITH w AS (... RETURNING key, value, expires, revision)`: once
+    /// every row of `w` is written, take the event lock, NOTIFY, and append the rows to the log. One
+    /// statement, so one round trip and its own transaction; the lock comes after the row locks (the
+    /// aggregate reads all of `w` first), so whoever holds it waits only for its commit.
+    static let putEvents = """
+        , l AS (SELECT pg_advisory_xact_lock(\(eventLock)), pg_notify('\(channel)', '') FROM (SELECT count(*) AS n FROM w) AS c WHERE c.n > 0)
+        INSERT INTO teleport_events (key, kind, value, expires, revision)
+        SELECT w.key, 0, w.value, w.expires, w.revision FROM w, l ORDER BY w.key RETURNING id, expires, revision
+        """
+
+    /// As ``putEvents`` for `WITH w AS (DELETE ... RETURNING key)`.
+    static let deleteEvents = """
+        , l AS (SELECT pg_advisory_xact_lock(\(eventLock)), pg_notify('\(channel)', '') FROM (SELECT count(*) AS n FROM w) AS c WHERE c.n > 0)
+        INSERT INTO teleport_events (key, kind) SELECT w.key, 1 FROM w, l ORDER BY w.key RETURNING id, expires, revision
+        """
+
+    /// Runs one write statement ending in ``putEvents`` or ``deleteEvents``; returns its event row
+    /// (nil: nothing matched). Retries serialization failures and deadlocks.
+    private func write(_ query: PostgresQuery) async throws -> (id: Int64, expires: Date?, revision: Int64?)? {
+        try checkOpen()
+        var attempt = 0
+        while true {
+            do {
+                let rows = try await client.withConnection { connection in
+                    try await Self.drain(connection.query(query, logger: logger), as: (Int64, Date?, Int64?).self)
+                }
+                guard let row = rows.first else { return nil }
+                state.withLock { $0.lastWritten = max($0.lastWritten, row.0) }
+                return (row.0, row.1, row.2)
+            } catch {
+                attempt += 1
+                if let state = Self.sqlState(error), Self.retryableStates.contains(state), attempt < 20 {
+                    try await Task.sleep(for: .milliseconds(attempt * 5))
+                    continue
+                }
+                throw Self.convert(error, settings)
+            }
         }
-        return nil
+    }
+
+    /// Every row of `rows` decoded as `type`.
+    private static func drain<each Column: PostgresDecodable>(
+        _ rows: PostgresRowSequence, as type: (repeat each Column).Type
+    ) async throws -> [(repeat each Column)] {
+        var all: [(repeat each Column)] = []
+        for try await row in rows.decode(type) { all.append(row) }
+        return all
+    }
+
+    /// `item` with the expiry and revision PostgreSQL stored (expiries to the microsecond).
+    private func stamped(_ item: Item, _ written: (id: Int64, expires: Date?, revision: Int64?)) -> Item {
+        var stored = item
+        stored.expires = written.expires
+        stored.revision = written.revision.map(String.init) ?? ""
+        return stored
     }
 
     /// Appends put events for `keys` (their rows as they are now) to the log, under the event lock.
@@ -346,18 +399,16 @@ public final class PostgresBackend: Backend {
     }
 
     @discardableResult public func put(_ item: Item) async throws -> Item {
-        try await transaction { connection in
-            let rows = try await connection.query(
-                """
-                INSERT INTO teleport_items (key, value, expires, revision)
-                VALUES (\(Self.bytes(item.key)), \(Self.bytes(item.value)), \(item.expires), nextval('teleport_revision'))
-                ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires, revision = EXCLUDED.revision
-                RETURNING expires, revision
-                """, logger: logger)
-            guard let stored = try await stored(item, rows) else { throw TeleportError.internalError("PostgreSQL stored no row for \(item.key)") }
-            try await recordPuts(connection, [Self.bytes(item.key)])
-            return stored
-        }
+        let written = try await write(
+            """
+            WITH w AS (
+            INSERT INTO teleport_items (key, value, expires, revision)
+            VALUES (\(Self.bytes(item.key)), \(Self.bytes(item.value)), \(item.expires), nextval('teleport_revision'))
+            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires, revision = EXCLUDED.revision
+            RETURNING key, value, expires, revision)\(unescaped: Self.putEvents)
+            """)
+        guard let written else { throw TeleportError.internalError("PostgreSQL stored no row for \(item.key)") }
+        return stamped(item, written)
     }
 
     public func putBatch(_ items: [Item]) async throws {
@@ -389,36 +440,30 @@ public final class PostgresBackend: Backend {
 
     @discardableResult public func create(_ item: Item) async throws -> Item {
         let now = clock.now()
-        return try await transaction { connection in
-            let rows = try await connection.query(
-                """
-                INSERT INTO teleport_items (key, value, expires, revision)
-                VALUES (\(Self.bytes(item.key)), \(Self.bytes(item.value)), \(item.expires), nextval('teleport_revision'))
-                ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires, revision = EXCLUDED.revision
-                WHERE teleport_items.expires IS NOT NULL AND teleport_items.expires <= \(now)
-                RETURNING expires, revision
-                """, logger: logger)
-            guard let stored = try await stored(item, rows) else {
-                throw TeleportError.alreadyExists("key \(item.key) already exists")
-            }
-            try await recordPuts(connection, [Self.bytes(item.key)])
-            return stored
-        }
+        let written = try await write(
+            """
+            WITH w AS (
+            INSERT INTO teleport_items (key, value, expires, revision)
+            VALUES (\(Self.bytes(item.key)), \(Self.bytes(item.value)), \(item.expires), nextval('teleport_revision'))
+            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires, revision = EXCLUDED.revision
+            WHERE teleport_items.expires IS NOT NULL AND teleport_items.expires <= \(now)
+            RETURNING key, value, expires, revision)\(unescaped: Self.putEvents)
+            """)
+        guard let written else { throw TeleportError.alreadyExists("key \(item.key) already exists") }
+        return stamped(item, written)
     }
 
     @discardableResult public func update(_ item: Item) async throws -> Item {
         let now = clock.now()
-        return try await transaction { connection in
-            let rows = try await connection.query(
-                """
-                UPDATE teleport_items SET value = \(Self.bytes(item.value)), expires = \(item.expires), revision = nextval('teleport_revision')
-                WHERE key = \(Self.bytes(item.key)) AND (expires IS NULL OR expires > \(now))
-                RETURNING expires, revision
-                """, logger: logger)
-            guard let stored = try await stored(item, rows) else { throw notFound(item.key) }
-            try await recordPuts(connection, [Self.bytes(item.key)])
-            return stored
-        }
+        let written = try await write(
+            """
+            WITH w AS (
+            UPDATE teleport_items SET value = \(Self.bytes(item.value)), expires = \(item.expires), revision = nextval('teleport_revision')
+            WHERE key = \(Self.bytes(item.key)) AND (expires IS NULL OR expires > \(now))
+            RETURNING key, value, expires, revision)\(unescaped: Self.putEvents)
+            """)
+        guard let written else { throw notFound(item.key) }
+        return stamped(item, written)
     }
 
     @discardableResult public func compareAndSwap(expected: Item, replacement: Item) async throws -> Item {
@@ -427,38 +472,33 @@ public final class PostgresBackend: Backend {
         }
         let now = clock.now()
         let key = Self.bytes(expected.key)
-        return try await transaction { connection in
-            let rows = try await connection.query(
-                """
-                UPDATE teleport_items SET value = \(Self.bytes(replacement.value)), expires = \(replacement.expires),
-                revision = nextval('teleport_revision')
-                WHERE key = \(key) AND (expires IS NULL OR expires > \(now)) AND value = \(Self.bytes(expected.value))
-                RETURNING expires, revision
-                """, logger: logger)
-            guard let stored = try await stored(replacement, rows) else {
-                let exists = try await connection.query(
-                    "SELECT 1 FROM teleport_items WHERE key = \(key) AND (expires IS NULL OR expires > \(now))", logger: logger)
-                for try await _ in exists.decode(Int32.self) {
-                    throw TeleportError.compareFailed("key \(expected.key) has changed since it was read")
-                }
-                throw notFound(expected.key)
-            }
-            try await recordPuts(connection, [key])
-            return stored
+        let written = try await write(
+            """
+            WITH w AS (
+            UPDATE teleport_items SET value = \(Self.bytes(replacement.value)), expires = \(replacement.expires),
+            revision = nextval('teleport_revision')
+            WHERE key = \(key) AND (expires IS NULL OR expires > \(now)) AND value = \(Self.bytes(expected.value))
+            RETURNING key, value, expires, revision)\(unescaped: Self.putEvents)
+            """)
+        if let written { return stamped(replacement, written) }
+        let live = try await read { connection in
+            try await Self.drain(
+                connection.query("SELECT 1 FROM teleport_items WHERE key = \(key) AND (expires IS NULL OR expires > \(now))", logger: logger),
+                as: Int32.self)
         }
+        if live.isEmpty { throw notFound(expected.key) }
+        throw TeleportError.compareFailed("key \(expected.key) has changed since it was read")
     }
 
     public func delete(_ key: String) async throws {
         let now = clock.now()
-        try await transaction { connection in
-            let rows = try await connection.query(
-                "DELETE FROM teleport_items WHERE key = \(Self.bytes(key)) AND (expires IS NULL OR expires > \(now)) RETURNING key",
-                logger: logger)
-            var deleted = false
-            for try await _ in rows.decode(ByteBuffer.self) { deleted = true }
-            guard deleted else { throw notFound(key) }
-            try await recordDeletes(connection, [Self.bytes(key)])
-        }
+        let written = try await write(
+            """
+            WITH w AS (
+            DELETE FROM teleport_items WHERE key = \(Self.bytes(key)) AND (expires IS NULL OR expires > \(now))
+            RETURNING key)\(unescaped: Self.deleteEvents)
+            """)
+        guard written != nil else { throw notFound(key) }
     }
 
     public func getRange(startKey: String, endKey: String, limit: Int) async throws -> [Item] {
@@ -498,17 +538,14 @@ public final class PostgresBackend: Backend {
 
     public func keepAlive(_ key: String, expires: Date) async throws {
         let now = clock.now()
-        try await transaction { connection in
-            let rows = try await connection.query(
-                """
-                UPDATE teleport_items SET expires = \(expires), revision = nextval('teleport_revision')
-                WHERE key = \(Self.bytes(key)) AND (expires IS NULL OR expires > \(now)) RETURNING key
-                """, logger: logger)
-            var updated = false
-            for try await _ in rows.decode(ByteBuffer.self) { updated = true }
-            guard updated else { throw notFound(key) }
-            try await recordPuts(connection, [Self.bytes(key)])
-        }
+        let written = try await write(
+            """
+            WITH w AS (
+            UPDATE teleport_items SET expires = \(expires), revision = nextval('teleport_revision')
+            WHERE key = \(Self.bytes(key)) AND (expires IS NULL OR expires > \(now))
+            RETURNING key, value, expires, revision)\(unescaped: Self.putEvents)
+            """)
+        guard written != nil else { throw notFound(key) }
     }
 
     /// Deletes expired items a thousand at a time (rows another auth server is sweeping are skipped),

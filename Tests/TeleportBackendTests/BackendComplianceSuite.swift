@@ -167,7 +167,7 @@ func collect(
 private func bytes(_ text: String) -> Data { Data(text.utf8) }
 
 /// The behaviour every ``Backend`` must have, written once and run against each ``BackendKind``.
-@Suite("Backend compliance", .timeLimit(.minutes(3)), .postgresServer)
+@Suite("Backend compliance", .timeLimit(.minutes(3)))
 struct BackendComplianceSuite {
     @Test(arguments: BackendKind.allCases)
     func putThenGetReturnsTheStoredItem(kind: BackendKind) async throws {
@@ -519,7 +519,7 @@ struct BackendComplianceSuite {
     }
 }
 
-@Suite("backend compliance: batches", .timeLimit(.minutes(3)), .postgresServer)
+@Suite("backend compliance: batches", .timeLimit(.minutes(3)))
 struct BackendBatchCompliance {
     @Test(arguments: BackendKind.allCases)
     func putBatchWritesEveryItemAndNotifiesWatchers(kind: BackendKind) async throws {

@@ -6,30 +6,6 @@ import TeleportBackendPostgres
 import TeleportTestSupport
 import Testing
 
-/// Keeps the shared PostgreSQL server (``SharedPostgresBackendServer``) up for a suite: the first
-/// test that needs it starts it, the last suite to finish stops it by PID.
-struct PostgresServerTrait: SuiteTrait, TestScoping {
-    var isRecursive: Bool { false }
-
-    func provideScope(
-        for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
-    ) async throws {
-        await SharedPostgresBackendServer.instance.retain()
-        do {
-            try await function()
-        } catch {
-            await SharedPostgresBackendServer.instance.release()
-            throw error
-        }
-        await SharedPostgresBackendServer.instance.release()
-    }
-}
-
-extension Trait where Self == PostgresServerTrait {
-    /// The suite uses the shared PostgreSQL server.
-    static var postgresServer: Self { PostgresServerTrait() }
-}
-
 /// `teleport.storage.conn_string` parsing: pure, no server.
 @Suite("PostgreSQL conn_string")
 struct PostgresSettingsTests {
@@ -99,7 +75,7 @@ struct PostgresSettingsTests {
 }
 
 /// The PostgreSQL backend against a real server: several clients on one database, resets, errors.
-@Suite("PostgreSQL backend", .timeLimit(.minutes(3)), .postgresServer, .enabled(if: DatabaseServers.postgresAvailable, "PostgreSQL 15 is not installed"))
+@Suite("PostgreSQL backend", .timeLimit(.minutes(3)), .enabled(if: DatabaseServers.postgresAvailable, "PostgreSQL 15 is not installed"))
 struct PostgresBackendTests {
     static func options() -> PostgresBackend.Options {
         var options = PostgresBackend.Options()

@@ -120,6 +120,20 @@ public final class PostgresFixture: @unchecked Sendable {
         }
     }
 
+    /// The postmaster's PID while it runs.
+    public var processID: pid_t? { pid }
+
+    /// Stops postgres at once by PID (SIGQUIT: immediate shutdown, which does not wait for connected
+    /// clients as SIGTERM's smart shutdown does) and removes the directory.
+    public func stopImmediately() async {
+        if let pid {
+            self.pid = nil
+            kill(pid, SIGQUIT)
+            _ = await TestSupport.reap(pid, killAfter: .seconds(5))
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
     /// Stops postgres at once (SIGQUIT by PID: immediate shutdown, as `pg_ctl restart -m immediate`),
     /// then starts it again on the same data directory and port, and waits until it accepts connections.
     public func restartImmediately() async throws {

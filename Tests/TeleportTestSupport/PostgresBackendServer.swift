@@ -1,4 +1,8 @@
 public import Foundation
+import Synchronization
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A real PostgreSQL 15 (``PostgresFixture``: initdb in a temp dir, run as `postgres`, TCP only over
 /// TLS with client certificates) set up as the store of the PostgreSQL backend: a CA, a server
@@ -67,9 +71,9 @@ public final class PostgresBackendServer: @unchecked Sendable {
         "postgresql://\(user)@localhost:\(port)/\(database)?sslmode=\(sslmode)&sslrootcert=\(path("ca.pem"))&sslcert=\(path("client.crt"))&sslkey=\(path("client.key"))"
     }
 
-    /// Stops PostgreSQL by PID and removes both directories.
+    /// Stops PostgreSQL by PID (immediate shutdown) and removes both directories.
     public func stop() async {
-        await postgres.stop()
+        await postgres.stopImmediately()
         try? FileManager.default.removeItem(at: directory)
     }
 
@@ -87,33 +91,36 @@ public final class PostgresBackendServer: @unchecked Sendable {
     }
 }
 
-/// One server shared by every suite that holds a reference (``retain()``/``release()``), started on the
-/// first ``server()`` and stopped by PID when the last holder lets go, so the suites of one test run pay
-/// for one initdb.
+/// One server for the whole test process, started by the first ``server()`` call and stopped by PID
+/// (immediate shutdown) when the process exits, so the suites of one test run pay for one initdb.
 public actor SharedPostgresBackendServer {
     public static let instance = SharedPostgresBackendServer()
-    private var holders = 0
     private var starting: Task<PostgresBackendServer, any Error>?
-
-    /// A suite begins to use the server.
-    public func retain() { holders += 1 }
-
-    /// A suite is done; the last one stops the server.
-    public func release() async {
-        holders -= 1
-        guard holders <= 0, let starting else { return }
-        self.starting = nil
-        if let server = try? await starting.value { await server.stop() }
-    }
 
     /// The running server (started now if it is not yet).
     public func server() async throws -> PostgresBackendServer {
         if let starting { return try await starting.value }
-        let task = Task { try await PostgresBackendServer.start() }
+        let task = Task {
+            let server = try await PostgresBackendServer.start()
+            if let pid = server.postgres.processID {
+                sharedPostgresCleanup.withLock { $0 = (pid, [server.directory.path, server.postgres.directory.path]) }
+                atexit {
+                    guard let (pid, directories) = sharedPostgresCleanup.withLock({ $0 }) else { return }
+                    kill(pid, SIGQUIT)
+                    var status: Int32 = 0
+                    waitpid(pid, &status, 0)
+                    for directory in directories { try? FileManager.default.removeItem(atPath: directory) }
+                }
+            }
+            return server
+        }
         starting = task
         return try await task.value
     }
 }
+
+/// What the exit handler stops: the shared server's PID and its directories.
+private let sharedPostgresCleanup = Mutex<(pid: pid_t, directories: [String])?>(nil)
 
 final class LockedCounter: @unchecked Sendable {
     private let lock = NSLock()
