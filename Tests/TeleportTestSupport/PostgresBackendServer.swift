@@ -47,6 +47,11 @@ public final class PostgresBackendServer: @unchecked Sendable {
             let postgres = try await PostgresFixture(tls: TLSFiles(certificate: path("server.crt"), key: path("server.key"), ca: path("ca.pem")))
             let server = PostgresBackendServer(postgres: postgres, directory: directory)
             do {
+                // The port opens before PostgreSQL accepts sessions ("the database system is starting up").
+                let deadline = ContinuousClock.now + .seconds(60)
+                while (try? await postgres.superuser("SELECT 1")) == nil, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
                 try await postgres.superuser("CREATE ROLE \(user) LOGIN")
             } catch {
                 await server.stop()
