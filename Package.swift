@@ -43,6 +43,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
@@ -95,6 +96,14 @@ let package = Package(
             dependencies: [
                 "TeleportAPI", logging, nioCore, nioPosix, .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TeleportBackendPostgres",
+            dependencies: [
+                "TeleportBackend", "TeleportAPI", logging, nioCore, nioPosix, nioSSL,
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -214,8 +223,8 @@ let package = Package(
         .target(
             name: "TeleportDaemon",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportServices",
-                "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient", "TeleportSSH", "TeleportTunnel",
+                "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportBackendPostgres",
+                "TeleportServices", "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient", "TeleportSSH", "TeleportTunnel",
                 "TeleportDatabase", "TeleportRecording", "TeleportHTTPListener", "TeleportApp", "CTeleportShims", yams, logging, nioCore, nioPosix, x509,
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -305,8 +314,8 @@ let package = Package(
         .testTarget(
             name: "TeleportBackendTests",
             dependencies: [
-                "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportAPI", "TeleportServices",
-                "TeleportTestSupport", logging,
+                "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportBackendPostgres", "TeleportAPI",
+                "TeleportServices", "TeleportTestSupport", logging,
             ],
             swiftSettings: swiftSettings
         ),

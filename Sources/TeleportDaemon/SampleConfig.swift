@@ -28,7 +28,8 @@ public enum SampleConfig {
             output: stderr
             severity: INFO
 
-          # The cluster state backend: sqlite (embedded, in data_dir) or postgres (several auth servers).
+          # The cluster state backend: sqlite (embedded, in data_dir), etcd or postgresql (several auth servers;
+          # postgresql takes conn_string: postgresql://USER@HOST:5432/DB?sslmode=verify-full&sslrootcert=CA&sslcert=CERT&sslkey=KEY).
           storage:
             type: sqlite
             # Where audit events go; several places at once are allowed.

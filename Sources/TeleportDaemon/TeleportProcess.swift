@@ -11,6 +11,7 @@ import TeleportApp
 import TeleportAuthServer
 import TeleportBackend
 import TeleportBackendEtcd
+import TeleportBackendPostgres
 import TeleportBackendSQLite
 import TeleportCrypto
 import TeleportDatabase
@@ -114,6 +115,7 @@ public enum TeleportProcess {
             let (backend, auth) = try await openAuth(config: config, dataDir: dataDir, clock: clock, metrics: registry, logger: logger)
             backendToClose = backend
             if let sqlite = backend as? SQLiteBackend { services.append(SweeperService(backend: sqlite)) }
+            if let postgres = backend as? PostgresBackend { services.append(PostgresMaintenanceService(backend: postgres)) }
             let authAddress = try HostPort.parse(config.file.auth.listenAddr, defaultPort: 3025, key: "auth_service.listen_addr")
             let apiServer = try await AuthAPIServer.make(
                 auth: auth, host: authAddress.host, port: authAddress.port, hostID: hostUUID,
@@ -539,7 +541,7 @@ public enum TeleportProcess {
         let backend: any Backend
         switch storage.type {
         case .postgres:
-            throw TeleportError.badParameter("teleport.storage.type postgres is not available yet; use sqlite or etcd")
+            backend = try await PostgresBackend.open(connString: storage.connString ?? "", clock: clock, logger: logger.with("backend"))
         case .etcd:
             backend = try await EtcdBackend.open(settings: etcdSettings(storage), clock: clock, logger: logger.with("backend"))
         case .sqlite:
@@ -585,6 +587,18 @@ struct SweeperService: Service, CustomStringConvertible {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await backend.runSweeper(every: .seconds(10))
+        }
+    }
+}
+
+/// Sweeps expired items and prunes the event log of the PostgreSQL backend, as a service (every auth
+/// server sharing the database runs one; they do not conflict).
+struct PostgresMaintenanceService: Service, CustomStringConvertible {
+    let backend: PostgresBackend
+    var description: String { "PostgresMaintenanceService" }
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await backend.runMaintenance(every: .seconds(10))
         }
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import TeleportAPI
 import TeleportBackend
 import TeleportBackendEtcd
+import TeleportBackendPostgres
 import TeleportTestSupport
 import TeleportBackendSQLite
 import Testing
@@ -13,6 +14,8 @@ enum BackendKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case sqlite
     /// A real etcd started for the test (``EtcdServer``), the backend under a fresh prefix.
     case etcd
+    /// A real PostgreSQL 15 (one per test run, ``SharedPostgresBackendServer``), a fresh database per test.
+    case postgres
 
     var testDescription: String { rawValue }
 
@@ -60,6 +63,20 @@ enum BackendKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
                 }
                 try await backend.close()
             }
+        case .postgres:
+            let server = try await SharedPostgresBackendServer.instance.server()
+            let database = try await server.createDatabase()
+            var options = PostgresBackend.Options()
+            options.pollInterval = .milliseconds(200)
+            let backend = try await PostgresBackend.open(
+                connString: server.connString(database: database), clock: clock, options: options, logger: Logger(label: "test.backend"))
+            do {
+                try await body(backend, clock)
+            } catch {
+                try? await backend.close()
+                throw error
+            }
+            try await backend.close()
         }
     }
 }

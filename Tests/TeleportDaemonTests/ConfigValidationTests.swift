@@ -158,11 +158,22 @@ struct ConfigValidationTests {
         }
     }
 
-    /// A postgres backend is refused before the data directory is created (it used to be refused
-    /// after, leaving a fresh data directory behind).
-    @Test func postgresIsRefusedBeforeStart() throws {
-        let flags = try DaemonTestSupport.flags(config: "teleport:\n  storage:\n    type: postgres\n")
+    /// A PostgreSQL backend without a usable conn_string is refused before the data directory is
+    /// created, naming the key and the fix.
+    @Test(arguments: [
+        ("type: postgresql\n", ["teleport.storage.conn_string is missing", "postgresql://"]),
+        ("type: postgres\n    conn_string: mysql://db/x\n", ["conn_string", "is not a postgresql:// URL"]),
+        (
+            "type: postgresql\n    conn_string: postgresql://teleport@db/tb?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem\n",
+            ["sslrootcert=/nonexistent/ca.pem cannot be read"]
+        ),
+        ("type: postgresql\n    conn_string: postgresql://teleport@db/tb?sslmode=verify-full\n", ["needs sslrootcert"]),
+    ])
+    func postgresStorageIsCheckedBeforeStart(storage: String, fragments: [String]) throws {
+        let flags = try DaemonTestSupport.flags(config: "teleport:\n  storage:\n    " + storage)
         let error = #expect(throws: TeleportError.self) { try DaemonConfig.resolve(flags: flags) }
-        #expect(error?.message.contains("postgres is not available yet") == true)
+        for fragment in fragments {
+            #expect(error?.message.contains(fragment) == true, "\"\(fragment)\" missing from: \(String(describing: error?.message))")
+        }
     }
 }

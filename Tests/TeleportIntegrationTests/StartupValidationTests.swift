@@ -28,7 +28,7 @@ struct StartupValidationTests {
                 ["ssh_service.commands[0].command", "no-such-program-xyz", "not an executable"]
             ),
             ("auth_service:\n  authentication:\n    second_factor: u2f\n", [], ["second_factor", "\"u2f\" is not supported"]),
-            ("teleport:\n  storage:\n    type: postgres\n", [], ["postgres is not available yet"]),
+            ("teleport:\n  storage:\n    type: postgresql\n", [], ["teleport.storage.conn_string is missing"]),
             (
                 "proxy_service:\n  https_keypairs:\n  - key_file: /nonexistent/key.pem\n    cert_file: /nonexistent/cert.pem\n", [],
                 ["proxy_service.https_keypairs[0].cert_file", "cannot read /nonexistent/cert.pem"]

@@ -87,6 +87,7 @@ public final class PostgresFixture: @unchecked Sendable {
     public let directory: URL
     public let port: UInt16
     private var pid: pid_t?
+    private var launchArguments: [String] = []
 
     public init(tls: TLSFiles) async throws {
         let (directory, files) = try DatabaseServers.directory(for: "postgres", prefix: "postgres", tls: tls)
@@ -107,17 +108,46 @@ public final class PostgresFixture: @unchecked Sendable {
         try TestSupport.write(hba, to: URL(fileURLWithPath: data + "/pg_hba.conf"))
         try DatabaseServers.chown(data + "/pg_hba.conf", user: "postgres")
         let log = directory.appendingPathComponent("postgres.log").path
-        pid = try TestSupport.spawnDaemon(
-            DatabaseServers.setpriv,
-            DatabaseServers.asUser("postgres") + [
-                DatabaseServers.postgresBin + "/postgres", "-D", data, "-c", "port=\(port)", "-c", "listen_addresses=127.0.0.1",
-                "-c", "unix_socket_directories=\(directory.path)", "-c", "ssl=on", "-c", "ssl_cert_file=\(files.certificate)",
-                "-c", "ssl_key_file=\(files.key)", "-c", "ssl_ca_file=\(files.ca)", "-c", "fsync=off",
-            ], logPath: log)
+        launchArguments = DatabaseServers.asUser("postgres") + [
+            DatabaseServers.postgresBin + "/postgres", "-D", data, "-c", "port=\(port)", "-c", "listen_addresses=127.0.0.1",
+            "-c", "unix_socket_directories=\(directory.path)", "-c", "ssl=on", "-c", "ssl_cert_file=\(files.certificate)",
+            "-c", "ssl_key_file=\(files.key)", "-c", "ssl_ca_file=\(files.ca)", "-c", "fsync=off",
+        ]
+        pid = try TestSupport.spawnDaemon(DatabaseServers.setpriv, launchArguments, logPath: log)
         guard await TestSupport.waitForPort(port, timeout: .seconds(60)) else {
             await stop()
             throw TestSupportError("postgres did not start: \(try TestSupport.read(URL(fileURLWithPath: log)))")
         }
+    }
+
+    /// The postmaster's PID while it runs.
+    public var processID: pid_t? { pid }
+
+    /// Stops postgres at once by PID (SIGQUIT: immediate shutdown, which does not wait for connected
+    /// clients as SIGTERM's smart shutdown does) and removes the directory.
+    public func stopImmediately() async {
+        if let pid {
+            self.pid = nil
+            kill(pid, SIGQUIT)
+            _ = await TestSupport.reap(pid, killAfter: .seconds(5))
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Stops postgres at once (SIGQUIT by PID: immediate shutdown, as `pg_ctl restart -m immediate`),
+    /// then starts it again on the same data directory and port, and waits until it accepts connections.
+    public func restartImmediately() async throws {
+        guard let pid else { throw TestSupportError("postgres is not running") }
+        kill(pid, SIGQUIT)
+        _ = await TestSupport.reap(pid, killAfter: .seconds(10))
+        let log = directory.appendingPathComponent("postgres.log").path
+        self.pid = try TestSupport.spawnDaemon(DatabaseServers.setpriv, launchArguments, logPath: log)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if (try? await superuser("SELECT 1")) != nil { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestSupportError("postgres did not come back: \(self.log.suffix(2000))")
     }
 
     /// Runs SQL as the superuser over the Unix socket.

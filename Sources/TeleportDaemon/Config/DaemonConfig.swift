@@ -152,7 +152,7 @@ public struct DaemonConfig: Sendable {
         try file.checkListenAddresses(source: configPath ?? "teleport.yaml")
         try file.checkFilesAndURIs(source: configPath ?? "teleport.yaml", runAuth: runAuth, runProxy: runProxy)
         if runAuth, file.teleport.storage.type == .postgres {
-            throw TeleportError.badParameter("teleport.storage.type postgres is not available yet; use sqlite or etcd")
+            try file.checkPostgresStorage(source: configPath ?? "teleport.yaml")
         }
         if runAuth, file.teleport.storage.type == .etcd {
             try file.checkEtcdStorage(source: configPath ?? "teleport.yaml")

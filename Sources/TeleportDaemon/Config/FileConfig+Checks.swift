@@ -1,5 +1,6 @@
 import Foundation
 import TeleportAPI
+import TeleportBackendPostgres
 
 extension FileConfig {
     /// Checks that every listen address can be bound here (its host is an IP address or a name
@@ -49,6 +50,19 @@ extension FileConfig {
 extension FileConfig {
     /// `storage: type: etcd`: peers are listed and every named file is readable, checked before
     /// anything is created (one-line errors naming the key and the fix).
+    func checkPostgresStorage(source: String) throws {
+        guard let connString = teleport.storage.connString, !connString.isEmpty else {
+            throw TeleportError.badParameter(
+                "\(source): teleport.storage.conn_string is missing; e.g. conn_string: postgresql://teleport@db.example.com:5432/teleport_backend?sslmode=verify-full")
+        }
+        do {
+            let settings = try PostgresSettings.parse(connString)
+            try PostgresBackend.checkTLS(settings)
+        } catch let error as TeleportError {
+            throw TeleportError.badParameter("\(source): \(error.message)")
+        }
+    }
+
     func checkEtcdStorage(source: String) throws {
         let storage = teleport.storage
         guard !storage.peers.isEmpty else {
