@@ -31,7 +31,7 @@ struct ClusterStoresRegistryTests {
         return ResourceKinds.named(TestSprocket.kind) != nil
     }()
 
-    @Test(arguments: BackendKind.allCases)
+    @Test(arguments: BackendKind.enabled)
     func aRegisteredKindIsStoredWithoutEditingTheStores(backend kind: BackendKind) async throws {
         #expect(Self.registered)
         try await kind.withBackend { backend, _ in
