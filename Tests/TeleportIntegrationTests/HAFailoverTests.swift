@@ -80,8 +80,8 @@ struct HAFailoverTests {
         let killedAt = ContinuousClock.now
         let after = try await eventuallyRan(identity, seconds: 20)
         #expect(after.stdout == "ran\n", "\(after)\n\(agent.log)")
-        let failover = ContinuousClock.now - killedAt
-        #expect(failover < .seconds(10), "tsh ssh worked again after \(failover)")
+        // How long it took is printed, not asserted (timings belong to benchmarks).
+        print("HA failover: tsh ssh worked again \(ContinuousClock.now - killedAt) after kill -9")
 
         // The node's heartbeats and a certificate issued by the second auth server.
         let nodes = try await second.tctl(["nodes", "ls"])

@@ -137,8 +137,10 @@ struct KeySubstitutionTests {
             #expect(again.status == 200, "\(again)")
             #expect(try await Self.owner(cluster, alice) == "alice")
             // Bob logs in with keys of his own (his code was never spent by the refused attempts).
+            // (The code of the current step: on a loaded machine the step after enrolment may be past.)
+            let current = try TestTOTP.code(base32: bobSecret, time: max(bobEnrolled.timeIntervalSince1970 + 30, Date().timeIntervalSince1970))
             let own = try await bobWeb.login(
-                bobsKeys.request(user: "bob", password: bobPassword, otp: try bobCode(1), proof: try bobsKeys.proof(user: "bob")))
+                bobsKeys.request(user: "bob", password: bobPassword, otp: current, proof: try bobsKeys.proof(user: "bob")))
             #expect(own.status == 200, "\(own)")
             #expect(try await Self.owner(cluster, bobsKeys) == "bob")
 
