@@ -204,8 +204,15 @@ struct GracefulRestartIntegrationTests {
         try await Self.withRestartSetup { setup in
             let cluster = setup.cluster
             let old = try #require(cluster.pid)
-            async let session = setup.tsh(["ssh", "root@testnode", "sleep 3; echo finished"])
-            try await Task.sleep(for: .milliseconds(1500))
+            async let session = setup.tsh(["ssh", "-t", "root@testnode", "sleep 6; echo finished"])
+            // Wait until the node lists the session (its connections are open), not for a guess.
+            var listed = try await setup.tsh(["sessions", "ls"])
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !listed.stdout.contains("sleep 6"), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+                listed = try await setup.tsh(["sessions", "ls"])
+            }
+            try #require(listed.stdout.contains("sleep 6"), "\(listed)")
             // SIGUSR1: the dump names the open session's connections and the memory.
             kill(old, SIGUSR1)
             #expect(
