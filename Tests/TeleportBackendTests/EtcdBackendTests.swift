@@ -46,7 +46,9 @@ struct EtcdBackendTests {
 
     @Test func leaseExpiryIsSeenByAWatcher() async throws {
         try await EtcdServer.with { server in
-            let backend = try await EtcdBackend.open(settings: server.settings(prefix: "/teleport/"), logger: logger)
+            // A 15 s slack: a loaded machine that stalls between the lease grant and the write (it did,
+            // for more than the default 5 s) must not lose the lease; etcd still ends it on its own.
+            let backend = try await EtcdBackend.open(settings: server.settings(prefix: "/teleport/"), leaseSlack: 15, logger: logger)
             let stream = try await backend.watch(prefix: "/ttl/")
             let stored = try await backend.put(Item(key: "/ttl/node", value: Data("hb".utf8), expires: Date().addingTimeInterval(1)))
             // etcd revokes the lease in real time: the watcher hears of it without any sweep.
