@@ -82,7 +82,7 @@ public final class SQLiteBackend: Backend {
             try await configure(connection, path: path)
             try tightenSiblings(of: path)
         } catch {
-            try? await connection.close()
+            try? await closeUncancelled(connection)
             throw convert(error, path: path)
         }
         logger.debug("Opened the state database")
@@ -366,7 +366,7 @@ public final class SQLiteBackend: Backend {
                 return watchers
             }
             do {
-                try await connection.close()
+                try await Self.closeUncancelled(connection)
                 return (finished, nil)
             } catch {
                 return (finished, Self.convert(error, path: path))
@@ -379,6 +379,13 @@ public final class SQLiteBackend: Backend {
     }
 
     // MARK: Helpers
+
+    /// Closes `connection` in a task of its own: SQLiteNIO's close runs on a thread pool that refuses
+    /// work for a cancelled task, and a connection left open asserts when it is deinitialised, so a
+    /// caller that was cancelled (a shutdown, a test's time limit) must still get it closed.
+    private static func closeUncancelled(_ connection: SQLiteConnection) async throws {
+        try await Task { try await connection.close() }.value
+    }
 
     private var isClosed: Bool { closed.withLock { $0 } }
 
