@@ -105,21 +105,21 @@ struct GracefulRestartIntegrationTests {
             async let looping: Void = Self.loop(setup, loop)
             async let sessions: [CommandResult] = withThrowingTaskGroup(of: CommandResult.self) { group in
                 for index in 0..<5 {
-                    group.addTask { try await setup.tsh(["ssh", "-t", "root@testnode", "sleep 10; echo done-\(index)"]) }
+                    group.addTask { try await setup.tsh(["ssh", "-t", "root@testnode", "sleep 20; echo done-\(index)"]) }
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             async let copied: CommandResult = setup.tsh(["scp", source.path, "root@testnode:\(copy.path)"])
             // Wait until the node lists the five sessions (open on the old process), then restart as
             // systemd's reload does.
-            // (Each lasts 10 s, so that all five are open together even when they start slowly.)
+            // (Each lasts 20 s, so that all five are open together even when they start slowly.)
             var listed = try await setup.tsh(["sessions", "ls"])
-            let deadline = ContinuousClock.now + .seconds(30)
-            while listed.stdout.components(separatedBy: "sleep 10").count - 1 < 5, ContinuousClock.now < deadline {
+            let deadline = ContinuousClock.now + .seconds(90)
+            while listed.stdout.components(separatedBy: "sleep 20").count - 1 < 5, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(100))
                 listed = try await setup.tsh(["sessions", "ls"])
             }
-            #expect(listed.stdout.components(separatedBy: "sleep 10").count - 1 == 5, "\(listed)")
+            #expect(listed.stdout.components(separatedBy: "sleep 20").count - 1 == 5, "\(listed)")
             let reload = try await TestSupport.run("/bin/kill", ["-HUP", "\(Self.pidFile(cluster) ?? 0)"])
             #expect(reload.exitCode == 0)
             let new = try await Self.nextPID(cluster, after: old)
