@@ -102,7 +102,7 @@ let package = Package(
         .target(
             name: "TeleportBackendPostgres",
             dependencies: [
-                "TeleportBackend", "TeleportAPI", logging, nioCore, nioPosix, nioSSL,
+                "TeleportBackend", "TeleportAPI", "TeleportEvents", logging, nioCore, nioPosix, nioSSL,
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings
@@ -314,7 +314,7 @@ let package = Package(
         .testTarget(
             name: "TeleportBackendTests",
             dependencies: [
-                "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportBackendPostgres", "TeleportAPI",
+                "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportBackendPostgres", "TeleportAPI", "TeleportEvents",
                 "TeleportServices", "TeleportTestSupport", logging,
             ],
             swiftSettings: swiftSettings

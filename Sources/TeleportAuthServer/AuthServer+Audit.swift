@@ -83,9 +83,10 @@ extension AuthServer {
     static let checkpointPrefix = Keys.key("audit", "checkpoints") + "/"
 
     /// Signs the audit log's chain head with the host CA when it moved since the last checkpoint,
-    /// and stores the checkpoint (one per day file, the newest wins) in the backend.
+    /// and stores the checkpoint (one per day file, or per auth server's chain in a shared
+    /// `postgresql://` log; the newest wins) in the backend.
     public func signAuditCheckpoint() async throws {
-        guard let log = AuditChain.fileLog(of: audit), let head = await log.head() else { return }
+        guard let log = AuditChain.chainedLog(of: audit), let head = try await log.chainHead() else { return }
         let key = Self.checkpointPrefix + head.file
         if let stored = try? await stores.backend.get(key),
             let previous = try? ResourceCodec.jsonDecoder().decode(AuditChain.Checkpoint.self, from: stored.value), previous.head == head
@@ -102,8 +103,8 @@ extension AuthServer {
 
     /// Checks the audit log's hash chain and its signed checkpoints between two days (all when nil).
     public func verifyAudit(from: Date?, to: Date?) async throws -> AuditChain.Report {
-        guard let log = AuditChain.fileLog(of: audit) else {
-            throw TeleportError.badParameter("this cluster has no file:// audit log to verify")
+        guard let log = AuditChain.chainedLog(of: audit) else {
+            throw TeleportError.badParameter("this cluster has no file:// or postgresql:// audit log to verify")
         }
         let hostCA = try await certAuthority(.host)
         let caKeys = hostCA.spec.activeKeys.ssh.compactMap { try? SSHPublicKey(authorizedKeyLine: $0.publicKey) }
@@ -121,8 +122,6 @@ extension AuthServer {
             }
             checkpoints.append(checkpoint)
         }
-        let fromFile = from.map { FileAuditLog.fileName(for: $0) } ?? "0000"
-        let toFile = to.map { FileAuditLog.fileName(for: $0) } ?? "9999"
-        return AuditChain.verify(directory: log.directory, fromFile: fromFile, toFile: toFile, checkpoints: checkpoints)
+        return try await log.verifyChain(from: from, to: to, checkpoints: checkpoints)
     }
 }

@@ -129,7 +129,7 @@ public final class PostgresBackend: Backend {
         if settings.sslMode == .disable { return nil }
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
-        let source = PostgresSettings.source
+        let source = settings.configKey
         switch settings.sslMode {
         case .disable: return nil
         case .allow, .prefer, .require:
@@ -169,10 +169,8 @@ public final class PostgresBackend: Backend {
 
     // MARK: Schema
 
-    /// One direct connection: proves the server answers and accepts us, then creates or upgrades the
-    /// schema under an advisory lock (two auth servers starting together create it once). Returns the
-    /// event log's head, where the feed starts.
-    private static func migrate(settings: PostgresSettings, tls: TLSConfiguration?, logger: Logger) async throws -> Int64 {
+    /// One direct connection (no pool), each failure a one-line error naming the server and the fix.
+    static func connect(settings: PostgresSettings, tls: TLSConfiguration?, logger: Logger) async throws -> PostgresConnection {
         let connectionTLS: PostgresConnection.Configuration.TLS
         do {
             if let tls {
@@ -182,20 +180,26 @@ public final class PostgresBackend: Backend {
                 connectionTLS = .disable
             }
         } catch {
-            throw TeleportError.badParameter("\(PostgresSettings.source): the TLS settings cannot be loaded: \(error)")
+            throw TeleportError.badParameter("\(settings.configKey): the TLS settings cannot be loaded: \(error)")
         }
         var configuration = PostgresConnection.Configuration(
             host: settings.host, port: settings.port, username: settings.user, password: settings.password, database: settings.database,
             tls: connectionTLS)
         configuration.options.connectTimeout = .seconds(settings.connectTimeout.components.seconds)
-        let connection: PostgresConnection
         do {
-            connection = try await PostgresConnection.connect(
+            return try await PostgresConnection.connect(
                 on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: 0, logger: logger
             ).get()
         } catch {
             throw convert(error, settings)
         }
+    }
+
+    /// One direct connection: proves the server answers and accepts us, then creates or upgrades the
+    /// schema under an advisory lock (two auth servers starting together create it once). Returns the
+    /// event log's head, where the feed starts.
+    private static func migrate(settings: PostgresSettings, tls: TLSConfiguration?, logger: Logger) async throws -> Int64 {
+        let connection = try await connect(settings: settings, tls: tls, logger: logger)
         do {
             try await connection.query("BEGIN", logger: logger)
             try await connection.query("SELECT pg_advisory_xact_lock(\(schemaLock))", logger: logger)

@@ -31,6 +31,9 @@ public struct PostgresSettings: Sendable, Equatable {
     public var sslRootCert: String?
     public var connectTimeout: Duration
     public var poolMaxConns: Int
+    /// The configuration key the settings came from, for error messages (``source`` unless
+    /// ``parse(_:home:key:)`` was given another, e.g. `teleport.storage.audit_events_uri`).
+    public var configKey: String = PostgresSettings.source
 
     /// The parameters a conn_string may carry.
     public static let knownParameters = [
@@ -38,7 +41,7 @@ public struct PostgresSettings: Sendable, Equatable {
     ]
 
     /// Where the settings came from, for error messages: `teleport.storage.conn_string`.
-    static let source = "teleport.storage.conn_string"
+    public static let source = "teleport.storage.conn_string"
 
     /// Creates settings directly (tests; the daemon parses a conn_string).
     public init(
@@ -64,7 +67,10 @@ public struct PostgresSettings: Sendable, Equatable {
 
     /// Parses a conn_string. `home` is where `~/.postgresql/` defaults are looked up (nil: none).
     /// Every failure is one line naming the part that is wrong and what to write instead.
-    public static func parse(_ connString: String, home: String? = ProcessInfo.processInfo.environment["HOME"]) throws -> PostgresSettings {
+    public static func parse(
+        _ connString: String, home: String? = ProcessInfo.processInfo.environment["HOME"], key: String = PostgresSettings.source
+    ) throws -> PostgresSettings {
+        let source = key
         let example = "e.g. postgresql://teleport@db.example.com:5432/teleport_backend?sslmode=verify-full"
         let trimmed = connString.trimmingCharacters(in: .whitespaces)
         guard trimmed.hasPrefix("postgresql://") || trimmed.hasPrefix("postgres://"),
@@ -85,6 +91,7 @@ public struct PostgresSettings: Sendable, Equatable {
         var settings = PostgresSettings(
             host: host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host, port: components.port ?? 5432, user: user,
             password: components.password, database: path.isEmpty ? user : path, sslMode: .prefer)
+        settings.configKey = key
         var passfile: String?
         for item in components.queryItems ?? [] {
             let value = item.value ?? ""

@@ -6,6 +6,8 @@ import TeleportAuthClient
 import TeleportAuthServer
 import TeleportCrypto
 import TeleportEvents
+import TeleportBackendPostgres
+import ServiceLifecycle
 
 /// The identities of services that run in the auth service's process (and of the local admin for
 /// `tctl`): issued directly by the auth service at start and written to `data_dir/keys` (0600).
@@ -127,9 +129,10 @@ enum ProxyCertificate {
     }
 }
 
-/// The audit sinks named by `audit_events_uri` (default: `file://data_dir/log`).
+/// The audit sinks named by `audit_events_uri` (default: `file://data_dir/log`); the first that can
+/// be searched is the one `tctl events ls` reads and `tctl audit verify` checks.
 enum AuditLogs {
-    static func open(uris: [String], dataDir: DataDirectory) throws -> any AuditEmitter {
+    static func open(uris: [String], dataDir: DataDirectory, hostUUID: String, logger: Logger) async throws -> any AuditEmitter {
         if uris.isEmpty { return try FileAuditLog(directory: dataDir.logDirectory) }
         var emitters: [any AuditEmitter] = []
         for uri in uris {
@@ -137,12 +140,40 @@ enum AuditLogs {
                 emitters.append(try FileAuditLog(directory: URL(fileURLWithPath: String(uri.dropFirst("file://".count)))))
             } else if uri == "stdout://" || uri.hasPrefix("stdout:") {
                 emitters.append(StdoutAuditLog())
+            } else if uri.hasPrefix("postgresql://") || uri.hasPrefix("postgres://") {
+                emitters.append(try await PostgresAuditLog.open(uri: uri, chain: hostUUID, logger: logger))
             } else {
-                throw TeleportError.badParameter(
-                    "teleport.storage.audit_events_uri: \"\(uri)\" is not supported (use file:///path or stdout://)")
+                throw TeleportError.badParameter(unsupported(uri))
             }
         }
         return MultiEmitter(emitters)
+    }
+
+    /// The message for an `audit_events_uri` of an unknown kind.
+    static func unsupported(_ uri: String) -> String {
+        "teleport.storage.audit_events_uri: \"\(uri)\" is not supported (use file:///path, postgresql://USER@HOST:PORT/DB?sslmode=verify-full&... or stdout://)"
+    }
+
+    /// True when `uri` names a kind of audit log this teleport writes.
+    static func isSupported(_ uri: String) -> Bool {
+        ["file://", "stdout:", "postgresql://", "postgres://"].contains { uri.hasPrefix($0) }
+    }
+
+    /// The PostgreSQL logs among `emitter`'s, to close at shutdown.
+    static func postgresLogs(of emitter: any AuditEmitter) -> [PostgresAuditLog] {
+        if let log = emitter as? PostgresAuditLog { return [log] }
+        return (emitter as? MultiEmitter)?.emitters.compactMap { $0 as? PostgresAuditLog } ?? []
+    }
+}
+
+/// Closes the `postgresql://` audit logs' connections when the daemon stops (after the auth API,
+/// which is stopped first: services stop in reverse order).
+struct AuditLogCloser: Service, CustomStringConvertible {
+    let logs: [PostgresAuditLog]
+    var description: String { "AuditLogCloser" }
+    func run() async throws {
+        try? await gracefulShutdown()
+        for log in logs { await log.close() }
     }
 }
 

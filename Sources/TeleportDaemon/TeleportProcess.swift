@@ -114,6 +114,8 @@ public enum TeleportProcess {
         if config.runAuth {
             let (backend, auth) = try await openAuth(config: config, dataDir: dataDir, clock: clock, metrics: registry, logger: logger)
             backendToClose = backend
+            let auditLogs = AuditLogs.postgresLogs(of: auth.audit)
+            if !auditLogs.isEmpty { services.append(AuditLogCloser(logs: auditLogs)) }
             if let sqlite = backend as? SQLiteBackend { services.append(SweeperService(backend: sqlite)) }
             if let postgres = backend as? PostgresBackend { services.append(PostgresMaintenanceService(backend: postgres)) }
             let authAddress = try HostPort.parse(config.file.auth.listenAddr, defaultPort: 3025, key: "auth_service.listen_addr")
@@ -550,7 +552,13 @@ public enum TeleportProcess {
                 at: path.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             backend = try await SQLiteBackend.open(path: path.path, clock: clock, logger: logger.with("backend"))
         }
-        let audit = try AuditLogs.open(uris: storage.auditEventsURIs, dataDir: dataDir)
+        let audit: any AuditEmitter
+        do {
+            audit = try await AuditLogs.open(uris: storage.auditEventsURIs, dataDir: dataDir, hostUUID: try dataDir.hostUUID(), logger: logger.with("audit"))
+        } catch {
+            try? await backend.close()
+            throw error
+        }
         var bootstrap: [AnyResource] = []
         if let bootstrapPath = config.bootstrapPath {
             guard let text = try? String(contentsOfFile: bootstrapPath, encoding: .utf8) else {

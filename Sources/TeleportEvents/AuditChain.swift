@@ -68,7 +68,7 @@ public enum AuditChain {
     static let suffixLength = #","hash":""#.utf8.count + 64 + #""}"#.utf8.count
 
     /// Seals one JSON object line: returns the line with its `hash` field, and the hash.
-    static func seal(_ json: Data) throws -> (Data, String) {
+    public static func seal(_ json: Data) throws -> (Data, String) {
         guard json.last == UInt8(ascii: "}"), json.count > 2 else {
             throw TeleportError.internalError("an audit line must be a non-empty JSON object")
         }
@@ -150,10 +150,76 @@ public enum AuditChain {
 }
 
 extension AuditChain {
-    /// The `file://` log among an auth service's emitters, if any.
-    public static func fileLog(of emitter: any AuditEmitter) -> FileAuditLog? {
-        if let log = emitter as? FileAuditLog { return log }
-        if let multi = emitter as? MultiEmitter { return multi.emitters.lazy.compactMap { $0 as? FileAuditLog }.first }
+    /// The hash-chained log among an auth service's emitters that it searches and verifies: the first
+    /// one of `audit_events_uri` that keeps a chain (`postgresql://` or `file://`), if any.
+    public static func chainedLog(of emitter: any AuditEmitter) -> (any ChainedAuditLog)? {
+        if let log = emitter as? any ChainedAuditLog { return log }
+        if let multi = emitter as? MultiEmitter { return multi.emitters.lazy.compactMap { $0 as? any ChainedAuditLog }.first }
         return nil
+    }
+
+    /// Checks one chain kept as numbered rows (the `postgresql://` log: one chain per auth server,
+    /// `rows` in order of `seq`) and the checkpoints signed for it (`head.file` == `name`). The rows
+    /// checked start at `seq` 1 unless `fromStart` is false (a time range: the first row is taken as
+    /// given); every later row must follow the one before it, with no number missing.
+    public static func verify(chain name: String, rows: [(seq: Int64, line: Data)], fromStart: Bool, checkpoints: [Checkpoint]) -> Report {
+        var previous: (seq: Int64, hash: String)?
+        var hashes: [Int64: String] = [:]
+        var events = 0
+        var compared = 0
+        func failed(_ problem: String) -> Report {
+            Report(ok: false, files: 1, events: events, checkpoints: compared, problem: problem)
+        }
+        for (seq, line) in rows {
+            let place = "\(name) event \(seq)"
+            guard let stored = storedHash(line) else { return failed("\(place) was edited (it is not a sealed audit line)") }
+            guard hex(SHA256.hash(data: line.prefix(line.count - suffixLength))) == stored else {
+                return failed("\(place) was edited (its content does not match its hash)")
+            }
+            let fields = (try? ResourceCodec.jsonDecoder().decode([String: JSONValue].self, from: line)) ?? [:]
+            guard case .string(let prev)? = fields["prev_hash"] else { return failed("\(place) was edited (it has no prev_hash)") }
+            if let previous {
+                guard seq == previous.seq + 1 else { return failed("\(name): events \(previous.seq + 1) to \(seq - 1) were removed") }
+                guard prev == previous.hash else { return failed("\(place): the event before it was replaced, or the rows were reordered") }
+            } else if fromStart {
+                guard seq == 1, prev.isEmpty else { return failed("\(name): the chain's first events (before \(seq)) were removed") }
+            }
+            previous = (seq, stored)
+            hashes[seq] = stored
+            events += 1
+        }
+        let last = previous?.seq ?? 0
+        for checkpoint in checkpoints where checkpoint.head.file == name {
+            compared += 1
+            let signed = Int64(checkpoint.head.lines)
+            // (A time range may end before the signed event: only the whole chain can show truncation.)
+            guard last >= signed || !fromStart else {
+                return failed("\(name) is truncated: it has \(last) events but held \(signed) when the auth service signed a checkpoint at \(checkpoint.time)")
+            }
+            if let hash = hashes[signed], hash != checkpoint.head.hash {
+                return failed("\(name) event \(signed) does not match the checkpoint signed at \(checkpoint.time)")
+            }
+        }
+        return Report(ok: true, files: 1, events: events, checkpoints: compared, problem: nil)
+    }
+}
+
+/// An audit log that keeps a hash chain the auth service signs checkpoints of and verifies
+/// (`tctl audit verify`): `file://` (one chain across day files) and `postgresql://` (one chain per
+/// auth server in a shared table).
+public protocol ChainedAuditLog: AuditReader {
+    /// The chain's head now (nil before the first event), to sign as a checkpoint.
+    func chainHead() async throws -> AuditChain.Head?
+    /// Checks the chain between two days (all when nil) and the `checkpoints` that belong to it.
+    func verifyChain(from: Date?, to: Date?, checkpoints: [AuditChain.Checkpoint]) async throws -> AuditChain.Report
+}
+
+extension FileAuditLog: ChainedAuditLog {
+    public func chainHead() -> AuditChain.Head? { head() }
+
+    public func verifyChain(from: Date?, to: Date?, checkpoints: [AuditChain.Checkpoint]) -> AuditChain.Report {
+        let fromFile = from.map { Self.fileName(for: $0) } ?? "0000"
+        let toFile = to.map { Self.fileName(for: $0) } ?? "9999"
+        return AuditChain.verify(directory: directory, fromFile: fromFile, toFile: toFile, checkpoints: checkpoints)
     }
 }

@@ -39,9 +39,8 @@ extension FileConfig {
             }
         }
         if runAuth {
-            for uri in teleport.storage.auditEventsURIs where !(uri.hasPrefix("file://") || uri.hasPrefix("stdout:")) {
-                throw TeleportError.badParameter(
-                    "\(source): teleport.storage.audit_events_uri: \"\(uri)\" is not supported (use file:///path or stdout://)")
+            for uri in teleport.storage.auditEventsURIs where !AuditLogs.isSupported(uri) {
+                throw TeleportError.badParameter("\(source): \(AuditLogs.unsupported(uri))")
             }
         }
     }
