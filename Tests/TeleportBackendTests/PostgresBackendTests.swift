@@ -75,8 +75,7 @@ struct PostgresSettingsTests {
 }
 
 /// The PostgreSQL backend against a real server: several clients on one database, resets, errors.
-@Suite("PostgreSQL backend", .timeLimit(.minutes(3)), .enabled(if: DatabaseServers.postgresAvailable, "PostgreSQL 15 is not installed"),
-    .enabled(if: ProcessInfo.processInfo.environment["TELEPORT_TEST_POSTGRES_BACKEND"] == "1", "set TELEPORT_TEST_POSTGRES_BACKEND=1 (a combined run hung: issue 18)"))
+@Suite("PostgreSQL backend", .timeLimit(.minutes(3)), .enabled(if: DatabaseServers.postgresAvailable, "PostgreSQL 15 is not installed"))
 struct PostgresBackendTests {
     static func options() -> PostgresBackend.Options {
         var options = PostgresBackend.Options()
