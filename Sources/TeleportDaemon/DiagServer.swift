@@ -25,7 +25,9 @@ struct DiagServer: Service, CustomStringConvertible {
         router.get("readyz") { _, _ in
             let pending = readiness.pending
             if readiness.draining { return Self.json(.serviceUnavailable, ["status": "draining"]) }
-            if pending.isEmpty { return Self.json(.ok, ["status": "ok"]) }
+            let problems = readiness.currentProblems
+            if pending.isEmpty && problems.isEmpty { return Self.json(.ok, ["status": "ok"]) }
+            if pending.isEmpty { return Self.json(.serviceUnavailable, ["status": "degraded", "reason": problems.joined(separator: "; ")]) }
             return Self.json(.serviceUnavailable, ["status": "starting", "waiting_for": pending.joined(separator: ",")])
         }
         let registry = self.registry

@@ -118,6 +118,7 @@ public enum TeleportProcess {
             if !auditLogs.isEmpty { services.append(AuditLogCloser(logs: auditLogs)) }
             if let sqlite = backend as? SQLiteBackend { services.append(SweeperService(backend: sqlite)) }
             if let postgres = backend as? PostgresBackend { services.append(PostgresMaintenanceService(backend: postgres)) }
+            services.append(BackendHealthService(backend: backend, readiness: readiness, logger: logger.with("backend")))
             let authAddress = try HostPort.parse(config.file.auth.listenAddr, defaultPort: 3025, key: "auth_service.listen_addr")
             let apiServer = try await AuthAPIServer.make(
                 auth: auth, host: authAddress.host, port: authAddress.port, hostID: hostUUID,
@@ -198,7 +199,10 @@ public enum TeleportProcess {
             // Presence: agents list the proxies to keep a tunnel to each.
             var record = ServerProxy(uuid: hostUUID, hostname: config.nodeName, addr: webSettings.tunnelPublicAddr, publicAddr: publicAddr)
             record.spec.version = TeleportVersion.version
-            services.append(ProxyHeartbeat(auth: client, record: record, logger: logger.with("proxy")))
+            var heartbeat = ProxyHeartbeat(auth: client, record: record, logger: logger.with("proxy"))
+            // Behind a load balancer: no new connections while no auth server answers (/readyz 503).
+            heartbeat.onHealth = { problem in readiness.setProblem("proxy", problem) }
+            services.append(heartbeat)
             let sshAddress = try HostPort.parse(config.file.proxy.listenAddr, defaultPort: 3023, key: "proxy_service.listen_addr")
             var proxySSH = ProxySSHService(
                 host: sshAddress.host, port: sshAddress.port, hostKey: try SSHHostKey.loadOrCreate(keys: keys),

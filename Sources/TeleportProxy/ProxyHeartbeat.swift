@@ -12,6 +12,8 @@ public struct ProxyHeartbeat: Service, CustomStringConvertible {
     let record: ServerProxy
     let interval: Duration
     let logger: Logger
+    /// Told after each heartbeat: nil when the auth service took it, else why not (readiness).
+    public var onHealth: (@Sendable (String?) -> Void)?
 
     /// Names the service without its fields.
     public var description: String { "ProxyHeartbeat(\(record.spec.hostname))" }
@@ -31,6 +33,7 @@ public struct ProxyHeartbeat: Service, CustomStringConvertible {
             while !Task.isCancelled {
                 do {
                     try await auth.heartbeat(proxy: record)
+                    onHealth?(nil)
                     if !announced {
                         announced = true
                         logger.info("proxy registered with the cluster", metadata: ["tp.proxy": "\(record.name)", "tp.addr": "\(record.spec.addr)"])
@@ -42,6 +45,7 @@ public struct ProxyHeartbeat: Service, CustomStringConvertible {
                 } catch {
                     // The first failures are expected while an auth service in the same process starts.
                     logger.log(level: announced ? .warning : .debug, "proxy heartbeat failed; retrying", metadata: ["tp.error": "\(error)"])
+                    if announced { onHealth?("no auth server answers the proxy (\((error as? TeleportError)?.message ?? "\(error)"))") }
                     try await Task.sleep(for: backoff)
                     backoff = min(backoff * 2, interval)
                 }

@@ -13,6 +13,18 @@ struct ReadinessTests {
         #expect(readiness.pending == [])
     }
 
+    @Test func problemsAreListedUntilCleared() {
+        let readiness = Readiness(expected: ["auth"])
+        readiness.markReady("auth")
+        readiness.setProblem("proxy", "no auth server answers the proxy")
+        readiness.setProblem("backend", "timeout")
+        #expect(readiness.currentProblems == ["backend: timeout", "proxy: no auth server answers the proxy"])
+        #expect(readiness.pending.isEmpty, "a problem is not a start-up wait")
+        readiness.setProblem("backend", nil)
+        readiness.setProblem("proxy", nil)
+        #expect(readiness.currentProblems.isEmpty)
+    }
+
     @Test func markNotReadyPutsAComponentBack() {
         let readiness = Readiness(expected: ["auth", "node"])
         readiness.markReady("auth")

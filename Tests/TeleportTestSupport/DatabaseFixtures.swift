@@ -136,15 +136,21 @@ public final class PostgresFixture: @unchecked Sendable {
 
     /// Stops postgres at once (SIGQUIT by PID: immediate shutdown, as `pg_ctl restart -m immediate`),
     /// then starts it again on the same data directory and port, and waits until it accepts connections.
-    public func restartImmediately() async throws {
+    /// `whileDown` runs between the two (a test looks at what its clients do while the server is away).
+    public func restartImmediately(whileDown: (() async throws -> Void)? = nil) async throws {
         guard let pid else { throw TestSupportError("postgres is not running") }
         kill(pid, SIGQUIT)
         _ = await TestSupport.reap(pid, killAfter: .seconds(10))
+        var downFailure: (any Error)?
+        do { try await whileDown?() } catch { downFailure = error }
         let log = directory.appendingPathComponent("postgres.log").path
         self.pid = try TestSupport.spawnDaemon(DatabaseServers.setpriv, launchArguments, logPath: log)
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
-            if (try? await superuser("SELECT 1")) != nil { return }
+            if (try? await superuser("SELECT 1")) != nil {
+                if let downFailure { throw downFailure }
+                return
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw TestSupportError("postgres did not come back: \(self.log.suffix(2000))")

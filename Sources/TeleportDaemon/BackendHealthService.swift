@@ -1,0 +1,82 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TeleportAPI
+import TeleportBackend
+
+/// Reads one key of the backend every `interval` and tells ``Readiness`` when the store stops or
+/// starts answering, so that `/readyz` on an auth server behind a load balancer says 503 while its
+/// store is unreachable (issue 18). A read that takes longer than `timeout` counts as a failure; a
+/// read still hanging is not doubled by the next probe.
+struct BackendHealthService: Service, CustomStringConvertible {
+    let backend: any Backend
+    let readiness: Readiness
+    let logger: Logger
+    var interval: Duration = .seconds(3)
+    var timeout: Duration = .seconds(5)
+
+    var description: String { "BackendHealthService" }
+
+    /// The probe's key: never written, so a healthy store answers "not found".
+    static let probeKey = "/readiness/probe"
+
+    func run() async throws {
+        let running = ProbeSlot()
+        try? await cancelWhenGracefulShutdown {
+            var reported: String?
+            while !Task.isCancelled {
+                let problem = await probe(running)
+                if problem != reported {
+                    readiness.setProblem("backend", problem)
+                    if let problem {
+                        logger.warning("the backend does not answer; /readyz says not ready", metadata: ["tp.error": "\(problem)"])
+                    } else if reported != nil {
+                        logger.info("the backend answers again; /readyz says ready")
+                    }
+                    reported = problem
+                }
+                try await Task.sleep(for: interval)
+            }
+        }
+        running.task.withLock { $0?.cancel() }
+    }
+
+    /// One read: nil when the store answered (an item or "not found"), else why not.
+    private func probe(_ running: ProbeSlot) async -> String? {
+        let (answers, answer) = AsyncStream.makeStream(of: String?.self, bufferingPolicy: .bufferingNewest(2))
+        // Claims the slot before the read starts (the read frees it when it ends).
+        let start = running.busy.withLock { busy in
+            defer { busy = true }
+            return !busy
+        }
+        if start {
+            let backend = self.backend
+            let task = Task {
+                do {
+                    _ = try await backend.get(Self.probeKey)
+                    answer.yield(nil)
+                } catch let error as TeleportError where error.code == .notFound {
+                    answer.yield(nil)
+                } catch {
+                    answer.yield((error as? TeleportError)?.message ?? "\(error)")
+                }
+                running.busy.withLock { $0 = false }
+            }
+            running.task.withLock { $0 = task }
+        }
+        let limit = timeout
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            answer.yield("the backend did not answer in \(limit)")
+        }
+        defer { timer.cancel() }
+        for await result in answers { return result }
+        return nil
+    }
+}
+
+/// The probe read: whether one is running, and its task (cancelled at shutdown).
+final class ProbeSlot: Sendable {
+    let busy = Mutex(false)
+    let task = Mutex<Task<Void, Never>?>(nil)
+}
