@@ -303,6 +303,7 @@ let package = Package(
             name: "TeleportAuthServerTests",
             dependencies: [
                 "TeleportAuthServer", "TeleportAPI", "TeleportBackend", "TeleportEvents", "TeleportCrypto", "TeleportServices", logging, crypto, x509, asn1,
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

@@ -258,7 +258,7 @@ extension AuthServer {
             guard let keys = try await providerKeys(discovery.jwksURI, refetch: false) else { throw IDTokenVerifier.Failure.unknownKey(nil) }
             do {
                 claims = try verifier.verify(idToken, keys: keys, nonce: record.nonce, now: clock.now())
-            } catch .unknownKey {
+            } catch IDTokenVerifier.Failure.unknownKey {
                 // A key the cached set lacks: the provider may have rotated; ask once.
                 guard let fresh = try await providerKeys(discovery.jwksURI, refetch: true) else {
                     throw IDTokenVerifier.Failure.invalid("the ID token is signed by a key the provider does not publish")

@@ -203,3 +203,45 @@ extension AuthAPI {
         }
     }
 }
+
+extension WebAPI {
+    /// `POST /webapi/oidc/login/console` and `POST /webapi/github/login/console`: `tsh login
+    /// --auth=NAME` asks where to send the browser. The keys are proved as for `/webapi/ssh/certs`,
+    /// with the purpose `teleport sso login v1` and the connector's name as the user.
+    public struct SSOConsoleLoginRequest: Codable, Sendable, Equatable {
+        /// The connector's name.
+        public var connectorID: String
+        /// tsh's one-time listener with its secret: `http://127.0.0.1:PORT/callback?secret=KEY`.
+        public var clientRedirectURL: String
+        /// The SSH public key (authorized_keys line).
+        public var sshPublicKey: String
+        /// The TLS public key (PEM).
+        public var tlsPublicKeyPEM: String
+        /// Proof of possession of both keys.
+        public var keyProof: AuthAPI.KeyProof?
+        /// The certificate lifetime asked for, in seconds (0: the roles' maximum).
+        public var ttlSeconds: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case connectorID = "connector_id"
+            case clientRedirectURL = "client_redirect_url"
+            case sshPublicKey = "ssh_public_key"
+            case tlsPublicKeyPEM = "tls_public_key"
+            case keyProof = "key_proof"
+            case ttlSeconds = "ttl_seconds"
+        }
+
+        /// Creates a request.
+        public init(
+            connectorID: String, clientRedirectURL: String, sshPublicKey: String, tlsPublicKeyPEM: String, keyProof: AuthAPI.KeyProof?,
+            ttlSeconds: Double?
+        ) {
+            self.connectorID = connectorID
+            self.clientRedirectURL = clientRedirectURL
+            self.sshPublicKey = sshPublicKey
+            self.tlsPublicKeyPEM = tlsPublicKeyPEM
+            self.keyProof = keyProof
+            self.ttlSeconds = ttlSeconds
+        }
+    }
+}

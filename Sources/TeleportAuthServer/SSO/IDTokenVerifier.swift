@@ -40,36 +40,36 @@ struct IDTokenVerifier: Sendable {
     }
 
     /// Splits and decodes a token; refuses oversize input, a bad shape and any algorithm but RS256/ES256.
-    static func parse(_ token: String) throws(Failure) -> Parsed {
+    static func parse(_ token: String) throws -> Parsed {
         guard token.utf8.count <= maxTokenBytes else {
-            throw .invalid("the ID token is larger than \(maxTokenBytes) bytes")
+            throw Failure.invalid("the ID token is larger than \(maxTokenBytes) bytes")
         }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3 else { throw .invalid("the ID token is not a signed JWT (three dot-separated parts)") }
+        guard parts.count == 3 else { throw Failure.invalid("the ID token is not a signed JWT (three dot-separated parts)") }
         guard let headerData = Base64URL.decode(parts[0]),
             let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any]
-        else { throw .invalid("the ID token's header is not base64url JSON") }
-        guard let alg = header["alg"] as? String else { throw .invalid("the ID token's header names no algorithm") }
+        else { throw Failure.invalid("the ID token's header is not base64url JSON") }
+        guard let alg = header["alg"] as? String else { throw Failure.invalid("the ID token's header names no algorithm") }
         guard alg == "RS256" || alg == "ES256" else {
-            throw .invalid("the ID token's algorithm \"\(alg)\" is refused (only RS256 and ES256 are accepted)")
+            throw Failure.invalid("the ID token's algorithm \"\(alg)\" is refused (only RS256 and ES256 are accepted)")
         }
-        if let crit = header["crit"], !(crit is NSNull) { throw .invalid("the ID token's header has critical extensions") }
+        if let crit = header["crit"], !(crit is NSNull) { throw Failure.invalid("the ID token's header has critical extensions") }
         guard let payloadData = Base64URL.decode(parts[1]),
             let claims = try? ResourceCodec.jsonDecoder().decode([String: JSONValue].self, from: payloadData)
-        else { throw .invalid("the ID token's claims are not base64url JSON") }
-        guard let signature = Base64URL.decode(parts[2]), !signature.isEmpty else { throw .invalid("the ID token's signature is missing") }
+        else { throw Failure.invalid("the ID token's claims are not base64url JSON") }
+        guard let signature = Base64URL.decode(parts[2]), !signature.isEmpty else { throw Failure.invalid("the ID token's signature is missing") }
         return Parsed(header: header, claims: claims, signingInput: Data("\(parts[0]).\(parts[1])".utf8), signature: signature)
     }
 
     /// Verifies `token` with `keys` at `now`; the claims when every check passed.
-    func verify(_ token: String, keys: JSONWebKeySet, nonce: String, now: Date) throws(Failure) -> [String: JSONValue] {
+    func verify(_ token: String, keys: JSONWebKeySet, nonce: String, now: Date) throws -> [String: JSONValue] {
         let parsed = try Self.parse(token)
         let alg = parsed.header["alg"] as? String ?? ""
         let kid = parsed.header["kid"] as? String
         let candidates = keys.candidates(kid: kid, algorithm: alg)
-        guard !candidates.isEmpty else { throw .unknownKey(kid) }
+        guard !candidates.isEmpty else { throw Failure.unknownKey(kid) }
         guard candidates.contains(where: { Self.isValid(parsed.signature, over: parsed.signingInput, key: $0) }) else {
-            throw .invalid("the ID token's signature does not verify with the provider's key \(kid.map { "\"\($0)\"" } ?? "")")
+            throw Failure.invalid("the ID token's signature does not verify with the provider's key \(kid.map { "\"\($0)\"" } ?? "")")
         }
         try checkClaims(parsed.claims, nonce: nonce, now: now)
         return parsed.claims
@@ -86,9 +86,9 @@ struct IDTokenVerifier: Sendable {
     }
 
     /// The claim checks, after the signature.
-    func checkClaims(_ claims: [String: JSONValue], nonce: String, now: Date) throws(Failure) {
+    func checkClaims(_ claims: [String: JSONValue], nonce: String, now: Date) throws {
         guard case .string(let iss)? = claims["iss"], iss == issuer else {
-            throw .invalid("the ID token's issuer \(Self.show(claims["iss"])) is not \"\(issuer)\"")
+            throw Failure.invalid("the ID token's issuer \(Self.show(claims["iss"])) is not \"\(issuer)\"")
         }
         let audiences: [String]
         switch claims["aud"] {
@@ -97,23 +97,23 @@ struct IDTokenVerifier: Sendable {
         default: audiences = []
         }
         guard audiences.contains(clientID) else {
-            throw .invalid("the ID token is for audience \(audiences) , not this connector's client_id \"\(clientID)\"")
+            throw Failure.invalid("the ID token is for audience \(audiences) , not this connector's client_id \"\(clientID)\"")
         }
         if audiences.count > 1, let azp = claims["azp"], azp.stringValue != clientID {
-            throw .invalid("the ID token's authorized party \(Self.show(azp)) is not \"\(clientID)\"")
+            throw Failure.invalid("the ID token's authorized party \(Self.show(azp)) is not \"\(clientID)\"")
         }
-        guard let exp = Self.seconds(claims["exp"]) else { throw .invalid("the ID token has no exp") }
+        guard let exp = Self.seconds(claims["exp"]) else { throw Failure.invalid("the ID token has no exp") }
         guard Date(timeIntervalSince1970: exp).addingTimeInterval(Self.leeway) > now else {
-            throw .invalid("the ID token expired at \(RFC3339.format(Date(timeIntervalSince1970: exp)))")
+            throw Failure.invalid("the ID token expired at \(RFC3339.format(Date(timeIntervalSince1970: exp)))")
         }
-        guard let iat = Self.seconds(claims["iat"]) else { throw .invalid("the ID token has no iat") }
+        guard let iat = Self.seconds(claims["iat"]) else { throw Failure.invalid("the ID token has no iat") }
         guard Date(timeIntervalSince1970: iat) <= now.addingTimeInterval(Self.leeway) else {
-            throw .invalid("the ID token was issued in the future (\(RFC3339.format(Date(timeIntervalSince1970: iat))))")
+            throw Failure.invalid("the ID token was issued in the future (\(RFC3339.format(Date(timeIntervalSince1970: iat))))")
         }
         guard case .string(let got)? = claims["nonce"], Self.constantTimeEqual(got, nonce) else {
-            throw .invalid("the ID token's nonce does not match this login request")
+            throw Failure.invalid("the ID token's nonce does not match this login request")
         }
-        guard case .string(let sub)? = claims["sub"], !sub.isEmpty else { throw .invalid("the ID token has no sub") }
+        guard case .string(let sub)? = claims["sub"], !sub.isEmpty else { throw Failure.invalid("the ID token has no sub") }
     }
 
     static func seconds(_ value: JSONValue?) -> Double? {

@@ -52,6 +52,7 @@ public struct ProviderHTTPClient: SSOHTTPClient {
         head.headers.add(name: "Content-Length", value: "\(request.body?.count ?? 0)")
         for (name, value) in request.headers { head.headers.add(name: name, value: value) }
         let body = request.body
+        let requestHead = head
         let proxies = try OutboundDial.processProxies()
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         do {
@@ -73,7 +74,7 @@ public struct ProviderHTTPClient: SSOHTTPClient {
         let reply = try await withDeadline(timeout, timeoutMessage: { "\(describe) did not answer in time" }) {
             try await channel.executeThenClose { inbound, outbound in
                 try await HTTP1Exchange.perform(
-                    inbound: inbound, outbound: outbound, head: head, body: body, maxBodyBytes: Self.maxBodyBytes, describe: describe)
+                    inbound: inbound, outbound: outbound, head: requestHead, body: body, maxBodyBytes: Self.maxBodyBytes, describe: describe)
             }
         }
         return SSOHTTPResponse(status: reply.status, body: reply.body)
