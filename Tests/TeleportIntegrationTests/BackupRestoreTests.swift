@@ -7,8 +7,52 @@ import Testing
 /// The seed's "Migrating Backends" walkthrough: `tctl get all > state.yaml` on a running cluster,
 /// then `teleport start --config fresh.yaml --bootstrap state.yaml` on an empty data dir, and
 /// `tctl --config fresh.yaml get all` shows the same state; certificates from the old cluster work.
+/// The old cluster runs on SQLite; the new one on SQLite, or migrated to PostgreSQL or etcd (issue 18).
 @Suite("backup and restore", .serialized)
 struct BackupRestoreTests {
+    /// The store the restored cluster runs on.
+    enum Target: String, CaseIterable, Sendable {
+        case sqlite, postgresql, etcd
+
+        var available: Bool {
+            switch self {
+            case .sqlite: return true
+            case .postgresql: return DatabaseServers.postgresAvailable
+            case .etcd: return EtcdServer.isInstalled
+            }
+        }
+
+        /// Runs `body` with the `teleport:` lines that put a cluster on this store.
+        func withStorage(_ body: (String) async throws -> Void) async throws {
+            switch self {
+            case .sqlite:
+                try await body("")
+            case .postgresql:
+                let server = try await SharedPostgresBackendServer.instance.server()
+                let database = try await server.createDatabase()
+                try await body(
+                    """
+                      storage:
+                        type: postgresql
+                        conn_string: "\(server.connString(database: database))"
+                    """)
+            case .etcd:
+                try await EtcdServer.with { etcd in
+                    try await body(
+                        """
+                          storage:
+                            type: etcd
+                            peers: ["\(etcd.url)"]
+                            prefix: /teleport/
+                            tls_cert_file: \(etcd.path("client.pem"))
+                            tls_key_file: \(etcd.path("client.key"))
+                            tls_ca_file: \(etcd.path("ca.pem"))
+                        """)
+                }
+            }
+        }
+    }
+
     static let role = """
         kind: role
         metadata:
@@ -41,8 +85,8 @@ struct BackupRestoreTests {
         return result
     }
 
-    @Test(.timeLimit(.minutes(2)))
-    func getAllThenBootstrapReproducesTheCluster() async throws {
+    @Test(.timeLimit(.minutes(3)), arguments: Target.allCases.filter(\.available))
+    func getAllThenBootstrapReproducesTheCluster(into target: Target) async throws {
         let tctl = try ClusterFixture.binary("tctl")
         let work = try TestSupport.makeTemporaryDirectory(prefix: "backup")
         defer { try? FileManager.default.removeItem(at: work) }
@@ -89,29 +133,31 @@ struct BackupRestoreTests {
         }
         #expect(before.keys.contains { $0.hasPrefix("token/") }, "\(before.keys.sorted())")
 
-        try await withCluster(try ClusterFixture(clusterName: "backup.example")) { fresh in
-            try await fresh.start(["--bootstrap", statePath])
-            let restored = try await TestSupport.run(tctl, ["--config", fresh.configURL.path, "get", "all"])
-            try #require(restored.exitCode == 0, "\(restored)")
-            let after = try Self.normalized(restored.stdout)
-            #expect(after.keys.sorted() == before.keys.sorted())
-            for (key, value) in before.sorted(by: { $0.key < $1.key }) {
-                // (CAs are not printed: their keys would fill the log.)
-                let shown = key.hasPrefix("cert_authority/") ? "" : "\nbefore: \(value)\nafter:  \(after[key] ?? "missing")"
-                #expect(after[key] == value, "\(key) differs after the restore\(shown)")
-            }
+        try await target.withStorage { storage in
+            try await withCluster(try ClusterFixture(clusterName: "backup.example", teleportSection: storage)) { fresh in
+                try await fresh.start(["--bootstrap", statePath])
+                let restored = try await TestSupport.run(tctl, ["--config", fresh.configURL.path, "get", "all"])
+                try #require(restored.exitCode == 0, "\(restored)")
+                let after = try Self.normalized(restored.stdout)
+                #expect(after.keys.sorted() == before.keys.sorted())
+                for (key, value) in before.sorted(by: { $0.key < $1.key }) {
+                    // (CAs are not printed: their keys would fill the log.)
+                    let shown = key.hasPrefix("cert_authority/") ? "" : "\nbefore: \(value)\nafter:  \(after[key] ?? "missing")"
+                    #expect(after[key] == value, "\(key) differs after the restore\(shown)")
+                }
 
-            // The old cluster's user certificate is trusted by the new proxy (same user CA).
-            let tsh = try ClusterFixture.binary("tsh")
-            let listed = try await TestSupport.run(
-                tsh, ["-i", identity, "--proxy=127.0.0.1:\(fresh.webPort)", "--insecure", "ls", "--format", "names"])
-            #expect(listed.exitCode == 0, "\(listed)")
-            #expect(listed.stdout.split(separator: "\n").contains("testnode"), "\(listed)")
-            // The join token is listed by the prefix of its hash (its value is never stored).
-            let hash = SHA256.hash(data: Data(tokenValue.utf8)).map { String(format: "%02x", $0) }.joined()
-            let tokens = try await fresh.tctl(["tokens", "ls"])
-            #expect(tokens.stdout.contains(String(hash.prefix(12))), "\(tokens)")
-            await fresh.stop()
+                // The old cluster's user certificate is trusted by the new proxy (same user CA).
+                let tsh = try ClusterFixture.binary("tsh")
+                let listed = try await TestSupport.run(
+                    tsh, ["-i", identity, "--proxy=127.0.0.1:\(fresh.webPort)", "--insecure", "ls", "--format", "names"])
+                #expect(listed.exitCode == 0, "\(listed)")
+                #expect(listed.stdout.split(separator: "\n").contains("testnode"), "\(listed)")
+                // The join token is listed by the prefix of its hash (its value is never stored).
+                let hash = SHA256.hash(data: Data(tokenValue.utf8)).map { String(format: "%02x", $0) }.joined()
+                let tokens = try await fresh.tctl(["tokens", "ls"])
+                #expect(tokens.stdout.contains(String(hash.prefix(12))), "\(tokens)")
+                await fresh.stop()
+            }
         }
     }
 }
