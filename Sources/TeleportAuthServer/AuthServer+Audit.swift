@@ -64,6 +64,12 @@ extension AuthServer {
     public func searchEvents(
         from: Date, to: Date, types: Set<String>, limit: Int, startKey: Int, user: String? = nil, sessionID: String? = nil
     ) async throws -> AuthAPI.EventsPage {
+        if let searcher = AuditChain.chainedLog(of: audit) as? any AuditSearcher {
+            let (events, more) = try await searcher.search(
+                from: from, to: to, types: types, user: user, sessionID: sessionID, limit: max(limit, 1), offset: max(startKey, 0))
+            let page = try events.map { try ResourceCodec.jsonDecoder().decode([String: JSONValue].self, from: $0.jsonLine()) }
+            return AuthAPI.EventsPage(events: page, nextKey: more ? String(max(startKey, 0) + events.count) : nil)
+        }
         guard let reader = audit as? any AuditReader else {
             throw TeleportError.badParameter("the audit log of this cluster cannot be searched: configure a file:// audit_events_uri")
         }

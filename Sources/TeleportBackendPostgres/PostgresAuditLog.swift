@@ -17,7 +17,7 @@ public import TeleportEvents
 /// ``verifyChain(from:to:checkpoints:)`` checks every chain. Writes are serialised by this actor on one
 /// connection, which is opened again after a failure; `(chain, seq)` is unique, so two processes
 /// claiming one chain cannot both write a row.
-public actor PostgresAuditLog: AuditEmitter, ChainedAuditLog {
+public actor PostgresAuditLog: AuditEmitter, ChainedAuditLog, AuditSearcher {
     /// This writer's chain: the auth server's host UUID.
     public nonisolated let chain: String
     private let settings: PostgresSettings
@@ -52,9 +52,16 @@ public actor PostgresAuditLog: AuditEmitter, ChainedAuditLog {
             try await connection.query(
                 """
                 CREATE TABLE IF NOT EXISTS teleport_audit (id bigserial PRIMARY KEY, chain text NOT NULL, seq bigint NOT NULL,
-                time timestamptz NOT NULL, event text NOT NULL, line bytea NOT NULL, UNIQUE (chain, seq))
+                time timestamptz NOT NULL, event text NOT NULL, username text, sid text, line bytea NOT NULL, UNIQUE (chain, seq))
                 """, logger: logger)
-            try await connection.query("CREATE INDEX IF NOT EXISTS teleport_audit_time ON teleport_audit (time, id)", logger: logger)
+            for index: PostgresQuery in [
+                "CREATE INDEX IF NOT EXISTS teleport_audit_time ON teleport_audit (time, id)",
+                "CREATE INDEX IF NOT EXISTS teleport_audit_event ON teleport_audit (event, time, id)",
+                "CREATE INDEX IF NOT EXISTS teleport_audit_user ON teleport_audit (username, time, id) WHERE username IS NOT NULL",
+                "CREATE INDEX IF NOT EXISTS teleport_audit_sid ON teleport_audit (sid, time, id) WHERE sid IS NOT NULL",
+            ] {
+                try await connection.query(index, logger: logger)
+            }
             try await connection.query("COMMIT", logger: logger)
         } catch {
             _ = try? await connection.query("ROLLBACK", logger: logger)
@@ -119,8 +126,9 @@ public actor PostgresAuditLog: AuditEmitter, ChainedAuditLog {
         do {
             try await connection.query(
                 """
-                INSERT INTO teleport_audit (chain, seq, time, event, line)
-                VALUES (\(chain), \(seq), \(event.time), \(event.event), \(ByteBuffer(bytes: line)))
+                INSERT INTO teleport_audit (chain, seq, time, event, username, sid, line)
+                VALUES (\(chain), \(seq), \(event.time), \(event.event), \(event.fields["user"]?.stringValue),
+                \(event.fields["sid"]?.stringValue), \(ByteBuffer(bytes: line)))
                 """, logger: logger)
         } catch {
             throw failed(error)
@@ -147,6 +155,36 @@ public actor PostgresAuditLog: AuditEmitter, ChainedAuditLog {
             throw failed(error)
         }
         return events
+    }
+
+    public func search(
+        from: Date, to: Date, types: Set<String>, user: String?, sessionID: String?, limit: Int, offset: Int
+    ) async throws -> (events: [AuditEvent], more: Bool) {
+        let connection = try await connected()
+        let typeList = types.sorted()
+        var events: [AuditEvent] = []
+        do {
+            let rows = try await connection.query(
+                """
+                SELECT line FROM teleport_audit
+                WHERE time >= \(from) AND time <= \(to)
+                AND (cardinality(\(typeList)::text[]) = 0 OR event = ANY(\(typeList)::text[]))
+                AND (\(user)::text IS NULL OR username = \(user)) AND (\(sessionID)::text IS NULL OR sid = \(sessionID))
+                ORDER BY time, id LIMIT \(limit + 1) OFFSET \(offset)
+                """, logger: logger)
+            for try await line in rows.decode(ByteBuffer.self) {
+                var event = try AuditEvent(jsonLine: Data(line.readableBytesView))
+                event.fields["hash"] = nil
+                event.fields["prev_hash"] = nil
+                events.append(event)
+            }
+        } catch let error as TeleportError {
+            throw error
+        } catch {
+            throw failed(error)
+        }
+        let more = events.count > limit
+        return (Array(events.prefix(limit)), more)
     }
 
     public func chainHead() async throws -> AuditChain.Head? {

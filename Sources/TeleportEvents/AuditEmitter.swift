@@ -13,6 +13,17 @@ public protocol AuditReader: Sendable {
     func events(from: Date, to: Date) async throws -> [AuditEvent]
 }
 
+/// A log that filters and pages in its store (the `postgresql://` log), so a search over millions of
+/// events reads only the page asked for.
+public protocol AuditSearcher: Sendable {
+    /// The events between `from` and `to` (inclusive) of the given types (all when empty), of one
+    /// `user` and one session when given, in order of time, `limit` of them after skipping `offset`;
+    /// `more` tells whether any follow.
+    func search(
+        from: Date, to: Date, types: Set<String>, user: String?, sessionID: String?, limit: Int, offset: Int
+    ) async throws -> (events: [AuditEvent], more: Bool)
+}
+
 /// Sends every event to several emitters (the seed's `audit_events_uri` list).
 public struct MultiEmitter: AuditEmitter, AuditReader {
     /// The emitters, in order.

@@ -89,6 +89,37 @@ struct PostgresAuditLogTests {
         #expect(!report.ok && (report.problem ?? "").contains("postgresql/auth-a is truncated: it has 1 events but held 4"), "\(report)")
     }
 
+    @Test func searchesFilterAndPageInTheDatabase() async throws {
+        let server = try await SharedPostgresBackendServer.instance.server()
+        let database = try await server.createDatabase()
+        let log = try await Self.open(server, database, chain: "auth-a")
+        defer { Task { await log.close() } }
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        for index in 0..<10 {
+            var event = Self.event(index % 3 == 0 ? "session.start" : "user.login", index % 2, at: start.addingTimeInterval(Double(index)))
+            if index % 3 == 0 { event.fields["sid"] = .string("sid-\(index)") }
+            try await log.emit(event)
+        }
+        let end = start.addingTimeInterval(60)
+        let all = try await log.search(from: start, to: end, types: [], user: nil, sessionID: nil, limit: 100, offset: 0)
+        #expect(all.events.count == 10 && !all.more)
+        let first = try await log.search(from: start, to: end, types: [], user: nil, sessionID: nil, limit: 4, offset: 0)
+        let second = try await log.search(from: start, to: end, types: [], user: nil, sessionID: nil, limit: 4, offset: 4)
+        let last = try await log.search(from: start, to: end, types: [], user: nil, sessionID: nil, limit: 4, offset: 8)
+        #expect(first.more && second.more && !last.more)
+        #expect((first.events + second.events + last.events).map(\.uid) == all.events.map(\.uid))
+        let starts = try await log.search(from: start, to: end, types: ["session.start"], user: nil, sessionID: nil, limit: 100, offset: 0)
+        #expect(starts.events.count == 4 && starts.events.allSatisfy { $0.event == "session.start" })
+        let byUser = try await log.search(from: start, to: end, types: [], user: "u1", sessionID: nil, limit: 100, offset: 0)
+        #expect(byUser.events.count == 5 && byUser.events.allSatisfy { $0.fields["user"] == .string("u1") })
+        let bySession = try await log.search(from: start, to: end, types: [], user: nil, sessionID: "sid-6", limit: 100, offset: 0)
+        #expect(bySession.events.count == 1 && bySession.events.first?.fields["sid"] == .string("sid-6"))
+        let window = try await log.search(
+            from: start.addingTimeInterval(2), to: start.addingTimeInterval(4), types: [], user: nil, sessionID: nil, limit: 100, offset: 0)
+        #expect(window.events.count == 3)
+        #expect(window.events.allSatisfy { $0.fields["hash"] == nil && $0.fields["prev_hash"] == nil })
+    }
+
     @Test func aBadURIIsOneLineNamingTheKey() async throws {
         await #expect {
             _ = try await PostgresAuditLog.open(uri: "postgresql://nohost", chain: "a", logger: Logger(label: "test.audit"))
