@@ -19,6 +19,7 @@ Playwright is missing (the caller reports a skip).
 """
 import argparse
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -124,7 +125,7 @@ def main() -> int:
         page.wait_for_url(lambda url: url.split("/", 3)[:3] != provider_origin)
         page.wait_for_load_state("load")
         if args.web_connector and args.expect == "success":
-            page.wait_for_url("**/web/")
+            page.wait_for_url(re.compile(r"^https://[^/]+/web/?$"))
             page.wait_for_load_state("load")
         heading = page.locator("h1").first.inner_text() if page.locator("h1").count() else ""
         text = page.locator("body").inner_text() if page.locator("body").count() else ""
