@@ -162,7 +162,9 @@ let package = Package(
             name: "TeleportAuthServer",
             dependencies: [
                 "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportBackend", "TeleportServices", "TeleportEvents",
-                "TeleportHTTPListener", logging, nioCore, nioSSL, x509, crypto,
+                "TeleportHTTPListener", "TeleportHTTP", "TeleportAuthClient", logging, nioCore, nioPosix, nioSSL, x509, crypto,
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -301,6 +303,7 @@ let package = Package(
             name: "TeleportAuthServerTests",
             dependencies: [
                 "TeleportAuthServer", "TeleportAPI", "TeleportBackend", "TeleportEvents", "TeleportCrypto", "TeleportServices", logging, crypto, x509, asn1,
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

@@ -77,8 +77,15 @@ public enum AdminCommands {
         var resources: [AnyResource] = []
         if reference == "all" {
             for kind in ResourceKinds.all.filter(\.inBackup).map(\.name) {
-                // `get all` is a backup: it carries CA keys so that `--bootstrap` can restore them.
-                resources += try await client.resources(kind: kind, withSecrets: kind == CertAuthority.kind || withSecrets)
+                // `get all` is a backup: it carries CA keys (and connector secrets) so that
+                // `--bootstrap` can restore them.
+                let secret = kind == CertAuthority.kind || ResourceKinds.connectorKinds.contains(kind)
+                resources += try await client.resources(kind: kind, withSecrets: secret || withSecrets)
+            }
+        } else if ["connectors", "connector"].contains(reference.lowercased()) {
+            // Every single sign-on connector, of both kinds.
+            for kind in ResourceKinds.connectorKinds {
+                resources += try await client.resources(kind: kind, withSecrets: withSecrets)
             }
         } else {
             let (kind, name) = try parseReference(reference)
@@ -103,7 +110,7 @@ public enum AdminCommands {
         let parts = reference.split(separator: "/", maxSplits: 1).map(String.init)
         guard let first = parts.first, let kind = AnyResource.canonicalKind(first) else {
             throw TeleportError.badParameter(
-                "unknown resource kind \"\(parts.first ?? reference)\" (known: \(AnyResource.kinds.joined(separator: ", ")), all)")
+                "unknown resource kind \"\(parts.first ?? reference)\" (known: \(AnyResource.kinds.joined(separator: ", ")), connectors, all)")
         }
         if parts.count == 2 {
             guard !parts[1].isEmpty else { throw TeleportError.badParameter("\"\(reference)\": the name after / is empty") }

@@ -110,3 +110,20 @@ extension AuthClient {
         try decode(AuthAPI.AppJWTResponse.self, try await call(.POST, "jwt/app", body: try ResourceCodec.json(request)))
     }
 }
+
+extension AuthClient {
+    /// How users log in and every single sign-on connector (Proxy).
+    public func authPreference() async throws -> AuthAPI.AuthPreference {
+        try decode(AuthAPI.AuthPreference.self, try await call(.GET, "sso/settings"))
+    }
+
+    /// Starts a single sign-on login; the provider's authorization URL (Proxy).
+    public func createSSORequest(_ request: AuthAPI.CreateSSORequest) async throws -> AuthAPI.SSORequestCreated {
+        try decode(AuthAPI.SSORequestCreated.self, try await call(.POST, "sso/requests", body: try ResourceCodec.json(request)))
+    }
+
+    /// Completes a single sign-on login from the provider's callback (Proxy).
+    public func completeSSOCallback(_ request: AuthAPI.SSOCallbackRequest) async throws -> AuthAPI.SSOCallbackResult {
+        try decode(AuthAPI.SSOCallbackResult.self, try await call(.POST, "sso/callback", body: try ResourceCodec.json(request)))
+    }
+}

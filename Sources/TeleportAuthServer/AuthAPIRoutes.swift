@@ -24,6 +24,7 @@ struct AuthAPIRoutes {
         }
         let v1 = router.group("v1").add(middleware: AuthenticationMiddleware(auth: auth, peerCertificates: peerCertificates))
         registerUserRoutes(on: v1)
+        registerSSORoutes(on: v1)
         registerResourceRoutes(on: v1)
         registerAccountRoutes(on: v1)
         registerWebTerminalRoutes(on: v1)
@@ -312,12 +313,15 @@ struct AuthAPIRoutes {
 
     func withSecrets(_ request: Request, _ caller: Caller) throws -> Bool {
         guard request.uri.queryParameters.get("with_secrets") == "true" else { return false }
-        guard caller.isAdmin else { throw TeleportError.accessDenied("only the administrator may read CA private keys") }
+        guard caller.isAdmin else { throw TeleportError.accessDenied("only the administrator may read CA private keys and connector secrets") }
         return true
     }
 
     func redact(_ resource: any Resource, withSecrets: Bool) -> any Resource {
-        if !withSecrets, let ca = resource as? CertAuthority { return ca.withoutSecrets }
+        guard !withSecrets else { return resource }
+        if let ca = resource as? CertAuthority { return ca.withoutSecrets }
+        if let oidc = resource as? OIDCConnector { return oidc.withoutSecrets }
+        if let github = resource as? GitHubConnector { return github.withoutSecrets }
         return resource
     }
 

@@ -190,6 +190,7 @@ extension AuthServer {
         func fail(_ reason: String, _ error: TeleportError) async throws -> Never {
             try await refuseLogin(fields, reason: reason, error: error)
         }
+        if !settings.localAuth { try await fail("local_auth is false", Self.localAuthDisabled) }
         let keys: ProvenKeys
         do {
             keys = try proveKeys(

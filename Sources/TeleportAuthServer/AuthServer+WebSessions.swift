@@ -18,6 +18,7 @@ extension AuthServer {
         func fail(_ reason: String, _ error: TeleportError) async throws -> Never {
             try await refuseLogin(fields, reason: reason, error: error)
         }
+        if !settings.localAuth { try await fail("local_auth is false", Self.localAuthDisabled) }
         let user: User
         do {
             user = try await checkCredentials(
@@ -30,18 +31,25 @@ extension AuthServer {
         } catch let refusal as LoginRefusal {
             try await fail(refusal.reason, refusal.error)
         }
-        let now = clock.now()
         let roles = await existingRoles(user.spec.roles)
         let cap = AccessChecker(roles: roles, traits: [:]).maxSessionTTL(fallback: settings.maxSessionTTL)
+        let info = try await startWebSession(user: user, cap: cap)
+        fields["success"] = true
+        fields["web_session"] = true
+        settings.metrics?.increment(.logins, ["result": "success"])
+        try await emit(AuditEventType.userLogin, fields: fields)
+        return info
+    }
+
+    /// Stores a new web session for `user` that ends at the latest `cap` from now; the answer
+    /// carries its id (for the proxy's cookie). Used by the password and single sign-on logins.
+    func startWebSession(user: User, cap: TimeInterval) async throws -> AuthAPI.WebSessionInfo {
+        let now = clock.now()
         let id = SecretHash.randomHex(bytes: 32)
         let record = WebSessionStore.Record(
             user: user.name, csrfToken: SecretHash.randomHex(bytes: 32), created: now, expires: now.addingTimeInterval(cap),
             idleTimeout: settings.webIdleTimeout, lastUsed: now)
         try await webSessions.create(id: id, record)
-        fields["success"] = true
-        fields["web_session"] = true
-        settings.metrics?.increment(.logins, ["result": "success"])
-        try await emit(AuditEventType.userLogin, fields: fields)
         var info = try await webSessionInfo(user: user, record: record)
         info.sessionID = id
         return info

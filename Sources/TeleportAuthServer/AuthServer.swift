@@ -38,6 +38,8 @@ public final class AuthServer: Sendable {
     /// rest of a heartbeat. Writes to a CA clear it (``forgetCachedAuthorities()``).
     let authorityCache = Mutex<[CertAuthority.CAType: (loaded: Date, authority: TLSAuthority)]>([:])
     static let authorityCacheLifetime: TimeInterval = 5
+    /// Identity providers' keys between single sign-on logins.
+    let ssoCache = SSOCache()
 
     init(
         stores: ClusterStores, audit: any AuditEmitter, clock: any WallClock, clusterName: String,
@@ -299,6 +301,14 @@ public struct AuthSettings: Sendable {
     public var sessionsDirectory: URL?
     /// Where logins, certificates, heartbeats and audit writes are counted (`/metrics`).
     public var metrics: TeleportMetrics?
+    /// `auth_service.authentication.type`: `local`, `oidc` or `github` (the default for `tsh login`).
+    public var authType = "local"
+    /// `auth_service.authentication.connector_name`: the default connector.
+    public var connectorName: String?
+    /// `auth_service.authentication.local_auth`: false refuses every password login.
+    public var localAuth = true
+    /// How the single sign-on flows reach identity providers (nil: ``ProviderHTTPClient``).
+    public var ssoHTTPClient: (any SSOHTTPClient)?
 
     /// Creates settings.
     public init(secondFactor: String = "otp", proxyPublicAddr: String? = nil, maxSessionTTL: TimeInterval = 12 * 3600, bcryptCost: UInt8 = 12) {

@@ -90,7 +90,7 @@ public struct ClientKeyPair: Sendable {
 
     /// Proof that the login request comes from the holder of both keys: their signatures over
     /// the user name, both public keys and `now` (the auth service refuses a login without it).
-    public func proof(for user: String, now: Date) throws -> AuthAPI.KeyProof {
-        try LoginProof.sign(purpose: .login, user: user, sshKey: ssh, tlsKey: tls, now: now)
+    public func proof(for user: String, now: Date, purpose: LoginProof.Purpose = .login) throws -> AuthAPI.KeyProof {
+        try LoginProof.sign(purpose: purpose, user: user, sshKey: ssh, tlsKey: tls, now: now)
     }
 }

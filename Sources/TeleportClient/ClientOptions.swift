@@ -50,15 +50,23 @@ public struct LoginOptions: Sendable, Equatable {
     public var addKeysToAgent: AgentMode
     /// `-o/--out`: write an identity file here instead of a profile.
     public var out: String?
+    /// `--auth=NAME`: a single sign-on connector (`local`: the password login); nil: the cluster's default.
+    public var auth: String?
+    /// `--browser=none`: print the login URL instead of opening a browser.
+    public var browser: String?
+    /// How long `tsh` waits for the browser to finish a single sign-on login.
+    public var ssoTimeout: Duration = .seconds(180)
 
     /// The default certificate lifetime.
     public static let defaultTTLSeconds: Double = 12 * 3600
 
     /// Creates options.
-    public init(ttl: String? = nil, addKeysToAgent: AgentMode = .auto, out: String? = nil) {
+    public init(ttl: String? = nil, addKeysToAgent: AgentMode = .auto, out: String? = nil, auth: String? = nil, browser: String? = nil) {
         self.ttl = ttl
         self.addKeysToAgent = addKeysToAgent
         self.out = out
+        self.auth = auth
+        self.browser = browser
     }
 
     /// The lifetime in seconds.

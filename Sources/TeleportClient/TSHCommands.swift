@@ -33,14 +33,22 @@ public enum TSHCommands {
             throw TeleportError.badParameter("the proxy is not set: use --proxy=HOST[:PORT] (or TELEPORT_PROXY)")
         }
         let address = try ProxyAddress(parsing: proxyText)
+        let ttl = try login.ttlSeconds()
+        let web = WebClient(transport: try context.transport(address, options.insecure), address: address)
+        let ping = try await web.ping()
+        if let connector = try SSOLogin.connector(asked: login.auth, ping: ping.auth) {
+            let keys = ClientKeyPair(comment: connector.name)
+            let reply = try await SSOLogin.run(connector: connector, keys: keys, ttl: ttl, web: web, login: login, context: context)
+            return try await finishLogin(options, login, context: context, address: address, ping: ping, keys: keys, reply: reply)
+        }
         guard let user = options.userText(context.environment) ?? context.localUser else {
             throw TeleportError.badParameter("cannot tell who you are: use --user=NAME (or TELEPORT_USER)")
         }
         try ProfileStore.checkName(user, what: "user name")
-        let ttl = try login.ttlSeconds()
-
-        let web = WebClient(transport: try context.transport(address, options.insecure), address: address)
-        let ping = try await web.ping()
+        if ping.auth.localAuth == false {
+            throw TeleportError.accessDenied(
+                "this cluster does not accept passwords (local_auth: false); log in with single sign-on: tsh login --auth=CONNECTOR")
+        }
         let password = try context.prompter.readLine(prompt: "Enter password for Teleport user \(user):", echo: false)
         var otpCode: String?
         switch ping.auth.secondFactor.lowercased() {
@@ -57,6 +65,18 @@ public enum TSHCommands {
             AuthAPI.LoginRequest(
                 user: user, password: password, otpCode: otpCode, sshPublicKey: keys.sshPublicKeyLine,
                 tlsPublicKeyPEM: keys.tlsPublicKeyPEM, ttlSeconds: ttl, keyProof: try keys.proof(for: user, now: context.clock.now())))
+        return try await finishLogin(options, login, context: context, address: address, ping: ping, keys: keys, reply: reply)
+    }
+
+    /// Stores what a login got (profile or identity file), loads the key into the agent and prints
+    /// the status; the same for password and single sign-on logins.
+    static func finishLogin(
+        _ options: ClientOptions, _ login: LoginOptions, context: ClientContext, address: ProxyAddress, ping: WebAPI.PingResponse,
+        keys: ClientKeyPair, reply: AuthAPI.LoginResponse
+    ) async throws -> Outcome {
+        let store = context.store
+        let user = reply.username
+        try ProfileStore.checkName(user, what: "user name")
         let key = ClientKey(keys: keys, login: reply)
         let facts: CertificateFacts
         do {

@@ -21,6 +21,9 @@ public enum LoginProof {
         /// The proxy's web terminal: a key the proxy made for a web session's user
         /// (`POST /v1/websessions/certs`).
         case webSession = "teleport web session v1"
+        /// `tsh login --auth=NAME` (single sign-on): the user is not known yet, so the proof names
+        /// the connector (`POST /webapi/{oidc,github}/login/console`, `POST /v1/sso/requests`).
+        case ssoLogin = "teleport sso login v1"
     }
 
     /// How far the proof's timestamp may be from the server's clock, in seconds.

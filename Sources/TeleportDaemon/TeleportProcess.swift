@@ -467,6 +467,9 @@ public enum TeleportProcess {
     static func authSettings(_ config: DaemonConfig, metrics: TeleportMetrics? = nil) -> AuthSettings {
         var settings = AuthSettings(secondFactor: config.file.auth.secondFactor, proxyPublicAddr: config.runProxy ? proxyPublicAddress(config) : nil)
         settings.sessionRecording = config.file.auth.sessionRecording
+        settings.authType = config.file.auth.authenticationType
+        settings.connectorName = config.file.auth.connectorName
+        settings.localAuth = config.file.auth.localAuth
         if let idle = config.file.auth.webIdleTimeout { settings.webIdleTimeout = idle }
         settings.metrics = metrics
         settings.auditFailure = config.file.teleport.storage.auditFailure

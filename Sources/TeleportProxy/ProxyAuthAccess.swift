@@ -16,6 +16,12 @@ protocol ProxyAuthAccess: Sendable {
     func authenticateWebSession(_ request: AuthAPI.WebSessionIDRequest) async throws -> AuthAPI.WebSessionInfo
     /// Ends a web session on every proxy.
     func deleteWebSession(_ request: AuthAPI.WebSessionIDRequest) async throws
+    /// How users log in and the single sign-on connectors.
+    func authPreference() async throws -> AuthAPI.AuthPreference
+    /// Starts a single sign-on login.
+    func createSSORequest(_ request: AuthAPI.CreateSSORequest) async throws -> AuthAPI.SSORequestCreated
+    /// Completes a single sign-on login.
+    func completeSSOCallback(_ request: AuthAPI.SSOCallbackRequest) async throws -> AuthAPI.SSOCallbackResult
 }
 
 extension AuthClient: ProxyAuthAccess {}

@@ -249,11 +249,23 @@ extension ProxyWebServer {
         // First, so that it covers every route and the 404s: security headers, foreign origins refused.
         router.add(middleware: WebSecurityMiddleware(logger: logger))
         let settings = self.settings
+        let preferences = AuthPreferenceCache()
+        let auth = self.auth
         router.get("webapi/ping") { _, _ -> Response in
+            // How users log in (type, local_auth, connectors) comes from the auth service, kept 5 s.
+            let preference = await preferences.get { try await auth.authPreference() }
+            var authBlock: [String: JSONValue] = [
+                "type": .string(preference?.type ?? settings.authType),
+                "second_factor": .string(preference?.secondFactor ?? settings.secondFactor),
+                "local_auth": .bool(preference?.localAuth ?? true),
+                "connectors": .array(
+                    (preference?.connectors ?? []).map { .object(["name": .string($0.name), "kind": .string($0.kind), "display": .string($0.display)]) }),
+            ]
+            if let name = preference?.connectorName, !name.isEmpty { authBlock["connector_name"] = .string(name) }
             let body: [String: JSONValue] = [
                 "cluster_name": .string(clusterName),
                 "server_version": .string(TeleportVersion.version),
-                "auth": .object(["type": .string(settings.authType), "second_factor": .string(settings.secondFactor)]),
+                "auth": .object(authBlock),
                 "proxy": .object([
                     "ssh": .object([
                         "listen_addr": .string(settings.sshListenAddr), "public_addr": .string(settings.publicAddr),
@@ -274,6 +286,7 @@ extension ProxyWebServer {
             return WebResponse.html(html, status: .ok)
         }
         LoginRoute(auth: auth, logger: logger).register(on: router)
+        SSORoutes(auth: auth, logger: logger).register(on: router)
         WebSessionRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         let nodes = NodesRoute(auth: auth, clusterName: clusterName, roles: settings.roles)
         nodes.register(on: router)

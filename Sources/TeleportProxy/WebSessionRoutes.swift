@@ -25,7 +25,7 @@ struct WebSessionRoutes<Auth: ProxyAuthAccess>: Sendable {
 
     /// Adds the routes to `router`.
     func register(on router: Router<ProxyRequestContext>) {
-        router.get("web/login") { _, _ in WebUIPages.response(WebUIPages.login(clusterName: clusterName)) }
+        router.get("web/login") { _, _ in WebUIPages.response(await loginPage()) }
         router.get("web") { request, context in await home(request, context: context) }
         router.get("web/nodes") { request, context in await nodesPage(request, context: context) }
         router.get("web/app.js") { _, _ in WebUIPages.asset(WebUIPages.appJS, type: "text/javascript; charset=utf-8") }
@@ -33,6 +33,14 @@ struct WebSessionRoutes<Auth: ProxyAuthAccess>: Sendable {
         router.post("webapi/sessions") { request, context in await login(request, context: context) }
         router.delete("webapi/sessions") { request, context in await logout(request, context: context) }
         router.get("webapi/me") { request, context in await me(request, context: context) }
+    }
+
+    /// The login page with a button per single sign-on connector; the password form is hidden
+    /// when `local_auth` is false. Without an answer from the auth service, the plain form.
+    func loginPage(error: String? = nil) async -> String {
+        let preference = try? await auth.authPreference()
+        return WebUIPages.login(
+            clusterName: clusterName, error: error, connectors: preference?.connectors ?? [], localAuth: preference?.localAuth ?? true)
     }
 
     // MARK: Sessions
@@ -69,7 +77,7 @@ struct WebSessionRoutes<Auth: ProxyAuthAccess>: Sendable {
         create.clientAddress = context.clientAddress
         guard !create.user.isEmpty, !create.password.isEmpty else {
             let error = TeleportError.badParameter("enter your user name and password")
-            return isForm ? WebUIPages.response(WebUIPages.login(clusterName: clusterName, error: error.message), status: .badRequest) : WebResponse.jsonError(error)
+            return isForm ? WebUIPages.response(await loginPage(error: error.message), status: .badRequest) : WebResponse.jsonError(error)
         }
         let info: AuthAPI.WebSessionInfo
         do {
@@ -80,7 +88,7 @@ struct WebSessionRoutes<Auth: ProxyAuthAccess>: Sendable {
                 metadata: ["tp.user": "\(create.user)", "tp.error": "\(error.message)", "tp.client.addr": "\(context.clientAddress ?? "")"])
             let status: HTTPResponse.Status = error.code == .accessDenied ? .unauthorized : HTTPResponse.Status(code: error.code.httpStatus)
             return isForm
-                ? WebUIPages.response(WebUIPages.login(clusterName: clusterName, error: error.message), status: status)
+                ? WebUIPages.response(await loginPage(error: error.message), status: status)
                 : WebResponse.jsonError(error, status: status)
         } catch {
             return unavailable(error)

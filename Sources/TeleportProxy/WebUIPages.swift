@@ -40,11 +40,11 @@ enum WebUIPages {
     }
 
     /// The login page: user, password and one-time code; `error` above the form.
-    static func login(clusterName: String, error: String? = nil) -> String {
+    static func login(clusterName: String, error: String? = nil, connectors: [AuthAPI.ConnectorSummary] = [], localAuth: Bool = true) -> String {
         var body = "<main class=\"card\">\n<h1>Sign in to Teleport</h1>\n"
         body += "<p class=\"cluster\">Cluster <strong>\(HTMLText.escape(clusterName))</strong></p>\n"
         body += "<p id=\"error\" class=\"error\" role=\"alert\"\(error == nil ? " hidden" : "")>\(HTMLText.escape(error ?? ""))</p>\n"
-        body += "<form id=\"login-form\" method=\"post\" action=\"/webapi/sessions\">\n"
+        body += "<form id=\"login-form\" method=\"post\" action=\"/webapi/sessions\"\(localAuth ? "" : " hidden")>\n"
         body += "<label for=\"user\">User name</label>\n"
         body += "<input id=\"user\" name=\"user\" type=\"text\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required autofocus>\n"
         body += "<label for=\"password\">Password</label>\n"
@@ -54,8 +54,17 @@ enum WebUIPages {
         body += "pattern=\"[0-9 ]{6,7}\" maxlength=\"7\" aria-describedby=\"otp-help\">\n"
         body += "<p id=\"otp-help\" class=\"help\">The 6-digit code your authenticator app shows for this account.</p>\n"
         body += "<button id=\"login\" type=\"submit\">Sign in</button>\n</form>\n"
-        // Single sign-on connectors (GitHub, OIDC, SAML) add their buttons here.
-        body += "<section id=\"sso\" aria-label=\"Single sign-on\" hidden></section>\n</main>\n"
+        // Single sign-on: one button (a link) per connector, to /v1/webapi/{kind}/login/web.
+        body += "<section id=\"sso\" aria-label=\"Single sign-on\"\(connectors.isEmpty ? " hidden" : "")>\n"
+        for connector in connectors {
+            var query = URLComponents()
+            query.queryItems = [URLQueryItem(name: "connector_id", value: connector.name), URLQueryItem(name: "redirect_url", value: "/web")]
+            let href = "/v1/webapi/\(connector.kind)/login/web?" + (query.percentEncodedQuery ?? "")
+            body += "<a class=\"sso-button\" id=\"sso-\(HTMLText.escape(connector.kind))-\(HTMLText.escape(connector.name))\" "
+            body += "data-connector=\"\(HTMLText.escape(connector.name))\" data-kind=\"\(HTMLText.escape(connector.kind))\" "
+            body += "href=\"\(HTMLText.escape(href))\">Sign in with \(HTMLText.escape(connector.display))</a>\n"
+        }
+        body += "</section>\n</main>\n"
         return document(title: "Sign in · Teleport", body: body, page: "login")
     }
 

@@ -178,7 +178,7 @@ struct Get: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "KIND, KIND/NAME or all.") var reference: String
     @Option(name: .customLong("format"), help: "yaml, json or text.") var format = "yaml"
-    @Flag(name: .customLong("with-secrets"), help: "Include CA private keys.") var withSecrets = false
+    @Flag(name: .customLong("with-secrets"), help: "Include CA private keys and connector client secrets.") var withSecrets = false
     func run() async throws {
         try await perform {
             guard let parsed = AdminCommands.Format(rawValue: format) else {

@@ -10,7 +10,7 @@ struct TSHMain {
     /// moved behind the subcommand here.
     static func main() async {
         StandardStreams.ignoreBrokenPipe()
-        let withValue: Set<String> = ["--proxy", "--user", "-i", "--identity"]
+        let withValue: Set<String> = ["--proxy", "--user", "-i", "--identity", "--auth", "--browser"]
         let flags: Set<String> = ["--insecure", "-d", "--debug"]
         let arguments: [String]
         do {
@@ -105,17 +105,23 @@ extension TSH {
         var addKeysToAgent = "auto"
         @Option(name: [.short, .customLong("out")], help: "Write an identity file here instead of a profile.")
         var out: String?
+        @Option(help: "Log in with this single sign-on connector (tctl get connectors), or local for the password [the cluster's default].")
+        var auth: String?
+        @Option(help: "none: print the single sign-on URL instead of opening a browser.")
+        var browser: String?
 
         func validate() throws {
             guard LoginOptions.AgentMode(rawValue: addKeysToAgent) != nil else {
                 throw ValidationError("--add-keys-to-agent must be auto, yes or no, not \"\(addKeysToAgent)\"")
             }
+            if let browser, browser != "none" { throw ValidationError("--browser takes only none, not \"\(browser)\"") }
         }
 
         func run() async throws {
             let mode = LoginOptions.AgentMode(rawValue: addKeysToAgent) ?? .auto
             try await perform {
-                try await TSHCommands.login(global.client, LoginOptions(ttl: ttl, addKeysToAgent: mode, out: out), context: .live())
+                try await TSHCommands.login(
+                    global.client, LoginOptions(ttl: ttl, addKeysToAgent: mode, out: out, auth: auth, browser: browser), context: .live())
             }
         }
     }

@@ -41,6 +41,10 @@ struct WebSessionRoutesTests {
         func deleteWebSession(_ request: AuthAPI.WebSessionIDRequest) async throws {
             sessions.withLock { $0[request.sessionID] = nil }
         }
+
+        func authPreference() async throws -> AuthAPI.AuthPreference { throw TeleportError.connectionProblem("no") }
+        func createSSORequest(_ request: AuthAPI.CreateSSORequest) async throws -> AuthAPI.SSORequestCreated { throw TeleportError.notFound("no") }
+        func completeSSOCallback(_ request: AuthAPI.SSOCallbackRequest) async throws -> AuthAPI.SSOCallbackResult { throw TeleportError.notFound("no") }
     }
 
     static func withRoutes(_ auth: FakeAuth, _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {

@@ -304,16 +304,29 @@ public enum WebAPI {
             public var type: String
             /// `otp` or `off`.
             public var secondFactor: String
+            /// Whether password logins are allowed (`local_auth`; absent from older proxies: true).
+            public var localAuth: Bool?
+            /// The default connector (`connector_name`), when the type is not `local`.
+            public var connectorName: String?
+            /// The single sign-on connectors (absent from older proxies).
+            public var connectors: [AuthAPI.ConnectorSummary]?
 
             enum CodingKeys: String, CodingKey {
-                case type
+                case type, connectors
                 case secondFactor = "second_factor"
+                case localAuth = "local_auth"
+                case connectorName = "connector_name"
             }
 
             /// Creates the block.
-            public init(type: String, secondFactor: String) {
+            public init(
+                type: String, secondFactor: String, localAuth: Bool? = nil, connectorName: String? = nil, connectors: [AuthAPI.ConnectorSummary]? = nil
+            ) {
                 self.type = type
                 self.secondFactor = secondFactor
+                self.localAuth = localAuth
+                self.connectorName = connectorName
+                self.connectors = connectors
             }
         }
 

@@ -108,7 +108,12 @@ public enum ResourceKinds {
         ResourceKind(
             AppServer.self, aliases: ["app_servers", "apps", "app"], storagePrefix: AppServer.storagePrefix, inBackup: false,
             serverKind: .app),
+        ResourceKind(OIDCConnector.self, aliases: ["oidcs", "oidc_connector", "oidc_connectors"], storagePrefix: "/connectors/oidc/"),
+        ResourceKind(GitHubConnector.self, aliases: ["githubs", "github_connector", "github_connectors"], storagePrefix: "/connectors/github/"),
     ]
+
+    /// What `tctl get connectors` lists: every single sign-on connector kind.
+    public static let connectorKinds = [OIDCConnector.kind, GitHubConnector.kind]
 
     private static let registered = Mutex<[ResourceKind]>([])
 

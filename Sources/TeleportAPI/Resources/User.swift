@@ -63,6 +63,25 @@ public struct User: Resource {
         public var time: Date
         /// Who.
         public var user: Name
+        /// For a user made by single sign-on: the connector and the identity it reported.
+        public var connector: Connector?
+
+        /// The single sign-on connector that created a user.
+        public struct Connector: Codable, Sendable, Equatable {
+            /// The connector's kind (`oidc`, `github`).
+            public var type: String
+            /// The connector's name.
+            public var id: String
+            /// The user's identity at the provider (subject, GitHub login).
+            public var identity: String
+
+            /// Creates a record.
+            public init(type: String, id: String, identity: String) {
+                self.type = type
+                self.id = id
+                self.identity = identity
+            }
+        }
 
         /// A name wrapper, as the seed's YAML has it (`user: {name: builtin-Admin}`).
         public struct Name: Codable, Sendable, Equatable {
@@ -73,9 +92,10 @@ public struct User: Resource {
         }
 
         /// Creates a record.
-        public init(time: Date, user: String) {
+        public init(time: Date, user: String, connector: Connector? = nil) {
             self.time = time
             self.user = Name(name: user)
+            self.connector = connector
         }
     }
 
@@ -86,6 +106,9 @@ public struct User: Resource {
         self.metadata = Metadata(name: name)
         self.spec = Spec(roles: roles, traits: ["logins": logins])
     }
+
+    /// Whether single sign-on made this user (it then never has a password).
+    public var isSSO: Bool { spec.createdBy?.connector != nil }
 
     /// The user's allowed OS logins (the `logins` trait).
     public var logins: [String] { spec.traits["logins"] ?? [] }

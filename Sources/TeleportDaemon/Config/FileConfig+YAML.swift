@@ -181,10 +181,24 @@ extension FileConfig {
                     switch option {
                     case "type":
                         let type = try optionValue.string()
-                        guard ["local", "github", "oidc", "saml", "false"].contains(type) else {
-                            throw optionValue.fail("local, github, oidc or saml")
+                        guard ["local", "github", "oidc"].contains(type) else {
+                            if type == "saml" {
+                                throw TeleportError.badParameter(
+                                    "\(node.file): \(optionValue.path): type saml is not supported; use local, github or oidc")
+                            }
+                            throw optionValue.fail("local, github or oidc")
                         }
                         auth.authenticationType = type
+                    case "connector_name":
+                        let name = try optionValue.string()
+                        do {
+                            try ResourceName.validate(name, kind: "connector")
+                        } catch {
+                            throw optionValue.fail("a connector's name (tctl get connectors)")
+                        }
+                        auth.connectorName = name
+                    case "local_auth":
+                        auth.localAuth = try optionValue.bool()
                     case "second_factor":
                         let factor = try optionValue.string().lowercased()
                         switch factor {
@@ -195,8 +209,8 @@ extension FileConfig {
                                 "\(node.file): \(optionValue.path): second_factor \"\(factor)\" is not supported yet (hardware keys and optional second factors are not available); use otp or off")
                         default: throw optionValue.fail("otp or off")
                         }
-                    case "u2f", "webauthn", "connector_name", "local_auth", "device_trust":
-                        warn(optionValue, "hardware keys and SSO connectors are not supported yet")
+                    case "u2f", "webauthn", "device_trust":
+                        warn(optionValue, "hardware keys are not supported yet")
                     default: throw Self.unknown(optionValue, file: node.file)
                     }
                 }

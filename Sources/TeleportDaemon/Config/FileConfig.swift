@@ -106,7 +106,12 @@ public struct FileConfig: Sendable, Equatable {
         public var publicAddrs: [String] = []
         /// Static tokens, `"roles:value"`.
         public var tokens: [String] = []
+        /// `authentication.type`: `local`, `github` or `oidc` (the default for `tsh login`).
         public var authenticationType = "local"
+        /// `authentication.connector_name`: the default connector.
+        public var connectorName: String?
+        /// `authentication.local_auth`: false refuses password logins.
+        public var localAuth = true
         public var secondFactor = "otp"
         /// `session_recording`: `node` (the default) or `off`.
         public var sessionRecording = "node"
