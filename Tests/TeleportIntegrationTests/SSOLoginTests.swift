@@ -101,7 +101,7 @@ struct SSOLoginTests {
     func gitHubUserInNoTeam() async throws {
         let env = try env
         let attempt = try await env.refusedLogin(connector: SSOEnvironment.githubConnector, user: "loner", password: SSOEnvironment.lonerPassword)
-        #expect(attempt.says(any: ["teams_to_logins", "team"]), "\(attempt)")
+        #expect(attempt.says(any: ["no teams_to_logins or teams_to_roles team matched", "teams_to_logins"]), "\(attempt)")
     }
 
     // MARK: Attacks: callbacks and state
@@ -205,27 +205,27 @@ struct SSOLoginTests {
 
     @Test("an ID token with alg none is refused")
     func algNone() async throws {
-        try await refusedInMode(.algNone, reasons: ["alg", "none", "sign"])
+        try await refusedInMode(.algNone, reasons: [#"algorithm "none" is refused"#])
     }
 
     @Test("an ID token signed by an unknown key is refused")
     func unknownKey() async throws {
-        try await refusedInMode(.unknownKey, reasons: ["signature", "key"])
+        try await refusedInMode(.unknownKey, reasons: ["signature does not verify", "unknown key"])
     }
 
     @Test("an ID token for another audience is refused")
     func otherAudience() async throws {
-        try await refusedInMode(.audience, reasons: ["aud"])
+        try await refusedInMode(.audience, reasons: ["for audience"])
     }
 
     @Test("an expired ID token is refused")
     func expired() async throws {
-        try await refusedInMode(.expired, reasons: ["expired", "exp"])
+        try await refusedInMode(.expired, reasons: ["expired at"])
     }
 
     @Test("an ID token with a wrong nonce is refused")
     func wrongNonce() async throws {
-        try await refusedInMode(.nonce, reasons: ["nonce"])
+        try await refusedInMode(.nonce, reasons: ["nonce does not match"])
     }
 
     @Test("a replayed ID token (an earlier login's) is refused")
@@ -235,13 +235,13 @@ struct SSOLoginTests {
         defer { tsh.cleanUp() }
         let good = try await env.tshLogin(tsh, connector: SSOEnvironment.oidcConnector, user: "alice", password: SSOEnvironment.alicePassword)
         #expect(good.tsh.exitCode == 0, "\(good)")
-        try await refusedInMode(.replay, reasons: ["nonce", "replay", "used"])
+        try await refusedInMode(.replay, reasons: ["nonce does not match", "replay", "already used"])
     }
 
     @Test("a 10 MB claim is refused with bounded memory; the cluster keeps serving")
     func hugeClaim() async throws {
         let env = try env
-        try await refusedInMode(.bigClaim, reasons: ["large", "size", "limit", "bytes", "too"])
+        try await refusedInMode(.bigClaim, reasons: ["exceeds", "larger than"])
         #expect(try await env.cluster.diag("readyz").status == 200)
     }
 
@@ -273,7 +273,7 @@ struct SSOLoginTests {
                 return
             }
             let attempt = try await env.refusedLogin(connector: "other-issuer", user: "alice", password: SSOEnvironment.alicePassword)
-            #expect(attempt.says(any: ["issuer"]), "\(attempt)")
+            #expect(attempt.says(any: ["names the issuer"]), "\(attempt)")
             let events = try await other.events()
             #expect(!events.contains { $0["event"] as? String == "token" }, "no code was exchanged with that provider: \(events)")
         }
@@ -309,6 +309,7 @@ struct SSOLoginTests {
         try await env.oidc.setMode(mode)
         do {
             let attempt = try await env.refusedLogin(connector: SSOEnvironment.oidcConnector, user: "alice", password: SSOEnvironment.alicePassword)
+            print("SSOLoginTests \(mode.rawValue): \(attempt.refusal.prefix(400))")
             #expect(attempt.says(any: reasons), "the refusal names the cause (\(reasons)): \(attempt)")
             let issued = try await env.oidc.events().last { $0["event"] as? String == "id_token" }
             #expect(issued?["mode"] as? String == mode.rawValue, "the provider issued the \(mode) token: \(String(describing: issued))")
@@ -480,9 +481,16 @@ final class SSOEnvironment: @unchecked Sendable {
         var tsh: CommandResult
         var driver: CommandResult
         var description: String { "tsh: \(tsh)\n--- browser: \(driver)" }
-        /// True when tsh's output or the pages the browser ended on mention one of `words` (any case).
+        /// Why the login failed: the text of the page the browser ended on (the proxy's "Login failed"
+        /// page, or the provider's error), else tsh's output after the URL line.
+        var refusal: String {
+            let lines = driver.stdout.split(separator: "\n")
+            if let page = lines.first(where: { $0.hasPrefix("text: ") || $0.hasPrefix("provider-error: ") }) { return String(page) }
+            return (tsh.stdout + tsh.stderr).split(separator: "\n").filter { !$0.contains("Open this URL") }.joined(separator: "\n")
+        }
+        /// True when ``refusal`` mentions one of `words` (any case).
         func says(any words: [String]) -> Bool {
-            let text = (tsh.stdout + tsh.stderr + driver.stdout).lowercased()
+            let text = refusal.lowercased()
             return words.contains { text.contains($0.lowercased()) }
         }
     }
