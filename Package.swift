@@ -324,7 +324,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TeleportClientTests",
-            dependencies: ["TeleportClient", "TeleportAdmin", "TeleportAPI", "TeleportAuthClient", "TeleportCrypto", "TeleportTestSupport", crypto, x509],
+            dependencies: [
+                "TeleportClient", "TeleportAdmin", "TeleportAPI", "TeleportAuthClient", "TeleportCrypto", "TeleportTestSupport", crypto, x509,
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

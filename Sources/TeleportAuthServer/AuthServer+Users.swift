@@ -83,7 +83,11 @@ extension AuthServer {
     /// Creates a reset token (8 hours by default): the user sets a new password and TOTP; the
     /// account is unlocked when it is used.
     public func resetUser(_ name: String, ttl: TimeInterval, by admin: String) async throws -> AuthAPI.UserTokenInfo {
-        _ = try await stores.users.get(name)
+        let user = try await stores.users.get(name)
+        if let connector = user.spec.createdBy?.connector {
+            throw TeleportError.badParameter(
+                "\(name) logs in with single sign-on (\(connector.type) connector \(connector.id)) and never has a password; manage it at the identity provider")
+        }
         let token = try await createUserToken(user: name, kind: .reset, ttl: ttl)
         try await emit(AuditEventType.userUpdate, fields: ["user": .string(admin), "name": .string(name), "action": "reset"])
         return token

@@ -37,6 +37,15 @@ struct ConfigValidationTests {
             name: "a command that is a directory", yaml: "ssh_service:\n  commands:\n  - name: up\n    command: [/usr/bin]\n",
             fragments: ["ssh_service.commands[0].command", "\"/usr/bin\"", "not an executable"]),
         BadValue(
+            name: "authentication type saml", yaml: "auth_service:\n  authentication:\n    type: saml\n",
+            fragments: ["auth_service.authentication.type", "saml is not supported", "local, github or oidc"]),
+        BadValue(
+            name: "local_auth not a boolean", yaml: "auth_service:\n  authentication:\n    local_auth: sometimes\n",
+            fragments: ["auth_service.authentication.local_auth"]),
+        BadValue(
+            name: "connector_name not a name", yaml: "auth_service:\n  authentication:\n    connector_name: \"a b\"\n",
+            fragments: ["auth_service.authentication.connector_name", "connector"]),
+        BadValue(
             name: "second_factor: u2f", yaml: "auth_service:\n  authentication:\n    second_factor: u2f\n",
             fragments: ["auth_service.authentication.second_factor", "\"u2f\" is not supported", "use otp or off"]),
         BadValue(
@@ -93,6 +102,14 @@ struct ConfigValidationTests {
     func goodValuesAreAccepted(_ yaml: String) throws {
         _ = try FileConfig.parse(yaml, file: Self.file)
         _ = try DaemonConfig.resolve(flags: try DaemonTestSupport.flags(config: yaml))
+    }
+
+    @Test("authentication: type, connector_name and local_auth are read")
+    func ssoAuthentication() throws {
+        let config = try FileConfig.parse(
+            "auth_service:\n  authentication:\n    type: oidc\n    connector_name: okta\n    local_auth: false\n    second_factor: off\n", file: Self.file)
+        #expect(config.auth.authenticationType == "oidc" && config.auth.connectorName == "okta" && !config.auth.localAuth)
+        #expect(try FileConfig.parse("auth_service:\n  enabled: true\n", file: Self.file).auth.localAuth)
     }
 
     @Test func secondFactorOnMeansOTP() throws {

@@ -87,6 +87,13 @@ struct SSOFlowTests {
         return try await c.auth.completeSSOCallback(AuthAPI.SSOCallbackRequest(kind: kind, code: code, state: state, clientAddress: "198.51.100.4:1"))
     }
 
+    /// A console login whose result tsh opens.
+    @discardableResult
+    static func loginOpened(_ c: Cluster) async throws -> AuthAPI.LoginResponse {
+        let console = Console()
+        return try console.open(try await login(c, console: console))
+    }
+
     static func refusal(_ body: () async throws -> Void) async -> String {
         do {
             try await body()
@@ -186,9 +193,9 @@ struct SSOFlowTests {
     @Test("JWKS rotation: a new key is fetched once and accepted; a dropped key stops verifying")
     func rotation() async throws {
         let c = try await Self.cluster()
-        _ = try Console().open(try await Self.login(c))
+        try await Self.loginOpened(c)
         #expect(c.idp.state.withLock { $0.jwksFetches } == 1)
-        _ = try Console().open(try await Self.login(c))
+        try await Self.loginOpened(c)
         #expect(c.idp.state.withLock { $0.jwksFetches } == 1, "the keys are cached")
         c.clock.advance(by: 30)
         c.idp.state.withLock {
@@ -197,7 +204,7 @@ struct SSOFlowTests {
             $0.kid = "key-2"
             $0.publishedKeys = [("key-2", TestIdentityProvider.otherRSAKey.publicKey)]
         }
-        _ = try Console().open(try await Self.login(c))
+        try await Self.loginOpened(c)
         #expect(c.idp.state.withLock { $0.jwksFetches } == 2)
         // A token signed with the dropped key: the cached set lacks it, a refetch too.
         c.clock.advance(by: 30)
