@@ -107,7 +107,7 @@ struct SSORoutes<Auth: ProxyAuthAccess>: Sendable {
             case .console:
                 guard let target = result.clientRedirectURL else { throw TeleportError.internalError("the auth service sent no tsh callback") }
                 // Checked again: the browser is only ever sent to a loopback listener.
-                try ConnectorURL.checkClientRedirect(target)
+                try ConnectorURL.checkClientRedirect(target, maxBytes: 64 * 1024)
                 logger.info("sso login", metadata: ["tp.user": "\(result.username)", "tp.client.addr": "\(context.clientAddress ?? "")"])
                 return Response(status: .found, headers: [.location: target, .cacheControl: "no-store"])
             case .web:

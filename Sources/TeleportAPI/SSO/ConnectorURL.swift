@@ -40,11 +40,13 @@ public enum ConnectorURL {
 
     /// Checks `tsh`'s callback address (`client_redirect_url`): `http://127.0.0.1:PORT/...` or
     /// `http://localhost:PORT/...` with an explicit port.
-    ///
     /// - Throws: `badParameter` naming the address and the rule.
-    public static func checkClientRedirect(_ text: String) throws -> URLComponents {
+    ///
+    /// `maxBytes`: 2 KiB for the address tsh sends; the redirect that carries the sealed result back
+    /// is larger (certificates), up to 64 KiB.
+    public static func checkClientRedirect(_ text: String, maxBytes: Int = 2048) throws -> URLComponents {
         let rule = "client_redirect_url must be http://127.0.0.1:PORT/... or http://localhost:PORT/... (tsh's own one-time listener)"
-        guard text.utf8.count <= 2048, let components = URLComponents(string: text), components.scheme == "http",
+        guard text.utf8.count <= maxBytes, let components = URLComponents(string: text), components.scheme == "http",
             let host = components.host, host == "127.0.0.1" || host == "localhost", let port = components.port, port > 0,
             components.user == nil, components.password == nil, components.fragment == nil
         else {
