@@ -272,6 +272,15 @@ struct SSOLoginTests {
                 #expect(created.stderr.contains("issuer"), "\(created)")
                 return
             }
+            // The proxy lists connectors from a short-lived cache: wait until /webapi/ping names it.
+            let web = WebDriver(cluster: env.cluster)
+            var listed = false
+            let deadline = ContinuousClock.now + .seconds(20)
+            while !listed && ContinuousClock.now < deadline {
+                listed = try await web.request("/webapi/ping").body.contains("other-issuer")
+                if !listed { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(listed, "/webapi/ping lists the new connector")
             let attempt = try await env.refusedLogin(connector: "other-issuer", user: "alice", password: SSOEnvironment.alicePassword)
             #expect(attempt.says(any: ["names the issuer"]), "\(attempt)")
             let events = try await other.events()
