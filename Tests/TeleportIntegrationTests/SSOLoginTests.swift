@@ -269,7 +269,8 @@ struct SSOLoginTests {
             let created = try await env.cluster.tctl(["create", file.path])
             if created.exitCode != 0 {
                 // Refused when created (discovery checked up front).
-                #expect(created.stderr.contains("issuer"), "\(created)")
+                print("SSOLoginTests other_issuer: tctl create refused: \(created.stderr.prefix(400))")
+                #expect(created.stderr.contains("names the issuer"), "\(created)")
                 return
             }
             // The proxy lists connectors from a short-lived cache: wait until /webapi/ping names it.
@@ -282,6 +283,7 @@ struct SSOLoginTests {
             }
             #expect(listed, "/webapi/ping lists the new connector")
             let attempt = try await env.refusedLogin(connector: "other-issuer", user: "alice", password: SSOEnvironment.alicePassword)
+            print("SSOLoginTests other_issuer: \(attempt.refusal.prefix(400))")
             #expect(attempt.says(any: ["names the issuer"]), "\(attempt)")
             let events = try await other.events()
             #expect(!events.contains { $0["event"] as? String == "token" }, "no code was exchanged with that provider: \(events)")
