@@ -55,7 +55,11 @@ public enum SampleConfig {
           # tokens:
           #   - "proxy,node:xxxx-token-xxxx"
           authentication:
+            # local, oidc or github: what `tsh login` uses without --auth (docs/sso.md).
             type: local
+            # connector_name: okta
+            # local_auth: false refuses password logins (single sign-on only).
+            # local_auth: true
             # second_factor can be off or otp.
             second_factor: otp
 

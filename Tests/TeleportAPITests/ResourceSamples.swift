@@ -128,7 +128,24 @@ enum ResourceSamples {
     static var all: [AnyResource] {
         [
             .clusterName(clusterName), .certAuthority(certAuthority), .role(role), .user(user), .token(token), .node(node), .lock(lock),
-            .registered(proxy), .registered(database), .registered(app),
+            .registered(proxy), .registered(database), .registered(app), .registered(oidc), .registered(github),
         ]
     }
+
+    /// An OIDC connector with every optional field.
+    static let oidc = OIDCConnector(
+        name: "okta",
+        spec: .init(
+            issuerURL: "https://example.okta.com", clientID: "0oa1", clientSecret: "s", redirectURL: "https://proxy.example.com:3080/v1/webapi/oidc/callback",
+            scope: ["email", "groups"], claimsToRoles: [.init(claim: "groups", value: "^admins$", roles: ["access"])], display: "Okta",
+            prompt: "select_account", maxAge: 3600, acrValues: "silver"))
+
+    /// A GitHub Enterprise connector.
+    static let github = GitHubConnector(
+        name: "github",
+        spec: .init(
+            clientID: "Iv1", clientSecret: "s", display: "GitHub", redirectURL: "https://proxy.example.com:3080/v1/webapi/github/callback",
+            teamsToLogins: [.init(organization: "octocats", team: "admins", logins: ["root"], kubernetesGroups: ["system:masters"])],
+            teamsToRoles: [.init(organization: "octocats", team: "auditors", roles: ["auditor"])], endpointURL: "https://github.example.com",
+            apiEndpointURL: "https://github.example.com/api/v3"))
 }

@@ -53,6 +53,53 @@ struct ResourceCommandTests {
         return try ResourceCodec.decodeDocuments(result.stdout, source: "tctl get").map(\.name).sorted()
     }
 
+    static let connectors = """
+        kind: github
+        version: v3
+        metadata:
+          name: myteam
+        spec:
+          client_id: abc
+          client_secret: github-secret-value
+          display: GitHub
+          redirect_url: https://proxy.example.com:3080/v1/webapi/github/callback
+          teams_to_logins:
+          - {organization: octocats, team: admins, logins: [root], kubernetes_groups: ["system:masters"]}
+        ---
+        kind: oidc
+        version: v3
+        metadata:
+          name: okta
+        spec:
+          issuer_url: https://example.okta.com
+          client_id: id
+          client_secret: oidc-secret-value
+          redirect_url: https://proxy.example.com:3080/v1/webapi/oidc/callback
+          claims_to_roles: [{claim: groups, value: admins, roles: [access]}]
+        """
+
+    @Test("connectors: tctl create, get connectors (secrets only with --with-secrets), rm github/NAME; bad URLs refused", .timeLimit(.minutes(3)))
+    func connectors() async throws {
+        try await withCluster(try ClusterFixture()) { cluster in
+            try await cluster.start()
+            let created = try await cluster.tctl(["create", try write(Self.connectors, "connectors.yaml", in: cluster)])
+            #expect(created.exitCode == 0, "\(created)")
+            let listed = try await cluster.tctl(["get", "connectors"])
+            #expect(listed.exitCode == 0 && listed.stdout.contains("name: myteam") && listed.stdout.contains("name: okta"), "\(listed)")
+            #expect(!listed.stdout.contains("secret-value"), "client secrets are hidden: \(listed.stdout)")
+            let secrets = try await cluster.tctl(["get", "oidc/okta", "--with-secrets"])
+            #expect(secrets.stdout.contains("oidc-secret-value"), "\(secrets)")
+            let removed = try await cluster.tctl(["rm", "github/myteam"])
+            #expect(removed.exitCode == 0, "\(removed)")
+            let after = try await cluster.tctl(["get", "connectors"])
+            #expect(!after.stdout.contains("myteam") && after.stdout.contains("okta"), "\(after)")
+            let insecure = Self.connectors.replacingOccurrences(of: "https://example.okta.com", with: "http://example.okta.com")
+                .replacingOccurrences(of: "name: myteam", with: "name: other")
+            let refused = try await cluster.tctl(["create", try write(insecure, "insecure.yaml", in: cluster)])
+            #expect(refused.exitCode != 0 && errorLine(refused).contains("issuer_url") && errorLine(refused).contains("https"), "\(refused)")
+        }
+    }
+
     @Test("tctl get roles --format text prints the seed's table; the default stays YAML", .timeLimit(.minutes(3)))
     func rolesTable() async throws {
         try await withCluster(try ClusterFixture()) { cluster in
