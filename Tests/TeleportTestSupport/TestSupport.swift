@@ -16,6 +16,13 @@ public struct CommandResult: Sendable, CustomStringConvertible {
     public var stdout: String
     public var stderr: String
 
+    /// A result put together by a test (e.g. for a process it reaped itself).
+    public init(exitCode: Int32, stdout: String, stderr: String) {
+        self.exitCode = exitCode
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+
     public var description: String { "exit \(exitCode)\nstdout: \(stdout)\nstderr: \(stderr)" }
 }
 
