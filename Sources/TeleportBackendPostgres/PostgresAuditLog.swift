@@ -14,8 +14,8 @@ public import TeleportEvents
 /// each row's `line` is the event's JSON sealed with `prev_hash` (the hash of the same chain's row
 /// before it) and its own `hash` (``AuditChain``), byte for byte what a `file://` log would hold. The
 /// auth server signs each chain's head as a checkpoint (`head.file` = `postgresql/<chain>`), and
-/// ``verifyChain(from:to:checkpoints:)`` checks every chain. Writes are serialised by this actor on one
-/// connection, which is opened again after a failure; `(chain, seq)` is unique, so two processes
+/// ``verifyChain(from:to:checkpoints:)`` checks every chain. Writes are serialised (one at a time, in
+/// arrival order) on one connection, which is opened again after a failure; `(chain, seq)` is unique, so two processes
 /// claiming one chain cannot both write a row.
 public actor PostgresAuditLog: AuditEmitter, ChainedAuditLog, AuditSearcher {
     /// This writer's chain: the auth server's host UUID.
@@ -104,7 +104,30 @@ public actor PostgresAuditLog: AuditEmitter, ChainedAuditLog, AuditSearcher {
         }
     }
 
+    /// True while an emit runs; later ones wait in `waiters` (the actor is re-entered at every
+    /// `await`, and two emits must not take the same `seq` or `prev_hash`).
+    private var writing = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    private func startWriting() async {
+        if !writing {
+            writing = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    private func stopWriting() {
+        if waiters.isEmpty {
+            writing = false
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+
     public func emit(_ event: AuditEvent) async throws {
+        await startWriting()
+        defer { stopWriting() }
         // One retry: a connection that broke since the last event, or a row another process wrote
         // for this chain (the head is read again).
         do {

@@ -89,6 +89,23 @@ struct PostgresAuditLogTests {
         #expect(!report.ok && (report.problem ?? "").contains("postgresql/auth-a is truncated: it has 1 events but held 4"), "\(report)")
     }
 
+    @Test func concurrentEventsKeepOneUnbrokenChain() async throws {
+        let server = try await SharedPostgresBackendServer.instance.server()
+        let database = try await server.createDatabase()
+        let log = try await Self.open(server, database, chain: "auth-a")
+        defer { Task { await log.close() } }
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<50 {
+                group.addTask { try await log.emit(Self.event("user.login", index, at: start.addingTimeInterval(Double(index)))) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await log.chainHead()?.lines == 50)
+        let report = try await log.verifyChain(from: nil, to: nil, checkpoints: [])
+        #expect(report.ok && report.events == 50, "\(report)")
+    }
+
     @Test func searchesFilterAndPageInTheDatabase() async throws {
         let server = try await SharedPostgresBackendServer.instance.server()
         let database = try await server.createDatabase()

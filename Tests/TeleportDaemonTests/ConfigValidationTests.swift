@@ -155,7 +155,7 @@ struct ConfigValidationTests {
             "proxy_service:\n  https_keypairs:\n  - key_file: /nonexistent/key.pem\n    cert_file: /etc/hostname\n",
             ["proxy_service.https_keypairs[0].key_file", "cannot read /nonexistent/key.pem"]
         ),
-        ("teleport:\n  storage:\n    audit_events_uri: [\"dynamodb://events\"]\n", ["teleport.storage.audit_events_uri", "dynamodb://events", "file:///path or stdout://"]),
+        ("teleport:\n  storage:\n    audit_events_uri: [\"dynamodb://events\"]\n", ["teleport.storage.audit_events_uri", "dynamodb://events", "file:///path, postgresql://", "or stdout://"]),
         ("teleport:\n  storage:\n    type: etcd\n", ["teleport.storage.peers is missing"]),
         (
             "teleport:\n  storage:\n    type: etcd\n    peers: [\"https://127.0.0.1:2379\"]\n    tls_cert_file: /nonexistent/c.pem\n    tls_key_file: /etc/hostname\n",

@@ -97,7 +97,7 @@ struct IDTokenVerifier: Sendable {
         default: audiences = []
         }
         guard audiences.contains(clientID) else {
-            throw Failure.invalid("the ID token is for audience \(audiences) , not this connector's client_id \"\(clientID)\"")
+            throw Failure.invalid("the ID token is for audience \(audiences.map { "\"\($0)\"" }.joined(separator: ", ")), not this connector's client_id \"\(clientID)\"")
         }
         if audiences.count > 1, let azp = claims["azp"], azp.stringValue != clientID {
             throw Failure.invalid("the ID token's authorized party \(Self.show(azp)) is not \"\(clientID)\"")
