@@ -108,10 +108,12 @@ struct DatabaseSessions: Sendable {
             let recording = recorder
             try await channel.eventLoop.flatSubmit { [toUpstream, toClient] () -> EventLoopFuture<Void> in
                 let (clientSide, upstreamSide) = GlueHandler.matchedPair()
+                let statements = MySQLStatementTracker()
                 do {
+                    if database.protocol == .mysql { try upstream.pipeline.syncOperations.addHandler(MySQLResponseTap(statements: statements)) }
                     try upstream.pipeline.syncOperations.addHandler(upstreamSide)
                     try channel.pipeline.syncOperations.addHandlers([
-                        QueryTap(protocol: database.protocol) { text, parameters, truncated in
+                        QueryTap(protocol: database.protocol, statements: statements) { text, parameters, truncated in
                             guard audit.query(started, text: text, parameters: parameters, truncated: truncated) else { return false }
                             recording?.output(text: DatabaseAudit.recorded(text, parameters: parameters))
                             return true
