@@ -184,6 +184,20 @@ public enum TeleportProcess {
             webSettings.route(
                 TunnelTLS.alpnProtocol,
                 to: .terminate(tunnelConfiguration.tlsContext, { channel in tunnelServer.adoptAfterHandshake(channel: channel) }))
+            let databaseListeners: [(DatabaseServer.DatabaseProtocol, String?, Int)] = [
+                (.postgres, config.file.proxy.postgresListenAddr, 5432), (.mysql, config.file.proxy.mysqlListenAddr, 3036),
+            ]
+            for (databaseProtocol, listen, defaultPort) in databaseListeners {
+                let key = "proxy_service.\(databaseProtocol.rawValue)_listen_addr"
+                let address = try listen.map { try HostPort.parse($0, defaultPort: defaultPort, key: key) }
+                let databaseProxy = try DatabaseProxyService(
+                    protocol: databaseProtocol, host: address?.host ?? "", port: address?.port ?? 0, clusterName: clusterName, identity: identity,
+                    auth: client, audit: proxyAudit, tunnels: tunnelServer, logger: logger.with("proxy:\(databaseProtocol.rawValue)"))
+                // TLS routing: the web port always serves the protocol (ALPN teleport-postgres, teleport-mysql);
+                // its own listener only when configured.
+                webSettings.route(databaseProtocol.alpnProtocol, to: databaseProxy.alpnRoute)
+                if address != nil { services.append(databaseProxy) }
+            }
             let tunnelListen = try tunnelListener(config)
             services.append(
                 ProxyTunnelService(
@@ -205,18 +219,6 @@ public enum TeleportProcess {
                 audit: proxyAudit, dialer: dialer, logger: logger.with("proxy:ssh"))
             proxySSH.limiter = ConnectionLimits.limiter(config, service: "proxy", metrics: registry, logger: logger.with("proxy:ssh"))
             services.append(proxySSH)
-            let databaseListeners: [(DatabaseServer.DatabaseProtocol, String?, Int)] = [
-                (.postgres, config.file.proxy.postgresListenAddr, 5432), (.mysql, config.file.proxy.mysqlListenAddr, 3036),
-            ]
-            for (databaseProtocol, listen, defaultPort) in databaseListeners {
-                guard let listen else { continue }
-                let key = "proxy_service.\(databaseProtocol.rawValue)_listen_addr"
-                let address = try HostPort.parse(listen, defaultPort: defaultPort, key: key)
-                services.append(
-                    try DatabaseProxyService(
-                        protocol: databaseProtocol, host: address.host, port: address.port, clusterName: clusterName, identity: identity,
-                        auth: client, audit: proxyAudit, tunnels: tunnelServer, logger: logger.with("proxy:\(databaseProtocol.rawValue)")))
-            }
         }
         if config.runNode {
             guard let authAddress else { throw missingAuthServer("node") }

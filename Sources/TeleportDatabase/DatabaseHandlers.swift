@@ -84,6 +84,7 @@ final class QueryTap: ChannelInboundHandler, RemovableChannelHandler {
     /// A tap on a PostgreSQL session.
     init(onQuery: @escaping @Sendable (_ text: String, _ parameters: [String?]?, _ truncated: Bool) -> Bool) {
         self.scanner = .postgres(PostgresFrontendScanner())
+        self.statements = nil
         self.onQuery = onQuery
     }
 

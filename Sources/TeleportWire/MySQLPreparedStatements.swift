@@ -25,6 +25,13 @@ public struct MySQLPreparedStatements: Sendable {
         public var parameters: [String?]
         /// The text was cut, the statement was forgotten, or a parameter could not be decoded.
         public var truncated: Bool
+
+        /// Creates an execution.
+        public init(text: String, parameters: [String?], truncated: Bool) {
+            self.text = text
+            self.parameters = parameters
+            self.truncated = truncated
+        }
     }
 
     private var waiting: [(text: String, truncated: Bool)] = []

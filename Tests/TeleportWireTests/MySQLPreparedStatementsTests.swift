@@ -39,11 +39,11 @@ struct MySQLPreparedStatementsTests {
     @Test func nullBitmapSkipsValuesAndTypesAreReused() {
         // Nine parameters: the bitmap takes two bytes; the first and the ninth are NULL.
         let types = [UInt16](repeating: 0x03, count: 9)
-        let values = (2...8).flatMap { [UInt8($0), 0, 0, 0] }
+        let values: [UInt8] = (2...8).flatMap { (n: Int) -> [UInt8] in [UInt8(n), 0, 0, 0] }
         let first = MySQLBinaryParameters.decode(body: Self.body(nulls: [0x01, 0x01], bound: true, types: types, values: values), count: 9, previousTypes: nil)
         #expect(first.complete && first.values == [nil, "2", "3", "4", "5", "6", "7", "8", nil])
         // The next execute binds no types: the statement's last ones are used.
-        let again = MySQLBinaryParameters.decode(body: Self.body(nulls: [0, 0], bound: false, values: (1...9).flatMap { [UInt8($0), 0, 0, 0] }), count: 9, previousTypes: first.types)
+        let again = MySQLBinaryParameters.decode(body: Self.body(nulls: [0, 0], bound: false, values: (1...9).flatMap { (n: Int) -> [UInt8] in [UInt8(n), 0, 0, 0] }), count: 9, previousTypes: first.types)
         #expect(again.complete && again.values == (1...9).map { String($0) })
         let unknown = MySQLBinaryParameters.decode(body: Self.body(nulls: [0, 0], bound: false, values: [1, 0, 0, 0]), count: 9, previousTypes: nil)
         #expect(!unknown.complete && unknown.values.allSatisfy { $0 == nil })
