@@ -8,7 +8,7 @@
 # PostgreSQL 15 (postgresql-15: initdb/postgres/psql, run per test as the postgres user with setpriv) and MariaDB
 # (mariadb-server, mariadb-client: mariadbd and the mariadb client, run per test as the mysql user) for the database tests,
 # the third-party SSH clients paramiko, asyncssh and ansible-core (PyPI, with pip), and websockets (PyPI: the web terminal's
-# security tests and bench/web_terminal.py), psycopg (PyPI: a Python driver through tsh proxy db), PyJWT with cryptography
+# security tests and bench/web_terminal.py), psycopg (PyPI: a Python driver through tsh proxy db), mysql-connector-python (PyPI: MySQL prepared statements, binary protocol), PyJWT with cryptography
 # (PyPI: application access verifies the teleport-jwt-assertion against the JWKS).
 # Needs root (or sudo). Safe to run again.
 set -euo pipefail
@@ -27,8 +27,8 @@ fi
 [ -d /run/sshd ] || { [ "$(id -u)" -eq 0 ] && mkdir -p /run/sshd && chmod 0755 /run/sshd; } || true
 # Third-party SSH clients the interop tests drive (ThirdPartyClientTests): paramiko, asyncssh and
 # ansible-core from PyPI, for the python3 first on PATH; nothing is fetched when they import already.
-python_modules=(paramiko asyncssh ansible playwright websockets psycopg jwt cryptography)
-python_packages=(paramiko asyncssh ansible-core playwright websockets "psycopg[binary]" PyJWT cryptography)
+python_modules=(paramiko asyncssh ansible playwright websockets psycopg jwt cryptography mysql.connector)
+python_packages=(paramiko asyncssh ansible-core playwright websockets "psycopg[binary]" PyJWT cryptography mysql-connector-python)
 python_missing=()
 for index in "${!python_modules[@]}"; do
     python3 -c "import ${python_modules[$index]}" 2>/dev/null || python_missing+=("${python_packages[$index]}")

@@ -212,6 +212,8 @@ struct DatabaseAccessMySQLTests {
             $0.contains("\"TDB00W\"") && $0.contains("no database route") && $0.contains("\"db_protocol\":\"mysql\"") && $0.contains("\"user\":\"bob\"")
         })
 
+        try await Self.localTunnel(tsh, cluster: cluster, dir: dir)
+
         // The database down: a line naming it.
         await mariadb.stop()
         let down = try await tsh.run(["db", "connect", "maria", "--db-user=alice", "--", "-e", "SELECT 1"])
