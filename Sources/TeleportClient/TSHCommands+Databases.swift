@@ -170,7 +170,8 @@ extension TSHCommands {
     /// The connection to `name` (or the only database logged in to).
     /// `tlsRouting`: the caller can reach the database through the web port by ALPN (`tsh proxy
     /// db --tunnel`), which it does when the proxy has no listener of the protocol or reports
-    /// `tls_routing_enabled`; the connection's ``DatabaseConnection/alpn`` then names the protocol.
+    /// `tls_routing_enabled`, and always for MySQL; the connection's
+    /// ``DatabaseConnection/alpn`` then names the protocol.
     static func databaseConnection(_ options: ClientOptions, name: String?, context: ClientContext, tlsRouting: Bool = false) async throws -> DatabaseConnection {
         let files = try databaseFiles(options, context: context)
         let chosen: String
@@ -205,7 +206,8 @@ extension TSHCommands {
             name: chosen, protocol: databaseProtocol, host: files.profile.webProxyAddress.host, port: files.profile.webProxyAddress.port,
             user: route.username, database: route.database, ca: files.paths.caCertificates.path, certificate: url.path,
             key: files.paths.tlsKey.path)
-        if tlsRouting && (listen.isEmpty || proxy.tlsRoutingEnabled == true) {
+        // The MySQL tunnel speaks to the proxy inside TLS from the first byte, which only the web port offers.
+        if tlsRouting && (listen.isEmpty || proxy.tlsRoutingEnabled == true || databaseProtocol == .mysql) {
             connection.alpn = databaseProtocol.alpnProtocol
             return connection
         }

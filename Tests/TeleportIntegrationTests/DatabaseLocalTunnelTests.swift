@@ -65,10 +65,11 @@ extension DatabaseAccessMySQLTests {
             #expect(output.contains("mysql --host=127.0.0.1 --port=\(port) --protocol=TCP --user=alice"), "\(output)")
             let selected = try await client(port: port, ["--skip-ssl", "-u", "alice"], "SELECT CURRENT_USER()")
             #expect(selected.exitCode == 0 && selected.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "alice@%", "\(selected)\n\((try? TestSupport.read(log)) ?? "")")
-            // Server-side prepared statements (COM_STMT_PREPARE / COM_STMT_EXECUTE, binary values).
+            // Server-side prepared statements (COM_STMT_PREPARE / COM_STMT_EXECUTE, binary values). The proxy
+            // greets as MySQL 8, so the driver would pick a MySQL-only collation that MariaDB lacks: name one.
             let script = """
                 import mysql.connector, sys
-                c = mysql.connector.connect(host="127.0.0.1", port=int(sys.argv[1]), user="alice", ssl_disabled=True, use_pure=True, connection_timeout=20)
+                c = mysql.connector.connect(host="127.0.0.1", port=int(sys.argv[1]), user="alice", ssl_disabled=True, use_pure=True, connection_timeout=20, charset="utf8mb4", collation="utf8mb4_general_ci")
                 cur = c.cursor(prepared=True)
                 cur.execute("SELECT ? + 1, ?, ?", (41, "teleport", None))
                 print(cur.fetchone())
