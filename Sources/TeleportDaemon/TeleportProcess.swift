@@ -325,10 +325,12 @@ public enum TeleportProcess {
         let listen = try HostPort.parse(config.file.db.listenAddr, defaultPort: 3029, key: "db_service.listen_addr")
         let advertisedHost = config.advertiseIP ?? (["0.0.0.0", "::", ""].contains(listen.host) ? "127.0.0.1" : listen.host)
         let databases = config.file.db.databases.map { entry in
-            DatabaseService.Database(
+            var database = DatabaseService.Database(
                 name: entry.name, description: entry.description, protocol: DatabaseServer.DatabaseProtocol(rawValue: entry.protocol) ?? .postgres,
                 uri: entry.uri, labels: entry.staticLabels, tlsMode: DatabaseService.Database.TLSMode(rawValue: entry.tlsMode) ?? .verifyFull,
                 caCertFile: entry.caCertFile, serverName: entry.serverName)
+            database.dynamicLabels = entry.dynamicLabels.map { .init(name: $0.name, argv: $0.command, period: $0.period) }
+            return database
         }
         let queue = AuditQueue(logger: logger.with("db:audit"))
         services.append(AuditForwarder(queue: queue, client: client))

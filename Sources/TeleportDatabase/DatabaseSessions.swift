@@ -63,7 +63,7 @@ struct DatabaseSessions: Sendable {
             }
             let checker = AccessChecker(roles: service.cache.roles(named: identity.roles), traits: AccessChecker.templateTraits(identity.traits ?? ["logins": identity.logins]))
             let decision = try checker.checkDatabase(
-                labels: database.labels, user: route.username, name: session.dbName.isEmpty ? nil : session.dbName)
+                labels: service.labels(of: database), user: route.username, name: session.dbName.isEmpty ? nil : session.dbName)
             guard decision.allowed else {
                 let name = session.dbName.isEmpty ? "" : " (db name \(session.dbName))"
                 throw TeleportError.accessDenied(

@@ -6,7 +6,7 @@ extension DatabaseAccessPostgresTests {
     /// TLS routing: a proxy without `postgres_listen_addr` serves PostgreSQL on its web port by
     /// ALPN `teleport-postgres`. `tsh proxy db --tunnel` goes there and `psql` connects through
     /// it; `tsh db config` says where to turn; a client offering the ALPN value without a client
-    /// certificate fails the TLS handshake.
+    /// certificate fails the TLS handshake. `tsh db ls` shows the database's dynamic label.
     @Test(.enabled(if: DatabaseServers.postgresAvailable, "needs root, setpriv and postgresql-15"), .timeLimit(.minutes(10)))
     func psqlThroughTheWebPortOnly() async throws {
         let cluster = try ClusterFixture(clusterName: "pgalpn.example", authSection: "  tokens: [\"db:\(Self.token)\"]")
@@ -62,6 +62,8 @@ extension DatabaseAccessPostgresTests {
             listed = try await tsh.run(["db", "ls"])
         }
         try #require(listed.stdout.contains("pg "), "\(listed)\n\(agent.log)")
+        // dynamic_labels: the command's output is a label, shown with the static ones.
+        #expect(listed.stdout.contains("env=test") && listed.stdout.contains("kind=dynamic-pg"), "\(listed)")
         let dbLogin = try await tsh.run(["db", "login", "pg", "--db-user=alice", "--db-name=postgres"])
         try #require(dbLogin.exitCode == 0, "\(dbLogin)")
         // No PostgreSQL listener: tsh db config names the way that works.
