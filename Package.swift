@@ -152,7 +152,7 @@ let package = Package(
         .target(
             name: "TeleportRecording",
             dependencies: [
-                "TeleportAPI", "TeleportEvents", "TeleportAuthClient", logging, nioCore,
+                "TeleportAPI", "TeleportEvents", "TeleportAuthClient", "CTeleportShims", logging, nioCore,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

@@ -8,7 +8,8 @@
 # PostgreSQL 15 (postgresql-15: initdb/postgres/psql, run per test as the postgres user with setpriv) and MariaDB
 # (mariadb-server, mariadb-client: mariadbd and the mariadb client, run per test as the mysql user) for the database tests,
 # the third-party SSH clients paramiko, asyncssh and ansible-core (PyPI, with pip), and websockets (PyPI: the web terminal's
-# security tests and bench/web_terminal.py), psycopg (PyPI: a Python driver through tsh proxy db), PyJWT with cryptography
+# security tests and bench/web_terminal.py), psycopg (PyPI: a Python driver through tsh proxy db), mysql-connector-python
+# (PyPI: MySQL prepared statements, binary protocol), PyJWT with cryptography
 # (PyPI: application access verifies the teleport-jwt-assertion against the JWKS), Authlib and Flask (PyPI: the
 # single sign-on tests' OpenID Connect provider, Tests/fixtures/oidc_provider.py, and the GitHub stand-in) and
 # requests (PyPI: the fixtures' own checks, Tests/fixtures/sso_fixture_check.py).
@@ -29,8 +30,8 @@ fi
 [ -d /run/sshd ] || { [ "$(id -u)" -eq 0 ] && mkdir -p /run/sshd && chmod 0755 /run/sshd; } || true
 # Third-party SSH clients the interop tests drive (ThirdPartyClientTests): paramiko, asyncssh and
 # ansible-core from PyPI, for the python3 first on PATH; nothing is fetched when they import already.
-python_modules=(paramiko asyncssh ansible playwright websockets psycopg jwt cryptography authlib flask requests)
-python_packages=(paramiko asyncssh ansible-core playwright websockets "psycopg[binary]" PyJWT cryptography Authlib Flask requests)
+python_modules=(paramiko asyncssh ansible playwright websockets psycopg jwt cryptography mysql.connector authlib flask requests)
+python_packages=(paramiko asyncssh ansible-core playwright websockets "psycopg[binary]" PyJWT cryptography mysql-connector-python Authlib Flask requests)
 python_missing=()
 for index in "${!python_modules[@]}"; do
     python3 -c "import ${python_modules[$index]}" 2>/dev/null || python_missing+=("${python_packages[$index]}")

@@ -111,6 +111,9 @@ extension TSHCommands {
         var ca: String
         var certificate: String
         var key: String
+        /// The ALPN protocol when the connection goes through the proxy's web port (TLS routing);
+        /// nil: the protocol's own listener.
+        var alpn: String?
 
         /// The libpq connection string (`sslmode=verify-ca`: the proxy's certificate is the
         /// cluster host CA's, for the proxy's host identity).
@@ -165,7 +168,11 @@ extension TSHCommands {
     }
 
     /// The connection to `name` (or the only database logged in to).
-    static func databaseConnection(_ options: ClientOptions, name: String?, context: ClientContext) async throws -> DatabaseConnection {
+    /// `tlsRouting`: the caller can reach the database through the web port by ALPN (`tsh proxy
+    /// db --tunnel`), which it does when the proxy has no listener of the protocol or reports
+    /// `tls_routing_enabled`, and always for MySQL; the connection's
+    /// ``DatabaseConnection/alpn`` then names the protocol.
+    static func databaseConnection(_ options: ClientOptions, name: String?, context: ClientContext, tlsRouting: Bool = false) async throws -> DatabaseConnection {
         let files = try databaseFiles(options, context: context)
         let chosen: String
         if let name {
@@ -190,16 +197,26 @@ extension TSHCommands {
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.transport(session.address, session.insecure), address: session.address)
         let databaseProtocol = DatabaseServer.DatabaseProtocol(rawValue: route.protocol) ?? .postgres
-        let db = try await web.ping().proxy.db
+        let proxy = try await web.ping().proxy
+        let db = proxy.db
         let (listen, defaultPort, key, kind) = databaseProtocol == .mysql
             ? (db?.mysqlListenAddr ?? "", 3036, "mysql_listen_addr", "MySQL")
             : (db?.postgresListenAddr ?? "", 5432, "postgres_listen_addr", "PostgreSQL")
-        guard !listen.isEmpty, let parsed = try? HostPort.parse(listen, defaultPort: defaultPort, key: key) else {
-            throw TeleportError.notFound("the proxy at \(session.address) has no \(kind) listener (proxy_service.\(key))")
+        var connection = DatabaseConnection(
+            name: chosen, protocol: databaseProtocol, host: files.profile.webProxyAddress.host, port: files.profile.webProxyAddress.port,
+            user: route.username, database: route.database, ca: files.paths.caCertificates.path, certificate: url.path,
+            key: files.paths.tlsKey.path)
+        // The MySQL tunnel speaks to the proxy inside TLS from the first byte, which only the web port offers.
+        if tlsRouting && (listen.isEmpty || proxy.tlsRoutingEnabled == true || databaseProtocol == .mysql) {
+            connection.alpn = databaseProtocol.alpnProtocol
+            return connection
         }
-        return DatabaseConnection(
-            name: chosen, protocol: databaseProtocol, host: files.profile.webProxyAddress.host, port: parsed.port, user: route.username,
-            database: route.database, ca: files.paths.caCertificates.path, certificate: url.path, key: files.paths.tlsKey.path)
+        guard !listen.isEmpty, let parsed = try? HostPort.parse(listen, defaultPort: defaultPort, key: key) else {
+            throw TeleportError.notFound(
+                "the proxy at \(session.address) has no \(kind) listener (proxy_service.\(key)); tsh proxy db \(chosen) --tunnel reaches it through the web port")
+        }
+        connection.port = parsed.port
+        return connection
     }
 
     /// `tsh db config [NAME]`: host, port, CA, certificate, key and a ready psql or mysql command line.

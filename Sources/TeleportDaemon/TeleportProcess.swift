@@ -187,6 +187,20 @@ public enum TeleportProcess {
             webSettings.route(
                 TunnelTLS.alpnProtocol,
                 to: .terminate(tunnelConfiguration.tlsContext, { channel in tunnelServer.adoptAfterHandshake(channel: channel) }))
+            let databaseListeners: [(DatabaseServer.DatabaseProtocol, String?, Int)] = [
+                (.postgres, config.file.proxy.postgresListenAddr, 5432), (.mysql, config.file.proxy.mysqlListenAddr, 3036),
+            ]
+            for (databaseProtocol, listen, defaultPort) in databaseListeners {
+                let key = "proxy_service.\(databaseProtocol.rawValue)_listen_addr"
+                let address = try listen.map { try HostPort.parse($0, defaultPort: defaultPort, key: key) }
+                let databaseProxy = try DatabaseProxyService(
+                    protocol: databaseProtocol, host: address?.host ?? "", port: address?.port ?? 0, clusterName: clusterName, identity: identity,
+                    auth: client, audit: proxyAudit, tunnels: tunnelServer, logger: logger.with("proxy:\(databaseProtocol.rawValue)"))
+                // TLS routing: the web port always serves the protocol (ALPN teleport-postgres, teleport-mysql);
+                // its own listener only when configured.
+                webSettings.route(databaseProtocol.alpnProtocol, to: databaseProxy.alpnRoute)
+                if address != nil { services.append(databaseProxy) }
+            }
             let tunnelListen = try tunnelListener(config)
             services.append(
                 ProxyTunnelService(
@@ -211,18 +225,6 @@ public enum TeleportProcess {
                 audit: proxyAudit, dialer: dialer, logger: logger.with("proxy:ssh"))
             proxySSH.limiter = ConnectionLimits.limiter(config, service: "proxy", metrics: registry, logger: logger.with("proxy:ssh"))
             services.append(proxySSH)
-            let databaseListeners: [(DatabaseServer.DatabaseProtocol, String?, Int)] = [
-                (.postgres, config.file.proxy.postgresListenAddr, 5432), (.mysql, config.file.proxy.mysqlListenAddr, 3036),
-            ]
-            for (databaseProtocol, listen, defaultPort) in databaseListeners {
-                guard let listen else { continue }
-                let key = "proxy_service.\(databaseProtocol.rawValue)_listen_addr"
-                let address = try HostPort.parse(listen, defaultPort: defaultPort, key: key)
-                services.append(
-                    try DatabaseProxyService(
-                        protocol: databaseProtocol, host: address.host, port: address.port, clusterName: clusterName, identity: identity,
-                        auth: client, audit: proxyAudit, tunnels: tunnelServer, logger: logger.with("proxy:\(databaseProtocol.rawValue)")))
-            }
         }
         if config.runNode {
             guard let authAddress else { throw missingAuthServer("node") }
@@ -329,10 +331,12 @@ public enum TeleportProcess {
         let listen = try HostPort.parse(config.file.db.listenAddr, defaultPort: 3029, key: "db_service.listen_addr")
         let advertisedHost = config.advertiseIP ?? (["0.0.0.0", "::", ""].contains(listen.host) ? "127.0.0.1" : listen.host)
         let databases = config.file.db.databases.map { entry in
-            DatabaseService.Database(
+            var database = DatabaseService.Database(
                 name: entry.name, description: entry.description, protocol: DatabaseServer.DatabaseProtocol(rawValue: entry.protocol) ?? .postgres,
                 uri: entry.uri, labels: entry.staticLabels, tlsMode: DatabaseService.Database.TLSMode(rawValue: entry.tlsMode) ?? .verifyFull,
                 caCertFile: entry.caCertFile, serverName: entry.serverName)
+            database.dynamicLabels = entry.dynamicLabels.map { .init(name: $0.name, argv: $0.command, period: $0.period) }
+            return database
         }
         let queue = AuditQueue(logger: logger.with("db:audit"))
         services.append(AuditForwarder(queue: queue, client: client))

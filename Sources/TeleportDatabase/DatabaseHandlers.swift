@@ -1,6 +1,7 @@
 import NIOCore
 import NIOSSL
 import NIOTLS
+import Synchronization
 import TeleportAPI
 import TeleportWire
 
@@ -83,12 +84,21 @@ final class QueryTap: ChannelInboundHandler, RemovableChannelHandler {
     /// A tap on a PostgreSQL session.
     init(onQuery: @escaping @Sendable (_ text: String, _ parameters: [String?]?, _ truncated: Bool) -> Bool) {
         self.scanner = .postgres(PostgresFrontendScanner())
+        self.statements = nil
         self.onQuery = onQuery
     }
 
-    /// A tap on a session of `protocol`.
-    init(protocol: DatabaseServer.DatabaseProtocol, onQuery: @escaping @Sendable (_ text: String, _ parameters: [String?]?, _ truncated: Bool) -> Bool) {
+    /// A MySQL session's prepared statements, shared with the ``MySQLResponseTap`` on the
+    /// database's side (nil for PostgreSQL).
+    let statements: MySQLStatementTracker?
+
+    /// A tap on a session of `protocol`; a MySQL tap follows prepared statements with `statements`.
+    init(
+        protocol: DatabaseServer.DatabaseProtocol, statements: MySQLStatementTracker? = nil,
+        onQuery: @escaping @Sendable (_ text: String, _ parameters: [String?]?, _ truncated: Bool) -> Bool
+    ) {
         self.scanner = `protocol` == .mysql ? .mysql(MySQLFrontendScanner()) : .postgres(PostgresFrontendScanner())
+        self.statements = `protocol` == .mysql ? statements ?? MySQLStatementTracker() : nil
         self.onQuery = onQuery
     }
 
@@ -108,10 +118,19 @@ final class QueryTap: ChannelInboundHandler, RemovableChannelHandler {
             defer { scanner = .mysql(mysql) }
             return mysql.feed(bytes).compactMap { event in
                 switch event {
-                case .query(let text, let truncated), .prepare(let text, let truncated): return .audit(text, parameters: nil, truncated: truncated)
+                case .query(let text, let truncated): return .audit(text, parameters: nil, truncated: truncated)
+                case .prepare(let text, let truncated):
+                    statements?.preparing(text, truncated: truncated)
+                    return .audit(text, parameters: nil, truncated: truncated)
+                case .execute(let id, let body, let truncated):
+                    guard let execution = statements?.execute(id, body: body, truncated: truncated) else { return nil }
+                    return .audit(execution.text, parameters: execution.parameters, truncated: execution.truncated)
+                case .close(let id):
+                    statements?.closed(id)
+                    return nil
                 case .changeUser:
                     return .refuse("COM_CHANGE_USER is not allowed through the proxy: connect again with tsh db connect --db-user=NAME")
-                case .execute, .quit: return nil
+                case .quit: return nil
                 }
             }
         }
@@ -148,5 +167,57 @@ final class QueryTap: ChannelInboundHandler, RemovableChannelHandler {
         stopped = true
         let channel = context.channel
         context.writeAndFlush(NIOAny(channel.allocator.buffer(bytes: refusal(message)))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+/// The prepared statements of one MySQL session, shared by the two sides' taps: the client's
+/// (``QueryTap``: prepares, executes, closes) and the database's (``MySQLResponseTap``: the
+/// answers that give each prepared statement its id and parameter count).
+final class MySQLStatementTracker: Sendable {
+    private struct State {
+        var statements = MySQLPreparedStatements()
+        var backend = MySQLBackendScanner()
+    }
+
+    private let state = Mutex(State())
+
+    /// The client sent `COM_STMT_PREPARE`.
+    func preparing(_ text: String, truncated: Bool) {
+        state.withLock { state in
+            state.statements.preparing(text, truncated: truncated)
+            state.backend.expectPrepareResponse()
+        }
+    }
+
+    /// The database's bytes towards the client.
+    func backend(_ bytes: ByteBufferView) {
+        state.withLock { state in
+            for event in state.backend.feed(bytes) { state.statements.answered(event) }
+        }
+    }
+
+    /// `COM_STMT_EXECUTE`: the statement's text and decoded parameters.
+    func execute(_ id: UInt32, body: [UInt8], truncated: Bool) -> MySQLPreparedStatements.Execution {
+        state.withLock { $0.statements.execute(id, body: body, truncated: truncated) }
+    }
+
+    /// `COM_STMT_CLOSE`.
+    func closed(_ id: UInt32) {
+        state.withLock { $0.statements.closed(id) }
+    }
+}
+
+/// Shows the database's bytes of a MySQL session to its ``MySQLStatementTracker`` (for the
+/// answers to prepares) and passes them on unchanged.
+final class MySQLResponseTap: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    let statements: MySQLStatementTracker
+
+    init(statements: MySQLStatementTracker) { self.statements = statements }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        statements.backend(unwrapInboundIn(data).readableBytesView)
+        context.fireChannelRead(data)
     }
 }

@@ -10,6 +10,7 @@ public import TeleportAPI
 public import TeleportAuthClient
 import TeleportCrypto
 public import TeleportSSH
+public import TeleportRecording
 public import TeleportTunnel
 import TeleportWire
 import X509
@@ -48,6 +49,8 @@ public struct DatabaseService: Service, CustomStringConvertible {
         public var caCertFile: String?
         /// The name to check the database's certificate against (verify-full).
         public var serverName: String?
+        /// `dynamic_labels`: commands whose output are labels, as a node's `commands`.
+        public var dynamicLabels: [CommandLabels.Command] = []
 
         /// Creates a database entry.
         public init(
@@ -109,6 +112,8 @@ public struct DatabaseService: Service, CustomStringConvertible {
     let audit: DatabaseAudit
     let logger: Logger
     let onFirstHeartbeat: @Sendable () -> Void
+    /// Each database's dynamic labels (only databases that have commands).
+    let commandLabels: [String: CommandLabels]
 
     /// Creates the service.
     public init(
@@ -121,6 +126,17 @@ public struct DatabaseService: Service, CustomStringConvertible {
         self.audit = audit
         self.logger = logger
         self.onFirstHeartbeat = onFirstHeartbeat
+        var labels: [String: CommandLabels] = [:]
+        for database in configuration.databases where !database.dynamicLabels.isEmpty {
+            labels[database.name] = CommandLabels(commands: database.dynamicLabels, logger: logger)
+        }
+        self.commandLabels = labels
+    }
+
+    /// A database's labels as roles see them: static ones and the current dynamic ones (which
+    /// win on a clash, as `tsh db ls` shows them).
+    func labels(of database: Database) -> [String: String] {
+        database.labels.merging(commandLabels[database.name]?.current.mapValues(\.result) ?? [:]) { $1 }
     }
 
     /// The `db_server` records this service heartbeats.
@@ -131,6 +147,7 @@ public struct DatabaseService: Service, CustomStringConvertible {
                 hostID: configuration.hostUUID, hostname: configuration.hostname, version: TeleportVersion.version)
             spec.addr = configuration.listens ? configuration.advertisedAddr : nil
             spec.useTunnel = configuration.tunnel == nil ? nil : true
+            if let dynamic = commandLabels[database.name]?.current, !dynamic.isEmpty { spec.dynamicLabels = dynamic }
             return DatabaseServer(name: database.name, labels: database.labels.isEmpty ? nil : database.labels, spec: spec)
         }
     }
@@ -181,6 +198,9 @@ public struct DatabaseService: Service, CustomStringConvertible {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await cache.run() }
+                // The first records carry the dynamic labels: each command runs once before the first heartbeat.
+                for labels in commandLabels.values { await labels.runOnce() }
+                for labels in commandLabels.values { group.addTask { await labels.run(startNow: false) } }
                 group.addTask { await heartbeats() }
                 if let agent { group.addTask { await agent.run() } }
                 await group.waitForAll()

@@ -63,7 +63,7 @@ struct DatabaseSessions: Sendable {
             }
             let checker = AccessChecker(roles: service.cache.roles(named: identity.roles), traits: AccessChecker.templateTraits(identity.traits ?? ["logins": identity.logins]))
             let decision = try checker.checkDatabase(
-                labels: database.labels, user: route.username, name: session.dbName.isEmpty ? nil : session.dbName)
+                labels: service.labels(of: database), user: route.username, name: session.dbName.isEmpty ? nil : session.dbName)
             guard decision.allowed else {
                 let name = session.dbName.isEmpty ? "" : " (db name \(session.dbName))"
                 throw TeleportError.accessDenied(
@@ -108,10 +108,12 @@ struct DatabaseSessions: Sendable {
             let recording = recorder
             try await channel.eventLoop.flatSubmit { [toUpstream, toClient] () -> EventLoopFuture<Void> in
                 let (clientSide, upstreamSide) = GlueHandler.matchedPair()
+                let statements = MySQLStatementTracker()
                 do {
+                    if database.protocol == .mysql { try upstream.pipeline.syncOperations.addHandler(MySQLResponseTap(statements: statements)) }
                     try upstream.pipeline.syncOperations.addHandler(upstreamSide)
                     try channel.pipeline.syncOperations.addHandlers([
-                        QueryTap(protocol: database.protocol) { text, parameters, truncated in
+                        QueryTap(protocol: database.protocol, statements: statements) { text, parameters, truncated in
                             guard audit.query(started, text: text, parameters: parameters, truncated: truncated) else { return false }
                             recording?.output(text: DatabaseAudit.recorded(text, parameters: parameters))
                             return true

@@ -1,3 +1,4 @@
+public import TeleportRecording
 public import Foundation
 import Synchronization
 public import Logging

@@ -30,6 +30,8 @@ public struct DatabaseProxyService: Service, CustomStringConvertible {
     let clusterName: String
     /// The client-facing TLS: the proxy's host identity, client certificates required.
     let serverContext: NIOSSLContext
+    /// The same for the web port's ALPN route (which also agrees on the protocol's ALPN value).
+    let alpnContext: NIOSSLContext
     /// The proxy's identity towards database services.
     let serviceContext: NIOSSLContext
     let auth: AuthClient
@@ -63,6 +65,8 @@ public struct DatabaseProxyService: Service, CustomStringConvertible {
             server.certificateVerification = .noHostnameVerification
             server.minimumTLSVersion = .tlsv12
             serverContext = try NIOSSLContext(configuration: server)
+            server.applicationProtocols = [`protocol`.alpnProtocol]
+            alpnContext = try NIOSSLContext(configuration: server)
             var client = TLSConfiguration.makeClientConfiguration()
             client.certificateChain = chain
             client.privateKey = key
@@ -72,6 +76,26 @@ public struct DatabaseProxyService: Service, CustomStringConvertible {
             serviceContext = try NIOSSLContext(configuration: client)
         } catch {
             throw TeleportError.badParameter("the proxy's identity cannot be loaded for \(`protocol` == .postgres ? "postgres" : "mysql")_listen_addr (data_dir/keys/proxy.*): \(error)")
+        }
+    }
+
+    /// The web port's route for this protocol (ALPN ``DatabaseServer/DatabaseProtocol/alpnProtocol``):
+    /// TLS with a required client certificate from the cluster's CAs (a client without one fails
+    /// the handshake), then the protocol's gate with TLS already up, and the same session path as
+    /// the protocol's own listener.
+    public var alpnRoute: ALPNRoute {
+        let sessions = DatabaseProxySessions(service: self)
+        let context = serverContext
+        return .terminate(alpnContext) { channel in
+            countConnection("proxy \(sessions.service.protocol.rawValue)", channel)
+            return channel.eventLoop.makeCompletedFuture {
+                switch sessions.service.protocol {
+                case .postgres:
+                    try channel.pipeline.syncOperations.addHandler(PostgresFrontGate(tls: context, sessions: sessions, tlsEstablished: true))
+                case .mysql:
+                    try channel.pipeline.syncOperations.addHandler(MySQLFrontGate(tls: context, sessions: sessions, tlsEstablished: true))
+                }
+            }
         }
     }
 

@@ -18,18 +18,30 @@ final class MySQLFrontGate: HoldingGate, @unchecked Sendable {
     let tls: NIOSSLContext
     let sessions: DatabaseProxySessions
 
-    init(tls: NIOSSLContext, sessions: DatabaseProxySessions) {
+    /// Whether TLS was terminated before this gate (the web port, ALPN `teleport-mysql`): the
+    /// greeting is sent inside it as the gate is added and the client answers with its
+    /// `HandshakeResponse41` at once (no `SSLRequest`).
+    let tlsEstablished: Bool
+
+    init(tls: NIOSSLContext, sessions: DatabaseProxySessions, tlsEstablished: Bool = false) {
         self.tls = tls
         self.sessions = sessions
+        self.tlsEstablished = tlsEstablished
         var generator = SystemRandomNumberGenerator()
         // Printable, never NUL: clients read the second half of the scramble up to a NUL.
         let scramble = (0..<20).map { _ in UInt8.random(in: 0x21...0x7E, using: &generator) }
         handshake = MySQLServerHandshake(
             greeting: MySQLServerHandshake.greeting(connectionID: UInt32.random(in: 1...UInt32.max, using: &generator), scramble: scramble))
+        if tlsEstablished { handshake.tlsEstablished() }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        // On the web port the connection is active already; TLS holds the greeting until its handshake is done.
+        if tlsEstablished { context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: handshake.greetingPacket)), promise: nil) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: handshake.greetingPacket)), promise: nil)
+        if !tlsEstablished { context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: handshake.greetingPacket)), promise: nil) }
         context.fireChannelActive()
     }
 

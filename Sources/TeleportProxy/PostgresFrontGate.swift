@@ -7,7 +7,8 @@ import TeleportWire
 /// itself (`GSSENCRequest` → `N`); then the start-up message (at most
 /// ``PostgresStartup/maxLength`` bytes), after which it stops reading and hands the session to
 /// ``DatabaseProxySessions``; bytes that arrive meanwhile are held (at most 1 MiB) and passed on
-/// once the session is relayed. A start-up message before TLS gets a `FATAL` error.
+/// once the session is relayed. A start-up message before TLS gets a `FATAL` error. On the web
+/// port (ALPN `teleport-postgres`) TLS is already up and the start-up message comes first.
 final class PostgresFrontGate: HoldingGate, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -24,9 +25,13 @@ final class PostgresFrontGate: HoldingGate, @unchecked Sendable {
     let tls: NIOSSLContext
     let sessions: DatabaseProxySessions
 
-    init(tls: NIOSSLContext, sessions: DatabaseProxySessions) {
+    /// A gate for a client that sends `SSLRequest` first (`postgres_listen_addr`); with
+    /// `tlsEstablished`, for one whose TLS the web port's router already terminated (ALPN
+    /// `teleport-postgres`): its first message is the start-up message.
+    init(tls: NIOSSLContext, sessions: DatabaseProxySessions, tlsEstablished: Bool = false) {
         self.tls = tls
         self.sessions = sessions
+        if tlsEstablished { state = .startup }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -8,7 +8,8 @@ public import TeleportTunnel
 
 /// The proxy's reverse-tunnel service: listens on `proxy_service.tunnel_listen_addr` (when set
 /// and not served by the web port), and closes the tunnel of a node that was removed from the
-/// cluster (`tctl rm node/UUID`) or locked (`tctl lock --node=UUID`).
+/// cluster (`tctl rm node/UUID`) or locked (`tctl lock --node=UUID`); a database service's tunnel
+/// stays while its `db_server` records name its host.
 public struct ProxyTunnelService: Service, CustomStringConvertible {
     let server: ReverseTunnelServer
     let listen: (host: String, port: Int)?
@@ -54,20 +55,37 @@ public struct ProxyTunnelService: Service, CustomStringConvertible {
         try? await listener?.close()
     }
 
-    /// Closes the tunnels of nodes that are no longer registered (after the grace) or are locked.
+    /// Closes the tunnels of agents that are no longer registered (after the grace) or are locked.
+    /// An agent is registered by any presence record naming its host: a node's own record, or a
+    /// `db_server` whose `spec.host_id` is the host (a database service behind NAT heartbeats
+    /// no node record; counting only nodes closed its tunnel 15 s after it opened).
     func closeRemovedAndLocked() async {
         let connected = server.registry.connectedHosts
-        guard !connected.isEmpty, let nodes = try? await auth.nodes() else { return }
-        let locks = await locks()
+        guard !connected.isEmpty, let nodes = try? await auth.nodes(), let databases = try? await auth.databases() else { return }
+        let closing = Self.tunnelsToClose(
+            connected: connected.map { ($0, server.registry.connectedSince($0)) }, nodes: nodes,
+            agentHosts: Set(databases.map(\.spec.hostID)), locks: await locks(), now: Date(), grace: registrationGrace)
+        for (host, reason) in closing {
+            logger.info("closing the reverse tunnel of \(host): \(reason)")
+            server.registry.close(host)
+        }
+    }
+
+    /// The tunnels to close and why (pure): a lock on the host (by UUID or a node's hostname),
+    /// or, once `grace` has passed since it connected, no node record and no other agent record
+    /// (`agentHosts`) naming the host.
+    static func tunnelsToClose(
+        connected: [(host: String, since: Date?)], nodes: [ServerNode], agentHosts: Set<String>, locks: [Lock], now: Date, grace: TimeInterval
+    ) -> [(host: String, reason: String)] {
         let byName = Dictionary(nodes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        for host in connected {
+        return connected.compactMap { host, since in
             if let lock = locks.first(where: { $0.spec.target.node == host || ($0.spec.target.node != nil && $0.spec.target.node == byName[host]?.spec.hostname) }) {
-                logger.info("closing the reverse tunnel of node \(host): \(lock.refusal)")
-                server.registry.close(host)
-            } else if byName[host] == nil, let since = server.registry.connectedSince(host), Date().timeIntervalSince(since) > registrationGrace {
-                logger.info("closing the reverse tunnel of node \(host): the node is not registered (removed with tctl rm?)")
-                server.registry.close(host)
+                return (host, lock.refusal)
             }
+            if byName[host] == nil, !agentHosts.contains(host), let since, now.timeIntervalSince(since) > grace {
+                return (host, "no node or database service is registered for it (removed with tctl rm?)")
+            }
+            return nil
         }
     }
 }

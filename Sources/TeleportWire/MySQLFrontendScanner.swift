@@ -1,7 +1,8 @@
 /// Follows the client's side of a MySQL session after the handshake, packet by packet, for the
 /// audit log: a packet with sequence id 0 starts a command (its first payload byte), a payload
 /// of 2^24 - 1 bytes continues in the next packet. It reports `COM_QUERY` and
-/// `COM_STMT_PREPARE` with their text, `COM_STMT_EXECUTE` with its statement id, `COM_QUIT`
+/// `COM_STMT_PREPARE` with their text, `COM_STMT_EXECUTE` with its statement id and body,
+/// `COM_STMT_CLOSE`, `COM_QUIT`
 /// and `COM_CHANGE_USER`. The bytes are relayed by the caller as they arrive; the scanner keeps
 /// at most ``maxStatementBytes`` of a statement, so a 1 GB query (64 full packets) costs no more
 /// memory than a short one. Bodies are skipped in one step, not byte by byte.
@@ -15,6 +16,7 @@ public struct MySQLFrontendScanner: Sendable {
     public static let comChangeUser: UInt8 = 0x11
     public static let comStmtPrepare: UInt8 = 0x16
     public static let comStmtExecute: UInt8 = 0x17
+    public static let comStmtClose: UInt8 = 0x19
 
     /// What a complete command was.
     public enum Event: Sendable, Equatable {
@@ -22,8 +24,11 @@ public struct MySQLFrontendScanner: Sendable {
         case query(String, truncated: Bool)
         /// `COM_STMT_PREPARE`: the statement's text.
         case prepare(String, truncated: Bool)
-        /// `COM_STMT_EXECUTE`: the prepared statement's id.
-        case execute(statementID: UInt32)
+        /// `COM_STMT_EXECUTE`: the prepared statement's id and the command's body (after the
+        /// command byte, cut at ``maxStatementBytes``, `truncated` then) for its parameters.
+        case execute(statementID: UInt32, body: [UInt8], truncated: Bool)
+        /// `COM_STMT_CLOSE`: the statement's id.
+        case close(statementID: UInt32)
         /// `COM_QUIT`.
         case quit
         /// `COM_CHANGE_USER`: the client wants to be another database user.
@@ -81,7 +86,7 @@ public struct MySQLFrontendScanner: Sendable {
             let available = bytes.distance(from: index, to: bytes.endIndex)
             let take = min(remaining, available)
             let end = bytes.index(index, offsetBy: take)
-            if command == Self.comQuery || command == Self.comStmtPrepare || command == Self.comStmtExecute {
+            if command == Self.comQuery || command == Self.comStmtPrepare || command == Self.comStmtExecute || command == Self.comStmtClose {
                 let room = Self.maxStatementBytes - text.count
                 if take <= room {
                     text.append(contentsOf: bytes[index..<end])
@@ -110,7 +115,10 @@ public struct MySQLFrontendScanner: Sendable {
         case Self.comStmtPrepare: return .prepare(String(decoding: text, as: UTF8.self), truncated: truncated)
         case Self.comStmtExecute:
             guard text.count >= 4 else { return nil }
-            return .execute(statementID: UInt32(text[0]) | UInt32(text[1]) << 8 | UInt32(text[2]) << 16 | UInt32(text[3]) << 24)
+            return .execute(statementID: UInt32(text[0]) | UInt32(text[1]) << 8 | UInt32(text[2]) << 16 | UInt32(text[3]) << 24, body: text, truncated: truncated)
+        case Self.comStmtClose:
+            guard text.count >= 4 else { return nil }
+            return .close(statementID: UInt32(text[0]) | UInt32(text[1]) << 8 | UInt32(text[2]) << 16 | UInt32(text[3]) << 24)
         case Self.comQuit: return .quit
         case Self.comChangeUser: return .changeUser
         default: return nil

@@ -24,6 +24,10 @@ struct DatabaseServiceConfigTests {
                 uri: db.internal:5432
                 static_labels:
                   env: prod
+                dynamic_labels:
+                - name: hostname
+                  command: ["/bin/hostname"]
+                  period: 2m
                 tls:
                   mode: verify-ca
                   server_name: db.internal
@@ -40,6 +44,7 @@ struct DatabaseServiceConfigTests {
         #expect(config.db.databases.map(\.name) == ["sales", "billing"])
         #expect(config.db.databases[0].staticLabels == ["env": "prod"] && config.db.databases[0].tlsMode == "verify-ca")
         #expect(config.db.databases[0].serverName == "db.internal" && config.db.databases[1].tlsMode == "verify-full")
+        #expect(config.db.databases[0].dynamicLabels.map(\.name) == ["hostname"] && config.db.databases[0].dynamicLabels.first?.period == 120)
         #expect(!FileConfig().db.enabled, "off by default")
     }
 
@@ -56,6 +61,8 @@ struct DatabaseServiceConfigTests {
         ("db_service:\n  databases:\n  - name: a\n    protocol: postgres\n    uri: h:1\n    colour: red\n", ["db_service.databases[0].colour", "unknown key"]),
         ("db_service:\n  databases:\n  - name: a\n    protocol: postgres\n    uri: h:1\n  - name: a\n    protocol: postgres\n    uri: h:2\n",
          ["db_service.databases[1].name", "appears twice"]),
+        ("db_service:\n  databases:\n  - name: a\n    protocol: postgres\n    uri: h:1\n    dynamic_labels:\n    - name: x\n      command: [/nonexistent/cmd]\n",
+         ["dynamic_labels[0].command", "not an executable file"]),
         ("proxy_service:\n  postgres_listen_addr: nowhere:port\n", ["proxy_service.postgres_listen_addr", "host:port"]),
         ("proxy_service:\n  mysql_listen_addr: nowhere:port\n", ["proxy_service.mysql_listen_addr", "host:port"]),
     ])

@@ -44,6 +44,10 @@ struct DatabaseAccessPostgresTests {
                         uri: localhost:\(postgresPort)
                         static_labels:
                           env: test
+                        dynamic_labels:
+                        - name: kind
+                          command: ["/bin/echo", "dynamic-pg"]
+                          period: 1m
                         tls:
                           mode: verify-full
                     """)

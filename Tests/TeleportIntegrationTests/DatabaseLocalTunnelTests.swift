@@ -44,3 +44,58 @@ extension DatabaseAccessPostgresTests {
         await TestSupport.stopDaemon(pid)
     }
 }
+
+extension DatabaseAccessMySQLTests {
+    /// `tsh proxy db maria --tunnel`: the real `mariadb` client without TLS or certificate files
+    /// through the web port (ALPN teleport-mysql); mysql-connector-python's prepared statements
+    /// (binary protocol) are audited with their parameters; another local user is refused.
+    static func localTunnel(_ tsh: TSHRunner, cluster: ClusterFixture, dir: URL) async throws {
+        let port = try TestSupport.freeLoopbackPort()
+        let log = dir.appendingPathComponent("tsh-proxy-db-maria.log")
+        let pid = try TestSupport.spawnDaemon(
+            try ClusterFixture.binary("tsh"), ["proxy", "db", "maria", "--tunnel", "--port=\(port)", "--db-user=alice"],
+            logPath: log.path, environment: tsh.environment)
+        var output = ""
+        for _ in 0..<120 where !output.contains("Started DB proxy") {
+            try await Task.sleep(for: .milliseconds(100))
+            output = (try? TestSupport.read(log)) ?? ""
+        }
+        do {
+            try #require(output.contains("Started DB proxy on 127.0.0.1:\(port)"), "\(output)")
+            #expect(output.contains("mysql --host=127.0.0.1 --port=\(port) --protocol=TCP --user=alice"), "\(output)")
+            let selected = try await client(port: port, ["--skip-ssl", "-u", "alice"], "SELECT CURRENT_USER()")
+            #expect(selected.exitCode == 0 && selected.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "alice@%", "\(selected)\n\((try? TestSupport.read(log)) ?? "")")
+            // Server-side prepared statements (COM_STMT_PREPARE / COM_STMT_EXECUTE, binary values). The proxy
+            // greets as MySQL 8, so the driver would pick a MySQL-only collation that MariaDB lacks: name one.
+            let script = """
+                import mysql.connector, sys
+                c = mysql.connector.connect(host="127.0.0.1", port=int(sys.argv[1]), user="alice", ssl_disabled=True, use_pure=True, connection_timeout=20, charset="utf8mb4", collation="utf8mb4_general_ci")
+                cur = c.cursor(prepared=True)
+                cur.execute("SELECT ? + 1, ?, ?", (41, "teleport", None))
+                print(cur.fetchone())
+                cur.execute("SELECT ? + 1, ?, ?", (99, "again", 2.5))
+                print(cur.fetchone())
+                c.close()
+                """
+            let python = try await TestSupport.run("/usr/bin/env", ["python3", "-c", script, String(port)], timeout: .seconds(60))
+            #expect(python.exitCode == 0 && python.stdout.contains("42") && python.stdout.contains("teleport"), "\(python)")
+            let lines = try await DatabaseAccessPostgresTests.auditLines(cluster) { lines in
+                lines.contains { $0.contains("\"db.session.query\"") && $0.contains("\"db_query_parameters\":[\"99\"") }
+            }
+            let executed = lines.filter { $0.contains("\"db.session.query\"") && $0.contains("SELECT ? + 1, ?, ?") && $0.contains("db_query_parameters") }
+            #expect(executed.contains { $0.contains("\"db_query_parameters\":[\"41\",\"teleport\",null]") }, "\(executed)")
+            #expect(executed.contains { $0.contains("\"db_query_parameters\":[\"99\",\"again\",\"2.5\"]") }, "\(executed)")
+            // Another local user (nobody) is refused: the port carries root's certificate.
+            let other = try await TestSupport.run(
+                "/usr/bin/setpriv",
+                ["--reuid=65534", "--regid=65534", "--clear-groups", DatabaseServers.mariadb, "--no-defaults", "--protocol=TCP", "-h", "127.0.0.1",
+                 "-P", String(port), "--skip-ssl", "-u", "alice", "-e", "SELECT 1"],
+                environment: ["HOME": "/tmp"])
+            #expect(other.exitCode != 0 && other.stderr.contains("only the local user who started it"), "\(other)")
+        } catch {
+            await TestSupport.stopDaemon(pid)
+            throw error
+        }
+        await TestSupport.stopDaemon(pid)
+    }
+}

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import TeleportAPI
 import TeleportNode
+import TeleportRecording
 import Testing
 
 @Suite("dynamic labels")

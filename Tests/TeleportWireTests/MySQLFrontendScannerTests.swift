@@ -14,7 +14,7 @@ struct MySQLFrontendScannerTests {
         + command(0x17, [7, 0, 0, 0, 0, 1, 0, 0, 0]) + command(0x0E, []) + command(0x03, Array("SELECT 'é'".utf8)) + command(0x01, [])
 
     static let events: [MySQLFrontendScanner.Event] = [
-        .query("SELECT 1", truncated: false), .prepare("SELECT ? + 1", truncated: false), .execute(statementID: 7),
+        .query("SELECT 1", truncated: false), .prepare("SELECT ? + 1", truncated: false), .execute(statementID: 7, body: [7, 0, 0, 0, 0, 1, 0, 0, 0], truncated: false),
         .query("SELECT 'é'", truncated: false), .quit,
     ]
 

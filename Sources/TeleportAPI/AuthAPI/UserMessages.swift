@@ -356,6 +356,15 @@ public enum WebAPI {
 
             /// Database listeners (absent from proxies without one).
             public var db: DB?
+            /// `proxy.tls_routing_enabled`: the web port is the proxy's one port (reverse tunnels,
+            /// and databases by ALPN, which it routes in any case).
+            public var tlsRoutingEnabled: Bool?
+
+            enum CodingKeys: String, CodingKey {
+                case ssh
+                case db
+                case tlsRoutingEnabled = "tls_routing_enabled"
+            }
 
             /// Database listeners.
             public struct DB: Codable, Sendable, Equatable {

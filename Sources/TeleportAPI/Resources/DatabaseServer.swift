@@ -16,6 +16,11 @@ public struct DatabaseServer: Resource {
     public enum DatabaseProtocol: String, Codable, Sendable, CaseIterable {
         case postgres
         case mysql
+
+        /// The ALPN protocol that routes this protocol's clients on the proxy's web port
+        /// (`teleport-postgres`, `teleport-mysql`): TLS from the first byte, then the protocol's
+        /// start-up inside it.
+        public var alpnProtocol: String { "teleport-\(rawValue)" }
     }
 
     /// What the database is and which service serves it.

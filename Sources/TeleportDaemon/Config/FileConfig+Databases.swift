@@ -3,7 +3,7 @@ import TeleportAPI
 
 extension FileConfig {
     /// `db_service: {enabled, listen_addr, databases: [{name, description, protocol, uri,
-    /// static_labels, tls: {mode, ca_cert_file, server_name}}]}`: every entry is checked now, with
+    /// static_labels, dynamic_labels: [{name, command, period}], tls: {mode, ca_cert_file, server_name}}]}`: every entry is checked now, with
     /// one line naming the key and the fix.
     mutating func parseDatabaseService(_ node: ConfigNode) throws {
         for (key, value) in try node.mapping() {
@@ -37,6 +37,7 @@ extension FileConfig {
         var tlsMode = "verify-full"
         var caCertFile: String?
         var serverName: String?
+        var dynamicLabels: [LabelCommand] = []
         for (field, value) in try item.mapping() {
             switch field {
             case "name":
@@ -66,7 +67,7 @@ extension FileConfig {
                     labels[label] = text
                 }
             case "dynamic_labels":
-                warn(value, "dynamic labels of databases are not supported yet")
+                dynamicLabels = try Self.labelCommands(value, file: item.file)
             case "tls":
                 for (option, optionValue) in try value.mapping() {
                     switch option {
@@ -97,6 +98,6 @@ extension FileConfig {
         guard let uri else { throw item.fail("a database with a uri (uri: localhost:5432)") }
         return DatabaseEntry(
             name: name, description: description, protocol: proto, uri: uri, staticLabels: labels, tlsMode: tlsMode, caCertFile: caCertFile,
-            serverName: serverName)
+            serverName: serverName, dynamicLabels: dynamicLabels)
     }
 }

@@ -254,28 +254,7 @@ extension FileConfig {
                     ssh.labels[label] = text
                 }
             case "commands":
-                ssh.commands = try value.list().map { item in
-                    var name: String?
-                    var command: [String] = []
-                    var period = 60.0
-                    for (field, fieldValue) in try item.mapping() {
-                        switch field {
-                        case "name": name = try fieldValue.string()
-                        case "command":
-                            command = try fieldValue.stringList()
-                            if let program = command.first, !LabelCommandCheck.isRunnable(program) {
-                                throw TeleportError.badParameter(
-                                    "\(node.file): \(fieldValue.path): \"\(program)\" is not an executable file or a program on PATH (give its full path, e.g. /usr/bin/uptime)")
-                            }
-                        case "period": period = try fieldValue.duration(atLeast: 1)
-                        default: throw Self.unknown(fieldValue, file: node.file)
-                        }
-                    }
-                    guard let name, !name.isEmpty else { throw item.fail("a command with a name") }
-                    try LabelRules.check(key: name, source: "\(node.file): \(item.path).name")
-                    guard !command.isEmpty else { throw item.fail("a command with a non-empty command list") }
-                    return LabelCommand(name: name, command: command, period: period)
-                }
+                ssh.commands = try Self.labelCommands(value, file: node.file)
             case "pam", "enhanced_recording", "permit_user_env", "x11", "bpf", "restricted_session", "ciphers",
                 "kex_algorithms", "mac_algorithms", "disable_create_host_user":
                 warn(value, "the setting is not supported yet")
@@ -328,5 +307,34 @@ extension FileConfig {
             }
         }
         if let keyFile, let certFile { proxy.httpsKeyPairs.append(KeyPair(keyFile: keyFile, certFile: certFile)) }
+    }
+}
+
+extension FileConfig {
+    /// A list of label commands (`ssh_service.commands`, `db_service.databases[].dynamic_labels`):
+    /// `[{name, command: [argv], period}]`, each program runnable, each name a valid label key.
+    static func labelCommands(_ value: ConfigNode, file: String) throws -> [LabelCommand] {
+        try value.list().map { item in
+            var name: String?
+            var command: [String] = []
+            var period = 60.0
+            for (field, fieldValue) in try item.mapping() {
+                switch field {
+                case "name": name = try fieldValue.string()
+                case "command":
+                    command = try fieldValue.stringList()
+                    if let program = command.first, !LabelCommandCheck.isRunnable(program) {
+                        throw TeleportError.badParameter(
+                            "\(file): \(fieldValue.path): \"\(program)\" is not an executable file or a program on PATH (give its full path, e.g. /usr/bin/uptime)")
+                    }
+                case "period": period = try fieldValue.duration(atLeast: 1)
+                default: throw Self.unknown(fieldValue, file: file)
+                }
+            }
+            guard let name, !name.isEmpty else { throw item.fail("a command with a name") }
+            try LabelRules.check(key: name, source: "\(file): \(item.path).name")
+            guard !command.isEmpty else { throw item.fail("a command with a non-empty command list") }
+            return LabelCommand(name: name, command: command, period: period)
+        }
     }
 }

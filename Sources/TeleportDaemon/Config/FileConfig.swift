@@ -203,6 +203,8 @@ public struct FileConfig: Sendable, Equatable {
         public var tlsMode = "verify-full"
         public var caCertFile: String?
         public var serverName: String?
+        /// `dynamic_labels`: label commands, as `ssh_service.commands`.
+        public var dynamicLabels: [LabelCommand] = []
     }
 
     /// `app_service:` (off unless `enabled: true` or `--roles=app`).

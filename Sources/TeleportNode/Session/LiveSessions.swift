@@ -1,3 +1,4 @@
+public import TeleportRecording
 public import Foundation
 public import NIOCore
 public import NIOSSH

@@ -1,3 +1,4 @@
+public import TeleportRecording
 public import Foundation
 import TeleportAPI
 import TeleportEvents

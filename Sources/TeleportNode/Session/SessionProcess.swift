@@ -3,14 +3,7 @@ import Foundation
 import Glibc
 public import NIOCore
 import TeleportAPI
-
-/// How a session process ended.
-public enum ProcessExit: Sendable, Equatable {
-    /// It exited with this status.
-    case status(Int)
-    /// A signal killed it (`TERM`, `KILL`, ... without the `SIG` prefix).
-    case signal(String, coreDumped: Bool)
-}
+public import TeleportRecording
 
 /// A process started for a session: its pid and the descriptors the session reads and writes.
 public struct SessionProcess: Sendable {
@@ -136,21 +129,3 @@ public struct SessionProcess: Sendable {
     }
 }
 
-/// SSH signal names (RFC 4254 section 6.10) and their numbers.
-public enum Signals {
-    static let table: [(String, Int32)] = [
-        ("ABRT", SIGABRT), ("ALRM", SIGALRM), ("FPE", SIGFPE), ("HUP", SIGHUP), ("ILL", SIGILL), ("INT", SIGINT),
-        ("KILL", SIGKILL), ("PIPE", SIGPIPE), ("QUIT", SIGQUIT), ("SEGV", SIGSEGV), ("TERM", SIGTERM),
-        ("USR1", SIGUSR1), ("USR2", SIGUSR2),
-    ]
-
-    /// The number of the SSH signal `name`, nil when it is not one of RFC 4254's.
-    public static func number(of name: String) -> Int32? {
-        table.first { $0.0 == name }?.1
-    }
-
-    /// The SSH name of signal `number` (`"TERM"`), or `"SIG<n>"` for others.
-    public static func name(of number: Int32) -> String {
-        table.first { $0.1 == number }?.0 ?? "SIG\(number)"
-    }
-}

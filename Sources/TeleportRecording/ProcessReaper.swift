@@ -9,9 +9,9 @@ import Glibc
 /// caches and whose allocations spread over up to 8 malloc arenas per core: memory the daemon kept
 /// after the sessions ended. Where pidfds are unavailable (Linux before 5.3, a seccomp filter), a
 /// process falls back to a thread of its own.
-final class ProcessReaper: @unchecked Sendable {
+package final class ProcessReaper: @unchecked Sendable {
     /// The daemon's reaper.
-    static let shared = ProcessReaper()
+    package static let shared = ProcessReaper()
 
     private let lock = NSLock()
     /// pid → (its pidfd, what to call with its exit).
@@ -25,10 +25,10 @@ final class ProcessReaper: @unchecked Sendable {
     }
 
     /// The processes waited for now (tests).
-    var count: Int { lock.withLock { waiting.count } }
+    package var count: Int { lock.withLock { waiting.count } }
 
     /// Calls `done` (on the reaper's thread) with `pid`'s exit once it has exited.
-    func wait(for pid: Int32, done: @escaping @Sendable (ProcessExit) -> Void) {
+    package func wait(for pid: Int32, done: @escaping @Sendable (ProcessExit) -> Void) {
         let pidfd = wake >= 0 ? teleport_pidfd_open(pid) : -1
         guard pidfd >= 0 else {
             Self.waitOnOwnThread(pid, done: done)
@@ -97,5 +97,32 @@ final class ProcessReaper: @unchecked Sendable {
         let low = status & 0x7f
         if low == 0 { return .status(Int((status >> 8) & 0xff)) }
         return .signal(Signals.name(of: low), coreDumped: status & 0x80 != 0)
+    }
+}
+
+/// How a child process ended (a session's, a label command's).
+public enum ProcessExit: Sendable, Equatable {
+    /// It exited with this status.
+    case status(Int)
+    /// A signal killed it (`TERM`, `KILL`, ... without the `SIG` prefix).
+    case signal(String, coreDumped: Bool)
+}
+
+/// SSH signal names (RFC 4254 section 6.10) and their numbers.
+public enum Signals {
+    static let table: [(String, Int32)] = [
+        ("ABRT", SIGABRT), ("ALRM", SIGALRM), ("FPE", SIGFPE), ("HUP", SIGHUP), ("ILL", SIGILL), ("INT", SIGINT),
+        ("KILL", SIGKILL), ("PIPE", SIGPIPE), ("QUIT", SIGQUIT), ("SEGV", SIGSEGV), ("TERM", SIGTERM),
+        ("USR1", SIGUSR1), ("USR2", SIGUSR2),
+    ]
+
+    /// The number of the SSH signal `name`, nil when it is not one of RFC 4254's.
+    public static func number(of name: String) -> Int32? {
+        table.first { $0.0 == name }?.1
+    }
+
+    /// The SSH name of signal `number` (`"TERM"`), or `"SIG<n>"` for others.
+    public static func name(of number: Int32) -> String {
+        table.first { $0.1 == number }?.0 ?? "SIG\(number)"
     }
 }
