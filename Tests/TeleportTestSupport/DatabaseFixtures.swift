@@ -188,7 +188,7 @@ public final class PostgresFixture: @unchecked Sendable {
 /// given TLS files; the Unix socket in its directory lets the local root set up accounts.
 public final class MariaDBFixture: @unchecked Sendable {
     public let directory: URL
-    public let port: UInt16
+    public private(set) var port: UInt16
     private var pid: pid_t?
 
     public var socket: String { directory.appendingPathComponent("mysqld.sock").path }
@@ -196,7 +196,7 @@ public final class MariaDBFixture: @unchecked Sendable {
     public init(tls: TLSFiles) async throws {
         let (directory, files) = try DatabaseServers.directory(for: "mysql", prefix: "mariadb", tls: tls)
         self.directory = directory
-        port = try TestSupport.freeLoopbackPort()
+        port = 0
         let data = directory.appendingPathComponent("data").path
         let install = try await TestSupport.run(
             DatabaseServers.setpriv,
@@ -205,17 +205,33 @@ public final class MariaDBFixture: @unchecked Sendable {
             ], timeout: .seconds(180))
         guard install.exitCode == 0 else { throw TestSupportError("mariadb-install-db failed: \(install)") }
         let log = directory.appendingPathComponent("mariadb.log").path
-        pid = try TestSupport.spawnDaemon(
-            DatabaseServers.setpriv,
-            DatabaseServers.asUser("mysql") + [
-                DatabaseServers.mariadbd, "--no-defaults", "--datadir=\(data)", "--socket=\(directory.path)/mysqld.sock", "--port=\(port)",
-                "--bind-address=127.0.0.1", "--pid-file=\(directory.path)/mariadbd.pid", "--skip-name-resolve", "--skip-log-bin",
-                "--ssl-cert=\(files.certificate)", "--ssl-key=\(files.key)", "--ssl-ca=\(files.ca)", "--innodb-buffer-pool-size=16M",
-            ], logPath: log)
-        guard await TestSupport.waitForPort(port, timeout: .seconds(60)) else {
-            await stop()
-            throw TestSupportError("mariadbd did not start: \(try TestSupport.read(URL(fileURLWithPath: log)))")
+        // Ready means answering on its own socket: a listening port alone may be another process's (a
+        // free port picked here can be taken by a parallel test before mariadbd binds it; then
+        // mariadbd exits and is started again on another port).
+        for _ in 0..<3 {
+            port = try TestSupport.freeLoopbackPort()
+            let started = try TestSupport.spawnDaemon(
+                DatabaseServers.setpriv,
+                DatabaseServers.asUser("mysql") + [
+                    DatabaseServers.mariadbd, "--no-defaults", "--datadir=\(data)", "--socket=\(directory.path)/mysqld.sock", "--port=\(port)",
+                    "--bind-address=127.0.0.1", "--pid-file=\(directory.path)/mariadbd.pid", "--skip-name-resolve", "--skip-log-bin",
+                    "--ssl-cert=\(files.certificate)", "--ssl-key=\(files.key)", "--ssl-ca=\(files.ca)", "--innodb-buffer-pool-size=16M",
+                ], logPath: log)
+            pid = started
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline {
+                var status: Int32 = 0
+                if waitpid(started, &status, WNOHANG) == started {
+                    pid = nil
+                    break
+                }
+                if TestSupport.canConnect(port: port), (try? await root("SELECT 1")) != nil { return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            if pid != nil { break }  // running but not answering: give up below
         }
+        await stop()
+        throw TestSupportError("mariadbd did not start: \(try TestSupport.read(URL(fileURLWithPath: log)))")
     }
 
     /// Runs SQL as root over the Unix socket (socket authentication: this process is root).
