@@ -238,23 +238,33 @@ public enum TestSupport {
 
     private static let handedOutPorts = LockedValue<Set<UInt16>>([])
 
+    /// A port no one listens on, picked below the kernel's ephemeral range (read from
+    /// `/proc/sys/net/ipv4/ip_local_port_range`, 32768 and up by default): a port from that range
+    /// can be taken, between this check and the daemon's bind, by any process's outgoing
+    /// connection, and the daemon's bind then fails with "address in use".
     private static func anyFreeLoopbackPort() throws -> UInt16 {
+        let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } } ?? 32768
+        let range = 10_000..<max(10_001, min(ephemeralStart, 65_536))
+        for _ in 0..<200 {
+            let port = UInt16(Int.random(in: range))
+            if canBind(port: port) { return port }
+        }
+        throw TestSupportError("no free loopback port in \(range) after 200 tries")
+    }
+
+    /// True when 127.0.0.1:`port` can be bound now (nothing listens or holds it).
+    private static func canBind(port: UInt16) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(fd >= 0, "socket() failed: errno \(errno)")
+        guard fd >= 0 else { return false }
         defer { close(fd) }
-        var address = loopbackAddress(port: 0)
+        var address = loopbackAddress(port: port)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        try #require(bound == 0, "bind() failed: errno \(errno)")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        try #require(named == 0, "getsockname() failed: errno \(errno)")
-        return UInt16(bigEndian: address.sin_port)
+        return bound == 0
     }
 
     /// Polls `condition` (a log line written by another process may reach its file a moment
