@@ -19,36 +19,7 @@ Not wrk/nginx (the issue's benchmark, still to do): wrk has no client certificat
 app` in front of it would measure one more hop.
 """
 import argparse, http.client, json, os, re, socket, ssl, statistics, subprocess, sys, tempfile, time
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, timeout, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return True
-        time.sleep(step)
-    return condition()
-
-
-def listening(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-def run(args, check=True):
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    if check and result.returncode != 0:
-        sys.exit(f"failed: {' '.join(args)}\n{result.stdout}\n{result.stderr}")
-    return result
+from benchlib import free_port, listening, run, wait_for  # noqa: E402
 
 
 def connection(proxied, ports, context):

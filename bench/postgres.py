@@ -22,42 +22,7 @@ Direct connections use a db-CA client certificate `CN=postgres` (`tctl auth sign
 Needs root (PostgreSQL runs as `postgres` through setpriv), postgresql-15 and a built tree.
 """
 import argparse, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, time
-
-PGBIN = "/usr/lib/postgresql/15/bin"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, timeout, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return True
-        time.sleep(step)
-    return condition()
-
-
-def listening(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-def run(args, env=None, check=True, timeout=600):
-    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        sys.exit(f"failed: {' '.join(args)}\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def as_postgres(args):
-    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] + args
+from benchlib import PGBIN, as_postgres, free_port, listening, run, wait_for  # noqa: E402
 
 
 def pem_blocks(text):
