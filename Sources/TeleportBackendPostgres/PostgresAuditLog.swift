@@ -161,12 +161,30 @@ public actor PostgresAuditLog: AuditEmitter, ChainedAuditLog, AuditSearcher {
     }
 
     public func events(from: Date, to: Date) async throws -> [AuditEvent] {
+        try await events("SELECT line FROM teleport_audit WHERE time >= \(from) AND time <= \(to) ORDER BY time, id")
+    }
+
+    public func search(
+        from: Date, to: Date, types: Set<String>, user: String?, sessionID: String?, limit: Int, offset: Int
+    ) async throws -> (events: [AuditEvent], more: Bool) {
+        let typeList = types.sorted()
+        let events = try await events(
+            """
+            SELECT line FROM teleport_audit
+            WHERE time >= \(from) AND time <= \(to)
+            AND (cardinality(\(typeList)::text[]) = 0 OR event = ANY(\(typeList)::text[]))
+            AND (\(user)::text IS NULL OR username = \(user)) AND (\(sessionID)::text IS NULL OR sid = \(sessionID))
+            ORDER BY time, id LIMIT \(limit + 1) OFFSET \(offset)
+            """)
+        return (Array(events.prefix(limit)), events.count > limit)
+    }
+
+    /// The events of a query selecting `line`s, without the chain's fields.
+    private func events(_ query: PostgresQuery) async throws -> [AuditEvent] {
         let connection = try await connected()
         var events: [AuditEvent] = []
         do {
-            let rows = try await connection.query(
-                "SELECT line FROM teleport_audit WHERE time >= \(from) AND time <= \(to) ORDER BY time, id", logger: logger)
-            for try await line in rows.decode(ByteBuffer.self) {
+            for try await line in try await connection.query(query, logger: logger).decode(ByteBuffer.self) {
                 var event = try AuditEvent(jsonLine: Data(line.readableBytesView))
                 event.fields["hash"] = nil
                 event.fields["prev_hash"] = nil
@@ -178,36 +196,6 @@ public actor PostgresAuditLog: AuditEmitter, ChainedAuditLog, AuditSearcher {
             throw failed(error)
         }
         return events
-    }
-
-    public func search(
-        from: Date, to: Date, types: Set<String>, user: String?, sessionID: String?, limit: Int, offset: Int
-    ) async throws -> (events: [AuditEvent], more: Bool) {
-        let connection = try await connected()
-        let typeList = types.sorted()
-        var events: [AuditEvent] = []
-        do {
-            let rows = try await connection.query(
-                """
-                SELECT line FROM teleport_audit
-                WHERE time >= \(from) AND time <= \(to)
-                AND (cardinality(\(typeList)::text[]) = 0 OR event = ANY(\(typeList)::text[]))
-                AND (\(user)::text IS NULL OR username = \(user)) AND (\(sessionID)::text IS NULL OR sid = \(sessionID))
-                ORDER BY time, id LIMIT \(limit + 1) OFFSET \(offset)
-                """, logger: logger)
-            for try await line in rows.decode(ByteBuffer.self) {
-                var event = try AuditEvent(jsonLine: Data(line.readableBytesView))
-                event.fields["hash"] = nil
-                event.fields["prev_hash"] = nil
-                events.append(event)
-            }
-        } catch let error as TeleportError {
-            throw error
-        } catch {
-            throw failed(error)
-        }
-        let more = events.count > limit
-        return (Array(events.prefix(limit)), more)
     }
 
     public func chainHead() async throws -> AuditChain.Head? {
