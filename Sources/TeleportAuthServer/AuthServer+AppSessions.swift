@@ -14,11 +14,21 @@ extension AuthServer {
     var appSessions: AppSessionStore { AppSessionStore(backend: stores.backend) }
 
     /// The browser launch of an app: the web session must be valid (renewed like any use), the
-    /// app registered and allowed by the user's roles' `app_labels` now. Stores a one-time token
+    /// app registered and allowed by the user's roles' `app_labels` now (a refusal is audited). Stores a one-time token
     /// (its hash, 60 s) bound to the user, the web session and the app.
     public func launchApp(_ request: AuthAPI.AppLaunchRequest) async throws -> AuthAPI.AppLaunchResponse {
         let info = try await authenticateWebSession(AuthAPI.WebSessionIDRequest(sessionID: request.webSessionID))
-        let app = try await allowedApp(request.appName, user: info.user)
+        let app: AppServer
+        do {
+            app = try await allowedApp(request.appName, user: info.user)
+        } catch let error as TeleportError {
+            let fields: [String: JSONValue] = [
+                "user": .string(info.user), "app_name": .string(String(request.appName.prefix(64))), "web_session": true,
+                "success": false, "error": .string(error.message),
+            ]
+            try? await emit(AuditEventType.appSessionStartFailure, fields: fields)
+            throw error
+        }
         let token = SecretHash.randomHex(bytes: 32)
         let record = AppSessionStore.Record(
             user: info.user, app: app.name, webSessionKey: WebSessionStore.key(id: request.webSessionID),

@@ -79,7 +79,9 @@ final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
         case .forwarding(let upstream):
             forward(part, to: upstream)
         case .done:
-            return
+            // A client reusing the connection for a second request: close, so that it retries
+            // on a new connection instead of waiting.
+            if case .head = part { context.close(promise: nil) }
         }
     }
 

@@ -159,6 +159,13 @@ struct AppBrowserTests {
             #expect(exp <= session.expires.timeIntervalSince1970 + 1, "the JWT outlives the web session: \(claims)")
         }
 
+        // Two requests in one curl run (it reuses the connection when it may): both answered.
+        let twice = try await TestSupport.run(
+            "/usr/bin/curl",
+            ["-sk", "-m", "20", "--resolve", "echo.localhost:\(port):127.0.0.1", "-H", "Cookie: \(cookie)", "-w", "\n%{http_code}\n",
+             "https://echo.localhost:\(port)/one", "https://echo.localhost:\(port)/two"])
+        #expect(twice.stdout.contains("\"path\": \"/one\"") && twice.stdout.contains("\"path\": \"/two\""), "\(twice)")
+
         // Another app's token redeemed on this origin, and another app's cookie here: refused.
         let otherLaunch = try await browser.send("GET", "/web/launch/other")
         let otherToken = Self.token(otherLaunch.header("location") ?? "")
@@ -187,7 +194,7 @@ struct AppBrowserTests {
         #expect(afterLogout.status == 401 && afterLogout.body.contains("launch the app again"), "\(afterLogout)")
 
         // The refusals are in the audit log.
-        let texts = ["already used", "for app other, not echo", "needs a session", "expired or was ended"]
+        let texts = ["already used", "for app other, not echo", "needs a session", "expired or was ended", "app \\\"nosuchapp\\\" is not registered"]
         let lines = try await DatabaseAccessPostgresTests.auditLines(cluster) { lines in
             texts.allSatisfy { text in lines.contains { $0.contains("\"TAP00W\"") && $0.contains(text) } }
         }
