@@ -292,7 +292,7 @@ let package = Package(
             name: "TeleportProxyTests",
             dependencies: [
                 "TeleportProxy", "TeleportWire", "TeleportAPI", "TeleportCrypto", nioCore, nioPosix, nioSSL, logging,
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -100,6 +100,22 @@ extension AuthClient {
         _ = try await call(.POST, "presence/apps", body: try ResourceCodec.json(app))
     }
 
+    /// `POST /v1/appsessions/launch` (a proxy): a one-time launch token for a web session's app.
+    public func launchApp(_ request: AuthAPI.AppLaunchRequest) async throws -> AuthAPI.AppLaunchResponse {
+        try decode(AuthAPI.AppLaunchResponse.self, try await call(.POST, "appsessions/launch", body: try ResourceCodec.json(request)))
+    }
+
+    /// `POST /v1/appsessions/redeem` (a proxy): redeems a launch token once; a new app session.
+    public func redeemAppLaunch(_ request: AuthAPI.AppSessionRequest) async throws -> AuthAPI.AppSessionCreated {
+        try decode(AuthAPI.AppSessionCreated.self, try await call(.POST, "appsessions/redeem", body: try ResourceCodec.json(request)))
+    }
+
+    /// `POST /v1/appsessions/authenticate` (a proxy): the user of a valid app session and a
+    /// certificate with the app route.
+    public func authenticateAppSession(_ request: AuthAPI.AppSessionRequest) async throws -> AuthAPI.AppSessionIdentity {
+        try decode(AuthAPI.AppSessionIdentity.self, try await call(.POST, "appsessions/authenticate", body: try ResourceCodec.json(request)))
+    }
+
     /// `POST /v1/certs/approute` (Proxy, for `tsh apps login`): the user's certificate with an app route.
     public func appRouteCertificate(_ request: AuthAPI.AppRouteCertRequest) async throws -> AuthAPI.DatabaseRouteCertResponse {
         try decode(AuthAPI.DatabaseRouteCertResponse.self, try await call(.POST, "certs/approute", body: try ResourceCodec.json(request)))

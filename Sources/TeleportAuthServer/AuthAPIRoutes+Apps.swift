@@ -9,7 +9,8 @@ extension AuthAPIRoutes {
     /// `POST /v1/presence/apps` (an application service: records naming its own host only),
     /// `GET /v1/apps` (the administrator and proxies: every app; users: those their roles'
     /// `app_labels` allow), `POST /v1/certs/approute` (the proxy, for `tsh apps login`) and
-    /// `POST /v1/jwt/app` (an application service, for its own apps only).
+    /// `POST /v1/jwt/app` (an application service, for its own apps only); the browser's app
+    /// sessions (the proxy only): `POST /v1/appsessions/launch`, `/redeem`, `/authenticate`.
     func registerAppRoutes(on v1: RouterGroup<AuthRequestContext>) {
         v1.post("presence/apps") { request, context in
             await APIResponse.handling(context) {
@@ -58,6 +59,24 @@ extension AuthAPIRoutes {
                     try await auth.emit(AuditEventType.certCreateFailure, fields: fields)
                     throw error
                 }
+            }
+        }
+        v1.post("appsessions/launch") { request, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context)
+                return try APIResponse.json(try await auth.launchApp(try await body(AuthAPI.AppLaunchRequest.self, request)))
+            }
+        }
+        v1.post("appsessions/redeem") { request, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context)
+                return try APIResponse.json(try await auth.redeemAppLaunch(try await body(AuthAPI.AppSessionRequest.self, request)))
+            }
+        }
+        v1.post("appsessions/authenticate") { request, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context)
+                return try APIResponse.json(try await auth.authenticateAppSession(try await body(AuthAPI.AppSessionRequest.self, request)))
             }
         }
         v1.post("jwt/app") { request, context in

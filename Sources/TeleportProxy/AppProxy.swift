@@ -106,6 +106,8 @@ final class AppProxy: Sendable {
     /// What to do with a connection.
     enum Decision {
         case relay(any Channel)
+        /// No client certificate: the browser path (``AppBrowserFront``).
+        case browser(AppServer)
         case refuse(HTTPResponseStatus, String)
     }
 
@@ -141,11 +143,7 @@ final class AppProxy: Sendable {
         }
         fields["app_name"] = .string(app.name)
         fields["app_uri"] = .string(app.spec.uri)
-        guard let peer else {
-            return refuse(
-                .unauthorized,
-                "app \(app.name) needs your app certificate: run tsh apps login \(app.name), then use tsh apps config \(app.name) --format=curl")
-        }
+        guard let peer else { return .browser(app) }
         let pem: String
         let identity: X509Identity
         do {
@@ -284,6 +282,10 @@ final class AppFrontGate: ChannelInboundHandler, @unchecked Sendable {
                 try upstream.pipeline.syncOperations.addHandler(upstreamSide)
                 try context.pipeline.syncOperations.addHandler(clientSide, position: .after(self))
                 context.channel.closeFuture.whenComplete { _ in upstream.close(promise: nil) }
+            case .browser(let app):
+                try context.pipeline.syncOperations.addHandlers(
+                    [ByteToMessageHandler(HTTPRequestDecoder()), AppBrowserFront(proxy: proxy, app: app, serverName: serverName)],
+                    position: .after(self))
             case .refuse(let status, let message):
                 try context.pipeline.syncOperations.addHandlers(
                     [HTTPResponseEncoder(), ByteToMessageHandler(HTTPRequestDecoder()), AppRefusal(status: status, message: message)],

@@ -304,6 +304,8 @@ extension ProxyWebServer {
         MyLocksRoute(clusterName: clusterName, locks: settings.locks).register(on: router)
         DatabasesRoute(auth: auth, clusterName: clusterName, roles: settings.roles, logger: logger).register(on: router)
         AppsRoute(auth: auth, clusterName: clusterName, roles: settings.roles, logger: logger).register(on: router)
+        AppLaunchRoute(auth: auth, clusterName: clusterName, publicAddr: settings.publicAddr, roles: settings.roles, logger: logger)
+            .register(on: router)
         ManagementRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         AccountRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
         UserTokenRoutes(

@@ -71,6 +71,7 @@ enum WebUIPages {
     /// The sections of the signed-in UI, in the navigation bar's order: (path, label, page id).
     static let sections: [(path: String, label: String, page: String)] = [
         ("/web/nodes", "Servers", "nodes"), ("/web/databases", "Databases", "databases"),
+        ("/web/apps", "Applications", "apps"),
         ("/web/sessions", "Active sessions", "sessions"),
         ("/web/recordings", "Recordings", "recordings"), ("/web/audit", "Audit log", "audit"),
         ("/web/manage", "Management", "manage"), ("/web/account", "Account", "account"),
@@ -157,6 +158,30 @@ enum WebUIPages {
         }
         main += "</tbody>\n</table>\n"
         return shell(info, clusterName: clusterName, title: "Databases", page: "databases", main: main)
+    }
+
+    /// The applications page: the apps the user's roles' `app_labels` allow, each with its
+    /// public address and a Launch link (`/web/launch/NAME`, which opens the app on its own
+    /// origin). Rendered here: every value escaped, no script needed.
+    static func apps(_ info: AuthAPI.WebSessionInfo, clusterName: String, apps: [AppServer], port: Int?) -> String {
+        var main = "<h1>Applications</h1>\n"
+        guard !apps.isEmpty else {
+            main += "<p id=\"apps-empty\" class=\"help\">No applications you may use are registered.</p>\n"
+            return shell(info, clusterName: clusterName, title: "Applications", page: "apps", main: main)
+        }
+        main += "<table id=\"apps\">\n<thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Description</th>"
+        main += "<th scope=\"col\">Address</th><th scope=\"col\">Labels</th><th scope=\"col\">Launch</th></tr></thead>\n<tbody>\n"
+        for app in apps {
+            let labels = app.allLabels.sorted { $0.key < $1.key }
+                .map { "<span class=\"chip\">\(HTMLText.escape($0.key))=\(HTMLText.escape($0.value))</span>" }.joined(separator: " ")
+            let address = AppLaunchRoute.origin(host: app.spec.publicAddr, port: port)
+            let launch = "/web/launch/" + (app.name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? "")
+            main += "<tr data-name=\"\(HTMLText.escape(app.name))\"><td>\(HTMLText.escape(app.name))</td>"
+            main += "<td>\(HTMLText.escape(app.spec.description ?? ""))</td><td class=\"address\">\(HTMLText.escape(address))</td>"
+            main += "<td>\(labels)</td><td><a class=\"launch\" href=\"\(HTMLText.escape(launch))\">Launch</a></td></tr>\n"
+        }
+        main += "</tbody>\n</table>\n"
+        return shell(info, clusterName: clusterName, title: "Applications", page: "apps", main: main)
     }
 
     /// The pages' script: the login form posts JSON and shows errors in place; the log-out button

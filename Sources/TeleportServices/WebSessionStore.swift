@@ -70,6 +70,18 @@ public struct WebSessionStore: Sendable {
         return try ResourceCodec.jsonDecoder().decode(Record.self, from: item.value)
     }
 
+    /// The session stored under the backend key `key` (``key(id:)``): an app session holds the
+    /// key of its web session, never the id.
+    public func get(key: String) async throws -> Record? {
+        guard key.hasPrefix(Keys.key("websessions") + "/"), let item = try? await backend.get(key) else { return nil }
+        return try ResourceCodec.jsonDecoder().decode(Record.self, from: item.value)
+    }
+
+    /// Stores the renewed `record` under the backend key `key`.
+    public func update(key: String, _ record: Record) async throws {
+        try await backend.put(Item(key: key, value: try ResourceCodec.json(record), expires: record.idleExpires))
+    }
+
     /// Stores the renewed `record` (a later use moved its idle deadline).
     public func update(id: String, _ record: Record) async throws {
         try await backend.put(Item(key: Self.key(id: id), value: try ResourceCodec.json(record), expires: record.idleExpires))

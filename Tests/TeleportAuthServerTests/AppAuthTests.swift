@@ -20,7 +20,16 @@ import X509
 struct AppAuthTests {
     /// Registers app `echo` (labels env=dev) served by a new App host; returns that host's UUID.
     static func registered(_ cluster: InProcessAuth) async throws -> String {
-        let host = UUID().uuidString.lowercased()
+        let host = try await heartbeat(cluster)
+        try await cluster.auth.stores.roles.create(
+            Role(name: "apps-dev", spec: .init(allow: .init(appLabels: ["env": .init(["dev"])]))))
+        try await cluster.auth.stores.users.create(User(name: "bob", roles: ["apps-dev"], logins: ["bob"]))
+        try await cluster.auth.stores.users.create(User(name: "carol", roles: ["access"], logins: ["carol"]))
+        return host
+    }
+
+    /// Sends app `echo`'s heartbeat from a new App host (`host`, or a new one); returns the host's UUID.
+    static func heartbeat(_ cluster: InProcessAuth, host: String = UUID().uuidString.lowercased()) async throws -> String {
         try await cluster.routes(presenting: try await cluster.host(.app, uuid: host)) { client in
             let record = AppServer(
                 name: "echo", labels: ["env": "dev"], spec: .init(uri: "http://localhost:8080", publicAddr: "echo.proxy.example", hostID: host, hostname: "apphost"))
@@ -32,10 +41,6 @@ struct AppAuthTests {
             let refused = try await client.send(.post, "/v1/presence/apps", json: metadata)
             #expect(refused.status == .badRequest && String(buffer: refused.body).contains("metadata"), "\(String(buffer: refused.body))")
         }
-        try await cluster.auth.stores.roles.create(
-            Role(name: "apps-dev", spec: .init(allow: .init(appLabels: ["env": .init(["dev"])]))))
-        try await cluster.auth.stores.users.create(User(name: "bob", roles: ["apps-dev"], logins: ["bob"]))
-        try await cluster.auth.stores.users.create(User(name: "carol", roles: ["access"], logins: ["carol"]))
         return host
     }
 
