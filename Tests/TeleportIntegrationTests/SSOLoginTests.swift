@@ -510,7 +510,7 @@ final class SSOEnvironment: @unchecked Sendable {
     func driver(_ arguments: [String]) async throws -> CommandResult {
         let script = PythonFixtureServer.fixturesDirectory.deletingLastPathComponent().appendingPathComponent("browser")
             .appendingPathComponent("sso_login.py").path
-        return try await TestSupport.run("/usr/bin/env", ["python3", script] + arguments, timeout: .seconds(90))
+        return try await TestSupport.runBrowser("/usr/bin/env", ["python3", script] + arguments, timeout: .seconds(90))
     }
 
     /// `tsh login --auth=CONNECTOR --browser=none` in the background; returns its PID and output file

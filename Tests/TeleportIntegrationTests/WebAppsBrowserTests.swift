@@ -61,7 +61,7 @@ struct WebAppsBrowserTests {
         #expect(listed.stdout.contains("name: echo"), "\(listed)")
         let artifacts = try TestSupport.makeTemporaryDirectory(prefix: "web-apps-screenshots")
         print("WebAppsBrowserTests: screenshots in \(artifacts.path)")
-        let result = try await TestSupport.run(
+        let result = try await TestSupport.runBrowser(
             "/usr/bin/env",
             [
                 "python3", Self.script.path, "--url", "https://localhost:\(cluster.webPort)", "--user", "bob",

@@ -61,7 +61,7 @@ struct WebBrowserTests {
             }
             let artifacts = try TestSupport.makeTemporaryDirectory(prefix: "web-ui-screenshots")
             print("WebBrowserTests: screenshots in \(artifacts.path)")
-            let result = try await TestSupport.run(
+            let result = try await TestSupport.runBrowser(
                 "/usr/bin/env",
                 [
                     "python3", Self.script.path, "--url", "https://127.0.0.1:\(cluster.webPort)", "--user", "erin",

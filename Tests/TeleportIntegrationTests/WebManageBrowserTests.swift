@@ -28,7 +28,7 @@ struct WebManageBrowserTests {
             try #require(updated.exitCode == 0, "\(updated)")
             let artifacts = try TestSupport.makeTemporaryDirectory(prefix: "web-manage-screenshots")
             print("WebManageBrowserTests: screenshots in \(artifacts.path)")
-            let result = try await TestSupport.run(
+            let result = try await TestSupport.runBrowser(
                 "/usr/bin/env",
                 [
                     "python3", Self.script.path, "--url", "https://127.0.0.1:\(cluster.webPort)", "--user", "ada",

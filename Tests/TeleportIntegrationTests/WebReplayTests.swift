@@ -158,7 +158,7 @@ struct WebReplayTests {
             let (sid, _) = try await Self.recordSession(setup, user: "wendy", marker: "replay-marker")
             let artifacts = try TestSupport.makeTemporaryDirectory(prefix: "web-replay-screenshots")
             print("WebReplayTests: screenshots in \(artifacts.path)")
-            let result = try await TestSupport.run(
+            let result = try await TestSupport.runBrowser(
                 "/usr/bin/env",
                 [
                     "python3", Self.script.path, "--url", "https://127.0.0.1:\(cluster.webPort)", "--user", "wendy",

@@ -33,7 +33,7 @@ struct WebTerminalTests {
             let audrey = try await enrol("audrey", roles: "access,auditor")
             let artifacts = try TestSupport.makeTemporaryDirectory(prefix: "web-terminal-screenshots")
             print("WebTerminalTests: screenshots in \(artifacts.path)")
-            let result = try await TestSupport.run(
+            let result = try await TestSupport.runBrowser(
                 "/usr/bin/env",
                 [
                     "python3", Self.script.path, "--url", "https://127.0.0.1:\(cluster.webPort)", "--user", wendy.name,
