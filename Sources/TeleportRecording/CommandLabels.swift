@@ -111,11 +111,13 @@ public final class CommandLabels: Sendable {
             }
             Task {
                 try? await Task.sleep(for: timeout)
-                let killed = running.value.withLock { stillRunning in
-                    if stillRunning { kill(child, SIGKILL) }
-                    return stillRunning
+                // Resumed inside the lock: once killed, the reaper's exit report (which takes the
+                // same lock first) can no longer win the race and turn a timeout into "exit status".
+                running.value.withLock { stillRunning in
+                    guard stillRunning else { return }
+                    kill(child, SIGKILL)
+                    once.resume(-1)
                 }
-                if killed { once.resume(-1) }
             }
         }
         guard let status else { return "error: cannot run \(executable)" }
