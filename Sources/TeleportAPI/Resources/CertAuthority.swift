@@ -50,11 +50,20 @@ public struct CertAuthority: Resource {
         public var activeKeys: KeySet
         /// Rotation state.
         public var rotation: Rotation?
+        /// During a rotation (phases `init` to `update_servers`, and `rollback`): the other key set,
+        /// trusted beside ``activeKeys`` but never used to sign. In `init` it holds the new keys; from
+        /// `update_clients` on the old ones (the new keys are active); in `rollback` the new ones again.
+        public var additionalTrustedKeys: KeySet?
+        /// SSH public keys of key sets a rotation retired: never trusted for access, kept only so that
+        /// `tctl audit verify` checks audit checkpoints signed before the rotation.
+        public var retiredSSHPublicKeys: [String]?
 
         enum CodingKeys: String, CodingKey {
             case type, rotation
             case clusterName = "cluster_name"
             case activeKeys = "active_keys"
+            case additionalTrustedKeys = "additional_trusted_keys"
+            case retiredSSHPublicKeys = "retired_ssh_public_keys"
         }
 
         /// Creates a spec.
@@ -64,6 +73,22 @@ public struct CertAuthority: Resource {
             self.activeKeys = activeKeys
             self.rotation = rotation
         }
+    }
+
+    /// Every key set trusted now: the active one, then (during a rotation) the additional one.
+    /// Trust stores (mutual TLS roots, SSH user CA keys, known hosts) are built from these; signing
+    /// uses ``Spec/activeKeys`` only.
+    public var trustedKeys: KeySet {
+        guard let extra = spec.additionalTrustedKeys else { return spec.activeKeys }
+        let active = spec.activeKeys
+        return KeySet(
+            ssh: active.ssh + extra.ssh, tls: active.tls + extra.tls,
+            jwt: active.jwt == nil && extra.jwt == nil ? nil : (active.jwt ?? []) + (extra.jwt ?? []))
+    }
+
+    /// The rotation phase (``CARotation/Phase/standby`` when not rotating or unknown).
+    public var rotationPhase: CARotation.Phase {
+        CARotation.Phase(rawValue: spec.rotation?.phase ?? "standby") ?? .standby
     }
 
     /// SSH and TLS key pairs.
@@ -143,25 +168,64 @@ public struct CertAuthority: Resource {
         }
     }
 
-    /// Where a CA is in its rotation.
+    /// Where a CA is in its rotation (see ``CARotation``).
     public struct Rotation: Codable, Sendable, Equatable {
-        /// `standby` when not rotating.
+        /// `standby` when not rotating, `in_progress` during a rotation.
         public var state: String
-        /// The rotation phase.
+        /// The rotation phase: `standby`, `init`, `update_clients`, `update_servers` or `rollback`.
         public var phase: String?
         /// When the CA last finished a rotation (`nil`: never).
         public var lastRotated: Date?
+        /// `auto` (the phases follow ``schedule``) or `manual`; nil when not rotating.
+        public var mode: String?
+        /// When the rotation started.
+        public var started: Date?
+        /// The grace period of the rotation, in seconds.
+        public var gracePeriodSeconds: Double?
+        /// An automatic rotation's phase changes.
+        public var schedule: Schedule?
 
         enum CodingKeys: String, CodingKey {
-            case state, phase
+            case state, phase, mode, started, schedule
             case lastRotated = "last_rotated"
+            case gracePeriodSeconds = "grace_period_seconds"
         }
 
         /// Creates a rotation state.
-        public init(state: String = "standby", phase: String? = nil, lastRotated: Date? = nil) {
+        public init(
+            state: String = "standby", phase: String? = nil, lastRotated: Date? = nil, mode: String? = nil, started: Date? = nil,
+            gracePeriodSeconds: Double? = nil, schedule: Schedule? = nil
+        ) {
             self.state = state
             self.phase = phase
             self.lastRotated = lastRotated
+            self.mode = mode
+            self.started = started
+            self.gracePeriodSeconds = gracePeriodSeconds
+            self.schedule = schedule
+        }
+    }
+
+    /// When an automatic rotation moves to each phase: the grace period in thirds.
+    public struct Schedule: Codable, Sendable, Equatable {
+        /// `init` → `update_clients`.
+        public var updateClients: Date
+        /// `update_clients` → `update_servers`.
+        public var updateServers: Date
+        /// `update_servers` → `standby` (the old keys are no longer trusted).
+        public var standby: Date
+
+        enum CodingKeys: String, CodingKey {
+            case updateClients = "update_clients"
+            case updateServers = "update_servers"
+            case standby
+        }
+
+        /// Creates a schedule.
+        public init(updateClients: Date, updateServers: Date, standby: Date) {
+            self.updateClients = updateClients
+            self.updateServers = updateServers
+            self.standby = standby
         }
     }
 
@@ -177,6 +241,7 @@ public struct CertAuthority: Resource {
     public var withoutSecrets: CertAuthority {
         var copy = self
         copy.spec.activeKeys = spec.activeKeys.withoutSecrets
+        copy.spec.additionalTrustedKeys = spec.additionalTrustedKeys?.withoutSecrets
         return copy
     }
 
@@ -185,17 +250,28 @@ public struct CertAuthority: Resource {
         guard metadata.name == spec.type.rawValue else {
             throw TeleportError.badParameter("cert_authority: metadata.name must equal spec.type (\(spec.type.rawValue))")
         }
-        if spec.type == .jwt {
-            guard !(spec.activeKeys.jwt ?? []).isEmpty, spec.activeKeys.tls.isEmpty, spec.activeKeys.ssh.isEmpty else {
-                throw TeleportError.badParameter("cert_authority jwt: spec.active_keys needs a jwt key pair and no ssh or tls key pair")
+        try Self.validate(spec.activeKeys, type: spec.type, field: "active_keys")
+        if let extra = spec.additionalTrustedKeys {
+            try Self.validate(extra, type: spec.type, field: "additional_trusted_keys")
+        }
+        if let phase = spec.rotation?.phase, CARotation.Phase(rawValue: phase) == nil {
+            throw TeleportError.badParameter(
+                "cert_authority \(name): spec.rotation.phase \"\(phase)\" is not one of standby, init, update_clients, update_servers, rollback")
+        }
+    }
+
+    private static func validate(_ keys: KeySet, type: CAType, field: String) throws {
+        if type == .jwt {
+            guard !(keys.jwt ?? []).isEmpty, keys.tls.isEmpty, keys.ssh.isEmpty else {
+                throw TeleportError.badParameter("cert_authority jwt: spec.\(field) needs a jwt key pair and no ssh or tls key pair")
             }
             return
         }
-        guard !spec.activeKeys.tls.isEmpty, spec.type.hasSSHKeys ? !spec.activeKeys.ssh.isEmpty : spec.activeKeys.ssh.isEmpty else {
+        guard !keys.tls.isEmpty, type.hasSSHKeys ? !keys.ssh.isEmpty : keys.ssh.isEmpty else {
             throw TeleportError.badParameter(
-                spec.type.hasSSHKeys
-                    ? "cert_authority \(name): spec.active_keys needs an ssh and a tls key pair"
-                    : "cert_authority \(name): spec.active_keys needs a tls key pair and no ssh key pair (the db CA is X.509 only)")
+                type.hasSSHKeys
+                    ? "cert_authority \(type.rawValue): spec.\(field) needs an ssh and a tls key pair"
+                    : "cert_authority \(type.rawValue): spec.\(field) needs a tls key pair and no ssh key pair (the db CA is X.509 only)")
         }
     }
 }
