@@ -16,10 +16,58 @@ public enum AdminCommands {
                 ca.type == CertAuthority.CAType.jwt.rawValue
                 ? "JWT signing key only" : ca.sshFingerprints.isEmpty ? "X.509 only" : ca.sshFingerprints.joined(separator: ",")
             let name = ca.type == CertAuthority.CAType.db.rawValue ? "DB" : ca.type == CertAuthority.CAType.jwt.rawValue ? "JWT" : ca.type.capitalized
-            rows.append(["\(name) CA", "\(updated), rotation \(ca.rotationState), \(fingerprints)"])
+            var rotation = "rotation \(ca.rotationState)"
+            if let phase = ca.rotationPhase, phase != CARotation.Phase.standby.rawValue {
+                rotation = "rotation in progress (phase \(phase), mode \(ca.rotationMode ?? "manual")"
+                    + (ca.gracePeriodEnds.map { ", grace period ends \(RFC3339.format($0))" } ?? "") + ")"
+            }
+            rows.append(["\(name) CA", "\(updated), \(rotation), \(fingerprints)"])
         }
         rows.append(["CA pin", status.caPin])
         return TextTable.plain(rows)
+    }
+
+    /// `tctl auth rotate [--type=user|host|db|jwt] [--grace-period=48h]` (automatic; without a
+    /// type the host and user CAs) and `tctl auth rotate --manual --type=T --phase=P`.
+    public static func rotate(
+        _ options: AdminConnection.Options, type: String?, gracePeriod: String?, manual: Bool, phase: String?
+    ) async throws -> String {
+        var seconds: Double?
+        if let gracePeriod {
+            guard let parsed = GoDuration.parse(gracePeriod), parsed > 0 else {
+                throw TeleportError.badParameter("--grace-period=\(gracePeriod) is not a positive duration (e.g. 48h, 8h, 30s)")
+            }
+            seconds = parsed
+        }
+        let types: [String]
+        if manual {
+            guard let type else { throw TeleportError.badParameter("--manual needs --type=user|host|db|jwt") }
+            guard phase != nil else {
+                throw TeleportError.badParameter("--manual needs --phase=init|update_clients|update_servers|standby|rollback")
+            }
+            types = [type]
+        } else {
+            guard phase == nil else { throw TeleportError.badParameter("--phase needs --manual (an automatic rotation moves through every phase)") }
+            types = type.map { [$0] } ?? [CertAuthority.CAType.host.rawValue, CertAuthority.CAType.user.rawValue]
+        }
+        let client = try AdminConnection.client(options)
+        var lines: [String] = []
+        for type in types {
+            let answer = try await client.rotate(
+                AuthAPI.RotateRequest(type: type, mode: manual ? "manual" : "auto", phase: phase, gracePeriodSeconds: seconds))
+            var line = "Updated rotation phase of the \(answer.type) CA to \"\(answer.phase)\" (was \"\(answer.from)\")"
+            if let ends = answer.gracePeriodEnds, answer.mode == "auto" { line += "; automatic, grace period ends \(RFC3339.format(ends))" }
+            lines.append(line + ".")
+            if type == CertAuthority.CAType.host.rawValue, answer.phase == CARotation.Phase.updateServers.rawValue || answer.phase == CARotation.Phase.standby.rawValue {
+                lines.append(
+                    "OpenSSH nodes: sign their host keys again (tctl auth sign --host=...), and re-export the host CA for OpenSSH clients (tctl auth export --type=host).")
+            }
+            if type == CertAuthority.CAType.user.rawValue, answer.phase == CARotation.Phase.updateClients.rawValue || answer.phase == CARotation.Phase.standby.rawValue {
+                lines.append("OpenSSH nodes: re-export the user CA for TrustedUserCAKeys (tctl auth export --type=user).")
+            }
+        }
+        if !manual { lines.append("Follow the rotation with tctl status.") }
+        return lines.joined(separator: "\n") + "\n"
     }
 
     /// The forms of `tctl auth export --type`.

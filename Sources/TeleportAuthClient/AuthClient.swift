@@ -63,6 +63,24 @@ public struct AuthClient: Sendable {
         try decode(AuthAPI.PingResponse.self, try await call(.GET, "ping"))
     }
 
+    /// `tctl auth rotate`: starts or moves a CA rotation.
+    public func rotate(_ request: AuthAPI.RotateRequest) async throws -> AuthAPI.RotateResponse {
+        try decode(AuthAPI.RotateResponse.self, try await call(.POST, "certauthorities/rotate", body: try ResourceCodec.json(request)))
+    }
+
+    /// An agent's new identity for `publicKeyPEM` (same role, host and names as the one presented).
+    public func renewIdentity(publicKeyPEM: String) async throws -> AuthAPI.JoinResponse {
+        try decode(
+            AuthAPI.JoinResponse.self,
+            try await call(.POST, "certs/renew", body: try ResourceCodec.json(AuthAPI.RenewIdentityRequest(publicKeyPEM: publicKeyPEM))))
+    }
+
+    /// Presents `identity` (and trusts its CA certificates) from the next request on, in this
+    /// client and every copy of it (a renewed host identity, new CAs during a rotation).
+    public func reload(identity: ClientIdentity) throws {
+        try transport.reload(identity: identity)
+    }
+
     /// The cluster status (administrator only).
     public func status() async throws -> AuthAPI.StatusResponse {
         try decode(AuthAPI.StatusResponse.self, try await call(.GET, "status"))

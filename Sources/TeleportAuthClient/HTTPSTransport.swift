@@ -17,7 +17,9 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
     var fallbacks: [(host: String, port: Int)] = []
     /// Which server answered last (0: `host`, then `fallbacks`), shared by copies of this transport.
     let preferred = PreferredEndpoint()
-    let sslContext: NIOSSLContext
+    /// The TLS context, shared by copies and replaced by ``reload(identity:)``.
+    let context: ContextBox
+    var sslContext: NIOSSLContext { context.current }
     let serverName: String
     let timeout: TimeAmount
     /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` of the process: the dial goes through ``OutboundDial``.
@@ -46,6 +48,16 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
         // untouched (the auth service itself ignores it); `http/1.1` asks the proxy's own HTTPS.
         tls.applicationProtocols = alpnProtocols
         if !verifyServer { tls.certificateVerification = .none }
+        context = ContextBox(base: tls, current: try Self.makeContext(tls, identity: identity, trustedCAPEMs: trustedCAPEMs))
+        self.host = host
+        self.port = port
+        self.serverName = serverName
+        self.timeout = timeout
+        self.proxies = try OutboundDial.processProxies()
+    }
+
+    static func makeContext(_ base: TLSConfiguration, identity: ClientIdentity?, trustedCAPEMs: [String]) throws -> NIOSSLContext {
+        var tls = base
         do {
             let roots = try trustedCAPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) }
             tls.trustRoots = .certificates(roots)
@@ -53,15 +65,28 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
                 tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(identity.certificatePEM.utf8)).map { .certificate($0) }
                 tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(identity.keyPEM.utf8), format: .pem))
             }
-            sslContext = try NIOSSLContext(configuration: tls)
+            return try NIOSSLContext(configuration: tls)
         } catch {
             throw TeleportError.badParameter("the client identity cannot be loaded: \(error)")
         }
-        self.host = host
-        self.port = port
-        self.serverName = serverName
-        self.timeout = timeout
-        self.proxies = try OutboundDial.processProxies()
+    }
+
+    /// Replaces the identity and the trusted CAs for the next connections.
+    func reload(identity: ClientIdentity) throws {
+        let fresh = try Self.makeContext(context.base, identity: identity, trustedCAPEMs: identity.trustedCAPEMs)
+        context.set(fresh)
+    }
+
+    /// The current TLS context of a transport and its copies.
+    final class ContextBox: Sendable {
+        let base: TLSConfiguration
+        private let state: Mutex<NIOSSLContext>
+        init(base: TLSConfiguration, current: NIOSSLContext) {
+            self.base = base
+            self.state = Mutex(current)
+        }
+        var current: NIOSSLContext { state.withLock { $0 } }
+        func set(_ context: NIOSSLContext) { state.withLock { $0 = context } }
     }
 
     func request(method: HTTPMethod, path: String, body: Data?) async throws -> Reply {

@@ -12,6 +12,20 @@ import X509
 /// 2. check them against the CA pin — before anything secret is sent; without a pin, warn;
 /// 3. send the token over TLS verified against that CA and the auth service's name.
 public enum JoinClient {
+    /// The host CA certificates the auth service at `authServer` publishes for joiners (fetched
+    /// without verifying the server: for diagnostics only, e.g. "is my certificate still trusted").
+    public static func publishedHostCAs(authServer: String) async throws -> [String] {
+        let (host, port) = try HostPort.parse(authServer, defaultPort: 3025, key: "--auth-server")
+        let discovery = try HTTPSTransport(
+            host: host, port: port, identity: nil, trustedCAPEMs: [], serverName: AuthAPI.serverName, timeout: .seconds(15),
+            verifyServer: false)
+        let reply = try await discovery.request(method: .GET, path: "/v1/join/ca", body: nil)
+        guard reply.status == 200, let cas = try? ResourceCodec.jsonDecoder().decode(AuthAPI.JoinCAResponse.self, from: reply.body) else {
+            throw TeleportError.connectionProblem("\(authServer) did not answer as a Teleport auth server")
+        }
+        return cas.hostCAPEMs
+    }
+
     /// Joins and returns the host's identity (its new key, certificate and the cluster's CAs).
     /// `presenting` is a current identity this host already holds (its other role): presented as
     /// the TLS client certificate, it proves the host owns `hostUUID`, which the auth service

@@ -28,6 +28,7 @@ struct AuthAPIRoutes {
         registerResourceRoutes(on: v1)
         registerAccountRoutes(on: v1)
         registerWebTerminalRoutes(on: v1)
+        registerRotationRoutes(on: v1)
         v1.get("hostkeys") { _, context in
             // Every authenticated caller may read them: clients build known_hosts from them.
             await APIResponse.handling(context) {

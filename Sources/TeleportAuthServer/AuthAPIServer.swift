@@ -18,7 +18,7 @@ public struct AuthAPIServer: Service, CustomStringConvertible {
     let auth: AuthServer
     let host: String
     let port: Int
-    let tlsConfiguration: TLSConfiguration
+    let tls: AuthServerTLS
     let logger: Logger
     let onListening: @Sendable () async -> Void
     /// How long a connection may take to complete the TLS handshake and send a request head, and
@@ -40,21 +40,9 @@ public struct AuthAPIServer: Service, CustomStringConvertible {
         for name in extraNames where !name.isEmpty {
             if IPAddressBytes.parse(name) != nil { ips.append(name) } else { dns.append(name) }
         }
-        let issued = try await auth.issueSystemIdentity(
-            role: .auth, hostID: "\(hostID).\(auth.clusterName)", publicKey: key.publicKey,
-            serverNames: .init(dnsNames: dns, ipAddresses: ips))
-        let roots = try await auth.trustedTLSCertificates().map {
-            try NIOSSLCertificate(bytes: try $0.derBytes(), format: .der)
-        }
-        var tls = TLSConfiguration.makeServerConfiguration(
-            certificateChain: [.certificate(try NIOSSLCertificate(bytes: Array(issued.certificatePEM.utf8), format: .pem))],
-            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(key.pemRepresentation.utf8), format: .pem)))
-        tls.trustRoots = .certificates(roots)
-        // Verified when presented; only /v1/join works without one (AuthenticationMiddleware).
-        tls.certificateVerification = .optionalVerification
-        tls.minimumTLSVersion = .tlsv12
-        return AuthAPIServer(
-            auth: auth, host: host, port: port, tlsConfiguration: tls, logger: logger, onListening: onListening)
+        let tls = try await AuthServerTLS(
+            auth: auth, hostID: "\(hostID).\(auth.clusterName)", names: .init(dnsNames: dns, ipAddresses: ips))
+        return AuthAPIServer(auth: auth, host: host, port: port, tls: tls, logger: logger, onListening: onListening)
     }
 
     /// The `/v1` routes over `auth`, authenticating callers by the certificates `peerCertificates`
@@ -74,12 +62,12 @@ public struct AuthAPIServer: Service, CustomStringConvertible {
         let onListening = self.onListening
         // The socket comes from ListenerSockets (a graceful restart hands it on).
         let listener = HTTPListener(host: host, port: port, service: "auth API", logger: logger)
-        let tlsConfiguration = self.tlsConfiguration
+        let tls = self.tls
         let idle = TimeAmount(idleTimeout)
         let app = Application(
             router: router,
             server: listener.builder { responder in
-                try TLSChannel(HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idle)), tlsConfiguration: tlsConfiguration)
+                ReloadingTLSChannel(base: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idle)), tls: tls)
             },
             configuration: .init(address: listener.applicationAddress, serverName: "teleport-auth"),
             logger: logger)
@@ -90,6 +78,21 @@ public struct AuthAPIServer: Service, CustomStringConvertible {
                 group.addTask {
                     await auth.presence.run { error in
                         logger.error("cannot write node heartbeats", metadata: ["tp.error": "\(error)"])
+                    }
+                }
+                group.addTask {
+                    // Trust read per handshake: the roots follow the CAs (a rotation), and the
+                    // server's own certificate follows the host CA's signing keys.
+                    var reported = false
+                    while !Task.isCancelled {
+                        do {
+                            try await tls.refresh()
+                            reported = false
+                        } catch {
+                            if !reported { logger.warning("cannot refresh the auth API's TLS trust", metadata: ["tp.error": "\(error)"]) }
+                            reported = true
+                        }
+                        try? await Task.sleep(for: .seconds(1))
                     }
                 }
                 group.addTask {

@@ -113,7 +113,9 @@ extension AuthServer {
             throw TeleportError.badParameter("this cluster has no file:// or postgresql:// audit log to verify")
         }
         let hostCA = try await certAuthority(.host)
-        let caKeys = hostCA.spec.activeKeys.ssh.compactMap { try? SSHPublicKey(authorizedKeyLine: $0.publicKey) }
+        // Keys a rotation retired still verify the checkpoints they signed before it.
+        let caKeys = (hostCA.trustedKeys.ssh.map(\.publicKey) + (hostCA.spec.retiredSSHPublicKeys ?? []))
+            .compactMap { try? SSHPublicKey(authorizedKeyLine: $0) }
         var checkpoints: [AuditChain.Checkpoint] = []
         for item in try await stores.backend.getRange(prefix: Self.checkpointPrefix) {
             guard let checkpoint = try? ResourceCodec.jsonDecoder().decode(AuditChain.Checkpoint.self, from: item.value),

@@ -9,7 +9,7 @@ import TeleportServices
 extension AuthServer {
     /// The host CA certificates, for joiners to check against their CA pin.
     public func hostCAPEMs() async throws -> [String] {
-        try await certAuthority(.host).spec.activeKeys.tls.map(\.cert)
+        try await certAuthority(.host).trustedKeys.tls.map(\.cert)
     }
 
     /// Records a node's SSH host public key: the cluster vouches for exactly this key.

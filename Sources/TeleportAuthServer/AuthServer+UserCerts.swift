@@ -68,7 +68,7 @@ extension AuthServer {
 
     /// The user CA's SSH public keys.
     func userCAKeyLines() async throws -> [String] {
-        try await certAuthority(.user).spec.activeKeys.ssh.map(\.publicKey)
+        try await certAuthority(.user).trustedKeys.ssh.map(\.publicKey)
     }
 
     /// The locks in force (expired ones are left out even before the backend sweeps them).

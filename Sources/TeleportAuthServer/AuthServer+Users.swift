@@ -301,13 +301,13 @@ extension AuthServer {
         let tlsCertificate = try await tlsAuthority(.user).issue(publicKey: tlsKey, identity: identity, validity: ttl, clock: clock)
         settings.metrics?.increment(.certificatesIssued, ["type": "user"])
         let hostCA = try await certAuthority(.host)
-        let knownHosts = try hostCA.spec.activeKeys.ssh.map {
+        let knownHosts = try hostCA.trustedKeys.ssh.map {
             "@cert-authority *.\(clusterName),\(clusterName) " + (try SSHPublicKey(authorizedKeyLine: $0.publicKey)).authorizedKeyLine(comment: "type=host")
         }
         return AuthAPI.LoginResponse(
             username: user.name, clusterName: clusterName, sshCertificate: sshCertificate.authorizedKeyLine(comment: user.name),
             tlsCertificatePEM: try tlsCertificate.pemText(), tlsCAPEMs: try await caPEMs(), knownHosts: knownHosts,
-            userCAKeys: userCA.spec.activeKeys.ssh.map(\.publicKey), logins: allowed, roles: user.spec.roles, validBefore: validBefore)
+            userCAKeys: userCA.trustedKeys.ssh.map(\.publicKey), logins: allowed, roles: user.spec.roles, validBefore: validBefore)
     }
 
     /// `tctl auth sign --host`: an SSH host certificate from the host CA.

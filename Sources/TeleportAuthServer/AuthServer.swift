@@ -38,6 +38,8 @@ public final class AuthServer: Sendable {
     /// rest of a heartbeat. Writes to a CA clear it (``forgetCachedAuthorities()``).
     let authorityCache = Mutex<[CertAuthority.CAType: (loaded: Date, authority: TLSAuthority)]>([:])
     static let authorityCacheLifetime: TimeInterval = 5
+    /// The trusted X.509 CA certificates of each type (active and additional), parsed, as above.
+    let trustCache = Mutex<[CertAuthority.CAType: (loaded: Date, certificates: [Certificate])]>([:])
     /// Identity providers' keys between single sign-on logins.
     let ssoCache = SSOCache()
 
@@ -128,6 +130,16 @@ public final class AuthServer: Sendable {
             try await createCA(ca, type: type)
             return
         }
+        let ca = CertAuthority(type: type, clusterName: clusterName, activeKeys: try generateKeys(type))
+        try await createCA(ca, type: type)
+    }
+
+    /// A fresh key set for a CA of `type` (first start, and a rotation's `init` phase).
+    func generateKeys(_ type: CertAuthority.CAType) throws -> CertAuthority.KeySet {
+        if type == .jwt {
+            let key = P256.Signing.PrivateKey()
+            return .init(ssh: [], tls: [], jwt: [.init(publicKey: key.publicKey.pemRepresentation, privateKey: key.pemRepresentation)])
+        }
         var sshPairs: [CertAuthority.SSHKeyPair] = []
         if type.hasSSHKeys {
             let ssh = Curve25519.Signing.PrivateKey()
@@ -136,10 +148,7 @@ public final class AuthServer: Sendable {
             sshPairs = [.init(publicKey: sshPublic, privateKey: sshPrivate)]
         }
         let tls = try TLSAuthority.generate(clusterName: clusterName, type: type.rawValue, clock: clock)
-        let ca = CertAuthority(
-            type: type, clusterName: clusterName,
-            activeKeys: .init(ssh: sshPairs, tls: [.init(cert: try tls.certificatePEM, key: tls.keyPEM)]))
-        try await createCA(ca, type: type)
+        return .init(ssh: sshPairs, tls: [.init(cert: try tls.certificatePEM, key: tls.keyPEM)])
     }
 
     /// Stores a new CA (another auth server may have won the race) and audits it.
@@ -179,6 +188,24 @@ public final class AuthServer: Sendable {
     /// Drops the parsed CAs (after a CA was written).
     public func forgetCachedAuthorities() {
         authorityCache.withLock { $0.removeAll() }
+        trustCache.withLock { $0.removeAll() }
+    }
+
+    /// The X.509 CA certificates of `type` trusted now (the active ones, and during a rotation the
+    /// additional ones), parsed, kept a few seconds like ``tlsAuthority(_:)``.
+    public func trustedAuthorities(_ type: CertAuthority.CAType) async throws -> [Certificate] {
+        let now = clock.now()
+        if let cached = trustCache.withLock({ $0[type] }), now.timeIntervalSince(cached.loaded) < Self.authorityCacheLifetime {
+            return cached.certificates
+        }
+        let certificates = try await certAuthority(type).trustedKeys.tls.map { try Certificate.fromPEM($0.cert) }
+        trustCache.withLock { $0[type] = (now, certificates) }
+        return certificates
+    }
+
+    /// True when a trusted certificate of the CA of `type` signed `leaf`.
+    public func signedByTrusted(_ type: CertAuthority.CAType, _ leaf: Certificate) async throws -> Bool {
+        try await trustedAuthorities(type).contains { $0.publicKey.isValidSignature(leaf.signature, for: leaf) }
     }
 
     /// The X.509 CA certificates of the user and host CAs (what the cluster's servers trust for
@@ -186,7 +213,7 @@ public final class AuthServer: Sendable {
     public func trustedTLSCertificates() async throws -> [Certificate] {
         var certificates: [Certificate] = []
         for type in CertAuthority.CAType.clusterTrust {
-            for pair in try await certAuthority(type).spec.activeKeys.tls {
+            for pair in try await certAuthority(type).trustedKeys.tls {
                 certificates.append(try Certificate.fromPEM(pair.cert))
             }
         }
@@ -218,6 +245,15 @@ public final class AuthServer: Sendable {
         return Keys.key("hostidentities", uuid, role.rawValue.lowercased())
     }
 
+    /// The certificate a host renewed away from (``renewHostIdentity(presented:role:publicKeyPEM:)``),
+    /// still accepted for ``renewalOverlap``: requests the host sent before it switched.
+    static func previousHostIdentityKey(_ hostID: String, _ role: SystemRole) -> String {
+        hostIdentityKey(hostID, role) + "-previous"
+    }
+
+    /// How long a renewed host's previous certificate stays current.
+    static let renewalOverlap: TimeInterval = 60
+
     /// True when `certificate` is the current identity of a Node or Proxy host.
     func isCurrentHostIdentity(_ certificate: Certificate, hostID: String, role: SystemRole) async throws -> Bool {
         // Only a missing record means "removed": a backend that fails to answer must not make
@@ -228,13 +264,17 @@ public final class AuthServer: Sendable {
         } catch let error as TeleportError where error.code == .notFound {
             return false
         }
-        return ConstantTime.equal(Array(item.value), Array(String(describing: certificate.serialNumber).utf8))
+        let serial = Array(String(describing: certificate.serialNumber).utf8)
+        if ConstantTime.equal(Array(item.value), serial) { return true }
+        guard let previous = try? await stores.backend.get(Self.previousHostIdentityKey(hostID, role)) else { return false }
+        return ConstantTime.equal(Array(previous.value), serial)
     }
 
     /// Forgets a host's Node identity (`tctl rm node/UUID`): its node certificate stops working
     /// and the UUID is free to join again. A Proxy identity of the same host is kept (the proxy
     /// service of that host keeps working), and so is the host key while the host has one.
     public func removeHostIdentities(hostID: String) async throws {
+        try? await stores.backend.delete(Self.previousHostIdentityKey(hostID, .node))
         try? await stores.backend.delete(Self.hostIdentityKey(hostID, .node))
         if (try await stores.backend.getRange(prefix: Keys.key("hostidentities", hostID) + "/")).isEmpty {
             try? await stores.backend.delete(Keys.key("hostkeys", hostID))
@@ -252,10 +292,13 @@ public final class AuthServer: Sendable {
         for type in CertAuthority.CAType.allCases {
             let ca = try await certAuthority(type)
             let fingerprints = try ca.spec.activeKeys.ssh.map { try SSHPublicKey(authorizedKeyLine: $0.publicKey).fingerprintSHA256 }
-            cas.append(
-                .init(
-                    type: type.rawValue, sshFingerprints: fingerprints, tlsCertificates: ca.spec.activeKeys.tls.map(\.cert),
-                    lastRotated: ca.spec.rotation?.lastRotated, rotationState: ca.spec.rotation?.state ?? "standby"))
+            var entry = AuthAPI.CAStatus(
+                type: type.rawValue, sshFingerprints: fingerprints, tlsCertificates: ca.spec.activeKeys.tls.map(\.cert),
+                lastRotated: ca.spec.rotation?.lastRotated, rotationState: ca.spec.rotation?.state ?? "standby")
+            entry.rotationPhase = ca.rotationPhase.rawValue
+            entry.rotationMode = ca.spec.rotation?.mode
+            entry.gracePeriodEnds = ca.spec.rotation?.schedule?.standby
+            cas.append(entry)
             if type == .host, let first = ca.spec.activeKeys.tls.first {
                 pin = try CAPin.pin(of: try Certificate.fromPEM(first.cert))
             }

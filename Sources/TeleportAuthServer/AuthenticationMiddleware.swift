@@ -60,7 +60,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
         guard identity.clusterName == auth.clusterName else {
             throw TeleportError.accessDenied("the client certificate belongs to another cluster (\(identity.clusterName))")
         }
-        if try await auth.tlsAuthority(.host).signed(leaf) {
+        if try await auth.signedByTrusted(.host, leaf) {
             guard let role = identity.systemRole else {
                 throw TeleportError.accessDenied("a host certificate must carry exactly one system role")
             }
@@ -72,7 +72,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
             }
             return Caller(kind: .system(role), identity: identity)
         }
-        if try await auth.tlsAuthority(.user).signed(leaf) {
+        if try await auth.signedByTrusted(.user, leaf) {
             return Caller(kind: .user, identity: identity)
         }
         throw TeleportError.accessDenied("the client certificate is not signed by this cluster's CAs")

@@ -13,6 +13,7 @@ actor UserCertificateFeed {
     static let prefix = Keys.key("usercerts") + "/"
     static let locksPrefix = Keys.key("locks") + "/"
     static let rolesPrefix = Keys.key("roles") + "/"
+    static let authoritiesPrefix = "/authorities/"
     static let capacity = 10_000
 
     private let backend: any Backend
@@ -37,6 +38,8 @@ actor UserCertificateFeed {
         let stream = try await backend.watch(prefix: Self.prefix)
         let locks = try await backend.watch(prefix: Self.locksPrefix)
         let roles = try await backend.watch(prefix: Self.rolesPrefix)
+        // A CA rotation changes the user CA keys every reply carries: hosts learn them at once.
+        let authorities = try await backend.watch(prefix: Self.authoritiesPrefix)
         watching = Task { [weak self] in
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -55,6 +58,9 @@ actor UserCertificateFeed {
                 }
                 group.addTask {
                     for await _ in roles { await self?.append(nil) }
+                }
+                group.addTask {
+                    for await _ in authorities { await self?.append(nil) }
                 }
             }
         }

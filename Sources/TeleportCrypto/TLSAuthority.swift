@@ -77,6 +77,21 @@ public struct TLSAuthority: Sendable {
             self.dnsNames = dnsNames
             self.ipAddresses = ipAddresses
         }
+
+        /// The subject alternative names of `certificate` (for issuing it again with new keys).
+        public init(of certificate: Certificate) {
+            self.init()
+            for name in (try? certificate.extensions.subjectAlternativeNames) ?? SubjectAlternativeNames() {
+                switch name {
+                case .dnsName(let dns): dnsNames.append(dns)
+                case .ipAddress(let bytes): if let text = IPAddressBytes.format(Array(bytes.bytes)) { ipAddresses.append(text) }
+                default: break
+                }
+            }
+        }
+
+        /// True when there is no name.
+        public var isEmpty: Bool { dnsNames.isEmpty && ipAddresses.isEmpty }
     }
 
     /// The DNS names and IP addresses of `serverNames` as subject alternative names (unparsable
@@ -169,6 +184,20 @@ public enum IPAddressBytes {
             return withUnsafeBytes(of: &v6) { Array($0) }
         }
         return nil
+    }
+
+    /// The text of 4 (IPv4) or 16 (IPv6) address bytes; `nil` for another length.
+    public static func format(_ bytes: [UInt8]) -> String? {
+        let family: Int32
+        switch bytes.count {
+        case 4: family = AF_INET
+        case 16: family = AF_INET6
+        default: return nil
+        }
+        var buffer = [CChar](repeating: 0, count: 64)
+        let ok = bytes.withUnsafeBytes { raw in inet_ntop(family, raw.baseAddress, &buffer, socklen_t(buffer.count)) != nil }
+        guard ok else { return nil }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 

@@ -127,6 +127,9 @@ public enum TeleportProcess {
                 logger: logger.with("auth"), onListening: { readiness.markReady("auth") })
             services.append(apiServer)
             services.append(AuditCheckpointService(auth: auth, logger: logger.with("audit")))
+            services.append(RotationService(auth: auth, interval: config.rotationCheckInterval, logger: logger.with("auth:rotation")))
+            services.append(
+                LocalAdminRenewal(auth: auth, keys: keys, hostUUID: hostUUID, interval: config.rotationCheckInterval, logger: logger.with("auth:rotation")))
             let roles: [SystemRole] = [.admin, .proxy, .node] + (config.runDb ? [.db] : []) + (config.runApp ? [.app] : [])
             // A process started by a graceful restart keeps the identities on disk: a new host
             // certificate would make the draining process's (still serving) no longer current.
@@ -172,6 +175,19 @@ public enum TeleportProcess {
                 clusterName: clusterName,
                 tlsContext: try ReverseTunnelServer.serverTLSContext(
                     certificatePEM: identity.certificatePEM, keyPEM: identity.keyPEM, trustedCAPEMs: identity.trustedCAPEMs))
+            // CA rotation: the proxy's identity and trusted CAs change without a restart.
+            let liveProxy = LiveIdentity(identity)
+            let tunnelContexts = TLSContextSource(tunnelConfiguration.tlsContext)
+            tunnelConfiguration.contextSource = tunnelContexts
+            liveProxy.onChange { renewed in
+                tunnelContexts.set(
+                    try ReverseTunnelServer.serverTLSContext(
+                        certificatePEM: renewed.certificatePEM, keyPEM: renewed.keyPEM, trustedCAPEMs: renewed.trustedCAPEMs))
+            }
+            services.append(
+                IdentityRotationService(
+                    role: .proxy, keys: keys, client: client, identity: liveProxy, interval: config.rotationCheckInterval,
+                    logger: logger.with("proxy:rotation")))
             let tunnelAudit = proxyAudit
             tunnelConfiguration.onRefused = { remote, reason in tunnelAudit.reverseTunnelRefused(remote: remote, reason: reason) }
             tunnelConfiguration.onConnected = { _ in tunnelAudit.reverseTunnelOpened() }
@@ -233,6 +249,11 @@ public enum TeleportProcess {
                 : try await LocalIdentities.loadOrJoin(
                     keys: keys, role: .node, config: config, authServer: authAddress, hostUUID: hostUUID, logger: logger)
             let client = try AuthClient(address: authAddress, fallbacks: config.runAuth ? [] : config.authServers, identity: identity)
+            let liveNode = LiveIdentity(identity)
+            services.append(
+                IdentityRotationService(
+                    role: .node, keys: keys, client: client, identity: liveNode, interval: config.rotationCheckInterval,
+                    logger: logger.with("node:rotation")))
             let sshAddress = try HostPort.parse(config.file.ssh.listenAddr, defaultPort: 3022, key: "ssh_service.listen_addr")
             let advertised = config.advertiseIP ?? (sshAddress.host == "0.0.0.0" ? "127.0.0.1" : sshAddress.host)
             let clusterName = try clusterName(of: identity)
@@ -276,6 +297,14 @@ public enum TeleportProcess {
             ).stopping(nodeStop).tunnelled(
                 to: try tunnelProxy.map { proxy in
                     var target = try nodeTunnelTarget(proxy: proxy, identity: identity, hostUUID: hostUUID, clusterName: clusterName, logger: logger)
+                    // CA rotation: each dial presents the current identity and trusts the current CAs.
+                    let contexts = TLSContextSource(target.tlsContext)
+                    target.contextSource = contexts
+                    liveNode.onChange { renewed in
+                        contexts.set(
+                            try TunnelTLS.clientTLSContext(
+                                certificatePEM: renewed.certificatePEM, keyPEM: renewed.keyPEM, trustedCAPEMs: renewed.trustedCAPEMs))
+                    }
                     // Several proxies behind one address: a tunnel to each proxy that heartbeats.
                     target.discoverProxies = { try await client.proxies().map(\.name) }
                     if let interval = config.tunnelKeepalive {

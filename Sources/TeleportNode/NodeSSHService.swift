@@ -148,6 +148,7 @@ public struct NodeSSHService: Service, CustomStringConvertible {
                         }
                     ]
                 ).resolving(tunnel.resolve).reconnecting(tunnel.reconnect)
+                agentConfiguration.contextSource = tunnel.contextSource
                 agentConfiguration.discoverProxies = tunnel.discoverProxies
                 let agent = ReverseTunnelAgent(configuration: agentConfiguration, logger: tunnelLogger)
                 agentTask.withLock { $0 = Task { await agent.run() } }

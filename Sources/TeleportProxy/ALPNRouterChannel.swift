@@ -2,6 +2,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOSSL
+import TeleportTunnel
 import TeleportAPI
 import TeleportSSH
 import TeleportWire
@@ -40,6 +41,9 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
     var serverNameRoutes: [String: ALPNRoute] = [:]
     /// Routes by the whole server name (apps' public addresses), asked last.
     var serverNameMatcher: (@Sendable (String) -> ALPNRoute?)? = nil
+    /// When set, replaces ``webContext`` for each new connection (the user CA's trusted
+    /// certificates follow a CA rotation).
+    var webContextSource: TLSContextSource? = nil
 
     /// The route for the protocols a client offers: the first one (in the client's order) registered.
     static func route(alpn: [String], routes: [String: ALPNRoute]) -> (String, ALPNRoute)? {
@@ -107,7 +111,7 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
             guard let (name, route) = matched else {
                 return loop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        NIOSSLServerHandler(context: webContext), position: .after(sniffer.value))
+                        NIOSSLServerHandler(context: webContextSource?.current ?? webContext), position: .after(sniffer.value))
                 }.flatMap {
                     base.setup(channel: channel, logger: logger)
                 }.flatMap { value in

@@ -8,6 +8,7 @@ import NIOSSL
 import TeleportCrypto
 import TeleportHTTPListener
 import X509
+import Synchronization
 public import ServiceLifecycle
 public import TeleportAPI
 public import TeleportAuthClient
@@ -147,8 +148,10 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
             resolver: NodeResolver(auth: auth, clusterName: clusterName), dialer: settings.dialer, clusterName: clusterName, audit: settings.audit,
             requestLineTimeout: TimeAmount(idleTimeout))
         let webContext: NIOSSLContext
+        let userCAs = TrustedUserCAs(base: tls)
         do {
             webContext = try NIOSSLContext(configuration: tls)
+            try userCAs.start(webContext, roots: try await userCATLSCertificates())
         } catch {
             throw TeleportError.badParameter("the proxy's HTTPS key pair cannot be loaded: \(error) (check proxy_service.https_keypairs)")
         }
@@ -188,6 +191,7 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
                     opener: opener),
                 webContext: webContext, routes: settings.alpnRoutes, deadline: deadline, httpsAddress: settings.publicAddr,
                 sshPort: sshPort, limiter: settings.limiter, serverNameRoutes: settings.serverNameRoutes)
+            router.webContextSource = userCAs.source
             if let appProxy {
                 router.serverNameMatcher = { name in
                     appProxy.serves(serverName: name) ? .terminate(appContext, { channel in appProxy.takeOver(channel, serverName: name) }) : nil
@@ -202,6 +206,17 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
             // The list of apps (for apps with their own public address) is refreshed beside the server.
             try await withThrowingTaskGroup(of: Void.self) { group in
                 if let appProxy { group.addTask { await appProxy.refreshLoop() } }
+                // Trust read per handshake: the user CA's certificates (both during a rotation).
+                group.addTask { [logger] in
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(2))
+                        do {
+                            try userCAs.update(roots: try await userCATLSCertificates())
+                        } catch {
+                            logger.debug("cannot refresh the user CA", metadata: ["tp.error": "\(error)"])
+                        }
+                    }
+                }
                 group.addTask { try await listener.run({ try await app.run() }, onListening: onListening) }
                 defer { group.cancelAll() }
                 // The server ends first (shutdown or error); the refresh loop runs until cancelled.
@@ -222,7 +237,7 @@ extension ProxyWebServer {
     func userCATLSCertificates() async throws -> [String] {
         guard case .certAuthority(let ca) = try await auth.resource(kind: CertAuthority.kind, name: CertAuthority.CAType.user.rawValue)
         else { throw TeleportError.internalError("the auth service sent another kind for cert_authority/user") }
-        return ca.spec.activeKeys.tls.map(\.cert)
+        return ca.trustedKeys.tls.map(\.cert)
     }
 
     /// Asks the auth service for the cluster name, retrying with backoff until it answers; `nil`
@@ -312,5 +327,33 @@ extension ProxyWebServer {
             auth: auth, publicAddr: settings.publicAddr, selfSignedCertificate: Self.isSelfSigned(certificatePEM), logger: logger
         ).register(on: router)
         return router
+    }
+}
+
+/// The web port's TLS context with the user CA's trusted certificates as client roots, rebuilt
+/// when they change (a rotation's `init` adds the new CA, `standby` drops the old one).
+final class TrustedUserCAs: Sendable {
+    let base: TLSConfiguration
+    private let roots = Mutex<[String]>([])
+    private let box = Mutex<TLSContextSource?>(nil)
+
+    init(base: TLSConfiguration) {
+        self.base = base
+    }
+
+    var source: TLSContextSource? { box.withLock { $0 } }
+
+    func start(_ context: NIOSSLContext, roots current: [String]) throws {
+        roots.withLock { $0 = current }
+        box.withLock { $0 = TLSContextSource(context) }
+    }
+
+    func update(roots current: [String]) throws {
+        guard roots.withLock({ $0 }) != current else { return }
+        var tls = base
+        tls.trustRoots = .certificates(try current.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
+        let context = try NIOSSLContext(configuration: tls)
+        source?.set(context)
+        roots.withLock { $0 = current }
     }
 }

@@ -30,6 +30,8 @@ public final class ReverseTunnelAgent: Sendable {
         public var proxyPort: Int
         /// The mTLS client context (``TunnelTLS/clientTLSContext(certificatePEM:keyPEM:trustedCAPEMs:)``).
         public var tlsContext: NIOSSLContext
+        /// When set, replaces ``tlsContext`` for each dial (the host identity renewed during a CA rotation).
+        public var contextSource: TLSContextSource?
         /// The services this agent offers.
         public var services: [TunnelService: ServiceHandler]
         /// Backoff and keepalive settings.
@@ -222,7 +224,7 @@ public final class ReverseTunnelAgent: Sendable {
         do {
             (handler, check) = try await loop.submit {
                 let sync = channel.pipeline.syncOperations
-                try sync.addHandler(try NIOSSLClientHandler(context: configuration.tlsContext, serverHostname: nil))
+                try sync.addHandler(try NIOSSLClientHandler(context: configuration.contextSource?.current ?? configuration.tlsContext, serverHostname: nil))
                 let check = ProxyCheckHandler(clusterName: configuration.clusterName, ready: ready, wanted: wanted)
                 try sync.addHandler(check)
                 let ssh = NIOSSHHandler(

@@ -23,6 +23,11 @@ public final class ReverseTunnelServer: Sendable {
         public var clusterName: String
         /// The mTLS server context (``TunnelTLS/serverTLSContext(certificatePEM:keyPEM:trustedCAPEMs:)``).
         public var tlsContext: NIOSSLContext
+        /// When set, replaces ``tlsContext`` for each new connection (the proxy's identity and
+        /// trusted CAs follow a CA rotation).
+        public var contextSource: TLSContextSource?
+        /// The context for a new connection.
+        public var currentTLSContext: NIOSSLContext { contextSource?.current ?? tlsContext }
         /// How often agents send keepalives; an agent silent for three intervals is dropped.
         public var keepaliveInterval: TimeAmount = .seconds(30)
         /// Called for every refused tunnel (the log line is written already): the audit hook.
@@ -62,7 +67,7 @@ public final class ReverseTunnelServer: Sendable {
 
     /// Listens on `host:port` (TLS terminated here) until the returned channel is closed.
     public func listen(host: String, port: Int) async throws -> any Channel {
-        let tls = configuration.tlsContext
+        let configuration = self.configuration
         return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 512)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -71,7 +76,7 @@ public final class ReverseTunnelServer: Sendable {
                 countConnection("proxy tunnel", channel)
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLServerHandler(context: tls))
+                    try sync.addHandler(NIOSSLServerHandler(context: configuration.currentTLSContext))
                     try sync.addHandler(
                         HandshakeThen(
                             onFailure: { remote, error in

@@ -14,6 +14,8 @@ public struct TunnelTarget: Sendable {
     public var proxyPort: Int
     /// The host identity's mTLS context (a node's, a database service's) (``TunnelTLS/clientTLSContext(certificatePEM:keyPEM:trustedCAPEMs:)``).
     public var tlsContext: NIOSSLContext
+    /// When set, replaces ``tlsContext`` for each dial (the host identity renewed during a CA rotation).
+    public var contextSource: TLSContextSource?
     /// Finds the tunnel address before each dial (proxy discovery); nil uses the fixed one.
     public var resolve: (@Sendable () async throws -> (host: String, port: Int))?
     /// Lists the cluster's proxies (host UUIDs): the agent keeps a tunnel to each; nil keeps one.
@@ -39,5 +41,6 @@ extension ReverseTunnelAgent.Configuration {
             tlsContext: target.tlsContext, services: services)
         self = self.resolving(target.resolve).reconnecting(target.reconnect)
         discoverProxies = target.discoverProxies
+        contextSource = target.contextSource
     }
 }

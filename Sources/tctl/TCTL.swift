@@ -84,7 +84,22 @@ struct Status: AsyncParsableCommand {
 
 struct Auth: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Operations with the cluster's certificate authorities.", subcommands: [Export.self, Sign.self])
+        abstract: "Operations with the cluster's certificate authorities.", subcommands: [Export.self, Sign.self, Rotate.self])
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rotate a certificate authority: automatically through every phase over a grace period, or one phase at a time with --manual.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("type"), help: "user, host, db or jwt (default: host and user).") var type: String?
+        @Option(name: .customLong("grace-period"), help: "How long both the old and the new CA are trusted (default 48h).") var gracePeriod: String?
+        @Flag(name: .customLong("manual"), help: "Move the rotation to --phase yourself.") var manual = false
+        @Option(name: .customLong("phase"), help: "With --manual: init, update_clients, update_servers, standby or rollback.") var phase: String?
+        func run() async throws {
+            try await perform {
+                try await AdminCommands.rotate(global.connection, type: type, gracePeriod: gracePeriod, manual: manual, phase: phase)
+            }
+        }
+    }
 
     struct Sign: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Sign certificates for a user (automation) or a host (OpenSSH sshd).")

@@ -150,6 +150,10 @@ public enum AuditEventType {
     public static let auditCheckpoint = ("audit.checkpoint", "T9300I")
     /// `cert_authority.create`: a CA was created at first start.
     public static let certAuthorityCreate = ("cert_authority.create", "T9102I")
+    /// `cert.rotation`: a CA's rotation moved to another phase (`cert_type`, `phase`, `from`, `mode`, `user`).
+    public static let certRotation = ("cert.rotation", "T9103I")
+    /// `cert.rotation`: a rotation request was refused (not allowed, or a phase the rotation cannot take).
+    public static let certRotationFailure = ("cert.rotation", "T9103W")
     /// `reverse_tunnel.rejected`: the proxy refused an agent's reverse tunnel (a certificate of
     /// another role, cluster or host, a failed handshake, a locked or unknown node).
     public static let reverseTunnelRejected = ("reverse_tunnel.rejected", "T9400W")

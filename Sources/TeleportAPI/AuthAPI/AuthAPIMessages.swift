@@ -59,6 +59,12 @@ public enum AuthAPI {
         public var lastRotated: Date?
         /// The rotation state.
         public var rotationState: String
+        /// The rotation phase (`standby` when not rotating).
+        public var rotationPhase: String?
+        /// `auto` or `manual` during a rotation.
+        public var rotationMode: String?
+        /// When the grace period of the rotation in progress ends.
+        public var gracePeriodEnds: Date?
 
         enum CodingKeys: String, CodingKey {
             case type
@@ -66,6 +72,9 @@ public enum AuthAPI {
             case tlsCertificates = "tls_certificates"
             case lastRotated = "last_rotated"
             case rotationState = "rotation_state"
+            case rotationPhase = "rotation_phase"
+            case rotationMode = "rotation_mode"
+            case gracePeriodEnds = "grace_period_ends"
         }
 
         /// Creates a status.
@@ -221,6 +230,78 @@ extension AuthAPI {
             self.serverHostname = serverHostname
             self.created = created
             self.command = command
+        }
+    }
+}
+
+extension AuthAPI {
+    /// `POST /v1/certauthorities/rotate`: `tctl auth rotate`.
+    public struct RotateRequest: Codable, Sendable {
+        /// `user`, `host`, `db` or `jwt`.
+        public var type: String
+        /// `auto` (all phases on a schedule) or `manual`.
+        public var mode: String
+        /// With `manual`: the phase to move to (`init`, `update_clients`, `update_servers`, `standby`, `rollback`).
+        public var phase: String?
+        /// The grace period in seconds (default 48 h).
+        public var gracePeriodSeconds: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case type, mode, phase
+            case gracePeriodSeconds = "grace_period_seconds"
+        }
+
+        /// Creates a request.
+        public init(type: String, mode: String, phase: String? = nil, gracePeriodSeconds: Double? = nil) {
+            self.type = type
+            self.mode = mode
+            self.phase = phase
+            self.gracePeriodSeconds = gracePeriodSeconds
+        }
+    }
+
+    /// The answer: the CA's phase before and after.
+    public struct RotateResponse: Codable, Sendable {
+        /// The CA type.
+        public var type: String
+        /// The phase before.
+        public var from: String
+        /// The phase now.
+        public var phase: String
+        /// `auto` or `manual` (nil once back in standby).
+        public var mode: String?
+        /// When an automatic rotation ends.
+        public var gracePeriodEnds: Date?
+
+        enum CodingKeys: String, CodingKey {
+            case type, from, phase, mode
+            case gracePeriodEnds = "grace_period_ends"
+        }
+
+        /// Creates a response.
+        public init(type: String, from: String, phase: String, mode: String?, gracePeriodEnds: Date?) {
+            self.type = type
+            self.from = from
+            self.phase = phase
+            self.mode = mode
+            self.gracePeriodEnds = gracePeriodEnds
+        }
+    }
+}
+
+extension AuthAPI {
+    /// `POST /v1/certs/renew`: an agent's new public key (P-256, PEM) for its own identity.
+    public struct RenewIdentityRequest: Codable, Sendable {
+        /// The new public key, PEM.
+        public var publicKeyPEM: String
+
+        enum CodingKeys: String, CodingKey {
+            case publicKeyPEM = "public_key"
+        }
+
+        /// Creates a request.
+        public init(publicKeyPEM: String) {
+            self.publicKeyPEM = publicKeyPEM
         }
     }
 }

@@ -31,6 +31,9 @@ public struct DaemonConfig: Sendable {
     /// The reverse tunnel agent's keepalive interval, from ``tunnelKeepaliveVariable`` (tests
     /// only); nil keeps the default (30 s).
     public var tunnelKeepalive: Duration? = nil
+    /// How often agents look at the CAs (a rotation: new trust, renewed identities) and the auth
+    /// service moves automatic rotations.
+    public var rotationCheckInterval: Duration = .seconds(2)
 
     /// `TELEPORT_UNSTABLE_TUNNEL_KEEPALIVE=SECONDS`: the interval at which a tunnelled node's agent
     /// sends keepalives (a proxy silent for three intervals is dropped and redialled). For tests
