@@ -58,12 +58,15 @@ public enum AdminCommands {
             var line = "Updated rotation phase of the \(answer.type) CA to \"\(answer.phase)\" (was \"\(answer.from)\")"
             if let ends = answer.gracePeriodEnds, answer.mode == "auto" { line += "; automatic, grace period ends \(RFC3339.format(ends))" }
             lines.append(line + ".")
-            if type == CertAuthority.CAType.host.rawValue, answer.phase == CARotation.Phase.updateServers.rawValue || answer.phase == CARotation.Phase.standby.rawValue {
-                lines.append(
-                    "OpenSSH nodes: sign their host keys again (tctl auth sign --host=...), and re-export the host CA for OpenSSH clients (tctl auth export --type=host).")
+            let phaseNow = CARotation.Phase(rawValue: answer.phase)
+            if type == CertAuthority.CAType.host.rawValue, [.initialized, .standby].contains(phaseNow) {
+                lines.append("OpenSSH clients: re-export the host CA for known_hosts (tctl auth export --type=host prints the keys trusted now).")
             }
-            if type == CertAuthority.CAType.user.rawValue, answer.phase == CARotation.Phase.updateClients.rawValue || answer.phase == CARotation.Phase.standby.rawValue {
-                lines.append("OpenSSH nodes: re-export the user CA for TrustedUserCAKeys (tctl auth export --type=user).")
+            if type == CertAuthority.CAType.host.rawValue, [.initialized, .updateServers].contains(phaseNow) {
+                lines.append("OpenSSH nodes: sign their host keys again once the rotation reaches update_servers (tctl auth sign --host=...).")
+            }
+            if type == CertAuthority.CAType.user.rawValue, [.initialized, .standby].contains(phaseNow) {
+                lines.append("OpenSSH nodes: re-export the user CA for TrustedUserCAKeys (tctl auth export --type=user prints the keys trusted now).")
             }
         }
         if !manual { lines.append("Follow the rotation with tctl status.") }
@@ -86,7 +89,7 @@ public enum AdminCommands {
             return ca
         }
         func sshKeys(_ ca: CertAuthority) throws -> [SSHPublicKey] {
-            try ca.spec.activeKeys.ssh.map { try SSHPublicKey(authorizedKeyLine: $0.publicKey) }
+            try ca.trustedKeys.ssh.map { try SSHPublicKey(authorizedKeyLine: $0.publicKey) }
         }
         func userLines(prefix: String) async throws -> [String] {
             try sshKeys(try await ca(.user)).map {
@@ -106,11 +109,11 @@ public enum AdminCommands {
         case .host?:
             return try await hostLines().joined(separator: "\n") + "\n"
         case .tls?, .tlsHost?:
-            return try await ca(.host).spec.activeKeys.tls.map(\.cert).joined()
+            return try await ca(.host).trustedKeys.tls.map(\.cert).joined()
         case .tlsUser?:
-            return try await ca(.user).spec.activeKeys.tls.map(\.cert).joined()
+            return try await ca(.user).trustedKeys.tls.map(\.cert).joined()
         case .db?:
-            return try await ca(.db).spec.activeKeys.tls.map(\.cert).joined()
+            return try await ca(.db).trustedKeys.tls.map(\.cert).joined()
         }
     }
 

@@ -191,6 +191,61 @@ struct CARotationClusterTests {
         await late.stop()
     }
 
+    /// A node down from before `init` comes back during `update_clients`, learns the new CA and
+    /// renews (no restart after that), and stays reachable through `standby`. Down past a whole
+    /// second rotation, it is told to join again.
+    @Test(.enabled(if: SSHDFixture.available, "needs root and openssh-client"), .timeLimit(.minutes(6)))
+    func nodeDownDuringRotationRenewsOnReturn() async throws {
+        let tsh = try TSHRunner()
+        defer { tsh.cleanUp() }
+        try await withCluster(try ClusterFixture(clusterName: "rotate-down.example")) { cluster in
+            var codes = try await TSHLoginTests.signUp(cluster)
+            let login = try await TSHLoginTests.login(
+                tsh, ["--proxy=127.0.0.1:\(cluster.webPort)", "--user=joe", "--insecure"], password: TSHLoginTests.password,
+                code: try await codes.next())
+            try #require(login.status == 0, "\(login.transcript)")
+            let added = try await cluster.tctl(["nodes", "add", "--ttl=10m"])
+            let token = try #require(added.stdout.split(separator: "\n").first { $0.hasPrefix("The invite token: ") }?.split(separator: " ").last)
+            let node = try ReverseTunnelNodeTests.TunnelledNode(cluster: cluster, token: String(token), pin: try #require(Self.pin(added.stdout)))
+            try node.start()
+            func halt() async {
+                if let pid = node.pid { await TestSupport.stopDaemon(pid) }
+                node.pid = nil
+            }
+            func phase(_ name: String) async throws {
+                let moved = try await cluster.tctl(["auth", "rotate", "--manual", "--type=host", "--phase=\(name)"])
+                #expect(moved.exitCode == 0, "\(moved)")
+            }
+            do {
+                let probe = ReverseTunnelNodeTests()
+                #expect(try await probe.reachable(tsh, within: .seconds(90)), "\(node.log.suffix(3000))")
+                await halt()
+                try await phase("init")
+                try await phase("update_clients")
+                // The cluster's own proxy renews first (its tunnel server presents the new CA's certificate).
+                let deadline = ContinuousClock.now + .seconds(30)
+                while !cluster.log.contains("renewed this host's identity"), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(300)) }
+                try node.start()
+                #expect(try await waitForLog(node.log, "renewed this host's identity", node: node), "\(node.log.suffix(3000))")
+                #expect(try await probe.reachable(tsh, within: .seconds(60)), "\(node.log.suffix(3000))")
+                try await phase("update_servers")
+                try await phase("standby")
+                #expect(try await probe.reachable(tsh, within: .seconds(60)), "after standby\n\(node.log.suffix(3000))")
+
+                // Down past a whole rotation: the node cannot renew and says to join again.
+                await halt()
+                for name in ["init", "update_clients", "update_servers", "standby"] { try await phase(name) }
+                try node.start()
+                #expect(try await waitForLog(node.log, "join again with a new token", node: node), "\(node.log.suffix(3000))")
+            } catch {
+                await node.stop()
+                throw error
+            }
+            await node.stop()
+            await cluster.stop()
+        }
+    }
+
     func waitForLog(_: String, _ text: String, node: ReverseTunnelNodeTests.TunnelledNode) async throws -> Bool {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
