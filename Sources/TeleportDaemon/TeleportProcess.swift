@@ -202,7 +202,7 @@ public enum TeleportProcess {
             // the separate tunnel listener binds unless the web port is the only one.
             webSettings.route(
                 TunnelTLS.alpnProtocol,
-                to: .terminate(tunnelConfiguration.tlsContext, { channel in tunnelServer.adoptAfterHandshake(channel: channel) }))
+                to: .terminateCurrent(tunnelContexts, { channel in tunnelServer.adoptAfterHandshake(channel: channel) }))
             let databaseListeners: [(DatabaseServer.DatabaseProtocol, String?, Int)] = [
                 (.postgres, config.file.proxy.postgresListenAddr, 5432), (.mysql, config.file.proxy.mysqlListenAddr, 3036),
             ]

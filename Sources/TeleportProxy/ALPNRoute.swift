@@ -1,6 +1,7 @@
 public import NIOCore
 public import NIOSSL
 import TeleportAuthClient
+public import TeleportTunnel
 
 /// How the web port serves a connection whose TLS ClientHello offers a registered ALPN protocol
 /// (see ``ALPNRouterChannel``). Register one with ``ProxyWebServer/Settings/route(_:to:)``.
@@ -11,6 +12,9 @@ public enum ALPNRoute: Sendable {
     /// TLS terminated with the context; then the closure takes over the channel (adds its
     /// handlers after the TLS handler; the ClientHello is delivered once its future succeeds).
     case terminate(NIOSSLContext, @Sendable (any Channel) -> EventLoopFuture<Void>)
+    /// As ``terminate``, with the context current when the connection arrives (reverse tunnels
+    /// during a CA rotation: the proxy's renewed identity and the CAs trusted now).
+    case terminateCurrent(TLSContextSource, @Sendable (any Channel) -> EventLoopFuture<Void>)
 
     /// The ALPN protocol of agents' calls to the auth service through the proxy's web port
     /// (passed through to the auth service).

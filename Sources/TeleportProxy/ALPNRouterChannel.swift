@@ -138,7 +138,13 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
                 }.flatMapErrorThrowing { error in
                     throw TeleportError.connectionProblem("cannot reach \(HostPort.join(host, port)) for ALPN \(name): \(error)")
                 }.map { nil }
-            case .terminate(let context, let takeOver):
+            case .terminate, .terminateCurrent:
+                let (context, takeOver): (NIOSSLContext, @Sendable (any Channel) -> EventLoopFuture<Void>)
+                switch route {
+                case .terminateCurrent(let source, let handler): (context, takeOver) = (source.current, handler)
+                case .terminate(let fixed, let handler): (context, takeOver) = (fixed, handler)
+                case .passthrough: return loop.makeSucceededFuture(nil)
+                }
                 return loop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         NIOSSLServerHandler(context: context), position: .after(sniffer.value))
