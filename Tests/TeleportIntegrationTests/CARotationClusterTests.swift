@@ -246,6 +246,56 @@ struct CARotationClusterTests {
         }
     }
 
+    /// `tctl auth rotate` with bad input: one line naming the cause and the fix, a non-zero exit, and
+    /// nothing changed; then a manual rotation rolled back from update_servers through tctl.
+    @Test(.timeLimit(.minutes(3)))
+    func tctlBadInputAndManualRollback() async throws {
+        try await withCluster(try ClusterFixture(clusterName: "rotate-input.example")) { cluster in
+            try await cluster.start()
+            let cases: [([String], String)] = [
+                (["--grace-period=soon"], "--grace-period=soon is not a positive duration"),
+                (["--grace-period=0s"], "--grace-period=0s is not a positive duration"),
+                (["--type=ssh"], "--type=ssh is not a CA type"),
+                (["--manual", "--type=host"], "--manual needs --phase="),
+                (["--manual", "--phase=init"], "--manual needs --type="),
+                (["--phase=init"], "--phase needs --manual"),
+                (["--manual", "--type=host", "--phase=update_servers"], "cannot move the rotation from standby to update_servers"),
+                (["--manual", "--type=host", "--phase=later"], "--manual needs --phase=init|update_clients|update_servers|standby|rollback"),
+            ]
+            for (arguments, message) in cases {
+                let result = try await cluster.tctl(["auth", "rotate"] + arguments)
+                #expect(result.exitCode != 0, "\(arguments)")
+                #expect(result.stderr.contains(message), "\(arguments): \(result)")
+                #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+            }
+            #expect(!(try await Self.status(cluster)).contains("in progress"))
+            let pin = Self.pin(try await Self.status(cluster))
+            for phase in ["init", "update_clients", "update_servers"] {
+                try await Task.sleep(for: .seconds(3))
+                let moved = try await cluster.tctl(["auth", "rotate", "--manual", "--type=host", "--phase=\(phase)"])
+                #expect(moved.exitCode == 0, "\(moved)")
+            }
+            try await Task.sleep(for: .seconds(3))
+            let during = try await Self.status(cluster)
+            #expect(Self.line(during, "Host CA").contains("phase update_servers, mode manual"), "\(during)")
+            #expect(Self.pin(during) != pin, "the pin follows the signing keys")
+            for phase in ["rollback", "standby"] {
+                // Each phase needs a moment for the cluster's agents (and tctl's own identity on this
+                // host), which look every 2 s; an administrator moves phases minutes apart.
+                try await Task.sleep(for: .seconds(3))
+                let moved = try await cluster.tctl(["auth", "rotate", "--manual", "--type=host", "--phase=\(phase)"])
+                #expect(moved.exitCode == 0, "\(moved)")
+            }
+            try await Task.sleep(for: .seconds(3))
+            // tctl keeps working (its identity renewed back), the old pin is back, no rotation recorded.
+            let after = try await Self.status(cluster)
+            #expect(Self.pin(after) == pin, "\(after)")
+            #expect(Self.line(after, "Host CA").contains("never updated"), "\(after)")
+            let events = try await cluster.tctl(["events", "ls", "--format=json"])
+            #expect(events.stdout.components(separatedBy: "cert.rotation").count - 1 >= 5, "\(events)")
+        }
+    }
+
     func waitForLog(_: String, _ text: String, node: ReverseTunnelNodeTests.TunnelledNode) async throws -> Bool {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
