@@ -3,10 +3,11 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import SwiftASN1
+import Synchronization
 import TeleportServices
 import Logging
 import TeleportAPI
-import TeleportAuthServer
+@testable import TeleportAuthServer
 import TeleportBackend
 import TeleportCrypto
 import Testing
@@ -187,5 +188,37 @@ struct CARotationAuthTests {
         await #expect(throws: TeleportError.self) {
             try await auth.renewHostIdentity(presented: old, role: .admin, publicKeyPEM: key.publicKey.pemRepresentation)
         }
+    }
+
+    @Test("a rotation while the store is unavailable: the tick fails and changes nothing; once it answers, the due phase follows")
+    func storeUnavailableDuringRotation() async throws {
+        let clock = ManualClock()
+        let backend = FlakyBackend(clock: clock)
+        let auth = try await AuthServer.open(
+            backend: backend, audit: NoAudit(), clock: clock, configuredName: "flaky-rotate.cluster", logger: Logger(label: "test"))
+        try await auth.rotate(.user, .start(mode: .auto, gracePeriod: 30, now: clock.now()), by: "admin")
+        clock.advance(by: 11)
+        backend.failingPrefix.withLock { $0 = "/authorities/" }
+        await #expect(throws: TeleportError.self) { try await auth.tickRotations() }
+        backend.failingPrefix.withLock { $0 = nil }
+        #expect(try await auth.certAuthority(.user).rotationPhase == .initialized)
+        try await auth.tickRotations()
+        #expect(try await auth.certAuthority(.user).rotationPhase == .updateClients)
+    }
+
+    @Test("a renewed host's previous certificate stays current a minute, then only the new one")
+    func previousCertificateOverlap() async throws {
+        let (auth, clock, _) = try await Self.open()
+        let hostID = "\(UUID().uuidString.lowercased()).\(auth.clusterName)"
+        let issued = try await auth.issueSystemIdentity(role: .node, hostID: hostID, publicKey: P256.Signing.PrivateKey().publicKey)
+        let old = try Certificate(pemEncoded: issued.certificatePEM)
+        let renewed = try await auth.renewHostIdentity(
+            presented: old, role: .node, publicKeyPEM: P256.Signing.PrivateKey().publicKey.pemRepresentation)
+        let fresh = try Certificate(pemEncoded: renewed.certificatePEM)
+        #expect(try await auth.isCurrentHostIdentity(fresh, hostID: hostID, role: .node))
+        #expect(try await auth.isCurrentHostIdentity(old, hostID: hostID, role: .node))
+        clock.advance(by: AuthServer.renewalOverlap + 1)
+        #expect(try await !auth.isCurrentHostIdentity(old, hostID: hostID, role: .node))
+        #expect(try await auth.isCurrentHostIdentity(fresh, hostID: hostID, role: .node))
     }
 }
