@@ -45,6 +45,8 @@ struct AppSessions: Sendable {
                     let message = (error as? TeleportError)?.message ?? "\(error)"
                     service.audit.started(session, refusal: message)
                     service.logger.info("app session refused: \(message)", metadata: ["tp.user": "\(session.user)", "tp.app": "\(session.app)"])
+                    // A TCP client speaks no HTTP: the connection just closes.
+                    if try await Self.holdingTCP(channel) { return }
                     guard let first = try await requests.next(), case .head(let head) = first else { return }
                     try await drainBody(&requests)
                     let status: HTTPResponseStatus = (error as? TeleportError)?.code == .accessDenied ? .forbidden : .badGateway
@@ -54,6 +56,12 @@ struct AppSessions: Sendable {
                 service.audit.started(session)
                 defer { service.audit.ended(session) }
                 service.logger.info("app session started", metadata: ["tp.user": "\(session.user)", "tp.app": "\(session.app)"])
+                if AppURI.isTCP(accepted.app.uri) {
+                    try await relayTCP(channel, accepted: accepted)
+                    return
+                }
+                // A hand-off that named a TCP app for a certificate routed to a web app: HTTP after all.
+                try await channel.eventLoop.submit { try channel.pipeline.syncOperations.handler(type: AppHandoffGate.self).release() }.get()
                 var token: AuthAPI.AppJWTResponse?
                 while let part = try await requests.next() {
                     guard case .head(let head) = part else { continue }
@@ -78,12 +86,24 @@ struct AppSessions: Sendable {
                         head, internalHost: try AppURI.parse(accepted.app.uri, source: "uri").hostHeader, clientAddress: accepted.clientAddress,
                         publicHost: hostHeader, assertion: token?.token ?? "",
                         extraHeaders: accepted.app.headers.map { ($0.name, $0.value) })
+                    if AppRequestRules.isWebSocketUpgrade(head) {
+                        // The 101 is audited when the connection switches to bytes; the connection ends with the WebSocket.
+                        try await forwardUpgrade(
+                            upstreamHead, requests: &requests, outbound: outbound, client: channel, accepted: accepted, publicHost: hostHeader
+                        ) { status in
+                            let elapsed = ContinuousClock.now - started
+                            let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+                            return service.audit.request(session, method: head.method.rawValue, path: head.uri, status: status, milliseconds: milliseconds)
+                        }
+                        return
+                    }
                     status = try await forward(upstreamHead, requests: &requests, outbound: outbound, accepted: accepted, publicHost: hostHeader)
                     let elapsed = ContinuousClock.now - started
                     let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
                     guard service.audit.request(session, method: head.method.rawValue, path: head.uri, status: status, milliseconds: milliseconds)
                     else { return }
-                    if !head.isKeepAlive { return }
+                    // After any other Upgrade request the HTTP decoder reads no more: the connection ends.
+                    if !head.isKeepAlive || AppRequestRules.asksUpgrade(head) { return }
                 }
             }
         } catch {
@@ -179,9 +199,147 @@ struct AppSessions: Sendable {
         }
     }
 
+    /// Whether the hand-off named a TCP app, so that its gate holds the client's bytes.
+    static func holdingTCP(_ channel: any Channel) async throws -> Bool {
+        try await channel.eventLoop.submit { try channel.pipeline.syncOperations.handler(type: AppHandoffGate.self).isHolding }.get()
+    }
+
+    /// A TCP app (`tcp://HOST:PORT`): the HTTP handlers leave the connection, a ``GlueHandler``
+    /// after the hand-off gate carries the bytes to a new connection to the target (with
+    /// backpressure), and the gate releases what it held. Ends when either side closes.
+    func relayTCP(_ channel: any Channel, accepted: Accepted) async throws {
+        let target = try AppURI.parse(accepted.app.uri, source: "uri")
+        let (clientSide, targetSide) = GlueHandler.matchedPair()
+        try await channel.eventLoop.submit {
+            let operations = channel.pipeline.syncOperations
+            Self.removeHTTPServerHandlers(operations)
+            if let decoder = try? operations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+                operations.removeHandler(decoder, promise: nil)
+            }
+            // The glue reads nothing from the client until its partner is there.
+            try operations.addHandler(clientSide, position: .after(try operations.handler(type: AppHandoffGate.self)))
+        }.get()
+        let upstream: any Channel
+        do {
+            upstream = try await GlueHandler.connect(host: target.host, port: target.port, on: channel.eventLoop, with: targetSide).get()
+        } catch {
+            service.logger.info(
+                "cannot reach TCP app \(accepted.app.name) at \(accepted.app.uri): \(error)", metadata: ["tp.app": "\(accepted.app.name)"])
+            channel.close(promise: nil)
+            return
+        }
+        try await channel.eventLoop.submit { try channel.pipeline.syncOperations.handler(type: AppHandoffGate.self).release() }.get()
+        try? await channel.closeFuture.get()
+        try? await upstream.closeFuture.get()
+    }
+
+    /// Removes the HTTP server handlers other than the request decoder (which goes last, passing
+    /// on what it held).
+    static func removeHTTPServerHandlers(_ operations: ChannelPipeline.SynchronousOperations) {
+        if let handler = try? operations.handler(type: HTTPServerUpgradeHandler.self) { operations.removeHandler(handler, promise: nil) }
+        if let handler = try? operations.handler(type: HTTPServerPipelineHandler.self) { operations.removeHandler(handler, promise: nil) }
+        if let handler = try? operations.handler(type: HTTPServerProtocolErrorHandler.self) { operations.removeHandler(handler, promise: nil) }
+        if let handler = try? operations.handler(type: NIOHTTPResponseHeadersValidator.self) { operations.removeHandler(handler, promise: nil) }
+        if let handler = try? operations.handler(type: HTTPResponseEncoder.self) { operations.removeHandler(handler, promise: nil) }
+    }
+
+    /// A WebSocket upgrade: the request goes to the app on a new connection; a `101` is passed
+    /// to the client and then both connections carry bytes (``GlueHandler``, with backpressure)
+    /// until either side closes; any other answer is relayed as usual and the connection ends.
+    /// `audited` is called with the status before the bytes flow (false: the audit refused it,
+    /// and the connection ends).
+    func forwardUpgrade(
+        _ head: HTTPRequestHead, requests: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, client: any Channel, accepted: Accepted, publicHost: String,
+        audited: (Int) -> Bool
+    ) async throws {
+        let upstream: Upstream
+        do {
+            upstream = try await connect(accepted.app, upgrade: true)
+        } catch {
+            try await drainBody(&requests)
+            let message = "cannot reach app \(accepted.app.name) at \(accepted.app.uri): \((error as? TeleportError)?.message ?? "\(error)")"
+            try await respond(outbound, status: .badGateway, message: message, head: head, close: true)
+            _ = audited(502)
+            return
+        }
+        let internalHosts = Set(
+            [(try? AppURI.parse(accepted.app.uri, source: "uri").host.lowercased()) ?? ""] + accepted.app.redirectHosts.map { $0.lowercased() })
+        let timeout = configuration.responseTimeout
+        let upstreamChannel = upstream.channel
+        try await upstream.executeThenClose { responses, writer in
+            try await writer.write(.head(head))
+            // llhttp ends an upgrade request at its head: there is no body to pass on.
+            try await drainBody(&requests)
+            try await writer.write(.end(nil))
+            let deadline = upstreamChannel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { upstreamChannel.close(promise: nil) }
+            var answers = responses.makeAsyncIterator()
+            guard let first = try await answers.next(), case .head(let response) = first else {
+                deadline.cancel()
+                let message = "app \(accepted.app.name) at \(accepted.app.uri) did not answer the WebSocket upgrade within \(timeout)"
+                try await respond(outbound, status: .gatewayTimeout, message: message, head: head, close: true)
+                _ = audited(504)
+                return
+            }
+            deadline.cancel()
+            var answer = AppRequestRules.clientHead(response, internalHosts: internalHosts, publicHost: publicHost)
+            guard response.status == .switchingProtocols else {
+                // Refused by the app: its answer, then the connection ends.
+                answer.headers.replaceOrAdd(name: "Connection", value: "close")
+                try await outbound.write(.head(answer))
+                while let part = try await answers.next() {
+                    switch part {
+                    case .head: continue
+                    case .body(let buffer): try await outbound.write(.body(.byteBuffer(buffer)))
+                    case .end(let trailers):
+                        try await outbound.write(.end(trailers))
+                        _ = audited(Int(response.status.code))
+                        return
+                    }
+                }
+                throw TeleportError.connectionProblem("app \(accepted.app.name) closed the connection mid-response")
+            }
+            guard let end = try await answers.next(), case .end = end else {
+                throw TeleportError.connectionProblem("app \(accepted.app.name) sent a body with its 101")
+            }
+            guard audited(101) else { return }
+            // Written straight to the channel (not through the writer) so that it has passed the
+            // encoder before the HTTP handlers leave.
+            try await client.writeAndFlush(HTTPServerResponsePart.head(answer))
+            try await client.writeAndFlush(HTTPServerResponsePart.end(nil))
+            try await Self.splice(client: client, upstream: upstreamChannel)
+            try? await client.closeFuture.get()
+            try? await upstreamChannel.closeFuture.get()
+        }
+    }
+
+    /// Both connections become byte streams glued together: the HTTP handlers leave their
+    /// pipelines and the decoders pass on what they held (a first WebSocket frame sent with the
+    /// 101, or by an eager client). The async channels' handlers stay behind and see nothing more.
+    static func splice(client: any Channel, upstream: any Channel) async throws {
+        let (clientSide, upstreamSide) = GlueHandler.matchedPair()
+        try await client.eventLoop.submit {
+            let operations = client.pipeline.syncOperations
+            removeHTTPServerHandlers(operations)
+            let decoder = try operations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try operations.addHandler(clientSide, position: .after(decoder))
+            // The decoder leaves on a later turn of the loop, passing on what it held; a read's
+            // end then flushes that to the partner.
+            operations.removeHandler(decoder).whenSuccess { client.pipeline.fireChannelReadComplete() }
+        }.get()
+        try await upstream.eventLoop.submit {
+            let operations = upstream.pipeline.syncOperations
+            if let handler = try? operations.handler(type: NIOHTTPRequestHeadersValidator.self) { operations.removeHandler(handler, promise: nil) }
+            if let handler = try? operations.handler(type: HTTPRequestEncoder.self) { operations.removeHandler(handler, promise: nil) }
+            let decoder = try operations.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
+            try operations.addHandler(upstreamSide, position: .after(decoder))
+            operations.removeHandler(decoder).whenSuccess { upstream.pipeline.fireChannelReadComplete() }
+        }.get()
+    }
+
     /// A new connection to the app: TCP, TLS for `https://` (the app's certificate checked
     /// against the system roots unless `insecure_skip_verify`), HTTP/1.1.
-    func connect(_ app: AppService.App) async throws -> Upstream {
+    func connect(_ app: AppService.App, upgrade: Bool = false) async throws -> Upstream {
         let parts = try AppURI.parse(app.uri, source: "uri")
         let tls: NIOSSLContext?
         if parts.scheme == "https" {
@@ -200,7 +358,7 @@ struct AppSessions: Sendable {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: isIP ? nil : parts.host))
                     }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: upgrade ? .forwardBytes : .dropBytes)
                     return try Upstream(wrappingChannelSynchronously: channel)
                 }
             }

@@ -41,6 +41,8 @@ final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private var state = State.idle
+    /// The request being forwarded is a WebSocket upgrade.
+    private var upgrading = false
     let proxy: AppProxy
     let app: AppServer
     let serverName: String
@@ -77,7 +79,7 @@ final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
             held.append(part)
             state = .waiting(held, count)
         case .forwarding(let upstream):
-            forward(part, to: upstream)
+            forward(part, to: upstream, context: context)
         case .done:
             // A client reusing the connection for a second request: close, so that it retries
             // on a new connection instead of waiting.
@@ -85,13 +87,36 @@ final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    private func forward(_ part: HTTPServerRequestPart, to upstream: any Channel) {
+    private func forward(_ part: HTTPServerRequestPart, to upstream: any Channel, context: ChannelHandlerContext) {
         switch part {
         case .head: return
         case .body(let buffer): upstream.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
         case .end(let trailers):
             upstream.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
             state = .done
+            if upgrading { splice(upstream, context: context) }
+        }
+    }
+
+    /// After a WebSocket upgrade request has gone to the application service: both connections
+    /// carry bytes from now on (the service answers the 101, or a refusal and closes). The
+    /// request decoder leaves, passing on what it held, to a ``GlueHandler`` placed after it.
+    private func splice(_ upstream: any Channel, context: ChannelHandlerContext) {
+        let (clientSide, upstreamSide) = GlueHandler.matchedPair()
+        do {
+            let operations = upstream.pipeline.syncOperations
+            try operations.removeHandler(operations.handler(type: AppResponseRelay.self), promise: nil)
+            try operations.removeHandler(operations.handler(type: HTTPRequestEncoder.self), promise: nil)
+            try operations.addHandler(upstreamSide)
+            let decoder = try context.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try context.pipeline.syncOperations.addHandler(clientSide, position: .after(decoder))
+            // The decoder leaves on a later turn of the loop, passing on what it held; a read's
+            // end then flushes that to the partner.
+            let client = context.channel
+            context.pipeline.syncOperations.removeHandler(decoder).whenSuccess { client.pipeline.fireChannelReadComplete() }
+        } catch {
+            upstream.close(promise: nil)
+            context.close(promise: nil)
         }
     }
 
@@ -119,14 +144,25 @@ final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
             }
             client.closeFuture.whenComplete { _ in upstream.close(promise: nil) }
             state = .forwarding(upstream)
+            upgrading = AppBrowserFront.isWebSocketUpgrade(head)
             upstream.write(HTTPClientRequestPart.head(head), promise: nil)
-            for part in held { forward(part, to: upstream) }
+            for part in held { forward(part, to: upstream, context: context) }
             upstream.flush()
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+
+    /// A WebSocket upgrade request (`GET`, `Connection: upgrade`, `Upgrade: websocket`), the
+    /// proxy-side twin of `AppRequestRules.isWebSocketUpgrade` (the application service decides
+    /// again what reaches the app).
+    static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {
+        func tokens(_ name: String) -> [String] {
+            head.headers[name].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        }
+        return head.method == .GET && tokens("connection").contains("upgrade") && tokens("upgrade") == ["websocket"]
     }
 
     /// The value of the app session cookie in `headers`, if sent.
@@ -166,7 +202,7 @@ final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
 
 /// The application service's answer, passed to the browser's connection as bytes; the browser's
 /// connection closes once the service closes its side.
-final class AppResponseRelay: ChannelInboundHandler, @unchecked Sendable {
+final class AppResponseRelay: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     let client: any Channel
     private var last: EventLoopFuture<Void>?
@@ -221,6 +257,11 @@ extension AppProxy {
             }
             return .respond(AppBrowserFront.response(status: status, headers: [("Set-Cookie", clearCookie)], body: message, allocator: allocator))
         }
+        if AppURI.isTCP(app.spec.uri) {
+            return refuse(
+                "app \(app.name) is a TCP app, which a browser cannot open: run tsh apps login \(app.name), then tsh proxy app \(app.name)",
+                status: .badRequest)
+        }
         if components?.path == "/x-teleport-auth" {
             let token = components?.queryItems?.first { $0.name == "token" }?.value ?? ""
             do {
@@ -258,7 +299,8 @@ extension AppProxy {
             try await upstream.writeAndFlush(upstream.allocator.buffer(bytes: try handoff.frame()))
             var forwarded = head
             forwarded.headers = AppBrowserFront.strippingCookie(head.headers)
-            forwarded.headers.replaceOrAdd(name: "Connection", value: "close")
+            // A WebSocket upgrade keeps its Connection: Upgrade (the service checks it again).
+            if !AppBrowserFront.isWebSocketUpgrade(head) { forwarded.headers.replaceOrAdd(name: "Connection", value: "close") }
             return .forward(upstream, forwarded)
         } catch {
             return refuse(

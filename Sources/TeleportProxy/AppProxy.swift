@@ -284,7 +284,10 @@ final class AppFrontGate: ChannelInboundHandler, @unchecked Sendable {
                 context.channel.closeFuture.whenComplete { _ in upstream.close(promise: nil) }
             case .browser(let app):
                 try context.pipeline.syncOperations.addHandlers(
-                    [ByteToMessageHandler(HTTPRequestDecoder()), AppBrowserFront(proxy: proxy, app: app, serverName: serverName)],
+                    [
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+                        AppBrowserFront(proxy: proxy, app: app, serverName: serverName),
+                    ],
                     position: .after(self))
             case .refuse(let status, let message):
                 try context.pipeline.syncOperations.addHandlers(

@@ -62,7 +62,7 @@ struct AppRequestRulesTests {
 
     @Test(arguments: [
         ("http://localhost:3000", true), ("https://grafana.internal", true), ("http://169.254.169.254/latest/meta-data", false),
-        ("http://169.254.10.1", false), ("tcp://localhost:5432", false), ("ftp://x", false), ("http://", false), ("localhost:3000", false),
+        ("http://169.254.10.1", false), ("tcp://localhost:5432", true), ("tcp://localhost", false), ("tcp://localhost:5432/db", false), ("tcp://169.254.169.254:80", false), ("ftp://x", false), ("http://", false), ("localhost:3000", false),
     ])
     func uris(uri: String, accepted: Bool) {
         #expect(((try? AppURI.check(uri, source: "uri", allowMetadataAddress: false)) != nil) == accepted)

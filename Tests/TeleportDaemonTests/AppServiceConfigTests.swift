@@ -43,7 +43,8 @@ struct AppServiceConfigTests {
 
     @Test(arguments: [
         ("app_service:\n  apps:\n  - name: meta\n    uri: http://169.254.169.254/latest\n", ["app_service.apps[0].uri", "cloud metadata address"]),
-        ("app_service:\n  apps:\n  - name: a\n    uri: tcp://localhost:5432\n", ["app_service.apps[0].uri", "not supported"]),
+        ("app_service:\n  apps:\n  - name: a\n    uri: ftp://localhost:21\n", ["app_service.apps[0].uri", "not supported"]),
+        ("app_service:\n  apps:\n  - name: a\n    uri: tcp://localhost\n", ["app_service.apps[0].uri", "tcp://HOST:PORT"]),
         ("app_service:\n  apps:\n  - name: a\n    uri: localhost:3000\n", ["app_service.apps[0].uri", "http://localhost:3000"]),
         ("app_service:\n  apps:\n  - uri: http://h\n", ["app_service.apps[0]", "with a name"]),
         ("app_service:\n  apps:\n  - name: a\n", ["app_service.apps[0]", "with a uri"]),

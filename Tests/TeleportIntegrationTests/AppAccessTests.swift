@@ -35,11 +35,13 @@ struct AppAccessTests {
         let port: UInt16
         let directory: URL
 
-        static func start() async throws -> EchoApp {
+        /// `script`: `echo_app.py` (HTTP) or `ws_echo_app.py` (WebSocket echo and its page).
+        static func start(script: String = "echo_app.py") async throws -> EchoApp {
             let directory = try TestSupport.makeTemporaryDirectory(prefix: "echoapp")
             let port = try TestSupport.freeLoopbackPort()
             let pid = try TestSupport.spawnDaemon(
-                "/usr/bin/python3", [AppAccessTests.fixtures.appendingPathComponent("echo_app.py").path, "\(port)"],
+                // `env python3`: the interpreter scripts/install-test-deps.sh installed the PyPI modules for.
+                "/usr/bin/env", ["python3", AppAccessTests.fixtures.appendingPathComponent(script).path, "\(port)"],
                 logPath: directory.appendingPathComponent("app.log").path)
             let listening = await TestSupport.waitForPort(port)
             if !listening { await TestSupport.stopDaemon(pid) }
