@@ -221,7 +221,8 @@ struct AppSessions: Sendable {
         }.get()
         let upstream: any Channel
         do {
-            upstream = try await GlueHandler.connect(host: target.host, port: target.port, on: channel.eventLoop, with: targetSide).get()
+            let loop = channel.eventLoop
+            upstream = try await loop.flatSubmit { GlueHandler.connect(host: target.host, port: target.port, on: loop, with: targetSide) }.get()
         } catch {
             service.logger.info(
                 "cannot reach TCP app \(accepted.app.name) at \(accepted.app.uri): \(error)", metadata: ["tp.app": "\(accepted.app.name)"])

@@ -61,7 +61,8 @@ struct AppAccessTests {
         let pid: pid_t
         var log: String { (try? TestSupport.read(directory.appendingPathComponent("teleport.log"))) ?? "" }
 
-        static func start(cluster: ClusterFixture, appPort: UInt16) throws -> AppAgent {
+        /// `extraApps`: more entries of `app_service.apps` (YAML, indented as the list's items).
+        static func start(cluster: ClusterFixture, appPort: UInt16, extraApps: String = "") throws -> AppAgent {
             let directory = try TestSupport.makeTemporaryDirectory(prefix: "appagent")
             let port = try TestSupport.freeLoopbackPort()
             let config = """
@@ -94,7 +95,7 @@ struct AppAccessTests {
                     labels:
                       env: dev
 
-                """
+                """ + extraApps
             let file = directory.appendingPathComponent("teleport.yaml")
             try TestSupport.write(config, to: file)
             let pid = try TestSupport.spawnDaemon(
