@@ -77,6 +77,15 @@ struct AppTCPTests {
         let appLogin = try await tsh.run(["apps", "login", "pg"])
         try #require(appLogin.exitCode == 0, "\(appLogin)")
 
+        // tctl access explain --app: the role's app_labels against the app's labels.
+        let explained = try await cluster.tctl(["access", "explain", "--user=bob", "--app=pg"])
+        #expect(explained.exitCode == 0 && explained.stdout.contains("App:     pg (TCP app at pg.localhost): env=dev"), "\(explained)")
+        #expect(explained.stdout.contains("apps-dev") && explained.stdout.hasSuffix("Verdict: ALLOWED\n"), "\(explained)")
+        let unknownApp = try await cluster.tctl(["access", "explain", "--user=bob", "--app=nosuch"])
+        #expect(unknownApp.exitCode != 0 && unknownApp.stderr.contains("no registered app is named"), "\(unknownApp)")
+        let mixed = try await cluster.tctl(["access", "explain", "--user=bob", "--app=pg", "--login=root"])
+        #expect(mixed.exitCode != 0 && mixed.stderr.contains("--app"), "\(mixed)")
+
         // A browser at the TCP app's origin is told to use tsh.
         let browser = try await AppAccessTests.shell("curl -sk -H 'Accept: text/html' -w '\\n%{http_code}' https://pg.localhost:\(cluster.webPort)/")
         #expect(browser.stdout.hasSuffix("400") && browser.stdout.contains("tsh proxy app pg"), "\(browser)")
@@ -117,6 +126,8 @@ struct AppTCPTests {
                 denied = try await psql("SELECT 1")
             }
             #expect(denied.exitCode != 0, "\(denied)")
+            let explainDenied = try await cluster.tctl(["access", "explain", "--user=bob", "--app=pg"])
+            #expect(explainDenied.stdout.hasSuffix("Verdict: DENIED\n") && explainDenied.stdout.contains("role apps-dev: allow: label env=dev is not one of [\"nowhere\"]"), "\(explainDenied)")
         }
         await TestSupport.stopDaemon(localProxy)
 
