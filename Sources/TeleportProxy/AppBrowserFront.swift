@@ -216,7 +216,11 @@ final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
     func upstreamClosed(_ channel: any Channel) {
         guard channel === upstream?.channel else { return }
         upstream = nil
-        guard let context, case .forwarding = state, !answerEnded else { return }
+        guard let context else { return }
+        // Reads stopped for a full service connection resume (the next request opens a new one).
+        let client = context.channel
+        client.setOption(ChannelOptions.autoRead, value: true).whenSuccess { client.read() }
+        guard case .forwarding = state, !answerEnded else { return }
         if answerStarted {
             close()
             return
