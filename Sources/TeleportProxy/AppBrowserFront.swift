@@ -132,19 +132,20 @@ final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
         }
         switch action {
         case .respond(let head, let body, let close):
+            // A request whose body has not all arrived ends with the connection.
+            let ended = held.contains { if case .end = $0 { true } else { false } }
+            let closing = close || !keepAlive || !ended
             var head = head
-            if close || !keepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+            if closing { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+            // The state is set first: writing the end lets NIO's pipeline handler pass on a
+            // pipelined request at once.
+            state = closing ? .closed : .idle
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
             let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-            if close || !keepAlive {
-                state = .closed
+            if closing {
                 let channel = context.channel
                 done.whenComplete { _ in channel.close(promise: nil) }
-            } else {
-                // The rest of the refused request's body is dropped.
-                state = .idle
-                if !held.contains(where: { if case .end = $0 { true } else { false } }) { state = .closed; context.close(promise: nil) }
             }
         case .forward(let channel, let certificate, let head):
             if channel !== upstream?.channel {
@@ -197,19 +198,20 @@ final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
     func answerEnd(_ trailers: HTTPHeaders?, switching: Bool) {
         guard let context, case .forwarding = state else { return }
         answerEnded = true
-        let done = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
         if switching && upgrading {
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
             splice(context: context)
             return
         }
-        if !keepAlive || !requestEnded {
-            // Closing is the only way to end a request whose body was not all read.
-            state = .closed
+        // Closing is the only way to end a request whose body was not all read. The state is
+        // set before the end is written: NIO's pipeline handler passes on a pipelined request then.
+        let closing = !keepAlive || !requestEnded
+        state = closing ? .closed : .idle
+        let done = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
+        if closing {
             let channel = context.channel
             done.whenComplete { _ in channel.close(promise: nil) }
-            return
         }
-        state = .idle
     }
 
     /// The service's connection closed.

@@ -172,6 +172,15 @@ struct AppBrowserTests {
         let connects = twice.stdout.split(separator: "\n").filter { $0.hasPrefix("200 connects=") }
         #expect(connects == ["200 connects=1", "200 connects=0", "200 connects=0", "200 connects=0"], "\(twice)")
 
+        // Two requests in one write (pipelined): both answered, in order, on one connection.
+        let pipelined = try await TestSupport.run(
+            "/usr/bin/env",
+            ["python3", AppAccessTests.fixtures.appendingPathComponent("raw_tls.py").path, "pipelined", "--port", "\(port)",
+             "--server-name", "echo.localhost", "--header", "Cookie: \(cookie)"], timeout: .seconds(60))
+        let first = pipelined.stdout.range(of: "\"path\": \"/p1\""), second = pipelined.stdout.range(of: "\"path\": \"/p2\"")
+        #expect(first != nil && second != nil && (first?.lowerBound ?? pipelined.stdout.endIndex) < (second?.lowerBound ?? pipelined.stdout.startIndex), "\(pipelined)")
+        #expect(pipelined.stdout.components(separatedBy: "HTTP/1.1 200").count == 3, "\(pipelined)")
+
         // Another app's token redeemed on this origin, and another app's cookie here: refused.
         let otherLaunch = try await browser.send("GET", "/web/launch/other")
         let otherToken = Self.token(otherLaunch.header("location") ?? "")

@@ -60,7 +60,11 @@ def main() -> int:
         # cookie) is refused: the cookie's web session ended.
         app_url = page.url
         app_page = page.context.new_page()
+        app_page.on("request", lambda r: print(f"timing: request {r.url} at {time.monotonic() - started:.1f} s", flush=True))
+        app_page.on("requestfinished", lambda r: print(f"timing: finished {r.url} at {time.monotonic() - started:.1f} s", flush=True))
+        app_page.on("websocket", lambda w: print(f"timing: websocket {w.url} at {time.monotonic() - started:.1f} s", flush=True))
         app_page.goto(app_url)
+        print(f"timing: second tab loaded after {time.monotonic() - started:.1f} s", flush=True)
         expect(app_page).to_have_title("echoed")
         print(f"timing: second tab after {time.monotonic() - started:.1f} s", flush=True)
         page.goto(args.url + "/web/")

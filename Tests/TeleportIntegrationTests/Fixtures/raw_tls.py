@@ -6,7 +6,7 @@
 #   huge-headers  10 MB of headers
 #   abort-upload  a POST declaring 5 GB, of which --megabytes MB are sent before the socket closes
 #                 (prints "sent N" and the seconds taken)
-#   then-get      after the mode's request, a fresh connection's GET / (prints its status)
+#   pipelined     two GETs (/p1, then /p2 with Connection: close) sent in one write
 import argparse
 import socket
 import ssl
@@ -45,6 +45,7 @@ def main():
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--megabytes", type=int, default=200)
+    parser.add_argument("--header", action="append", default=[], help="NAME: VALUE added to the request (pipelined)")
     args = parser.parse_args()
     host = f"{args.server_name}:{args.port}"
     s = connect(args)
@@ -62,6 +63,10 @@ def main():
             s.sendall(b"\r\n")
         except (ConnectionError, ssl.SSLError, OSError) as error:
             print(f"send stopped: {type(error).__name__}")
+    elif args.mode == "pipelined":
+        extra = "".join(h + "\r\n" for h in args.header)
+        s.sendall((f"GET /p1 HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n"
+                   f"GET /p2 HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n").encode())
     elif args.mode == "abort-upload":
         s.sendall(f"POST /upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {5 << 30}\r\n\r\n".encode())
         block = b"\0" * (1 << 20)
