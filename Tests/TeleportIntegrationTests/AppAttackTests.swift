@@ -8,7 +8,8 @@ import Testing
 /// duplicated `Content-Length` and obsolete line folding are refused with 400 and nothing behind
 /// them reaches the app; 10 MB of headers end in a 4xx or a closed connection and the service
 /// still answers the next request; an upload that declares 5 GB and is cut after 300 MB leaves
-/// the proxy's and the service's memory bounded (resident set grows by less than 150 MB).
+/// the proxy's and the service's memory bounded (resident set grows by less than 150 MB); an app
+/// that accepts but never answers gets a 504 page naming it after the service's 60 s.
 @Suite("application access: hostile requests", .serialized)
 struct AppAttackTests {
     @Test(.timeLimit(.minutes(5)))
@@ -18,10 +19,26 @@ struct AppAttackTests {
         try await withCluster(cluster) { cluster in
             try await cluster.start()
             let app = try await AppAccessTests.EchoApp.start()
+            // An app that accepts connections and reads requests but never answers.
+            let stuckPort = try TestSupport.freeLoopbackPort()
+            let stuckLog = cluster.directory.appendingPathComponent("stuck.log")
+            let stuck = try TestSupport.spawnDaemon(
+                "/usr/bin/python3",
+                ["-c", "import socket, sys, threading, time\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                    + "s.bind(('127.0.0.1', int(sys.argv[1])))\ns.listen(16)\nkept = []\nwhile True:\n    c, _ = s.accept()\n    kept.append(c)\n",
+                 "\(stuckPort)"], logPath: stuckLog.path)
+            let extra = """
+                  - name: stuck
+                    uri: http://127.0.0.1:\(stuckPort)
+                    labels:
+                      env: dev
+
+                """
             let agent: AppAccessTests.AppAgent
             do {
-                agent = try AppAccessTests.AppAgent.start(cluster: cluster, appPort: app.port)
+                agent = try AppAccessTests.AppAgent.start(cluster: cluster, appPort: app.port, extraApps: extra)
             } catch {
+                await TestSupport.stopDaemon(stuck)
                 await app.stop()
                 throw error
             }
@@ -30,10 +47,12 @@ struct AppAttackTests {
             } catch {
                 Issue.record("app agent log:\n\(agent.log.suffix(4000))")
                 await agent.stop()
+                await TestSupport.stopDaemon(stuck)
                 await app.stop()
                 throw error
             }
             await agent.stop()
+            await TestSupport.stopDaemon(stuck)
             await app.stop()
         }
     }
@@ -116,5 +135,14 @@ struct AppAttackTests {
         print("AppAttackTests: resident MB before \(before), after a 300 MB upload \(peak); \(upload.stdout)")
         let stillServing = try await AppAccessTests.shell("\(curl) \(base)/still")
         #expect(stillServing.stdout.hasSuffix("200"), "\(stillServing)")
+
+        // An app that never answers: after the service's 60 s, a 504 naming the app and the wait.
+        let stuckLogin = try await tsh.run(["apps", "login", "stuck"])
+        try #require(stuckLogin.exitCode == 0, "\(stuckLogin)")
+        let stuckCurl = "curl -sk --cert \(keys.appendingPathComponent("bob-app/stuck-x509.pem").path) --key \(keys.appendingPathComponent("bob.tls.key").path) -w '\\n%{http_code}'"
+        let started = ContinuousClock.now
+        let waited = try await TestSupport.run("/bin/sh", ["-c", "\(stuckCurl) -m 120 https://stuck.localhost:\(cluster.webPort)/"], timeout: .seconds(150))
+        #expect(waited.stdout.hasSuffix("504") && waited.stdout.contains("app stuck at http://127.0.0.1:") && waited.stdout.contains("did not answer within"), "\(waited)")
+        #expect(ContinuousClock.now - started >= .seconds(55), "the 504 came before the service's 60 s")
     }
 }
