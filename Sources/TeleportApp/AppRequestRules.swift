@@ -58,8 +58,9 @@ public enum AppRequestRules {
     /// What the app receives: the client's head with the stripped headers removed, `Host` set to
     /// the app's internal host, `X-Forwarded-For` (the client's address), `X-Forwarded-Proto`
     /// (`https`), `X-Forwarded-Host` (the public host the client used), the assertion, the
-    /// configured extra headers, and `Connection: close` (one upstream connection per request) —
-    /// or, for a WebSocket upgrade (``isWebSocketUpgrade(_:)``), `Connection: Upgrade` and
+    /// configured extra headers, and no `Connection` (HTTP/1.1 keep-alive: the service keeps its
+    /// connection to the app for the next requests) — `Connection: close` after another
+    /// protocol's upgrade request — or, for a WebSocket upgrade (``isWebSocketUpgrade(_:)``), `Connection: Upgrade` and
     /// `Upgrade: websocket` (the `Sec-WebSocket-*` headers pass as any other).
     public static func upstreamHead(
         _ head: HTTPRequestHead, internalHost: String, clientAddress: String, publicHost: String, assertion: String,
@@ -83,7 +84,8 @@ public enum AppRequestRules {
         if webSocket {
             headers.replaceOrAdd(name: "Connection", value: "Upgrade")
             headers.replaceOrAdd(name: "Upgrade", value: "websocket")
-        } else {
+        } else if asksUpgrade(head) {
+            // Another protocol's upgrade: the client's connection ends after it, so does this one.
             headers.replaceOrAdd(name: "Connection", value: "close")
         }
         var upstream = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri)

@@ -63,10 +63,10 @@ struct AppSessions: Sendable {
                 // A hand-off that named a TCP app for a certificate routed to a web app: HTTP after all.
                 try await channel.eventLoop.submit { try channel.pipeline.syncOperations.handler(type: AppHandoffGate.self).release() }.get()
                 var token: AuthAPI.AppJWTResponse?
-                while let part = try await requests.next() {
-                    guard case .head(let head) = part else { continue }
+                /// One request's checks: the Host names the app, the JWT is current; a WebSocket
+                /// upgrade is served here. nil: the connection ends.
+                func prepare(_ head: HTTPRequestHead) async throws -> Prepared? {
                     let started = ContinuousClock.now
-                    let status: Int
                     let hostHeader = head.headers.first(name: "host") ?? ""
                     if !AppRequestRules.hostMatches(hostHeader, publicAddr: accepted.publicAddr) {
                         try await drainBody(&requests)
@@ -75,7 +75,7 @@ struct AppSessions: Sendable {
                             + "run tsh apps login for the other app"
                         try await respond(outbound, status: .forbidden, message: message, head: head, close: true)
                         service.audit.request(session, method: head.method.rawValue, path: head.uri, status: 403, milliseconds: 0)
-                        return
+                        return nil
                     }
                     let now = Int(Date().timeIntervalSince1970)
                     if token == nil || (token?.expires ?? 0) - 30 <= now {
@@ -91,19 +91,63 @@ struct AppSessions: Sendable {
                         try await forwardUpgrade(
                             upstreamHead, requests: &requests, outbound: outbound, client: channel, accepted: accepted, publicHost: hostHeader
                         ) { status in
-                            let elapsed = ContinuousClock.now - started
-                            let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-                            return service.audit.request(session, method: head.method.rawValue, path: head.uri, status: status, milliseconds: milliseconds)
+                            service.audit.request(session, method: head.method.rawValue, path: head.uri, status: status, milliseconds: Self.milliseconds(since: started))
                         }
-                        return
+                        return nil
                     }
-                    status = try await forward(upstreamHead, requests: &requests, outbound: outbound, accepted: accepted, publicHost: hostHeader)
-                    let elapsed = ContinuousClock.now - started
-                    let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-                    guard service.audit.request(session, method: head.method.rawValue, path: head.uri, status: status, milliseconds: milliseconds)
-                    else { return }
-                    // After any other Upgrade request the HTTP decoder reads no more: the connection ends.
-                    if !head.isKeepAlive || AppRequestRules.asksUpgrade(head) { return }
+                    return Prepared(head: head, upstream: upstreamHead, publicHost: hostHeader, started: started)
+                }
+                /// Audits a finished request; false: the connection ends (the audit refused, the
+                /// client asked to close, or another protocol's upgrade stopped the decoder).
+                func finished(_ request: Prepared, status: Int) -> Bool {
+                    let head = request.head
+                    guard service.audit.request(session, method: head.method.rawValue, path: head.uri, status: status, milliseconds: Self.milliseconds(since: request.started))
+                    else { return false }
+                    return head.isKeepAlive && !AppRequestRules.asksUpgrade(head)
+                }
+                /// The next request's head, or nil at the connection's end.
+                func nextHead() async throws -> HTTPRequestHead? {
+                    while let part = try await requests.next() {
+                        if case .head(let head) = part { return head }
+                    }
+                    return nil
+                }
+                var pending: HTTPRequestHead?
+                while true {
+                    let waiting = pending
+                    pending = nil
+                    let head: HTTPRequestHead
+                    if let waiting { head = waiting } else if let read = try await nextHead() { head = read } else { return }
+                    guard var request = try await prepare(head) else { return }
+                    // One connection to the app, kept for the next requests while both sides keep it alive.
+                    let upstream: Upstream
+                    do {
+                        upstream = try await connect(accepted.app)
+                    } catch {
+                        try await drainBody(&requests)
+                        let message = "cannot reach app \(accepted.app.name) at \(accepted.app.uri): \((error as? TeleportError)?.message ?? "\(error)")"
+                        try await respond(outbound, status: .badGateway, message: message, head: head, close: false)
+                        guard finished(request, status: 502) else { return }
+                        continue
+                    }
+                    let upstreamChannel = upstream.channel
+                    let outcome: KeptOutcome = try await upstream.executeThenClose { responses, writer in
+                        var answers = responses.makeAsyncIterator()
+                        while true {
+                            let (status, reusable) = try await exchange(
+                                request.upstream, requests: &requests, writer: writer, answers: &answers, outbound: outbound, accepted: accepted,
+                                publicHost: request.publicHost, channel: upstreamChannel)
+                            guard finished(request, status: status) else { return .end }
+                            guard let next = try await nextHead() else { return .end }
+                            guard reusable, upstreamChannel.isActive, !AppRequestRules.isWebSocketUpgrade(next) else { return .next(next) }
+                            guard let prepared = try await prepare(next) else { return .end }
+                            request = prepared
+                        }
+                    }
+                    switch outcome {
+                    case .end: return
+                    case .next(let head): pending = head
+                    }
                 }
             }
         } catch {
@@ -141,62 +185,74 @@ struct AppSessions: Sendable {
         return Accepted(app: app, identity: identity, certificatePEM: frame.userCertificatePEM, publicAddr: publicAddr, clientAddress: frame.clientAddress)
     }
 
-    /// Sends one request to the app (a new connection) and streams its response back; returns
-    /// the status. An app that cannot be reached or does not answer in time gets a 502/504 page.
-    func forward(
+    /// One request checked and prepared for the app.
+    struct Prepared {
+        var head: HTTPRequestHead
+        var upstream: HTTPRequestHead
+        var publicHost: String
+        var started: ContinuousClock.Instant
+    }
+
+    /// How a kept connection to the app ended: with the client's connection, or with a request
+    /// for a new connection.
+    enum KeptOutcome {
+        case end
+        case next(HTTPRequestHead)
+    }
+
+    static func milliseconds(since started: ContinuousClock.Instant) -> Int {
+        let elapsed = ContinuousClock.now - started
+        return Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// Sends one request to the app over the kept connection and streams its response back;
+    /// returns the status and whether the connection may carry the next request (the request
+    /// went out whole and the app keeps the connection alive). An app that does not start its
+    /// answer in time, or closes first, gets a 504 page.
+    func exchange(
         _ head: HTTPRequestHead, requests: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator,
-        outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, accepted: Accepted, publicHost: String
-    ) async throws -> Int {
+        writer: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>, answers: inout NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, accepted: Accepted, publicHost: String, channel: any Channel
+    ) async throws -> (status: Int, reusable: Bool) {
         var head = head
         head.headers.remove(name: "expect")
-        let upstream: Upstream
-        do {
-            upstream = try await connect(accepted.app)
-        } catch {
-            try await drainBody(&requests)
-            let message = "cannot reach app \(accepted.app.name) at \(accepted.app.uri): \((error as? TeleportError)?.message ?? "\(error)")"
-            try await respond(outbound, status: .badGateway, message: message, head: head, close: false)
-            return 502
-        }
         let internalHosts = Set(
             [(try? AppURI.parse(accepted.app.uri, source: "uri").host.lowercased()) ?? ""] + accepted.app.redirectHosts.map { $0.lowercased() })
         let timeout = configuration.responseTimeout
-        let eventLoop = upstream.channel.eventLoop
-        let channel = upstream.channel
-        return try await upstream.executeThenClose { responses, writer in
-            // The app may answer and close before the request's end is written (a GET, or an
-            // early 413): then the rest of the body is read and dropped, and its answer relayed.
-            var open = (try? await writer.write(.head(head))) != nil
-            body: while let part = try await requests.next() {
-                switch part {
-                case .body(let buffer): if open { open = (try? await writer.write(.body(.byteBuffer(buffer)))) != nil }
-                case .end(let trailers):
-                    if open { _ = try? await writer.write(.end(trailers)) }
-                    break body
-                case .head: throw TeleportError.badParameter("a request head arrived inside a request body")
-                }
+        // The app may answer and close before the request's end is written (a GET, or an
+        // early 413): then the rest of the body is read and dropped, and its answer relayed.
+        var open = (try? await writer.write(.head(head))) != nil
+        body: while let part = try await requests.next() {
+            switch part {
+            case .body(let buffer): if open { open = (try? await writer.write(.body(.byteBuffer(buffer)))) != nil }
+            case .end(let trailers):
+                if open { open = (try? await writer.write(.end(trailers))) != nil }
+                break body
+            case .head: throw TeleportError.badParameter("a request head arrived inside a request body")
             }
-            // The app has `timeout` to start its answer.
-            let deadline = eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.close(promise: nil) }
-            var status = 0
-            for try await part in responses {
-                switch part {
-                case .head(let response):
-                    deadline.cancel()
-                    status = Int(response.status.code)
-                    try await outbound.write(.head(AppRequestRules.clientHead(response, internalHosts: internalHosts, publicHost: publicHost)))
-                case .body(let buffer): try await outbound.write(.body(.byteBuffer(buffer)))
-                case .end(let trailers):
-                    try await outbound.write(.end(trailers))
-                    return status
-                }
-            }
-            deadline.cancel()
-            guard status == 0 else { throw TeleportError.connectionProblem("app \(accepted.app.name) closed the connection mid-response") }
-            let message = "app \(accepted.app.name) at \(accepted.app.uri) did not answer within \(timeout) or closed the connection"
-            try await respond(outbound, status: .gatewayTimeout, message: message, head: head, close: false)
-            return 504
         }
+        // The app has `timeout` to start its answer.
+        let deadline = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.close(promise: nil) }
+        var status = 0
+        var reusable = open
+        while let part = try await answers.next() {
+            switch part {
+            case .head(let response):
+                deadline.cancel()
+                status = Int(response.status.code)
+                reusable = reusable && response.isKeepAlive
+                try await outbound.write(.head(AppRequestRules.clientHead(response, internalHosts: internalHosts, publicHost: publicHost)))
+            case .body(let buffer): try await outbound.write(.body(.byteBuffer(buffer)))
+            case .end(let trailers):
+                try await outbound.write(.end(trailers))
+                return (status, reusable)
+            }
+        }
+        deadline.cancel()
+        guard status == 0 else { throw TeleportError.connectionProblem("app \(accepted.app.name) closed the connection mid-response") }
+        let message = "app \(accepted.app.name) at \(accepted.app.uri) did not answer within \(timeout) or closed the connection"
+        try await respond(outbound, status: .gatewayTimeout, message: message, head: head, close: false)
+        return (504, false)
     }
 
     /// Whether the hand-off named a TCP app, so that its gate holds the client's bytes.

@@ -171,6 +171,10 @@ struct AppBrowserTests {
         #expect(twice.stdout.contains("\"received\": 5"), "\(twice)")
         let connects = twice.stdout.split(separator: "\n").filter { $0.hasPrefix("200 connects=") }
         #expect(connects == ["200 connects=1", "200 connects=0", "200 connects=0", "200 connects=0"], "\(twice)")
+        // ... and the application service kept its connection to the app for them too (one client port at the app).
+        let peers = try NSRegularExpression(pattern: "\"peer\": (\\d+)").matches(in: twice.stdout, range: NSRange(twice.stdout.startIndex..., in: twice.stdout))
+            .compactMap { Range($0.range(at: 1), in: twice.stdout).map { String(twice.stdout[$0]) } }
+        #expect(peers.count == 3 && Set(peers).count == 1, "app-side ports \(peers)")
 
         // Two requests in one write (pipelined): both answered, in order, on one connection.
         let pipelined = try await TestSupport.run(
