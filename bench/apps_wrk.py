@@ -13,7 +13,7 @@ through the proxy's browser path vs direct. Prints, as plain text (not a test):
 The cookie comes as a browser gets it: a user signed up with password and TOTP (the signup page's
 form), a web login, `GET /web/launch/bench`, then the one-time `/x-teleport-auth?token=` on the
 app's origin. Every proxied request is audited (`app.session.request`) and carries a JWT; the
-service opens one connection to nginx per request (no upstream keep-alive yet).
+proxy keeps its connection to the application service and the service its connection to nginx.
 
     bench/apps_wrk.py [--bin .build/debug] [--seconds 10] [--rounds 3] [--connections 16] [--megabytes 1024]
 """
