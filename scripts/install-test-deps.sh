@@ -12,10 +12,11 @@
 # (PyPI: MySQL prepared statements, binary protocol), PyJWT with cryptography
 # (PyPI: application access verifies the teleport-jwt-assertion against the JWKS), Authlib and Flask (PyPI: the
 # single sign-on tests' OpenID Connect provider, Tests/fixtures/oidc_provider.py, and the GitHub stand-in) and
-# requests (PyPI: the fixtures' own checks, Tests/fixtures/sso_fixture_check.py).
+# requests (PyPI: the fixtures' own checks, Tests/fixtures/sso_fixture_check.py); websockets also serves the app
+# tests' WebSocket echo app and client; wrk and nginx-light for bench/apps_wrk.py (application access through the proxy vs direct).
 # Needs root (or sudo). Safe to run again.
 set -euo pipefail
-packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2 iptables tinyproxy vim-tiny haproxy chromium libjs-xterm node-xterm postgresql-15 postgresql-client-15 mariadb-server mariadb-client util-linux etcd-server)
+packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2 iptables tinyproxy vim-tiny haproxy chromium libjs-xterm node-xterm postgresql-15 postgresql-client-15 mariadb-server mariadb-client util-linux etcd-server wrk nginx-light)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

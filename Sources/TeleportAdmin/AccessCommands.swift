@@ -2,8 +2,8 @@ public import TeleportAPI
 import TeleportAccess
 import TeleportAuthClient
 
-/// `tctl access explain`: why a user may or may not log in to a node as a login, or connect to a
-/// database as a database user, role by role.
+/// `tctl access explain`: why a user may or may not log in to a node as a login, connect to a
+/// database as a database user, or open an app, role by role.
 public enum AccessCommands {
     /// The explanation as text, and whether access is allowed.
     public static func explain(_ options: AdminConnection.Options, user name: String, node reference: String, login: String) async throws -> String {
@@ -59,6 +59,28 @@ public enum AccessCommands {
                 "DB user: \(dbUser)", "DB name: \(resolvedName.isEmpty ? "(none)" : resolvedName)",
             ],
             missing: missing, decision: decision, notes: notes)
+    }
+
+    /// Why `user` may or may not open the registered app `app` (`tsh apps login`, the browser
+    /// launch, each connection through the proxy and the application service): the roles'
+    /// `app_labels` against the app's labels, deny first, as `AccessChecker.checkAppLabels` decides
+    /// it everywhere.
+    public static func explainApp(_ options: AdminConnection.Options, user name: String, app reference: String) async throws -> String {
+        let client = try AdminConnection.client(options)
+        guard case .user(let user) = try await client.resource(kind: User.kind, name: name) else {
+            throw TeleportError.notFound("no user \(name.debugDescription)")
+        }
+        guard let app = try await client.apps().first(where: { $0.name == reference }) else {
+            throw TeleportError.notFound("no registered app is named \(reference.debugDescription) (tctl get app_server lists them)")
+        }
+        let (checker, missing) = try await checker(for: user, client)
+        let labels = app.allLabels
+        let decision = try checker.checkAppLabels(labels)
+        let kind = AppURI.isTCP(app.spec.uri) ? "TCP app" : "web app"
+        return render(
+            user: user,
+            target: ["App:     \(app.name) (\(kind) at \(app.spec.publicAddr)): \(labelText(labels))"],
+            missing: missing, decision: decision, notes: [])
     }
 
     /// The user's roles as they are now (a role that no longer exists grants nothing and is named).

@@ -6,19 +6,40 @@ import TeleportAPI
 /// address, at most ``DatabaseHandoff/maxBytes``), fulfils `handoff`, and from then on passes
 /// every byte on to the HTTP decoder. The session reads no request before it has checked the
 /// hand-off (NIOAsyncChannel's backpressure bounds what waits meanwhile).
+///
+/// When the hand-off names one of `tcpApps` (its `app` parameter), the bytes after it are held
+/// (at most ``maxHeldBytes``) instead: the session checks the certificate (whose route, not the
+/// parameter, decides), puts a byte relay after the gate and calls ``release()``.
 final class AppHandoffGate: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    /// The most bytes held for a TCP app while the session checks the hand-off.
+    static let maxHeldBytes = 1 << 20
 
     private var bytes: [UInt8] = []
     private var done = false
+    private var holding = false
+    private var held: [UInt8] = []
+    private var context: ChannelHandlerContext?
     let handoff: EventLoopPromise<DatabaseHandoff>
+    let tcpApps: Set<String>
 
-    init(handoff: EventLoopPromise<DatabaseHandoff>) { self.handoff = handoff }
+    init(handoff: EventLoopPromise<DatabaseHandoff>, tcpApps: Set<String> = []) {
+        self.handoff = handoff
+        self.tcpApps = tcpApps
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !done else {
-            context.fireChannelRead(data)
+            guard holding else {
+                context.fireChannelRead(data)
+                return
+            }
+            held += unwrapInboundIn(data).readableBytesView
+            if held.count > Self.maxHeldBytes { context.close(promise: nil) }
             return
         }
         bytes += unwrapInboundIn(data).readableBytesView
@@ -27,11 +48,32 @@ final class AppHandoffGate: ChannelInboundHandler, RemovableChannelHandler {
             done = true
             let rest = Array(bytes[consumed...])
             bytes = []
+            if let app = parsed.parameters.first(where: { $0.count == 2 && $0[0] == "app" })?[1], tcpApps.contains(app) {
+                holding = true
+                held = rest
+                handoff.succeed(parsed)
+                return
+            }
             handoff.succeed(parsed)
             if !rest.isEmpty { context.fireChannelRead(NIOAny(context.channel.allocator.buffer(bytes: rest))) }
         } catch {
             handoff.fail(error)
             context.close(promise: nil)
+        }
+    }
+
+    /// Whether the bytes after the hand-off are being held (a TCP app was named).
+    var isHolding: Bool { holding }
+
+    /// Passes the held bytes on, and every later byte (on the channel's loop).
+    func release() {
+        guard holding, let context else { return }
+        holding = false
+        let rest = held
+        held = []
+        if !rest.isEmpty {
+            context.fireChannelRead(NIOAny(context.channel.allocator.buffer(bytes: rest)))
+            context.fireChannelReadComplete()
         }
     }
 

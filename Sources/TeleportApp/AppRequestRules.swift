@@ -22,6 +22,26 @@ public enum AppRequestRules {
             || hopByHop.contains(lower)
     }
 
+    /// Whether a request asks to switch to the WebSocket protocol (RFC 6455 §4.1): `GET`, a
+    /// `Connection` header naming `upgrade` and `Upgrade: websocket`. Such a request is forwarded
+    /// with its `Upgrade` and, on the app's `101`, both connections carry bytes.
+    public static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {
+        guard head.method == .GET, connectionTokens(head.headers).contains("upgrade") else { return false }
+        let protocols = head.headers["upgrade"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        return protocols == ["websocket"]
+    }
+
+    /// Whether a request asks for any protocol switch (`Connection: upgrade` and an `Upgrade`
+    /// header): the HTTP decoder reads nothing more after such a request.
+    public static func asksUpgrade(_ head: HTTPRequestHead) -> Bool {
+        connectionTokens(head.headers).contains("upgrade") && !head.headers["upgrade"].isEmpty
+    }
+
+    /// The tokens of the `Connection` headers, lower-cased.
+    static func connectionTokens(_ headers: HTTPHeaders) -> Set<String> {
+        Set(headers["connection"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
+    }
+
     /// The host part of a `Host` header (no port; IPv6 brackets kept), lower-cased.
     public static func hostName(_ header: String) -> String {
         let lower = header.lowercased()
@@ -38,14 +58,18 @@ public enum AppRequestRules {
     /// What the app receives: the client's head with the stripped headers removed, `Host` set to
     /// the app's internal host, `X-Forwarded-For` (the client's address), `X-Forwarded-Proto`
     /// (`https`), `X-Forwarded-Host` (the public host the client used), the assertion, the
-    /// configured extra headers, and `Connection: close` (one upstream connection per request).
+    /// configured extra headers, and no `Connection` (HTTP/1.1 keep-alive: the service keeps its
+    /// connection to the app for the next requests) — `Connection: close` after another
+    /// protocol's upgrade request — or, for a WebSocket upgrade (``isWebSocketUpgrade(_:)``), `Connection: Upgrade` and
+    /// `Upgrade: websocket` (the `Sec-WebSocket-*` headers pass as any other).
     public static func upstreamHead(
         _ head: HTTPRequestHead, internalHost: String, clientAddress: String, publicHost: String, assertion: String,
         extraHeaders: [(name: String, value: String)]
     ) -> HTTPRequestHead {
         var headers = HTTPHeaders()
+        let webSocket = isWebSocketUpgrade(head)
         // Headers named by Connection are hop-by-hop too.
-        let named = Set(head.headers["connection"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
+        let named = connectionTokens(head.headers)
         for (name, value) in head.headers where !isStripped(name) && !named.contains(name.lowercased()) && name.lowercased() != "host" {
             headers.add(name: name, value: value)
         }
@@ -57,7 +81,13 @@ public enum AppRequestRules {
         headers.replaceOrAdd(name: "X-Forwarded-Proto", value: "https")
         headers.replaceOrAdd(name: "X-Forwarded-Host", value: publicHost)
         headers.replaceOrAdd(name: assertionHeader, value: assertion)
-        headers.replaceOrAdd(name: "Connection", value: "close")
+        if webSocket {
+            headers.replaceOrAdd(name: "Connection", value: "Upgrade")
+            headers.replaceOrAdd(name: "Upgrade", value: "websocket")
+        } else if asksUpgrade(head) {
+            // Another protocol's upgrade: the client's connection ends after it, so does this one.
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        }
         var upstream = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri)
         upstream.headers = headers
         return upstream
@@ -74,12 +104,17 @@ public enum AppRequestRules {
 
     /// The app's response head as the client gets it: hop-by-hop headers removed, and a
     /// `Location` whose host is the app's internal host (or one of `redirectHosts`) rewritten to
-    /// `https://<public host>` with the same path and query.
+    /// `https://<public host>` with the same path and query. A `101 Switching Protocols` to
+    /// WebSocket keeps `Connection: Upgrade` and `Upgrade: websocket`.
     public static func clientHead(
         _ head: HTTPResponseHead, internalHosts: Set<String>, publicHost: String
     ) -> HTTPResponseHead {
         var result = head
         for name in hopByHop { result.headers.remove(name: name) }
+        if head.status == .switchingProtocols {
+            result.headers.replaceOrAdd(name: "Connection", value: "Upgrade")
+            result.headers.replaceOrAdd(name: "Upgrade", value: "websocket")
+        }
         if let location = head.headers.first(name: "location"), let rewritten = rewriteLocation(location, internalHosts: internalHosts, publicHost: publicHost) {
             result.headers.replaceOrAdd(name: "Location", value: rewritten)
         }

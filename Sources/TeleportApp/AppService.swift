@@ -40,7 +40,7 @@ public struct AppService: Service, CustomStringConvertible {
         public var name: String
         /// A line for people.
         public var description: String
-        /// `http://` or `https://` internal address.
+        /// `http://` or `https://` internal address, or `tcp://HOST:PORT` (a TCP app).
         public var uri: String
         /// The public host name (nil: `NAME.<proxy public host>`).
         public var publicAddr: String?
@@ -153,6 +153,7 @@ public struct AppService: Service, CustomStringConvertible {
 
     public func run() async throws {
         let tls = try serverContext()
+        let tcpApps = Set(configuration.apps.filter { AppURI.isTCP($0.uri) }.map(\.name))
         let server: NIOAsyncChannel<(NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, EventLoopFuture<DatabaseHandoff>), Never>
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -162,8 +163,11 @@ public struct AppService: Service, CustomStringConvertible {
                     channel.eventLoop.makeCompletedFuture {
                         let handoff = channel.eventLoop.makePromise(of: DatabaseHandoff.self)
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
-                        try channel.pipeline.syncOperations.addHandler(AppHandoffGate(handoff: handoff))
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                        try channel.pipeline.syncOperations.addHandler(AppHandoffGate(handoff: handoff, tcpApps: tcpApps))
+                        // An upgrade configuration without upgraders: NIO's decoder then keeps the bytes
+                        // that follow an upgrade request for the splice of a WebSocket (AppSessions).
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                            withServerUpgrade: (upgraders: [], completionHandler: { _ in }), withErrorHandling: true)
                         let http = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
                         return (http, handoff.futureResult)
                     }

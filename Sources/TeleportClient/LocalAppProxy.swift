@@ -128,8 +128,9 @@ struct LocalAppProxy: Sendable {
 }
 
 extension TSHCommands {
-    /// `tsh proxy app NAME [--port N]`: serves the app on 127.0.0.1:N (plain HTTP) until
-    /// interrupted, using the app certificate of `tsh apps login NAME`.
+    /// `tsh proxy app NAME [--port N]`: serves the app on 127.0.0.1:N until interrupted, using
+    /// the app certificate of `tsh apps login NAME`: plain HTTP for a web app, raw bytes for a TCP
+    /// app (`tcp://`, as the proxy lists it).
     public static func proxyApp(_ options: ClientOptions, name: String, port: Int, context: ClientContext) async throws -> Int32 {
         guard (0...65535).contains(port) else { throw TeleportError.badParameter("--port must be 0 to 65535") }
         let files = try appFiles(options, context: context)
@@ -148,6 +149,20 @@ extension TSHCommands {
             configuration.certificateVerification = .none
         }
         configuration.applicationProtocols = ["http/1.1"]
+        let session = try session(options, context: context)
+        let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
+        guard let listed = try await web.apps(labels: "").first(where: { $0.name == name }) else {
+            throw TeleportError.notFound("app \(name) is not registered or your roles do not allow it (tsh apps ls lists your apps)")
+        }
+        if AppURI.isTCP(listed.spec.uri) {
+            let proxy = LocalTCPAppProxy(
+                proxyHost: files.profile.webProxyAddress.host, proxyPort: files.profile.webProxyAddress.port, publicAddr: publicAddr,
+                tls: try NIOSSLContext(configuration: configuration))
+            try await proxy.run(port: port) { bound in
+                StandardStreams.out("Proxying TCP connections to \(name) on 127.0.0.1:\(bound)\n")
+            }
+            return 0
+        }
         let proxy = LocalAppProxy(
             proxyHost: files.profile.webProxyAddress.host, proxyPort: files.profile.webProxyAddress.port, publicAddr: publicAddr,
             tls: try NIOSSLContext(configuration: configuration))

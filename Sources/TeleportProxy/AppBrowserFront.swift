@@ -7,40 +7,59 @@ import TeleportAuthClient
 import TeleportCrypto
 import TeleportSSH
 import TeleportTunnel
+import X509
 
-/// The app origin for a browser (a connection without a client certificate): one request per
-/// connection. `GET /x-teleport-auth?token=T` redeems a launch token (through the auth service:
-/// once, for this app, within 60 s) and answers `302 /` with the app session cookie
-/// (``cookieName``: Secure, HttpOnly, SameSite=Lax, Path=/). Any other request must carry that
-/// cookie: the auth service checks it (this app, its web session still valid, the roles) and
-/// answers a certificate of the user with the app route, which the proxy hands to the
-/// application service exactly as for a certificate client; the request goes on with the cookie
-/// removed and `Connection: close`, the answer comes back as bytes, then the connection closes.
-/// Without a valid cookie a browser is sent to the proxy's login page and other clients get
-/// 401; both are audited (`app.session.start` failure).
+/// The app origin for a browser (a connection without a client certificate), behind NIO's
+/// HTTP/1.1 server handlers (pipelined requests wait their turn), with keep-alive.
+/// `GET /x-teleport-auth?token=T` redeems a launch token (through the auth service: once, for
+/// this app, within 60 s) and answers `302 /` with the app session cookie (``cookieName``:
+/// Secure, HttpOnly, SameSite=Lax, Path=/). Any other request must carry that cookie: the auth
+/// service checks it (this app, its web session still valid, the roles) and answers a
+/// certificate of the user with the app route — remembered for a while in ``AppSessionCache`` —
+/// which the proxy hands to the application service exactly as for a certificate client. The
+/// connection to the service is kept for the next requests with the same certificate; each
+/// request goes on with the cookie removed, and the answer comes back part by part (with
+/// backpressure both ways). A WebSocket upgrade is passed on and, after the service's `101`,
+/// both connections carry bytes. Without a valid cookie a browser is sent to the proxy's login
+/// page and other clients get 401; both are audited (`app.session.start` failure).
 final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = ByteBuffer
+    typealias OutboundOut = HTTPServerResponsePart
 
     /// The app session cookie on the app's origin.
     static let cookieName = "__Host-teleport-app-session"
-    /// The most request bytes held while the checks run.
+    /// The most request body bytes held while the checks run.
     static let maxHeldBytes = 8 << 20
 
     /// What to do with the request.
     enum Action {
-        case respond(ByteBuffer)
-        case forward(any Channel, HTTPRequestHead)
+        /// Answer at once (`close`: then close the connection).
+        case respond(HTTPResponseHead, String, close: Bool)
+        /// Pass the request on over `upstream` (the kept connection when it is the same).
+        case forward(upstream: any Channel, certificate: String, head: HTTPRequestHead)
     }
 
     private enum State {
         case idle
-        case waiting([HTTPServerRequestPart], Int)
-        case forwarding(any Channel)
-        case done
+        /// The checks run; the request's parts wait.
+        case checking([HTTPServerRequestPart], Int)
+        /// The request goes to the service; its answer comes back through ``AppUpstreamRelay``.
+        case forwarding
+        case closed
     }
 
     private var state = State.idle
+    private var context: ChannelHandlerContext?
+    /// The kept connection to the application service and the certificate handed to it.
+    private var upstream: (channel: any Channel, certificate: String)?
+    /// The request being forwarded: keep-alive, a WebSocket upgrade, its end passed on, and
+    /// whether its answer has begun and ended.
+    private var keepAlive = true
+    private var upgrading = false
+    private var requestEnded = false
+    private var answerStarted = false
+    private var answerEnded = false
+    private var reusable = true
     let proxy: AppProxy
     let app: AppServer
     let serverName: String
@@ -51,82 +70,247 @@ final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
         self.serverName = serverName
     }
 
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         switch state {
         case .idle:
             guard case .head(let head) = part else { return }
-            state = .waiting([], 0)
+            state = .checking([], 0)
+            keepAlive = head.isKeepAlive
             let channel = context.channel
             let proxy = self.proxy
             let app = self.app
             let serverName = self.serverName
+            let kept = upstream.flatMap { $0.channel.isActive && reusable ? $0 : nil }
             let front = NIOLoopBound(self, eventLoop: context.eventLoop)
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             Task {
-                let action = await proxy.browserAction(head: head, app: app, serverName: serverName, channel: channel)
-                channel.eventLoop.execute { front.value.apply(action, context: bound.value) }
+                let action = await proxy.browserAction(head: head, app: app, serverName: serverName, channel: channel, kept: kept)
+                channel.eventLoop.execute { front.value.apply(action) }
             }
-        case .waiting(var held, var count):
+        case .checking(var held, var count):
             if case .body(let buffer) = part { count += buffer.readableBytes }
             guard count <= Self.maxHeldBytes else {
-                state = .done
-                context.close(promise: nil)
+                close()
                 return
             }
             held.append(part)
-            state = .waiting(held, count)
-        case .forwarding(let upstream):
-            forward(part, to: upstream)
-        case .done:
-            // A client reusing the connection for a second request: close, so that it retries
-            // on a new connection instead of waiting.
-            if case .head = part { context.close(promise: nil) }
+            state = .checking(held, count)
+        case .forwarding:
+            forward(part)
+        case .closed:
+            return
         }
     }
 
-    private func forward(_ part: HTTPServerRequestPart, to upstream: any Channel) {
+    /// Passes one request part to the service.
+    private func forward(_ part: HTTPServerRequestPart) {
+        guard let upstream = upstream?.channel else { return }
         switch part {
         case .head: return
-        case .body(let buffer): upstream.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+        case .body(let buffer):
+            upstream.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
         case .end(let trailers):
+            requestEnded = true
             upstream.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
-            state = .done
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .forwarding = state { upstream?.channel.flush() }
+        context.fireChannelReadComplete()
     }
 
     /// Answers, or starts forwarding (on the loop).
-    func apply(_ action: Action, context: ChannelHandlerContext) {
-        guard case .waiting(let held, _) = state else {
-            if case .forward(let upstream, _) = action { upstream.close(promise: nil) }
+    func apply(_ action: Action) {
+        guard let context, case .checking(let held, _) = state else {
+            if case .forward(let channel, _, _) = action, channel !== upstream?.channel { channel.close(promise: nil) }
             return
         }
         switch action {
-        case .respond(let bytes):
-            state = .done
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(bytes)).whenComplete { _ in channel.close(promise: nil) }
-        case .forward(let upstream, let head):
-            let client = context.channel
-            do {
-                try upstream.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
-                try upstream.pipeline.syncOperations.addHandler(AppResponseRelay(client: client))
-            } catch {
-                upstream.close(promise: nil)
-                state = .done
-                context.close(promise: nil)
-                return
+        case .respond(let head, let body, let close):
+            // A request whose body has not all arrived ends with the connection.
+            let ended = held.contains { if case .end = $0 { true } else { false } }
+            let closing = close || !keepAlive || !ended
+            var head = head
+            if closing { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+            // The state is set first: writing the end lets NIO's pipeline handler pass on a
+            // pipelined request at once.
+            state = closing ? .closed : .idle
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            if closing {
+                let channel = context.channel
+                done.whenComplete { _ in channel.close(promise: nil) }
             }
-            client.closeFuture.whenComplete { _ in upstream.close(promise: nil) }
-            state = .forwarding(upstream)
-            upstream.write(HTTPClientRequestPart.head(head), promise: nil)
-            for part in held { forward(part, to: upstream) }
-            upstream.flush()
+        case .forward(let channel, let certificate, let head):
+            if channel !== upstream?.channel {
+                upstream?.channel.close(promise: nil)
+                do {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
+                    try channel.pipeline.syncOperations.addHandler(AppUpstreamRelay(front: self, client: context.channel))
+                } catch {
+                    channel.close(promise: nil)
+                    close()
+                    return
+                }
+                upstream = (channel, certificate)
+                reusable = true
+            }
+            state = .forwarding
+            upgrading = AppBrowserFront.isWebSocketUpgrade(head)
+            requestEnded = false
+            answerStarted = false
+            answerEnded = false
+            channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            for part in held { forward(part) }
+            channel.flush()
         }
     }
 
+    // MARK: the answer, from AppUpstreamRelay (on the same loop)
+
+    /// The service's answer begins.
+    func answerHead(_ head: HTTPResponseHead) {
+        guard let context, case .forwarding = state else { return }
+        answerStarted = true
+        if head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "close" }) || head.version != .http1_1 {
+            reusable = false
+        }
+        var head = head
+        if head.status != .switchingProtocols {
+            head.headers.remove(name: "connection")
+            if !keepAlive { head.headers.add(name: "Connection", value: "close") }
+        }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+    }
+
+    func answerBody(_ buffer: ByteBuffer) {
+        guard let context, case .forwarding = state else { return }
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+    }
+
+    /// The service's answer ended: the next request may come (or the WebSocket's bytes flow).
+    func answerEnd(_ trailers: HTTPHeaders?, switching: Bool) {
+        guard let context, case .forwarding = state else { return }
+        answerEnded = true
+        if switching && upgrading {
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            splice(context: context)
+            return
+        }
+        // Closing is the only way to end a request whose body was not all read. The state is
+        // set before the end is written: NIO's pipeline handler passes on a pipelined request then.
+        let closing = !keepAlive || !requestEnded
+        state = closing ? .closed : .idle
+        let done = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
+        if closing {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    /// The service's connection closed.
+    func upstreamClosed(_ channel: any Channel) {
+        guard channel === upstream?.channel else { return }
+        upstream = nil
+        guard let context else { return }
+        // Reads stopped for a full service connection resume (the next request opens a new one).
+        let client = context.channel
+        client.setOption(ChannelOptions.autoRead, value: true).whenSuccess { client.read() }
+        guard case .forwarding = state, !answerEnded else { return }
+        if answerStarted {
+            close()
+            return
+        }
+        state = .closed
+        let body = "the application service closed the connection before answering\n"
+        var headers = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "\(body.utf8.count)"), ("Connection", "close")])
+        headers.add(name: "Cache-Control", value: "no-store")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badGateway, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// Backpressure towards the service: its reads wait while the browser's connection is full.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        if let channel = upstream?.channel {
+            channel.setOption(ChannelOptions.autoRead, value: writable).whenSuccess { if writable { channel.read() } }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Backpressure towards the browser: its reads wait while the service's connection is full.
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        guard let context else { return }
+        let channel = context.channel
+        channel.setOption(ChannelOptions.autoRead, value: writable).whenSuccess { if writable { channel.read() } }
+    }
+
+    private func close() {
+        state = .closed
+        context?.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        state = .closed
+        upstream?.channel.close(promise: nil)
+        upstream = nil
+        context.fireChannelInactive()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
+        close()
+    }
+
+    /// After the service's `101` to a WebSocket upgrade: both connections carry bytes from now
+    /// on. The HTTP handlers leave; the decoders pass on what they held to a ``GlueHandler``
+    /// placed after them, and a read's end flushes it.
+    private func splice(context: ChannelHandlerContext) {
+        guard let upstream = upstream?.channel else { return close() }
+        let (clientSide, upstreamSide) = GlueHandler.matchedPair()
+        do {
+            let operations = upstream.pipeline.syncOperations
+            try operations.removeHandler(operations.handler(type: AppUpstreamRelay.self), promise: nil)
+            if let handler = try? operations.handler(type: NIOHTTPRequestHeadersValidator.self) { operations.removeHandler(handler, promise: nil) }
+            try operations.removeHandler(operations.handler(type: HTTPRequestEncoder.self), promise: nil)
+            let responseDecoder = try operations.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
+            try operations.addHandler(upstreamSide, position: .after(responseDecoder))
+            operations.removeHandler(responseDecoder).whenSuccess { upstream.pipeline.fireChannelReadComplete() }
+            let client = context.pipeline.syncOperations
+            for handler in [
+                try? client.handler(type: HTTPServerUpgradeHandler.self) as (any RemovableChannelHandler)?,
+                try? client.handler(type: HTTPServerPipelineHandler.self), try? client.handler(type: HTTPServerProtocolErrorHandler.self),
+                try? client.handler(type: NIOHTTPResponseHeadersValidator.self), try? client.handler(type: HTTPResponseEncoder.self),
+            ] {
+                if let handler { client.removeHandler(handler, promise: nil) }
+            }
+            let decoder = try client.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try client.addHandler(clientSide, position: .after(decoder))
+            let channel = context.channel
+            client.removeHandler(decoder).whenSuccess { channel.pipeline.fireChannelReadComplete() }
+            self.upstream = nil
+            state = .closed
+        } catch {
+            upstream.close(promise: nil)
+            close()
+        }
+    }
+
+    /// A WebSocket upgrade request (`GET`, `Connection: upgrade`, `Upgrade: websocket`), the
+    /// proxy-side twin of `AppRequestRules.isWebSocketUpgrade` (the application service decides
+    /// again what reaches the app).
+    static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {
+        func tokens(_ name: String) -> [String] {
+            head.headers[name].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        }
+        return head.method == .GET && tokens("connection").contains("upgrade") && tokens("upgrade") == ["websocket"]
     }
 
     /// The value of the app session cookie in `headers`, if sent.
@@ -151,40 +335,50 @@ final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
         return out
     }
 
-    /// A complete HTTP/1.1 answer that closes the connection.
-    static func response(
-        status: HTTPResponseStatus, headers: [(String, String)] = [], body: String, allocator: ByteBufferAllocator
-    ) -> ByteBuffer {
+    /// A short plain-text answer: its head (with the length) and body.
+    static func response(status: HTTPResponseStatus, headers: [(String, String)] = [], body: String) -> (HTTPResponseHead, String) {
         let text = body + "\n"
-        var head = "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n"
-        head += "Content-Type: text/plain; charset=utf-8\r\nContent-Length: \(text.utf8.count)\r\nConnection: close\r\n"
-        head += "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        return allocator.buffer(string: head + "\r\n" + text)
+        var fields = HTTPHeaders([
+            ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "\(text.utf8.count)"), ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
+        ])
+        for (name, value) in headers { fields.add(name: name, value: value) }
+        return (HTTPResponseHead(version: .http1_1, status: status, headers: fields), text)
     }
 }
 
-/// The application service's answer, passed to the browser's connection as bytes; the browser's
-/// connection closes once the service closes its side.
-final class AppResponseRelay: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
+/// On the proxy's connection to the application service for a browser: passes the service's
+/// answers, part by part, to the ``AppBrowserFront`` of the browser's connection (the same
+/// loop), and tells it when the connection closes or its writability changes.
+final class AppUpstreamRelay: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    let front: AppBrowserFront
     let client: any Channel
-    private var last: EventLoopFuture<Void>?
+    private var switching = false
 
-    init(client: any Channel) { self.client = client }
+    init(front: AppBrowserFront, client: any Channel) {
+        self.front = front
+        self.client = client
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        last = client.writeAndFlush(unwrapInboundIn(data))
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            switching = head.status == .switchingProtocols
+            front.answerHead(head)
+        case .body(let buffer): front.answerBody(buffer)
+        case .end(let trailers): front.answerEnd(trailers, switching: switching)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        let client = self.client
-        if let last {
-            last.whenComplete { _ in client.close(promise: nil) }
-        } else {
-            client.close(promise: nil)
-        }
+        front.upstreamClosed(context.channel)
         context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        front.upstreamWritabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -194,9 +388,11 @@ final class AppResponseRelay: ChannelInboundHandler, @unchecked Sendable {
 
 extension AppProxy {
     /// What a browser's request on `app`'s origin gets: the launch redemption, a refusal, or the
-    /// forwarding to the application service.
-    func browserAction(head: HTTPRequestHead, app: AppServer, serverName: String, channel: any Channel) async -> AppBrowserFront.Action {
-        let allocator = channel.allocator
+    /// forwarding to the application service (over `kept` when it was handed the same
+    /// certificate, else over a new connection).
+    func browserAction(
+        head: HTTPRequestHead, app: AppServer, serverName: String, channel: any Channel, kept: (channel: any Channel, certificate: String)?
+    ) async -> AppBrowserFront.Action {
         let clientAddress = channel.remoteAddress.map { "\($0)" } ?? ""
         let components = URLComponents(string: head.uri)
         let hostHeader = head.headers["host"].first ?? serverName
@@ -208,6 +404,9 @@ extension AppProxy {
             "app_name": .string(app.name), "app_uri": .string(app.spec.uri),
         ]
         let clearCookie = "\(AppBrowserFront.cookieName)=; Max-Age=0; Secure; HttpOnly; SameSite=Lax; Path=/"
+        func respond(_ answer: (HTTPResponseHead, String), close: Bool) -> AppBrowserFront.Action {
+            .respond(answer.0, answer.1, close: close)
+        }
         func refuse(_ message: String, status: HTTPResponseStatus = .unauthorized, audited: Bool = true) -> AppBrowserFront.Action {
             if audited {
                 fields["error"] = .string(message)
@@ -215,19 +414,23 @@ extension AppProxy {
             }
             logger.info("app request refused: \(message)", metadata: ["tp.sni": "\(serverName)"])
             if browser, status == .unauthorized {
-                return .respond(
-                    AppBrowserFront.response(
-                        status: .found, headers: [("Location", loginURL), ("Set-Cookie", clearCookie)], body: message, allocator: allocator))
+                return respond(
+                    AppBrowserFront.response(status: .found, headers: [("Location", loginURL), ("Set-Cookie", clearCookie)], body: message),
+                    close: true)
             }
-            return .respond(AppBrowserFront.response(status: status, headers: [("Set-Cookie", clearCookie)], body: message, allocator: allocator))
+            return respond(AppBrowserFront.response(status: status, headers: [("Set-Cookie", clearCookie)], body: message), close: true)
+        }
+        if AppURI.isTCP(app.spec.uri) {
+            return refuse(
+                "app \(app.name) is a TCP app, which a browser cannot open: run tsh apps login \(app.name), then tsh proxy app \(app.name)",
+                status: .badRequest)
         }
         if components?.path == "/x-teleport-auth" {
             let token = components?.queryItems?.first { $0.name == "token" }?.value ?? ""
             do {
                 let created = try await auth.redeemAppLaunch(AuthAPI.AppSessionRequest(secret: token, appName: app.name, clientAddress: clientAddress))
                 let cookie = "\(AppBrowserFront.cookieName)=\(created.sessionID); Secure; HttpOnly; SameSite=Lax; Path=/"
-                return .respond(
-                    AppBrowserFront.response(status: .found, headers: [("Location", "/"), ("Set-Cookie", cookie)], body: "", allocator: allocator))
+                return respond(AppBrowserFront.response(status: .found, headers: [("Location", "/"), ("Set-Cookie", cookie)], body: ""), close: false)
             } catch {
                 // The auth service audited the refusal.
                 let message = (error as? TeleportError)?.message ?? "the app launch failed"
@@ -239,14 +442,29 @@ extension AppProxy {
                 "app \(app.name) needs a session: launch it from the web UI (\(AppLaunchRoute.origin(host: publicHost, port: port))/web/apps), or run tsh apps login \(app.name)")
         }
         let identity: AuthAPI.AppSessionIdentity
-        do {
-            identity = try await auth.authenticateAppSession(AuthAPI.AppSessionRequest(secret: secret, appName: app.name, clientAddress: clientAddress))
-        } catch {
-            let message = (error as? TeleportError)?.message ?? "the app session cannot be checked"
-            let code = (error as? TeleportError)?.code
-            return refuse(message, status: code == .connectionProblem || code == .internalError ? .badGateway : .unauthorized)
+        if let remembered = sessionCache.identity(cookie: secret, app: app.name) {
+            identity = remembered
+        } else {
+            do {
+                identity = try await auth.authenticateAppSession(AuthAPI.AppSessionRequest(secret: secret, appName: app.name, clientAddress: clientAddress))
+                let end = (try? Certificate.fromPEM(identity.certificatePEM).notValidAfter) ?? Date()
+                sessionCache.remember(cookie: secret, app: app.name, identity: identity, notAfter: end)
+            } catch {
+                sessionCache.forget(cookie: secret, app: app.name)
+                let message = (error as? TeleportError)?.message ?? "the app session cannot be checked"
+                let code = (error as? TeleportError)?.code
+                return refuse(message, status: code == .connectionProblem || code == .internalError ? .badGateway : .unauthorized)
+            }
         }
         fields["user"] = .string(identity.user)
+        var forwarded = head
+        forwarded.headers = AppBrowserFront.strippingCookie(head.headers)
+        // The connection to the service is the proxy's own: kept alive whatever the browser asked
+        // (a WebSocket upgrade keeps its Connection: Upgrade; the service checks it again).
+        if !AppBrowserFront.isWebSocketUpgrade(head) { forwarded.headers.remove(name: "connection") }
+        if let kept, kept.certificate == identity.certificatePEM {
+            return .forward(upstream: kept.channel, certificate: kept.certificate, head: forwarded)
+        }
         guard let addr = app.spec.addr, let target = try? HostPort.parse(addr, defaultPort: 3031, key: "spec.addr") else {
             return refuse("app \(app.name) has no application service address", status: .badGateway)
         }
@@ -256,10 +474,7 @@ extension AppProxy {
                 userCertificatePEM: identity.certificatePEM, clientAddress: clientAddress,
                 parameters: [["app", app.name], ["server_name", serverName]])
             try await upstream.writeAndFlush(upstream.allocator.buffer(bytes: try handoff.frame()))
-            var forwarded = head
-            forwarded.headers = AppBrowserFront.strippingCookie(head.headers)
-            forwarded.headers.replaceOrAdd(name: "Connection", value: "close")
-            return .forward(upstream, forwarded)
+            return .forward(upstream: upstream, certificate: identity.certificatePEM, head: forwarded)
         } catch {
             return refuse(
                 "cannot reach app \(app.name)'s application service: \((error as? TeleportError)?.message ?? "\(error)")", status: .badGateway)

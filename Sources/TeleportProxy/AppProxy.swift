@@ -35,13 +35,16 @@ final class AppProxy: Sendable {
     let roles: @Sendable ([String]) -> [Role]
     let audit: SSHAudit?
     let logger: Logger
+    /// App session cookies checked lately (the browser path).
+    let sessionCache: AppSessionCache
     /// The registered apps, and when they were listed.
     private let cache = Mutex<(loaded: NIODeadline, apps: [AppServer])>((.distantPast, []))
 
     init(
         auth: AuthClient, clusterName: String, identity: ClientIdentity, publicAddr: String, roles: @escaping @Sendable ([String]) -> [Role],
-        audit: SSHAudit?, logger: Logger
+        audit: SSHAudit?, logger: Logger, sessionCache: AppSessionCache = AppSessionCache()
     ) throws {
+        self.sessionCache = sessionCache
         self.auth = auth
         self.clusterName = clusterName
         self.publicHost = Self.hostName(publicAddr)
@@ -283,9 +286,13 @@ final class AppFrontGate: ChannelInboundHandler, @unchecked Sendable {
                 try context.pipeline.syncOperations.addHandler(clientSide, position: .after(self))
                 context.channel.closeFuture.whenComplete { _ in upstream.close(promise: nil) }
             case .browser(let app):
-                try context.pipeline.syncOperations.addHandlers(
-                    [ByteToMessageHandler(HTTPRequestDecoder()), AppBrowserFront(proxy: proxy, app: app, serverName: serverName)],
-                    position: .after(self))
+                // NIO's server handlers: pipelined requests wait their turn, bad requests get a
+                // 400; an upgrade configuration without upgraders keeps the bytes after a
+                // WebSocket upgrade for the splice.
+                try context.pipeline.syncOperations.configureHTTPServerPipeline(
+                    position: .after(self), withPipeliningAssistance: true, withServerUpgrade: (upgraders: [], completionHandler: { _ in }),
+                    withErrorHandling: true)
+                try context.pipeline.syncOperations.addHandler(AppBrowserFront(proxy: proxy, app: app, serverName: serverName))
             case .refuse(let status, let message):
                 try context.pipeline.syncOperations.addHandlers(
                     [HTTPResponseEncoder(), ByteToMessageHandler(HTTPRequestDecoder()), AppRefusal(status: status, message: message)],

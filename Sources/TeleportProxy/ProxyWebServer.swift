@@ -92,6 +92,8 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
     let settings: Settings
     let logger: Logger
     let onListening: @Sendable () async -> Void
+    /// App session cookies checked lately: shared by the app origin and the logout route.
+    let appSessionCache = AppSessionCache()
     /// How long a connection may take to complete the TLS handshake and send a request head (or,
     /// for the tunnel of `tsh proxy ssh`, its request line), and stay idle between requests,
     /// before the server closes it. A request being answered is not cut, nor an open tunnel.
@@ -172,7 +174,7 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         let appProxy = try settings.appIdentity.map { identity in
             try AppProxy(
                 auth: auth, clusterName: clusterName, identity: identity, publicAddr: settings.publicAddr, roles: settings.roles,
-                audit: settings.audit, logger: logger)
+                audit: settings.audit, logger: logger, sessionCache: appSessionCache)
         }
         var appTLS = tls
         appTLS.applicationProtocols = ["http/1.1"]
@@ -302,7 +304,8 @@ extension ProxyWebServer {
         }
         LoginRoute(auth: auth, logger: logger).register(on: router)
         SSORoutes(auth: auth, logger: logger).register(on: router)
-        WebSessionRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)
+        let appSessions = appSessionCache
+        WebSessionRoutes(auth: auth, clusterName: clusterName, logger: logger, onLogout: { appSessions.forget(user: $0) }).register(on: router)
         let nodes = NodesRoute(auth: auth, clusterName: clusterName, roles: settings.roles)
         nodes.register(on: router)
         nodes.registerHostKeys(on: router)

@@ -22,6 +22,8 @@ struct WebSessionRoutes<Auth: ProxyAuthAccess>: Sendable {
     let auth: Auth
     let clusterName: String
     let logger: Logger
+    /// Called with the user after a logout on this proxy (the app session cookies it remembers go).
+    var onLogout: @Sendable (String) -> Void = { _ in }
 
     /// Adds the routes to `router`.
     func register(on router: Router<ProxyRequestContext>) {
@@ -120,6 +122,7 @@ struct WebSessionRoutes<Auth: ProxyAuthAccess>: Sendable {
         } catch {
             return unavailable(error)
         }
+        onLogout(user)
         logger.info("web session ended", metadata: ["tp.user": "\(user)", "tp.client.addr": "\(context.clientAddress ?? "")"])
         var response = WebResponse.json(Data("{}".utf8))
         response.headers[.setCookie] = WebSessionCookie.clearCookie

@@ -159,7 +159,8 @@ struct Access: AsyncParsableCommand {
     struct Explain: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Why a user may or may not log in to a node as a login (tctl access explain --user=joe --node=db1 --login=root), "
-                + "or connect to a database as a db user (tctl access explain --user=joe --db=pg --db-user=alice [--db-name=sales]).")
+                + "connect to a database as a db user (tctl access explain --user=joe --db=pg --db-user=alice [--db-name=sales]), "
+                + "or open an app (tctl access explain --user=joe --app=grafana).")
         @OptionGroup var global: GlobalOptions
         @Option(name: .customLong("user"), help: "The user.") var user: String
         @Option(name: .customLong("node"), help: "The node's name or UUID.") var node: String?
@@ -168,17 +169,22 @@ struct Access: AsyncParsableCommand {
         @Option(name: .customLong("db-user"), help: "The database user (with --db).") var dbUser: String?
         @Option(name: .customLong("db-name"), help: "The database name (with --db; PostgreSQL's default is the db user's name).")
         var dbName: String?
+        @Option(name: .customLong("app"), help: "The app's name.") var app: String?
 
         func validate() throws {
-            let nodeForm = node != nil && login != nil && database == nil && dbUser == nil && dbName == nil
-            let databaseForm = database != nil && dbUser != nil && node == nil && login == nil
-            guard nodeForm || databaseForm else {
-                throw ValidationError("give either --node and --login, or --db and --db-user (and optionally --db-name)")
+            let nodeForm = node != nil && login != nil && database == nil && dbUser == nil && dbName == nil && app == nil
+            let databaseForm = database != nil && dbUser != nil && node == nil && login == nil && app == nil
+            let appForm = app != nil && node == nil && login == nil && database == nil && dbUser == nil && dbName == nil
+            guard nodeForm || databaseForm || appForm else {
+                throw ValidationError("give either --node and --login, --db and --db-user (and optionally --db-name), or --app")
             }
         }
 
         func run() async throws {
             try await perform {
+                if let app {
+                    return try await AccessCommands.explainApp(global.connection, user: user, app: app)
+                }
                 if let database, let dbUser {
                     return try await AccessCommands.explainDatabase(global.connection, user: user, database: database, dbUser: dbUser, dbName: dbName)
                 }

@@ -43,7 +43,8 @@ struct AppServiceConfigTests {
 
     @Test(arguments: [
         ("app_service:\n  apps:\n  - name: meta\n    uri: http://169.254.169.254/latest\n", ["app_service.apps[0].uri", "cloud metadata address"]),
-        ("app_service:\n  apps:\n  - name: a\n    uri: tcp://localhost:5432\n", ["app_service.apps[0].uri", "not supported"]),
+        ("app_service:\n  apps:\n  - name: a\n    uri: ftp://localhost:21\n", ["app_service.apps[0].uri", "not supported"]),
+        ("app_service:\n  apps:\n  - name: a\n    uri: tcp://localhost\n", ["app_service.apps[0].uri", "tcp://HOST:PORT"]),
         ("app_service:\n  apps:\n  - name: a\n    uri: localhost:3000\n", ["app_service.apps[0].uri", "http://localhost:3000"]),
         ("app_service:\n  apps:\n  - uri: http://h\n", ["app_service.apps[0]", "with a name"]),
         ("app_service:\n  apps:\n  - name: a\n", ["app_service.apps[0]", "with a uri"]),
@@ -62,6 +63,34 @@ struct AppServiceConfigTests {
         for fragment in fragments {
             #expect(error.message.contains(fragment), "\(fragment) in \(error.message)")
         }
+    }
+
+    @Test(arguments: [
+        ("teleport:\n  auth_servers: [auth.example.com:3025]\n", "http://auth.example.com:3025", "teleport.auth_servers[0]"),
+        ("teleport:\n  auth_servers: [127.0.0.1:3025]\n", "https://localhost:3025", "teleport.auth_servers[0]"),
+        ("auth_service:\n  listen_addr: 0.0.0.0:4025\n", "http://127.0.0.1:4025/", "auth_service.listen_addr"),
+        ("proxy_service:\n  web_listen_addr: 127.0.0.1:4080\n", "tcp://localhost:4080", "proxy_service.web_listen_addr"),
+        ("", "http://127.0.0.1:3031", "app_service.listen_addr"),
+    ])
+    func appsAtTeleportsOwnAddressesAreRefused(section: String, uri: String, key: String) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("appcfg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("teleport.yaml").path
+        var yaml = section.hasPrefix("teleport:") ? section + "  data_dir: \(directory.path)\n" : "teleport:\n  data_dir: \(directory.path)\n" + section
+        yaml += "app_service:\n  enabled: true\n  apps:\n  - name: pivot\n    uri: \(uri)\n"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        var flags = StartFlags()
+        flags.configPath = path
+        do {
+            _ = try DaemonConfig.resolve(flags: flags)
+            Issue.record("an app at \(uri) was accepted")
+        } catch let error as TeleportError {
+            #expect(error.code == .badParameter && error.message.contains("app_service.apps[0].uri") && error.message.contains(key), "\(error.message)")
+        }
+        // Another port on the same host is the app's own.
+        try yaml.replacingOccurrences(of: uri, with: "http://127.0.0.1:8080").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: Never.self) { _ = try DaemonConfig.resolve(flags: flags) }
     }
 
     @Test func rolesAppNeedsApps() throws {

@@ -35,11 +35,13 @@ struct AppAccessTests {
         let port: UInt16
         let directory: URL
 
-        static func start() async throws -> EchoApp {
+        /// `script`: `echo_app.py` (HTTP) or `ws_echo_app.py` (WebSocket echo and its page).
+        static func start(script: String = "echo_app.py") async throws -> EchoApp {
             let directory = try TestSupport.makeTemporaryDirectory(prefix: "echoapp")
             let port = try TestSupport.freeLoopbackPort()
             let pid = try TestSupport.spawnDaemon(
-                "/usr/bin/python3", [AppAccessTests.fixtures.appendingPathComponent("echo_app.py").path, "\(port)"],
+                // `env python3`: the interpreter scripts/install-test-deps.sh installed the PyPI modules for.
+                "/usr/bin/env", ["python3", AppAccessTests.fixtures.appendingPathComponent(script).path, "\(port)"],
                 logPath: directory.appendingPathComponent("app.log").path)
             let listening = await TestSupport.waitForPort(port)
             if !listening { await TestSupport.stopDaemon(pid) }
@@ -59,7 +61,8 @@ struct AppAccessTests {
         let pid: pid_t
         var log: String { (try? TestSupport.read(directory.appendingPathComponent("teleport.log"))) ?? "" }
 
-        static func start(cluster: ClusterFixture, appPort: UInt16) throws -> AppAgent {
+        /// `extraApps`: more entries of `app_service.apps` (YAML, indented as the list's items).
+        static func start(cluster: ClusterFixture, appPort: UInt16, extraApps: String = "") throws -> AppAgent {
             let directory = try TestSupport.makeTemporaryDirectory(prefix: "appagent")
             let port = try TestSupport.freeLoopbackPort()
             let config = """
@@ -92,7 +95,7 @@ struct AppAccessTests {
                     labels:
                       env: dev
 
-                """
+                """ + extraApps
             let file = directory.appendingPathComponent("teleport.yaml")
             try TestSupport.write(config, to: file)
             let pid = try TestSupport.spawnDaemon(

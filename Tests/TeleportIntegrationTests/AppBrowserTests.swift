@@ -159,12 +159,31 @@ struct AppBrowserTests {
             #expect(exp <= session.expires.timeIntervalSince1970 + 1, "the JWT outlives the web session: \(claims)")
         }
 
-        // Two requests in one curl run (it reuses the connection when it may): both answered.
+        // Keep-alive: four requests in one curl run share one connection (curl's num_connects is
+        // 1, then 0), a POST's body among them, each answered with its own path.
         let twice = try await TestSupport.run(
             "/usr/bin/curl",
-            ["-sk", "-m", "20", "--resolve", "echo.localhost:\(port):127.0.0.1", "-H", "Cookie: \(cookie)", "-w", "\n%{http_code}\n",
-             "https://echo.localhost:\(port)/one", "https://echo.localhost:\(port)/two"])
-        #expect(twice.stdout.contains("\"path\": \"/one\"") && twice.stdout.contains("\"path\": \"/two\""), "\(twice)")
+            ["-sk", "-m", "20", "--resolve", "echo.localhost:\(port):127.0.0.1", "-H", "Cookie: \(cookie)", "-w", "\n%{http_code} connects=%{num_connects}\n",
+             "https://echo.localhost:\(port)/one", "https://echo.localhost:\(port)/two", "https://echo.localhost:\(port)/three",
+             "--next", "-sk", "-m", "20", "--resolve", "echo.localhost:\(port):127.0.0.1", "-H", "Cookie: \(cookie)", "--data-binary", "12345",
+             "-w", "\n%{http_code} connects=%{num_connects}\n", "https://echo.localhost:\(port)/post"])
+        #expect(twice.stdout.contains("\"path\": \"/one\"") && twice.stdout.contains("\"path\": \"/three\""), "\(twice)")
+        #expect(twice.stdout.contains("\"received\": 5"), "\(twice)")
+        let connects = twice.stdout.split(separator: "\n").filter { $0.hasPrefix("200 connects=") }
+        #expect(connects == ["200 connects=1", "200 connects=0", "200 connects=0", "200 connects=0"], "\(twice)")
+        // ... and the application service kept its connection to the app for them too (one client port at the app).
+        let peers = try NSRegularExpression(pattern: "\"peer\": (\\d+)").matches(in: twice.stdout, range: NSRange(twice.stdout.startIndex..., in: twice.stdout))
+            .compactMap { Range($0.range(at: 1), in: twice.stdout).map { String(twice.stdout[$0]) } }
+        #expect(peers.count == 3 && Set(peers).count == 1, "app-side ports \(peers)")
+
+        // Two requests in one write (pipelined): both answered, in order, on one connection.
+        let pipelined = try await TestSupport.run(
+            "/usr/bin/env",
+            ["python3", AppAccessTests.fixtures.appendingPathComponent("raw_tls.py").path, "pipelined", "--port", "\(port)",
+             "--server-name", "echo.localhost", "--header", "Cookie: \(cookie)"], timeout: .seconds(60))
+        let first = pipelined.stdout.range(of: "\"path\": \"/p1\""), second = pipelined.stdout.range(of: "\"path\": \"/p2\"")
+        #expect(first != nil && second != nil && (first?.lowerBound ?? pipelined.stdout.endIndex) < (second?.lowerBound ?? pipelined.stdout.startIndex), "\(pipelined)")
+        #expect(pipelined.stdout.components(separatedBy: "HTTP/1.1 200").count == 3, "\(pipelined)")
 
         // Another app's token redeemed on this origin, and another app's cookie here: refused.
         let otherLaunch = try await browser.send("GET", "/web/launch/other")

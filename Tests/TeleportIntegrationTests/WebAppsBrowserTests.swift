@@ -43,7 +43,37 @@ struct WebAppsBrowserTests {
         }
     }
 
-    func run(_ cluster: ClusterFixture, app: AppAccessTests.EchoApp) async throws {
+    @Test(
+        "a WebSocket round trip in chromium after launching the app from /web/apps",
+        .enabled(if: WebBrowserTests.missing == nil, "needs /usr/bin/chromium and the playwright module (scripts/install-test-deps.sh)"),
+        .timeLimit(.minutes(3)))
+    func webSocketAfterLaunch() async throws {
+        let cluster = try ClusterFixture(
+            clusterName: "apps.example", authSection: "  tokens: [\"app:\(AppAccessTests.token)\"]", proxySection: "  public_addr: localhost")
+        try await withCluster(cluster) { cluster in
+            try await cluster.start()
+            let app = try await AppAccessTests.EchoApp.start(script: "ws_echo_app.py")
+            let agent: AppAccessTests.AppAgent
+            do {
+                agent = try AppAccessTests.AppAgent.start(cluster: cluster, appPort: app.port)
+            } catch {
+                await app.stop()
+                throw error
+            }
+            do {
+                try await run(cluster, app: app, webSocket: true)
+            } catch {
+                Issue.record("app agent log:\n\(agent.log)")
+                await agent.stop()
+                await app.stop()
+                throw error
+            }
+            await agent.stop()
+            await app.stop()
+        }
+    }
+
+    func run(_ cluster: ClusterFixture, app: AppAccessTests.EchoApp, webSocket: Bool = false) async throws {
         let rolesFile = cluster.directory.appendingPathComponent("roles.yaml")
         try TestSupport.write(AppAccessTests.role(allowed: true), to: rolesFile)
         let created = try await cluster.tctl(["create", rolesFile.path])
@@ -61,24 +91,33 @@ struct WebAppsBrowserTests {
         #expect(listed.stdout.contains("name: echo"), "\(listed)")
         let artifacts = try TestSupport.makeTemporaryDirectory(prefix: "web-apps-screenshots")
         print("WebAppsBrowserTests: screenshots in \(artifacts.path)")
+        let script = webSocket ? Self.script.deletingLastPathComponent().appendingPathComponent("web_apps_ws.py") : Self.script
+        let extra = webSocket ? ["--app", "echo"] : ["--app", "echo", "--audience", "http://127.0.0.1:\(app.port)", "--cluster", "apps.example"]
         let result = try await TestSupport.runBrowser(
             "/usr/bin/env",
             [
-                "python3", Self.script.path, "--url", "https://localhost:\(cluster.webPort)", "--user", "bob",
+                "python3", script.path, "--url", "https://localhost:\(cluster.webPort)", "--user", "bob",
                 "--password", WebSessionTests.password, "--secret", enrolled.secret,
                 "--after", String(enrolled.time.timeIntervalSince1970), "--artifacts", artifacts.path,
-                "--app", "echo", "--audience", "http://127.0.0.1:\(app.port)", "--cluster", "apps.example",
-            ], timeout: .seconds(120))
+            ] + extra, timeout: .seconds(120))
         print(result.stdout)
         if result.exitCode == 77 {
             print("SKIP WebAppsBrowserTests: \(result.stdout)")
             return
         }
         #expect(result.exitCode == 0, "\(result)\n\(cluster.log.suffix(4000))")
-        for line in [
+        let expected =
+            webSocket
+            ? [
+                "ok: chromium's WebSocket round trip through the proxy", "ok: the app saw the WebSocket handshake",
+                "ok: the handshake carries the JWT assertion", "ok: the app session cookie is not forwarded",
+                "ok: after logout a WebSocket to the app is refused",
+            ]
+            : [
             "ok: /web/apps lists echo", "ok: the echo app's page is shown", "ok: the app's JWT verifies and names bob",
             "ok: after logout the app origin sends the browser to the login page",
-        ] {
+            ]
+        for line in expected {
             #expect(result.stdout.contains(line), "\(line) in \(result)")
         }
     }

@@ -94,16 +94,20 @@ public struct AppServer: Resource {
     }
 }
 
-/// The rules for an app's internal URI: `http://` or `https://`, a host, an optional port, and
+/// The rules for an app's internal URI: `http://` or `https://` (a web app), or `tcp://HOST:PORT`
+/// (a TCP app: raw bytes through `tsh proxy app`; the port is required), a host, and
 /// never the cloud metadata address (`169.254.169.254`, from which an app proxy would hand out the
 /// host's cloud credentials) unless an administrator allows it explicitly.
 public enum AppURI {
     /// The link-local cloud metadata address.
     public static let metadataHosts: Set<String> = ["169.254.169.254", "[fd00:ec2::254]", "fd00:ec2::254", "metadata.google.internal"]
 
+    /// Whether `uri` names a TCP app (`tcp://`).
+    public static func isTCP(_ uri: String) -> Bool { uri.lowercased().hasPrefix("tcp://") }
+
     /// The parts of an app URI.
     public struct Parts: Sendable, Equatable {
-        /// `http` or `https`.
+        /// `http`, `https` or `tcp`.
         public var scheme: String
         /// The host (IPv6 without brackets).
         public var host: String
@@ -121,12 +125,17 @@ public enum AppURI {
         guard uri.utf8.count <= 300, TerminalText.isPrintable(uri), let url = URL(string: uri), let scheme = url.scheme?.lowercased() else {
             throw TeleportError.badParameter("\(source): \"\(uri.prefix(64))\" is not a URI; \(fix)")
         }
-        guard scheme == "http" || scheme == "https" else {
+        guard scheme == "http" || scheme == "https" || scheme == "tcp" else {
             throw TeleportError.badParameter(
-                "\(source): the scheme \"\(scheme.prefix(16))\" is not supported (http:// or https://; tcp:// apps are not built yet); \(fix)")
+                "\(source): the scheme \"\(scheme.prefix(16))\" is not supported (http://, https://, or tcp://HOST:PORT for a TCP app); \(fix)")
         }
         guard let host = url.host, !host.isEmpty else {
             throw TeleportError.badParameter("\(source): \"\(uri.prefix(64))\" has no host; \(fix)")
+        }
+        if scheme == "tcp" {
+            guard url.port != nil, url.path.isEmpty || url.path == "/", url.query == nil else {
+                throw TeleportError.badParameter("\(source): a TCP app's uri is tcp://HOST:PORT (a port, no path), such as tcp://localhost:5432")
+            }
         }
         let port = url.port ?? (scheme == "https" ? 443 : 80)
         guard (1...65535).contains(port) else { throw TeleportError.badParameter("\(source): the port must be 1 to 65535; \(fix)") }

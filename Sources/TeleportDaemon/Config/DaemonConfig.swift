@@ -153,6 +153,7 @@ public struct DaemonConfig: Sendable {
         }
         // Settings that would fail only after the data directory was created are checked now.
         try file.checkListenAddresses(source: configPath ?? "teleport.yaml")
+        try file.checkAppTargets(source: configPath ?? "teleport.yaml")
         try file.checkFilesAndURIs(source: configPath ?? "teleport.yaml", runAuth: runAuth, runProxy: runProxy)
         if runAuth, file.teleport.storage.type == .postgres {
             try file.checkPostgresStorage(source: configPath ?? "teleport.yaml")

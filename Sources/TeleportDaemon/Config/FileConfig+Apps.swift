@@ -119,3 +119,45 @@ extension FileConfig {
             redirect: redirect, headers: headers)
     }
 }
+
+extension FileConfig {
+    /// Refuses an app whose URI is one of Teleport's own addresses: an auth server
+    /// (`teleport.auth_servers`, `auth_service.listen_addr`) or a listener of a service this file turns on (the
+    /// proxy's, the application and database services'). Such an app would let any user with
+    /// `app_labels` talk to the cluster's control plane from inside it. A listener on a wildcard
+    /// address (0.0.0.0, ::) counts as reached through the loopback names (localhost, 127.x, ::1).
+    func checkAppTargets(source: String) throws {
+        guard app.enabled || !app.apps.isEmpty else { return }
+        var own: [(key: String, host: String, port: Int)] = []
+        for (index, server) in teleport.authServers.enumerated() {
+            if let parsed = try? HostPort.parse(server, defaultPort: 3025, key: "teleport.auth_servers") {
+                own.append(("teleport.auth_servers[\(index)]", parsed.host.lowercased(), parsed.port))
+            }
+        }
+        // The listeners of the services this file turns on.
+        var listeners: [(String, String, Int)] = [("app_service.listen_addr", app.listenAddr, 3031)]
+        if auth.enabled { listeners.append(("auth_service.listen_addr", auth.listenAddr, 3025)) }
+        if proxy.enabled {
+            listeners += [
+                ("proxy_service.web_listen_addr", proxy.webListenAddr, 3080), ("proxy_service.listen_addr", proxy.listenAddr, 3023),
+                ("proxy_service.tunnel_listen_addr", proxy.tunnelListenAddr, 3024),
+            ]
+        }
+        if db.enabled { listeners.append(("db_service.listen_addr", db.listenAddr, 3029)) }
+        for (key, value, port) in listeners where !value.isEmpty {
+            if let parsed = try? HostPort.parse(value, defaultPort: port, key: key) { own.append((key, parsed.host.lowercased(), parsed.port)) }
+        }
+        let loopback: Set<String> = ["localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""]
+        for (index, entry) in app.apps.enumerated() {
+            guard let parts = try? AppURI.parse(entry.uri, source: "uri") else { continue }
+            let host = parts.host.lowercased()
+            for address in own where address.port == parts.port {
+                let sameHost = address.host == host || (loopback.contains(address.host) && (loopback.contains(host) || host.hasPrefix("127.")))
+                guard sameHost else { continue }
+                throw TeleportError.badParameter(
+                    "\(source): app_service.apps[\(index)].uri: \(entry.uri.prefix(64)) is Teleport's own \(address.key) (\(HostPort.join(address.host, address.port))), "
+                        + "which would open the cluster's control plane to the app's users; point the app at its own address")
+            }
+        }
+    }
+}

@@ -1,5 +1,6 @@
 # An HTTP app for the application access tests: answers every request with JSON naming the
-# method, path and the headers it received (in order, duplicates kept); /redirect answers 302 to
+# method, path, the port its client connected from (`peer`: one connection, one port) and the
+# headers it received (in order, duplicates kept); /redirect answers 302 to
 # its own internal address; POST counts the body's bytes without keeping them.
 import http.server
 import json
@@ -28,7 +29,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path.startswith("/redirect"):
             return self.reply(302, {}, [("Location", "http://127.0.0.1:%d/landing?x=1" % PORT)])
-        self.reply(200, {"method": self.command, "path": self.path, "headers": [[k, v] for k, v in self.headers.items()]})
+        self.reply(200, {"method": self.command, "path": self.path, "peer": self.client_address[1],
+                         "headers": [[k, v] for k, v in self.headers.items()]})
 
     def do_POST(self):
         remaining = int(self.headers.get("Content-Length", "0"))
