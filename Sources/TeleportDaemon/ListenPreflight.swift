@@ -38,6 +38,9 @@ enum ListenPreflight {
         }
         if config.runDb { listeners.append(("db_service.listen_addr", config.file.db.listenAddr, 3029)) }
         if config.runApp { listeners.append(("app_service.listen_addr", config.file.app.listenAddr, 3031)) }
+        if config.runKube, !(mayBeTunnelled && !config.file.kube.listenAddrConfigured) {
+            listeners.append(("kubernetes_service.listen_addr", config.file.kube.listenAddr, 3027))
+        }
         if let diag = config.diagAddr { listeners.append(("teleport.diag_addr or --diag-addr", diag, 3000)) }
         return listeners
     }

@@ -74,6 +74,12 @@ public struct Role: Resource {
         public var dbNames: [String]?
         /// Application label selectors (as `node_labels`, for `app_server` records).
         public var appLabels: [String: LabelValues]?
+        /// Kubernetes cluster label selectors (as `node_labels`, for `kube_server` records).
+        public var kubernetesLabels: [String: LabelValues]?
+        /// Kubernetes groups the user's requests are impersonated into, with trait templates.
+        public var kubernetesGroups: [String]?
+        /// Kubernetes users the user's requests are impersonated as, with trait templates.
+        public var kubernetesUsers: [String]?
 
         enum CodingKeys: String, CodingKey {
             case logins
@@ -83,6 +89,9 @@ public struct Role: Resource {
             case dbUsers = "db_users"
             case dbNames = "db_names"
             case appLabels = "app_labels"
+            case kubernetesLabels = "kubernetes_labels"
+            case kubernetesGroups = "kubernetes_groups"
+            case kubernetesUsers = "kubernetes_users"
         }
 
         /// Creates conditions.
@@ -125,7 +134,9 @@ public struct Role: Resource {
     public func validate() throws {
         try validateEnvelope()
         for (block, conditions) in [("allow", spec.allow), ("deny", spec.deny)] {
-            for (field, selector) in [("node_labels", conditions?.nodeLabels), ("db_labels", conditions?.dbLabels), ("app_labels", conditions?.appLabels)] {
+            for (field, selector) in [("node_labels", conditions?.nodeLabels), ("db_labels", conditions?.dbLabels), ("app_labels", conditions?.appLabels),
+                ("kubernetes_labels", conditions?.kubernetesLabels),
+            ] {
                 for (key, values) in selector ?? [:] {
                     for pattern in values.values where pattern.hasPrefix("^") && pattern.hasSuffix("$") {
                         guard (try? NSRegularExpression(pattern: pattern)) != nil else {
@@ -135,7 +146,10 @@ public struct Role: Resource {
                     }
                 }
             }
-            for (field, values) in [("db_users", conditions?.dbUsers), ("db_names", conditions?.dbNames)] {
+            for (field, values) in [
+                ("db_users", conditions?.dbUsers), ("db_names", conditions?.dbNames), ("kubernetes_groups", conditions?.kubernetesGroups),
+                ("kubernetes_users", conditions?.kubernetesUsers),
+            ] {
                 for value in values ?? [] {
                     try Self.validateNameOrTemplate(value, field: "spec.\(block).\(field)", role: name)
                 }

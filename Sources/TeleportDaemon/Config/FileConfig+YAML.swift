@@ -42,7 +42,8 @@ extension FileConfig {
                 _ = try value.string()
             case "db_service": try config.parseDatabaseService(value)
             case "app_service": try config.parseAppService(value)
-            case "kubernetes_service", "windows_desktop_service", "discovery_service":
+            case "kubernetes_service": try config.parseKubeService(value)
+            case "windows_desktop_service", "discovery_service":
                 try config.ignoreDisabledOrWarn(value, key)
             default: throw unknown(value, file: file)
             }
