@@ -277,22 +277,29 @@ final class KubeFrontGate: ChannelInboundHandler, @unchecked Sendable {
     func apply(_ decision: KubeProxy.Decision, context: ChannelHandlerContext) {
         switch decision {
         case .relay(let upstream):
+            let (clientSide, upstreamSide) = GlueHandler.matchedPair()
+            guard upstream.eventLoop.inEventLoop else {
+                // A tunnel channel lives on its tunnel's loop: its half is added there, then ours here.
+                let gate = NIOLoopBound(self, eventLoop: context.eventLoop)
+                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                upstream.pipeline.addHandler(upstreamSide).hop(to: context.eventLoop).whenComplete { result in
+                    switch result {
+                    case .success: gate.value.glue(clientSide, upstream: upstream, context: bound.value)
+                    case .failure:
+                        upstream.close(promise: nil)
+                        bound.value.close(promise: nil)
+                    }
+                }
+                return
+            }
             do {
-                let (clientSide, upstreamSide) = GlueHandler.matchedPair()
                 try upstream.pipeline.syncOperations.addHandler(upstreamSide)
-                try context.pipeline.syncOperations.addHandler(clientSide, position: .after(self))
-                context.channel.closeFuture.whenComplete { _ in upstream.close(promise: nil) }
             } catch {
                 upstream.close(promise: nil)
                 context.close(promise: nil)
                 return
             }
-            released = true
-            for buffer in held { context.fireChannelRead(NIOAny(buffer)) }
-            held = []
-            heldCount = 0
-            context.fireChannelReadComplete()
-            context.read()
+            glue(clientSide, upstream: upstream, context: context)
         case .refuse(let code, let message):
             // The first request head is read, then answered with the Status and the connection closed.
             do {
@@ -309,6 +316,24 @@ final class KubeFrontGate: ChannelInboundHandler, @unchecked Sendable {
             context.fireChannelReadComplete()
             context.read()
         }
+    }
+
+    /// Adds our half of the glue and releases the held bytes into it (on the loop).
+    func glue(_ clientSide: GlueHandler, upstream: any Channel, context: ChannelHandlerContext) {
+        do {
+            try context.pipeline.syncOperations.addHandler(clientSide, position: .after(self))
+        } catch {
+            upstream.close(promise: nil)
+            context.close(promise: nil)
+            return
+        }
+        context.channel.closeFuture.whenComplete { _ in upstream.close(promise: nil) }
+        released = true
+        for buffer in held { context.fireChannelRead(NIOAny(buffer)) }
+        held = []
+        heldCount = 0
+        context.fireChannelReadComplete()
+        context.read()
     }
 
     static func statusJSON(code: Int, message: String) -> [UInt8] {
