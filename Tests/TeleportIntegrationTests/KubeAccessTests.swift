@@ -309,6 +309,30 @@ struct KubeAccessTests {
             "curl -sk \(connect) --cert \(standIn.directory.path)/client.pem --key \(standIn.directory.path)/client.key \(base)/api",
             environment: environment)
         #expect(foreign.exitCode != 0, "\(foreign)")
+        // An expired certificate of the user CA fails the handshake too.
+        let expiredID = dir.appendingPathComponent("expired.id")
+        let signed = try await cluster.tctl(["auth", "sign", "--user=bob", "--out=\(expiredID.path)", "--ttl=2s"])
+        #expect(signed.exitCode == 0, "\(signed)")
+        let splitter = dir.appendingPathComponent("split.py")
+        try TestSupport.write(
+            """
+            import re, sys
+            text = open(sys.argv[1]).read()
+            blocks = re.findall(r"(-----BEGIN ([A-Z ]+)-----\\n.*?-----END \\2-----\\n?)", text, re.S)
+            open(sys.argv[2], "w").write(next(b for b, kind in blocks if kind == "PRIVATE KEY"))
+            open(sys.argv[3], "w").write(next(b for b, kind in blocks if kind == "CERTIFICATE"))
+
+            """, to: splitter)
+        let split = try await TestSupport.run(
+            "/usr/bin/python3", [splitter.path, expiredID.path, dir.appendingPathComponent("expired.key").path, dir.appendingPathComponent("expired.pem").path])
+        #expect(split.exitCode == 0, "\(split)")
+        try await Task.sleep(for: .seconds(3))
+        let expired = try await Self.shell(
+            "curl -sk \(connect) --cert \(dir.path)/expired.pem --key \(dir.path)/expired.key \(base)/api", environment: environment)
+        #expect(expired.exitCode != 0 && !expired.stdout.contains("APIVersions"), "\(expired)")
+        // A cluster that is not registered.
+        let unknown = try await TestSupport.run(try ClusterFixture.binary("tsh"), ["kube", "login", "no-such-cluster"], environment: environment)
+        #expect(unknown.exitCode != 0 && unknown.stderr.contains("not registered"), "\(unknown)")
         // A malformed upgrade (an unknown WebSocket subprotocol).
         let upgrade = try await Self.shell(
             "curl -sk \(connect) -w '\\n%{http_code}' --cert \(routed) --key \(key) -H 'Connection: Upgrade' -H 'Upgrade: websocket' "
