@@ -109,19 +109,26 @@ extension TSH {
         var auth: String?
         @Option(help: "none: print the single sign-on URL instead of opening a browser.")
         var browser: String?
+        @Option(name: .customLong("kube-cluster"), help: "Then log in to this Kubernetes cluster too (as tsh kube login NAME).")
+        var kubeCluster: String?
 
         func validate() throws {
             guard LoginOptions.AgentMode(rawValue: addKeysToAgent) != nil else {
                 throw ValidationError("--add-keys-to-agent must be auto, yes or no, not \"\(addKeysToAgent)\"")
             }
             if let browser, browser != "none" { throw ValidationError("--browser takes only none, not \"\(browser)\"") }
+            if kubeCluster != nil, out != nil { throw ValidationError("--kube-cluster needs a profile: it cannot be used with --out") }
         }
 
         func run() async throws {
             let mode = LoginOptions.AgentMode(rawValue: addKeysToAgent) ?? .auto
             try await perform {
-                try await TSHCommands.login(
+                var outcome = try await TSHCommands.login(
                     global.client, LoginOptions(ttl: ttl, addKeysToAgent: mode, out: out, auth: auth, browser: browser), context: .live())
+                if let kubeCluster, outcome.exitCode == 0 {
+                    outcome.output += try await TSHCommands.kubeLogin(global.client, name: kubeCluster, context: .live()).output
+                }
+                return outcome
             }
         }
     }

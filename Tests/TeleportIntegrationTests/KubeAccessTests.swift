@@ -201,10 +201,18 @@ struct KubeAccessTests {
         var codes = TSHCodes(secret: enrolled.secret, usedAt: enrolled.time)
         let tsh = try TSHRunner()
         defer { tsh.cleanUp() }
+        // tsh login --kube-cluster logs in to the cluster too (~/.kube/config without KUBECONFIG).
+        var registered = try await cluster.tctl(["get", "kube_server"])
+        for _ in 0..<60 where !registered.stdout.contains("dev-cluster") {
+            try await Task.sleep(for: .milliseconds(500))
+            registered = try await cluster.tctl(["get", "kube_server"])
+        }
         let login = try await TSHLoginTests.login(
-            tsh, ["--proxy=localhost:\(cluster.webPort)", "--user=bob", "--insecure"], user: "bob", password: TSHLoginTests.password,
-            code: try await codes.next())
+            tsh, ["--proxy=localhost:\(cluster.webPort)", "--user=bob", "--insecure", "--kube-cluster=dev-cluster"], user: "bob",
+            password: TSHLoginTests.password, code: try await codes.next())
         try #require(login.status == 0, "\(login.transcript)")
+        let defaultConfig = (try? TestSupport.read(tsh.home.appendingPathComponent(".kube/config"))) ?? ""
+        #expect(defaultConfig.contains("current-context: kube.example-dev-cluster"), "\(defaultConfig)\n\(login.transcript)")
 
         // The service heartbeats its cluster (directly, or with its tunnel to the proxy).
         var listed = try await tsh.run(["kube", "ls"])
