@@ -33,6 +33,9 @@ enum ListenPreflight {
         if config.runProxy, let postgres = config.file.proxy.postgresListenAddr {
             listeners.append(("proxy_service.postgres_listen_addr", postgres, 5432))
         }
+        if config.runProxy, let kube = config.file.proxy.kubeListenAddr {
+            listeners.append(("proxy_service.kube_listen_addr", kube, 3026))
+        }
         if config.runProxy, let mysql = config.file.proxy.mysqlListenAddr {
             listeners.append(("proxy_service.mysql_listen_addr", mysql, 3036))
         }

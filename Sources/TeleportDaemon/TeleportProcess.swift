@@ -185,6 +185,9 @@ public enum TeleportProcess {
             let tunnelServer = ReverseTunnelServer(configuration: tunnelConfiguration, logger: logger.with("proxy:tunnel"))
             let dialer = NodeDialer(tunnels: tunnelServer)
             webSettings.kubeTunnels = tunnelServer
+            webSettings.kubeListenAddr = try config.file.proxy.kubeListenAddr.map {
+                try HostPort.parse($0, defaultPort: 3026, key: "proxy_service.kube_listen_addr")
+            }
             webSettings.dialer = dialer
             // One port: agents' tunnels also arrive on the web port (ALPN teleport-reversetunnel);
             // the separate tunnel listener binds unless the web port is the only one.

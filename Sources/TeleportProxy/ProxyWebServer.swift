@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
 import NIOCore
+import NIOPosix
 import NIOSSL
 import TeleportCrypto
 import TeleportHTTPListener
@@ -83,6 +84,8 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         public var appIdentity: ClientIdentity?
         /// The reverse tunnels Kubernetes services behind NAT keep (nil: only direct ones).
         public var kubeTunnels: ReverseTunnelServer?
+        /// `proxy_service.kube_listen_addr` (nil: kubectl only on the web port).
+        public var kubeListenAddr: (host: String, port: Int)?
     }
 
     let auth: AuthClient
@@ -186,6 +189,7 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         // teleport-kube); the proxy's host certificate answers, then ``KubeProxy`` checks and relays.
         var alpnRoutes = settings.alpnRoutes
         var serverNameRoutes = settings.serverNameRoutes
+        var kubeListener: (any Channel)?
         if let identity = settings.appIdentity {
             let kubeProxy = try KubeProxy(
                 auth: auth, clusterName: clusterName, identity: identity, roles: settings.roles, audit: settings.audit,
@@ -194,6 +198,27 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
                 try KubeProxy.frontContext(identity: identity, userCAs: userCAs), { channel in kubeProxy.takeOver(channel) })
             alpnRoutes[AuthAPI.kubeALPNProtocol] = kubeRoute
             serverNameRoutes[AuthAPI.kubeProxyServerNamePrefix] = kubeRoute
+            if let listen = settings.kubeListenAddr {
+                // kubectl's own port: TLS with the same context, then the same gate.
+                let context = try KubeProxy.frontContext(identity: identity, userCAs: userCAs)
+                do {
+                    kubeListener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                        .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                        .childChannelInitializer { channel in
+                            countConnection("proxy kube", channel)
+                            return channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                                try channel.pipeline.syncOperations.addHandler(KubeFrontGate(proxy: kubeProxy))
+                            }
+                        }
+                        .bindInheritable(host: listen.host, port: listen.port)
+                } catch {
+                    throw ListenError.describe(
+                        error, errno: listenErrno(error), address: HostPort.join(listen.host, listen.port), key: "proxy_service.kube_listen_addr")
+                }
+                logger.info("Kubernetes proxy is listening", metadata: ["tp.listen": "\(HostPort.join(listen.host, listen.port))"])
+            }
         }
         let routes = alpnRoutes
         let nameRoutes = serverNameRoutes
@@ -227,6 +252,7 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
                     group.cancelAll()
                 }
             }
+            try? await kubeListener?.close()
         } catch let error as IOError {
             throw ListenError.describe(error, errno: error.errnoCode, address: HostPort.join(host, port), key: "proxy_service.web_listen_addr")
         } catch let error as ListenSocketError {

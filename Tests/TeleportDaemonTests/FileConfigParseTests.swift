@@ -241,7 +241,6 @@ struct FileConfigParseTests {
         ("auth_service:\n  license_file: /l.pem\n", "auth_service.license_file"),
         ("auth_service:\n  session_recording: proxy\n", "auth_service.session_recording"),
         ("ssh_service:\n  pam:\n    enabled: no\n", "ssh_service.pam"),
-        ("proxy_service:\n  kube_listen_addr: 0.0.0.0:3026\n", "proxy_service.kube_listen_addr"),
         ("proxy_service:\n  kubernetes:\n    enabled: yes\n", "proxy_service.kubernetes"),
     ])
     func documentedButUnsupportedKeysWarn(yaml: String, key: String) throws {

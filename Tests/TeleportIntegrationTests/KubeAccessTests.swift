@@ -156,8 +156,10 @@ struct KubeAccessTests {
 
     @Test(.timeLimit(.minutes(6)), arguments: [false, true])
     func kubectlThroughTheProxy(tunnel: Bool) async throws {
+        let kubePort = try TestSupport.freeLoopbackPort()
         let cluster = try ClusterFixture(
-            clusterName: "kube.example", authSection: "  tokens: [\"kube:\(Self.token)\"]", proxySection: "  public_addr: localhost")
+            clusterName: "kube.example", authSection: "  tokens: [\"kube:\(Self.token)\"]",
+            proxySection: "  public_addr: localhost\n  kube_listen_addr: 127.0.0.1:\(kubePort)")
         try await withCluster(cluster) { cluster in
             try await cluster.start()
             var standIn = try await StandIn.start()
@@ -169,7 +171,7 @@ struct KubeAccessTests {
                 throw error
             }
             do {
-                try await exercise(cluster, standIn: &standIn, agent: agent, tunnel: tunnel)
+                try await exercise(cluster, standIn: &standIn, agent: agent, tunnel: tunnel, kubePort: kubePort)
             } catch {
                 Issue.record("kube agent log:\n\(agent.log.suffix(6000))")
                 for (name, log) in [("agent", agent.log), ("cluster", cluster.log)] {
@@ -187,7 +189,7 @@ struct KubeAccessTests {
         }
     }
 
-    func exercise(_ cluster: ClusterFixture, standIn: inout StandIn, agent: KubeAgent, tunnel: Bool) async throws {
+    func exercise(_ cluster: ClusterFixture, standIn: inout StandIn, agent: KubeAgent, tunnel: Bool, kubePort: UInt16) async throws {
         let dir = try TestSupport.makeTemporaryDirectory(prefix: "kube")
         defer { try? FileManager.default.removeItem(at: dir) }
         let rolesFile = dir.appendingPathComponent("roles.yaml")
@@ -249,6 +251,10 @@ struct KubeAccessTests {
         #expect(listRequest?["impersonate_user"] as? [String] == ["bob"], "\(String(describing: listRequest))")
         #expect(listRequest?["impersonate_group"] as? [String] == ["viewers"], "\(String(describing: listRequest))")
         #expect(listRequest?["client_cn"] as? String == "teleport-kube-service", "\(String(describing: listRequest))")
+
+        // proxy_service.kube_listen_addr serves kubectl the same way.
+        let ownPort = try await Self.shell("kubectl --server=https://localhost:\(kubePort) get pods", environment: environment)
+        #expect(ownPort.exitCode == 0 && ownPort.stdout.contains("web-1"), "\(ownPort)")
 
         // Impersonation the roles do not grant is refused before the API server, and audited.
         let admin = try await Self.shell("kubectl --as=system:admin get pods", environment: environment)

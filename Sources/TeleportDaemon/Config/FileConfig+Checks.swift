@@ -14,6 +14,7 @@ extension FileConfig {
             ("proxy_service.postgres_listen_addr", proxy.postgresListenAddr ?? "", 5432),
             ("proxy_service.mysql_listen_addr", proxy.mysqlListenAddr ?? "", 3036), ("db_service.listen_addr", db.listenAddr, 3029),
             ("app_service.listen_addr", app.listenAddr, 3031), ("kubernetes_service.listen_addr", kube.listenAddr, 3027),
+            ("proxy_service.kube_listen_addr", proxy.kubeListenAddr ?? "", 3026),
         ]
         for address in addresses where !address.value.isEmpty {
             let host = try HostPort.parse(address.value, defaultPort: address.port, key: "\(source): \(address.key)").host

@@ -160,6 +160,8 @@ public struct FileConfig: Sendable, Equatable {
         public var postgresListenAddr: String?
         /// `mysql_listen_addr`: MySQL/MariaDB clients' listener (nil: none; Teleport's usual port is 3036).
         public var mysqlListenAddr: String?
+        /// `kube_listen_addr`: kubectl's own listener (nil: none; the web port always serves it).
+        public var kubeListenAddr: String?
         /// `proxy_listener_mode`: `multiplex` puts reverse tunnels on the web port.
         public var listenerMode = ListenerMode.separate
 
