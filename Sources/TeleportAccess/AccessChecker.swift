@@ -312,6 +312,50 @@ public struct AccessChecker: Sendable {
         return (users, groups)
     }
 
+    /// May the user reach pod `namespace/name` on a cluster with these labels? A deny block whose
+    /// `kubernetes_resources` match refuses; otherwise some allow block whose `kubernetes_labels`
+    /// match must have no `kubernetes_resources` (every pod) or one that matches.
+    public func checkKubePod(labels: [String: String], namespace: String, name: String) throws -> Decision {
+        func matches(_ entry: Role.KubernetesResource) throws -> Bool {
+            guard entry.kind == "pod" || entry.kind == "*" else { return false }
+            return try valuePattern(entry.namespace, namespace) && valuePattern(entry.name, name)
+        }
+        var reasons: [String] = []
+        for role in roles {
+            for entry in role.spec.deny?.kubernetesResources ?? [] where try matches(entry) {
+                reasons.append("role \(role.name): deny: kubernetes_resources \(entry.namespace)/\(entry.name) match pod \(namespace)/\(name)")
+                return Decision(allowed: false, reasons: reasons)
+            }
+        }
+        for role in roles {
+            guard let allow = role.spec.allow,
+                try labelsMatch(allow.kubernetesLabels ?? [:], labels, field: "kubernetes_labels", noun: "Kubernetes cluster").0
+            else { continue }
+            guard let resources = allow.kubernetesResources else {
+                reasons.append("role \(role.name): allow: every pod (no kubernetes_resources)")
+                return Decision(allowed: true, reasons: reasons)
+            }
+            if let entry = try resources.first(where: matches) {
+                reasons.append("role \(role.name): allow: kubernetes_resources \(entry.namespace)/\(entry.name) match pod \(namespace)/\(name)")
+                return Decision(allowed: true, reasons: reasons)
+            }
+            reasons.append("role \(role.name): allow: no kubernetes_resources entry matches pod \(namespace)/\(name)")
+        }
+        if reasons.isEmpty { reasons.append("no role's kubernetes_labels match the cluster") }
+        return Decision(allowed: false, reasons: reasons)
+    }
+
+    /// A `kubernetes_resources` value: `*`, a `^regex$` or equality.
+    func valuePattern(_ pattern: String, _ value: String) throws -> Bool {
+        if Self.isExpression(pattern) {
+            guard let expression = try? NSRegularExpression(pattern: pattern) else {
+                throw TeleportError.badParameter("\(pattern.debugDescription) is not a valid regular expression")
+            }
+            return expression.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil
+        }
+        return pattern == "*" || pattern == value
+    }
+
     // MARK: API rules
 
     /// May the user apply `verb` to resources of `kind`?

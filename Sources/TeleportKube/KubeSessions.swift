@@ -32,6 +32,7 @@ struct KubeSessions: Sendable {
         var identity: X509Identity
         var users: [String]
         var groups: [String]
+        var checker: AccessChecker
     }
 
     func serve(_ connection: Connection, handoff: EventLoopFuture<DatabaseHandoff>) async {
@@ -100,6 +101,13 @@ struct KubeSessions: Sendable {
         }
         audited.kubeUser = impersonated.user
         audited.kubeGroups = impersonated.groups
+        // A request naming a pod (get, logs, exec, attach, delete...) must be within kubernetes_resources.
+        if info.resource == "pods", !info.name.isEmpty {
+            let decision = try accepted.checker.checkKubePod(labels: configuration.labels, namespace: info.namespace, name: info.name)
+            guard decision.allowed else {
+                return try await refuse(403, "access to pod \(info.namespace)/\(info.name) denied: " + decision.reasons.joined(separator: "; "))
+            }
+        }
         let upgrade = head.value("upgrade") != nil
         if upgrade, let problem = KubeImpersonation.upgradeProblem(head, info: info) {
             return try await refuse(400, "malformed upgrade request: \(problem)")
@@ -326,7 +334,7 @@ struct KubeSessions: Sendable {
         guard service.audit.admits else {
             throw TeleportError.connectionProblem("the audit log is unavailable (events wait for the auth service): refusing unaudited requests")
         }
-        return Accepted(cluster: cluster, identity: identity, users: principals.users, groups: principals.groups)
+        return Accepted(cluster: cluster, identity: identity, users: principals.users, groups: principals.groups, checker: checker)
     }
 
     /// The peer of the service's mutual TLS must be a proxy of this cluster.

@@ -27,6 +27,10 @@ struct KubeAccessTests {
             kubernetes_labels:
               env: dev
             kubernetes_groups: [viewers]
+            kubernetes_resources:
+            - kind: pod
+              namespace: default
+              name: "^web-[0-4]$"
 
         """
 
@@ -279,6 +283,11 @@ struct KubeAccessTests {
         #expect(logs.exitCode == 0 && logs.stdout.contains("web-0 log line 3"), "\(logs)")
         let exec = try await Self.shell("kubectl exec web-0 -- sh -c 'echo from-pod; exit 3'", environment: environment)
         #expect(exec.exitCode == 3 && exec.stdout.contains("from-pod"), "\(exec)")
+
+        // A pod outside the role's kubernetes_resources: refused before the API server.
+        let outside = try await Self.shell("kubectl exec web-9 -- true", environment: environment)
+        #expect(outside.exitCode != 0 && outside.stderr.contains("web-9") && outside.stderr.contains("denied"), "\(outside)")
+        #expect(!standIn.requests.contains { ($0["path"] as? String)?.contains("web-9") == true })
 
         // An interactive exec through a pseudo-terminal: output, resize, exit code; recorded.
         let terminal = try TSHTerminal("/usr/bin/kubectl", ["exec", "-it", "web-0", "--", "sh"], environment: environment)

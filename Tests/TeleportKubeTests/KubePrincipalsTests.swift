@@ -53,3 +53,27 @@ struct KubePrincipalsTests {
         #expect(throws: TeleportError.self) { try Self.role("bad", allow: regex).validate() }
     }
 }
+
+extension KubePrincipalsTests {
+    @Test func podsByNamespaceAndName() throws {
+        var allow = Role.Conditions()
+        allow.kubernetesLabels = ["env": LabelValues(["dev"])]
+        allow.kubernetesGroups = ["viewers"]
+        allow.kubernetesResources = [.init(kind: "pod", namespace: "default", name: "^web-[0-9]$"), .init(kind: "*", namespace: "tools", name: "*")]
+        var deny = Role.Conditions()
+        deny.kubernetesResources = [.init(kind: "pod", namespace: "default", name: "web-9")]
+        let checker = AccessChecker(roles: [Self.role("pods", allow: allow, deny: deny)], traits: [:])
+        let dev = ["env": "dev"]
+        #expect(try checker.checkKubePod(labels: dev, namespace: "default", name: "web-0").allowed)
+        #expect(try checker.checkKubePod(labels: dev, namespace: "tools", name: "anything").allowed)
+        #expect(try !checker.checkKubePod(labels: dev, namespace: "default", name: "db-0").allowed)
+        #expect(try !checker.checkKubePod(labels: dev, namespace: "default", name: "web-9").allowed)
+        #expect(try !checker.checkKubePod(labels: ["env": "prod"], namespace: "default", name: "web-0").allowed)
+        var open = Role.Conditions()
+        open.kubernetesLabels = ["*": LabelValues(["*"])]
+        #expect(try AccessChecker(roles: [Self.role("open", allow: open)], traits: [:]).checkKubePod(labels: dev, namespace: "x", name: "y").allowed)
+        var badKind = Role.Conditions()
+        badKind.kubernetesResources = [.init(kind: "deployment", namespace: "*", name: "*")]
+        #expect(throws: TeleportError.self) { try Self.role("bad", allow: badKind).validate() }
+    }
+}

@@ -80,6 +80,9 @@ public struct Role: Resource {
         public var kubernetesGroups: [String]?
         /// Kubernetes users the user's requests are impersonated as, with trait templates.
         public var kubernetesUsers: [String]?
+        /// Kubernetes objects (pods by namespace and name, as in role v7) the blocks apply to;
+        /// nil in an allow block: every pod of the clusters its labels select.
+        public var kubernetesResources: [KubernetesResource]?
 
         enum CodingKeys: String, CodingKey {
             case logins
@@ -92,6 +95,7 @@ public struct Role: Resource {
             case kubernetesLabels = "kubernetes_labels"
             case kubernetesGroups = "kubernetes_groups"
             case kubernetesUsers = "kubernetes_users"
+            case kubernetesResources = "kubernetes_resources"
         }
 
         /// Creates conditions.
@@ -106,6 +110,21 @@ public struct Role: Resource {
             self.dbUsers = dbUsers
             self.dbNames = dbNames
             self.appLabels = appLabels
+        }
+    }
+
+    /// One `kubernetes_resources` entry: a kind (`pod` or `*`), a namespace and a name, each a
+    /// value, `*` or a `^regex$`.
+    public struct KubernetesResource: Codable, Sendable, Equatable {
+        public var kind: String
+        public var namespace: String
+        public var name: String
+
+        /// Creates an entry.
+        public init(kind: String, namespace: String, name: String) {
+            self.kind = kind
+            self.namespace = namespace
+            self.name = name
         }
     }
 
@@ -152,6 +171,19 @@ public struct Role: Resource {
             ] {
                 for value in values ?? [] {
                     try Self.validateNameOrTemplate(value, field: "spec.\(block).\(field)", role: name)
+                }
+            }
+        }
+        for (block, conditions) in [("allow", spec.allow), ("deny", spec.deny)] {
+            for (index, entry) in (conditions?.kubernetesResources ?? []).enumerated() {
+                guard ["pod", "*"].contains(entry.kind) else {
+                    throw TeleportError.badParameter(
+                        "role \(name): spec.\(block).kubernetes_resources[\(index)].kind: \(entry.kind.debugDescription) is not pod or *")
+                }
+                for (field, value) in [("namespace", entry.namespace), ("name", entry.name)]
+                where value.hasPrefix("^") && value.hasSuffix("$") && (try? NSRegularExpression(pattern: value)) == nil {
+                    throw TeleportError.badParameter(
+                        "role \(name): spec.\(block).kubernetes_resources[\(index)].\(field): \(value.debugDescription) is not a valid regular expression")
                 }
             }
         }
