@@ -221,13 +221,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Layer 4: the Kubernetes service (kubectl through the proxy, impersonation, recorded exec).
+        .target(
+            name: "TeleportKube",
+            dependencies: [
+                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "TeleportWire",
+                "TeleportTunnel", "TeleportRecording", logging, nioCore, nioPosix, nioSSL, x509, yams,
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Layer 5: the daemon's wiring, the admin and user client libraries.
         .target(
             name: "TeleportDaemon",
             dependencies: [
                 "TeleportAPI", "TeleportCrypto", "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportBackendPostgres",
                 "TeleportServices", "TeleportEvents", "TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportAuthClient", "TeleportSSH", "TeleportTunnel",
-                "TeleportDatabase", "TeleportRecording", "TeleportHTTPListener", "TeleportApp", "CTeleportShims", yams, logging, nioCore, nioPosix, x509,
+                "TeleportDatabase", "TeleportRecording", "TeleportHTTPListener", "TeleportApp", "TeleportKube", "CTeleportShims", yams, logging, nioCore, nioPosix, x509,
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -244,7 +254,7 @@ let package = Package(
         .target(
             name: "TeleportClient",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportHTTP", "TeleportSSH", "TeleportSSHClient", "TeleportEvents", "TeleportWire", "CTeleportShims", logging, nioCore, nioPosix, nioSSL, crypto, x509,
+                "TeleportAPI", "TeleportCrypto", "TeleportAuthClient", "TeleportHTTP", "TeleportSSH", "TeleportSSHClient", "TeleportEvents", "TeleportWire", "CTeleportShims", logging, nioCore, nioPosix, nioSSL, crypto, x509, yams,
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
@@ -281,6 +291,10 @@ let package = Package(
             dependencies: [
                 "TeleportDatabase", "TeleportWire", "TeleportAPI", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TeleportKubeTests",
+            dependencies: ["TeleportKube", "TeleportWire", "TeleportAPI", "TeleportAccess"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "TeleportAppTests",

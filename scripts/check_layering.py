@@ -14,7 +14,7 @@ import sys
 
 FORBIDDEN_FOR_CLIENTS = {
     "TeleportAuthServer", "TeleportBackend", "TeleportBackendSQLite", "TeleportBackendEtcd", "TeleportBackendPostgres",
-    "TeleportDaemon", "TeleportProxy", "TeleportNode", "TeleportDatabase", "TeleportHTTPListener", "TeleportApp", "Hummingbird", "HummingbirdTLS", "HummingbirdCore",
+    "TeleportDaemon", "TeleportProxy", "TeleportNode", "TeleportDatabase", "TeleportHTTPListener", "TeleportApp", "TeleportKube", "Hummingbird", "HummingbirdTLS", "HummingbirdCore",
     "SQLiteNIO", "PostgresNIO",
 }
 LAYERS = {
@@ -23,11 +23,11 @@ LAYERS = {
     "TeleportBackendSQLite": 2, "TeleportBackendEtcd": 2, "TeleportBackendPostgres": 2, "TeleportServices": 2, "TeleportSSH": 2,
     "TeleportAuthClient": 2,
     "TeleportTunnel": 3, "TeleportSSHClient": 3, "TeleportRecording": 3,
-    "TeleportAuthServer": 4, "TeleportProxy": 4, "TeleportNode": 4, "TeleportDatabase": 4, "TeleportApp": 4,
+    "TeleportAuthServer": 4, "TeleportProxy": 4, "TeleportNode": 4, "TeleportDatabase": 4, "TeleportApp": 4, "TeleportKube": 4,
     "TeleportDaemon": 5, "TeleportClient": 5, "TeleportAdmin": 5,
     "teleport": 6, "tsh": 6, "tctl": 6, "tunnel-agents": 6,
 }
-SERVICES = {"TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportDatabase", "TeleportApp"}
+SERVICES = {"TeleportAuthServer", "TeleportProxy", "TeleportNode", "TeleportDatabase", "TeleportApp", "TeleportKube"}
 # The shared SSH modules sit below every service and every client library: the proxy, the reverse
 # tunnel and future agents use them, so they must not pull in the node's session code, `tsh`'s CLI
 # or any service (directly or through a dependency).

@@ -13,7 +13,7 @@
 # (PyPI: application access verifies the teleport-jwt-assertion against the JWKS), Authlib and Flask (PyPI: the
 # single sign-on tests' OpenID Connect provider, Tests/fixtures/oidc_provider.py, and the GitHub stand-in) and
 # requests (PyPI: the fixtures' own checks, Tests/fixtures/sso_fixture_check.py); websockets also serves the app
-# tests' WebSocket echo app and client; wrk and nginx-light for bench/apps_wrk.py (application access through the proxy vs direct).
+# tests' WebSocket echo app and client; wrk and nginx-light for bench/apps_wrk.py (application access through the proxy vs direct); kubectl (below).
 # Needs root (or sudo). Safe to run again.
 set -euo pipefail
 packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2 iptables tinyproxy vim-tiny haproxy chromium libjs-xterm node-xterm postgresql-15 postgresql-client-15 mariadb-server mariadb-client util-linux etcd-server wrk nginx-light)
@@ -26,6 +26,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# kubectl for the Kubernetes access tests (KubeAccessTests, bench/kube.py). A kubectl already on PATH
+# is kept (this machine's is 1.32, from Google's kubectl package, whose apt source is not reachable
+# here); otherwise Debian's kubernetes-client, which is kubectl 1.20: its get/watch/logs work, but it
+# speaks only SPDY for exec, which the Kubernetes service refuses (it relays WebSocket, kubectl 1.30+).
+if ! command -v kubectl >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends kubernetes-client
 fi
 # sshd refuses to start without its privilege separation directory.
 [ -d /run/sshd ] || { [ "$(id -u)" -eq 0 ] && mkdir -p /run/sshd && chmod 0755 /run/sshd; } || true

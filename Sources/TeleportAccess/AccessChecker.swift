@@ -18,7 +18,10 @@ public struct AccessChecker: Sendable {
         self.traits = traits
         var expressions: [String: NSRegularExpression] = [:]
         for role in roles {
-            let selectors = [role.spec.allow?.nodeLabels, role.spec.deny?.nodeLabels, role.spec.allow?.dbLabels, role.spec.deny?.dbLabels]
+            let selectors = [
+                role.spec.allow?.nodeLabels, role.spec.deny?.nodeLabels, role.spec.allow?.dbLabels, role.spec.deny?.dbLabels,
+                role.spec.allow?.kubernetesLabels, role.spec.deny?.kubernetesLabels,
+            ]
             for selector in selectors.compactMap({ $0 }) {
                 for pattern in selector.values.flatMap(\.values) where Self.isExpression(pattern) && expressions[pattern] == nil {
                     expressions[pattern] = try? NSRegularExpression(pattern: pattern)
@@ -258,6 +261,99 @@ public struct AccessChecker: Sendable {
         }
         if roles.isEmpty { reasons.append("the user has no roles") }
         return Decision(allowed: false, reasons: reasons)
+    }
+
+    // MARK: Kubernetes access
+
+    /// May the user see and use a Kubernetes cluster with these labels? `kubernetes_labels`
+    /// decide, as `app_labels` do for apps.
+    public func checkKubeLabels(_ labels: [String: String]) throws -> Decision {
+        var reasons: [String] = []
+        for role in roles {
+            if let selector = role.spec.deny?.kubernetesLabels, !selector.isEmpty {
+                let (matched, why) = try labelsMatch(selector, labels, field: "kubernetes_labels", noun: "Kubernetes cluster")
+                if matched {
+                    reasons.append("role \(role.name): deny: \(why)")
+                    return Decision(allowed: false, reasons: reasons)
+                }
+            }
+        }
+        for role in roles {
+            let (matched, why) = try labelsMatch(
+                role.spec.allow?.kubernetesLabels ?? [:], labels, field: "kubernetes_labels", noun: "Kubernetes cluster")
+            reasons.append("role \(role.name): allow: \(why)")
+            if matched { return Decision(allowed: true, reasons: reasons) }
+        }
+        if roles.isEmpty { reasons.append("the user has no roles") }
+        return Decision(allowed: false, reasons: reasons)
+    }
+
+    /// The Kubernetes users and groups the roles grant on a cluster with these labels: the
+    /// union of `kubernetes_users` and `kubernetes_groups` (templates expanded) of every allow
+    /// block whose `kubernetes_labels` match, less those any deny block names.
+    public func kubePrincipals(labels: [String: String]) throws -> (users: [String], groups: [String]) {
+        var users: [String] = []
+        var groups: [String] = []
+        for role in roles {
+            guard let allow = role.spec.allow else { continue }
+            guard try labelsMatch(allow.kubernetesLabels ?? [:], labels, field: "kubernetes_labels", noun: "Kubernetes cluster").0 else {
+                continue
+            }
+            for user in expand(allow.kubernetesUsers ?? []) where !users.contains(user) { users.append(user) }
+            for group in expand(allow.kubernetesGroups ?? []) where !groups.contains(group) { groups.append(group) }
+        }
+        for role in roles {
+            guard let deny = role.spec.deny else { continue }
+            let deniedUsers = Set(expand(deny.kubernetesUsers ?? []))
+            let deniedGroups = Set(expand(deny.kubernetesGroups ?? []))
+            users.removeAll { deniedUsers.contains($0) || deniedUsers.contains("*") }
+            groups.removeAll { deniedGroups.contains($0) || deniedGroups.contains("*") }
+        }
+        return (users, groups)
+    }
+
+    /// May the user reach pod `namespace/name` on a cluster with these labels? A deny block whose
+    /// `kubernetes_resources` match refuses; otherwise some allow block whose `kubernetes_labels`
+    /// match must have no `kubernetes_resources` (every pod) or one that matches.
+    public func checkKubePod(labels: [String: String], namespace: String, name: String) throws -> Decision {
+        func matches(_ entry: Role.KubernetesResource) throws -> Bool {
+            guard entry.kind == "pod" || entry.kind == "*" else { return false }
+            return try valuePattern(entry.namespace, namespace) && valuePattern(entry.name, name)
+        }
+        var reasons: [String] = []
+        for role in roles {
+            for entry in role.spec.deny?.kubernetesResources ?? [] where try matches(entry) {
+                reasons.append("role \(role.name): deny: kubernetes_resources \(entry.namespace)/\(entry.name) match pod \(namespace)/\(name)")
+                return Decision(allowed: false, reasons: reasons)
+            }
+        }
+        for role in roles {
+            guard let allow = role.spec.allow,
+                try labelsMatch(allow.kubernetesLabels ?? [:], labels, field: "kubernetes_labels", noun: "Kubernetes cluster").0
+            else { continue }
+            guard let resources = allow.kubernetesResources else {
+                reasons.append("role \(role.name): allow: every pod (no kubernetes_resources)")
+                return Decision(allowed: true, reasons: reasons)
+            }
+            if let entry = try resources.first(where: matches) {
+                reasons.append("role \(role.name): allow: kubernetes_resources \(entry.namespace)/\(entry.name) match pod \(namespace)/\(name)")
+                return Decision(allowed: true, reasons: reasons)
+            }
+            reasons.append("role \(role.name): allow: no kubernetes_resources entry matches pod \(namespace)/\(name)")
+        }
+        if reasons.isEmpty { reasons.append("no role's kubernetes_labels match the cluster") }
+        return Decision(allowed: false, reasons: reasons)
+    }
+
+    /// A `kubernetes_resources` value: `*`, a `^regex$` or equality.
+    func valuePattern(_ pattern: String, _ value: String) throws -> Bool {
+        if Self.isExpression(pattern) {
+            guard let expression = try? NSRegularExpression(pattern: pattern) else {
+                throw TeleportError.badParameter("\(pattern.debugDescription) is not a valid regular expression")
+            }
+            return expression.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil
+        }
+        return pattern == "*" || pattern == value
     }
 
     // MARK: API rules

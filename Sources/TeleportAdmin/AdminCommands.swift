@@ -333,12 +333,13 @@ public enum NodeCommands {
     static func parseRoles(_ text: String) throws -> [SystemRole] {
         let roles = try text.split(separator: ",").map { name -> SystemRole in
             guard let role = SystemRole(caseInsensitive: name.trimmingCharacters(in: .whitespaces)), role == .node || role == .proxy || role == .db || role == .app
+                || role == .kube
             else {
-                throw TeleportError.badParameter("\"\(name)\" is not a role a host can join as (expected node, proxy, db, app)")
+                throw TeleportError.badParameter("\"\(name)\" is not a role a host can join as (expected node, proxy, db, app, kube)")
             }
             return role
         }
-        guard !roles.isEmpty else { throw TeleportError.badParameter("no role given (expected node, proxy, db, app)") }
+        guard !roles.isEmpty else { throw TeleportError.badParameter("no role given (expected node, proxy, db, app, kube)") }
         return roles
     }
 }

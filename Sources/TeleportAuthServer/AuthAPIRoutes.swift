@@ -92,7 +92,7 @@ struct AuthAPIRoutes {
                 let caller = try caller(context)
                 let hostID: String?
                 switch caller.kind {
-                case .system(.node), .system(.proxy), .system(.db), .system(.app): hostID = String(caller.identity.username.split(separator: ".").first ?? "")
+                case .system(.node), .system(.proxy), .system(.db), .system(.app), .system(.kube): hostID = String(caller.identity.username.split(separator: ".").first ?? "")
                 case .system(.admin), .system(.auth): hostID = nil
                 default: throw TeleportError.accessDenied("only the cluster's proxies, nodes and database services may send audit events")
                 }
@@ -104,7 +104,7 @@ struct AuthAPIRoutes {
                     throw TeleportError.badParameter("the body is not a JSON list of audit events")
                 }
                 let events = try lines.map { try AuditEvent(jsonLine: try ResourceCodec.jsonEncoder().encode($0)) }
-                try await auth.receiveEvents(events, fromHost: hostID, fromNode: caller.kind == .system(.node) || caller.kind == .system(.db))
+                try await auth.receiveEvents(events, fromHost: hostID, fromNode: caller.kind == .system(.node) || caller.kind == .system(.db) || caller.kind == .system(.kube))
                 return try APIResponse.json(["status": "ok"])
             }
         }
@@ -139,9 +139,9 @@ struct AuthAPIRoutes {
                 let caller = try caller(context)
                 let hostID: String?
                 switch caller.kind {
-                case .system(.node), .system(.db): hostID = String(caller.identity.username.split(separator: ".").first ?? "")
+                case .system(.node), .system(.db), .system(.kube): hostID = String(caller.identity.username.split(separator: ".").first ?? "")
                 case .system(.admin): hostID = nil
-                default: throw TeleportError.accessDenied("only nodes and database services upload session recordings")
+                default: throw TeleportError.accessDenied("only nodes, database and Kubernetes services upload session recordings")
                 }
                 let body = try await request.body.collect(upTo: AuthServer.maxRecordingUpload)
                 try await auth.storeRecording(
@@ -216,6 +216,7 @@ struct AuthAPIRoutes {
         }
         registerDatabaseRoutes(on: v1)
         registerAppRoutes(on: v1)
+        registerKubeRoutes(on: v1)
     }
 
     func caller(_ context: AuthRequestContext) throws -> Caller {
@@ -226,7 +227,7 @@ struct AuthAPIRoutes {
     /// Proxies, nodes and the administrator: the cluster's own members.
     func requireHost(_ context: AuthRequestContext) throws {
         switch try caller(context).kind {
-        case .system(.node), .system(.proxy), .system(.db), .system(.app), .system(.admin): return
+        case .system(.node), .system(.proxy), .system(.db), .system(.app), .system(.kube), .system(.admin): return
         default: throw TeleportError.accessDenied("only the cluster's proxies, nodes and database services may read issued certificates")
         }
     }
@@ -303,6 +304,9 @@ struct AuthAPIRoutes {
             return
         case .system(.db) where kind == CertAuthority.kind || kind == ClusterNameResource.kind:
             // Database services check users' certificates against the user CA.
+            return
+        case .system(.kube) where kind == CertAuthority.kind || kind == ClusterNameResource.kind || kind == ServerProxy.kind:
+            // Kubernetes services check users' certificates and list the proxies for their tunnels.
             return
         case .system(.app) where kind == CertAuthority.kind || kind == ClusterNameResource.kind || kind == ServerProxy.kind:
             // Application services too; they name their apps after the proxies' public address.

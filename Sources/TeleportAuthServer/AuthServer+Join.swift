@@ -48,8 +48,8 @@ extension AuthServer {
             "role": .string(request.role.rawValue),
         ]
         do {
-            guard request.role == .node || request.role == .proxy || request.role == .db || request.role == .app else {
-                throw TeleportError.badParameter("only node, proxy, db and app hosts can join (asked for \(request.role.rawValue))")
+            guard request.role == .node || request.role == .proxy || request.role == .db || request.role == .app || request.role == .kube else {
+                throw TeleportError.badParameter("only node, proxy, db, app and kube hosts can join (asked for \(request.role.rawValue))")
             }
             guard UUID(uuidString: request.hostUUID) != nil, request.hostUUID == request.hostUUID.lowercased() else {
                 throw TeleportError.badParameter("host_uuid \"\(request.hostUUID.prefix(64))\" is not a lower-case UUID")
@@ -72,6 +72,8 @@ extension AuthServer {
                 try await recordHostKey(hostID: request.hostUUID, nodeName: request.nodeName, publicKey: hostKey)
             }
             var dns = [request.nodeName, "localhost"]
+            // A proxy serves kubectl on its web port under this name (TLS routing by server name).
+            if request.role == .proxy { dns.append(AuthAPI.kubeProxyServerName) }
             var ips = ["127.0.0.1", "::1"]
             for address in request.addresses where !address.isEmpty {
                 if IPAddressBytes.parse(address) != nil { ips.append(address) } else { dns.append(address) }

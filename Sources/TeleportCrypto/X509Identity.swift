@@ -25,6 +25,9 @@ public struct X509Identity: Sendable, Equatable {
     public var traits: [String: [String]]?
     /// The app this certificate is for (`tsh apps login`), nil in a plain user certificate.
     public var routeToApp: AppRoute?
+    /// The Kubernetes cluster this certificate is for (`tsh kube login`), nil in a plain user
+    /// certificate.
+    public var kubernetesCluster: String?
 
     /// Where an app certificate leads: the app (its `app_server` name) and the public address
     /// the proxy serves it at.
@@ -86,6 +89,8 @@ public struct X509Identity: Sendable, Equatable {
     // OIDs of the app route's fields.
     static let appNameOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 8]
     static let appPublicAddrOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 9]
+    // OID of the Kubernetes cluster route.
+    static let kubeClusterOID: ASN1ObjectIdentifier = [1, 3, 9999, 1, 10]
 
     /// Creates an identity.
     public init(username: String, roles: [String], logins: [String] = [], clusterName: String, routeToDatabase: DatabaseRoute? = nil) {
@@ -124,6 +129,9 @@ public struct X509Identity: Sendable, Equatable {
             rdns.append(RelativeDistinguishedName(.init(type: Self.appNameOID, utf8String: app.name)))
             rdns.append(RelativeDistinguishedName(.init(type: Self.appPublicAddrOID, utf8String: app.publicAddr)))
         }
+        if let kubernetesCluster {
+            rdns.append(RelativeDistinguishedName(.init(type: Self.kubeClusterOID, utf8String: kubernetesCluster)))
+        }
         if let traits {
             let json = try JSONEncoder.sorted.encode(traits)
             rdns.append(RelativeDistinguishedName(.init(type: Self.traitsOID, utf8String: String(decoding: json, as: UTF8.self))))
@@ -148,7 +156,7 @@ public struct X509Identity: Sendable, Equatable {
                 case Self.loginsOID: logins.append(value)
                 case Self.clusterOID: cluster = value
                 case Self.dbServiceOID, Self.dbProtocolOID, Self.dbUserOID, Self.dbNameOID: route[attribute.type] = value
-                case Self.appNameOID, Self.appPublicAddrOID: route[attribute.type] = value
+                case Self.appNameOID, Self.appPublicAddrOID, Self.kubeClusterOID: route[attribute.type] = value
                 case Self.traitsOID: traits = try? JSONDecoder().decode([String: [String]].self, from: Data(value.utf8))
                 default: continue
                 }
@@ -165,6 +173,7 @@ public struct X509Identity: Sendable, Equatable {
         }
         self.init(username: username, roles: roles, logins: logins, clusterName: cluster, routeToDatabase: routeToDatabase)
         self.traits = traits
+        self.kubernetesCluster = route[Self.kubeClusterOID]
         if let app = route[Self.appNameOID] {
             self.routeToApp = AppRoute(name: app, publicAddr: route[Self.appPublicAddrOID] ?? "")
         }

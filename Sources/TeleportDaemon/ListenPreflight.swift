@@ -33,11 +33,17 @@ enum ListenPreflight {
         if config.runProxy, let postgres = config.file.proxy.postgresListenAddr {
             listeners.append(("proxy_service.postgres_listen_addr", postgres, 5432))
         }
+        if config.runProxy, let kube = config.file.proxy.kubeListenAddr {
+            listeners.append(("proxy_service.kube_listen_addr", kube, 3026))
+        }
         if config.runProxy, let mysql = config.file.proxy.mysqlListenAddr {
             listeners.append(("proxy_service.mysql_listen_addr", mysql, 3036))
         }
         if config.runDb { listeners.append(("db_service.listen_addr", config.file.db.listenAddr, 3029)) }
         if config.runApp { listeners.append(("app_service.listen_addr", config.file.app.listenAddr, 3031)) }
+        if config.runKube, !(mayBeTunnelled && !config.file.kube.listenAddrConfigured) {
+            listeners.append(("kubernetes_service.listen_addr", config.file.kube.listenAddr, 3027))
+        }
         if let diag = config.diagAddr { listeners.append(("teleport.diag_addr or --diag-addr", diag, 3000)) }
         return listeners
     }

@@ -19,7 +19,10 @@ enum LocalIdentities {
         for role in roles {
             let key = P256.Signing.PrivateKey()
             let id = role == .admin ? "admin" : "\(hostUUID).\(auth.clusterName)"
-            let issued = try await auth.issueSystemIdentity(role: role, hostID: id, publicKey: key.publicKey)
+            // The proxy's certificate also serves kubectl on the web port (its kubeconfig names
+            // AuthAPI.kubeProxyServerName and trusts the host CA).
+            let names = role == .proxy ? TLSAuthority.ServerNames(dnsNames: [AuthAPI.kubeProxyServerName, "localhost"], ipAddresses: ["127.0.0.1"]) : nil
+            let issued = try await auth.issueSystemIdentity(role: role, hostID: id, publicKey: key.publicKey, serverNames: names)
             let identity = ClientIdentity(keyPEM: key.pemRepresentation, certificatePEM: issued.certificatePEM, trustedCAPEMs: issued.caPEMs)
             try identity.save(directory: keys, name: fileName(role))
         }

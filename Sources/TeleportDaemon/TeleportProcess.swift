@@ -8,6 +8,7 @@ import UnixSignals
 public import TeleportAPI
 import TeleportAuthClient
 import TeleportApp
+import TeleportKube
 import TeleportAuthServer
 import TeleportBackend
 import TeleportBackendEtcd
@@ -53,6 +54,7 @@ public enum TeleportProcess {
         if config.runNode { components.insert("node") }
         if config.runDb { components.insert("db") }
         if config.runApp { components.insert("app") }
+        if config.runKube { components.insert("kube") }
         let readiness = Readiness(expected: components)
         var services: [any Service] = []
         let hostUUID = try dataDir.hostUUID()
@@ -131,6 +133,7 @@ public enum TeleportProcess {
             services.append(
                 LocalAdminRenewal(auth: auth, keys: keys, hostUUID: hostUUID, interval: config.rotationCheckInterval, logger: logger.with("auth:rotation")))
             let roles: [SystemRole] = [.admin, .proxy, .node] + (config.runDb ? [.db] : []) + (config.runApp ? [.app] : [])
+                + (config.runKube ? [.kube] : [])
             // A process started by a graceful restart keeps the identities on disk: a new host
             // certificate would make the draining process's (still serving) no longer current.
             if !restarted || roles.contains(where: { (try? LocalIdentities.load(keys: keys, role: $0)) == nil }) {
@@ -197,6 +200,10 @@ public enum TeleportProcess {
             }
             let tunnelServer = ReverseTunnelServer(configuration: tunnelConfiguration, logger: logger.with("proxy:tunnel"))
             let dialer = NodeDialer(tunnels: tunnelServer)
+            webSettings.kubeTunnels = tunnelServer
+            webSettings.kubeListenAddr = try config.file.proxy.kubeListenAddr.map {
+                try HostPort.parse($0, defaultPort: 3026, key: "proxy_service.kube_listen_addr")
+            }
             webSettings.dialer = dialer
             // One port: agents' tunnels also arrive on the web port (ALPN teleport-reversetunnel);
             // the separate tunnel listener binds unless the web port is the only one.
@@ -338,6 +345,12 @@ public enum TeleportProcess {
                 config: config, dataDir: dataDir, clock: clock, readiness: readiness, hostUUID: hostUUID, authAddress: authAddress, logger: logger,
                 services: &services)
         }
+        if config.runKube {
+            guard let authAddress else { throw missingAuthServer("Kubernetes") }
+            try await assembleKube(
+                config: config, dataDir: dataDir, clock: clock, readiness: readiness, hostUUID: hostUUID, authAddress: authAddress, logger: logger,
+                services: &services)
+        }
         if let diag = config.diagAddr {
             let address = try HostPort.parse(diag, defaultPort: 3000, key: "--diag-addr")
             services.append(
@@ -422,6 +435,45 @@ public enum TeleportProcess {
                 cache: userCertificateCache(client, dataDir: dataDir, role: "app", clock: clock, logger: logger),
                 audit: AppAudit(queue: queue, serverID: hostUUID, clock: clock), logger: logger.with("app"),
                 onFirstHeartbeat: { readiness.markReady("app") }))
+    }
+
+    /// The Kubernetes service: its identity (local, or joined with a token as role `Kube`), its
+    /// clusters from the kubeconfig, its audit outbox, recordings and the certificate cache.
+    static func assembleKube(
+        config: DaemonConfig, dataDir: DataDirectory, clock: SystemClock, readiness: Readiness, hostUUID: String, authAddress: String,
+        logger: Logger, services: inout [any Service]
+    ) async throws {
+        let keys = dataDir.keysDirectory
+        let clusters = try KubeConfigFile.load(path: config.file.kube.kubeconfigFile ?? "", clusterName: config.file.kube.kubeClusterName)
+        let identity = config.runAuth
+            ? try LocalIdentities.load(keys: keys, role: .kube)
+            : try await LocalIdentities.loadOrJoin(keys: keys, role: .kube, config: config, authServer: authAddress, hostUUID: hostUUID, logger: logger)
+        let client = try AuthClient(address: authAddress, fallbacks: config.runAuth ? [] : config.authServers, identity: identity)
+        let listen = try HostPort.parse(config.file.kube.listenAddr, defaultPort: 3027, key: "kubernetes_service.listen_addr")
+        let advertisedHost = config.advertiseIP ?? (["0.0.0.0", "::", ""].contains(listen.host) ? "127.0.0.1" : listen.host)
+        let queue = AuditQueue(logger: logger.with("kube:audit"))
+        services.append(AuditForwarder(queue: queue, client: client))
+        var configuration = KubeService.Configuration(
+            hostUUID: hostUUID, hostname: config.nodeName, clusterName: try clusterName(of: identity), listenHost: listen.host,
+            listenPort: listen.port, advertisedAddr: HostPort.join(advertisedHost, listen.port), identity: identity, clusters: clusters,
+            labels: config.file.kube.labels)
+        // Behind NAT (teleport.proxy_server, or an auth address that is a proxy) the service keeps a
+        // reverse tunnel, as a node does (not when the process runs a node: that host UUID's tunnel is the node's).
+        if !config.runAuth, !config.runNode, !config.runDb, let proxy = await tunnelProxyAddress(config, authAddress: authAddress, logger: logger) {
+            var target = try nodeTunnelTarget(proxy: proxy, identity: identity, hostUUID: hostUUID, clusterName: configuration.clusterName, logger: logger)
+            if let interval = config.tunnelKeepalive { target.reconnect.keepaliveInterval = interval }
+            configuration.tunnel = target
+            configuration.listens = config.file.kube.listenAddrConfigured
+        }
+        let directory = dataDir.url.appendingPathComponent("log").appendingPathComponent("upload").appendingPathComponent("kube")
+        configuration.recordingsDirectory = directory
+        services.append(SessionUploader(directory: directory, auth: client, logger: logger.with("kube:upload")))
+        services.append(
+            KubeService(
+                configuration: configuration, auth: client,
+                cache: userCertificateCache(client, dataDir: dataDir, role: "kube", clock: clock, logger: logger),
+                audit: KubeAudit(queue: queue, serverID: hostUUID, hostname: config.nodeName, clock: clock), logger: logger.with("kube"),
+                onFirstHeartbeat: { readiness.markReady("kube") }))
     }
 
     /// `proxy_service.tunnel_listen_addr` when it is set and differs from the web address (the

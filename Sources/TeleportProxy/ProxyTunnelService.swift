@@ -57,14 +57,16 @@ public struct ProxyTunnelService: Service, CustomStringConvertible {
 
     /// Closes the tunnels of agents that are no longer registered (after the grace) or are locked.
     /// An agent is registered by any presence record naming its host: a node's own record, or a
-    /// `db_server` whose `spec.host_id` is the host (a database service behind NAT heartbeats
+    /// `db_server` or `kube_server` whose `spec.host_id` is the host (a database service behind NAT heartbeats
     /// no node record; counting only nodes closed its tunnel 15 s after it opened).
     func closeRemovedAndLocked() async {
         let connected = server.registry.connectedHosts
-        guard !connected.isEmpty, let nodes = try? await auth.nodes(), let databases = try? await auth.databases() else { return }
+        guard !connected.isEmpty, let nodes = try? await auth.nodes(), let databases = try? await auth.databases(),
+            let kubes = try? await auth.kubeServers()
+        else { return }
         let closing = Self.tunnelsToClose(
             connected: connected.map { ($0, server.registry.connectedSince($0)) }, nodes: nodes,
-            agentHosts: Set(databases.map(\.spec.hostID)), locks: await locks(), now: Date(), grace: registrationGrace)
+            agentHosts: Set(databases.map(\.spec.hostID) + kubes.map(\.spec.hostID)), locks: await locks(), now: Date(), grace: registrationGrace)
         for (host, reason) in closing {
             logger.info("closing the reverse tunnel of \(host): \(reason)")
             server.registry.close(host)

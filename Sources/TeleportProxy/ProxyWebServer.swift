@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
 import NIOCore
+import NIOPosix
 import NIOSSL
 import TeleportCrypto
 import TeleportHTTPListener
@@ -82,6 +83,10 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         public var serverNameRoutes: [String: ALPNRoute] = [:]
         /// The proxy's host identity towards application services (nil: no application access).
         public var appIdentity: ClientIdentity?
+        /// The reverse tunnels Kubernetes services behind NAT keep (nil: only direct ones).
+        public var kubeTunnels: ReverseTunnelServer?
+        /// `proxy_service.kube_listen_addr` (nil: kubectl only on the web port).
+        public var kubeListenAddr: (host: String, port: Int)?
     }
 
     let auth: AuthClient
@@ -129,13 +134,14 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         guard let clusterName = try await waitForAuth() else { return }
         let router = makeRouter(clusterName: clusterName)
         var tls: TLSConfiguration
+        var userCAs: [String] = []
         do {
             tls = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map { .certificate($0) },
                 privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem)))
             // tsh presents its user certificate for the calls that need a logged-in user
             // (/webapi/nodes); browsers and tsh login present none. Only the user CA is trusted.
-            let userCAs = try await userCATLSCertificates()
+            userCAs = try await userCATLSCertificates()
             tls.trustRoots = .certificates(try userCAs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
             tls.certificateVerification = .optionalVerification
             // `tsh proxy ssh` asks for the tunnel protocol (see ProxyTunnel); browsers for HTTP/1.1.
@@ -184,6 +190,43 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         } catch {
             throw TeleportError.badParameter("the proxy's HTTPS key pair cannot be loaded: \(error) (check proxy_service.https_keypairs)")
         }
+        // Kubernetes access: kubectl names AuthAPI.kubeProxyServerName (or offers ALPN
+        // teleport-kube); the proxy's host certificate answers, then ``KubeProxy`` checks and relays.
+        var alpnRoutes = settings.alpnRoutes
+        var serverNameRoutes = settings.serverNameRoutes
+        var kubeListener: (any Channel)?
+        if let identity = settings.appIdentity {
+            let kubeProxy = try KubeProxy(
+                auth: auth, clusterName: clusterName, identity: identity, roles: settings.roles, audit: settings.audit,
+                tunnels: settings.kubeTunnels, logger: logger)
+            let kubeRoute = ALPNRoute.terminate(
+                try KubeProxy.frontContext(identity: identity, userCAs: userCAs), { channel in kubeProxy.takeOver(channel) })
+            alpnRoutes[AuthAPI.kubeALPNProtocol] = kubeRoute
+            serverNameRoutes[AuthAPI.kubeProxyServerNamePrefix] = kubeRoute
+            if let listen = settings.kubeListenAddr {
+                // kubectl's own port: TLS with the same context, then the same gate.
+                let context = try KubeProxy.frontContext(identity: identity, userCAs: userCAs)
+                do {
+                    kubeListener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                        .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                        .childChannelInitializer { channel in
+                            countConnection("proxy kube", channel)
+                            return channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                                try channel.pipeline.syncOperations.addHandler(KubeFrontGate(proxy: kubeProxy))
+                            }
+                        }
+                        .bindInheritable(host: listen.host, port: listen.port)
+                } catch {
+                    throw ListenError.describe(
+                        error, errno: listenErrno(error), address: HostPort.join(listen.host, listen.port), key: "proxy_service.kube_listen_addr")
+                }
+                logger.info("Kubernetes proxy is listening", metadata: ["tp.listen": "\(HostPort.join(listen.host, listen.port))"])
+            }
+        }
+        let routes = alpnRoutes
+        let nameRoutes = serverNameRoutes
         // The socket comes from ListenerSockets (a graceful restart hands it on).
         let listener = HTTPListener(host: host, port: port, service: "proxy web", logger: logger)
         let server = listener.builder { responder in
@@ -191,8 +234,8 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
                 base: TunnelingChildChannel(
                     base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder, configuration: webSocket),
                     opener: opener),
-                webContext: webContext, routes: settings.alpnRoutes, deadline: deadline, httpsAddress: settings.publicAddr,
-                sshPort: sshPort, limiter: settings.limiter, serverNameRoutes: settings.serverNameRoutes)
+                webContext: webContext, routes: routes, deadline: deadline, httpsAddress: settings.publicAddr,
+                sshPort: sshPort, limiter: settings.limiter, serverNameRoutes: nameRoutes)
             router.webContextSource = userCAs.source
             if let appProxy {
                 router.serverNameMatcher = { name in
@@ -226,6 +269,7 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
                     group.cancelAll()
                 }
             }
+            try? await kubeListener?.close()
         } catch let error as IOError {
             throw ListenError.describe(error, errno: error.errnoCode, address: HostPort.join(host, port), key: "proxy_service.web_listen_addr")
         } catch let error as ListenSocketError {
@@ -322,6 +366,7 @@ extension ProxyWebServer {
         MyLocksRoute(clusterName: clusterName, locks: settings.locks).register(on: router)
         DatabasesRoute(auth: auth, clusterName: clusterName, roles: settings.roles, logger: logger).register(on: router)
         AppsRoute(auth: auth, clusterName: clusterName, roles: settings.roles, logger: logger).register(on: router)
+        KubeRoute(auth: auth, clusterName: clusterName, roles: settings.roles).register(on: router)
         AppLaunchRoute(auth: auth, clusterName: clusterName, publicAddr: settings.publicAddr, roles: settings.roles, logger: logger)
             .register(on: router)
         ManagementRoutes(auth: auth, clusterName: clusterName, logger: logger).register(on: router)

@@ -124,7 +124,7 @@ public final class ReverseTunnelServer: Sendable {
             do {
                 let certificate = try channel.pipeline.syncOperations.nioSSL_peerCertificate()
                 // Nodes and database services behind NAT (one agent per host UUID).
-                hostUUID = try TunnelTLS.hostUUID(of: certificate, roles: [.node, .db], clusterName: configuration.clusterName)
+                hostUUID = try TunnelTLS.hostUUID(of: certificate, roles: [.node, .db, .kube], clusterName: configuration.clusterName)
             } catch {
                 refuse(remote: remote, reason: (error as? TeleportError)?.message ?? "\(error)")
                 return channel.close()

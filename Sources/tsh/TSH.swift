@@ -42,7 +42,7 @@ extension CommandTree {
 struct TSH: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tsh", abstract: "The Teleport client.",
-        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, SCP.self, Play.self, Recordings.self, Sessions.self, Join.self, Proxy.self, Config.self, KnownHosts.self, Version.self, Db.self, Apps.self])
+        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, SCP.self, Play.self, Recordings.self, Sessions.self, Join.self, Proxy.self, Config.self, KnownHosts.self, Version.self, Db.self, Apps.self, Kube.self, Kubectl.self])
 }
 
 /// The options every `tsh` command takes.
@@ -109,19 +109,26 @@ extension TSH {
         var auth: String?
         @Option(help: "none: print the single sign-on URL instead of opening a browser.")
         var browser: String?
+        @Option(name: .customLong("kube-cluster"), help: "Then log in to this Kubernetes cluster too (as tsh kube login NAME).")
+        var kubeCluster: String?
 
         func validate() throws {
             guard LoginOptions.AgentMode(rawValue: addKeysToAgent) != nil else {
                 throw ValidationError("--add-keys-to-agent must be auto, yes or no, not \"\(addKeysToAgent)\"")
             }
             if let browser, browser != "none" { throw ValidationError("--browser takes only none, not \"\(browser)\"") }
+            if kubeCluster != nil, out != nil { throw ValidationError("--kube-cluster needs a profile: it cannot be used with --out") }
         }
 
         func run() async throws {
             let mode = LoginOptions.AgentMode(rawValue: addKeysToAgent) ?? .auto
             try await perform {
-                try await TSHCommands.login(
+                var outcome = try await TSHCommands.login(
                     global.client, LoginOptions(ttl: ttl, addKeysToAgent: mode, out: out, auth: auth, browser: browser), context: .live())
+                if let kubeCluster, outcome.exitCode == 0 {
+                    outcome.output += try await TSHCommands.kubeLogin(global.client, name: kubeCluster, context: .live()).output
+                }
+                return outcome
             }
         }
     }
@@ -513,6 +520,71 @@ extension TSH {
         func run() async throws {
             let path = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
             try await perform { try TSHCommands.config(global.client, tshPath: path, context: .live()) }
+        }
+    }
+}
+
+extension TSH {
+    struct Kube: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "kube", abstract: "Kubernetes clusters.",
+            subcommands: [KubeList.self, KubeLogin.self, KubeLogout.self, KubeCredentials.self])
+    }
+
+    struct KubeList: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the Kubernetes clusters you may access.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Label filter key=value[,key=value...].") var labels: String?
+        @Option(name: .customLong("format"), help: "text or json.") var format = "text"
+
+        func run() async throws {
+            try await perform {
+                guard format == "text" || format == "json" else {
+                    throw TeleportError.badParameter("--format=\(format) is not known (expected text or json)")
+                }
+                return try await TSHCommands.listKubeClusters(global.client, labels: labels ?? "", json: format == "json", context: .live())
+            }
+        }
+    }
+
+    struct KubeLogin: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "login", abstract: "Get a certificate for a Kubernetes cluster and a kubeconfig context for it: tsh kube login NAME.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The Kubernetes cluster (tsh kube ls).") var name: String
+
+        func run() async throws {
+            try await perform { try await TSHCommands.kubeLogin(global.client, name: name, context: .live()) }
+        }
+    }
+
+    struct KubeLogout: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "logout", abstract: "Remove a Kubernetes cluster's certificate and context (all without NAME).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The Kubernetes cluster.") var name: String?
+
+        func run() async throws {
+            try await perform { try TSHCommands.kubeLogout(global.client, name: name, context: .live()) }
+        }
+    }
+
+    struct KubeCredentials: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "credentials", abstract: "Print kubectl's ExecCredential for a cluster (used by the kubeconfig tsh kube login writes).")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("kube-cluster"), help: "The Kubernetes cluster.") var kubeCluster: String
+
+        func run() async throws {
+            try await perform { try await TSHCommands.kubeCredentials(global.client, name: kubeCluster, context: .live()) }
+        }
+    }
+
+    struct Kubectl: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "kubectl", abstract: "Run kubectl with the arguments (after tsh kube login).")
+        @Argument(parsing: .captureForPassthrough, help: "kubectl's arguments.") var arguments: [String] = []
+
+        func run() async throws {
+            try await perform { try TSHCommands.kubectl(arguments, environment: ProcessInfo.processInfo.environment) }
         }
     }
 }

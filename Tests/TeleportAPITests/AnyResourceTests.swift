@@ -25,7 +25,8 @@ struct AnyResourceTests {
         // Other suites register kinds of their own in this process; the built-in ones come first.
         #expect(
             ResourceKinds.builtIn.map(\.name) == [
-                "cluster_name", "cert_authority", "role", "user", "token", "node", "lock", "proxy", "db_server", "app_server", "oidc", "github",
+                "cluster_name", "cert_authority", "role", "user", "token", "node", "lock", "proxy", "db_server", "app_server", "kube_server", "oidc",
+                "github",
             ])
         #expect(Array(AnyResource.kinds.prefix(8)) == ["cluster_name", "cert_authority", "role", "user", "token", "node", "lock", "proxy"])
         for kind in AnyResource.kinds { #expect(AnyResource.canonicalKind(kind) == kind) }

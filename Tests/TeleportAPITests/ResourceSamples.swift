@@ -128,9 +128,14 @@ enum ResourceSamples {
     static var all: [AnyResource] {
         [
             .clusterName(clusterName), .certAuthority(certAuthority), .role(role), .user(user), .token(token), .node(node), .lock(lock),
-            .registered(proxy), .registered(database), .registered(app), .registered(oidc), .registered(github),
+            .registered(proxy), .registered(database), .registered(app), .registered(kube), .registered(oidc), .registered(github),
         ]
     }
+
+    /// A Kubernetes cluster reached through its service's tunnel.
+    static let kube = KubeServer(
+        name: "prod-cluster", labels: ["env": "prod"],
+        spec: .init(hostID: "8c9b3f1e-5d2a-4c71-9e0f-2b6a7d4c1e93", hostname: "kubehost", version: "1.0.0", addr: nil, useTunnel: true))
 
     /// An OIDC connector with every optional field.
     static let oidc = OIDCConnector(

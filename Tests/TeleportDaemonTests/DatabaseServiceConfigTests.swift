@@ -88,7 +88,7 @@ struct DatabaseServiceConfigTests {
         } catch let error as TeleportError {
             #expect(error.message.contains("db_service.databases"), "\(error.message)")
         }
-        flags.roles = "db,auth,kube"
+        flags.roles = "db,auth,desktop"
         do {
             _ = try DaemonConfig.resolve(flags: flags)
             Issue.record("an unknown role was accepted")

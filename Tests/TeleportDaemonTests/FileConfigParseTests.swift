@@ -213,11 +213,24 @@ struct FileConfigParseTests {
     }
 
     @Test func unsupportedServicesWarnOnlyWhenEnabled() throws {
-        let off = try FileConfig.parse("kubernetes_service:\n  enabled: no\napp_service:\n  enabled: false\n", file: "f")
+        let off = try FileConfig.parse("windows_desktop_service:\n  enabled: no\napp_service:\n  enabled: false\n", file: "f")
         #expect(off.warnings == [])
-        let on = try FileConfig.parse("kubernetes_service:\n  enabled: yes\n", file: "/x/teleport.yaml")
+        let on = try FileConfig.parse("windows_desktop_service:\n  enabled: yes\n", file: "/x/teleport.yaml")
         #expect(on.warnings.count == 1)
-        #expect(on.warnings.first?.hasPrefix("/x/teleport.yaml: kubernetes_service ") == true, "\(on.warnings)")
+        #expect(on.warnings.first?.hasPrefix("/x/teleport.yaml: windows_desktop_service ") == true, "\(on.warnings)")
+    }
+
+    @Test func kubernetesService() throws {
+        let config = try FileConfig.parse(
+            "kubernetes_service:\n  enabled: yes\n  listen_addr: 127.0.0.1:3027\n  kubeconfig_file: /k/config\n  kube_cluster_name: prod\n"
+                + "  labels:\n    env: prod\n", file: "f")
+        #expect(config.kube.enabled && config.kube.kubeconfigFile == "/k/config" && config.kube.kubeClusterName == "prod")
+        #expect(config.kube.labels == ["env": "prod"] && config.kube.listenAddr == "127.0.0.1:3027" && config.kube.listenAddrConfigured)
+        #expect(throws: TeleportError.self) { try FileConfig.parse("kubernetes_service:\n  enabled: yes\n", file: "f") }
+        #expect(throws: TeleportError.self) {
+            try FileConfig.parse("kubernetes_service:\n  kubeconfig_file: /k\n  kube_cluster_name: 'bad name'\n", file: "f")
+        }
+        #expect(throws: TeleportError.self) { try FileConfig.parse("kubernetes_service:\n  kubeconfig: /k\n", file: "f") }
     }
 
     @Test(arguments: [
@@ -228,7 +241,6 @@ struct FileConfigParseTests {
         ("auth_service:\n  license_file: /l.pem\n", "auth_service.license_file"),
         ("auth_service:\n  session_recording: proxy\n", "auth_service.session_recording"),
         ("ssh_service:\n  pam:\n    enabled: no\n", "ssh_service.pam"),
-        ("proxy_service:\n  kube_listen_addr: 0.0.0.0:3026\n", "proxy_service.kube_listen_addr"),
         ("proxy_service:\n  kubernetes:\n    enabled: yes\n", "proxy_service.kubernetes"),
     ])
     func documentedButUnsupportedKeysWarn(yaml: String, key: String) throws {

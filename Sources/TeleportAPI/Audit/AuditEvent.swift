@@ -111,6 +111,12 @@ public enum AuditEventType {
     public static let appSessionEnd = ("app.session.end", "TAP01I")
     /// `app.session.request`: one HTTP request forwarded (method, path, status, duration; never bodies or cookies).
     public static let appSessionRequest = ("app.session.request", "TAP02I")
+    /// `kube.request`: one Kubernetes API request forwarded (verb, resource, namespace, name,
+    /// status, the impersonated user and groups; never bodies).
+    public static let kubeRequest = ("kube.request", "T3009I")
+    /// `kube.request` refused: no or a foreign certificate, another cluster's route, roles, a
+    /// refused `Impersonate-*` header (`error` says why).
+    public static let kubeRequestFailure = ("kube.request", "T3009W")
     /// `session.start`: a shell, command or subsystem started on a node.
     public static let sessionStart = ("session.start", "T2000I")
     /// `session.rejected`: a node refused a session or a request in one (unknown login, a refused

@@ -6,6 +6,14 @@ public enum AuthAPI {
     /// DNS name: clients dial by address and check this name, so only the auth service's own
     /// certificate — not a node's or a proxy's — is accepted as the auth server).
     public static let serverName = "teleport.cluster.local"
+    /// The TLS server name kubectl sends to a proxy's web port for Kubernetes access (its
+    /// kubeconfig's `tls-server-name`); the proxy's host certificate carries it and the web
+    /// port routes connections naming it (or any name with ``kubeProxyServerNamePrefix``).
+    public static let kubeProxyServerName = "kube-teleport-proxy-alpn.teleport.cluster.local"
+    /// The server-name prefix the web port routes to Kubernetes access.
+    public static let kubeProxyServerNamePrefix = "kube-teleport-proxy-alpn."
+    /// The ALPN protocol a client may offer instead of the server name for Kubernetes access.
+    public static let kubeALPNProtocol = "teleport-kube"
     /// The header with which a proxy asks on behalf of a web UI user: the web session's secret id.
     /// Honoured only from a proxy's identity; the call then runs as the session's user.
     public static let webSessionHeader = "Teleport-Web-Session"

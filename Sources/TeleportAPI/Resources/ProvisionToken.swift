@@ -49,6 +49,8 @@ public enum SystemRole: String, Codable, Sendable, CaseIterable, Comparable {
     case db = "Db"
     /// An application service (`teleport start --roles=app`): heartbeats `app_server` records.
     case app = "App"
+    /// A Kubernetes service (`teleport start --roles=kube`): heartbeats `kube_server` records.
+    case kube = "Kube"
 
     /// Parses `node`, `Node`, `NODE`, ...
     public init?(caseInsensitive value: String) {

@@ -18,6 +18,8 @@ public struct ServerKind: RawRepresentable, Hashable, Sendable, CustomStringConv
     public static let database = ServerKind(rawValue: DatabaseServer.kind)
     /// Web applications (``AppServer``), one record per app an app service serves.
     public static let app = ServerKind(rawValue: AppServer.kind)
+    /// Kubernetes clusters (``KubeServer``), one record per cluster a Kubernetes service serves.
+    public static let kube = ServerKind(rawValue: KubeServer.kind)
 
     /// The kind's name.
     public var description: String { rawValue }
@@ -108,6 +110,9 @@ public enum ResourceKinds {
         ResourceKind(
             AppServer.self, aliases: ["app_servers", "apps", "app"], storagePrefix: AppServer.storagePrefix, inBackup: false,
             serverKind: .app),
+        ResourceKind(
+            KubeServer.self, aliases: ["kube_servers", "kube_clusters", "kube_cluster", "kube"], storagePrefix: KubeServer.storagePrefix,
+            inBackup: false, serverKind: .kube),
         ResourceKind(OIDCConnector.self, aliases: ["oidcs", "oidc_connector", "oidc_connectors"], storagePrefix: "/connectors/oidc/"),
         ResourceKind(GitHubConnector.self, aliases: ["githubs", "github_connector", "github_connectors"], storagePrefix: "/connectors/github/"),
     ]

@@ -74,6 +74,15 @@ public struct Role: Resource {
         public var dbNames: [String]?
         /// Application label selectors (as `node_labels`, for `app_server` records).
         public var appLabels: [String: LabelValues]?
+        /// Kubernetes cluster label selectors (as `node_labels`, for `kube_server` records).
+        public var kubernetesLabels: [String: LabelValues]?
+        /// Kubernetes groups the user's requests are impersonated into, with trait templates.
+        public var kubernetesGroups: [String]?
+        /// Kubernetes users the user's requests are impersonated as, with trait templates.
+        public var kubernetesUsers: [String]?
+        /// Kubernetes objects (pods by namespace and name, as in role v7) the blocks apply to;
+        /// nil in an allow block: every pod of the clusters its labels select.
+        public var kubernetesResources: [KubernetesResource]?
 
         enum CodingKeys: String, CodingKey {
             case logins
@@ -83,6 +92,10 @@ public struct Role: Resource {
             case dbUsers = "db_users"
             case dbNames = "db_names"
             case appLabels = "app_labels"
+            case kubernetesLabels = "kubernetes_labels"
+            case kubernetesGroups = "kubernetes_groups"
+            case kubernetesUsers = "kubernetes_users"
+            case kubernetesResources = "kubernetes_resources"
         }
 
         /// Creates conditions.
@@ -97,6 +110,21 @@ public struct Role: Resource {
             self.dbUsers = dbUsers
             self.dbNames = dbNames
             self.appLabels = appLabels
+        }
+    }
+
+    /// One `kubernetes_resources` entry: a kind (`pod` or `*`), a namespace and a name, each a
+    /// value, `*` or a `^regex$`.
+    public struct KubernetesResource: Codable, Sendable, Equatable {
+        public var kind: String
+        public var namespace: String
+        public var name: String
+
+        /// Creates an entry.
+        public init(kind: String, namespace: String, name: String) {
+            self.kind = kind
+            self.namespace = namespace
+            self.name = name
         }
     }
 
@@ -125,7 +153,9 @@ public struct Role: Resource {
     public func validate() throws {
         try validateEnvelope()
         for (block, conditions) in [("allow", spec.allow), ("deny", spec.deny)] {
-            for (field, selector) in [("node_labels", conditions?.nodeLabels), ("db_labels", conditions?.dbLabels), ("app_labels", conditions?.appLabels)] {
+            for (field, selector) in [("node_labels", conditions?.nodeLabels), ("db_labels", conditions?.dbLabels), ("app_labels", conditions?.appLabels),
+                ("kubernetes_labels", conditions?.kubernetesLabels),
+            ] {
                 for (key, values) in selector ?? [:] {
                     for pattern in values.values where pattern.hasPrefix("^") && pattern.hasSuffix("$") {
                         guard (try? NSRegularExpression(pattern: pattern)) != nil else {
@@ -135,9 +165,25 @@ public struct Role: Resource {
                     }
                 }
             }
-            for (field, values) in [("db_users", conditions?.dbUsers), ("db_names", conditions?.dbNames)] {
+            for (field, values) in [
+                ("db_users", conditions?.dbUsers), ("db_names", conditions?.dbNames), ("kubernetes_groups", conditions?.kubernetesGroups),
+                ("kubernetes_users", conditions?.kubernetesUsers),
+            ] {
                 for value in values ?? [] {
                     try Self.validateNameOrTemplate(value, field: "spec.\(block).\(field)", role: name)
+                }
+            }
+        }
+        for (block, conditions) in [("allow", spec.allow), ("deny", spec.deny)] {
+            for (index, entry) in (conditions?.kubernetesResources ?? []).enumerated() {
+                guard ["pod", "*"].contains(entry.kind) else {
+                    throw TeleportError.badParameter(
+                        "role \(name): spec.\(block).kubernetes_resources[\(index)].kind: \(entry.kind.debugDescription) is not pod or *")
+                }
+                for (field, value) in [("namespace", entry.namespace), ("name", entry.name)]
+                where value.hasPrefix("^") && value.hasSuffix("$") && (try? NSRegularExpression(pattern: value)) == nil {
+                    throw TeleportError.badParameter(
+                        "role \(name): spec.\(block).kubernetes_resources[\(index)].\(field): \(value.debugDescription) is not a valid regular expression")
                 }
             }
         }

@@ -19,6 +19,8 @@ public struct DaemonConfig: Sendable {
     public var runDb = false
     /// The application service (`app_service.enabled` or `--roles=app`).
     public var runApp = false
+    /// Whether the Kubernetes service runs (`kubernetes_service.enabled` or `--roles=kube`).
+    public var runKube = false
     /// Debug logging.
     public var debug: Bool
     public var diagAddr: String?
@@ -76,10 +78,11 @@ public struct DaemonConfig: Sendable {
         var runNode = file.ssh.enabled
         var runDb = file.db.enabled
         var runApp = file.app.enabled
+        var runKube = file.kube.enabled
         if let roles = flags.roles {
             let names = roles.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            for name in names where !["auth", "proxy", "node", "db", "app"].contains(name) {
-                throw TeleportError.badParameter("--roles: unknown role \"\(name)\" (expected a list of auth, node, proxy, db, app)")
+            for name in names where !["auth", "proxy", "node", "db", "app", "kube"].contains(name) {
+                throw TeleportError.badParameter("--roles: unknown role \"\(name)\" (expected a list of auth, node, proxy, db, app, kube)")
             }
             guard !names.isEmpty else { throw TeleportError.badParameter("--roles: the list is empty") }
             runAuth = names.contains("auth")
@@ -87,6 +90,11 @@ public struct DaemonConfig: Sendable {
             runNode = names.contains("node")
             runDb = names.contains("db")
             runApp = names.contains("app")
+            runKube = names.contains("kube")
+        }
+        if runKube, file.kube.kubeconfigFile == nil {
+            throw TeleportError.badParameter(
+                "kubernetes_service: kubeconfig_file is missing; name the kubeconfig whose contexts the service serves")
         }
         if runApp, file.app.apps.isEmpty {
             throw TeleportError.badParameter(
@@ -101,7 +109,7 @@ public struct DaemonConfig: Sendable {
             throw TeleportError.badParameter(
                 "db_service: no databases to serve: list them under db_service.databases (name, protocol: postgres, uri: host:port)")
         }
-        guard runAuth || runProxy || runNode || runDb || runApp else {
+        guard runAuth || runProxy || runNode || runDb || runApp || runKube else {
             throw TeleportError.badParameter("no service is enabled: enable auth_service, proxy_service or ssh_service (or pass --roles)")
         }
         if let listenIP = flags.listenIP {
@@ -172,6 +180,7 @@ public struct DaemonConfig: Sendable {
             caPins: flags.caPin.map { [$0] } ?? file.teleport.caPins, advertiseIP: flags.advertiseIP ?? file.teleport.advertiseIP)
         config.runDb = runDb
         config.runApp = runApp
+        config.runKube = runKube
         config.tunnelKeepalive = try tunnelKeepalive(environment: ProcessInfo.processInfo.environment)
         return config
     }
@@ -179,6 +188,7 @@ public struct DaemonConfig: Sendable {
     /// The roles as the log and `teleport status` print them.
     public var roleNames: [String] {
         (runAuth ? ["auth"] : []) + (runProxy ? ["proxy"] : []) + (runNode ? ["node"] : []) + (runDb ? ["db"] : []) + (runApp ? ["app"] : [])
+            + (runKube ? ["kube"] : [])
     }
 }
 

@@ -13,7 +13,8 @@ extension FileConfig {
             ("proxy_service.tunnel_listen_addr", proxy.tunnelListenAddr, 3024), ("teleport.diag_addr", teleport.diagAddr ?? "", 3000),
             ("proxy_service.postgres_listen_addr", proxy.postgresListenAddr ?? "", 5432),
             ("proxy_service.mysql_listen_addr", proxy.mysqlListenAddr ?? "", 3036), ("db_service.listen_addr", db.listenAddr, 3029),
-            ("app_service.listen_addr", app.listenAddr, 3031),
+            ("app_service.listen_addr", app.listenAddr, 3031), ("kubernetes_service.listen_addr", kube.listenAddr, 3027),
+            ("proxy_service.kube_listen_addr", proxy.kubeListenAddr ?? "", 3026),
         ]
         for address in addresses where !address.value.isEmpty {
             let host = try HostPort.parse(address.value, defaultPort: address.port, key: "\(source): \(address.key)").host

@@ -42,7 +42,8 @@ extension FileConfig {
                 _ = try value.string()
             case "db_service": try config.parseDatabaseService(value)
             case "app_service": try config.parseAppService(value)
-            case "kubernetes_service", "windows_desktop_service", "discovery_service":
+            case "kubernetes_service": try config.parseKubeService(value)
+            case "windows_desktop_service", "discovery_service":
                 try config.ignoreDisabledOrWarn(value, key)
             default: throw unknown(value, file: file)
             }
@@ -283,7 +284,8 @@ extension FileConfig {
             case "tunnel_public_addr": proxy.tunnelPublicAddr = try value.address(defaultPort: 3024)
             case "postgres_listen_addr": proxy.postgresListenAddr = try value.address(defaultPort: 5432)
             case "mysql_listen_addr": proxy.mysqlListenAddr = try value.address(defaultPort: 3036)
-            case "ssh_public_addr", "kube_listen_addr", "kube_public_addr", "postgres_public_addr", "mysql_public_addr",
+            case "kube_listen_addr": proxy.kubeListenAddr = try value.address(defaultPort: 3026)
+            case "ssh_public_addr", "kube_public_addr", "postgres_public_addr", "mysql_public_addr",
                 "acme", "trust_x_forwarded_for":
                 warn(value, "the setting is not supported yet")
             case "kubernetes": warn(value, "Kubernetes access is not supported yet")

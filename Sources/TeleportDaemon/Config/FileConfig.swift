@@ -15,6 +15,8 @@ public struct FileConfig: Sendable, Equatable {
     public var db = DatabaseServiceConfig()
     /// `app_service:`.
     public var app = AppServiceConfig()
+    /// `kubernetes_service:`.
+    public var kube = KubeServiceConfig()
     /// Documented keys we accept but do not act on, one line each for the log.
     public var warnings: [String] = []
 
@@ -158,6 +160,8 @@ public struct FileConfig: Sendable, Equatable {
         public var postgresListenAddr: String?
         /// `mysql_listen_addr`: MySQL/MariaDB clients' listener (nil: none; Teleport's usual port is 3036).
         public var mysqlListenAddr: String?
+        /// `kube_listen_addr`: kubectl's own listener (nil: none; the web port always serves it).
+        public var kubeListenAddr: String?
         /// `proxy_listener_mode`: `multiplex` puts reverse tunnels on the web port.
         public var listenerMode = ListenerMode.separate
 
@@ -214,6 +218,21 @@ public struct FileConfig: Sendable, Equatable {
         public var listenAddr = "0.0.0.0:3031"
         /// `apps:`.
         public var apps: [AppEntry] = []
+    }
+
+    /// `kubernetes_service:` (off unless `enabled: true` or `--roles=kube`).
+    public struct KubeServiceConfig: Sendable, Equatable {
+        public var enabled = false
+        /// Where the proxy reaches the service (mutual TLS), default `0.0.0.0:3027`.
+        public var listenAddr = "0.0.0.0:3027"
+        /// Whether `listen_addr` was written (a tunnelled service binds no port otherwise).
+        public var listenAddrConfigured = false
+        /// `kubeconfig_file`: the API servers and the credentials the service uses.
+        public var kubeconfigFile: String?
+        /// `kube_cluster_name`: the name of the one cluster (the kubeconfig's current context).
+        public var kubeClusterName: String?
+        /// `labels`: static labels of every cluster the service serves.
+        public var labels: [String: String] = [:]
     }
 
     /// One entry of `app_service.apps`.

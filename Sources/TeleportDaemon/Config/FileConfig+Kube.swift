@@ -1,0 +1,44 @@
+import Foundation
+import TeleportAPI
+
+extension FileConfig {
+    /// `kubernetes_service: {enabled, listen_addr, kubeconfig_file, kube_cluster_name, labels}`:
+    /// checked now, with one line naming the key and the fix. The kubeconfig itself is read when
+    /// the service starts (`KubeConfigFile`), which names the file and the entry at fault.
+    mutating func parseKubeService(_ node: ConfigNode) throws {
+        for (key, value) in try node.mapping() {
+            switch key {
+            case "enabled": kube.enabled = try value.bool()
+            case "listen_addr":
+                kube.listenAddr = try value.address(defaultPort: 3027)
+                kube.listenAddrConfigured = true
+            case "kubeconfig_file":
+                let path = try value.string()
+                guard !path.isEmpty else { throw value.fail("the path of a kubeconfig file, such as /etc/teleport/kubeconfig") }
+                kube.kubeconfigFile = path
+            case "kube_cluster_name":
+                let name = try value.string()
+                do {
+                    try ResourceName.validate(name, kind: "kube_cluster_name")
+                } catch {
+                    throw value.fail("a cluster name of letters, digits, '-', '_' and '.', such as prod-cluster")
+                }
+                kube.kubeClusterName = name
+            case "labels":
+                for (label, labelValue) in try value.mapping() {
+                    let text = try labelValue.string()
+                    try LabelRules.check(key: label, source: "\(node.file): \(labelValue.path)")
+                    try LabelRules.check(value: text, key: label, source: "\(node.file): \(labelValue.path)")
+                    kube.labels[label] = text
+                }
+            case "commands", "public_addr", "resources":
+                warn(value, "not supported yet")
+            default: throw Self.unknown(value, file: node.file)
+            }
+        }
+        if kube.enabled, kube.kubeconfigFile == nil {
+            throw TeleportError.badParameter(
+                "\(node.file): kubernetes_service: kubeconfig_file is missing; name the kubeconfig whose contexts the service serves")
+        }
+    }
+}
