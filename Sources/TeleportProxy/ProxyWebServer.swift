@@ -134,15 +134,15 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         guard let clusterName = try await waitForAuth() else { return }
         let router = makeRouter(clusterName: clusterName)
         var tls: TLSConfiguration
-        var userCAs: [String] = []
+        var userCAPEMs: [String] = []
         do {
             tls = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map { .certificate($0) },
                 privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem)))
             // tsh presents its user certificate for the calls that need a logged-in user
             // (/webapi/nodes); browsers and tsh login present none. Only the user CA is trusted.
-            userCAs = try await userCATLSCertificates()
-            tls.trustRoots = .certificates(try userCAs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
+            userCAPEMs = try await userCATLSCertificates()
+            tls.trustRoots = .certificates(try userCAPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
             tls.certificateVerification = .optionalVerification
             // `tsh proxy ssh` asks for the tunnel protocol (see ProxyTunnel); browsers for HTTP/1.1.
             tls.applicationProtocols = ["http/1.1", ProxyTunnel.alpnProtocol]
@@ -200,12 +200,12 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
                 auth: auth, clusterName: clusterName, identity: identity, roles: settings.roles, audit: settings.audit,
                 tunnels: settings.kubeTunnels, logger: logger)
             let kubeRoute = ALPNRoute.terminate(
-                try KubeProxy.frontContext(identity: identity, userCAs: userCAs), { channel in kubeProxy.takeOver(channel) })
+                try KubeProxy.frontContext(identity: identity, userCAs: userCAPEMs), { channel in kubeProxy.takeOver(channel) })
             alpnRoutes[AuthAPI.kubeALPNProtocol] = kubeRoute
             serverNameRoutes[AuthAPI.kubeProxyServerNamePrefix] = kubeRoute
             if let listen = settings.kubeListenAddr {
                 // kubectl's own port: TLS with the same context, then the same gate.
-                let context = try KubeProxy.frontContext(identity: identity, userCAs: userCAs)
+                let context = try KubeProxy.frontContext(identity: identity, userCAs: userCAPEMs)
                 do {
                     kubeListener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
