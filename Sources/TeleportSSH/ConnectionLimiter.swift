@@ -244,10 +244,13 @@ final class LimitRefusalHandler: ChannelInboundHandler {
         }
         guard !closing else { return }
         closing = true
+        // The request is accepted and the session ends at once with status 1 after the message: a
+        // failure reply makes OpenSSH exit (fatal) before it writes stderr that arrived with it.
+        if wantReply { context.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil) }
         let bytes = context.channel.allocator.buffer(string: "\(message)\r\n")
         let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(SSHChannelData(type: .stdErr, data: .byteBuffer(bytes)))).whenComplete { _ in
-            if wantReply { loopContext.value.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil) }
+            loopContext.value.triggerUserOutboundEvent(SSHChannelRequestEvent.ExitStatus(exitStatus: 1), promise: nil)
             loopContext.value.close(promise: nil)
         }
     }

@@ -114,7 +114,18 @@ public final class PostgresFixture: @unchecked Sendable {
             "-c", "ssl_key_file=\(files.key)", "-c", "ssl_ca_file=\(files.ca)", "-c", "fsync=off",
         ]
         pid = try TestSupport.spawnDaemon(DatabaseServers.setpriv, launchArguments, logPath: log)
-        guard await TestSupport.waitForPort(port, timeout: .seconds(60)) else {
+        // Ready when it answers the superuser on its own socket: an open TCP port alone came before
+        // the end of start-up under a loaded run ("the database system is starting up", psql exit 2).
+        let deadline = ContinuousClock.now + .seconds(90)
+        var ready = false
+        while !ready && ContinuousClock.now < deadline {
+            if await TestSupport.waitForPort(port, timeout: .seconds(1)), (try? await superuser("SELECT 1")) != nil {
+                ready = true
+            } else {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        guard ready else {
             await stop()
             throw TestSupportError("postgres did not start: \(try TestSupport.read(URL(fileURLWithPath: log)))")
         }
