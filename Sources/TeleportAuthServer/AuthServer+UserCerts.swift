@@ -22,16 +22,16 @@ extension AuthServer {
             key: key, value: try UserCertificateFeed.encode(certificate.authorizedKeyLine(comment: certificate.keyID)),
             expires: certificate.validBefore.addingTimeInterval(Self.expiredCertificateGrace))
         for _ in 0..<3 {
+            // A fresh key (the usual case: tsh login makes one each time) takes one write.
+            do {
+                try await stores.backend.create(item)
+                return
+            } catch let error as TeleportError where error.code == .alreadyExists {}
             let existing: Item
             do {
                 existing = try await stores.backend.get(key)
             } catch let error as TeleportError where error.code == .notFound {
-                do {
-                    try await stores.backend.create(item)
-                    return
-                } catch let error as TeleportError where error.code == .alreadyExists {
-                    continue
-                }
+                continue
             }
             try refuseIfBound(existing, to: certificate.keyID, key: certificate.publicKey)
             do {

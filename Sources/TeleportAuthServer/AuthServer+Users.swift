@@ -274,7 +274,8 @@ extension AuthServer {
         if let lock = try await locks().first(where: { $0.applies(user: user.name, login: nil, node: [], at: now) }) {
             throw TeleportError.accessDenied(lock.refusal)
         }
-        try await checkKeyBinding(keys.ssh, user: user.name)
+        // The key's binding to one user is checked where the certificate is recorded (one
+        // conditional write, before anything is returned): no separate read first.
         let validBefore = now.addingTimeInterval(ttl)
         let subjectKey = keys.ssh
         let tlsKey = keys.tls
@@ -284,10 +285,7 @@ extension AuthServer {
         let traits = AccessChecker.templateTraits(user.spec.traits)
         let allowed = AccessChecker(roles: await existingRoles(user.spec.roles), traits: traits).allowedLogins
         let logins = allowed.isEmpty ? ["-teleport-nologin-" + UUID().uuidString.lowercased()] : allowed
-        let userCA = try await certAuthority(.user)
-        guard let caPEM = userCA.spec.activeKeys.ssh.first?.privateKey,
-            case .ed25519(let caKey) = try OpenSSHPrivateKey(pemRepresentation: caPEM).key
-        else { throw TeleportError.internalError("the user CA has no Ed25519 signing key") }
+        let material = try await userIssuingMaterial()
         var extensions = SSHCertificate.standardUserExtensions
         let roles: [String: JSONValue] = ["version": "v1", "roles": .array(user.spec.roles.map { .string($0) })]
         extensions["teleport-roles"] = String(decoding: try ResourceCodec.json(roles), as: UTF8.self)
@@ -295,19 +293,15 @@ extension AuthServer {
         extensions["teleport-traits"] = String(decoding: try ResourceCodec.json(user.spec.traits), as: UTF8.self)
         let sshCertificate = try SSHCertificate.sign(
             publicKey: subjectKey, type: .user, serial: UInt64.random(in: 1...UInt64.max), keyID: user.name, validPrincipals: logins,
-            validAfter: now.addingTimeInterval(-60), validBefore: validBefore, extensions: extensions, caKey: caKey)
+            validAfter: now.addingTimeInterval(-60), validBefore: validBefore, extensions: extensions, caKey: material.sshSigningKey)
         try await recordUserCertificate(sshCertificate)
         let identity = X509Identity(username: user.name, roles: user.spec.roles, logins: allowed, clusterName: clusterName)
         let tlsCertificate = try await tlsAuthority(.user).issue(publicKey: tlsKey, identity: identity, validity: ttl, clock: clock)
         settings.metrics?.increment(.certificatesIssued, ["type": "user"])
-        let hostCA = try await certAuthority(.host)
-        let knownHosts = try hostCA.trustedKeys.ssh.map {
-            "@cert-authority *.\(clusterName),\(clusterName) " + (try SSHPublicKey(authorizedKeyLine: $0.publicKey)).authorizedKeyLine(comment: "type=host")
-        }
         return AuthAPI.LoginResponse(
             username: user.name, clusterName: clusterName, sshCertificate: sshCertificate.authorizedKeyLine(comment: user.name),
-            tlsCertificatePEM: try tlsCertificate.pemText(), tlsCAPEMs: try await caPEMs(), knownHosts: knownHosts,
-            userCAKeys: userCA.trustedKeys.ssh.map(\.publicKey), logins: allowed, roles: user.spec.roles, validBefore: validBefore)
+            tlsCertificatePEM: try tlsCertificate.pemText(), tlsCAPEMs: material.caPEMs, knownHosts: material.knownHosts,
+            userCAKeys: material.userCAKeys, logins: allowed, roles: user.spec.roles, validBefore: validBefore)
     }
 
     /// `tctl auth sign --host`: an SSH host certificate from the host CA.

@@ -40,6 +40,10 @@ public final class AuthServer: Sendable {
     static let authorityCacheLifetime: TimeInterval = 5
     /// The trusted X.509 CA certificates of each type (active and additional), parsed, as above.
     let trustCache = Mutex<[CertAuthority.CAType: (loaded: Date, certificates: [Certificate])]>([:])
+    /// What issuing a user's certificates takes from the user and host CAs (the parsed SSH signing
+    /// key, the CA key lines and known-hosts lines every reply carries), kept like the X.509 signer:
+    /// reading, decoding and parsing both CAs for each certificate cost more than signing it.
+    let userIssuingCache = Mutex<(loaded: Date, material: UserIssuingMaterial)?>(nil)
     /// Identity providers' keys between single sign-on logins.
     let ssoCache = SSOCache()
 
@@ -189,6 +193,7 @@ public final class AuthServer: Sendable {
     public func forgetCachedAuthorities() {
         authorityCache.withLock { $0.removeAll() }
         trustCache.withLock { $0.removeAll() }
+        userIssuingCache.withLock { $0 = nil }
     }
 
     /// The X.509 CA certificates of `type` trusted now (the active ones, and during a rotation the
@@ -281,8 +286,14 @@ public final class AuthServer: Sendable {
         }
     }
 
+    /// The PEMs of the user and host CAs' trusted X.509 certificates (parsed ones kept a few seconds,
+    /// like ``trustedAuthorities(_:)``).
     func caPEMs() async throws -> [String] {
-        try await trustedTLSCertificates().map { try $0.pemText() }
+        var pems: [String] = []
+        for type in CertAuthority.CAType.clusterTrust {
+            pems += try await trustedAuthorities(type).map { try $0.pemText() }
+        }
+        return pems
     }
 
     /// The status `tctl status` prints.

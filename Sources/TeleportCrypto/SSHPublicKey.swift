@@ -137,6 +137,6 @@ extension SSHPublicKey {
     /// The SHA-256 of the public key blob in lowercase hex: the certificate-bound key registry's key
     /// (URL- and path-safe, unlike the base64 `SHA256:` form).
     public var fingerprintHex: String {
-        SHA256.hash(data: wireBytes).map { String(format: "%02x", $0) }.joined()
+        LowerHex.string(SHA256.hash(data: wireBytes))
     }
 }

@@ -145,7 +145,7 @@ public enum AuditChain {
     }
 
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        digest.map { String(format: "%02x", $0) }.joined()
+        LowerHex.string(digest)
     }
 }
 

@@ -13,6 +13,8 @@ public actor FileAuditLog: AuditEmitter, AuditReader {
     public nonisolated let directory: URL
     private var handle: FileHandle?
     private var currentDay: String?
+    /// Days since 1970 (UTC) of ``currentDay``: the name is formatted only when the day changes.
+    private var currentDayNumber: Int64?
     /// The `hash` of the last line written (empty before the first).
     private var lastHash: String
     /// The number of lines in the current day's file.
@@ -51,7 +53,8 @@ public actor FileAuditLog: AuditEmitter, AuditReader {
         chained.fields["prev_hash"] = .string(lastHash)
         chained.fields["hash"] = nil
         let (line, hash) = try AuditChain.seal(chained.jsonLine())
-        let day = Self.fileName(for: event.time)
+        let dayNumber = Int64((event.time.timeIntervalSince1970 / 86_400).rounded(.down))
+        let day = dayNumber == currentDayNumber ? (currentDay ?? Self.fileName(for: event.time)) : Self.fileName(for: event.time)
         do {
             if day != currentDay || handle == nil {
                 try handle?.close()
@@ -66,6 +69,7 @@ public actor FileAuditLog: AuditEmitter, AuditReader {
                 try opened.seekToEnd()
                 handle = opened
                 currentDay = day
+                currentDayNumber = dayNumber
                 linesInDay = (FileManager.default.contents(atPath: url.path) ?? Data()).split(separator: 0x0A).count
             }
             let start = try handle?.offset()
