@@ -27,9 +27,9 @@ extension AuthServer {
     }
 
     /// Leaf side: the trusted clusters (roots) this cluster trusts.
-    public var trustedClusters: ResourceStore<TrustedCluster> { ResourceStore(backend: stores.backend, prefix: "/trustedclusters/") }
+    public var trustedClusters: ResourceStore<TrustedCluster> { ResourceStore(backend: stores.backend, prefix: TrustedCluster.storagePrefix) }
     /// Root side: the leaf clusters that trust this cluster.
-    public var remoteClusters: ResourceStore<RemoteCluster> { ResourceStore(backend: stores.backend, prefix: "/remoteclusters/") }
+    public var remoteClusters: ResourceStore<RemoteCluster> { ResourceStore(backend: stores.backend, prefix: RemoteCluster.storagePrefix) }
 
     /// The CA of `type` of another cluster this cluster trusts; nil when there is none.
     public func trustedAuthority(cluster: String, type: CertAuthority.CAType) async throws -> CertAuthority? {

@@ -7,6 +7,8 @@ public import Foundation
 public struct RemoteCluster: Resource {
     public static let kind = "remote_cluster"
     public static let currentVersion = "v3"
+    /// Where remote cluster records are stored.
+    public static let storagePrefix = "/remoteclusters/"
     public var kind: String
     public var version: String
     public var metadata: Metadata

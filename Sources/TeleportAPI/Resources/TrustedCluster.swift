@@ -12,6 +12,8 @@ public import Foundation
 public struct TrustedCluster: Resource {
     public static let kind = "trusted_cluster"
     public static let currentVersion = "v2"
+    /// Where trusted clusters are stored.
+    public static let storagePrefix = "/trustedclusters/"
     public var kind: String
     public var version: String
     public var metadata: Metadata
