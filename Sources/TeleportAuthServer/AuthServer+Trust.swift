@@ -117,6 +117,11 @@ extension AuthServer {
         ]
         do {
             try ResourceName.validate(request.leafClusterName, kind: "leaf_cluster_name")
+            if let expected = request.rootClusterName, expected != clusterName {
+                throw TeleportError.badParameter(
+                    "this root cluster is called \"\(clusterName)\", not \"\(String(expected.prefix(253)))\": name the trusted_cluster "
+                        + "resource after the root cluster (metadata.name: \(clusterName)); the token was not spent")
+            }
             guard request.leafClusterName != clusterName else {
                 throw TeleportError.badParameter("a cluster cannot trust itself (the leaf is also called \(clusterName))")
             }
@@ -200,7 +205,7 @@ extension AuthServer {
     /// The exchange itself (leaf side).
     func exchange(_ trusted: TrustedCluster, token: String) async throws {
         let request = AuthAPI.ValidateTrustRequest(
-            token: token, leafClusterName: clusterName, certAuthorities: try await exchangeableAuthorities())
+            token: token, leafClusterName: clusterName, certAuthorities: try await exchangeableAuthorities(), rootClusterName: trusted.name)
         let answer = try await TrustExchangeClient.validate(webProxyAddr: trusted.spec.webProxyAddr, request: request)
         guard TrustExchangeSeal.verify(
             answer.seal, token: token, rootCluster: answer.clusterName, leafCluster: clusterName, certAuthorities: answer.certAuthorities)

@@ -92,6 +92,9 @@ struct TrustExchangeAuthTests {
         var missing = try await Self.request(pair, token: token)
         missing.certAuthorities.removeLast()
         await #expect(throws: TeleportError.self) { try await pair.root.validateTrust(missing) }
+        var misnamed = try await Self.request(pair, token: token)
+        misnamed.rootClusterName = "main"
+        await #expect(throws: TeleportError.self) { try await pair.root.validateTrust(misnamed) }
         var itself = try await Self.request(pair, token: token)
         itself.leafClusterName = "root.example"
         await #expect(throws: TeleportError.self) { try await pair.root.validateTrust(itself) }
@@ -100,7 +103,7 @@ struct TrustExchangeAuthTests {
         // Expired.
         pair.clock.advance(by: 901)
         await #expect(throws: TeleportError.self) { try await pair.root.validateTrust(try await Self.request(pair, token: token)) }
-        #expect(pair.audit.named("trusted_cluster.create").filter { $0.code == "T7000W" }.count == 6)
+        #expect(pair.audit.named("trusted_cluster.create").filter { $0.code == "T7000W" }.count == 7)
         #expect(pair.audit.named("trusted_cluster.create").allSatisfy { event in
             !event.fields.values.contains { "\($0)".contains(token) || "\($0)".contains(node) }
         })

@@ -9,12 +9,12 @@ import Testing
 /// `tctl rm rc/NAME`, and the refusals (bad regex, node token, spent token).
 @Suite("trusted clusters: establishing trust between two real clusters", .serialized)
 struct TrustedClusterIntegrationTests {
-    static func trustYAML(token: String, webProxy: String, remote: String = "access", enabled: Bool = true) -> String {
+    static func trustYAML(token: String, webProxy: String, remote: String = "access", enabled: Bool = true, name: String = "root.example") -> String {
         """
         kind: trusted_cluster
         version: v2
         metadata:
-          name: root.example
+          name: \(name)
         spec:
           enabled: \(enabled)
           \(token.isEmpty ? "" : "token: \(token)")
@@ -74,6 +74,10 @@ struct TrustedClusterIntegrationTests {
         let added = try await root.tctl(["tokens", "add", "--type=trusted_cluster", "--ttl=15m"])
         #expect(added.exitCode == 0, "\(added)")
         let value = try token(from: added.stdout)
+        // Named after another cluster: the root refuses before it spends the token.
+        let misnamed = try await leaf.tctl(["create", try write(Self.trustYAML(token: value, webProxy: webProxy, name: "main"), "misnamed.yaml", in: leaf)])
+        #expect(misnamed.exitCode != 0)
+        #expect(misnamed.stderr.contains("this root cluster is called \"root.example\", not \"main\""), "\(misnamed)")
         let created = try await leaf.tctl(["create", try write(Self.trustYAML(token: value, webProxy: webProxy), "tc.yaml", in: leaf)])
         #expect(created.exitCode == 0, "\(created)\n\(leaf.log.suffix(3000))")
         #expect(created.stdout.contains("trusted_cluster \"root.example\" has been created"))

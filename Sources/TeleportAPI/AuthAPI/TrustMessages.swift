@@ -13,16 +13,23 @@ extension AuthAPI {
         public var certAuthorities: [CertAuthority]
         /// The address the leaf called from, as the root proxy saw it (set by the proxy).
         public var remoteAddress: String?
+        /// The root cluster's name as the leaf's `trusted_cluster` names it: a root with another
+        /// name refuses before it spends the token.
+        public var rootClusterName: String?
 
         enum CodingKeys: String, CodingKey {
             case token
             case leafClusterName = "leaf_cluster_name"
             case certAuthorities = "cert_authorities"
             case remoteAddress = "remote_address"
+            case rootClusterName = "root_cluster_name"
         }
 
         /// Creates a request.
-        public init(token: String, leafClusterName: String, certAuthorities: [CertAuthority], remoteAddress: String? = nil) {
+        public init(
+            token: String, leafClusterName: String, certAuthorities: [CertAuthority], remoteAddress: String? = nil, rootClusterName: String? = nil
+        ) {
+            self.rootClusterName = rootClusterName
             self.token = token
             self.leafClusterName = leafClusterName
             self.certAuthorities = certAuthorities
