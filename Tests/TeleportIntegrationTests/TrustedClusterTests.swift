@@ -3,6 +3,10 @@ import TeleportAPI
 import TeleportTestSupport
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Trusted clusters (issue 20) with two real clusters: the root's `tctl tokens add
 /// --type=trusted_cluster`, the leaf's `tctl create` of a `trusted_cluster` (its auth service calls
 /// the root proxy's web port), `tctl get rc`, `tctl auth ls` on both sides, enabling and disabling,
@@ -122,5 +126,77 @@ struct TrustedClusterIntegrationTests {
         let events = try await root.tctl(["events", "ls", "--type=trusted_cluster.create,trusted_cluster.delete", "--format=json"])
         #expect(events.stdout.contains("T7000I") && events.stdout.contains("T7000W") && events.stdout.contains("T7001I"), "\(events)")
         #expect(!events.stdout.contains(value) && !events.stdout.contains(nodeValue))
+    }
+
+    /// A stand-in "root" that does not know the token: an HTTPS server (Python's `ssl`, a
+    /// self-signed certificate from `openssl req`) that answers the exchange with a seal it had to
+    /// guess. The leaf must refuse, audit the refusal and trust nothing.
+    static let fakeRoot = """
+        import json, ssl, sys
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                req = json.loads(body)
+                open(sys.argv[4], "w").write(json.dumps(sorted(req.keys())))
+                answer = {"cluster_name": "root.example", "cert_authorities": req["cert_authorities"], "seal": "00" * 32}
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            def log_message(self, *args):
+                pass
+        server = HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[2], sys.argv[3])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.serve_forever()
+        """
+
+    @Test("a root whose answer the token does not vouch for is refused on the leaf; nothing is trusted")
+    func forgedRootIsRefused() async throws {
+        let leaf = try ClusterFixture(clusterName: "leaf.example")
+        let dir = try TestSupport.makeTemporaryDirectory(prefix: "fakeroot")
+        var fakePID: pid_t?
+        do {
+            let cert = dir.appendingPathComponent("c.pem").path
+            let key = dir.appendingPathComponent("k.pem").path
+            let seen = dir.appendingPathComponent("seen.json").path
+            let made = try await TestSupport.run(
+                "/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=fake"])
+            try #require(made.exitCode == 0, "\(made)")
+            let script = dir.appendingPathComponent("fake.py")
+            try TestSupport.write(Self.fakeRoot, to: script)
+            let port = try TestSupport.freeLoopbackPort()
+            fakePID = try TestSupport.spawnDaemon("/usr/bin/python3", [script.path, "\(port)", cert, key, seen], logPath: dir.appendingPathComponent("log").path)
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                let probe = try await TestSupport.run("/usr/bin/curl", ["-sk", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:\(port)/x"])
+                if probe.stdout != "000" && !probe.stdout.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await leaf.start()
+            let created = try await leaf.tctl(["create", try write(Self.trustYAML(token: "0123456789abcdef0123456789abcdef", webProxy: "127.0.0.1:\(port)"), "tc.yaml", in: leaf)])
+            #expect(created.exitCode != 0)
+            #expect(created.stderr.contains("is not vouched for by the token"), "\(created)")
+            // The leaf did send its request (so the refusal is the seal's), and trusts nothing.
+            #expect((try? String(contentsOfFile: seen, encoding: .utf8))?.contains("root_cluster_name") == true)
+            let listing = try await leaf.tctl(["auth", "ls"])
+            #expect(!(listing.stdout.components(separatedBy: "CA Keys for Trusted Clusters:").last ?? "").contains("root.example"), "\(listing)")
+            let tc = try await leaf.tctl(["get", "tc"])
+            #expect(!tc.stdout.contains("root.example"))
+            let events = try await leaf.tctl(["events", "ls", "--type=trusted_cluster.create", "--format=json"])
+            #expect(events.stdout.contains("T7000W"), "\(events)")
+        } catch {
+            if let fakePID { await TestSupport.stopDaemon(fakePID) }
+            await leaf.cleanUp()
+            try? FileManager.default.removeItem(at: dir)
+            throw error
+        }
+        if let fakePID { await TestSupport.stopDaemon(fakePID) }
+        await leaf.cleanUp()
+        try? FileManager.default.removeItem(at: dir)
     }
 }
