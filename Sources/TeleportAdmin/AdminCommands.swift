@@ -283,6 +283,7 @@ public enum NodeCommands {
 
     /// `tctl tokens add --type=...`.
     public static func addToken(_ options: AdminConnection.Options, type: String, ttl: String, value: String?) async throws -> String {
+        if let trust = try await TrustCommands.addTokenIfTrust(options, type: type, ttl: ttl, value: value) { return trust }
         let roles = try parseRoles(type)
         if let value { try TokenValue.check(value, source: "--value") }
         guard let seconds = GoDuration.parse(ttl) else {

@@ -47,6 +47,9 @@ extension AuthAPIRoutes {
             if upsert { try await authorize(context, kind: kind, verb: "update") }
             if kind == CertAuthority.kind { try requireAdmin(context) }
         }
+        if let written = try await trustWrite(resources, upsert: upsert, context: context) {
+            return try APIResponse.json(AuthAPI.ResourceBatchResponse(results: written))
+        }
         let results = try await auth.applyResources(resources, upsert: upsert)
         let caller = try caller(context)
         for resource in resources {

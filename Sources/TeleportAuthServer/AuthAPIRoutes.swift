@@ -29,6 +29,7 @@ struct AuthAPIRoutes {
         registerAccountRoutes(on: v1)
         registerWebTerminalRoutes(on: v1)
         registerRotationRoutes(on: v1)
+        registerTrustRoutes(on: v1)
         v1.get("hostkeys") { _, context in
             // Every authenticated caller may read them: clients build known_hosts from them.
             await APIResponse.handling(context) {
@@ -382,6 +383,9 @@ struct AuthAPIRoutes {
         if upsert { try await authorize(context, kind: resource.kind, verb: "update") }
         if case .certAuthority = resource { try requireAdmin(context) }
         if case .user(let user) = resource { try await auth.stores.requireExistingRoles(of: user) }
+        if let written = try await trustWrite([resource], upsert: upsert, context: context) {
+            return try APIResponse.json(AuthAPI.ResourceBatchResponse(results: written))
+        }
         if case .token(let token) = resource {
             // Token values are stored only as hashes.
             try await auth.tokens.put(token, upsert: upsert)
@@ -399,6 +403,7 @@ struct AuthAPIRoutes {
         try await authorize(context, kind: kind, verb: "delete")
         let name = context.parameters.get("name") ?? ""
         if let refusal = ResourceKinds.named(kind)?.deleteRefusal { throw TeleportError.badParameter(refusal) }
+        if try await trustDelete(kind: kind, name: name, context: context) { return try APIResponse.json(["status": "deleted"]) }
         let existing = try await auth.stores.get(kind: kind, name: name)
         try await auth.stores.delete(kind: kind, name: name)
         if kind == User.kind { try await auth.secrets.deleteAll(name) }

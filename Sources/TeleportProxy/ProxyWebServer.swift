@@ -347,6 +347,7 @@ extension ProxyWebServer {
             return WebResponse.html(html, status: .ok)
         }
         LoginRoute(auth: auth, logger: logger).register(on: router)
+        TrustedClusterRoute(auth: auth, logger: logger).register(on: router)
         SSORoutes(auth: auth, logger: logger).register(on: router)
         let appSessions = appSessionCache
         WebSessionRoutes(auth: auth, clusterName: clusterName, logger: logger, onLogout: { appSessions.forget(user: $0) }).register(on: router)

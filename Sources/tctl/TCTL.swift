@@ -84,7 +84,7 @@ struct Status: AsyncParsableCommand {
 
 struct Auth: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Operations with the cluster's certificate authorities.", subcommands: [Export.self, Sign.self, Rotate.self])
+        abstract: "Operations with the cluster's certificate authorities.", subcommands: [Export.self, Sign.self, Rotate.self, ListAuthorities.self])
 
     struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -130,6 +130,12 @@ struct Auth: AsyncParsableCommand {
                 }
             }
         }
+    }
+
+    struct ListAuthorities: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the local cluster's CAs and those of trusted clusters.")
+        @OptionGroup var global: GlobalOptions
+        func run() async throws { try await perform { try await TrustCommands.list(global.connection) } }
     }
 
     struct Export: AsyncParsableCommand {
@@ -341,7 +347,7 @@ struct Tokens: AsyncParsableCommand {
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a join token.")
         @OptionGroup var global: GlobalOptions
-        @Option(name: .customLong("type"), help: "node, proxy, db or app (comma-separated for several).") var type: String
+        @Option(name: .customLong("type"), help: "node, proxy, db, app or kube (comma-separated for several), or trusted_cluster.") var type: String
         @Option(name: .customLong("ttl"), help: "How long the token is valid, e.g. 30m (at most 48h).") var ttl = "30m"
         @Option(name: .customLong("value"), help: "Use this token value instead of a random one.") var value: String?
         func run() async throws { try await perform { try await NodeCommands.addToken(global.connection, type: type, ttl: ttl, value: value) } }

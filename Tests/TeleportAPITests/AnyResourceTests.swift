@@ -16,7 +16,7 @@ struct AnyResourceTests {
         #expect(AnyResource.canonicalKind(typed) == canonical)
     }
 
-    @Test(arguments: ["", "all", "widget", "usr", "trusted_cluster", "saml", "user "])
+    @Test(arguments: ["", "all", "widget", "usr", "trusted_clusterz", "saml", "user "])
     func unknownKinds(typed: String) {
         #expect(AnyResource.canonicalKind(typed) == nil)
     }
@@ -26,7 +26,7 @@ struct AnyResourceTests {
         #expect(
             ResourceKinds.builtIn.map(\.name) == [
                 "cluster_name", "cert_authority", "role", "user", "token", "node", "lock", "proxy", "db_server", "app_server", "kube_server", "oidc",
-                "github",
+                "github", "trusted_cluster", "remote_cluster",
             ])
         #expect(Array(AnyResource.kinds.prefix(8)) == ["cluster_name", "cert_authority", "role", "user", "token", "node", "lock", "proxy"])
         for kind in AnyResource.kinds { #expect(AnyResource.canonicalKind(kind) == kind) }

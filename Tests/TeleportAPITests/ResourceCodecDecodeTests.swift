@@ -148,7 +148,7 @@ struct ResourceCodecDecodeTests {
         #expect(error.message.contains("\"kind\" is missing"))
     }
 
-    @Test(arguments: ["widget", "users", "trusted_cluster", "ca"])
+    @Test(arguments: ["widget", "users", "saml_cluster", "ca"])
     func unknownKindIsRefused(kind: String) throws {
         let error = try Self.decodeError("kind: \(kind)\nmetadata:\n  name: x\nspec: {}\n", source: "w.yaml")
         #expect(error.code == .badParameter)

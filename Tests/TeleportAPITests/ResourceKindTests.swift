@@ -91,7 +91,7 @@ struct ResourceKindTests {
         #expect(ResourceKinds.named("ca")?.deleteRefusal == "cert_authority cannot be deleted on a running cluster")
         #expect(ResourceKinds.named("cluster_name")?.deleteRefusal == "cluster_name cannot be deleted on a running cluster")
         #expect(ResourceKinds.named("roles")?.deleteRefusal == nil)
-        #expect(ResourceKinds.builtIn.filter { !$0.inBackup }.map(\.name) == ["node", "proxy", "db_server", "app_server", "kube_server"])
+        #expect(ResourceKinds.builtIn.filter { !$0.inBackup }.map(\.name) == ["node", "proxy", "db_server", "app_server", "kube_server", "remote_cluster"])
         #expect(ResourceKinds.builtIn.compactMap(\.serverKind) == [.node, .proxy, .database, .app, .kube])
         #expect(AnyResource.whyNotEditable("token")?.hasPrefix("tokens cannot be edited") == true)
         for kind in ["role", "user", "lock", "node"] { #expect(AnyResource.whyNotEditable(kind) == nil) }

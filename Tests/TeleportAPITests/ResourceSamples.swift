@@ -129,8 +129,20 @@ enum ResourceSamples {
         [
             .clusterName(clusterName), .certAuthority(certAuthority), .role(role), .user(user), .token(token), .node(node), .lock(lock),
             .registered(proxy), .registered(database), .registered(app), .registered(kube), .registered(oidc), .registered(github),
+            .registered(trustedCluster), .registered(remoteCluster),
         ]
     }
+
+    /// A leaf's trust in a root, as stored (no token).
+    static let trustedCluster = TrustedCluster(
+        name: "root.example",
+        spec: .init(
+            enabled: true, token: nil, webProxyAddr: "root.example:3080", tunnelAddr: "root.example:3024",
+            roleMap: [.init(remote: "^team-(.*)$", local: ["leaf-$1"]), .init(remote: "admin", local: ["access"])]))
+
+    /// A root's record of a leaf.
+    static let remoteCluster = RemoteCluster(
+        name: "leaf.example", status: .init(connection: "online", lastHeartbeat: Date(timeIntervalSince1970: 1_800_000_000)))
 
     /// A Kubernetes cluster reached through its service's tunnel.
     static let kube = KubeServer(

@@ -12,7 +12,7 @@ struct SystemRoleTests {
         #expect(SystemRole(caseInsensitive: text) == role)
     }
 
-    @Test(arguments: ["", "nodes", "bogus", " node", "trusted_cluster"])
+    @Test(arguments: ["", "nodes", "bogus", " node", "trusted_clusters"])
     func unknownNames(text: String) {
         #expect(SystemRole(caseInsensitive: text) == nil)
     }

@@ -64,6 +64,7 @@ struct ClusterStoresRegistryTests {
             ClusterNameResource.kind: stores.clusterName.prefix, Lock.kind: stores.locks.prefix,
             ServerProxy.kind: ServerProxy.storagePrefix, DatabaseServer.kind: DatabaseServer.storagePrefix, AppServer.kind: AppServer.storagePrefix,
             KubeServer.kind: KubeServer.storagePrefix,
+            TrustedCluster.kind: TrustedCluster.storagePrefix, RemoteCluster.kind: RemoteCluster.storagePrefix,
             // SSO connectors: no store of their own; the kind registry is the only place naming their keys.
             OIDCConnector.kind: "/connectors/oidc/", GitHubConnector.kind: "/connectors/github/",
         ]

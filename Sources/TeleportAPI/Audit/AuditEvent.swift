@@ -163,4 +163,14 @@ public enum AuditEventType {
     /// `reverse_tunnel.rejected`: the proxy refused an agent's reverse tunnel (a certificate of
     /// another role, cluster or host, a failed handshake, a locked or unknown node).
     public static let reverseTunnelRejected = ("reverse_tunnel.rejected", "T9400W")
+    /// `trusted_cluster.create`: a leaf established trust with a root (on both sides: the root
+    /// records the leaf it admitted, the leaf the root it now trusts).
+    public static let trustedClusterCreate = ("trusted_cluster.create", "T7000I")
+    /// `trusted_cluster.create` refused: a bad, spent, expired or wrong-type token, or a root whose
+    /// answer the token does not vouch for.
+    public static let trustedClusterCreateFailure = ("trusted_cluster.create", "T7000W")
+    /// `trusted_cluster.delete`: a trust was removed (`tctl rm tc/NAME` on the leaf, `tctl rm rc/NAME` on the root).
+    public static let trustedClusterDelete = ("trusted_cluster.delete", "T7001I")
+    /// `trusted_cluster.update`: a trust was enabled or disabled.
+    public static let trustedClusterUpdate = ("trusted_cluster.update", "T7003I")
 }

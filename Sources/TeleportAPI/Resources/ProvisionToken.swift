@@ -51,6 +51,9 @@ public enum SystemRole: String, Codable, Sendable, CaseIterable, Comparable {
     case app = "App"
     /// A Kubernetes service (`teleport start --roles=kube`): heartbeats `kube_server` records.
     case kube = "Kube"
+    /// A leaf cluster establishing trust with this (root) cluster (`tctl tokens add
+    /// --type=trusted_cluster`): never a host identity; such a token is spent by one trust exchange.
+    case trustedCluster = "Trusted_cluster"
 
     /// Parses `node`, `Node`, `NODE`, ...
     public init?(caseInsensitive value: String) {

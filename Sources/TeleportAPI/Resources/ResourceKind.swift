@@ -115,6 +115,13 @@ public enum ResourceKinds {
             inBackup: false, serverKind: .kube),
         ResourceKind(OIDCConnector.self, aliases: ["oidcs", "oidc_connector", "oidc_connectors"], storagePrefix: "/connectors/oidc/"),
         ResourceKind(GitHubConnector.self, aliases: ["githubs", "github_connector", "github_connectors"], storagePrefix: "/connectors/github/"),
+        ResourceKind(
+            TrustedCluster.self, aliases: ["trusted_clusters", "tc"], storagePrefix: TrustedCluster.storagePrefix,
+            editRefusal: "trusted_cluster cannot be edited in place: change it with tctl create -f FILE"),
+        ResourceKind(
+            RemoteCluster.self, aliases: ["remote_clusters", "rc"], storagePrefix: RemoteCluster.storagePrefix,
+            editRefusal: "remote_cluster records are written by the root when a leaf establishes trust; remove one with tctl rm rc/NAME",
+            inBackup: false),
     ]
 
     /// What `tctl get connectors` lists: every single sign-on connector kind.

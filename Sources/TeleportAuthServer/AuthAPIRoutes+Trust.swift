@@ -1,0 +1,69 @@
+import Foundation
+import Hummingbird
+import TeleportAPI
+import TeleportCrypto
+import TeleportServices
+
+/// Trusted clusters (issue 20).
+///
+/// | route | who | what |
+/// | --- | --- | --- |
+/// | `POST /v1/trustedclusters/validate` | Proxy (for a leaf calling its web port) | root side of a trust exchange: a `trusted_cluster` token and the leaf's CAs in, this cluster's CAs sealed with the token out; audited as `trusted_cluster.create` (refusals T7000W) |
+/// | `GET /v1/authorities` | Admin; users whose roles allow `list` on `cert_authority` | `tctl auth ls`: local and trusted CAs' fingerprints |
+///
+/// `tctl create [-f]` of `kind: trusted_cluster` (leaf side) and `tctl rm tc/NAME`, `tctl rm
+/// rc/NAME` go through the resource routes, which hand those kinds to ``trustWrite(_:upsert:context:)``
+/// and ``trustDelete(kind:name:context:)``.
+extension AuthAPIRoutes {
+    func registerTrustRoutes(on v1: RouterGroup<AuthRequestContext>) {
+        v1.post("trustedclusters/validate") { request, context in
+            await APIResponse.handling(context) {
+                guard case .system(.proxy) = try caller(context).kind else {
+                    throw TeleportError.accessDenied("only the cluster's proxies pass trust requests on")
+                }
+                let validate = try await body(AuthAPI.ValidateTrustRequest.self, request)
+                return try APIResponse.json(try await auth.validateTrust(validate))
+            }
+        }
+        v1.get("authorities") { _, context in
+            await APIResponse.handling(context) {
+                try await authorize(context, kind: CertAuthority.kind, verb: "list")
+                return try APIResponse.json(try await auth.authorityListing())
+            }
+        }
+    }
+
+    /// Writes `trusted_cluster` resources (each establishing its trust) and refuses to write
+    /// `remote_cluster` ones; nil when `resources` holds neither (the caller writes them).
+    func trustWrite(_ resources: [AnyResource], upsert: Bool, context: AuthRequestContext) async throws -> [AuthAPI.ResourceWriteResult]? {
+        let kinds = Set(resources.map(\.kind))
+        if kinds.contains(RemoteCluster.kind) {
+            throw TeleportError.badParameter(
+                "remote_cluster records are written by this cluster when a leaf establishes trust; create a trusted_cluster on the leaf instead")
+        }
+        guard kinds.contains(TrustedCluster.kind) else { return nil }
+        guard kinds.count == 1 else {
+            throw TeleportError.badParameter("put trusted_cluster resources in a file of their own: each one contacts its root cluster; nothing was written")
+        }
+        let user = try caller(context).identity.username
+        var results: [AuthAPI.ResourceWriteResult] = []
+        for resource in resources {
+            guard let trusted = resource.value as? TrustedCluster else { continue }
+            let existed = (try? await auth.trustedClusters.get(trusted.name)) != nil
+            _ = try await auth.putTrustedCluster(trusted, upsert: upsert, by: user)
+            results.append(.init(kind: TrustedCluster.kind, name: trusted.name, created: !existed))
+        }
+        return results
+    }
+
+    /// Deletes a `trusted_cluster` (leaf) or `remote_cluster` (root) with its CAs; false for other kinds.
+    func trustDelete(kind: String, name: String, context: AuthRequestContext) async throws -> Bool {
+        let user = try caller(context).identity.username
+        switch kind {
+        case TrustedCluster.kind: try await auth.removeTrustedCluster(name, by: user)
+        case RemoteCluster.kind: try await auth.removeRemoteCluster(name, by: user)
+        default: return false
+        }
+        return true
+    }
+}
