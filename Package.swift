@@ -214,7 +214,7 @@ let package = Package(
         .target(
             name: "TeleportApp",
             dependencies: [
-                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents",
+                "TeleportAPI", "TeleportAccess", "TeleportCrypto", "TeleportAuthClient", "TeleportSSH", "TeleportEvents", "TeleportTunnel",
                 logging, nioCore, nioPosix, nioSSL, x509,
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

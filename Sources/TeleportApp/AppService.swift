@@ -9,6 +9,7 @@ public import ServiceLifecycle
 public import TeleportAPI
 public import TeleportAuthClient
 public import TeleportSSH
+public import TeleportTunnel
 
 /// The application service (`app_service`, `teleport start --roles=app`): heartbeats one
 /// `app_server` record per configured web app, and serves the proxy's connections on its listen
@@ -84,6 +85,10 @@ public struct AppService: Service, CustomStringConvertible {
         public var advertisedAddr: String
         /// This host's `App` identity (mutual TLS with the proxy and the auth service).
         public var identity: ClientIdentity
+        /// The TLS context of the proxy's connections, asked per connection (a CA rotation
+        /// replaces it when the identity is renewed or the trusted CAs change); nil: one
+        /// built from ``identity`` at start.
+        public var serverContexts: TLSContextSource?
         /// The apps served.
         public var apps: [App]
         /// How often each record is sent (its TTL is set by the auth service).
@@ -152,7 +157,7 @@ public struct AppService: Service, CustomStringConvertible {
     }
 
     public func run() async throws {
-        let tls = try serverContext()
+        let tls = try configuration.serverContexts ?? TLSContextSource(serverContext())
         let tcpApps = Set(configuration.apps.filter { AppURI.isTCP($0.uri) }.map(\.name))
         let server: NIOAsyncChannel<(NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, EventLoopFuture<DatabaseHandoff>), Never>
         do {
@@ -162,7 +167,7 @@ public struct AppService: Service, CustomStringConvertible {
                 .bindInheritable(host: configuration.listenHost, port: configuration.listenPort, service: "application") { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let handoff = channel.eventLoop.makePromise(of: DatabaseHandoff.self)
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
                         try channel.pipeline.syncOperations.addHandler(AppHandoffGate(handoff: handoff, tcpApps: tcpApps))
                         // An upgrade configuration without upgraders: NIO's decoder then keeps the bytes
                         // that follow an upgrade request for the splice of a WebSocket (AppSessions).
@@ -231,7 +236,20 @@ public struct AppService: Service, CustomStringConvertible {
     /// Mutual TLS with the proxy: this host's `App` identity; the client must present a
     /// certificate from the cluster's CAs (its role is checked per connection).
     func serverContext() throws -> NIOSSLContext {
-        let identity = configuration.identity
+        try Self.serverContext(identity: configuration.identity)
+    }
+
+    /// The contexts for ``Configuration/serverContexts``, starting with `identity`'s.
+    public static func serverContexts(identity: ClientIdentity) throws -> TLSContextSource {
+        TLSContextSource(try serverContext(identity: identity))
+    }
+
+    /// Presents `identity` and trusts its CAs from the next connection on (open ones keep theirs).
+    public static func renew(_ contexts: TLSContextSource, identity: ClientIdentity) throws {
+        contexts.set(try serverContext(identity: identity))
+    }
+
+    static func serverContext(identity: ClientIdentity) throws -> NIOSSLContext {
         do {
             let key = try NIOSSLPrivateKey(bytes: Array(identity.keyPEM.utf8), format: .pem)
             var tls = TLSConfiguration.makeServerConfiguration(

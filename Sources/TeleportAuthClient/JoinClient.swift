@@ -15,6 +15,12 @@ public enum JoinClient {
     /// The host CA certificates the auth service at `authServer` publishes for joiners (fetched
     /// without verifying the server: for diagnostics only, e.g. "is my certificate still trusted").
     public static func publishedHostCAs(authServer: String) async throws -> [String] {
+        try await publishedHostCAList(authServer: authServer).hostCAPEMs
+    }
+
+    /// `GET /v1/join/ca` in full: the host CA certificates and, during a rotation, their
+    /// cross-signatures (nothing here is trusted until checked against a CA the host trusts).
+    public static func publishedHostCAList(authServer: String) async throws -> AuthAPI.JoinCAResponse {
         let (host, port) = try HostPort.parse(authServer, defaultPort: 3025, key: "--auth-server")
         let discovery = try HTTPSTransport(
             host: host, port: port, identity: nil, trustedCAPEMs: [], serverName: AuthAPI.serverName, timeout: .seconds(15),
@@ -23,7 +29,7 @@ public enum JoinClient {
         guard reply.status == 200, let cas = try? ResourceCodec.jsonDecoder().decode(AuthAPI.JoinCAResponse.self, from: reply.body) else {
             throw TeleportError.connectionProblem("\(authServer) did not answer as a Teleport auth server")
         }
-        return cas.hostCAPEMs
+        return cas
     }
 
     /// Joins and returns the host's identity (its new key, certificate and the cluster's CAs).

@@ -17,7 +17,11 @@ struct AuthAPIRoutes {
     func register(on router: Router<AuthRequestContext>) {
         // Joining is the one thing a host does before it has a certificate.
         router.get("v1/join/ca") { _, context in
-            await APIResponse.handling(context) { try APIResponse.json(AuthAPI.JoinCAResponse(hostCAPEMs: try await auth.hostCAPEMs())) }
+            await APIResponse.handling(context) {
+                let crossSigned = try await auth.hostCACrossSigned()
+                return try APIResponse.json(
+                    AuthAPI.JoinCAResponse(hostCAPEMs: try await auth.hostCAPEMs(), crossSignedPEMs: crossSigned.isEmpty ? nil : crossSigned))
+            }
         }
         router.post("v1/join") { request, context in
             await APIResponse.handling(context) { try await join(request, context) }

@@ -31,7 +31,7 @@ extension AuthServer {
         } catch {
             throw TeleportError.badParameter("user_certificate is not a PEM certificate")
         }
-        guard try await tlsAuthority(.user).signed(presented) else {
+        guard try await signedByTrusted(.user, presented) else {
             throw TeleportError.accessDenied("the certificate is not signed by this cluster's user CA")
         }
         let now = clock.now()

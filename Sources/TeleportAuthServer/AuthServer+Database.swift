@@ -52,7 +52,7 @@ extension AuthServer {
             publicKey: publicKey, commonName: commonName, serverNames: serverNames, validity: request.ttlSeconds, clock: clock)
         settings.metrics?.increment(.certificatesIssued, ["type": "db"])
         return AuthAPI.SignDatabaseResponse(
-            certificatePEM: try certificate.pemText(), caPEMs: try await certAuthority(.db).spec.activeKeys.tls.map(\.cert))
+            certificatePEM: try certificate.pemText(), caPEMs: try await certAuthority(.db).trustedKeys.tls.map(\.cert))
     }
 
     /// Splits `--host` names into DNS names and IP addresses; every name must be one or the other.
@@ -120,7 +120,7 @@ extension AuthServer {
             throw TeleportError.badParameter("user_certificate is not a PEM certificate")
         }
         let authority = try await tlsAuthority(.user)
-        guard authority.signed(presented) else {
+        guard try await signedByTrusted(.user, presented) else {
             throw TeleportError.accessDenied("the certificate is not signed by this cluster's user CA")
         }
         let now = clock.now()

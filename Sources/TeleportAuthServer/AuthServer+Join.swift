@@ -5,11 +5,29 @@ import Logging
 import TeleportBackend
 import TeleportCrypto
 import TeleportServices
+import X509
 
 extension AuthServer {
     /// The host CA certificates, for joiners to check against their CA pin.
     public func hostCAPEMs() async throws -> [String] {
         try await certAuthority(.host).trustedKeys.tls.map(\.cert)
+    }
+
+    /// During a host CA rotation: every trusted host CA certificate cross-signed by each other
+    /// one (``TLSAuthority/crossSign(_:)``); empty otherwise. A host down through `init` and
+    /// `update_clients` checks the new CA with these and the CA it trusts.
+    public func hostCACrossSigned() async throws -> [String] {
+        let pairs = try await certAuthority(.host).trustedKeys.tls
+        guard pairs.count > 1 else { return [] }
+        var crossSigned: [String] = []
+        for signer in pairs {
+            guard let key = signer.key else { continue }
+            let authority = try TLSAuthority(certificatePEM: signer.cert, keyPEM: key)
+            for other in pairs where other.cert != signer.cert {
+                crossSigned.append(try authority.crossSign(try Certificate.fromPEM(other.cert)).pemText())
+            }
+        }
+        return crossSigned
     }
 
     /// Records a node's SSH host public key: the cluster vouches for exactly this key.

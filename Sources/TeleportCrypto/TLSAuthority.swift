@@ -165,6 +165,39 @@ public struct TLSAuthority: Sendable {
         )
     }
 
+    /// A certificate for the CA certificate `other`'s key and subject, signed by this CA (a
+    /// cross-signature: a host that trusts only this CA can check that `other` belongs to the same
+    /// cluster, as during a rotation the old CA vouches for the new one). Valid as long as both are.
+    public func crossSign(_ other: Certificate) throws -> Certificate {
+        try Certificate(
+            version: .v3,
+            serialNumber: Certificate.SerialNumber(),
+            publicKey: other.publicKey,
+            notValidBefore: max(other.notValidBefore, certificate.notValidBefore),
+            notValidAfter: min(other.notValidAfter, certificate.notValidAfter),
+            issuer: certificate.subject,
+            subject: other.subject,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                Critical(KeyUsage(keyCertSign: true))
+            },
+            issuerPrivateKey: .init(privateKey))
+    }
+
+    /// The CA certificates of `candidates` a CA of `trusted` vouches for: those already trusted,
+    /// and those whose key and subject a cross-signature in `crossSigned` (see ``crossSign(_:)``)
+    /// by a trusted CA carries. Anything else is left out.
+    public static func vouched(candidates: [Certificate], crossSigned: [Certificate], trusted: [Certificate]) -> [Certificate] {
+        candidates.filter { candidate in
+            if trusted.contains(candidate) { return true }
+            return crossSigned.contains { cross in
+                cross.publicKey == candidate.publicKey && cross.subject == candidate.subject
+                    && trusted.contains { $0.subject == cross.issuer && $0.publicKey.isValidSignature(cross.signature, for: cross) }
+            }
+        }
+    }
+
     /// True when `leaf` carries a valid signature of this CA.
     public func signed(_ leaf: Certificate) -> Bool {
         certificate.publicKey.isValidSignature(leaf.signature, for: leaf)

@@ -38,6 +38,12 @@ struct IdentityRotationService: Service, CustomStringConvertible {
                     lastProblem = ""
                 } catch {
                     let message = (error as? TeleportError)?.message ?? "\(error)"
+                    // Down through init and update_clients: the auth service's new certificate comes
+                    // from a CA this host does not know yet; the CA it trusts vouches for it.
+                    if await adoptVouchedCAs() {
+                        lastProblem = ""
+                        continue
+                    }
                     if message != lastProblem {
                         lastProblem = message
                         if await Self.distrusted(identity.current, authServer: client.address) {
@@ -107,6 +113,35 @@ struct IdentityRotationService: Service, CustomStringConvertible {
         }
     }
 
+    /// Trusts the host CA certificates `/v1/join/ca` publishes that a CA this host trusts has
+    /// cross-signed (``TLSAuthority/vouched(candidates:crossSigned:trusted:)``); true when it
+    /// added one. The answer comes over an unchecked connection: only the cross-signature counts.
+    func adoptVouchedCAs() async -> Bool {
+        guard let published = try? await JoinClient.publishedHostCAList(authServer: client.address),
+            let crossSigned = published.crossSignedPEMs, !crossSigned.isEmpty
+        else { return false }
+        let current = identity.current
+        do {
+            let trusted = try current.trustedCAPEMs.flatMap { try Certificate.bundleFromPEM($0) }
+            let vouched = TLSAuthority.vouched(
+                candidates: try published.hostCAPEMs.map { try Certificate.fromPEM($0) },
+                crossSigned: try crossSigned.map { try Certificate.fromPEM($0) }, trusted: trusted)
+            let added = vouched.filter { !trusted.contains($0) }
+            guard !added.isEmpty else { return false }
+            let next = ClientIdentity(
+                keyPEM: current.keyPEM, certificatePEM: current.certificatePEM,
+                trustedCAPEMs: current.trustedCAPEMs + (try added.map { try $0.pemText() }))
+            try identity.set(next, keys: keys, role: role, client: client)
+            logger.info(
+                "now trusting the host CA's new keys, cross-signed by the CA this host trusted (it missed the rotation's first phases)",
+                metadata: ["tp.role": "\(role.rawValue)"])
+            return true
+        } catch {
+            logger.warning("cannot check the published host CAs", metadata: ["tp.error": "\(error)"])
+            return false
+        }
+    }
+
     /// The DER of each certificate in `pems` (a file may hold several), as a set.
     static func certificates(_ pems: [String]) throws -> Set<[UInt8]> {
         Set(try pems.flatMap { try Certificate.bundleFromPEM($0) }.map { try $0.derBytes() })
@@ -173,5 +208,32 @@ struct LocalAdminRenewal: Service, CustomStringConvertible {
         auth.forgetCachedAuthorities()
         try await LocalIdentities.write(auth: auth, hostUUID: hostUUID, keys: keys, roles: [.admin])
         logger.info("renewed the local admin identity from the host CA's new keys", metadata: ["tp.phase": "\(host.rotationPhase.rawValue)"])
+    }
+}
+
+extension TeleportProcess {
+    /// An agent identity (database, application, Kubernetes service) that follows CA rotations:
+    /// an ``IdentityRotationService`` renews it and changes its trusted CAs; the caller's contexts
+    /// listen on the returned ``LiveIdentity``.
+    static func followRotation(
+        role: SystemRole, identity: ClientIdentity, client: AuthClient, config: DaemonConfig, keys: URL, logger: Logger,
+        services: inout [any Service]
+    ) -> LiveIdentity {
+        let live = LiveIdentity(identity)
+        services.append(
+            IdentityRotationService(
+                role: role, keys: keys, client: client, identity: live, interval: config.rotationCheckInterval,
+                logger: logger.with("\(role.rawValue.lowercased()):rotation")))
+        return live
+    }
+
+    /// The agent's reverse tunnel dials with the current identity and trusts the current CAs.
+    static func followRotation(_ target: inout TunnelTarget, live: LiveIdentity) {
+        let contexts = TLSContextSource(target.tlsContext)
+        target.contextSource = contexts
+        live.onChange { renewed in
+            contexts.set(
+                try TunnelTLS.clientTLSContext(certificatePEM: renewed.certificatePEM, keyPEM: renewed.keyPEM, trustedCAPEMs: renewed.trustedCAPEMs))
+        }
     }
 }

@@ -191,6 +191,11 @@ public enum TeleportProcess {
                 IdentityRotationService(
                     role: .proxy, keys: keys, client: client, identity: liveProxy, interval: config.rotationCheckInterval,
                     logger: logger.with("proxy:rotation")))
+            // The app and Kubernetes paths (built when the web server starts, maybe after a renewal).
+            webSettings.onIdentityChange = { listener in
+                liveProxy.onChange(listener)
+                try? listener(liveProxy.current)
+            }
             let tunnelAudit = proxyAudit
             tunnelConfiguration.onRefused = { remote, reason in tunnelAudit.reverseTunnelRefused(remote: remote, reason: reason) }
             tunnelConfiguration.onConnected = { _ in tunnelAudit.reverseTunnelOpened() }
@@ -222,6 +227,7 @@ public enum TeleportProcess {
                 // TLS routing: the web port always serves the protocol (ALPN teleport-postgres, teleport-mysql);
                 // its own listener only when configured.
                 webSettings.route(databaseProtocol.alpnProtocol, to: databaseProxy.alpnRoute)
+                liveProxy.onChange { renewed in try databaseProxy.renew(identity: renewed) }
                 if address != nil { services.append(databaseProxy) }
             }
             let tunnelListen = try tunnelListener(config)
@@ -370,6 +376,7 @@ public enum TeleportProcess {
             ? try LocalIdentities.load(keys: keys, role: .db)
             : try await LocalIdentities.loadOrJoin(keys: keys, role: .db, config: config, authServer: authAddress, hostUUID: hostUUID, logger: logger)
         let client = try AuthClient(address: authAddress, fallbacks: config.runAuth ? [] : config.authServers, identity: identity)
+        let live = followRotation(role: .db, identity: identity, client: client, config: config, keys: keys, logger: logger, services: &services)
         let listen = try HostPort.parse(config.file.db.listenAddr, defaultPort: 3029, key: "db_service.listen_addr")
         let advertisedHost = config.advertiseIP ?? (["0.0.0.0", "::", ""].contains(listen.host) ? "127.0.0.1" : listen.host)
         let databases = config.file.db.databases.map { entry in
@@ -385,12 +392,16 @@ public enum TeleportProcess {
         var configuration = DatabaseService.Configuration(
             hostUUID: hostUUID, hostname: config.nodeName, clusterName: try clusterName(of: identity), listenHost: listen.host,
             listenPort: listen.port, advertisedAddr: HostPort.join(advertisedHost, listen.port), identity: identity, databases: databases)
+        let serverContexts = try DatabaseService.serverContexts(identity: identity)
+        configuration.serverContexts = serverContexts
+        live.onChange { renewed in try DatabaseService.renew(serverContexts, identity: renewed) }
         // Behind NAT (teleport.proxy_server, or an auth address that is a proxy) the service keeps a
         // reverse tunnel, as a node does; a process that also runs the node uses the node's host
         // UUID for its own tunnel, so its database service is reached directly.
         if !config.runAuth, !config.runNode, let proxy = await tunnelProxyAddress(config, authAddress: authAddress, logger: logger) {
             var target = try nodeTunnelTarget(proxy: proxy, identity: identity, hostUUID: hostUUID, clusterName: configuration.clusterName, logger: logger)
             if let interval = config.tunnelKeepalive { target.reconnect.keepaliveInterval = interval }
+            followRotation(&target, live: live)
             configuration.tunnel = target
             configuration.listens = config.file.db.listenAddrConfigured
         }
@@ -416,6 +427,7 @@ public enum TeleportProcess {
             ? try LocalIdentities.load(keys: keys, role: .app)
             : try await LocalIdentities.loadOrJoin(keys: keys, role: .app, config: config, authServer: authAddress, hostUUID: hostUUID, logger: logger)
         let client = try AuthClient(address: authAddress, identity: identity)
+        let live = followRotation(role: .app, identity: identity, client: client, config: config, keys: keys, logger: logger, services: &services)
         let listen = try HostPort.parse(config.file.app.listenAddr, defaultPort: 3031, key: "app_service.listen_addr")
         let advertisedHost = config.advertiseIP ?? (["0.0.0.0", "::", ""].contains(listen.host) ? "127.0.0.1" : listen.host)
         let apps = config.file.app.apps.map { entry in
@@ -426,9 +438,12 @@ public enum TeleportProcess {
         }
         let queue = AuditQueue(logger: logger.with("app:audit"))
         services.append(AuditForwarder(queue: queue, client: client))
-        let configuration = AppService.Configuration(
+        var configuration = AppService.Configuration(
             hostUUID: hostUUID, hostname: config.nodeName, clusterName: try clusterName(of: identity), listenHost: listen.host,
             listenPort: listen.port, advertisedAddr: HostPort.join(advertisedHost, listen.port), identity: identity, apps: apps)
+        let serverContexts = try AppService.serverContexts(identity: identity)
+        configuration.serverContexts = serverContexts
+        live.onChange { renewed in try AppService.renew(serverContexts, identity: renewed) }
         services.append(
             AppService(
                 configuration: configuration, auth: client,
@@ -449,6 +464,7 @@ public enum TeleportProcess {
             ? try LocalIdentities.load(keys: keys, role: .kube)
             : try await LocalIdentities.loadOrJoin(keys: keys, role: .kube, config: config, authServer: authAddress, hostUUID: hostUUID, logger: logger)
         let client = try AuthClient(address: authAddress, fallbacks: config.runAuth ? [] : config.authServers, identity: identity)
+        let live = followRotation(role: .kube, identity: identity, client: client, config: config, keys: keys, logger: logger, services: &services)
         let listen = try HostPort.parse(config.file.kube.listenAddr, defaultPort: 3027, key: "kubernetes_service.listen_addr")
         let advertisedHost = config.advertiseIP ?? (["0.0.0.0", "::", ""].contains(listen.host) ? "127.0.0.1" : listen.host)
         let queue = AuditQueue(logger: logger.with("kube:audit"))
@@ -457,11 +473,15 @@ public enum TeleportProcess {
             hostUUID: hostUUID, hostname: config.nodeName, clusterName: try clusterName(of: identity), listenHost: listen.host,
             listenPort: listen.port, advertisedAddr: HostPort.join(advertisedHost, listen.port), identity: identity, clusters: clusters,
             labels: config.file.kube.labels)
+        let serverContexts = try KubeService.serverContexts(identity: identity)
+        configuration.serverContexts = serverContexts
+        live.onChange { renewed in try KubeService.renew(serverContexts, identity: renewed) }
         // Behind NAT (teleport.proxy_server, or an auth address that is a proxy) the service keeps a
         // reverse tunnel, as a node does (not when the process runs a node: that host UUID's tunnel is the node's).
         if !config.runAuth, !config.runNode, !config.runDb, let proxy = await tunnelProxyAddress(config, authAddress: authAddress, logger: logger) {
             var target = try nodeTunnelTarget(proxy: proxy, identity: identity, hostUUID: hostUUID, clusterName: configuration.clusterName, logger: logger)
             if let interval = config.tunnelKeepalive { target.reconnect.keepaliveInterval = interval }
+            followRotation(&target, live: live)
             configuration.tunnel = target
             configuration.listens = config.file.kube.listenAddrConfigured
         }

@@ -80,6 +80,10 @@ public struct DatabaseService: Service, CustomStringConvertible {
         public var advertisedAddr: String
         public var identity: ClientIdentity
         public var databases: [Database]
+        /// The TLS context of the proxy's connections, asked per connection (a CA rotation
+        /// replaces it when the identity is renewed or the trusted CAs change); nil: one
+        /// built from ``identity`` at start.
+        public var serverContexts: TLSContextSource?
         /// How often each record is sent (its TTL is set by the auth service).
         public var heartbeatInterval: Duration = .seconds(10)
         /// The reverse tunnel this service keeps to the proxy (a service behind NAT); nil: none.
@@ -153,7 +157,7 @@ public struct DatabaseService: Service, CustomStringConvertible {
     }
 
     public func run() async throws {
-        let tls = try serverContext()
+        let tls = try configuration.serverContexts ?? TLSContextSource(serverContext())
         let sessions = DatabaseSessions(service: self)
         var server: (any Channel)?
         if configuration.listens {
@@ -164,7 +168,7 @@ public struct DatabaseService: Service, CustomStringConvertible {
                     .childChannelInitializer { channel in
                         countConnection("database", channel)
                         return channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
                             try channel.pipeline.syncOperations.addHandler(HandoffGate(sessions: sessions))
                         }
                     }
@@ -188,7 +192,7 @@ public struct DatabaseService: Service, CustomStringConvertible {
                         .database: { channel, _ in
                             countConnection("database", channel)
                             return channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
                                 try channel.pipeline.syncOperations.addHandler(HandoffGate(sessions: sessions))
                             }
                         }
@@ -233,7 +237,20 @@ public struct DatabaseService: Service, CustomStringConvertible {
     /// Mutual TLS with the proxy: this host's `Db` identity; the client must present a
     /// certificate from the cluster's CAs (its role is checked per connection).
     func serverContext() throws -> NIOSSLContext {
-        let identity = configuration.identity
+        try Self.serverContext(identity: configuration.identity)
+    }
+
+    /// The contexts for ``Configuration/serverContexts``, starting with `identity`'s.
+    public static func serverContexts(identity: ClientIdentity) throws -> TLSContextSource {
+        TLSContextSource(try serverContext(identity: identity))
+    }
+
+    /// Presents `identity` and trusts its CAs from the next connection on (open ones keep theirs).
+    public static func renew(_ contexts: TLSContextSource, identity: ClientIdentity) throws {
+        contexts.set(try serverContext(identity: identity))
+    }
+
+    static func serverContext(identity: ClientIdentity) throws -> NIOSSLContext {
         do {
             let key = try NIOSSLPrivateKey(bytes: Array(identity.keyPEM.utf8), format: .pem)
             var tls = TLSConfiguration.makeServerConfiguration(

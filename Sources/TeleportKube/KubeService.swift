@@ -40,6 +40,10 @@ public struct KubeService: Service, CustomStringConvertible {
         public var clusters: [KubeCluster]
         /// Static labels of every cluster (`kubernetes_service.labels`).
         public var labels: [String: String]
+        /// The TLS context of the proxy's connections, asked per connection (a CA rotation
+        /// replaces it when the identity is renewed or the trusted CAs change); nil: one
+        /// built from ``identity`` at start.
+        public var serverContexts: TLSContextSource?
         /// How often each record is sent.
         public var heartbeatInterval: Duration = .seconds(10)
         /// The reverse tunnel this service keeps to the proxy (a service behind NAT); nil: none.
@@ -101,7 +105,7 @@ public struct KubeService: Service, CustomStringConvertible {
     typealias Accepted = (KubeSessions.Connection, EventLoopFuture<DatabaseHandoff>)
 
     public func run() async throws {
-        let tls = try serverContext()
+        let tls = try configuration.serverContexts ?? TLSContextSource(serverContext())
         let sessions = KubeSessions(service: self)
         // Connections from the listener and from the tunnel meet in one stream.
         let (incoming, continuation) = AsyncStream.makeStream(of: Accepted.self)
@@ -109,7 +113,7 @@ public struct KubeService: Service, CustomStringConvertible {
             countConnection("kube", channel)
             return channel.eventLoop.makeCompletedFuture {
                 let handoff = channel.eventLoop.makePromise(of: DatabaseHandoff.self)
-                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
                 try channel.pipeline.syncOperations.addHandler(KubeHandoffGate(handoff: handoff))
                 let connection = try KubeSessions.Connection(wrappingChannelSynchronously: channel)
                 continuation.yield((connection, handoff.futureResult))
@@ -188,7 +192,20 @@ public struct KubeService: Service, CustomStringConvertible {
     /// Mutual TLS with the proxy: this host's `Kube` identity; the client must present a
     /// certificate from the cluster's CAs (its role is checked per connection).
     func serverContext() throws -> NIOSSLContext {
-        let identity = configuration.identity
+        try Self.serverContext(identity: configuration.identity)
+    }
+
+    /// The contexts for ``Configuration/serverContexts``, starting with `identity`'s.
+    public static func serverContexts(identity: ClientIdentity) throws -> TLSContextSource {
+        TLSContextSource(try serverContext(identity: identity))
+    }
+
+    /// Presents `identity` and trusts its CAs from the next connection on (open ones keep theirs).
+    public static func renew(_ contexts: TLSContextSource, identity: ClientIdentity) throws {
+        contexts.set(try serverContext(identity: identity))
+    }
+
+    static func serverContext(identity: ClientIdentity) throws -> NIOSSLContext {
         do {
             let key = try NIOSSLPrivateKey(bytes: Array(identity.keyPEM.utf8), format: .pem)
             var tls = TLSConfiguration.makeServerConfiguration(

@@ -358,7 +358,7 @@ struct KubeSessions: Sendable {
         }
         guard case .certAuthority(let ca) = try await service.auth.resource(kind: CertAuthority.kind, name: CertAuthority.CAType.user.rawValue)
         else { throw TeleportError.internalError("the auth service sent another kind for cert_authority/user") }
-        let roots = try ca.spec.activeKeys.tls.map { try Certificate.fromPEM($0.cert) }
+        let roots = try ca.trustedKeys.tls.map { try Certificate.fromPEM($0.cert) }
         guard roots.contains(where: { $0.publicKey.isValidSignature(certificate.signature, for: certificate) }) else {
             throw TeleportError.accessDenied("the certificate is not signed by this cluster's user CA")
         }

@@ -31,7 +31,7 @@ struct AppsRoute {
             do {
                 guard case .certAuthority(let ca) = try await auth.resource(kind: CertAuthority.kind, name: CertAuthority.CAType.jwt.rawValue)
                 else { throw TeleportError.internalError("the auth service sent another kind for cert_authority/jwt") }
-                let jwks = JWTSigner.jwks(publicKeyPEMs: (ca.spec.activeKeys.jwt ?? []).map(\.publicKey))
+                let jwks = JWTSigner.jwks(publicKeyPEMs: (ca.trustedKeys.jwt ?? []).map(\.publicKey))
                 return WebResponse.json(try ResourceCodec.json(jwks))
             } catch let error as TeleportError {
                 return WebResponse.jsonError(error)

@@ -29,11 +29,15 @@ public struct DatabaseProxyService: Service, CustomStringConvertible {
     let port: Int
     let clusterName: String
     /// The client-facing TLS: the proxy's host identity, client certificates required.
-    let serverContext: NIOSSLContext
+    let serverContexts: TLSContextSource
     /// The same for the web port's ALPN route (which also agrees on the protocol's ALPN value).
-    let alpnContext: NIOSSLContext
+    let alpnContexts: TLSContextSource
     /// The proxy's identity towards database services.
-    let serviceContext: NIOSSLContext
+    let serviceContexts: TLSContextSource
+    /// The context for the next client connection.
+    var serverContext: NIOSSLContext { serverContexts.current }
+    /// The context for the next connection to a database service.
+    var serviceContext: NIOSSLContext { serviceContexts.current }
     let auth: AuthClient
     let audit: SSHAudit?
     /// The proxy's tunnel server: database services behind NAT are reached through it.
@@ -56,6 +60,25 @@ public struct DatabaseProxyService: Service, CustomStringConvertible {
         self.auth = auth
         self.audit = audit
         self.logger = logger
+        let built = try Self.contexts(protocol: `protocol`, identity: identity)
+        serverContexts = TLSContextSource(built.server)
+        alpnContexts = TLSContextSource(built.alpn)
+        serviceContexts = TLSContextSource(built.service)
+    }
+
+    /// Presents `identity` and trusts its CAs (the cluster's user and host CAs, both sets during a
+    /// rotation) from the next connection on; open sessions keep their contexts.
+    public func renew(identity: ClientIdentity) throws {
+        let built = try Self.contexts(protocol: `protocol`, identity: identity)
+        serverContexts.set(built.server)
+        alpnContexts.set(built.alpn)
+        serviceContexts.set(built.service)
+    }
+
+    /// The client-facing, ALPN and service-facing contexts of `identity`.
+    static func contexts(
+        protocol: DatabaseServer.DatabaseProtocol, identity: ClientIdentity
+    ) throws -> (server: NIOSSLContext, alpn: NIOSSLContext, service: NIOSSLContext) {
         do {
             let chain = try NIOSSLCertificate.fromPEMBytes(Array(identity.certificatePEM.utf8)).map { NIOSSLCertificateSource.certificate($0) }
             let key = NIOSSLPrivateKeySource.privateKey(try NIOSSLPrivateKey(bytes: Array(identity.keyPEM.utf8), format: .pem))
@@ -64,16 +87,16 @@ public struct DatabaseProxyService: Service, CustomStringConvertible {
             server.trustRoots = roots
             server.certificateVerification = .noHostnameVerification
             server.minimumTLSVersion = .tlsv12
-            serverContext = try NIOSSLContext(configuration: server)
+            let serverContext = try NIOSSLContext(configuration: server)
             server.applicationProtocols = [`protocol`.alpnProtocol]
-            alpnContext = try NIOSSLContext(configuration: server)
+            let alpnContext = try NIOSSLContext(configuration: server)
             var client = TLSConfiguration.makeClientConfiguration()
             client.certificateChain = chain
             client.privateKey = key
             client.trustRoots = roots
             client.certificateVerification = .noHostnameVerification
             client.minimumTLSVersion = .tlsv12
-            serviceContext = try NIOSSLContext(configuration: client)
+            return (serverContext, alpnContext, try NIOSSLContext(configuration: client))
         } catch {
             throw TeleportError.badParameter("the proxy's identity cannot be loaded for \(`protocol` == .postgres ? "postgres" : "mysql")_listen_addr (data_dir/keys/proxy.*): \(error)")
         }
@@ -85,9 +108,10 @@ public struct DatabaseProxyService: Service, CustomStringConvertible {
     /// the protocol's own listener.
     public var alpnRoute: ALPNRoute {
         let sessions = DatabaseProxySessions(service: self)
-        let context = serverContext
-        return .terminate(alpnContext) { channel in
+        let contexts = serverContexts
+        return .terminateCurrent(alpnContexts) { channel in
             countConnection("proxy \(sessions.service.protocol.rawValue)", channel)
+            let context = contexts.current
             return channel.eventLoop.makeCompletedFuture {
                 switch sessions.service.protocol {
                 case .postgres:
@@ -101,7 +125,7 @@ public struct DatabaseProxyService: Service, CustomStringConvertible {
 
     public func run() async throws {
         let server: any Channel
-        let context = serverContext
+        let contexts = serverContexts
         let sessions = DatabaseProxySessions(service: self)
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -109,6 +133,7 @@ public struct DatabaseProxyService: Service, CustomStringConvertible {
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
                     countConnection("proxy \(sessions.service.protocol.rawValue)", channel)
+                    let context = contexts.current
                     return channel.eventLoop.makeCompletedFuture {
                         switch sessions.service.protocol {
                         case .postgres:

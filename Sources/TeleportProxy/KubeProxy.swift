@@ -29,7 +29,9 @@ final class KubeProxy: Sendable {
     let auth: AuthClient
     let clusterName: String
     /// The proxy's identity towards Kubernetes services.
-    let serviceContext: NIOSSLContext
+    let serviceContexts: TLSContextSource
+    /// The context for the next connection to a service.
+    var serviceContext: NIOSSLContext { serviceContexts.current }
     let roles: @Sendable ([String]) -> [Role]
     let audit: SSHAudit?
     let tunnels: ReverseTunnelServer?
@@ -47,6 +49,16 @@ final class KubeProxy: Sendable {
         self.audit = audit
         self.tunnels = tunnels
         self.logger = logger
+        serviceContexts = TLSContextSource(try Self.serviceContext(identity: identity))
+    }
+
+    /// Presents `identity` to the services and trusts its CAs from the next connection on.
+    func renew(identity: ClientIdentity) throws {
+        serviceContexts.set(try Self.serviceContext(identity: identity))
+    }
+
+    /// The client context of the proxy's `identity` towards the services.
+    static func serviceContext(identity: ClientIdentity) throws -> NIOSSLContext {
         do {
             let chain = try NIOSSLCertificate.fromPEMBytes(Array(identity.certificatePEM.utf8)).map { NIOSSLCertificateSource.certificate($0) }
             var client = TLSConfiguration.makeClientConfiguration()
@@ -55,7 +67,7 @@ final class KubeProxy: Sendable {
             client.trustRoots = .certificates(try identity.trustedCAPEMs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
             client.certificateVerification = .noHostnameVerification
             client.minimumTLSVersion = .tlsv12
-            serviceContext = try NIOSSLContext(configuration: client)
+            return try NIOSSLContext(configuration: client)
         } catch {
             throw TeleportError.badParameter("the proxy's identity cannot be loaded for Kubernetes access (data_dir/keys/proxy.*): \(error)")
         }

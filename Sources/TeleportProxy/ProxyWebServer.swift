@@ -83,6 +83,9 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         public var serverNameRoutes: [String: ALPNRoute] = [:]
         /// The proxy's host identity towards application services (nil: no application access).
         public var appIdentity: ClientIdentity?
+        /// Registers a listener for the proxy's later identities (a CA rotation renews it or
+        /// changes the CAs it trusts): the app and Kubernetes paths then present and trust the new one.
+        public var onIdentityChange: (@Sendable (@escaping @Sendable (ClientIdentity) throws -> Void) -> Void)?
         /// The reverse tunnels Kubernetes services behind NAT keep (nil: only direct ones).
         public var kubeTunnels: ReverseTunnelServer?
         /// `proxy_service.kube_listen_addr` (nil: kubectl only on the web port).
@@ -182,11 +185,15 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
                 auth: auth, clusterName: clusterName, identity: identity, publicAddr: settings.publicAddr, roles: settings.roles,
                 audit: settings.audit, logger: logger, sessionCache: appSessionCache)
         }
-        var appTLS = tls
-        appTLS.applicationProtocols = ["http/1.1"]
-        let appContext: NIOSSLContext
+        // The app path trusts the user CA as the web context does (rebuilt with it).
+        let appContexts: TLSContextSource
         do {
-            appContext = try NIOSSLContext(configuration: appTLS)
+            appContexts = try userCAs.follow { [tls] roots in
+                var appTLS = tls
+                appTLS.applicationProtocols = ["http/1.1"]
+                appTLS.trustRoots = .certificates(try roots.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
+                return try NIOSSLContext(configuration: appTLS)
+            }
         } catch {
             throw TeleportError.badParameter("the proxy's HTTPS key pair cannot be loaded: \(error) (check proxy_service.https_keypairs)")
         }
@@ -199,13 +206,20 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
             let kubeProxy = try KubeProxy(
                 auth: auth, clusterName: clusterName, identity: identity, roles: settings.roles, audit: settings.audit,
                 tunnels: settings.kubeTunnels, logger: logger)
-            let kubeRoute = ALPNRoute.terminate(
-                try KubeProxy.frontContext(identity: identity, userCAs: userCAPEMs), { channel in kubeProxy.takeOver(channel) })
+            // kubectl meets the proxy's current identity and the user CA's current certificates.
+            let proxyIdentity = Mutex(identity)
+            let kubeFront = try userCAs.follow { roots in try KubeProxy.frontContext(identity: proxyIdentity.withLock { $0 }, userCAs: roots) }
+            settings.onIdentityChange?({ renewed in
+                try kubeProxy.renew(identity: renewed)
+                try appProxy?.renew(identity: renewed)
+                proxyIdentity.withLock { $0 = renewed }
+                try userCAs.rebuildFollowers()
+            })
+            let kubeRoute = ALPNRoute.terminateCurrent(kubeFront, { channel in kubeProxy.takeOver(channel) })
             alpnRoutes[AuthAPI.kubeALPNProtocol] = kubeRoute
             serverNameRoutes[AuthAPI.kubeProxyServerNamePrefix] = kubeRoute
             if let listen = settings.kubeListenAddr {
                 // kubectl's own port: TLS with the same context, then the same gate.
-                let context = try KubeProxy.frontContext(identity: identity, userCAs: userCAPEMs)
                 do {
                     kubeListener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -213,7 +227,7 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
                         .childChannelInitializer { channel in
                             countConnection("proxy kube", channel)
                             return channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: kubeFront.current))
                                 try channel.pipeline.syncOperations.addHandler(KubeFrontGate(proxy: kubeProxy))
                             }
                         }
@@ -239,7 +253,7 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
             router.webContextSource = userCAs.source
             if let appProxy {
                 router.serverNameMatcher = { name in
-                    appProxy.serves(serverName: name) ? .terminate(appContext, { channel in appProxy.takeOver(channel, serverName: name) }) : nil
+                    appProxy.serves(serverName: name) ? .terminateCurrent(appContexts, { channel in appProxy.takeOver(channel, serverName: name) }) : nil
                 }
             }
             return router
@@ -385,6 +399,7 @@ final class TrustedUserCAs: Sendable {
     let base: TLSConfiguration
     private let roots = Mutex<[String]>([])
     private let box = Mutex<TLSContextSource?>(nil)
+    private let followers = Mutex<[(TLSContextSource, @Sendable ([String]) throws -> NIOSSLContext)]>([])
 
     init(base: TLSConfiguration) {
         self.base = base
@@ -404,5 +419,20 @@ final class TrustedUserCAs: Sendable {
         let context = try NIOSSLContext(configuration: tls)
         source?.set(context)
         roots.withLock { $0 = current }
+        try rebuildFollowers()
+    }
+
+    /// A context built from the user CA's certificates by `build`, built again when they change
+    /// (and by ``rebuildFollowers()``, when something else `build` reads changed).
+    func follow(_ build: @escaping @Sendable ([String]) throws -> NIOSSLContext) throws -> TLSContextSource {
+        let source = TLSContextSource(try build(roots.withLock { $0 }))
+        followers.withLock { $0.append((source, build)) }
+        return source
+    }
+
+    /// Builds every follower's context again from the current certificates.
+    func rebuildFollowers() throws {
+        let current = roots.withLock { $0 }
+        for (source, build) in followers.withLock({ $0 }) { source.set(try build(current)) }
     }
 }

@@ -232,6 +232,21 @@ struct CARotationClusterTests {
                 try await phase("standby")
                 #expect(try await probe.reachable(tsh, within: .seconds(60)), "after standby\n\(node.log.suffix(3000))")
 
+                // Down through init and update_clients, back in update_servers: the auth service and
+                // the proxy present certificates of a CA its ca.crt lacks; the old CA's
+                // cross-signature (GET /v1/join/ca) vouches for the new one, and the node renews.
+                await halt()
+                try await phase("init")
+                try await phase("update_clients")
+                try await Task.sleep(for: .seconds(5))
+                try await phase("update_servers")
+                try await Task.sleep(for: .seconds(3))
+                try node.start()
+                #expect(try await waitForLog(node.log, "cross-signed by the CA this host trusted", node: node), "\(node.log.suffix(3000))")
+                #expect(try await probe.reachable(tsh, within: .seconds(60)), "back in update_servers\n\(node.log.suffix(3000))")
+                try await phase("standby")
+                #expect(try await probe.reachable(tsh, within: .seconds(60)), "after the second standby\n\(node.log.suffix(3000))")
+
                 // Down past a whole rotation: the node cannot renew and says to join again.
                 await halt()
                 for name in ["init", "update_clients", "update_servers", "standby"] { try await phase(name) }
@@ -274,6 +289,11 @@ struct CARotationClusterTests {
                 try await Task.sleep(for: .seconds(3))
                 let moved = try await cluster.tctl(["auth", "rotate", "--manual", "--type=host", "--phase=\(phase)"])
                 #expect(moved.exitCode == 0, "\(moved)")
+                // What OpenSSH hosts and clients need: re-export in init, re-sign in update_servers.
+                if phase == "init" {
+                    #expect(moved.stdout.contains("re-export the host CA for known_hosts (tctl auth export --type=host"), "\(moved)")
+                }
+                if phase == "update_servers" { #expect(moved.stdout.contains("tctl auth sign --host="), "\(moved)") }
             }
             try await Task.sleep(for: .seconds(3))
             let during = try await Self.status(cluster)

@@ -96,13 +96,20 @@ extension AuthAPI {
     public struct JoinCAResponse: Codable, Sendable, Equatable {
         /// The host CA certificates, PEM.
         public var hostCAPEMs: [String]
+        /// During a rotation: each trusted host CA's key and subject signed by the other trusted
+        /// host CA, so an agent that missed phases can check the new CA with the old one.
+        public var crossSignedPEMs: [String]?
 
         enum CodingKeys: String, CodingKey {
             case hostCAPEMs = "host_ca_certificates"
+            case crossSignedPEMs = "host_ca_cross_signed"
         }
 
         /// Creates a response.
-        public init(hostCAPEMs: [String]) { self.hostCAPEMs = hostCAPEMs }
+        public init(hostCAPEMs: [String], crossSignedPEMs: [String]? = nil) {
+            self.hostCAPEMs = hostCAPEMs
+            self.crossSignedPEMs = crossSignedPEMs
+        }
     }
 
     /// `POST /v1/tokens`: create a join token.
