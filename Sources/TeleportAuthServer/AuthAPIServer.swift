@@ -42,6 +42,9 @@ public struct AuthAPIServer: Service, CustomStringConvertible {
         }
         let tls = try await AuthServerTLS(
             auth: auth, hostID: "\(hostID).\(auth.clusterName)", names: .init(dnsNames: dns, ipAddresses: ips))
+        // A rotation step taken here is in the server's certificate and trust before its caller's
+        // answer (the periodic refresh covers steps other auth servers take).
+        auth.onRotation { try? await tls.refresh() }
         return AuthAPIServer(auth: auth, host: host, port: port, tls: tls, logger: logger, onListening: onListening)
     }
 

@@ -3,6 +3,7 @@ public import Foundation
 public import TeleportAPI
 import TeleportCrypto
 import Logging
+import Synchronization
 import TeleportServices
 import TeleportBackend
 public import X509
@@ -42,9 +43,17 @@ extension AuthServer {
             if let mode = step.rotation.mode { fields["mode"] = .string(mode) }
             if let ends = step.rotation.schedule?.standby { fields["grace_period_ends"] = .string(RFC3339.format(ends)) }
             try await emit(AuditEventType.certRotation, fields: fields)
+            for observer in rotationObservers.withLock({ $0 }) { await observer() }
             return step
         }
         throw TeleportError.compareFailed("the \(type.rawValue) CA kept changing during five attempts to rotate it; retry")
+    }
+
+    /// Calls `observer` after each rotation step this auth server takes, before the step's caller
+    /// (`tctl auth rotate`) gets its answer: the auth API's own certificate and trust, and the local
+    /// administrator identity, follow the step at once instead of at their next periodic look.
+    public func onRotation(_ observer: @escaping @Sendable () async -> Void) {
+        rotationObservers.withLock { $0.append(observer) }
     }
 
     /// One look of the automatic rotation: every CA whose automatic rotation is due moves on (each

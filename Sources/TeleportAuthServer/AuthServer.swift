@@ -46,6 +46,8 @@ public final class AuthServer: Sendable {
     let userIssuingCache = Mutex<(loaded: Date, material: UserIssuingMaterial)?>(nil)
     /// Identity providers' keys between single sign-on logins.
     let ssoCache = SSOCache()
+    /// Called (in order, awaited) after this auth server moves a CA rotation (``onRotation(_:)``).
+    let rotationObservers = Mutex<[@Sendable () async -> Void]>([])
 
     init(
         stores: ClusterStores, audit: any AuditEmitter, clock: any WallClock, clusterName: String,
@@ -288,7 +290,7 @@ public final class AuthServer: Sendable {
 
     /// The PEMs of the user and host CAs' trusted X.509 certificates (parsed ones kept a few seconds,
     /// like ``trustedAuthorities(_:)``).
-    func caPEMs() async throws -> [String] {
+    public func caPEMs() async throws -> [String] {
         var pems: [String] = []
         for type in CertAuthority.CAType.clusterTrust {
             pems += try await trustedAuthorities(type).map { try $0.pemText() }

@@ -175,7 +175,9 @@ final class LiveIdentity: Sendable {
 
 /// The auth host's local administrator identity (`data_dir/keys/admin.*`, what `tctl` on this host
 /// presents) through CA rotations: issued again directly by the auth service once the host CA's
-/// signing keys changed (from `update_clients` on), so `tctl` keeps working after `standby`.
+/// signing keys changed (from `update_clients` on), and its trusted CAs follow `init` and
+/// `standby`, so `tctl` keeps working through and after a rotation. It looks every ``interval``
+/// and after each rotation step this auth server takes (``AuthServer/onRotation(_:)``).
 struct LocalAdminRenewal: Service, CustomStringConvertible {
     let auth: AuthServer
     let keys: URL
@@ -200,14 +202,24 @@ struct LocalAdminRenewal: Service, CustomStringConvertible {
 
     func check() async throws {
         let host = try await auth.certAuthority(.host)
-        guard host.rotationPhase != .initialized else { return }
         let identity = try LocalIdentities.load(keys: keys, role: .admin)
-        let leaf = try Certificate.fromPEM(identity.certificatePEM)
-        let active = try host.spec.activeKeys.tls.map { try Certificate.fromPEM($0.cert) }
-        guard !active.contains(where: { $0.publicKey.isValidSignature(leaf.signature, for: leaf) }) else { return }
-        auth.forgetCachedAuthorities()
-        try await LocalIdentities.write(auth: auth, hostUUID: hostUUID, keys: keys, roles: [.admin])
-        logger.info("renewed the local admin identity from the host CA's new keys", metadata: ["tp.phase": "\(host.rotationPhase.rawValue)"])
+        if host.rotationPhase != .initialized {
+            let leaf = try Certificate.fromPEM(identity.certificatePEM)
+            let active = try host.spec.activeKeys.tls.map { try Certificate.fromPEM($0.cert) }
+            if !active.contains(where: { $0.publicKey.isValidSignature(leaf.signature, for: leaf) }) {
+                auth.forgetCachedAuthorities()
+                try await LocalIdentities.write(auth: auth, hostUUID: hostUUID, keys: keys, roles: [.admin])
+                logger.info("renewed the local admin identity from the host CA's new keys", metadata: ["tp.phase": "\(host.rotationPhase.rawValue)"])
+                return
+            }
+        }
+        // init adds the new CA certificates and standby drops the old ones: tctl trusts what the
+        // auth API will present (it presents the new CA's certificate from update_servers on).
+        let trusted = try await auth.caPEMs()
+        guard try IdentityRotationService.certificates(identity.trustedCAPEMs) != IdentityRotationService.certificates(trusted) else { return }
+        let next = ClientIdentity(keyPEM: identity.keyPEM, certificatePEM: identity.certificatePEM, trustedCAPEMs: trusted)
+        try next.save(directory: keys, name: LocalIdentities.fileName(.admin))
+        logger.info("the local admin identity now trusts the cluster's current CAs", metadata: ["tp.phase": "\(host.rotationPhase.rawValue)"])
     }
 }
 

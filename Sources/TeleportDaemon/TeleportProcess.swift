@@ -130,8 +130,10 @@ public enum TeleportProcess {
             services.append(apiServer)
             services.append(AuditCheckpointService(auth: auth, logger: logger.with("audit")))
             services.append(RotationService(auth: auth, interval: config.rotationCheckInterval, logger: logger.with("auth:rotation")))
-            services.append(
-                LocalAdminRenewal(auth: auth, keys: keys, hostUUID: hostUUID, interval: config.rotationCheckInterval, logger: logger.with("auth:rotation")))
+            let adminRenewal = LocalAdminRenewal(
+                auth: auth, keys: keys, hostUUID: hostUUID, interval: config.rotationCheckInterval, logger: logger.with("auth:rotation"))
+            auth.onRotation { try? await adminRenewal.check() }
+            services.append(adminRenewal)
             let roles: [SystemRole] = [.admin, .proxy, .node] + (config.runDb ? [.db] : []) + (config.runApp ? [.app] : [])
                 + (config.runKube ? [.kube] : [])
             // A process started by a graceful restart keeps the identities on disk: a new host
