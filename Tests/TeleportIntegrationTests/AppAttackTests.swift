@@ -129,7 +129,7 @@ struct AppAttackTests {
         }
         let before = (proxy: Self.residentMB(proxyPID), agent: Self.residentMB(agent.pid))
         let upload = try await raw("abort-upload", extra: ["--megabytes", "300"])
-        #expect(upload.stdout.contains("sent 300 MB"), "\(upload)")
+        #expect(upload.stdout.contains("sent 300 MB"), "\(upload)\nproxy log:\n\(cluster.log.suffix(3000))\nagent log:\n\(agent.log.suffix(3000))")
         let peak = (proxy: Self.residentMB(proxyPID), agent: Self.residentMB(agent.pid))
         #expect(peak.proxy - before.proxy < 150 && peak.agent - before.agent < 150, "resident MB before \(before), after \(peak)")
         print("AppAttackTests: resident MB before \(before), after a 300 MB upload \(peak); \(upload.stdout)")
