@@ -299,7 +299,8 @@ let package = Package(
         .testTarget(
             name: "TeleportAppTests",
             dependencies: [
-                "TeleportApp", "TeleportAPI", "TeleportCrypto", crypto, .product(name: "NIOHTTP1", package: "swift-nio"),
+                "TeleportApp", "TeleportAPI", "TeleportCrypto", crypto, nioCore, .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(

@@ -8,13 +8,17 @@ import TeleportAPI
 /// hand-off (NIOAsyncChannel's backpressure bounds what waits meanwhile).
 ///
 /// When the hand-off names one of `tcpApps` (its `app` parameter), the bytes after it are held
-/// (at most ``maxHeldBytes``) instead: the session checks the certificate (whose route, not the
-/// parameter, decides), puts a byte relay after the gate and calls ``release()``.
-final class AppHandoffGate: ChannelInboundHandler, RemovableChannelHandler {
+/// instead: the session checks the certificate (whose route, not the parameter, decides), puts a
+/// byte relay after the gate and calls ``release()``. Holding ``maxHeldBytes``, the gate stops
+/// reading until then (the proxy, and so the client, wait) rather than closing.
+final class AppHandoffGate: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    /// The most bytes held for a TCP app while the session checks the hand-off.
+    typealias OutboundIn = NIOAny
+    /// The bytes held for a TCP app at which the gate stops reading while the session checks the
+    /// hand-off (twice as many, when reads did not stop, close the connection).
     static let maxHeldBytes = 1 << 20
+    private var readDeferred = false
 
     private var bytes: [UInt8] = []
     private var done = false
@@ -39,7 +43,7 @@ final class AppHandoffGate: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             held += unwrapInboundIn(data).readableBytesView
-            if held.count > Self.maxHeldBytes { context.close(promise: nil) }
+            if held.count > 2 * Self.maxHeldBytes { context.close(promise: nil) }
             return
         }
         bytes += unwrapInboundIn(data).readableBytesView
@@ -65,6 +69,14 @@ final class AppHandoffGate: ChannelInboundHandler, RemovableChannelHandler {
     /// Whether the bytes after the hand-off are being held (a TCP app was named).
     var isHolding: Bool { holding }
 
+    func read(context: ChannelHandlerContext) {
+        if holding && held.count >= Self.maxHeldBytes {
+            readDeferred = true
+            return
+        }
+        context.read()
+    }
+
     /// Passes the held bytes on, and every later byte (on the channel's loop).
     func release() {
         guard holding, let context else { return }
@@ -74,6 +86,10 @@ final class AppHandoffGate: ChannelInboundHandler, RemovableChannelHandler {
         if !rest.isEmpty {
             context.fireChannelRead(NIOAny(context.channel.allocator.buffer(bytes: rest)))
             context.fireChannelReadComplete()
+        }
+        if readDeferred {
+            readDeferred = false
+            context.read()
         }
     }
 

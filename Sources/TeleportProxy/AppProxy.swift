@@ -237,18 +237,22 @@ final class AppProxy: Sendable {
     }
 }
 
-/// After TLS on an app connection: holds the client's bytes (at most 1 MiB) until the TLS
-/// handshake is done and ``AppProxy`` decided; then either glues the connection to the
-/// application service or answers the first request with the refusal, and passes the held
-/// bytes on.
-final class AppFrontGate: ChannelInboundHandler, @unchecked Sendable {
+/// After TLS on an app connection: holds the client's bytes until the TLS handshake is done and
+/// ``AppProxy`` decided; then either glues the connection to the application service or answers
+/// the first request with the refusal, and passes the held bytes on. Once it holds
+/// ``maxHeldBytes`` it stops reading (the client waits, as TCP makes it) rather than closing: an
+/// upload that starts at once must not be cut because the checks took a while on a loaded host.
+final class AppFrontGate: ChannelDuplexHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    typealias OutboundIn = NIOAny
     static let maxHeldBytes = 1 << 20
 
     private var released = false
     private var held: [ByteBuffer] = []
     private var heldCount = 0
+    /// A read asked for while the gate held its most.
+    private var readDeferred = false
     let proxy: AppProxy
     let serverName: String
 
@@ -264,11 +268,21 @@ final class AppFrontGate: ChannelInboundHandler, @unchecked Sendable {
         }
         let buffer = unwrapInboundIn(data)
         heldCount += buffer.readableBytes
-        guard heldCount <= Self.maxHeldBytes else {
+        // One socket read past the mark is still taken (a read may carry several TLS records);
+        // more than twice the mark means reads did not stop, and the connection is closed.
+        guard heldCount <= 2 * Self.maxHeldBytes else {
             context.close(promise: nil)
             return
         }
         held.append(buffer)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if !released && heldCount >= Self.maxHeldBytes {
+            readDeferred = true
+            return
+        }
+        context.read()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -319,6 +333,7 @@ final class AppFrontGate: ChannelInboundHandler, @unchecked Sendable {
         for buffer in held { context.fireChannelRead(NIOAny(buffer)) }
         held = []
         heldCount = 0
+        readDeferred = false
         context.fireChannelReadComplete()
         context.read()
     }
