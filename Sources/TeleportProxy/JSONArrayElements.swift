@@ -15,6 +15,7 @@ enum JSONArrayElements {
         }.map { (data.startIndex + $0.lowerBound)..<(data.startIndex + $0.upperBound) }
     }
 
+    /// ``split(_:)`` over raw bytes: the ranges are offsets from the first byte.
     static func split(bytes: UnsafeBufferPointer<UInt8>) throws -> [Range<Int>] {
         func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 }
         func malformed(_ why: String) -> TeleportError { TeleportError.badParameter("the node list is not a JSON array: \(why)") }

@@ -33,6 +33,7 @@ struct ListedNode: NodeListEntry {
     /// The node as `ResourceCodec.json` writes it (what `tsh ls` decodes).
     let json: Data
 
+    /// Keeps `node`, merging its labels and encoding it with `encoder` (one per refresh).
     init(_ node: ServerNode, encoder: JSONEncoder = ResourceCodec.jsonEncoder()) throws {
         self.node = node
         self.labels = node.allLabels
