@@ -5,10 +5,15 @@ Starts `teleport start --roles=auth` on a fresh data dir, then sends one heartbe
 INTERVAL seconds (the daemon's own interval is 10 s) over 64 keep-alive TLS connections (one worker
 process each: the auth service answers a heartbeat when its 200 ms batch is written) with the
 admin identity (which may heartbeat any node record), for DURATION seconds. Prints the auth
-process's CPU use (from /proc, in cores) and the latency of listing all nodes (`tctl nodes ls`,
-what `tsh ls` will call) once they are registered.
+process's CPU use (from /proc, in cores), the latency (p50 of 7) of listing all nodes once they
+are registered (`tsh ls --format names` and plain `tsh ls`, the proxy's `/webapi/nodes` with curl,
+`tctl nodes ls --format json` and plain `tctl nodes ls`) and the daemon's RSS before and after
+those listings.
 
-    bench/heartbeats.py [--nodes 1000 10000] [--duration 30] [--interval 10]
+    bench/heartbeats.py [--nodes 1000 10000] [--duration 30] [--interval 10] [--preload]
+
+On a loaded machine the heartbeat rate may not keep 10,000 nodes alive (30 s TTL); `--preload
+--duration 0` writes them once, without expiry, and measures only the listings.
 
 Needs a built tree (`swift build -c release` for meaningful figures; `--bin .build/release`).
 """
@@ -43,7 +48,12 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def run(bin_dir, nodes, duration, interval, connections):
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def run(bin_dir, nodes, duration, interval, connections, preload=False):
     work = tempfile.mkdtemp(prefix="bench-heartbeats-")
     port, web = free_port(), free_port()
     config = os.path.join(work, "teleport.yaml")
@@ -75,6 +85,17 @@ def run(bin_dir, nodes, duration, interval, connections):
                               "metadata": {"name": i, "namespace": "default", "labels": {"env": "bench", "n": str(n % 100)}},
                               "spec": {"addr": f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}:3022",
                                        "hostname": f"node-{n}"}}).encode() for n, i in enumerate(ids)]
+        if preload:
+            # Every node written once, without expiry, through the batch route (1,000 a request): the
+            # listing figures then cover exactly N nodes even where the heartbeat rate cannot keep N alive.
+            conn = connect()
+            for first in range(0, nodes, 1000):
+                batch = b'{"upsert": true, "resources": [' + b",".join(bodies[first:first + 1000]) + b"]}"
+                conn.request("POST", "/v1/resources/batch", body=batch, headers={"Content-Type": "application/json"})
+                response = conn.getresponse()
+                answer = response.read()
+                if response.status != 200:
+                    sys.exit(f"preloading nodes failed: HTTP {response.status} {answer[:300]!r}")
         # Worker processes, not threads: one Python process cannot drive 1,000 TLS requests/s.
         errors = multiprocessing.Value("l", 0)
         sent = multiprocessing.Value("l", 0)
@@ -131,8 +152,11 @@ def run(bin_dir, nodes, duration, interval, connections):
             timings.sort()
             return timings[3] * 1000, listed
 
+        rss_before = rss_mib(daemon.pid)
         tctl_ms, tctl_listed = p50(tctl + ["nodes", "ls", "--format", "json"], lambda out: len(json.loads(out.stdout)))
+        tctl_text_ms, _ = p50(tctl + ["nodes", "ls"], lambda out: len(out.stdout.splitlines()) - 2)
         tsh_ms, tsh_listed = p50(tsh, lambda out: len(out.stdout.split()))
+        tsh_text_ms, _ = p50(tsh[:-2], lambda out: len(out.stdout.splitlines()) - 2)
         # The proxy's share: the same call with curl (the identity file's TLS key and certificate).
         text = open(identity).read()
         blocks = re.findall(r"(-----BEGIN ([A-Z ]+)-----.*?-----END \2-----\n)", text, re.S)
@@ -141,9 +165,11 @@ def run(bin_dir, nodes, duration, interval, connections):
         open(cert_file, "w").write(next(b for b, label in blocks if label == "CERTIFICATE"))
         curl = ["curl", "-sk", "--cert", cert_file, "--key", key_file, f"https://127.0.0.1:{web}/webapi/nodes?limit=10000"]
         proxy_ms, _ = p50(curl, lambda out: len(json.loads(out.stdout)["items"]))
+        rss_after = rss_mib(daemon.pid)
         print(f"nodes={nodes:6d} heartbeats/s={rate:7.0f} errors={errors.value} auth_cpu_cores={cpu:5.2f} "
-              f"tsh_ls_p50_ms={tsh_ms:6.0f} (listed {tsh_listed}) proxy_nodes_p50_ms={proxy_ms:6.0f} "
-              f"tctl_nodes_ls_p50_ms={tctl_ms:6.0f} (listed {tctl_listed})")
+              f"tsh_ls_p50_ms={tsh_ms:6.0f} (listed {tsh_listed}) tsh_ls_text_p50_ms={tsh_text_ms:6.0f} "
+              f"proxy_nodes_p50_ms={proxy_ms:6.0f} tctl_nodes_ls_p50_ms={tctl_ms:6.0f} (json, listed {tctl_listed}) "
+              f"tctl_nodes_ls_text_p50_ms={tctl_text_ms:6.0f} daemon_rss_mib={rss_before:.0f}->{rss_after:.0f} (over 35 listings)")
     finally:
         daemon.terminate()
         daemon.wait(timeout=10)
@@ -156,10 +182,12 @@ def main():
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--interval", type=float, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--preload", action="store_true",
+                        help="write every node once through the batch route first (no expiry), so that the listings see all of them")
     parser.add_argument("--bin", default=os.path.join(ROOT, ".build", "debug"))
     args = parser.parse_args()
     for n in args.nodes:
-        run(args.bin, n, args.duration, args.interval, args.connections)
+        run(args.bin, n, args.duration, args.interval, args.connections, args.preload)
 
 
 if __name__ == "__main__":

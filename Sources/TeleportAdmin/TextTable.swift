@@ -16,14 +16,26 @@ public enum TextTable {
         for row in rows {
             for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
         }
-        return rows.map { row in
-            var line = row.enumerated().map { index, cell in
-                index == row.count - 1 ? cell : cell.padding(toLength: widths[index] + 1, withPad: " ", startingAt: 0)
-            }.joined(separator: " ")
+        // One string appended to: padding each cell through NSString took longer than reading
+        // the list at 10,000 nodes.
+        var out = ""
+        out.reserveCapacity(rows.reduce(0) { total, row in total + row.reduce(row.count) { $0 + $1.utf8.count } } + (widths.reduce(0, +) + 2 * columns) * rows.count)
+        for row in rows {
+            var line = ""
+            for (index, cell) in row.enumerated() {
+                if index > 0 { line.append(" ") }
+                line.append(cell)
+                if index < row.count - 1 {
+                    let pad = widths[index] + 1 - cell.count
+                    if pad > 0 { line.append(String(repeating: " ", count: pad)) }
+                }
+            }
             // Empty last cells would leave the padding before them dangling.
             while line.hasSuffix(" ") { line.removeLast() }
-            return line
-        }.joined(separator: "\n") + "\n"
+            out.append(line)
+            out.append("\n")
+        }
+        return rows.isEmpty ? "\n" : out
     }
 }
 

@@ -117,6 +117,12 @@ public struct AuthClient: Sendable {
         try decode([ServerNode].self, try await call(.GET, "resources/node"))
     }
 
+    /// Every registered node as the auth service sends it: a JSON array of the stored records, not
+    /// decoded (the proxy's node list decodes only the records that changed since its last read).
+    public func nodeRecords() async throws -> Data {
+        try await call(.GET, "resources/node")
+    }
+
     /// The SSH host keys the cluster vouches for.
     public func hostKeys() async throws -> [AuthAPI.HostKey] {
         try decode([AuthAPI.HostKey].self, try await call(.GET, "hostkeys"))

@@ -12,6 +12,32 @@ enum APIResponse {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    /// The most bytes of one chunk of ``jsonArray(of:)``.
+    static let chunkBytes = 64 * 1024
+
+    /// A JSON array of `elements` (each already JSON), written in chunks of about ``chunkBytes``.
+    static func jsonArray(of elements: [Data]) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        let length = 2 + elements.reduce(0) { $0 + $1.count } + max(elements.count - 1, 0)
+        return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: length) { writer in
+            var chunk = ByteBuffer()
+            chunk.reserveCapacity(chunkBytes)
+            chunk.writeInteger(UInt8(ascii: "["))
+            for (index, element) in elements.enumerated() {
+                if index > 0 { chunk.writeInteger(UInt8(ascii: ",")) }
+                chunk.writeBytes(element)
+                if chunk.readableBytes >= chunkBytes {
+                    try await writer.write(chunk)
+                    chunk.clear()
+                }
+            }
+            chunk.writeInteger(UInt8(ascii: "]"))
+            try await writer.write(chunk)
+            try await writer.finish(nil)
+        })
+    }
+
     static func raw(_ data: Data, contentType: String) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = contentType

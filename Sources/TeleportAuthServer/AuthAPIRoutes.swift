@@ -350,14 +350,9 @@ struct AuthAPIRoutes {
         let secrets = try withSecrets(request, caller)
         if kind == ServerNode.kind {
             // Node records are stored as their JSON: send them as they are (tens of thousands of
-            // them are listed often; decoding and re-encoding each would dominate).
-            var body = Data("[".utf8)
-            for (index, item) in try await auth.stores.backend.getRange(prefix: auth.stores.nodes.prefix).enumerated() {
-                if index > 0 { body.append(UInt8(ascii: ",")) }
-                body.append(item.value)
-            }
-            body.append(UInt8(ascii: "]"))
-            return APIResponse.json(body)
+            // them are listed often; decoding and re-encoding each would dominate), in chunks
+            // rather than copied into one reply.
+            return APIResponse.jsonArray(of: try await auth.stores.backend.getRange(prefix: auth.stores.nodes.prefix).map(\.value))
         }
         let resources = try await auth.stores.list(kind: kind).map { redact($0, withSecrets: secrets) }
         let trees = try resources.map { try JSONSerialization.jsonObject(with: ResourceCodec.json($0)) }

@@ -26,8 +26,9 @@ struct NodeListQuery: Sendable {
     var limit: Int = 1000
 
     /// The sort key of `node` in `sort` order; also the page token after it.
-    static func key(_ node: ServerNode, sort: Sort) -> String {
-        switch sort {
+    static func key(_ listed: some NodeListEntry, sort: Sort) -> String {
+        let node = listed.node
+        return switch sort {
         case .name: node.spec.hostname + "/" + node.name
         case .addr: (node.isTunnelled ? "" : node.spec.addr) + "/" + node.name
         }
@@ -35,8 +36,9 @@ struct NodeListQuery: Sendable {
 
     /// Whether `node` matches the search text and the label filter (not the user's access: the
     /// caller's `allowed` decides that).
-    func matches(_ node: ServerNode) -> Bool {
-        let labels = node.allLabels
+    func matches(_ listed: some NodeListEntry) -> Bool {
+        let node = listed.node
+        let labels = listed.labels
         guard self.labels.matches(labels) else { return false }
         let needle = search.trimmingCharacters(in: .whitespaces)
         guard !needle.isEmpty else { return true }
@@ -47,7 +49,7 @@ struct NodeListQuery: Sendable {
     /// The page of `sorted` (sorted by ``key(_:sort:)`` in this query's order) after the page token:
     /// up to `limit` nodes that match and that `allowed` lets through, and the token of the next
     /// page when more may follow.
-    func page(of sorted: [ServerNode], allowed: (ServerNode) -> Bool) -> (items: [ServerNode], nextToken: String?) {
+    func page<Entry: NodeListEntry>(of sorted: [Entry], allowed: (Entry) -> Bool) -> (items: [Entry], nextToken: String?) {
         var start = sorted.startIndex
         if !pageToken.isEmpty {
             var low = sorted.startIndex
@@ -58,7 +60,7 @@ struct NodeListQuery: Sendable {
             }
             start = low
         }
-        var items: [ServerNode] = []
+        var items: [Entry] = []
         let size = max(limit, 1)
         for node in sorted[start...] where matches(node) && allowed(node) {
             if items.count == size {
@@ -68,4 +70,17 @@ struct NodeListQuery: Sendable {
         }
         return (items, nil)
     }
+}
+
+/// What a node list holds: the node, and its static and dynamic labels together.
+protocol NodeListEntry: Sendable {
+    /// The node.
+    var node: ServerNode { get }
+    /// ``ServerNode/allLabels``.
+    var labels: [String: String] { get }
+}
+
+extension ServerNode: NodeListEntry {
+    var node: ServerNode { self }
+    var labels: [String: String] { allLabels }
 }

@@ -44,11 +44,9 @@ struct NodesRoute {
                 }
                 // tsh: pages by host name, `start` and `next_key`.
                 list.sort = .name
-                let checker = checker(for: identity)
-                let page = list.page(of: try await cache.sorted(auth: auth, by: .name)) {
-                    checker.canReach(labels: $0.allLabels, logins: identity.logins)
-                }
-                return WebResponse.json(try ResourceCodec.json(NodePage(items: page.items, nextKey: page.nextToken)))
+                let reach = NodeReachability(checker: checker(for: identity), logins: identity.logins)
+                let page = list.page(of: try await cache.sorted(auth: auth, by: .name)) { reach.allows(labels: $0.labels) }
+                return try NodePage.response(items: page.items, nextKey: page.nextToken)
             } catch let error as TeleportError {
                 return WebResponse.jsonError(error)
             }
@@ -64,14 +62,14 @@ struct NodesRoute {
         case .success(let found): info = found.info
         }
         let checker = AccessChecker(roles: roles(info.roles), traits: ["internal.logins": info.logins])
-        let page = list.page(of: try await cache.sorted(auth: auth, by: list.sort)) {
-            checker.canReach(labels: $0.allLabels, logins: info.logins)
-        }
-        let items = page.items.map { node in
-            let labels = node.allLabels
+        let reach = NodeReachability(checker: checker, logins: info.logins)
+        let reachAs = info.logins.map { (login: $0, reach: NodeReachability(checker: checker, logins: [$0])) }
+        let page = list.page(of: try await cache.sorted(auth: auth, by: list.sort)) { reach.allows(labels: $0.labels) }
+        let items = page.items.map { entry in
+            let node = entry.node
             return WebNode(
                 name: node.spec.hostname, id: node.name, address: node.isTunnelled ? nil : node.spec.addr, tunnel: node.isTunnelled,
-                labels: labels, logins: info.logins.filter { checker.canReach(labels: labels, logins: [$0]) })
+                labels: entry.labels, logins: reachAs.filter { $0.reach.allows(labels: entry.labels) }.map(\.login))
         }
         return WebResponse.json(Self.htmlSafe(try ResourceCodec.json(WebNodePage(items: items, nextPageToken: page.nextToken))))
     }
@@ -172,14 +170,44 @@ struct NodesRoute {
     }
 }
 
-/// One page of `/webapi/nodes`, encoded in one pass.
-struct NodePage: Encodable {
-    var items: [ServerNode]
-    var nextKey: String?
+/// One page of `/webapi/nodes` for `tsh`: `{"items":[NODE,...],"next_key":"..."}` (what encoding
+/// `{items, next_key}` with ``ResourceCodec/jsonEncoder(pretty:)`` writes), put together from the
+/// nodes' JSON encoded once (``ListedNode/json``) and sent in chunks: a page of 10,000 nodes is
+/// neither encoded again nor held whole in memory.
+enum NodePage {
+    /// The most bytes of one chunk of the reply.
+    static let chunkBytes = 64 * 1024
 
-    enum CodingKeys: String, CodingKey {
-        case items
-        case nextKey = "next_key"
+    /// The reply.
+    static func response(items: [ListedNode], nextKey: String?) throws -> Response {
+        let tail = try Self.tail(nextKey: nextKey)
+        let length = 10 + items.reduce(0) { $0 + $1.json.count } + max(items.count - 1, 0) + tail.count
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[.cacheControl] = "no-store"
+        headers[.xContentTypeOptions] = "nosniff"
+        return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: length) { writer in
+            var chunk = ByteBuffer()
+            chunk.reserveCapacity(chunkBytes)
+            chunk.writeString("{\"items\":[")
+            for (index, item) in items.enumerated() {
+                if index > 0 { chunk.writeInteger(UInt8(ascii: ",")) }
+                chunk.writeBytes(item.json)
+                if chunk.readableBytes >= chunkBytes {
+                    try await writer.write(chunk)
+                    chunk.clear()
+                }
+            }
+            chunk.writeBytes(tail)
+            try await writer.write(chunk)
+            try await writer.finish(nil)
+        })
+    }
+
+    /// `]}`, or `],"next_key":"KEY"}`.
+    static func tail(nextKey: String?) throws -> Data {
+        guard let nextKey else { return Data("]}".utf8) }
+        return Data("],\"next_key\":".utf8) + (try ResourceCodec.json(nextKey)) + Data("}".utf8)
     }
 }
 
@@ -200,47 +228,6 @@ struct LabelSelector {
 
     func matches(_ labels: [String: String]) -> Bool {
         required.allSatisfy { labels[$0.key] == $0.value }
-    }
-}
-
-/// A value read from the auth service and kept for a second: `tsh ls` over tens of thousands of
-/// nodes pages through the node list, and each page should not fetch it (or the roles) again; a
-/// change shows within a second.
-final class ShortLivedCache<Value: Sendable>: Sendable {
-    static var lifetime: TimeInterval { 1 }
-    private let state = Mutex<(loaded: Date, value: Value)?>(nil)
-
-    /// The kept value, or a fresh one from `load`.
-    func value(_ load: () async throws -> Value) async throws -> Value {
-        if let cached = state.withLock({ $0 }), Date().timeIntervalSince(cached.loaded) < Self.lifetime {
-            return cached.value
-        }
-        let value = try await load()
-        state.withLock { $0 = (Date(), value) }
-        return value
-    }
-}
-
-/// The node list in both orders of ``NodeListQuery/Sort``, sorted once per cache lifetime.
-final class NodeListCache: Sendable {
-    private let cache = ShortLivedCache<[NodeListQuery.Sort: [ServerNode]]>()
-
-    /// The nodes sorted by ``NodeListQuery/key(_:sort:)`` in `order`.
-    func sorted(auth: AuthClient, by order: NodeListQuery.Sort) async throws -> [ServerNode] {
-        let all = try await cache.value {
-            let nodes = try await auth.nodes()
-            return Self.sortedOrders(nodes)
-        }
-        return all[order] ?? []
-    }
-
-    /// `nodes` in every order.
-    static func sortedOrders(_ nodes: [ServerNode]) -> [NodeListQuery.Sort: [ServerNode]] {
-        var result: [NodeListQuery.Sort: [ServerNode]] = [:]
-        for order in NodeListQuery.Sort.allCases {
-            result[order] = nodes.map { (NodeListQuery.key($0, sort: order), $0) }.sorted { $0.0 < $1.0 }.map(\.1)
-        }
-        return result
     }
 }
 

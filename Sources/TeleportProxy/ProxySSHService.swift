@@ -108,7 +108,7 @@ public struct NodeResolver: Sendable {
 
     /// The node `host` (with `port`, when the client gave an address) names.
     public func resolve(host requested: String, port: Int?) async throws -> ServerNode {
-        let nodes = try await cache.sorted(auth: auth, by: .name)
+        let nodes = try await cache.sorted(auth: auth, by: .name).map(\.node)
         return try Self.pick(requested, port: port, from: nodes, clusterName: clusterName)
     }
 

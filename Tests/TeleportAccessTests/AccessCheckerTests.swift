@@ -115,6 +115,34 @@ struct AccessCheckerTests {
         #expect(!checker.canReach(labels: ["env": "dev"], logins: ["ops"]), "a login the role does not allow")
     }
 
+    /// The list's fast path (no reason text) must answer as the engine does, for every case of
+    /// the table, with several logins at once, and with a pattern that is not a valid expression.
+    @Test(arguments: cases)
+    func reachabilityAgreesWithTheEngine(_ test: Case) throws {
+        let checker = AccessChecker(roles: test.roles, traits: ["internal.logins": ["joe"]])
+        #expect(NodeReachability(checker: checker, logins: [test.login]).allows(labels: test.labels) == test.allowed)
+        for logins in [[test.login, "nobody"], ["nobody", test.login], ["dev", "ops", "root", "joe"], []] {
+            #expect(
+                NodeReachability(checker: checker, logins: logins).allows(labels: test.labels)
+                    == checker.canReach(labels: test.labels, logins: logins), "\(logins)")
+        }
+    }
+
+    @Test func reachabilityWithABrokenExpression() {
+        let broken = Self.role("broken", allowLogins: ["x"], allowLabels: ["env": ["^(unclosed$"]])
+        let brokenDeny = Self.role("broken-deny", denyLabels: ["b": ["^(unclosed$"], "a": ["no"]])
+        for roles in [[broken], [broken, Self.everything], [Self.everything, broken], [brokenDeny, Self.everything]] {
+            let checker = AccessChecker(roles: roles, traits: [:])
+            for labels in [["env": "x"], ["a": "no", "b": "x"], ["a": "yes", "b": "x"], [:]] {
+                for logins in [["x"], ["root"], ["x", "root"]] {
+                    #expect(
+                        NodeReachability(checker: checker, logins: logins).allows(labels: labels)
+                            == checker.canReach(labels: labels, logins: logins), "\(roles.map(\.name)) \(labels) \(logins)")
+                }
+            }
+        }
+    }
+
     @Test func sessionOptionsTakeAwayButNeverGrant() {
         let noCopy = Role(name: "no-copy", spec: .init(options: Role.Options(portForwarding: false)))
         var fileCopyOff = noCopy
