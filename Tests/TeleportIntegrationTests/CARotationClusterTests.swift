@@ -54,8 +54,11 @@ struct CARotationClusterTests {
         let deadline = ContinuousClock.now + limit
         var last = ""
         while ContinuousClock.now < deadline {
-            last = line(try await status(cluster), name)
+            let result = try await cluster.tctl(["status"])
+            last = line(result.stdout, name)
             if done(last) { return last }
+            // Say why when tctl could not answer (a diagnosis for a rare timeout).
+            if last.isEmpty { last = "tctl status exited \(result.exitCode): \(result.stderr)" }
             try await Task.sleep(for: .milliseconds(500))
         }
         Issue.record("\(name) did not reach the expected state in \(limit): \(last)")
