@@ -85,11 +85,43 @@ public final class HTTPListener: Sendable {
         // restart accepts only once its parent stopped.
         await onListening()
         await ListenerSockets.shared.untilAccepting()
-        let serverChannel: NIOAsyncChannel<Child.Value, Never>
+        let serverChannel: NIOAsyncChannel<HandOver<Child.Value>, Never>
+        let connections = OpenConnections()
+        let service = self.service
+        /// Serves one connection, counted for the drain and closed by a fast stop.
+        @Sendable func serve(_ value: Child.Value) async {
+            let connection = value.channel
+            let id = ObjectIdentifier(connection)
+            connections.add(id, connection)
+            let done = ListenerSockets.shared.opened(service) { connection.close(promise: nil) }
+            await child.handle(value: value, logger: logger)
+            done()
+            connections.remove(id)
+        }
+        // NIO drops a connection whose set-up completes after the listener closed (a graceful
+        // restart stops accepting) without handing it to the loop; its value may hold an
+        // NIOAsyncChannel, which must be run before it goes. The ledger keeps each set-up
+        // connection until the loop takes it; those the loop never took are served after it.
+        let handOvers = HandOvers<Child.Value>()
         do {
             serverChannel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
-                .bind(socket.fd) { channel in child.setup(channel: channel, logger: logger) }
+                .bind(socket.fd) { channel in
+                    child.setup(channel: channel, logger: logger).map { value in
+                        let handOver = HandOver(value)
+                        if !handOvers.add(handOver) {
+                            // The loop has ended: serve it here.
+                            if handOver.take() { Task { await serve(value) } }
+                        }
+                        // Closed before the loop took it (or dropped by NIO): run it on the
+                        // closed channel, which ends at once.
+                        channel.closeFuture.whenComplete { _ in
+                            handOvers.remove(handOver)
+                            if handOver.take() { Task { await serve(value) } }
+                        }
+                        return handOver
+                    }
+                }
         } catch {
             close(socket.fd)
             ListenerSockets.shared.closed(socket)
@@ -99,26 +131,23 @@ public final class HTTPListener: Sendable {
         channel.closeFuture.whenComplete { _ in ListenerSockets.shared.closed(socket) }
         let stop = await ListenerSockets.shared.onStopAccepting { try? await channel.close() }
         defer { ListenerSockets.shared.unregister(stop) }
-        let connections = OpenConnections()
-        let service = self.service
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 do {
                     try await serverChannel.executeThenClose { inbound in
-                        for try await value in inbound {
-                            let connection = value.channel
-                            let id = ObjectIdentifier(connection)
-                            connections.add(id, connection)
-                            let done = ListenerSockets.shared.opened(service) { connection.close(promise: nil) }
-                            group.addTask { [value] in
-                                await child.handle(value: value, logger: logger)
-                                done()
-                                connections.remove(id)
-                            }
+                        for try await handOver in inbound {
+                            handOvers.remove(handOver)
+                            guard handOver.take() else { continue }
+                            let value = handOver.value
+                            group.addTask { await serve(value) }
                         }
                     }
                 } catch {
                     logger.debug("the \(service) listener stopped: \(error)")
+                }
+                for handOver in handOvers.close() where handOver.take() {
+                    let value = handOver.value
+                    group.addTask { await serve(value) }
                 }
             }
         } onGracefulShutdown: {
@@ -130,6 +159,45 @@ public final class HTTPListener: Sendable {
         // A listener closed by ListenerSockets.stopAccepting (a graceful restart): the service
         // stays until the process stops.
         try? await gracefulShutdown()
+    }
+}
+
+/// A set-up connection on its way to the accept loop: served by whoever takes it first (the loop,
+/// or the listener after the loop ended without it).
+final class HandOver<Value: ServerChildChannelValue>: Sendable {
+    let value: Value
+    private let taken = Mutex(false)
+
+    init(_ value: Value) { self.value = value }
+
+    /// True for the first caller only.
+    func take() -> Bool { taken.withLock { was in defer { was = true }; return !was } }
+}
+
+/// The set-up connections not yet taken by the accept loop.
+final class HandOvers<Value: ServerChildChannelValue>: Sendable {
+    private let state = Mutex<(open: Bool, pending: [ObjectIdentifier: HandOver<Value>])>((true, [:]))
+
+    /// Keeps `handOver` until it is taken; false once the loop has ended (the caller serves it).
+    func add(_ handOver: HandOver<Value>) -> Bool {
+        state.withLock { state in
+            guard state.open else { return false }
+            state.pending[ObjectIdentifier(handOver)] = handOver
+            return true
+        }
+    }
+
+    func remove(_ handOver: HandOver<Value>) {
+        _ = state.withLock { $0.pending.removeValue(forKey: ObjectIdentifier(handOver)) }
+    }
+
+    /// The loop has ended: what it did not take.
+    func close() -> [HandOver<Value>] {
+        state.withLock { state in
+            state.open = false
+            defer { state.pending = [:] }
+            return Array(state.pending.values)
+        }
     }
 }
 

@@ -115,7 +115,9 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
                 }.flatMap {
                     base.setup(channel: channel, logger: logger)
                 }.flatMap { value in
-                    channel.pipeline.syncOperations.removeHandler(sniffer.value).map { value }
+                    // The value is kept even when the client closed meanwhile (the sniffer went
+                    // with the pipeline): it must reach Base's handler, which ends at once then.
+                    channel.pipeline.syncOperations.removeHandler(sniffer.value).map { value }.recover { _ in value }
                 }
             }
             logger.debug(

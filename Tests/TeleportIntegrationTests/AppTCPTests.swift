@@ -98,7 +98,13 @@ struct AppTCPTests {
         let listening = await TestSupport.waitForPort(localPort)
         #expect(listening, "tsh proxy app did not listen: \((try? TestSupport.read(proxyLog)) ?? "")")
         if listening {
-            #expect(((try? TestSupport.read(proxyLog)) ?? "").contains("Proxying TCP connections to pg on 127.0.0.1:\(localPort)"))
+            // The line is printed just after the port listens: wait for it (bounded).
+            let announced = "Proxying TCP connections to pg on 127.0.0.1:\(localPort)"
+            let deadline = ContinuousClock.now + .seconds(20)
+            while !((try? TestSupport.read(proxyLog)) ?? "").contains(announced), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(((try? TestSupport.read(proxyLog)) ?? "").contains(announced), "\((try? TestSupport.read(proxyLog)) ?? "")")
             // psql with PostgreSQL's own TLS and client certificate, end to end through the tunnel.
             let conninfo =
                 "host=127.0.0.1 port=\(localPort) dbname=postgres user=\(PostgresBackendServer.user) connect_timeout=20 sslmode=verify-ca "

@@ -21,7 +21,7 @@ struct GracefulRestartLoadTests {
     /// The lines session `index` prints (one every 0.4 s: a minute, across the restart).
     static func expected(_ index: Int) -> [String] { (1...lines).map { "s\(index)-line-\($0)" } }
 
-    @Test(.timeLimit(.minutes(6)))
+    @Test(.timeLimit(.minutes(12)))
     func hangupDuringTwentySessionsAndAGigabyteCopy() async throws {
         try await Restart.withRestartSetup { setup in
             let cluster = setup.cluster
