@@ -42,7 +42,7 @@ extension CommandTree {
 struct TSH: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tsh", abstract: "The Teleport client.",
-        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, SCP.self, Play.self, Recordings.self, Sessions.self, Join.self, Proxy.self, Config.self, KnownHosts.self, Version.self, Db.self, Apps.self, Kube.self, Kubectl.self])
+        subcommands: [Login.self, Status.self, Logout.self, List.self, Clusters.self, SSH.self, SCP.self, Play.self, Recordings.self, Sessions.self, Join.self, Proxy.self, Config.self, KnownHosts.self, Version.self, Db.self, Apps.self, Kube.self, Kubectl.self])
 }
 
 /// The options every `tsh` command takes.
@@ -147,6 +147,22 @@ extension TSH {
                     throw TeleportError.badParameter("--format=\(format) is not known (expected text, json, yaml or names)")
                 }
                 return try await TSHCommands.list(global.client, labels: labels ?? "", format: parsed, verbose: verbose, context: .live())
+            }
+        }
+    }
+
+    struct Clusters: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "clusters", abstract: "List the cluster you are logged in to and the leaf clusters that trust it, with their status.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("format"), help: "text or json.") var format = "text"
+
+        func run() async throws {
+            try await perform {
+                guard ["text", "json"].contains(format) else {
+                    throw TeleportError.badParameter("--format=\(format) is not known (expected text or json)")
+                }
+                return try await TSHCommands.clusters(global.client, json: format == "json", context: .live())
             }
         }
     }
