@@ -140,13 +140,15 @@ extension TSH {
         @Argument(help: "Label filter key=value[,key=value...].") var labels: String?
         @Option(name: .customLong("format"), help: "text, json, yaml or names.") var format = "text"
         @Flag(name: [.short, .customLong("verbose")], help: "Show node IDs too.") var verbose = false
+        @Option(name: .customLong("cluster"), help: "The cluster whose nodes to list (tsh clusters).") var cluster: String?
 
         func run() async throws {
             try await perform {
                 guard let parsed = TSHCommands.ListFormat(rawValue: format) else {
                     throw TeleportError.badParameter("--format=\(format) is not known (expected text, json, yaml or names)")
                 }
-                return try await TSHCommands.list(global.client, labels: labels ?? "", format: parsed, verbose: verbose, context: .live())
+                return try await TSHCommands.list(
+                    global.client, labels: labels ?? "", format: parsed, verbose: verbose, cluster: cluster, context: .live())
             }
         }
     }

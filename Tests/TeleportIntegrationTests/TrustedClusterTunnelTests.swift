@@ -81,6 +81,10 @@ struct TrustedClusterTunnelIntegrationTests {
         let toLeaf = try await TestSupport.run(tsh, tshBase + ["ssh", "--cluster=leaf.example", "root@testnode", "echo ran"])
         #expect(toLeaf.exitCode != 0)
         #expect(toLeaf.stderr.contains("not supported yet") && !toLeaf.stdout.contains("ran"), "\(toLeaf)")
+        let lsNosuch = try await TestSupport.run(tsh, tshBase + ["ls", "--cluster=nosuch"])
+        #expect(lsNosuch.exitCode != 0 && lsNosuch.stderr.contains("leaf.example (leaf, online)"), "\(lsNosuch)")
+        let lsOwn = try await TestSupport.run(tsh, tshBase + ["ls", "--cluster=root.example", "--format=names"])
+        #expect(lsOwn.stdout == "testnode\n", "\(lsOwn)")
         let own = try await TestSupport.run(tsh, tshBase + ["ssh", "--cluster=root.example", "root@testnode", "echo ran"])
         #expect(own.stdout == "ran\n", "\(own)")
 
