@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSH
 import NIOSSL
 import Synchronization
 import TeleportAPI
@@ -83,6 +84,35 @@ import Testing
         try await Self.waitUntil { !server.clusters.isConnected("leaf.example") }
         try await Self.waitUntil { recorder.events.withLock { $0 } == ["up leaf.example", "down leaf.example"] }
         #expect(recorder.refusals.withLock { $0 }.isEmpty)
+        try await listener.close()
+    }
+
+    @Test("trust is one-way: the leaf cannot open any channel to the root through its tunnel (a session, a root node's address, a service)")
+    func leafCannotReachRoot() async throws {
+        let root = try Cluster("root.example")
+        let leaf = try Cluster("leaf.example")
+        let (server, listener, _, _) = try await Self.rootProxy(root: root, leaves: [leaf])
+        let leafProxy = try leaf.identity(leaf.hostCA, username: "lp-1.leaf.example", roles: ["Proxy"])
+        let tunnel = try await Self.leafAgent(root: root, uuid: "lp-1", certificate: leafProxy, port: listener.localAddress?.port ?? 0).connect()
+        try await Self.waitUntil { server.clusters.isConnected("leaf.example") }
+        let from = try SocketAddress(ipAddress: "10.9.9.9", port: 4242)
+        let types: [SSHChannelType] = [
+            .session, .directTCPIP(.init(targetHost: "127.0.0.1", targetPort: 22, originatorAddress: from)),
+            .forwardedTCPIP(.init(listeningHost: "node-ssh", listeningPort: 0, originatorAddress: from)),
+        ]
+        for type in types {
+            let loop = tunnel.channel.eventLoop
+            let handler = tunnel.handler
+            let opened: EventLoopFuture<any Channel> = loop.flatSubmit {
+                let promise = loop.makePromise(of: (any Channel).self)
+                handler.value.createChannel(promise, channelType: type) { child, _ in child.eventLoop.makeSucceededVoidFuture() }
+                return promise.futureResult
+            }
+            await #expect(throws: (any Error).self, "\(type) was opened") { _ = try await opened.get() }
+        }
+        // The refusals do not end the tunnel.
+        #expect(server.clusters.isConnected("leaf.example") && tunnel.channel.isActive)
+        try await tunnel.channel.close()
         try await listener.close()
     }
 
