@@ -81,6 +81,8 @@ struct TrustedClusterTunnelIntegrationTests {
         let toLeaf = try await TestSupport.run(tsh, tshBase + ["ssh", "--cluster=leaf.example", "root@testnode", "echo ran"])
         #expect(toLeaf.exitCode != 0)
         #expect(toLeaf.stderr.contains("not supported yet") && !toLeaf.stdout.contains("ran"), "\(toLeaf)")
+        let proxyNosuch = try await TestSupport.run(tsh, tshBase + ["proxy", "ssh", "--cluster=nosuch", "root@testnode:\(root.sshPort)"])
+        #expect(proxyNosuch.exitCode != 0 && proxyNosuch.stderr.contains("leaf.example (leaf, online)"), "\(proxyNosuch)")
         let lsNosuch = try await TestSupport.run(tsh, tshBase + ["ls", "--cluster=nosuch"])
         #expect(lsNosuch.exitCode != 0 && lsNosuch.stderr.contains("leaf.example (leaf, online)"), "\(lsNosuch)")
         let lsOwn = try await TestSupport.run(tsh, tshBase + ["ls", "--cluster=root.example", "--format=names"])
