@@ -12,4 +12,25 @@ extension AuthClient {
     public func authorities() async throws -> AuthAPI.AuthoritiesResponse {
         try decode(AuthAPI.AuthoritiesResponse.self, try await call(.GET, "authorities"))
     }
+
+    /// Root proxy: the leaves that may keep a reverse tunnel, with their host CAs.
+    public func leafTunnelAuthorities() async throws -> [AuthAPI.LeafTunnelAuthority] {
+        try decode([AuthAPI.LeafTunnelAuthority].self, try await call(.GET, "remoteclusters/tunnelauthorities"))
+    }
+
+    /// Root proxy: reports whether it holds `leaf`'s tunnel (`online`) or it just closed (`offline`).
+    public func remoteClusterHeartbeat(leaf: String, connection: String) async throws {
+        let name = leaf.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? leaf
+        _ = try await call(.POST, "remoteclusters/\(name)/heartbeat", body: try ResourceCodec.json(AuthAPI.RemoteClusterHeartbeat(connection: connection)))
+    }
+
+    /// Root proxy: the leaf clusters with their tunnel status (`tsh clusters`).
+    public func remoteClusterList() async throws -> [RemoteCluster] {
+        try decode([RemoteCluster].self, try await call(.GET, "remoteclusters/statuses"))
+    }
+
+    /// Leaf proxy: the enabled trusts whose roots it keeps a reverse tunnel to.
+    public func rootTunnelTargets() async throws -> [AuthAPI.RootTunnelTarget] {
+        try decode([AuthAPI.RootTunnelTarget].self, try await call(.GET, "trustedclusters/tunnels"))
+    }
 }

@@ -9,6 +9,10 @@ import TeleportServices
 /// | route | who | what |
 /// | --- | --- | --- |
 /// | `POST /v1/trustedclusters/validate` | Proxy (for a leaf calling its web port) | root side of a trust exchange: a `trusted_cluster` token and the leaf's CAs in, this cluster's CAs sealed with the token out; audited as `trusted_cluster.create` (refusals T7000W) |
+/// | `GET /v1/remoteclusters/tunnelauthorities` | Proxy | root side: the leaves that may keep a reverse tunnel, with their host CAs |
+/// | `POST /v1/remoteclusters/:name/heartbeat` | Proxy | root side: `{connection: online\|offline}` of a leaf's tunnel, kept in the `remote_cluster`'s status (never creates one) |
+/// | `GET /v1/remoteclusters/statuses` | Proxy | root side: the `remote_cluster` records (`tsh clusters` through `GET /webapi/sites`) |
+/// | `GET /v1/trustedclusters/tunnels` | Proxy | leaf side: the enabled trusts, each with the root's host CA and addresses |
 /// | `GET /v1/authorities` | Admin; users whose roles allow `list` on `cert_authority` | `tctl auth ls`: local and trusted CAs' fingerprints |
 ///
 /// `tctl create [-f]` of `kind: trusted_cluster` (leaf side) and `tctl rm tc/NAME`, `tctl rm
@@ -25,11 +29,45 @@ extension AuthAPIRoutes {
                 return try APIResponse.json(try await auth.validateTrust(validate))
             }
         }
+        // Step 2: the tunnels between the clusters' proxies.
+        v1.get("remoteclusters/tunnelauthorities") { _, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context, "the leaf clusters' tunnel CAs")
+                return try APIResponse.json(try await auth.leafTunnelAuthorities())
+            }
+        }
+        v1.post("remoteclusters/:name/heartbeat") { request, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context, "leaf cluster heartbeats")
+                let heartbeat = try await body(AuthAPI.RemoteClusterHeartbeat.self, request)
+                try await auth.recordRemoteClusterHeartbeat(leaf: context.parameters.get("name") ?? "", connection: heartbeat.connection)
+                return try APIResponse.json(["status": "ok"])
+            }
+        }
+        v1.get("remoteclusters/statuses") { _, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context, "the leaf clusters' status")
+                return try APIResponse.json(try await auth.remoteClusters.list())
+            }
+        }
+        v1.get("trustedclusters/tunnels") { _, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context, "the root clusters' tunnel targets")
+                return try APIResponse.json(try await auth.rootTunnelTargets())
+            }
+        }
         v1.get("authorities") { _, context in
             await APIResponse.handling(context) {
                 try await authorize(context, kind: CertAuthority.kind, verb: "list")
                 return try APIResponse.json(try await auth.authorityListing())
             }
+        }
+    }
+
+    /// Refuses every caller but the cluster's proxies.
+    func requireProxy(_ context: AuthRequestContext, _ what: String) throws {
+        guard case .system(.proxy) = try caller(context).kind else {
+            throw TeleportError.accessDenied("only the cluster's proxies may read or report \(what)")
         }
     }
 

@@ -41,12 +41,14 @@ extension TSHCommands {
                 + "tctl auth sign --user=\(facts.username) --out=\(path) on the auth server, or tsh login --out=\(path)")
     }
 
-    /// `tsh ls [k=v,...] [--format] [-v]`: the nodes you may reach.
+    /// `tsh ls [k=v,...] [--format] [-v] [--cluster=NAME]`: the nodes you may reach (another
+    /// cluster than the profile's: see ``checkCluster(_:profileCluster:web:)``).
     public static func list(
-        _ options: ClientOptions, labels: String, format: ListFormat, verbose: Bool, context: ClientContext
+        _ options: ClientOptions, labels: String, format: ListFormat, verbose: Bool, cluster: String? = nil, context: ClientContext
     ) async throws -> Outcome {
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
+        try await checkCluster(cluster, profileCluster: session.cluster, web: web)
         let nodes = try await web.nodes(labels: labels)
         switch format {
         case .names:

@@ -130,6 +130,7 @@ public enum TeleportProcess {
             services.append(apiServer)
             services.append(AuditCheckpointService(auth: auth, logger: logger.with("audit")))
             services.append(RotationService(auth: auth, interval: config.rotationCheckInterval, logger: logger.with("auth:rotation")))
+            services.append(RemoteClusterStatusService(auth: auth, logger: logger.with("auth:trust")))
             let adminRenewal = LocalAdminRenewal(
                 auth: auth, keys: keys, hostUUID: hostUUID, interval: config.rotationCheckInterval, logger: logger.with("auth:rotation"))
             auth.onRotation { try? await adminRenewal.check() }
@@ -184,10 +185,14 @@ public enum TeleportProcess {
             let liveProxy = LiveIdentity(identity)
             let tunnelContexts = TLSContextSource(tunnelConfiguration.tlsContext)
             tunnelConfiguration.contextSource = tunnelContexts
+            // Trusted clusters: leaves' proxies also dial in; their host CAs join the trust roots.
+            let clusterTrust = ClusterTunnelTrust(localCAPEMs: identity.trustedCAPEMs)
+            tunnelConfiguration.clusterTrust = clusterTrust
             liveProxy.onChange { renewed in
+                clusterTrust.setLocal(renewed.trustedCAPEMs)
                 tunnelContexts.set(
                     try ReverseTunnelServer.serverTLSContext(
-                        certificatePEM: renewed.certificatePEM, keyPEM: renewed.keyPEM, trustedCAPEMs: renewed.trustedCAPEMs))
+                        certificatePEM: renewed.certificatePEM, keyPEM: renewed.keyPEM, trustedCAPEMs: clusterTrust.trustedRootPEMs))
             }
             services.append(
                 IdentityRotationService(
@@ -237,6 +242,23 @@ public enum TeleportProcess {
                 ProxyTunnelService(
                     server: tunnelServer, listen: tunnelListen, auth: client, locks: { await proxyCache.locksInForce() },
                     logger: logger.with("proxy:tunnel")))
+            services.append(
+                ClusterTunnelService(
+                    server: tunnelServer, trust: clusterTrust, auth: client,
+                    onTrustChange: {
+                        let current = liveProxy.current
+                        do {
+                            tunnelContexts.set(
+                                try ReverseTunnelServer.serverTLSContext(
+                                    certificatePEM: current.certificatePEM, keyPEM: current.keyPEM, trustedCAPEMs: clusterTrust.trustedRootPEMs))
+                        } catch {
+                            logger.warning("cannot rebuild the tunnel listener's trust", metadata: ["tp.error": "\(error)"])
+                        }
+                    }, logger: logger.with("proxy:trust")))
+            services.append(
+                TrustedClusterAgentService(
+                    auth: client, hostUUID: hostUUID, identity: { liveProxy.current }, keepalive: config.tunnelKeepalive,
+                    logger: logger.with("proxy:trust")))
             services.append(
                 ProxyWebServer(
                     auth: client, host: web.host, port: web.port, certificatePEM: pair.certificatePEM, keyPEM: pair.keyPEM,

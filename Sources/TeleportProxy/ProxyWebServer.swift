@@ -362,6 +362,7 @@ extension ProxyWebServer {
         }
         LoginRoute(auth: auth, logger: logger).register(on: router)
         TrustedClusterRoute(auth: auth, logger: logger).register(on: router)
+        ClustersRoute(auth: auth, clusterName: clusterName).register(on: router)
         SSORoutes(auth: auth, logger: logger).register(on: router)
         let appSessions = appSessionCache
         WebSessionRoutes(auth: auth, clusterName: clusterName, logger: logger, onLogout: { appSessions.forget(user: $0) }).register(on: router)

@@ -38,6 +38,13 @@ public final class ReverseTunnelServer: Sendable {
         public var onConnected: @Sendable (_ hostUUID: String) -> Void = { _ in }
         /// Called when an established tunnel closes.
         public var onDisconnected: @Sendable (_ hostUUID: String) -> Void = { _ in }
+        /// Trusted clusters (issue 20): when set, the proxies of the leaf clusters it names may
+        /// open cluster tunnels (``ReverseTunnelServer/clusters``); see ``ClusterTunnelTrust``.
+        public var clusterTrust: ClusterTunnelTrust?
+        /// Called when a leaf cluster's tunnel is established (by cluster name).
+        public var onClusterConnected: @Sendable (_ cluster: String) -> Void = { _ in }
+        /// Called when a leaf cluster's tunnel closes.
+        public var onClusterDisconnected: @Sendable (_ cluster: String) -> Void = { _ in }
 
         /// Creates a configuration.
         public init(clusterName: String, tlsContext: NIOSSLContext) {
@@ -46,8 +53,11 @@ public final class ReverseTunnelServer: Sendable {
         }
     }
 
-    /// The live tunnels.
+    /// The live tunnels of this cluster's agents.
     public let registry = TunnelRegistry()
+    /// The live tunnels of leaf clusters' proxies, by cluster name (kept apart: a leaf can never
+    /// shadow an agent, and the node sweep of ``registry`` does not see them).
+    public let clusters = TunnelRegistry()
     let configuration: Configuration
     let logger: Logger
     let hostKey: NIOSSHPrivateKey
@@ -120,27 +130,29 @@ public final class ReverseTunnelServer: Sendable {
         let loop = channel.eventLoop
         return { [self] () -> EventLoopFuture<Void> in
             let remote = Self.describe(channel.remoteAddress)
-            let hostUUID: String
+            let peer: TunnelPeer
             do {
                 let certificate = try channel.pipeline.syncOperations.nioSSL_peerCertificate()
-                // Nodes and database services behind NAT (one agent per host UUID).
-                hostUUID = try TunnelTLS.hostUUID(of: certificate, roles: [.node, .db, .kube], clusterName: configuration.clusterName)
+                // Nodes and database services behind NAT (one agent per host UUID); with trusted
+                // clusters, also the proxies of leaf clusters (one tunnel per leaf).
+                peer = try identify(certificate)
             } catch {
                 refuse(remote: remote, reason: (error as? TeleportError)?.message ?? "\(error)")
                 return channel.close()
             }
-            let registry = self.registry
+            let hostUUID: String
+            switch peer {
+            case .agent(let host), .cluster(_, let host): hostUUID = host
+            }
             let configuration = self.configuration
             let logger = self.logger
             let handlerBox = NIOLoopBoundBox<NIOSSHHandler?>(nil, eventLoop: loop)
+            let registerTunnel = register(peer, channel: channel, remote: remote)
             let auth = TunnelUserAuth(
-                expected: hostUUID, admit: configuration.admit,
+                expected: hostUUID, admit: admission(for: peer),
                 onAccepted: {
                     guard let handler = handlerBox.value else { return }
-                    registry.add(hostUUID, channel: channel, handler: NIOLoopBound(handler, eventLoop: loop))
-                    logger.info("reverse tunnel established", metadata: ["tp.host": "\(hostUUID)", "tp.remote": "\(remote)"])
-                    configuration.onConnected(hostUUID)
-                    channel.closeFuture.whenComplete { _ in configuration.onDisconnected(hostUUID) }
+                    registerTunnel(NIOLoopBound(handler, eventLoop: loop))
                 },
                 onRefused: { [self] reason in
                     refuse(remote: remote, reason: reason)

@@ -42,7 +42,7 @@ extension CommandTree {
 struct TSH: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tsh", abstract: "The Teleport client.",
-        subcommands: [Login.self, Status.self, Logout.self, List.self, SSH.self, SCP.self, Play.self, Recordings.self, Sessions.self, Join.self, Proxy.self, Config.self, KnownHosts.self, Version.self, Db.self, Apps.self, Kube.self, Kubectl.self])
+        subcommands: [Login.self, Status.self, Logout.self, List.self, Clusters.self, SSH.self, SCP.self, Play.self, Recordings.self, Sessions.self, Join.self, Proxy.self, Config.self, KnownHosts.self, Version.self, Db.self, Apps.self, Kube.self, Kubectl.self])
 }
 
 /// The options every `tsh` command takes.
@@ -140,13 +140,31 @@ extension TSH {
         @Argument(help: "Label filter key=value[,key=value...].") var labels: String?
         @Option(name: .customLong("format"), help: "text, json, yaml or names.") var format = "text"
         @Flag(name: [.short, .customLong("verbose")], help: "Show node IDs too.") var verbose = false
+        @Option(name: .customLong("cluster"), help: "The cluster whose nodes to list (tsh clusters).") var cluster: String?
 
         func run() async throws {
             try await perform {
                 guard let parsed = TSHCommands.ListFormat(rawValue: format) else {
                     throw TeleportError.badParameter("--format=\(format) is not known (expected text, json, yaml or names)")
                 }
-                return try await TSHCommands.list(global.client, labels: labels ?? "", format: parsed, verbose: verbose, context: .live())
+                return try await TSHCommands.list(
+                    global.client, labels: labels ?? "", format: parsed, verbose: verbose, cluster: cluster, context: .live())
+            }
+        }
+    }
+
+    struct Clusters: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "clusters", abstract: "List the cluster you are logged in to and the leaf clusters that trust it, with their status.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("format"), help: "text or json.") var format = "text"
+
+        func run() async throws {
+            try await perform {
+                guard ["text", "json"].contains(format) else {
+                    throw TeleportError.badParameter("--format=\(format) is not known (expected text or json)")
+                }
+                return try await TSHCommands.clusters(global.client, json: format == "json", context: .live())
             }
         }
     }

@@ -16,10 +16,10 @@ extension TSHCommands {
         if let at = rest.lastIndex(of: "@") { rest = String(rest[rest.index(after: at)...]) }
         let parsed = try HostPort.parse(rest, defaultPort: 3022, key: "tsh proxy ssh")
         let session = try TSHCommands.session(options, context: context)
-        if let cluster, cluster != session.cluster {
-            throw TeleportError.notFound("cluster \(cluster.debugDescription) is not known; this profile is for \(session.cluster)")
-        }
-        guard let client = try context.userTransport(session.address, session.insecure, session.key) as? ProxyHTTPSClient else {
+        let transport = try context.userTransport(session.address, session.insecure, session.key)
+        // Another cluster: the same refusal as tsh ssh, naming the clusters there are.
+        try await checkCluster(cluster, profileCluster: session.cluster, web: WebClient(transport: transport, address: session.address))
+        guard let client = transport as? ProxyHTTPSClient else {
             throw TeleportError.internalError("tsh proxy ssh needs an HTTPS connection to the proxy")
         }
         var host = parsed.host

@@ -61,10 +61,9 @@ struct NodeAccess: Sendable {
 
     static func open(_ options: ClientOptions, cluster: String?, context: ClientContext, needNodes: Bool) async throws -> NodeAccess {
         let session = try TSHCommands.session(options, context: context)
-        if let cluster, cluster != session.cluster {
-            throw TeleportError.notFound("cluster \(cluster.debugDescription) is not known; this profile is for \(session.cluster)")
-        }
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
+        // Another cluster: a clear refusal naming the clusters there are (tsh clusters).
+        try await TSHCommands.checkCluster(cluster, profileCluster: session.cluster, web: web)
         async let keys = web.hostKeys()
         async let ping = web.ping()
         let nodes = needNodes ? try await web.nodes(labels: "") : []
