@@ -30,6 +30,10 @@ struct AppSessions: Sendable {
         var certificatePEM: String
         var publicAddr: String
         var clientAddress: String
+        /// The app's Host header and the host names its redirects may name (lower case),
+        /// derived once per session rather than per request.
+        var internalHost: String = ""
+        var internalHosts: Set<String> = []
     }
 
     func serve(_ connection: Connection, handoff: EventLoopFuture<DatabaseHandoff>) async {
@@ -83,7 +87,7 @@ struct AppSessions: Sendable {
                             AuthAPI.AppJWTRequest(userCertificatePEM: accepted.certificatePEM, appName: accepted.app.name))
                     }
                     let upstreamHead = AppRequestRules.upstreamHead(
-                        head, internalHost: try AppURI.parse(accepted.app.uri, source: "uri").hostHeader, clientAddress: accepted.clientAddress,
+                        head, internalHost: accepted.internalHost, clientAddress: accepted.clientAddress,
                         publicHost: hostHeader, assertion: token?.token ?? "",
                         extraHeaders: accepted.app.headers.map { ($0.name, $0.value) })
                     if AppRequestRules.isWebSocketUpgrade(head) {
@@ -182,7 +186,17 @@ struct AppSessions: Sendable {
         guard service.audit.admits else {
             throw TeleportError.connectionProblem("the audit log is unavailable (events wait for the auth service): refusing to start an unaudited session")
         }
-        return Accepted(app: app, identity: identity, certificatePEM: frame.userCertificatePEM, publicAddr: publicAddr, clientAddress: frame.clientAddress)
+        var accepted = Accepted(
+            app: app, identity: identity, certificatePEM: frame.userCertificatePEM, publicAddr: publicAddr, clientAddress: frame.clientAddress)
+        if let parts = try? AppURI.parse(app.uri, source: "uri") { accepted.internalHost = parts.hostHeader }
+        accepted.internalHosts = Self.internalHosts(of: app)
+        return accepted
+    }
+
+    /// The host names in the app's redirects that are rewritten to its public address: its URI's
+    /// host and its `rewrite.redirect` hosts, lower case.
+    static func internalHosts(of app: AppService.App) -> Set<String> {
+        Set([(try? AppURI.parse(app.uri, source: "uri").host.lowercased()) ?? ""] + app.redirectHosts.map { $0.lowercased() })
     }
 
     /// One request checked and prepared for the app.
@@ -216,8 +230,7 @@ struct AppSessions: Sendable {
     ) async throws -> (status: Int, reusable: Bool) {
         var head = head
         head.headers.remove(name: "expect")
-        let internalHosts = Set(
-            [(try? AppURI.parse(accepted.app.uri, source: "uri").host.lowercased()) ?? ""] + accepted.app.redirectHosts.map { $0.lowercased() })
+        let internalHosts = accepted.internalHosts
         let timeout = configuration.responseTimeout
         // The app may answer and close before the request's end is written (a GET, or an
         // early 413): then the rest of the body is read and dropped, and its answer relayed.
@@ -320,8 +333,7 @@ struct AppSessions: Sendable {
             _ = audited(502)
             return
         }
-        let internalHosts = Set(
-            [(try? AppURI.parse(accepted.app.uri, source: "uri").host.lowercased()) ?? ""] + accepted.app.redirectHosts.map { $0.lowercased() })
+        let internalHosts = accepted.internalHosts
         let timeout = configuration.responseTimeout
         let upstreamChannel = upstream.channel
         try await upstream.executeThenClose { responses, writer in

@@ -191,16 +191,31 @@ extension AuthClient {
 }
 
 extension AuthClient {
-    /// Sends audit events for the auth service to store (nodes and proxies).
+    /// Sends audit events for the auth service to store (nodes and proxies), in requests of at
+    /// most ``maxEventsBody`` bytes. A failed request fails the call, and the queue sends the
+    /// whole batch again: events of requests before it are then stored twice (same `uid`).
     public func emitEvents(_ events: [AuditEvent]) async throws {
         var body = Data("[".utf8)
-        for (index, event) in events.enumerated() {
-            if index > 0 { body.append(UInt8(ascii: ",")) }
-            body.append(try event.jsonLine())
+        var count = 0
+        for event in events {
+            let line = try event.jsonLine()
+            // The auth service reads at most 8 MiB a request: a long batch goes in several.
+            if count > 0, body.count + line.count + 2 > Self.maxEventsBody {
+                body.append(UInt8(ascii: "]"))
+                _ = try await call(.POST, "events", body: body)
+                body = Data("[".utf8)
+                count = 0
+            }
+            if count > 0 { body.append(UInt8(ascii: ",")) }
+            body.append(line)
+            count += 1
         }
         body.append(UInt8(ascii: "]"))
         _ = try await call(.POST, "events", body: body)
     }
+
+    /// The most bytes of events sent in one request (the auth service takes up to 8 MiB).
+    static let maxEventsBody = 4 << 20
 
     /// One page of stored events (callers whose roles allow list on event), optionally only of
     /// one user or one session.

@@ -108,7 +108,7 @@ struct AuthAPIRoutes {
                 } catch {
                     throw TeleportError.badParameter("the body is not a JSON list of audit events")
                 }
-                let events = try lines.map { try AuditEvent(jsonLine: try ResourceCodec.jsonEncoder().encode($0)) }
+                let events = try lines.map { try AuditEvent(object: $0) }
                 try await auth.receiveEvents(events, fromHost: hostID, fromNode: caller.kind == .system(.node) || caller.kind == .system(.db) || caller.kind == .system(.kube))
                 return try APIResponse.json(["status": "ok"])
             }

@@ -26,6 +26,10 @@ public final class AuditQueue: @unchecked Sendable {
         case dropAndContinue = "continue"
     }
 
+    /// The most events sent in one request: one request per 100 events could not keep up with a
+    /// proxied app's `app.session.request` events (a few thousand a second), and the queue filled.
+    public static let batchSize = 1000
+
     /// The most events held.
     public let capacity: Int
     /// The behaviour when full.
@@ -83,12 +87,12 @@ public final class AuditQueue: @unchecked Sendable {
     /// Events waiting to be delivered.
     public var pending: Int { lock.withLock { events.count } }
 
-    /// Delivers events with `send` (up to 100 at a time) until the task is cancelled or
+    /// Delivers events with `send` (up to ``batchSize`` at a time) until the task is cancelled or
     /// ``stop()`` is called and the queue is empty. A batch that fails is sent again.
     public func run(send: @Sendable ([AuditEvent]) async throws -> Void) async {
         var delay: Duration = .milliseconds(200)
         while true {
-            let batch: [AuditEvent] = lock.withLock { Array(events.prefix(100)) }
+            let batch: [AuditEvent] = lock.withLock { Array(events.prefix(Self.batchSize)) }
             if batch.isEmpty {
                 if lock.withLock({ stopped }) || Task.isCancelled { return }
                 await withCheckedContinuation { continuation in

@@ -86,6 +86,12 @@ final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
             let app = self.app
             let serverName = self.serverName
             let kept = upstream.flatMap { $0.channel.isActive && reusable ? $0 : nil }
+            // The usual request: a remembered cookie whose certificate the kept connection was
+            // handed. It goes on from here, without a task and two hops between threads.
+            if let kept, let action = proxy.keptForward(head: head, app: app, kept: kept) {
+                apply(action)
+                return
+            }
             let front = NIOLoopBound(self, eventLoop: context.eventLoop)
             Task {
                 let action = await proxy.browserAction(head: head, app: app, serverName: serverName, channel: channel, kept: kept)
@@ -387,6 +393,27 @@ final class AppUpstreamRelay: ChannelInboundHandler, RemovableChannelHandler, @u
 }
 
 extension AppProxy {
+    /// The request as it goes to the service: the app session cookie removed, and the connection
+    /// to the service is the proxy's own, kept alive whatever the browser asked (a WebSocket
+    /// upgrade keeps its Connection: Upgrade; the service checks it again).
+    static func forwardedHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
+        var forwarded = head
+        forwarded.headers = AppBrowserFront.strippingCookie(head.headers)
+        if !AppBrowserFront.isWebSocketUpgrade(head) { forwarded.headers.remove(name: "connection") }
+        return forwarded
+    }
+
+    /// The forwarding ``browserAction`` would answer, decided without waiting: a web app, not
+    /// the launch redemption, a cookie remembered in ``sessionCache`` whose certificate is the
+    /// one `kept` was handed. nil: ``browserAction`` decides.
+    func keptForward(head: HTTPRequestHead, app: AppServer, kept: (channel: any Channel, certificate: String)) -> AppBrowserFront.Action? {
+        guard !AppURI.isTCP(app.spec.uri), URLComponents(string: head.uri)?.path != "/x-teleport-auth",
+            let secret = AppBrowserFront.cookie(in: head.headers), let identity = sessionCache.identity(cookie: secret, app: app.name),
+            identity.certificatePEM == kept.certificate
+        else { return nil }
+        return .forward(upstream: kept.channel, certificate: kept.certificate, head: Self.forwardedHead(head))
+    }
+
     /// What a browser's request on `app`'s origin gets: the launch redemption, a refusal, or the
     /// forwarding to the application service (over `kept` when it was handed the same
     /// certificate, else over a new connection).
@@ -457,11 +484,7 @@ extension AppProxy {
             }
         }
         fields["user"] = .string(identity.user)
-        var forwarded = head
-        forwarded.headers = AppBrowserFront.strippingCookie(head.headers)
-        // The connection to the service is the proxy's own: kept alive whatever the browser asked
-        // (a WebSocket upgrade keeps its Connection: Upgrade; the service checks it again).
-        if !AppBrowserFront.isWebSocketUpgrade(head) { forwarded.headers.remove(name: "connection") }
+        let forwarded = Self.forwardedHead(head)
         if let kept, kept.certificate == identity.certificatePEM {
             return .forward(upstream: kept.channel, certificate: kept.certificate, head: forwarded)
         }

@@ -31,7 +31,7 @@ final class AppSessionCache: Sendable {
     /// The key of a cookie for an app (the cookie itself is never kept).
     static func key(cookie: String, app: String) -> String {
         let digest = SHA256.hash(data: Data((app + "\u{0}" + cookie).utf8))
-        return digest.map { String(format: "%02x", $0) }.joined()
+        return LowerHex.string(digest)
     }
 
     /// The remembered answer, while it may be used.

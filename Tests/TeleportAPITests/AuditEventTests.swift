@@ -48,6 +48,15 @@ struct AuditEventTests {
         #expect(event == Self.seedEvent())
     }
 
+    @Test func objectReadsAsTheLineDoes() throws {
+        let line = try Self.seedEvent().jsonLine()
+        let object = try JSONDecoder().decode([String: JSONValue].self, from: line)
+        #expect(try AuditEvent(object: object) == AuditEvent(jsonLine: line))
+        var missing = object
+        missing["uid"] = nil
+        #expect(throws: TeleportError.self) { try AuditEvent(object: missing) }
+    }
+
     @Test func fractionalTimesSurvive() throws {
         var event = Self.seedEvent()
         event.time = Date(timeIntervalSince1970: 1_486_104_845.25)

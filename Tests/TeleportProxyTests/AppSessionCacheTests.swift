@@ -57,5 +57,7 @@ struct AppSessionCacheTests {
         let key = AppSessionCache.key(cookie: "secret-cookie", app: "echo")
         #expect(key.count == 64 && !key.contains("secret"))
         #expect(key != AppSessionCache.key(cookie: "secret-cookie", app: "other"))
+        // SHA-256 of "echo\0secret-cookie", lowercase hex (as before the table-based hex).
+        #expect(key == "cb7a3bbc51888e8c8398976f9b57c021a2ceb86437fc546af34f4e091d6f380f")
     }
 }

@@ -36,7 +36,12 @@ public struct AuditEvent: Sendable, Equatable {
 
     /// Reads an event from one JSON line.
     public init(jsonLine: Data) throws {
-        let object = try ResourceCodec.jsonDecoder().decode([String: JSONValue].self, from: jsonLine)
+        try self.init(object: try ResourceCodec.jsonDecoder().decode([String: JSONValue].self, from: jsonLine))
+    }
+
+    /// Reads an event from its decoded JSON object (as ``init(jsonLine:)`` does, without
+    /// encoding the object again first).
+    public init(object: [String: JSONValue]) throws {
         guard case .string(let event)? = object["event"], case .string(let code)? = object["code"],
             case .string(let uid)? = object["uid"], case .string(let timeText)? = object["time"],
             let time = RFC3339.parse(timeText)
