@@ -668,7 +668,23 @@ public final class PostgresBackend: Backend {
     /// watcher when the pruner has removed events past the cursor. Returns true when more may wait.
     private func poll() async throws -> Bool {
         let cursor = state.withLock { $0.cursor }
-        let (events, pruned, head) = try await read(whileClosing: true) { connection -> ([(Int64, BackendEvent)], Int64, Int64) in
+        // A read that does not answer (seen after PostgreSQL restarted under load: the feed stopped
+        // for good and close() waited on it forever) is left behind after `pollTimeout` and its
+        // result never applied; the next poll leases another connection.
+        let (events, pruned, head) = try await Self.abandoning(after: Self.pollTimeout, "reading PostgreSQL's event log") {
+            try await self.fetchEvents(after: cursor)
+        }
+        guard state.withLock({ $0.cursor }) == cursor else { return true }
+        return apply(events: events, pruned: pruned, head: head, cursor: cursor)
+    }
+
+    /// How long one read of the event log may take before the feed leaves it behind.
+    static let pollTimeout: Duration = .seconds(10)
+
+    /// The events after `cursor` (at most ``pollBatch``), the prune watermark, and the head when
+    /// the watermark is past the cursor.
+    private func fetchEvents(after cursor: Int64) async throws -> ([(Int64, BackendEvent)], Int64, Int64) {
+        try await read(whileClosing: true) { connection -> ([(Int64, BackendEvent)], Int64, Int64) in
             var events: [(Int64, BackendEvent)] = []
             let rows = try await connection.query(
                 """
@@ -694,6 +710,11 @@ public final class PostgresBackend: Backend {
             let head = cursor < pruned ? try await Self.head(connection, logger: logger) : 0
             return (events, pruned, head)
         }
+    }
+
+    /// Hands what ``fetchEvents(after:)`` read to the watchers and moves the cursor; true when more
+    /// may wait.
+    private func apply(events: [(Int64, BackendEvent)], pruned: Int64, head: Int64, cursor: Int64) -> Bool {
         if cursor < pruned {
             // Events after the cursor may be gone: every watcher re-reads, and the feed goes on from now.
             logger.warning("the PostgreSQL event log was pruned past this feed; resetting watchers", metadata: ["cursor": "\(cursor)", "pruned": "\(pruned)"])
@@ -807,7 +828,8 @@ public final class PostgresBackend: Backend {
         if alreadyClosed { return }
         for task in tasks { task.cancel() }
         wake.finish()
-        await poller?.value
+        // Each poll is bounded (pollTimeout); so is this wait, whatever the poller awaits.
+        _ = try? await Self.abandoning(after: Self.pollTimeout + .seconds(2), "stopping the PostgreSQL event feed") { await poller?.value }
         let deadline = ContinuousClock.now.advanced(by: .seconds(5))
         while state.withLock({ $0.cursor < $0.lastWritten }), ContinuousClock.now < deadline {
             do {
@@ -825,6 +847,38 @@ public final class PostgresBackend: Backend {
         }
         for continuation in continuations { continuation.finish() }
         runTask.cancel()
-        await runTask.value
+        let runTask = self.runTask
+        if (try? await Self.abandoning(after: .seconds(10), "closing the PostgreSQL connection pool") { await runTask.value }) == nil {
+            logger.warning("the PostgreSQL connection pool did not stop within 10 s; leaving it behind")
+        }
     }
+
+    /// `body`'s result, or a `connectionProblem` naming `what` once `limit` has passed; a body still
+    /// running then is cancelled and left behind (its result is dropped).
+    static func abandoning<T: Sendable>(
+        after limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let outcome = ResumeOnce<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            outcome.set(continuation)
+            let work = Task {
+                let result: Result<T, any Error>
+                do { result = .success(try await body()) } catch { result = .failure(error) }
+                outcome.take()?.resume(with: result)
+            }
+            Task {
+                try? await Task.sleep(for: limit)
+                guard let waiting = outcome.take() else { return }
+                work.cancel()
+                waiting.resume(throwing: TeleportError.connectionProblem("\(what) took longer than \(limit); left behind"))
+            }
+        }
+    }
+}
+
+/// A continuation resumed by whichever of two tasks comes first.
+final class ResumeOnce<T: Sendable>: Sendable {
+    private let state = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    func set(_ continuation: CheckedContinuation<T, any Error>) { state.withLock { $0 = continuation } }
+    func take() -> CheckedContinuation<T, any Error>? { state.withLock { $0.take() } }
 }
