@@ -674,6 +674,8 @@ public final class PostgresBackend: Backend {
         let (events, pruned, head) = try await Self.abandoning(after: Self.pollTimeout, "reading PostgreSQL's event log") {
             try await self.fetchEvents(after: cursor)
         }
+        // A feed paused or closed meanwhile (its task cancelled) applies nothing.
+        try Task.checkCancellation()
         guard state.withLock({ $0.cursor }) == cursor else { return true }
         return apply(events: events, pruned: pruned, head: head, cursor: cursor)
     }
@@ -859,26 +861,35 @@ public final class PostgresBackend: Backend {
         after limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let outcome = ResumeOnce<T>()
-        return try await withCheckedThrowingContinuation { continuation in
-            outcome.set(continuation)
-            let work = Task {
-                let result: Result<T, any Error>
-                do { result = .success(try await body()) } catch { result = .failure(error) }
-                outcome.take()?.resume(with: result)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                outcome.set(continuation)
+                let started = Task {
+                    let result: Result<T, any Error>
+                    do { result = .success(try await body()) } catch { result = .failure(error) }
+                    outcome.take()?.resume(with: result)
+                }
+                outcome.setWork(started)
+                Task {
+                    try? await Task.sleep(for: limit)
+                    guard let waiting = outcome.take() else { return }
+                    started.cancel()
+                    waiting.resume(throwing: TeleportError.connectionProblem("\(what) took longer than \(limit); left behind"))
+                }
             }
-            Task {
-                try? await Task.sleep(for: limit)
-                guard let waiting = outcome.take() else { return }
-                work.cancel()
-                waiting.resume(throwing: TeleportError.connectionProblem("\(what) took longer than \(limit); left behind"))
-            }
+        } onCancel: {
+            // The caller's cancellation reaches the body (a paused or closed feed).
+            outcome.cancelWork()
         }
     }
 }
 
-/// A continuation resumed by whichever of two tasks comes first.
+/// A continuation resumed by whichever of two tasks comes first, and the task doing the work.
 final class ResumeOnce<T: Sendable>: Sendable {
     private let state = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    private let work = Mutex<Task<Void, Never>?>(nil)
     func set(_ continuation: CheckedContinuation<T, any Error>) { state.withLock { $0 = continuation } }
     func take() -> CheckedContinuation<T, any Error>? { state.withLock { $0.take() } }
+    func setWork(_ task: Task<Void, Never>) { work.withLock { $0 = task } }
+    func cancelWork() { work.withLock { $0 }?.cancel() }
 }
