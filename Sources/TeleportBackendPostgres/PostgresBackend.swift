@@ -671,7 +671,7 @@ public final class PostgresBackend: Backend {
         // A read that does not answer (seen after PostgreSQL restarted under load: the feed stopped
         // for good and close() waited on it forever) is left behind after `pollTimeout` and its
         // result never applied; the next poll leases another connection.
-        let (events, pruned, head) = try await Self.abandoning(after: Self.pollTimeout, "reading PostgreSQL's event log") {
+        let (events, pruned, head) = try await withAbandoningDeadline(Self.pollTimeout, timeoutMessage: { "reading PostgreSQL's event log took longer than \(Self.pollTimeout); left behind" }) {
             try await self.fetchEvents(after: cursor)
         }
         // A feed paused or closed meanwhile (its task cancelled) applies nothing.
@@ -831,7 +831,7 @@ public final class PostgresBackend: Backend {
         for task in tasks { task.cancel() }
         wake.finish()
         // Each poll is bounded (pollTimeout); so is this wait, whatever the poller awaits.
-        _ = try? await Self.abandoning(after: Self.pollTimeout + .seconds(2), "stopping the PostgreSQL event feed") { await poller?.value }
+        _ = try? await withAbandoningDeadline(Self.pollTimeout + .seconds(2), timeoutMessage: { "stopping the PostgreSQL event feed" }) { await poller?.value }
         let deadline = ContinuousClock.now.advanced(by: .seconds(5))
         while state.withLock({ $0.cursor < $0.lastWritten }), ContinuousClock.now < deadline {
             do {
@@ -850,46 +850,8 @@ public final class PostgresBackend: Backend {
         for continuation in continuations { continuation.finish() }
         runTask.cancel()
         let runTask = self.runTask
-        if (try? await Self.abandoning(after: .seconds(10), "closing the PostgreSQL connection pool") { await runTask.value }) == nil {
+        if (try? await withAbandoningDeadline(.seconds(10), timeoutMessage: { "closing the PostgreSQL connection pool" }) { await runTask.value }) == nil {
             logger.warning("the PostgreSQL connection pool did not stop within 10 s; leaving it behind")
         }
     }
-
-    /// `body`'s result, or a `connectionProblem` naming `what` once `limit` has passed; a body still
-    /// running then is cancelled and left behind (its result is dropped).
-    static func abandoning<T: Sendable>(
-        after limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
-    ) async throws -> T {
-        let outcome = ResumeOnce<T>()
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                outcome.set(continuation)
-                let started = Task {
-                    let result: Result<T, any Error>
-                    do { result = .success(try await body()) } catch { result = .failure(error) }
-                    outcome.take()?.resume(with: result)
-                }
-                outcome.setWork(started)
-                Task {
-                    try? await Task.sleep(for: limit)
-                    guard let waiting = outcome.take() else { return }
-                    started.cancel()
-                    waiting.resume(throwing: TeleportError.connectionProblem("\(what) took longer than \(limit); left behind"))
-                }
-            }
-        } onCancel: {
-            // The caller's cancellation reaches the body (a paused or closed feed).
-            outcome.cancelWork()
-        }
-    }
-}
-
-/// A continuation resumed by whichever of two tasks comes first, and the task doing the work.
-final class ResumeOnce<T: Sendable>: Sendable {
-    private let state = Mutex<CheckedContinuation<T, any Error>?>(nil)
-    private let work = Mutex<Task<Void, Never>?>(nil)
-    func set(_ continuation: CheckedContinuation<T, any Error>) { state.withLock { $0 = continuation } }
-    func take() -> CheckedContinuation<T, any Error>? { state.withLock { $0.take() } }
-    func setWork(_ task: Task<Void, Never>) { work.withLock { $0 = task } }
-    func cancelWork() { work.withLock { $0 }?.cancel() }
 }
