@@ -75,7 +75,7 @@ final class KubeProxy: Sendable {
 
     /// The TLS context kubectl meets: the proxy's host certificate, the user CA's certificates
     /// as the only roots, a client certificate asked for (its absence is answered with a 401),
-    /// HTTP/1.1 only.
+    /// HTTP/2 (``KubeHTTP2``) or HTTP/1.1 by ALPN.
     static func frontContext(identity: ClientIdentity, userCAs: [String]) throws -> NIOSSLContext {
         do {
             var tls = TLSConfiguration.makeServerConfiguration(
@@ -84,7 +84,7 @@ final class KubeProxy: Sendable {
             tls.trustRoots = .certificates(try userCAs.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) })
             tls.certificateVerification = .optionalVerification
             tls.minimumTLSVersion = .tlsv12
-            tls.applicationProtocols = ["http/1.1"]
+            tls.applicationProtocols = ["h2", "http/1.1"]
             return try NIOSSLContext(configuration: tls)
         } catch {
             throw TeleportError.badParameter("the proxy's identity cannot be loaded for Kubernetes access (data_dir/keys/proxy.*): \(error)")
@@ -111,12 +111,16 @@ final class KubeProxy: Sendable {
 
     /// What to do with a connection.
     enum Decision {
+        /// HTTP/1.1: the bytes go both ways to this connection to the service.
         case relay(any Channel)
+        /// HTTP/2: each stream gets its own connection to the service.
+        case multiplex(KubeServiceDialer)
         case refuse(Int, String)
     }
 
-    /// The checks, then the dial to the Kubernetes service and the hand-off.
-    func decide(channel: any Channel) async -> Decision {
+    /// The checks, then (HTTP/1.1, `multiplexed` false) the dial to the Kubernetes service and
+    /// the hand-off.
+    func decide(channel: any Channel, multiplexed: Bool) async -> Decision {
         var fields: [String: JSONValue] = ["addr.remote": .string(channel.remoteAddress.map { "\($0)" } ?? ""), "success": false]
         func refuse(_ code: Int, _ message: String) -> Decision {
             fields["error"] = .string(message)
@@ -167,12 +171,12 @@ final class KubeProxy: Sendable {
             let reasons = (try? checker.checkKubeLabels(cluster.allLabels).reasons.joined(separator: "; ")) ?? "the role check failed"
             return refuse(403, "access to Kubernetes cluster \(route) denied: \(reasons)")
         }
+        let handoff = DatabaseHandoff(
+            userCertificatePEM: pem, clientAddress: channel.remoteAddress.map { "\($0)" } ?? "", parameters: [["kube_cluster", route]])
+        let dialer = KubeServiceDialer(proxy: self, cluster: cluster, handoff: handoff, fields: fields)
+        if multiplexed { return .multiplex(dialer) }
         do {
-            let upstream = try await dialService(cluster, on: channel.eventLoop)
-            let handoff = DatabaseHandoff(
-                userCertificatePEM: pem, clientAddress: channel.remoteAddress.map { "\($0)" } ?? "", parameters: [["kube_cluster", route]])
-            try await upstream.writeAndFlush(upstream.allocator.buffer(bytes: try handoff.frame()))
-            return .relay(upstream)
+            return .relay(try await dialer.dial(on: channel.eventLoop))
         } catch {
             return refuse(502, "cannot reach Kubernetes cluster \(route)'s Kubernetes service: \((error as? TeleportError)?.message ?? "\(error)")")
         }
@@ -249,6 +253,8 @@ final class KubeFrontGate: ChannelInboundHandler, @unchecked Sendable {
     static let maxHeldBytes = 1 << 20
 
     private var released = false
+    /// ALPN chose HTTP/2.
+    private var multiplexed = false
     private var held: [ByteBuffer] = []
     private var heldCount = 0
     let proxy: KubeProxy
@@ -270,13 +276,15 @@ final class KubeFrontGate: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = event {
+            let multiplexed = negotiated == "h2"
+            self.multiplexed = multiplexed
             let channel = context.channel
             let proxy = self.proxy
             let gate = NIOLoopBound(self, eventLoop: context.eventLoop)
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             Task {
-                let decision = await proxy.decide(channel: channel)
+                let decision = await proxy.decide(channel: channel, multiplexed: multiplexed)
                 channel.eventLoop.execute {
                     gate.value.apply(decision, context: bound.value)
                 }
@@ -287,7 +295,19 @@ final class KubeFrontGate: ChannelInboundHandler, @unchecked Sendable {
 
     /// Installs the relay, or answers the refusal (on the loop).
     func apply(_ decision: KubeProxy.Decision, context: ChannelHandlerContext) {
+        if multiplexed {
+            switch decision {
+            case .multiplex(let dialer): multiplex(.relay(dialer), context: context)
+            case .refuse(let code, let message): multiplex(.refuse(code, message), context: context)
+            case .relay(let upstream):
+                upstream.close(promise: nil)
+                context.close(promise: nil)
+            }
+            return
+        }
         switch decision {
+        case .multiplex:
+            context.close(promise: nil)
         case .relay(let upstream):
             let (clientSide, upstreamSide) = GlueHandler.matchedPair()
             guard upstream.eventLoop.inEventLoop else {
@@ -328,6 +348,26 @@ final class KubeFrontGate: ChannelInboundHandler, @unchecked Sendable {
             context.fireChannelReadComplete()
             context.read()
         }
+    }
+
+    /// HTTP/2: adds the HTTP/2 handler after the gate, serves its streams, and releases the held
+    /// bytes (the client's preface and first frames) into it (on the loop).
+    func multiplex(_ outcome: KubeHTTP2.Outcome, context: ChannelHandlerContext) {
+        let multiplexer: KubeHTTP2.Multiplexer
+        do {
+            multiplexer = try KubeHTTP2.install(on: context.pipeline.syncOperations)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        let logger = proxy.logger
+        Task { await KubeHTTP2.serve(multiplexer, outcome: outcome, logger: logger) }
+        released = true
+        for buffer in held { context.fireChannelRead(NIOAny(buffer)) }
+        held = []
+        heldCount = 0
+        context.fireChannelReadComplete()
+        context.read()
     }
 
     /// Adds our half of the glue and releases the held bytes into it (on the loop).

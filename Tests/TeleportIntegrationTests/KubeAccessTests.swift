@@ -356,13 +356,47 @@ struct KubeAccessTests {
         // A cluster that is not registered.
         let unknown = try await TestSupport.run(try ClusterFixture.binary("tsh"), ["kube", "login", "no-such-cluster"], environment: environment)
         #expect(unknown.exitCode != 0 && unknown.stderr.contains("not registered"), "\(unknown)")
-        // A malformed upgrade (an unknown WebSocket subprotocol).
+        // A malformed upgrade (an unknown WebSocket subprotocol; upgrades are HTTP/1.1).
         let upgrade = try await Self.shell(
-            "curl -sk \(connect) -w '\\n%{http_code}' --cert \(routed) --key \(key) -H 'Connection: Upgrade' -H 'Upgrade: websocket' "
+            "curl -sk --http1.1 \(connect) -w '\\n%{http_code}' --cert \(routed) --key \(key) -H 'Connection: Upgrade' -H 'Upgrade: websocket' "
                 + "-H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H 'Sec-WebSocket-Protocol: chat' "
                 + "'\(base)/api/v1/namespaces/default/pods/web-0/exec?command=sh&stdin=true&tty=true'",
             environment: environment)
         #expect(upgrade.stdout.hasSuffix("400") && upgrade.stdout.contains("malformed upgrade"), "\(upgrade)")
+        // HTTP/2 (ALPN h2) and HTTP/1.1 both reach the API server.
+        for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+            let got = try await Self.shell(
+                "curl -sk \(flag) \(connect) -w '\\n%{http_version} %{http_code}' --cert \(routed) --key \(key) \(base)/api/v1/namespaces/default/pods",
+                environment: environment)
+            #expect(got.stdout.hasSuffix("\n\(version) 200") && got.stdout.contains("web-0"), "\(flag): \(got)")
+        }
+        // HTTP/2 floods: rapid resets and streams past the limit end the connection (GOAWAY);
+        // the proxy stays up and its memory bounded. Only streams it admitted reach the API server.
+        if let pid = cluster.pid {
+            let before = SessionLifetimeTests.residentKiB(pid)
+            let requestsBefore = standIn.requests.count
+            let flood = try await TestSupport.run(
+                "/usr/bin/env",
+                ["python3", Self.fixtures.appendingPathComponent("kube_h2_flood.py").path, "127.0.0.1", "\(cluster.webPort)", Self.serverName, routed, key,
+                 "/api/v1/namespaces/default/pods"],
+                environment: environment)
+            let report = (try? JSONSerialization.jsonObject(with: Data(flood.stdout.utf8))) as? [String: Any] ?? [:]
+            print("HTTP/2 floods at the proxy (tunnel: \(tunnel)): \(flood.stdout.trimmingCharacters(in: .whitespacesAndNewlines))")
+            let rapid = report["rapid_reset"] as? [String: Any] ?? [:]
+            let many = report["flood"] as? [String: Any] ?? [:]
+            #expect(report["alpn"] as? String == "h2" && report["normal"] as? String == "200", "\(flood)")
+            #expect(rapid["goaway"] as? Bool == true || rapid["closed"] as? Bool == true, "\(flood)")
+            #expect((rapid["sent"] as? Int ?? 0) < 2000 || rapid["goaway"] as? Bool == true, "\(flood)")
+            #expect(many["goaway"] as? Bool == true || (many["refused"] as? Int ?? 0) >= 1, "\(flood)")
+            // Streams past the limit are refused (a stream that ended frees its place, so a few more may be answered).
+            #expect((many["answered"] as? Int ?? 1000) <= 3 * KubeAccessTests.maxStreams, "\(flood)")
+            #expect(report["after"] as? String == "200", "\(flood)")
+            let grown = SessionLifetimeTests.residentKiB(pid) - before
+            #expect(grown < 64 * 1024, "the proxy grew by \(grown) KiB under the HTTP/2 floods")
+            let reached = standIn.requests.count - requestsBefore
+            print("HTTP/2 floods: the proxy grew by \(grown) KiB; \(reached) requests reached the API server")
+            #expect(reached <= 2 + 3 * KubeAccessTests.maxStreams + 200, "\(reached) requests reached the API server\n\(flood)")
+        }
         // A 100 MB body is refused from its Content-Length, not buffered.
         let big = dir.appendingPathComponent("big.bin")
         try Data(count: 100 << 20).write(to: big)
@@ -393,4 +427,7 @@ struct KubeAccessTests {
     }
 
     static let serverName = "kube-teleport-proxy-alpn.teleport.cluster.local"
+    /// The proxy's limit of concurrent HTTP/2 streams on one connection (KubeHTTP2.maxConcurrentStreams).
+    static let maxStreams = 100
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("fixtures")
 }
