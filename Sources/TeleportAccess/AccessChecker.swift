@@ -38,6 +38,11 @@ public struct AccessChecker: Sendable {
         public var allowed: Bool
         /// One line per rule that was looked at, in order.
         public var reasons: [String]
+
+        public init(allowed: Bool, reasons: [String]) {
+            self.allowed = allowed
+            self.reasons = reasons
+        }
     }
 
     // MARK: Traits

@@ -83,6 +83,56 @@ public enum AccessCommands {
             missing: missing, decision: decision, notes: [])
     }
 
+    /// Why `user` may or may not use the registered Kubernetes cluster `cluster` (`tsh kube login`,
+    /// kubectl through the proxy): the roles' `kubernetes_labels` against the cluster's labels,
+    /// deny first, then the Kubernetes users and groups the requests would be impersonated as
+    /// (`kubernetes_users`/`kubernetes_groups`, templates expanded, less denied ones), and with
+    /// `pod` (`NAMESPACE/NAME`) the roles' `kubernetes_resources` for that pod, as the proxy and the
+    /// Kubernetes service decide it.
+    public static func explainKube(
+        _ options: AdminConnection.Options, user name: String, kubeCluster reference: String, pod: String?
+    ) async throws -> String {
+        var podName: (namespace: String, name: String)?
+        if let pod {
+            let parts = pod.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw TeleportError.badParameter("--kube-pod takes NAMESPACE/NAME, e.g. default/web-0 (got \(pod.debugDescription))")
+            }
+            podName = (parts[0], parts[1])
+        }
+        let client = try AdminConnection.client(options)
+        guard case .user(let user) = try await client.resource(kind: User.kind, name: name) else {
+            throw TeleportError.notFound("no user \(name.debugDescription)")
+        }
+        guard let cluster = try await client.kubeServers().first(where: { $0.name == reference }) else {
+            throw TeleportError.notFound(
+                "no registered Kubernetes cluster is named \(reference.debugDescription) (tsh kube ls or tctl get kube_server lists them)")
+        }
+        let (checker, missing) = try await checker(for: user, client)
+        let labels = cluster.allLabels
+        var decision = try checker.checkKubeLabels(labels)
+        var notes: [String] = []
+        var target = ["Kubernetes cluster: \(cluster.name): \(labelText(labels))"]
+        if decision.allowed {
+            let principals = try checker.kubePrincipals(labels: labels)
+            notes.append(
+                "requests go as Kubernetes user \(principals.users.isEmpty ? "(the Teleport user's name)" : principals.users.joined(separator: ", "))"
+                    + " in groups \(principals.groups.isEmpty ? "(none)" : principals.groups.joined(separator: ", "))")
+            if principals.users.isEmpty && principals.groups.isEmpty {
+                decision = AccessChecker.Decision(
+                    allowed: false, reasons: decision.reasons + ["no role grants kubernetes_users or kubernetes_groups on this cluster"])
+            }
+        }
+        if let podName {
+            target.append("Pod:     \(podName.namespace)/\(podName.name)")
+            if decision.allowed {
+                let pod = try checker.checkKubePod(labels: labels, namespace: podName.namespace, name: podName.name)
+                decision = AccessChecker.Decision(allowed: pod.allowed, reasons: decision.reasons + pod.reasons)
+            }
+        }
+        return render(user: user, target: target, missing: missing, decision: decision, notes: notes)
+    }
+
     /// The user's roles as they are now (a role that no longer exists grants nothing and is named).
     static func checker(for user: User, _ client: AuthClient) async throws -> (AccessChecker, missing: [String]) {
         var roles: [Role] = []

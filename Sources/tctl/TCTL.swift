@@ -166,7 +166,8 @@ struct Access: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Why a user may or may not log in to a node as a login (tctl access explain --user=joe --node=db1 --login=root), "
                 + "connect to a database as a db user (tctl access explain --user=joe --db=pg --db-user=alice [--db-name=sales]), "
-                + "or open an app (tctl access explain --user=joe --app=grafana).")
+                + "open an app (tctl access explain --user=joe --app=grafana), "
+                + "or use a Kubernetes cluster (tctl access explain --user=joe --kube-cluster=dev [--kube-pod=default/web-0]).")
         @OptionGroup var global: GlobalOptions
         @Option(name: .customLong("user"), help: "The user.") var user: String
         @Option(name: .customLong("node"), help: "The node's name or UUID.") var node: String?
@@ -176,13 +177,18 @@ struct Access: AsyncParsableCommand {
         @Option(name: .customLong("db-name"), help: "The database name (with --db; PostgreSQL's default is the db user's name).")
         var dbName: String?
         @Option(name: .customLong("app"), help: "The app's name.") var app: String?
+        @Option(name: .customLong("kube-cluster"), help: "The Kubernetes cluster's name.") var kubeCluster: String?
+        @Option(name: .customLong("kube-pod"), help: "A pod as NAMESPACE/NAME (with --kube-cluster).") var kubePod: String?
 
         func validate() throws {
-            let nodeForm = node != nil && login != nil && database == nil && dbUser == nil && dbName == nil && app == nil
-            let databaseForm = database != nil && dbUser != nil && node == nil && login == nil && app == nil
-            let appForm = app != nil && node == nil && login == nil && database == nil && dbUser == nil && dbName == nil
-            guard nodeForm || databaseForm || appForm else {
-                throw ValidationError("give either --node and --login, --db and --db-user (and optionally --db-name), or --app")
+            let kube = kubeCluster != nil || kubePod != nil
+            let nodeForm = node != nil && login != nil && database == nil && dbUser == nil && dbName == nil && app == nil && !kube
+            let databaseForm = database != nil && dbUser != nil && node == nil && login == nil && app == nil && !kube
+            let appForm = app != nil && node == nil && login == nil && database == nil && dbUser == nil && dbName == nil && !kube
+            let kubeForm = kubeCluster != nil && node == nil && login == nil && database == nil && dbUser == nil && dbName == nil && app == nil
+            guard nodeForm || databaseForm || appForm || kubeForm else {
+                throw ValidationError(
+                    "give either --node and --login, --db and --db-user (and optionally --db-name), --app, or --kube-cluster (and optionally --kube-pod)")
             }
         }
 
@@ -190,6 +196,9 @@ struct Access: AsyncParsableCommand {
             try await perform {
                 if let app {
                     return try await AccessCommands.explainApp(global.connection, user: user, app: app)
+                }
+                if let kubeCluster {
+                    return try await AccessCommands.explainKube(global.connection, user: user, kubeCluster: kubeCluster, pod: kubePod)
                 }
                 if let database, let dbUser {
                     return try await AccessCommands.explainDatabase(global.connection, user: user, database: database, dbUser: dbUser, dbName: dbName)

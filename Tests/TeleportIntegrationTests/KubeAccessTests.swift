@@ -289,6 +289,22 @@ struct KubeAccessTests {
         #expect(outside.exitCode != 0 && outside.stderr.contains("web-9") && outside.stderr.contains("denied"), "\(outside)")
         #expect(!standIn.requests.contains { ($0["path"] as? String)?.contains("web-9") == true })
 
+        // tctl access explain agrees with what the proxy and the service did.
+        let explained = try await cluster.tctl(["access", "explain", "--user=bob", "--kube-cluster=dev-cluster"])
+        #expect(
+            explained.exitCode == 0 && explained.stdout.contains("Verdict: ALLOWED") && explained.stdout.contains("in groups viewers")
+                && explained.stdout.contains("env=dev"), "\(explained)")
+        let explainedPod = try await cluster.tctl(["access", "explain", "--user=bob", "--kube-cluster=dev-cluster", "--kube-pod=default/web-9"])
+        #expect(
+            explainedPod.stdout.contains("Verdict: DENIED") && explainedPod.stdout.contains("no kubernetes_resources entry matches pod default/web-9"),
+            "\(explainedPod)")
+        let explainedOK = try await cluster.tctl(["access", "explain", "--user=bob", "--kube-cluster=dev-cluster", "--kube-pod=default/web-0"])
+        #expect(explainedOK.stdout.contains("Verdict: ALLOWED"), "\(explainedOK)")
+        let explainedNone = try await cluster.tctl(["access", "explain", "--user=bob", "--kube-cluster=nosuch"])
+        #expect(explainedNone.exitCode != 0 && explainedNone.stderr.contains("no registered Kubernetes cluster"), "\(explainedNone)")
+        let explainedBad = try await cluster.tctl(["access", "explain", "--user=bob", "--kube-cluster=dev-cluster", "--kube-pod=web-0"])
+        #expect(explainedBad.exitCode != 0 && explainedBad.stderr.contains("NAMESPACE/NAME"), "\(explainedBad)")
+
         // An interactive exec through a pseudo-terminal: output, resize, exit code; recorded.
         let terminal = try TSHTerminal("/usr/bin/kubectl", ["exec", "-it", "web-0", "--", "sh"], environment: environment)
         try await terminal.expect("$ ")
