@@ -317,6 +317,20 @@ public struct AccessChecker: Sendable {
         return (users, groups)
     }
 
+    /// Whether `kubernetes_resources` narrow the pods the user may see on a cluster with these
+    /// labels (so lists and watches of pods must be filtered with ``checkKubePod``): some deny
+    /// block names pods, or no allow block whose `kubernetes_labels` match grants every pod.
+    public func kubePodsRestricted(labels: [String: String]) throws -> Bool {
+        if roles.contains(where: { !($0.spec.deny?.kubernetesResources ?? []).isEmpty }) { return true }
+        for role in roles {
+            guard let allow = role.spec.allow,
+                try labelsMatch(allow.kubernetesLabels ?? [:], labels, field: "kubernetes_labels", noun: "Kubernetes cluster").0
+            else { continue }
+            if allow.kubernetesResources == nil { return false }
+        }
+        return true
+    }
+
     /// May the user reach pod `namespace/name` on a cluster with these labels? A deny block whose
     /// `kubernetes_resources` match refuses; otherwise some allow block whose `kubernetes_labels`
     /// match must have no `kubernetes_resources` (every pod) or one that matches.

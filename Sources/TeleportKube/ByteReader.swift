@@ -78,4 +78,23 @@ struct ByteReader: @unchecked Sendable {
             return true
         }
     }
+
+    /// Hands a body of `framing` on to `payload` without its chunk framing (what the sender
+    /// meant), run by run as it arrives. Returns false when the stream ended before the body did.
+    mutating func decodeBody(_ framing: HTTP1Head.Framing, to payload: ([UInt8]) async throws -> Void) async throws -> Bool {
+        guard case .chunked = framing else {
+            return try await relayBody(framing) { chunk in try await payload(Array(chunk.readableBytesView)) }
+        }
+        var scanner = HTTP1ChunkedScanner()
+        while !scanner.isDone {
+            if buffer.readableBytes == 0 {
+                guard try await fill() else { return false }
+            }
+            var runs: [[UInt8]] = []
+            let count = try scanner.decode(ArraySlice(buffer.readableBytesView)) { runs.append(Array($0)) }
+            buffer.moveReaderIndex(forwardBy: count)
+            for run in runs { try await payload(run) }
+        }
+        return true
+    }
 }

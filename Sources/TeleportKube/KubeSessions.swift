@@ -130,8 +130,21 @@ struct KubeSessions: Sendable {
                 "cannot reach the Kubernetes API server of cluster \(accepted.cluster.name) at \(accepted.cluster.server): \((error as? TeleportError)?.message ?? "\(error)")"
             )
         }
-        let rewritten = Self.upstreamHead(
+        // Lists and watches of pods show only the pods kubernetes_resources allow.
+        var filter: KubePodFilter?
+        if info.resource == "pods", info.name.isEmpty, info.subresource.isEmpty, ["list", "watch"].contains(info.verb),
+            try accepted.checker.kubePodsRestricted(labels: configuration.labels)
+        {
+            let checker = accepted.checker
+            let labels = configuration.labels
+            filter = KubePodFilter(
+                allows: { namespace, name in (try? checker.checkKubePod(labels: labels, namespace: namespace, name: name).allowed) == true },
+                namespace: info.namespace)
+        }
+        var rewritten = Self.upstreamHead(
             head, cluster: accepted.cluster, user: impersonated.user, groups: impersonated.groups, upgrade: upgrade)
+        if filter != nil { rewritten = Self.filterableHead(rewritten) }
+        let watching = info.verb == "watch"
         let cluster = accepted.cluster
         let snapshot = audited
         var clientReader = reader
@@ -167,6 +180,12 @@ struct KubeSessions: Sendable {
                 return (101, false, clientReader)
             }
             let responseFraming = try responseHead.responseFraming(requestMethod: head.first)
+            if let filter, responseHead.status == 200 {
+                let (status, complete) = try await Self.relayFiltered(
+                    filter, watching: watching, head: responseHead, framing: responseFraming, upstream: &upstreamReader, outbound: outbound,
+                    keepAlive: keepAlive)
+                return (status, complete && keepAlive, clientReader)
+            }
             try await outbound.write(ByteBuffer(bytes: Self.clientHead(responseHead, closing: responseFraming == .untilClose || !keepAlive).bytes))
             let complete = try await upstreamReader.relayBody(responseFraming) { chunk in try await outbound.write(chunk) }
             return (responseHead.status, complete && responseFraming != .untilClose && keepAlive, clientReader)
@@ -199,6 +218,79 @@ struct KubeSessions: Sendable {
         for group in groups { headers.append(HTTP1Head.Header("Impersonate-Group", group)) }
         headers.append(HTTP1Head.Header("Connection", upgrade ? "Upgrade" : "close"))
         return HTTP1Head(first: head.first, second: cluster.pathPrefix + head.second, third: "HTTP/1.1", headers: headers)
+    }
+
+    /// A request whose answer is to be filtered: JSON (a Table when kubectl asked for one), not
+    /// compressed.
+    static func filterableHead(_ head: HTTP1Head) -> HTTP1Head {
+        var copy = head
+        let accept = head.value("accept") ?? ""
+        copy.headers.removeAll { ["accept-encoding", "accept"].contains($0.name.lowercased()) }
+        copy.headers.append(
+            HTTP1Head.Header(
+                "Accept", accept.contains("as=Table") ? "application/json;as=Table;v=v1;g=meta.k8s.io,application/json" : "application/json"))
+        return copy
+    }
+
+    /// Relays a pod list or watch answer with the pods `filter` does not allow removed: a list is
+    /// read whole (at most ``KubePodFilter/maxBody``) and sent with its new length; a watch is
+    /// filtered event by event and sent chunked. Returns the status sent and whether the answer
+    /// ended cleanly.
+    static func relayFiltered(
+        _ filter: KubePodFilter, watching: Bool, head: HTTP1Head, framing: HTTP1Head.Framing, upstream: inout ByteReader,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, keepAlive: Bool
+    ) async throws -> (Int, Bool) {
+        var copy = clientHead(head, closing: !keepAlive)
+        let encoded = head.value("content-encoding").map { $0.lowercased() != "identity" } ?? false
+        copy.headers.removeAll { ["content-length", "transfer-encoding"].contains($0.name.lowercased()) }
+        guard !encoded else {
+            try await respond(
+                outbound, code: 502, message: "the API server compressed a pod list that kubernetes_resources must filter", close: true)
+            return (502, false)
+        }
+        if watching {
+            copy.headers.append(HTTP1Head.Header("Transfer-Encoding", "chunked"))
+            try await outbound.write(ByteBuffer(bytes: copy.bytes))
+            var lines = KubeWatchLines()
+            func send(_ line: ArraySlice<UInt8>) async throws {
+                guard let kept = filter.event(line) else { return }
+                try await outbound.write(ByteBuffer(bytes: Array(String(kept.count, radix: 16).utf8) + [13, 10] + kept + [13, 10]))
+            }
+            let complete = try await upstream.decodeBody(framing) { run in
+                for line in try lines.feed(run) { try await send(line) }
+            }
+            try await send(lines.rest)
+            try await outbound.write(ByteBuffer(bytes: Array("0\r\n\r\n".utf8)))
+            return (200, complete && framing != .untilClose)
+        }
+        var body: [UInt8] = []
+        var complete = false
+        do {
+            complete = try await upstream.decodeBody(framing) { run in
+                body += run
+                guard body.count <= KubePodFilter.maxBody else {
+                    throw TeleportError.badParameter(
+                        "the pod list is larger than \(KubePodFilter.maxBody) bytes, too large to filter by kubernetes_resources: narrow it (a namespace, a label selector, --chunk-size)")
+                }
+            }
+        } catch let error as TeleportError {
+            try await respond(outbound, code: 502, message: error.message, close: true)
+            return (502, false)
+        }
+        guard complete else {
+            try await respond(outbound, code: 502, message: "the API server closed the connection inside a pod list", close: true)
+            return (502, false)
+        }
+        let filtered: [UInt8]
+        do {
+            filtered = try filter.list(body)
+        } catch {
+            try await respond(outbound, code: 502, message: (error as? TeleportError)?.message ?? "\(error)", close: true)
+            return (502, false)
+        }
+        copy.headers.append(HTTP1Head.Header("Content-Length", "\(filtered.count)"))
+        try await outbound.write(ByteBuffer(bytes: copy.bytes + filtered))
+        return (200, framing != .untilClose)
     }
 
     /// The response as the client gets it: the upstream's connection headers replaced (the

@@ -304,3 +304,22 @@ public struct HTTP1ChunkedScanner: Sendable {
         return consumed
     }
 }
+
+extension HTTP1ChunkedScanner {
+    /// Like ``consume(_:)``, and hands each run of chunk data (the body without its chunk framing)
+    /// to `payload`, in order. Returns how many bytes of `bytes` belong to the body.
+    public mutating func decode(_ bytes: ArraySlice<UInt8>, payload: (ArraySlice<UInt8>) throws -> Void) throws -> Int {
+        var index = bytes.startIndex
+        while index < bytes.endIndex, state != .done {
+            if case .data(let remaining) = state {
+                let take = min(remaining, bytes.endIndex - index)
+                try payload(bytes[index..<(index + take)])
+                index += take
+                state = remaining - take == 0 ? .dataEnd(seenCR: false) : .data(remaining: remaining - take)
+                continue
+            }
+            index += try consume(bytes[index..<(index + 1)])
+        }
+        return index - bytes.startIndex
+    }
+}

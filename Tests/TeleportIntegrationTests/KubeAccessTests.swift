@@ -256,6 +256,15 @@ struct KubeAccessTests {
         #expect(listRequest?["impersonate_group"] as? [String] == ["viewers"], "\(String(describing: listRequest))")
         #expect(listRequest?["client_cn"] as? String == "teleport-kube-service", "\(String(describing: listRequest))")
 
+        // kubernetes_resources narrow lists and watches: the stand-in has db-0, the role allows web-0..4.
+        #expect(!pods.stdout.contains("db-0"), "\(pods)")
+        let asJSON = try await Self.shell("kubectl get pods -o json", environment: environment)
+        #expect(asJSON.exitCode == 0 && asJSON.stdout.contains("web-1") && !asJSON.stdout.contains("db-0"), "\(asJSON)")
+        let direct = try await Self.shell(
+            "curl -sk --cert \(standIn.directory.path)/client.pem --key \(standIn.directory.path)/client.key -H 'Impersonate-User: bob' "
+                + "https://127.0.0.1:\(standIn.port)/api/v1/namespaces/default/pods", environment: environment)
+        #expect(direct.stdout.contains("db-0"), "the stand-in serves db-0 to a direct client: \(direct)")
+
         // proxy_service.kube_listen_addr serves kubectl the same way.
         let ownPort = try await Self.shell("kubectl --server=https://localhost:\(kubePort) get pods", environment: environment)
         #expect(ownPort.exitCode == 0 && ownPort.stdout.contains("web-1"), "\(ownPort)")
@@ -277,6 +286,7 @@ struct KubeAccessTests {
         }
         await TestSupport.stopDaemon(watcher)
         #expect(watched.contains("web-0") && watched.contains("web-2") && watched.contains("web-4"), "\(watched)")
+        #expect(!watched.contains("db-0"), "\(watched)")
 
         // logs -f streams; a command's exit code comes back.
         let logs = try await Self.shell("kubectl logs -f web-0", environment: environment)
