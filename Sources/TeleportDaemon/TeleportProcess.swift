@@ -497,6 +497,7 @@ public enum TeleportProcess {
             hostUUID: hostUUID, hostname: config.nodeName, clusterName: try clusterName(of: identity), listenHost: listen.host,
             listenPort: listen.port, advertisedAddr: HostPort.join(advertisedHost, listen.port), identity: identity, clusters: clusters,
             labels: config.file.kube.labels)
+        configuration.dynamicLabels = config.file.kube.commands.map { .init(name: $0.name, argv: $0.command, period: $0.period) }
         let serverContexts = try KubeService.serverContexts(identity: identity)
         configuration.serverContexts = serverContexts
         live.onChange { renewed in try KubeService.renew(serverContexts, identity: renewed) }

@@ -6,6 +6,7 @@ import NIOSSL
 public import ServiceLifecycle
 public import TeleportAPI
 public import TeleportAuthClient
+public import TeleportRecording
 public import TeleportSSH
 public import TeleportTunnel
 
@@ -40,6 +41,8 @@ public struct KubeService: Service, CustomStringConvertible {
         public var clusters: [KubeCluster]
         /// Static labels of every cluster (`kubernetes_service.labels`).
         public var labels: [String: String]
+        /// Dynamic labels of every cluster (`kubernetes_service.commands`).
+        public var dynamicLabels: [CommandLabels.Command] = []
         /// The TLS context of the proxy's connections, asked per connection (a CA rotation
         /// replaces it when the identity is renewed or the trusted CAs change); nil: one
         /// built from ``identity`` at start.
@@ -78,6 +81,8 @@ public struct KubeService: Service, CustomStringConvertible {
     let audit: KubeAudit
     let logger: Logger
     let onFirstHeartbeat: @Sendable () -> Void
+    /// The dynamic labels' commands and latest results (nil: none configured).
+    let commandLabels: CommandLabels?
 
     /// Creates the service.
     public init(
@@ -90,14 +95,22 @@ public struct KubeService: Service, CustomStringConvertible {
         self.audit = audit
         self.logger = logger
         self.onFirstHeartbeat = onFirstHeartbeat
+        commandLabels = configuration.dynamicLabels.isEmpty ? nil : CommandLabels(commands: configuration.dynamicLabels, logger: logger)
+    }
+
+    /// The clusters' labels as roles see them: static ones and the current dynamic ones (which
+    /// win on a clash, as `tsh kube ls` shows them).
+    var labels: [String: String] {
+        configuration.labels.merging(commandLabels?.current.mapValues(\.result) ?? [:]) { $1 }
     }
 
     /// The `kube_server` records this service heartbeats.
     public func records() -> [KubeServer] {
         configuration.clusters.map { cluster in
-            let spec = KubeServer.Spec(
+            var spec = KubeServer.Spec(
                 hostID: configuration.hostUUID, hostname: configuration.hostname, version: TeleportVersion.version,
                 addr: configuration.listens ? configuration.advertisedAddr : nil, useTunnel: configuration.tunnel == nil ? nil : true)
+            if let dynamic = commandLabels?.current, !dynamic.isEmpty { spec.dynamicLabels = dynamic }
             return KubeServer(name: cluster.name, labels: configuration.labels.isEmpty ? nil : configuration.labels, spec: spec)
         }
     }
@@ -145,6 +158,11 @@ public struct KubeService: Service, CustomStringConvertible {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await cache.run() }
+                if let commandLabels {
+                    // The first results go into the first heartbeat.
+                    await commandLabels.runOnce()
+                    group.addTask { await commandLabels.run(startNow: false) }
+                }
                 group.addTask { await heartbeats() }
                 if let agent { group.addTask { await agent.run() } }
                 group.addTask {

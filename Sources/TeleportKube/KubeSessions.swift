@@ -103,7 +103,7 @@ struct KubeSessions: Sendable {
         audited.kubeGroups = impersonated.groups
         // A request naming a pod (get, logs, exec, attach, delete...) must be within kubernetes_resources.
         if info.resource == "pods", !info.name.isEmpty {
-            let decision = try accepted.checker.checkKubePod(labels: configuration.labels, namespace: info.namespace, name: info.name)
+            let decision = try accepted.checker.checkKubePod(labels: service.labels, namespace: info.namespace, name: info.name)
             guard decision.allowed else {
                 return try await refuse(403, "access to pod \(info.namespace)/\(info.name) denied: " + decision.reasons.joined(separator: "; "))
             }
@@ -133,10 +133,10 @@ struct KubeSessions: Sendable {
         // Lists and watches of pods show only the pods kubernetes_resources allow.
         var filter: KubePodFilter?
         if info.resource == "pods", info.name.isEmpty, info.subresource.isEmpty, ["list", "watch"].contains(info.verb),
-            try accepted.checker.kubePodsRestricted(labels: configuration.labels)
+            try accepted.checker.kubePodsRestricted(labels: service.labels)
         {
             let checker = accepted.checker
-            let labels = configuration.labels
+            let labels = service.labels
             filter = KubePodFilter(
                 allows: { namespace, name in (try? checker.checkKubePod(labels: labels, namespace: namespace, name: name).allowed) == true },
                 namespace: info.namespace)
@@ -418,11 +418,11 @@ struct KubeSessions: Sendable {
         }
         let checker = AccessChecker(
             roles: service.cache.roles(named: identity.roles), traits: AccessChecker.templateTraits(identity.traits ?? ["logins": identity.logins]))
-        let decision = try checker.checkKubeLabels(configuration.labels)
+        let decision = try checker.checkKubeLabels(service.labels)
         guard decision.allowed else {
             throw TeleportError.accessDenied("access to Kubernetes cluster \(route) denied: " + decision.reasons.joined(separator: "; "))
         }
-        let principals = try checker.kubePrincipals(labels: configuration.labels)
+        let principals = try checker.kubePrincipals(labels: service.labels)
         guard service.audit.admits else {
             throw TeleportError.connectionProblem("the audit log is unavailable (events wait for the auth service): refusing unaudited requests")
         }

@@ -231,6 +231,15 @@ struct FileConfigParseTests {
             try FileConfig.parse("kubernetes_service:\n  kubeconfig_file: /k\n  kube_cluster_name: 'bad name'\n", file: "f")
         }
         #expect(throws: TeleportError.self) { try FileConfig.parse("kubernetes_service:\n  kubeconfig: /k\n", file: "f") }
+        // commands: dynamic labels, checked as ssh_service.commands are.
+        let dynamic = try FileConfig.parse(
+            "kubernetes_service:\n  kubeconfig_file: /k\n  commands:\n  - name: arch\n    command: [\"/bin/uname\", \"-m\"]\n    period: 2m\n",
+            file: "f")
+        #expect(dynamic.kube.commands.map(\.name) == ["arch"] && dynamic.kube.commands.first?.command == ["/bin/uname", "-m"])
+        #expect(dynamic.kube.commands.first?.period == 120)
+        #expect(throws: TeleportError.self) {
+            try FileConfig.parse("kubernetes_service:\n  kubeconfig_file: /k\n  commands:\n  - name: arch\n    command: [\"/no/such/program\"]\n", file: "f")
+        }
     }
 
     @Test(arguments: [

@@ -26,6 +26,7 @@ struct KubeAccessTests {
           allow:
             kubernetes_labels:
               env: dev
+              tier: gold
             kubernetes_groups: [viewers]
             kubernetes_resources:
             - kind: pod
@@ -138,6 +139,10 @@ struct KubeAccessTests {
                   kubeconfig_file: \(kubeconfig.path)
                   labels:
                     env: dev
+                  commands:
+                  - name: tier
+                    command: ["/bin/echo", "gold"]
+                    period: 1m
 
                 """
             let file = directory.appendingPathComponent("teleport.yaml")
@@ -227,6 +232,10 @@ struct KubeAccessTests {
             listed = try await tsh.run(["kube", "ls"])
         }
         #expect(listed.exitCode == 0 && listed.stdout.contains("dev-cluster") && listed.stdout.contains("env=dev"), "\(listed)\n\(agent.log.suffix(3000))")
+        // kubernetes_service.commands: a dynamic label (the role needs tier=gold, so everything below depends on it).
+        #expect(listed.stdout.contains("tier=gold"), "\(listed)")
+        let recordJSON = try await cluster.tctl(["get", "kube_server/dev-cluster", "--format=json"])
+        #expect(recordJSON.stdout.contains("dynamic_labels") && recordJSON.stdout.contains("gold"), "\(recordJSON)")
         if tunnel {
             let record = try await cluster.tctl(["get", "kube_server/dev-cluster", "--format=json"])
             #expect(record.stdout.contains("\"use_tunnel\" : true"), "\(record)")
@@ -303,7 +312,7 @@ struct KubeAccessTests {
         let explained = try await cluster.tctl(["access", "explain", "--user=bob", "--kube-cluster=dev-cluster"])
         #expect(
             explained.exitCode == 0 && explained.stdout.contains("Verdict: ALLOWED") && explained.stdout.contains("in groups viewers")
-                && explained.stdout.contains("env=dev"), "\(explained)")
+                && explained.stdout.contains("env=dev") && explained.stdout.contains("tier=gold"), "\(explained)")
         let explainedPod = try await cluster.tctl(["access", "explain", "--user=bob", "--kube-cluster=dev-cluster", "--kube-pod=default/web-9"])
         #expect(
             explainedPod.stdout.contains("Verdict: DENIED") && explainedPod.stdout.contains("no kubernetes_resources entry matches pod default/web-9"),

@@ -27,11 +27,14 @@ public struct KubeServer: Resource {
         public var addr: String?
         /// The service keeps a reverse tunnel to the proxies; the proxy dials through it.
         public var useTunnel: Bool?
+        /// Labels from `kubernetes_service.commands`: each command's latest output.
+        public var dynamicLabels: [String: ServerNode.CommandLabelResult]?
 
         enum CodingKeys: String, CodingKey {
             case hostname, version, addr
             case hostID = "host_id"
             case useTunnel = "use_tunnel"
+            case dynamicLabels = "dynamic_labels"
         }
 
         /// Creates a spec.
@@ -56,8 +59,12 @@ public struct KubeServer: Resource {
         self.spec = spec
     }
 
-    /// The cluster's labels.
-    public var allLabels: [String: String] { metadata.labels ?? [:] }
+    /// The cluster's labels: static ones and the current dynamic ones (which win on a clash).
+    public var allLabels: [String: String] {
+        var labels = metadata.labels ?? [:]
+        for (key, value) in spec.dynamicLabels ?? [:] { labels[key] = value.result }
+        return labels
+    }
 
     /// Checks the name, host, address and every label.
     public func validate() throws {

@@ -2,7 +2,7 @@ import Foundation
 import TeleportAPI
 
 extension FileConfig {
-    /// `kubernetes_service: {enabled, listen_addr, kubeconfig_file, kube_cluster_name, labels}`:
+    /// `kubernetes_service: {enabled, listen_addr, kubeconfig_file, kube_cluster_name, labels, commands}`:
     /// checked now, with one line naming the key and the fix. The kubeconfig itself is read when
     /// the service starts (`KubeConfigFile`), which names the file and the entry at fault.
     mutating func parseKubeService(_ node: ConfigNode) throws {
@@ -31,7 +31,9 @@ extension FileConfig {
                     try LabelRules.check(value: text, key: label, source: "\(node.file): \(labelValue.path)")
                     kube.labels[label] = text
                 }
-            case "commands", "public_addr", "resources":
+            case "commands":
+                kube.commands = try Self.labelCommands(value, file: node.file)
+            case "public_addr", "resources":
                 warn(value, "not supported yet")
             default: throw Self.unknown(value, file: node.file)
             }

@@ -233,6 +233,8 @@ public struct FileConfig: Sendable, Equatable {
         public var kubeClusterName: String?
         /// `labels`: static labels of every cluster the service serves.
         public var labels: [String: String] = [:]
+        /// `commands`: dynamic labels of every cluster, a command's output each.
+        public var commands: [LabelCommand] = []
     }
 
     /// One entry of `app_service.apps`.
