@@ -7,10 +7,14 @@ import TeleportCrypto
 public enum UserCommands {
     /// `tctl users add NAME [LOGINS] [--logins=a,b] [--roles=r1,r2] [--ttl=1h]`.
     public static func add(
-        _ options: AdminConnection.Options, name: String, positionalLogins: String?, logins: String?, roles: String?, ttl: String
+        _ options: AdminConnection.Options, name: String, positionalLogins: String?, logins: String?, roles: String?, ttl: String,
+        kubernetesGroups: String? = nil, kubernetesUsers: String? = nil
     ) async throws -> String {
         let loginList = split(logins ?? positionalLogins)
-        let user = User(name: name, roles: split(roles), logins: loginList.isEmpty ? [name] : loginList)
+        var user = User(name: name, roles: split(roles), logins: loginList.isEmpty ? [name] : loginList)
+        // --k8s-groups / --k8s-users (the seed's `tctl users add joe --k8s-groups="system:masters"`).
+        if !split(kubernetesGroups).isEmpty { user.spec.traits["kubernetes_groups"] = split(kubernetesGroups) }
+        if !split(kubernetesUsers).isEmpty { user.spec.traits["kubernetes_users"] = split(kubernetesUsers) }
         try user.validate()
         let seconds = try duration(ttl, max: 48 * 3600)
         let token = try await AdminConnection.client(options).createUser(.init(user: user, ttlSeconds: seconds))

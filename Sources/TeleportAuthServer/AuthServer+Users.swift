@@ -21,12 +21,19 @@ extension AuthServer {
     /// A bcrypt hash to verify against for unknown users, so that they take as long as known ones.
     static let decoyHash = Bcrypt.hash("decoy password for timing", cost: 12)
 
-    /// The role every new user gets by default (`access`: SSH to every node as the user's logins).
-    static let presetAccessRole = Role(
-        name: "access",
-        spec: .init(
-            options: .init(maxSessionTTL: "12h0m0s", forwardAgent: true, portForwarding: true),
-            allow: .init(logins: ["{{internal.logins}}"], nodeLabels: ["*": LabelValues(["*"])])))
+    /// The role every new user gets by default (`access`: SSH to every node as the user's logins,
+    /// and every Kubernetes cluster as the user's `kubernetes_users`/`kubernetes_groups` traits,
+    /// which `tctl users add --k8s-groups` and GitHub's `teams_to_logins` set; a user without them
+    /// is refused by the Kubernetes service).
+    static let presetAccessRole: Role = {
+        var allow = Role.Conditions(logins: ["{{internal.logins}}"], nodeLabels: ["*": LabelValues(["*"])])
+        allow.kubernetesLabels = ["*": LabelValues(["*"])]
+        allow.kubernetesGroups = ["{{internal.kubernetes_groups}}"]
+        allow.kubernetesUsers = ["{{internal.kubernetes_users}}"]
+        return Role(
+            name: "access",
+            spec: .init(options: .init(maxSessionTTL: "12h0m0s", forwardAgent: true, portForwarding: true), allow: allow))
+    }()
 
     /// `editor`: manages users, roles, tokens, nodes and locks (no SSH access of its own).
     static let presetEditorRole = Role(

@@ -74,6 +74,30 @@ extension TSHCommands {
         return Outcome(output: "Logged into Kubernetes cluster \(name). Try 'kubectl version' to test the connection.\n")
     }
 
+    /// After a plain `tsh login` (the seed: it retrieves "credentials for both SSH and Kubernetes
+    /// API", and `kubectl get pods` works after it): when the user's roles allow Kubernetes
+    /// clusters, logs in to the one named like the Teleport cluster, else the first by name, as
+    /// `tsh kube login` does. Nothing when there is none; a failure is a note, never a failed login.
+    public static func defaultKubeLogin(_ options: ClientOptions, context: ClientContext) async -> String {
+        guard options.identityFile == nil else { return "" }
+        let clusters: [KubeServer]
+        let teleportCluster: String
+        do {
+            let session = try session(options, context: context)
+            let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
+            clusters = try await web.kubeClusters(labels: "")
+            teleportCluster = session.cluster
+        } catch {
+            return ""
+        }
+        guard let chosen = clusters.first(where: { $0.name == teleportCluster }) ?? clusters.min(by: { $0.name < $1.name }) else { return "" }
+        do {
+            return try await kubeLogin(options, name: chosen.name, context: context).output
+        } catch {
+            return "Note: not logged into Kubernetes cluster \(chosen.name): \((error as? TeleportError)?.message ?? "\(error)") (tsh kube login \(chosen.name))\n"
+        }
+    }
+
     /// `tsh kube credentials --kube-cluster NAME`: the `ExecCredential` kubectl's exec plugin
     /// reads: the cluster's certificate and the profile's key, re-issued when it has expired
     /// (after a new `tsh login`).

@@ -3,6 +3,7 @@ public import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 public import ServiceLifecycle
 public import TeleportAPI
 public import TeleportAuthClient
@@ -83,6 +84,9 @@ public struct KubeService: Service, CustomStringConvertible {
     let onFirstHeartbeat: @Sendable () -> Void
     /// The dynamic labels' commands and latest results (nil: none configured).
     let commandLabels: CommandLabels?
+    /// The address in the records: ``Configuration/advertisedAddr``, with the bound port when
+    /// the listen port is 0 (the seed's `proxy_service.kubernetes.kubeconfig_file`).
+    let advertised: AdvertisedAddress
 
     /// Creates the service.
     public init(
@@ -96,6 +100,7 @@ public struct KubeService: Service, CustomStringConvertible {
         self.logger = logger
         self.onFirstHeartbeat = onFirstHeartbeat
         commandLabels = configuration.dynamicLabels.isEmpty ? nil : CommandLabels(commands: configuration.dynamicLabels, logger: logger)
+        advertised = AdvertisedAddress(configuration.advertisedAddr)
     }
 
     /// The clusters' labels as roles see them: static ones and the current dynamic ones (which
@@ -109,7 +114,7 @@ public struct KubeService: Service, CustomStringConvertible {
         configuration.clusters.map { cluster in
             var spec = KubeServer.Spec(
                 hostID: configuration.hostUUID, hostname: configuration.hostname, version: TeleportVersion.version,
-                addr: configuration.listens ? configuration.advertisedAddr : nil, useTunnel: configuration.tunnel == nil ? nil : true)
+                addr: configuration.listens ? advertised.value.withLock { $0 } : nil, useTunnel: configuration.tunnel == nil ? nil : true)
             if let dynamic = commandLabels?.current, !dynamic.isEmpty { spec.dynamicLabels = dynamic }
             return KubeServer(name: cluster.name, labels: configuration.labels.isEmpty ? nil : configuration.labels, spec: spec)
         }
@@ -144,6 +149,11 @@ public struct KubeService: Service, CustomStringConvertible {
                 throw ListenError.describe(
                     error, errno: listenErrno(error), address: HostPort.join(configuration.listenHost, configuration.listenPort),
                     key: "kubernetes_service.listen_addr")
+            }
+            if configuration.listenPort == 0, let port = server?.localAddress?.port,
+                let host = try? HostPort.parse(configuration.advertisedAddr, defaultPort: 3027, key: "advertised address").host
+            {
+                advertised.value.withLock { $0 = HostPort.join(host, port) }
             }
             logger.info(
                 "Kubernetes service is listening",
@@ -237,4 +247,11 @@ public struct KubeService: Service, CustomStringConvertible {
             throw TeleportError.badParameter("the Kubernetes service's identity cannot be loaded (data_dir/keys/kube.*): \(error)")
         }
     }
+}
+
+/// The Kubernetes service's registered address, set once the listener is bound.
+final class AdvertisedAddress: Sendable {
+    let value: Mutex<String>
+
+    init(_ address: String) { value = Mutex(address) }
 }

@@ -388,9 +388,13 @@ struct Users: AsyncParsableCommand {
         @Option(name: .customLong("logins"), help: "Allowed OS logins, comma-separated.") var loginsOption: String?
         @Option(name: .customLong("roles"), help: "Roles, comma-separated; they must exist (default: access).") var roles: String?
         @Option(name: .customLong("ttl"), help: "How long the signup link is valid (at most 48h).") var ttl = "1h"
+        @Option(name: .customLong("k8s-groups"), help: "Kubernetes groups, comma-separated (the kubernetes_groups trait).") var k8sGroups: String?
+        @Option(name: .customLong("k8s-users"), help: "Kubernetes users, comma-separated (the kubernetes_users trait).") var k8sUsers: String?
         func run() async throws {
             try await perform {
-                try await UserCommands.add(global.connection, name: name, positionalLogins: logins, logins: loginsOption, roles: roles, ttl: ttl)
+                try await UserCommands.add(
+                    global.connection, name: name, positionalLogins: logins, logins: loginsOption, roles: roles, ttl: ttl,
+                    kubernetesGroups: k8sGroups, kubernetesUsers: k8sUsers)
             }
         }
     }

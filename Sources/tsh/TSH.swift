@@ -127,6 +127,8 @@ extension TSH {
                     global.client, LoginOptions(ttl: ttl, addKeysToAgent: mode, out: out, auth: auth, browser: browser), context: .live())
                 if let kubeCluster, outcome.exitCode == 0 {
                     outcome.output += try await TSHCommands.kubeLogin(global.client, name: kubeCluster, context: .live()).output
+                } else if out == nil, outcome.exitCode == 0 {
+                    outcome.output += await TSHCommands.defaultKubeLogin(global.client, context: .live())
                 }
                 return outcome
             }

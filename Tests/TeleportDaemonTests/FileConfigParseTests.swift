@@ -231,6 +231,17 @@ struct FileConfigParseTests {
             try FileConfig.parse("kubernetes_service:\n  kubeconfig_file: /k\n  kube_cluster_name: 'bad name'\n", file: "f")
         }
         #expect(throws: TeleportError.self) { try FileConfig.parse("kubernetes_service:\n  kubeconfig: /k\n", file: "f") }
+        // The seed's proxy_service.kubernetes (Teleport 3/4).
+        let seed = try FileConfig.parse(
+            "proxy_service:\n  kubernetes:\n    enabled: yes\n    listen_addr: 127.0.0.1:3026\n    kubeconfig_file: /k/config\n"
+                + "    public_addr: [k8s.example.com:3026]\n", file: "f")
+        #expect(seed.proxy.kubeListenAddr == "127.0.0.1:3026" && seed.proxy.kubernetesKubeconfigFile == "/k/config")
+        #expect(seed.warnings.contains { $0.contains("public_addr") }, "\(seed.warnings)")
+        let off = try FileConfig.parse("proxy_service:\n  kubernetes:\n    enabled: no\n    kubeconfig_file: /k\n", file: "f")
+        #expect(off.proxy.kubeListenAddr == nil && off.proxy.kubernetesKubeconfigFile == nil)
+        let defaultPort = try FileConfig.parse("proxy_service:\n  kubernetes:\n    enabled: yes\n", file: "f")
+        #expect(defaultPort.proxy.kubeListenAddr == "0.0.0.0:3026")
+        #expect(throws: TeleportError.self) { try FileConfig.parse("proxy_service:\n  kubernetes:\n    enabeld: yes\n", file: "f") }
         // commands: dynamic labels, checked as ssh_service.commands are.
         let dynamic = try FileConfig.parse(
             "kubernetes_service:\n  kubeconfig_file: /k\n  commands:\n  - name: arch\n    command: [\"/bin/uname\", \"-m\"]\n    period: 2m\n",
@@ -250,7 +261,7 @@ struct FileConfigParseTests {
         ("auth_service:\n  license_file: /l.pem\n", "auth_service.license_file"),
         ("auth_service:\n  session_recording: proxy\n", "auth_service.session_recording"),
         ("ssh_service:\n  pam:\n    enabled: no\n", "ssh_service.pam"),
-        ("proxy_service:\n  kubernetes:\n    enabled: yes\n", "proxy_service.kubernetes"),
+        ("proxy_service:\n  kubernetes:\n    enabled: yes\n    public_addr: k8s.example.com\n", "proxy_service.kubernetes.public_addr"),
     ])
     func documentedButUnsupportedKeysWarn(yaml: String, key: String) throws {
         let config = try FileConfig.parse(yaml, file: "t.yaml")

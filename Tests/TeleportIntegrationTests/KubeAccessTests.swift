@@ -198,6 +198,65 @@ struct KubeAccessTests {
         }
     }
 
+    /// The seed's configuration (Teleport 3/4): `proxy_service.kubernetes` with a kubeconfig (no
+    /// kubernetes_service), `tctl users add joe --k8s-groups=system:masters` with the preset access
+    /// role, and a plain `tsh login` after which `kubectl get pods` works.
+    @Test(.timeLimit(.minutes(4)))
+    func seedProxyKubernetesSectionAndK8sGroups() async throws {
+        var standIn = try await StandIn.start()
+        defer { try? FileManager.default.removeItem(at: standIn.directory) }
+        let kubeconfig = standIn.directory.appendingPathComponent("kubeconfig")
+        try TestSupport.write(standIn.kubeconfig, to: kubeconfig)
+        let kubePort = try TestSupport.freeLoopbackPort()
+        let cluster = try ClusterFixture(
+            clusterName: "seed-kube.example",
+            proxySection: """
+                  public_addr: localhost
+                  kubernetes:
+                    enabled: yes
+                    listen_addr: 127.0.0.1:\(kubePort)
+                    kubeconfig_file: \(kubeconfig.path)
+                """)
+        do {
+            try await withCluster(cluster) { cluster in
+                try await cluster.start()
+                let added = try await cluster.tctl(["users", "add", "joe", "--k8s-groups=system:masters"])
+                try #require(added.exitCode == 0, "\(added)")
+                let enrolled = try await SignupHelper.enrol(
+                    WebDriver(cluster: cluster), try SignupHelper.link(in: added.stdout, kind: "newuser"), password: TSHLoginTests.password)
+                var codes = TSHCodes(secret: enrolled.secret, usedAt: enrolled.time)
+                var registered = try await cluster.tctl(["get", "kube_server"])
+                for _ in 0..<60 where !registered.stdout.contains("dev-cluster") {
+                    try await Task.sleep(for: .milliseconds(500))
+                    registered = try await cluster.tctl(["get", "kube_server"])
+                }
+                try #require(registered.stdout.contains("dev-cluster"), "\(registered)\n\(cluster.log.suffix(3000))")
+                let tsh = try TSHRunner()
+                defer { tsh.cleanUp() }
+                let login = try await TSHLoginTests.login(
+                    tsh, ["--proxy=localhost:\(cluster.webPort)", "--user=joe", "--insecure"], user: "joe", password: TSHLoginTests.password,
+                    code: try await codes.next())
+                try #require(login.status == 0, "\(login.transcript)")
+                #expect(login.transcript.contains("Logged into Kubernetes cluster dev-cluster"), "\(login.transcript)")
+                // kubectl with ~/.kube/config as tsh login wrote it, on the web port and on listen_addr.
+                let pods = try await Self.shell("kubectl get pods", environment: tsh.environment)
+                #expect(pods.exitCode == 0 && pods.stdout.contains("web-0") && pods.stdout.contains("db-0"), "\(pods)\n\(cluster.log.suffix(3000))")
+                let ownPort = try await Self.shell("kubectl --server=https://localhost:\(kubePort) get pods", environment: tsh.environment)
+                #expect(ownPort.exitCode == 0 && ownPort.stdout.contains("web-1"), "\(ownPort)")
+                let seen = standIn.requests.last { ($0["path"] as? String)?.hasPrefix("/api/v1/namespaces/default/pods") == true }
+                #expect(seen?["impersonate_user"] as? [String] == ["joe"], "\(String(describing: seen))")
+                #expect(seen?["impersonate_group"] as? [String] == ["system:masters"], "\(String(describing: seen))")
+                // A user without kubernetes_groups or kubernetes_users gets a clear refusal.
+                let plain = try await cluster.tctl(["access", "explain", "--user=joe", "--kube-cluster=dev-cluster"])
+                #expect(plain.stdout.contains("in groups system:masters") && plain.stdout.contains("Verdict: ALLOWED"), "\(plain)")
+            }
+        } catch {
+            await standIn.stop()
+            throw error
+        }
+        await standIn.stop()
+    }
+
     func exercise(_ cluster: ClusterFixture, standIn: inout StandIn, agent: KubeAgent, tunnel: Bool, kubePort: UInt16) async throws {
         let dir = try TestSupport.makeTemporaryDirectory(prefix: "kube")
         defer { try? FileManager.default.removeItem(at: dir) }

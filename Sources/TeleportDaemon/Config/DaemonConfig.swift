@@ -92,6 +92,14 @@ public struct DaemonConfig: Sendable {
             runApp = names.contains("app")
             runKube = names.contains("kube")
         }
+        // The seed's proxy_service.kubernetes.kubeconfig_file: the proxy's process serves those
+        // clusters itself, on a loopback port the proxy finds in the kube_server record.
+        if runProxy, let kubeconfig = file.proxy.kubernetesKubeconfigFile, !file.kube.enabled {
+            runKube = true
+            file.kube.kubeconfigFile = kubeconfig
+            file.kube.listenAddr = "127.0.0.1:0"
+            file.kube.listenAddrConfigured = true
+        }
         if runKube, file.kube.kubeconfigFile == nil {
             throw TeleportError.badParameter(
                 "kubernetes_service: kubeconfig_file is missing; name the kubeconfig whose contexts the service serves")

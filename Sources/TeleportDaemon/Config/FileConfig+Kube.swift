@@ -43,4 +43,30 @@ extension FileConfig {
                 "\(node.file): kubernetes_service: kubeconfig_file is missing; name the kubeconfig whose contexts the service serves")
         }
     }
+
+    /// The seed's `proxy_service.kubernetes: {enabled, listen_addr, public_addr, kubeconfig_file}`
+    /// (Teleport 3/4): `enabled: yes` serves kubectl on `listen_addr` (default 0.0.0.0:3026, as
+    /// `kube_listen_addr`); `kubeconfig_file` makes the proxy serve that kubeconfig's clusters (a
+    /// Kubernetes service in the same process); without it the proxy serves the clusters of the
+    /// cluster's Kubernetes services. `public_addr` is accepted with a warning.
+    mutating func parseProxyKubernetes(_ value: ConfigNode, file: String) throws {
+        var enabled = false
+        var listen: String?
+        var kubeconfig: String?
+        for (key, entry) in try value.mapping() {
+            switch key {
+            case "enabled": enabled = try entry.bool()
+            case "listen_addr": listen = try entry.address(defaultPort: 3026)
+            case "kubeconfig_file":
+                let path = try entry.string()
+                guard !path.isEmpty else { throw entry.fail("the path of a kubeconfig file, such as /etc/teleport/kubeconfig") }
+                kubeconfig = path
+            case "public_addr": warn(entry, "the setting is not supported yet")
+            default: throw Self.unknown(entry, file: file)
+            }
+        }
+        guard enabled else { return }
+        if proxy.kubeListenAddr == nil { proxy.kubeListenAddr = listen ?? "0.0.0.0:3026" }
+        proxy.kubernetesKubeconfigFile = kubeconfig
+    }
 }

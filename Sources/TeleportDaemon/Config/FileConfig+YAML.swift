@@ -288,7 +288,7 @@ extension FileConfig {
             case "ssh_public_addr", "kube_public_addr", "postgres_public_addr", "mysql_public_addr",
                 "acme", "trust_x_forwarded_for":
                 warn(value, "the setting is not supported yet")
-            case "kubernetes": warn(value, "Kubernetes access is not supported yet")
+            case "kubernetes": try parseProxyKubernetes(value, file: node.file)
             case "https_keypairs":
                 proxy.httpsKeyPairs = try value.list().map { item in
                     var pairKey: String?

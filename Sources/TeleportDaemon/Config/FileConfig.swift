@@ -162,6 +162,9 @@ public struct FileConfig: Sendable, Equatable {
         public var mysqlListenAddr: String?
         /// `kube_listen_addr`: kubectl's own listener (nil: none; the web port always serves it).
         public var kubeListenAddr: String?
+        /// The seed's `proxy_service.kubernetes.kubeconfig_file`: the proxy serves the kubeconfig's
+        /// clusters itself (a Kubernetes service in the same process, on a loopback port).
+        public var kubernetesKubeconfigFile: String?
         /// `proxy_listener_mode`: `multiplex` puts reverse tunnels on the web port.
         public var listenerMode = ListenerMode.separate
 
