@@ -125,7 +125,7 @@ let package = Package(
         .target(
             name: "TeleportAuthClient",
             dependencies: [
-                "TeleportAPI", "TeleportCrypto", "TeleportHTTP", logging, nioCore, nioPosix, nioSSL, x509, crypto,
+                "TeleportAPI", "TeleportCrypto", "TeleportHTTP", logging, nioCore, nioPosix, nioSSL, x509, asn1, crypto,
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

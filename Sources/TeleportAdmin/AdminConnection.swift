@@ -32,7 +32,7 @@ public struct AdminConnection: Sendable {
         let keys = URL(fileURLWithPath: local.dataDir).appendingPathComponent("keys")
         let identity: ClientIdentity
         do {
-            identity = try ClientIdentity.load(directory: keys, name: "admin")
+            identity = try ClientIdentity.loadPair(directory: keys, name: "admin")
         } catch let error as TeleportError {
             if error.code == .notFound {
                 throw TeleportError.accessDenied(

@@ -1,5 +1,7 @@
 public import Foundation
 public import TeleportAPI
+import SwiftASN1
+import X509
 
 /// What a client presents to the auth API: a private key, its certificate and the CA certificates
 /// it trusts for the server, all PEM. Loaded from files 0600 in a data_dir or a profile.
@@ -34,6 +36,28 @@ public struct ClientIdentity: Sendable {
         }
         return ClientIdentity(
             keyPEM: try read("\(name).key"), certificatePEM: try read("\(name).crt"), trustedCAPEMs: [try read("ca.crt")])
+    }
+
+    /// Like ``load(directory:name:)``, but the key and the certificate must belong together: a
+    /// process renewing the identity (a CA rotation) renames the new key into place, then the new
+    /// certificate, so a reader between the two sees a pair that does not match. That is read
+    /// again (at most `attempts` times, `pause` apart) until it matches.
+    public static func loadPair(directory: URL, name: String, attempts: Int = 20, pause: TimeInterval = 0.05) throws -> ClientIdentity {
+        var identity = try load(directory: directory, name: name)
+        for _ in 1..<max(attempts, 1) where !identity.keyMatchesCertificate {
+            Thread.sleep(forTimeInterval: pause)
+            identity = try load(directory: directory, name: name)
+        }
+        return identity
+    }
+
+    /// Whether the certificate's public key is the private key's (true when either cannot be
+    /// read: the TLS set-up then names the problem).
+    public var keyMatchesCertificate: Bool {
+        guard let key = try? Certificate.PrivateKey(pemEncoded: keyPEM), let certificate = try? Certificate(pemEncoded: certificatePEM) else {
+            return true
+        }
+        return key.publicKey == certificate.publicKey
     }
 
     /// Writes the identity as `<dir>/<name>.key` (0600), `<dir>/<name>.crt` and `<dir>/ca.crt` (0600),

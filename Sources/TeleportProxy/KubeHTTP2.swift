@@ -121,7 +121,7 @@ enum KubeHTTP2 {
                                 await answer(stream, code: 429, message: "too many requests in flight on one connection (at most \(maxConcurrentStreams))")
                                 return
                             }
-                            await relay(stream, dialer: dialer, logger: logger)
+                            await relay(stream, dialer: dialer, dials: inFlight.dials, logger: logger)
                         }
                     }
                 }
@@ -131,9 +131,39 @@ enum KubeHTTP2 {
         }
     }
 
-    /// The streams of one connection that have a connection to the service.
+    /// At most this many connections to the service are being set up at once for one HTTP/2
+    /// connection (each is a TLS handshake, maybe through a reverse tunnel); more streams wait, and
+    /// a stream reset while it waited costs nothing.
+    static let maxConcurrentDials = 8
+
+    /// The streams of one connection that have a connection to the service, and its dial slots.
     final class InFlight: Sendable {
         let count = Atomic<Int>(0)
+        let dials = DialSlots(KubeHTTP2.maxConcurrentDials)
+    }
+
+    /// A counting semaphore for dials.
+    actor DialSlots {
+        private var free: Int
+        private var waiting: [CheckedContinuation<Void, Never>] = []
+
+        init(_ count: Int) { free = count }
+
+        func acquire() async {
+            if free > 0 {
+                free -= 1
+                return
+            }
+            await withCheckedContinuation { waiting.append($0) }
+        }
+
+        func release() {
+            if waiting.isEmpty {
+                free += 1
+            } else {
+                waiting.removeFirst().resume()
+            }
+        }
     }
 
     /// Answers a stream with a Kubernetes `Status` and ends it.
@@ -176,7 +206,7 @@ enum KubeHTTP2 {
 
     /// One stream: its request to the service and the answer back, both streaming. It ends when
     /// the answer has ended, or the stream was reset or closed (the service connection is closed).
-    static func relay(_ stream: Stream, dialer: KubeServiceDialer, logger: Logger) async {
+    static func relay(_ stream: Stream, dialer: KubeServiceDialer, dials: DialSlots, logger: Logger) async {
         let (closed, closedContinuation) = AsyncStream<Void>.makeStream()
         stream.channel.closeFuture.whenComplete { _ in closedContinuation.finish() }
         do {
@@ -184,9 +214,17 @@ enum KubeHTTP2 {
                 var requests = inbound.makeAsyncIterator()
                 guard case .head(let head)? = try await requests.next() else { return }
                 let upstream: KubeServiceDialer.HTTPUpstream
+                await dials.acquire()
+                // A stream reset while it waited for a slot is not dialled for.
+                guard stream.channel.isActive else {
+                    await dials.release()
+                    return
+                }
                 do {
                     upstream = try await dialer.dialHTTP(on: stream.channel.eventLoop)
+                    await dials.release()
                 } catch {
+                    await dials.release()
                     let message =
                         "cannot reach Kubernetes cluster \(dialer.cluster.name)'s Kubernetes service: \((error as? TeleportError)?.message ?? "\(error)")"
                     dialer.auditRefusal(code: 502, message: message)

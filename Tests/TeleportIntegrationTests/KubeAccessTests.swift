@@ -484,7 +484,7 @@ struct KubeAccessTests {
             #expect(many["goaway"] as? Bool == true || (many["refused"] as? Int ?? 0) >= 1, "\(flood)")
             // Streams past the limit are refused (a stream that ended frees its place, so a few more may be answered).
             #expect((many["answered"] as? Int ?? 1000) <= 3 * KubeAccessTests.maxStreams, "\(flood)")
-            #expect(report["after"] as? String == "200", "\(flood)")
+            #expect(report["after"] as? String == "200", "\(flood)\nagent:\n\(agent.log.suffix(4000))\ncluster:\n\(cluster.log.suffix(4000))")
             let grown = SessionLifetimeTests.residentKiB(pid) - before
             #expect(grown < 64 * 1024, "the proxy grew by \(grown) KiB under the HTTP/2 floods")
             let reached = standIn.requests.count - requestsBefore
