@@ -8,7 +8,10 @@ import Testing
 
 /// Graceful restart with a node behind a reverse tunnel (its own process): SIGHUP to the
 /// auth/proxy process while a session on the tunnelled node is open and a loop of new `tsh ssh
-/// root@tunnelnode true` runs. The session survives; the loop's failures are counted.
+/// root@tunnelnode true` runs. The draining process tells the node's agent it drains
+/// (`draining@teleport`), the agent dials the new process and keeps the old tunnel for the open
+/// session, and the new proxy waits a few seconds for a missing tunnel while it is young: the
+/// session survives and no `tsh ssh` of the loop fails.
 @Suite("graceful restart with a tunnelled node", .serialized)
 struct GracefulRestartTunnelTests {
     typealias Restart = GracefulRestartIntegrationTests
@@ -57,9 +60,17 @@ struct GracefulRestartTunnelTests {
                 loop.stop()
                 await looping.value
                 let summary = loop.summary
+                print("graceful restart with a tunnelled node: \(summary.failures.count) of \(summary.runs) tsh ssh failed across SIGHUP")
                 #expect(summary.runs >= 5 && summary.failures.isEmpty, "\(summary.runs) runs, \(summary.failures.count) failures: \(summary.failures.prefix(3))")
                 #expect(Restart.running(new))
+                if !summary.failures.isEmpty || !Restart.running(new) {
+                    Issue.record("cluster log:\n\(cluster.log.split(separator: "\n").filter { !$0.contains(" debug ") }.suffix(60).joined(separator: "\n"))")
+                }
+                // The way it worked: the old process told the agent it drains, and the agent moved.
+                #expect(cluster.log.contains("draining: told 1 reverse tunnel agent(s)"), "\(cluster.log.suffix(3000))")
+                #expect(node.log.contains("drains (a graceful restart); dialling its new process"), "\(node.log.suffix(3000))")
             } catch {
+                Issue.record("cluster log:\n\(cluster.log.split(separator: "\n").filter { !$0.contains("DEBU") && !$0.contains(" debug ") }.suffix(40).joined(separator: "\n"))")
                 Issue.record("node log:\n\(node.log.split(separator: "\n").filter { !$0.contains("DEBU") }.suffix(30).joined(separator: "\n"))")
                 await node.stop()
                 throw error
