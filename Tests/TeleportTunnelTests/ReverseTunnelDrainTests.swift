@@ -199,4 +199,28 @@ import Testing
         #expect(waited >= .milliseconds(900) && waited < .seconds(30), "waited \(waited)")
         #expect(error?.message.contains("has none to this proxy now") == true)
     }
+
+    @Test("a newer tunnel of the host takes new channels; the superseded one stays for its open channel and closes after it")
+    func supersededTunnelKeepsItsChannel() async throws {
+        let cluster = try Cluster("drain")
+        let proxy = try await Proxy(cluster: cluster, name: "proxy-1")
+        let address = Address(old: proxy.port, new: proxy.port)
+        // Two single-tunnel dials of one host (a node restarted gracefully: its old and new process).
+        let first = try await agent(cluster: cluster, address: address, pool: false).connect()
+        try await proxy.waitConnected("node-1")
+        let session = try await openEcho(proxy)
+        let before = try #require(proxy.server.registry.entry("node-1")?.channel)
+        let second = try await agent(cluster: cluster, address: address, pool: false).connect()
+        #expect(try await eventually { proxy.server.registry.entry("node-1").map { $0.channel !== before } ?? false })
+        #expect(before.isActive, "the proxy closed the superseded tunnel under an open channel")
+        #expect(first.channel.isActive, "the superseded tunnel closed under an open channel")
+        try await session.channel.writeAndFlush(ByteBuffer(string: "old session")).get()
+        try await session.channel.close(mode: .output).get()
+        #expect(try await session.done.get() == "old session")
+        try await first.channel.closeFuture.get()
+        #expect(second.channel.isActive)
+        #expect(proxy.server.registry.isConnected("node-1"))
+        try await second.channel.close()
+        try await proxy.listener.close()
+    }
 }
