@@ -45,6 +45,8 @@ public final class TunnelRegistry: @unchecked Sendable {
 
     private let lock = NSLock()
     private var tunnels: [String: Entry] = [:]
+    /// Superseded tunnels still open for their channels, by host (``close(_:)`` ends them too).
+    private var superseded: [String: [ObjectIdentifier: any Channel]] = [:]
     /// Callers waiting for a host's tunnel (``whenConnected(_:within:on:)``), by host.
     private var waiters: [String: [Int: EventLoopPromise<Entry?>]] = [:]
     private var nextWaiter = 0
@@ -58,7 +60,18 @@ public final class TunnelRegistry: @unchecked Sendable {
         let (older, waiting) = lock.withLock { () -> (Entry?, [EventLoopPromise<Entry?>]) in
             (tunnels.updateValue(entry, forKey: hostUUID), Array((waiters.removeValue(forKey: hostUUID) ?? [:]).values))
         }
-        if let older, older.channel !== channel { older.channels.supersede() }
+        if let older, older.channel !== channel {
+            let key = ObjectIdentifier(older.channel)
+            lock.withLock { superseded[hostUUID, default: [:]][key] = older.channel }
+            older.channel.closeFuture.whenComplete { [weak self] _ in
+                guard let self else { return }
+                lock.withLock {
+                    superseded[hostUUID]?.removeValue(forKey: key)
+                    if superseded[hostUUID]?.isEmpty == true { superseded[hostUUID] = nil }
+                }
+            }
+            older.channels.supersede()
+        }
         for promise in waiting { promise.succeed(entry) }
         channel.closeFuture.whenComplete { [weak self] _ in self?.remove(hostUUID, channel: channel) }
     }
@@ -123,10 +136,12 @@ public final class TunnelRegistry: @unchecked Sendable {
         lock.withLock { tunnels.keys.sorted() }
     }
 
-    /// Closes the tunnel of `hostUUID` (the node was removed or locked); true when there was one.
+    /// Closes the tunnel of `hostUUID` (the node was removed or locked), and any superseded one
+    /// still open for its channels; true when there was a current one.
     @discardableResult public func close(_ hostUUID: String) -> Bool {
-        let entry = lock.withLock { tunnels.removeValue(forKey: hostUUID) }
+        let (entry, older) = lock.withLock { (tunnels.removeValue(forKey: hostUUID), superseded.removeValue(forKey: hostUUID) ?? [:]) }
         entry?.channel.close(promise: nil)
+        for channel in older.values { channel.close(promise: nil) }
         return entry != nil
     }
 }

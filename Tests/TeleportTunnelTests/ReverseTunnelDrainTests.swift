@@ -223,4 +223,23 @@ import Testing
         try await second.channel.close()
         try await proxy.listener.close()
     }
+
+    @Test("closing a host's tunnels (a lock, a removed node) also ends a superseded one that still carries a channel")
+    func closeEndsSupersededTunnels() async throws {
+        let cluster = try Cluster("drain")
+        let proxy = try await Proxy(cluster: cluster, name: "proxy-1")
+        let address = Address(old: proxy.port, new: proxy.port)
+        let first = try await agent(cluster: cluster, address: address, pool: false).connect()
+        try await proxy.waitConnected("node-1")
+        let session = try await openEcho(proxy)
+        let before = try #require(proxy.server.registry.entry("node-1")?.channel)
+        let second = try await agent(cluster: cluster, address: address, pool: false).connect()
+        #expect(try await eventually { proxy.server.registry.entry("node-1").map { $0.channel !== before } ?? false })
+        #expect(first.channel.isActive)
+        #expect(proxy.server.registry.close("node-1"))
+        try await first.channel.closeFuture.get()
+        try await second.channel.closeFuture.get()
+        _ = try? await session.done.get()
+        try await proxy.listener.close()
+    }
 }
