@@ -37,6 +37,7 @@ public final class ListenerSockets: Sendable {
         var inherited: [String: Int32]
         var open: [Socket] = []
         var stoppers: [Int: @Sendable () async -> Void] = [:]
+        var afterStop: [Int: @Sendable () async -> Void] = [:]
         var nextStopper = 0
         var stopped = false
         var connections: [String: Int] = [:]
@@ -162,18 +163,36 @@ public final class ListenerSockets: Sendable {
         return token
     }
 
-    /// Forgets a listener's stop.
-    public func unregister(_ token: Int) {
-        _ = state.withLock { $0.stoppers.removeValue(forKey: token) }
+    /// Registers what to do once every listener stopped accepting (a proxy tells its reverse
+    /// tunnel agents it drains: their new dials can only reach the new process then); returns a
+    /// token for ``unregister(_:)``. Registered after ``stopAccepting()``, it runs at once.
+    @discardableResult
+    public func afterStopAccepting(_ body: @escaping @Sendable () async -> Void) async -> Int {
+        let (token, already) = state.withLock { state -> (Int, Bool) in
+            state.nextStopper += 1
+            state.afterStop[state.nextStopper] = body
+            return (state.nextStopper, state.stopped)
+        }
+        if already { await body() }
+        return token
     }
 
-    /// Closes every listener (open connections go on).
+    /// Forgets a listener's stop (or an ``afterStopAccepting(_:)`` action).
+    public func unregister(_ token: Int) {
+        state.withLock { state in
+            state.stoppers.removeValue(forKey: token)
+            state.afterStop.removeValue(forKey: token)
+        }
+    }
+
+    /// Closes every listener (open connections go on), then runs the ``afterStopAccepting(_:)`` actions.
     public func stopAccepting() async {
-        let stoppers = state.withLock { state in
+        let (stoppers, after) = state.withLock { state in
             state.stopped = true
-            return Array(state.stoppers.values)
+            return (Array(state.stoppers.values), state.afterStop.sorted { $0.key < $1.key }.map(\.value))
         }
         for stop in stoppers { await stop() }
+        for body in after { await body() }
     }
 
     /// Counts a new connection of `service` (`node SSH`, `proxy SSH`, `proxy web`, ...); call the

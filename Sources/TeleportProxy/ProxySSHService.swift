@@ -233,7 +233,12 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
         if wantReply { context.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil) }
         do {
             _ = context.channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            try context.pipeline.syncOperations.addHandlers([SSHChannelDataCodec(), sshSide], position: .after(self))
+            // One at a time, codec first: `addHandlers(_:position: .after)` inserts in reverse, so the
+            // glue would be added (and read what the node sent already, writing it out) before the
+            // codec that turns its bytes into channel data is in place.
+            let codec = SSHChannelDataCodec()
+            try context.pipeline.syncOperations.addHandler(codec, position: .after(self))
+            try context.pipeline.syncOperations.addHandler(sshSide, position: .after(codec))
         } catch {
             tcp.close(promise: nil)
             context.close(promise: nil)

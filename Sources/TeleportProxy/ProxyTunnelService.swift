@@ -46,6 +46,14 @@ public struct ProxyTunnelService: Service, CustomStringConvertible {
             }
             logger.info("reverse tunnel service is listening", metadata: ["tp.listen": "\(HostPort.join(listen.host, listen.port))"])
         }
+        // A graceful restart: once every listener of this process stopped accepting, the agents
+        // are told this proxy drains (they dial the new process); a young proxy waits a little
+        // for a missing tunnel (the agents of the old process are on their way).
+        let server = self.server
+        let announce = await ListenerSockets.shared.afterStopAccepting { server.announceDraining() }
+        defer { ListenerSockets.shared.unregister(announce) }
+        await ListenerSockets.shared.untilAccepting()
+        server.startedAccepting()
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try await Task.sleep(for: checkInterval)

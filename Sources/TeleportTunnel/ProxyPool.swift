@@ -8,6 +8,10 @@
 ///   (``tick(now:)`` answers ``Action/dial``); a dial that lands on a proxy it already holds is a
 ///   duplicate (``wants(_:)`` is false before the tunnel logs in), closed, and the next dial
 ///   waits a jittered, doubling backoff, as after a failed dial.
+/// - A proxy that announces it drains (a graceful restart: its new process, with the same host
+///   UUID, serves the same address) is no longer held (``drainNotice(proxy:now:)``): its tunnel
+///   stays for the channels it carries, and a dial seeks the proxy again, which reaches the new
+///   process; when that draining tunnel ends (``drainedTunnelEnded(proxy:)``) the new tunnel stays held.
 /// - A proxy whose record disappears is forgotten and its tunnel dropped; a lost tunnel to a
 ///   proxy still listed is sought again. An empty list is ignored: the agent never drops every
 ///   tunnel because one answer was empty.
@@ -21,6 +25,10 @@ public struct ProxyPool: Sendable {
         /// A lost tunnel is sought again after a wait drawn uniformly in `[0, redialSpread]`
         /// (every agent of a restarted proxy loses its tunnel at once; as ``ReconnectMachine``).
         public var redialSpread: Duration = .seconds(5)
+        /// After a drain notice the proxy is sought again after a wait drawn uniformly in
+        /// `[0, drainSpread]`: short, since the draining proxy's new process accepts already and
+        /// answers "no tunnel" only after a few seconds of waiting for one.
+        public var drainSpread: Duration = .seconds(1)
 
         /// Creates the defaults.
         public init() {}
@@ -46,6 +54,8 @@ public struct ProxyPool: Sendable {
     /// Proxies the cluster listed before and no longer lists: not tunnelled to again until they
     /// are listed again (a delisted proxy that still answers is not re-adopted).
     public private(set) var delisted: Set<String> = []
+    /// Tunnels whose proxy announced it drains, per proxy: kept for their open channels, not held.
+    public private(set) var draining: [String: Int] = [:]
     /// The current backoff bound (doubles per failed or duplicate dial; reset by a new tunnel).
     public private(set) var backoff: Duration
     /// The settings.
@@ -121,6 +131,26 @@ public struct ProxyPool: Sendable {
     public mutating func lost(proxy: String, now: Duration) {
         held.remove(proxy)
         notBefore = max(notBefore, now + settings.redialSpread * min(max(random(), 0), 1))
+    }
+
+    /// The held tunnel to `proxy` announced that its proxy drains: it is no longer held (the
+    /// caller keeps it for its open channels, then closes it), the backoff resets, and the proxy
+    /// is sought again after a wait drawn in `[0, drainSpread]`. False when `proxy` was not held
+    /// (a second notice, or a tunnel the pool never kept): nothing changes.
+    @discardableResult
+    public mutating func drainNotice(proxy: String, now: Duration) -> Bool {
+        guard held.remove(proxy) != nil else { return false }
+        draining[proxy, default: 0] += 1
+        backoff = settings.initialBackoff
+        notBefore = now + settings.drainSpread * min(max(random(), 0), 1)
+        return true
+    }
+
+    /// A tunnel that was draining ended: the proxy's new tunnel (if any) stays held; nothing is
+    /// dialled because of it.
+    public mutating func drainedTunnelEnded(proxy: String) {
+        guard let count = draining[proxy] else { return }
+        draining[proxy] = count > 1 ? count - 1 : nil
     }
 
     /// The tunnel to `proxy` ended (no clock: redial at the next tick).

@@ -22,6 +22,10 @@ public struct ReconnectMachine: Sendable {
         /// proxy restarts, every agent loses its tunnel in the same instant, and this spreads
         /// their first dials evenly instead of landing them in one second.
         public var redialSpread: Duration = .seconds(5)
+        /// After the proxy announced it drains (a graceful restart) the agent dials again after a
+        /// wait drawn uniformly in `[0, drainSpread]`, keeping the draining tunnel for its open
+        /// channels: the proxy's new process accepts already.
+        public var drainSpread: Duration = .seconds(1)
 
         /// Creates the defaults.
         public init() {}
@@ -96,6 +100,17 @@ public struct ReconnectMachine: Sendable {
     /// every agent at once); failures after that back off from ``Settings/initialBackoff``.
     public mutating func disconnected(now: Duration) -> Action {
         let wait = settings.redialSpread * min(max(random(), 0), 1)
+        backoff = settings.initialBackoff
+        state = .waiting(until: now + wait)
+        return .wait(wait)
+    }
+
+    /// The proxy announced it drains: the tunnel is no longer the agent's tunnel (the caller keeps
+    /// it, with its own keepalives, for the channels it carries); dial again after a wait drawn
+    /// uniformly in `[0, drainSpread]`, the backoff reset. Ignored unless connected.
+    public mutating func drained(now: Duration) -> Action {
+        guard isConnected else { return tick(now: now) }
+        let wait = settings.drainSpread * min(max(random(), 0), 1)
         backoff = settings.initialBackoff
         state = .waiting(until: now + wait)
         return .wait(wait)

@@ -40,6 +40,9 @@ extension ReverseTunnelAgent {
                     do { try await Task.sleep(for: .milliseconds(250)) } catch { break }
                 case .wait(let duration):
                     do { try await Task.sleep(for: min(duration, .milliseconds(250))) } catch { break }
+                case .dial where isRetired:
+                    // This process stops accepting: its tunnels close as their sessions end.
+                    await Self.untilCancelled()
                 case .dial:
                     // The address actually dialled (the ping may name another than the configured one).
                     var address = HostPort.join(configuration.proxyHost, configuration.proxyPort)
@@ -70,6 +73,17 @@ extension ReverseTunnelAgent {
                         continue
                     }
                     state.open.withLock { $0[proxy] = tunnel.channel }
+                    // A graceful restart of that proxy: seek its new process; this tunnel stays
+                    // for its open channels (and closes itself when they end).
+                    tunnel.use.onDrain { channels in
+                        let sought = state.pool.withLock { $0.drainNotice(proxy: proxy, now: now()) }
+                        state.open.withLock { if $0[proxy] === tunnel.channel { $0[proxy] = nil } }
+                        if sought {
+                            logger.info(
+                                "proxy \(proxy) drains (a graceful restart); dialling its new process, keeping this tunnel for its \(channels) open channel(s)",
+                                metadata: ["tp.proxy.id": "\(proxy)"])
+                        }
+                    }
                     logger.info(
                         "reverse tunnel to the proxy is up",
                         metadata: ["tp.proxy": "\(address)", "tp.proxy.id": "\(proxy)", "tp.tunnels": "\(held) of \(max(held, known))"])
@@ -78,8 +92,14 @@ extension ReverseTunnelAgent {
                         machine.connected(now: now())
                         _ = await hold(tunnel, machine: &machine, now: now)
                         state.open.withLock { if $0[proxy] === tunnel.channel { $0[proxy] = nil } }
-                        state.pool.withLock { $0.lost(proxy: proxy, now: now()) }
-                        logger.info("reverse tunnel to proxy \(proxy) ended", metadata: ["tp.proxy.id": "\(proxy)"])
+                        if tunnel.use.isDraining {
+                            // Its proxy drained: the tunnel to the proxy's new process (if any) stays held.
+                            state.pool.withLock { $0.drainedTunnelEnded(proxy: proxy) }
+                            logger.info("the draining tunnel to proxy \(proxy) ended", metadata: ["tp.proxy.id": "\(proxy)"])
+                        } else {
+                            state.pool.withLock { $0.lost(proxy: proxy, now: now()) }
+                            logger.info("reverse tunnel to proxy \(proxy) ended", metadata: ["tp.proxy.id": "\(proxy)"])
+                        }
                     }
                 }
             }

@@ -78,6 +78,11 @@ public final class ReverseTunnelAgent: Sendable {
 
     let configuration: Configuration
     let logger: Logger
+    /// Set once the agent's own process stops accepting (it drains for a graceful restart, or
+    /// stops): no new dial; each tunnel closes once it carries no channel.
+    let retired = Mutex(false)
+    /// The open tunnels (what ``retire()`` reaches).
+    let live = Mutex<[ObjectIdentifier: TunnelUse]>([:])
 
     /// Creates the agent.
     public init(configuration: Configuration, logger: Logger) {
@@ -97,16 +102,49 @@ public final class ReverseTunnelAgent: Sendable {
         }
     }
 
+    /// The agent's own process stops accepting (it drains for a graceful restart, or stops): the
+    /// agent dials no more, and each tunnel closes once it carries no channel (a session open on
+    /// it goes on). The new process's agent, with the same host UUID, is the host's tunnel from now on.
+    public func retire() {
+        let uses = retired.withLock { retired in
+            retired = true
+            return live.withLock { Array($0.values) }
+        }
+        if !uses.isEmpty { logger.info("this process stops accepting: its reverse tunnels close once their sessions end") }
+        for use in uses { use.retire() }
+    }
+
+    /// Whether ``retire()`` was called.
+    var isRetired: Bool { retired.withLock { $0 } }
+
+    /// Waits, without dialling, until the task is cancelled (a retired agent).
+    static func untilCancelled() async {
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: .seconds(3600)) } catch { return }
+        }
+    }
+
     /// Keeps a tunnel open (with ``Configuration/discoverProxies``, one to every proxy) until
-    /// the task is cancelled.
+    /// the task is cancelled. When this process stops accepting (``ListenerSockets``), the agent retires.
     public func run() async {
+        let token = await ListenerSockets.shared.onStopAccepting { [self] in retire() }
+        defer { ListenerSockets.shared.unregister(token) }
         if let discover = configuration.discoverProxies {
             await runPool(discover: discover)
             return
         }
+        await withTaskGroup(of: Void.self) { group in
+            await runOne(group: &group)
+            group.cancelAll()
+        }
+    }
+
+    /// One tunnel: dial, hold, redial. A tunnel whose proxy drains is held on by a child task in
+    /// `group` (its keepalives) until its channels end, while the loop dials again.
+    func runOne(group: inout TaskGroup<Void>) async {
         let clock = ContinuousClock()
         let origin = clock.now
-        func now() -> Duration { clock.now - origin }
+        let now: @Sendable () -> Duration = { clock.now - origin }
         var machine = ReconnectMachine(settings: configuration.reconnect)
         var action = machine.start(now: now())
         var announcedFailure = false
@@ -115,6 +153,9 @@ public final class ReverseTunnelAgent: Sendable {
             case .wait(let duration):
                 do { try await Task.sleep(for: duration) } catch { return }
                 action = machine.tick(now: now())
+            case .dial where isRetired:
+                await Self.untilCancelled()
+                return
             case .dial:
                 // The address actually dialled (discovery may move it), for the log lines.
                 var target = (host: configuration.proxyHost, port: configuration.proxyPort)
@@ -139,7 +180,18 @@ public final class ReverseTunnelAgent: Sendable {
                 logger.info(
                     "reverse tunnel to the proxy is up",
                     metadata: ["tp.proxy": "\(HostPort.join(target.host, target.port))"])
-                action = await hold(tunnel, machine: &machine, now: now)
+                action = await hold(tunnel, machine: &machine, now: now, returnOnDrain: true)
+                if tunnel.use.isDraining, tunnel.channel.isActive {
+                    logger.info(
+                        "the proxy drains (a graceful restart); dialling again, keeping this tunnel for its \(tunnel.use.openChannels) open channel(s)",
+                        metadata: ["tp.proxy": "\(HostPort.join(target.host, target.port))"])
+                    let settings = configuration.reconnect
+                    group.addTask { [self] in
+                        var draining = ReconnectMachine(settings: settings)
+                        draining.connected(now: now())
+                        _ = await hold(tunnel, machine: &draining, now: now)
+                    }
+                }
             case .sendKeepalive, .close:
                 action = machine.tick(now: now())
             }
@@ -147,13 +199,20 @@ public final class ReverseTunnelAgent: Sendable {
     }
 
     /// Runs keepalives on an open tunnel until it closes or the proxy falls silent; returns the
-    /// next action (a jittered wait before redialling).
-    func hold(_ tunnel: Tunnel, machine: inout ReconnectMachine, now: () -> Duration) async -> ReconnectMachine.Action {
+    /// next action (a jittered wait before redialling). With `returnOnDrain`, also returns (a short
+    /// wait, ``ReconnectMachine/drained(now:)``) once the proxy announced that it drains, leaving
+    /// the tunnel open for its channels (it closes itself when they end).
+    func hold(_ tunnel: Tunnel, machine: inout ReconnectMachine, now: () -> Duration, returnOnDrain: Bool = false) async -> ReconnectMachine.Action {
         let heard = Mutex<Duration?>(nil)
         let closed = Mutex(false)
         tunnel.channel.closeFuture.whenComplete { _ in closed.withLock { $0 = true } }
-        defer { tunnel.channel.close(promise: nil) }
+        var keepOpen = false
+        defer { if !keepOpen { tunnel.channel.close(promise: nil) } }
         while !Task.isCancelled {
+            if returnOnDrain, tunnel.use.isDraining, !closed.withLock({ $0 }) {
+                keepOpen = true
+                return machine.drained(now: now())
+            }
             if closed.withLock({ $0 }) {
                 logger.info("the reverse tunnel closed; redialling")
                 return machine.disconnected(now: now())
@@ -183,6 +242,8 @@ public final class ReverseTunnelAgent: Sendable {
         let handler: NIOLoopBound<NIOSSHHandler>
         /// The proxy's host UUID (from its certificate).
         let proxyID: String
+        /// Its channels and whether its proxy drains.
+        let use: TunnelUse
 
         func sendKeepalive() -> EventLoopFuture<Void> {
             let loop = channel.eventLoop
@@ -218,6 +279,17 @@ public final class ReverseTunnelAgent: Sendable {
             throw TeleportError.connectionProblem("cannot reach the proxy's tunnel address \(HostPort.join(target.host, target.port)): \(error)")
         }
         let loop = channel.eventLoop
+        let use = TunnelUse(channel: channel)
+        let key = ObjectIdentifier(use)
+        let retiredNow = retired.withLock { retired in
+            if !retired { live.withLock { $0[key] = use } }
+            return retired
+        }
+        if retiredNow {
+            channel.close(promise: nil)
+            throw TeleportError.connectionProblem("this process stops accepting: its agent opens no new tunnel")
+        }
+        channel.closeFuture.whenComplete { [self] _ in _ = live.withLock { $0.removeValue(forKey: key) } }
         let ready = loop.makePromise(of: Void.self)
         let handler: NIOLoopBound<NIOSSHHandler>
         let check: NIOLoopBound<ProxyCheckHandler>
@@ -229,10 +301,14 @@ public final class ReverseTunnelAgent: Sendable {
                 try sync.addHandler(check)
                 let ssh = NIOSSHHandler(
                     role: .client(
-                        SSHClientConfiguration(userAuthDelegate: HostUUIDOffer(hostUUID: configuration.hostUUID), serverAuthDelegate: TLSVerifiedHost())),
+                        SSHClientConfiguration(
+                            userAuthDelegate: HostUUIDOffer(hostUUID: configuration.hostUUID), serverAuthDelegate: TLSVerifiedHost(),
+                            globalRequestDelegate: DrainNoticeReceiver(use: use))),
                     allocator: channel.allocator,
                     inboundChildChannelInitializer: { child, type in
-                        Self.serve(child, type: type, services: configuration.services, logger: logger)
+                        use.channelOpened()
+                        child.closeFuture.whenComplete { _ in use.channelClosed() }
+                        return Self.serve(child, type: type, services: configuration.services, logger: logger)
                     })
                 let interval = configuration.reconnect.keepaliveInterval
                 let seconds = interval.components.seconds * Int64(configuration.reconnect.missedKeepalives + 1)
@@ -255,7 +331,7 @@ public final class ReverseTunnelAgent: Sendable {
             channel.close(promise: nil)
             throw TeleportError.accessDenied("the proxy's certificate named no host")
         }
-        return Tunnel(channel: channel, handler: handler, proxyID: proxyID)
+        return Tunnel(channel: channel, handler: handler, proxyID: proxyID, use: use)
     }
 
     /// Serves a channel the proxy opened: only a `forwarded-tcpip` naming a registered service.

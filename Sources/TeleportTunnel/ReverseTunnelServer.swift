@@ -6,6 +6,7 @@ import NIOPosix
 public import NIOSSL
 import NIOSSH
 import NIOTLS
+import Synchronization
 public import TeleportAPI
 public import TeleportSSH
 
@@ -45,6 +46,13 @@ public final class ReverseTunnelServer: Sendable {
         public var onClusterConnected: @Sendable (_ cluster: String) -> Void = { _ in }
         /// Called when a leaf cluster's tunnel closes.
         public var onClusterDisconnected: @Sendable (_ cluster: String) -> Void = { _ in }
+        /// For this long after the proxy began accepting (``startedAccepting()``), a channel to an
+        /// agent without a tunnel waits for one (at most ``tunnelWait``) before it fails: after a
+        /// graceful restart the agents of the old process dial the new one only once the old one
+        /// stopped accepting and told them it drains.
+        public var youngFor: Duration = .seconds(30)
+        /// How long a young proxy waits for a missing tunnel.
+        public var tunnelWait: Duration = .seconds(10)
 
         /// Creates a configuration.
         public init(clusterName: String, tlsContext: NIOSSLContext) {
@@ -61,6 +69,8 @@ public final class ReverseTunnelServer: Sendable {
     let configuration: Configuration
     let logger: Logger
     let hostKey: NIOSSHPrivateKey
+    /// When this proxy began accepting (nil: not marked; a missing tunnel fails at once).
+    let acceptingSince = Mutex<ContinuousClock.Instant?>(nil)
 
     /// Creates the server; `hostKey` is the SSH host key of the multiplexer (the TLS layer
     /// authenticates the proxy, so an ephemeral key is fine).
@@ -187,25 +197,75 @@ public final class ReverseTunnelServer: Sendable {
         open(to: hostUUID, listeningHost: service.rawValue, originator: originator, handlers: handlers)
     }
 
+    /// Marks the moment this proxy began accepting (its listeners, after a graceful restart's
+    /// hand-over): for ``Configuration/youngFor`` from now a missing tunnel is waited for.
+    public func startedAccepting() {
+        acceptingSince.withLock { $0 = ContinuousClock.now }
+    }
+
+    /// How long a channel to an agent without a tunnel waits for one now: ``Configuration/tunnelWait``
+    /// while the proxy is young, else nil (fail at once).
+    var waitForMissingTunnel: Duration? {
+        guard let since = acceptingSince.withLock({ $0 }), ContinuousClock.now - since < configuration.youngFor else { return nil }
+        return configuration.tunnelWait
+    }
+
+    /// Tells every agent (and leaf cluster proxy) with a tunnel here that this proxy drains (a
+    /// `tcpip-forward` global request for ``TunnelWire/drainingHost``): each dials again, which
+    /// reaches the new process, and keeps this tunnel only for its open channels. Call it once
+    /// every listener stopped accepting. Returns how many were told.
+    @discardableResult
+    public func announceDraining() -> Int {
+        let tunnels = registry.handlers + clusters.handlers
+        for tunnel in tunnels {
+            let handler = tunnel.handler
+            tunnel.channel.eventLoop.execute {
+                handler.value.sendTCPForwardingRequest(.listen(host: TunnelWire.drainingHost, port: 0), promise: nil)
+            }
+        }
+        if !tunnels.isEmpty {
+            logger.info("draining: told \(tunnels.count) reverse tunnel agent(s) to dial the new process; their open channels go on")
+        }
+        return tunnels.count
+    }
+
     /// Opens a `forwarded-tcpip` channel naming `listeningHost` (tests use it to name what no
     /// proxy code would: an address).
     func open(
         to hostUUID: String, listeningHost: String, listeningPort: Int = 0, originator: SocketAddress?,
         handlers: @escaping @Sendable (any Channel) throws -> Void
     ) -> EventLoopFuture<any Channel> {
-        guard let entry = registry.entry(hostUUID) else {
-            return MultiThreadedEventLoopGroup.singleton.next().makeFailedFuture(
-                TeleportError.connectionProblem(
-                    "node \(hostUUID) is reached through a reverse tunnel but has none to this proxy now (is its teleport running and able to reach the proxy?)"))
+        if let entry = registry.entry(hostUUID) {
+            return open(on: entry, to: hostUUID, listeningHost: listeningHost, listeningPort: listeningPort, originator: originator, handlers: handlers)
         }
+        let missing = TeleportError.connectionProblem(
+            "node \(hostUUID) is reached through a reverse tunnel but has none to this proxy now (is its teleport running and able to reach the proxy?)")
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        guard let wait = waitForMissingTunnel else { return loop.makeFailedFuture(missing) }
+        // A young proxy (just started, maybe by a graceful restart): the agent is likely dialling.
+        logger.debug("no reverse tunnel of \(hostUUID) yet; waiting at most \(wait) for it (this proxy started accepting recently)")
+        return registry.whenConnected(hostUUID, within: .nanoseconds(wait.components.seconds * 1_000_000_000 + wait.components.attoseconds / 1_000_000_000), on: loop).flatMap { [self] entry in
+            guard let entry else { return loop.makeFailedFuture(missing) }
+            return open(on: entry, to: hostUUID, listeningHost: listeningHost, listeningPort: listeningPort, originator: originator, handlers: handlers)
+        }
+    }
+
+    /// Opens the channel on the tunnel `entry`.
+    func open(
+        on entry: TunnelRegistry.Entry, to hostUUID: String, listeningHost: String, listeningPort: Int, originator: SocketAddress?,
+        handlers: @escaping @Sendable (any Channel) throws -> Void
+    ) -> EventLoopFuture<any Channel> {
         let loop = entry.channel.eventLoop
         let from = originator ?? (try? SocketAddress(ipAddress: "0.0.0.0", port: 0))
         return loop.flatSubmit {
             guard let from else { return loop.makeFailedFuture(TeleportError.badParameter("no originator address")) }
             let promise = loop.makePromise(of: (any Channel).self)
             let type = SSHChannelType.forwardedTCPIP(.init(listeningHost: listeningHost, listeningPort: listeningPort, originatorAddress: from))
+            let count = entry.channels
             entry.handler.value.createChannel(promise, channelType: type) { child, _ in
-                child.eventLoop.makeCompletedFuture {
+                count.opened()
+                child.closeFuture.whenComplete { _ in count.closed() }
+                return child.eventLoop.makeCompletedFuture {
                     _ = child.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
                     try child.pipeline.syncOperations.addHandler(SSHChannelDataCodec())
                     try handlers(child)

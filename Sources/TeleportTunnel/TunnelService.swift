@@ -16,6 +16,11 @@ public enum TunnelService: String, Sendable, CaseIterable {
 enum TunnelWire {
     /// The global request host of a keepalive (a `tcpip-forward` the proxy answers, never binds).
     static let keepaliveHost = "keepalive@teleport"
+    /// The global request host of a drain notice: the proxy (server) sends a `tcpip-forward` for
+    /// `draining@teleport`, port 0, to each agent when it stops accepting for a graceful restart;
+    /// the agent answers success (nothing is bound), stops counting the tunnel as held, keeps it
+    /// for its open channels and dials again (reaching the proxy's new process).
+    static let drainingHost = "draining@teleport"
     /// The SSH service name the agent authenticates for.
     static let password = "teleport-tunnel"
 }

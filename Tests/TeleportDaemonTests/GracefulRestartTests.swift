@@ -1,6 +1,7 @@
 import Foundation
 import TeleportAPI
 @testable import TeleportDaemon
+import Synchronization
 import Testing
 
 /// The old process's side of a graceful restart (``GracefulRestart``): inputs in, actions out.
@@ -155,6 +156,23 @@ struct GracefulRestartTests {
         await sockets.stopAccepting()
         await sockets.onStopAccepting { stopped.add() }
         #expect(stopped.value == 2)
+    }
+
+    @Test("after-stop actions run once every listener stopped (a proxy's drain notice), in registration order; unregistered ones never")
+    func afterStopAccepting() async {
+        let sockets = ListenerSockets(environment: [:])
+        let order = Mutex<[String]>([])
+        await sockets.afterStopAccepting { order.withLock { $0.append("after 1") } }
+        await sockets.onStopAccepting { order.withLock { $0.append("listener") } }
+        let dropped = await sockets.afterStopAccepting { order.withLock { $0.append("dropped") } }
+        await sockets.afterStopAccepting { order.withLock { $0.append("after 2") } }
+        sockets.unregister(dropped)
+        #expect(order.withLock { $0 }.isEmpty)
+        await sockets.stopAccepting()
+        #expect(order.withLock { $0 } == ["listener", "after 1", "after 2"])
+        // Registered after the stop: runs at once.
+        await sockets.afterStopAccepting { order.withLock { $0.append("late") } }
+        #expect(order.withLock { $0 }.last == "late")
     }
 
     @Test("held listeners wait until accepting resumes")

@@ -45,9 +45,10 @@ struct ReverseTunnelNodeTests {
                 """, to: config)
         }
 
-        func start() throws {
+        func start(arguments: [String] = []) throws {
             pid = try TestSupport.spawnDaemon(
-                try ClusterFixture.binary("teleport"), ["start", "-c", config.path], logPath: directory.appendingPathComponent("node.log").path)
+                try ClusterFixture.binary("teleport"), ["start", "-c", config.path] + arguments,
+                logPath: directory.appendingPathComponent("node.log").path)
         }
 
         func stop() async {

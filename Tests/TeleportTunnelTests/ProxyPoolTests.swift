@@ -169,4 +169,117 @@ import Testing
         pool.forget(proxy: "B")
         #expect(!pool.wantsAnotherTunnel)
     }
+
+    /// One step of a graceful restart of a proxy, and what the pool answers after it.
+    enum Step: Sendable, CustomStringConvertible {
+        case tick(Duration, ProxyPool.Action)
+        case drain(String, Duration, Bool)
+        case wants(String, Bool)
+        case established(String, Duration, Bool)
+        case drainedEnded(String)
+        case lost(String, Duration)
+        case duplicate(Duration)
+        case held(Set<String>)
+        case draining([String: Int])
+
+        var description: String {
+            switch self {
+            case .tick(let now, let action): "tick(\(now)) -> \(action)"
+            case .drain(let proxy, let now, let sought): "drainNotice(\(proxy), \(now)) -> \(sought)"
+            case .wants(let proxy, let wanted): "wants(\(proxy)) == \(wanted)"
+            case .established(let proxy, let now, let kept): "established(\(proxy), \(now)) -> \(kept)"
+            case .drainedEnded(let proxy): "drainedTunnelEnded(\(proxy))"
+            case .lost(let proxy, let now): "lost(\(proxy), \(now))"
+            case .duplicate(let now): "duplicate(\(now))"
+            case .held(let held): "held == \(held.sorted())"
+            case .draining(let draining): "draining == \(draining)"
+            }
+        }
+    }
+
+    /// Graceful restarts (a drain notice on a held tunnel): which proxies are held and when the
+    /// agent dials. The pool's jitter picks half the range (drain spread 1 s: waits of 500 ms).
+    @Test(
+        "a drain notice: the proxy is no longer held, is sought again after [0, drainSpread], and the draining tunnel's end keeps the new one",
+        arguments: [
+            (
+                "one proxy restarts: its new process is dialled; the old tunnel's end changes nothing",
+                [
+                    Step.tick(.zero, .dial), .established("A", .zero, true), .tick(.seconds(1), .idle),
+                    .drain("A", .seconds(10), true), .held([]), .draining(["A": 1]), .wants("A", true),
+                    .tick(.seconds(10), .wait(.milliseconds(500))), .tick(.milliseconds(10_500), .dial),
+                    .established("A", .milliseconds(10_600), true), .held(["A"]),
+                    .drainedEnded("A"), .held(["A"]), .draining([:]), .tick(.seconds(30), .idle),
+                ]
+            ),
+            (
+                "a second notice on the same proxy (not held any more) changes nothing",
+                [
+                    Step.tick(.zero, .dial), .established("A", .zero, true), .drain("A", .seconds(1), true),
+                    .drain("A", .seconds(2), false), .draining(["A": 1]), .tick(.seconds(1), .wait(.milliseconds(500))),
+                ]
+            ),
+            (
+                "a backoff in force (duplicates) gives way: the drain redials within the spread",
+                [
+                    Step.tick(.zero, .dial), .established("A", .zero, true), .tick(.zero, .idle),
+                    .drain("A", .seconds(5), true), .tick(.seconds(5), .wait(.milliseconds(500))),
+                    .tick(.milliseconds(5500), .dial), .duplicate(.milliseconds(5500)),
+                    .tick(.milliseconds(5500), .wait(.milliseconds(750))),
+                    .tick(.milliseconds(6250), .dial), .established("A", .milliseconds(6300), true), .held(["A"]),
+                ]
+            ),
+            (
+                "two proxies: only the draining one is sought again; the other stays held",
+                [
+                    Step.tick(.zero, .dial), .established("A", .zero, true), .tick(.zero, .idle),
+                    .established("B", .zero, true), .held(["A", "B"]), .drain("B", .seconds(3), true), .held(["A"]),
+                    .wants("A", false), .wants("B", true), .tick(.milliseconds(3500), .dial),
+                    .established("B", .seconds(4), true), .held(["A", "B"]), .drainedEnded("B"), .tick(.seconds(60), .idle),
+                ]
+            ),
+            (
+                "the draining proxy's process ends before its new tunnel: the proxy is still sought",
+                [
+                    Step.tick(.zero, .dial), .established("A", .zero, true), .drain("A", .seconds(1), true),
+                    .drainedEnded("A"), .held([]), .tick(.milliseconds(1500), .dial),
+                ]
+            ),
+            (
+                "a tunnel lost (not drained) after the new one is held is the new one's loss",
+                [
+                    Step.tick(.zero, .dial), .established("A", .zero, true), .drain("A", .seconds(1), true),
+                    .tick(.milliseconds(1500), .dial), .established("A", .seconds(2), true), .lost("A", .seconds(3)), .held([]),
+                ]
+            ),
+        ] as [(String, [Step])])
+    func drainNotices(name: String, steps: [Step]) {
+        var pool = ProxyPool(random: { 0.5 })
+        for (index, step) in steps.enumerated() {
+            let context = Comment(rawValue: "\(name), step \(index): \(step)")
+            switch step {
+            case .tick(let now, let expected):
+                let action = pool.tick(now: now)
+                #expect(action == expected, context)
+            case .drain(let proxy, let now, let sought):
+                let result = pool.drainNotice(proxy: proxy, now: now)
+                #expect(result == sought, context)
+            case .wants(let proxy, let wanted):
+                #expect(pool.wants(proxy) == wanted, context)
+            case .established(let proxy, let now, let kept):
+                let result = pool.established(proxy: proxy, now: now)
+                #expect(result == kept, context)
+            case .drainedEnded(let proxy):
+                pool.drainedTunnelEnded(proxy: proxy)
+            case .lost(let proxy, let now):
+                pool.lost(proxy: proxy, now: now)
+            case .duplicate(let now):
+                pool.duplicate(now: now)
+            case .held(let held):
+                #expect(pool.held == held, context)
+            case .draining(let draining):
+                #expect(pool.draining == draining, context)
+            }
+        }
+    }
 }

@@ -122,4 +122,25 @@ import Testing
     private func step(_ machine: inout ReconnectMachine, _ now: Duration) -> ReconnectMachine.Action {
         machine.tick(now: now)
     }
+
+    @Test(
+        "a drain notice while connected: dial again after a wait in [0, drainSpread], the backoff reset; ignored when not connected",
+        arguments: [(0.0, Duration.zero), (0.5, .milliseconds(500)), (0.999, .milliseconds(999))])
+    func drainNotice(random: Double, wait: Duration) {
+        var machine = ReconnectMachine(random: { random })
+        _ = machine.start(now: .zero)
+        _ = machine.dialFailed(now: .zero)
+        _ = machine.dialFailed(now: .zero)
+        machine.connected(now: .seconds(10))
+        #expect(machine.isConnected)
+        let drained = machine.drained(now: .seconds(20))
+        #expect(drained == .wait(wait))
+        #expect(!machine.isConnected)
+        #expect(machine.backoff == .seconds(1))
+        let due = machine.tick(now: .seconds(20) + wait)
+        #expect(due == .dial)
+        // Not connected (dialling): a late notice is only a tick.
+        let late = machine.drained(now: .seconds(30))
+        #expect(late == .wait(.seconds(30)))
+    }
 }

@@ -67,9 +67,13 @@ struct NodeAccess: Sendable {
         async let keys = web.hostKeys()
         async let ping = web.ping()
         let nodes = needNodes ? try await web.nodes(labels: "") : []
-        // The proxy's SSH port from its own announcement; the host is the one we reach it at.
+        // The proxy's SSH port from its own announcement (asked once more when the first answer
+        // fails: a proxy restarting gracefully may drop a connection, and guessing 3023 would
+        // fail later with a misleading address); the host is the one we reach it at.
         let host = session.address.host
-        let port = (try? HostPort.parse(try await ping.proxy.ssh.listenAddr, defaultPort: 3023, key: "proxy ssh listen_addr").port) ?? 3023
+        let announced: WebAPI.PingResponse
+        do { announced = try await ping } catch { announced = try await web.ping() }
+        let port = (try? HostPort.parse(announced.proxy.ssh.listenAddr, defaultPort: 3023, key: "proxy ssh listen_addr").port) ?? 3023
         return NodeAccess(
             proxyHost: host, proxyPort: port, cluster: session.cluster, key: session.key, hostKeys: try await keys, nodes: nodes, web: web)
     }
