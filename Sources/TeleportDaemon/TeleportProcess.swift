@@ -663,7 +663,12 @@ public enum TeleportProcess {
         _ settings: inout ProxyWebServer.Settings, config: DaemonConfig, authAddress: String, publicAddr: String
     ) throws {
         let auth = try HostPort.parse(authAddress, defaultPort: 3025, key: "auth server")
-        settings.route(ALPNRoute.authProtocol, to: .passthrough(host: auth.host, port: auth.port))
+        // Agents' calls to the auth service fail over like the proxy's own (`auth_servers: [a, b]`).
+        let others = config.runAuth ? [] : try config.authServers.map { try HostPort.parse($0, defaultPort: 3025, key: "auth_servers") }
+        let targets = [auth] + others.filter { $0.host != auth.host || $0.port != auth.port }
+        settings.route(
+            ALPNRoute.authProtocol,
+            to: targets.count == 1 ? .passthrough(host: auth.host, port: auth.port) : .passthroughAny(targets.map { (host: $0.host, port: $0.port) }))
         settings.multiplexed = config.file.proxy.multiplexed
         settings.tunnelListenAddr = settings.multiplexed ? config.file.proxy.webListenAddr : config.file.proxy.tunnelListenAddr
         let web = try HostPort.parse(config.file.proxy.webListenAddr, defaultPort: 3080, key: "proxy_service.web_listen_addr")

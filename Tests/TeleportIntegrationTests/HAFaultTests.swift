@@ -155,7 +155,7 @@ struct HAFaultTests {
 
         // A login right away succeeds against the other auth server, on its first attempt.
         let ann = try await TSHLoginTests.login(
-            users[1].tsh, ["--proxy=\(balancer)", "--user=ann", "--insecure"], password: TSHLoginTests.password,
+            users[1].tsh, ["--proxy=\(balancer)", "--user=ann", "--insecure"], user: "ann", password: TSHLoginTests.password,
             code: try await users[1].codes.next())
         let loginTook = ContinuousClock.now - killedAt
         #expect(ann.status == 0, "\(ann.transcript)")
