@@ -14,6 +14,9 @@ struct BackendHealthService: Service, CustomStringConvertible {
     let logger: Logger
     var interval: Duration = .seconds(3)
     var timeout: Duration = .seconds(5)
+    /// After a successful read: why the store takes no writes, if it does not (PostgreSQL: a
+    /// standby or a read-only database). Part of the probe, so under the same timeout.
+    var writeCheck: (@Sendable () async -> String?)?
 
     var description: String { "BackendHealthService" }
 
@@ -51,12 +54,13 @@ struct BackendHealthService: Service, CustomStringConvertible {
         }
         if start {
             let backend = self.backend
+            let writeCheck = self.writeCheck
             let task = Task {
                 do {
                     _ = try await backend.get(Self.probeKey)
-                    answer.yield(nil)
+                    answer.yield(await writeCheck?() ?? nil)
                 } catch let error as TeleportError where error.code == .notFound {
-                    answer.yield(nil)
+                    answer.yield(await writeCheck?() ?? nil)
                 } catch {
                     answer.yield((error as? TeleportError)?.message ?? "\(error)")
                 }

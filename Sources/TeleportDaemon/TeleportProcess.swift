@@ -134,7 +134,11 @@ public enum TeleportProcess {
             if !auditLogs.isEmpty { services.append(AuditLogCloser(logs: auditLogs)) }
             if let sqlite = backend as? SQLiteBackend { services.append(SweeperService(backend: sqlite)) }
             if let postgres = backend as? PostgresBackend { services.append(PostgresMaintenanceService(backend: postgres)) }
-            services.append(BackendHealthService(backend: backend, readiness: readiness, logger: logger.with("backend")))
+            var health = BackendHealthService(backend: backend, readiness: readiness, logger: logger.with("backend"))
+            if let postgres = backend as? PostgresBackend {
+                health.writeCheck = { (try? await postgres.readOnlyReason()) ?? nil }
+            }
+            services.append(health)
             services.append(
                 AuthServerAnnouncer(
                     auth: auth, entry: .init(uuid: hostUUID, hostname: config.nodeName, addr: AuthServerAnnouncer.address(config)),

@@ -5,13 +5,13 @@ import TeleportCrypto
 import TeleportTestSupport
 import Testing
 
-/// Issue 18's first fault: PostgreSQL restarted at once (SIGQUIT, as `pg_ctl restart -m immediate`)
+/// Issue 18's faults of the PostgreSQL store. PostgreSQL restarted at once (SIGQUIT, as `pg_ctl restart -m immediate`)
 /// during a storm of 200 logins (`POST /webapi/ssh/certs`, eight at a time, each with a fresh key)
 /// while nodes heartbeat. Every caller gets an answer (a certificate or an error naming the
 /// problem, never a hang or a dropped connection), every certificate handed out has its record in
 /// the store, logins succeed again after the restart, and every node's heartbeat is written again
-/// within 30 s.
-@Suite("PostgreSQL restarted under a login storm", .timeLimit(.minutes(6)), .enabled(if: DatabaseServers.postgresAvailable, "PostgreSQL 15 is not installed"))
+/// within 30 s. And a store turned read-only (``aReadOnlyStore()``).
+@Suite("faults of the PostgreSQL store", .timeLimit(.minutes(6)), .enabled(if: DatabaseServers.postgresAvailable, "PostgreSQL 15 is not installed"))
 struct HAStoreRestartTests {
     static let token = "ha-storm-node-token-5e1a0c"
     static let password = "storm password 1234"
@@ -54,6 +54,46 @@ struct HAStoreRestartTests {
                     try await node.start(["--roles=node"])
                     try await storm(server: server, database: database, cluster: cluster)
                 }
+            }
+        }
+    }
+
+    /// The store turned read-only (`default_transaction_read_only` for the database, the auth
+    /// server's sessions ended so that new ones see it): `/readyz` says not ready and why, a write
+    /// fails with one line naming the cause and the fix; turned back, both recover.
+    @Test func aReadOnlyStore() async throws {
+        try await PostgresBackendServer.with { server in
+            let database = try await server.createDatabase()
+            let storage = """
+                  storage:
+                    type: postgresql
+                    conn_string: "\(server.connString(database: database))"
+                """
+            try await withCluster(try ClusterFixture(clusterName: "readonly.example", teleportSection: storage)) { cluster in
+                try await cluster.start(["--roles=auth"])
+                func readOnly(_ on: Bool) async throws {
+                    try await server.postgres.superuser("ALTER DATABASE \(database) SET default_transaction_read_only = \(on ? "on" : "off")")
+                    try await server.postgres.superuser(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(database)' AND pid <> pg_backend_pid()")
+                }
+                try await readOnly(true)
+                var readiness = try await cluster.diag("readyz")
+                let turned = try await HACluster.eventually(within: .seconds(30)) {
+                    readiness = try await cluster.diag("readyz")
+                    return readiness.status == 503
+                }
+                #expect(turned && readiness.body.contains("read-only"), "\(readiness)")
+                let refused = try await cluster.tctl(["users", "add", "ro", "root"])
+                #expect(refused.exitCode != 0, "\(refused)")
+                #expect(refused.stderr.contains("read-only") && refused.stderr.split(separator: "\n").count <= 2, "\(refused)")
+                #expect(try await cluster.diag("healthz").status == 200)
+
+                try await readOnly(false)
+                let back = try await HACluster.eventually(within: .seconds(30)) { try await cluster.diag("readyz").status == 200 }
+                let final = try await cluster.diag("readyz")
+                #expect(back, "\(final)")
+                let added = try await cluster.tctl(["users", "add", "ro", "root"])
+                #expect(added.exitCode == 0, "\(added)")
             }
         }
     }
