@@ -5,13 +5,17 @@ import TeleportCrypto
 import TeleportTestSupport
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Issue 18's faults of the PostgreSQL store. PostgreSQL restarted at once (SIGQUIT, as `pg_ctl restart -m immediate`)
 /// during a storm of 200 logins (`POST /webapi/ssh/certs`, eight at a time, each with a fresh key)
 /// while nodes heartbeat. Every caller gets an answer (a certificate or an error naming the
 /// problem, never a hang or a dropped connection), every certificate handed out has its record in
 /// the store, logins succeed again after the restart, and every node's heartbeat is written again
 /// within 30 s. And a store turned read-only (``aReadOnlyStore()``).
-@Suite("faults of the PostgreSQL store", .timeLimit(.minutes(6)), .enabled(if: DatabaseServers.postgresAvailable, "PostgreSQL 15 is not installed"))
+@Suite("faults of the PostgreSQL store", .timeLimit(.minutes(10)), .enabled(if: DatabaseServers.postgresAvailable, "PostgreSQL 15 is not installed"))
 struct HAStoreRestartTests {
     static let token = "ha-storm-node-token-5e1a0c"
     static let password = "storm password 1234"
@@ -95,6 +99,101 @@ struct HAStoreRestartTests {
                 let added = try await cluster.tctl(["users", "add", "ro", "root"])
                 #expect(added.exitCode == 0, "\(added)")
             }
+        }
+    }
+
+    /// Another client takes every connection PostgreSQL allows (`max_connections = 20`, 17 for
+    /// non-superusers, all held by `psql` sessions of another role) and the auth server's are ended:
+    /// `/readyz` turns 503, a write fails with one line (at once, naming `max_connections`, once
+    /// the pool has given up for now); once the other client lets go, both recover within the pool's
+    /// back-off. The auth server's pool stays within `pool_max_conns`.
+    @Test func maxConnectionsExhaustedByAnotherClient() async throws {
+        try await PostgresBackendServer.with { server in
+            let database = try await server.createDatabase()
+            try await server.postgres.superuser("CREATE ROLE hog LOGIN")
+            try await server.postgres.superuser("ALTER SYSTEM SET max_connections = 20")
+            try await server.postgres.restartImmediately()
+            let storage = """
+                  storage:
+                    type: postgresql
+                    conn_string: "\(server.connString(database: database))&pool_max_conns=4"
+                """
+            let hogs = try TestSupport.makeTemporaryDirectory(prefix: "hogs")
+            var pids: [pid_t] = []
+            func release() async {
+                for pid in pids { _ = await TestSupport.stopDaemon(pid) }
+                pids = []
+                // A backend in pg_sleep does not notice its client went: end the sessions too.
+                _ = try? await server.postgres.superuser("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'hog'")
+            }
+            do {
+                try await withCluster(try ClusterFixture(clusterName: "maxconn.example", teleportSection: storage)) { cluster in
+                    try await cluster.start(["--roles=auth"])
+                    func counts() async throws -> [String: Int] {
+                        let rows = try await server.postgres.superuser(
+                            "SELECT usename || ' ' || count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY usename")
+                        var result: [String: Int] = [:]
+                        for line in rows.stdout.split(separator: "\n") {
+                            let parts = line.split(separator: " ")
+                            if parts.count == 2 { result[String(parts[0])] = Int(parts[1]) }
+                        }
+                        return result
+                    }
+                    let initial = try await counts()
+                    #expect(initial["teleport", default: 0] <= 4, "\(initial)")
+                    // The other client takes every slot; the auth server's connections are ended.
+                    let full = try await HACluster.eventually(within: .seconds(60)) {
+                        try await server.postgres.superuser("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'teleport'")
+                        let now = try await counts()
+                        if now["hog", default: 0] >= 17 && now["teleport", default: 0] == 0 { return true }
+                        for _ in 0..<max(1, 17 - now["hog", default: 0]) {
+                            pids.append(
+                                try TestSupport.spawnDaemon(
+                                    DatabaseServers.psql,
+                                    ["-h", server.postgres.directory.path, "-p", String(server.port), "-U", "hog", "-d", "postgres", "-c", "SELECT pg_sleep(600)"],
+                                    logPath: hogs.appendingPathComponent("hog-\(pids.count).log").path))
+                        }
+                        return false
+                    }
+                    let taken = try await counts()
+                    try #require(full, "\(taken)")
+                    var readiness = try await cluster.diag("readyz")
+                    let degraded = try await HACluster.eventually(within: .seconds(30)) {
+                        readiness = try await cluster.diag("readyz")
+                        return readiness.status == 503
+                    }
+                    #expect(degraded, "\(readiness)")
+                    let started = ContinuousClock.now
+                    let refused = try await cluster.tctl(["users", "add", "late", "root"])
+                    let took = ContinuousClock.now - started
+                    print("HA max_connections: a write failed after \(took): \(refused.stderr)")
+                    #expect(refused.exitCode != 0 && refused.stderr.split(separator: "\n").count <= 2, "\(refused)")
+                    #expect(took < .seconds(60), "the write waited \(took)")
+                    // Once the pool has given up for now, writes fail at once, naming the likely cause.
+                    var named = refused
+                    let explained = try await HACluster.eventually(within: .seconds(60)) {
+                        named = try await cluster.tctl(["users", "add", "late", "root"])
+                        return named.exitCode != 0 && named.stderr.contains("max_connections")
+                    }
+                    #expect(explained && named.stderr.split(separator: "\n").count <= 2, "\(named)")
+
+                    // The other client lets go: the auth server is ready and writes again.
+                    await release()
+                    // (The pool retries with back-off of at most 60 s: PostgresNIO's cap.)
+                    let back = try await HACluster.eventually(within: .seconds(90)) { try await cluster.diag("readyz").status == 200 }
+                    #expect(back, "\(cluster.log.suffix(2000))")
+                    let added = try await cluster.tctl(["users", "add", "late", "root"])
+                    #expect(added.exitCode == 0, "\(added)")
+                    let final = try await counts()
+                    #expect(final["teleport", default: 0] <= 4, "\(final)")
+                }
+            } catch {
+                await release()
+                try? FileManager.default.removeItem(at: hogs)
+                throw error
+            }
+            await release()
+            try? FileManager.default.removeItem(at: hogs)
         }
     }
 
