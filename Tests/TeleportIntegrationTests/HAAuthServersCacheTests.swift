@@ -54,6 +54,12 @@ struct HAAuthServersCacheTests {
         #expect(written, "\((try? String(contentsOf: cache, encoding: .utf8)) ?? "no \(cache.path)")\n\(node.log.suffix(3000))")
         let mode = (try FileManager.default.attributesOfItem(atPath: cache.path)[.posixPermissions] as? Int ?? 0) & 0o777
         #expect(mode == 0o600)
+        // The listing is for the cluster's hosts: a node's identity reads it, no certificate does not.
+        let listing = try await HostTakeoverTests.authAPI(first, "GET", "/v1/authservers", identity: "node")
+        #expect(listing.status == 200 && both.allSatisfy { listing.body.contains($0) }, "\(listing)")
+        let anonymous = try await HostTakeoverTests.authAPI(first, "GET", "/v1/authservers")
+        #expect(anonymous.status == 401 || anonymous.status == 403 || anonymous.status == 0, "\(anonymous)")
+        #expect(!anonymous.body.contains("127.0.0.1:\(second.authPort)"), "\(anonymous)")
 
         // The node stops; its only configured auth server is killed; the node starts again with
         // the same configuration (and a new label, so its heartbeat shows where it went).
