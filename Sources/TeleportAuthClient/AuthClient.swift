@@ -138,6 +138,11 @@ public struct AuthClient: Sendable {
         try decode([ServerProxy].self, try await call(.GET, "resources/\(ServerProxy.kind)"))
     }
 
+    /// The auth servers that announced themselves (hosts keep them in `authservers.json`).
+    public func authServers() async throws -> [AuthAPI.AuthServerEntry] {
+        try decode([AuthAPI.AuthServerEntry].self, try await call(.GET, "authservers"))
+    }
+
     /// Sends a node's heartbeat (the caller must be that node).
     public func heartbeat(_ node: ServerNode) async throws {
         _ = try await call(.POST, "presence/nodes", body: try ResourceCodec.json(node))

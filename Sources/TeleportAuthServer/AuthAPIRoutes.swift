@@ -34,6 +34,7 @@ struct AuthAPIRoutes {
         registerWebTerminalRoutes(on: v1)
         registerRotationRoutes(on: v1)
         registerTrustRoutes(on: v1)
+        registerAuthServerRoutes(on: v1)
         v1.get("hostkeys") { _, context in
             // Every authenticated caller may read them: clients build known_hosts from them.
             await APIResponse.handling(context) {

@@ -1,4 +1,5 @@
 public import TeleportAPI
+import TeleportBackend
 import TeleportCrypto
 import TeleportServices
 
@@ -39,7 +40,20 @@ extension AuthServer {
             }
             results.append(.init(kind: resource.kind, name: Self.shownName(original), created: !exists))
         }
-        try await stores.putAll(stored)
+        if !upsert, stored.count == 1, let only = stored.first {
+            // One new resource: the backend's create (absent, or fail) decides, so of two auth
+            // servers creating the same name at once exactly one succeeds.
+            do {
+                try await stores.backend.create(try stores.item(for: only))
+            } catch let error as TeleportError where error.code == .alreadyExists {
+                throw TeleportError.alreadyExists(
+                    "\(only.kind) \"\(Self.shownName(resources[0]))\" already exists (use tctl create -f to overwrite); nothing was written")
+            }
+        } else {
+            // Several documents are written in one transaction (all or none); the existence check
+            // above is not part of it (see docs/architecture.md, "High availability").
+            try await stores.putAll(stored)
+        }
         if stored.contains(where: { $0.kind == CertAuthority.kind }) { forgetCachedAuthorities() }
         return results
     }

@@ -70,6 +70,13 @@ extension PostgresBackend {
     }
 
     private static func connectionFailure(_ error: any Error, _ settings: PostgresSettings) -> TeleportError {
+        if String(describing: error).contains("CircuitBreakerTripped") {
+            // The pool's recent connection attempts all failed; it fails calls at once and keeps
+            // trying with back-off (at most a minute apart) until one succeeds.
+            return .connectionProblem(
+                "PostgreSQL at \(settings.host):\(settings.port) takes no new connections: the recent attempts all failed "
+                    + "(the server is down or unreachable, or has no free connections: max_connections); retrying with back-off, try again later")
+        }
         if error is NIOSSLError || error is BoringSSLError {
             return .connectionProblem(
                 "the TLS handshake with PostgreSQL at \(settings.displayName) failed (\(error)); check sslrootcert and that the server's certificate names \(settings.host)")

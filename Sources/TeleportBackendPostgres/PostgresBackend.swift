@@ -387,6 +387,22 @@ public final class PostgresBackend: Backend {
 
     // MARK: Backend
 
+    /// Why this store takes no writes now (a standby, or `default_transaction_read_only` set for
+    /// the database or role), or nil when it does: `/readyz` says not ready then (issue 18).
+    public func readOnlyReason() async throws -> String? {
+        try await read { connection -> String? in
+            let rows = try await connection.query(
+                "SELECT current_setting('transaction_read_only'), pg_is_in_recovery()", logger: logger)
+            for try await (readOnly, recovering) in rows.decode((String, Bool).self) {
+                if recovering { return "PostgreSQL at \(settings.host):\(settings.port) is a standby (read-only); point conn_string at the primary" }
+                if readOnly == "on" {
+                    return "PostgreSQL at \(settings.host):\(settings.port) is read-only (default_transaction_read_only); writes fail until it is turned off"
+                }
+            }
+            return nil
+        }
+    }
+
     public func get(_ key: String) async throws -> Item {
         let now = clock.now()
         let found = try await read { connection -> Item? in

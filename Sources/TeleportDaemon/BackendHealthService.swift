@@ -14,6 +14,11 @@ struct BackendHealthService: Service, CustomStringConvertible {
     let logger: Logger
     var interval: Duration = .seconds(3)
     var timeout: Duration = .seconds(5)
+    /// After a successful read: why the store takes no writes, if it does not (PostgreSQL: a
+    /// standby or a read-only database). Part of the probe, so under the same timeout.
+    var writeCheck: (@Sendable () async -> String?)?
+    /// A probe read running longer than this is cancelled and a new one starts.
+    var abandonAfter: Duration = .seconds(30)
 
     var description: String { "BackendHealthService" }
 
@@ -44,23 +49,39 @@ struct BackendHealthService: Service, CustomStringConvertible {
     /// One read: nil when the store answered (an item or "not found"), else why not.
     private func probe(_ running: ProbeSlot) async -> String? {
         let (answers, answer) = AsyncStream.makeStream(of: String?.self, bufferingPolicy: .bufferingNewest(2))
-        // Claims the slot before the read starts (the read frees it when it ends).
-        let start = running.busy.withLock { busy in
-            defer { busy = true }
-            return !busy
+        // Claims the slot before the read starts (the read frees it when it ends). A read hung for
+        // longer than `abandonAfter` is cancelled and left behind (seen: a read waiting for a pool
+        // connection while PostgreSQL had none free never ended, and /readyz stayed 503 after the
+        // store recovered).
+        let now = ContinuousClock.now
+        let abandonLimit = abandonAfter
+        let claimed: (generation: Int, abandoned: Bool)? = running.state.withLock { state in
+            if let since = state.since, now - since < abandonLimit { return nil }
+            let abandoned = state.since != nil
+            state.since = now
+            state.generation += 1
+            return (state.generation, abandoned)
         }
-        if start {
+        if let claimed {
+            if claimed.abandoned {
+                running.task.withLock { $0?.cancel() }
+                logger.warning("a read of the backend hung; left behind", metadata: ["tp.after": "\(abandonLimit)"])
+            }
+            let generation = claimed.generation
             let backend = self.backend
+            let writeCheck = self.writeCheck
             let task = Task {
                 do {
                     _ = try await backend.get(Self.probeKey)
-                    answer.yield(nil)
+                    answer.yield(await writeCheck?() ?? nil)
                 } catch let error as TeleportError where error.code == .notFound {
-                    answer.yield(nil)
+                    answer.yield(await writeCheck?() ?? nil)
                 } catch {
                     answer.yield((error as? TeleportError)?.message ?? "\(error)")
                 }
-                running.busy.withLock { $0 = false }
+                running.state.withLock { state in
+                    if state.generation == generation { state.since = nil }
+                }
             }
             running.task.withLock { $0 = task }
         }
@@ -75,8 +96,13 @@ struct BackendHealthService: Service, CustomStringConvertible {
     }
 }
 
-/// The probe read: whether one is running, and its task (cancelled at shutdown).
+/// The probe read: since when one is running (nil: none) and which, and its task (cancelled at
+/// shutdown, or when abandoned).
 final class ProbeSlot: Sendable {
-    let busy = Mutex(false)
+    struct State {
+        var since: ContinuousClock.Instant?
+        var generation = 0
+    }
+    let state = Mutex(State())
     let task = Mutex<Task<Void, Never>?>(nil)
 }

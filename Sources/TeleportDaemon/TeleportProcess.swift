@@ -106,6 +106,17 @@ public enum TeleportProcess {
         logger.info("teleport stopped")
     }
 
+    /// `config` with the auth servers of `authservers.json` after the configured ones (a proxy or
+    /// node that talks to auth servers directly).
+    static func withCachedAuthServers(_ config: DaemonConfig, dataDir: DataDirectory, logger: Logger) -> DaemonConfig {
+        guard !config.runAuth, !config.authServers.isEmpty else { return config }
+        let cached = AuthServersCache.load(dataDir: dataDir.url)
+        if let problem = cached.problem { logger.warning("\(problem)") }
+        var merged = config
+        merged.authServers = AuthServersCache.merge(configured: config.authServers, cached: cached.addresses)
+        return merged
+    }
+
     /// Creates the services of the enabled roles, in dependency order.
     static func assemble(
         config: DaemonConfig, dataDir: DataDirectory, clock: SystemClock, readiness: Readiness,
@@ -113,6 +124,9 @@ public enum TeleportProcess {
         backend backendToClose: inout (any Backend)?
     ) async throws {
         let keys = dataDir.keysDirectory
+        // A host also tries the auth servers it learned from the cluster (authservers.json) after
+        // the configured ones.
+        let config = withCachedAuthServers(config, dataDir: dataDir, logger: logger)
         if config.runAuth {
             let (backend, auth) = try await openAuth(config: config, dataDir: dataDir, clock: clock, metrics: registry, logger: logger)
             backendToClose = backend
@@ -120,7 +134,15 @@ public enum TeleportProcess {
             if !auditLogs.isEmpty { services.append(AuditLogCloser(logs: auditLogs)) }
             if let sqlite = backend as? SQLiteBackend { services.append(SweeperService(backend: sqlite)) }
             if let postgres = backend as? PostgresBackend { services.append(PostgresMaintenanceService(backend: postgres)) }
-            services.append(BackendHealthService(backend: backend, readiness: readiness, logger: logger.with("backend")))
+            var health = BackendHealthService(backend: backend, readiness: readiness, logger: logger.with("backend"))
+            if let postgres = backend as? PostgresBackend {
+                health.writeCheck = { (try? await postgres.readOnlyReason()) ?? nil }
+            }
+            services.append(health)
+            services.append(
+                AuthServerAnnouncer(
+                    auth: auth, entry: .init(uuid: hostUUID, hostname: config.nodeName, addr: AuthServerAnnouncer.address(config)),
+                    logger: logger.with("auth")))
             let authAddress = try HostPort.parse(config.file.auth.listenAddr, defaultPort: 3025, key: "auth_service.listen_addr")
             let apiServer = try await AuthAPIServer.make(
                 auth: auth, host: authAddress.host, port: authAddress.port, hostID: hostUUID,
@@ -156,6 +178,9 @@ public enum TeleportProcess {
                 : try await LocalIdentities.loadOrJoin(
                     keys: keys, role: .proxy, config: config, authServer: authAddress, hostUUID: hostUUID, logger: logger)
             let client = try AuthClient(address: authAddress, fallbacks: config.runAuth ? [] : config.authServers, identity: identity)
+            if !config.runAuth, !config.authServers.isEmpty {
+                services.append(AuthServersCacheService(client: client, dataDir: dataDir.url, logger: logger.with("proxy")))
+            }
             let web = try HostPort.parse(config.file.proxy.webListenAddr, defaultPort: 3080, key: "proxy_service.web_listen_addr")
             let pair = try ProxyCertificate.load(config: config, keys: keys, clock: clock)
             let publicAddr = proxyPublicAddress(config)
@@ -286,6 +311,9 @@ public enum TeleportProcess {
                 : try await LocalIdentities.loadOrJoin(
                     keys: keys, role: .node, config: config, authServer: authAddress, hostUUID: hostUUID, logger: logger)
             let client = try AuthClient(address: authAddress, fallbacks: config.runAuth ? [] : config.authServers, identity: identity)
+            if !config.runAuth, !config.runProxy, !config.authServers.isEmpty {
+                services.append(AuthServersCacheService(client: client, dataDir: dataDir.url, logger: logger.with("node")))
+            }
             let liveNode = LiveIdentity(identity)
             services.append(
                 IdentityRotationService(
@@ -640,7 +668,12 @@ public enum TeleportProcess {
         _ settings: inout ProxyWebServer.Settings, config: DaemonConfig, authAddress: String, publicAddr: String
     ) throws {
         let auth = try HostPort.parse(authAddress, defaultPort: 3025, key: "auth server")
-        settings.route(ALPNRoute.authProtocol, to: .passthrough(host: auth.host, port: auth.port))
+        // Agents' calls to the auth service fail over like the proxy's own (`auth_servers: [a, b]`).
+        let others = config.runAuth ? [] : try config.authServers.map { try HostPort.parse($0, defaultPort: 3025, key: "auth_servers") }
+        let targets = [auth] + others.filter { $0.host != auth.host || $0.port != auth.port }
+        settings.route(
+            ALPNRoute.authProtocol,
+            to: targets.count == 1 ? .passthrough(host: auth.host, port: auth.port) : .passthroughAny(targets.map { (host: $0.host, port: $0.port) }))
         settings.multiplexed = config.file.proxy.multiplexed
         settings.tunnelListenAddr = settings.multiplexed ? config.file.proxy.webListenAddr : config.file.proxy.tunnelListenAddr
         let web = try HostPort.parse(config.file.proxy.webListenAddr, defaultPort: 3080, key: "proxy_service.web_listen_addr")

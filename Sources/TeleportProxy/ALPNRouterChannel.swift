@@ -124,28 +124,15 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
                 "web port: routing by ALPN", metadata: ["tp.alpn": "\(name)", "tp.sni": "\(sni ?? "")"])
             switch route {
             case .passthrough(let host, let port):
-                let (clientSide, serverSide) = GlueHandler.matchedPair()
-                let clientBound = NIOLoopBound(clientSide, eventLoop: loop)
-                return GlueHandler.connect(host: host, port: port, on: loop, with: serverSide).flatMapThrowing { upstream in
-                    do {
-                        let closer = CloseOnQuiesce()
-                        try channel.pipeline.syncOperations.addHandler(closer, position: .after(sniffer.value))
-                        try channel.pipeline.syncOperations.addHandler(clientBound.value, position: .after(closer))
-                    } catch {
-                        upstream.close(promise: nil)
-                        throw error
-                    }
-                }.flatMap {
-                    channel.pipeline.syncOperations.removeHandler(sniffer.value)
-                }.flatMapErrorThrowing { error in
-                    throw TeleportError.connectionProblem("cannot reach \(HostPort.join(host, port)) for ALPN \(name): \(error)")
-                }.map { nil }
+                return passThrough(to: [(host: host, port: port)], name: name, channel: channel, sniffer: sniffer)
+            case .passthroughAny(let targets):
+                return passThrough(to: targets, name: name, channel: channel, sniffer: sniffer)
             case .terminate, .terminateCurrent:
                 let (context, takeOver): (NIOSSLContext, @Sendable (any Channel) -> EventLoopFuture<Void>)
                 switch route {
                 case .terminateCurrent(let source, let handler): (context, takeOver) = (source.current, handler)
                 case .terminate(let fixed, let handler): (context, takeOver) = (fixed, handler)
-                case .passthrough: return loop.makeSucceededFuture(nil)
+                case .passthrough, .passthroughAny: return loop.makeSucceededFuture(nil)
                 }
                 return loop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
@@ -157,6 +144,45 @@ struct ALPNRouterChannel<Base: ServerChildChannel>: ServerChildChannel {
                 }.map { nil }
             }
         }
+    }
+
+    /// Pipes the connection raw to the first of `targets` that accepts a TCP connection: a refused
+    /// or failed connect (nothing was sent yet) moves to the next one.
+    private func passThrough(
+        to targets: [(host: String, port: Int)], name: String, channel: any Channel, sniffer: NIOLoopBound<ClientHelloSniffer>
+    ) -> EventLoopFuture<Base.Value?> {
+        let tried = targets.map { HostPort.join($0.host, $0.port) }.joined(separator: ", ")
+        return Self.connectFirst(targets[...], on: channel.eventLoop).flatMapThrowing { connected in
+            do {
+                let closer = CloseOnQuiesce()
+                try channel.pipeline.syncOperations.addHandler(closer, position: .after(sniffer.value))
+                try channel.pipeline.syncOperations.addHandler(connected.client.value, position: .after(closer))
+            } catch {
+                connected.upstream.close(promise: nil)
+                throw error
+            }
+        }.flatMap {
+            channel.pipeline.syncOperations.removeHandler(sniffer.value)
+        }.flatMapErrorThrowing { error in
+            throw TeleportError.connectionProblem("cannot reach \(tried) for ALPN \(name): \(error)")
+        }.map { nil }
+    }
+
+    /// Connects to the first of `targets` that answers, each attempt with its own glue pair.
+    static func connectFirst(
+        _ targets: ArraySlice<(host: String, port: Int)>, on loop: any EventLoop
+    ) -> EventLoopFuture<(upstream: any Channel, client: NIOLoopBound<GlueHandler>)> {
+        guard let target = targets.first else {
+            return loop.makeFailedFuture(TeleportError.connectionProblem("no address to connect to"))
+        }
+        let (clientSide, serverSide) = GlueHandler.matchedPair()
+        let client = NIOLoopBound(clientSide, eventLoop: loop)
+        let rest = targets.dropFirst()
+        return GlueHandler.connect(host: target.host, port: target.port, on: loop, with: serverSide)
+            .map { (upstream: $0, client: client) }
+            .flatMapError { error in
+                rest.isEmpty ? loop.makeFailedFuture(error) : connectFirst(rest, on: loop)
+            }
     }
 
     private func refusePlaintext(_ kind: PlaintextProbe.Kind, channel: any Channel, logger: Logger) -> EventLoopFuture<Void> {
