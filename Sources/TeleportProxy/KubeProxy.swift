@@ -341,13 +341,18 @@ final class KubeFrontGate: ChannelInboundHandler, @unchecked Sendable {
                 context.close(promise: nil)
                 return
             }
-            released = true
-            for buffer in held { context.fireChannelRead(NIOAny(buffer)) }
-            held = []
-            heldCount = 0
-            context.fireChannelReadComplete()
-            context.read()
+            releaseHeld(context: context)
         }
+    }
+
+    /// Passes the held bytes on and reads again: the gate lets everything through from now on.
+    func releaseHeld(context: ChannelHandlerContext) {
+        released = true
+        for buffer in held { context.fireChannelRead(NIOAny(buffer)) }
+        held = []
+        heldCount = 0
+        context.fireChannelReadComplete()
+        context.read()
     }
 
     /// HTTP/2: adds the HTTP/2 handler after the gate, serves its streams, and releases the held
@@ -362,12 +367,7 @@ final class KubeFrontGate: ChannelInboundHandler, @unchecked Sendable {
         }
         let logger = proxy.logger
         Task { await KubeHTTP2.serve(multiplexer, outcome: outcome, logger: logger) }
-        released = true
-        for buffer in held { context.fireChannelRead(NIOAny(buffer)) }
-        held = []
-        heldCount = 0
-        context.fireChannelReadComplete()
-        context.read()
+        releaseHeld(context: context)
     }
 
     /// Adds our half of the glue and releases the held bytes into it (on the loop).
@@ -380,12 +380,7 @@ final class KubeFrontGate: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         context.channel.closeFuture.whenComplete { _ in upstream.close(promise: nil) }
-        released = true
-        for buffer in held { context.fireChannelRead(NIOAny(buffer)) }
-        held = []
-        heldCount = 0
-        context.fireChannelReadComplete()
-        context.read()
+        releaseHeld(context: context)
     }
 
     static func statusJSON(code: Int, message: String) -> [UInt8] {
