@@ -125,7 +125,16 @@ struct CARotationKubeTests {
         do {
             try await phase("init")
             let during = try await Self.login(second, cluster: cluster, kubeconfig: dir.appendingPathComponent("kubeconfig.during"), codes: &codes)
-            loop.state.withLock { $0.environment = during }
+            let switched = loop.state.withLock {
+                $0.environment = during
+                return $0.rounds
+            }
+            // A probe that started with the old kubeconfig may still be running (kubectl starts
+            // slowly on a loaded machine): it must end before the proxy presents its new certificate.
+            let deadline = Date().addingTimeInterval(120)
+            while loop.state.withLock({ $0.rounds }) < switched + 2, Date() < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+            }
             for name in ["update_clients", "update_servers", "standby"] { try await phase(name) }
         } catch {
             loop.state.withLock { $0.stop = true }
