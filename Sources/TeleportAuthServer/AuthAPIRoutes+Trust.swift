@@ -13,6 +13,7 @@ import TeleportServices
 /// | `POST /v1/remoteclusters/:name/heartbeat` | Proxy | root side: `{connection: online\|offline}` of a leaf's tunnel, kept in the `remote_cluster`'s status (never creates one) |
 /// | `GET /v1/remoteclusters/statuses` | Proxy | root side: the `remote_cluster` records (`tsh clusters` through `GET /webapi/sites`) |
 /// | `GET /v1/trustedclusters/tunnels` | Proxy | leaf side: the enabled trusts, each with the root's host CA and addresses |
+/// | `POST /v1/trustedclusters/rootusers` | Proxy | leaf side: a root user's certificate checked against the root's user CA and mapped with `role_map`; with `record`, a certificate of this cluster with the mapped roles is recorded for the key; refusals audited as `trusted_cluster.user.denied` |
 /// | `GET /v1/authorities` | Admin; users whose roles allow `list` on `cert_authority` | `tctl auth ls`: local and trusted CAs' fingerprints |
 ///
 /// `tctl create [-f]` of `kind: trusted_cluster` (leaf side) and `tctl rm tc/NAME`, `tctl rm
@@ -54,6 +55,14 @@ extension AuthAPIRoutes {
             await APIResponse.handling(context) {
                 try requireProxy(context, "the root clusters' tunnel targets")
                 return try APIResponse.json(try await auth.rootTunnelTargets())
+            }
+        }
+        // Step 3: a root user's certificate, passed on by this (leaf) cluster's proxy.
+        v1.post("trustedclusters/rootusers") { request, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context, "root users' certificates")
+                let admit = try await body(AuthAPI.RootUserRequest.self, request)
+                return try APIResponse.json(try await auth.admitRootUser(admit))
             }
         }
         v1.get("authorities") { _, context in

@@ -64,6 +64,27 @@ public struct WebClient: Sendable {
         try decode([DatabaseServer].self, try await transport.get("/webapi/databases?labels=\(Self.escape(labels))"), what: "database list")
     }
 
+    /// A leaf cluster's nodes as the root's proxy passes them on (trusted clusters).
+    public struct LeafListing: Decodable, Sendable {
+        /// The leaf's nodes the user's mapped roles reach.
+        public var nodes: [ServerNode]
+        /// Their host keys.
+        public var hostKeys: [AuthAPI.HostKey]
+
+        enum CodingKeys: String, CodingKey {
+            case nodes
+            case hostKeys = "host_keys"
+        }
+    }
+
+    /// `POST /webapi/sites/LEAF/nodes`: the nodes of leaf cluster `cluster` the user may see there
+    /// (the leaf maps the roles of `certificate`, the user's SSH certificate), with their host keys.
+    public func leafNodes(cluster: String, certificate: String) async throws -> LeafListing {
+        let body = try JSONSerialization.data(withJSONObject: ["certificate": certificate])
+        return try decode(
+            LeafListing.self, try await transport.post("/webapi/sites/\(Self.escape(cluster))/nodes", body: body), what: "leaf cluster node list")
+    }
+
     /// The SSH host keys the cluster vouches for.
     public func hostKeys() async throws -> [AuthAPI.HostKey] {
         try decode([AuthAPI.HostKey].self, try await transport.get("/webapi/hostkeys"), what: "host keys")

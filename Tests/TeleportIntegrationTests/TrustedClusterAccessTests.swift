@@ -1,0 +1,181 @@
+import Foundation
+#if canImport(Glibc)
+    import Glibc
+#endif
+import TeleportAPI
+import TeleportTestSupport
+import Testing
+
+/// Trusted clusters (issue 20), root users on the leaf's nodes, with two real `teleport` processes
+/// and real clients: once trust is established (role_map `access` → `access`), a root user's `tsh
+/// ls`, `tsh ssh` (exit codes), `tsh scp` and OpenSSH through the root proxy's `proxy:%h:%p@LEAF`
+/// subsystem reach the leaf's node through the leaf's tunnel; the leaf's audit log holds the
+/// sessions with the root user's name, the mapped roles and the user's cluster. A root user whose
+/// roles map to nothing is refused and audited on the leaf; a disabled trust gives a clear error.
+@Suite("trusted clusters: root users reach the leaf's nodes through its tunnel (two real clusters)", .serialized)
+struct TrustedClusterAccessIntegrationTests {
+    typealias Base = TrustedClusterIntegrationTests
+
+    @Test("tsh ls/ssh/scp --cluster=leaf and OpenSSH proxy:%h:%p@leaf; unmapped roles refused and audited; disabled trust")
+    func rootUsersOnLeafNodes() async throws {
+        let root = try ClusterFixture(clusterName: "root.example")
+        let leaf = try ClusterFixture(clusterName: "leaf.example")
+        do {
+            try await run(root: root, leaf: leaf)
+        } catch {
+            await root.cleanUp()
+            await leaf.cleanUp()
+            throw error
+        }
+        await root.cleanUp()
+        await leaf.cleanUp()
+    }
+
+    /// Polls `body` until it returns true, up to `seconds`.
+    func eventually(_ seconds: Int = 60, _ body: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            if try await body() { return true }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        return false
+    }
+
+    func run(root: ClusterFixture, leaf: ClusterFixture) async throws {
+        try await root.start()
+        try await leaf.start()
+        let base = Base()
+        let webProxy = "127.0.0.1:\(root.webPort)"
+        let added = try await root.tctl(["tokens", "add", "--type=trusted_cluster", "--ttl=15m"])
+        let value = try base.token(from: added.stdout)
+        let created = try await leaf.tctl(["create", try base.write(Base.trustYAML(token: value, webProxy: webProxy), "tc.yaml", in: leaf)])
+        #expect(created.exitCode == 0, "\(created)\n\(leaf.log.suffix(3000))")
+        #expect(try await eventually { try await root.tctl(["get", "rc"]).stdout.contains("connection: online") }, "\(root.log.suffix(3000))")
+
+        // joe (access → access on the leaf) and ann (editor: the role map gives nothing).
+        let tsh = try ClusterFixture.binary("tsh")
+        var identities: [String: String] = [:]
+        for (user, roles) in [("joe", "access"), ("ann", "editor")] {
+            #expect(try await root.tctl(["users", "add", user, "root", "--roles=\(roles)"]).exitCode == 0)
+            let identity = root.directory.appendingPathComponent("\(user).id").path
+            #expect(try await root.tctl(["auth", "sign", "--user=\(user)", "--out=\(identity)"]).exitCode == 0)
+            identities[user] = identity
+        }
+        func tshAs(_ user: String, _ arguments: [String]) async throws -> CommandResult {
+            try await TestSupport.run(
+                tsh, ["-i", identities[user] ?? "", "--proxy=127.0.0.1:\(root.webPort)", "--insecure"] + arguments, timeout: .seconds(90))
+        }
+
+        // tsh ls: the leaf's nodes the mapped roles reach.
+        let listed = try await tshAs("joe", ["ls", "--cluster=leaf.example", "--format=names"])
+        #expect(listed.exitCode == 0 && listed.stdout == "testnode\n", "\(listed)\n\(leaf.log.suffix(3000))")
+
+        // tsh ssh: the command runs on the leaf's node (its cluster name), with its exit code.
+        let ran = try await tshAs("joe", ["ssh", "--cluster=leaf.example", "root@testnode", "echo on-$TELEPORT_CLUSTER_NAME-as-$TELEPORT_USERNAME; exit 7"])
+        #expect(ran.exitCode == 7, "\(ran)\n\(root.log.suffix(2000))\n\(leaf.log.suffix(3000))")
+        #expect(ran.stdout == "on-leaf.example-as-joe\n", "\(ran)")
+
+        // tsh scp both ways.
+        let work = try TestSupport.makeTemporaryDirectory(prefix: "leafscp")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let payload = String(repeating: "leaf cluster copy\n", count: 5000)
+        try TestSupport.write(payload, to: work.appendingPathComponent("up.txt"))
+        let up = try await tshAs("joe", ["scp", "--cluster=leaf.example", work.appendingPathComponent("up.txt").path, "root@testnode:\(work.path)/on-leaf.txt"])
+        #expect(up.exitCode == 0, "\(up)")
+        let down = try await tshAs(
+            "joe", ["scp", "--cluster=leaf.example", "root@testnode:\(work.path)/on-leaf.txt", work.appendingPathComponent("back.txt").path])
+        #expect(down.exitCode == 0, "\(down)")
+        #expect((try? String(contentsOf: work.appendingPathComponent("back.txt"), encoding: .utf8)) == payload)
+
+        // OpenSSH through the root proxy's SSH port and the seed's subsystem proxy:%h:%p@leaf.
+        let keyPath = root.directory.appendingPathComponent("joe-openssh").path
+        #expect(try await root.tctl(["auth", "sign", "--user=joe", "--format=openssh", "--out=\(keyPath)"]).exitCode == 0)
+        let sshConfig = root.directory.appendingPathComponent("ssh_config").path
+        try TestSupport.write(
+            """
+            Host *
+              IdentityFile \(keyPath)
+              CertificateFile \(keyPath)-cert.pub
+              IdentitiesOnly yes
+              StrictHostKeyChecking no
+              UserKnownHostsFile /dev/null
+              LogLevel ERROR
+              BatchMode yes
+
+            """, to: URL(fileURLWithPath: sshConfig))
+        let proxyCommand = "ProxyCommand=\(TestSupport.ssh) -F \(sshConfig) -p \(root.proxyPort) 127.0.0.1 -s proxy:%h:%p@leaf.example"
+        let openssh = try await TestSupport.run(
+            TestSupport.ssh, ["-F", sshConfig, "-o", proxyCommand, "root@testnode", "echo openssh-on-$TELEPORT_CLUSTER_NAME; exit 5"],
+            timeout: .seconds(90))
+        #expect(openssh.exitCode == 5 && openssh.stdout == "openssh-on-leaf.example\n", "\(openssh)\n\(leaf.log.suffix(3000))")
+
+        // OpenSSH with tsh proxy ssh --cluster=LEAF as its ProxyCommand, with the key of tsh's
+        // identity (the root proxy passes on the certificate of the key tsh authenticated with).
+        let identityText = try String(contentsOfFile: identities["joe"] ?? "", encoding: .utf8)
+        let keyStart = try #require(identityText.range(of: "-----BEGIN OPENSSH PRIVATE KEY-----"))
+        let keyEnd = try #require(identityText.range(of: "-----END OPENSSH PRIVATE KEY-----"))
+        let idKey = root.directory.appendingPathComponent("joe-id-key")
+        try TestSupport.write(String(identityText[keyStart.lowerBound..<keyEnd.upperBound]) + "\n", to: idKey)
+        _ = chmod(idKey.path, 0o600)
+        let certLine = try #require(identityText.split(separator: "\n").first { $0.hasPrefix("ssh-ed25519-cert-v01@openssh.com ") })
+        try TestSupport.write(String(certLine) + "\n", to: URL(fileURLWithPath: idKey.path + "-cert.pub"))
+        let tshConfig = root.directory.appendingPathComponent("ssh_config_tsh").path
+        try TestSupport.write(
+            """
+            Host *
+              IdentityFile \(idKey.path)
+              CertificateFile \(idKey.path)-cert.pub
+              IdentitiesOnly yes
+              StrictHostKeyChecking no
+              UserKnownHostsFile /dev/null
+              LogLevel ERROR
+              BatchMode yes
+              ProxyCommand \(tsh) -i \(identities["joe"] ?? "") --proxy=127.0.0.1:\(root.webPort) --insecure proxy ssh --cluster=leaf.example %r@%h:%p
+
+            """, to: URL(fileURLWithPath: tshConfig))
+        let tshProxied = try await TestSupport.run(
+            TestSupport.ssh, ["-F", tshConfig, "root@testnode", "echo tsh-proxy-on-$TELEPORT_CLUSTER_NAME"], timeout: .seconds(90))
+        #expect(tshProxied.exitCode == 0 && tshProxied.stdout == "tsh-proxy-on-leaf.example\n", "\(tshProxied)\n\(root.log.suffix(2000))")
+
+        // The leaf's audit log: the sessions with the root user's name, mapped roles and cluster.
+        var starts = ""
+        #expect(try await eventually {
+            starts = try await leaf.tctl(["events", "ls", "--type=session.start", "--format=json"]).stdout
+            return starts.contains("\"user_cluster\"")
+        }, "\(starts)")
+        #expect(starts.contains("\"joe\"") && starts.contains("root.example") && starts.contains("\"access\""), "\(starts)")
+        // The root's audit log has no session of its own for them.
+        #expect(!(try await root.tctl(["events", "ls", "--type=session.start", "--format=json"])).stdout.contains("joe"))
+
+        // ann's roles map to nothing: refused (ls and ssh), and audited on the leaf.
+        let annList = try await tshAs("ann", ["ls", "--cluster=leaf.example"])
+        #expect(annList.exitCode != 0 && annList.stderr.contains("has no roles in cluster leaf.example"), "\(annList)")
+        let annSSH = try await tshAs("ann", ["ssh", "--cluster=leaf.example", "root@testnode", "echo should-not-run"])
+        #expect(annSSH.exitCode != 0 && !annSSH.stdout.contains("should-not-run"), "\(annSSH)")
+        #expect(annSSH.stderr.contains("has no roles in cluster leaf.example"), "\(annSSH)")
+        let annSCP = try await tshAs("ann", ["scp", "--cluster=leaf.example", work.appendingPathComponent("up.txt").path, "root@testnode:\(work.path)/ann.txt"])
+        #expect(annSCP.exitCode != 0 && !FileManager.default.fileExists(atPath: "\(work.path)/ann.txt"), "\(annSCP)")
+        let denied = try await leaf.tctl(["events", "ls", "--type=trusted_cluster.user.denied", "--format=json"]).stdout
+        #expect(denied.contains("T7010W") && denied.contains("\"ann\"") && denied.contains("root.example"), "\(denied)")
+
+        // Trust is one-way: a leaf user's credentials get nothing from the root's proxy.
+        #expect(try await leaf.tctl(["users", "add", "lou", "root"]).exitCode == 0)
+        let louIdentity = leaf.directory.appendingPathComponent("lou.id").path
+        #expect(try await leaf.tctl(["auth", "sign", "--user=lou", "--out=\(louIdentity)"]).exitCode == 0)
+        let lou = try await TestSupport.run(
+            tsh, ["-i", louIdentity, "--proxy=127.0.0.1:\(root.webPort)", "--insecure", "ssh", "root@testnode", "echo should-not-run"],
+            timeout: .seconds(90))
+        #expect(lou.exitCode != 0 && !lou.stdout.contains("should-not-run"), "\(lou)")
+
+        // The trust disabled on the leaf: the tunnel closes and the root user gets a clear error.
+        let disabled = try await leaf.tctl(["create", "-f", try base.write(Base.trustYAML(token: "", webProxy: webProxy, enabled: false), "off.yaml", in: leaf)])
+        #expect(disabled.exitCode == 0, "\(disabled)")
+        #expect(try await eventually { try await root.tctl(["get", "rc"]).stdout.contains("connection: offline") })
+        let off = try await tshAs("joe", ["ssh", "--cluster=leaf.example", "root@testnode", "echo should-not-run"])
+        #expect(off.exitCode != 0 && off.stderr.contains("leaf cluster leaf.example is offline"), "\(off)")
+        let offOpenSSH = try await TestSupport.run(
+            TestSupport.ssh, ["-F", sshConfig, "-o", proxyCommand, "root@testnode", "echo should-not-run"], timeout: .seconds(90))
+        #expect(offOpenSSH.exitCode != 0 && !offOpenSSH.stdout.contains("should-not-run"), "\(offOpenSSH)")
+        #expect(offOpenSSH.stderr.contains("leaf cluster leaf.example is offline"), "\(offOpenSSH)")
+    }
+}
