@@ -68,7 +68,8 @@ extension TSHCommands {
     /// `tsh play SID`: replays a recorded session on this terminal with its timing (`speed` times
     /// faster; pauses longer than `maxIdle` seconds shortened to it when given), or prints it.
     public static func play(
-        _ options: ClientOptions, sessionID: String, format: PlayFormat, speed: Double, maxIdle: Double?, context: ClientContext
+        _ options: ClientOptions, sessionID: String, format: PlayFormat, speed: Double, maxIdle: Double?, cluster: String? = nil,
+        context: ClientContext
     ) async throws {
         guard SessionRecording.validSessionID(sessionID) else {
             throw TeleportError.badParameter("\(sessionID.prefix(64).debugDescription) is not a session id: tsh recordings ls lists them")
@@ -76,7 +77,11 @@ extension TSHCommands {
         guard speed > 0, speed <= 1000 else { throw TeleportError.badParameter("--speed must be between 0 and 1000") }
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
-        let data = try await web.recording(sessionID)
+        // A leaf cluster's recording: the leaf decides with the user's mapped roles (trusted clusters).
+        let leaf = try await checkCluster(cluster, profileCluster: session.cluster, web: web)
+        let data = leaf
+            ? try await web.leafRecording(cluster: cluster ?? "", certificate: session.key.sshCertificate, sessionID: sessionID)
+            : try await web.recording(sessionID)
         if format == .json {
             FileDescriptorWriter.writeAll(1, .init(bytes: data))
             return
@@ -123,14 +128,20 @@ extension TSHCommands {
     }
 
     /// `tsh join SID [--mode observer|peer]`: attaches this terminal to a live session.
-    public static func join(_ options: ClientOptions, sessionID: String, mode: String, context: ClientContext) async throws -> Int32 {
+    public static func join(
+        _ options: ClientOptions, sessionID: String, mode: String, cluster: String? = nil, context: ClientContext
+    ) async throws -> Int32 {
         guard SessionRecording.validSessionID(sessionID) else {
             throw TeleportError.badParameter("\(sessionID.prefix(64).debugDescription) is not a session id: tsh sessions ls lists them")
         }
         guard mode == "observer" || mode == "peer" else { throw TeleportError.badParameter("--mode=\(mode): expected observer or peer") }
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
-        guard let live = try await web.activeSessions().first(where: { $0.sid == sessionID }) else {
+        // A leaf cluster's session: listed by the leaf for the user's mapped roles (trusted clusters).
+        let leaf = try await checkCluster(cluster, profileCluster: session.cluster, web: web)
+        let sessions = leaf
+            ? try await web.leafSessions(cluster: cluster ?? "", certificate: session.key.sshCertificate) : try await web.activeSessions()
+        guard let live = sessions.first(where: { $0.sid == sessionID }) else {
             throw TeleportError.notFound("no live session \(sessionID) that you may join (tsh sessions ls lists them)")
         }
         // The joiner logs in to the node as one of its own logins.
@@ -139,7 +150,7 @@ extension TSHCommands {
         }
         var ssh = SSHCommandOptions(
             login: login, target: live.serverID, command: [], port: nil, tty: true, localForwards: [], remoteForwards: [], noCommand: false,
-            cluster: nil)
+            cluster: leaf ? cluster : nil)
         ssh.environment = ["TELEPORT_SESSION": sessionID, "TELEPORT_JOIN_MODE": mode]
         return try await TSHCommands.ssh(options, ssh, context: context)
     }

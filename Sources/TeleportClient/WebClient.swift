@@ -85,6 +85,26 @@ public struct WebClient: Sendable {
             LeafListing.self, try await transport.post("/webapi/sites/\(Self.escape(cluster))/nodes", body: body), what: "leaf cluster node list")
     }
 
+    /// `POST /webapi/sites/LEAF/sessions`: the leaf's live sessions the user may see there.
+    func leafSessions(cluster: String, certificate: String) async throws -> [AuthAPI.ActiveSession] {
+        let body = try JSONSerialization.data(withJSONObject: ["certificate": certificate])
+        return try decode(
+            [AuthAPI.ActiveSession].self, try await transport.post("/webapi/sites/\(Self.escape(cluster))/sessions", body: body),
+            what: "leaf cluster sessions")
+    }
+
+    /// `POST /webapi/sites/LEAF/recording`: one recording of the leaf (its JSON lines), when the
+    /// user's mapped roles may read it.
+    func leafRecording(cluster: String, certificate: String, sessionID: String) async throws -> Data {
+        let body = try JSONSerialization.data(withJSONObject: ["certificate": certificate, "sid": sessionID])
+        let reply = try await transport.post("/webapi/sites/\(Self.escape(cluster))/recording", body: body)
+        guard (200..<300).contains(reply.status) else {
+            _ = try decode(JSONValue.self, reply, what: "recording")
+            throw TeleportError.connectionProblem("the proxy answered HTTP \(reply.status)")
+        }
+        return reply.body
+    }
+
     /// The SSH host keys the cluster vouches for.
     public func hostKeys() async throws -> [AuthAPI.HostKey] {
         try decode([AuthAPI.HostKey].self, try await transport.get("/webapi/hostkeys"), what: "host keys")

@@ -80,20 +80,24 @@ public struct ClusterRouter: Sendable {
     /// The nodes of leaf `cluster` the user of `certificate` may see there (after role mapping),
     /// with their host keys.
     func listing(cluster: String, certificate: String) async throws -> ClusterWire.Listing {
+        let json = try await ask(cluster: cluster, .init(op: ClusterWire.Request.nodes, certificate: certificate, target: nil))
+        do {
+            return try ResourceCodec.jsonDecoder().decode(ClusterWire.Listing.self, from: Data(json.utf8))
+        } catch {
+            throw TeleportError.connectionProblem("leaf cluster \(cluster) sent a node list that cannot be read")
+        }
+    }
+
+    /// Asks the proxy of leaf `cluster` one question; the answer's payload.
+    func ask(cluster: String, _ request: ClusterWire.Request) async throws -> String {
         try await checkReachable(cluster)
-        let request = ClusterWire.Request(op: ClusterWire.Request.nodes, certificate: certificate, target: nil)
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let answered = loop.makePromise(of: String.self)
         let channel = try await tunnels.openClusterChannel(to: cluster, service: .clusterProxy, originator: nil) { channel in
             try channel.pipeline.syncOperations.addHandler(ClusterAnswerHandler(request: request, cluster: cluster, keepOpen: false, answered: answered))
         }.get()
         defer { channel.close(promise: nil) }
-        let json = try await answered.futureResult.get()
-        do {
-            return try ResourceCodec.jsonDecoder().decode(ClusterWire.Listing.self, from: Data(json.utf8))
-        } catch {
-            throw TeleportError.connectionProblem("leaf cluster \(cluster) sent a node list that cannot be read")
-        }
+        return try await answered.futureResult.get()
     }
 }
 

@@ -4,10 +4,12 @@ import TeleportAPI
 
 /// What the root's proxy and a leaf's proxy say on a `cluster-proxy` channel of the leaf's
 /// reverse tunnel (trusted clusters, issue 20). The root sends one line, a JSON
-/// ``ClusterWire/Request``: the root user's SSH certificate and either `nodes` (list what the user
-/// may see) or `dial` with a `HOST:PORT` of a leaf node. The leaf answers one line: `ERR reason`,
-/// or `OK` (for `dial`, the channel then carries the node's SSH bytes), or `OK JSON` with a
-/// ``ClusterWire/Listing`` (for `nodes`, then the channel closes).
+/// ``ClusterWire/Request``: the root user's SSH certificate and `nodes` (list what the user may
+/// see), `sessions` (the live sessions the user may see), `recording` with a session ID as
+/// `target`, or `dial` with a `HOST:PORT` of a leaf node. The leaf answers one line: `ERR reason`,
+/// or `OK` (for `dial`, the channel then carries the node's SSH bytes), or `OK PAYLOAD` (then the
+/// channel closes): a ``ClusterWire/Listing`` for `nodes`, the sessions' JSON array for
+/// `sessions`, the recording's JSON lines in base64 for `recording`.
 enum ClusterWire {
     /// The longest request line (a certificate is a few KiB).
     static let maxRequest = 64 * 1024
@@ -27,6 +29,8 @@ enum ClusterWire {
 
         static let dial = "dial"
         static let nodes = "nodes"
+        static let sessions = "sessions"
+        static let recording = "recording"
     }
 
     /// The leaf's answer to `nodes`.

@@ -62,6 +62,17 @@ public struct LeafClusterService: Sendable {
             let listing = try await listing(for: admission)
             let json = String(decoding: try ResourceCodec.json(listing), as: UTF8.self)
             return .answer("OK " + json + "\n")
+        case ClusterWire.Request.sessions:
+            let admission = try await auth.admitRootUser(.init(cluster: root, certificate: request.certificate, record: false))
+            let checker = AccessChecker(roles: roles(admission.roles), traits: AccessChecker.templateTraits(admission.traits))
+            let sessions = try await ActiveSessionsList.visible(auth: auth, user: admission.user, checker: checker)
+            return .answer("OK " + String(decoding: try ResourceCodec.json(sessions), as: UTF8.self) + "\n")
+        case ClusterWire.Request.recording:
+            guard let sid = request.target, !sid.isEmpty else { throw TeleportError.badParameter("a recording request names no session") }
+            let admission = try await auth.admitRootUser(.init(cluster: root, certificate: request.certificate, record: false))
+            // The leaf's auth service decides (and audits) with the mapped roles, on the user's behalf.
+            let data = try await auth.recording(sessionID: sid, forUser: admission.user, roles: admission.roles)
+            return .answer("OK " + data.base64EncodedString() + "\n")
         case ClusterWire.Request.dial:
             guard let target = request.target else { throw TeleportError.badParameter("a dial names no node") }
             let parsed = try ProxyTarget.parse(target)

@@ -267,13 +267,14 @@ extension TSH {
         @Option(name: .customLong("speed"), help: "Play this many times faster.") var speed = 1.0
         @Option(name: .customLong("skip-idle"), help: "Shorten pauses to at most this many seconds.") var skipIdle: Double?
         @Argument(help: "The session ID (tsh recordings ls).") var sessionID: String
+        @Option(name: .customLong("cluster"), help: "The cluster that recorded the session (a leaf: tsh clusters).") var cluster: String?
 
         func run() async throws {
             try await perform {
                 guard let parsed = PlayFormat(rawValue: format) else {
                     throw TeleportError.badParameter("--format=\(format) is not known (expected pty, text or json)")
                 }
-                try await TSHCommands.play(global.client, sessionID: sessionID, format: parsed, speed: speed, maxIdle: skipIdle, context: .live())
+                try await TSHCommands.play(global.client, sessionID: sessionID, format: parsed, speed: speed, maxIdle: skipIdle, cluster: cluster, context: .live())
                 return TSHCommands.Outcome(output: "", exitCode: 0)
             }
         }
@@ -298,10 +299,11 @@ extension TSH {
         @OptionGroup var global: GlobalOptions
         @Option(name: .customLong("mode"), help: "observer (watch) or peer (watch and type).") var mode = "observer"
         @Argument(help: "The session ID (tsh sessions ls).") var sessionID: String
+        @Option(name: .customLong("cluster"), help: "The cluster the session runs in (a leaf: tsh clusters).") var cluster: String?
 
         func run() async throws {
             try await performExit(failureCode: 255) {
-                try await TSHCommands.join(global.client, sessionID: sessionID, mode: mode, context: .live())
+                try await TSHCommands.join(global.client, sessionID: sessionID, mode: mode, cluster: cluster, context: .live())
             }
         }
     }

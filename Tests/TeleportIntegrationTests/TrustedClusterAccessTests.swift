@@ -180,4 +180,87 @@ struct TrustedClusterAccessIntegrationTests {
         // the failure reply, is not shown by it; tsh shows it, above.)
         #expect(offOpenSSH.stderr.contains("subsystem request failed"), "\(offOpenSSH)")
     }
+
+    @Test("tsh join and tsh play --cluster=leaf; disabling the trust cuts an open session")
+    func joinPlayAndCut() async throws {
+        let root = try ClusterFixture(clusterName: "root.example")
+        let leaf = try ClusterFixture(clusterName: "leaf.example")
+        do {
+            try await runJoinPlay(root: root, leaf: leaf)
+        } catch {
+            await root.cleanUp()
+            await leaf.cleanUp()
+            throw error
+        }
+        await root.cleanUp()
+        await leaf.cleanUp()
+    }
+
+    func runJoinPlay(root: ClusterFixture, leaf: ClusterFixture) async throws {
+        try await root.start()
+        try await leaf.start()
+        let base = Base()
+        let webProxy = "127.0.0.1:\(root.webPort)"
+        let value = try base.token(from: try await root.tctl(["tokens", "add", "--type=trusted_cluster", "--ttl=15m"]).stdout)
+        #expect(try await leaf.tctl(["create", try base.write(Base.trustYAML(token: value, webProxy: webProxy), "tc.yaml", in: leaf)]).exitCode == 0)
+        #expect(try await eventually { try await root.tctl(["get", "rc"]).stdout.contains("connection: online") }, "\(root.log.suffix(3000))")
+        let tsh = try ClusterFixture.binary("tsh")
+        var arguments: [String: [String]] = [:]
+        for (user, roles) in [("joe", "access"), ("ann", "editor")] {
+            #expect(try await root.tctl(["users", "add", user, "root", "--roles=\(roles)"]).exitCode == 0)
+            let identity = root.directory.appendingPathComponent("\(user).id").path
+            #expect(try await root.tctl(["auth", "sign", "--user=\(user)", "--out=\(identity)"]).exitCode == 0)
+            arguments[user] = ["-i", identity, "--proxy=127.0.0.1:\(root.webPort)", "--insecure"]
+        }
+        let joe = arguments["joe"] ?? []
+        let environment = ProcessInfo.processInfo.environment.merging(["TERM": "xterm"]) { $1 }
+
+        // An interactive session on the leaf's node; the leaf's audit names it.
+        let owner = try TSHTerminal(tsh, joe + ["ssh", "-t", "--cluster=leaf.example", "root@testnode"], environment: environment)
+        try await owner.expect("# ")
+        var sid = ""
+        for _ in 0..<150 where sid.isEmpty {
+            let starts = try await AuditEventsTests.events(leaf, ["--type=session.start"])
+            if case .string(let found)? = starts.first(where: { $0["user"] == .string("joe") && $0["interactive"] == .bool(true) })?["sid"] {
+                sid = found
+            } else {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        try #require(!sid.isEmpty, "the leaf recorded no session start:\n\(leaf.log.suffix(3000))")
+
+        // tsh join --cluster: the leaf lists the session for joe's mapped roles; joe watches it.
+        let observer = try TSHTerminal(tsh, joe + ["join", "--cluster=leaf.example", sid], environment: environment)
+        var joined = false
+        for _ in 0..<150 where !joined {
+            joined = try await AuditEventsTests.events(leaf, ["--type=session.join"]).contains { $0["sid"] == .string(sid) }
+            if !joined { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(joined, "no join on the leaf:\n\(observer.transcript)\n\(leaf.log.suffix(3000))")
+        owner.sendLine("echo live-on-leaf-$((3*3))")
+        try await observer.expect("live-on-leaf-9")
+        owner.sendLine("exit")
+        #expect(try await owner.wait() == 0)
+        _ = try? await observer.wait(timeout: .seconds(20))
+
+        // tsh play --cluster: the leaf's recording, read with joe's mapped roles; ann gets nothing.
+        var played = CommandResult(exitCode: -1, stdout: "", stderr: "")
+        for _ in 0..<100 {
+            played = try await TestSupport.run(tsh, joe + ["play", "--cluster=leaf.example", "--format=text", sid])
+            if played.exitCode == 0 && played.stdout.contains("live-on-leaf-9") { break }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        #expect(played.exitCode == 0 && played.stdout.contains("live-on-leaf-9"), "\(played)")
+        let annPlay = try await TestSupport.run(tsh, (arguments["ann"] ?? []) + ["play", "--cluster=leaf.example", "--format=text", sid])
+        #expect(annPlay.exitCode != 0 && !annPlay.stdout.contains("live-on-leaf-9") && annPlay.stderr.contains("has no roles"), "\(annPlay)")
+        #expect(!(try await TestSupport.run(tsh, joe + ["play", "--format=text", sid])).stdout.contains("live-on-leaf-9"), "the root holds no copy")
+
+        // Disabling the trust on the leaf closes the tunnel, and with it the open session.
+        let open = try TSHTerminal(tsh, joe + ["ssh", "-t", "--cluster=leaf.example", "root@testnode"], environment: environment)
+        try await open.expect("# ")
+        let disabled = try await leaf.tctl(["create", "-f", try base.write(Base.trustYAML(token: "", webProxy: webProxy, enabled: false), "off.yaml", in: leaf)])
+        #expect(disabled.exitCode == 0, "\(disabled)")
+        let status = try await open.wait(timeout: .seconds(60))
+        #expect(status != 0, "the session ended with the trust:\n\(open.transcript)")
+    }
 }
