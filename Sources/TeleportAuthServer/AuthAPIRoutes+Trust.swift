@@ -85,8 +85,28 @@ extension AuthAPIRoutes {
     func trustWrite(_ resources: [AnyResource], upsert: Bool, context: AuthRequestContext) async throws -> [AuthAPI.ResourceWriteResult]? {
         let kinds = Set(resources.map(\.kind))
         if kinds.contains(RemoteCluster.kind) {
-            throw TeleportError.badParameter(
-                "remote_cluster records are written by this cluster when a leaf establishes trust; create a trusted_cluster on the leaf instead")
+            // Only the labels of an existing record may be set (tctl create -f): they decide which
+            // users see and reach the leaf (roles' cluster_labels).
+            guard kinds.count == 1, upsert else {
+                throw TeleportError.badParameter(
+                    "remote_cluster records are written by this cluster when a leaf establishes trust; create a trusted_cluster on the leaf "
+                        + "instead (tctl create -f of an existing remote_cluster sets its metadata.labels, in a file of its own)")
+            }
+            var results: [AuthAPI.ResourceWriteResult] = []
+            for resource in resources {
+                guard let wanted = resource.value as? RemoteCluster else { continue }
+                var record: RemoteCluster
+                do {
+                    record = try await auth.remoteClusters.get(wanted.name)
+                } catch let error as TeleportError where error.code == .notFound {
+                    throw TeleportError.notFound(
+                        "no leaf cluster \(wanted.name) trusts this cluster (tctl get rc lists them); a remote_cluster is written when a leaf establishes trust")
+                }
+                record.metadata.labels = wanted.metadata.labels
+                try await auth.remoteClusters.update(record)
+                results.append(.init(kind: RemoteCluster.kind, name: wanted.name, created: false))
+            }
+            return results
         }
         guard kinds.contains(TrustedCluster.kind) else { return nil }
         guard kinds.count == 1 else {

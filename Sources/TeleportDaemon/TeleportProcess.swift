@@ -262,7 +262,8 @@ public enum TeleportProcess {
             trustAgents.leafService = LeafClusterService(
                 auth: client, clusterName: clusterName, dialer: dialer, roles: { proxyCache.roles(named: $0) }, logger: logger.with("proxy:trust"))
             services.append(trustAgents)
-            let clusterRouter = ClusterRouter(tunnels: tunnelServer, auth: client, clusterName: clusterName, logger: logger.with("proxy:trust"))
+            let clusterRouter = ClusterRouter(
+                tunnels: tunnelServer, auth: client, clusterName: clusterName, roles: { proxyCache.roles(named: $0) }, logger: logger.with("proxy:trust"))
             webSettings.clusterRouter = clusterRouter
             services.append(
                 ProxyWebServer(

@@ -1,5 +1,6 @@
 import Foundation
 import NIOPosix
+import TeleportAccess
 public import Logging
 public import NIOCore
 public import TeleportAPI
@@ -18,12 +19,18 @@ public struct ClusterRouter: Sendable {
     let auth: AuthClient
     let clusterName: String
     let logger: Logger
+    /// This cluster's roles by name (the proxy's certificate cache has them): a labelled leaf is
+    /// reached only by users whose roles' `cluster_labels` match.
+    let roles: @Sendable ([String]) -> [Role]
 
     /// Creates the router of the proxy of `clusterName`.
-    public init(tunnels: ReverseTunnelServer, auth: AuthClient, clusterName: String, logger: Logger) {
+    public init(
+        tunnels: ReverseTunnelServer, auth: AuthClient, clusterName: String, roles: @escaping @Sendable ([String]) -> [Role], logger: Logger
+    ) {
         self.tunnels = tunnels
         self.auth = auth
         self.clusterName = clusterName
+        self.roles = roles
         self.logger = logger
     }
 
@@ -33,12 +40,14 @@ public struct ClusterRouter: Sendable {
         return cluster.lowercased() != clusterName.lowercased()
     }
 
-    /// Checks that `cluster` is a leaf whose tunnel this proxy holds; a clear refusal otherwise
-    /// (an unknown name, or a leaf that is offline).
-    func checkReachable(_ cluster: String) async throws {
-        if tunnels.clusters.isConnected(cluster) { return }
-        let leaves = (try? await auth.remoteClusterList()) ?? []
+    /// Checks that `cluster` is a leaf the user of `roleNames` may reach (its labels and the
+    /// roles' `cluster_labels`) and whose tunnel this proxy holds; a clear refusal otherwise (an
+    /// unknown or hidden name, with the clusters the user sees, or a leaf that is offline).
+    func checkReachable(_ cluster: String, roleNames: [String]) async throws {
+        let checker = AccessChecker(roles: roles(roleNames), traits: [:])
+        let leaves = try await auth.remoteClusterList().filter { ClustersRoute.visible($0, to: checker) }
         if leaves.contains(where: { $0.name == cluster }) {
+            if tunnels.clusters.isConnected(cluster) { return }
             throw TeleportError.connectionProblem(
                 "leaf cluster \(TerminalText.escape(cluster)) is offline: its proxy holds no tunnel to this proxy now (tsh clusters shows its status)")
         }
@@ -51,13 +60,15 @@ public struct ClusterRouter: Sendable {
     /// `handler` (carrying `ByteBuffer`s) is in the channel's pipeline from the start. The future
     /// completes once the leaf answered `OK`.
     public func dial(
-        _ target: ProxyTarget, certificate: SSHCertificate, originator: SocketAddress?, on loop: any EventLoop, with handler: GlueHandler
+        _ target: ProxyTarget, user: SSHAuthenticatedUser, originator: SocketAddress?, on loop: any EventLoop, with handler: GlueHandler
     ) -> EventLoopFuture<any Channel> {
+        let certificate = user.certificate
+        let roleNames = user.roles
         let cluster = target.cluster ?? clusterName
         let node = HostPort.join(target.host, target.port ?? 0)
         let request = ClusterWire.Request(op: ClusterWire.Request.dial, certificate: certificate.authorizedKeyLine(comment: certificate.keyID), target: node)
         let checked = loop.makePromise(of: Void.self)
-        checked.completeWithTask { try await checkReachable(cluster) }
+        checked.completeWithTask { try await checkReachable(cluster, roleNames: roleNames) }
         let tunnels = self.tunnels
         let logger = self.logger
         let bound = UncheckedGlue(handler)
@@ -79,8 +90,8 @@ public struct ClusterRouter: Sendable {
 
     /// The nodes of leaf `cluster` the user of `certificate` may see there (after role mapping),
     /// with their host keys.
-    func listing(cluster: String, certificate: String) async throws -> ClusterWire.Listing {
-        let json = try await ask(cluster: cluster, .init(op: ClusterWire.Request.nodes, certificate: certificate, target: nil))
+    func listing(cluster: String, certificate: String, roleNames: [String]) async throws -> ClusterWire.Listing {
+        let json = try await ask(cluster: cluster, roleNames: roleNames, .init(op: ClusterWire.Request.nodes, certificate: certificate, target: nil))
         do {
             return try ResourceCodec.jsonDecoder().decode(ClusterWire.Listing.self, from: Data(json.utf8))
         } catch {
@@ -89,8 +100,8 @@ public struct ClusterRouter: Sendable {
     }
 
     /// Asks the proxy of leaf `cluster` one question; the answer's payload.
-    func ask(cluster: String, _ request: ClusterWire.Request) async throws -> String {
-        try await checkReachable(cluster)
+    func ask(cluster: String, roleNames: [String], _ request: ClusterWire.Request) async throws -> String {
+        try await checkReachable(cluster, roleNames: roleNames)
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let answered = loop.makePromise(of: String.self)
         let channel = try await tunnels.openClusterChannel(to: cluster, service: .clusterProxy, originator: nil) { channel in
@@ -125,7 +136,11 @@ final class ClusterAnswerHandler: ChannelDuplexHandler, @unchecked Sendable {
     private var state = State.waiting
     private var sent = false
     private var buffer = ByteBuffer()
+    /// What arrived after the answer, until the handlers behind first ask to read (their partner
+    /// is there then): passed on in order, never before and never dropped.
     private var held: ByteBuffer?
+    private var released = false
+    private var heldEOF = false
 
     init(request: ClusterWire.Request, cluster: String, keepOpen: Bool, answered: EventLoopPromise<String>) {
         self.request = request
@@ -160,8 +175,12 @@ final class ClusterAnswerHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch state {
-        case .open:
+        case .open where released:
             context.fireChannelRead(data)
+        case .open:
+            var bytes = unwrapInboundIn(data)
+            if held == nil { held = context.channel.allocator.buffer(capacity: bytes.readableBytes) }
+            held?.writeBuffer(&bytes)
         case .done:
             return
         case .waiting:
@@ -191,14 +210,18 @@ final class ClusterAnswerHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         if state == .waiting { context.read() }
-        if state == .open { context.fireChannelReadComplete() }
+        if state == .open, released { context.fireChannelReadComplete() }
     }
 
     func read(context: ChannelHandlerContext) {
-        if state == .open, let pending = held {
-            held = nil
-            context.fireChannelRead(wrapInboundOut(pending))
-            context.fireChannelReadComplete()
+        if state == .open, !released {
+            released = true
+            if let pending = held, pending.readableBytes > 0 {
+                held = nil
+                context.fireChannelRead(wrapInboundOut(pending))
+                context.fireChannelReadComplete()
+            }
+            if heldEOF { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
         }
         context.read()
     }
@@ -212,11 +235,17 @@ final class ClusterAnswerHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if state == .waiting, let event = event as? ChannelEvent, event == .inputClosed {
-            state = .done
-            answered.fail(TeleportError.connectionProblem("the proxy of leaf cluster \(cluster) closed the channel without an answer"))
-            context.close(promise: nil)
-            return
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            if state == .waiting {
+                state = .done
+                answered.fail(TeleportError.connectionProblem("the proxy of leaf cluster \(cluster) closed the channel without an answer"))
+                context.close(promise: nil)
+                return
+            }
+            if state == .open, !released {
+                heldEOF = true
+                return
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }

@@ -47,14 +47,14 @@ struct LeafNodesRoute {
                 }
                 switch context.parameters.get("what") ?? "" {
                 case "nodes":
-                    let listing = try await clusters.listing(cluster: site, certificate: line)
+                    let listing = try await clusters.listing(cluster: site, certificate: line, roleNames: identity.roles)
                     return WebResponse.json(NodesRoute.htmlSafe(try ResourceCodec.json(listing)))
                 case "sessions":
-                    let json = try await clusters.ask(cluster: site, .init(op: ClusterWire.Request.sessions, certificate: line, target: nil))
+                    let json = try await clusters.ask(cluster: site, roleNames: identity.roles, .init(op: ClusterWire.Request.sessions, certificate: line, target: nil))
                     return WebResponse.json(NodesRoute.htmlSafe(Data(json.utf8)))
                 case "recording":
                     guard let sid = body.sid, !sid.isEmpty else { throw TeleportError.badParameter("name the session: {\"sid\": ...}") }
-                    let encoded = try await clusters.ask(cluster: site, .init(op: ClusterWire.Request.recording, certificate: line, target: sid))
+                    let encoded = try await clusters.ask(cluster: site, roleNames: identity.roles, .init(op: ClusterWire.Request.recording, certificate: line, target: sid))
                     guard let data = Data(base64Encoded: encoded) else {
                         throw TeleportError.connectionProblem("leaf cluster \(site) sent a recording that cannot be read")
                     }

@@ -223,7 +223,7 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
         let connecting: EventLoopFuture<any Channel>
         if let router, router.isRemote(target) {
             // A leaf cluster's node: through the leaf's tunnel (trusted clusters).
-            connecting = router.dial(target, certificate: user.certificate, originator: connection.remoteAddress, on: loop, with: tcpBound.value)
+            connecting = router.dial(target, user: user, originator: connection.remoteAddress, on: loop, with: tcpBound.value)
                 .hop(to: loop)
         } else {
             let promise = context.eventLoop.makePromise(of: ServerNode.self)

@@ -364,7 +364,7 @@ extension ProxyWebServer {
         }
         LoginRoute(auth: auth, logger: logger).register(on: router)
         TrustedClusterRoute(auth: auth, logger: logger).register(on: router)
-        ClustersRoute(auth: auth, clusterName: clusterName).register(on: router)
+        ClustersRoute(auth: auth, clusterName: clusterName, roles: settings.roles).register(on: router)
         if let clusterRouter = settings.clusterRouter { LeafNodesRoute(router: clusterRouter).register(on: router) }
         SSORoutes(auth: auth, logger: logger).register(on: router)
         let appSessions = appSessionCache

@@ -81,7 +81,7 @@ struct TrustedClusterAccessIntegrationTests {
         let payload = String(repeating: "leaf cluster copy\n", count: 5000)
         try TestSupport.write(payload, to: work.appendingPathComponent("up.txt"))
         let up = try await tshAs("joe", ["scp", "--cluster=leaf.example", work.appendingPathComponent("up.txt").path, "root@testnode:\(work.path)/on-leaf.txt"])
-        #expect(up.exitCode == 0, "\(up)")
+        #expect(up.exitCode == 0, "\(up)\n\(root.log.suffix(6000))\n\(leaf.log.suffix(3000))")
         let down = try await tshAs(
             "joe", ["scp", "--cluster=leaf.example", "root@testnode:\(work.path)/on-leaf.txt", work.appendingPathComponent("back.txt").path])
         #expect(down.exitCode == 0, "\(down)")
@@ -158,6 +158,54 @@ struct TrustedClusterAccessIntegrationTests {
         let denied = try await leaf.tctl(["events", "ls", "--type=trusted_cluster.user.denied", "--format=json"]).stdout
         #expect(denied.contains("T7010W") && denied.contains("\"ann\"") && denied.contains("root.example"), "\(denied)")
 
+        // Labels on the leaf's remote_cluster decide who sees and reaches it: joe's roles have no
+        // cluster_labels, so a labelled leaf is hidden from him; pat's leaf-prod role matches.
+        let labelled = try await root.tctl(["create", "-f", try base.write(
+            """
+            kind: remote_cluster
+            version: v3
+            metadata:
+              name: leaf.example
+              labels:
+                env: prod
+            status:
+              connection: online
+
+            """, "rc.yaml", in: root)])
+        #expect(labelled.exitCode == 0, "\(labelled)")
+        #expect(try await root.tctl(["get", "rc"]).stdout.contains("env: prod"))
+        let hidden = try await tshAs("joe", ["clusters"])
+        #expect(hidden.exitCode == 0 && !hidden.stdout.contains("leaf.example"), "\(hidden)")
+        let hiddenSSH = try await tshAs("joe", ["ssh", "--cluster=leaf.example", "root@testnode", "echo should-not-run"])
+        #expect(hiddenSSH.exitCode != 0 && hiddenSSH.stderr.contains("is not known to root.example"), "\(hiddenSSH)")
+        let hiddenOpenSSH = try await TestSupport.run(
+            TestSupport.ssh, ["-F", sshConfig, "-o", proxyCommand, "root@testnode", "echo should-not-run"], timeout: .seconds(90))
+        #expect(hiddenOpenSSH.exitCode != 0 && !hiddenOpenSSH.stdout.contains("should-not-run"), "\(hiddenOpenSSH)")
+        let role = try await root.tctl(["create", try base.write(
+            """
+            kind: role
+            version: v7
+            metadata:
+              name: leaf-prod
+            spec:
+              allow:
+                cluster_labels:
+                  env: prod
+
+            """, "leaf-prod.yaml", in: root)])
+        #expect(role.exitCode == 0, "\(role)")
+        #expect(try await root.tctl(["users", "add", "pat", "root", "--roles=access,leaf-prod"]).exitCode == 0)
+        identities["pat"] = root.directory.appendingPathComponent("pat.id").path
+        #expect(try await root.tctl(["auth", "sign", "--user=pat", "--out=\(identities["pat"] ?? "")"]).exitCode == 0)
+        let patClusters = try await tshAs("pat", ["clusters"])
+        #expect(patClusters.stdout.contains("leaf.example"), "\(patClusters)")
+        let patSSH = try await tshAs("pat", ["ssh", "--cluster=leaf.example", "root@testnode", "echo pat-on-$TELEPORT_CLUSTER_NAME"])
+        #expect(patSSH.exitCode == 0 && patSSH.stdout == "pat-on-leaf.example\n", "\(patSSH)")
+        // tctl create of a remote_cluster that no leaf wrote is refused.
+        let invented = try await root.tctl(["create", "-f", try base.write(
+            "kind: remote_cluster\nversion: v3\nmetadata:\n  name: nosuch.example\nstatus:\n  connection: online\n", "rc2.yaml", in: root)])
+        #expect(invented.exitCode != 0 && invented.stderr.contains("no leaf cluster nosuch.example trusts this cluster"), "\(invented)")
+
         // Trust is one-way: a leaf user's credentials get nothing from the root's proxy.
         #expect(try await leaf.tctl(["users", "add", "lou", "root"]).exitCode == 0)
         let louIdentity = leaf.directory.appendingPathComponent("lou.id").path
@@ -171,7 +219,7 @@ struct TrustedClusterAccessIntegrationTests {
         let disabled = try await leaf.tctl(["create", "-f", try base.write(Base.trustYAML(token: "", webProxy: webProxy, enabled: false), "off.yaml", in: leaf)])
         #expect(disabled.exitCode == 0, "\(disabled)")
         #expect(try await eventually { try await root.tctl(["get", "rc"]).stdout.contains("connection: offline") })
-        let off = try await tshAs("joe", ["ssh", "--cluster=leaf.example", "root@testnode", "echo should-not-run"])
+        let off = try await tshAs("pat", ["ssh", "--cluster=leaf.example", "root@testnode", "echo should-not-run"])
         #expect(off.exitCode != 0 && off.stderr.contains("leaf cluster leaf.example is offline"), "\(off)")
         let offOpenSSH = try await TestSupport.run(
             TestSupport.ssh, ["-F", sshConfig, "-o", proxyCommand, "root@testnode", "echo should-not-run"], timeout: .seconds(90))
