@@ -214,16 +214,22 @@ final class ClusterAnswerHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func read(context: ChannelHandlerContext) {
-        if state == .open, !released {
-            released = true
-            if let pending = held, pending.readableBytes > 0 {
-                held = nil
-                context.fireChannelRead(wrapInboundOut(pending))
+        guard state == .open, !released else { return context.read() }
+        // The first read comes while the user's side of the pipe is being set up (the glue's
+        // partner asks as soon as it is added, before the handlers around it are): pass the kept
+        // bytes on, and read more, on the next turn of the loop, never from inside that set-up.
+        released = true
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let context = bound.value
+            if let pending = self.held, pending.readableBytes > 0 {
+                self.held = nil
+                context.fireChannelRead(self.wrapInboundOut(pending))
                 context.fireChannelReadComplete()
             }
-            if heldEOF { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+            if self.heldEOF { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+            context.read()
         }
-        context.read()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -23,12 +23,27 @@ struct TrustedClusterAccessIntegrationTests {
         do {
             try await run(root: root, leaf: leaf)
         } catch {
+            Self.recordCrash(root, "root")
+            Self.recordCrash(leaf, "leaf")
             await root.cleanUp()
             await leaf.cleanUp()
             throw error
         }
+        Self.recordCrash(root, "root")
+        Self.recordCrash(leaf, "leaf")
         await root.cleanUp()
         await leaf.cleanUp()
+    }
+
+    /// A crash report in a daemon's log, as an issue.
+    static func recordCrash(_ fixture: ClusterFixture, _ name: String) {
+        let log = fixture.log
+        for marker in ["Program crashed", "Fatal error", "crashed:"] {
+            if let found = log.range(of: marker) {
+                Issue.record("the \(name) teleport crashed:\n\(log[log.index(found.lowerBound, offsetBy: -min(3000, log.distance(from: log.startIndex, to: found.lowerBound)))...].prefix(12000))")
+                return
+            }
+        }
     }
 
     /// Polls `body` until it returns true, up to `seconds`.
@@ -236,10 +251,14 @@ struct TrustedClusterAccessIntegrationTests {
         do {
             try await runJoinPlay(root: root, leaf: leaf)
         } catch {
+            Self.recordCrash(root, "root")
+            Self.recordCrash(leaf, "leaf")
             await root.cleanUp()
             await leaf.cleanUp()
             throw error
         }
+        Self.recordCrash(root, "root")
+        Self.recordCrash(leaf, "leaf")
         await root.cleanUp()
         await leaf.cleanUp()
     }
@@ -265,7 +284,12 @@ struct TrustedClusterAccessIntegrationTests {
 
         // An interactive session on the leaf's node; the leaf's audit names it.
         let owner = try TSHTerminal(tsh, joe + ["ssh", "-t", "--cluster=leaf.example", "root@testnode"], environment: environment)
-        try await owner.expect("# ")
+        do {
+            try await owner.expect("# ")
+        } catch {
+            Issue.record("root:\n\(root.log.suffix(12000))\nleaf:\n\(leaf.log.suffix(6000))")
+            throw error
+        }
         var sid = ""
         for _ in 0..<150 where sid.isEmpty {
             let starts = try await AuditEventsTests.events(leaf, ["--type=session.start"])
