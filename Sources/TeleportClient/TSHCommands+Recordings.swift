@@ -118,10 +118,12 @@ extension WebClient {
 extension TSHCommands {
     /// `tsh sessions ls`: sessions with a terminal running now (shells, and commands run with
     /// `-t`, with their command).
-    public static func activeSessions(_ options: ClientOptions, json: Bool, context: ClientContext) async throws -> Outcome {
+    public static func activeSessions(_ options: ClientOptions, json: Bool, cluster: String? = nil, context: ClientContext) async throws -> Outcome {
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
-        let list = try await web.activeSessions()
+        // A leaf cluster's sessions: listed by the leaf for the user's mapped roles (trusted clusters).
+        let list = try await checkCluster(cluster, profileCluster: session.cluster, web: web)
+            ? try await web.leafSessions(cluster: cluster ?? "", certificate: session.key.sshCertificate) : try await web.activeSessions()
         if json { return Outcome(output: String(decoding: try ResourceCodec.json(list), as: UTF8.self) + "\n") }
         let rows = list.map { [$0.sid, $0.user, $0.login, $0.serverHostname, RFC3339.format($0.created), $0.command ?? "(shell)"] }
         return Outcome(output: Table.render(headers: ["ID", "User", "Login", "Node", "Started", "Command"], rows: rows))

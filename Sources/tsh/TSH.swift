@@ -288,9 +288,10 @@ extension TSH {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the sessions with a terminal running now (shells, and commands run with tsh ssh -t).")
         @OptionGroup var global: GlobalOptions
         @Option(name: .customLong("format"), help: "text or json.") var format = "text"
+        @Option(name: .customLong("cluster"), help: "The cluster whose sessions to list (a leaf: tsh clusters).") var cluster: String?
 
         func run() async throws {
-            try await perform { try await TSHCommands.activeSessions(global.client, json: format == "json", context: .live()) }
+            try await perform { try await TSHCommands.activeSessions(global.client, json: format == "json", cluster: cluster, context: .live()) }
         }
     }
 

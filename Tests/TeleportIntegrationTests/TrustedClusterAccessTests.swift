@@ -300,6 +300,10 @@ struct TrustedClusterAccessIntegrationTests {
             }
         }
         try #require(!sid.isEmpty, "the leaf recorded no session start:\n\(leaf.log.suffix(3000))")
+        let listed = try await TestSupport.run(tsh, joe + ["sessions", "ls", "--cluster=leaf.example", "--format=json"])
+        #expect(listed.exitCode == 0 && listed.stdout.contains(sid), "\(listed)")
+        let annListed = try await TestSupport.run(tsh, (arguments["ann"] ?? []) + ["sessions", "ls", "--cluster=leaf.example"])
+        #expect(annListed.exitCode != 0 && !annListed.stdout.contains(sid), "\(annListed)")
 
         // tsh join --cluster: the leaf lists the session for joe's mapped roles; joe watches it.
         let observer = try TSHTerminal(tsh, joe + ["join", "--cluster=leaf.example", sid], environment: environment)
