@@ -36,7 +36,7 @@ extension WebClient {
 extension TSHCommands {
     /// `tsh recordings ls`: completed sessions the user may replay.
     public static func recordings(
-        _ options: ClientOptions, json: Bool, from: String? = nil, to: String? = nil, context: ClientContext
+        _ options: ClientOptions, json: Bool, from: String? = nil, to: String? = nil, cluster: String? = nil, context: ClientContext
     ) async throws -> Outcome {
         func time(_ text: String, _ flag: String) throws -> Date {
             if let date = RFC3339.parse(text) ?? RFC3339.parse(text + "T00:00:00Z") { return date }
@@ -47,7 +47,10 @@ extension TSHCommands {
         let end = try to.map { try time($0, "--to") }
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
-        let list = try await web.recordings().filter { info in
+        // A leaf cluster's recordings: listed by the leaf for the user's mapped roles (trusted clusters).
+        let all = try await checkCluster(cluster, profileCluster: session.cluster, web: web)
+            ? try await web.leafRecordings(cluster: cluster ?? "", certificate: session.key.sshCertificate) : try await web.recordings()
+        let list = all.filter { info in
             (start.map { info.start >= $0 } ?? true) && (end.map { info.start <= $0 } ?? true)
         }
         if json { return Outcome(output: String(decoding: try ResourceCodec.json(list), as: UTF8.self) + "\n") }

@@ -93,6 +93,14 @@ public struct WebClient: Sendable {
             what: "leaf cluster sessions")
     }
 
+    /// `POST /webapi/sites/LEAF/recordings`: the leaf's recordings the user's mapped roles may read.
+    func leafRecordings(cluster: String, certificate: String) async throws -> [AuthAPI.RecordingInfo] {
+        let body = try JSONSerialization.data(withJSONObject: ["certificate": certificate])
+        return try decode(
+            [AuthAPI.RecordingInfo].self, try await transport.post("/webapi/sites/\(Self.escape(cluster))/recordings", body: body),
+            what: "leaf cluster recordings")
+    }
+
     /// `POST /webapi/sites/LEAF/recording`: one recording of the leaf (its JSON lines), when the
     /// user's mapped roles may read it.
     func leafRecording(cluster: String, certificate: String, sessionID: String) async throws -> Data {

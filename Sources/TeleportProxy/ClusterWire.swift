@@ -9,7 +9,8 @@ import TeleportAPI
 /// `target`, or `dial` with a `HOST:PORT` of a leaf node. The leaf answers one line: `ERR reason`,
 /// or `OK` (for `dial`, the channel then carries the node's SSH bytes), or `OK PAYLOAD` (then the
 /// channel closes): a ``ClusterWire/Listing`` for `nodes`, the sessions' JSON array for
-/// `sessions`, the recording's JSON lines in base64 for `recording`.
+/// `sessions`, the recordings' JSON array for `recordings`, the recording's JSON lines in base64
+/// for `recording`.
 enum ClusterWire {
     /// The longest request line (a certificate is a few KiB).
     static let maxRequest = 64 * 1024
@@ -31,6 +32,7 @@ enum ClusterWire {
         static let nodes = "nodes"
         static let sessions = "sessions"
         static let recording = "recording"
+        static let recordings = "recordings"
     }
 
     /// The leaf's answer to `nodes`.

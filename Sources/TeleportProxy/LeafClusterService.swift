@@ -67,6 +67,10 @@ public struct LeafClusterService: Sendable {
             let checker = AccessChecker(roles: roles(admission.roles), traits: AccessChecker.templateTraits(admission.traits))
             let sessions = try await ActiveSessionsList.visible(auth: auth, user: admission.user, checker: checker)
             return .answer("OK " + String(decoding: try ResourceCodec.json(sessions), as: UTF8.self) + "\n")
+        case ClusterWire.Request.recordings:
+            let admission = try await auth.admitRootUser(.init(cluster: root, certificate: request.certificate, record: false))
+            let list = try await auth.recordings(forUser: admission.user, roles: admission.roles)
+            return .answer("OK " + String(decoding: try ResourceCodec.json(list), as: UTF8.self) + "\n")
         case ClusterWire.Request.recording:
             guard let sid = request.target, !sid.isEmpty else { throw TeleportError.badParameter("a recording request names no session") }
             let admission = try await auth.admitRootUser(.init(cluster: root, certificate: request.certificate, record: false))

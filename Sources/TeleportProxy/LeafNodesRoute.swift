@@ -52,6 +52,9 @@ struct LeafNodesRoute {
                 case "sessions":
                     let json = try await clusters.ask(cluster: site, roleNames: identity.roles, .init(op: ClusterWire.Request.sessions, certificate: line, target: nil))
                     return WebResponse.json(NodesRoute.htmlSafe(Data(json.utf8)))
+                case "recordings":
+                    let json = try await clusters.ask(cluster: site, roleNames: identity.roles, .init(op: ClusterWire.Request.recordings, certificate: line, target: nil))
+                    return WebResponse.json(NodesRoute.htmlSafe(Data(json.utf8)))
                 case "recording":
                     guard let sid = body.sid, !sid.isEmpty else { throw TeleportError.badParameter("name the session: {\"sid\": ...}") }
                     let encoded = try await clusters.ask(cluster: site, roleNames: identity.roles, .init(op: ClusterWire.Request.recording, certificate: line, target: sid))
@@ -60,7 +63,7 @@ struct LeafNodesRoute {
                     }
                     return WebResponse.json(data)
                 default:
-                    throw TeleportError.notFound("no such leaf cluster request; nodes, sessions and recording are served")
+                    throw TeleportError.notFound("no such leaf cluster request; nodes, sessions, recordings and recording are served")
                 }
             } catch let error as TeleportError {
                 return WebResponse.jsonError(error)

@@ -319,10 +319,11 @@ extension TSH {
         @Option(name: .customLong("format"), help: "text or json.") var format = "text"
         @Option(name: .customLong("from"), help: "Sessions started at or after: a day, an RFC 3339 time or a duration back (2h).") var from: String?
         @Option(name: .customLong("to"), help: "Sessions started at or before.") var to: String?
+        @Option(name: .customLong("cluster"), help: "The cluster that recorded the sessions (a leaf: tsh clusters).") var cluster: String?
 
         func run() async throws {
             try await perform {
-                try await TSHCommands.recordings(global.client, json: format == "json", from: from, to: to, context: .live())
+                try await TSHCommands.recordings(global.client, json: format == "json", from: from, to: to, cluster: cluster, context: .live())
             }
         }
     }

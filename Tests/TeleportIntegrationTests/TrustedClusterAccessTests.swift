@@ -327,6 +327,9 @@ struct TrustedClusterAccessIntegrationTests {
             try await Task.sleep(for: .milliseconds(300))
         }
         #expect(played.exitCode == 0 && played.stdout.contains("live-on-leaf-9"), "\(played)")
+        let recordings = try await TestSupport.run(tsh, joe + ["recordings", "ls", "--cluster=leaf.example", "--format=json"])
+        #expect(recordings.exitCode == 0 && recordings.stdout.contains(sid), "\(recordings)")
+        #expect(!(try await TestSupport.run(tsh, joe + ["recordings", "ls", "--format=json"])).stdout.contains(sid), "the root lists its own")
         let annPlay = try await TestSupport.run(tsh, (arguments["ann"] ?? []) + ["play", "--cluster=leaf.example", "--format=text", sid])
         #expect(annPlay.exitCode != 0 && !annPlay.stdout.contains("live-on-leaf-9") && annPlay.stderr.contains("has no roles"), "\(annPlay)")
         #expect(!(try await TestSupport.run(tsh, joe + ["play", "--format=text", sid])).stdout.contains("live-on-leaf-9"), "the root holds no copy")
