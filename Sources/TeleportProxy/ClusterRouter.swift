@@ -53,7 +53,7 @@ public struct ClusterRouter: Sendable {
         }
         let names = ([clusterName] + leaves.map(\.name)).map { TerminalText.escape($0) }.joined(separator: ", ")
         throw TeleportError.notFound(
-            "cluster \(TerminalText.escape(cluster).debugDescription) is not known to \(clusterName); the clusters are: \(names) (see tsh clusters)")
+            "cluster \"\(TerminalText.escape(cluster))\" is not known to this proxy: the clusters of \(clusterName) you may reach are: \(names) (see tsh clusters)")
     }
 
     /// A byte stream to the node `target` names in its leaf cluster, for the user of `certificate`;
