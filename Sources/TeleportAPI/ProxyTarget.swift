@@ -55,12 +55,14 @@ public struct ProxyTarget: Sendable, Equatable {
         return ProxyTarget(host: name, port: port == 0 ? nil : port, cluster: cluster)
     }
 
-    /// Refuses a target for a cluster other than `servedCluster` (the only one this proxy serves
-    /// until trusted clusters exist), naming it.
+    /// Refuses a target for a cluster other than `servedCluster`, naming it (where leaf clusters
+    /// are not routed: direct-tcpip and the TLS line of `tsh proxy ssh`; the proxy's `proxy:`
+    /// subsystem routes to leaves).
     public func check(servedCluster: String) throws {
         guard let cluster, cluster.lowercased() != servedCluster.lowercased() else { return }
         throw TeleportError.notFound(
-            "cluster \"\(TerminalText.escape(cluster))\" is not known to this proxy: it serves only cluster \"\(servedCluster)\" "
-                + "(trusted clusters are not supported yet); leave @\(TerminalText.escape(cluster)) out or use \(servedCluster)")
+            "cluster \"\(TerminalText.escape(cluster))\" is not known to this proxy here: it serves only cluster \"\(servedCluster)\" "
+                + "on this path (a leaf cluster's nodes are reached through the proxy's SSH port: -s proxy:%h:%p@\(TerminalText.escape(cluster)), "
+                + "or tsh ssh/tsh proxy ssh --cluster); leave @\(TerminalText.escape(cluster)) out or use \(servedCluster)")
     }
 }

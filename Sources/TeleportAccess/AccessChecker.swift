@@ -20,7 +20,7 @@ public struct AccessChecker: Sendable {
         for role in roles {
             let selectors = [
                 role.spec.allow?.nodeLabels, role.spec.deny?.nodeLabels, role.spec.allow?.dbLabels, role.spec.deny?.dbLabels,
-                role.spec.allow?.kubernetesLabels, role.spec.deny?.kubernetesLabels,
+                role.spec.allow?.kubernetesLabels, role.spec.deny?.kubernetesLabels, role.spec.allow?.clusterLabels, role.spec.deny?.clusterLabels,
             ]
             for selector in selectors.compactMap({ $0 }) {
                 for pattern in selector.values.flatMap(\.values) where Self.isExpression(pattern) && expressions[pattern] == nil {

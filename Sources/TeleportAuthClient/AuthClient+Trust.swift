@@ -29,6 +29,12 @@ extension AuthClient {
         try decode([RemoteCluster].self, try await call(.GET, "remoteclusters/statuses"))
     }
 
+    /// Leaf proxy: checks a root user's certificate and maps its roles (and, with `record`, makes
+    /// this cluster's nodes accept its key with the mapped roles).
+    public func admitRootUser(_ request: AuthAPI.RootUserRequest) async throws -> AuthAPI.RootUserAdmission {
+        try decode(AuthAPI.RootUserAdmission.self, try await call(.POST, "trustedclusters/rootusers", body: try ResourceCodec.json(request)))
+    }
+
     /// Leaf proxy: the enabled trusts whose roots it keeps a reverse tunnel to.
     public func rootTunnelTargets() async throws -> [AuthAPI.RootTunnelTarget] {
         try decode([AuthAPI.RootTunnelTarget].self, try await call(.GET, "trustedclusters/tunnels"))

@@ -13,6 +13,7 @@ import TeleportServices
 /// | `POST /v1/remoteclusters/:name/heartbeat` | Proxy | root side: `{connection: online\|offline}` of a leaf's tunnel, kept in the `remote_cluster`'s status (never creates one) |
 /// | `GET /v1/remoteclusters/statuses` | Proxy | root side: the `remote_cluster` records (`tsh clusters` through `GET /webapi/sites`) |
 /// | `GET /v1/trustedclusters/tunnels` | Proxy | leaf side: the enabled trusts, each with the root's host CA and addresses |
+/// | `POST /v1/trustedclusters/rootusers` | Proxy | leaf side: a root user's certificate checked against the root's user CA and mapped with `role_map`; with `record`, a certificate of this cluster with the mapped roles is recorded for the key; refusals audited as `trusted_cluster.user.denied` |
 /// | `GET /v1/authorities` | Admin; users whose roles allow `list` on `cert_authority` | `tctl auth ls`: local and trusted CAs' fingerprints |
 ///
 /// `tctl create [-f]` of `kind: trusted_cluster` (leaf side) and `tctl rm tc/NAME`, `tctl rm
@@ -56,6 +57,14 @@ extension AuthAPIRoutes {
                 return try APIResponse.json(try await auth.rootTunnelTargets())
             }
         }
+        // Step 3: a root user's certificate, passed on by this (leaf) cluster's proxy.
+        v1.post("trustedclusters/rootusers") { request, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context, "root users' certificates")
+                let admit = try await body(AuthAPI.RootUserRequest.self, request)
+                return try APIResponse.json(try await auth.admitRootUser(admit))
+            }
+        }
         v1.get("authorities") { _, context in
             await APIResponse.handling(context) {
                 try await authorize(context, kind: CertAuthority.kind, verb: "list")
@@ -76,8 +85,28 @@ extension AuthAPIRoutes {
     func trustWrite(_ resources: [AnyResource], upsert: Bool, context: AuthRequestContext) async throws -> [AuthAPI.ResourceWriteResult]? {
         let kinds = Set(resources.map(\.kind))
         if kinds.contains(RemoteCluster.kind) {
-            throw TeleportError.badParameter(
-                "remote_cluster records are written by this cluster when a leaf establishes trust; create a trusted_cluster on the leaf instead")
+            // Only the labels of an existing record may be set (tctl create -f): they decide which
+            // users see and reach the leaf (roles' cluster_labels).
+            guard kinds.count == 1, upsert else {
+                throw TeleportError.badParameter(
+                    "remote_cluster records are written by this cluster when a leaf establishes trust; create a trusted_cluster on the leaf "
+                        + "instead (tctl create -f of an existing remote_cluster sets its metadata.labels, in a file of its own)")
+            }
+            var results: [AuthAPI.ResourceWriteResult] = []
+            for resource in resources {
+                guard let wanted = resource.value as? RemoteCluster else { continue }
+                var record: RemoteCluster
+                do {
+                    record = try await auth.remoteClusters.get(wanted.name)
+                } catch let error as TeleportError where error.code == .notFound {
+                    throw TeleportError.notFound(
+                        "no leaf cluster \(wanted.name) trusts this cluster (tctl get rc lists them); a remote_cluster is written when a leaf establishes trust")
+                }
+                record.metadata.labels = wanted.metadata.labels
+                try await auth.remoteClusters.update(record)
+                results.append(.init(kind: RemoteCluster.kind, name: wanted.name, created: false))
+            }
+            return results
         }
         guard kinds.contains(TrustedCluster.kind) else { return nil }
         guard kinds.count == 1 else {

@@ -20,17 +20,21 @@ extension TSHCommands {
         return Outcome(output: Table.render(headers: ["Cluster Name", "Status", "Cluster Type", "Selected"], rows: rows))
     }
 
-    /// Checks `--cluster=NAME` against the clusters the proxy knows: this profile's cluster passes;
-    /// an unknown name is refused with the list of clusters; a leaf is refused until nodes of
-    /// leaves can be reached through the root (issue 20, not built yet).
-    static func checkCluster(_ wanted: String?, profileCluster: String, web: WebClient) async throws {
-        guard let wanted, wanted != profileCluster else { return }
+    /// Checks `--cluster=NAME` against the clusters the proxy knows: this profile's cluster passes
+    /// (false); an online leaf passes (true: its nodes are reached through the root's proxy); an
+    /// offline leaf and an unknown name are refused with the list of clusters.
+    @discardableResult
+    static func checkCluster(_ wanted: String?, profileCluster: String, web: WebClient) async throws -> Bool {
+        guard let wanted, wanted != profileCluster else { return false }
         let entries = (try? await web.clusters()) ?? [WebAPI.ClusterEntry(name: profileCluster, status: "online", type: "root")]
         let listing = entries.map { "\(TerminalText.escape($0.name)) (\($0.type), \($0.status))" }.joined(separator: ", ")
         if let leaf = entries.first(where: { $0.name == wanted && $0.type == "leaf" }) {
-            throw TeleportError.badParameter(
-                "leaf cluster \(TerminalText.escape(wanted)) trusts \(TerminalText.escape(profileCluster)) (its tunnel is \(leaf.status)), "
-                    + "but reaching a leaf's nodes through the root's proxy is not supported yet")
+            guard leaf.status == "online" else {
+                throw TeleportError.connectionProblem(
+                    "leaf cluster \(TerminalText.escape(wanted)) is \(TerminalText.escape(leaf.status)): its proxy holds no tunnel to "
+                        + "\(TerminalText.escape(profileCluster)) now (is the trust enabled and its proxy running?); the clusters are: \(listing)")
+            }
+            return true
         }
         throw TeleportError.notFound(
             "cluster \(TerminalText.escape(wanted).debugDescription) is not known to \(TerminalText.escape(profileCluster)); the clusters are: \(listing) (see tsh clusters)")

@@ -48,8 +48,23 @@ extension TSHCommands {
     ) async throws -> Outcome {
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
-        try await checkCluster(cluster, profileCluster: session.cluster, web: web)
-        let nodes = try await web.nodes(labels: labels)
+        let nodes: [ServerNode]
+        if try await checkCluster(cluster, profileCluster: session.cluster, web: web), let cluster {
+            // A leaf's nodes, as its proxy lists them for the user's mapped roles.
+            var required: [String: String] = [:]
+            for part in labels.split(separator: ",") where !part.isEmpty {
+                guard let equals = part.firstIndex(of: "=") else {
+                    throw TeleportError.badParameter("\"\(part)\" is not a label filter key=value")
+                }
+                required[String(part[..<equals])] = String(part[part.index(after: equals)...])
+            }
+            nodes = try await web.leafNodes(cluster: cluster, certificate: session.key.sshCertificate).nodes.filter { node in
+                let all = node.allLabels
+                return required.allSatisfy { all[$0.key] == $0.value }
+            }
+        } else {
+            nodes = try await web.nodes(labels: labels)
+        }
         switch format {
         case .names:
             return Outcome(output: nodes.map { TerminalText.escape($0.spec.hostname) + "\n" }.joined())

@@ -36,7 +36,7 @@ extension WebClient {
 extension TSHCommands {
     /// `tsh recordings ls`: completed sessions the user may replay.
     public static func recordings(
-        _ options: ClientOptions, json: Bool, from: String? = nil, to: String? = nil, context: ClientContext
+        _ options: ClientOptions, json: Bool, from: String? = nil, to: String? = nil, cluster: String? = nil, context: ClientContext
     ) async throws -> Outcome {
         func time(_ text: String, _ flag: String) throws -> Date {
             if let date = RFC3339.parse(text) ?? RFC3339.parse(text + "T00:00:00Z") { return date }
@@ -47,7 +47,10 @@ extension TSHCommands {
         let end = try to.map { try time($0, "--to") }
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
-        let list = try await web.recordings().filter { info in
+        // A leaf cluster's recordings: listed by the leaf for the user's mapped roles (trusted clusters).
+        let all = try await checkCluster(cluster, profileCluster: session.cluster, web: web)
+            ? try await web.leafRecordings(cluster: cluster ?? "", certificate: session.key.sshCertificate) : try await web.recordings()
+        let list = all.filter { info in
             (start.map { info.start >= $0 } ?? true) && (end.map { info.start <= $0 } ?? true)
         }
         if json { return Outcome(output: String(decoding: try ResourceCodec.json(list), as: UTF8.self) + "\n") }
@@ -68,7 +71,8 @@ extension TSHCommands {
     /// `tsh play SID`: replays a recorded session on this terminal with its timing (`speed` times
     /// faster; pauses longer than `maxIdle` seconds shortened to it when given), or prints it.
     public static func play(
-        _ options: ClientOptions, sessionID: String, format: PlayFormat, speed: Double, maxIdle: Double?, context: ClientContext
+        _ options: ClientOptions, sessionID: String, format: PlayFormat, speed: Double, maxIdle: Double?, cluster: String? = nil,
+        context: ClientContext
     ) async throws {
         guard SessionRecording.validSessionID(sessionID) else {
             throw TeleportError.badParameter("\(sessionID.prefix(64).debugDescription) is not a session id: tsh recordings ls lists them")
@@ -76,7 +80,11 @@ extension TSHCommands {
         guard speed > 0, speed <= 1000 else { throw TeleportError.badParameter("--speed must be between 0 and 1000") }
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
-        let data = try await web.recording(sessionID)
+        // A leaf cluster's recording: the leaf decides with the user's mapped roles (trusted clusters).
+        let leaf = try await checkCluster(cluster, profileCluster: session.cluster, web: web)
+        let data = leaf
+            ? try await web.leafRecording(cluster: cluster ?? "", certificate: session.key.sshCertificate, sessionID: sessionID)
+            : try await web.recording(sessionID)
         if format == .json {
             FileDescriptorWriter.writeAll(1, .init(bytes: data))
             return
@@ -113,24 +121,32 @@ extension WebClient {
 extension TSHCommands {
     /// `tsh sessions ls`: sessions with a terminal running now (shells, and commands run with
     /// `-t`, with their command).
-    public static func activeSessions(_ options: ClientOptions, json: Bool, context: ClientContext) async throws -> Outcome {
+    public static func activeSessions(_ options: ClientOptions, json: Bool, cluster: String? = nil, context: ClientContext) async throws -> Outcome {
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
-        let list = try await web.activeSessions()
+        // A leaf cluster's sessions: listed by the leaf for the user's mapped roles (trusted clusters).
+        let list = try await checkCluster(cluster, profileCluster: session.cluster, web: web)
+            ? try await web.leafSessions(cluster: cluster ?? "", certificate: session.key.sshCertificate) : try await web.activeSessions()
         if json { return Outcome(output: String(decoding: try ResourceCodec.json(list), as: UTF8.self) + "\n") }
         let rows = list.map { [$0.sid, $0.user, $0.login, $0.serverHostname, RFC3339.format($0.created), $0.command ?? "(shell)"] }
         return Outcome(output: Table.render(headers: ["ID", "User", "Login", "Node", "Started", "Command"], rows: rows))
     }
 
     /// `tsh join SID [--mode observer|peer]`: attaches this terminal to a live session.
-    public static func join(_ options: ClientOptions, sessionID: String, mode: String, context: ClientContext) async throws -> Int32 {
+    public static func join(
+        _ options: ClientOptions, sessionID: String, mode: String, cluster: String? = nil, context: ClientContext
+    ) async throws -> Int32 {
         guard SessionRecording.validSessionID(sessionID) else {
             throw TeleportError.badParameter("\(sessionID.prefix(64).debugDescription) is not a session id: tsh sessions ls lists them")
         }
         guard mode == "observer" || mode == "peer" else { throw TeleportError.badParameter("--mode=\(mode): expected observer or peer") }
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
-        guard let live = try await web.activeSessions().first(where: { $0.sid == sessionID }) else {
+        // A leaf cluster's session: listed by the leaf for the user's mapped roles (trusted clusters).
+        let leaf = try await checkCluster(cluster, profileCluster: session.cluster, web: web)
+        let sessions = leaf
+            ? try await web.leafSessions(cluster: cluster ?? "", certificate: session.key.sshCertificate) : try await web.activeSessions()
+        guard let live = sessions.first(where: { $0.sid == sessionID }) else {
             throw TeleportError.notFound("no live session \(sessionID) that you may join (tsh sessions ls lists them)")
         }
         // The joiner logs in to the node as one of its own logins.
@@ -139,7 +155,7 @@ extension TSHCommands {
         }
         var ssh = SSHCommandOptions(
             login: login, target: live.serverID, command: [], port: nil, tty: true, localForwards: [], remoteForwards: [], noCommand: false,
-            cluster: nil)
+            cluster: leaf ? cluster : nil)
         ssh.environment = ["TELEPORT_SESSION": sessionID, "TELEPORT_JOIN_MODE": mode]
         return try await TSHCommands.ssh(options, ssh, context: context)
     }

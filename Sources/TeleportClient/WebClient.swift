@@ -64,6 +64,55 @@ public struct WebClient: Sendable {
         try decode([DatabaseServer].self, try await transport.get("/webapi/databases?labels=\(Self.escape(labels))"), what: "database list")
     }
 
+    /// A leaf cluster's nodes as the root's proxy passes them on (trusted clusters).
+    public struct LeafListing: Decodable, Sendable {
+        /// The leaf's nodes the user's mapped roles reach.
+        public var nodes: [ServerNode]
+        /// Their host keys.
+        public var hostKeys: [AuthAPI.HostKey]
+
+        enum CodingKeys: String, CodingKey {
+            case nodes
+            case hostKeys = "host_keys"
+        }
+    }
+
+    /// `POST /webapi/sites/LEAF/nodes`: the nodes of leaf cluster `cluster` the user may see there
+    /// (the leaf maps the roles of `certificate`, the user's SSH certificate), with their host keys.
+    public func leafNodes(cluster: String, certificate: String) async throws -> LeafListing {
+        let body = try JSONSerialization.data(withJSONObject: ["certificate": certificate])
+        return try decode(
+            LeafListing.self, try await transport.post("/webapi/sites/\(Self.escape(cluster))/nodes", body: body), what: "leaf cluster node list")
+    }
+
+    /// `POST /webapi/sites/LEAF/sessions`: the leaf's live sessions the user may see there.
+    func leafSessions(cluster: String, certificate: String) async throws -> [AuthAPI.ActiveSession] {
+        let body = try JSONSerialization.data(withJSONObject: ["certificate": certificate])
+        return try decode(
+            [AuthAPI.ActiveSession].self, try await transport.post("/webapi/sites/\(Self.escape(cluster))/sessions", body: body),
+            what: "leaf cluster sessions")
+    }
+
+    /// `POST /webapi/sites/LEAF/recordings`: the leaf's recordings the user's mapped roles may read.
+    func leafRecordings(cluster: String, certificate: String) async throws -> [AuthAPI.RecordingInfo] {
+        let body = try JSONSerialization.data(withJSONObject: ["certificate": certificate])
+        return try decode(
+            [AuthAPI.RecordingInfo].self, try await transport.post("/webapi/sites/\(Self.escape(cluster))/recordings", body: body),
+            what: "leaf cluster recordings")
+    }
+
+    /// `POST /webapi/sites/LEAF/recording`: one recording of the leaf (its JSON lines), when the
+    /// user's mapped roles may read it.
+    func leafRecording(cluster: String, certificate: String, sessionID: String) async throws -> Data {
+        let body = try JSONSerialization.data(withJSONObject: ["certificate": certificate, "sid": sessionID])
+        let reply = try await transport.post("/webapi/sites/\(Self.escape(cluster))/recording", body: body)
+        guard (200..<300).contains(reply.status) else {
+            _ = try decode(JSONValue.self, reply, what: "recording")
+            throw TeleportError.connectionProblem("the proxy answered HTTP \(reply.status)")
+        }
+        return reply.body
+    }
+
     /// The SSH host keys the cluster vouches for.
     public func hostKeys() async throws -> [AuthAPI.HostKey] {
         try decode([AuthAPI.HostKey].self, try await transport.get("/webapi/hostkeys"), what: "host keys")

@@ -280,10 +280,16 @@ public enum TeleportProcess {
                             logger.warning("cannot rebuild the tunnel listener's trust", metadata: ["tp.error": "\(error)"])
                         }
                     }, logger: logger.with("proxy:trust")))
-            services.append(
-                TrustedClusterAgentService(
-                    auth: client, hostUUID: hostUUID, identity: { liveProxy.current }, keepalive: config.tunnelKeepalive,
-                    logger: logger.with("proxy:trust")))
+            // Trusted clusters: as a leaf, serve roots' users on the tunnel; as a root, route to leaves.
+            var trustAgents = TrustedClusterAgentService(
+                auth: client, hostUUID: hostUUID, identity: { liveProxy.current }, keepalive: config.tunnelKeepalive,
+                logger: logger.with("proxy:trust"))
+            trustAgents.leafService = LeafClusterService(
+                auth: client, clusterName: clusterName, dialer: dialer, roles: { proxyCache.roles(named: $0) }, logger: logger.with("proxy:trust"))
+            services.append(trustAgents)
+            let clusterRouter = ClusterRouter(
+                tunnels: tunnelServer, auth: client, clusterName: clusterName, roles: { proxyCache.roles(named: $0) }, logger: logger.with("proxy:trust"))
+            webSettings.clusterRouter = clusterRouter
             services.append(
                 ProxyWebServer(
                     auth: client, host: web.host, port: web.port, certificatePEM: pair.certificatePEM, keyPEM: pair.keyPEM,
@@ -302,6 +308,7 @@ public enum TeleportProcess {
                 auth: client, clusterName: clusterName,
                 audit: proxyAudit, dialer: dialer, logger: logger.with("proxy:ssh"))
             proxySSH.limiter = ConnectionLimits.limiter(config, service: "proxy", metrics: registry, logger: logger.with("proxy:ssh"))
+            proxySSH.clusterRouter = clusterRouter
             services.append(proxySSH)
         }
         if config.runNode {

@@ -1,25 +1,36 @@
 import Foundation
 import Hummingbird
+import TeleportAccess
 import TeleportAPI
 import TeleportAuthClient
+import TeleportCrypto
 
 /// `GET /webapi/sites` for `tsh clusters` (issue 20): this proxy's cluster and the leaf clusters
 /// that trust it, with each leaf's tunnel status. Only a logged-in user of this cluster (a TLS
-/// client certificate of its user CA) may ask.
+/// client certificate of its user CA) may ask, and sees only the leaves their roles reach (a
+/// labelled `remote_cluster` needs a role's `cluster_labels`; see ``AccessChecker/checkClusterLabels(_:)``).
 struct ClustersRoute {
     let auth: AuthClient
     let clusterName: String
+    /// The roles of these names, as the proxy's certificate cache has them.
+    var roles: @Sendable ([String]) -> [Role] = { _ in [] }
 
     func register(on router: Router<ProxyRequestContext>) {
         router.get("webapi/sites") { _, context -> Response in
             do {
-                _ = try await NodesRoute.user(context, clusterName: clusterName)
-                let leaves = try await auth.remoteClusterList()
+                let identity = try await NodesRoute.user(context, clusterName: clusterName)
+                let checker = AccessChecker(roles: roles(identity.roles), traits: ["internal.logins": identity.logins])
+                let leaves = try await auth.remoteClusterList().filter { Self.visible($0, to: checker) }
                 return WebResponse.json(try ResourceCodec.json(Self.entries(root: clusterName, leaves: leaves)))
             } catch let error as TeleportError {
                 return WebResponse.jsonError(error)
             }
         }
+    }
+
+    /// Whether the user of `checker` may see and reach `leaf` (pure).
+    static func visible(_ leaf: RemoteCluster, to checker: AccessChecker) -> Bool {
+        (try? checker.checkClusterLabels(leaf.metadata.labels ?? [:]).allowed) ?? false
     }
 
     /// The listing (pure): the root first, online; then the leaves by name with their status.

@@ -27,6 +27,8 @@ public struct ProxySSHService: Service, CustomStringConvertible {
     public var limiter: ConnectionLimiter?
     /// How nodes are reached: direct TCP, or their reverse tunnel.
     let dialer: any AgentDialer
+    /// How leaf clusters' nodes are reached (trusted clusters; nil: `@LEAF` targets are refused).
+    public var clusterRouter: ClusterRouter?
 
     public var description: String { "ProxySSHService(\(host):\(port))" }
 
@@ -58,6 +60,7 @@ public struct ProxySSHService: Service, CustomStringConvertible {
         let resolver = self.resolver
         let audit = self.audit
         let dialer = self.dialer
+        let router = self.clusterRouter
         var configuration = SSHServer.Configuration(
             hostKey: hostKey, authorizer: cache,
             onAuthRefused: SSHServer.logRefusal(logger, "SSH login to the proxy"),
@@ -66,7 +69,8 @@ public struct ProxySSHService: Service, CustomStringConvertible {
                 case .session:
                     return channel.eventLoop.submit {
                         try channel.pipeline.syncOperations.addHandler(
-                            ProxySubsystemHandler(resolver: resolver, dialer: dialer, user: user, connection: connection, audit: audit, logger: logger))
+                            ProxySubsystemHandler(
+                                resolver: resolver, dialer: dialer, user: user, connection: connection, audit: audit, logger: logger, router: router))
                     }
                 case .directTCPIP(let target):
                     let promise = channel.eventLoop.makePromise(of: Void.self)
@@ -161,6 +165,7 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
     let connection: SSHConnectionInfo
     let audit: SSHAudit?
     let logger: Logger
+    let router: ClusterRouter?
     private var requested = ""
     private var held: [SSHChannelData] = []
     private var heldEOF = false
@@ -169,7 +174,11 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     enum State { case waiting, connecting, connected }
 
-    init(resolver: NodeResolver, dialer: any AgentDialer, user: SSHAuthenticatedUser, connection: SSHConnectionInfo, audit: SSHAudit?, logger: Logger) {
+    init(
+        resolver: NodeResolver, dialer: any AgentDialer, user: SSHAuthenticatedUser, connection: SSHConnectionInfo, audit: SSHAudit?, logger: Logger,
+        router: ClusterRouter? = nil
+    ) {
+        self.router = router
         self.resolver = resolver
         self.dialer = dialer
         self.user = user
@@ -207,17 +216,25 @@ final class ProxySubsystemHandler: ChannelDuplexHandler, @unchecked Sendable {
         state = .connecting
         let resolver = self.resolver
         let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let promise = context.eventLoop.makePromise(of: ServerNode.self)
-        promise.completeWithTask { try await resolver.resolve(target) }
         let loop = context.eventLoop
         let (sshSide, tcpSide) = GlueHandler.matchedPair()
         let sshBound = NIOLoopBound(sshSide, eventLoop: loop)
         let tcpBound = NIOLoopBound(tcpSide, eventLoop: loop)
-        promise.futureResult.flatMap { node -> EventLoopFuture<any Channel> in
-            self.logger.info("proxying to node", metadata: ["tp.user": "\(self.user.username)", "tp.node": "\(node.name)"])
-            return self.dialer.dial(node, service: .nodeSSH, originator: self.connection.remoteAddress, on: loop, with: tcpBound.value)
+        let connecting: EventLoopFuture<any Channel>
+        if let router, router.isRemote(target) {
+            // A leaf cluster's node: through the leaf's tunnel (trusted clusters).
+            connecting = router.dial(target, user: user, originator: connection.remoteAddress, on: loop, with: tcpBound.value)
                 .hop(to: loop)
-        }.whenComplete { result in
+        } else {
+            let promise = context.eventLoop.makePromise(of: ServerNode.self)
+            promise.completeWithTask { try await resolver.resolve(target) }
+            connecting = promise.futureResult.flatMap { node -> EventLoopFuture<any Channel> in
+                self.logger.info("proxying to node", metadata: ["tp.user": "\(self.user.username)", "tp.node": "\(node.name)"])
+                return self.dialer.dial(node, service: .nodeSSH, originator: self.connection.remoteAddress, on: loop, with: tcpBound.value)
+                    .hop(to: loop)
+            }
+        }
+        connecting.whenComplete { result in
             let context = loopContext.value
             switch result {
             case .failure(let error):

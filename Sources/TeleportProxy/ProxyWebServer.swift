@@ -51,6 +51,8 @@ public struct ProxyWebServer: Service, CustomStringConvertible {
         public var tunnelListenAddr = ""
         /// How the TLS tunnel (`tsh proxy ssh`) reaches nodes: direct TCP or their reverse tunnel.
         public var dialer: any AgentDialer = NodeDialer(tunnels: nil)
+        /// How leaf clusters are reached (trusted clusters; nil: none).
+        public var clusterRouter: ClusterRouter?
         /// `teleport.connection_limits.max_connections` on the web port (nil: no limit).
         public var limiter: ConnectionLimiter?
         /// `proxy_service.postgres_listen_addr` (empty: no PostgreSQL listener), reported as
@@ -362,7 +364,8 @@ extension ProxyWebServer {
         }
         LoginRoute(auth: auth, logger: logger).register(on: router)
         TrustedClusterRoute(auth: auth, logger: logger).register(on: router)
-        ClustersRoute(auth: auth, clusterName: clusterName).register(on: router)
+        ClustersRoute(auth: auth, clusterName: clusterName, roles: settings.roles).register(on: router)
+        if let clusterRouter = settings.clusterRouter { LeafNodesRoute(router: clusterRouter).register(on: router) }
         SSORoutes(auth: auth, logger: logger).register(on: router)
         let appSessions = appSessionCache
         WebSessionRoutes(auth: auth, clusterName: clusterName, logger: logger, onLogout: { appSessions.forget(user: $0) }).register(on: router)

@@ -21,6 +21,9 @@ public struct TrustedClusterAgentService: Service, CustomStringConvertible {
     let logger: Logger
     /// How often the trusts are read again.
     public var interval: Duration = .seconds(3)
+    /// What this proxy serves a root on its tunnel (root users reaching this cluster's nodes);
+    /// nil serves nothing.
+    public var leafService: LeafClusterService?
 
     public var description: String { "TrustedClusterAgentService" }
 
@@ -90,12 +93,14 @@ public struct TrustedClusterAgentService: Service, CustomStringConvertible {
     /// is `tunnel_addr` or, when absent, found through the root proxy's ping before each dial.
     func makeAgent(_ target: AuthAPI.RootTunnelTarget) throws -> ReverseTunnelAgent {
         let current = identity()
+        var services: [TunnelService: ReverseTunnelAgent.ServiceHandler] = [:]
+        if let leafService { services[.clusterProxy] = leafService.handler(root: target.clusterName) }
         let web = try HostPort.parse(target.webProxyAddr, defaultPort: 3080, key: "trusted_cluster \(target.clusterName): spec.web_proxy_addr")
         let fixed = try target.tunnelAddr.map { try HostPort.parse($0, defaultPort: 3024, key: "trusted_cluster \(target.clusterName): spec.tunnel_addr") }
         var configuration = ReverseTunnelAgent.Configuration(
             hostUUID: hostUUID, clusterName: target.clusterName, proxyHost: fixed?.host ?? web.host, proxyPort: fixed?.port ?? 3024,
             tlsContext: try TunnelTLS.clientTLSContext(certificatePEM: current.certificatePEM, keyPEM: current.keyPEM, trustedCAPEMs: target.hostCAPEMs),
-            services: [:])
+            services: services)
         if fixed == nil {
             let root = target.clusterName
             let address = target.webProxyAddr

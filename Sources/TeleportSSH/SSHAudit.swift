@@ -59,7 +59,7 @@ public struct SSHAudit: Sendable {
             [
                 "user": .string(user.username), "login": .string(user.login), "success": true,
                 "addr.remote": Self.address(connection.remoteAddress), "addr.local": Self.address(connection.localAddress),
-            ])
+            ].merging(user.clusterAuditFields) { $1 })
     }
 
     /// `auth` failure (T3007W) with the user name the client sent (`user` and `login`, cut to

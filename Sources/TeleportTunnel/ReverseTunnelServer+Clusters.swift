@@ -1,8 +1,10 @@
 import Logging
-import NIOCore
+public import NIOCore
+import NIOPosix
 import NIOSSH
 import NIOSSL
 import TeleportAPI
+import TeleportSSH
 
 /// Trusted clusters (issue 20) on the proxy's tunnel server: besides this cluster's agents, the
 /// proxy of a leaf cluster that trusts this one keeps a tunnel here (a "cluster" tunnel). Its
@@ -61,6 +63,39 @@ extension ReverseTunnelServer {
                     logger.info("reverse tunnel of leaf cluster closed", metadata: ["tp.cluster": "\(name)", "tp.host": "\(hostUUID)"])
                     configuration.onClusterDisconnected(name)
                 }
+            }
+        }
+    }
+}
+
+extension ReverseTunnelServer {
+    /// Opens a channel to `service` of the proxy of leaf cluster `cluster` over its tunnel (the
+    /// root's way into a leaf, issue 20); the channel carries `ByteBuffer`s. Only this side opens
+    /// channels on a cluster tunnel: the leaf's are refused (trust is one-way).
+    public func openClusterChannel(
+        to cluster: String, service: TunnelService, originator: SocketAddress?, handlers: @escaping @Sendable (any Channel) throws -> Void
+    ) -> EventLoopFuture<any Channel> {
+        guard let entry = clusters.entry(cluster) else {
+            return MultiThreadedEventLoopGroup.singleton.next().makeFailedFuture(
+                TeleportError.connectionProblem(
+                    "leaf cluster \(cluster) holds no tunnel to this proxy now (is its proxy running and able to reach this one? tsh clusters shows its status)"))
+        }
+        let loop = entry.channel.eventLoop
+        let from = originator ?? (try? SocketAddress(ipAddress: "0.0.0.0", port: 0))
+        return loop.flatSubmit {
+            guard let from else { return loop.makeFailedFuture(TeleportError.badParameter("no originator address")) }
+            let promise = loop.makePromise(of: (any Channel).self)
+            let type = SSHChannelType.forwardedTCPIP(.init(listeningHost: service.rawValue, listeningPort: 0, originatorAddress: from))
+            entry.handler.value.createChannel(promise, channelType: type) { child, _ in
+                child.eventLoop.makeCompletedFuture {
+                    _ = child.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+                    try child.pipeline.syncOperations.addHandler(SSHChannelDataCodec())
+                    try handlers(child)
+                }
+            }
+            return promise.futureResult.flatMapErrorThrowing { error in
+                if error is TeleportError { throw error }
+                throw TeleportError.connectionProblem("the proxy of leaf cluster \(cluster) refused a tunnel channel: \(error)")
             }
         }
     }

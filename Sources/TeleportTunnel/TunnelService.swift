@@ -10,6 +10,10 @@ public enum TunnelService: String, Sendable, CaseIterable {
     case app = "app"
     /// A Kubernetes agent (later parts).
     case kube = "kube"
+    /// A leaf cluster's proxy, on its tunnel to a root cluster (trusted clusters, issue 20): the
+    /// root's proxy asks it, for a root user, for the nodes the user may see or for a byte stream
+    /// to one of them (``ClusterWire`` in TeleportProxy).
+    case clusterProxy = "cluster-proxy"
 }
 
 /// Names used on the tunnel's SSH connection.

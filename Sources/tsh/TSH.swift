@@ -269,13 +269,14 @@ extension TSH {
         @Option(name: .customLong("speed"), help: "Play this many times faster.") var speed = 1.0
         @Option(name: .customLong("skip-idle"), help: "Shorten pauses to at most this many seconds.") var skipIdle: Double?
         @Argument(help: "The session ID (tsh recordings ls).") var sessionID: String
+        @Option(name: .customLong("cluster"), help: "The cluster that recorded the session (a leaf: tsh clusters).") var cluster: String?
 
         func run() async throws {
             try await perform {
                 guard let parsed = PlayFormat(rawValue: format) else {
                     throw TeleportError.badParameter("--format=\(format) is not known (expected pty, text or json)")
                 }
-                try await TSHCommands.play(global.client, sessionID: sessionID, format: parsed, speed: speed, maxIdle: skipIdle, context: .live())
+                try await TSHCommands.play(global.client, sessionID: sessionID, format: parsed, speed: speed, maxIdle: skipIdle, cluster: cluster, context: .live())
                 return TSHCommands.Outcome(output: "", exitCode: 0)
             }
         }
@@ -289,9 +290,10 @@ extension TSH {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the sessions with a terminal running now (shells, and commands run with tsh ssh -t).")
         @OptionGroup var global: GlobalOptions
         @Option(name: .customLong("format"), help: "text or json.") var format = "text"
+        @Option(name: .customLong("cluster"), help: "The cluster whose sessions to list (a leaf: tsh clusters).") var cluster: String?
 
         func run() async throws {
-            try await perform { try await TSHCommands.activeSessions(global.client, json: format == "json", context: .live()) }
+            try await perform { try await TSHCommands.activeSessions(global.client, json: format == "json", cluster: cluster, context: .live()) }
         }
     }
 
@@ -300,10 +302,11 @@ extension TSH {
         @OptionGroup var global: GlobalOptions
         @Option(name: .customLong("mode"), help: "observer (watch) or peer (watch and type).") var mode = "observer"
         @Argument(help: "The session ID (tsh sessions ls).") var sessionID: String
+        @Option(name: .customLong("cluster"), help: "The cluster the session runs in (a leaf: tsh clusters).") var cluster: String?
 
         func run() async throws {
             try await performExit(failureCode: 255) {
-                try await TSHCommands.join(global.client, sessionID: sessionID, mode: mode, context: .live())
+                try await TSHCommands.join(global.client, sessionID: sessionID, mode: mode, cluster: cluster, context: .live())
             }
         }
     }
@@ -318,10 +321,11 @@ extension TSH {
         @Option(name: .customLong("format"), help: "text or json.") var format = "text"
         @Option(name: .customLong("from"), help: "Sessions started at or after: a day, an RFC 3339 time or a duration back (2h).") var from: String?
         @Option(name: .customLong("to"), help: "Sessions started at or before.") var to: String?
+        @Option(name: .customLong("cluster"), help: "The cluster that recorded the sessions (a leaf: tsh clusters).") var cluster: String?
 
         func run() async throws {
             try await perform {
-                try await TSHCommands.recordings(global.client, json: format == "json", from: from, to: to, context: .live())
+                try await TSHCommands.recordings(global.client, json: format == "json", from: from, to: to, cluster: cluster, context: .live())
             }
         }
     }

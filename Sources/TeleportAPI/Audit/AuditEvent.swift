@@ -178,4 +178,7 @@ public enum AuditEventType {
     public static let trustedClusterDelete = ("trusted_cluster.delete", "T7001I")
     /// `trusted_cluster.update`: a trust was enabled or disabled.
     public static let trustedClusterUpdate = ("trusted_cluster.update", "T7003I")
+    /// `trusted_cluster.user.denied`: a root cluster's user was refused on this leaf (a certificate
+    /// the root's user CA did not sign, roles the role map maps to nothing, a disabled trust, ...).
+    public static let trustedClusterUserDenied = ("trusted_cluster.user.denied", "T7010W")
 }

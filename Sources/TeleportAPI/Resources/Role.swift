@@ -80,6 +80,9 @@ public struct Role: Resource {
         public var kubernetesGroups: [String]?
         /// Kubernetes users the user's requests are impersonated as, with trait templates.
         public var kubernetesUsers: [String]?
+        /// Leaf cluster label selectors (trusted clusters: which labelled `remote_cluster`s a user
+        /// of this cluster sees and reaches; a leaf without labels is open to every user).
+        public var clusterLabels: [String: LabelValues]?
         /// Kubernetes objects (pods by namespace and name, as in role v7) the blocks apply to;
         /// nil in an allow block: every pod of the clusters its labels select.
         public var kubernetesResources: [KubernetesResource]?
@@ -96,6 +99,7 @@ public struct Role: Resource {
             case kubernetesGroups = "kubernetes_groups"
             case kubernetesUsers = "kubernetes_users"
             case kubernetesResources = "kubernetes_resources"
+            case clusterLabels = "cluster_labels"
         }
 
         /// Creates conditions.
@@ -154,7 +158,7 @@ public struct Role: Resource {
         try validateEnvelope()
         for (block, conditions) in [("allow", spec.allow), ("deny", spec.deny)] {
             for (field, selector) in [("node_labels", conditions?.nodeLabels), ("db_labels", conditions?.dbLabels), ("app_labels", conditions?.appLabels),
-                ("kubernetes_labels", conditions?.kubernetesLabels),
+                ("kubernetes_labels", conditions?.kubernetesLabels), ("cluster_labels", conditions?.clusterLabels),
             ] {
                 for (key, values) in selector ?? [:] {
                     for pattern in values.values where pattern.hasPrefix("^") && pattern.hasSuffix("$") {

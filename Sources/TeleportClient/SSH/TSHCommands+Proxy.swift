@@ -4,6 +4,7 @@ import NIOCore
 import NIOSSH
 public import TeleportAPI
 import TeleportCrypto
+import TeleportSSH
 import TeleportSSHClient
 
 extension TSHCommands {
@@ -18,7 +19,11 @@ extension TSHCommands {
         let session = try TSHCommands.session(options, context: context)
         let transport = try context.userTransport(session.address, session.insecure, session.key)
         // Another cluster: the same refusal as tsh ssh, naming the clusters there are.
-        try await checkCluster(cluster, profileCluster: session.cluster, web: WebClient(transport: transport, address: session.address))
+        if try await checkCluster(cluster, profileCluster: session.cluster, web: WebClient(transport: transport, address: session.address)),
+            let cluster
+        {
+            return try await proxySSHToLeaf(options, target: target, parsed: parsed, cluster: cluster, context: context)
+        }
         guard let client = transport as? ProxyHTTPSClient else {
             throw TeleportError.internalError("tsh proxy ssh needs an HTTPS connection to the proxy")
         }
@@ -33,6 +38,32 @@ extension TSHCommands {
                 // TLS cannot half-close everywhere: then the whole connection ends with our input.
                 channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
             })
+        try await channel.closeFuture.get()
+        return 0
+    }
+
+    /// `tsh proxy ssh --cluster=LEAF`: a leaf cluster's node through the root proxy's SSH port and
+    /// its `proxy:HOST:PORT@LEAF` subsystem (the root proxy sends the user's SSH certificate, the one
+    /// this connection authenticated with, to the leaf; the TLS path carries none).
+    static func proxySSHToLeaf(
+        _ options: ClientOptions, target: String, parsed: (host: String, port: Int), cluster: String, context: ClientContext
+    ) async throws -> Int32 {
+        var login = context.localUser ?? ""
+        if let at = target.lastIndex(of: "@") { login = String(target[..<at]) }
+        guard !login.isEmpty else { throw TeleportError.badParameter("no login: pass LOGIN@HOST") }
+        let access = try await NodeAccess.open(options, cluster: cluster, context: context, needNodes: false)
+        var credentials = try access.credentials(login: login)
+        credentials.target = "node \(parsed.host)"
+        let proxy = try await SSHConnection.connect(host: access.proxyHost, port: access.proxyPort, credentials: credentials, hostKey: access.proxyCheck)
+        defer { proxy.close() }
+        var host = parsed.host
+        if host.hasSuffix(".\(cluster)") { host = String(host.dropLast(cluster.count + 1)) }
+        let channel = try await proxy.proxyChannel(to: "\(HostPort.join(host, parsed.port))@\(cluster)") { channel in
+            try channel.pipeline.syncOperations.addHandlers([SSHChannelDataCodec(), ByteStdoutWriter()])
+        }
+        StandardInputPump.start(
+            into: channel, escape: false, wrap: { $0 },
+            onEOF: { channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) } })
         try await channel.closeFuture.get()
         return 0
     }

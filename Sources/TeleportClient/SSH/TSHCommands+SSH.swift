@@ -58,15 +58,18 @@ struct NodeAccess: Sendable {
     let hostKeys: [AuthAPI.HostKey]
     let nodes: [ServerNode]
     let web: WebClient
+    /// The keys the proxy's cluster vouches for (the nodes' cluster's, unless the nodes are a
+    /// leaf cluster's: then the root's).
+    var proxyHostKeys: [AuthAPI.HostKey]? = nil
 
     static func open(_ options: ClientOptions, cluster: String?, context: ClientContext, needNodes: Bool) async throws -> NodeAccess {
         let session = try TSHCommands.session(options, context: context)
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
-        // Another cluster: a clear refusal naming the clusters there are (tsh clusters).
-        try await TSHCommands.checkCluster(cluster, profileCluster: session.cluster, web: web)
+        // Another cluster: a clear refusal naming the clusters there are (tsh clusters), or a
+        // leaf cluster whose nodes the root's proxy reaches through the leaf's tunnel.
+        let leaf = try await TSHCommands.checkCluster(cluster, profileCluster: session.cluster, web: web)
         async let keys = web.hostKeys()
         async let ping = web.ping()
-        let nodes = needNodes ? try await web.nodes(labels: "") : []
         // The proxy's SSH port from its own announcement (asked once more when the first answer
         // fails: a proxy restarting gracefully may drop a connection, and guessing 3023 would
         // fail later with a misleading address); the host is the one we reach it at.
@@ -74,6 +77,14 @@ struct NodeAccess: Sendable {
         let announced: WebAPI.PingResponse
         do { announced = try await ping } catch { announced = try await web.ping() }
         let port = (try? HostPort.parse(announced.proxy.ssh.listenAddr, defaultPort: 3023, key: "proxy ssh listen_addr").port) ?? 3023
+        if leaf, let cluster {
+            let listing = try await web.leafNodes(cluster: cluster, certificate: session.key.sshCertificate)
+            var access = NodeAccess(
+                proxyHost: host, proxyPort: port, cluster: cluster, key: session.key, hostKeys: listing.hostKeys, nodes: listing.nodes, web: web)
+            access.proxyHostKeys = try await keys
+            return access
+        }
+        let nodes = needNodes ? try await web.nodes(labels: "") : []
         return NodeAccess(
             proxyHost: host, proxyPort: port, cluster: session.cluster, key: session.key, hostKeys: try await keys, nodes: nodes, web: web)
     }
@@ -91,7 +102,7 @@ struct NodeAccess: Sendable {
 
     /// Any key the cluster vouches for may be the proxy's.
     var proxyCheck: HostKeyCheck {
-        HostKeyCheck(accepted: hostKeys.compactMap { try? SSHPublicKey(authorizedKeyLine: $0.publicKey) }, what: "the proxy \(proxyHost)")
+        HostKeyCheck(accepted: (proxyHostKeys ?? hostKeys).compactMap { try? SSHPublicKey(authorizedKeyLine: $0.publicKey) }, what: "the proxy \(proxyHost)")
     }
 
     /// The keys of the node `host` names (by name, UUID or address): those registered for the

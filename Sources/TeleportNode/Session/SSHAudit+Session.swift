@@ -14,7 +14,7 @@ extension SSHAudit {
             "sid": .string(event.sessionID), "user": .string(event.user.username), "login": .string(event.user.login),
             "addr.remote": Self.address(event.remoteAddress), "addr.local": Self.address(event.localAddress),
             "interactive": .bool(event.terminal),
-        ]
+        ].merging(event.user.clusterAuditFields) { $1 }
     }
 
     /// `session.start` (and `sftp` for the sftp subsystem).
