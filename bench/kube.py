@@ -11,7 +11,9 @@ ceiling). Prints, as plain text (not a test):
    certificate, Impersonate-User set by hand), interleaved in --rounds rounds: requests/s, p50 and
    p99, the median round of each. Every proxied request opens a new TLS connection from the service
    to the API server and writes a `kube.request` audit event.
-2. `kubectl exec web-0 -- head -c N /dev/zero` (--megabytes MB of stdout over the WebSocket
+2. The same GET over one HTTP/2 connection through the proxy (the h2 library), one stream at a time
+   and 16 at a time (each stream is its own connection from the proxy to the Kubernetes service).
+3. `kubectl exec web-0 -- head -c N /dev/zero` (--megabytes MB of stdout over the WebSocket
    v5.channel.k8s.io stream) through the proxy and direct: MB/s.
 
     bench/kube.py [--bin .build/debug] [--requests 500] [--rounds 3] [--megabytes 50]
@@ -48,6 +50,56 @@ def sequential(proxied, ports, contexts, count):
         latencies.append(time.perf_counter() - began)
     elapsed = time.perf_counter() - start
     conn.close()
+    latencies.sort()
+    return count / elapsed, latencies[len(latencies) // 2] * 1000, latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000
+
+
+def h2_requests(ports, route, key, count, in_flight):
+    """`count` GET pods over one HTTP/2 connection through the proxy, `in_flight` streams at a time
+    (each stream is one connection from the proxy to the Kubernetes service): requests/s, p50, p99."""
+    import h2.config, h2.connection, h2.events
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.load_cert_chain(route, key)
+    context.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", ports["web"]))
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock = context.wrap_socket(raw, server_hostname=SERVER_NAME)
+    if sock.selected_alpn_protocol() != "h2":
+        sys.exit(f"the proxy chose {sock.selected_alpn_protocol()!r}, not h2")
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    headers = [(":method", "GET"), (":path", "/api/v1/namespaces/default/pods"), (":scheme", "https"), (":authority", SERVER_NAME),
+               ("accept", "application/json")]
+    started, latencies, sent, done = {}, [], 0, 0
+    begin = time.perf_counter()
+    while done < count:
+        while sent < count and len(started) < in_flight:
+            stream = conn.get_next_available_stream_id()
+            conn.send_headers(stream, headers, end_stream=True)
+            started[stream] = time.perf_counter()
+            sent += 1
+        sock.sendall(conn.data_to_send())
+        data = sock.recv(65536)
+        if not data:
+            sys.exit("the proxy closed the HTTP/2 connection")
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.DataReceived):
+                conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.ResponseReceived) and dict(event.headers).get(":status") != "200":
+                sys.exit(f"GET pods over HTTP/2 answered {dict(event.headers).get(':status')}")
+            elif isinstance(event, h2.events.StreamEnded):
+                latencies.append(time.perf_counter() - started.pop(event.stream_id))
+                done += 1
+            elif isinstance(event, h2.events.StreamReset):
+                sys.exit(f"stream {event.stream_id} reset: {event.error_code}")
+        pending = conn.data_to_send()
+        if pending:
+            sock.sendall(pending)
+    elapsed = time.perf_counter() - begin
+    sock.close()
     latencies.sort()
     return count / elapsed, latencies[len(latencies) // 2] * 1000, latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000
 
@@ -184,6 +236,11 @@ kubernetes_service:
         for proxied, name in [(True, "through the proxy"), (False, "direct")]:
             rate, p50, p99 = sorted(results[proxied])[len(results[proxied]) // 2]
             print(f"{args.requests} sequential keep-alive GET pods {name}: {rate:.0f} requests/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+
+        for in_flight in (1, 16):
+            rate, p50, p99 = h2_requests(ports, route, key, args.requests, in_flight)
+            print(f"{args.requests} GET pods over one HTTP/2 connection through the proxy, {in_flight} at a time: "
+                  f"{rate:.0f} requests/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms")
 
         proxied_kubeconfig = os.path.join(root, "proxied.kubeconfig")
         with open(proxied_kubeconfig, "w") as f:
