@@ -35,6 +35,12 @@ struct KubeSessions: Sendable {
         var checker: AccessChecker
     }
 
+    /// Thrown at the end of the connection's `executeThenClose` body, so that NIOAsyncChannel
+    /// closes it on its error path: its normal path asserts (in debug builds) that `closeFuture`
+    /// did not fail, and a reverse tunnel's SSH channel fails it (`tcpShutdown`) when the tunnel
+    /// drops or the process stops, which stopped the process.
+    struct ConnectionEnded: Error {}
+
     func serve(_ connection: Connection, handoff: EventLoopFuture<DatabaseHandoff>) async {
         let channel = connection.channel
         var audited = KubeAudit.Connection()
@@ -52,10 +58,12 @@ struct KubeSessions: Sendable {
                     let code = (error as? TeleportError)?.code == .accessDenied ? 403 : 502
                     service.audit.request(audited, info: info, method: head?.first ?? "", status: code, error: message)
                     try await Self.respond(outbound, code: code, message: message, close: true)
-                    return
+                    throw ConnectionEnded()
                 }
                 while try await handle(&reader, outbound: outbound, accepted: accepted, audited: &audited) {}
+                throw ConnectionEnded()
             }
+        } catch is ConnectionEnded {
         } catch {
             service.logger.debug("Kubernetes connection ended: \(error)", metadata: ["tp.kube_cluster": "\(audited.cluster)"])
         }

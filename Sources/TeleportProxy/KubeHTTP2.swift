@@ -166,10 +166,17 @@ enum KubeHTTP2 {
         }
     }
 
+    /// Thrown at the end of every `executeThenClose` body here, so that NIOAsyncChannel closes the
+    /// channel on its error path: its normal path asserts (in debug builds) that `closeFuture` did
+    /// not fail, and an SSH channel of a reverse tunnel fails it (`tcpShutdown`) when the tunnel
+    /// drops, which stopped the process.
+    struct Ended: Error {}
+
     /// Answers a stream with a Kubernetes `Status` and ends it.
     static func answer(_ stream: Stream, code: Int, message: String) async {
         try? await stream.executeThenClose { inbound, outbound in
             try await respond(outbound, code: code, message: message)
+            throw Ended()
         }
     }
 
@@ -212,13 +219,13 @@ enum KubeHTTP2 {
         do {
             try await stream.executeThenClose { inbound, outbound in
                 var requests = inbound.makeAsyncIterator()
-                guard case .head(let head)? = try await requests.next() else { return }
+                guard case .head(let head)? = try await requests.next() else { throw Ended() }
                 let upstream: KubeServiceDialer.HTTPUpstream
                 await dials.acquire()
                 // A stream reset while it waited for a slot is not dialled for.
                 guard stream.channel.isActive else {
                     await dials.release()
-                    return
+                    throw Ended()
                 }
                 do {
                     upstream = try await dialer.dialHTTP(on: stream.channel.eventLoop)
@@ -229,7 +236,7 @@ enum KubeHTTP2 {
                         "cannot reach Kubernetes cluster \(dialer.cluster.name)'s Kubernetes service: \((error as? TeleportError)?.message ?? "\(error)")"
                     dialer.auditRefusal(code: 502, message: message)
                     try await respond(outbound, code: 502, message: message)
-                    return
+                    throw Ended()
                 }
                 try await upstream.executeThenClose { responses, upstreamWriter in
                     try await upstreamWriter.write(.head(upstreamHead(head)))
@@ -269,8 +276,10 @@ enum KubeHTTP2 {
                         try await group.next()
                         group.cancelAll()
                     }
+                    throw Ended()
                 }
             }
+        } catch is Ended {
         } catch {
             logger.debug("Kubernetes HTTP/2 stream ended: \(error)")
         }
