@@ -190,11 +190,14 @@ enum KubeHTTP2 {
         try await outbound.write(.end(nil))
     }
 
+    /// Headers about one HTTP/1.1 connection, which HTTP/2 does not carry either way.
+    static let connectionHeaders = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]
+
     /// The request's head as the service gets it: HTTP/1.1, closed after the answer.
     static func upstreamHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
         var head = head
         head.version = .http1_1
-        for name in ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"] {
+        for name in connectionHeaders {
             head.headers.remove(name: name)
         }
         head.headers.add(name: "Connection", value: "close")
@@ -205,7 +208,7 @@ enum KubeHTTP2 {
     static func streamHead(_ head: HTTPResponseHead) -> HTTPResponseHead {
         var head = head
         head.version = .http2
-        for name in ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"] {
+        for name in connectionHeaders {
             head.headers.remove(name: name)
         }
         return head
