@@ -142,7 +142,11 @@ struct HAStoreRestartTests {
                     let initial = try await counts()
                     #expect(initial["teleport", default: 0] <= 4, "\(initial)")
                     // The other client takes every slot; the auth server's connections are ended.
-                    let full = try await HACluster.eventually(within: .seconds(60)) {
+                    // While the slots fill, the auth server may not reconnect (under load its pool
+                    // won the freed slot before a starting psql did); once they are full, it may
+                    // try again and meets PostgreSQL's own refusal, "too many clients already".
+                    try await server.postgres.superuser("ALTER ROLE teleport CONNECTION LIMIT 0")
+                    let full = try await HACluster.eventually(within: .seconds(90)) {
                         try await server.postgres.superuser("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'teleport'")
                         let now = try await counts()
                         if now["hog", default: 0] >= 17 && now["teleport", default: 0] == 0 { return true }
@@ -155,6 +159,7 @@ struct HAStoreRestartTests {
                         }
                         return false
                     }
+                    try await server.postgres.superuser("ALTER ROLE teleport CONNECTION LIMIT -1")
                     let taken = try await counts()
                     try #require(full, "\(taken)")
                     var readiness = try await cluster.diag("readyz")
