@@ -158,11 +158,26 @@ struct AuthAPIRoutes {
         v1.post("sessions/active") { request, context in
             await APIResponse.handling(context) {
                 let caller = try caller(context)
-                guard case .system(.node) = caller.kind else { throw TeleportError.accessDenied("only nodes report sessions") }
+                let kube: Bool
+                switch caller.kind {
+                case .system(.node): kube = false
+                case .system(.kube): kube = true
+                default: throw TeleportError.accessDenied("only nodes and Kubernetes services report sessions")
+                }
                 let body = try await request.body.collect(upTo: 64 * 1024)
                 var session = try ResourceCodec.jsonDecoder().decode(AuthAPI.ActiveSession.self, from: Data(body.readableBytesView))
                 try AuthServer.checkSessionID(session.sid)
                 session.serverID = String(caller.identity.username.split(separator: ".").first ?? "")
+                // What kind of session it is follows from who reports it.
+                session.kind = kube ? "kube" : nil
+                if !kube { session.kubeCluster = nil }
+                // A session id another host reported stays that host's.
+                if let existing = try? await auth.stores.backend.get(Keys.key("sessions", "active", session.sid)),
+                    let other = try? ResourceCodec.jsonDecoder().decode(AuthAPI.ActiveSession.self, from: existing.value),
+                    other.serverID != session.serverID
+                {
+                    throw TeleportError.accessDenied("session \(session.sid) was reported by another host")
+                }
                 try await auth.stores.backend.put(
                     Item(key: Keys.key("sessions", "active", session.sid), value: try ResourceCodec.json(session),
                          expires: auth.clock.now().addingTimeInterval(24 * 3600)))
@@ -171,9 +186,21 @@ struct AuthAPIRoutes {
         }
         v1.delete("sessions/active/:sid") { _, context in
             await APIResponse.handling(context) {
-                guard case .system(.node) = try caller(context).kind else { throw TeleportError.accessDenied("only nodes report sessions") }
+                let caller = try caller(context)
+                switch caller.kind {
+                case .system(.node), .system(.kube): break
+                default: throw TeleportError.accessDenied("only nodes and Kubernetes services report sessions")
+                }
                 let sid = context.parameters.get("sid") ?? ""
                 try AuthServer.checkSessionID(sid)
+                // Only the host that reported a session ends it.
+                let host = String(caller.identity.username.split(separator: ".").first ?? "")
+                if let existing = try? await auth.stores.backend.get(Keys.key("sessions", "active", sid)),
+                    let other = try? ResourceCodec.jsonDecoder().decode(AuthAPI.ActiveSession.self, from: existing.value),
+                    other.serverID != host
+                {
+                    throw TeleportError.accessDenied("session \(sid) was reported by another host")
+                }
                 try? await auth.stores.backend.delete(Keys.key("sessions", "active", sid))
                 return try APIResponse.json(["status": "ok"])
             }

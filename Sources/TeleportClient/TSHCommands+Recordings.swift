@@ -132,9 +132,10 @@ extension TSHCommands {
         return Outcome(output: Table.render(headers: ["ID", "User", "Login", "Node", "Started", "Command"], rows: rows))
     }
 
-    /// `tsh join SID [--mode observer|peer]`: attaches this terminal to a live session.
+    /// `tsh join SID [--mode observer|peer]`: attaches this terminal to a live session (SSH, or
+    /// Kubernetes through the session's Kubernetes service; `tsh kube join` takes only those).
     public static func join(
-        _ options: ClientOptions, sessionID: String, mode: String, cluster: String? = nil, context: ClientContext
+        _ options: ClientOptions, sessionID: String, mode: String, cluster: String? = nil, kubeOnly: Bool = false, context: ClientContext
     ) async throws -> Int32 {
         guard SessionRecording.validSessionID(sessionID) else {
             throw TeleportError.badParameter("\(sessionID.prefix(64).debugDescription) is not a session id: tsh sessions ls lists them")
@@ -148,6 +149,13 @@ extension TSHCommands {
             ? try await web.leafSessions(cluster: cluster ?? "", certificate: session.key.sshCertificate) : try await web.activeSessions()
         guard let live = sessions.first(where: { $0.sid == sessionID }) else {
             throw TeleportError.notFound("no live session \(sessionID) that you may join (tsh sessions ls lists them)")
+        }
+        if live.isKube {
+            guard !leaf else { throw TeleportError.badParameter("joining a leaf cluster's Kubernetes session is not supported yet") }
+            return try await kubeJoin(options, live: live, mode: mode, context: context)
+        }
+        guard !kubeOnly else {
+            throw TeleportError.badParameter("session \(sessionID) is an SSH session, not a Kubernetes one: tsh join \(sessionID)")
         }
         // The joiner logs in to the node as one of its own logins.
         guard let login = try session.key.parsedSSHCertificate().validPrincipals.first else {

@@ -82,7 +82,7 @@ public struct KubeAudit: Sendable {
     }
 
     /// `session.end` with the command's exit code when the API server reported one.
-    public func sessionEnded(_ connection: Connection, sid: String, info: KubeRequestInfo, exitCode: Int?) {
+    public func sessionEnded(_ connection: Connection, sid: String, info: KubeRequestInfo, exitCode: Int?, participants: [String]) {
         var fields = connection.fields
         fields["sid"] = .string(sid)
         fields["login"] = .string(connection.kubeUser)
@@ -90,9 +90,32 @@ public struct KubeAudit: Sendable {
         fields["proto"] = "kube"
         fields["kubernetes_pod_namespace"] = .string(info.namespace)
         fields["kubernetes_pod_name"] = .string(info.name)
-        fields["participants"] = .array([.string(connection.user)])
+        fields["participants"] = .array(participants.map { .string($0) })
         if let exitCode { fields["exit_code"] = .int(exitCode) }
         add(AuditEventType.sessionEnd, fields)
+    }
+
+    /// `exec` of a non-interactive `kubectl exec` (no terminal, so no recording): the command
+    /// and the exit code the API server reported (-1 when it reported none).
+    public func exec(_ connection: Connection, info: KubeRequestInfo, exitCode: Int?) {
+        var fields = connection.fields
+        fields["proto"] = "kube"
+        fields["login"] = .string(connection.kubeUser)
+        fields["kubernetes_pod_namespace"] = .string(info.namespace)
+        fields["kubernetes_pod_name"] = .string(info.name)
+        fields["command"] = .string(String(info.parameters("command").joined(separator: " ").prefix(4096)))
+        fields["exitCode"] = .int(exitCode ?? -1)
+        fields["exitError"] = .string(exitCode == 0 ? "" : exitCode.map { "exit status \($0)" } ?? "no exit status")
+        add(exitCode == 0 ? AuditEventType.exec : AuditEventType.execFailure, fields)
+    }
+
+    /// `session.join`/`session.leave` of someone joining a live session with `tsh join`.
+    public func party(_ connection: Connection, sid: String, mode: String, joined: Bool) {
+        var fields = connection.fields
+        fields["sid"] = .string(sid)
+        fields["proto"] = "kube"
+        fields["mode"] = .string(mode)
+        add(joined ? AuditEventType.sessionJoin : AuditEventType.sessionLeave, fields)
     }
 
     /// Whether new requests may go (the outbox is not full under `fail_closed`).

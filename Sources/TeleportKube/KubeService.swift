@@ -87,6 +87,8 @@ public struct KubeService: Service, CustomStringConvertible {
     /// The address in the records: ``Configuration/advertisedAddr``, with the bound port when
     /// the listen port is 0 (the seed's `proxy_service.kubernetes.kubeconfig_file`).
     let advertised: AdvertisedAddress
+    /// The interactive sessions relayed now, for `tsh join`.
+    let live = KubeLiveSessions()
 
     /// Creates the service.
     public init(

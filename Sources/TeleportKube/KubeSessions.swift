@@ -98,6 +98,10 @@ struct KubeSessions: Sendable {
             try await Self.respond(outbound, code: code, message: message, close: close)
             return !close
         }
+        // tsh join of a live session at this service (never relayed to the API server).
+        if info.path.hasPrefix(Self.joinPrefix) {
+            return try await serveJoin(head, reader: reader, outbound: outbound, accepted: accepted, audited: audited)
+        }
         // The roles decide whom the request goes as; the client's own Impersonate-* must match.
         let impersonated: (user: String, groups: [String])
         switch KubeImpersonation.decide(
@@ -320,6 +324,8 @@ struct KubeSessions: Sendable {
         let negotiated = responseHead.value("sec-websocket-protocol") ?? ""
         let binaryChannels = negotiated.hasSuffix("channel.k8s.io") && !negotiated.contains("base64")
         let interactive = info.isSession && info.parameter("tty") == "true" && binaryChannels
+        // Every exec/attach stream is read for its exit status; interactive ones for their output too.
+        let scanned = info.isSession && binaryChannels
         let sid = UUID().uuidString.lowercased()
         var recorder: SessionRecorder?
         if interactive {
@@ -337,31 +343,54 @@ struct KubeSessions: Sendable {
         service.audit.request(audited, info: info, method: "GET", status: 101)
         let exitCode = ExitCodeBox()
         let recording = recorder
+        // An interactive session can be joined (tsh join): its client's frames go on one by one
+        // (re-encoded, so that a peer's keystrokes can go in between), its output to the joiners.
+        let live: KubeLiveSession? =
+            interactive
+            ? KubeLiveSession(
+                sid: sid, owner: audited.user, cluster: audited.cluster, namespace: info.namespace, pod: info.name,
+                inject: { frame in try await upstreamOut.write(ByteBuffer(bytes: frame)) }) : nil
+        if let live { startLive(live, audited: audited, info: info) }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 var reader = client
-                var scanner = WebSocketFrameScanner(payloadLimit: 4096)
+                var scanner = WebSocketFrameScanner(payloadLimit: Self.maxClientFrame)
                 do {
                     while let chunk = try await reader.next(max: 64 * 1024) {
-                        if let recording {
-                            for frame in (try? scanner.feed(chunk.readableBytesView)) ?? [] where frame.opcode == 2 && frame.payload.first == 4 {
-                                if let size = Self.resize(frame.payload.dropFirst()) { recording.resize(columns: size.0, rows: size.1) }
-                            }
+                        guard live != nil else {
+                            try await upstreamOut.write(chunk)
+                            continue
                         }
-                        try await upstreamOut.write(chunk)
+                        for frame in try scanner.feed(chunk.readableBytesView) {
+                            guard frame.length == frame.payload.count else {
+                                throw HTTP1Error("a WebSocket frame of \(frame.length) bytes from the client is larger than \(Self.maxClientFrame)")
+                            }
+                            if frame.opcode == 2 && frame.payload.first == 4, let size = Self.resize(frame.payload.dropFirst()) {
+                                recording?.resize(columns: size.0, rows: size.1)
+                            }
+                            try await upstreamOut.write(
+                                ByteBuffer(
+                                    bytes: WebSocketFrameEncoder.frame(
+                                        opcode: frame.opcode, payload: frame.payload, mask: WebSocketFrameEncoder.newMask(), fin: frame.fin)))
+                        }
                     }
                 } catch {}
             }
             group.addTask {
                 var reader = upstream
-                var scanner = WebSocketFrameScanner(payloadLimit: 1 << 20)
+                // A non-interactive stream is read only for its (small) status message.
+                var scanner = WebSocketFrameScanner(payloadLimit: interactive ? 1 << 20 : 4096)
                 do {
                     while let chunk = try await reader.next(max: 64 * 1024) {
-                        if interactive {
+                        if scanned {
                             for frame in (try? scanner.feed(chunk.readableBytesView)) ?? [] where frame.opcode == 2 {
                                 switch frame.payload.first {
-                                case 1, 2: recording?.output(ByteBuffer(bytes: frame.payload.dropFirst()))
-                                case 3: exitCode.set(Self.exitCode(frame.payload.dropFirst()))
+                                case 1, 2:
+                                    recording?.output(ByteBuffer(bytes: frame.payload.dropFirst()))
+                                    live?.broadcast(WebSocketFrameEncoder.frame(opcode: 2, payload: frame.payload))
+                                case 3:
+                                    exitCode.set(Self.exitCode(frame.payload.dropFirst()))
+                                    exitCode.setStatus(WebSocketFrameEncoder.frame(opcode: 2, payload: frame.payload))
                                 default: break
                                 }
                             }
@@ -373,11 +402,19 @@ struct KubeSessions: Sendable {
             await group.next()
             group.cancelAll()
         }
+        if let live { endLive(live, status: exitCode.status) }
+        if !interactive && info.isSession && info.subresource == "exec" {
+            service.audit.exec(audited, info: info, exitCode: exitCode.value)
+        }
         if interactive {
             recording?.finish()
-            service.audit.sessionEnded(audited, sid: sid, info: info, exitCode: exitCode.value)
+            service.audit.sessionEnded(audited, sid: sid, info: info, exitCode: exitCode.value, participants: live?.participants ?? [audited.user])
         }
     }
+
+    /// The largest WebSocket frame an interactive session's client may send (kubectl sends its
+    /// standard input in frames of at most 32 KiB).
+    static let maxClientFrame = 1 << 20
 
     /// A resize message (`{"Width":80,"Height":24}`).
     static func resize(_ payload: ArraySlice<UInt8>) -> (Int, Int)? {
@@ -508,6 +545,12 @@ struct KubeSessions: Sendable {
 final class ExitCodeBox: @unchecked Sendable {
     private let lock = NSLock()
     private var stored: Int?
+    private var statusFrame: [UInt8]?
+
+    /// The status frame (channel 3) as the API server sent it, for the session's joiners.
+    func setStatus(_ frame: [UInt8]) { lock.withLock { statusFrame = frame } }
+
+    var status: [UInt8]? { lock.withLock { statusFrame } }
 
     func set(_ value: Int?) {
         guard let value else { return }

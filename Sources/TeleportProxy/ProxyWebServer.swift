@@ -350,6 +350,11 @@ extension ProxyWebServer {
                     ]),
                     "tunnel_public_addr": .string(settings.tunnelPublicAddr),
                     "tls_routing_enabled": .bool(settings.multiplexed),
+                    // kubectl reaches Kubernetes on the web port (by SNI), and on kube_listen_addr when set.
+                    "kube": .object([
+                        "enabled": true,
+                        "listen_addr": .string(settings.kubeListenAddr.map { HostPort.join($0.host, $0.port) } ?? ""),
+                    ]),
                     "db": .object([
                         "postgres_listen_addr": .string(settings.postgresListenAddr), "mysql_listen_addr": .string(settings.mysqlListenAddr),
                     ]),

@@ -155,6 +155,8 @@ struct WebTerminalPages: Sendable {
                 cell(row, session.user, "user"); cell(row, session.login); cell(row, session.server_hostname, "node");
                 cell(row, new Date(session.created).toLocaleString()); cell(row, session.command || "(shell)");
                 var td = cell(row, "", "join");
+                // A Kubernetes session is joined from a terminal with tsh (the browser speaks SSH only).
+                if (session.kind === "kube") { td.textContent = "tsh kube join " + session.sid; body.appendChild(row); return; }
                 [["observer", "Join as observer"], ["peer", "Join as peer"]].forEach(function (pair) {
                   var button = document.createElement("button");
                   button.type = "button"; button.textContent = pair[1]; button.className = "join-" + pair[0];

@@ -136,6 +136,10 @@ struct WebTerminalRoute: Sendable {
             guard let live = visible.first(where: { $0.sid == sessionID }) else {
                 throw WebTerminalClose(code: WebTerminalClose.notFound, reason: "no live session \(sessionID) that you may join")
             }
+            guard !live.isKube else {
+                throw WebTerminalClose(
+                    code: WebTerminalClose.notFound, reason: "\(sessionID) is a Kubernetes session: join it with tsh kube join \(sessionID)")
+            }
             guard let first = session.info.logins.first else {
                 throw WebTerminalClose(code: WebTerminalClose.forbidden, reason: "your roles allow no login")
             }

@@ -552,7 +552,7 @@ extension TSH {
     struct Kube: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "kube", abstract: "Kubernetes clusters.",
-            subcommands: [KubeList.self, KubeLogin.self, KubeLogout.self, KubeCredentials.self])
+            subcommands: [KubeList.self, KubeLogin.self, KubeLogout.self, KubeCredentials.self, KubeJoin.self])
     }
 
     struct KubeList: AsyncParsableCommand {
@@ -589,6 +589,20 @@ extension TSH {
 
         func run() async throws {
             try await perform { try TSHCommands.kubeLogout(global.client, name: name, context: .live()) }
+        }
+    }
+
+    struct KubeJoin: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "join", abstract: "Join a live Kubernetes session (kubectl exec -it): tsh kube join SESSION_ID.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("mode"), help: "observer (watch) or peer (watch and type).") var mode = "observer"
+        @Argument(help: "The session ID (tsh sessions ls).") var sessionID: String
+
+        func run() async throws {
+            try await performExit(failureCode: 255) {
+                try await TSHCommands.join(global.client, sessionID: sessionID, mode: mode, kubeOnly: true, context: .live())
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TeleportAPI
 import TeleportTestSupport
 import Testing
 
@@ -333,7 +334,11 @@ struct KubeAccessTests {
                 + "https://127.0.0.1:\(standIn.port)/api/v1/namespaces/default/pods", environment: environment)
         #expect(direct.stdout.contains("db-0"), "the stand-in serves db-0 to a direct client: \(direct)")
 
-        // proxy_service.kube_listen_addr serves kubectl the same way.
+        // proxy_service.kube_listen_addr serves kubectl the same way, and /webapi/ping names it.
+        let ping = try await Self.shell("curl -sk https://localhost:\(cluster.webPort)/webapi/ping", environment: environment)
+        let pinged = (try? JSONSerialization.jsonObject(with: Data(ping.stdout.utf8))) as? [String: Any]
+        let kubeBlock = (pinged?["proxy"] as? [String: Any])?["kube"] as? [String: Any]
+        #expect(kubeBlock?["listen_addr"] as? String == "127.0.0.1:\(kubePort)" && kubeBlock?["enabled"] as? Bool == true, "\(ping)")
         let ownPort = try await Self.shell("kubectl --server=https://localhost:\(kubePort) get pods", environment: environment)
         #expect(ownPort.exitCode == 0 && ownPort.stdout.contains("web-1"), "\(ownPort)")
 
@@ -361,6 +366,17 @@ struct KubeAccessTests {
         #expect(logs.exitCode == 0 && logs.stdout.contains("web-0 log line 3"), "\(logs)")
         let exec = try await Self.shell("kubectl exec web-0 -- sh -c 'echo from-pod; exit 3'", environment: environment)
         #expect(exec.exitCode == 3 && exec.stdout.contains("from-pod"), "\(exec)")
+        // A non-interactive exec is not recorded but audited as `exec` with its command and exit code.
+        var execEvents: [[String: JSONValue]] = []
+        for _ in 0..<60 where execEvents.isEmpty {
+            execEvents = try await AuditEventsTests.events(cluster, ["--type=exec"]).filter { $0["proto"] == .string("kube") }
+            if execEvents.isEmpty { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        #expect(
+            execEvents.contains {
+                $0["exitCode"] == .int(3) && $0["user"] == .string("bob") && $0["kubernetes_pod_name"] == .string("web-0")
+                    && $0["command"] == .string("sh -c echo from-pod; exit 3")
+            }, "\(execEvents)")
 
         // A pod outside the role's kubernetes_resources: refused before the API server.
         let outside = try await Self.shell("kubectl exec web-9 -- true", environment: environment)

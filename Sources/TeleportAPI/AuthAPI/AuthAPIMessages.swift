@@ -223,11 +223,20 @@ extension AuthAPI {
         public var created: Date
         /// The command the session runs, or nil for a login shell.
         public var command: String?
+        /// `kube` for an interactive `kubectl exec`/`attach` (joined through the Kubernetes
+        /// service); nil for an SSH session.
+        public var kind: String?
+        /// The Kubernetes cluster of a `kube` session.
+        public var kubeCluster: String?
+
+        /// Whether this is a Kubernetes session.
+        public var isKube: Bool { kind == "kube" }
 
         enum CodingKeys: String, CodingKey {
-            case sid, user, login, created, command
+            case sid, user, login, created, command, kind
             case serverID = "server_id"
             case serverHostname = "server_hostname"
+            case kubeCluster = "kubernetes_cluster"
         }
 
         public init(sid: String, user: String, login: String, serverID: String, serverHostname: String, created: Date, command: String? = nil) {
