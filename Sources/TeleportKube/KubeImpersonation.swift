@@ -74,10 +74,23 @@ public enum KubeImpersonation {
     public static func upgradeProblem(_ head: HTTP1Head, info: KubeRequestInfo) -> String? {
         let upgrade = head.values("upgrade")
         guard upgrade.count == 1 else { return "the Upgrade header must name one protocol" }
-        guard upgrade[0].lowercased() == "websocket" else {
-            return "upgrading to \(upgrade[0].prefix(32)) is not supported (only WebSocket; use kubectl 1.30 or later)"
-        }
         guard head.connectionHas("upgrade") else { return "an upgrade request needs Connection: Upgrade" }
+        if upgrade[0].lowercased() == "spdy/3.1" {
+            // kubectl's fallback for port-forward. exec and attach over SPDY could not be recorded
+            // or joined (the service reads their WebSocket channels), so they are refused.
+            guard info.resource == "pods", info.subresource == "portforward" else {
+                return "exec and attach over SPDY are not supported (their sessions could not be recorded): use kubectl 1.30 or later, which speaks WebSocket"
+            }
+            guard head.first == "POST" else { return "a SPDY upgrade must be a POST" }
+            let versions = head.values("x-stream-protocol-version").flatMap { $0.split(separator: ",") }.map {
+                String($0.filter { $0 != " " && $0 != "\t" })
+            }
+            guard versions.contains("portforward.k8s.io") else { return "X-Stream-Protocol-Version must name portforward.k8s.io" }
+            return nil
+        }
+        guard upgrade[0].lowercased() == "websocket" else {
+            return "upgrading to \(upgrade[0].prefix(32)) is not supported (WebSocket, or SPDY/3.1 for port-forward; use kubectl 1.30 or later)"
+        }
         guard head.first == "GET" else { return "a WebSocket upgrade must be a GET" }
         guard info.resource == "pods", ["exec", "attach", "portforward"].contains(info.subresource) else {
             return "only a pod's exec, attach and portforward may be upgraded"

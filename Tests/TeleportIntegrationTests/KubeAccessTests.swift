@@ -378,9 +378,42 @@ struct KubeAccessTests {
                     && $0["command"] == .string("sh -c echo from-pod; exit 3")
             }, "\(execEvents)")
 
+        // kubectl port-forward: SPDY inside a WebSocket (kubectl 1.31+), then kubectl's plain SPDY
+        // fallback; curl through it to the pod's port 80 (the stand-in serves that port). This
+        // machine's kubectl is Google's dispatcher, which runs the kubectl matching the server's
+        // version (the stand-in says 1.30): the WebSocket round names 1.32 itself.
+        let modern = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
+        let rounds = [
+            ("websocket", FileManager.default.isExecutableFile(atPath: modern) ? modern : "kubectl", [String: String]()),
+            ("spdy", "kubectl", ["KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"]),
+        ]
+        for (transport, kubectl, extra) in rounds {
+            let localPort = try TestSupport.freeLoopbackPort()
+            let forwardLog = dir.appendingPathComponent("port-forward-\(transport).out")
+            let forwarder = try TestSupport.spawnDaemon(
+                "/bin/sh", ["-c", "exec \(kubectl) port-forward -v=6 web-0 \(localPort):80"], logPath: forwardLog.path,
+                environment: environment.merging(extra) { $1 })
+            var forwarding = ""
+            for _ in 0..<80 where !forwarding.contains("Forwarding from") {
+                try await Task.sleep(for: .milliseconds(250))
+                forwarding = (try? TestSupport.read(forwardLog)) ?? ""
+            }
+            let fetched = try await Self.shell("curl -s -m 20 http://127.0.0.1:\(localPort)/", environment: environment)
+            let bulk = try await Self.shell("curl -s -m 60 http://127.0.0.1:\(localPort)/bytes/5000000 | wc -c", environment: environment)
+            await TestSupport.stopDaemon(forwarder)
+            #expect(fetched.stdout.contains("hello from the pod's port 80"), "\(transport): \(fetched)\n\(forwarding)")
+            #expect(bulk.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "5000000", "\(transport): \(bulk)\n\(forwarding)")
+            #expect(standIn.requests.contains { $0["portforward"] as? Bool == true && $0["transport"] as? String == transport }, "\(transport)\n\(forwarding.suffix(3000))")
+        }
+        // exec over SPDY (kubectl before 1.30) could not be recorded: refused with the reason.
+        let spdyExec = try await Self.shell("KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false kubectl exec web-0 -- true", environment: environment)
+        #expect(spdyExec.exitCode != 0 && spdyExec.stderr.contains("SPDY"), "\(spdyExec)")
+
         // A pod outside the role's kubernetes_resources: refused before the API server.
         let outside = try await Self.shell("kubectl exec web-9 -- true", environment: environment)
         #expect(outside.exitCode != 0 && outside.stderr.contains("web-9") && outside.stderr.contains("denied"), "\(outside)")
+        let outsideForward = try await Self.shell("timeout 30 kubectl port-forward web-9 \(try TestSupport.freeLoopbackPort()):80", environment: environment)
+        #expect(outsideForward.exitCode != 0 && outsideForward.stderr.contains("web-9"), "\(outsideForward)")
         #expect(!standIn.requests.contains { ($0["path"] as? String)?.contains("web-9") == true })
 
         // tctl access explain agrees with what the proxy and the service did.

@@ -81,6 +81,25 @@ struct KubeImpersonationTests {
         #expect(KubeImpersonation.upgradeProblem(Self.head("/api/v1/namespaces/default/pods", Self.goodUpgrade), info: list) != nil)
     }
 
+    @Test("SPDY/3.1 is accepted only for a port-forward POST naming portforward.k8s.io; exec over SPDY is refused")
+    func spdyUpgrades() {
+        let forward = "/api/v1/namespaces/default/pods/web-0/portforward"
+        let spdy = [H("Upgrade", "SPDY/3.1"), H("Connection", "Upgrade"), H("X-Stream-Protocol-Version", "portforward.k8s.io")]
+        func post(_ target: String, _ headers: [H], method: String = "POST") -> (HTTP1Head, KubeRequestInfo) {
+            (HTTP1Head(first: method, second: target, third: "HTTP/1.1", headers: headers), KubeRequestInfo(method: method, target: target))
+        }
+        let good = post(forward, spdy)
+        #expect(KubeImpersonation.upgradeProblem(good.0, info: good.1) == nil)
+        let exec = post("/api/v1/namespaces/default/pods/web-0/exec?command=sh&tty=true", spdy)
+        #expect(KubeImpersonation.upgradeProblem(exec.0, info: exec.1)?.contains("kubectl 1.30") == true)
+        let get = post(forward, spdy, method: "GET")
+        #expect(KubeImpersonation.upgradeProblem(get.0, info: get.1) != nil)
+        let noVersion = post(forward, Array(spdy.dropLast()))
+        #expect(KubeImpersonation.upgradeProblem(noVersion.0, info: noVersion.1)?.contains("X-Stream-Protocol-Version") == true)
+        let noConnection = post(forward, [spdy[0], spdy[2]])
+        #expect(KubeImpersonation.upgradeProblem(noConnection.0, info: noConnection.1) != nil)
+    }
+
     @Test(arguments: [
         ("GET", "/api/v1/namespaces/default/pods", "list", "", "pods", "", "default", ""),
         ("GET", "/api/v1/namespaces/default/pods?watch=true&resourceVersion=1", "watch", "", "pods", "", "default", ""),
