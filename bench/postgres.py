@@ -17,7 +17,10 @@ Direct connections use a db-CA client certificate `CN=postgres` (`tctl auth sign
 (as `tsh db login` does) with `sslmode=verify-ca`. Every query through the proxy is audited
 (`db.session.query`), so the proxied figures include the audit path.
 
-    bench/postgres.py [--bin .build/debug] [--clients 8] [--seconds 10] [--rounds 3] [--runs 100] [--scale 10]
+    bench/postgres.py [--bin .build/debug] [--clients 8] [--seconds 10] [--rounds 3] [--runs 100] [--scale 10] [--profile N]
+
+It also prints the CPU time the two daemons spend per proxied `-S` transaction, and with
+--profile N the top N symbols of each under `perf record` (linux-perf).
 
 Needs root (PostgreSQL runs as `postgres` through setpriv), postgresql-15 and a built tree.
 """
@@ -38,6 +41,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--scale", type=int, default=10)
+    parser.add_argument("--profile", type=int, default=0, help="print the top N symbols of each daemon under proxied -S (perf)")
     args = parser.parse_args()
     binary = os.path.abspath(args.bin)
     teleport, tctl = os.path.join(binary, "teleport"), os.path.join(binary, "tctl")
@@ -157,6 +161,14 @@ db_service:
             if result.stdout.strip() != "1":
                 sys.exit(f"{name}: psql failed: {result.stderr}\nsee {root}")
 
+        def cpu_seconds(pid):
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        daemons = {"auth+proxy": processes[0].pid, "db service": processes[2].pid}
+        cpu_per_transaction = {name: [] for name in daemons}
+
         def pgbench(conninfo, select_only):
             command = ["pgbench", "-n", "-c", str(args.clients), "-j", str(min(args.clients, 4)), "-T", str(args.seconds)]
             if select_only:
@@ -174,11 +186,33 @@ db_service:
             for round_number in range(args.rounds):
                 order = ["proxy", "direct"] if round_number % 2 == 0 else ["direct", "proxy"]
                 for name in order:
+                    before = {daemon: cpu_seconds(pid) for daemon, pid in daemons.items()}
                     tps[name].append(pgbench(targets[name], select_only))
+                    if name == "proxy" and select_only:
+                        for daemon, pid in daemons.items():
+                            used = cpu_seconds(pid) - before[daemon]
+                            cpu_per_transaction[daemon].append(used / (tps[name][-1] * args.seconds) * 1e6)
             proxy, direct = statistics.median(tps["proxy"]), statistics.median(tps["direct"])
             print(f"  {label:18} proxy {proxy:9.1f} tps   direct {direct:9.1f} tps   ratio {proxy / direct:.2f}   "
                   f"(rounds: proxy {', '.join(f'{t:.0f}' for t in tps['proxy'])}; direct {', '.join(f'{t:.0f}' for t in tps['direct'])})")
 
+        print("  CPU per proxied -S transaction: " + ", ".join(
+            f"{daemon} {statistics.median(values):.0f} µs" for daemon, values in cpu_per_transaction.items() if values))
+        if args.profile:
+            # The daemons' hot paths under proxied -S (perf from linux-perf; symbols of the build given).
+            for daemon, pid in daemons.items():
+                data = os.path.join(root, f"perf-{daemon.replace(' ', '-').replace('+', '-')}.data")
+                recorder = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", data, "-p", str(pid)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                pgbench(targets["proxy"], True)
+                recorder.send_signal(2)
+                recorder.wait(timeout=60)
+                report = run(["perf", "report", "-i", data, "--no-children", "--sort", "symbol", "--stdio", "-g", "none",
+                              "--percent-limit", "0.7"], check=False)
+                lines = [line for line in report.stdout.splitlines() if line.strip() and not line.startswith("#")]
+                print(f"  perf, {daemon} (self time, symbols over 0.7%):")
+                for line in lines[:args.profile]:
+                    print("    " + line.strip()[:160])
         times = {"proxy": [], "direct": []}
         for index in range(args.runs):
             order = ["proxy", "direct"] if index % 2 == 0 else ["direct", "proxy"]
