@@ -41,8 +41,9 @@ public struct ClientIdentity: Sendable {
     /// Like ``load(directory:name:)``, but the key and the certificate must belong together: a
     /// process renewing the identity (a CA rotation) renames the new key into place, then the new
     /// certificate, so a reader between the two sees a pair that does not match. That is read
-    /// again (at most `attempts` times, `pause` apart) until it matches.
-    public static func loadPair(directory: URL, name: String, attempts: Int = 20, pause: TimeInterval = 0.05) throws -> ClientIdentity {
+    /// again (at most `attempts` times, `pause` apart: 10 s by default, as a heavily loaded machine
+    /// took more than a second between the two renames) until it matches.
+    public static func loadPair(directory: URL, name: String, attempts: Int = 200, pause: TimeInterval = 0.05) throws -> ClientIdentity {
         var identity = try load(directory: directory, name: name)
         for _ in 1..<max(attempts, 1) where !identity.keyMatchesCertificate {
             Thread.sleep(forTimeInterval: pause)

@@ -179,7 +179,9 @@ struct SSHAccessTests {
                     "-i", setup.identity, "--proxy=127.0.0.1:\(setup.cluster.webPort)", "--insecure", "ssh", "-N", "-L",
                     "\(localPort):127.0.0.1:\(httpPort)", "root@db1",
                 ], logPath: site.appendingPathComponent("tsh.log").path)
-            #expect(await TestSupport.waitForPort(localPort))
+            // tsh logs in to the node before it listens: slow when the whole suite runs at once.
+            let listening = await TestSupport.waitForPort(localPort, timeout: .seconds(60))
+            #expect(listening, "\((try? TestSupport.read(site.appendingPathComponent("tsh.log"))) ?? "")")
             let page = try await TestSupport.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(localPort)/index.html"])
             await TestSupport.stopDaemon(forward)
             #expect(page.stdout == "forwarded page\n", "\(page) \((try? TestSupport.read(site.appendingPathComponent("tsh.log"))) ?? "")")
