@@ -53,12 +53,13 @@ def rss_mib(pid):
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
 
-def run(bin_dir, nodes, duration, interval, connections, preload=False):
+def run(bin_dir, nodes, duration, interval, connections, preload=False, storage="", label=""):
+    """One measurement; `storage` is YAML lines for `teleport.storage` (bench/ha.py: PostgreSQL, etcd), `label` starts the line."""
     work = tempfile.mkdtemp(prefix="bench-heartbeats-")
     port, web = free_port(), free_port()
     config = os.path.join(work, "teleport.yaml")
     with open(config, "w") as f:
-        f.write(f"teleport:\n  data_dir: {work}/data\n  log:\n    severity: ERROR\n"
+        f.write(f"teleport:\n  data_dir: {work}/data\n  log:\n    severity: ERROR\n{storage}"
                 f"auth_service:\n  cluster_name: bench\n  listen_addr: 127.0.0.1:{port}\n"
                 f"proxy_service:\n  web_listen_addr: 127.0.0.1:{web}\n  listen_addr: 127.0.0.1:{free_port()}\n"
                 f"  tunnel_listen_addr: 127.0.0.1:{free_port()}\nssh_service:\n  enabled: no\n")
@@ -66,10 +67,13 @@ def run(bin_dir, nodes, duration, interval, connections, preload=False):
     daemon = subprocess.Popen([os.path.join(bin_dir, "teleport"), "start", "-c", config], stdout=log, stderr=log)
     try:
         keys = os.path.join(work, "data", "keys")
-        for _ in range(200):
-            if os.path.exists(os.path.join(keys, "admin.crt")):
+        for _ in range(1200):
+            if os.path.exists(os.path.join(keys, "admin.crt")) or daemon.poll() is not None:
                 break
             time.sleep(0.05)
+        if not os.path.exists(os.path.join(keys, "admin.crt")):
+            log.flush()
+            sys.exit("the daemon did not start:\n" + open(os.path.join(work, "teleport.log")).read()[-2000:])
         time.sleep(0.5)
         context = ssl.create_default_context(cafile=os.path.join(keys, "ca.crt"))
         context.load_cert_chain(os.path.join(keys, "admin.crt"), os.path.join(keys, "admin.key"))
@@ -166,7 +170,7 @@ def run(bin_dir, nodes, duration, interval, connections, preload=False):
         curl = ["curl", "-sk", "--cert", cert_file, "--key", key_file, f"https://127.0.0.1:{web}/webapi/nodes?limit=10000"]
         proxy_ms, _ = p50(curl, lambda out: len(json.loads(out.stdout)["items"]))
         rss_after = rss_mib(daemon.pid)
-        print(f"nodes={nodes:6d} heartbeats/s={rate:7.0f} errors={errors.value} auth_cpu_cores={cpu:5.2f} "
+        print(f"{label}nodes={nodes:6d} heartbeats/s={rate:7.0f} errors={errors.value} auth_cpu_cores={cpu:5.2f} "
               f"tsh_ls_p50_ms={tsh_ms:6.0f} (listed {tsh_listed}) tsh_ls_text_p50_ms={tsh_text_ms:6.0f} "
               f"proxy_nodes_p50_ms={proxy_ms:6.0f} tctl_nodes_ls_p50_ms={tctl_ms:6.0f} (json, listed {tctl_listed}) "
               f"tctl_nodes_ls_text_p50_ms={tctl_text_ms:6.0f} daemon_rss_mib={rss_before:.0f}->{rss_after:.0f} (over 35 listings)")

@@ -259,22 +259,36 @@ public final class EtcdBackend: Backend {
     }
 
     private func lease(for expires: Date?) async throws -> EtcdWire.Int64Text? {
+        var unshared: [Int64: EtcdWire.Int64Text] = [:]
+        return try await lease(for: expires, sharing: &unshared)
+    }
+
+    /// A lease for `expires`; `leases` (TTL in seconds → lease) lets the items of one batch that
+    /// need the same TTL share one lease (a batch of heartbeats takes one grant, not one per node).
+    private func lease(for expires: Date?, sharing leases: inout [Int64: EtcdWire.Int64Text]) async throws -> EtcdWire.Int64Text? {
         guard let expires else { return nil }
         let seconds = max(1, Int64(max(0, expires.timeIntervalSince(clock.now())).rounded(.up)) + leaseSlack)
+        if let shared = leases[seconds] { return shared }
         let reply: EtcdWire.LeaseGrantResponse = try await call("/v3/lease/grant", EtcdWire.LeaseGrantRequest(TTL: .init(seconds)))
         guard let id = reply.ID else {
             throw TeleportError.connectionProblem("etcd granted no lease: \(reply.error ?? "no ID in the reply")")
         }
+        leases[seconds] = id
         return id
     }
 
     private func putRequest(_ item: Item) async throws -> EtcdWire.PutRequest {
+        var unshared: [Int64: EtcdWire.Int64Text] = [:]
+        return try await putRequest(item, sharing: &unshared)
+    }
+
+    private func putRequest(_ item: Item, sharing leases: inout [Int64: EtcdWire.Int64Text]) async throws -> EtcdWire.PutRequest {
         let value = try JSONEncoder().encode(EtcdWire.Stored(v: item.value, e: item.expires))
         if value.count > transport.maxMessageBytes {
             throw TeleportError.limitExceeded(
                 "the value of \(item.key) (\(item.value.count) bytes) exceeds etcd_max_client_msg_size_bytes (\(transport.maxMessageBytes))")
         }
-        return EtcdWire.PutRequest(key: etcdKey(item.key), value: value, lease: try await lease(for: item.expires))
+        return EtcdWire.PutRequest(key: etcdKey(item.key), value: value, lease: try await lease(for: item.expires, sharing: &leases))
     }
 
     /// Runs `operation` only if `key`'s mod_revision is still `modRevision` (0: the key is absent);
@@ -338,7 +352,8 @@ public final class EtcdBackend: Backend {
         try await retryingLostLease {
             guard !items.isEmpty else { return }
             var operations: [EtcdWire.RequestOp] = []
-            for item in items { operations.append(EtcdWire.RequestOp(request_put: try await putRequest(item))) }
+            var leases: [Int64: EtcdWire.Int64Text] = [:]
+            for item in items { operations.append(EtcdWire.RequestOp(request_put: try await putRequest(item, sharing: &leases))) }
             let reply: EtcdWire.TxnResponse = try await call("/v3/kv/txn", EtcdWire.TxnRequest(compare: [], success: operations))
             for item in items { noteWrite(reply.header?.revision?.value ?? 0, startKey: item.key, endKey: nil) }
         }

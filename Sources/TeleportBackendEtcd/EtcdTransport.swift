@@ -151,6 +151,10 @@ struct EtcdTransport: Sendable {
         if status == 401 || text.contains("permission denied") || text.contains("authentication") || text.contains("invalid auth token") {
             return TeleportError.accessDenied("etcd at \(endpoint) refused the request: \(text); check username/password_file or the client certificate")
         }
+        if text.contains("too many operations in txn request") {
+            return TeleportError.limitExceeded(
+                "etcd at \(endpoint) refused a transaction with more operations than it allows (\(text)); raise etcd's --max-txn-ops (default 128) or write fewer resources at once")
+        }
         return TeleportError.connectionProblem("etcd at \(endpoint) answered \(status): \(text)")
     }
 }

@@ -26,6 +26,9 @@ public final class PostgresBackend: Backend {
         public var pollInterval: Duration = .seconds(1)
         /// How long events stay in `teleport_events` before ``pruneEvents()`` removes them.
         public var eventRetention: Duration = .seconds(600)
+        /// How long a call waits for a pooled connection before it fails with one line naming the
+        /// pool or `max_connections` (``PostgresLeases``).
+        public var leaseTimeout: Duration = .seconds(5)
         /// Creates the defaults.
         public init() {}
     }
@@ -69,6 +72,8 @@ public final class PostgresBackend: Backend {
     private let state = Mutex(State())
     private let wakes: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
+    /// Every call's connection comes through here: the wait for it is bounded.
+    private let leases: PostgresLeases
 
     private init(
         client: PostgresClient, runTask: Task<Void, Never>, settings: PostgresSettings, options: Options, clock: any WallClock, logger: Logger
@@ -79,6 +84,7 @@ public final class PostgresBackend: Backend {
         self.options = options
         self.clock = clock
         self.logger = logger
+        self.leases = PostgresLeases(timeout: options.leaseTimeout, poolSize: settings.poolMaxConns, server: "\(settings.host):\(settings.port)")
         (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -254,7 +260,7 @@ public final class PostgresBackend: Backend {
         var attempt = 0
         while true {
             do {
-                return try await client.withConnection { connection in
+                return try await leases.with(client) { connection in
                     try await connection.query("BEGIN", logger: logger)
                     do {
                         let result = try await body(connection)
@@ -281,7 +287,7 @@ public final class PostgresBackend: Backend {
     private func read<T>(whileClosing: Bool = false, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         if !whileClosing { try checkOpen() }
         do {
-            return try await client.withConnection { try await body($0) }
+            return try await leases.with(client) { try await body($0) }
         } catch {
             throw Self.convert(error, settings)
         }
@@ -319,7 +325,7 @@ public final class PostgresBackend: Backend {
         var attempt = 0
         while true {
             do {
-                let rows = try await client.withConnection { connection in
+                let rows = try await leases.with(client) { connection in
                     try await Self.drain(connection.query(query, logger: logger), as: (Int64, Date?, Int64?).self)
                 }
                 guard let row = rows.first else { return nil }
@@ -664,7 +670,7 @@ public final class PostgresBackend: Backend {
         var failures = 0
         while !Task.isCancelled {
             do {
-                try await client.withConnection { connection in
+                try await leases.with(client) { connection in
                     try await connection.listen(on: Self.channel) { notifications in
                         failures = 0
                         wake.yield()
