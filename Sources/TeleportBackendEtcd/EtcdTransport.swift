@@ -120,14 +120,12 @@ struct EtcdTransport: Sendable {
                     limitHint: "; raise etcd_max_client_msg_size_bytes (and etcd's --max-request-bytes)"
                 ) { status, collected in
                     // A watch: hand over each complete line as it arrives.
-                    guard status == 200, let onLine else { return collected }
-                    var rest = collected
-                    while let newline = rest.firstIndex(of: UInt8(ascii: "\n")) {
-                        let line = Data(rest[rest.startIndex..<newline])
-                        rest = Data(rest[rest.index(after: newline)...])
-                        try await onLine(line)
+                    guard status == 200, let onLine else { return }
+                    while let newline = collected.firstIndex(of: UInt8(ascii: "\n")) {
+                        let line = collected[collected.startIndex..<newline]
+                        collected = Data(collected[collected.index(after: newline)...])
+                        try await onLine(Data(line))
                     }
-                    return rest
                 }
                 guard reply.status == 200 else { throw Self.failure(status: reply.status, body: reply.body, endpoint: endpoint) }
                 if let onLine, !reply.body.isEmpty { try await onLine(reply.body) }

@@ -24,10 +24,7 @@ package enum HTTP1Exchange {
     }
 
     /// Writes `head` (and `body`) on `outbound`, then reads `inbound` until the reply ends. After each
-    /// body part, `onBody` is given the collected body and returns what is left of it (it may consume
-    /// the front: a stream split into lines; it takes and returns the bytes rather than an `inout`
-    /// argument, which a release build of an optional async closure corrupted: the etcd backend
-    /// crashed or read garbage in release builds only);
+    /// body part, `onBody` may consume the front of the collected body (a stream split into lines);
     /// more than `maxBodyBytes` left collected is a `limitExceeded` error, and a connection closed before
     /// the reply's end a `connectionProblem` one. `describe` names the peer in those errors' messages
     /// ("the proxy at HOST:PORT"); `limitHint` ends the first one (how to raise the limit).
@@ -39,7 +36,7 @@ package enum HTTP1Exchange {
         maxBodyBytes: Int,
         describe: String,
         limitHint: String = "",
-        onBody: ((_ status: Int, _ collected: Data) async throws -> Data)? = nil
+        onBody: ((_ status: Int, _ collected: inout Data) async throws -> Void)? = nil
     ) async throws -> Reply {
         try await outbound.write(.head(head))
         if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
@@ -52,7 +49,7 @@ package enum HTTP1Exchange {
                 status = Int(response.status.code)
             case .body(let buffer):
                 data.append(contentsOf: buffer.readableBytesView)
-                if let onBody { data = try await onBody(status, data) }
+                if let onBody { try await onBody(status, &data) }
                 guard data.count <= maxBodyBytes else {
                     throw TeleportError.limitExceeded("a reply from \(describe) exceeds \(maxBodyBytes) bytes\(limitHint)")
                 }
