@@ -176,8 +176,19 @@ struct Access: AsyncParsableCommand {
         @Option(name: .customLong("db-name"), help: "The database name (with --db; PostgreSQL's default is the db user's name).")
         var dbName: String?
         @Option(name: .customLong("app"), help: "The app's name.") var app: String?
+        @Option(name: .customLong("root-cluster"), help: "On a leaf cluster: the user is a user of this root cluster (with --roles, --node, --login).")
+        var rootCluster: String?
+        @Option(name: .customLong("roles"), help: "With --root-cluster: the user's roles in the root cluster, comma-separated.") var roles: String?
+        @Option(name: .customLong("logins"), help: "With --root-cluster: the user's login traits in the root cluster, comma-separated.") var logins: String?
 
         func validate() throws {
+            if rootCluster != nil {
+                guard node != nil, login != nil, roles != nil, database == nil, dbUser == nil, dbName == nil, app == nil else {
+                    throw ValidationError("--root-cluster needs --roles, --node and --login (a root user on this leaf's node)")
+                }
+                return
+            }
+            guard roles == nil, logins == nil else { throw ValidationError("--roles and --logins go with --root-cluster") }
             let nodeForm = node != nil && login != nil && database == nil && dbUser == nil && dbName == nil && app == nil
             let databaseForm = database != nil && dbUser != nil && node == nil && login == nil && app == nil
             let appForm = app != nil && node == nil && login == nil && database == nil && dbUser == nil && dbName == nil
@@ -188,6 +199,12 @@ struct Access: AsyncParsableCommand {
 
         func run() async throws {
             try await perform {
+                if let rootCluster {
+                    func list(_ text: String?) -> [String] { (text ?? "").split(separator: ",").map(String.init).filter { !$0.isEmpty } }
+                    return try await AccessCommands.explainRootUser(
+                        global.connection, rootCluster: rootCluster, user: user, rootRoles: list(roles), logins: list(logins), node: node ?? "",
+                        login: login ?? "")
+                }
                 if let app {
                     return try await AccessCommands.explainApp(global.connection, user: user, app: app)
                 }

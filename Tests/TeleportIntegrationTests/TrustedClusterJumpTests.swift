@@ -178,6 +178,25 @@ struct TrustedClusterJumpIntegrationTests {
             return denied.contains("\"ann\"")
         }, "\(denied)\n\(ann)\n\(root.log.suffix(3000))")
         #expect(denied.contains("T7010W") && denied.contains("root.example"), "\(denied)")
+
+        // tctl access explain on the leaf, for root users given their root roles: ann's ops maps
+        // to nothing; joe's access maps to access, which allows root (his login trait) and not
+        // another login; a root this leaf does not trust is a clear error.
+        func explain(_ arguments: [String]) async throws -> CommandResult {
+            try await leaf.tctl(["access", "explain", "--root-cluster=root.example", "--node=testnode"] + arguments)
+        }
+        let explainAnn = try await explain(["--user=ann", "--roles=ops", "--logins=root", "--login=root"])
+        #expect(explainAnn.exitCode == 0 && explainAnn.stdout.contains("Mapped:  no roles") && explainAnn.stdout.contains("Verdict: DENIED"), "\(explainAnn)")
+        #expect(explainAnn.stdout.contains("role_map: access -> access"), "\(explainAnn)")
+        let explainJoe = try await explain(["--user=joe", "--roles=access", "--logins=joe,root", "--login=root"])
+        #expect(explainJoe.exitCode == 0 && explainJoe.stdout.contains("Mapped:  access") && explainJoe.stdout.contains("Verdict: ALLOWED"), "\(explainJoe)")
+        let explainLogin = try await explain(["--user=joe", "--roles=access", "--logins=joe,root", "--login=postgres"])
+        #expect(explainLogin.stdout.contains("Verdict: DENIED"), "\(explainLogin)")
+        let explainNosuch = try await leaf.tctl(
+            ["access", "explain", "--root-cluster=nosuch.example", "--node=testnode", "--user=joe", "--roles=access", "--login=root"])
+        #expect(explainNosuch.exitCode != 0 && explainNosuch.stderr.contains("trusts no root cluster \"nosuch.example\""), "\(explainNosuch)")
+        let explainBad = try await leaf.tctl(["access", "explain", "--root-cluster=root.example", "--user=joe", "--roles=access", "--app=x"])
+        #expect(explainBad.exitCode != 0 && explainBad.stderr.contains("--root-cluster needs"), "\(explainBad)")
     }
 
     /// The first `KEY "VALUE"` setting of an ssh_config text.
