@@ -43,8 +43,8 @@ struct TCTL: AsyncParsableCommand {
         commandName: "tctl",
         abstract: "Admin tool for the Teleport cluster.",
         subcommands: [
-            Status.self, Users.self, Auth.self, Get.self, Create.self, Edit.self, Remove.self, LockCommand.self, Access.self, Events.self, Audit.self,
-            Nodes.self, Tokens.self, Version.self,
+            Status.self, Users.self, Auth.self, Get.self, Create.self, Edit.self, UpdateCommand.self, Remove.self, LockCommand.self, Access.self,
+            Events.self, Audit.self, Nodes.self, Tokens.self, Version.self,
         ])
 }
 
@@ -250,6 +250,17 @@ struct Edit: AsyncParsableCommand {
     func run() async throws {
         let editor = ProcessInfo.processInfo.environment["EDITOR"].flatMap { $0.isEmpty ? nil : $0 } ?? "vi"
         try await perform { try await ResourceEditor.edit(global.connection, reference: reference, editor: editor) }
+    }
+}
+
+struct UpdateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "update", abstract: "Update a leaf cluster's labels on the root: tctl update rc/leaf.example --set-labels=env=prod.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "rc/NAME.") var reference: String
+    @Option(name: .customLong("set-labels"), help: "The labels, KEY=VALUE,... (--set-labels \"\" removes them).") var setLabels: String
+    func run() async throws {
+        try await perform { try await TrustCommands.updateRemoteCluster(global.connection, reference: reference, setLabels: setLabels) }
     }
 }
 

@@ -197,6 +197,24 @@ struct TrustedClusterJumpIntegrationTests {
         #expect(explainNosuch.exitCode != 0 && explainNosuch.stderr.contains("trusts no root cluster \"nosuch.example\""), "\(explainNosuch)")
         let explainBad = try await leaf.tctl(["access", "explain", "--root-cluster=root.example", "--user=joe", "--roles=access", "--app=x"])
         #expect(explainBad.exitCode != 0 && explainBad.stderr.contains("--root-cluster needs"), "\(explainBad)")
+
+        // tctl update rc/LEAF --set-labels on the root: a labelled leaf is hidden from joe (his
+        // roles have no cluster_labels); clearing the labels shows it again.
+        let labelled = try await root.tctl(["update", "rc/leaf.example", "--set-labels=env=prod"])
+        #expect(labelled.exitCode == 0 && labelled.stdout.contains("has been updated"), "\(labelled)")
+        #expect(try await root.tctl(["get", "rc/leaf.example"]).stdout.contains("env: prod"))
+        let hidden = try await tsh.run(["--insecure", "clusters"])
+        #expect(hidden.exitCode == 0 && !hidden.stdout.contains("leaf.example"), "\(hidden)")
+        let cleared = try await root.tctl(["update", "rc/leaf.example", "--set-labels", ""])
+        #expect(cleared.exitCode == 0, "\(cleared)")
+        let shown = try await tsh.run(["--insecure", "clusters"])
+        #expect(shown.exitCode == 0 && shown.stdout.contains("leaf.example"), "\(shown)")
+        let nosuchRC = try await root.tctl(["update", "rc/nosuch.example", "--set-labels=env=prod"])
+        #expect(nosuchRC.exitCode != 0 && nosuchRC.stderr.contains("no leaf cluster \"nosuch.example\""), "\(nosuchRC)")
+        let badLabels = try await root.tctl(["update", "rc/leaf.example", "--set-labels=prod"])
+        #expect(badLabels.exitCode != 0 && badLabels.stderr.contains("is not KEY=VALUE"), "\(badLabels)")
+        let badKind = try await root.tctl(["update", "role/access", "--set-labels=env=prod"])
+        #expect(badKind.exitCode != 0 && badKind.stderr.contains("works on rc/NAME"), "\(badKind)")
     }
 
     /// The first `KEY "VALUE"` setting of an ssh_config text.
