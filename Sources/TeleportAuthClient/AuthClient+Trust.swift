@@ -39,4 +39,14 @@ extension AuthClient {
     public func rootTunnelTargets() async throws -> [AuthAPI.RootTunnelTarget] {
         try decode([AuthAPI.RootTunnelTarget].self, try await call(.GET, "trustedclusters/tunnels"))
     }
+
+    /// Root proxy: this cluster's user and host CAs (public halves), to send to the leaves.
+    public func clusterAuthoritiesForLeaves() async throws -> [CertAuthority] {
+        try decode([CertAuthority].self, try await call(.GET, "trustedclusters/authorities"))
+    }
+
+    /// Leaf proxy: the root's current CAs, as its proxy sent them on the tunnel.
+    public func updateRootAuthorities(_ update: AuthAPI.RootAuthoritiesUpdate) async throws -> AuthAPI.RootAuthoritiesUpdated {
+        try decode(AuthAPI.RootAuthoritiesUpdated.self, try await call(.POST, "trustedclusters/rootauthorities", body: try ResourceCodec.json(update)))
+    }
 }

@@ -14,6 +14,8 @@ import TeleportServices
 /// | `GET /v1/remoteclusters/statuses` | Proxy | root side: the `remote_cluster` records (`tsh clusters` through `GET /webapi/sites`) |
 /// | `GET /v1/trustedclusters/tunnels` | Proxy | leaf side: the enabled trusts, each with the root's host CA and addresses |
 /// | `POST /v1/trustedclusters/rootusers` | Proxy | leaf side: a root user's certificate checked against the root's user CA and mapped with `role_map`; with `record`, a certificate of this cluster with the mapped roles is recorded for the key; refusals audited as `trusted_cluster.user.denied` |
+/// | `GET /v1/trustedclusters/authorities` | Proxy | root side: this cluster's user and host CAs (public halves, both keys during a rotation), which the proxies send to the leaves |
+/// | `POST /v1/trustedclusters/rootauthorities` | Proxy | leaf side: the root's current CAs as its proxy sent them on the tunnel; replaces the held ones (a root rotation), audited as `trusted_cluster.authorities.update` |
 /// | `GET /v1/authorities` | Admin; users whose roles allow `list` on `cert_authority` | `tctl auth ls`: local and trusted CAs' fingerprints |
 ///
 /// `tctl create [-f]` of `kind: trusted_cluster` (leaf side) and `tctl rm tc/NAME`, `tctl rm
@@ -63,6 +65,20 @@ extension AuthAPIRoutes {
                 try requireProxy(context, "root users' certificates")
                 let admit = try await body(AuthAPI.RootUserRequest.self, request)
                 return try APIResponse.json(try await auth.admitRootUser(admit))
+            }
+        }
+        // Following the root's CA rotations.
+        v1.get("trustedclusters/authorities") { _, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context, "this cluster's CAs for its leaves")
+                return try APIResponse.json(try await auth.exchangeableAuthorities())
+            }
+        }
+        v1.post("trustedclusters/rootauthorities") { request, context in
+            await APIResponse.handling(context) {
+                try requireProxy(context, "the root clusters' CAs")
+                let update = try await body(AuthAPI.RootAuthoritiesUpdate.self, request)
+                return try APIResponse.json(try await auth.updateRootAuthorities(update))
             }
         }
         v1.get("authorities") { _, context in

@@ -89,11 +89,22 @@ extension TSHCommands {
     /// `tsh known-hosts [HOST]`: known_hosts lines for the cluster's nodes (host keys the cluster
     /// vouches for) and its host CA, for OpenSSH's `KnownHostsCommand` or a known_hosts file. With
     /// HOST, only the lines for that node.
-    public static func knownHosts(_ options: ClientOptions, host: String?, context: ClientContext) async throws -> Outcome {
+    /// With `cluster` a leaf (trusted clusters), the leaf's nodes the user's mapped roles reach,
+    /// named `NODE.LEAF`, and no proxy line.
+    public static func knownHosts(_ options: ClientOptions, host: String?, cluster: String? = nil, context: ClientContext) async throws -> Outcome {
         let session = try session(options, context: context)
         let web = WebClient(transport: try context.userTransport(session.address, session.insecure, session.key), address: session.address)
-        let keys = try await web.hostKeys()
-        let nodes = try await web.nodes(labels: "")
+        let keys: [AuthAPI.HostKey]
+        let nodes: [ServerNode]
+        var suffix = session.cluster
+        let leaf = try await checkCluster(cluster, profileCluster: session.cluster, web: web)
+        if leaf, let cluster {
+            let listing = try await web.leafNodes(cluster: cluster, certificate: session.key.sshCertificate)
+            (keys, nodes, suffix) = (listing.hostKeys, listing.nodes, cluster)
+        } else {
+            keys = try await web.hostKeys()
+            nodes = try await web.nodes(labels: "")
+        }
         // OpenSSH's KnownHostsCommand passes the name it looks up, `[NAME]:PORT` when the port is
         // not 22 (the port it dialled, which through a ProxyCommand need not be the node's own).
         var wanted = host
@@ -103,8 +114,9 @@ extension TSHCommands {
         var lines: [String] = []
         for record in keys {
             let node = nodes.first { $0.name == record.hostID } ?? nodes.first { $0.spec.hostname == record.nodeName }
-            var names = [record.nodeName, "\(record.nodeName).\(session.cluster)", record.hostID, "\(record.hostID).\(session.cluster)"]
-            if let address = node?.spec.addr {
+            var names = [record.nodeName, "\(record.nodeName).\(suffix)", record.hostID, "\(record.hostID).\(suffix)"]
+            // A leaf's node addresses mean nothing here (and must not vouch for this cluster's).
+            if !leaf, let address = node?.spec.addr {
                 let parts = address.split(separator: ":")
                 if parts.count == 2 {
                     // OpenSSH looks a host up as [NAME]:PORT when the port is not 22.
@@ -121,10 +133,10 @@ extension TSHCommands {
         }
         // The proxy's own line costs a ping and a key exchange: only for the whole list, or a
         // lookup no node answered (OpenSSH runs this command for every connection it makes).
-        if host == nil || lines.isEmpty {
+        if !leaf, host == nil || lines.isEmpty {
             lines += await proxyKnownHost(web: web, proxyHost: session.address.host, vouched: keys, host: host, wanted: wanted)
         }
-        if host == nil { lines += session.key.knownHosts }
+        if host == nil, !leaf { lines += session.key.knownHosts }
         return Outcome(output: lines.map { $0 + "\n" }.joined())
     }
 

@@ -38,8 +38,11 @@ public struct ClusterTunnelService: Service, CustomStringConvertible {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             var reported: [String: Date] = [:]
+            var sent: [String: ClusterAuthorityPush.Sent] = [:]
             while !Task.isCancelled {
                 await tick(reported: &reported)
+                // The leaves follow this cluster's CA rotations (ClusterAuthorityPush).
+                await pushAuthorities(sent: &sent)
                 try? await Task.sleep(for: interval)
             }
         }

@@ -27,8 +27,12 @@ enum ClusterWire {
         var certificate: String
         /// For `dial`: the node, `HOST[:PORT]` as the user gave it.
         var target: String?
+        /// For `authorities` (no certificate): the root's current user and host CAs, which the
+        /// leaf then holds instead of the ones it had (the root rotated one).
+        var authorities: [CertAuthority]? = nil
 
         static let dial = "dial"
+        static let authorities = "authorities"
         static let nodes = "nodes"
         static let sessions = "sessions"
         static let recording = "recording"

@@ -88,6 +88,11 @@ public struct LeafClusterService: Sendable {
             logger.info(
                 "proxying a root cluster's user to a node", metadata: ["tp.user": "\(admission.user)", "tp.cluster": "\(root)", "tp.node": "\(node.name)"])
             return .dial(node)
+        case ClusterWire.Request.authorities:
+            // The root's proxy (this tunnel's other end, checked against the root's host CA when
+            // it was dialed) sends the root's current CAs: a rotation there is followed here.
+            let updated = try await auth.updateRootAuthorities(.init(cluster: root, certAuthorities: request.authorities ?? []))
+            return .answer("OK " + updated.updated.joined(separator: ",") + "\n")
         default:
             throw TeleportError.badParameter("unknown request \(request.op.debugDescription)")
         }

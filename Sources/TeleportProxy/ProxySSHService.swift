@@ -76,7 +76,16 @@ public struct ProxySSHService: Service, CustomStringConvertible {
                     let promise = channel.eventLoop.makePromise(of: Void.self)
                     let requested = HostPort.join(target.targetHost, target.targetPort)
                     promise.completeWithTask {
-                        let node = try await resolver.resolve(try ProxyTarget.direct(host: target.targetHost, port: target.targetPort))
+                        var wanted = try ProxyTarget.direct(host: target.targetHost, port: target.targetPort)
+                        if let router {
+                            // ssh -J to NODE.LEAF (or NODE@LEAF): through the leaf's tunnel.
+                            wanted = await router.jumpTarget(wanted)
+                            if router.isRemote(wanted) {
+                                try await router.bridge(channel, to: wanted, user: user, originator: connection.remoteAddress).get()
+                                return
+                            }
+                        }
+                        let node = try await resolver.resolve(wanted)
                         logger.info("forwarding to node", metadata: ["tp.user": "\(user.username)", "tp.node": "\(node.name)"])
                         try await dialer.bridge(channel, to: node, originator: connection.remoteAddress).get()
                     }

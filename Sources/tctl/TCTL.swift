@@ -43,8 +43,8 @@ struct TCTL: AsyncParsableCommand {
         commandName: "tctl",
         abstract: "Admin tool for the Teleport cluster.",
         subcommands: [
-            Status.self, Users.self, Auth.self, Get.self, Create.self, Edit.self, Remove.self, LockCommand.self, Access.self, Events.self, Audit.self,
-            Nodes.self, Tokens.self, Version.self,
+            Status.self, Users.self, Auth.self, Get.self, Create.self, Edit.self, UpdateCommand.self, Remove.self, LockCommand.self, Access.self,
+            Events.self, Audit.self, Nodes.self, Tokens.self, Version.self,
         ])
 }
 
@@ -179,9 +179,20 @@ struct Access: AsyncParsableCommand {
         @Option(name: .customLong("app"), help: "The app's name.") var app: String?
         @Option(name: .customLong("kube-cluster"), help: "The Kubernetes cluster's name.") var kubeCluster: String?
         @Option(name: .customLong("kube-pod"), help: "A pod as NAMESPACE/NAME (with --kube-cluster).") var kubePod: String?
+        @Option(name: .customLong("root-cluster"), help: "On a leaf cluster: the user is a user of this root cluster (with --roles, --node, --login).")
+        var rootCluster: String?
+        @Option(name: .customLong("roles"), help: "With --root-cluster: the user's roles in the root cluster, comma-separated.") var roles: String?
+        @Option(name: .customLong("logins"), help: "With --root-cluster: the user's login traits in the root cluster, comma-separated.") var logins: String?
 
         func validate() throws {
             let kube = kubeCluster != nil || kubePod != nil
+            if rootCluster != nil {
+                guard node != nil, login != nil, roles != nil, database == nil, dbUser == nil, dbName == nil, app == nil, !kube else {
+                    throw ValidationError("--root-cluster needs --roles, --node and --login (a root user on this leaf's node)")
+                }
+                return
+            }
+            guard roles == nil, logins == nil else { throw ValidationError("--roles and --logins go with --root-cluster") }
             let nodeForm = node != nil && login != nil && database == nil && dbUser == nil && dbName == nil && app == nil && !kube
             let databaseForm = database != nil && dbUser != nil && node == nil && login == nil && app == nil && !kube
             let appForm = app != nil && node == nil && login == nil && database == nil && dbUser == nil && dbName == nil && !kube
@@ -194,6 +205,12 @@ struct Access: AsyncParsableCommand {
 
         func run() async throws {
             try await perform {
+                if let rootCluster {
+                    func list(_ text: String?) -> [String] { (text ?? "").split(separator: ",").map(String.init).filter { !$0.isEmpty } }
+                    return try await AccessCommands.explainRootUser(
+                        global.connection, rootCluster: rootCluster, user: user, rootRoles: list(roles), logins: list(logins), node: node ?? "",
+                        login: login ?? "")
+                }
                 if let app {
                     return try await AccessCommands.explainApp(global.connection, user: user, app: app)
                 }
@@ -242,6 +259,17 @@ struct Edit: AsyncParsableCommand {
     func run() async throws {
         let editor = ProcessInfo.processInfo.environment["EDITOR"].flatMap { $0.isEmpty ? nil : $0 } ?? "vi"
         try await perform { try await ResourceEditor.edit(global.connection, reference: reference, editor: editor) }
+    }
+}
+
+struct UpdateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "update", abstract: "Update a leaf cluster's labels on the root: tctl update rc/leaf.example --set-labels=env=prod.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "rc/NAME.") var reference: String
+    @Option(name: .customLong("set-labels"), help: "The labels, KEY=VALUE,... (--set-labels \"\" removes them).") var setLabels: String
+    func run() async throws {
+        try await perform { try await TrustCommands.updateRemoteCluster(global.connection, reference: reference, setLabels: setLabels) }
     }
 }
 

@@ -177,9 +177,10 @@ extension TSH {
             abstract: "Print known_hosts lines for the cluster's nodes (for OpenSSH's KnownHostsCommand: tsh known-hosts %H).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Only this host's lines.") var host: String?
+        @Option(name: .customLong("cluster"), help: "The cluster whose nodes to list (a leaf: tsh clusters).") var cluster: String?
 
         func run() async throws {
-            try await perform { try await TSHCommands.knownHosts(global.client, host: host, context: .live()) }
+            try await perform { try await TSHCommands.knownHosts(global.client, host: host, cluster: cluster, context: .live()) }
         }
     }
 
@@ -543,7 +544,7 @@ extension TSH {
 
         func run() async throws {
             let path = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-            try await perform { try TSHCommands.config(global.client, tshPath: path, context: .live()) }
+            try await perform { try await TSHCommands.config(global.client, tshPath: path, context: .live()) }
         }
     }
 }

@@ -181,4 +181,9 @@ public enum AuditEventType {
     /// `trusted_cluster.user.denied`: a root cluster's user was refused on this leaf (a certificate
     /// the root's user CA did not sign, roles the role map maps to nothing, a disabled trust, ...).
     public static let trustedClusterUserDenied = ("trusted_cluster.user.denied", "T7010W")
+    /// `trusted_cluster.authorities.update`: this leaf took the root's new CAs (a rotation on the
+    /// root), as the root's proxy sent them on the tunnel.
+    public static let trustedClusterAuthoritiesUpdate = ("trusted_cluster.authorities.update", "T7011I")
+    /// `trusted_cluster.authorities.update` refused: CAs that are not the root's, or no such trust.
+    public static let trustedClusterAuthoritiesUpdateFailure = ("trusted_cluster.authorities.update", "T7011W")
 }

@@ -67,41 +67,6 @@ extension TSHCommands {
         try await channel.closeFuture.get()
         return 0
     }
-
-    /// `tsh config`: an ssh_config block so that plain OpenSSH `ssh`, `scp` and `sftp` reach the
-    /// cluster's nodes as `NODE.CLUSTER` through the proxy, with the profile's key and certificate
-    /// and host keys from the cluster (via `tsh known-hosts`, never trust on first use).
-    public static func config(_ options: ClientOptions, tshPath: String, context: ClientContext) throws -> Outcome {
-        guard let name = try context.store.currentProfileName() else {
-            throw TeleportError.accessDenied("not logged in: run tsh login --proxy=HOST first")
-        }
-        let profile = try context.store.loadProfile(name)
-        let paths = context.store.keyPaths(profile: profile.name, user: profile.user)
-        let cluster = profile.cluster
-        func quoted(_ text: String) -> String { "\"\(text)\"" }
-        let home = context.store.home.path
-        let text = """
-            # Begin generated Teleport configuration for \(profile.webProxyAddress.hostPort)
-            # Cluster \(cluster): reach a node with  ssh LOGIN@NODE.\(cluster)
-            # Offer the plain key (IdentityFile) as well as the certificate: this cluster's nodes and
-            # proxy check the certificate registered for the key and refuse certificate-only offers
-            # (paramiko load_certificate alone, PuTTY/plink -cert). Its nodes present plain host keys,
-            # so an @cert-authority line alone does not verify them: host keys come from tsh known-hosts
-            # (it lists the proxy's key too; tsh known-hosts > FILE serves ssh -J PROXY:PORT and others).
-            Host *.\(cluster)
-                Port 3022
-                IdentityFile \(quoted(paths.sshKey.path))
-                CertificateFile \(quoted(paths.sshCertificate.path))
-                IdentitiesOnly yes
-                UserKnownHostsFile /dev/null
-                KnownHostsCommand /usr/bin/env TELEPORT_HOME=\(quoted(home)) \(quoted(tshPath)) --proxy=\(profile.webProxyAddress.hostPort) known-hosts %H
-                StrictHostKeyChecking yes
-                ProxyCommand /usr/bin/env TELEPORT_HOME=\(quoted(home)) \(quoted(tshPath)) --proxy=\(profile.webProxyAddress.hostPort) proxy ssh --cluster=\(cluster) %r@%h:%p
-            # End generated Teleport configuration
-
-            """
-        return Outcome(output: text)
-    }
 }
 
 /// Writes a byte stream of `ByteBuffer`s to standard output (blocking writes).
