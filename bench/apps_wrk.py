@@ -56,6 +56,13 @@ def wrk(url, connections, seconds, headers=()):
     return rate, latency("50"), latency("99")
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def download(url, megabytes, headers=()):
     args = ["curl", "-sk", "-o", "/dev/null", "-w", "%{size_download} %{time_total}"]
     for header in headers:
@@ -73,6 +80,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--megabytes", type=int, default=1024)
+    parser.add_argument("--perf", metavar="DIR",
+                        help="also run `perf record -g` on the two teleport processes during an extra proxied wrk run; "
+                             "the profiles go to DIR/{daemon,appservice}.data (linux-perf, not installed by the test script)")
     args = parser.parse_args()
     for tool in ["wrk", "/usr/sbin/nginx", "curl"]:
         if not shutil.which(tool):
@@ -196,17 +206,38 @@ app_service:
             target = redirect.headers["Location"]
         origin = f"https://localhost:{ports['web']}"
         redeemed = run(["curl", "-sk", "-D", "-", "-o", "/dev/null", target]).stdout
-        cookie = re.search(r"(?im)^set-cookie: (__Host-teleport-app-session=[0-9a-f]+)", redeemed).group(1)
+        found = re.search(r"(?im)^set-cookie: (__Host-teleport-app-session=[0-9a-f]+)", redeemed)
+        if not found:
+            sys.exit(f"the launch token was not redeemed ({target}):\n{redeemed}")
+        cookie = found.group(1)
         headers = [f"Cookie: {cookie}"]
         check = run(["curl", "-sk", "-H", headers[0], origin + "/small.txt"]).stdout
         if not check.startswith("hello"):
             sys.exit(f"the proxied GET failed: {check[:300]}")
 
+        if args.perf:
+            os.makedirs(args.perf, exist_ok=True)
+            recorders = [subprocess.Popen(["perf", "record", "-g", "-o", os.path.join(args.perf, name + ".data"), "-p", str(process.pid)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         for name, process in [("daemon", processes[1]), ("appservice", processes[2])]]
+            time.sleep(1)
+            profiled = wrk(origin + "/small.txt", args.connections, args.seconds, headers)
+            for recorder in recorders:
+                recorder.send_signal(2)
+                recorder.wait(timeout=60)
+            print(f"profiled run: {profiled[0]:.0f} requests/s; profiles in {args.perf}")
         results = {True: [], False: []}
+        cpu = ([], [])
         for round in range(args.rounds):
             for proxied in ([True, False] if round % 2 == 0 else [False, True]):
                 if proxied:
-                    results[True].append(wrk(origin + "/small.txt", args.connections, args.seconds, headers))
+                    before = [cpu_seconds(p.pid) for p in processes[1:3]]
+                    result = wrk(origin + "/small.txt", args.connections, args.seconds, headers)
+                    used = [cpu_seconds(p.pid) - b for p, b in zip(processes[1:3], before)]
+                    requests = result[0] * args.seconds
+                    cpu[0].append(1e6 * used[0] / requests)
+                    cpu[1].append(1e6 * used[1] / requests)
+                    results[True].append(result)
                 else:
                     results[False].append(wrk(f"http://127.0.0.1:{ports['app']}/small.txt", args.connections, args.seconds))
         medians = {}
@@ -216,6 +247,8 @@ app_service:
             print(f"wrk -c{args.connections} -t2 {args.seconds}s keep-alive GET 600 B {name}: {rate:.0f} requests/s, "
                   f"p50 {p50:.2f} ms, p99 {p99:.2f} ms (rounds: {', '.join(f'{r[0]:.0f}' for r in results[proxied])})")
         print(f"ratio through/direct: {medians[True] / medians[False]:.3f}")
+        print(f"CPU per proxied request (median of rounds): auth+proxy process {sorted(cpu[0])[len(cpu[0]) // 2]:.0f} µs, "
+              f"application service {sorted(cpu[1])[len(cpu[1]) // 2]:.0f} µs")
         through = download(origin + "/big.bin", args.megabytes, headers)
         direct = download(f"http://127.0.0.1:{ports['app']}/big.bin", args.megabytes)
         print(f"{args.megabytes} MB download: {through:.0f} MB/s through the proxy, {direct:.0f} MB/s direct")

@@ -5,7 +5,7 @@ import TeleportAPI
 /// hand-off frame (``DatabaseHandoff``'s format: the user's certificate and the client's
 /// address, at most ``DatabaseHandoff/maxBytes``), fulfils `handoff`, and from then on passes
 /// every byte on to the HTTP decoder. The session reads no request before it has checked the
-/// hand-off (NIOAsyncChannel's backpressure bounds what waits meanwhile).
+/// hand-off (``AppServiceFront`` holds what arrives meanwhile, reading no more past 1 MiB).
 ///
 /// When the hand-off names one of `tcpApps` (its `app` parameter), the bytes after it are held
 /// instead: the session checks the certificate (whose route, not the parameter, decides), puts a

@@ -17,8 +17,12 @@ public enum AppRequestRules {
 
     /// Whether a client header is dropped before the request reaches the app.
     public static func isStripped(_ name: String) -> Bool {
-        let lower = name.lowercased()
-        return lower == assertionHeader || lower.hasPrefix("x-forwarded-") || lower.hasPrefix("x-teleport-") || lower == "forwarded"
+        isStrippedLowercased(name.lowercased())
+    }
+
+    /// ``isStripped(_:)`` of a name already lower-cased.
+    static func isStrippedLowercased(_ lower: String) -> Bool {
+        lower == assertionHeader || lower.hasPrefix("x-forwarded-") || lower.hasPrefix("x-teleport-") || lower == "forwarded"
             || hopByHop.contains(lower)
     }
 
@@ -70,8 +74,11 @@ public enum AppRequestRules {
         let webSocket = isWebSocketUpgrade(head)
         // Headers named by Connection are hop-by-hop too.
         let named = connectionTokens(head.headers)
-        for (name, value) in head.headers where !isStripped(name) && !named.contains(name.lowercased()) && name.lowercased() != "host" {
-            headers.add(name: name, value: value)
+        headers.reserveCapacity(head.headers.count + extraHeaders.count + 5)
+        for (name, value) in head.headers {
+            // Lower-cased once per header (this runs for every request).
+            let lower = name.lowercased()
+            if !isStrippedLowercased(lower) && !named.contains(lower) && lower != "host" { headers.add(name: name, value: value) }
         }
         for (name, value) in extraHeaders {
             headers.replaceOrAdd(name: name, value: value)

@@ -159,7 +159,8 @@ public struct AppService: Service, CustomStringConvertible {
     public func run() async throws {
         let tls = try configuration.serverContexts ?? TLSContextSource(serverContext())
         let tcpApps = Set(configuration.apps.filter { AppURI.isTCP($0.uri) }.map(\.name))
-        let server: NIOAsyncChannel<(NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, EventLoopFuture<DatabaseHandoff>), Never>
+        let sessions = AppSessions(service: self)
+        let server: NIOAsyncChannel<(any Channel, AppServiceFront, EventLoopFuture<DatabaseHandoff>), Never>
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -173,8 +174,9 @@ public struct AppService: Service, CustomStringConvertible {
                         // that follow an upgrade request for the splice of a WebSocket (AppSessions).
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                             withServerUpgrade: (upgraders: [], completionHandler: { _ in }), withErrorHandling: true)
-                        let http = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
-                        return (http, handoff.futureResult)
+                        let front = AppServiceFront(sessions: sessions)
+                        try channel.pipeline.syncOperations.addHandler(front)
+                        return (channel, front, handoff.futureResult)
                     }
                 }
         } catch {
@@ -186,7 +188,6 @@ public struct AppService: Service, CustomStringConvertible {
             "application service is listening",
             metadata: ["tp.listen": "\(HostPort.join(configuration.listenHost, configuration.listenPort))",
                 "tp.apps": "\(configuration.apps.map(\.name).joined(separator: ","))"])
-        let sessions = AppSessions(service: self)
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await cache.run() }
@@ -194,8 +195,8 @@ public struct AppService: Service, CustomStringConvertible {
                 group.addTask {
                     try? await server.executeThenClose { inbound in
                         try await withThrowingDiscardingTaskGroup { connections in
-                            for try await (connection, handoff) in inbound {
-                                connections.addTask { await sessions.serve(connection, handoff: handoff) }
+                            for try await (connection, front, handoff) in inbound {
+                                connections.addTask { await sessions.serve(connection, front: front, handoff: handoff) }
                             }
                         }
                     }

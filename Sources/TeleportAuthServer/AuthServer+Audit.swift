@@ -24,7 +24,9 @@ extension AuthServer {
                 throw TeleportError.badParameter("an audit event needs an event name (letters, dots) and a code such as T2000I")
             }
             if let hostID { event.fields["server_id"] = .string(hostID) }
-            if try event.jsonLine().count > Self.maxEventBytes { event = Self.truncated(event) }
+            // Encoded to measure only when a bound on its size could pass the limit (the usual
+            // event is far below it, and is encoded once, by the log).
+            if Self.sizeBound(event) > Self.maxEventBytes, try event.jsonLine().count > Self.maxEventBytes { event = Self.truncated(event) }
             do {
                 try await audit.emit(event)
                 settings.metrics?.increment(.auditEventsWritten)
@@ -41,6 +43,22 @@ extension AuthServer {
                     "the auth service cannot write its audit log (\((error as? TeleportError)?.message ?? "\(error)")); free space or fix the audit_events_uri storage")
             }
         }
+    }
+
+    /// At least the length of `event`'s JSON line: every string as if each byte were escaped
+    /// (`\u00XX`, 6 bytes), every number 32 bytes, and the punctuation around each value.
+    static func sizeBound(_ event: AuditEvent) -> Int {
+        func bound(_ value: JSONValue) -> Int {
+            switch value {
+            case .string(let text): return 2 + 6 * text.utf8.count
+            case .int, .double, .bool, .null: return 32
+            case .array(let items): return 2 + items.reduce(0) { $0 + 1 + bound($1) }
+            case .object(let object): return 2 + object.reduce(0) { $0 + 4 + 6 * $1.key.utf8.count + bound($1.value) }
+            }
+        }
+        // event, code, uid, time, prev_hash and hash, with their keys.
+        let common = 6 * (event.event.utf8.count + event.code.utf8.count + event.uid.utf8.count) + 400
+        return common + bound(.object(event.fields))
     }
 
     /// `event` with every long string field cut, marked `truncated`.

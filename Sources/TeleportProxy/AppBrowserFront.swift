@@ -321,13 +321,29 @@ final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
 
     /// The value of the app session cookie in `headers`, if sent.
     static func cookie(in headers: HTTPHeaders) -> String? {
-        for field in headers["cookie"] {
-            for pair in field.split(separator: ";") {
-                let trimmed = pair.trimmingCharacters(in: .whitespaces)
-                if trimmed.hasPrefix(cookieName + "=") { return String(trimmed.dropFirst(cookieName.count + 1)) }
+        for (name, field) in headers where name.utf8.count == 6 && name.lowercased() == "cookie" {
+            for pair in cookiePairs(field) where pair.starts(with: cookiePrefix) {
+                return String(decoding: pair.dropFirst(cookiePrefix.count), as: UTF8.self)
             }
         }
         return nil
+    }
+
+    /// `cookieName=` as bytes.
+    static let cookiePrefix = Array((cookieName + "=").utf8)
+
+    /// The `;`-separated pairs of a Cookie header, spaces and tabs around each trimmed, empty
+    /// ones left out (on bytes: this runs for every proxied request).
+    static func cookiePairs(_ field: String) -> [Substring.UTF8View] {
+        var pairs: [Substring.UTF8View] = []
+        for piece in field.utf8.split(separator: UInt8(ascii: ";")) {
+            var start = piece.startIndex
+            var end = piece.endIndex
+            while start < end, piece[start] == 0x20 || piece[start] == 0x09 { start = piece.index(after: start) }
+            while end > start, piece[piece.index(before: end)] == 0x20 || piece[piece.index(before: end)] == 0x09 { end = piece.index(before: end) }
+            if start < end { pairs.append(Substring(field[start..<end]).utf8) }
+        }
+        return pairs
     }
 
     /// `headers` without the app session cookie (other cookies are the app's and stay).
@@ -335,8 +351,7 @@ final class AppBrowserFront: ChannelInboundHandler, @unchecked Sendable {
         var out = headers
         let fields = headers["cookie"]
         out.remove(name: "cookie")
-        let kept = fields.flatMap { $0.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) } }
-            .filter { !$0.isEmpty && !$0.hasPrefix(cookieName + "=") }
+        let kept = fields.flatMap { cookiePairs($0) }.filter { !$0.starts(with: cookiePrefix) }.map { String(Substring($0)) }
         if !kept.isEmpty { out.add(name: "Cookie", value: kept.joined(separator: "; ")) }
         return out
     }
@@ -407,7 +422,10 @@ extension AppProxy {
     /// the launch redemption, a cookie remembered in ``sessionCache`` whose certificate is the
     /// one `kept` was handed. nil: ``browserAction`` decides.
     func keptForward(head: HTTPRequestHead, app: AppServer, kept: (channel: any Channel, certificate: String)) -> AppBrowserFront.Action? {
-        guard !AppURI.isTCP(app.spec.uri), URLComponents(string: head.uri)?.path != "/x-teleport-auth",
+        // The launch redemption, and any URI the quick look cannot judge (not origin-form, or
+        // percent-encoded), go to browserAction, which parses it with URLComponents.
+        guard !AppURI.isTCP(app.spec.uri), head.uri.utf8.first == UInt8(ascii: "/"), !head.uri.utf8.contains(UInt8(ascii: "%")),
+            !head.uri.hasPrefix("/x-teleport-auth"),
             let secret = AppBrowserFront.cookie(in: head.headers), let identity = sessionCache.identity(cookie: secret, app: app.name),
             identity.certificatePEM == kept.certificate
         else { return nil }

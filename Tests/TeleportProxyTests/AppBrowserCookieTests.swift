@@ -14,6 +14,9 @@ struct AppBrowserCookieTests {
             (["theme=dark", "__Host-teleport-app-session=abc"], "abc", ["theme=dark"]),
             (["theme=dark"], nil, ["theme=dark"]),
             (["x__Host-teleport-app-session=abc"], nil, ["x__Host-teleport-app-session=abc"]),
+            ([" ;\ttheme=dark ;; __Host-teleport-app-session=abc\t; ", "a=1"], "abc", ["theme=dark; a=1"]),
+            (["__Host-teleport-app-session="], "", [String]()),
+            (["__host-teleport-app-session=abc"], nil, ["__host-teleport-app-session=abc"]),
         ] as [([String], String?, [String])])
     func cookie(fields: [String], found: String?, kept: [String]) {
         var headers = HTTPHeaders()

@@ -31,12 +31,19 @@ public struct AuditEvent: Sendable, Equatable {
         object["code"] = .string(code)
         object["uid"] = .string(uid)
         object["time"] = .string(RFC3339.format(time))
+        // JSONText writes what JSONEncoder would, without Codable; a double is left to JSONEncoder.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(512)
+        if JSONText.write(object, into: &bytes) { return Data(bytes) }
         return try ResourceCodec.jsonEncoder().encode(object)
     }
 
     /// Reads an event from one JSON line.
     public init(jsonLine: Data) throws {
-        try self.init(object: try ResourceCodec.jsonDecoder().decode([String: JSONValue].self, from: jsonLine))
+        guard case .object(let object) = try JSONText.parse(jsonLine) else {
+            throw TeleportError.badParameter("an audit event must be a JSON object")
+        }
+        try self.init(object: object)
     }
 
     /// Reads an event from its decoded JSON object (as ``init(jsonLine:)`` does, without
