@@ -184,6 +184,11 @@ struct LocalAdminRenewal: Service, CustomStringConvertible {
     let hostUUID: String
     var interval: Duration = .seconds(2)
     let logger: Logger
+    /// One check at a time: the periodic loop and ``AuthServer/onRotation(_:)`` both call
+    /// ``check()``, and two renewals at once interleaved their renames (key of one, certificate of
+    /// the other), leaving an admin identity whose key and certificate never matched again (under
+    /// load, `tctl` then failed with "failedToLoadPrivateKey" until the next rotation).
+    let serial = SerialGate()
 
     var description: String { "LocalAdminRenewal" }
 
@@ -201,6 +206,17 @@ struct LocalAdminRenewal: Service, CustomStringConvertible {
     }
 
     func check() async throws {
+        await serial.acquire()
+        do {
+            try await checkOnce()
+            await serial.release()
+        } catch {
+            await serial.release()
+            throw error
+        }
+    }
+
+    func checkOnce() async throws {
         let host = try await auth.certAuthority(.host)
         let identity = try LocalIdentities.load(keys: keys, role: .admin)
         if host.rotationPhase != .initialized {
@@ -246,6 +262,30 @@ extension TeleportProcess {
         live.onChange { renewed in
             contexts.set(
                 try TunnelTLS.clientTLSContext(certificatePEM: renewed.certificatePEM, keyPEM: renewed.keyPEM, trustedCAPEMs: renewed.trustedCAPEMs))
+        }
+    }
+}
+
+
+/// Lets one caller at a time through (in the order they came): for work that must not overlap,
+/// such as rewriting an identity's files.
+actor SerialGate {
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        guard busy else {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty {
+            busy = false
+        } else {
+            waiting.removeFirst().resume()
         }
     }
 }
