@@ -38,7 +38,10 @@ extension AuthServer {
 
     private func admit(_ request: AuthAPI.RootUserRequest, fields: inout [String: JSONValue]) async throws -> AuthAPI.RootUserAdmission {
         let root = request.cluster
-        guard let (trusted, ca) = try await enabledRootUserAuthority(cluster: root) else {
+        // Bound as one value first: release builds miscompile `guard let (a, b) = try await f()`
+        // (see EtcdBackend.get).
+        let authority = try await enabledRootUserAuthority(cluster: root)
+        guard let authority else {
             if let trusted = try? await trustedClusters.get(root), !trusted.spec.enabled {
                 throw TeleportError.accessDenied(
                     "the trust of cluster \(clusterName) in root cluster \(root) is disabled (trusted_cluster \(root) has enabled: false); "
@@ -46,6 +49,7 @@ extension AuthServer {
             }
             throw TeleportError.accessDenied("cluster \(clusterName) does not trust a root cluster named \(root.debugDescription)")
         }
+        let (trusted, ca) = authority
         let certificate: SSHCertificate
         do {
             certificate = try SSHCertificate(authorizedKeyLine: request.certificate)

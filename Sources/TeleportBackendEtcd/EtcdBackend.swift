@@ -333,10 +333,13 @@ public final class EtcdBackend: Backend {
     // MARK: Backend
 
     public func get(_ key: String) async throws -> Item {
-        guard let (item, _) = try await raw(key), isLive(item) else {
+        // Not `guard let (item, _) = try await raw(key)`: Swift 6.3's optimizer turns that binding of
+        // an optional tuple from an awaited call into an empty item (release builds only; every
+        // read of the etcd backend failed at start). Bind the tuple, then take its member.
+        guard let found = try await raw(key), isLive(found.item) else {
             throw TeleportError.notFound("key \(key) is not found")
         }
-        return item
+        return found.item
     }
 
     @discardableResult public func put(_ item: Item) async throws -> Item {
