@@ -95,7 +95,7 @@ final class KubeJoinHandler: ChannelDuplexHandler, @unchecked Sendable {
                 switch channel {
                 case 1: output(1, data)
                 case 2: output(2, data)
-                case 3: exitCode = Self.exitCode(frame.payload.dropFirst())
+                case 3: exitCode = Int32(clamping: KubeExecStatus.exitCode(frame.payload.dropFirst()) ?? 1)
                 default: break
                 }
             case WebSocketFrameEncoder.close:
@@ -134,15 +134,6 @@ final class KubeJoinHandler: ChannelDuplexHandler, @unchecked Sendable {
             let object = (try? JSONSerialization.jsonObject(with: Data(body[start...]))) as? [String: Any]
         else { return nil }
         return object["message"] as? String
-    }
-
-    /// The exit code in a status message: 0 for `Success`, the `ExitCode` cause otherwise (1 if none).
-    static func exitCode(_ payload: ArraySlice<UInt8>) -> Int32 {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any] else { return 1 }
-        if object["status"] as? String == "Success" { return 0 }
-        let causes = ((object["details"] as? [String: Any])?["causes"] as? [[String: Any]]) ?? []
-        let code = causes.first { $0["reason"] as? String == "ExitCode" }.flatMap { ($0["message"] as? String).flatMap { Int32($0) } }
-        return code ?? 1
     }
 }
 

@@ -389,7 +389,7 @@ struct KubeSessions: Sendable {
                                     recording?.output(ByteBuffer(bytes: frame.payload.dropFirst()))
                                     live?.broadcast(WebSocketFrameEncoder.frame(opcode: 2, payload: frame.payload))
                                 case 3:
-                                    exitCode.set(Self.exitCode(frame.payload.dropFirst()))
+                                    exitCode.set(KubeExecStatus.exitCode(frame.payload.dropFirst()))
                                     exitCode.setStatus(WebSocketFrameEncoder.frame(opcode: 2, payload: frame.payload))
                                 default: break
                                 }
@@ -422,15 +422,6 @@ struct KubeSessions: Sendable {
             let width = object["Width"] as? Int, let height = object["Height"] as? Int, (1...10000).contains(width), (1...10000).contains(height)
         else { return nil }
         return (width, height)
-    }
-
-    /// The exit code in a stream's status message (channel 3): 0 for `Success`, the `ExitCode`
-    /// cause for `NonZeroExitCode`.
-    static func exitCode(_ payload: ArraySlice<UInt8>) -> Int? {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any] else { return nil }
-        if object["status"] as? String == "Success" { return 0 }
-        let causes = ((object["details"] as? [String: Any])?["causes"] as? [[String: Any]]) ?? []
-        return causes.first { $0["reason"] as? String == "ExitCode" }.flatMap { ($0["message"] as? String).flatMap { Int($0) } }
     }
 
     /// A new connection to the API server: TCP, then TLS with the kubeconfig's CA and client
