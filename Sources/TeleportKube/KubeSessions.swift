@@ -383,7 +383,8 @@ struct KubeSessions: Sendable {
                 do {
                     while let chunk = try await reader.next(max: 64 * 1024) {
                         if scanned {
-                            for frame in (try? scanner.feed(chunk.readableBytesView)) ?? [] where frame.opcode == 2 {
+                            let frames = (try? chunk.withUnsafeReadableBytes { try scanner.feed(raw: $0) }) ?? []
+                            for frame in frames where frame.opcode == 2 {
                                 switch frame.payload.first {
                                 case 1, 2:
                                     recording?.output(ByteBuffer(bytes: frame.payload.dropFirst()))

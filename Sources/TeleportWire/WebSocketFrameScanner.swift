@@ -31,6 +31,12 @@ public struct WebSocketFrameScanner: Sendable {
     /// Creates a scanner at a frame boundary.
     public init(payloadLimit: Int = 64 * 1024) { self.payloadLimit = payloadLimit }
 
+    /// Feeds raw bytes: the relay's path, one concrete type so that release builds specialize the
+    /// byte loop (the generic ``feed(_:)`` called across modules is not specialized).
+    public mutating func feed(raw bytes: UnsafeRawBufferPointer) throws -> [Frame] {
+        try feed(bytes)
+    }
+
     /// Feeds bytes; returns the frames completed by them.
     ///
     /// - Throws: ``HTTP1Error`` for a frame whose length is not minimal-encoded or is absurd.
