@@ -55,21 +55,45 @@ final class PresenceWriter: Sendable {
         _ = known.withLock { $0.insert(item.key) }
     }
 
-    /// Writes what is queued; returns how many records.
+    /// Writes what is queued; returns how many records. When the write fails (the store is
+    /// restarting, or its pool is busy), the records go back in the queue unless a newer heartbeat
+    /// of the same host came meanwhile: they are written by the first flush that succeeds, not
+    /// only after each host's next heartbeat (which could come after its record expired). The
+    /// queue stays bounded: one record per host.
     @discardableResult func flush() async throws -> Int {
         let batch = pending.withLock { queued -> [Item] in
             defer { queued.removeAll(keepingCapacity: true) }
             return Array(queued.values)
         }
-        try await backend.putBatch(batch.sorted { $0.key < $1.key })
+        guard !batch.isEmpty else { return 0 }
+        do {
+            try await backend.putBatch(batch.sorted { $0.key < $1.key })
+        } catch {
+            pending.withLock { queued in
+                for item in batch where queued[item.key] == nil { queued[item.key] = item }
+            }
+            throw error
+        }
         return batch.count
     }
 
-    /// Flushes every ``flushInterval`` until cancelled, then once more.
+    /// The longest wait between flushes while writes fail (each failure doubles the wait).
+    static let maxRetryInterval: Duration = .seconds(5)
+
+    /// Flushes every ``flushInterval`` until cancelled, then once more. While writes fail it
+    /// waits longer between tries (up to ``maxRetryInterval``), so an outage is not reported
+    /// five times a second.
     func run(onError: @Sendable (any Error) -> Void) async {
+        var wait = Self.flushInterval
         while !Task.isCancelled {
-            try? await Task.sleep(for: Self.flushInterval)
-            do { try await flush() } catch { onError(error) }
+            try? await Task.sleep(for: wait)
+            do {
+                try await flush()
+                wait = Self.flushInterval
+            } catch {
+                onError(error)
+                wait = min(wait * 2, Self.maxRetryInterval)
+            }
         }
         do { try await flush() } catch { onError(error) }
     }

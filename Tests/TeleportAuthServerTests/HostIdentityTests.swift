@@ -11,7 +11,7 @@ import Testing
 
 @testable import TeleportAuthServer
 
-/// A backend that fails reads of chosen keys with `connectionProblem` while `failing` is set (a
+/// A backend that fails reads and writes of chosen keys with `connectionProblem` while `failing` is set (a
 /// database that stops answering), can tell its watchers that events were lost (``injectReset()``,
 /// as etcd does after a compaction), and passes everything else to a memory backend.
 final class FlakyBackend: Backend {
@@ -32,7 +32,19 @@ final class FlakyBackend: Backend {
         }
         return try await base.get(key)
     }
-    @discardableResult func put(_ item: Item) async throws -> Item { try await base.put(item) }
+    @discardableResult func put(_ item: Item) async throws -> Item {
+        try failIfChosen(item.key)
+        return try await base.put(item)
+    }
+    func putBatch(_ items: [Item]) async throws {
+        for item in items { try failIfChosen(item.key) }
+        try await base.putBatch(items)
+    }
+    private func failIfChosen(_ key: String) throws {
+        if let prefix = failingPrefix.withLock({ $0 }), key.hasPrefix(prefix) {
+            throw TeleportError.connectionProblem("the backend did not answer")
+        }
+    }
     @discardableResult func create(_ item: Item) async throws -> Item { try await base.create(item) }
     @discardableResult func update(_ item: Item) async throws -> Item { try await base.update(item) }
     @discardableResult func compareAndSwap(expected: Item, replacement: Item) async throws -> Item {
