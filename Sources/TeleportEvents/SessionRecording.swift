@@ -88,6 +88,25 @@ public enum SessionRecording {
         return try encoder.encode(value) + Data([0x0A])
     }
 
+    /// The line of an output frame: byte for byte what ``line(_:)`` gives for
+    /// `Frame(ms: ms, output: output)` (sorted keys, base64 with `/` escaped as JSONEncoder does),
+    /// without a JSONEncoder: a session's output, each keystroke's echo included, is recorded on
+    /// its event loop before it is sent on.
+    public static func outputLine(ms: Int, output: UnsafeRawBufferPointer) -> Data {
+        let encoded = Data(output).base64EncodedData()
+        var line: [UInt8] = []
+        line.reserveCapacity(encoded.count + encoded.count / 16 + 32)
+        line.append(contentsOf: #"{"ms":"#.utf8)
+        line.append(contentsOf: String(ms).utf8)
+        line.append(contentsOf: #","o":""#.utf8)
+        for byte in encoded {
+            if byte == UInt8(ascii: "/") { line.append(UInt8(ascii: "\\")) }
+            line.append(byte)
+        }
+        line.append(contentsOf: "\"}\n".utf8)
+        return Data(line)
+    }
+
     /// Reads a recording; a torn last line (a crash while writing) is ignored.
     public static func parse(_ data: Data) throws -> Parsed {
         let decoder = JSONDecoder()

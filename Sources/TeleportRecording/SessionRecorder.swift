@@ -56,7 +56,8 @@ public final class SessionRecorder: @unchecked Sendable {
 
     /// Records output the user's terminal received.
     public func output(_ bytes: ByteBuffer) {
-        append(SessionRecording.Frame(ms: elapsedMs, output: Data(bytes.readableBytesView)))
+        let line = bytes.withUnsafeReadableBytes { SessionRecording.outputLine(ms: elapsedMs, output: $0) }
+        lock.withLock { try? handle?.write(contentsOf: line) }
     }
 
     /// Records a new terminal size.

@@ -252,60 +252,6 @@ public final class RemoteSessionHandler: ChannelDuplexHandler, @unchecked Sendab
     }
 }
 
-/// Copies this process's standard input into a channel on a dedicated thread (stdin may be a
-/// terminal, a pipe or a file; a blocking read handles them all), waiting while the channel is
-/// not writable. With `escape`, `~.` at the start of a line disconnects, as in OpenSSH.
-public enum StandardInputPump {
-    public static func start(into channel: any Channel, escape: Bool, wrap: @escaping @Sendable (ByteBuffer) -> Any, onEOF: @escaping @Sendable () -> Void) {
-        let thread = Thread {
-            var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-            var atLineStart = true
-            var sawTilde = false
-            while true {
-                let count = read(0, &buffer, buffer.count)
-                if count < 0 && errno == EINTR { continue }
-                if count <= 0 {
-                    onEOF()
-                    return
-                }
-                var bytes = Array(buffer[0..<count])
-                if escape {
-                    var kept: [UInt8] = []
-                    for byte in bytes {
-                        if sawTilde {
-                            sawTilde = false
-                            if byte == UInt8(ascii: ".") {
-                                FileDescriptorWriter.writeAll(2, ByteBuffer(string: "\r\nConnection closed.\r\n"))
-                                channel.parent?.close(promise: nil)
-                                channel.close(promise: nil)
-                                return
-                            }
-                            if byte != UInt8(ascii: "~") { kept.append(UInt8(ascii: "~")) }
-                            kept.append(byte)
-                        } else if atLineStart && byte == UInt8(ascii: "~") {
-                            sawTilde = true
-                            continue
-                        } else {
-                            kept.append(byte)
-                        }
-                        atLineStart = byte == 13 || byte == 10
-                    }
-                    bytes = kept
-                    if bytes.isEmpty { continue }
-                }
-                let payload = wrap(ByteBuffer(bytes: bytes))
-                let future = channel.writeAndFlush(payload)
-                if !channel.isWritable || !channel.isActive {
-                    do { try future.wait() } catch { return }
-                }
-                if !channel.isActive { return }
-            }
-        }
-        thread.stackSize = 256 * 1024
-        thread.start()
-    }
-}
-
 /// The local terminal: raw mode while a remote shell runs, and its size.
 public final class LocalTerminal: @unchecked Sendable {
     private var saved = termios()
