@@ -22,6 +22,10 @@ public struct ProxyPool: Sendable {
         public var initialBackoff: Duration = .seconds(1)
         /// The backoff cap.
         public var maxBackoff: Duration = .seconds(60)
+        /// The cap of the wait after a duplicate (a dial the balancer sent to a proxy already
+        /// held): such a dial costs the proxy one handshake, and a proxy the balancer rarely picks
+        /// (or that was out of its rotation for a while) must not wait a minute for its tunnel.
+        public var duplicateMaxBackoff: Duration = .seconds(8)
         /// A lost tunnel is sought again after a wait drawn uniformly in `[0, redialSpread]`
         /// (every agent of a restarted proxy loses its tunnel at once; as ``ReconnectMachine``).
         public var redialSpread: Duration = .seconds(5)
@@ -100,7 +104,7 @@ public struct ProxyPool: Sendable {
         }
         known.insert(proxy)
         guard held.insert(proxy).inserted else {
-            backOff(now: now)
+            backOff(now: now, cap: settings.duplicateMaxBackoff)
             return false
         }
         backoff = settings.initialBackoff
@@ -114,10 +118,11 @@ public struct ProxyPool: Sendable {
         return established(proxy: proxy, now: now)
     }
 
-    /// The dial reached a proxy already held and was closed before it logged in.
+    /// The dial reached a proxy already held and was closed before it logged in: the wait grows
+    /// as after a failure, but never past ``Settings/duplicateMaxBackoff``.
     public mutating func duplicate(now: Duration) {
         dialing = false
-        backOff(now: now)
+        backOff(now: now, cap: settings.duplicateMaxBackoff)
     }
 
     /// The dial (or its handshake) failed.
@@ -178,8 +183,8 @@ public struct ProxyPool: Sendable {
         return held.intersection(gone).sorted()
     }
 
-    private mutating func backOff(now: Duration) {
-        notBefore = now + jittered(backoff)
+    private mutating func backOff(now: Duration, cap: Duration? = nil) {
+        notBefore = now + jittered(min(backoff, cap ?? settings.maxBackoff))
         backoff = min(backoff * 2, settings.maxBackoff)
     }
 

@@ -114,6 +114,7 @@ final class HACluster: @unchecked Sendable {
                 mode tcp
                 balance roundrobin
                 option httpchk GET /readyz
+                timeout check 5s
                 http-check expect status 200
             \(servers)
 
@@ -146,7 +147,7 @@ final class HACluster: @unchecked Sendable {
         let listed = try await auths[0].tctl(["nodes", "ls"])
         try #require(registered, "nodes did not register: \(listed)\n\(self.nodes.map { "\($0.name):\n\($0.log.suffix(3000))" }.joined(separator: "\n"))")
         // Every tunnelled node holds a tunnel to every proxy (each proxy logged it).
-        let tunnelled = try await Self.eventually(within: .seconds(60)) {
+        let tunnelled = try await Self.eventually(within: .seconds(120)) {
             let rows = try await self.auths[0].tctl(["nodes", "ls"]).stdout.split(separator: "\n")
             for name in self.nodeNames.dropFirst(self.directNodes) {
                 guard let row = rows.first(where: { $0.contains(name) }),
