@@ -344,7 +344,7 @@ let package = Package(
             name: "TeleportClientTests",
             dependencies: [
                 "TeleportClient", "TeleportAdmin", "TeleportAPI", "TeleportAuthClient", "TeleportCrypto", "TeleportTestSupport", crypto, x509,
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"), nioSSL,
             ],
             swiftSettings: swiftSettings
         ),

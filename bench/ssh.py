@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """SSH benchmark: OpenSSH direct to sshd, OpenSSH through an OpenSSH bastion (-J), and tsh ssh
 through our proxy to our node, interleaved in one run. Prints throughput (MB/s, AES-GCM on every
-hop), `true` latency p50/p95 over N runs, and failures among P parallel `true` runs; each of ours
+hop), `true` latency p50/p95 over N runs with the daemon's CPU per session (teleport's own, without
+the session's shell; sshd's with its per-connection processes and their shells), and failures among
+P parallel `true` runs; each of ours
 as a ratio to `ssh -J`. Run by hand (not part of the test suite):
 
     bench/ssh.sh [--bin .build-release/release] [--mb 1000] [--runs 20] [--parallel 100]
@@ -24,6 +26,15 @@ def wait_port(port, timeout=60):
         except OSError:
             time.sleep(0.1)
     return False
+
+
+def cpu_seconds(pid, children):
+    """User + system CPU of `pid` (with `children`, also of the children it has reaped), in
+    seconds, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # After the command: state is field 3; utime, stime, cutime, cstime are fields 14-17.
+    return sum(int(value) for value in fields[11:15 if children else 13]) / os.sysconf("SC_CLK_TCK")
 
 
 def main():
@@ -100,7 +111,7 @@ MaxSessions 200
             if check.returncode != 0:
                 sys.exit(f"{name} does not work: {check.stderr.strip()}")
 
-        results = {name: {"mbps": [], "lat": [], "fail": 0} for name in clients}
+        results = {name: {"mbps": [], "lat": [], "cpu": [], "fail": 0} for name in clients}
         # Throughput, interleaved: one transfer per client per round.
         for _ in range(2):
             for name, command in clients.items():
@@ -109,12 +120,18 @@ MaxSessions 200
                 subprocess.run(command + ["cat >/dev/null"], stdin=dd.stdout, check=True, timeout=1800)
                 dd.wait()
                 results[name]["mbps"].append(args.mb / (time.monotonic() - start))
-        # Latency, interleaved.
+        # Latency, interleaved; with the daemons' CPU spent on each run: teleport's own process
+        # (not the session's shell, its child); sshd's listener with its reaped per-connection
+        # processes (both hops of -J), which include their shells.
+        daemons = {"tsh ssh": (procs[0].pid, False), "ssh -J": (procs[1].pid, True), "ssh direct": (procs[1].pid, True)}
         for _ in range(args.runs):
             for name, command in clients.items():
+                before = cpu_seconds(*daemons[name])
                 start = time.monotonic()
                 subprocess.run(command + ["true"], check=True, capture_output=True, timeout=60)
                 results[name]["lat"].append((time.monotonic() - start) * 1000)
+                time.sleep(0.05)  # the per-connection processes are reaped asynchronously
+                results[name]["cpu"].append((cpu_seconds(*daemons[name]) - before) * 1000)
         # Parallel.
         for name, command in clients.items():
             running = [subprocess.Popen(command + ["true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(args.parallel)]
@@ -126,11 +143,12 @@ MaxSessions 200
 
         base = results["ssh -J"]
         print(f"binaries: {bindir}; {args.mb} MB x2 per client, {args.runs} latency runs, {args.parallel} parallel")
-        print(f"{'client':<12} {'MB/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'parallel fails':>15}   ratio to ssh -J (MB/s, p50)")
+        print(f"{'client':<12} {'MB/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'parallel fails':>15} {'daemon CPU/session ms':>22}   ratio to ssh -J (MB/s, p50)")
         for name, r in results.items():
             mbps, p50 = max(r["mbps"]), statistics.median(r["lat"])
             ratio = f"{mbps / max(base['mbps']):.2f}x, {p50 / statistics.median(base['lat']):.2f}x"
-            print(f"{name:<12} {mbps:8.1f} {p50:8.1f} {p95(r['lat']):8.1f} {r['fail']:>8}/{args.parallel:<6}   {ratio}")
+            cpu = statistics.mean(r["cpu"])
+            print(f"{name:<12} {mbps:8.1f} {p50:8.1f} {p95(r['lat']):8.1f} {r['fail']:>8}/{args.parallel:<6} {cpu:22.1f}   {ratio}")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

@@ -19,6 +19,7 @@ public struct AuthClient: Sendable {
             host: host, port: port, identity: identity, trustedCAPEMs: identity.trustedCAPEMs, serverName: AuthAPI.serverName,
             timeout: .nanoseconds(nanoseconds))
         transport.fallbacks = try fallbacks.filter { $0 != address }.map { try HostPort.parse($0, defaultPort: 3025, key: "auth_servers") }
+        transport.keepsConnections = true
         self.address = address
     }
 

@@ -7,8 +7,11 @@ import TeleportAPI
 import TeleportHTTP
 import Synchronization
 
-/// A minimal HTTPS/1.1 client with mutual TLS: one connection per request, the server's certificate
-/// checked against the cluster's CA certificates and the fixed name ``AuthAPI/serverName``.
+/// A minimal HTTPS/1.1 client with mutual TLS, the server's certificate checked against the
+/// cluster's CA certificates and the fixed name ``AuthAPI/serverName``. With ``keepsConnections``
+/// (the auth API's client) a connection serves several requests in turn (``HTTPSConnectionPool``):
+/// a session, a login or a batch of calls pays one TLS handshake, not one per call. Otherwise one
+/// connection per request.
 struct HTTPSTransport: Sendable, CustomStringConvertible {
     let host: String
     let port: Int
@@ -26,6 +29,9 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
     var proxies: ProxyEnvironment
     /// Header fields added to every request (``AuthClient/actingFor(webSession:)``).
     var extraHeaders: [(name: String, value: String)] = []
+    /// Keep connections for later requests (shared by copies of this transport).
+    var keepsConnections = false
+    let pool = HTTPSConnectionPool()
 
     var description: String { "HTTPSTransport(\(host):\(port))" }
 
@@ -97,10 +103,22 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
         var failure: TeleportError?
         for index in order {
             let (host, port) = index == 0 ? (self.host, self.port) : fallbacks[index - 1]
+            let address = HostPort.join(host, port)
+            let key = HTTPSConnectionPool.Key(host: host, port: port, context: sslContext)
             do {
-                let (channel, recorder) = try await connect(host: host, port: port)
+                if keepsConnections, let kept = pool.take(key) {
+                    do {
+                        let reply = try await exchange(kept, key: key, address: address, method: method, path: path, body: body)
+                        preferred.set(index)
+                        return reply
+                    } catch where Self.closedBeforeReply(error) {
+                        // The server closed the kept connection before it read the request: send
+                        // it again on a new one (nothing of it was processed).
+                    }
+                }
+                let connection = try await connect(host: host, port: port)
                 preferred.set(index)
-                return try await exchange(channel, recorder: recorder, address: HostPort.join(host, port), method: method, path: path, body: body)
+                return try await exchange(connection, key: key, address: address, method: method, path: path, body: body)
             } catch let error as TeleportError where error.code == .connectionProblem && !fallbacks.isEmpty && error.cause is ConnectFailure {
                 failure = error
             }
@@ -113,24 +131,27 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
         let underlying: any Error
     }
 
-    private func connect(
-        host: String, port: Int
-    ) async throws -> (NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>, FirstErrorRecorder) {
+    static func closedBeforeReply(_ error: any Error) -> Bool {
+        error is ReplyCollector.ClosedBeforeReply || (error as? TeleportError)?.cause is ReplyCollector.ClosedBeforeReply
+    }
+
+    private func connect(host: String, port: Int) async throws -> HTTPSConnection {
         let address = HostPort.join(host, port)
         let sslContext = self.sslContext
         let serverName = self.serverName
-        let recorder = FirstErrorRecorder()
         do {
-            let channel = try await OutboundDial.connect(host: host, port: port, proxies: proxies) { channel in
+            return try await OutboundDial.connect(host: host, port: port, proxies: proxies) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let recorder = FirstErrorRecorder()
+                    let collector = ReplyCollector(maxBodyBytes: Self.maxReplyBytes, describe: "the auth service at \(address)")
                     let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: serverName)
                     try channel.pipeline.syncOperations.addHandler(handler)
                     try channel.pipeline.syncOperations.addHandler(recorder)
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                    try channel.pipeline.syncOperations.addHandler(collector)
+                    return HTTPSConnection(channel: channel, collector: collector, recorder: recorder)
                 }
             }
-            return (channel, recorder)
         } catch let error as TeleportError {
             throw TeleportError(error.code, error.message, cause: ConnectFailure(underlying: error))
         } catch {
@@ -141,30 +162,33 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
     }
 
     private func exchange(
-        _ channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>, recorder: FirstErrorRecorder, address: String,
-        method: HTTPMethod, path: String, body: Data?
+        _ connection: HTTPSConnection, key: HTTPSConnectionPool.Key, address: String, method: HTTPMethod, path: String, body: Data?
     ) async throws -> Reply {
-        let serverName = self.serverName
-        let extraHeaders = self.extraHeaders
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+        head.headers.add(name: "Host", value: serverName)
+        head.headers.add(name: "Content-Type", value: "application/json")
+        head.headers.add(name: "Content-Length", value: "\(body?.count ?? 0)")
+        if !keepsConnections { head.headers.add(name: "Connection", value: "close") }
+        for field in extraHeaders { head.headers.add(name: field.name, value: field.value) }
+        let request = head
         do {
-            return try await withDeadline(.nanoseconds(timeout.nanoseconds), timeoutMessage: { "the auth service at \(address) did not answer in time" }) {
-                try await channel.executeThenClose { inbound, outbound in
-                    var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
-                    head.headers.add(name: "Host", value: serverName)
-                    head.headers.add(name: "Content-Type", value: "application/json")
-                    head.headers.add(name: "Content-Length", value: "\(body?.count ?? 0)")
-                    head.headers.add(name: "Connection", value: "close")
-                    for field in extraHeaders { head.headers.add(name: field.name, value: field.value) }
-                    let reply = try await HTTP1Exchange.perform(
-                        inbound: inbound, outbound: outbound, head: head, body: body,
-                        maxBodyBytes: Self.maxReplyBytes, describe: "the auth service at \(address)")
-                    return Reply(status: reply.status, body: reply.body)
-                }
+            let reply = try await withDeadline(.nanoseconds(timeout.nanoseconds), timeoutMessage: { "the auth service at \(address) did not answer in time" }) {
+                try await connection.exchange(head: request, body: body)
             }
+            if keepsConnections && reply.keepAlive { pool.put(connection, key) } else { connection.close() }
+            return Reply(status: reply.status, body: reply.body)
         } catch let error as TeleportError {
+            connection.close()
             throw error
+        } catch let error as ReplyCollector.ClosedBeforeReply {
+            connection.close()
+            if let cause = connection.recorder.error {
+                throw TeleportError.connectionProblem("the TLS connection to the auth service at \(address) failed: \(Self.describe(cause))", cause: cause)
+            }
+            throw TeleportError.connectionProblem("the auth service at \(address) closed the connection before it answered", cause: error)
         } catch {
-            let cause = recorder.error ?? error
+            connection.close()
+            let cause = connection.recorder.error ?? error
             throw TeleportError.connectionProblem(
                 "the TLS connection to the auth service at \(address) failed: \(Self.describe(cause))", cause: cause)
         }
