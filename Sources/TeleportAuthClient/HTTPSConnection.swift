@@ -37,7 +37,9 @@ final class HTTPSConnection: Sendable {
             collector.expect(promise)
             channel.write(NIOAny(HTTPClientRequestPart.head(head)), promise: nil)
             if let body { channel.write(NIOAny(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil) }
-            channel.writeAndFlush(NIOAny(HTTPClientRequestPart.end(nil))).whenFailure { error in collector.failWaiting(error) }
+            channel.writeAndFlush(NIOAny(HTTPClientRequestPart.end(nil))).whenFailure { error in
+                collector.failWaiting(ReplyCollector.ClosedBeforeReply(underlying: error))
+            }
         }
         return try await withTaskCancellationHandler {
             do {
@@ -66,8 +68,11 @@ final class ReplyCollector: ChannelInboundHandler, @unchecked Sendable {
         var keepAlive: Bool
     }
 
-    /// The connection closed before any reply began: a kept connection the server had closed.
-    struct ClosedBeforeReply: Error {}
+    /// The connection ended or failed before any reply began (a kept connection the server had
+    /// closed, or a server that went away): `underlying` is the error seen, if any.
+    struct ClosedBeforeReply: Error {
+        var underlying: (any Error)?
+    }
 
     private let maxBodyBytes: Int
     private let describe: String
@@ -114,7 +119,7 @@ final class ReplyCollector: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(error)
+        fail(began ? error : ClosedBeforeReply(underlying: error))
         context.close(promise: nil)
     }
 

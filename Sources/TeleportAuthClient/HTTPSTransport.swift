@@ -112,8 +112,8 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
                         preferred.set(index)
                         return reply
                     } catch where Self.closedBeforeReply(error) {
-                        // The server closed the kept connection before it read the request: send
-                        // it again on a new one (nothing of it was processed).
+                        // The kept connection ended before any reply began (the server closed it
+                        // as it went idle, or went away): send the request again on a new one.
                     }
                 }
                 let connection = try await connect(host: host, port: port)
@@ -182,8 +182,9 @@ struct HTTPSTransport: Sendable, CustomStringConvertible {
             throw error
         } catch let error as ReplyCollector.ClosedBeforeReply {
             connection.close()
-            if let cause = connection.recorder.error {
-                throw TeleportError.connectionProblem("the TLS connection to the auth service at \(address) failed: \(Self.describe(cause))", cause: cause)
+            if let cause = connection.recorder.error ?? error.underlying {
+                throw TeleportError.connectionProblem(
+                    "the TLS connection to the auth service at \(address) failed: \(Self.describe(cause))", cause: error)
             }
             throw TeleportError.connectionProblem("the auth service at \(address) closed the connection before it answered", cause: error)
         } catch {

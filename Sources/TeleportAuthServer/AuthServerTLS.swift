@@ -94,6 +94,8 @@ struct ReloadingTLSChannel<BaseChannel: ServerChildChannel>: ServerChildChannel 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let context = tls.current
         return channel.eventLoop.makeCompletedFuture {
+            // First: the socket's end of input (TCP FIN), whether or not a TLS close_notify came before it.
+            try channel.pipeline.syncOperations.addHandler(CloseWhenInputEnds())
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
         }.flatMap {
             base.setup(channel: channel, logger: logger)
@@ -107,4 +109,21 @@ struct ReloadingTLSChannel<BaseChannel: ServerChildChannel>: ServerChildChannel 
 
 extension ReloadingTLSChannel: HTTPChannelHandler where BaseChannel: HTTPChannelHandler {
     var responder: HTTPChannelHandler.Responder { base.responder }
+}
+
+/// Closes an auth API connection as soon as the client's side ends. The listener allows remote
+/// half-closure (the proxy's web port needs it), but no auth API client sends a request and then
+/// half-closes: a client that ends its side is gone. Without this, the connection of a client that
+/// kept it between requests and then closed it stayed open (CLOSE-WAIT) until the idle timeout,
+/// and a stopping server waited for each one's TLS close (`shutdownTimeout`, 5 s).
+final class CloseWhenInputEnds: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 }
