@@ -1,5 +1,14 @@
 import Foundation
 import Glibc
+// glibc's `struct stat` is declared by headers that CoreFoundation's and Dispatch's C modules
+// include too; with MemberImportVisibility the compiler may name any of them its defining module
+// (a release build did), so this file imports each (they are loaded through Foundation anyway).
+#if canImport(CoreFoundation)
+    import CoreFoundation
+#endif
+#if canImport(CDispatch)
+    import CDispatch
+#endif
 public import NIOCore
 import NIOPosix
 
