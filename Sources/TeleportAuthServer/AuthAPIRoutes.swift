@@ -434,6 +434,7 @@ struct AuthAPIRoutes {
         if let refusal = ResourceKinds.named(kind)?.deleteRefusal { throw TeleportError.badParameter(refusal) }
         if try await trustDelete(kind: kind, name: name, context: context) { return try APIResponse.json(["status": "deleted"]) }
         let existing = try await auth.stores.get(kind: kind, name: name)
+        if kind == ServerNode.kind { auth.presence.forget(auth.stores.nodes.prefix + name) }
         try await auth.stores.delete(kind: kind, name: name)
         if kind == User.kind { try await auth.secrets.deleteAll(name) }
         if kind == ServerNode.kind { try await auth.removeHostIdentities(hostID: name) }

@@ -54,7 +54,7 @@ extension AuthServer {
         try await proveAccountOwner(
             user, password: request.currentPassword, otpCode: request.otpCode, clientAddress: request.clientAddress,
             event: AuditEventType.passwordChangeFailure)
-        try await secrets.setPasswordHash(user, Bcrypt.hash(request.newPassword, cost: settings.bcryptCost))
+        try await secrets.setPasswordHash(user, try await PasswordHashing.hash(request.newPassword, cost: settings.bcryptCost))
         // Whoever knew the old password is signed out of the web UI; the session that changed it stays.
         let ended = try await webSessions.deleteAll(user: user, keeping: webSessionID)
         try await emit(

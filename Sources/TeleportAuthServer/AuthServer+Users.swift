@@ -141,7 +141,7 @@ extension AuthServer {
             throw TeleportError.notFound("this invitation has already been used")
         }
         var user = try await stores.users.get(token.user)
-        try await secrets.setPasswordHash(user.name, Bcrypt.hash(request.password, cost: settings.bcryptCost))
+        try await secrets.setPasswordHash(user.name, try await PasswordHashing.hash(request.password, cost: settings.bcryptCost))
         if let totpState {
             try await secrets.setTOTP(user.name, totpState)
             try await secrets.setTOTPAdded(user.name, clock.now())
@@ -361,10 +361,10 @@ extension AuthServer {
         let now = clock.now()
         let denied = Self.loginDenied
         guard var user = try? await stores.users.get(name), let hash = try await secrets.passwordHash(name) else {
-            _ = Bcrypt.verify(password, hash: Self.decoyHash)
+            _ = await PasswordHashing.verify(password, hash: Self.decoyHash)
             throw LoginRefusal(reason: "unknown user or no password set", error: denied)
         }
-        let passwordOK = password.utf8.count <= Self.maximumPasswordBytes && Bcrypt.verify(password, hash: hash)
+        let passwordOK = password.utf8.count <= Self.maximumPasswordBytes ? await PasswordHashing.verify(password, hash: hash) : false
         if let status = user.spec.status, status.isLocked, let until = status.lockExpires, until > now {
             // Checked after the password so that a locked account answers as slowly as any other.
             throw LoginRefusal(reason: "account locked until \(RFC3339.format(until))", error: denied)

@@ -15,8 +15,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let auth: AuthServer
     /// Where the client certificate comes from (``PeerCertificateSource/tls`` outside tests).
     let peerCertificates: PeerCertificateSource
-    /// Callers by connection: a client keeps its connection for many requests (a node's
-    /// heartbeats), and its certificate cannot change within one TLS session.
+    /// User callers by connection: a client keeps its connection for many requests, and its
+    /// certificate cannot change within one TLS session. Hosts are checked per request.
     let connections = ConnectionCallers()
 
     func handle(
@@ -28,7 +28,10 @@ struct AuthenticationMiddleware: RouterMiddleware {
                 context.caller = known
             } else {
                 let caller = try await caller(of: context)
-                connections.remember(caller, for: context.channel)
+                // A host (node, proxy, other agents) is checked on every request: its identity may be
+                // removed (`tctl rm node`) or rotated while it keeps a connection, and its next
+                // request must learn it. A user's certificate cannot change within a connection.
+                if caller.kind == .user { connections.remember(caller, for: context.channel) }
                 context.caller = caller
             }
             if let field = HTTPFields.Element.Name(AuthAPI.webSessionHeader), let sessionID = request.headers[field] {

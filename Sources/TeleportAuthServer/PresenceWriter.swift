@@ -55,6 +55,13 @@ final class PresenceWriter: Sendable {
         _ = known.withLock { $0.insert(item.key) }
     }
 
+    /// Drops what is queued for `key`: a node removed with `tctl rm` must not be written back by
+    /// a heartbeat it sent before.
+    func forget(_ key: String) {
+        _ = pending.withLock { $0.removeValue(forKey: key) }
+        _ = known.withLock { $0.remove(key) }
+    }
+
     /// Writes what is queued; returns how many records. When the write fails (the store is
     /// restarting, or its pool is busy), the records go back in the queue unless a newer heartbeat
     /// of the same host came meanwhile: they are written by the first flush that succeeds, not

@@ -40,4 +40,17 @@ struct PresenceWriterTests {
         #expect(try await backend.get("/nodes/b").value == Data("b2".utf8), "b's heartbeat was kept through two failed flushes")
         #expect(try await writer.flush() == 0, "nothing is written twice")
     }
+
+    @Test("a removed node's queued heartbeat is dropped: the flush does not write the record back")
+    func removedNodeIsNotWrittenBack() async throws {
+        let clock = ManualClock()
+        let backend = FlakyBackend(clock: clock)
+        let writer = PresenceWriter(backend: backend)
+        try await writer.record(item("gone", "g1", clock))
+        try await writer.record(item("gone", "g2", clock))
+        writer.forget("/nodes/gone")
+        try await backend.delete("/nodes/gone")
+        #expect(try await writer.flush() == 0)
+        await #expect(throws: TeleportError.self) { try await backend.get("/nodes/gone") }
+    }
 }
