@@ -45,10 +45,14 @@ enum ClusterWire {
         var nodes: [ServerNode]
         /// The host keys of those nodes.
         var hostKeys: [AuthAPI.HostKey]
+        /// For each node (by its ID), the user's logins there that the mapped roles allow on it
+        /// (the web UI's login picker); absent from a leaf that does not send it.
+        var logins: [String: [String]]? = nil
 
         enum CodingKeys: String, CodingKey {
             case nodes
             case hostKeys = "host_keys"
+            case logins
         }
     }
 

@@ -106,7 +106,13 @@ public struct LeafClusterService: Sendable {
         let ids = Set(nodes.map(\.name))
         let names = Set(nodes.map(\.spec.hostname))
         let keys = try await auth.hostKeys().filter { ids.contains($0.hostID) || names.contains($0.nodeName) }
-        return ClusterWire.Listing(nodes: nodes, hostKeys: keys)
+        let reachAs = admission.logins.map { (login: $0, reach: NodeReachability(checker: checker, logins: [$0])) }
+        var logins: [String: [String]] = [:]
+        for node in nodes {
+            let labels = node.allLabels
+            logins[node.name] = reachAs.filter { $0.reach.allows(labels: labels) }.map(\.login)
+        }
+        return ClusterWire.Listing(nodes: nodes, hostKeys: keys, logins: logins)
     }
 }
 

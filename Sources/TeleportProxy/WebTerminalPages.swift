@@ -3,7 +3,7 @@ import Hummingbird
 import TeleportAPI
 import TeleportAuthClient
 
-/// The web terminal's pages: `/web/terminal?node=&login=` (or `?session=&mode=` to join), the
+/// The web terminal's pages: `/web/terminal?node=&login=[&cluster=LEAF]` (or `?session=&mode=` to join), the
 /// active sessions list `/web/sessions` (Join as observer or peer), their scripts
 /// (`/web/js/terminal.js`, `/web/js/sessions.js`) and styles (`/web/css/terminal.css`).
 ///
@@ -75,7 +75,8 @@ struct WebTerminalPages: Sendable {
           var host = document.getElementById("terminal"), status = document.getElementById("terminal-status");
           var title = document.getElementById("terminal-title");
           var target = params.get("session") ? "session " + params.get("session") + " (" + (params.get("mode") || "observer") + ")"
-            : (params.get("login") || "") + "@" + (params.get("name") || params.get("node") || "");
+            : (params.get("login") || "") + "@" + (params.get("name") || params.get("node") || "")
+              + (params.get("cluster") ? " (" + params.get("cluster") + ")" : "");
           title.textContent = target;
           document.title = target + " · Teleport";
           function say(text, ended) { status.textContent = text; status.classList.toggle("ended", !!ended); }
@@ -96,7 +97,7 @@ struct WebTerminalPages: Sendable {
           window.teleportTerminalSize = function () { return { cols: term.cols, rows: term.rows }; };
           window.teleportTerm = term;
           var query = new URLSearchParams();
-          ["node", "login", "session", "mode"].forEach(function (name) { if (params.get(name)) { query.set(name, params.get(name)); } });
+          ["node", "login", "session", "mode", "cluster"].forEach(function (name) { if (params.get(name)) { query.set(name, params.get(name)); } });
           query.set("cols", String(term.cols)); query.set("rows", String(term.rows));
           var socket = new WebSocket("wss://" + window.location.host + "/webapi/terminal?" + query.toString());
           socket.binaryType = "arraybuffer";
