@@ -30,6 +30,9 @@ enum ClusterWire {
         /// For `authorities` (no certificate): the root's current user and host CAs, which the
         /// leaf then holds instead of the ones it had (the root rotated one).
         var authorities: [CertAuthority]? = nil
+        /// With `authorities`: the root's proxies (their host UUIDs), so that the leaf keeps a
+        /// tunnel to each of them (``RootProxyDirectory``); absent from an older root.
+        var proxies: [String]? = nil
 
         static let dial = "dial"
         static let authorities = "authorities"

@@ -24,6 +24,8 @@ public struct LeafClusterService: Sendable {
     let roles: @Sendable ([String]) -> [Role]
     let logger: Logger
     let cache = NodeListCache()
+    /// The root clusters' proxies, as they sent them: the tunnel agents keep a tunnel to each.
+    public let rootProxies = RootProxyDirectory()
 
     /// Creates the service of the leaf `clusterName`; `roles` gives this cluster's roles by name
     /// (the proxy's certificate cache has them).
@@ -90,7 +92,9 @@ public struct LeafClusterService: Sendable {
             return .dial(node)
         case ClusterWire.Request.authorities:
             // The root's proxy (this tunnel's other end, checked against the root's host CA when
-            // it was dialed) sends the root's current CAs: a rotation there is followed here.
+            // it was dialed) sends the root's current CAs: a rotation there is followed here;
+            // and its proxies, for the tunnel agent's pool.
+            if let proxies = request.proxies { rootProxies.set(root: root, proxies: proxies) }
             let updated = try await auth.updateRootAuthorities(.init(cluster: root, certAuthorities: request.authorities ?? []))
             return .answer("OK " + updated.updated.joined(separator: ",") + "\n")
         default:

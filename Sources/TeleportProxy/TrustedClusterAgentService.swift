@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 public import Logging
 public import ServiceLifecycle
 public import TeleportAPI
@@ -12,7 +13,9 @@ public import TeleportTunnel
 /// the root proxy's certificate is checked against the root's host CA stored at the trust
 /// exchange, and must be a `Proxy` of the root cluster. A trust that is disabled
 /// (`enabled: false`) or removed stops its agent, which closes the tunnel; enabling it again
-/// starts a new one. The list is read from the auth service every ``interval``.
+/// starts a new one. The list is read from the auth service every ``interval``. With several
+/// root proxies behind the one address, the agent keeps a tunnel to each (``ProxyPool``, told the
+/// root's proxies by ``RootProxyDirectory``).
 public struct TrustedClusterAgentService: Service, CustomStringConvertible {
     let auth: AuthClient
     let hostUUID: String
@@ -104,18 +107,52 @@ public struct TrustedClusterAgentService: Service, CustomStringConvertible {
         if fixed == nil {
             let root = target.clusterName
             let address = target.webProxyAddr
+            // The ping's answer is kept a while: with several root proxies behind a round-robin
+            // balancer, a ping before every dial would send each dial to the same proxy.
+            let kept = ResolvedTunnelAddress()
             configuration.resolveTarget = {
+                if let known = kept.current() { return known }
                 let answer = try await ProxyPing.fetch(address: address)
                 guard answer.clusterName == root else {
                     throw TeleportError.badParameter(
                         "the proxy at \(address) serves cluster \(answer.clusterName), not \(root); check the trusted_cluster's web_proxy_addr")
                 }
-                return try answer.tunnelAddress(pinged: (web.host, web.port))
+                let found = try answer.tunnelAddress(pinged: (web.host, web.port))
+                kept.keep(found)
+                return found
             }
         }
         if let keepalive { configuration.reconnect.keepaliveInterval = keepalive }
+        if let directory = leafService?.rootProxies {
+            // One tunnel to each of the root's proxies (the list its proxies send on the tunnel;
+            // until then the one tunnel the address reached): the agent pool of node agents.
+            let root = target.clusterName
+            configuration.discoverProxies = { directory.proxies(of: root) }
+        }
         var agentLogger = logger
         agentLogger[metadataKey: "tp.cluster"] = "\(target.clusterName)"
         return ReverseTunnelAgent(configuration: configuration, logger: agentLogger)
+    }
+}
+
+/// The tunnel address a root proxy's ping gave, kept for ``ttl`` (then pinged again).
+final class ResolvedTunnelAddress: Sendable {
+    let ttl: Duration
+    private let state = Mutex<(host: String, port: Int, at: ContinuousClock.Instant)?>(nil)
+
+    init(ttl: Duration = .seconds(30)) {
+        self.ttl = ttl
+    }
+
+    /// The kept address, unless older than ``ttl``.
+    func current(now: ContinuousClock.Instant = .now) -> (host: String, port: Int)? {
+        state.withLock { kept in
+            guard let kept, now - kept.at < ttl else { return nil }
+            return (kept.host, kept.port)
+        }
+    }
+
+    func keep(_ address: (host: String, port: Int), now: ContinuousClock.Instant = .now) {
+        state.withLock { $0 = (address.host, address.port, now) }
     }
 }
