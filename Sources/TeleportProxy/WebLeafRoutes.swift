@@ -1,7 +1,5 @@
-import Crypto
 import Foundation
 import Hummingbird
-import Synchronization
 import TeleportAccess
 import TeleportAPI
 import TeleportAuthClient
@@ -17,6 +15,9 @@ import TeleportCrypto
 /// roles and lists what the mapped roles reach (a user whose roles map to nothing is refused there
 /// and audited as `trusted_cluster.user.denied`). An unknown or hidden leaf is a 404 naming the
 /// clusters the user may reach, an offline one a 502; no session cookie is a 401.
+///
+/// `GET /webapi/sites/LEAF/sessions` answers the leaf's live sessions the user may see there (the
+/// Active sessions page with the leaf chosen), decided by the leaf as for `tsh sessions ls --cluster`.
 ///
 /// `tsh` posts to the same path (``LeafNodesRoute``); the GET answers only a session cookie.
 struct WebLeafRoutes: Sendable {
@@ -38,8 +39,13 @@ struct WebLeafRoutes: Sendable {
                 case .success(let found): (sessionID, info) = found
                 }
                 let site = context.parameters.get("site") ?? ""
-                guard context.parameters.get("what") == "nodes" else {
-                    throw TeleportError.notFound("no such web request for a cluster; GET /webapi/sites/CLUSTER/nodes is served")
+                switch context.parameters.get("what") ?? "" {
+                case "nodes": break
+                case "sessions":
+                    let json = try await routes.sessions(site: site, sessionID: sessionID, info: info)
+                    return WebResponse.json(NodesRoute.htmlSafe(Data(json.utf8)))
+                default:
+                    throw TeleportError.notFound("no such web request for a cluster; GET /webapi/sites/CLUSTER/nodes and .../sessions are served")
                 }
                 let query = request.uri.queryParameters
                 let sortText = query.get("sort") ?? "name"
@@ -69,6 +75,18 @@ struct WebLeafRoutes: Sendable {
         return Self.page(listing, list: list)
     }
 
+    /// The leaf's live sessions the web session's user may see there (the mapped roles' `session`
+    /// `list` rule, or the user's own), as the leaf sends them (the JSON of `/webapi/sessions/active`).
+    func sessions(site: String, sessionID: String, info: AuthAPI.WebSessionInfo) async throws -> String {
+        guard site.lowercased() != clusterName.lowercased() else {
+            throw TeleportError.badParameter("\(site) is this proxy's own cluster: its sessions are at /webapi/sessions/active")
+        }
+        try await router.checkReachable(site, roleNames: info.roles)
+        let certificate = try await certificates.line(sessionID: sessionID, user: info.user, auth: auth)
+        return try await router.ask(
+            cluster: site, roleNames: info.roles, .init(op: ClusterWire.Request.sessions, certificate: certificate, target: nil))
+    }
+
     /// The page of `listing` that `list` asks for, in the web UI's shape (pure).
     static func page(_ listing: ClusterWire.Listing, list: NodeListQuery) -> WebNodePage {
         let sorted = NodeListCache.sortedOrders(listing.nodes)[list.sort] ?? []
@@ -80,56 +98,4 @@ struct WebLeafRoutes: Sendable {
         }
         return WebNodePage(items: items, nextPageToken: page.nextToken)
     }
-}
-
-/// SSH certificates of web sessions' users for asking a leaf cluster what they may see (the leaf
-/// checks the certificate against the root's user CA and maps its roles; a listing needs no key).
-/// One per web session (by a hash of its ID), issued on the session's behalf (`POST
-/// /v1/websessions/certs`, audited as `cert.create`) and used until a minute before it expires;
-/// at most ``capacity`` are kept (expired ones, then the oldest, go first).
-final class WebLeafCertificates: Sendable {
-    static let capacity = 1024
-
-    struct Entry: Sendable {
-        var line: String
-        var validBefore: Date
-        var added: Date
-    }
-
-    private let entries = Mutex<[String: Entry]>([:])
-
-    init() {}
-
-    /// The certificate line for the session, issued when none is kept or it expires within a minute.
-    func line(sessionID: String, user: String, auth: AuthClient, now: @Sendable () -> Date = { Date() }) async throws -> String {
-        let key = SHA256.hash(data: Data(sessionID.utf8)).map { String(format: "%02x", $0) }.joined()
-        if let kept = entries.withLock({ $0[key] }), kept.validBefore.timeIntervalSince(now()) > 60 { return kept.line }
-        let sshKey = Curve25519.Signing.PrivateKey()
-        let tlsKey = P256.Signing.PrivateKey()
-        let issued = try await auth.actingFor(webSession: sessionID).webSessionCertificates(
-            AuthAPI.SignUserRequest(
-                user: user, sshPublicKey: SSHPublicKey.ed25519(sshKey.publicKey).authorizedKeyLine(), tlsPublicKeyPEM: tlsKey.publicKey.pemRepresentation,
-                ttlSeconds: 0, keyProof: try LoginProof.sign(purpose: .webSession, user: user, sshKey: sshKey, tlsKey: tlsKey, now: now())))
-        let certificate = try SSHCertificate(authorizedKeyLine: issued.sshCertificate)
-        let line = certificate.authorizedKeyLine(comment: certificate.keyID)
-        let entry = Entry(line: line, validBefore: certificate.validBefore, added: now())
-        entries.withLock { entries in
-            Self.insert(&entries, key: key, entry: entry, now: entry.added)
-        }
-        return line
-    }
-
-    /// Adds `entry`, first dropping expired entries and then the oldest while full (pure).
-    static func insert(_ entries: inout [String: Entry], key: String, entry: Entry, now: Date, capacity: Int = capacity) {
-        if entries[key] == nil, entries.count >= capacity {
-            entries = entries.filter { $0.value.validBefore > now }
-            while entries.count >= capacity, let oldest = entries.min(by: { $0.value.added < $1.value.added }) {
-                entries[oldest.key] = nil
-            }
-        }
-        entries[key] = entry
-    }
-
-    /// How many are kept (for tests).
-    var count: Int { entries.withLock { $0.count } }
 }

@@ -444,6 +444,8 @@ enum WebUIPages {
               });
             } catch (e) { /* no selector */ }
           }
+          // The Active sessions page's script uses the same selector.
+          window.teleportClusterPicker = setupClusters;
           document.addEventListener("DOMContentLoaded", function () {
             setupLogin();
             setupLogout();

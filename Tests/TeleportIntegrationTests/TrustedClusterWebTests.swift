@@ -9,7 +9,8 @@ import Testing
 /// and their refusals (no cookie, an unknown leaf, the root's own name, a user whose roles map to
 /// nothing, refused and audited on the leaf, a foreign Origin, a cookie on tsh's POST); chromium
 /// (Tests/browser/web_leaf.py) chooses the leaf in the cluster selector, connects to its node,
-/// and the leaf's audit log holds that session with the root user's name and cluster.
+/// joins that session as observer from Active sessions with the leaf chosen, and the leaf's audit
+/// log holds that session (and the join) with the root user's name and cluster.
 @Suite("trusted clusters: the web UI's cluster selector and a leaf's terminal (two real clusters)", .serialized)
 struct TrustedClusterWebIntegrationTests {
     typealias Base = TrustedClusterIntegrationTests
@@ -99,6 +100,8 @@ struct TrustedClusterWebIntegrationTests {
         #expect(items.count == 1, "\(nodes.body)")
         #expect(items.first?["address"] as? String == "127.0.0.1:\(leaf.sshPort)", "\(nodes.body)")
         #expect(items.first?["logins"] as? [String] == ["root"], "\(nodes.body)")
+        let leafSessions = try await web.send("GET", "/webapi/sites/leaf.example/sessions")
+        #expect(leafSessions.status == 200 && leafSessions.body.hasPrefix("["), "\(leafSessions)")
         let searched = try await web.send("GET", "/webapi/sites/leaf.example/nodes?search=nothing-like-this")
         #expect(searched.status == 200 && searched.body.contains("\"items\":[]"), "\(searched)")
 
@@ -126,6 +129,8 @@ struct TrustedClusterWebIntegrationTests {
         #expect(annSites.status == 200 && annSites.body.contains("leaf.example"), "\(annSites)")
         let annNodes = try await annWeb.send("GET", "/webapi/sites/leaf.example/nodes")
         #expect(annNodes.status == 403 && annNodes.body.contains("has no roles in cluster leaf.example"), "\(annNodes)")
+        let annSessions = try await annWeb.send("GET", "/webapi/sites/leaf.example/sessions")
+        #expect(annSessions.status == 403 && annSessions.body.contains("has no roles in cluster leaf.example"), "\(annSessions)")
         var denied = ""
         #expect(try await eventually {
             denied = try await leaf.tctl(["events", "ls", "--type=trusted_cluster.user.denied", "--format=json"]).stdout
@@ -172,6 +177,9 @@ struct TrustedClusterWebIntegrationTests {
             "ok: the cluster selector lists the root and the leaf", "ok: the root's servers first, not the leaf's",
             "ok: choosing the leaf lists the leaf's node, not the root's", "ok: a reload keeps the leaf chosen",
             "ok: Connect opens a shell on the leaf's node in the browser", "ok: the shell runs on the leaf's node as the root user",
+            "ok: Active sessions lists the leaf's session", "ok: the join names the leaf",
+            "ok: an observer joined from the leaf's Active sessions sees the typed text", "ok: the observer's terminal ends with the session",
+            "ok: joining a session the leaf does not have is refused with 4404",
             "ok: exit 3 on the leaf shows the exit status", "ok: choosing the root lists the root's servers",
             "ok: an unknown cluster is refused with 4404", "ok: a foreign Origin is refused with 4403 for a leaf",
             "ok: an unknown node of the leaf is refused with 4404", "ok: a user whose roles map to nothing is refused with 4403",
@@ -182,13 +190,14 @@ struct TrustedClusterWebIntegrationTests {
         // The leaf recorded and audited joe's browser session, with the root user's name and cluster.
         var events: [[String: JSONValue]] = []
         #expect(try await eventually {
-            events = try await AuditEventsTests.events(leaf, ["--type=session.start,session.end"])
+            events = try await AuditEventsTests.events(leaf, ["--type=session.start,session.join,session.end"])
             return events.contains { $0["event"] == .string("session.end") && $0["user"] == .string("joe") }
         }, "\(events)")
         #expect(
             events.contains {
                 $0["event"] == .string("session.start") && $0["user"] == .string("joe") && $0["user_cluster"] == .string("root.example")
             }, "\(events)")
+        #expect(events.contains { $0["event"] == .string("session.join") && $0["user"] == .string("joe") }, "\(events)")
         #expect(!(try await root.tctl(["events", "ls", "--type=session.start", "--format=json"])).stdout.contains("\"joe\""))
     }
 }

@@ -3,7 +3,8 @@
 driven by Playwright) against a real root cluster that a real leaf cluster trusts (issue 20):
 signs in to the root's proxy with password + TOTP, sees the cluster selector on Servers (the root
 and --leaf), chooses the leaf and sees its --node (by address: both clusters' nodes are `testnode`), connects to it as --login, runs a command that
-prints the cluster and user the node sees, and `exit 3` shows the exit status; choosing the root
+prints the cluster and user the node sees; a second page joins that session as observer from
+Active sessions with the leaf chosen and sees what is typed; `exit 3` shows the exit status; choosing the root
 again lists the root's servers. Then the terminal WebSocket's refusals for a leaf with the
 `websockets` client: an unknown cluster (4404), a foreign Origin (4403), an unknown node of the
 leaf (4404), a user whose roles map to nothing on the leaf (--denied-cookie, 4403). Saves
@@ -14,8 +15,10 @@ on a failed check, 77 when chromium, Playwright or websockets is missing (the ca
 """
 import argparse
 import os
+import re
 import ssl
 import sys
+import time
 from urllib.parse import urlparse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -64,6 +67,7 @@ def main() -> int:
             return None, f"{type(error).__name__}: {error}"
 
     with t.playwright() as p:
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
         from playwright.sync_api import expect
         browser = t.launch(p)
         page = t.new_page(browser)
@@ -111,10 +115,38 @@ def main() -> int:
         check(True, "the shell runs on the leaf's node as the root user")
         page.wait_for_timeout(300)
         t.shots(page, "terminal-leaf", narrow=False)
+
+        # Active sessions with the leaf chosen: the session is listed; joining it as observer
+        # (its owner may) shows what is typed.
+        observer = page.context.new_page()
+        observer.goto(args.url + "/web/sessions")
+        observer.get_by_label("Cluster", exact=True).select_option(args.leaf)
+        live = observer.locator("#sessions-body tr", has=observer.locator("td.user", has_text=args.user))
+        expect(live).to_have_count(1)
+        check(True, "Active sessions lists the leaf's session")
+        live.get_by_role("button", name=re.compile("^Join as observer")).click()
+        observer.wait_for_url("**/web/terminal?*")
+        check(f"cluster={args.leaf}" in observer.url, f"the join names the leaf ({observer.url})")
+        expect(observer.locator("#terminal-status")).to_have_text("Connected")
+        deadline = time.time() + 90
+        seen = False
+        while not seen and time.time() < deadline:
+            page.keyboard.type("echo observed-$((20+3))")
+            page.keyboard.press("Enter")
+            wait_text(page, r"^observed-23\s*$")
+            try:
+                wait_text(observer, r"observed-23", timeout_ms=5_000)
+                seen = True
+            except PlaywrightTimeout:
+                pass
+        check(seen, "an observer joined from the leaf's Active sessions sees the typed text")
         page.keyboard.type("exit 3")
         page.keyboard.press("Enter")
         expect(page.locator("#terminal-status")).to_have_text("Session ended (exit status 3)")
         check(True, "exit 3 on the leaf shows the exit status")
+        expect(observer.locator("#terminal")).to_have_attribute("data-state", "ended")
+        check(True, "the observer's terminal ends with the session")
+        observer.close()
 
         # Back to the root.
         page.goto(args.url + "/web/nodes?cluster=" + args.leaf)
@@ -137,6 +169,8 @@ def main() -> int:
         check(code == 4403 and "has no roles" in reason, f"a user whose roles map to nothing is refused with 4403 ({code} {reason})")
         code, reason = refusal(f"cluster={args.leaf}&node={args.node}&login={args.login}", "")
         check(code == 4401, f"no cookie is refused with 4401 for a leaf ({code} {reason})")
+        code, reason = refusal(f"cluster={args.leaf}&session=00000000-0000-4000-8000-000000000000&mode=observer", cookie)
+        check(code == 4404, f"joining a session the leaf does not have is refused with 4404 ({code} {reason})")
 
     return t.finish()
 
