@@ -31,6 +31,11 @@ public enum ClusterAuthorityPush {
         }
     }
 
+    /// A digest of the CAs' public keys and of the proxies (order does not matter).
+    static func digest(_ authorities: [CertAuthority], proxies: [String]?) -> String {
+        digest(authorities) + "\nproxies:" + (proxies.map { $0.sorted().joined(separator: ",") } ?? "unknown")
+    }
+
     /// A digest of the CAs' public keys (order does not matter).
     static func digest(_ authorities: [CertAuthority]) -> String {
         authorities.map { ca in
@@ -54,11 +59,13 @@ extension ClusterTunnelService {
             logger.debug("cannot read this cluster's CAs for its leaves", metadata: ["tp.error": "\(error)"])
             return
         }
-        let digest = ClusterAuthorityPush.digest(authorities)
+        // This cluster's proxies go with them: a leaf keeps a tunnel to each (RootProxyDirectory).
+        let proxies = try? await auth.proxies().map(\.name).sorted()
+        let digest = ClusterAuthorityPush.digest(authorities, proxies: proxies)
         let now = Date()
         for leaf in ClusterAuthorityPush.due(connected: connected, digest: digest, sent: sent, now: now) {
             do {
-                let answer = try await sendAuthorities(authorities, to: leaf)
+                let answer = try await sendAuthorities(authorities, proxies: proxies, to: leaf)
                 sent[leaf] = .init(digest: digest, at: now)
                 if !answer.isEmpty {
                     logger.info("leaf cluster \(leaf) took this cluster's new CAs", metadata: ["tp.cluster": "\(leaf)", "tp.types": "\(answer)"])
@@ -72,8 +79,9 @@ extension ClusterTunnelService {
     }
 
     /// One `authorities` request on `leaf`'s tunnel; the leaf's answer (the CA types it took).
-    func sendAuthorities(_ authorities: [CertAuthority], to leaf: String) async throws -> String {
-        let request = ClusterWire.Request(op: ClusterWire.Request.authorities, certificate: "", target: nil, authorities: authorities)
+    func sendAuthorities(_ authorities: [CertAuthority], proxies: [String]? = nil, to leaf: String) async throws -> String {
+        let request = ClusterWire.Request(
+            op: ClusterWire.Request.authorities, certificate: "", target: nil, authorities: authorities, proxies: proxies)
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let answered = loop.makePromise(of: String.self)
         let channel = try await server.openClusterChannel(to: leaf, service: .clusterProxy, originator: nil) { channel in

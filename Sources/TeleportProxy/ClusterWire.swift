@@ -30,6 +30,9 @@ enum ClusterWire {
         /// For `authorities` (no certificate): the root's current user and host CAs, which the
         /// leaf then holds instead of the ones it had (the root rotated one).
         var authorities: [CertAuthority]? = nil
+        /// With `authorities`: the root's proxies (their host UUIDs), so that the leaf keeps a
+        /// tunnel to each of them (``RootProxyDirectory``); absent from an older root.
+        var proxies: [String]? = nil
 
         static let dial = "dial"
         static let authorities = "authorities"
@@ -45,10 +48,14 @@ enum ClusterWire {
         var nodes: [ServerNode]
         /// The host keys of those nodes.
         var hostKeys: [AuthAPI.HostKey]
+        /// For each node (by its ID), the user's logins there that the mapped roles allow on it
+        /// (the web UI's login picker); absent from a leaf that does not send it.
+        var logins: [String: [String]]? = nil
 
         enum CodingKeys: String, CodingKey {
             case nodes
             case hostKeys = "host_keys"
+            case logins
         }
     }
 

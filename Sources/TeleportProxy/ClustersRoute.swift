@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOSSL
 import TeleportAccess
 import TeleportAPI
 import TeleportAuthClient
@@ -7,7 +8,7 @@ import TeleportCrypto
 
 /// `GET /webapi/sites` for `tsh clusters` (issue 20): this proxy's cluster and the leaf clusters
 /// that trust it, with each leaf's tunnel status. Only a logged-in user of this cluster (a TLS
-/// client certificate of its user CA) may ask, and sees only the leaves their roles reach (a
+/// client certificate of its user CA, or the web UI's session cookie: its cluster selector) may ask, and sees only the leaves their roles reach (a
 /// labelled `remote_cluster` needs a role's `cluster_labels`; see ``AccessChecker/checkClusterLabels(_:)``).
 struct ClustersRoute {
     let auth: AuthClient
@@ -16,12 +17,22 @@ struct ClustersRoute {
     var roles: @Sendable ([String]) -> [Role] = { _ in [] }
 
     func register(on router: Router<ProxyRequestContext>) {
-        router.get("webapi/sites") { _, context -> Response in
+        router.get("webapi/sites") { request, context -> Response in
             do {
-                let identity = try await NodesRoute.user(context, clusterName: clusterName)
-                let checker = AccessChecker(roles: roles(identity.roles), traits: ["internal.logins": identity.logins])
+                let checker: AccessChecker
+                if try await context.channel.nioSSL_peerCertificate().get() != nil {
+                    let identity = try await NodesRoute.user(context, clusterName: clusterName)
+                    checker = AccessChecker(roles: roles(identity.roles), traits: ["internal.logins": identity.logins])
+                } else {
+                    // The web UI's cluster selector: the session cookie's user (401 without one).
+                    switch try await WebSessionCookie.session(of: request, auth: auth) {
+                    case .failure(let failure): return failure.response
+                    case .success(let found):
+                        checker = AccessChecker(roles: roles(found.info.roles), traits: ["internal.logins": found.info.logins])
+                    }
+                }
                 let leaves = try await auth.remoteClusterList().filter { Self.visible($0, to: checker) }
-                return WebResponse.json(try ResourceCodec.json(Self.entries(root: clusterName, leaves: leaves)))
+                return WebResponse.json(NodesRoute.htmlSafe(try ResourceCodec.json(Self.entries(root: clusterName, leaves: leaves))))
             } catch let error as TeleportError {
                 return WebResponse.jsonError(error)
             }

@@ -24,6 +24,8 @@ public struct LeafClusterService: Sendable {
     let roles: @Sendable ([String]) -> [Role]
     let logger: Logger
     let cache = NodeListCache()
+    /// The root clusters' proxies, as they sent them: the tunnel agents keep a tunnel to each.
+    public let rootProxies = RootProxyDirectory()
 
     /// Creates the service of the leaf `clusterName`; `roles` gives this cluster's roles by name
     /// (the proxy's certificate cache has them).
@@ -90,7 +92,9 @@ public struct LeafClusterService: Sendable {
             return .dial(node)
         case ClusterWire.Request.authorities:
             // The root's proxy (this tunnel's other end, checked against the root's host CA when
-            // it was dialed) sends the root's current CAs: a rotation there is followed here.
+            // it was dialed) sends the root's current CAs: a rotation there is followed here;
+            // and its proxies, for the tunnel agent's pool.
+            if let proxies = request.proxies { rootProxies.set(root: root, proxies: proxies) }
             let updated = try await auth.updateRootAuthorities(.init(cluster: root, certAuthorities: request.authorities ?? []))
             return .answer("OK " + updated.updated.joined(separator: ",") + "\n")
         default:
@@ -106,7 +110,13 @@ public struct LeafClusterService: Sendable {
         let ids = Set(nodes.map(\.name))
         let names = Set(nodes.map(\.spec.hostname))
         let keys = try await auth.hostKeys().filter { ids.contains($0.hostID) || names.contains($0.nodeName) }
-        return ClusterWire.Listing(nodes: nodes, hostKeys: keys)
+        let reachAs = admission.logins.map { (login: $0, reach: NodeReachability(checker: checker, logins: [$0])) }
+        var logins: [String: [String]] = [:]
+        for node in nodes {
+            let labels = node.allLabels
+            logins[node.name] = reachAs.filter { $0.reach.allows(labels: labels) }.map(\.login)
+        }
+        return ClusterWire.Listing(nodes: nodes, hostKeys: keys, logins: logins)
     }
 }
 

@@ -370,7 +370,10 @@ extension ProxyWebServer {
         LoginRoute(auth: auth, logger: logger).register(on: router)
         TrustedClusterRoute(auth: auth, logger: logger).register(on: router)
         ClustersRoute(auth: auth, clusterName: clusterName, roles: settings.roles).register(on: router)
-        if let clusterRouter = settings.clusterRouter { LeafNodesRoute(router: clusterRouter).register(on: router) }
+        if let clusterRouter = settings.clusterRouter {
+            LeafNodesRoute(router: clusterRouter).register(on: router)
+            WebLeafRoutes(auth: auth, clusterName: clusterName, router: clusterRouter, certificates: WebLeafCertificates()).register(on: router)
+        }
         SSORoutes(auth: auth, logger: logger).register(on: router)
         let appSessions = appSessionCache
         WebSessionRoutes(auth: auth, clusterName: clusterName, logger: logger, onLogout: { appSessions.forget(user: $0) }).register(on: router)
@@ -384,7 +387,8 @@ extension ProxyWebServer {
             (try? HostPort.parse(settings.sshListenAddr, defaultPort: 3023, key: "proxy_service.listen_addr")) ?? ("127.0.0.1", 3023)
         WebTerminalRoute(
             auth: auth, clusterName: clusterName, sshAddress: (sshAddress.host, sshAddress.port),
-            resolver: NodeResolver(auth: auth, clusterName: clusterName), roles: settings.roles, logger: logger
+            resolver: NodeResolver(auth: auth, clusterName: clusterName), roles: settings.roles, logger: logger,
+            clusterRouter: settings.clusterRouter
         ).register(on: router)
         WebTerminalPages(gate: WebSessionGate(auth: auth, logger: logger)).register(on: router, clusterName: clusterName)
         MyLocksRoute(clusterName: clusterName, locks: settings.locks).register(on: router)

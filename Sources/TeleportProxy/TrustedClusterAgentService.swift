@@ -12,7 +12,9 @@ public import TeleportTunnel
 /// the root proxy's certificate is checked against the root's host CA stored at the trust
 /// exchange, and must be a `Proxy` of the root cluster. A trust that is disabled
 /// (`enabled: false`) or removed stops its agent, which closes the tunnel; enabling it again
-/// starts a new one. The list is read from the auth service every ``interval``.
+/// starts a new one. The list is read from the auth service every ``interval``. With several
+/// root proxies behind the one address, the agent keeps a tunnel to each (``ProxyPool``, told the
+/// root's proxies by ``RootProxyDirectory``).
 public struct TrustedClusterAgentService: Service, CustomStringConvertible {
     let auth: AuthClient
     let hostUUID: String
@@ -104,16 +106,28 @@ public struct TrustedClusterAgentService: Service, CustomStringConvertible {
         if fixed == nil {
             let root = target.clusterName
             let address = target.webProxyAddr
+            // The ping's answer is kept a while: with several root proxies behind a round-robin
+            // balancer, a ping before every dial would send each dial to the same proxy.
+            let kept = ResolvedTunnelAddress()
             configuration.resolveTarget = {
+                if let known = kept.current() { return known }
                 let answer = try await ProxyPing.fetch(address: address)
                 guard answer.clusterName == root else {
                     throw TeleportError.badParameter(
                         "the proxy at \(address) serves cluster \(answer.clusterName), not \(root); check the trusted_cluster's web_proxy_addr")
                 }
-                return try answer.tunnelAddress(pinged: (web.host, web.port))
+                let found = try answer.tunnelAddress(pinged: (web.host, web.port))
+                kept.keep(found)
+                return found
             }
         }
         if let keepalive { configuration.reconnect.keepaliveInterval = keepalive }
+        if let directory = leafService?.rootProxies {
+            // One tunnel to each of the root's proxies (the list its proxies send on the tunnel;
+            // until then the one tunnel the address reached): the agent pool of node agents.
+            let root = target.clusterName
+            configuration.discoverProxies = { directory.proxies(of: root) }
+        }
         var agentLogger = logger
         agentLogger[metadataKey: "tp.cluster"] = "\(target.clusterName)"
         return ReverseTunnelAgent(configuration: configuration, logger: agentLogger)

@@ -3,8 +3,8 @@ import Hummingbird
 import TeleportAPI
 import TeleportAuthClient
 
-/// The web terminal's pages: `/web/terminal?node=&login=` (or `?session=&mode=` to join), the
-/// active sessions list `/web/sessions` (Join as observer or peer), their scripts
+/// The web terminal's pages: `/web/terminal?node=&login=[&cluster=LEAF]` (or `?session=&mode=` to join), the
+/// active sessions list `/web/sessions[?cluster=LEAF]` (Join as observer or peer; a leaf's from its selector), their scripts
 /// (`/web/js/terminal.js`, `/web/js/sessions.js`) and styles (`/web/css/terminal.css`).
 ///
 /// The terminal page alone relaxes the Content-Security-Policy to `style-src 'self'
@@ -47,6 +47,8 @@ struct WebTerminalPages: Sendable {
     /// `GET /web/sessions`: the live sessions the user may see (`/webapi/sessions/active`).
     static func sessions(_ info: AuthAPI.WebSessionInfo, clusterName: String) -> String {
         var main = "<link rel=\"stylesheet\" href=\"/web/css/terminal.css\">\n<h1>Active sessions</h1>\n"
+        main += "<div id=\"cluster-picker\" class=\"cluster-picker\" hidden><label for=\"cluster\">Cluster</label>"
+        main += "<select id=\"cluster\" name=\"cluster\"></select></div>\n"
         main += "<table id=\"sessions\">\n<thead><tr><th scope=\"col\">User</th><th scope=\"col\">Login</th><th scope=\"col\">Server</th>"
         main += "<th scope=\"col\">Started</th><th scope=\"col\">Command</th><th scope=\"col\">Join</th></tr></thead>\n"
         main += "<tbody id=\"sessions-body\"></tbody>\n</table>\n"
@@ -75,7 +77,8 @@ struct WebTerminalPages: Sendable {
           var host = document.getElementById("terminal"), status = document.getElementById("terminal-status");
           var title = document.getElementById("terminal-title");
           var target = params.get("session") ? "session " + params.get("session") + " (" + (params.get("mode") || "observer") + ")"
-            : (params.get("login") || "") + "@" + (params.get("name") || params.get("node") || "");
+            : (params.get("login") || "") + "@" + (params.get("name") || params.get("node") || "")
+              + (params.get("cluster") ? " (" + params.get("cluster") + ")" : "");
           title.textContent = target;
           document.title = target + " · Teleport";
           function say(text, ended) { status.textContent = text; status.classList.toggle("ended", !!ended); }
@@ -96,7 +99,7 @@ struct WebTerminalPages: Sendable {
           window.teleportTerminalSize = function () { return { cols: term.cols, rows: term.rows }; };
           window.teleportTerm = term;
           var query = new URLSearchParams();
-          ["node", "login", "session", "mode"].forEach(function (name) { if (params.get(name)) { query.set(name, params.get(name)); } });
+          ["node", "login", "session", "mode", "cluster"].forEach(function (name) { if (params.get(name)) { query.set(name, params.get(name)); } });
           query.set("cols", String(term.cols)); query.set("rows", String(term.rows));
           var socket = new WebSocket("wss://" + window.location.host + "/webapi/terminal?" + query.toString());
           socket.binaryType = "arraybuffer";
@@ -137,16 +140,23 @@ struct WebTerminalPages: Sendable {
         (function () {
           var body = document.getElementById("sessions-body"), empty = document.getElementById("sessions-empty");
           var errorBox = document.getElementById("error");
+          // A leaf cluster chosen in the selector (?cluster=LEAF): its sessions, joined through it.
+          var cluster = new URLSearchParams(window.location.search).get("cluster") || "", seq = 0;
           function cell(row, text, cls) { var td = document.createElement("td"); td.textContent = text; if (cls) { td.className = cls; } row.appendChild(td); return td; }
           function join(sid, mode) {
             var params = new URLSearchParams(); params.set("session", sid); params.set("mode", mode);
+            if (cluster) { params.set("cluster", cluster); }
             window.location.assign("/web/terminal?" + params.toString());
           }
           async function load() {
             try {
-              var response = await fetch("/webapi/sessions/active", { credentials: "same-origin" });
+              var mine = ++seq;
+              var path = cluster ? "/webapi/sites/" + encodeURIComponent(cluster) + "/sessions" : "/webapi/sessions/active";
+              var response = await fetch(path, { credentials: "same-origin" });
               if (response.status === 401) { window.location.assign("/web/login"); return; }
               var list = await response.json();
+              if (mine !== seq) { return; }
+              errorBox.hidden = true;
               if (!response.ok) { throw new Error((list.error && list.error.message) || "the list cannot be read"); }
               body.replaceChildren();
               list.forEach(function (session) {
@@ -168,10 +178,12 @@ struct WebTerminalPages: Sendable {
               });
               empty.hidden = list.length > 0;
             } catch (error) {
+              body.replaceChildren();
               errorBox.textContent = "The active sessions cannot be listed: " + error.message; errorBox.hidden = false;
             }
           }
           document.getElementById("sessions-refresh").addEventListener("click", load);
+          if (window.teleportClusterPicker) { window.teleportClusterPicker(function (chosen) { cluster = chosen; load(); }, cluster); }
           load();
         })();
         """#

@@ -38,6 +38,9 @@ struct WebTerminalRoute: Sendable {
     /// The roles of these names, as the proxy's certificate cache has them.
     let roles: @Sendable ([String]) -> [Role]
     let logger: Logger
+    /// Reaches leaf clusters' nodes (`cluster=LEAF`, ``openOnLeaf(_:cluster:session:)``); nil on a
+    /// proxy without one.
+    var clusterRouter: ClusterRouter? = nil
 
     func register(on router: Router<ProxyRequestContext>) {
         router.ws("webapi/terminal") { inbound, outbound, context in
@@ -85,7 +88,14 @@ struct WebTerminalRoute: Sendable {
             } catch let error as TeleportError {
                 throw WebTerminalClose(error)
             }
-            let connection = try await open(what, session: session)
+            let cluster = parameters.get("cluster").map { String($0) } ?? ""
+            metadata["tp.cluster"] = "\(cluster.isEmpty ? clusterName : cluster)"
+            let connection: Connection
+            if cluster.isEmpty || cluster.lowercased() == clusterName.lowercased() {
+                connection = try await open(what, session: session)
+            } else {
+                connection = try await openOnLeaf(what, cluster: cluster, session: session)
+            }
             metadata["tp.node"] = "\(connection.node)"
             logger.info("web terminal opened", metadata: metadata)
             await relay(connection, inbound: inbound, outbound: outbound)
@@ -158,45 +168,61 @@ struct WebTerminalRoute: Sendable {
         do {
             let credentials = try await certify(acting: acting, user: session.info.user, login: login, node: node)
             let hostKeys = try await auth.hostKeys()
-            let proxyCheck = HostKeyCheck(accepted: hostKeys.compactMap { try? SSHPublicKey(authorizedKeyLine: $0.publicKey) }, what: "this proxy")
             let nodeCheck = HostKeyCheck(
                 accepted: hostKeys.filter { $0.hostID == node.name || $0.nodeName.lowercased() == node.spec.hostname.lowercased() }
                     .compactMap { try? SSHPublicKey(authorizedKeyLine: $0.publicKey) },
                 what: "node \(node.spec.hostname)")
-            let proxy = try await SSHConnection.connect(
-                host: Self.dialHost(sshAddress.host), port: sshAddress.port, credentials: credentials, hostKey: proxyCheck)
-            let nodeConnection: SSHConnection
-            do {
-                nodeConnection = try await proxy.tunnel(to: "\(node.name):0@\(clusterName)", credentials: credentials, hostKey: nodeCheck)
-            } catch {
-                proxy.close()
-                throw error
-            }
-            let flow = TerminalFlow()
-            let handler = RemoteSessionHandler(
-                request: RemoteSessionRequest(command: nil, terminal: ("xterm-256color", size.rows, size.columns), environment: environment),
-                output: SessionOutput(stdout: { flow.push($0) }, stderr: { flow.push($0) }), eventLoop: nodeConnection.channel.eventLoop)
-            let channel: any Channel
-            do {
-                channel = try await nodeConnection.openSession { child in
-                    try child.pipeline.syncOperations.addHandler(handler)
-                }
-                flow.attach(channel)
-                try await handler.startFuture.get()
-            } catch {
-                nodeConnection.close()
-                proxy.close()
-                throw error
-            }
-            handler.exitFuture.whenComplete { _ in flow.finish() }
-            return Connection(node: node.spec.hostname, proxy: proxy, nodeConnection: nodeConnection, channel: channel, handler: handler, flow: flow)
+            return try await start(
+                credentials: credentials, proxyKeys: hostKeys, target: "\(node.name):0@\(clusterName)", nodeCheck: nodeCheck,
+                hostname: node.spec.hostname, size: size, environment: environment)
         } catch let error as TeleportError {
             throw WebTerminalClose(error)
         }
     }
 
+    /// SSHes to this proxy with `credentials` and through it (`proxy:TARGET`) to the node, checked
+    /// with `nodeCheck`, and starts a shell there with `environment` in a terminal of `size`.
+    func start(
+        credentials: SSHClientCredentials, proxyKeys: [AuthAPI.HostKey], target: String, nodeCheck: HostKeyCheck, hostname: String,
+        size: (columns: Int, rows: Int), environment: [String: String]
+    ) async throws -> Connection {
+        let proxyCheck = HostKeyCheck(accepted: proxyKeys.compactMap { try? SSHPublicKey(authorizedKeyLine: $0.publicKey) }, what: "this proxy")
+        let proxy = try await SSHConnection.connect(
+            host: Self.dialHost(sshAddress.host), port: sshAddress.port, credentials: credentials, hostKey: proxyCheck)
+        let nodeConnection: SSHConnection
+        do {
+            nodeConnection = try await proxy.tunnel(to: target, credentials: credentials, hostKey: nodeCheck)
+        } catch {
+            proxy.close()
+            throw error
+        }
+        let flow = TerminalFlow()
+        let handler = RemoteSessionHandler(
+            request: RemoteSessionRequest(command: nil, terminal: ("xterm-256color", size.rows, size.columns), environment: environment),
+            output: SessionOutput(stdout: { flow.push($0) }, stderr: { flow.push($0) }), eventLoop: nodeConnection.channel.eventLoop)
+        let channel: any Channel
+        do {
+            channel = try await nodeConnection.openSession { child in
+                try child.pipeline.syncOperations.addHandler(handler)
+            }
+            flow.attach(channel)
+            try await handler.startFuture.get()
+        } catch {
+            nodeConnection.close()
+            proxy.close()
+            throw error
+        }
+        handler.exitFuture.whenComplete { _ in flow.finish() }
+        return Connection(node: hostname, proxy: proxy, nodeConnection: nodeConnection, channel: channel, handler: handler, flow: flow)
+    }
+
     /// A fresh key certified for the web session's user (proof of possession signed with it).
     func certify(acting: AuthClient, user: String, login: String, node: ServerNode) async throws -> SSHClientCredentials {
+        try await certify(acting: acting, user: user, login: login, target: "node \(node.spec.hostname)")
+    }
+
+    /// A fresh key certified for the web session's user, for `target` (named in errors).
+    func certify(acting: AuthClient, user: String, login: String, target: String) async throws -> SSHClientCredentials {
         let sshKey = Curve25519.Signing.PrivateKey()
         let tlsKey = P256.Signing.PrivateKey()
         let issued = try await acting.webSessionCertificates(
@@ -205,7 +231,7 @@ struct WebTerminalRoute: Sendable {
                 ttlSeconds: 0, keyProof: try LoginProof.sign(purpose: .webSession, user: user, sshKey: sshKey, tlsKey: tlsKey, now: Date())))
         var credentials = SSHClientCredentials(
             login: login, key: OpenSSHPrivateKey(.ed25519(sshKey)), certificate: try SSHCertificate(authorizedKeyLine: issued.sshCertificate))
-        credentials.target = "node \(node.spec.hostname)"
+        credentials.target = target
         return credentials
     }
 

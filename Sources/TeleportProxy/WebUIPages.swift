@@ -114,6 +114,9 @@ enum WebUIPages {
     /// `/web/app.js`), with a search box, label chips, sorting and paging.
     static func nodes(_ info: AuthAPI.WebSessionInfo, clusterName: String) -> String {
         var main = "<h1>Servers</h1>\n"
+        // Shown by the script when leaf clusters exist (`/webapi/sites`): which cluster's servers.
+        main += "<div id=\"cluster-picker\" class=\"cluster-picker\" hidden><label for=\"cluster\">Cluster</label>"
+        main += "<select id=\"cluster\" name=\"cluster\"></select></div>\n"
         main += "<form id=\"nodes-filter\" class=\"filters\" role=\"search\">\n"
         main += "<label for=\"search\">Search</label>\n"
         main += "<input id=\"search\" name=\"search\" type=\"search\" placeholder=\"name, address or label\" autocomplete=\"off\">\n"
@@ -270,7 +273,10 @@ enum WebUIPages {
             var prev = document.getElementById("prev");
             var next = document.getElementById("next");
             var empty = document.getElementById("nodes-empty");
-            var state = { labels: [], tokens: [""], nextToken: null, timer: null };
+            // seq: only the latest request's answer is shown (a slow leaf's answer may arrive
+            // after the one for the cluster chosen next).
+            var state = { labels: [], tokens: [""], nextToken: null, timer: null, seq: 0,
+              cluster: new URLSearchParams(window.location.search).get("cluster") || "" };
             var pageSize = 25;
             function text(tag, value, className) {
               var element = document.createElement(tag);
@@ -317,6 +323,7 @@ enum WebUIPages {
                 params.set("node", node.id || node.name);
                 params.set("login", picker.value);
                 params.set("name", node.name);
+                if (state.cluster) { params.set("cluster", state.cluster); }
                 window.location.assign("/web/terminal?" + params.toString());
               });
               cell.appendChild(picker);
@@ -353,16 +360,23 @@ enum WebUIPages {
               params.set("limit", String(pageSize));
               params.set("page_token", state.tokens[state.tokens.length - 1]);
               try {
-                var response = await fetch("/webapi/nodes?" + params.toString(), { credentials: "same-origin" });
+                var path = state.cluster ? "/webapi/sites/" + encodeURIComponent(state.cluster) + "/nodes?" : "/webapi/nodes?";
+                var seq = ++state.seq;
+                var response = await fetch(path + params.toString(), { credentials: "same-origin" });
+                if (seq !== state.seq) { return; }
                 if (response.status === 401) {
                   window.location.assign("/web/login");
                   return;
                 }
                 if (!response.ok) {
-                  showError(await message(response));
+                  var text = await message(response);
+                  if (seq !== state.seq) { return; }
+                  render([]);
+                  showError(text);
                   return;
                 }
                 var body = await response.json();
+                if (seq !== state.seq) { return; }
                 document.getElementById("error").hidden = true;
                 render(body.items || []);
                 state.nextToken = body.next_page_token || null;
@@ -396,8 +410,42 @@ enum WebUIPages {
               state.tokens.pop();
               load();
             });
+            setupClusters(function (cluster) {
+              state.cluster = cluster;
+              restart();
+            }, state.cluster);
             restart();
           }
+          // The cluster selector: shown when leaf clusters exist; the root's name selects this
+          // cluster (cluster= leaves the URL), a leaf's is kept in the URL.
+          async function setupClusters(changed, selected) {
+            var picker = document.getElementById("cluster-picker");
+            var select = document.getElementById("cluster");
+            if (!picker || !select) { return; }
+            try {
+              var response = await fetch("/webapi/sites", { credentials: "same-origin" });
+              if (!response.ok) { return; }
+              var sites = await response.json();
+              if (!Array.isArray(sites) || sites.length < 2) { return; }
+              select.replaceChildren();
+              sites.forEach(function (site) {
+                var option = document.createElement("option");
+                option.value = site.type === "root" ? "" : site.name;
+                option.textContent = site.name + (site.type === "root" ? "" : " (leaf, " + site.status + ")");
+                option.selected = option.value === selected;
+                select.appendChild(option);
+              });
+              picker.hidden = false;
+              select.addEventListener("change", function () {
+                var url = new URL(window.location.href);
+                if (select.value) { url.searchParams.set("cluster", select.value); } else { url.searchParams.delete("cluster"); }
+                window.history.replaceState(null, "", url.toString());
+                changed(select.value);
+              });
+            } catch (e) { /* no selector */ }
+          }
+          // The Active sessions page's script uses the same selector.
+          window.teleportClusterPicker = setupClusters;
           document.addEventListener("DOMContentLoaded", function () {
             setupLogin();
             setupLogout();
@@ -428,6 +476,10 @@ enum WebUIPages {
         .filters { display: grid; grid-template-columns: max-content 1fr max-content max-content; gap: 0.5rem 0.75rem; align-items: center; }
         .filters label { margin: 0; }
         select { font: inherit; padding: 0.55rem; border: 1px solid #a9a9b6; border-radius: 6px; background: #fff; }
+        .cluster-picker { display: flex; align-items: center; gap: 0.75rem; margin-bottom: 0.75rem; flex-wrap: wrap; }
+        .cluster-picker[hidden] { display: none; }
+        .cluster-picker label { margin: 0; }
+        .cluster-picker select { max-width: 100%; }
         .chips { display: flex; flex-wrap: wrap; gap: 0.4rem; margin: 0.75rem 0; min-height: 0.5rem; }
         button.chip { font-size: 0.8rem; padding: 0.15rem 0.55rem; margin: 0.1rem 0.25rem 0.1rem 0; border-radius: 999px; background: #ece8fb; color: #2e1f78; border: 1px solid #cfc6f5; overflow-wrap: anywhere; text-align: left; }
         button.chip.active { background: var(--accent); color: #fff; }
