@@ -65,15 +65,18 @@ public final class PostgresBackend: Backend {
 
     private let client: PostgresClient
     private let runTask: Task<Void, Never>
-    private let settings: PostgresSettings
+    let settings: PostgresSettings
     private let options: Options
     private let clock: any WallClock
-    private let logger: Logger
+    let logger: Logger
     private let state = Mutex(State())
     private let wakes: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
     /// Every call's connection comes through here: the wait for it is bounded.
     private let leases: PostgresLeases
+    /// Why a write failed for want of disk space (SQLSTATE 53100), until a probe finds space again
+    /// (``writeProblem()``; PostgresBackend+StoreFull.swift).
+    let storeFull = Mutex<String?>(nil)
 
     private init(
         client: PostgresClient, runTask: Task<Void, Never>, settings: PostgresSettings, options: Options, clock: any WallClock, logger: Logger
@@ -277,6 +280,7 @@ public final class PostgresBackend: Backend {
                     try await Task.sleep(for: .milliseconds(attempt * 5))
                     continue
                 }
+                noteWrite(failure: error)
                 throw Self.convert(error, settings)
             }
         }
@@ -284,7 +288,7 @@ public final class PostgresBackend: Backend {
 
     /// One read outside a transaction (`whileClosing`: the feed's reads, which go on until ``close()``
     /// has delivered this client's own writes).
-    private func read<T>(whileClosing: Bool = false, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+    func read<T>(whileClosing: Bool = false, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         if !whileClosing { try checkOpen() }
         do {
             return try await leases.with(client) { try await body($0) }
@@ -337,6 +341,7 @@ public final class PostgresBackend: Backend {
                     try await Task.sleep(for: .milliseconds(attempt * 5))
                     continue
                 }
+                noteWrite(failure: error)
                 throw Self.convert(error, settings)
             }
         }

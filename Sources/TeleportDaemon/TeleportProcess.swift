@@ -136,7 +136,7 @@ public enum TeleportProcess {
             if let postgres = backend as? PostgresBackend { services.append(PostgresMaintenanceService(backend: postgres)) }
             var health = BackendHealthService(backend: backend, readiness: readiness, logger: logger.with("backend"))
             if let postgres = backend as? PostgresBackend {
-                health.writeCheck = { (try? await postgres.readOnlyReason()) ?? nil }
+                health.writeCheck = { (try? await postgres.writeProblem()) ?? nil }
             }
             services.append(health)
             services.append(
