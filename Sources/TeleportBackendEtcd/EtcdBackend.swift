@@ -378,6 +378,37 @@ public final class EtcdBackend: Backend {
         }
     }
 
+    /// Reads every key, then one txn comparing each key's revision as read (create_revision 0 for
+    /// an absent key) and putting every item; a lost race re-reads and tries again.
+    public func createBatch(_ items: [Item]) async throws {
+        try Self.checkUniqueKeys(items)
+        guard !items.isEmpty else { return }
+        try await retryingLostLease {
+            for _ in 0..<Self.conflictRetries {
+                var compares: [EtcdWire.Compare] = []
+                for item in items {
+                    let existing = try await raw(item.key)
+                    if let existing, isLive(existing.item) {
+                        throw TeleportError.alreadyExists("key \(item.key) already exists")
+                    }
+                    let modRevision = existing?.modRevision ?? 0
+                    compares.append(
+                        modRevision == 0
+                            ? EtcdWire.Compare(key: etcdKey(item.key), target: "CREATE", create_revision: .init(0))
+                            : EtcdWire.Compare(key: etcdKey(item.key), target: "MOD", mod_revision: .init(modRevision)))
+                }
+                var operations: [EtcdWire.RequestOp] = []
+                var leases: [Int64: EtcdWire.Int64Text] = [:]
+                for item in items { operations.append(EtcdWire.RequestOp(request_put: try await putRequest(item, sharing: &leases))) }
+                let reply: EtcdWire.TxnResponse = try await call("/v3/kv/txn", EtcdWire.TxnRequest(compare: compares, success: operations))
+                guard reply.succeeded == true else { continue }
+                for item in items { noteWrite(reply.header?.revision?.value ?? 0, startKey: item.key, endKey: nil) }
+                return
+            }
+            throw conflict(items[0].key)
+        }
+    }
+
     @discardableResult public func update(_ item: Item) async throws -> Item {
         try await retryingLostLease {
             for _ in 0..<Self.conflictRetries {

@@ -469,6 +469,42 @@ public final class PostgresBackend: Backend {
         }
     }
 
+    /// One transaction: a multi-row insert whose conflicts update only expired rows; if fewer rows
+    /// come back than were given, a key holds a live item and the transaction rolls back. Row locks
+    /// are taken in key order (as ``putBatch(_:)``), so two batches over the same keys do not deadlock.
+    public func createBatch(_ items: [Item]) async throws {
+        try Self.checkUniqueKeys(items)
+        guard !items.isEmpty else { return }
+        let now = clock.now()
+        let sorted = items.sorted { $0.key < $1.key }
+        try await transaction { connection in
+            var written = Set<String>()
+            for chunk in stride(from: 0, to: sorted.count, by: 1000).map({ sorted[$0..<min($0 + 1000, sorted.count)] }) {
+                var bindings = PostgresBindings(capacity: chunk.count * 3 + 1)
+                var values: [String] = []
+                for (index, item) in chunk.enumerated() {
+                    bindings.append(Self.bytes(item.key))
+                    bindings.append(Self.bytes(item.value))
+                    bindings.append(item.expires)
+                    values.append("($\(index * 3 + 1), $\(index * 3 + 2), $\(index * 3 + 3), nextval('teleport_revision'))")
+                }
+                bindings.append(now)
+                let sql = """
+                    INSERT INTO teleport_items (key, value, expires, revision) VALUES \(values.joined(separator: ", "))
+                    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires, revision = EXCLUDED.revision
+                    WHERE teleport_items.expires IS NOT NULL AND teleport_items.expires <= $\(chunk.count * 3 + 1)
+                    RETURNING key
+                    """
+                let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+                for try await key in rows.decode(ByteBuffer.self) { written.insert(Self.string(key)) }
+            }
+            if let existing = items.first(where: { !written.contains($0.key) }) {
+                throw TeleportError.alreadyExists("key \(existing.key) already exists")
+            }
+            try await recordPuts(connection, sorted.map { Self.bytes($0.key) })
+        }
+    }
+
     @discardableResult public func create(_ item: Item) async throws -> Item {
         let now = clock.now()
         let written = try await write(
