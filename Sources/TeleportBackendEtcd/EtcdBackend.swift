@@ -632,7 +632,11 @@ public final class EtcdBackend: Backend {
 
     /// Ends every watch: each first delivers what this client wrote under its prefix (for at most
     /// five seconds), so a write acknowledged before `close` is not lost to its own watchers.
+    /// Connections the transport has opened for unary calls (kept alive and reused).
+    package var connectionsOpened: Int { transport.pool.opened.load(ordering: .relaxed) }
+
     public func close() async throws {
+        defer { transport.pool.closeAll() }
         let watches = state.withLock { state in
             state.closed = true
             let watches = Array(state.watches.values)
