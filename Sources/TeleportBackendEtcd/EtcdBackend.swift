@@ -268,7 +268,10 @@ public final class EtcdBackend: Backend {
     private func lease(for expires: Date?, sharing leases: inout [Int64: EtcdWire.Int64Text]) async throws -> EtcdWire.Int64Text? {
         guard let expires else { return nil }
         let seconds = max(1, Int64(max(0, expires.timeIntervalSince(clock.now())).rounded(.up)) + leaseSlack)
-        if let shared = leases[seconds] { return shared }
+        // An item computed a second or two after the batch's first (a slow grant in between) shares
+        // that lease: its TTL is at most 2 s longer than needed, and the exact expiry travels with
+        // the value, so reads hide the item in time all the same.
+        if let shared = leases[seconds] ?? leases[seconds + 1] ?? leases[seconds + 2] { return shared }
         let reply: EtcdWire.LeaseGrantResponse = try await call("/v3/lease/grant", EtcdWire.LeaseGrantRequest(TTL: .init(seconds)))
         guard let id = reply.ID else {
             throw TeleportError.connectionProblem("etcd granted no lease: \(reply.error ?? "no ID in the reply")")
