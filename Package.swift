@@ -320,7 +320,8 @@ let package = Package(
         .testTarget(
             name: "TeleportAuthServerTests",
             dependencies: [
-                "TeleportAuthServer", "TeleportAPI", "TeleportBackend", "TeleportEvents", "TeleportCrypto", "TeleportServices", logging, crypto, x509, asn1,
+                "TeleportAuthServer", "TeleportAPI", "TeleportBackend", "TeleportEvents", "TeleportCrypto", "TeleportServices", "TeleportTestSupport", logging, crypto,
+                x509, asn1,
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

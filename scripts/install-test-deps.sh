@@ -13,7 +13,7 @@
 # (PyPI: application access verifies the teleport-jwt-assertion against the JWKS), Authlib and Flask (PyPI: the
 # single sign-on tests' OpenID Connect provider, Tests/fixtures/oidc_provider.py, and the GitHub stand-in) and
 # requests (PyPI: the fixtures' own checks, Tests/fixtures/sso_fixture_check.py); websockets also serves the app
-# tests' WebSocket echo app and client; h2 (PyPI: HTTP/2 floods at the proxy's Kubernetes port, Tests/fixtures/kube_h2_flood.py); wrk and nginx-light for bench/apps_wrk.py (application access through the proxy vs direct); kubectl (below).
+# tests' WebSocket echo app and client; h2 (PyPI: HTTP/2 floods at the proxy's Kubernetes port, Tests/fixtures/kube_h2_flood.py); moto[server] (PyPI: a local S3-compatible server, not AWS, for the s3:// session recording tests, RecordingS3Tests; it brings boto3); wrk and nginx-light for bench/apps_wrk.py (application access through the proxy vs direct); kubectl (below).
 # Needs root (or sudo). Safe to run again.
 set -euo pipefail
 packages=(openssh-client openssh-server openssh-sftp-server openssl curl ca-certificates procps python3 zlib1g-dev putty-tools iproute2 iptables tinyproxy vim-tiny haproxy chromium libjs-xterm node-xterm postgresql-15 postgresql-client-15 mariadb-server mariadb-client util-linux etcd-server wrk nginx-light)
@@ -41,8 +41,8 @@ fi
 [ -d /run/sshd ] || { [ "$(id -u)" -eq 0 ] && mkdir -p /run/sshd && chmod 0755 /run/sshd; } || true
 # Third-party SSH clients the interop tests drive (ThirdPartyClientTests): paramiko, asyncssh and
 # ansible-core from PyPI, for the python3 first on PATH; nothing is fetched when they import already.
-python_modules=(paramiko asyncssh ansible playwright websockets psycopg jwt cryptography mysql.connector authlib flask requests h2)
-python_packages=(paramiko asyncssh ansible-core playwright websockets "psycopg[binary]" PyJWT cryptography mysql-connector-python Authlib Flask requests h2)
+python_modules=(paramiko asyncssh ansible playwright websockets psycopg jwt cryptography mysql.connector authlib flask requests h2 moto.server)
+python_packages=(paramiko asyncssh ansible-core playwright websockets "psycopg[binary]" PyJWT cryptography mysql-connector-python Authlib Flask requests h2 "moto[server]")
 python_missing=()
 for index in "${!python_modules[@]}"; do
     python3 -c "import ${python_modules[$index]}" 2>/dev/null || python_missing+=("${python_packages[$index]}")

@@ -16,6 +16,11 @@ extension AuthServer {
         settings.sessionsDirectory ?? URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("teleport-sessions")
     }
 
+    /// Where recordings are stored: S3 (`audit_sessions_uri: s3://`) or ``sessionsDirectory``.
+    var recordingStorage: any RecordingStorage {
+        settings.recordingStorage ?? (DirectoryRecordingStorage(directory: sessionsDirectory) as any RecordingStorage)
+    }
+
     static func checkSessionID(_ sid: String) throws {
         guard SessionRecording.validSessionID(sid) else {
             throw TeleportError.badParameter("\(sid.prefix(64).debugDescription) is not a session id (a lower-case UUID)")
@@ -145,12 +150,13 @@ extension AuthServer {
             throw TeleportError.badParameter("the recording of session \(sid) is corrupt or truncated (\(reason)); it was kept aside, not stored")
         }
         let header = parsed.header
-        let eventsURL = directory.appendingPathComponent("\(sid).events.gz")
+        let storage = recordingStorage
         let tracked = try await hostID.asyncMap { try await checkUpload(header, sid: sid, hostID: $0) }
         do {
             try await stores.backend.create(Item(key: Self.claimPrefix + sid, value: Data((hostID ?? "admin").utf8)))
         } catch let error as TeleportError where error.code == .alreadyExists {
-            if let stored = FileManager.default.contents(atPath: eventsURL.path), (try? SessionRecording.decompress(stored)) == (try? SessionRecording.decompress(gzip)) {
+            // (A read that fails is thrown, so the host retries: only a different recording is refused.)
+            if let stored = try await storage.read("\(sid).events.gz"), (try? SessionRecording.decompress(stored)) == (try? SessionRecording.decompress(gzip)) {
                 return
             }
             try await refuseUpload(
@@ -158,8 +164,8 @@ extension AuthServer {
                 .alreadyExists("a recording of session \(sid) is already stored; a stored recording is never replaced"))
         }
         do {
-            try write(gzip, to: eventsURL)
-            try write(try SessionRecording.compress(parsed.output), to: directory.appendingPathComponent("\(sid).chunks.gz"))
+            try await storage.write(gzip, name: "\(sid).events.gz")
+            try await storage.write(try SessionRecording.compress(parsed.output), name: "\(sid).chunks.gz")
             // Whose recording it is comes from the session's start event, not from the header.
             let info = AuthAPI.RecordingInfo(
                 sid: sid, user: tracked?.user ?? header.user, login: tracked?.login ?? header.login, serverID: tracked?.serverID ?? header.serverID,
@@ -179,13 +185,6 @@ extension AuthServer {
                 "sid": .string(sid), "user": .string(header.user), "login": .string(header.login), "server_id": .string(header.serverID),
                 "complete": .bool(parsed.complete), "url": .string("sessions/default/\(sid).events.gz"),
             ])
-    }
-
-    private func write(_ data: Data, to url: URL) throws {
-        let temporary = url.appendingPathExtension("tmp")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: data, attributes: [.posixPermissions: 0o640]),
-            rename(temporary.path, url.path) == 0
-        else { throw TeleportError.connectionProblem("cannot write \(url.path)") }
     }
 
     /// Whether `user` (nil: the administrator) may read every recording: a role must allow
@@ -232,8 +231,9 @@ extension AuthServer {
             throw TeleportError.accessDenied(
                 "\(reader) may not read the recording of session \(sid): only its participants and roles that allow read on session may")
         }
-        let url = sessionsDirectory.appendingPathComponent("\(sid).events.gz")
-        guard let data = FileManager.default.contents(atPath: url.path) else { throw TeleportError.notFound("the recording of session \(sid) is missing") }
+        guard let data = try await recordingStorage.read("\(sid).events.gz") else {
+            throw TeleportError.notFound("the recording of session \(sid) is missing")
+        }
         let lines = try SessionRecording.decompress(data)
         try await emit(AuditEventType.sessionRecordingAccess, fields: ["sid": .string(sid), "user": .string(reader), "success": true])
         return lines

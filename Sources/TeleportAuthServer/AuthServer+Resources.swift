@@ -8,8 +8,9 @@ extension AuthServer {
     ///
     /// Everything is checked before anything is written: names are unique within the batch, users'
     /// roles exist (stored, or defined in the same batch) and, without `upsert`, no resource exists
-    /// yet. The writes then go to the backend in one transaction. (Between the check and the write
-    /// another writer may create one of the names; the batch then replaces it, as `-f` would.)
+    /// yet. The writes then go to the backend in one transaction; without `upsert` it is the
+    /// backend's conditional batch, so a name another writer created between the check and the
+    /// write fails the whole batch (nothing written) instead of being replaced.
     public func applyResources(_ resources: [AnyResource], upsert: Bool) async throws -> [AuthAPI.ResourceWriteResult] {
         guard !resources.isEmpty else { throw TeleportError.badParameter("no resource to write") }
         var stored: [AnyResource] = []
@@ -29,14 +30,21 @@ extension AuthServer {
             return nil
         })
         var results: [AuthAPI.ResourceWriteResult] = []
-        for (resource, original) in zip(stored, resources) {
-            if case .user(let user) = resource {
-                try await stores.requireExistingRoles(of: user, alsoDefined: batchRoles)
+        for (index, (resource, original)) in zip(stored, resources).enumerated() {
+            do {
+                if case .user(let user) = resource {
+                    try await stores.requireExistingRoles(of: user, alsoDefined: batchRoles)
+                }
+            } catch let error as TeleportError where resources.count > 1 {
+                // Which document of the file, and that none of it was written.
+                var named = error
+                named.message = "\(Self.document(index, of: resources.count))\(error.message); nothing was written"
+                throw named
             }
             let exists = try await stores.exists(kind: resource.kind, name: resource.name)
             if exists, !upsert {
                 throw TeleportError.alreadyExists(
-                    "\(resource.kind) \"\(Self.shownName(original))\" already exists (use tctl create -f to overwrite); nothing was written")
+                    "\(Self.document(index, of: resources.count))\(resource.kind) \"\(Self.shownName(original))\" already exists (use tctl create -f to overwrite); nothing was written")
             }
             results.append(.init(kind: resource.kind, name: Self.shownName(original), created: !exists))
         }
@@ -49,9 +57,23 @@ extension AuthServer {
                 throw TeleportError.alreadyExists(
                     "\(only.kind) \"\(Self.shownName(resources[0]))\" already exists (use tctl create -f to overwrite); nothing was written")
             }
+        } else if !upsert {
+            // Several new documents: the backend's conditional batch writes all of them only if
+            // none exists, in one transaction, so a resource created meanwhile (another auth
+            // server's `tctl create`) fails the whole file and nothing of it is written.
+            do {
+                try await stores.createAll(stored)
+            } catch let error as TeleportError where error.code == .alreadyExists {
+                for (index, (resource, original)) in zip(stored, resources).enumerated() {
+                    if (try? await stores.exists(kind: resource.kind, name: resource.name)) == true {
+                        throw TeleportError.alreadyExists(
+                            "\(Self.document(index, of: resources.count))\(resource.kind) \"\(Self.shownName(original))\" was created meanwhile (use tctl create -f to overwrite); nothing was written")
+                    }
+                }
+                throw TeleportError.alreadyExists("\(error.message) (created meanwhile); nothing was written")
+            }
         } else {
-            // Several documents are written in one transaction (all or none); the existence check
-            // above is not part of it (see docs/architecture.md, "High availability").
+            // `-f`: every document is written in one transaction (all or none).
             try await stores.putAll(stored)
         }
         if stored.contains(where: { $0.kind == CertAuthority.kind }) { forgetCachedAuthorities() }
@@ -80,6 +102,11 @@ extension AuthServer {
         guard case .token(var token) = resource else { return resource }
         token.metadata.name = SecretHash.hex(token.name)
         return .token(token)
+    }
+
+    /// "document N of M: " for a file of several documents, nothing for one.
+    static func document(_ index: Int, of count: Int) -> String {
+        count > 1 ? "document \(index + 1) of \(count): " : ""
     }
 
     /// A resource's name for messages and replies: a token's value is masked.

@@ -82,7 +82,15 @@ extension AuthServer {
         user.spec.status = User.Status()
         try user.validate()
         try await stores.users.create(user)
-        let token = try await createUserToken(user: user.name, kind: .signup, ttl: request.ttlSeconds)
+        let token: AuthAPI.UserTokenInfo
+        do {
+            token = try await createUserToken(user: user.name, kind: .signup, ttl: request.ttlSeconds)
+        } catch {
+            // Nothing half-written: a user without a signup token could never log in (seen with the
+            // store full: the user's row fitted, the token's did not). A delete needs no new space.
+            try? await stores.users.delete(user.name)
+            throw error
+        }
         try await emit(AuditEventType.userCreate, fields: ["user": .string(admin), "name": .string(user.name), "roles": .string(user.spec.roles.joined(separator: ","))])
         return token
     }

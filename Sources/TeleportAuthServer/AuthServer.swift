@@ -355,6 +355,8 @@ public struct AuthSettings: Sendable {
     public var auditFailure = "fail_closed"
     /// Where session recordings are stored (`audit_sessions_uri`; default `data_dir/log/sessions/default`).
     public var sessionsDirectory: URL?
+    /// Where recordings are stored when not in ``sessionsDirectory`` (`audit_sessions_uri: s3://`).
+    public var recordingStorage: (any RecordingStorage)?
     /// Where logins, certificates, heartbeats and audit writes are counted (`/metrics`).
     public var metrics: TeleportMetrics?
     /// `auth_service.authentication.type`: `local`, `oidc` or `github` (the default for `tsh login`).

@@ -46,6 +46,11 @@ public protocol Backend: Sendable {
     func putBatch(_ items: [Item]) async throws
     /// Writes `item` only if the key does not exist (or has expired); else `alreadyExists`.
     @discardableResult func create(_ item: Item) async throws -> Item
+    /// A conditional batch: writes every item only if none of their keys holds a live item, all or
+    /// none, atomically with respect to every other write (a concurrent `create` of one of the keys
+    /// either comes first, and this fails, or after, and that fails). Fails with `alreadyExists`
+    /// naming the first existing key (in the order given), `badParameter` when a key repeats.
+    func createBatch(_ items: [Item]) async throws
     /// Writes `item` only if the key exists; else `notFound`.
     @discardableResult func update(_ item: Item) async throws -> Item
     /// Replaces `expected` by `replacement` only if the stored value equals `expected.value`;
@@ -71,6 +76,14 @@ extension Backend {
     /// Default: one `put` after another (backends with transactions do better).
     public func putBatch(_ items: [Item]) async throws {
         for item in items { try await put(item) }
+    }
+
+    /// The check every ``createBatch(_:)`` makes first: no key twice.
+    public static func checkUniqueKeys(_ items: [Item]) throws {
+        var seen = Set<String>()
+        for item in items where !seen.insert(item.key).inserted {
+            throw TeleportError.badParameter("key \(item.key) appears twice in one batch")
+        }
     }
 
     /// Every item under `prefix` (keys that start with it), in key order.

@@ -62,6 +62,19 @@ public final class MemoryBackend: Backend {
         }
     }
 
+    public func createBatch(_ items: [Item]) async throws {
+        try Self.checkUniqueKeys(items)
+        let now = clock.now()
+        try state.withLock { state in
+            for item in items {
+                if let existing = state.items[item.key], isLive(existing, at: now) {
+                    throw TeleportError.alreadyExists("key \(item.key) already exists")
+                }
+            }
+            for item in items { _ = Self.stamp(item, &state) }
+        }
+    }
+
     @discardableResult public func update(_ item: Item) async throws -> Item {
         let now = clock.now()
         return try state.withLock { state in

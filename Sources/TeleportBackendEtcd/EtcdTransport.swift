@@ -4,11 +4,12 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import TeleportAPI
+import Synchronization
 import TeleportHTTP
 
-/// A small HTTP/1.1 client for etcd's v3 JSON gateway: one connection per call (a watch keeps its
-/// connection for the stream), HTTPS with an optional client certificate or plain HTTP, every reply
-/// capped at `maxMessageBytes`.
+/// A small HTTP/1.1 client for etcd's v3 JSON gateway: unary calls on keep-alive connections
+/// (``EtcdConnectionPool``), a watch on a connection of its own for the stream, HTTPS with an
+/// optional client certificate or plain HTTP, every reply capped at `maxMessageBytes`.
 struct EtcdTransport: Sendable {
     struct Endpoint: Sendable, CustomStringConvertible {
         var host: String
@@ -21,6 +22,8 @@ struct EtcdTransport: Sendable {
     let sslContext: NIOSSLContext?
     let maxMessageBytes: Int
     let timeout: TimeAmount
+    /// Idle keep-alive connections for unary calls.
+    let pool = EtcdConnectionPool()
 
     typealias Channel = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
 
@@ -45,7 +48,7 @@ struct EtcdTransport: Sendable {
         for endpoint in endpoints {
             do {
                 return try await withDeadline(endpoint) {
-                    try await self.exchange(endpoint, path, body, token: token, onLine: nil)
+                    try await self.pooledExchange(endpoint, path, body, token: token)
                 }
             } catch let error as TeleportError where error.code != .connectionProblem {
                 throw error
@@ -72,6 +75,61 @@ struct EtcdTransport: Sendable {
             }
         }
         throw lastError ?? TeleportError.connectionProblem("etcd is unreachable")
+    }
+
+    /// One unary call on a kept-alive connection; a reused connection that failed before any of
+    /// the reply arrived is replaced once.
+    private func pooledExchange(_ endpoint: Endpoint, _ path: String, _ body: Data, token: String?) async throws -> Data {
+        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path)
+        head.headers.add(name: "Host", value: "\(endpoint.host):\(endpoint.port)")
+        head.headers.add(name: "Content-Type", value: "application/json")
+        head.headers.add(name: "Content-Length", value: "\(body.count)")
+        if let token { head.headers.add(name: "Authorization", value: token) }
+        let peer = endpoint.description
+        for attempt in 0..<2 {
+            let connection: EtcdKeepAliveConnection
+            var reused = false
+            if attempt == 0, let idle = pool.take(peer) {
+                connection = idle
+                reused = true
+            } else {
+                connection = try await openKeepAlive(endpoint)
+            }
+            let reply: EtcdCollectedReply
+            do {
+                reply = try await connection.exchange(head, body: body, limit: maxMessageBytes)
+            } catch EtcdExchangeFailure.lost(let receivedAny, let reason) {
+                connection.close()
+                if reused && !receivedAny { continue }
+                throw TeleportError.connectionProblem("the connection to etcd at \(endpoint) failed: \(reason)")
+            } catch EtcdExchangeFailure.tooLarge(let limit) {
+                connection.close()
+                throw TeleportError.limitExceeded(
+                    "a reply from etcd at \(endpoint) exceeds \(limit) bytes; raise etcd_max_client_msg_size_bytes (and etcd's --max-request-bytes)")
+            } catch {
+                connection.close()
+                throw error
+            }
+            if reply.keepAlive { pool.giveBack(connection, peer) } else { connection.close() }
+            guard reply.status == 200 else { throw Self.failure(status: reply.status, body: reply.body, endpoint: endpoint) }
+            return reply.body
+        }
+        throw TeleportError.connectionProblem("the connection to etcd at \(endpoint) failed twice")
+    }
+
+    private func openKeepAlive(_ endpoint: Endpoint) async throws -> EtcdKeepAliveConnection {
+        let sslContext = endpoint.tls ? self.sslContext : nil
+        if endpoint.tls && sslContext == nil {
+            throw TeleportError.badParameter("etcd peer \(endpoint) uses https but no TLS settings were loaded")
+        }
+        let serverName: String? = endpoint.host.contains(":") || endpoint.host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : endpoint.host
+        do {
+            let connection = try await EtcdKeepAliveConnection.open(host: endpoint.host, port: endpoint.port, sslContext: sslContext, serverName: serverName)
+            pool.opened.add(1, ordering: .relaxed)
+            return connection
+        } catch {
+            throw TeleportError.connectionProblem("cannot reach etcd at \(endpoint): \(error)", cause: error)
+        }
     }
 
     private func withDeadline<T: Sendable>(_ endpoint: Endpoint, _ body: @escaping @Sendable () async throws -> T) async throws -> T {

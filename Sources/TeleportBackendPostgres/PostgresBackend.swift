@@ -65,15 +65,18 @@ public final class PostgresBackend: Backend {
 
     private let client: PostgresClient
     private let runTask: Task<Void, Never>
-    private let settings: PostgresSettings
+    let settings: PostgresSettings
     private let options: Options
     private let clock: any WallClock
-    private let logger: Logger
+    let logger: Logger
     private let state = Mutex(State())
     private let wakes: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
     /// Every call's connection comes through here: the wait for it is bounded.
     private let leases: PostgresLeases
+    /// Why a write failed for want of disk space (SQLSTATE 53100), until a probe finds space again
+    /// (``writeProblem()``; PostgresBackend+StoreFull.swift).
+    let storeFull = Mutex<String?>(nil)
 
     private init(
         client: PostgresClient, runTask: Task<Void, Never>, settings: PostgresSettings, options: Options, clock: any WallClock, logger: Logger
@@ -277,6 +280,7 @@ public final class PostgresBackend: Backend {
                     try await Task.sleep(for: .milliseconds(attempt * 5))
                     continue
                 }
+                noteWrite(failure: error)
                 throw Self.convert(error, settings)
             }
         }
@@ -284,7 +288,7 @@ public final class PostgresBackend: Backend {
 
     /// One read outside a transaction (`whileClosing`: the feed's reads, which go on until ``close()``
     /// has delivered this client's own writes).
-    private func read<T>(whileClosing: Bool = false, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+    func read<T>(whileClosing: Bool = false, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         if !whileClosing { try checkOpen() }
         do {
             return try await leases.with(client) { try await body($0) }
@@ -337,6 +341,7 @@ public final class PostgresBackend: Backend {
                     try await Task.sleep(for: .milliseconds(attempt * 5))
                     continue
                 }
+                noteWrite(failure: error)
                 throw Self.convert(error, settings)
             }
         }
@@ -461,6 +466,42 @@ public final class PostgresBackend: Backend {
                 try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
             }
             try await recordPuts(connection, unique.map { Self.bytes($0.key) })
+        }
+    }
+
+    /// One transaction: a multi-row insert whose conflicts update only expired rows; if fewer rows
+    /// come back than were given, a key holds a live item and the transaction rolls back. Row locks
+    /// are taken in key order (as ``putBatch(_:)``), so two batches over the same keys do not deadlock.
+    public func createBatch(_ items: [Item]) async throws {
+        try Self.checkUniqueKeys(items)
+        guard !items.isEmpty else { return }
+        let now = clock.now()
+        let sorted = items.sorted { $0.key < $1.key }
+        try await transaction { connection in
+            var written = Set<String>()
+            for chunk in stride(from: 0, to: sorted.count, by: 1000).map({ sorted[$0..<min($0 + 1000, sorted.count)] }) {
+                var bindings = PostgresBindings(capacity: chunk.count * 3 + 1)
+                var values: [String] = []
+                for (index, item) in chunk.enumerated() {
+                    bindings.append(Self.bytes(item.key))
+                    bindings.append(Self.bytes(item.value))
+                    bindings.append(item.expires)
+                    values.append("($\(index * 3 + 1), $\(index * 3 + 2), $\(index * 3 + 3), nextval('teleport_revision'))")
+                }
+                bindings.append(now)
+                let sql = """
+                    INSERT INTO teleport_items (key, value, expires, revision) VALUES \(values.joined(separator: ", "))
+                    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires, revision = EXCLUDED.revision
+                    WHERE teleport_items.expires IS NOT NULL AND teleport_items.expires <= $\(chunk.count * 3 + 1)
+                    RETURNING key
+                    """
+                let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+                for try await key in rows.decode(ByteBuffer.self) { written.insert(Self.string(key)) }
+            }
+            if let existing = items.first(where: { !written.contains($0.key) }) {
+                throw TeleportError.alreadyExists("key \(existing.key) already exists")
+            }
+            try await recordPuts(connection, sorted.map { Self.bytes($0.key) })
         }
     }
 

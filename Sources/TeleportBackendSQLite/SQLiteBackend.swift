@@ -252,6 +252,21 @@ public final class SQLiteBackend: Backend {
         }
     }
 
+    /// Writes every item in one transaction only if no live item has any of their keys; else
+    /// `alreadyExists` naming the first, and nothing is written.
+    public func createBatch(_ items: [Item]) async throws {
+        try Self.checkUniqueKeys(items)
+        guard !items.isEmpty else { return }
+        try await write {
+            for item in items {
+                if try await liveValue(item.key) != nil { throw TeleportError.alreadyExists("key \(item.key) already exists") }
+            }
+            var events: [BackendEvent] = []
+            for item in items { events.append(.put(try await store(item))) }
+            return ((), events)
+        }
+    }
+
     /// Writes `item` only if a live item has its key; else `notFound`.
     @discardableResult public func update(_ item: Item) async throws -> Item {
         try await write {

@@ -16,6 +16,7 @@ struct MeteredBackend: Backend {
     @discardableResult func put(_ item: Item) async throws -> Item { try await timed("put") { try await base.put(item) } }
     func putBatch(_ items: [Item]) async throws { try await timed("put_batch") { try await base.putBatch(items) } }
     @discardableResult func create(_ item: Item) async throws -> Item { try await timed("create") { try await base.create(item) } }
+    func createBatch(_ items: [Item]) async throws { try await timed("create_batch") { try await base.createBatch(items) } }
     @discardableResult func update(_ item: Item) async throws -> Item { try await timed("update") { try await base.update(item) } }
     @discardableResult func compareAndSwap(expected: Item, replacement: Item) async throws -> Item {
         try await timed("compare_and_swap") { try await base.compareAndSwap(expected: expected, replacement: replacement) }

@@ -136,7 +136,7 @@ public enum TeleportProcess {
             if let postgres = backend as? PostgresBackend { services.append(PostgresMaintenanceService(backend: postgres)) }
             var health = BackendHealthService(backend: backend, readiness: readiness, logger: logger.with("backend"))
             if let postgres = backend as? PostgresBackend {
-                health.writeCheck = { (try? await postgres.readOnlyReason()) ?? nil }
+                health.writeCheck = { (try? await postgres.writeProblem()) ?? nil }
             }
             services.append(health)
             services.append(
@@ -647,6 +647,13 @@ public enum TeleportProcess {
         if let uri = config.file.teleport.storage.auditSessionsURI, uri.hasPrefix("file://") {
             settings.sessionsDirectory = URL(fileURLWithPath: String(uri.dropFirst("file://".count)))
         } else {
+            // `s3://` (checked by DaemonConfig.resolve): recordings in the bucket; the directory
+            // below keeps only uploads found corrupt.
+            if let uri = config.file.teleport.storage.auditSessionsURI, uri.hasPrefix("s3://"),
+                let location = try? S3Location.parse(uri, defaultRegion: config.file.teleport.storage.region)
+            {
+                settings.recordingStorage = S3RecordingStorage(client: S3Client(location: location))
+            }
             settings.sessionsDirectory = config.dataDir.appendingPathComponent("log").appendingPathComponent("sessions").appendingPathComponent("default")
         }
         return settings

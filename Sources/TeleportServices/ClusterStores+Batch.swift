@@ -26,6 +26,12 @@ extension ClusterStores {
         try await backend.putBatch(try resources.map(item(for:)))
     }
 
+    /// Creates every resource only if none of them exists, all or none (the backend's conditional
+    /// batch): `alreadyExists` naming the backend key of the first that does.
+    public func createAll(_ resources: [AnyResource]) async throws {
+        try await backend.createBatch(try resources.map(item(for:)))
+    }
+
     /// Replaces a stored resource only if it is still at `metadata.revision` (which must be set):
     /// `compareFailed` when someone changed it since it was read, `notFound` when it was deleted.
     @discardableResult public func update(_ resource: AnyResource) async throws -> any Resource {

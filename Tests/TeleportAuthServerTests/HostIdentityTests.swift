@@ -40,6 +40,10 @@ final class FlakyBackend: Backend {
         for item in items { try failIfChosen(item.key) }
         try await base.putBatch(items)
     }
+    func createBatch(_ items: [Item]) async throws {
+        for item in items { try failIfChosen(item.key) }
+        try await base.createBatch(items)
+    }
     private func failIfChosen(_ key: String) throws {
         if let prefix = failingPrefix.withLock({ $0 }), key.hasPrefix(prefix) {
             throw TeleportError.connectionProblem("the backend did not answer")

@@ -157,6 +157,9 @@ struct ConfigValidationTests {
         ),
         ("teleport:\n  storage:\n    audit_events_uri: [\"dynamodb://events\"]\n", ["teleport.storage.audit_events_uri", "dynamodb://events", "file:///path, postgresql://", "or stdout://"]),
         ("teleport:\n  storage:\n    type: etcd\n", ["teleport.storage.peers is missing"]),
+        ("teleport:\n  storage:\n    audit_sessions_uri: \"s3://b/r?endpoint=ftp://x\"\n", ["teleport.storage.audit_sessions_uri", "endpoint=ftp://x is not http(s)"]),
+        ("teleport:\n  storage:\n    audit_sessions_uri: \"s3://b/r?color=blue\"\n", ["teleport.storage.audit_sessions_uri", "unknown parameter color"]),
+        ("teleport:\n  storage:\n    audit_sessions_uri: \"gs://b/r\"\n", ["teleport.storage.audit_sessions_uri", "gs://b/r is not supported", "s3://"]),
         (
             "teleport:\n  storage:\n    type: etcd\n    peers: [\"https://127.0.0.1:2379\"]\n    tls_cert_file: /nonexistent/c.pem\n    tls_key_file: /etc/hostname\n",
             ["teleport.storage.tls_cert_file", "cannot read /nonexistent/c.pem"]

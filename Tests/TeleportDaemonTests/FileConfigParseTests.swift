@@ -257,7 +257,7 @@ struct FileConfigParseTests {
         ("teleport:\n  cache:\n    enabled: no\n", "teleport.cache.enabled"),
         ("teleport:\n  log:\n    format: json\n", "teleport.log.format"),
         ("teleport:\n  connection_limits:\n    rates:\n    - period: 1m\n      average: 10\n", "teleport.connection_limits.rates"),
-        ("teleport:\n  storage:\n    region: us-east-1\n", "teleport.storage.region"),
+        ("teleport:\n  storage:\n    table_name: t\n", "teleport.storage.table_name"),
         ("auth_service:\n  license_file: /l.pem\n", "auth_service.license_file"),
         ("auth_service:\n  session_recording: proxy\n", "auth_service.session_recording"),
         ("ssh_service:\n  pam:\n    enabled: no\n", "ssh_service.pam"),
@@ -267,6 +267,12 @@ struct FileConfigParseTests {
         let config = try FileConfig.parse(yaml, file: "t.yaml")
         #expect(config.warnings.count == 1)
         #expect(config.warnings.first?.hasPrefix("t.yaml: \(key) is accepted but") == true, "\(config.warnings)")
+    }
+
+    /// `storage.region`: the default region of `s3://` session recordings.
+    @Test func storageRegionIsKept() throws {
+        let config = try FileConfig.parse("teleport:\n  storage:\n    region: eu-west-1\n    audit_sessions_uri: s3://b/r\n", file: "t.yaml")
+        #expect(config.teleport.storage.region == "eu-west-1" && config.warnings.isEmpty, "\(config.warnings)")
     }
 
     @Test func versionKeyIsAccepted() throws {

@@ -61,6 +61,31 @@ struct HAFaultTests {
             #expect(lost.allSatisfy { ($0.stdout + $0.stderr).contains("already exists") }, "round \(round): \(lost)")
         }
 
+        // Two files of three roles sharing one, `tctl create`d on both auth servers at once: one
+        // file is written whole, nothing of the other (the backend's conditional batch; before,
+        // both passed the existence check and the second overwrote the shared role).
+        for round in 0..<3 {
+            func roles(_ names: [String]) -> String {
+                names.map { ResourceCommandTests.devRole.replacingOccurrences(of: "name: dev", with: "name: \($0)") }.joined(separator: "\n---\n")
+            }
+            let left = ["left\(round)a", "left\(round)b", "shared\(round)"]
+            let right = ["shared\(round)", "right\(round)a", "right\(round)b"]
+            let fileA = try tests.write(roles(left), "batch\(round)-a.yaml", in: first)
+            let fileB = try tests.write(roles(right), "batch\(round)-b.yaml", in: second)
+            async let a = first.tctl(["create", fileA])
+            async let b = second.tctl(["create", fileB])
+            let results = try await [a, b]
+            #expect(results.filter { $0.exitCode == 0 }.count == 1, "round \(round): \(results)")
+            guard let lost = results.first(where: { $0.exitCode != 0 }) else { continue }
+            #expect(lost.stderr.contains("role \"shared\(round)\"") && lost.stderr.contains("nothing was written"), "round \(round): \(lost)")
+            #expect(lost.stderr.split(separator: "\n").count == 1, "round \(round): \(lost)")
+            let names = try await first.tctl(["get", "roles", "--format", "json"]).stdout
+            let loser = results[0].exitCode == 0 ? right : left
+            let winner = results[0].exitCode == 0 ? left : right
+            for name in winner { #expect(names.contains("\"\(name)\""), "round \(round): \(name) missing") }
+            for name in loser where !name.hasPrefix("shared") { #expect(!names.contains("\"\(name)\""), "round \(round): \(name) was written") }
+        }
+
         // `tctl edit` of the same role through each auth server: both read revision R, then both
         // save with a compare-and-swap on R. One is saved, the other refused; the role is the winner's.
         #expect(try await first.tctl(["create", try tests.write(ResourceCommandTests.devRole, "dev.yaml", in: first)]).exitCode == 0)

@@ -251,12 +251,12 @@ struct ResourceCommandTests {
                     "third-unknown-role",
                     [role("r1", "    logins: [a]\n"), role("r2", "    logins: [b]\n"),
                      "kind: user\nmetadata:\n  name: u3\nspec:\n  roles: [r1, ghost]\n  traits: {logins: [u3]}\n"].joined(separator: "---\n"),
-                    ["user \"u3\": role \"ghost\" does not exist", "tctl get roles"]
+                    ["document 3 of 3: ", "user \"u3\": role \"ghost\" does not exist", "tctl get roles", "nothing was written"]
                 ),
                 (
                     "third-exists",
                     [role("r1", "    logins: [a]\n"), role("r2", "    logins: [b]\n"), role("access", "    logins: [c]\n")].joined(separator: "---\n"),
-                    ["role \"access\" already exists", "nothing was written"]
+                    ["document 3 of 3: role \"access\" already exists", "nothing was written"]
                 ),
             ]
             for (name, yaml, expected) in cases {

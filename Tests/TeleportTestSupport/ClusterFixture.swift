@@ -90,13 +90,13 @@ public final class ClusterFixture: @unchecked Sendable {
     }
 
     /// Starts `teleport start -c CONFIG --diag-addr ... --pid-file ...` plus `arguments`, and waits
-    /// until `/readyz` answers 200.
-    public func start(_ arguments: [String] = []) async throws {
+    /// until `/readyz` answers 200. `environment` is added to this process's.
+    public func start(_ arguments: [String] = [], environment: [String: String]? = nil) async throws {
         let teleport = try Self.binary("teleport")
         let pid = try TestSupport.spawnDaemon(
             teleport,
             ["start", "-c", configURL.path, "--diag-addr", "127.0.0.1:\(diagPort)", "--pid-file", pidFileURL.path] + arguments,
-            logPath: logURL.path)
+            logPath: logURL.path, environment: environment)
         self.pid = pid
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {

@@ -1,5 +1,6 @@
 import Foundation
 import TeleportAPI
+import TeleportAuthServer
 import TeleportBackendPostgres
 
 extension FileConfig {
@@ -42,6 +43,18 @@ extension FileConfig {
         if runAuth {
             for uri in teleport.storage.auditEventsURIs where !AuditLogs.isSupported(uri) {
                 throw TeleportError.badParameter("\(source): \(AuditLogs.unsupported(uri))")
+            }
+            if let uri = teleport.storage.auditSessionsURI {
+                if uri.hasPrefix("s3://") {
+                    do {
+                        _ = try S3Location.parse(uri, defaultRegion: teleport.storage.region)
+                    } catch let error as TeleportError {
+                        throw TeleportError.badParameter("\(source): \(error.message)")
+                    }
+                } else if !uri.hasPrefix("file://") {
+                    throw TeleportError.badParameter(
+                        "\(source): teleport.storage.audit_sessions_uri: \(uri) is not supported (file:///PATH or s3://BUCKET/PREFIX?endpoint=...&region=...)")
+                }
             }
         }
     }

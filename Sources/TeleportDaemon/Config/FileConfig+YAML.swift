@@ -161,7 +161,8 @@ extension FileConfig {
             case "password_file": teleport.storage.passwordFile = try value.string()
             case "insecure": teleport.storage.insecure = try value.bool()
             case "etcd_max_client_msg_size_bytes": teleport.storage.etcdMaxClientMsgSizeBytes = try value.int()
-            case "region", "table_name", "project_id", "collection_name",
+            case "region": teleport.storage.region = try value.string()
+            case "table_name", "project_id", "collection_name",
                 "credentials_path", "poll_stream_period":
                 warn(value, "it belongs to a backend that is not supported")
             default: throw Self.unknown(value, file: node.file)

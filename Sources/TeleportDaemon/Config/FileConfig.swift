@@ -77,6 +77,8 @@ public struct FileConfig: Sendable, Equatable {
         public var auditFailure = "fail_closed"
         /// Where session recordings go.
         public var auditSessionsURI: String?
+        /// The default AWS region (`s3://` recordings without `region=`).
+        public var region: String?
         /// etcd (`type: etcd`): the peers, `https://host:port`.
         public var peers: [String] = []
         /// etcd: the key every Teleport key is stored under.
