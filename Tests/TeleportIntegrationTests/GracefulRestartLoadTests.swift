@@ -75,8 +75,18 @@ struct GracefulRestartLoadTests {
             let results = try await sessions
             #expect(results.count == Self.sessions)
             for (index, result) in results {
-                let received = result.stdout.replacingOccurrences(of: "\r", with: "").split(separator: "\n").map(String.init)
-                #expect(result.exitCode == 0 && received == Self.expected(index), "session \(index): \(result.exitCode), \(received.count) lines: \(result.stderr)")
+                let lines = result.stdout.replacingOccurrences(of: "\r", with: "").split(separator: "\n").map(String.init)
+                // The session's own numbered lines, each whole, once and in order. Anything else its
+                // terminal showed (a shell's diagnostic under load: with -t, stderr shares the pty) is
+                // printed, not judged; a torn or repeated numbered line still fails.
+                let numbered = lines.filter { $0.contains("-line-") }
+                let other = lines.filter { !$0.contains("-line-") }
+                if !other.isEmpty { print("session \(index): other lines on its terminal: \(other.prefix(5))") }
+                let expected = Self.expected(index)
+                #expect(
+                    result.exitCode == 0 && numbered == expected,
+                    "session \(index): exit \(result.exitCode), \(numbered.count) numbered lines; unexpected: \(numbered.filter { !expected.contains($0) }.prefix(5)); missing: \(expected.filter { !numbered.contains($0) }.prefix(5)); repeated: \(Dictionary(grouping: numbered, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted().prefix(5)); stderr: \(result.stderr)"
+                )
             }
             // The copy, byte for byte.
             let scp = try await copied
