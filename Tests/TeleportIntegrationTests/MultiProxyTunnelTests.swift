@@ -81,6 +81,65 @@ struct MultiProxyTunnelTests {
             """
     }
 
+    /// Proxy B, a proxy-only process joined to the auth service at `authPort` with the proxy
+    /// token `token` and announcing the balancer's address, then HAProxy on `lbPort` in front of
+    /// both web ports (round robin); each started in its own directory and stopped by PID by the
+    /// caller. Returns once B is ready, `tctl get proxies` lists both proxies and HAProxy listens:
+    /// B's web port.
+    static func startSecondProxy(
+        _ proxyB: Daemon, behind balancer: Daemon, lbPort: UInt16, proxyA: UInt16, authPort: UInt16, token: String,
+        tctl: ([String]) async throws -> CommandResult
+    ) async throws -> UInt16 {
+        let teleport = try ClusterFixture.binary("teleport")
+        let polls = MultiProxyTunnelTests()
+        let webB = try TestSupport.freeLoopbackPort()
+        let diagB = try TestSupport.freeLoopbackPort()
+        let configB = proxyB.directory.appendingPathComponent("teleport.yaml")
+        try TestSupport.write(
+            """
+            version: v3
+            teleport:
+              nodename: proxy-b
+              data_dir: \(proxyB.directory.appendingPathComponent("data").path)
+              auth_token: \(token)
+              auth_servers: [127.0.0.1:\(authPort)]
+              log:
+                severity: DEBUG
+            auth_service:
+              enabled: false
+            ssh_service:
+              enabled: false
+            proxy_service:
+              enabled: true
+              listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
+              web_listen_addr: 127.0.0.1:\(webB)
+              proxy_listener_mode: multiplex
+              public_addr: 127.0.0.1:\(lbPort)
+            """, to: configB)
+        try proxyB.start(teleport, ["start", "-c", configB.path, "--diag-addr", "127.0.0.1:\(diagB)"])
+        let readyB = try await polls.eventually(within: .seconds(60)) {
+            let probe = try await TestSupport.run("/usr/bin/curl", ["-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(diagB)/readyz"])
+            return probe.stdout == "200"
+        }
+        try #require(readyB, "proxy B did not become ready:\n\(proxyB.log.suffix(4000))")
+
+        // Both proxies heartbeat a `proxy` record: tctl get proxies lists them.
+        let listed = try await polls.eventually(within: .seconds(30)) {
+            let proxies = try await tctl(["get", "proxies"]).stdout
+            return proxies.contains("hostname: proxy-a") && proxies.contains("hostname: proxy-b")
+        }
+        let proxies = try await tctl(["get", "proxies"])
+        try #require(listed, "\(proxies)")
+        #expect(proxies.stdout.contains("kind: proxy") && proxies.stdout.contains("127.0.0.1:\(lbPort)"), "\(proxies)")
+
+        // HAProxy in front of both web ports (round robin).
+        let balancerConfig = balancer.directory.appendingPathComponent("haproxy.cfg")
+        try TestSupport.write(haproxyConfig(listen: lbPort, backends: [proxyA, webB]), to: balancerConfig)
+        try balancer.start(haproxy, ["-db", "-f", balancerConfig.path])
+        try #require(await TestSupport.waitForPort(lbPort, timeout: .seconds(20)), "haproxy did not listen:\n\(balancer.log)")
+        return webB
+    }
+
     /// Polls `check` every 300 ms until it holds or `limit` passes.
     func eventually(within limit: Duration, _ check: () async throws -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + limit
@@ -148,52 +207,9 @@ struct MultiProxyTunnelTests {
         let teleport = try ClusterFixture.binary("teleport")
         let tsh = try ClusterFixture.binary("tsh")
 
-        // Proxy B: proxy-only, joined to A's auth service with a proxy token.
-        let webB = try TestSupport.freeLoopbackPort()
-        let diagB = try TestSupport.freeLoopbackPort()
-        let configB = proxyB.directory.appendingPathComponent("teleport.yaml")
-        try TestSupport.write(
-            """
-            version: v3
-            teleport:
-              nodename: proxy-b
-              data_dir: \(proxyB.directory.appendingPathComponent("data").path)
-              auth_token: \(Self.proxyToken)
-              auth_servers: [127.0.0.1:\(cluster.authPort)]
-              log:
-                severity: DEBUG
-            auth_service:
-              enabled: false
-            ssh_service:
-              enabled: false
-            proxy_service:
-              enabled: true
-              listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
-              web_listen_addr: 127.0.0.1:\(webB)
-              proxy_listener_mode: multiplex
-              public_addr: 127.0.0.1:\(lbPort)
-            """, to: configB)
-        try proxyB.start(teleport, ["start", "-c", configB.path, "--diag-addr", "127.0.0.1:\(diagB)"])
-        let readyB = try await eventually(within: .seconds(60)) {
-            let probe = try await TestSupport.run("/usr/bin/curl", ["-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(diagB)/readyz"])
-            return probe.stdout == "200"
-        }
-        try #require(readyB, "proxy B did not become ready:\n\(proxyB.log.suffix(4000))")
-
-        // Both proxies heartbeat a `proxy` record: tctl get proxies lists them.
-        let listed = try await eventually(within: .seconds(30)) {
-            let proxies = try await cluster.tctl(["get", "proxies"]).stdout
-            return proxies.contains("hostname: proxy-a") && proxies.contains("hostname: proxy-b")
-        }
-        let proxies = try await cluster.tctl(["get", "proxies"])
-        try #require(listed, "\(proxies)")
-        #expect(proxies.stdout.contains("kind: proxy") && proxies.stdout.contains("127.0.0.1:\(lbPort)"), "\(proxies)")
-
-        // HAProxy in front of both web ports (round robin), started per test and stopped by PID.
-        let haproxyConfig = balancer.directory.appendingPathComponent("haproxy.cfg")
-        try TestSupport.write(Self.haproxyConfig(listen: lbPort, backends: [cluster.webPort, webB]), to: haproxyConfig)
-        try balancer.start(Self.haproxy, ["-db", "-f", haproxyConfig.path])
-        try #require(await TestSupport.waitForPort(lbPort, timeout: .seconds(20)), "haproxy did not listen:\n\(balancer.log)")
+        let webB = try await Self.startSecondProxy(
+            proxyB, behind: balancer, lbPort: lbPort, proxyA: cluster.webPort, authPort: cluster.authPort, token: Self.proxyToken,
+            tctl: { try await cluster.tctl($0) })
 
         // The node knows only the balancer: it joins, and keeps its tunnels, through it.
         let nodeConfig = node.directory.appendingPathComponent("teleport.yaml")

@@ -79,52 +79,13 @@ struct TrustedClusterMultiProxyIntegrationTests {
     }
 
     func exercise(root: ClusterFixture, leaf: ClusterFixture, proxyB: Daemon, balancer: Daemon, lbPort: UInt16) async throws {
-        let teleport = try ClusterFixture.binary("teleport")
         let tsh = try ClusterFixture.binary("tsh")
         try await root.start()
 
-        // Root proxy B: proxy-only, joined to A's auth service.
-        let webB = try TestSupport.freeLoopbackPort()
-        let diagB = try TestSupport.freeLoopbackPort()
-        let configB = proxyB.directory.appendingPathComponent("teleport.yaml")
-        try TestSupport.write(
-            """
-            version: v3
-            teleport:
-              nodename: proxy-b
-              data_dir: \(proxyB.directory.appendingPathComponent("data").path)
-              auth_token: \(Self.proxyToken)
-              auth_servers: [127.0.0.1:\(root.authPort)]
-              log:
-                severity: DEBUG
-            auth_service:
-              enabled: false
-            ssh_service:
-              enabled: false
-            proxy_service:
-              enabled: true
-              listen_addr: 127.0.0.1:\(try TestSupport.freeLoopbackPort())
-              web_listen_addr: 127.0.0.1:\(webB)
-              proxy_listener_mode: multiplex
-              public_addr: 127.0.0.1:\(lbPort)
-            """, to: configB)
-        try proxyB.start(teleport, ["start", "-c", configB.path, "--diag-addr", "127.0.0.1:\(diagB)"])
-        let readyB = try await eventually(within: .seconds(60)) {
-            let probe = try await TestSupport.run("/usr/bin/curl", ["-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(diagB)/readyz"])
-            return probe.stdout == "200"
-        }
-        try #require(readyB, "root proxy B did not become ready:\n\(proxyB.log.suffix(4000))")
-        let listed = try await eventually(within: .seconds(30)) {
-            let proxies = try await root.tctl(["get", "proxies"]).stdout
-            return proxies.contains("hostname: proxy-a") && proxies.contains("hostname: proxy-b")
-        }
-        let proxies = try await root.tctl(["get", "proxies"])
-        try #require(listed, "\(proxies)")
-
-        let haproxyConfig = balancer.directory.appendingPathComponent("haproxy.cfg")
-        try TestSupport.write(MultiProxyTunnelTests.haproxyConfig(listen: lbPort, backends: [root.webPort, webB]), to: haproxyConfig)
-        try balancer.start(MultiProxyTunnelTests.haproxy, ["-db", "-f", haproxyConfig.path])
-        try #require(await TestSupport.waitForPort(lbPort, timeout: .seconds(20)), "haproxy did not listen:\n\(balancer.log)")
+        // Root proxy B (proxy-only, joined to A's auth service) and HAProxy in front of both.
+        let webB = try await MultiProxyTunnelTests.startSecondProxy(
+            proxyB, behind: balancer, lbPort: lbPort, proxyA: root.webPort, authPort: root.authPort, token: Self.proxyToken,
+            tctl: { try await root.tctl($0) })
 
         // The leaf trusts the root through the balancer's address only.
         try await leaf.start()
