@@ -16,10 +16,8 @@ on a failed check, 77 when chromium, Playwright or websockets is missing (the ca
 import argparse
 import os
 import re
-import ssl
 import sys
 import time
-from urllib.parse import urlparse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from webtest import WebTest  # noqa: E402
@@ -42,29 +40,13 @@ def main() -> int:
     parser.add_argument("--denied-cookie", required=True, help="the session cookie of a user whose roles map to nothing on the leaf")
     t = WebTest.from_arguments(parser)
     try:
-        from websockets.exceptions import ConnectionClosed
-        from websockets.sync.client import connect
+        import websockets  # noqa: F401
     except ImportError:
         print("SKIP: the websockets Python module is missing (pip install websockets; scripts/install-test-deps.sh)")
         return 77
     args, check = t.args, t.check
-    host = urlparse(args.url).netloc
-    tls = ssl.create_default_context()
-    tls.check_hostname = False
-    tls.verify_mode = ssl.CERT_NONE
 
-    def refusal(query, cookie, origin="https://" + host):
-        """The close code and reason the proxy answers a WebSocket with."""
-        headers = {"Cookie": cookie} if cookie else {}
-        try:
-            with connect(f"wss://{host}/webapi/terminal?{query}", ssl=tls, origin=origin, additional_headers=headers,
-                         open_timeout=30, close_timeout=5) as ws:
-                while True:
-                    ws.recv(timeout=60)
-        except ConnectionClosed as closed:
-            return (closed.rcvd.code if closed.rcvd else None), (closed.rcvd.reason if closed.rcvd else "")
-        except Exception as error:  # noqa: BLE001
-            return None, f"{type(error).__name__}: {error}"
+    refusal = t.terminal_refusal
 
     with t.playwright() as p:
         from playwright.sync_api import TimeoutError as PlaywrightTimeout

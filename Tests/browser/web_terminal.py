@@ -50,7 +50,6 @@ def main() -> int:
     parser.add_argument("--after2", type=float, required=True)
     t = WebTest.from_arguments(parser)
     try:
-        from websockets.exceptions import ConnectionClosed
         from websockets.sync.client import connect
     except ImportError:
         print("SKIP: the websockets Python module is missing (pip install websockets; scripts/install-test-deps.sh)")
@@ -68,18 +67,7 @@ def main() -> int:
                 return "__Host-session=" + cookie["value"]
         return ""
 
-    def refusal(query, cookie, origin="https://" + host):
-        """The close code and reason the proxy answers a WebSocket with."""
-        headers = {"Cookie": cookie} if cookie else {}
-        try:
-            with connect(f"wss://{host}/webapi/terminal?{query}", ssl=tls, origin=origin, additional_headers=headers,
-                         open_timeout=30, close_timeout=5) as ws:
-                while True:
-                    ws.recv(timeout=60)
-        except ConnectionClosed as closed:
-            return (closed.rcvd.code if closed.rcvd else None), (closed.rcvd.reason if closed.rcvd else "")
-        except Exception as error:  # noqa: BLE001
-            return None, f"{type(error).__name__}: {error}"
+    refusal = t.terminal_refusal
 
     with t.playwright() as p:
         from playwright.sync_api import TimeoutError as PlaywrightTimeout

@@ -17,9 +17,11 @@ import base64
 import hashlib
 import hmac
 import os
+import ssl
 import struct
 import sys
 import time
+from urllib.parse import urlparse
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 30_000
@@ -110,6 +112,27 @@ class WebTest:
         page.on("console", lambda m: self.csp_violations.append(m.text) if "Content Security Policy" in m.text else None)
         page.on("pageerror", lambda e: self.page_errors.append(str(e)))
         return page
+
+    def terminal_refusal(self, query, cookie, origin=None):
+        """The close code and reason the proxy answers a `/webapi/terminal?QUERY` WebSocket with
+        (sent with `cookie` and `origin`, by default the proxy's own), or None and the error when
+        it did not close with a code. Needs the websockets module (the caller checks)."""
+        from websockets.exceptions import ConnectionClosed
+        from websockets.sync.client import connect
+        host = urlparse(self.args.url).netloc
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+        headers = {"Cookie": cookie} if cookie else {}
+        try:
+            with connect(f"wss://{host}/webapi/terminal?{query}", ssl=tls, origin=origin or "https://" + host,
+                         additional_headers=headers, open_timeout=30, close_timeout=5) as ws:
+                while True:
+                    ws.recv(timeout=60)
+        except ConnectionClosed as closed:
+            return (closed.rcvd.code if closed.rcvd else None), (closed.rcvd.reason if closed.rcvd else "")
+        except Exception as error:  # noqa: BLE001
+            return None, f"{type(error).__name__}: {error}"
 
     def check(self, condition, what):
         print(("ok: " if condition else "FAIL: ") + what, flush=True)
