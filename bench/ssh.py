@@ -37,17 +37,13 @@ def cpu_seconds(pid, children):
     return sum(int(value) for value in fields[11:15 if children else 13]) / os.sysconf("SC_CLK_TCK")
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--bin", default=".build-release/release")
-    parser.add_argument("--mb", type=int, default=1000)
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--parallel", type=int, default=100)
-    args = parser.parse_args()
-    bindir = os.path.abspath(args.bin)
-    work = tempfile.mkdtemp(prefix="bench-ssh-")
-    procs = []
-    try:
+class Bed:
+    """One teleport daemon (auth, proxy and node `benchnode`) and one OpenSSH sshd (also its own
+    bastion for -J) started in `work` (their Popen objects appended to `procs`), with a user
+    `bench` allowed `root` on both. `clients` holds the three ways in (`ssh direct`, `ssh -J`,
+    `tsh ssh`) as argument lists to append a command to."""
+
+    def __init__(self, bindir, work, procs):
         ports = {name: free_port() for name in ["auth", "web", "proxy", "node", "tunnel", "sshd"]}
         config = os.path.join(work, "teleport.yaml")
         with open(config, "w") as f:
@@ -91,6 +87,7 @@ PidFile {work}/sshd.pid
 Ciphers aes128-gcm@openssh.com,aes256-gcm@openssh.com
 MaxStartups 200:30:400
 MaxSessions 200
+Subsystem sftp /usr/lib/openssh/sftp-server
 """)
         os.makedirs("/run/sshd", exist_ok=True)
         procs.append(subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", f"{work}/sshd_config"], stderr=subprocess.DEVNULL))
@@ -106,6 +103,23 @@ MaxSessions 200
             "ssh -J": ["ssh", "-F", jump_config, "-J", f"root@localhost:{ports['sshd']}", "-p", str(ports["sshd"]), "root@127.0.0.1"],
             "tsh ssh": [f"{bindir}/tsh", "-i", identity, f"--proxy=127.0.0.1:{ports['web']}", "--insecure", "ssh", "root@benchnode"],
         }
+        self.ports, self.config, self.identity, self.clients = ports, config, identity, clients
+        self.opts, self.jump_config, self.tctl = opts, jump_config, tctl
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", default=".build-release/release")
+    parser.add_argument("--mb", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--parallel", type=int, default=100)
+    args = parser.parse_args()
+    bindir = os.path.abspath(args.bin)
+    work = tempfile.mkdtemp(prefix="bench-ssh-")
+    procs = []
+    try:
+        bed = Bed(bindir, work, procs)
+        clients = bed.clients
         for name, command in clients.items():
             check = subprocess.run(command + ["true"], capture_output=True, text=True, timeout=60)
             if check.returncode != 0:

@@ -12,7 +12,8 @@ package final class SFTPClient: @unchecked Sendable {
     package enum PacketType: UInt8 {
         case initialize = 1, version = 2, open = 3, close = 4, read = 5, write = 6, lstat = 7, fstat = 8, setstat = 9
         case opendir = 11, readdir = 12, mkdir = 14, realpath = 16, stat = 17
-        case status = 101, handle = 102, data = 103, name = 104, attrs = 105
+        case extended = 200
+        case status = 101, handle = 102, data = 103, name = 104, attrs = 105, extendedReply = 201
     }
 
     /// `SSH_FXF_*` open flags.
@@ -37,17 +38,48 @@ package final class SFTPClient: @unchecked Sendable {
         package var body: ByteBuffer
     }
 
-    /// The largest read or write request (OpenSSH's sftp client uses the same).
+    /// The read or write request size without the server's `limits@openssh.com` (SFTP's draft
+    /// promises every server 32 KiB).
     package static let chunkSize = 32_768
-    /// Requests in flight per transfer.
-    package static let window = 64
+    /// The largest request size taken from a server's limits (OpenSSH's sftp-server says 255 KiB).
+    package static let largestChunk = 255 * 1024
+    /// Bytes in flight per transfer: `window(for:)` requests.
+    static let bytesInFlight = 4 << 20
 
     package let channel: any Channel
     private let handler: SFTPClientHandler
+    /// The size of each read and write request: the server's limit when it says one (OpenSSH's
+    /// `limits@openssh.com`, as its own sftp client asks), at most ``largestChunk``; else 32 KiB.
+    package private(set) var chunk = SFTPClient.chunkSize
+
+    /// Requests in flight per transfer: 4 MiB of them, at least 16.
+    package var window: Int { Swift.max(16, Self.bytesInFlight / chunk) }
 
     private init(channel: any Channel, handler: SFTPClientHandler) {
         self.channel = channel
         self.handler = handler
+    }
+
+    /// The request size `limits@openssh.com`'s reply allows (its max-read-length and
+    /// max-write-length, the smaller; 0 means no limit), within 32 KiB and ``largestChunk``; nil
+    /// for a malformed reply.
+    static func chunk(fromLimits reply: Reply) -> Int? {
+        guard reply.type == PacketType.extendedReply.rawValue else { return nil }
+        var body = reply.body
+        guard body.readInteger(as: UInt64.self) != nil,  // max-packet-length
+            let read = body.readInteger(as: UInt64.self), let write = body.readInteger(as: UInt64.self)
+        else { return nil }
+        let limits = [read, write].filter { $0 > 0 }.map { Swift.min($0, UInt64(largestChunk)) }
+        return Swift.max(chunkSize, Int(limits.min() ?? UInt64(largestChunk)))
+    }
+
+    /// The extensions a version reply names (after its version number: name and data pairs).
+    static func extensions(ofVersion reply: Reply) -> [String] {
+        var body = reply.body
+        guard body.readInteger(as: UInt32.self) != nil else { return [] }
+        var names: [String] = []
+        while let name = body.readSFTPString(), body.readSFTPString() != nil { names.append(String(buffer: name)) }
+        return names
     }
 
     /// Starts the `sftp` subsystem on `connection` and negotiates version 3.
@@ -62,6 +94,10 @@ package final class SFTPClient: @unchecked Sendable {
         let version = try await client.send(.initialize, id: false) { $0.writeInteger(UInt32(3)) }.get()
         guard version.type == PacketType.version.rawValue else {
             throw TeleportError.connectionProblem("the node's SFTP server did not answer the version handshake")
+        }
+        if extensions(ofVersion: version).contains("limits@openssh.com") {
+            let limits = try await client.send(.extended) { $0.writeSFTPString(ByteBuffer(string: "limits@openssh.com")) }.get()
+            client.chunk = chunk(fromLimits: limits) ?? chunkSize
         }
         return client
     }
@@ -287,7 +323,7 @@ package struct FileAttributes: Sendable, Equatable {
 /// Splits the byte stream into SFTP packets (a 32-bit length, then the packet).
 struct SFTPFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
-    /// Larger than any reply to a 32 KiB read or a full directory page.
+    /// Larger than any reply to a read of ``SFTPClient/largestChunk`` or a full directory page.
     static let maximumPacket = 1 << 20
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
@@ -297,7 +333,8 @@ struct SFTPFrameDecoder: ByteToMessageDecoder {
         }
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
-        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(length))!))
+        guard let packet = buffer.readSlice(length: Int(length)) else { return .needMoreData }
+        context.fireChannelRead(wrapInboundOut(packet))
         return .continue
     }
 }

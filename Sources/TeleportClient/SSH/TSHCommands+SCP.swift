@@ -175,14 +175,16 @@ struct SFTPCopier {
         var head = 0
         var offset: UInt64 = 0
         var failure: (any Error)?
-        var buffer = ByteBufferAllocator().buffer(capacity: SFTPClient.chunkSize)
+        let chunk = sftp.chunk
+        var buffer = ByteBufferAllocator().buffer(capacity: chunk)
         reading: while true {
-            while inFlight.count - head < SFTPClient.window {
+            while inFlight.count - head < sftp.window {
                 buffer.clear()
-                let count = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: SFTPClient.chunkSize) { raw in
+                let count = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: chunk) { raw in
+                    guard let base = raw.baseAddress else { return 0 }
                     var got = 0
                     repeat {
-                        got = Glibc.read(fd, raw.baseAddress!, SFTPClient.chunkSize)
+                        got = Glibc.read(fd, base, chunk)
                     } while got < 0 && errno == EINTR
                     return max(got, 0)
                 }
@@ -290,9 +292,9 @@ struct SFTPCopier {
         }
         while failure == nil {
             // Ask ahead up to the size the node reported; past it, one request at a time finds the end.
-            while !endOfFile, queue.count - head < SFTPClient.window, next < size || queue.count == head {
-                ask(next, SFTPClient.chunkSize)
-                next += UInt64(SFTPClient.chunkSize)
+            while !endOfFile, queue.count - head < sftp.window, next < size || queue.count == head {
+                ask(next, sftp.chunk)
+                next += UInt64(sftp.chunk)
             }
             if queue.count == head { break }
             let request = queue[head]
@@ -329,7 +331,8 @@ struct SFTPCopier {
         try data.withUnsafeReadableBytes { raw in
             var done = 0
             while done < raw.count {
-                let written = pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset) + off_t(done))
+                guard let base = raw.baseAddress else { return }
+                let written = pwrite(fd, base + done, raw.count - done, off_t(offset) + off_t(done))
                 if written < 0 {
                     if errno == EINTR { continue }
                     throw TeleportError.accessDenied("\(path): \(String(cString: strerror(errno)))")
