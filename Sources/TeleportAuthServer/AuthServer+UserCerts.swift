@@ -24,7 +24,8 @@ extension AuthServer {
         for _ in 0..<3 {
             // A fresh key (the usual case: tsh login makes one each time) takes one write.
             do {
-                try await stores.backend.create(item)
+                // Written together with the certificates issued meanwhile (one transaction).
+                try await registryCreates.create(item)
                 return
             } catch let error as TeleportError where error.code == .alreadyExists {}
             let existing: Item

@@ -31,6 +31,9 @@ public final class AuthServer: Sendable {
     let logger: Logger
     /// Batches node heartbeats into few transactions; run by ``AuthAPIServer``.
     let presence: PresenceWriter
+    /// The issued-certificate registry's first writes, grouped into one transaction when
+    /// certificates are issued at once.
+    let registryCreates: CoalescingCreates
     /// The change feed of issued user certificates (certificate-bound keys).
     let userCertificates: UserCertificateFeed
     /// Parsed X.509 CAs, kept a few seconds: every API request checks its client certificate
@@ -57,6 +60,7 @@ public final class AuthServer: Sendable {
         self.secrets = UserSecretsStore(backend: stores.backend)
         self.webSessions = WebSessionStore(backend: stores.backend)
         self.presence = PresenceWriter(backend: stores.backend)
+        self.registryCreates = CoalescingCreates(backend: stores.backend)
         self.userCertificates = UserCertificateFeed(backend: stores.backend, logger: logger)
         self.settings = settings
         self.tokens = TokenService(stores: stores, staticTokens: staticTokens, clock: clock)
