@@ -10,10 +10,10 @@ sections (`size -A`: code, read-only data, Swift metadata, debug information). R
 
     bench/agent_memory.py [--bin .build/release] [--idle 30]
 """
-import argparse, os, re, shutil, signal, subprocess, sys, tempfile, time
+import argparse, os, re, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ssh import Bed  # noqa: E402
+from ssh import Bed, stop_all  # noqa: E402
 
 
 def status_kib(pid, field):
@@ -118,14 +118,7 @@ ssh_service:
             mib = lambda n: f"{n / 1048576:.1f}"  # noqa: E731
             print(f"{name:<10} {mib(os.path.getsize(path)):>9} {mib(os.path.getsize(stripped)):>9} {mib(code):>7} {mib(rodata):>7} {mib(swift):>9} {mib(debug):>7}")
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, work)
 
 
 if __name__ == "__main__":

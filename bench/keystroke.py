@@ -7,10 +7,10 @@ ours as a ratio to `ssh -J`. Run by hand (not part of the test suite):
 
     bench/keystroke.py [--bin .build/release] [--count 500]
 """
-import argparse, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ssh import free_port, wait_port  # noqa: E402
+from ssh import free_port, stop_all, wait_port  # noqa: E402
 
 
 def open_session(command):
@@ -134,14 +134,7 @@ MaxSessions 200
             p50, p99 = statistics.median(values), percentile(values, 0.99)
             print(f"{name:<12} {p50:8.0f} {p99:8.0f}   {p50 / statistics.median(base):.2f}x, {p99 / percentile(base, 0.99):.2f}x")
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, work)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,10 @@ The test bed is bench/ssh.py's. Run by hand (not part of the test suite):
 
     bench/scp.py [--bin .build/release] [--mb 1024] [--rounds 2]
 """
-import argparse, hashlib, os, shutil, signal, subprocess, sys, tempfile, time
+import argparse, hashlib, os, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ssh import Bed  # noqa: E402
+from ssh import Bed, stop_all  # noqa: E402
 
 
 def sha256(path):
@@ -65,14 +65,7 @@ def main():
             print(f"{name:<12} {best:8.1f}   {', '.join(f'{v:.0f}' for v in values):<18}  {best / direct:.2f}x, {best / jump:.2f}x")
         print(f"tsh scp / scp direct: {max(rates['tsh scp']) / direct:.2f} (target 0.8)")
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, work)
 
 
 if __name__ == "__main__":

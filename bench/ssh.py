@@ -37,6 +37,18 @@ def cpu_seconds(pid, children):
     return sum(int(value) for value in fields[11:15 if children else 13]) / os.sysconf("SC_CLK_TCK")
 
 
+def stop_all(procs, work):
+    """Stops `procs` by PID (SIGTERM, then SIGKILL after 15 s) and removes `work`."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 class Bed:
     """One teleport daemon (auth, proxy and node `benchnode`) and one OpenSSH sshd (also its own
     bastion for -J) started in `work` (their Popen objects appended to `procs`), with a user
@@ -164,14 +176,7 @@ def main():
             cpu = statistics.mean(r["cpu"])
             print(f"{name:<12} {mbps:8.1f} {p50:8.1f} {p95(r['lat']):8.1f} {r['fail']:>8}/{args.parallel:<6} {cpu:22.1f}   {ratio}")
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, work)
 
 
 if __name__ == "__main__":
