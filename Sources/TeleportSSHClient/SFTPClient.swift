@@ -43,7 +43,7 @@ package final class SFTPClient: @unchecked Sendable {
     package static let chunkSize = 32_768
     /// The largest request size taken from a server's limits (OpenSSH's sftp-server says 255 KiB).
     package static let largestChunk = 255 * 1024
-    /// Bytes in flight per transfer: `window(for:)` requests.
+    /// Bytes in flight per transfer (see ``window``).
     static let bytesInFlight = 4 << 20
 
     package let channel: any Channel

@@ -329,9 +329,9 @@ struct SFTPCopier {
 
     static func writeAll(_ fd: CInt, _ data: ByteBuffer, at offset: UInt64, path: String) throws {
         try data.withUnsafeReadableBytes { raw in
+            guard let base = raw.baseAddress else { return }
             var done = 0
             while done < raw.count {
-                guard let base = raw.baseAddress else { return }
                 let written = pwrite(fd, base + done, raw.count - done, off_t(offset) + off_t(done))
                 if written < 0 {
                     if errno == EINTR { continue }
