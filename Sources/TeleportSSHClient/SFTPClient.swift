@@ -61,16 +61,18 @@ package final class SFTPClient: @unchecked Sendable {
     }
 
     /// The request size `limits@openssh.com`'s reply allows (its max-read-length and
-    /// max-write-length, the smaller; 0 means no limit), within 32 KiB and ``largestChunk``; nil
-    /// for a malformed reply.
+    /// max-write-length, and its max-packet-length less 1 KiB for a request's other fields: the
+    /// smallest; 0 means no limit), within 32 KiB and ``largestChunk``; nil for a malformed reply.
     static func chunk(fromLimits reply: Reply) -> Int? {
         guard reply.type == PacketType.extendedReply.rawValue else { return nil }
         var body = reply.body
-        guard body.readInteger(as: UInt64.self) != nil,  // max-packet-length
+        guard let packet = body.readInteger(as: UInt64.self),
             let read = body.readInteger(as: UInt64.self), let write = body.readInteger(as: UInt64.self)
         else { return nil }
-        let limits = [read, write].filter { $0 > 0 }.map { Swift.min($0, UInt64(largestChunk)) }
-        return Swift.max(chunkSize, Int(limits.min() ?? UInt64(largestChunk)))
+        var limits = [read, write].filter { $0 > 0 }
+        if packet > 1024 { limits.append(packet - 1024) }
+        let allowed = limits.map { Swift.min($0, UInt64(largestChunk)) }.min() ?? UInt64(largestChunk)
+        return Swift.max(chunkSize, Int(allowed))
     }
 
     /// The extensions a version reply names (after its version number: name and data pairs).

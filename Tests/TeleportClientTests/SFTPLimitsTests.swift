@@ -21,13 +21,15 @@ struct SFTPLimitsTests {
         }
     }
 
-    @Test("OpenSSH's sftp-server (255 KiB), smaller and larger limits, no limit, malformed replies")
+    @Test("OpenSSH's sftp-server (255 KiB), smaller and larger limits, no limit, a small packet, malformed replies")
     func chunkSizes() {
         #expect(SFTPClient.chunk(fromLimits: Self.limits(packet: 262_144, read: 261_120, write: 261_120)) == 261_120)
         #expect(SFTPClient.chunk(fromLimits: Self.limits(packet: 262_144, read: 100_000, write: 65_536)) == 65_536)
         #expect(SFTPClient.chunk(fromLimits: Self.limits(packet: 1 << 30, read: 1 << 30, write: 1 << 30)) == SFTPClient.largestChunk)
         #expect(SFTPClient.chunk(fromLimits: Self.limits(packet: 0, read: 0, write: 0)) == SFTPClient.largestChunk)
         #expect(SFTPClient.chunk(fromLimits: Self.limits(packet: 262_144, read: 1_000, write: 1_000)) == SFTPClient.chunkSize)
+        // A write must fit in one packet with its handle and offset.
+        #expect(SFTPClient.chunk(fromLimits: Self.limits(packet: 65_536, read: 0, write: 0)) == 64_512)
         #expect(SFTPClient.chunk(fromLimits: Self.reply(.extendedReply) { $0.writeInteger(UInt64(1)) }) == nil)
         #expect(SFTPClient.chunk(fromLimits: Self.reply(.status) { $0.writeInteger(UInt32(8)) }) == nil)
     }
